@@ -1,0 +1,72 @@
+/**
+ * The activities barrel for `Worker.create`: `createActivities(deps)` binds the scoring work in lib/ to a
+ * worker's store cache and model sessions. Activities stay thin; the logic lives in lib/scoring.
+ */
+import { activityInfo, heartbeat, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { ModelSessionCache } from '../lib/models/model-sessions';
+import { commitRun } from '../lib/scoring/commit-run';
+import { planRun } from '../lib/scoring/plan-run';
+import {
+  NON_RETRYABLE_ERROR_TYPES,
+  type CommitRequest,
+  type CommitResult,
+  type PlanRequest,
+  type RunPlan,
+  type ShardRequest,
+  type ShardSummary,
+} from '../lib/scoring/run-types';
+import { scoreShard } from '../lib/scoring/score-shard';
+import type { AggregatesCache } from '../lib/arrow/aggregates-cache';
+import type { ObjectStore } from '../lib/store/object-store';
+
+/** What a worker gives its activities: how to open a store, and its caches. */
+export interface ActivityDeps {
+  openStore(uri: string): ObjectStore;
+  sessions: ModelSessionCache;
+  aggregates: AggregatesCache;
+}
+
+/** Builds the activities of one worker. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    /** Plans a window's shards; see lib/scoring/plan-run. */
+    async planRun(req: PlanRequest): Promise<RunPlan> {
+      return fatalIfPermanent(() => planRun(deps.openStore(req.store), req));
+    },
+
+    /** Scores one shard on this worker's pool; see lib/scoring/score-shard. */
+    async scoreShard(req: ShardRequest): Promise<ShardSummary> {
+      const info = activityInfo();
+      return fatalIfPermanent(() =>
+        scoreShard(
+          { store: deps.openStore(req.store), sessions: deps.sessions, aggregates: deps.aggregates },
+          req,
+          { attempt: info.attempt, worker: info.taskQueue, heartbeat: (details) => heartbeat(details), log },
+        ),
+      );
+    },
+
+    /** Writes the window's manifest; see lib/scoring/commit-run. */
+    async commitRun(req: CommitRequest): Promise<CommitResult> {
+      return fatalIfPermanent(() => commitRun(deps.openStore(req.store), req));
+    },
+  };
+}
+
+const PERMANENT = new Set<string>(NON_RETRYABLE_ERROR_TYPES);
+
+/**
+ * Runs `work`, turning errors a retry cannot fix into non-retryable ApplicationFailures of the same type, so
+ * Temporal stops at once instead of retrying until the attempts run out.
+ */
+async function fatalIfPermanent<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof Error && PERMANENT.has(err.name)) {
+      throw ApplicationFailure.create({ message: err.message, type: err.name, nonRetryable: true, cause: err });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,97 @@
+import { Command } from 'commander';
+import { z } from 'zod';
+import { listCommittedWindows, readManifest, type Manifest } from '../../lib/scoring/manifest';
+import { RUN_DEFAULTS } from '../../lib/scoring/run-types';
+import { openStore } from '../../lib/store/open-store';
+import { connectClient, temporalTarget } from '../../lib/temporal/connection';
+import { runUiUrl, startRun } from '../../lib/temporal/runs';
+import { formatTable, output } from '../utils/table';
+import { positiveInt, storeOption, windowOption } from '../utils/options';
+
+/** Gathers the manifests of the committed windows, newest first. */
+async function gatherRuns(storeUri: string, limit: number): Promise<Manifest[]> {
+  const store = openStore(storeUri);
+  const windows = (await listCommittedWindows(store)).reverse().slice(0, limit);
+  const manifests = await Promise.all(windows.map((w) => readManifest(store, w)));
+  return manifests.filter((m): m is Manifest => m !== undefined);
+}
+
+const listCommand = new Command('list')
+  .description('committed windows, newest first (read from the manifests in the store)')
+  .option('--store <uri>', 'store URI (default: FLEETSCORE_STORE or .fleetscore/store)')
+  .option('--limit <n>', 'at most this many windows', '48')
+  .option('--json', 'machine-readable output')
+  .action(async (raw: Record<string, unknown>) => {
+    const options = z.object({ store: storeOption, limit: positiveInt, json: z.boolean().optional() }).parse(raw);
+    const runs = await gatherRuns(options.store, options.limit);
+    output(options.json, runs.map(({ devices: _devices, ...head }) => head), (rows) =>
+      rows.length === 0
+        ? `no committed windows in ${options.store}`
+        : formatTable(
+            ['window', 'devices', 'scored', 'no data', 'failed', 'rows', 'anomalies', 'committed', 'workflow'],
+            rows.map((m) => [m.window, m.counts.devices, m.counts.scored, m.counts.noData, m.counts.failed, m.counts.rows, m.counts.anomalies, m.committedAt, m.workflowId]),
+          ),
+    );
+  });
+
+const showCommand = new Command('show')
+  .description("one window's manifest: counts, shards and every device that was not scored")
+  .argument('<window>', 'window, e.g. 2026-11-21T12')
+  .option('--store <uri>', 'store URI')
+  .option('--json', 'the whole manifest as JSON')
+  .action(async (window: string, raw: Record<string, unknown>) => {
+    const options = z.object({ window: windowOption, store: storeOption, json: z.boolean().optional() }).parse({ ...raw, window });
+    const manifest = await readManifest(openStore(options.store), options.window);
+    if (!manifest) throw new Error(`window ${options.window} has no manifest in ${options.store}: it was not committed`);
+    output(options.json, manifest, (m) => {
+      const c = m.counts;
+      const notScored = Object.entries(m.devices).filter(([, o]) => o.status !== 'scored');
+      return [
+        `window     ${m.window}  [${m.windowStart}, ${m.windowEnd})`,
+        `committed  ${m.committedAt} by ${m.workflowId} (run ${m.runId})${m.scheduleId ? `, schedule ${m.scheduleId}` : ''}`,
+        `devices    ${c.devices}: ${c.scored} scored, ${c.noData} no data, ${c.failed} failed; ${c.rows} rows, ${c.anomalies} anomalies`,
+        '',
+        formatTable(['shard', 'pool', 'devices', 'status', 'attempt', 'predictions / reason'], m.shards.map((s) => [s.shard, s.pool, s.devices, s.status, s.attempt, s.predictions ?? s.reason])),
+        ...(notScored.length
+          ? ['', formatTable(['device', 'status', 'reason'], notScored.map(([d, o]) => [d, o.status, o.status === 'failed' ? o.reason : '']))]
+          : []),
+      ].join('\n');
+    });
+  });
+
+const startCommand = new Command('start')
+  .description('score one window now, outside the schedule (the same workflow, with an explicit window)')
+  .requiredOption('--window <window>', 'window, e.g. 2026-11-21T12')
+  .option('--store <uri>', 'store URI')
+  .option('--schedule <id>', 'record the run under this schedule id')
+  .option('--shard-size <n>', 'devices per shard', String(RUN_DEFAULTS.shardSize))
+  .option('--no-wait', 'return once the run has started')
+  .option('--json', 'machine-readable output')
+  .action(async (raw: Record<string, unknown>) => {
+    const options = z
+      .object({ window: windowOption, store: storeOption, schedule: z.string().optional(), shardSize: positiveInt, wait: z.boolean(), json: z.boolean().optional() })
+      .parse(raw);
+    const target = temporalTarget();
+    const { client, connection } = await connectClient(target);
+    try {
+      const handle = await startRun(client, { store: options.store, window: options.window, scheduleId: options.schedule, shardSize: options.shardSize });
+      const url = runUiUrl(process.env.FLEETSCORE_UI_URL ?? 'http://localhost:8233', target.namespace, handle.workflowId, handle.firstExecutionRunId);
+      if (!options.wait) {
+        output(options.json, { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url }, (r) => `started ${r.workflowId}\n${r.url}`);
+        return;
+      }
+      const summary = await handle.result();
+      output(options.json, { workflowId: handle.workflowId, url, ...summary }, (r) =>
+        `window ${r.window}: ${r.scored} scored, ${r.noData} no data, ${r.failed} failed, ${r.anomalies} anomalies\n${r.url}`,
+      );
+    } finally {
+      await connection.close();
+    }
+  });
+
+/** `fleetscore runs list | show | start`. */
+export const runsCommand = new Command('runs')
+  .description('committed windows and manual runs')
+  .addCommand(listCommand)
+  .addCommand(showCommand)
+  .addCommand(startCommand);

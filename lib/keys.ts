@@ -1,0 +1,55 @@
+/**
+ * The store layout (identical under a local folder and S3) and the validation of every user-supplied path
+ * segment before it becomes part of a key. No Node imports: the workflow shares the shard naming.
+ */
+
+/** Thrown when a device id, version or other segment would be unsafe in a path or object key. */
+export class InvalidPathSegment extends Error {
+  override readonly name = 'InvalidPathSegment';
+  constructor(
+    public readonly field: string,
+    public readonly value: string,
+  ) {
+    super(
+      `invalid ${field} ${JSON.stringify(value)}: use 1-128 characters of letters, digits, '.', '_' and '-', ` +
+        `starting with a letter or digit`,
+    );
+  }
+}
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Returns `value` when it is safe as one path segment (no separators, no `..`, no control characters). */
+export function safeSegment(field: string, value: string): string {
+  if (typeof value !== 'string' || !SEGMENT.test(value) || value.includes('..')) {
+    throw new InvalidPathSegment(field, String(value));
+  }
+  return value;
+}
+
+/** Zero-padded shard name: shard 17 is `shard-00017`. */
+export function shardName(shard: number): string {
+  if (!Number.isInteger(shard) || shard < 0 || shard > 99_999) throw new InvalidPathSegment('shard', String(shard));
+  return `shard-${String(shard).padStart(5, '0')}`;
+}
+
+/** Key builders for everything fleetscore reads and writes. */
+export const keys = {
+  aggregatesPrefix: (windowId: string) => `aggregates/window=${safeSegment('window', windowId)}/`,
+  aggregatesPart: (windowId: string, part: number) =>
+    `${keys.aggregatesPrefix(windowId)}part-${String(part).padStart(5, '0')}.arrow`,
+  modelIndex: () => 'models/index.json',
+  modelDir: (device: string, version: string) =>
+    `models/${safeSegment('device id', device)}/${safeSegment('model version', version)}/`,
+  modelOnnx: (device: string, version: string) => `${keys.modelDir(device, version)}model.onnx`,
+  modelMeta: (device: string, version: string) => `${keys.modelDir(device, version)}model.json`,
+  predictionsPrefix: (windowId: string) => `predictions/window=${safeSegment('window', windowId)}/`,
+  predictions: (windowId: string, shard: number) => `${keys.predictionsPrefix(windowId)}${shardName(shard)}.arrow`,
+  shardStatus: (windowId: string, shard: number) => `${keys.predictionsPrefix(windowId)}${shardName(shard)}.json`,
+  shardPlan: (windowId: string, shard: number) => `${keys.predictionsPrefix(windowId)}_plan/${shardName(shard)}.json`,
+  manifest: (windowId: string) => `${keys.predictionsPrefix(windowId)}_manifest.json`,
+  logsPrefix: (windowId: string) => `logs/window=${safeSegment('window', windowId)}/`,
+  shardLog: (windowId: string, shard: number, attempt: number) =>
+    `${keys.logsPrefix(windowId)}${shardName(shard)}/attempt-${String(attempt).padStart(3, '0')}.jsonl`,
+  demoTruth: (windowId: string) => `demo/ground-truth/window=${safeSegment('window', windowId)}.json`,
+} as const;

@@ -1,0 +1,72 @@
+/**
+ * The model contract: `model.json` beside every `model.onnx`, and `models/index.json` that points each device
+ * at one immutable version. Both are data, validated on every read.
+ */
+import { z } from 'zod';
+import { isPool } from '../names';
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+
+/** Feature preprocessing applied in TypeScript before inference (models may also bake it into the graph). */
+export const preprocessingSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('none') }),
+  z.object({ type: z.literal('standardize'), mean: z.array(finite), scale: z.array(finite) }),
+]);
+
+/** `model.json`: how to feed a model and how to read its score. */
+export const modelMetaSchema = z
+  .object({
+    schema: z.literal('fleetscore.model/v1'),
+    device: z.string(),
+    version: z.string(),
+    pool: z.string().refine(isPool, 'must be "cpu" or "gpu"').transform((p) => p as 'cpu' | 'gpu'),
+    /** Column names of the aggregates, in the order of the model's input features. */
+    features: z.array(z.string().min(1)).min(1),
+    /** The float32 input tensor of shape [rows, features.length]. */
+    input: z.object({ name: z.string().min(1) }),
+    /** The output holding the score: shape [rows] or [rows, k], in which case `column` picks one. */
+    output: z.object({ name: z.string().min(1), column: z.number().int().min(0).default(0) }),
+    /** Whether a row is anomalous when its score is above or below the threshold. */
+    anomalyWhen: z.enum(['above', 'below']),
+    threshold: finite,
+    preprocessing: preprocessingSchema.default({ type: 'none' }),
+    /** sha256 (hex) of model.onnx; verified before a session is created. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    algorithm: z.string().default('unknown'),
+    createdAt: z.string(),
+    source: z.string().default('unknown'),
+  })
+  .superRefine((m, ctx) => {
+    if (m.preprocessing.type === 'standardize') {
+      for (const field of ['mean', 'scale'] as const) {
+        if (m.preprocessing[field].length !== m.features.length) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['preprocessing', field],
+            message: `has ${m.preprocessing[field].length} values for ${m.features.length} features`,
+          });
+        }
+      }
+    }
+  });
+
+/** A validated model.json. */
+export type ModelMeta = z.infer<typeof modelMetaSchema>;
+
+/** One device's entry in `models/index.json`. */
+export const indexEntrySchema = z.object({
+  version: z.string(),
+  pool: z.string().refine(isPool, 'must be "cpu" or "gpu"').transform((p) => p as 'cpu' | 'gpu'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** `models/index.json`: the version each device is scored with now. */
+export const modelIndexSchema = z.object({
+  schema: z.literal('fleetscore.index/v1'),
+  devices: z.record(z.string(), indexEntrySchema),
+});
+
+/** A validated models/index.json. */
+export type ModelIndex = z.infer<typeof modelIndexSchema>;
+/** One device's entry in the index. */
+export type IndexEntry = z.infer<typeof indexEntrySchema>;

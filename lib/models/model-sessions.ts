@@ -1,0 +1,293 @@
+/**
+ * ONNX Runtime sessions for the models a worker scores, cached across shards and windows. A session is created
+ * only after the model's bytes match the sha256 in the index and in model.json, and is released when evicted.
+ */
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { keys } from '../keys';
+import type { ObjectStore } from '../store/object-store';
+import type { IndexEntry, ModelMeta } from './model-meta';
+import { ModelChecksumMismatch, ModelNotFound, readModelMeta, sha256Hex } from './model-registry';
+
+/** Options of a {@link ModelSessionCache}. */
+export interface ModelSessionCacheOptions {
+  /** onnxruntime-node execution providers in order of preference, e.g. `['cuda', 'cpu']`; default `['cpu']`. */
+  executionProviders?: readonly InferenceSession.ExecutionProviderConfig[];
+  /** Sessions kept before the least recently used is released; default 4096. */
+  maxSessions?: number;
+  /** Threads per session for one inference. Default 1: a worker runs many small models side by side. */
+  intraOpNumThreads?: number;
+}
+
+/** A model ready to score: its validated model.json and a function from feature rows to scores. */
+export interface LoadedModel {
+  readonly device: string;
+  readonly version: string;
+  readonly meta: ModelMeta;
+  /** Scores `rows` rows of `meta.features.length` float32 features (row-major); one score per row. */
+  score(x: Float32Array, rows: number): Promise<Float32Array>;
+}
+
+/** The model's output does not have one score per row where model.json says it is. Non-retryable. */
+export class ModelOutputMismatch extends Error {
+  override readonly name = 'ModelOutputMismatch';
+  constructor(
+    message: string,
+    public readonly device: string,
+    public readonly file: string,
+    public readonly field: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}
+
+/** onnxruntime could not create a session for the model (unsupported operator, execution provider missing). */
+export class ModelSessionFailed extends Error {
+  override readonly name = 'ModelSessionFailed';
+  public readonly field = undefined;
+  constructor(
+    public readonly device: string,
+    public readonly file: string,
+    cause: unknown,
+  ) {
+    super(`${file}: onnxruntime cannot create a session: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+/**
+ * Whether a score is anomalous under the model's rule: strictly above or strictly below the threshold (so a
+ * OneClassSVM / IsolationForest decision_function of exactly 0 is normal, as in scikit-learn). NaN is never
+ * anomalous: callers should treat a non-finite score as a failed row.
+ */
+export function isAnomaly(meta: Pick<ModelMeta, 'anomalyWhen' | 'threshold'>, score: number): boolean {
+  return meta.anomalyWhen === 'above' ? score > meta.threshold : score < meta.threshold;
+}
+
+interface SessionEntry {
+  session: InferenceSession;
+  inFlight: number;
+  evicted: boolean;
+  released: boolean;
+}
+
+/** Cache counters, for worker metrics and tests. */
+export interface ModelSessionCacheStats {
+  hits: number;
+  misses: number;
+  evictions: number;
+}
+
+/**
+ * An LRU cache of ONNX Runtime sessions keyed by the model's sha256 (devices sharing the same bytes share one
+ * session), plus their model.json files keyed by device and version (versions are immutable). An evicted session
+ * is released once no inference is running on it; a `LoadedModel` whose session was evicted transparently
+ * loads (and re-verifies) it again.
+ */
+export class ModelSessionCache {
+  readonly stats: ModelSessionCacheStats = { hits: 0, misses: 0, evictions: 0 };
+  private readonly sessions = new Map<string, SessionEntry>();
+  private readonly pending = new Map<string, Promise<SessionEntry>>();
+  private readonly metas = new Map<string, ModelMeta>();
+  private readonly executionProviders: readonly InferenceSession.ExecutionProviderConfig[];
+  private readonly maxSessions: number;
+  private readonly intraOpNumThreads: number;
+
+  constructor(options: ModelSessionCacheOptions = {}) {
+    this.executionProviders = options.executionProviders ?? ['cpu'];
+    this.maxSessions = options.maxSessions ?? 4096;
+    this.intraOpNumThreads = options.intraOpNumThreads ?? 1;
+    if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
+      throw new RangeError('maxSessions must be an integer of at least 1');
+    }
+  }
+
+  /** Sessions held now. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * The device's model at the index entry's version, with a verified, cached session. Throws ModelNotFound,
+   * InvalidModel, ModelChecksumMismatch (all non-retryable) or ModelSessionFailed.
+   */
+  async load(store: ObjectStore, device: string, entry: Pick<IndexEntry, 'version' | 'sha256'>): Promise<LoadedModel> {
+    const { version } = entry;
+    const meta = await this.meta(store, device, entry);
+    const file = keys.modelOnnx(device, version);
+    let current = await this.acquire(store, device, version, entry.sha256);
+    const { session } = current;
+    if (!session.inputNames.includes(meta.input.name)) {
+      throw new ModelOutputMismatch(`session has no input ${meta.input.name}`, device, file, 'input.name');
+    }
+    if (!session.outputNames.includes(meta.output.name)) {
+      throw new ModelOutputMismatch(`session has no output ${meta.output.name}`, device, file, 'output.name');
+    }
+    return {
+      device,
+      version,
+      meta,
+      score: async (x, rows) => {
+        if (current.evicted) current = await this.acquire(store, device, version, entry.sha256);
+        return this.score(current, device, version, meta, x, rows);
+      },
+    };
+  }
+
+  /** Releases every session. The cache stays usable: a later `load` creates sessions again. */
+  async close(): Promise<void> {
+    const entries = [...this.sessions.values()];
+    this.sessions.clear();
+    this.metas.clear();
+    await Promise.all(entries.map((e) => this.evict(e)));
+  }
+
+  private async meta(
+    store: ObjectStore,
+    device: string,
+    entry: Pick<IndexEntry, 'version' | 'sha256'>,
+  ): Promise<ModelMeta> {
+    const key = `${store.uri}|${device}|${entry.version}`;
+    let meta = this.metas.get(key);
+    if (meta) {
+      this.metas.delete(key);
+    } else {
+      meta = await readModelMeta(store, device, entry.version);
+    }
+    this.metas.set(key, meta);
+    if (this.metas.size > this.maxSessions) this.metas.delete(this.metas.keys().next().value as string);
+    if (meta.sha256 !== entry.sha256) {
+      const file = keys.modelMeta(device, entry.version);
+      throw new ModelChecksumMismatch(device, file, entry.sha256, meta.sha256, keys.modelIndex());
+    }
+    return meta;
+  }
+
+  private async acquire(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
+    const hit = this.sessions.get(sha256);
+    if (hit) {
+      this.stats.hits += 1;
+      this.sessions.delete(sha256);
+      this.sessions.set(sha256, hit);
+      return hit;
+    }
+    const inProgress = this.pending.get(sha256);
+    if (inProgress) {
+      this.stats.hits += 1;
+      return inProgress;
+    }
+    this.stats.misses += 1;
+    const created = this.create(store, device, version, sha256).finally(() => this.pending.delete(sha256));
+    this.pending.set(sha256, created);
+    const entry = await created;
+    this.sessions.set(sha256, entry);
+    while (this.sessions.size > this.maxSessions) {
+      const [oldest, victim] = this.sessions.entries().next().value as [string, SessionEntry];
+      this.sessions.delete(oldest);
+      this.stats.evictions += 1;
+      await this.evict(victim);
+    }
+    return entry;
+  }
+
+  private async create(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
+    const file = keys.modelOnnx(device, version);
+    const bytes = await store.tryGet(file);
+    if (bytes === undefined) throw new ModelNotFound(device, file);
+    const actual = sha256Hex(bytes);
+    if (actual !== sha256) {
+      const recordedIn = `${keys.modelIndex()} and ${keys.modelMeta(device, version)}`;
+      throw new ModelChecksumMismatch(device, file, sha256, actual, recordedIn);
+    }
+    try {
+      const session = await InferenceSession.create(bytes, {
+        executionProviders: this.executionProviders,
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: this.intraOpNumThreads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+      });
+      return { session, inFlight: 0, evicted: false, released: false };
+    } catch (err) {
+      throw new ModelSessionFailed(device, file, err);
+    }
+  }
+
+  /** Marks the entry evicted and releases it now, or when its last running inference finishes. */
+  private async evict(entry: SessionEntry): Promise<void> {
+    entry.evicted = true;
+    if (entry.inFlight === 0) await release(entry);
+  }
+
+  private async score(
+    entry: SessionEntry,
+    device: string,
+    version: string,
+    meta: ModelMeta,
+    x: Float32Array,
+    rows: number,
+  ): Promise<Float32Array> {
+    const k = meta.features.length;
+    if (!Number.isInteger(rows) || rows < 0 || x.length !== rows * k) {
+      throw new RangeError(`device ${device}: expected ${rows} rows × ${k} features, got ${x.length} values`);
+    }
+    if (rows === 0) return new Float32Array(0);
+    const input = preprocess(meta, x);
+    entry.inFlight += 1;
+    let result: InferenceSession.ReturnType;
+    try {
+      const feeds = { [meta.input.name]: new Tensor('float32', input, [rows, k]) };
+      result = await entry.session.run(feeds, [meta.output.name]);
+    } finally {
+      entry.inFlight -= 1;
+      if (entry.evicted && entry.inFlight === 0) await release(entry);
+    }
+    return readScores(result[meta.output.name], meta, rows, device, keys.modelOnnx(device, version));
+  }
+}
+
+/** Applies model.json's preprocessing to a copy; the caller's rows are never modified. */
+function preprocess(meta: ModelMeta, x: Float32Array): Float32Array {
+  const p = meta.preprocessing;
+  if (p.type === 'none') return x;
+  const k = meta.features.length;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const j = i % k;
+    out[i] = ((x[i] as number) - (p.mean[j] as number)) / (p.scale[j] as number);
+  }
+  return out;
+}
+
+function readScores(
+  tensor: Tensor | undefined,
+  meta: ModelMeta,
+  rows: number,
+  device: string,
+  file: string,
+): Float32Array {
+  const name = meta.output.name;
+  const fail = (message: string, field = 'output.name') => new ModelOutputMismatch(message, device, file, field);
+  if (!tensor) throw fail(`output ${name} is missing from the result`);
+  if (tensor.type !== 'float32' && tensor.type !== 'float64') {
+    throw fail(`output ${name} is ${tensor.type}, expected float32 or float64`);
+  }
+  const data = tensor.data as Float32Array | Float64Array;
+  const dims = tensor.dims;
+  const cols = dims.length === 1 ? 1 : dims.length === 2 ? (dims[1] as number) : -1;
+  if (cols < 1 || dims[0] !== rows || data.length !== rows * cols) {
+    throw fail(`output ${name} has shape [${dims.join(', ')}] for ${rows} rows; expected [${rows}] or [${rows}, k]`);
+  }
+  const column = meta.output.column;
+  if (column >= cols) {
+    throw fail(`output ${name} has ${cols} column(s); column ${column} does not exist`, 'output.column');
+  }
+  if (cols === 1 && data instanceof Float32Array) return data;
+  const out = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) out[r] = data[r * cols + column] as number;
+  return out;
+}
+
+async function release(entry: SessionEntry): Promise<void> {
+  if (entry.released) return;
+  entry.released = true;
+  await entry.session.release();
+}

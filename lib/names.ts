@@ -1,0 +1,58 @@
+/**
+ * Names shared by workflows, workers, schedules, the CLI and tests: task queues, the workflow type, search
+ * attributes and queries. This module has no Node imports because workflow code imports it.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery } from '@temporalio/workflow';
+
+/** The worker pools and the task queue each one polls. */
+export const TASK_QUEUES = { cpu: 'fleetscore-cpu', gpu: 'fleetscore-gpu' } as const;
+
+/** A worker pool: a set of workers polling one task queue. */
+export type Pool = keyof typeof TASK_QUEUES;
+
+/** Every pool, in a fixed order. */
+export const POOLS: readonly Pool[] = ['cpu', 'gpu'];
+
+/** Type guard for a pool name read from user input or a model.json. */
+export function isPool(value: unknown): value is Pool {
+  return value === 'cpu' || value === 'gpu';
+}
+
+/** The workflow type that scores one window for the whole fleet. */
+export const SCORING_WORKFLOW = 'scoringRun';
+
+/**
+ * Custom search attributes of a run, so the Web UI and `runs list` can find a window and see its counts.
+ * They must exist on the namespace: the dev server is started with them and `ensureSearchAttributes` adds them
+ * elsewhere. Three Int attributes at most: the dev server's SQLite visibility allows no more.
+ */
+export const SEARCH_ATTRIBUTES = {
+  window: defineSearchAttributeKey('FleetscoreWindow', SearchAttributeType.KEYWORD),
+  schedule: defineSearchAttributeKey('FleetscoreSchedule', SearchAttributeType.KEYWORD),
+  scored: defineSearchAttributeKey('FleetscoreScored', SearchAttributeType.INT),
+  failed: defineSearchAttributeKey('FleetscoreFailed', SearchAttributeType.INT),
+  anomalies: defineSearchAttributeKey('FleetscoreAnomalies', SearchAttributeType.INT),
+} as const;
+
+/** The search attribute Temporal sets on every workflow a schedule starts: the nominal (unjittered) time. */
+export const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
+
+/** The search attribute Temporal sets to the id of the schedule that started a workflow. */
+export const SCHEDULED_BY_ID = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
+
+/** Progress of a running run, as counts of shards and devices. */
+export interface RunProgress {
+  window: string;
+  phase: 'planning' | 'scoring' | 'committing' | 'done';
+  shardsTotal: number;
+  shardsDone: number;
+  devicesTotal: number;
+  devicesScored: number;
+  devicesNoData: number;
+  devicesFailed: number;
+  anomalies: number;
+}
+
+/** Query that returns a running run's progress. */
+export const progressQuery = defineQuery<RunProgress>('progress');

@@ -1,0 +1,112 @@
+/**
+ * The files a run commits besides predictions: per-shard plans and status files, and the window's manifest,
+ * written last. A reader trusts a window only when its manifest exists, and reads only the shards it lists.
+ */
+import { keys } from '../keys';
+import type { Pool } from '../names';
+import type { ObjectStore } from '../store/object-store';
+import type { RunCounts } from './run-types';
+
+/** The model version planned for one device. */
+export interface PlannedDevice {
+  device: string;
+  version: string;
+  sha256: string;
+}
+
+/** `_plan/shard-NNNNN.json`: the devices of one shard and the aggregate parts of the window, pinned at plan time. */
+export interface ShardPlanFile {
+  schema: 'fleetscore.shard-plan/v1';
+  window: string;
+  shard: number;
+  pool: Pool;
+  /** Unique per plan: workers cache parsed aggregate parts per plan, so a re-run re-reads rewritten files. */
+  planId: string;
+  parts: string[];
+  devices: PlannedDevice[];
+}
+
+/** What happened to one device in a run. */
+export type DeviceOutcome =
+  | { status: 'scored'; version: string; rows: number; anomalies: number }
+  | { status: 'no-data'; version: string }
+  | { status: 'failed'; version?: string; reason: string; file?: string; field?: string };
+
+/** `shard-NNNNN.json`: the outcome of every device of a shard, written by the attempt that succeeded. */
+export interface ShardStatusFile {
+  schema: 'fleetscore.shard-status/v1';
+  window: string;
+  shard: number;
+  pool: Pool;
+  attempt: number;
+  /** Key of the predictions file, absent when no device produced a row. */
+  predictions?: string;
+  counts: RunCounts;
+  devices: Record<string, DeviceOutcome>;
+}
+
+/** One shard in the manifest. */
+export interface ManifestShard {
+  shard: number;
+  pool: Pool;
+  devices: number;
+  status: 'committed' | 'failed';
+  predictions?: string;
+  attempt?: number;
+  reason?: string;
+}
+
+/** `_manifest.json`: the commit marker of a window, with counts and every device's outcome. */
+export interface Manifest {
+  schema: 'fleetscore.manifest/v1';
+  window: string;
+  windowStart: string;
+  windowEnd: string;
+  scheduleId?: string;
+  workflowId: string;
+  runId: string;
+  committedAt: string;
+  store: string;
+  counts: RunCounts;
+  shards: ManifestShard[];
+  devices: Record<string, DeviceOutcome>;
+}
+
+/** Thrown when a plan, status or manifest file is missing or not what fleetscore wrote. */
+export class InvalidPlan extends Error {
+  override readonly name = 'InvalidPlan';
+  constructor(
+    message: string,
+    public readonly file: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}
+
+/** Reads and parses a JSON file fleetscore wrote, checking its schema tag. */
+export async function readJsonFile<T extends { schema: string }>(store: ObjectStore, key: string, schema: T['schema']): Promise<T> {
+  const bytes = await store.tryGet(key);
+  if (bytes === undefined) throw new InvalidPlan('missing', key);
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw new InvalidPlan(`not JSON (${err instanceof Error ? err.message : String(err)})`, key);
+  }
+  if (typeof value !== 'object' || value === null || (value as { schema?: unknown }).schema !== schema) {
+    throw new InvalidPlan(`expected a ${schema} document`, key);
+  }
+  return value as T;
+}
+
+/** The committed manifest of a window, or `undefined` when the window has not been committed. */
+export async function readManifest(store: ObjectStore, window: string): Promise<Manifest | undefined> {
+  if ((await store.tryGet(keys.manifest(window))) === undefined) return undefined;
+  return readJsonFile<Manifest>(store, keys.manifest(window), 'fleetscore.manifest/v1');
+}
+
+/** Ids of every committed window in the store, oldest first. */
+export async function listCommittedWindows(store: ObjectStore): Promise<string[]> {
+  const manifests = (await store.list('predictions/')).filter((k) => k.endsWith('/_manifest.json'));
+  return manifests.map((k) => k.slice('predictions/window='.length, -'/_manifest.json'.length));
+}

@@ -1,0 +1,41 @@
+import { randomUUID } from 'node:crypto';
+import { keys } from '../keys';
+import { readIndex } from '../models/model-registry';
+import type { Pool } from '../names';
+import type { ObjectStore } from '../store/object-store';
+import type { PlannedDevice, ShardPlanFile } from './manifest';
+import type { PlanRequest, RunPlan, ShardRef } from './run-types';
+
+/**
+ * Plans a run: pins each device's model version from the index and the window's aggregate parts, groups
+ * devices into shards per pool, and writes one plan file per shard. The workflow gets only shard numbers and
+ * counts, so its history stays small however large the fleet.
+ */
+export async function planRun(store: ObjectStore, req: PlanRequest): Promise<RunPlan> {
+  const index = await readIndex(store);
+  const parts = (await store.list(keys.aggregatesPrefix(req.window))).filter((k) => k.endsWith('.arrow'));
+  const byPool = new Map<Pool, PlannedDevice[]>();
+  for (const device of Object.keys(index.devices).sort()) {
+    const entry = index.devices[device];
+    if (!entry) continue;
+    const pool = req.pool ?? entry.pool;
+    const list = byPool.get(pool) ?? [];
+    list.push({ device, version: entry.version, sha256: entry.sha256 });
+    byPool.set(pool, list);
+  }
+  const planId = randomUUID();
+  const shards: ShardRef[] = [];
+  const writes: Promise<void>[] = [];
+  for (const pool of [...byPool.keys()].sort()) {
+    const devices = byPool.get(pool) ?? [];
+    for (let i = 0; i < devices.length; i += req.shardSize) {
+      const shard = shards.length;
+      const slice = devices.slice(i, i + req.shardSize);
+      const file: ShardPlanFile = { schema: 'fleetscore.shard-plan/v1', window: req.window, shard, pool, planId, parts, devices: slice };
+      shards.push({ shard, pool, devices: slice.length });
+      writes.push(store.put(keys.shardPlan(req.window, shard), JSON.stringify(file)));
+    }
+  }
+  await Promise.all(writes);
+  return { window: req.window, devices: shards.reduce((n, s) => n + s.devices, 0), parts: parts.length, shards };
+}

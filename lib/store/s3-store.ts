@@ -1,0 +1,205 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { checkKey, ObjectNotFound, type ObjectStore } from './object-store';
+
+/**
+ * Environment variables that point the S3 store at an S3-compatible server without changing the store URI.
+ * The AWS SDK's own `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` keep working when these are unset.
+ */
+export const S3_STORE_ENV = {
+  endpoint: 'FLEETSCORE_S3_ENDPOINT',
+  forcePathStyle: 'FLEETSCORE_S3_FORCE_PATH_STYLE',
+} as const;
+
+/** Where an S3 store lives. Credentials are deliberately absent: they come only from the SDK's credential chain. */
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix inside the bucket: `''` or a valid key ending in `/`. */
+  prefix: string;
+  /** An S3-compatible server such as MinIO; `undefined` lets the SDK choose (AWS, or `AWS_ENDPOINT_URL_S3`). */
+  endpoint?: string;
+  forcePathStyle: boolean;
+  region: string;
+}
+
+/** Thrown when an S3 request fails for a reason other than a missing object; names the bucket and the full key. */
+export class S3RequestFailed extends Error {
+  override readonly name = 'S3RequestFailed';
+  constructor(
+    public readonly operation: string,
+    public readonly bucket: string,
+    public readonly objectKey: string,
+    cause: unknown,
+  ) {
+    super(`S3 ${operation} s3://${bucket}/${objectKey} failed: ${explain(cause)}`, { cause });
+  }
+}
+
+const QUERY_KEYS = new Set(['endpoint', 'forcePathStyle', 'region']);
+
+/**
+ * Parses `s3://bucket[/prefix][?endpoint=…&forcePathStyle=true&region=…]`, filling gaps from `env`. A URI with
+ * credentials in it is refused without repeating them, so a secret never reaches a log or a manifest.
+ */
+export function parseS3Uri(uri: string, env: NodeJS.ProcessEnv = process.env): S3StoreOptions {
+  const m = /^s3:\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/.exec(uri);
+  if (!m) throw new Error('invalid S3 store URI: use s3://bucket[/prefix][?endpoint=…&forcePathStyle=true&region=…]');
+  const [, bucket = '', path = '', query = ''] = m;
+  // A bucket name never holds '@' or ':'; either means userinfo, which may be split anywhere by a '/' in a secret.
+  if (/[@:]/.test(bucket)) {
+    throw new Error('S3 store URI must not contain credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile');
+  }
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new Error(`invalid S3 bucket name ${JSON.stringify(bucket)} in store URI`);
+  }
+  const params = new URLSearchParams(query);
+  for (const name of params.keys()) {
+    if (!QUERY_KEYS.has(name)) throw new Error(`unknown S3 store URI parameter ${JSON.stringify(name)}`);
+  }
+  const endpoint = params.get('endpoint') || env[S3_STORE_ENV.endpoint] || undefined;
+  if (endpoint !== undefined) checkEndpoint(endpoint);
+  const prefix = path.replace(/^\/+|\/+$/g, '');
+  if (prefix !== '') checkKey(`s3://${bucket}`, prefix);
+  return {
+    bucket,
+    prefix: prefix === '' ? '' : `${prefix}/`,
+    endpoint,
+    forcePathStyle: parseBoolean(params.get('forcePathStyle') || env[S3_STORE_ENV.forcePathStyle] || 'false'),
+    region: params.get('region') || env.AWS_REGION || 'us-east-1',
+  };
+}
+
+/**
+ * The production store: a bucket (and optional prefix) on AWS S3 or any S3-compatible server. A PutObject is
+ * atomic, so readers see the old or the new object, never a part, which is what the run manifest relies on.
+ */
+export class S3Store implements ObjectStore {
+  readonly uri: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly client: S3Client;
+
+  constructor(options: S3StoreOptions) {
+    this.bucket = options.bucket;
+    this.prefix = options.prefix;
+    this.uri = `s3://${options.bucket}${options.prefix === '' ? '' : `/${options.prefix.slice(0, -1)}`}`;
+    // No `credentials`: the SDK's default chain (environment, profiles, SSO, IMDS…) is the only source.
+    this.client = new S3Client({
+      region: options.region,
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle,
+    });
+  }
+
+  /** Opens the store an `s3://` URI names; see `parseS3Uri` for the URI form and the environment it reads. */
+  static fromUri(uri: string): S3Store {
+    return new S3Store(parseS3Uri(uri));
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const body = await this.tryGet(key);
+    if (body === undefined) throw new ObjectNotFound(this.uri, key);
+    return body;
+  }
+
+  async tryGet(key: string): Promise<Uint8Array | undefined> {
+    const Key = this.objectKey(key);
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      if (!res.Body) throw new Error('response has no body');
+      return await res.Body.transformToByteArray();
+    } catch (err) {
+      if (isNoSuchKey(err)) return undefined;
+      throw new S3RequestFailed('GetObject', this.bucket, Key, err);
+    }
+  }
+
+  async put(key: string, body: Uint8Array | string): Promise<void> {
+    const Key = this.objectKey(key);
+    try {
+      const ContentLength = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength }));
+    } catch (err) {
+      throw new S3RequestFailed('PutObject', this.bucket, Key, err);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    checkKey(this.uri, prefix, { prefix: true });
+    const Prefix = this.prefix + prefix;
+    const out: string[] = [];
+    let ContinuationToken: string | undefined;
+    try {
+      do {
+        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken }));
+        for (const o of res.Contents ?? []) {
+          // Zero-byte "folder" markers that consoles create are not objects of this store.
+          if (o.Key !== undefined && !o.Key.endsWith('/')) out.push(o.Key.slice(this.prefix.length));
+        }
+        ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
+      } while (ContinuationToken);
+    } catch (err) {
+      throw new S3RequestFailed('ListObjectsV2', this.bucket, Prefix, err);
+    }
+    return out.sort();
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.objectKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      throw new S3RequestFailed('DeleteObject', this.bucket, Key, err);
+    }
+  }
+
+  /** Closes the client's pooled connections; the store must not be used afterwards. */
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  private objectKey(key: string): string {
+    return this.prefix + checkKey(this.uri, key);
+  }
+}
+
+/** A missing object, but not a missing bucket: a wrong bucket must fail loudly, not read as "no manifest yet". */
+function isNoSuchKey(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  return e?.name === 'NoSuchKey' || (e?.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket');
+}
+
+function checkEndpoint(endpoint: string): void {
+  // Checked before parsing: a secret with '/' or '+' in it would otherwise fail as a malformed URL.
+  if (endpoint.includes('@')) {
+    throw new Error('S3 endpoint must not contain credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile');
+  }
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new Error('invalid S3 endpoint: use a URL such as http://127.0.0.1:9000');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`invalid S3 endpoint protocol ${url.protocol}: use http or https`);
+  }
+}
+
+function parseBoolean(value: string): boolean {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new Error(`invalid S3 forcePathStyle ${JSON.stringify(value)}: use true or false`);
+}
+
+function explain(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  const what = e.message || e.code || 'no message';
+  return `${e.name}${status === undefined ? '' : ` (HTTP ${status})`}: ${what}`;
+}

@@ -1,0 +1,268 @@
+/**
+ * The schedules fleetscore runs, declared as code: what users edit to change when and how the fleet is scored.
+ * `fleetscore schedules apply` makes the Temporal server match this list (see schedule-reconciler.ts).
+ */
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
+import { z } from 'zod';
+import { defaultStoreUri } from '../lib/config';
+import { POOLS, type Pool } from '../lib/names';
+import { RUN_DEFAULTS } from '../lib/scoring/run-types';
+
+/** An overlap policy a declaration may name (the SDK's constants, without the deprecated UNSPECIFIED). */
+export type OverlapPolicy = Exclude<ScheduleOverlapPolicy, undefined>;
+
+/** One declared schedule: when it fires and the scoring run it starts. */
+export interface FleetSchedule {
+  /** Schedule id, also the prefix of every run's workflow id (Temporal appends the scheduled time). */
+  id: string;
+  /** One line for humans: what the schedule scores and why. */
+  description: string;
+  /**
+   * When it fires: exactly one interval whose `every` is the window length. The offset delays each run past the
+   * window's end so late data lands: with `every: '1h', offset: '5m'` the run at 13:05 scores `[12:00, 13:00)`.
+   */
+  spec: { intervals: [{ every: Duration; offset?: Duration }] };
+  /** IANA time zone of the spec. Intervals count from the Unix epoch, so windows stay UTC-aligned whatever it is. */
+  timezone: string;
+  /** What happens when a run is due while the previous one still runs (default BUFFER_ONE: run next, drop older). */
+  overlap?: OverlapPolicy;
+  /** How late a missed run may still start after a server outage; older misses need `fleetscore backfill`. */
+  catchupWindow: Duration;
+  /** A random delay of up to this much per run, to spread load; the window still comes from the nominal time. */
+  jitter?: Duration;
+  /** Declared pause state, applied when the schedule is created or its declaration changes. */
+  paused?: boolean;
+  /** Hours in one window; must match `spec.intervals[0].every`. */
+  windowHours: number;
+  /** The run each firing starts. */
+  run: {
+    /** The store URI the runs read and write. */
+    store: string;
+    /** Devices per shard, the unit of retry. */
+    shardSize: number;
+    /** Shards in flight at once per run. */
+    maxParallelShards: number;
+    /** Score every device on this pool, whatever its model.json says. */
+    pool?: Pool;
+    /** Task queues of the pools when not the standard ones; `cpu` also runs the workflow. */
+    taskQueues?: Partial<Record<Pool, string>>;
+  };
+}
+
+/**
+ * The declared schedules. `env` supplies the store (`FLEETSCORE_STORE`, else the embedded default folder), so
+ * the same declaration serves one machine and production.
+ */
+export function fleetSchedules(env: NodeJS.ProcessEnv = process.env): FleetSchedule[] {
+  const store = env.FLEETSCORE_STORE ?? defaultStoreUri();
+  return [
+    {
+      id: 'fleetscore-hourly',
+      description: 'Scores the previous hour for every device, 5 minutes past the hour so late data lands',
+      spec: { intervals: [{ every: '1h', offset: '5m' }] },
+      timezone: 'UTC',
+      overlap: ScheduleOverlapPolicy.BUFFER_ONE,
+      catchupWindow: '2h',
+      jitter: '30s',
+      paused: false,
+      windowHours: 1,
+      run: { store, shardSize: RUN_DEFAULTS.shardSize, maxParallelShards: RUN_DEFAULTS.maxParallelShards },
+    },
+  ];
+}
+
+/** The overlap policy when a declaration names none. */
+export const DEFAULT_OVERLAP: OverlapPolicy = ScheduleOverlapPolicy.BUFFER_ONE;
+
+/** Overlap policies as the CLI spells them (`--overlap buffer-all`), mapped to the SDK's constants. */
+export const OVERLAP_FLAGS = {
+  'allow-all': ScheduleOverlapPolicy.ALLOW_ALL,
+  'buffer-all': ScheduleOverlapPolicy.BUFFER_ALL,
+  'buffer-one': ScheduleOverlapPolicy.BUFFER_ONE,
+  skip: ScheduleOverlapPolicy.SKIP,
+  'cancel-other': ScheduleOverlapPolicy.CANCEL_OTHER,
+  'terminate-other': ScheduleOverlapPolicy.TERMINATE_OTHER,
+} as const satisfies Record<string, OverlapPolicy>;
+
+/** A CLI spelling of an overlap policy. */
+export type OverlapFlag = keyof typeof OVERLAP_FLAGS;
+
+const OVERLAP_POLICIES = Object.values(OVERLAP_FLAGS) as [OverlapPolicy, ...OverlapPolicy[]];
+const HOUR_MS = 3_600_000;
+const SCHEDULE_ID = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+
+/** A declaration that cannot be applied; `issues` name the schedule and field of each problem. */
+export class InvalidScheduleDeclaration extends Error {
+  override readonly name = 'InvalidScheduleDeclaration';
+  constructor(public readonly issues: readonly { scheduleId: string; field: string; message: string }[]) {
+    super(
+      `invalid schedule declaration:\n${issues.map((i) => `  schedule "${i.scheduleId}" ${i.field}: ${i.message}`).join('\n')}`,
+    );
+  }
+}
+
+/** Milliseconds of a duration, or undefined when it is not one (`'1h'`, `'90s'`, `3600000` are). */
+export function durationMs(value: Duration | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const ms = msToNumber(value);
+    return Number.isFinite(ms) ? ms : undefined;
+  } catch {
+    // An unparseable string is a validation finding, reported with its schedule and field by the caller.
+    return undefined;
+  }
+}
+
+const duration = (what: string, { min }: { min: 'zero' | 'positive' }) =>
+  z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+    const ms = durationMs(value as Duration);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be a duration like '1h', '5m' or '90s', got ${JSON.stringify(value)}` });
+    } else if (min === 'positive' ? ms <= 0 : ms < 0) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be ${min === 'positive' ? 'greater than' : 'at least'} 0, got ${JSON.stringify(value)}` });
+    } else if (ms % 1000 !== 0) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be whole seconds (Temporal rounds it), got ${JSON.stringify(value)}` });
+    }
+  });
+
+const timeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      // Intl throws RangeError for a name it does not know: that is the answer.
+      return false;
+    }
+  },
+  { message: 'must be an IANA time zone such as UTC or Europe/Berlin' },
+);
+
+const positiveInt = (max: number) => z.number().int().min(1).max(max);
+
+const scheduleSchema = z
+  .object({
+    id: z.string().regex(SCHEDULE_ID, 'must be lowercase letters, digits, ".", "_" or "-" (at most 100), e.g. fleetscore-hourly'),
+    description: z.string().trim().min(1, 'must say what the schedule scores'),
+    spec: z.strictObject({
+      intervals: z
+        .array(z.strictObject({ every: duration('every', { min: 'positive' }), offset: duration('offset', { min: 'zero' }).optional() }))
+        .length(1, 'must hold exactly one interval: a window is scored once per interval'),
+    }),
+    timezone: timeZone,
+    overlap: z
+      .enum(OVERLAP_POLICIES, { error: (issue) => `unknown overlap policy ${JSON.stringify(issue.input)}; use one of ${OVERLAP_POLICIES.join(', ')}` })
+      .optional(),
+    catchupWindow: duration('catchupWindow', { min: 'positive' }),
+    jitter: duration('jitter', { min: 'zero' }).optional(),
+    paused: z.boolean().optional(),
+    windowHours: positiveInt(24 * 31),
+    run: z.strictObject({
+      store: z.string().trim().min(1, 'must name a store URI or folder'),
+      shardSize: positiveInt(1_000_000),
+      maxParallelShards: positiveInt(10_000),
+      pool: z.enum(POOLS as [Pool, ...Pool[]]).optional(),
+      taskQueues: z.partialRecord(z.enum(POOLS as [Pool, ...Pool[]]), z.string().trim().min(1)).optional(),
+    }),
+  })
+  .superRefine((s, ctx) => {
+    const interval = s.spec.intervals[0];
+    if (!interval) return;
+    const windowMs = s.windowHours * HOUR_MS;
+    const every = durationMs(interval.every as Duration);
+    const offset = durationMs(interval.offset as Duration | undefined) ?? 0;
+    const jitter = durationMs(s.jitter as Duration | undefined) ?? 0;
+    if (every !== undefined && every !== windowMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['spec', 'intervals', 0, 'every'],
+        message: `must equal the window length (windowHours ${s.windowHours} = ${s.windowHours}h), got ${JSON.stringify(interval.every)}: each firing scores exactly one window`,
+      });
+    }
+    if (offset >= windowMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['spec', 'intervals', 0, 'offset'],
+        message: `must be shorter than the window (${s.windowHours}h), got ${JSON.stringify(interval.offset)}: a run at window end + offset scores the window before it`,
+      });
+    }
+    if (jitter * 2 >= windowMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jitter'],
+        message: `must be less than half the window (${s.windowHours * 30}m), got ${JSON.stringify(s.jitter)}, so a backfill's time range names its windows unambiguously`,
+      });
+    }
+  });
+
+/**
+ * Validates declarations and returns them unchanged, or throws InvalidScheduleDeclaration naming every bad
+ * schedule and field (a bad duration, an unknown overlap policy, a duplicate id, an offset not inside the window).
+ */
+export function validateSchedules(declared: readonly FleetSchedule[]): FleetSchedule[] {
+  const issues: { scheduleId: string; field: string; message: string }[] = [];
+  const seen = new Set<string>();
+  declared.forEach((schedule, index) => {
+    const scheduleId = typeof schedule?.id === 'string' && schedule.id ? schedule.id : `#${index}`;
+    const result = scheduleSchema.safeParse(schedule);
+    if (!result.success) {
+      for (const issue of result.error.issues) issues.push({ scheduleId, field: fieldPath(issue.path), message: issue.message });
+    }
+    if (seen.has(scheduleId)) issues.push({ scheduleId, field: 'id', message: 'is declared more than once; ids must be unique' });
+    seen.add(scheduleId);
+  });
+  if (issues.length > 0) throw new InvalidScheduleDeclaration(issues);
+  return [...declared];
+}
+
+/** The declared schedule with this id, or an error that lists the declared ids. */
+export function findSchedule(declared: readonly FleetSchedule[], id: string): FleetSchedule {
+  const found = declared.find((s) => s.id === id);
+  if (!found) throw new Error(`no schedule "${id}" is declared; declared: ${declared.map((s) => s.id).join(', ') || 'none'}`);
+  return found;
+}
+
+/** `spec.intervals[0].offset` as written by zod paths (`['spec', 'intervals', 0, 'offset']`). */
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '') || '(schedule)';
+}
+
+/** A schedule's timing: the window length and how long after a window's end its run is scheduled. */
+export interface ScheduleTiming {
+  windowHours: number;
+  offsetMs: number;
+}
+
+/**
+ * The nominal scheduled times whose runs score the windows that start in `[fromMs, toMs)`, and the Temporal
+ * backfill range that yields exactly those times. A window starting at W is scored by the run scheduled at
+ * W + window + offset (see `windowBefore`). Throws when the range is empty or not whole windows.
+ */
+export function backfillRange(
+  timing: ScheduleTiming,
+  fromMs: number,
+  toMs: number,
+): { windowStarts: number[]; scheduledTimes: number[]; start: Date; end: Date } {
+  const windowMs = timing.windowHours * HOUR_MS;
+  const iso = (ms: number) => new Date(ms).toISOString().replace(':00.000Z', 'Z');
+  if (!(toMs > fromMs)) throw new Error(`--to (${iso(toMs)}) must be after --from (${iso(fromMs)})`);
+  if (fromMs % windowMs !== 0) {
+    const before = Math.floor(fromMs / windowMs) * windowMs;
+    throw new Error(
+      `--from ${iso(fromMs)} is not the start of a ${timing.windowHours}h window; the nearest earlier one starts at ${iso(before)}`,
+    );
+  }
+  if ((toMs - fromMs) % windowMs !== 0) {
+    throw new Error(`--from ${iso(fromMs)} to --to ${iso(toMs)} is not a whole number of ${timing.windowHours}h windows`);
+  }
+  const windowStarts: number[] = [];
+  for (let w = fromMs; w < toMs; w += windowMs) windowStarts.push(w);
+  const scheduledTimes = windowStarts.map((w) => w + windowMs + timing.offsetMs);
+  // Temporal compares the (jittered) action times with both ends inclusively; a margin of half a window on each
+  // side takes in every jittered time of ours (validation keeps jitter under half a window) and no neighbour's.
+  const first = scheduledTimes[0] as number;
+  const last = scheduledTimes[scheduledTimes.length - 1] as number;
+  return { windowStarts, scheduledTimes, start: new Date(first - windowMs / 2), end: new Date(last + windowMs / 2) };
+}

@@ -1,0 +1,163 @@
+# requirements: scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 onnxruntime==1.31.1 numpy==2.4.6
+"""Writes the scikit-learn test fixtures under test/fixtures/sklearn/.
+
+Trains, with a fixed seed, a OneClassSVM (rbf, on standardized features: the scaler's mean/scale go to
+model.json's `preprocessing`, so fleetscore applies them) and an IsolationForest on 4 features; converts both with
+skl2onnx to ai.onnx.ml operators; writes model.onnx, model.json (fleetscore's schema, minus what registration
+assigns), cases.json (input rows with scikit-learn's decision_function and predict), and isoforest.tar.gz.
+
+Run: .tools/py/bin/python scripts/make-sklearn-fixtures.py   (from the repository root)
+"""
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import skl2onnx
+import sklearn
+from skl2onnx import to_onnx
+from sklearn.ensemble import IsolationForest
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+SEED = 20261121
+FEATURES = ["temperature", "vibration", "pressure", "current"]
+# The newest opsets both sides support: skl2onnx 1.20 converts up to ai.onnx 22 and ai.onnx.ml 3 (it refuses ml 4/5,
+# which add TreeEnsemble); onnxruntime-node 1.30 runs both.
+TARGET_OPSET = {"": 22, "ai.onnx.ml": 3}
+OUT = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "sklearn"
+
+
+def training_data(rng: np.random.Generator) -> np.ndarray:
+    centre = np.array([60.0, 0.5, 101.3, 12.0])
+    spread = np.array([5.0, 0.1, 2.0, 1.5])
+    return (centre + spread * rng.standard_normal((300, 4))).astype(np.float32)
+
+
+def case_rows(rng: np.random.Generator, train: np.ndarray, model_decision) -> np.ndarray:
+    """~20 float32 rows, half typical and half shifted outliers, none within 1e-3 of the threshold."""
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    candidates = np.concatenate(
+        [
+            mean + std * rng.standard_normal((40, 4)),
+            mean + std * (rng.choice([-1.0, 1.0], (40, 4)) * rng.uniform(2.5, 5.0, (40, 4))),
+        ]
+    ).astype(np.float32)
+    scores = model_decision(candidates.astype(np.float64))
+    keep = np.abs(scores) > 1e-3
+    inliers = candidates[keep & (scores > 0)][:10]
+    outliers = candidates[keep & (scores < 0)][:10]
+    return np.concatenate([inliers, outliers])
+
+
+def convert(model, name: str) -> bytes:
+    onx = to_onnx(model, np.zeros((1, 4), dtype=np.float32), target_opset=TARGET_OPSET)
+    # skl2onnx emits opset imports in set order (varies with PYTHONHASHSEED); sort them so the bytes are reproducible.
+    opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
+    del onx.opset_import[:]
+    onx.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
+    onx.producer_name = f"skl2onnx {skl2onnx.__version__} / scikit-learn {sklearn.__version__}"
+    onx.graph.name = name
+    onnx.checker.check_model(onx, full_check=True)
+    return onx.SerializeToString()
+
+
+def write_fixture(name: str, onnx_bytes: bytes, meta: dict, rows: np.ndarray, decision, predict) -> dict:
+    folder = OUT / name
+    folder.mkdir(parents=True, exist_ok=True)
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in sess.get_inputs()]
+    outputs = [o.name for o in sess.get_outputs()]
+    assert inputs == [meta["input"]["name"]], inputs
+    assert meta["output"]["name"] in outputs, outputs
+    meta = {
+        "schema": "fleetscore.model/v1",
+        **meta,
+        "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+    }
+    (folder / "model.onnx").write_bytes(onnx_bytes)
+    (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    cases = {
+        "features": FEATURES,
+        "rows": [[float(v) for v in r] for r in rows],
+        "decisionFunction": [float(v) for v in decision],
+        "predict": [int(v) for v in predict],
+    }
+    (folder / "cases.json").write_text(json.dumps(cases, indent=2) + "\n")
+    return meta
+
+
+def main() -> None:
+    rng = np.random.default_rng(SEED)
+    train = training_data(rng)
+    x64 = train.astype(np.float64)
+
+    # OneClassSVM on standardized features; the scaler lives in model.json, not in the graph.
+    scaler = StandardScaler().fit(x64)
+    svm = OneClassSVM(kernel="rbf", gamma="scale", nu=0.05).fit(scaler.transform(x64))
+    svm_decision = lambda x: svm.decision_function(scaler.transform(x))  # noqa: E731
+    svm_rows = case_rows(rng, train, svm_decision)
+    write_fixture(
+        "ocsvm",
+        convert(svm, "ocsvm"),
+        {
+            "pool": "cpu",
+            "features": FEATURES,
+            "input": {"name": "X"},
+            "output": {"name": "scores", "column": 0},
+            "anomalyWhen": "below",
+            "threshold": 0,
+            "preprocessing": {
+                "type": "standardize",
+                "mean": [float(v) for v in scaler.mean_],
+                "scale": [float(v) for v in scaler.scale_],
+            },
+            "algorithm": "sklearn.svm.OneClassSVM(kernel=rbf)",
+            "source": f"scripts/make-sklearn-fixtures.py seed={SEED}",
+        },
+        svm_rows,
+        svm_decision(svm_rows.astype(np.float64)),
+        svm.predict(scaler.transform(svm_rows.astype(np.float64))),
+    )
+
+    forest = IsolationForest(n_estimators=12, max_samples=24, random_state=SEED).fit(x64)
+    forest_rows = case_rows(rng, train, forest.decision_function)
+    iso_meta = write_fixture(
+        "isoforest",
+        convert(forest, "isoforest"),
+        {
+            "pool": "cpu",
+            "features": FEATURES,
+            "input": {"name": "X"},
+            "output": {"name": "scores", "column": 0},
+            "anomalyWhen": "below",
+            "threshold": 0,
+            "preprocessing": {"type": "none"},
+            "algorithm": "sklearn.ensemble.IsolationForest",
+            "source": f"scripts/make-sklearn-fixtures.py seed={SEED}",
+        },
+        forest_rows,
+        forest.decision_function(forest_rows.astype(np.float64)),
+        forest.predict(forest_rows.astype(np.float64)),
+    )
+
+    # The same IsolationForest as a model package; fixed mtimes and owners keep the archive reproducible.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for member in ("model.onnx", "model.json"):
+            data = (OUT / "isoforest" / member).read_bytes()
+            info = tarfile.TarInfo(member)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    (OUT / "isoforest.tar.gz").write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  Dictionary,
+  Float32,
+  Float64,
+  Int32,
+  RecordBatch,
+  Table,
+  tableToIPC,
+  TimestampMicrosecond,
+  TimestampMillisecond,
+  TimestampNanosecond,
+  TimestampSecond,
+  Utf8,
+  vectorFromArray,
+  type DataType,
+  type Vector,
+} from 'apache-arrow';
+import {
+  InvalidAggregates,
+  loadWindowAggregates,
+  readAggregatesPart,
+  WindowAggregates,
+  type AggregatesPart,
+} from '../../lib/arrow/aggregates';
+import { keys } from '../../lib/keys';
+import { LocalStore } from '../../lib/store/local-store';
+import { parseWindow } from '../../lib/window';
+
+const window = parseWindow('2026-11-21T12');
+const T0 = window.startMs;
+const MIN = 60_000;
+const FEATURES = ['s00', 's01'];
+
+interface Rows {
+  device: (string | null)[];
+  /** Epoch ms (converted to the timestamp unit of the column). */
+  ts: (number | null)[];
+  s00: (number | null)[];
+  s01: (number | null)[];
+}
+
+type Unit = 's' | 'ms' | 'us' | 'ns';
+const TS_TYPES: Record<Unit, () => DataType> = {
+  s: () => new TimestampSecond('UTC'),
+  ms: () => new TimestampMillisecond('UTC'),
+  us: () => new TimestampMicrosecond(),
+  ns: () => new TimestampNanosecond('Europe/Berlin'),
+};
+const PER_MS: Record<Unit, bigint> = { s: 0n, ms: 1n, us: 1000n, ns: 1000000n };
+
+/** A table written with apache-arrow's own builders, as any producer would. */
+function table(
+  rows: Rows,
+  opts: { dictionary?: boolean | Dictionary; unit?: Unit; s01Type?: DataType; omit?: string[] } = {},
+): Table {
+  const unit = opts.unit ?? 'ms';
+  const idType =
+    opts.dictionary instanceof Dictionary
+      ? opts.dictionary
+      : opts.dictionary
+        ? new Dictionary(new Utf8(), new Int32())
+        : new Utf8();
+  const columns: Record<string, Vector> = {
+    device_id: vectorFromArray(rows.device, idType),
+    // Arrow's timestamp builders take epoch ms and store the column's unit.
+    ts: vectorFromArray(rows.ts, TS_TYPES[unit]()),
+    s00: vectorFromArray(rows.s00, new Float32()),
+    s01: vectorFromArray(rows.s01, opts.s01Type ?? new Float64()),
+  };
+  for (const name of opts.omit ?? []) delete columns[name];
+  return new Table(columns);
+}
+
+/** `n` rows of `device`, one per minute from `from` minutes into the window, s00 = base + i, s01 = -(base + i). */
+function deviceRows(device: string, n: number, base: number, from = 0): Rows {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  return {
+    device: idx.map(() => device),
+    ts: idx.map((i) => T0 + (from + i) * MIN),
+    s00: idx.map((i) => base + i),
+    s01: idx.map((i) => -(base + i)),
+  };
+}
+
+function concat(...parts: Rows[]): Rows {
+  return {
+    device: parts.flatMap((p) => p.device),
+    ts: parts.flatMap((p) => p.ts),
+    s00: parts.flatMap((p) => p.s00),
+    s01: parts.flatMap((p) => p.s01),
+  };
+}
+
+function part(file: string, t: Table, format: 'file' | 'stream' = 'file'): AggregatesPart {
+  return readAggregatesPart(file, tableToIPC(t, format));
+}
+
+/** Typed array values as a plain array, with -0 read as 0. */
+function nums(a: ArrayLike<number>): number[] {
+  return Array.from(a, (v) => (v === 0 ? 0 : v));
+}
+
+function thrown(fn: () => unknown): InvalidAggregates {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidAggregates);
+    return err as InvalidAggregates;
+  }
+  throw new Error('expected InvalidAggregates');
+}
+
+describe('readAggregatesPart + WindowAggregates.device', () => {
+  it.each([
+    ['file', false],
+    ['stream', false],
+    ['file', true],
+    ['stream', true],
+  ] as const)('round-trips a device across runs and parts (IPC %s, dictionary ids: %s)', (format, dictionary) => {
+    const rows = concat(deviceRows('dev-a', 3, 0), deviceRows('dev-b', 2, 100), deviceRows('dev-a', 2, 3, 3));
+    const a = part('p0', table(rows, { dictionary }), format);
+    const b = part('p1', table(deviceRows('dev-a', 1, 5, 5), { dictionary }), format);
+    expect(a.rows).toBe(7);
+    expect(a.devices).toEqual(['dev-a', 'dev-b']);
+    expect(a.featureNames).toEqual(['s00', 's01']);
+    const agg = new WindowAggregates(window, [a, b]);
+    expect(agg.devices().sort()).toEqual(['dev-a', 'dev-b']);
+
+    const got = agg.device('dev-a', FEATURES)!;
+    expect(got.rows).toBe(6);
+    expect(Array.from(got.ts)).toEqual([0, 1, 2, 3, 4, 5].map((i) => T0 + i * MIN));
+    expect(nums(got.x)).toEqual([0, 1, 2, 3, 4, 5].flatMap((i) => [i, i === 0 ? 0 : -i]));
+    expect(got.droppedOutsideWindow).toBe(0);
+
+    // Feature order follows the request, not the file.
+    const swapped = agg.device('dev-b', ['s01', 's00'])!;
+    expect(nums(swapped.x)).toEqual([-100, 100, -101, 101]);
+    expect(agg.device('dev-zzz', FEATURES)).toBeUndefined();
+  });
+
+  it('reads dictionary ids across record batches with different dictionaries (stream format)', () => {
+    const dictionary = new Dictionary(new Utf8(), new Int32(), 0);
+    const t1 = table(concat(deviceRows('dev-a', 2, 0), deviceRows('dev-b', 2, 10)), { dictionary });
+    const t2 = table(concat(deviceRows('dev-c', 1, 20), deviceRows('dev-a', 2, 2, 2)), { dictionary });
+    const bytes = tableToIPC(new Table([...t1.batches, ...t2.batches] as RecordBatch[]), 'stream');
+    const p = readAggregatesPart('multi', bytes);
+    expect(p.devices).toEqual(['dev-a', 'dev-b', 'dev-c']);
+    expect(new Set(p.runBatch)).toEqual(new Set([0, 1]));
+    const agg = new WindowAggregates(window, [p]);
+    expect(nums(agg.device('dev-a', ['s00'])!.x)).toEqual([0, 1, 2, 3]);
+    expect(nums(agg.device('dev-c', ['s01'])!.x)).toEqual([-20]);
+  });
+
+  it.each(['s', 'ms', 'us', 'ns'] as const)('reads Timestamp(%s) as epoch milliseconds', (unit) => {
+    const t = table(deviceRows('d', 3, 0), { unit });
+    const raw = (t.getChild('ts')!.data[0]!.values as BigInt64Array)[0]!;
+    expect(raw).toBe(unit === 's' ? BigInt(T0 / 1000) : BigInt(T0) * PER_MS[unit]);
+    const agg = new WindowAggregates(window, [part('p', t)]);
+    expect(Array.from(agg.device('d', FEATURES)!.ts)).toEqual([T0, T0 + MIN, T0 + 2 * MIN]);
+  });
+
+  it('sorts rows by ts when a writer did not', () => {
+    const rows = deviceRows('d', 4, 0);
+    const order = [2, 0, 3, 1];
+    const shuffled: Rows = {
+      device: order.map((i) => rows.device[i]!),
+      ts: order.map((i) => rows.ts[i]!),
+      s00: order.map((i) => rows.s00[i]!),
+      s01: order.map((i) => rows.s01[i]!),
+    };
+    const got = new WindowAggregates(window, [part('p', table(shuffled))]).device('d', FEATURES)!;
+    expect(Array.from(got.ts)).toEqual([0, 1, 2, 3].map((i) => T0 + i * MIN));
+    expect(nums(got.x)).toEqual([0, 0, 1, -1, 2, -2, 3, -3]);
+  });
+
+  it('drops and counts rows outside [startMs, endMs)', () => {
+    const rows = deviceRows('d', 3, 0);
+    rows.ts = [window.startMs - 1, window.startMs, window.endMs];
+    const got = new WindowAggregates(window, [part('p', table(rows))]).device('d', FEATURES)!;
+    expect(got.rows).toBe(1);
+    expect(Array.from(got.ts)).toEqual([window.startMs]);
+    expect(nums(got.x)).toEqual([1, -1]);
+    expect(got.droppedOutsideWindow).toBe(2);
+  });
+
+  it('accepts nulls in feature columns a device does not use', () => {
+    const rows = deviceRows('d', 2, 0);
+    rows.s01 = [null, null];
+    expect(Array.from(new WindowAggregates(window, [part('p', table(rows))]).device('d', ['s00'])!.x)).toEqual([0, 1]);
+  });
+});
+
+describe('InvalidAggregates: whole-file problems', () => {
+  const good = () => tableToIPC(table(deviceRows('d', 3, 0)), 'file');
+
+  it('names the file for bytes that are not Arrow', () => {
+    const err = thrown(() => readAggregatesPart('aggregates/window=x/part-00000.arrow', new Uint8Array(64).fill(7)));
+    expect(err.file).toBe('aggregates/window=x/part-00000.arrow');
+    expect(err.message).toContain('aggregates/window=x/part-00000.arrow');
+    expect(err.device).toBeUndefined();
+  });
+
+  it('rejects empty bytes', () => {
+    expect(thrown(() => readAggregatesPart('empty', new Uint8Array())).message).toMatch(/empty/);
+  });
+
+  it('rejects a truncated IPC file', () => {
+    const bytes = good();
+    for (const cut of [bytes.length - 1, bytes.length >> 1, 12]) {
+      const err = thrown(() => readAggregatesPart('trunc', bytes.subarray(0, cut)));
+      expect(err.file).toBe('trunc');
+      expect(err.message).toMatch(/truncated/);
+    }
+  });
+
+  it('rejects a truncated IPC stream, also one cut at a message boundary', () => {
+    const t = table(deviceRows('d', 3, 0));
+    const two = new Table([...t.batches, ...t.batches] as RecordBatch[]);
+    const bytes = tableToIPC(two, 'stream');
+    const oneBatch = tableToIPC(t, 'stream');
+    // Dropping the end-of-stream marker of a valid stream leaves a shorter stream that arrow reads happily.
+    for (const cut of [bytes.length - 8, oneBatch.length - 8, bytes.length - 20, 30]) {
+      const err = thrown(() => readAggregatesPart('trunc.stream', bytes.subarray(0, cut)));
+      expect(err.file).toBe('trunc.stream');
+    }
+  });
+
+  it('requires a device_id column of strings', () => {
+    const missing = thrown(() => part('f', table(deviceRows('d', 1, 0), { omit: ['device_id'] })));
+    expect([missing.file, missing.field]).toEqual(['f', 'device_id']);
+    const wrong = thrown(() =>
+      part(
+        'f',
+        new Table({
+          device_id: vectorFromArray([1], new Int32()),
+          ts: vectorFromArray([T0], new TimestampMillisecond()),
+        }),
+      ),
+    );
+    expect(wrong.field).toBe('device_id');
+    expect(wrong.message).toMatch(/Int32/);
+  });
+
+  it('requires a Timestamp ts column', () => {
+    const missing = thrown(() => part('f', table(deviceRows('d', 1, 0), { omit: ['ts'] })));
+    expect([missing.file, missing.field]).toEqual(['f', 'ts']);
+    const wrong = thrown(() =>
+      part('f', new Table({ device_id: vectorFromArray(['d'], new Utf8()), ts: vectorFromArray([T0], new Float64()) })),
+    );
+    expect(wrong.field).toBe('ts');
+    expect(wrong.message).toMatch(/expected Timestamp/);
+  });
+
+  it('rejects null device ids (the rows cannot be attributed)', () => {
+    const rows = deviceRows('d', 2, 0);
+    rows.device[1] = null;
+    const err = thrown(() => part('f', table(rows)));
+    expect([err.file, err.device, err.field]).toEqual(['f', undefined, 'device_id']);
+  });
+
+  it('fails every requested device, naming the file, when a window has an unreadable part', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetscore-aggregates-'));
+    try {
+      const store = new LocalStore(dir);
+      await store.put(keys.aggregatesPart(window.id, 0), tableToIPC(table(deviceRows('a', 2, 0)), 'file'));
+      await store.put(keys.aggregatesPart(window.id, 1), new Uint8Array(40).fill(1));
+      const agg = await loadWindowAggregates(store, window);
+      expect(agg.failedParts.map((e) => e.file)).toEqual([keys.aggregatesPart(window.id, 1)]);
+      for (const device of ['a', 'b']) {
+        const err = thrown(() => agg.device(device, FEATURES));
+        expect([err.file, err.device]).toEqual([keys.aggregatesPart(window.id, 1), device]);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('InvalidAggregates: one device', () => {
+  it('names file, device and field for a missing or non-float feature, and only fails devices in that file', () => {
+    const p0 = part('p0', table(deviceRows('a', 2, 0), { omit: ['s01'] }));
+    const p1 = part('p1', table(deviceRows('b', 2, 0), { s01Type: new Int32() }));
+    const p2 = part('p2', table(deviceRows('c', 2, 0)));
+    const agg = new WindowAggregates(window, [p0, p1, p2]);
+    const missing = thrown(() => agg.device('a', FEATURES));
+    expect([missing.file, missing.device, missing.field]).toEqual(['p0', 'a', 's01']);
+    const notFloat = thrown(() => agg.device('b', FEATURES));
+    expect([notFloat.file, notFloat.device, notFloat.field]).toEqual(['p1', 'b', 's01']);
+    expect(notFloat.message).toMatch(/Int32.*Float32 or Float64/);
+    expect(agg.device('a', ['s00'])!.rows).toBe(2);
+    expect(agg.device('c', FEATURES)!.rows).toBe(2);
+  });
+
+  it.each([
+    ['NaN', NaN],
+    ['Infinity', Infinity],
+    ['-Infinity', -Infinity],
+    ['null', null],
+  ] as const)('names file, device, field and the ts of the first bad row for %s values', (what, bad) => {
+    const a = deviceRows('a', 5, 0);
+    a.s01[3] = bad;
+    a.s01[1] = bad;
+    const b = deviceRows('b', 5, 0);
+    const agg = new WindowAggregates(window, [part('p', table(concat(a, b)))]);
+    const err = thrown(() => agg.device('a', FEATURES));
+    expect([err.file, err.device, err.field, err.ts]).toEqual(['p', 'a', 's01', T0 + MIN]);
+    expect(err.message).toContain(what);
+    expect(err.message).toContain(new Date(T0 + MIN).toISOString());
+    expect(agg.device('b', FEATURES)!.rows).toBe(5);
+  });
+
+  it('ignores bad values in rows outside the window', () => {
+    const a = deviceRows('a', 2, 0);
+    a.ts[0] = window.endMs + MIN;
+    a.s00[0] = NaN;
+    expect(new WindowAggregates(window, [part('p', table(a))]).device('a', FEATURES)!.rows).toBe(1);
+  });
+
+  it('reports a null ts for the device', () => {
+    const a = deviceRows('a', 2, 0);
+    a.ts[1] = null;
+    const agg = new WindowAggregates(window, [part('p', table(concat(a, deviceRows('b', 1, 0))))]);
+    const err = thrown(() => agg.device('a', FEATURES));
+    expect([err.file, err.device, err.field]).toEqual(['p', 'a', 'ts']);
+    expect(agg.device('b', FEATURES)!.rows).toBe(1);
+  });
+
+  it('reports duplicate (device, ts) rows within a file and across files', () => {
+    const twice = concat(deviceRows('a', 3, 0), deviceRows('a', 1, 9, 1));
+    const within = new WindowAggregates(window, [part('p', table(twice))]);
+    const err = thrown(() => within.device('a', FEATURES));
+    expect([err.file, err.device, err.field, err.ts]).toEqual(['p', 'a', 'ts', T0 + MIN]);
+
+    const across = new WindowAggregates(window, [
+      part('p0', table(deviceRows('a', 3, 0))),
+      part('p1', table(deviceRows('a', 1, 0, 2))),
+    ]);
+    const err2 = thrown(() => across.device('a', FEATURES));
+    expect([err2.device, err2.field, err2.ts]).toEqual(['a', 'ts', T0 + 2 * MIN]);
+    expect(err2.message).toMatch(/p0/);
+    expect(err2.message).toMatch(/p1/);
+  });
+});
+
+describe('loadWindowAggregates', () => {
+  it('reads every part of the window from the store and keeps only parts with wanted devices', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetscore-aggregates-'));
+    try {
+      const store = new LocalStore(dir);
+      await store.put(keys.aggregatesPart(window.id, 0), tableToIPC(table(deviceRows('a', 2, 0)), 'file'));
+      const b = tableToIPC(table(deviceRows('b', 3, 0), { dictionary: true }), 'stream');
+      await store.put(keys.aggregatesPart(window.id, 1), b);
+      await store.put(keys.aggregatesPart('2026-11-21T13', 0), tableToIPC(table(deviceRows('a', 2, 0)), 'file'));
+      const all = await loadWindowAggregates(store, window);
+      expect(all.parts.map((p) => p.file)).toEqual([0, 1].map((i) => keys.aggregatesPart(window.id, i)));
+      expect(all.device('b', FEATURES)!.rows).toBe(3);
+      const onlyB = await loadWindowAggregates(store, window, { devices: new Set(['b']) });
+      expect(onlyB.parts.map((p) => p.file)).toEqual([keys.aggregatesPart(window.id, 1)]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

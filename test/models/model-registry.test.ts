@@ -1,0 +1,290 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { Header, type HeaderData } from 'tar';
+import { InvalidPathSegment, keys } from '../../lib/keys';
+import {
+  InvalidModel,
+  InvalidModelIndex,
+  ModelChecksumMismatch,
+  ModelNotFound,
+  ModelVersionExists,
+  readIndex,
+  readModelMeta,
+  registerModel,
+  registerModelPackage,
+  sha256Hex,
+  type ModelMetaInput,
+} from '../../lib/models/model-registry';
+import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
+import { LocalStore } from '../../lib/store/local-store';
+import type { ObjectStore } from '../../lib/store/object-store';
+
+const identity3 = [
+  [1, 0, 0],
+  [0, 1, 0],
+  [0, 0, 1],
+];
+const model = buildMahalanobisModel({ mean: [0, 0, 0], precision: identity3 });
+const otherModel = buildMahalanobisModel({ mean: [1, 1, 1], precision: identity3 });
+const meta: ModelMetaInput = {
+  pool: 'cpu',
+  features: ['a', 'b', 'c'],
+  input: { name: 'X' },
+  output: { name: 'score' },
+  anomalyWhen: 'above',
+  threshold: 9,
+};
+
+/** A tar.gz built member by member with tar's Header, so tests can write what tar.create would refuse to. */
+function tarGz(members: { header: HeaderData; body?: Uint8Array | string }[]): Uint8Array {
+  const blocks: Buffer[] = [];
+  for (const { header, body = '' } of members) {
+    const data = Buffer.from(body);
+    const h = new Header({ mode: 0o644, mtime: new Date(0), size: data.length, type: 'File', ...header });
+    h.encode();
+    blocks.push(h.block!, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return new Uint8Array(gzipSync(Buffer.concat(blocks)));
+}
+
+/** The error a promise rejects with; fails the test when it resolves. */
+async function rejection<T = Error>(promise: Promise<unknown>): Promise<T> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (err: unknown) => err as T,
+  );
+}
+
+const packagedMeta = JSON.stringify({ schema: 'fleetscore.model/v1', ...meta, sha256: sha256Hex(model) });
+
+let dir: string;
+let store: LocalStore;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-registry-'));
+  store = new LocalStore(dir);
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('readIndex', () => {
+  it('is empty on a fresh store', async () => {
+    await expect(readIndex(store)).resolves.toEqual({ schema: 'fleetscore.index/v1', devices: {} });
+  });
+
+  it('names the key on invalid JSON and the field on a schema violation', async () => {
+    await store.put(keys.modelIndex(), '{not json');
+    const bad = await rejection(readIndex(store));
+    expect(bad).toBeInstanceOf(InvalidModelIndex);
+    expect((bad as InvalidModelIndex).file).toBe('models/index.json');
+    expect((bad as Error).message).toMatch(/^models\/index\.json: invalid JSON/);
+
+    const index = { schema: 'fleetscore.index/v1', devices: { p1: { pool: 'cpu' } } };
+    await store.put(keys.modelIndex(), JSON.stringify(index));
+    const invalid = await rejection<InvalidModelIndex>(readIndex(store));
+    expect(invalid).toBeInstanceOf(InvalidModelIndex);
+    expect(invalid.field).toBe('devices.p1.version');
+    expect(invalid.device).toBe('p1');
+    expect(invalid.message).toContain('models/index.json: devices.p1.version');
+  });
+
+  it('rejects an index naming an unsafe device id', async () => {
+    const entry = { version: 'v0001', pool: 'cpu', sha256: sha256Hex(model) };
+    await store.put(keys.modelIndex(), JSON.stringify({ schema: 'fleetscore.index/v1', devices: { '../etc': entry } }));
+    await expect(readIndex(store)).rejects.toThrow(InvalidModelIndex);
+  });
+});
+
+describe('registerModel', () => {
+  it('assigns increasing immutable versions and points the index at the newest', async () => {
+    const first = await registerModel(store, { device: 'pump-1', onnx: model, meta });
+    expect(first).toEqual({ device: 'pump-1', version: 'v0001', sha256: sha256Hex(model), pool: 'cpu' });
+    const second = await registerModel(store, { device: 'pump-1', onnx: otherModel, meta: { ...meta, pool: 'gpu' } });
+    expect(second.version).toBe('v0002');
+    await registerModel(store, { device: 'pump-2', onnx: model, meta });
+
+    const index = await readIndex(store);
+    expect(index.devices).toEqual({
+      'pump-1': { version: 'v0002', pool: 'gpu', sha256: sha256Hex(otherModel) },
+      'pump-2': { version: 'v0001', pool: 'cpu', sha256: sha256Hex(model) },
+    });
+    // The first version is untouched by the second.
+    expect(await store.get(keys.modelOnnx('pump-1', 'v0001'))).toEqual(model);
+    const m1 = await readModelMeta(store, 'pump-1', 'v0001');
+    expect(m1).toMatchObject({ device: 'pump-1', version: 'v0001', sha256: sha256Hex(model) });
+    expect(m1.schema).toBe('fleetscore.model/v1');
+    expect(m1.preprocessing).toEqual({ type: 'none' });
+    expect(Number.isNaN(Date.parse(m1.createdAt))).toBe(false);
+  });
+
+  it('refuses to overwrite a version that already exists', async () => {
+    await registerModel(store, { device: 'pump-1', onnx: model, meta });
+    // A listing that misses v0001 (a concurrent writer, an eventually consistent listing) must not clobber it.
+    const staleListing: ObjectStore = {
+      uri: store.uri,
+      get: (k) => store.get(k),
+      tryGet: (k) => store.tryGet(k),
+      put: (k, b) => store.put(k, b),
+      delete: (k) => store.delete(k),
+      list: async () => [],
+    };
+    const racing = registerModel(staleListing, { device: 'pump-1', onnx: otherModel, meta });
+    const err = await rejection<ModelVersionExists>(racing);
+    expect(err).toBeInstanceOf(ModelVersionExists);
+    expect(err.device).toBe('pump-1');
+    expect(err.file).toBe('models/pump-1/v0001/model.onnx');
+    expect(await store.get(keys.modelOnnx('pump-1', 'v0001'))).toEqual(model);
+  });
+
+  it('rejects bytes that are not ONNX, naming the file', async () => {
+    const notOnnx = [new TextEncoder().encode('not a model'), new Uint8Array([0xff, 0xff]), new Uint8Array()];
+    for (const bytes of notOnnx) {
+      const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: bytes, meta }));
+      expect(err).toBeInstanceOf(InvalidModel);
+      expect(err.file).toBe('model.onnx');
+      expect(err.device).toBe('pump-1');
+    }
+    expect(await store.list('models/')).toEqual([]);
+  });
+
+  it.each([
+    ['input.name', { input: { name: 'features' } }, /has no input "features" \(inputs: X\)/],
+    ['output.name', { output: { name: 'label' } }, /has no output "label"/],
+    ['output.column', { output: { name: 'score', column: 1 } }, /column 1 does not exist/],
+    ['features', { features: ['a', 'b'] }, /takes 3 features, model.json lists 2/],
+  ])('rejects a model.json whose %s does not match the graph', async (field, patch, message) => {
+    const err = await rejection<InvalidModel>(
+      registerModel(store, { device: 'pump-1', onnx: model, meta: { ...meta, ...patch } }),
+    );
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(message);
+    expect(await store.tryGet(keys.modelIndex())).toBeUndefined();
+  });
+
+  it('rejects a model.json that breaks the schema, naming the field', async () => {
+    const bad = { ...meta, anomalyWhen: 'sideways' } as unknown as ModelMetaInput;
+    const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: model, meta: bad }));
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.field).toBe('anomalyWhen');
+    const zeroScale: ModelMetaInput = {
+      ...meta,
+      preprocessing: { type: 'standardize', mean: [0, 0, 0], scale: [1, 0, 1] },
+    };
+    await expect(registerModel(store, { device: 'pump-1', onnx: model, meta: zeroScale })).rejects.toMatchObject({
+      name: 'InvalidModel',
+      field: 'preprocessing.scale',
+    });
+  });
+
+  it('validates the device id before touching the store', async () => {
+    for (const device of ['../x', 'a/b', '', '.hidden']) {
+      await expect(registerModel(store, { device, onnx: model, meta })).rejects.toThrow(InvalidPathSegment);
+    }
+  });
+});
+
+describe('readModelMeta', () => {
+  it('throws ModelNotFound for a missing version', async () => {
+    await expect(readModelMeta(store, 'pump-1', 'v0007')).rejects.toMatchObject({
+      name: 'ModelNotFound',
+      device: 'pump-1',
+      file: 'models/pump-1/v0007/model.json',
+    });
+    await expect(readModelMeta(store, 'pump-1', 'v0007')).rejects.toThrow(ModelNotFound);
+  });
+
+  it('rejects a model.json stored under another device', async () => {
+    await registerModel(store, { device: 'pump-1', onnx: model, meta });
+    await store.put(keys.modelMeta('pump-2', 'v0001'), await store.get(keys.modelMeta('pump-1', 'v0001')));
+    await expect(readModelMeta(store, 'pump-2', 'v0001')).rejects.toMatchObject({
+      name: 'InvalidModel',
+      field: 'device',
+    });
+  });
+});
+
+describe('registerModelPackage', () => {
+  it('registers a tar.gz holding model.onnx and model.json, with overrides', async () => {
+    const pkg = tarGz([
+      { header: { path: './', type: 'Directory', size: 0 } },
+      { header: { path: './model.onnx' }, body: model },
+      { header: { path: 'model.json' }, body: packagedMeta },
+      { header: { path: 'README.md' }, body: 'ignored' },
+    ]);
+    const result = await registerModelPackage(store, 'pump-1', pkg, 'model.tar.gz', { pool: 'gpu', threshold: 4 });
+    expect(result).toEqual({ device: 'pump-1', version: 'v0001', sha256: sha256Hex(model), pool: 'gpu' });
+    expect(await readModelMeta(store, 'pump-1', 'v0001')).toMatchObject({ pool: 'gpu', threshold: 4 });
+  });
+
+  it('registers a bare .onnx with its model.json given separately, and requires that model.json', async () => {
+    await expect(registerModelPackage(store, 'pump-1', model, 'model.onnx')).rejects.toThrow(/needs its model.json/);
+    const result = await registerModelPackage(store, 'pump-1', model, 'pump.onnx', { meta: JSON.parse(packagedMeta) });
+    expect(result.version).toBe('v0001');
+    await expect(registerModelPackage(store, 'pump-1', model, 'model.zip', { meta })).rejects.toThrow(InvalidModel);
+  });
+
+  it('verifies a packaged sha256', async () => {
+    const wrong = JSON.stringify({ ...meta, sha256: sha256Hex(otherModel) });
+    const pkg = tarGz([
+      { header: { path: 'model.onnx' }, body: model },
+      { header: { path: 'model.json' }, body: wrong },
+    ]);
+    const err = await rejection<ModelChecksumMismatch>(registerModelPackage(store, 'pump-1', pkg, 'm.tar.gz'));
+    expect(err).toBeInstanceOf(ModelChecksumMismatch);
+    expect(err).toMatchObject({ device: 'pump-1', file: 'model.onnx', field: 'sha256', actual: sha256Hex(model) });
+    expect(await store.list('models/')).toEqual([]);
+  });
+
+  it.each([
+    ['a .. path', [{ header: { path: '../model.onnx' }, body: model }], /'\.\.' path segment/],
+    ['a nested .. path', [{ header: { path: 'a/../../model.json' }, body: packagedMeta }], /'\.\.' path segment/],
+    ['an absolute path', [{ header: { path: '/etc/model.onnx' }, body: model }], /absolute path/],
+    [
+      'a symlink',
+      [{ header: { path: 'model.onnx', type: 'SymbolicLink', linkpath: '/etc/passwd', size: 0 } }],
+      /SymbolicLink/,
+    ],
+    ['a hard link', [{ header: { path: 'model.json', type: 'Link', linkpath: 'model.onnx', size: 0 } }], /is a Link/],
+    ['a device', [{ header: { path: 'model.onnx', type: 'CharacterDevice', size: 0 } }], /CharacterDevice/],
+    ['a member over 256 MiB', [{ header: { path: 'model.onnx', size: 300 * 1024 * 1024 } }], /over the 256 MiB limit/],
+    ['a duplicate member', [{ header: { path: './model.json' }, body: '{}' }], /appears twice/],
+  ] as const)('rejects a package with %s', async (_what, bad, message) => {
+    const good = [
+      { header: { path: 'model.onnx' }, body: model },
+      { header: { path: 'model.json' }, body: packagedMeta },
+    ];
+    const pkg = tarGz([...good, ...bad]);
+    const err = await rejection<InvalidModel>(registerModelPackage(store, 'pump-1', pkg, 'evil.tar.gz'));
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.file).toBe('evil.tar.gz');
+    expect(err.message).toMatch(message);
+    expect(await store.list('models/')).toEqual([]);
+  });
+
+  it('rejects archives without both files, and bytes that are not a tar.gz', async () => {
+    const onlyOnnx = tarGz([{ header: { path: 'model.onnx' }, body: model }]);
+    await expect(registerModelPackage(store, 'pump-1', onlyOnnx, 'm.tar.gz')).rejects.toMatchObject({
+      name: 'InvalidModel',
+      field: 'model.json',
+      message: expect.stringMatching(/missing model.json/),
+    });
+    const nested = tarGz([
+      { header: { path: 'pkg/model.onnx' }, body: model },
+      { header: { path: 'pkg/model.json' }, body: packagedMeta },
+    ]);
+    await expect(registerModelPackage(store, 'pump-1', nested, 'm.tar.gz')).rejects.toThrow(/at its root/);
+    const garbage = new TextEncoder().encode('this is not a tarball at all');
+    await expect(registerModelPackage(store, 'pump-1', garbage, 'm.tar.gz')).rejects.toMatchObject({
+      name: 'InvalidModel',
+      file: 'm.tar.gz',
+    });
+    const notTar = gzipSync(Buffer.from('x'.repeat(100)));
+    await expect(registerModelPackage(store, 'pump-1', notTar, 'm.tgz')).rejects.toThrow(InvalidModel);
+  });
+});

@@ -1,0 +1,154 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keys } from '../../lib/keys';
+import { ModelChecksumMismatch, registerModel, sha256Hex, type ModelMetaInput } from '../../lib/models/model-registry';
+import { isAnomaly, ModelSessionCache } from '../../lib/models/model-sessions';
+import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
+import { LocalStore } from '../../lib/store/local-store';
+
+const identity2 = [
+  [1, 0],
+  [0, 1],
+];
+const meta: ModelMetaInput = {
+  pool: 'cpu',
+  features: ['a', 'b'],
+  input: { name: 'X' },
+  output: { name: 'score' },
+  anomalyWhen: 'above',
+  threshold: 9,
+};
+
+let dir: string;
+let store: LocalStore;
+let cache: ModelSessionCache;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-sessions-'));
+  store = new LocalStore(dir);
+  cache = new ModelSessionCache();
+});
+afterEach(async () => {
+  await cache.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function register(device: string, mean: number[], extra: Partial<ModelMetaInput> = {}) {
+  const onnx = buildMahalanobisModel({ mean, precision: identity2 });
+  return registerModel(store, { device, onnx, meta: { ...meta, ...extra } });
+}
+
+describe('ModelSessionCache', () => {
+  it('loads a registered model and scores rows', async () => {
+    const entry = await register('pump-1', [1, 2]);
+    const model = await cache.load(store, 'pump-1', entry);
+    expect(model.meta).toMatchObject({ device: 'pump-1', version: 'v0001', threshold: 9 });
+    const scores = await model.score(new Float32Array([1, 2, 2, 2, 4, 6]), 3);
+    expect(Array.from(scores)).toEqual([0, 1, 25]);
+    expect(Array.from(scores, (s) => isAnomaly(model.meta, s))).toEqual([false, false, true]);
+    expect(await model.score(new Float32Array(0), 0)).toHaveLength(0);
+    await expect(model.score(new Float32Array(3), 2)).rejects.toThrow(RangeError);
+  });
+
+  it('detects model.onnx bytes that do not match the recorded sha256', async () => {
+    const entry = await register('pump-1', [0, 0]);
+    const other = buildMahalanobisModel({ mean: [5, 5], precision: identity2 });
+    await store.put(keys.modelOnnx('pump-1', entry.version), other);
+    const err = cache.load(store, 'pump-1', entry);
+    await expect(err).rejects.toThrow(ModelChecksumMismatch);
+    await expect(err).rejects.toMatchObject({
+      device: 'pump-1',
+      file: 'models/pump-1/v0001/model.onnx',
+      field: 'sha256',
+      expected: entry.sha256,
+      actual: sha256Hex(other),
+    });
+    expect(cache.size).toBe(0);
+  });
+
+  it('detects an index entry whose sha256 disagrees with model.json', async () => {
+    const entry = await register('pump-1', [0, 0]);
+    const wrong = { version: entry.version, sha256: 'f'.repeat(64) };
+    await expect(cache.load(store, 'pump-1', wrong)).rejects.toMatchObject({
+      name: 'ModelChecksumMismatch',
+      file: 'models/pump-1/v0001/model.json',
+      recordedIn: 'models/index.json',
+    });
+  });
+
+  it('applies standardize preprocessing to a copy of the rows', async () => {
+    const entry = await register('pump-1', [0, 0], {
+      preprocessing: { type: 'standardize', mean: [10, -4], scale: [2, 0.5] },
+    });
+    const model = await cache.load(store, 'pump-1', entry);
+    const rows = new Float32Array([10, -4, 12, -3, 6, -4]);
+    const scores = await model.score(rows, 3);
+    // ((x - mean) / scale)² summed: [0, 0], [1, 2], [-2, 0].
+    expect(Array.from(scores)).toEqual([0, 5, 4]);
+    expect(Array.from(rows)).toEqual([10, -4, 12, -3, 6, -4]);
+  });
+
+  it('reuses the session on a cache hit and shares it between devices with the same bytes', async () => {
+    const a = await register('pump-1', [0, 0]);
+    const b = await register('pump-2', [0, 0]);
+    expect(b.sha256).toBe(a.sha256);
+    const first = await cache.load(store, 'pump-1', a);
+    const again = await cache.load(store, 'pump-1', a);
+    const other = await cache.load(store, 'pump-2', b);
+    expect(cache.stats).toEqual({ hits: 2, misses: 1, evictions: 0 });
+    expect(cache.size).toBe(1);
+    expect(other.meta.device).toBe('pump-2');
+    for (const m of [first, again, other]) expect(Array.from(await m.score(new Float32Array([3, 4]), 1))).toEqual([25]);
+  });
+
+  it('evicts the least recently used session and reloads it when an evicted model scores again', async () => {
+    cache = new ModelSessionCache({ maxSessions: 2 });
+    const a = await register('pump-a', [0, 0]);
+    const b = await register('pump-b', [1, 1]);
+    const c = await register('pump-c', [2, 2]);
+    const modelA = await cache.load(store, 'pump-a', a);
+    await cache.load(store, 'pump-b', b);
+    await cache.load(store, 'pump-a', a); // a is now the most recently used
+    await cache.load(store, 'pump-c', c); // evicts b
+    expect(cache.size).toBe(2);
+    expect(cache.stats).toEqual({ hits: 1, misses: 3, evictions: 1 });
+    await cache.load(store, 'pump-b', b); // evicts a, now the least recently used
+    expect(cache.stats).toEqual({ hits: 1, misses: 4, evictions: 2 });
+    // modelA's session was released; scoring loads and verifies it again (evicting c).
+    expect(Array.from(await modelA.score(new Float32Array([3, 4]), 1))).toEqual([25]);
+    expect(cache.stats).toEqual({ hits: 1, misses: 5, evictions: 3 });
+    expect(cache.size).toBe(2);
+  });
+
+  it('releases every session on close and stays usable', async () => {
+    const a = await register('pump-1', [0, 0]);
+    const model = await cache.load(store, 'pump-1', a);
+    await cache.close();
+    expect(cache.size).toBe(0);
+    expect(Array.from(await model.score(new Float32Array([0, 1]), 1))).toEqual([1]);
+    expect(cache.size).toBe(1);
+  });
+
+  it('scores concurrently while a session is evicted, releasing it only when idle', async () => {
+    cache = new ModelSessionCache({ maxSessions: 1 });
+    const a = await register('pump-a', [0, 0]);
+    const b = await register('pump-b', [1, 1]);
+    const modelA = await cache.load(store, 'pump-a', a);
+    const rows = new Float32Array(20_000).fill(1);
+    const running = modelA.score(rows, 10_000);
+    await cache.load(store, 'pump-b', b); // evicts a while it may still be running
+    const scores = await running;
+    expect(scores).toHaveLength(10_000);
+    expect(scores[0]).toBe(2);
+  });
+});
+
+describe('isAnomaly', () => {
+  it('compares strictly above or below the threshold', () => {
+    expect(isAnomaly({ anomalyWhen: 'above', threshold: 1 }, 1.5)).toBe(true);
+    expect(isAnomaly({ anomalyWhen: 'above', threshold: 1 }, 1)).toBe(false);
+    expect(isAnomaly({ anomalyWhen: 'below', threshold: 0 }, -0.1)).toBe(true);
+    expect(isAnomaly({ anomalyWhen: 'below', threshold: 0 }, 0)).toBe(false);
+    expect(isAnomaly({ anomalyWhen: 'below', threshold: 0 }, Number.NaN)).toBe(false);
+  });
+});

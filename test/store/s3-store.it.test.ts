@@ -1,0 +1,266 @@
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { InvalidKey } from '../../lib/store/object-store';
+import { openStore } from '../../lib/store/open-store';
+import { parseS3Uri, S3_STORE_ENV, S3RequestFailed, S3Store } from '../../lib/store/s3-store';
+import { startS3Server, type S3TestServer } from '../support/s3-server';
+import { describeStoreContract } from './store-contract';
+
+// S3 round trips are slower than a folder; the first start may also build MinIO (see beforeAll).
+jest.setTimeout(60_000);
+
+const SECRET = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY';
+const ACCESS_KEY = 'AKIAIOSFODNN7EXAMPLE';
+
+/** Sets environment variables for the duration of `fn`, restoring the previous values afterwards. */
+async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const assign = (values: Record<string, string | undefined>): void => {
+    for (const [k, v] of Object.entries(values)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  assign(vars);
+  try {
+    return await fn();
+  } finally {
+    assign(saved);
+  }
+}
+
+const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('utf8');
+
+describe('parseS3Uri', () => {
+  it('reads the bucket and normalises the prefix', () => {
+    expect(parseS3Uri('s3://fleet-data', {})).toEqual({
+      bucket: 'fleet-data',
+      prefix: '',
+      endpoint: undefined,
+      forcePathStyle: false,
+      region: 'us-east-1',
+    });
+    expect(parseS3Uri('s3://fleet-data/', {}).prefix).toBe('');
+    expect(parseS3Uri('s3://fleet-data/prod', {}).prefix).toBe('prod/');
+    expect(parseS3Uri('s3://fleet-data/prod/eu-1/', {}).prefix).toBe('prod/eu-1/');
+  });
+
+  it('reads endpoint, path style and region from the query', () => {
+    expect(
+      parseS3Uri('s3://fleet-data/p?endpoint=http://127.0.0.1:9000&forcePathStyle=true&region=eu-central-1', {}),
+    ).toEqual({
+      bucket: 'fleet-data',
+      prefix: 'p/',
+      endpoint: 'http://127.0.0.1:9000',
+      forcePathStyle: true,
+      region: 'eu-central-1',
+    });
+    expect(parseS3Uri('s3://fleet-data?endpoint=https%3A%2F%2Fminio.internal%3A9000', {}).endpoint).toBe(
+      'https://minio.internal:9000',
+    );
+  });
+
+  it('falls back to the environment, and the query wins over it', () => {
+    const env = {
+      [S3_STORE_ENV.endpoint]: 'http://minio.local:9000',
+      [S3_STORE_ENV.forcePathStyle]: 'true',
+      AWS_REGION: 'ap-south-1',
+    };
+    expect(parseS3Uri('s3://fleet-data', env)).toMatchObject({
+      endpoint: 'http://minio.local:9000',
+      forcePathStyle: true,
+      region: 'ap-south-1',
+    });
+    expect(parseS3Uri('s3://fleet-data?endpoint=http://other:1&forcePathStyle=false&region=us-west-2', env)).toMatchObject({
+      endpoint: 'http://other:1',
+      forcePathStyle: false,
+      region: 'us-west-2',
+    });
+  });
+
+  it('leaves the endpoint to the SDK when none is given', () => {
+    // The SDK then uses AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (tested against the server below).
+    expect(parseS3Uri('s3://fleet-data', { AWS_ENDPOINT_URL_S3: 'http://x:1' }).endpoint).toBeUndefined();
+  });
+
+  it.each([
+    ['s3://', /bucket name/],
+    ['s3://Fleet_Data', /bucket name/],
+    ['s3://fleet-data/a//b', InvalidKey],
+    ['s3://fleet-data/../x', InvalidKey],
+    ['s3://fleet-data?bucket=other', /unknown S3 store URI parameter "bucket"/],
+    ['s3://fleet-data?forcePathStyle=yes', /forcePathStyle/],
+    ['s3://fleet-data?endpoint=ftp://host', /protocol/],
+    ['s3://fleet-data?endpoint=not a url', /invalid S3 endpoint/],
+    ['s3://fleet-data#frag', /invalid S3 store URI/],
+  ])('rejects %s', (uri, error) => {
+    expect(() => parseS3Uri(uri, {})).toThrow(error);
+  });
+
+  it.each([
+    `s3://${ACCESS_KEY}:${SECRET}@fleet-data/prod`,
+    `s3://${ACCESS_KEY}:${encodeURIComponent(SECRET)}@fleet-data`,
+    `s3://${ACCESS_KEY}@fleet-data`,
+    `s3://fleet-data/p?endpoint=http://${ACCESS_KEY}:${SECRET}@127.0.0.1:9000`,
+    `s3://fleet-data/p?endpoint=http://${ACCESS_KEY}:${encodeURIComponent(SECRET)}@127.0.0.1:9000`,
+  ])('refuses credentials in %s without repeating them', (uri) => {
+    let message = '';
+    try {
+      openStore(uri);
+    } catch (err) {
+      message = String(err) + JSON.stringify(err);
+    }
+    expect(message).toMatch(/must not contain credentials/);
+    for (const part of [SECRET, encodeURIComponent(SECRET), ...SECRET.split('/'), ACCESS_KEY]) {
+      expect(message).not.toContain(part);
+    }
+  });
+
+  it('gives a URI without query or credentials as the store URI', () => {
+    expect(S3Store.fromUri('s3://fleet-data').uri).toBe('s3://fleet-data');
+    expect(openStore('s3://fleet-data//prod/eu-1/?endpoint=http://127.0.0.1:9000&forcePathStyle=true').uri).toBe(
+      's3://fleet-data/prod/eu-1',
+    );
+  });
+});
+
+describe('S3Store against a real S3 server (MinIO)', () => {
+  let server: S3TestServer;
+  let restoreEnv: Record<string, string | undefined> = {};
+  let n = 0;
+  const opened: S3Store[] = [];
+
+  /** A store under its own prefix on the test server, reached through the URI's query. */
+  const open = (prefix = `t${++n}-${randomBytes(3).toString('hex')}`): S3Store => {
+    const store = S3Store.fromUri(`s3://${server.bucket}/${prefix}?endpoint=${server.endpoint}&forcePathStyle=true`);
+    opened.push(store);
+    return store;
+  };
+
+  beforeAll(async () => {
+    server = await startS3Server();
+    // Credentials reach the store only through the SDK's chain, here its environment provider.
+    const vars = { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey };
+    restoreEnv = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, vars);
+    for (const k of [S3_STORE_ENV.endpoint, S3_STORE_ENV.forcePathStyle, 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
+      restoreEnv[k] = process.env[k];
+      delete process.env[k];
+    }
+  }, 15 * 60_000); // the first run builds MinIO from source
+
+  afterAll(async () => {
+    for (const store of opened) store.destroy();
+    for (const [k, v] of Object.entries(restoreEnv)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await server?.stop();
+  });
+
+  describeStoreContract('S3Store', async () => {
+    const store = open();
+    return { store, cleanup: async () => store.destroy() };
+  });
+
+  it('opens the bucket through the storeUri the test server hands out', async () => {
+    const store = S3Store.fromUri(server.storeUri);
+    opened.push(store);
+    expect(store.uri).toBe(`s3://${server.bucket}`);
+    await store.put('hello/from-store-uri.txt', 'hi');
+    expect(text(await store.get('hello/from-store-uri.txt'))).toBe('hi');
+  });
+
+  it('reaches the server through FLEETSCORE_S3_ENDPOINT and FLEETSCORE_S3_FORCE_PATH_STYLE', async () => {
+    await withEnv({ [S3_STORE_ENV.endpoint]: server.endpoint, [S3_STORE_ENV.forcePathStyle]: 'true' }, async () => {
+      const store = S3Store.fromUri(`s3://${server.bucket}/via-env`);
+      opened.push(store);
+      await store.put('k.txt', 'via env');
+      expect(text(await store.get('k.txt'))).toBe('via env');
+    });
+  });
+
+  it("reaches the server through the SDK's own AWS_ENDPOINT_URL_S3", async () => {
+    await withEnv({ AWS_ENDPOINT_URL_S3: server.endpoint, [S3_STORE_ENV.forcePathStyle]: 'true' }, async () => {
+      const store = S3Store.fromUri(`s3://${server.bucket}/via-sdk-env`);
+      opened.push(store);
+      await store.put('k.txt', 'via sdk env');
+      expect(text(await store.get('k.txt'))).toBe('via sdk env');
+    });
+  });
+
+  it('keeps each store inside its prefix, also when one prefix starts another', async () => {
+    const root = open('');
+    const p1 = open('iso/p1');
+    const p10 = open('iso/p10');
+    await p1.put('k.json', 'one');
+    await p10.put('k.json', 'ten');
+    expect(await p1.list('')).toEqual(['k.json']);
+    expect(await p10.list('')).toEqual(['k.json']);
+    expect(text(await p1.get('k.json'))).toBe('one');
+    // Where the objects really are in the bucket.
+    expect(await root.list('iso/')).toEqual(['iso/p1/k.json', 'iso/p10/k.json']);
+    await p1.delete('k.json');
+    expect(text(await root.get('iso/p10/k.json'))).toBe('ten');
+  });
+
+  it('lists past the 1000 keys of one ListObjectsV2 page', async () => {
+    const store = open();
+    const keys = Array.from({ length: 1010 }, (_, i) => `logs/window=2026-11-21T12/shard-${String(i).padStart(5, '0')}.jsonl`);
+    for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => store.put(k, '')));
+    expect(await store.list('logs/')).toEqual(keys);
+    expect(await store.list('logs/window=2026-11-21T12/shard-0100')).toEqual(keys.slice(1000));
+  });
+
+  it('fails loudly for a missing bucket instead of reading it as a missing object', async () => {
+    const store = S3Store.fromUri(`s3://no-such-bucket-${randomBytes(4).toString('hex')}/p?endpoint=${server.endpoint}&forcePathStyle=true`);
+    opened.push(store);
+    const err = await store.tryGet('predictions/window=2026-11-21T12/_manifest.json').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(S3RequestFailed);
+    expect((err as Error).message).toMatch(/NoSuchBucket/);
+    expect((err as Error).message).toContain(`${store.bucket}/p/predictions/window=2026-11-21T12/_manifest.json`);
+    await expect(store.list('')).rejects.toThrow(/ListObjectsV2 .*NoSuchBucket/);
+  });
+
+  it('reports rejected credentials without repeating the secret', async () => {
+    const wrong = `${server.secretAccessKey}-wrong`;
+    await withEnv({ AWS_SECRET_ACCESS_KEY: wrong }, async () => {
+      const store = open();
+      const err = await store.tryGet('models/index.json').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(S3RequestFailed);
+      const message = String(err) + JSON.stringify(err);
+      expect(message).toMatch(/SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId/);
+      expect(message).toContain('models/index.json');
+      expect(message).not.toContain(wrong);
+      expect(message).not.toContain(server.secretAccessKey);
+    });
+  });
+
+  it('names the bucket and key when the server is gone, and stop() really stops it', async () => {
+    const gone = await startS3Server();
+    await withEnv({ AWS_ACCESS_KEY_ID: gone.accessKeyId, AWS_SECRET_ACCESS_KEY: gone.secretAccessKey }, async () => {
+      const store = S3Store.fromUri(`s3://${gone.bucket}/runs?endpoint=${gone.endpoint}&forcePathStyle=true`);
+      opened.push(store);
+      await store.put('probe.txt', 'up');
+      expect(await store.list('')).toEqual(['probe.txt']);
+      await gone.stop();
+      await gone.stop(); // idempotent
+      const port = Number(new URL(gone.endpoint).port);
+      await expect(
+        new Promise((done, fail) => connect(port, '127.0.0.1').once('connect', done).once('error', fail)),
+      ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+
+      const key = 'predictions/window=2026-11-21T12/shard-00017.arrow';
+      for (const call of [() => store.get(key), () => store.tryGet(key), () => store.put(key, 'x'), () => store.delete(key)]) {
+        const err = await call().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(S3RequestFailed);
+        expect(err).toMatchObject({ bucket: gone.bucket, objectKey: `runs/${key}` });
+        const message = (err as Error).message;
+        expect(message).toContain(`s3://${gone.bucket}/runs/${key}`);
+        expect(message).toMatch(/ECONNREFUSED/);
+        expect(message).not.toContain(gone.secretAccessKey);
+        expect((err as Error).cause).toBeDefined();
+      }
+    });
+  });
+});

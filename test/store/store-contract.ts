@@ -1,0 +1,154 @@
+/**
+ * The behaviour every `ObjectStore` must share, so the embedded default and S3 stay interchangeable: the same
+ * suite runs against the local folder (unit) and a real S3 server (integration).
+ */
+import { randomBytes } from 'node:crypto';
+import { InvalidKey, ObjectNotFound, type ObjectStore } from '../../lib/store/object-store';
+
+/** A fresh, empty store for one test and how to dispose of it. */
+export interface OpenedStore {
+  store: ObjectStore;
+  cleanup(): Promise<void>;
+}
+
+const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('utf8');
+
+/** Registers the shared store tests under `describe(name)`; `open` is called once per test for an empty store. */
+export function describeStoreContract(name: string, open: () => Promise<OpenedStore>): void {
+  describe(`${name} (ObjectStore contract)`, () => {
+    let opened: OpenedStore | undefined;
+    let store: ObjectStore;
+
+    beforeEach(async () => {
+      opened = await open();
+      store = opened.store;
+    });
+
+    afterEach(async () => {
+      await opened?.cleanup();
+      opened = undefined;
+    });
+
+    it('returns the exact bytes that were put', async () => {
+      const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+      await store.put('models/dev-1/v1/model.onnx', bytes);
+      const got = await store.get('models/dev-1/v1/model.onnx');
+      expect(Object.prototype.toString.call(got)).toBe('[object Uint8Array]');
+      expect(Buffer.from(got).equals(Buffer.from(bytes))).toBe(true);
+    });
+
+    it('stores strings as UTF-8', async () => {
+      const s = '{"device":"pump-7","note":"héllo ✓ 🚀"}\n';
+      await store.put('models/index.json', s);
+      const got = await store.get('models/index.json');
+      expect(got.byteLength).toBe(Buffer.byteLength(s));
+      expect(text(got)).toBe(s);
+      expect(text((await store.tryGet('models/index.json'))!)).toBe(s);
+    });
+
+    it('stores an empty object', async () => {
+      await store.put('empty.txt', '');
+      expect((await store.get('empty.txt')).byteLength).toBe(0);
+    });
+
+    it('replaces an object on overwrite, also with a shorter body', async () => {
+      await store.put('a/b.json', 'first version, the longer one');
+      await store.put('a/b.json', 'second');
+      expect(text(await store.get('a/b.json'))).toBe('second');
+      expect(await store.list('a/')).toEqual(['a/b.json']);
+    });
+
+    it('reads a missing key as undefined from tryGet and ObjectNotFound from get', async () => {
+      await store.put('present.json', '1');
+      await expect(store.tryGet('missing/key.json')).resolves.toBeUndefined();
+      const err = await store.get('missing/key.json').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ObjectNotFound);
+      expect(err).toMatchObject({ name: 'ObjectNotFound', key: 'missing/key.json', store: store.uri });
+    });
+
+    describe('list', () => {
+      beforeEach(async () => {
+        // Written out of order: list must sort.
+        for (const key of ['b/x.txt', 'a/e.txt', 'ab.txt', 'a/b/d.txt', 'a-z.txt', 'a/b/c.txt', 'a/bc.txt']) {
+          await store.put(key, key);
+        }
+      });
+
+      it('returns every key, sorted, for the empty prefix', async () => {
+        expect(await store.list('')).toEqual(['a-z.txt', 'a/b/c.txt', 'a/b/d.txt', 'a/bc.txt', 'a/e.txt', 'ab.txt', 'b/x.txt']);
+      });
+
+      it('returns keys in nested folders under a folder prefix, and nothing beside it', async () => {
+        expect(await store.list('a/')).toEqual(['a/b/c.txt', 'a/b/d.txt', 'a/bc.txt', 'a/e.txt']);
+        expect(await store.list('a/b/')).toEqual(['a/b/c.txt', 'a/b/d.txt']);
+        expect(await store.list('b/')).toEqual(['b/x.txt']);
+      });
+
+      it('matches a prefix that ends inside a name', async () => {
+        expect(await store.list('a')).toEqual(['a-z.txt', 'a/b/c.txt', 'a/b/d.txt', 'a/bc.txt', 'a/e.txt', 'ab.txt']);
+        expect(await store.list('a/b')).toEqual(['a/b/c.txt', 'a/b/d.txt', 'a/bc.txt']);
+        expect(await store.list('a/b/c')).toEqual(['a/b/c.txt']);
+        expect(await store.list('a/b/c.txt')).toEqual(['a/b/c.txt']);
+      });
+
+      it('returns nothing for an unknown prefix', async () => {
+        expect(await store.list('zzz/')).toEqual([]);
+        expect(await store.list('a/zzz')).toEqual([]);
+        expect(await store.list('b/x.txt/')).toEqual([]);
+      });
+    });
+
+    it('deletes an object, and deleting a missing key succeeds', async () => {
+      await store.put('d/one.txt', '1');
+      await store.put('d/two.txt', '2');
+      await store.delete('d/one.txt');
+      await expect(store.tryGet('d/one.txt')).resolves.toBeUndefined();
+      expect(await store.list('d/')).toEqual(['d/two.txt']);
+      await expect(store.delete('d/one.txt')).resolves.toBeUndefined();
+      await expect(store.delete('never/was.txt')).resolves.toBeUndefined();
+      expect(text(await store.get('d/two.txt'))).toBe('2');
+    });
+
+    describe.each(['../x', '/abs', 'a//b', 'a/./b', 'a/../b', 'a\\b', '', 'a/b/', 'nul\0byte'])(
+      'rejects the invalid key %j',
+      (key) => {
+        it('in get, tryGet, put and delete', async () => {
+          for (const call of [
+            () => store.get(key),
+            () => store.tryGet(key),
+            () => store.put(key, 'x'),
+            () => store.delete(key),
+          ]) {
+            const err = await call().then(
+              () => undefined,
+              (e: unknown) => e,
+            );
+            expect(err).toBeInstanceOf(InvalidKey);
+            expect(err).toMatchObject({ name: 'InvalidKey', key });
+          }
+          expect(await store.list('')).toEqual([]);
+        });
+      },
+    );
+
+    it.each(['../', '/abs', 'a//', 'a/./', 'a\\'])('rejects the invalid list prefix %j', async (prefix) => {
+      await expect(store.list(prefix)).rejects.toBeInstanceOf(InvalidKey);
+    });
+
+    it('round-trips an object larger than 2 MB', async () => {
+      const big = randomBytes(2 * 1024 * 1024 + 12_345);
+      await store.put('aggregates/window=2026-11-21T12/part-00000.arrow', big);
+      const got = await store.get('aggregates/window=2026-11-21T12/part-00000.arrow');
+      expect(got.byteLength).toBe(big.byteLength);
+      expect(Buffer.from(got).equals(big)).toBe(true);
+    });
+
+    it('keeps concurrent puts to different keys apart', async () => {
+      const keys = Array.from({ length: 24 }, (_, i) => `c/shard-${String(i).padStart(5, '0')}.json`);
+      await Promise.all(keys.map((key) => store.put(key, `body of ${key}`)));
+      expect(await store.list('c/')).toEqual(keys);
+      const bodies = await Promise.all(keys.map((key) => store.get(key)));
+      expect(bodies.map(text)).toEqual(keys.map((key) => `body of ${key}`));
+    });
+  });
+}

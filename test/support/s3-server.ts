@@ -1,0 +1,262 @@
+/**
+ * Starts a real S3-compatible server (MinIO) for integration tests: its own port, data folder and random
+ * credentials, so tests exercise the same SDK calls, signatures and error codes as production.
+ */
+import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { S3_STORE_ENV } from '../../lib/store/s3-store';
+
+/** The MinIO module and the exact version built when no binary is present (pinned: `@latest` moves). */
+export const MINIO_MODULE = 'github.com/minio/minio';
+/** Pinned MinIO version, as `go version -m` reports it for the binary the tests were written against. */
+export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
+
+const TOOLS = resolve(__dirname, '../../.tools');
+const REGION = 'us-east-1';
+
+/** A running test server and everything a store or a child process needs to reach it. */
+export interface S3TestServer {
+  /** `http://127.0.0.1:<port>` */
+  endpoint: string;
+  /** A fresh, empty bucket. */
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** `s3://<bucket>?endpoint=…&forcePathStyle=true&region=…`: opens the bucket once credentials are in the environment. */
+  storeUri: string;
+  /** Credentials, region and endpoint as environment variables, for `process.env` or a spawned CLI. */
+  env: Record<string, string>;
+  /** Kills the server and deletes its data folder. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts MinIO on 127.0.0.1 with a temporary data folder, waits until it answers S3 requests and creates a
+ * bucket. The binary comes from `FLEETSCORE_S3_SERVER`, else `.tools/bin/minio`, which is built on first use.
+ */
+export async function startS3Server(): Promise<S3TestServer> {
+  const bin = await ensureMinio();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(bin);
+    } catch (err) {
+      // A free port can be taken between probing it and MinIO binding it (parallel jest workers): retry.
+      if (!(err instanceof ServerExited) || attempt === 3) throw err;
+    }
+  }
+}
+
+class ServerExited extends Error {}
+
+async function startOnce(bin: string): Promise<S3TestServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'fleetscore-s3-'));
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const accessKeyId = `fs${randomBytes(8).toString('hex')}`;
+  const secretAccessKey = randomBytes(24).toString('base64url');
+  const bucket = `fleetscore-test-${randomBytes(4).toString('hex')}`;
+
+  const child = spawn(
+    bin,
+    ['server', '--quiet', '--address', `127.0.0.1:${port}`, '--certs-dir', join(dir, 'certs'), join(dir, 'data')],
+    {
+      env: {
+        ...process.env,
+        MINIO_ROOT_USER: accessKeyId,
+        MINIO_ROOT_PASSWORD: secretAccessKey,
+        MINIO_BROWSER: 'off',
+        MINIO_UPDATE: 'off',
+      },
+      // Own process group, so stop() can signal the server and anything it starts.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output = (output + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const killOnExit = (): void => killGroup(child, 'SIGKILL');
+  process.once('exit', killOnExit);
+
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    process.off('exit', killOnExit);
+    if (isRunning(child)) {
+      killGroup(child, 'SIGTERM');
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+
+  const client = new S3Client({
+    endpoint,
+    region: REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId, secretAccessKey },
+    maxAttempts: 1,
+  });
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (!isRunning(child)) throw new ServerExited(`MinIO exited during start-up:\n${output}`);
+      try {
+        await client.send(new ListBucketsCommand({}));
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`MinIO did not become ready in 60 s:\n${output}`, { cause: err });
+        await sleep(200);
+      }
+    }
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    client.destroy();
+  }
+
+  return {
+    endpoint,
+    bucket,
+    accessKeyId,
+    secretAccessKey,
+    storeUri: `s3://${bucket}?endpoint=${endpoint}&forcePathStyle=true&region=${REGION}`,
+    env: {
+      AWS_ACCESS_KEY_ID: accessKeyId,
+      AWS_SECRET_ACCESS_KEY: secretAccessKey,
+      AWS_REGION: REGION,
+      [S3_STORE_ENV.endpoint]: endpoint,
+      [S3_STORE_ENV.forcePathStyle]: 'true',
+    },
+    stop,
+  };
+}
+
+/** The MinIO binary: the one `FLEETSCORE_S3_SERVER` names, else `.tools/bin/minio`, built once under a lock. */
+async function ensureMinio(): Promise<string> {
+  const fromEnv = process.env.FLEETSCORE_S3_SERVER;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`FLEETSCORE_S3_SERVER=${fromEnv}: no such file`);
+    return fromEnv;
+  }
+  const bin = join(TOOLS, 'bin', 'minio');
+  if (existsSync(bin)) return bin;
+  await withLock(join(TOOLS, 'minio-build.lock'), async () => {
+    if (!existsSync(bin)) await buildMinio(bin); // another worker may have built it while we waited
+  });
+  return bin;
+}
+
+async function buildMinio(bin: string): Promise<void> {
+  process.stderr.write(
+    `fleetscore tests: building MinIO ${MINIO_VERSION} into .tools/bin with go install (first run only, takes a few minutes)\n`,
+  );
+  // Build into a private folder and rename, so nobody ever runs a half-written binary.
+  const gobin = await mkdtemp(join(TOOLS, 'build-'));
+  try {
+    const child = spawn('go', ['install', `${MINIO_MODULE}@${MINIO_VERSION}`], {
+      env: { ...process.env, GOBIN: gobin },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const collect = (chunk: Buffer): void => {
+      output = (output + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const code = await new Promise<number | null>((done, fail) => {
+      child.once('error', fail);
+      child.once('close', done);
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') {
+        throw new Error('building MinIO for the S3 tests needs Go on PATH; or set FLEETSCORE_S3_SERVER to a minio binary');
+      }
+      throw err;
+    });
+    if (code !== 0) throw new Error(`go install ${MINIO_MODULE}@${MINIO_VERSION} failed (exit ${code}):\n${output}`);
+    await mkdir(join(TOOLS, 'bin'), { recursive: true });
+    await rename(join(gobin, 'minio'), bin);
+  } finally {
+    await rm(gobin, { recursive: true, force: true });
+  }
+}
+
+/** Runs `fn` while holding a lock folder; waits for a live holder and breaks the lock of a dead one. */
+async function withLock(lock: string, fn: () => Promise<void>): Promise<void> {
+  await mkdir(TOOLS, { recursive: true });
+  const deadline = Date.now() + 30 * 60_000;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (await isStale(lock)) {
+      await rm(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}; delete it if no build is running`);
+    await sleep(2_000);
+  }
+  try {
+    await writeFile(join(lock, 'pid'), String(process.pid));
+    await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
+async function isStale(lock: string): Promise<boolean> {
+  const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
+  if (pid > 0) {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+  // No pid yet: the holder is between mkdir and writeFile, unless it died there long ago.
+  const info = await stat(lock).catch(() => undefined);
+  return info !== undefined && Date.now() - info.mtimeMs > 60_000;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (address && typeof address === 'object' ? done(address.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+function isRunning(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || !isRunning(child)) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}

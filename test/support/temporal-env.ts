@@ -1,0 +1,26 @@
+/**
+ * A real Temporal dev server for integration tests, started from the same CLI binary `npm start` uses, with
+ * fleetscore's search attributes registered.
+ */
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { SEARCH_ATTRIBUTES } from '../../lib/names';
+import { requireTemporalCli } from '../../lib/temporal/temporal-cli';
+
+/** Starts a local dev server (in-memory) and returns the SDK's test environment around it. */
+export function startTemporal(): Promise<TestWorkflowEnvironment> {
+  // Workers log state changes at INFO; tests want warnings and errors only.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: requireTemporalCli() },
+      searchAttributes: Object.values(SEARCH_ATTRIBUTES),
+      extraArgs: ['--log-level', 'error'],
+    },
+  });
+}
+
+/** A task queue name no other test uses. */
+export function uniqueTaskQueue(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}

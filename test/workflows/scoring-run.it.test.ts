@@ -1,0 +1,165 @@
+/**
+ * scoringRun end to end on a real Temporal dev server, real pool workers (onnxruntime-node CPU provider) and
+ * a local store seeded with a demo fleet: every committed prediction is checked against an independent
+ * computation and the demo's ground truth.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { decodePredictions, predictionRows } from '../../lib/arrow/predictions';
+import { demoFeatureNames, readDemoTruth, seedDemoFleet, trainDemoModel } from '../../lib/demo/demo-fleet';
+import { keys } from '../../lib/keys';
+import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
+import { registerModel } from '../../lib/models/model-registry';
+import { SCORING_WORKFLOW } from '../../lib/names';
+import { readManifest } from '../../lib/scoring/manifest';
+import type { RunSummary, ScoringRunInput } from '../../lib/scoring/run-types';
+import { LocalStore } from '../../lib/store/local-store';
+import { windowAt } from '../../lib/window';
+import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
+import { close, referenceMahalanobis } from '../support/expected-scores';
+import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
+
+jest.setTimeout(180_000);
+
+const SEED = 7;
+const DEVICES = 10;
+const SENSORS = 4;
+const END_MS = Date.UTC(2026, 10, 21, 12);
+const WINDOW = windowAt(END_MS - 3_600_000).id; // 2026-11-21T11, the last seeded window
+const BAD = 'dev-00002';
+
+let env: TestWorkflowEnvironment;
+let dir: string;
+let store: LocalStore;
+let cpu: PoolWorker;
+let gpu: PoolWorker;
+let running: Promise<unknown>;
+const taskQueues = { cpu: uniqueTaskQueue('cpu'), gpu: uniqueTaskQueue('gpu') };
+
+beforeAll(async () => {
+  env = await startTemporal();
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-run-'));
+  store = new LocalStore(join(dir, 'store'));
+  await seedDemoFleet(store, { devices: DEVICES, sensors: SENSORS, hours: 2, endMs: END_MS, seed: SEED, gpuEvery: 3, anomalyRate: 0.05 });
+  // A device whose new model version needs a column the aggregates lack, and one with a model but no rows.
+  const model = trainDemoModel(SEED, 1, SENSORS);
+  const onnx = buildMahalanobisModel({ mean: [...model.mean32], precision: rows(model.precision32, SENSORS) });
+  const meta = { pool: 'cpu' as const, input: { name: 'X' }, output: { name: 'score' }, anomalyWhen: 'above' as const, threshold: model.threshold };
+  await registerModel(store, { device: BAD, onnx, meta: { ...meta, features: [...demoFeatureNames(SENSORS - 1), 'humidity'] } });
+  await registerModel(store, { device: 'dev-silent', onnx, meta: { ...meta, features: demoFeatureNames(SENSORS) } });
+
+  const namespace = env.namespace ?? 'default';
+  cpu = await createPoolWorker({ pool: 'cpu', connection: env.nativeConnection, namespace, taskQueue: taskQueues.cpu, maxConcurrentShards: 2 });
+  gpu = await createPoolWorker({ pool: 'gpu', connection: env.nativeConnection, namespace, taskQueue: taskQueues.gpu, gpuFallback: 'cpu' });
+  running = Promise.all([cpu.worker.run(), gpu.worker.run()]);
+});
+
+afterAll(async () => {
+  cpu?.worker.shutdown();
+  gpu?.worker.shutdown();
+  await running;
+  await Promise.all([cpu?.close(), gpu?.close()]);
+  await env?.teardown();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function rows(flat: ArrayLike<number>, k: number): number[][] {
+  return Array.from({ length: k }, (_, i) => Array.from({ length: k }, (_, j) => Number(flat[i * k + j])));
+}
+
+function run(input: Partial<ScoringRunInput>, id: string): Promise<RunSummary> {
+  return env.client.workflow.execute(SCORING_WORKFLOW, {
+    taskQueue: taskQueues.cpu,
+    workflowId: `${id}-${Date.now()}`,
+    args: [{ store: store.uri, taskQueues, ...input }],
+  });
+}
+
+test('scores every device of a window on both pools and commits predictions that match the ground truth', async () => {
+  const summary = await run({ window: WINDOW, shardSize: 4, maxParallelShards: 2 }, 'full');
+  expect(summary).toMatchObject({ window: WINDOW, devices: DEVICES + 1, scored: DEVICES - 1, noData: 1, failed: 1, failedShards: 0 });
+  expect(summary.failures).toEqual([{ device: BAD, reason: expect.stringContaining('humidity') }]);
+
+  const manifest = await readManifest(store, WINDOW);
+  expect(manifest).toBeDefined();
+  expect(manifest!.counts).toMatchObject({ devices: DEVICES + 1, scored: DEVICES - 1, noData: 1, failed: 1, rows: (DEVICES - 1) * 60 });
+  expect(manifest!.devices['dev-silent']).toEqual({ status: 'no-data', version: 'v0001' });
+  expect(manifest!.devices[BAD]).toMatchObject({ status: 'failed', version: 'v0002', field: 'humidity', file: expect.stringContaining(`window=${WINDOW}`) });
+  // Both pools scored shards: every third demo device is labelled gpu.
+  expect(new Set(manifest!.shards.map((s) => s.pool))).toEqual(new Set(['cpu', 'gpu']));
+
+  const truth = await readDemoTruth(store, WINDOW);
+  const anomalous = new Set(truth!.anomalies.filter((a) => a.device !== BAD).map((a) => `${a.device}@${a.ts}`));
+  expect(anomalous.size).toBeGreaterThan(0);
+  const seen = new Set<string>();
+  let anomalies = 0;
+  for (const shard of manifest!.shards) {
+    if (!shard.predictions) continue;
+    for (const row of predictionRows(decodePredictions(await store.get(shard.predictions)))) {
+      const id = `${row.device}@${row.ts}`;
+      expect(seen.has(id)).toBe(false);
+      seen.add(id);
+      const index = Number(row.device.slice(4));
+      const model = trainDemoModel(SEED, index, SENSORS);
+      const x = await inputRow(row.device, row.ts);
+      expect(close(row.score, referenceMahalanobis(x, model.mean32, model.precision32))).toBe(true);
+      expect(row.isAnomaly).toBe(anomalous.has(id));
+      if (row.isAnomaly) anomalies++;
+    }
+  }
+  expect(seen.size).toBe((DEVICES - 1) * 60);
+  expect(anomalies).toBe(anomalous.size);
+  expect(summary.anomalies).toBe(anomalous.size);
+});
+
+/** The feature values of one input row, read back from the seeded aggregates with a plain Arrow read. */
+const aggregateCache = new Map<string, Map<string, number[]>>();
+async function inputRow(device: string, ts: number): Promise<number[]> {
+  let table = aggregateCache.get(WINDOW);
+  if (!table) {
+    const { tableFromIPC } = await import('apache-arrow');
+    table = new Map();
+    for (const key of await store.list(keys.aggregatesPrefix(WINDOW))) {
+      for (const r of tableFromIPC(await store.get(key))) {
+        const row = r.toJSON() as Record<string, unknown>;
+        table.set(`${String(row.device_id)}@${Number(row.ts)}`, demoFeatureNames(SENSORS).map((f) => Number(row[f])));
+      }
+    }
+    aggregateCache.set(WINDOW, table);
+  }
+  const x = table.get(`${device}@${ts}`);
+  if (!x) throw new Error(`no input row for ${device} at ${ts}`);
+  return x;
+}
+
+test('a re-run of a committed window overwrites it: same predictions, one manifest', async () => {
+  const first = await readManifest(store, WINDOW);
+  const again = await run({ window: WINDOW, shardSize: 4 }, 'rerun');
+  const second = await readManifest(store, WINDOW);
+  expect(again.scored).toBe(DEVICES - 1);
+  expect(second!.runId).not.toBe(first!.runId);
+  expect(second!.counts).toEqual(first!.counts);
+  const files = await store.list(keys.predictionsPrefix(WINDOW));
+  expect(files.filter((f) => f.endsWith('_manifest.json'))).toHaveLength(1);
+});
+
+test('a run without a window that no schedule started fails with a non-retryable InvalidInput', async () => {
+  const err = await run({}, 'nowindow').catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect((cause as ApplicationFailure).type).toBe('InvalidInput');
+  expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+});
+
+test('a window with no aggregates commits every device as no-data', async () => {
+  const empty = windowAt(END_MS + 5 * 3_600_000).id;
+  const summary = await run({ window: empty }, 'empty');
+  expect(summary).toMatchObject({ devices: DEVICES + 1, scored: 0, noData: DEVICES + 1, failed: 0, rows: 0 });
+  const manifest = await readManifest(store, empty);
+  expect(manifest!.shards.every((s) => s.predictions === undefined)).toBe(true);
+});

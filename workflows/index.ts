@@ -1,0 +1,2 @@
+/** The one workflowsPath for workers: every workflow fleetscore registers. */
+export { scoringRun } from './scoring-run';

@@ -1,0 +1,171 @@
+/**
+ * scoringRun: scores one window for the whole fleet. Plan the shards, score them on their pools with bounded
+ * parallelism, then commit the manifest. Deterministic: no I/O, clocks or randomness here.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { progressQuery, SCHEDULED_START_TIME, SEARCH_ATTRIBUTES, TASK_QUEUES, type RunProgress } from '../lib/names';
+import {
+  NON_RETRYABLE_ERROR_TYPES,
+  RUN_DEFAULTS,
+  type DeviceFailure,
+  type FailedShard,
+  type RunSummary,
+  type ScoringRunInput,
+  type ShardRef,
+} from '../lib/scoring/run-types';
+import { parseWindow, windowBefore, type Window } from '../lib/window';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** Errors a retry cannot fix; activities also raise them as non-retryable, this list is the second guard. */
+const nonRetryableErrorTypes = [...NON_RETRYABLE_ERROR_TYPES];
+
+// Planning and committing read an index and a few small files: quick, so short timeouts surface a stuck store.
+const { planRun, commitRun } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes },
+});
+
+// A shard scores hundreds of devices and heartbeats as it goes, so a dead or stuck worker is noticed within the
+// heartbeat timeout rather than the start-to-close timeout; the retry rewrites the shard's files whole.
+const SCORING_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes },
+};
+const { scoreShard } = proxyActivities<Activities>(SCORING_OPTIONS);
+
+/** Scores one window for the whole fleet and returns the committed counts. */
+export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
+  const window = resolveWindow(input);
+  const shardSize = input.shardSize ?? RUN_DEFAULTS.shardSize;
+  const maxParallel = input.maxParallelShards ?? RUN_DEFAULTS.maxParallelShards;
+  const windowHours = input.windowHours ?? RUN_DEFAULTS.windowHours;
+  if (!input.store) throw ApplicationFailure.nonRetryable('scoringRun needs a store URI', 'InvalidInput');
+  if (!Number.isInteger(shardSize) || shardSize < 1 || !Number.isInteger(maxParallel) || maxParallel < 1) {
+    throw ApplicationFailure.nonRetryable(
+      `shardSize and maxParallelShards must be positive integers, got ${shardSize} and ${maxParallel}`,
+      'InvalidInput',
+    );
+  }
+
+  const progress: RunProgress = {
+    window: window.id,
+    phase: 'planning',
+    shardsTotal: 0,
+    shardsDone: 0,
+    devicesTotal: 0,
+    devicesScored: 0,
+    devicesNoData: 0,
+    devicesFailed: 0,
+    anomalies: 0,
+  };
+  setHandler(progressQuery, () => progress);
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.window, value: window.id },
+    ...(input.scheduleId ? [{ key: SEARCH_ATTRIBUTES.schedule, value: input.scheduleId }] : []),
+  ]);
+
+  const plan = await planRun({ store: input.store, window: window.id, shardSize, pool: input.pool });
+  progress.phase = 'scoring';
+  progress.shardsTotal = plan.shards.length;
+  progress.devicesTotal = plan.devices;
+  report(progress);
+
+  const failedShards: FailedShard[] = [];
+  const failures: DeviceFailure[] = [];
+  const runShard = async (ref: ShardRef): Promise<void> => {
+    try {
+      const summary = await scoreShard.executeWithOptions(
+        { ...SCORING_OPTIONS, taskQueue: input.taskQueues?.[ref.pool] ?? TASK_QUEUES[ref.pool], summary: `shard ${ref.shard} · ${ref.pool} · ${ref.devices} devices` },
+        [{ store: input.store, window: window.id, windowHours, shard: ref.shard }],
+      );
+      progress.devicesScored += summary.scored;
+      progress.devicesNoData += summary.noData;
+      progress.devicesFailed += summary.failed;
+      progress.anomalies += summary.anomalies;
+      failures.push(...summary.failures.slice(0, Math.max(0, 20 - failures.length)));
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // A shard that failed for good fails its devices, not the run: the manifest names them and the reason.
+      const reason = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
+      failedShards.push({ shard: ref.shard, reason });
+      progress.devicesFailed += ref.devices;
+    } finally {
+      progress.shardsDone += 1;
+      report(progress);
+    }
+  };
+  const queue = [...plan.shards];
+  const lanes = Array.from({ length: Math.min(maxParallel, queue.length) }, async () => {
+    for (let ref = queue.shift(); ref; ref = queue.shift()) await runShard(ref);
+  });
+  await Promise.all(lanes);
+
+  progress.phase = 'committing';
+  const info = workflowInfo();
+  const counts = await commitRun({
+    store: input.store,
+    window: window.id,
+    windowHours,
+    scheduleId: input.scheduleId,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    shards: plan.shards,
+    failedShards: failedShards.sort((a, b) => a.shard - b.shard),
+  });
+  progress.phase = 'done';
+  report(progress);
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.scored, value: counts.scored },
+    { key: SEARCH_ATTRIBUTES.failed, value: counts.failed },
+    { key: SEARCH_ATTRIBUTES.anomalies, value: counts.anomalies },
+  ]);
+  const summary: RunSummary = {
+    ...counts,
+    window: window.id,
+    manifest: counts.manifest,
+    shards: plan.shards.length,
+    failedShards: failedShards.length,
+    failures,
+  };
+  upsertMemo({ summary: { ...counts, window: window.id, shards: summary.shards, failedShards: summary.failedShards } });
+  return summary;
+}
+
+/** The window from the input (manual and CLI runs) or from the schedule's nominal time (scheduled runs). */
+function resolveWindow(input: ScoringRunInput): Window {
+  const hours = input.windowHours ?? RUN_DEFAULTS.windowHours;
+  try {
+    if (input.window) return parseWindow(input.window, hours);
+    const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
+    if (scheduled) return windowBefore(scheduled.getTime(), hours);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(err instanceof Error ? err.message : String(err), 'InvalidInput');
+  }
+  throw ApplicationFailure.nonRetryable(
+    'no window: pass `window` (e.g. 2026-11-21T12) or start the run from a schedule',
+    'InvalidInput',
+  );
+}
+
+/** Shows progress in the Web UI's "current details". */
+function report(p: RunProgress): void {
+  setCurrentDetails(
+    `**Window ${p.window}** · ${p.phase}\n\n` +
+      `shards ${p.shardsDone}/${p.shardsTotal} · devices ${p.devicesTotal} · scored ${p.devicesScored} · ` +
+      `no data ${p.devicesNoData} · failed ${p.devicesFailed} · anomalies ${p.anomalies}`,
+  );
+}
