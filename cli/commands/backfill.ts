@@ -98,7 +98,6 @@ export async function runBackfill(
   const timing = scheduleTiming(described);
   const range = backfillRange(timing, options.from, options.to);
   const overlap = OVERLAP_FLAGS[options.overlap];
-  const windowMs = timing.windowHours * HOUR_MS;
   const query =
     `${SCHEDULED_BY_ID.name} = '${options.schedule}' AND ` +
     `${SCHEDULED_START_TIME.name} >= '${range.start.toISOString()}' AND ${SCHEDULED_START_TIME.name} < '${range.end.toISOString()}'`;
@@ -109,11 +108,14 @@ export async function runBackfill(
     status: 'requested',
   }));
 
+  if (!options.wait) {
+    await handle.backfill([{ start: range.start, end: range.end, overlap }]);
+    return { schedule: options.schedule, overlap, waited: false, runs: runs.map(({ startedAt: _s, ...r }) => r) };
+  }
   const before = new Set((await listRuns(client, query)).map((r) => r.runId));
   const counters = async () => skipCounters(await handle.describe());
-  const skippedBefore = await counters();
+  const skippedBefore = skipCounters(described);
   await handle.backfill([{ start: range.start, end: range.end, overlap }]);
-  if (!options.wait) return { schedule: options.schedule, overlap, waited: false, runs: runs.map(({ startedAt: _s, ...r }) => r) };
 
   const byWindow = new Map(runs.map((r) => [r.window, r]));
   for (;;) {
@@ -126,18 +128,19 @@ export async function runBackfill(
       Object.assign(run, { workflowId: info.workflowId, runId: info.runId, status: statusOf(info), startedAt: info.startTime.getTime() });
     }
     const open = runs.filter((r) => r.status === 'running').length;
-    const missing = runs.filter((r) => r.status === 'requested');
-    const failed = runs.filter((r) => r.status !== 'completed' && r.status !== 'running' && r.status !== 'requested').length;
-    progress?.(runs.length - open - missing.length, runs.length, `${open} running${failed ? `, ${failed} not completed` : ''}`);
-    if (open === 0 && missing.length === 0) break;
+    let missing = runs.filter((r) => r.status === 'requested');
     if (open === 0 && missing.length > 0) {
       // Nothing runs and nothing is buffered: windows still without a run were dropped by the overlap policy.
       const now = await counters();
       if (now.buffered === 0 && now.skipped - skippedBefore.skipped >= missing.length) {
         for (const r of missing) r.status = 'skipped';
-        break;
+        missing = [];
       }
     }
+    const failed = runs.filter((r) => !['completed', 'running', 'requested'].includes(r.status)).length;
+    const status = [`${open} running`, ...(missing.length ? [`${missing.length} waiting`] : []), ...(failed ? [`${failed} not completed`] : [])];
+    progress?.(runs.length - open - missing.length, runs.length, status.join(', '));
+    if (open === 0 && missing.length === 0) break;
     await new Promise((r) => setTimeout(r, options.pollMs));
   }
   return { schedule: options.schedule, overlap, waited: true, runs: runs.map(({ startedAt: _s, ...r }) => r) };

@@ -4,5 +4,18 @@ import { demoCommand } from './demo';
 import { modelsCommand } from './models';
 import { schedulesCommand } from './schedules';
 import { backfillCommand } from './backfill';
+import { predictionsCommand } from './predictions';
+import { runsCommand } from './runs';
+import { startCommand } from './start';
+import { workerCommand } from './worker';
 
-export const commands: Command[] = [demoCommand, modelsCommand, schedulesCommand, backfillCommand];
+export const commands: Command[] = [
+  startCommand,
+  workerCommand,
+  schedulesCommand,
+  backfillCommand,
+  runsCommand,
+  predictionsCommand,
+  modelsCommand,
+  demoCommand,
+];

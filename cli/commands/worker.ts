@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { POOLS } from '../../lib/names';
 import { connectWorker, temporalTarget } from '../../lib/temporal/connection';
+import { installRuntime } from '../../lib/temporal/runtime';
 import { createPoolWorker } from '../../workers/pool-worker';
 import { positiveInt } from '../utils/options';
 
@@ -21,6 +22,7 @@ export const workerCommand = new Command('worker')
   .option('--task-queue <name>', 'poll this task queue instead of the pool default')
   .action(async (raw: Record<string, unknown>) => {
     const options = optionsSchema.parse(raw);
+    installRuntime();
     const target = temporalTarget();
     const connection = await connectWorker(target);
     try {

@@ -3,14 +3,13 @@
  * fleetscore's search attributes registered.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTES } from '../../lib/names';
+import { installRuntime } from '../../lib/temporal/runtime';
 import { requireTemporalCli } from '../../lib/temporal/temporal-cli';
 
 /** Starts a local dev server (in-memory) and returns the SDK's test environment around it. */
 export function startTemporal(): Promise<TestWorkflowEnvironment> {
-  // Workers log state changes at INFO; tests want warnings and errors only.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  installRuntime({ quiet: true });
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: requireTemporalCli() },

@@ -1,0 +1,145 @@
+import { join } from 'node:path';
+import type { NativeConnection } from '@temporalio/worker';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { dataDir } from '../../lib/config';
+import { seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { readIndex } from '../../lib/models/model-registry';
+import { POOLS } from '../../lib/names';
+import type { RunSummary } from '../../lib/scoring/run-types';
+import { openStore } from '../../lib/store/open-store';
+import { connectClient, connectWorker, isReachable, temporalTarget } from '../../lib/temporal/connection';
+import { startDevServer, type DevServer } from '../../lib/temporal/dev-server';
+import { runUiUrl, startRun } from '../../lib/temporal/runs';
+import { installRuntime } from '../../lib/temporal/runtime';
+import { ensureSearchAttributes } from '../../lib/temporal/search-attributes';
+import { windowBefore } from '../../lib/window';
+import { fleetSchedules } from '../../schedules/fleet-schedules';
+import { applySchedules, scheduledRunInput } from '../../schedules/schedule-reconciler';
+import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
+import { positiveInt } from '../utils/options';
+import { formatTable } from '../utils/table';
+
+const optionsSchema = z.object({
+  once: z.boolean().optional(),
+  devices: positiveInt,
+  sensors: positiveInt,
+  hours: positiveInt,
+});
+
+/** FLEETSCORE_UI_PORT: the dev server's Web UI port (default 8233). */
+const uiPortOption = z.coerce.number().int().min(1).max(65535).default(8233);
+
+const say = (line: string) => process.stderr.write(`fleetscore: ${line}\n`);
+
+/** The run summary as the user sees it. */
+function renderSummary(s: RunSummary, store: string, url: string): string {
+  const table = formatTable(
+    ['window', 'devices', 'scored', 'no data', 'failed', 'rows', 'anomalies'],
+    [[s.window, s.devices, s.scored, s.noData, s.failed, s.rows, s.anomalies]],
+  );
+  const failures = s.failures.map((f) => `  ${f.device}: ${f.reason}`);
+  return [
+    table,
+    ...(failures.length ? ['', 'failed devices:', ...failures] : []),
+    '',
+    `predictions  ${store.replace(/\/$/, '')}/predictions/window=${s.window}/ (manifest ${s.manifest})`,
+    `run          ${url}`,
+    `read them    npm run fleetscore -- predictions show --window ${s.window} --anomalies`,
+  ].join('\n');
+}
+
+/**
+ * `fleetscore start` (what `npm start` runs): the whole system on one machine. Starts a Temporal dev server
+ * unless one answers, seeds a demo fleet into an empty store, runs a cpu and a gpu pool worker, applies the
+ * schedules from code, scores the most recent window at once and prints its summary, then serves the hourly
+ * schedule until Ctrl-C (or exits with `--once`).
+ */
+export const startCommand = new Command('start')
+  .description('run fleetscore on this machine: dev server, workers, schedules, and one run of the latest window')
+  .option('--once', 'exit after the first run instead of serving the schedule')
+  .option('--devices <n>', 'demo fleet size when the store is empty', '200')
+  .option('--sensors <n>', 'demo sensors per device', '8')
+  .option('--hours <n>', 'demo hours of aggregates, ending with the latest complete hour', '24')
+  .action(async (raw: Record<string, unknown>) => {
+    const options = optionsSchema.parse(raw);
+    // The summary is what a user reads here; worker state changes would drown it (FLEETSCORE_LOG_LEVEL=INFO shows them).
+    installRuntime({ quiet: true });
+    const [schedule] = fleetSchedules();
+    if (!schedule) throw new Error('schedules/fleet-schedules.ts declares no schedule');
+    const input = scheduledRunInput(schedule);
+    // Fixed once, so the demo's last hour and the first run agree even when the clock crosses an hour meanwhile.
+    const window = windowBefore(Date.now(), schedule.windowHours);
+    let target = temporalTarget();
+    let server: DevServer | undefined;
+    const workers: PoolWorker[] = [];
+    let running: Promise<unknown> | undefined;
+    let workerConnection: NativeConnection | undefined;
+    try {
+      if (!(await isReachable(target))) {
+        // Only a local address gets a dev server; a remote one that does not answer is an error to report.
+        const local = /^(?:127\.0\.0\.1|localhost):(\d+)$/.exec(target.address);
+        if (!local) throw new Error(`Temporal does not answer at ${target.address} (TEMPORAL_ADDRESS or profile)`);
+        const dbFile = join(dataDir(), 'temporal.db');
+        say(`starting the Temporal dev server on ${target.address} (SQLite ${dbFile})`);
+        server = await startDevServer({ dbFile, port: Number(local[1]), uiPort: uiPortOption.parse(process.env.FLEETSCORE_UI_PORT) });
+        target = temporalTarget({ address: server.address });
+      }
+      const uiBase = process.env.FLEETSCORE_UI_URL ?? server?.uiUrl ?? 'http://localhost:8233';
+      say(`Temporal at ${target.address}, namespace ${target.namespace}; Web UI ${uiBase}`);
+      const { client, connection } = await connectClient(target);
+      try {
+        const added = await ensureSearchAttributes(connection, target.namespace);
+        if (added.length) say(`registered search attributes ${added.join(', ')}`);
+
+        const store = openStore(input.store);
+        if (Object.keys((await readIndex(store)).devices).length === 0) {
+          say(`store ${store.uri} is empty: seeding a demo fleet of ${options.devices} devices x ${options.sensors} sensors x ${options.hours} h`);
+          const seeded = await seedDemoFleet(store, {
+            devices: options.devices,
+            sensors: options.sensors,
+            hours: options.hours,
+            endMs: window.endMs,
+          });
+          say(`seeded ${seeded.rows} rows with ${seeded.anomalies} injected anomalies; models: ${seeded.models.cpu} cpu, ${seeded.models.gpu} gpu`);
+        }
+
+        workerConnection = await connectWorker(target);
+        for (const pool of POOLS) {
+          // One machine has no GPU worker host: the gpu pool runs here, on CUDA if present, else on CPU.
+          const worker = await createPoolWorker({ pool, connection: workerConnection, namespace: target.namespace, gpuFallback: 'cpu' });
+          say(worker.providers.decision);
+          workers.push(worker);
+        }
+        running = Promise.all(workers.map((w) => w.worker.run()));
+
+        for (const change of await applySchedules(client, fleetSchedules())) say(`schedule ${change.id}: ${change.action} (${change.reason})`);
+
+        say(`scoring the most recent window ${window.id}`);
+        const handle = await startRun(client, { ...input, window: window.id });
+        const url = runUiUrl(uiBase, target.namespace, handle.workflowId, handle.firstExecutionRunId);
+        const summary = await handle.result();
+        process.stdout.write(`${renderSummary(summary, store.uri, url)}\n`);
+
+        if (options.once) {
+          for (const w of workers) w.worker.shutdown();
+        } else {
+          say(`serving schedule ${schedule.id} (${uiBase}/namespaces/${target.namespace}/schedules); Ctrl-C to stop`);
+        }
+        // Ctrl-C / SIGTERM: the SDK runtime shuts the workers down gracefully, and run() resolves.
+        await running;
+      } finally {
+        await connection.close();
+      }
+    } finally {
+      // On an error, drain the workers before the sessions they use are released and the server stops.
+      for (const w of workers) if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
+      await running;
+      await Promise.all(workers.map((w) => w.close()));
+      await workerConnection?.close();
+      if (server) {
+        say('stopping the Temporal dev server');
+        await server.stop();
+      }
+    }
+  });

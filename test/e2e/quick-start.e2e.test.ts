@@ -1,0 +1,113 @@
+/**
+ * The quick start as a user runs it: `npm start -- --once` in a fresh data folder starts a real Temporal dev
+ * server, seeds the demo fleet, runs the workers and the latest window, and exits. Then the CLI reads what
+ * was committed, and every prediction is checked against the demo's ground truth and an independent score.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { tableFromIPC } from 'apache-arrow';
+import { decodePredictions, predictionRows } from '../../lib/arrow/predictions';
+import { demoFeatureNames, readDemoTruth, trainDemoModel } from '../../lib/demo/demo-fleet';
+import { keys } from '../../lib/keys';
+import { readManifest, type Manifest } from '../../lib/scoring/manifest';
+import { LocalStore } from '../../lib/store/local-store';
+import { close, referenceMahalanobis } from '../support/expected-scores';
+
+jest.setTimeout(300_000);
+
+const run = promisify(execFile);
+const ROOT = resolve(__dirname, '..', '..');
+const DEVICES = 25;
+const SENSORS = 4;
+
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-e2e-'));
+  const { TEMPORAL_PROFILE: _p, FLEETSCORE_STORE: _s, ...rest } = process.env;
+  env = {
+    ...rest,
+    FLEETSCORE_DATA_DIR: join(dir, 'data'),
+    TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
+    FLEETSCORE_UI_PORT: String(await freePort()),
+  };
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function fleetscore(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run('npx', ['tsx', 'cli/main.ts', ...args], { cwd: ROOT, env, maxBuffer: 64 * 1024 * 1024 });
+}
+
+test('npm start -- --once scores the latest window and commits predictions that match the ground truth', async () => {
+  const start = await run('npm', ['start', '--', '--once', '--devices', String(DEVICES), '--sensors', String(SENSORS), '--hours', '2'], {
+    cwd: ROOT,
+    env,
+  });
+  expect(start.stderr).toContain('starting the Temporal dev server');
+  expect(start.stderr).toContain('seeding a demo fleet');
+  expect(start.stderr).toContain('schedule fleetscore-hourly: created');
+  const window = /^(\d{4}-\d\d-\d\dT\d\d)\s+25\s+25\s+0\s+0\s+1500\s+(\d+)$/m.exec(start.stdout);
+  expect(window).not.toBeNull();
+  const windowId = window![1]!;
+  expect(start.stdout).toContain(`/workflows/fleetscore-hourly-window-${windowId}/`);
+
+  const store = new LocalStore(join(dir, 'data', 'store'));
+  const manifest = (await readManifest(store, windowId)) as Manifest;
+  expect(manifest.counts).toEqual({ devices: DEVICES, scored: DEVICES, noData: 0, failed: 0, rows: DEVICES * 60, anomalies: Number(window![2]) });
+  expect(new Set(manifest.shards.map((s) => s.pool))).toEqual(new Set(['cpu', 'gpu']));
+
+  // Inputs, read back with a plain Arrow reader.
+  const inputs = new Map<string, number[]>();
+  for (const key of await store.list(keys.aggregatesPrefix(windowId))) {
+    for (const r of tableFromIPC(await store.get(key))) {
+      const row = r.toJSON() as Record<string, unknown>;
+      inputs.set(`${String(row.device_id)}@${Number(row.ts)}`, demoFeatureNames(SENSORS).map((f) => Number(row[f])));
+    }
+  }
+  const truth = await readDemoTruth(store, windowId);
+  const anomalous = new Set(truth!.anomalies.map((a) => `${a.device}@${a.ts}`));
+  const seen = new Set<string>();
+  for (const shard of manifest.shards) {
+    for (const row of predictionRows(decodePredictions(await store.get(shard.predictions!)))) {
+      const id = `${row.device}@${row.ts}`;
+      expect(seen.has(id)).toBe(false);
+      seen.add(id);
+      const model = trainDemoModel(1, Number(row.device.slice(4)), SENSORS);
+      expect(close(row.score, referenceMahalanobis(inputs.get(id)!, model.mean32, model.precision32))).toBe(true);
+      expect(row.isAnomaly).toBe(anomalous.has(id));
+    }
+  }
+  expect(seen).toEqual(new Set(inputs.keys()));
+
+  // The CLI reads the same commit.
+  const runs = JSON.parse((await fleetscore('runs', 'list', '--json')).stdout) as Manifest[];
+  expect(runs.map((r) => r.window)).toEqual([windowId]);
+  const shown = JSON.parse((await fleetscore('predictions', 'show', '--window', windowId, '--anomalies', '--limit', '100000', '--json')).stdout) as { device: string; ts: number }[];
+  expect(new Set(shown.map((p) => `${p.device}@${p.ts}`))).toEqual(anomalous);
+});
+
+test('CLI errors are one clear line and exit 1, without a stack trace', async () => {
+  const err = (await fleetscore('runs', 'show', 'yesterday').catch((e: unknown) => e)) as { code: number; stderr: string };
+  expect(err.code).toBe(1);
+  expect(err.stderr).toContain('not a window: "yesterday"');
+  expect(err.stderr).not.toMatch(/\n\s+at /);
+});
