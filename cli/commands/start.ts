@@ -55,7 +55,8 @@ function renderSummary(s: RunSummary, store: string, url: string): string {
  * schedules from code, scores the most recent window at once and prints its summary, then serves the hourly
  * schedule until Ctrl-C (or exits with `--once`).
  */
-export const startCommand = new Command('start')
+export const startCommand = new Command('up')
+  .alias('start')
   .description('run fleetscore on this machine: dev server, workers, schedules, and one run of the latest window')
   .option('--once', 'exit after the first run instead of serving the schedule')
   .option('--devices <n>', 'demo fleet size when the store is empty', '200')

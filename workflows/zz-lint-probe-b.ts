@@ -1,0 +1,2 @@
+import { x } from './zz-lint-probe';
+export const a = () => x;
