@@ -42,7 +42,14 @@ export function createActivities(deps: ActivityDeps) {
         scoreShard(
           { store: deps.openStore(req.store), sessions: deps.sessions, aggregates: deps.aggregates },
           req,
-          { attempt: info.attempt, worker: info.taskQueue, heartbeat: (details) => heartbeat(details), log },
+          {
+            attempt: info.attempt,
+            taskQueue: info.taskQueue,
+            workflowId: info.workflowExecution?.workflowId ?? '',
+            runId: info.workflowExecution?.runId ?? '',
+            heartbeat: (details) => heartbeat(details),
+            log,
+          },
         ),
       );
     },

@@ -21,10 +21,12 @@ export interface ShardLogger {
   warn(message: string, attrs?: Record<string, unknown>): void;
 }
 
-/** Where the shard runs: the attempt number, how to heartbeat, and the logger. */
+/** Where the shard runs: the run and attempt, how to heartbeat, and the logger. */
 export interface ShardContext {
   attempt: number;
-  worker: string;
+  taskQueue: string;
+  workflowId: string;
+  runId: string;
   heartbeat(details: { devicesDone: number }): void;
   log: ShardLogger;
 }
@@ -55,7 +57,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
   const started = Date.now();
   const window = parseWindow(req.window, req.windowHours);
   const log = new ShardLog(deps.store, window.id, req.shard, ctx.attempt);
-  log.add({ event: 'attempt-started', level: 'info', worker: ctx.worker });
+  log.add({ event: 'attempt-started', level: 'info', taskQueue: ctx.taskQueue, workflowId: ctx.workflowId, runId: ctx.runId });
   try {
     const plan = await readJsonFile<ShardPlanFile>(deps.store, keys.shardPlan(window.id, req.shard), 'fleetscore.shard-plan/v1');
     const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.planId);

@@ -1,2 +1,0 @@
-import { x } from './zz-lint-probe';
-export const a = () => x;
