@@ -3,7 +3,7 @@
  * server, seeds the demo fleet, runs the workers and the latest window, and exits. Then the CLI reads what
  * was committed, and every prediction is checked against the demo's ground truth and an independent score.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { demoFeatureNames, readDemoTruth, trainDemoModel } from '../../lib/demo/
 import { keys } from '../../lib/keys';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { LocalStore } from '../../lib/store/local-store';
+import { isReachable, temporalTarget } from '../../lib/temporal/connection';
 import { close, referenceMahalanobis } from '../support/expected-scores';
 
 jest.setTimeout(300_000);
@@ -110,4 +111,22 @@ test('CLI errors are one clear line and exit 1, without a stack trace', async ()
   expect(err.code).toBe(1);
   expect(err.stderr).toContain('not a window: "yesterday"');
   expect(err.stderr).not.toMatch(/\n\s+at /);
+});
+
+test('fleetscore up serves the schedule until SIGINT, then stops the workers and the dev server it started', async () => {
+  const address = env.TEMPORAL_ADDRESS!;
+  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['cli/main.ts', 'up', '--devices', '5', '--hours', '1'], {
+    cwd: ROOT,
+    env: { ...env, FLEETSCORE_DATA_DIR: join(dir, 'serve') },
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  for (let i = 0; i < 120 && !stderr.includes('serving schedule fleetscore-hourly'); i++) await new Promise((r) => setTimeout(r, 500));
+  expect(stderr).toContain('Ctrl-C to stop');
+  expect(await isReachable(temporalTarget({ address }))).toBe(true);
+  child.kill('SIGINT');
+  expect(await exited).toBe(0);
+  expect(stderr).toContain('stopping the Temporal dev server');
+  expect(await isReachable(temporalTarget({ address }), 1_000)).toBe(false);
 });
