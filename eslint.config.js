@@ -1,13 +1,14 @@
 // ESLint flat config: the rules STYLE.md names, type-aware on tsconfig.json, plus the Temporal boundaries
 // (workflow code stays free of Node and of activity implementations; activities log through the SDK).
 const { builtinModules } = require('node:module');
+const { defineConfig } = require('eslint/config');
 const tseslint = require('typescript-eslint');
 const { importX, createNodeResolver } = require('eslint-plugin-import-x');
 
 /** Workflow code runs in Temporal's deterministic sandbox, which has no Node APIs: ban every built-in. */
-const NODE_BUILTINS = [...new Set(builtinModules.filter((m) => !m.startsWith('_')))];
+const NODE_BUILTINS = builtinModules;
 
-module.exports = tseslint.config(
+module.exports = defineConfig(
   {
     ignores: ['node_modules/', '.tools/', '.fleetscore/', 'coverage/', 'test/fixtures/', 'bench/results/'],
   },

@@ -39,18 +39,14 @@ export function createActivities(deps: ActivityDeps) {
     async scoreShard(req: ShardRequest): Promise<ShardSummary> {
       const info = activityInfo();
       return fatalIfPermanent(() =>
-        scoreShard(
-          { store: deps.openStore(req.store), sessions: deps.sessions, aggregates: deps.aggregates },
-          req,
-          {
-            attempt: info.attempt,
-            taskQueue: info.taskQueue,
-            workflowId: info.workflowExecution?.workflowId ?? '',
-            runId: info.workflowExecution?.runId ?? '',
-            heartbeat: (details) => heartbeat(details),
-            log,
-          },
-        ),
+        scoreShard({ store: deps.openStore(req.store), sessions: deps.sessions, aggregates: deps.aggregates }, req, {
+          attempt: info.attempt,
+          taskQueue: info.taskQueue,
+          workflowId: info.workflowExecution?.workflowId ?? '',
+          runId: info.workflowExecution?.runId ?? '',
+          heartbeat: (details) => heartbeat(details),
+          log,
+        }),
       );
     },
 

@@ -36,7 +36,10 @@ export const SEARCH_ATTRIBUTES = {
 } as const;
 
 /** The search attribute Temporal sets on every workflow a schedule starts: the nominal (unjittered) time. */
-export const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
+export const SCHEDULED_START_TIME = defineSearchAttributeKey(
+  'TemporalScheduledStartTime',
+  SearchAttributeType.DATETIME,
+);
 
 /** The search attribute Temporal sets to the id of the schedule that started a workflow. */
 export const SCHEDULED_BY_ID = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);

@@ -119,11 +119,20 @@ const duration = (what: string, { min }: { min: 'zero' | 'positive' }) =>
   z.union([z.string(), z.number()]).superRefine((value, ctx) => {
     const ms = durationMs(value as Duration);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be a duration like '1h', '5m' or '90s', got ${JSON.stringify(value)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${what} must be a duration like '1h', '5m' or '90s', got ${JSON.stringify(value)}`,
+      });
     } else if (min === 'positive' ? ms <= 0 : ms < 0) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be ${min === 'positive' ? 'greater than' : 'at least'} 0, got ${JSON.stringify(value)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${what} must be ${min === 'positive' ? 'greater than' : 'at least'} 0, got ${JSON.stringify(value)}`,
+      });
     } else if (ms % 1000 !== 0) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be whole seconds (Temporal rounds it), got ${JSON.stringify(value)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${what} must be whole seconds (Temporal rounds it), got ${JSON.stringify(value)}`,
+      });
     }
   });
 
@@ -144,16 +153,26 @@ const positiveInt = (max: number) => z.number().int().min(1).max(max);
 
 const scheduleSchema = z
   .object({
-    id: z.string().regex(SCHEDULE_ID, 'must be lowercase letters, digits, ".", "_" or "-" (at most 100), e.g. fleetscore-hourly'),
+    id: z
+      .string()
+      .regex(SCHEDULE_ID, 'must be lowercase letters, digits, ".", "_" or "-" (at most 100), e.g. fleetscore-hourly'),
     description: z.string().trim().min(1, 'must say what the schedule scores'),
     spec: z.strictObject({
       intervals: z
-        .array(z.strictObject({ every: duration('every', { min: 'positive' }), offset: duration('offset', { min: 'zero' }).optional() }))
+        .array(
+          z.strictObject({
+            every: duration('every', { min: 'positive' }),
+            offset: duration('offset', { min: 'zero' }).optional(),
+          }),
+        )
         .length(1, 'must hold exactly one interval: a window is scored once per interval'),
     }),
     timezone: timeZone,
     overlap: z
-      .enum(OVERLAP_POLICIES, { error: (issue) => `unknown overlap policy ${JSON.stringify(issue.input)}; use one of ${OVERLAP_POLICIES.join(', ')}` })
+      .enum(OVERLAP_POLICIES, {
+        error: (issue) =>
+          `unknown overlap policy ${JSON.stringify(issue.input)}; use one of ${OVERLAP_POLICIES.join(', ')}`,
+      })
       .optional(),
     catchupWindow: duration('catchupWindow', { min: 'positive' }),
     jitter: duration('jitter', { min: 'zero' }).optional(),
@@ -208,9 +227,11 @@ export function validateSchedules(declared: readonly FleetSchedule[]): FleetSche
     const scheduleId = typeof schedule?.id === 'string' && schedule.id ? schedule.id : `#${index}`;
     const result = scheduleSchema.safeParse(schedule);
     if (!result.success) {
-      for (const issue of result.error.issues) issues.push({ scheduleId, field: fieldPath(issue.path), message: issue.message });
+      for (const issue of result.error.issues)
+        issues.push({ scheduleId, field: fieldPath(issue.path), message: issue.message });
     }
-    if (seen.has(scheduleId)) issues.push({ scheduleId, field: 'id', message: 'is declared more than once; ids must be unique' });
+    if (seen.has(scheduleId))
+      issues.push({ scheduleId, field: 'id', message: 'is declared more than once; ids must be unique' });
     seen.add(scheduleId);
   });
   if (issues.length > 0) throw new InvalidScheduleDeclaration(issues);
@@ -220,13 +241,19 @@ export function validateSchedules(declared: readonly FleetSchedule[]): FleetSche
 /** The declared schedule with this id, or an error that lists the declared ids. */
 export function findSchedule(declared: readonly FleetSchedule[], id: string): FleetSchedule {
   const found = declared.find((s) => s.id === id);
-  if (!found) throw new Error(`no schedule "${id}" is declared; declared: ${declared.map((s) => s.id).join(', ') || 'none'}`);
+  if (!found)
+    throw new Error(`no schedule "${id}" is declared; declared: ${declared.map((s) => s.id).join(', ') || 'none'}`);
   return found;
 }
 
 /** `spec.intervals[0].offset` as written by zod paths (`['spec', 'intervals', 0, 'offset']`). */
 function fieldPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '') || '(schedule)';
+  return (
+    path.reduce<string>(
+      (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)),
+      '',
+    ) || '(schedule)'
+  );
 }
 
 /** A schedule's timing: the window length and how long after a window's end its run is scheduled. */
@@ -255,7 +282,9 @@ export function backfillRange(
     );
   }
   if ((toMs - fromMs) % windowMs !== 0) {
-    throw new Error(`--from ${iso(fromMs)} to --to ${iso(toMs)} is not a whole number of ${timing.windowHours}h windows`);
+    throw new Error(
+      `--from ${iso(fromMs)} to --to ${iso(toMs)} is not a whole number of ${timing.windowHours}h windows`,
+    );
   }
   const windowStarts: number[] = [];
   for (let w = fromMs; w < toMs; w += windowMs) windowStarts.push(w);

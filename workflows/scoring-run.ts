@@ -35,7 +35,13 @@ const nonRetryableErrorTypes = [...NON_RETRYABLE_ERROR_TYPES];
 // Planning and committing read an index and a few small files: quick, so short timeouts surface a stuck store.
 const { planRun, commitRun } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes,
+  },
 });
 
 // A shard scores hundreds of devices and heartbeats as it goes, so a dead or stuck worker is noticed within the
@@ -43,7 +49,13 @@ const { planRun, commitRun } = proxyActivities<Activities>({
 const SCORING_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes },
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes,
+  },
 };
 const { scoreShard } = proxyActivities<Activities>(SCORING_OPTIONS);
 
@@ -89,7 +101,11 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
   const runShard = async (ref: ShardRef): Promise<void> => {
     try {
       const summary = await scoreShard.executeWithOptions(
-        { ...SCORING_OPTIONS, taskQueue: input.taskQueues?.[ref.pool] ?? TASK_QUEUES[ref.pool], summary: `shard ${ref.shard} · ${ref.pool} · ${ref.devices} devices` },
+        {
+          ...SCORING_OPTIONS,
+          taskQueue: input.taskQueues?.[ref.pool] ?? TASK_QUEUES[ref.pool],
+          summary: `shard ${ref.shard} · ${ref.pool} · ${ref.devices} devices`,
+        },
         [{ store: input.store, window: window.id, windowHours, shard: ref.shard }],
       );
       progress.devicesScored += summary.scored;

@@ -3,14 +3,25 @@
  * backfill API, so each one is an ordinary scheduled run (same workflow id pattern, same search attributes),
  * then waits for them and prints one row per window.
  */
-import { ScheduleNotFoundError, type Client, type ScheduleDescription, type WorkflowExecutionInfo } from '@temporalio/client';
+import {
+  ScheduleNotFoundError,
+  type Client,
+  type ScheduleDescription,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { SCHEDULED_BY_ID, SCHEDULED_START_TIME, SCORING_WORKFLOW } from '../../lib/names';
 import { RUN_DEFAULTS, type ScoringRunInput } from '../../lib/scoring/run-types';
 import { connectClient } from '../../lib/temporal/connection';
 import { parseWindow, windowBefore, windowIdOf } from '../../lib/window';
-import { backfillRange, OVERLAP_FLAGS, type OverlapFlag, type OverlapPolicy, type ScheduleTiming } from '../../schedules/fleet-schedules';
+import {
+  backfillRange,
+  OVERLAP_FLAGS,
+  type OverlapFlag,
+  type OverlapPolicy,
+  type ScheduleTiming,
+} from '../../schedules/fleet-schedules';
 import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
 
@@ -26,22 +37,28 @@ const windowTime = z.string().transform((value, ctx) => {
   }
 });
 
-const optionsSchema = z.object({
-  // Quotes would break the visibility query the wait builds, and no schedule id holds them.
-  schedule: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a schedule id such as fleetscore-hourly'),
-  from: windowTime,
-  to: windowTime,
-  overlap: z.enum(Object.keys(OVERLAP_FLAGS) as [OverlapFlag, ...OverlapFlag[]]),
-  wait: z.boolean(),
-  json: z.boolean().default(false),
-  pollMs: z.number().int().positive().default(1_000),
-}).refine((o) => o.to > o.from, { path: ['to'], message: 'must be after --from: the range [--from, --to) holds no window' });
+const optionsSchema = z
+  .object({
+    // Quotes would break the visibility query the wait builds, and no schedule id holds them.
+    schedule: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a schedule id such as fleetscore-hourly'),
+    from: windowTime,
+    to: windowTime,
+    overlap: z.enum(Object.keys(OVERLAP_FLAGS) as [OverlapFlag, ...OverlapFlag[]]),
+    wait: z.boolean(),
+    json: z.boolean().default(false),
+    pollMs: z.number().int().positive().default(1_000),
+  })
+  .refine((o) => o.to > o.from, {
+    path: ['to'],
+    message: 'must be after --from: the range [--from, --to) holds no window',
+  });
 
 /** Options of a backfill, as validated from the command line. */
 export type BackfillOptions = z.infer<typeof optionsSchema>;
 
 /** How a window's backfilled run ended (or that it has not, with --no-wait). */
-export type BackfillRunStatus = 'requested' | 'running' | 'completed' | 'failed' | 'cancelled' | 'terminated' | 'timed-out' | 'skipped';
+export type BackfillRunStatus =
+  'requested' | 'running' | 'completed' | 'failed' | 'cancelled' | 'terminated' | 'timed-out' | 'skipped';
 
 /** One window of a backfill and the run that scored it. */
 export interface BackfillRun {
@@ -65,15 +82,21 @@ export function scheduleTiming(d: ScheduleDescription): ScheduleTiming {
   const intervals = d.spec.intervals ?? [];
   const interval = intervals[0];
   if (d.action.workflowType !== SCORING_WORKFLOW) {
-    throw new Error(`schedule ${d.scheduleId} starts ${d.action.workflowType}, not ${SCORING_WORKFLOW}: it scores no windows`);
+    throw new Error(
+      `schedule ${d.scheduleId} starts ${d.action.workflowType}, not ${SCORING_WORKFLOW}: it scores no windows`,
+    );
   }
   if (!interval || intervals.length !== 1 || (d.spec.calendars ?? []).length > 0) {
-    throw new Error(`schedule ${d.scheduleId} is not one interval per window; backfill needs the spec that \`schedules apply\` writes`);
+    throw new Error(
+      `schedule ${d.scheduleId} is not one interval per window; backfill needs the spec that \`schedules apply\` writes`,
+    );
   }
   const input = (d.action.args ?? [])[0] as Partial<ScoringRunInput> | undefined;
   const windowHours = input?.windowHours ?? RUN_DEFAULTS.windowHours;
   if (interval.every !== windowHours * HOUR_MS) {
-    throw new Error(`schedule ${d.scheduleId} fires every ${interval.every / 60_000}m but scores ${windowHours}h windows; re-apply it`);
+    throw new Error(
+      `schedule ${d.scheduleId} fires every ${interval.every / 60_000}m but scores ${windowHours}h windows; re-apply it`,
+    );
   }
   return { windowHours, offsetMs: interval.offset ?? 0 };
 }
@@ -92,7 +115,8 @@ export async function runBackfill(
   try {
     described = await handle.describe();
   } catch (err) {
-    if (err instanceof ScheduleNotFoundError) throw new Error(`no schedule "${options.schedule}" on the server; run \`fleetscore schedules apply\``);
+    if (err instanceof ScheduleNotFoundError)
+      throw new Error(`no schedule "${options.schedule}" on the server; run \`fleetscore schedules apply\``);
     throw err;
   }
   const timing = scheduleTiming(described);
@@ -125,7 +149,12 @@ export async function runBackfill(
       const run = nominal ? byWindow.get(windowBefore(nominal.getTime(), timing.windowHours).id) : undefined;
       // Of two new runs for one window (two backfills at once), the later start is the one to report.
       if (!run || (run.runId && run.runId !== info.runId && (run.startedAt ?? 0) > info.startTime.getTime())) continue;
-      Object.assign(run, { workflowId: info.workflowId, runId: info.runId, status: statusOf(info), startedAt: info.startTime.getTime() });
+      Object.assign(run, {
+        workflowId: info.workflowId,
+        runId: info.runId,
+        status: statusOf(info),
+        startedAt: info.startTime.getTime(),
+      });
     }
     const open = runs.filter((r) => r.status === 'running').length;
     let missing = runs.filter((r) => r.status === 'requested');
@@ -138,7 +167,11 @@ export async function runBackfill(
       }
     }
     const failed = runs.filter((r) => !['completed', 'running', 'requested'].includes(r.status)).length;
-    const status = [`${open} running`, ...(missing.length ? [`${missing.length} waiting`] : []), ...(failed ? [`${failed} not completed`] : [])];
+    const status = [
+      `${open} running`,
+      ...(missing.length ? [`${missing.length} waiting`] : []),
+      ...(failed ? [`${failed} not completed`] : []),
+    ];
     progress?.(runs.length - open - missing.length, runs.length, status.join(', '));
     if (open === 0 && missing.length === 0) break;
     await new Promise((r) => setTimeout(r, options.pollMs));
@@ -167,7 +200,10 @@ function statusOf(info: WorkflowExecutionInfo): BackfillRunStatus {
 /** Actions the schedule dropped (overlap skips and buffer overflows) and starts it holds in its buffer. */
 function skipCounters(d: ScheduleDescription): { skipped: number; buffered: number } {
   const raw = d.raw.info;
-  return { skipped: Number(raw?.overlapSkipped ?? 0) + Number(raw?.bufferDropped ?? 0), buffered: Number(raw?.bufferSize ?? 0) };
+  return {
+    skipped: Number(raw?.overlapSkipped ?? 0) + Number(raw?.bufferDropped ?? 0),
+    buffered: Number(raw?.bufferSize ?? 0),
+  };
 }
 
 async function listRuns(client: Client, query: string): Promise<WorkflowExecutionInfo[]> {
@@ -180,11 +216,17 @@ function renderResult(r: BackfillResult): string {
   if (!r.waited) {
     return [
       `requested ${r.runs.length} window(s) of ${r.schedule} (overlap ${r.overlap}); they run as ordinary scheduled runs`,
-      formatTable(['WINDOW', 'SCHEDULED AT'], r.runs.map((x) => [x.window, x.scheduledAt])),
+      formatTable(
+        ['WINDOW', 'SCHEDULED AT'],
+        r.runs.map((x) => [x.window, x.scheduledAt]),
+      ),
       `follow them with \`fleetscore schedules describe ${r.schedule}\``,
     ].join('\n');
   }
-  return formatTable(['WINDOW', 'STATUS', 'WORKFLOW ID'], r.runs.map((x) => [x.window, x.status, x.workflowId ?? '']));
+  return formatTable(
+    ['WINDOW', 'STATUS', 'WORKFLOW ID'],
+    r.runs.map((x) => [x.window, x.status, x.workflowId ?? '']),
+  );
 }
 
 /** `fleetscore backfill`: score past windows through the schedule, and wait for them. */
@@ -213,6 +255,8 @@ export const backfillCommand = new Command('backfill')
     output(options.json, result, renderResult);
     const bad = result.runs.filter((r) => r.status !== 'completed' && r.status !== 'requested');
     if (bad.length > 0) {
-      throw new Error(`${bad.length} of ${result.runs.length} window(s) were not scored: ${bad.map((r) => `${r.window} ${r.status}`).join(', ')}`);
+      throw new Error(
+        `${bad.length} of ${result.runs.length} window(s) were not scored: ${bad.map((r) => `${r.window} ${r.status}`).join(', ')}`,
+      );
     }
   });

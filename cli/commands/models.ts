@@ -23,10 +23,7 @@ const registerOptionsSchema = z.object({
     .refine((f) => /\.(onnx|tar\.gz|tgz)$/i.test(f), 'must be a .onnx file or a .tar.gz package'),
   meta: z.string().min(1).optional(),
   pool: z.enum(['cpu', 'gpu']).optional(),
-  threshold: z.coerce
-    .number()
-    .refine(Number.isFinite, 'must be a finite number')
-    .optional(),
+  threshold: z.coerce.number().refine(Number.isFinite, 'must be a finite number').optional(),
   store: storeOption,
   json: z.boolean().default(false),
 });

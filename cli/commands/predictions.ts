@@ -49,10 +49,18 @@ const showCommand = new Command('show')
         ? `no ${options.anomalies ? 'anomalous ' : ''}predictions in window ${options.window}`
         : formatTable(
             ['device', 'ts', 'score', 'anomaly', 'model'],
-            r.map((p) => [p.device, new Date(p.ts).toISOString(), p.score.toPrecision(6), p.isAnomaly ? 'yes' : '', p.modelVersion]),
+            r.map((p) => [
+              p.device,
+              new Date(p.ts).toISOString(),
+              p.score.toPrecision(6),
+              p.isAnomaly ? 'yes' : '',
+              p.modelVersion,
+            ]),
           ),
     );
   });
 
 /** `fleetscore predictions show`. */
-export const predictionsCommand = new Command('predictions').description('read committed predictions').addCommand(showCommand);
+export const predictionsCommand = new Command('predictions')
+  .description('read committed predictions')
+  .addCommand(showCommand);

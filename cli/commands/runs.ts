@@ -24,13 +24,26 @@ const listCommand = new Command('list')
   .action(async (raw: Record<string, unknown>) => {
     const options = z.object({ store: storeOption, limit: positiveInt, json: z.boolean().optional() }).parse(raw);
     const runs = await gatherRuns(options.store, options.limit);
-    output(options.json, runs.map(({ devices: _devices, ...head }) => head), (rows) =>
-      rows.length === 0
-        ? `no committed windows in ${options.store}`
-        : formatTable(
-            ['window', 'devices', 'scored', 'no data', 'failed', 'rows', 'anomalies', 'committed', 'workflow'],
-            rows.map((m) => [m.window, m.counts.devices, m.counts.scored, m.counts.noData, m.counts.failed, m.counts.rows, m.counts.anomalies, m.committedAt, m.workflowId]),
-          ),
+    output(
+      options.json,
+      runs.map(({ devices: _devices, ...head }) => head),
+      (rows) =>
+        rows.length === 0
+          ? `no committed windows in ${options.store}`
+          : formatTable(
+              ['window', 'devices', 'scored', 'no data', 'failed', 'rows', 'anomalies', 'committed', 'workflow'],
+              rows.map((m) => [
+                m.window,
+                m.counts.devices,
+                m.counts.scored,
+                m.counts.noData,
+                m.counts.failed,
+                m.counts.rows,
+                m.counts.anomalies,
+                m.committedAt,
+                m.workflowId,
+              ]),
+            ),
     );
   });
 
@@ -40,9 +53,12 @@ const showCommand = new Command('show')
   .option('--store <uri>', 'store URI')
   .option('--json', 'the whole manifest as JSON')
   .action(async (window: string, raw: Record<string, unknown>) => {
-    const options = z.object({ window: windowOption, store: storeOption, json: z.boolean().optional() }).parse({ ...raw, window });
+    const options = z
+      .object({ window: windowOption, store: storeOption, json: z.boolean().optional() })
+      .parse({ ...raw, window });
     const manifest = await readManifest(openStore(options.store), options.window);
-    if (!manifest) throw new Error(`window ${options.window} has no manifest in ${options.store}: it was not committed`);
+    if (!manifest)
+      throw new Error(`window ${options.window} has no manifest in ${options.store}: it was not committed`);
     output(options.json, manifest, (m) => {
       const c = m.counts;
       const notScored = Object.entries(m.devices).filter(([, o]) => o.status !== 'scored');
@@ -51,9 +67,18 @@ const showCommand = new Command('show')
         `committed  ${m.committedAt} by ${m.workflowId} (run ${m.runId})${m.scheduleId ? `, schedule ${m.scheduleId}` : ''}`,
         `devices    ${c.devices}: ${c.scored} scored, ${c.noData} no data, ${c.failed} failed; ${c.rows} rows, ${c.anomalies} anomalies`,
         '',
-        formatTable(['shard', 'pool', 'devices', 'status', 'attempt', 'predictions / reason'], m.shards.map((s) => [s.shard, s.pool, s.devices, s.status, s.attempt, s.predictions ?? s.reason])),
+        formatTable(
+          ['shard', 'pool', 'devices', 'status', 'attempt', 'predictions / reason'],
+          m.shards.map((s) => [s.shard, s.pool, s.devices, s.status, s.attempt, s.predictions ?? s.reason]),
+        ),
         ...(notScored.length
-          ? ['', formatTable(['device', 'status', 'reason'], notScored.map(([d, o]) => [d, o.status, o.status === 'failed' ? o.reason : '']))]
+          ? [
+              '',
+              formatTable(
+                ['device', 'status', 'reason'],
+                notScored.map(([d, o]) => [d, o.status, o.status === 'failed' ? o.reason : '']),
+              ),
+            ]
           : []),
       ].join('\n');
     });
@@ -69,20 +94,44 @@ const startCommand = new Command('start')
   .option('--json', 'machine-readable output')
   .action(async (raw: Record<string, unknown>) => {
     const options = z
-      .object({ window: windowOption, store: storeOption, schedule: z.string().optional(), shardSize: positiveInt, wait: z.boolean(), json: z.boolean().optional() })
+      .object({
+        window: windowOption,
+        store: storeOption,
+        schedule: z.string().optional(),
+        shardSize: positiveInt,
+        wait: z.boolean(),
+        json: z.boolean().optional(),
+      })
       .parse(raw);
     const target = temporalTarget();
     const { client, connection } = await connectClient(target);
     try {
-      const handle = await startRun(client, { store: options.store, window: options.window, scheduleId: options.schedule, shardSize: options.shardSize });
-      const url = runUiUrl(process.env.FLEETSCORE_UI_URL ?? 'http://localhost:8233', target.namespace, handle.workflowId, handle.firstExecutionRunId);
+      const handle = await startRun(client, {
+        store: options.store,
+        window: options.window,
+        scheduleId: options.schedule,
+        shardSize: options.shardSize,
+      });
+      const url = runUiUrl(
+        process.env.FLEETSCORE_UI_URL ?? 'http://localhost:8233',
+        target.namespace,
+        handle.workflowId,
+        handle.firstExecutionRunId,
+      );
       if (!options.wait) {
-        output(options.json, { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url }, (r) => `started ${r.workflowId}\n${r.url}`);
+        output(
+          options.json,
+          { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, url },
+          (r) => `started ${r.workflowId}\n${r.url}`,
+        );
         return;
       }
       const summary = await handle.result();
-      output(options.json, { workflowId: handle.workflowId, url, ...summary }, (r) =>
-        `window ${r.window}: ${r.scored} scored, ${r.noData} no data, ${r.failed} failed, ${r.anomalies} anomalies\n${r.url}`,
+      output(
+        options.json,
+        { workflowId: handle.workflowId, url, ...summary },
+        (r) =>
+          `window ${r.window}: ${r.scored} scored, ${r.noData} no data, ${r.failed} failed, ${r.anomalies} anomalies\n${r.url}`,
       );
     } finally {
       await connection.close();

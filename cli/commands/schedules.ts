@@ -7,7 +7,13 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { connectClient } from '../../lib/temporal/connection';
 import { fleetSchedules, OVERLAP_FLAGS, validateSchedules, type OverlapFlag } from '../../schedules/fleet-schedules';
-import { applySchedules, compileSchedule, isManaged, scheduleRecord, type ScheduleChange } from '../../schedules/schedule-reconciler';
+import {
+  applySchedules,
+  compileSchedule,
+  isManaged,
+  scheduleRecord,
+  type ScheduleChange,
+} from '../../schedules/schedule-reconciler';
 import { formatTable, output } from '../utils/table';
 
 const scheduleId = z.string().trim().min(1, 'a schedule id is required');
@@ -29,7 +35,9 @@ async function describeSchedule(handle: ScheduleHandle): Promise<ScheduleDescrip
     return await handle.describe();
   } catch (err) {
     if (err instanceof ScheduleNotFoundError) {
-      throw new Error(`no schedule "${handle.scheduleId}" on the server; \`fleetscore schedules list --all\` shows what exists`);
+      throw new Error(
+        `no schedule "${handle.scheduleId}" on the server; \`fleetscore schedules list --all\` shows what exists`,
+      );
     }
     throw err;
   }
@@ -51,7 +59,10 @@ const apply = new Command('apply')
 /** The apply result as a table; a dry run says what would happen. */
 function renderChanges(changes: readonly ScheduleChange[], dryRun: boolean): string {
   const verb = (a: ScheduleChange['action']) => (dryRun && a !== 'unchanged' ? `would be ${a}` : a);
-  const table = formatTable(['SCHEDULE', 'CHANGE', 'REASON'], changes.map((c) => [c.id, verb(c.action), c.reason]));
+  const table = formatTable(
+    ['SCHEDULE', 'CHANGE', 'REASON'],
+    changes.map((c) => [c.id, verb(c.action), c.reason]),
+  );
   return dryRun ? `${table}\n(dry run: nothing was changed)` : table;
 }
 
@@ -67,7 +78,11 @@ export interface ScheduleListRow {
 }
 
 /** The schedules on the server (fleetscore's, or all with `all`), with whether the code declares them. */
-export async function gatherScheduleList(client: Client, declaredIds: ReadonlySet<string>, all: boolean): Promise<ScheduleListRow[]> {
+export async function gatherScheduleList(
+  client: Client,
+  declaredIds: ReadonlySet<string>,
+  all: boolean,
+): Promise<ScheduleListRow[]> {
   const rows: ScheduleListRow[] = [];
   for await (const s of client.schedule.list()) {
     const managed = isManaged(s);
@@ -99,7 +114,14 @@ const list = new Command('list')
         ? 'no schedules on the server; run `fleetscore schedules apply`'
         : formatTable(
             ['SCHEDULE', 'MANAGED', 'DECLARED', 'STATE', 'NEXT RUN', 'LAST RUN'],
-            r.map((s) => [s.id, s.managed ? 'yes' : 'no', s.declared ? 'yes' : 'no', s.paused ? `paused${s.note ? ` (${s.note})` : ''}` : 'active', s.nextRun, s.lastRun]),
+            r.map((s) => [
+              s.id,
+              s.managed ? 'yes' : 'no',
+              s.declared ? 'yes' : 'no',
+              s.paused ? `paused${s.note ? ` (${s.note})` : ''}` : 'active',
+              s.nextRun,
+              s.lastRun,
+            ]),
           ),
     );
   });
@@ -151,7 +173,11 @@ export async function gatherScheduleDetails(client: Client, id: string): Promise
     taskQueue: d.action.taskQueue,
     args: [...(d.action.args ?? [])],
     nextActionTimes: d.info.nextActionTimes.slice(0, 5).map((t) => iso(t)),
-    recentActions: d.info.recentActions.map((a) => ({ scheduledAt: iso(a.scheduledAt), takenAt: iso(a.takenAt), workflowId: a.action.workflow.workflowId })),
+    recentActions: d.info.recentActions.map((a) => ({
+      scheduledAt: iso(a.scheduledAt),
+      takenAt: iso(a.takenAt),
+      workflowId: a.action.workflow.workflowId,
+    })),
     runningWorkflowIds: d.info.runningActions.map((a) => a.workflow.workflowId),
     actionsTaken: d.info.numActionsTaken,
     skippedOverlap: d.info.numActionsSkippedOverlap,
@@ -163,7 +189,12 @@ export async function gatherScheduleDetails(client: Client, id: string): Promise
 function duration(ms: number): string {
   const parts: string[] = [];
   let rest = Math.round(ms / 1000);
-  for (const [unit, secs] of [['d', 86_400], ['h', 3_600], ['m', 60], ['s', 1]] as const) {
+  for (const [unit, secs] of [
+    ['d', 86_400],
+    ['h', 3_600],
+    ['m', 60],
+    ['s', 1],
+  ] as const) {
     if (rest >= secs) {
       parts.push(`${Math.floor(rest / secs)}${unit}`);
       rest %= secs;
@@ -173,7 +204,12 @@ function duration(ms: number): string {
 }
 
 function renderDetails(d: ScheduleDetails): string {
-  const declared = d.matchesDeclaration === undefined ? 'not declared in code' : d.matchesDeclaration ? 'matches its declaration' : 'differs from its declaration (run `schedules apply`)';
+  const declared =
+    d.matchesDeclaration === undefined
+      ? 'not declared in code'
+      : d.matchesDeclaration
+        ? 'matches its declaration'
+        : 'differs from its declaration (run `schedules apply`)';
   return [
     `schedule   ${d.id}${d.description ? ` — ${d.description}` : ''}`,
     `managed    ${d.managed ? 'by fleetscore' : 'no (fleetscore will not change it)'}; ${declared}`,
@@ -188,7 +224,10 @@ function renderDetails(d: ScheduleDetails): string {
     ...(d.nextActionTimes.length ? d.nextActionTimes.map((t) => `  ${t}`) : ['  none (paused or ended)']),
     '',
     d.recentActions.length
-      ? formatTable(['SCHEDULED', 'TAKEN', 'WORKFLOW ID'], d.recentActions.map((a) => [a.scheduledAt, a.takenAt, a.workflowId]))
+      ? formatTable(
+          ['SCHEDULED', 'TAKEN', 'WORKFLOW ID'],
+          d.recentActions.map((a) => [a.scheduledAt, a.takenAt, a.workflowId]),
+        )
       : 'no recent actions',
   ].join('\n');
 }
@@ -234,7 +273,10 @@ const unpause = new Command('unpause')
 const trigger = new Command('trigger')
   .description('start one run now, scoring the last complete window (as if the schedule fired now)')
   .argument('<id>', 'schedule id')
-  .option('--overlap <policy>', `if a run is in progress: ${Object.keys(OVERLAP_FLAGS).join('|')} (default: the schedule's own policy)`)
+  .option(
+    '--overlap <policy>',
+    `if a run is in progress: ${Object.keys(OVERLAP_FLAGS).join('|')} (default: the schedule's own policy)`,
+  )
   .action(async (id: string, raw: Record<string, unknown>) => {
     const opts = z.object({ id: scheduleId, overlap: overlapFlag.optional() }).parse({ ...raw, id });
     const policy = await withClient(async (client) => {
@@ -244,7 +286,9 @@ const trigger = new Command('trigger')
       await handle.trigger(overlap);
       return overlap;
     });
-    process.stdout.write(`triggered ${opts.id} (overlap ${policy}); \`fleetscore schedules describe ${opts.id}\` shows the run\n`);
+    process.stdout.write(
+      `triggered ${opts.id} (overlap ${policy}); \`fleetscore schedules describe ${opts.id}\` shows the run\n`,
+    );
   });
 
 /** `fleetscore schedules`: apply the declared schedules and control them on the server. */

@@ -83,7 +83,11 @@ export const startCommand = new Command('up')
         if (!local) throw new Error(`Temporal does not answer at ${target.address} (TEMPORAL_ADDRESS or profile)`);
         const dbFile = join(dataDir(), 'temporal.db');
         say(`starting the Temporal dev server on ${target.address} (SQLite ${dbFile})`);
-        server = await startDevServer({ dbFile, port: Number(local[1]), uiPort: uiPortOption.parse(process.env.FLEETSCORE_UI_PORT) });
+        server = await startDevServer({
+          dbFile,
+          port: Number(local[1]),
+          uiPort: uiPortOption.parse(process.env.FLEETSCORE_UI_PORT),
+        });
         target = temporalTarget({ address: server.address });
       }
       const uiBase = process.env.FLEETSCORE_UI_URL ?? server?.uiUrl ?? 'http://localhost:8233';
@@ -95,26 +99,36 @@ export const startCommand = new Command('up')
 
         const store = openStore(input.store);
         if (Object.keys((await readIndex(store)).devices).length === 0) {
-          say(`store ${store.uri} is empty: seeding a demo fleet of ${options.devices} devices x ${options.sensors} sensors x ${options.hours} h`);
+          say(
+            `store ${store.uri} is empty: seeding a demo fleet of ${options.devices} devices x ${options.sensors} sensors x ${options.hours} h`,
+          );
           const seeded = await seedDemoFleet(store, {
             devices: options.devices,
             sensors: options.sensors,
             hours: options.hours,
             endMs: window.endMs,
           });
-          say(`seeded ${seeded.rows} rows with ${seeded.anomalies} injected anomalies; models: ${seeded.models.cpu} cpu, ${seeded.models.gpu} gpu`);
+          say(
+            `seeded ${seeded.rows} rows with ${seeded.anomalies} injected anomalies; models: ${seeded.models.cpu} cpu, ${seeded.models.gpu} gpu`,
+          );
         }
 
         workerConnection = await connectWorker(target);
         for (const pool of POOLS) {
           // One machine has no GPU worker host: the gpu pool runs here, on CUDA if present, else on CPU.
-          const worker = await createPoolWorker({ pool, connection: workerConnection, namespace: target.namespace, gpuFallback: 'cpu' });
+          const worker = await createPoolWorker({
+            pool,
+            connection: workerConnection,
+            namespace: target.namespace,
+            gpuFallback: 'cpu',
+          });
           say(worker.providers.decision);
           workers.push(worker);
         }
         running = Promise.all(workers.map((w) => w.worker.run()));
 
-        for (const change of await applySchedules(client, fleetSchedules())) say(`schedule ${change.id}: ${change.action} (${change.reason})`);
+        for (const change of await applySchedules(client, fleetSchedules()))
+          say(`schedule ${change.id}: ${change.action} (${change.reason})`);
 
         say(`scoring the most recent window ${window.id}`);
         const handle = await startRun(client, { ...input, window: window.id });

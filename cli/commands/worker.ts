@@ -34,7 +34,9 @@ export const workerCommand = new Command('worker')
         maxConcurrentShards: options.shards,
         taskQueue: options.taskQueue,
       });
-      process.stderr.write(`fleetscore: ${pool.providers.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`);
+      process.stderr.write(
+        `fleetscore: ${pool.providers.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,
+      );
       try {
         // The SDK's runtime shuts workers down on SIGINT/SIGTERM: in-flight activities finish or are handed back.
         await pool.worker.run();

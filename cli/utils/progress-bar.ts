@@ -49,5 +49,8 @@ function render(label: string, done: number, total: number, status: string, colu
   // A fixed width (room kept for a status of ~30 characters) so the bar does not jump as the status changes.
   const width = Math.max(10, Math.min(40, columns - label.length - count.length - 35));
   const filled = total > 0 ? Math.round((Math.min(done, total) / total) * width) : width;
-  return `${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${count}${tail}`.slice(0, Math.max(columns - 1, 20));
+  return `${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${count}${tail}`.slice(
+    0,
+    Math.max(columns - 1, 20),
+  );
 }

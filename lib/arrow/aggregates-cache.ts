@@ -17,7 +17,12 @@ export class AggregatesCache {
   constructor(private readonly maxBytes = 1024 * 1024 * 1024) {}
 
   /** The window's aggregates from `parts` (store keys pinned in the plan `planId`). */
-  async window(store: ObjectStore, window: Window, parts: readonly string[], planId: string): Promise<WindowAggregates> {
+  async window(
+    store: ObjectStore,
+    window: Window,
+    parts: readonly string[],
+    planId: string,
+  ): Promise<WindowAggregates> {
     const entries = await Promise.all(parts.map((key) => this.part(store, key, planId)));
     const ok: AggregatesPart[] = [];
     const failed: InvalidAggregates[] = [];

@@ -231,9 +231,13 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
     table = tableFromIPC(bytes);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new InvalidAggregates(`is not readable Arrow IPC (corrupt or truncated): ${reason}`, { file }, {
-      cause: err,
-    });
+    throw new InvalidAggregates(
+      `is not readable Arrow IPC (corrupt or truncated): ${reason}`,
+      { file },
+      {
+        cause: err,
+      },
+    );
   }
   const names = table.schema.fields.map((f) => f.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
@@ -520,10 +524,12 @@ export class WindowAggregates {
       }
     }
     if (bad) {
-      throw new InvalidAggregates(
-        `feature ${JSON.stringify(bad.field)} is ${bad.what} at ${isoTime(bad.ts)}`,
-        { file: bad.file, device, field: bad.field, ts: bad.ts },
-      );
+      throw new InvalidAggregates(`feature ${JSON.stringify(bad.field)} is ${bad.what} at ${isoTime(bad.ts)}`, {
+        file: bad.file,
+        device,
+        field: bad.field,
+        ts: bad.ts,
+      });
     }
 
     // Rows are usually in time order already; sort (rarely) by ts, then reject duplicate timestamps.

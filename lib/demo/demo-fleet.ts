@@ -433,7 +433,7 @@ function windowPart(
     const id = idBytes[d - first]!;
     for (let m = 0; m < DEMO_ROWS_PER_WINDOW; m++, row++) {
       const ts = window.startMs + m * MINUTE_MS;
-      tsWords[2 * row] = ts % 4294967296 | 0;
+      tsWords[2 * row] = (ts % 4294967296) | 0;
       tsWords[2 * row + 1] = Math.floor(ts / 4294967296);
       idData.set(id, at);
       at += id.length;
@@ -449,7 +449,7 @@ function windowPart(
           if (mahalanobis2(x, model.mean32, model.precision32, k) >= model.threshold * ANOMALY_MARGIN) break;
           sigmas *= 1.5;
         }
-        truth.push({ device, ts, sensor: features[j]!, sigmas: sign * Math.round(sigmas * 100) / 100 });
+        truth.push({ device, ts, sensor: features[j]!, sigmas: (sign * Math.round(sigmas * 100)) / 100 });
       }
       for (let j = 0; j < k; j++) columns[j]![row] = x[j]!;
     }

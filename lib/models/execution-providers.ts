@@ -25,7 +25,13 @@ export class CudaUnavailable extends Error {
 
 /** The CUDA provider library onnxruntime-node loads, or `undefined` when it is not installed. */
 export function cudaProviderLibrary(): string | undefined {
-  const bindingDir = join(dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+  const bindingDir = join(
+    dirname(require.resolve('onnxruntime-node/package.json')),
+    'bin',
+    'napi-v6',
+    process.platform,
+    process.arch,
+  );
   const lib = join(bindingDir, 'libonnxruntime_providers_cuda.so');
   return existsSync(lib) ? lib : undefined;
 }
@@ -39,7 +45,11 @@ export function chooseProviders(pool: Pool, fallback: GpuFallback = 'refuse'): P
     'the CUDA provider library libonnxruntime_providers_cuda.so is not installed ' +
     '(reinstall onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 on a machine with CUDA 12 and cuDNN 9)';
   if (fallback === 'cpu') {
-    return { pool, executionProviders: ['cpu'], decision: `gpu pool: running on the CPU execution provider because ${why}` };
+    return {
+      pool,
+      executionProviders: ['cpu'],
+      decision: `gpu pool: running on the CPU execution provider because ${why}`,
+    };
   }
   throw new CudaUnavailable(`gpu pool refuses to start: ${why}; pass --gpu-fallback cpu to run it on CPU`);
 }

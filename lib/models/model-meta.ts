@@ -19,7 +19,10 @@ export const modelMetaSchema = z
     schema: z.literal('fleetscore.model/v1'),
     device: z.string(),
     version: z.string(),
-    pool: z.string().refine(isPool, 'must be "cpu" or "gpu"').transform((p) => p as 'cpu' | 'gpu'),
+    pool: z
+      .string()
+      .refine(isPool, 'must be "cpu" or "gpu"')
+      .transform((p) => p as 'cpu' | 'gpu'),
     /** Column names of the aggregates, in the order of the model's input features. */
     features: z.array(z.string().min(1)).min(1),
     /** The float32 input tensor of shape [rows, features.length]. */
@@ -56,7 +59,10 @@ export type ModelMeta = z.infer<typeof modelMetaSchema>;
 /** One device's entry in `models/index.json`. */
 export const indexEntrySchema = z.object({
   version: z.string(),
-  pool: z.string().refine(isPool, 'must be "cpu" or "gpu"').transform((p) => p as 'cpu' | 'gpu'),
+  pool: z
+    .string()
+    .refine(isPool, 'must be "cpu" or "gpu"')
+    .transform((p) => p as 'cpu' | 'gpu'),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 

@@ -250,10 +250,14 @@ export async function registerModelPackage(
   if (typeof metaSource !== 'object' || metaSource === null || Array.isArray(metaSource)) {
     throw new InvalidModel(`${metaFile}: must be a JSON object`, { device, file: metaFile });
   }
-  const { schema, sha256, device: _device, version: _version, createdAt: _createdAt, ...rest } = metaSource as Record<
-    string,
-    unknown
-  >;
+  const {
+    schema,
+    sha256,
+    device: _device,
+    version: _version,
+    createdAt: _createdAt,
+    ...rest
+  } = metaSource as Record<string, unknown>;
   if (schema !== undefined && schema !== META_SCHEMA) {
     throw new InvalidModel(`${metaFile}: schema is ${JSON.stringify(schema)}, expected ${META_SCHEMA}`, {
       device,

@@ -1,7 +1,15 @@
 import { keys } from '../keys';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow } from '../window';
-import { InvalidPlan, readJsonFile, type DeviceOutcome, type Manifest, type ManifestShard, type ShardPlanFile, type ShardStatusFile } from './manifest';
+import {
+  InvalidPlan,
+  readJsonFile,
+  type DeviceOutcome,
+  type Manifest,
+  type ManifestShard,
+  type ShardPlanFile,
+  type ShardStatusFile,
+} from './manifest';
 import type { CommitRequest, CommitResult, RunCounts } from './run-types';
 
 /**
@@ -17,16 +25,28 @@ export async function commitRun(store: ObjectStore, req: CommitRequest): Promise
   for (const ref of req.shards) {
     const reason = failed.get(ref.shard);
     if (reason !== undefined) {
-      const plan = await readJsonFile<ShardPlanFile>(store, keys.shardPlan(req.window, ref.shard), 'fleetscore.shard-plan/v1');
-      for (const d of plan.devices) devices[d.device] = { status: 'failed', version: d.version, reason: `shard failed: ${reason}` };
+      const plan = await readJsonFile<ShardPlanFile>(
+        store,
+        keys.shardPlan(req.window, ref.shard),
+        'fleetscore.shard-plan/v1',
+      );
+      for (const d of plan.devices)
+        devices[d.device] = { status: 'failed', version: d.version, reason: `shard failed: ${reason}` };
       counts.devices += plan.devices.length;
       counts.failed += plan.devices.length;
       shards.push({ shard: ref.shard, pool: ref.pool, devices: plan.devices.length, status: 'failed', reason });
       continue;
     }
-    const status = await readJsonFile<ShardStatusFile>(store, keys.shardStatus(req.window, ref.shard), 'fleetscore.shard-status/v1');
+    const status = await readJsonFile<ShardStatusFile>(
+      store,
+      keys.shardStatus(req.window, ref.shard),
+      'fleetscore.shard-status/v1',
+    );
     if (status.window !== req.window || status.shard !== ref.shard) {
-      throw new InvalidPlan(`belongs to window ${status.window} shard ${status.shard}`, keys.shardStatus(req.window, ref.shard));
+      throw new InvalidPlan(
+        `belongs to window ${status.window} shard ${status.shard}`,
+        keys.shardStatus(req.window, ref.shard),
+      );
     }
     Object.assign(devices, status.devices);
     for (const k of Object.keys(counts) as (keyof RunCounts)[]) counts[k] += status.counts[k];

@@ -84,7 +84,11 @@ export class InvalidPlan extends Error {
 }
 
 /** Reads and parses a JSON file fleetscore wrote, checking its schema tag. */
-export async function readJsonFile<T extends { schema: string }>(store: ObjectStore, key: string, schema: T['schema']): Promise<T> {
+export async function readJsonFile<T extends { schema: string }>(
+  store: ObjectStore,
+  key: string,
+  schema: T['schema'],
+): Promise<T> {
   const bytes = await store.tryGet(key);
   if (bytes === undefined) throw new InvalidPlan('missing', key);
   let value: unknown;

@@ -31,7 +31,15 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
     for (let i = 0; i < devices.length; i += req.shardSize) {
       const shard = shards.length;
       const slice = devices.slice(i, i + req.shardSize);
-      const file: ShardPlanFile = { schema: 'fleetscore.shard-plan/v1', window: req.window, shard, pool, planId, parts, devices: slice };
+      const file: ShardPlanFile = {
+        schema: 'fleetscore.shard-plan/v1',
+        window: req.window,
+        shard,
+        pool,
+        planId,
+        parts,
+        devices: slice,
+      };
       shards.push({ shard, pool, devices: slice.length });
       writes.push(store.put(keys.shardPlan(req.window, shard), JSON.stringify(file)));
     }

@@ -57,9 +57,19 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
   const started = Date.now();
   const window = parseWindow(req.window, req.windowHours);
   const log = new ShardLog(deps.store, window.id, req.shard, ctx.attempt);
-  log.add({ event: 'attempt-started', level: 'info', taskQueue: ctx.taskQueue, workflowId: ctx.workflowId, runId: ctx.runId });
+  log.add({
+    event: 'attempt-started',
+    level: 'info',
+    taskQueue: ctx.taskQueue,
+    workflowId: ctx.workflowId,
+    runId: ctx.runId,
+  });
   try {
-    const plan = await readJsonFile<ShardPlanFile>(deps.store, keys.shardPlan(window.id, req.shard), 'fleetscore.shard-plan/v1');
+    const plan = await readJsonFile<ShardPlanFile>(
+      deps.store,
+      keys.shardPlan(window.id, req.shard),
+      'fleetscore.shard-plan/v1',
+    );
     const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.planId);
     const predictions = new PredictionsBuilder();
     const outcomes: Record<string, DeviceOutcome> = {};
@@ -125,7 +135,11 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     ctx.log.info('shard scored', { window: window.id, shard: req.shard, ...counts, durationMs });
     return { shard: req.shard, pool: plan.pool, attempt: ctx.attempt, ...counts, failures, durationMs };
   } catch (err) {
-    log.add({ event: 'attempt-failed', level: 'error', error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    log.add({
+      event: 'attempt-failed',
+      level: 'error',
+      error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    });
     // The attempt's log is written even when the attempt fails; the original error is what Temporal sees.
     await log.flush().catch((flushErr: unknown) => {
       ctx.log.warn('could not write the shard log of a failed attempt', { error: String(flushErr) });

@@ -26,7 +26,13 @@ export class ShardLog {
   /** Records one event with a timestamp and the run's ids. */
   add(event: ShardLogEvent): void {
     this.lines.push(
-      JSON.stringify({ ts: new Date().toISOString(), window: this.window, shard: this.shard, attempt: this.attempt, ...event }),
+      JSON.stringify({
+        ts: new Date().toISOString(),
+        window: this.window,
+        shard: this.shard,
+        attempt: this.attempt,
+        ...event,
+      }),
     );
   }
 

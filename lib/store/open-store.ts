@@ -10,6 +10,7 @@ import { S3Store } from './s3-store';
 export function openStore(uri: string): ObjectStore {
   if (uri.startsWith('s3://')) return S3Store.fromUri(uri);
   if (uri.startsWith('file://')) return new LocalStore(fileURLToPath(uri));
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new Error(`unsupported store URI ${uri}: use s3://bucket/prefix or a folder`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri))
+    throw new Error(`unsupported store URI ${uri}: use s3://bucket/prefix or a folder`);
   return new LocalStore(uri);
 }

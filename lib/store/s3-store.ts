@@ -52,7 +52,9 @@ export function parseS3Uri(uri: string, env: NodeJS.ProcessEnv = process.env): S
   const [, bucket = '', path = '', query = ''] = m;
   // A bucket name never holds '@' or ':'; either means userinfo, which may be split anywhere by a '/' in a secret.
   if (/[@:]/.test(bucket)) {
-    throw new Error('S3 store URI must not contain credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile');
+    throw new Error(
+      'S3 store URI must not contain credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile',
+    );
   }
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
     throw new Error(`invalid S3 bucket name ${JSON.stringify(bucket)} in store URI`);
@@ -136,7 +138,9 @@ export class S3Store implements ObjectStore {
     let ContinuationToken: string | undefined;
     try {
       do {
-        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken }));
+        const res = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken }),
+        );
         for (const o of res.Contents ?? []) {
           // Zero-byte "folder" markers that consoles create are not objects of this store.
           if (o.Key !== undefined && !o.Key.endsWith('/')) out.push(o.Key.slice(this.prefix.length));
@@ -177,7 +181,9 @@ function isNoSuchKey(err: unknown): boolean {
 function checkEndpoint(endpoint: string): void {
   // Checked before parsing: a secret with '/' or '+' in it would otherwise fail as a malformed URL.
   if (endpoint.includes('@')) {
-    throw new Error('S3 endpoint must not contain credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile');
+    throw new Error(
+      'S3 endpoint must not contain credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile',
+    );
   }
   let url: URL;
   try {

@@ -30,7 +30,9 @@ export function temporalTarget(overrides: { address?: string; namespace?: string
 }
 
 /** A client for the CLI and tests; close `connection` when done. */
-export async function connectClient(target: TemporalTarget = temporalTarget()): Promise<{ client: Client; connection: Connection }> {
+export async function connectClient(
+  target: TemporalTarget = temporalTarget(),
+): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect(target.options);
   return { client: new Client({ connection, namespace: target.namespace }), connection };
 }

@@ -34,7 +34,10 @@ const TYPE_NAMES: Partial<Record<SearchAttributeType, string>> = {
 
 /** The `--search-attribute Name=Type` flags for fleetscore's custom search attributes. */
 export function searchAttributeFlags(): string[] {
-  return Object.values(SEARCH_ATTRIBUTES).flatMap((key) => ['--search-attribute', `${key.name}=${TYPE_NAMES[key.type]}`]);
+  return Object.values(SEARCH_ATTRIBUTES).flatMap((key) => [
+    '--search-attribute',
+    `${key.name}=${TYPE_NAMES[key.type]}`,
+  ]);
 }
 
 /** Starts `temporal server start-dev` and resolves once its frontend answers. */
@@ -44,7 +47,15 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const namespace = options.namespace ?? 'default';
   mkdirSync(dirname(options.dbFile), { recursive: true });
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort)];
-  args.push('--db-filename', options.dbFile, '--namespace', namespace, '--log-level', 'error', ...searchAttributeFlags());
+  args.push(
+    '--db-filename',
+    options.dbFile,
+    '--namespace',
+    namespace,
+    '--log-level',
+    'error',
+    ...searchAttributeFlags(),
+  );
   const child = spawn(requireTemporalCli(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {

@@ -16,7 +16,10 @@ const INDEXED: Partial<Record<SearchAttributeType, temporal.api.enums.v1.Indexed
 /** Adds the search attributes that are missing and returns their names (empty when all exist). */
 export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
-  const known = new Set([...Object.keys(existing.customAttributes ?? {}), ...Object.keys(existing.systemAttributes ?? {})]);
+  const known = new Set([
+    ...Object.keys(existing.customAttributes ?? {}),
+    ...Object.keys(existing.systemAttributes ?? {}),
+  ]);
   const missing = Object.values(SEARCH_ATTRIBUTES).filter((key) => !known.has(key.name));
   if (missing.length === 0) return [];
   await connection.operatorService.addSearchAttributes({

@@ -6,7 +6,7 @@ import {
   Float32,
   Float64,
   Int32,
-  RecordBatch,
+  type RecordBatch,
   Table,
   tableToIPC,
   TimestampMicrosecond,

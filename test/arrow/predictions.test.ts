@@ -79,9 +79,18 @@ describe('encodePredictions / decodePredictions', () => {
       new Table({
         device_id: vectorFromArray(devices, new Utf8()),
         ts: vectorFromArray(ts, new TimestampMillisecond('UTC')),
-        score: vectorFromArray(ts.map((_, i) => i + 0.5), new Float32()),
-        is_anomaly: vectorFromArray(ts.map((_, i) => i % 2 === 1), new Bool()),
-        model_version: vectorFromArray(devices.map(() => 'v0001'), new Utf8()),
+        score: vectorFromArray(
+          ts.map((_, i) => i + 0.5),
+          new Float32(),
+        ),
+        is_anomaly: vectorFromArray(
+          ts.map((_, i) => i % 2 === 1),
+          new Bool(),
+        ),
+        model_version: vectorFromArray(
+          devices.map(() => 'v0001'),
+          new Utf8(),
+        ),
       });
     const a = part(['d1', 'd1'], [T0, T0 + MIN]);
     const b = part(['d1', 'd2'], [T0 + 2 * MIN, T0]);

@@ -75,9 +75,12 @@ it('backfills three windows as ordinary scheduled runs that each commit a manife
   });
   const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
-    await backfillCommand.parseAsync(['--schedule', SCHEDULE_ID, '--from', '2026-11-20T09', '--to', '2026-11-20T12:00:00Z', '--json'], {
-      from: 'user',
-    });
+    await backfillCommand.parseAsync(
+      ['--schedule', SCHEDULE_ID, '--from', '2026-11-20T09', '--to', '2026-11-20T12:00:00Z', '--json'],
+      {
+        from: 'user',
+      },
+    );
   } finally {
     write.mockRestore();
     stderr.mockRestore();
@@ -86,11 +89,16 @@ it('backfills three windows as ordinary scheduled runs that each commit a manife
   const result = JSON.parse(stdout.join('')) as BackfillResult;
   expect(result).toMatchObject({ schedule: SCHEDULE_ID, overlap: 'BUFFER_ALL', waited: true });
   expect(result.runs.map((r) => [r.window, r.status])).toEqual(WINDOWS.map((w) => [w, 'completed']));
-  expect(result.runs.map((r) => r.scheduledAt)).toEqual(['2026-11-20T10:05:00.000Z', '2026-11-20T11:05:00.000Z', '2026-11-20T12:05:00.000Z']);
+  expect(result.runs.map((r) => r.scheduledAt)).toEqual([
+    '2026-11-20T10:05:00.000Z',
+    '2026-11-20T11:05:00.000Z',
+    '2026-11-20T12:05:00.000Z',
+  ]);
 
   // Ordinary scheduled runs: the schedule's workflow id pattern and Temporal's scheduled-by search attributes.
   const runs = [];
-  for await (const info of env.client.workflow.list({ query: `${SCHEDULED_BY_ID.name} = '${SCHEDULE_ID}'` })) runs.push(info);
+  for await (const info of env.client.workflow.list({ query: `${SCHEDULED_BY_ID.name} = '${SCHEDULE_ID}'` }))
+    runs.push(info);
   expect(runs).toHaveLength(3);
   for (const info of runs) {
     expect(info.type).toBe(SCORING_WORKFLOW);
@@ -107,7 +115,10 @@ it('backfills three windows as ordinary scheduled runs that each commit a manife
 
   // Each run committed its window: an empty store plans no shards and writes a manifest with zero devices.
   for (const window of WINDOWS) {
-    const manifest = JSON.parse(await readFile(join(dir, 'store', keys.manifest(window)), 'utf8')) as Record<string, unknown>;
+    const manifest = JSON.parse(await readFile(join(dir, 'store', keys.manifest(window)), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     expect(keys.manifest(window)).toBe(`predictions/window=${window}/_manifest.json`);
     expect(manifest).toMatchObject({ window, scheduleId: SCHEDULE_ID, counts: { devices: 0, failed: 0 } });
     expect(String(manifest.workflowId).startsWith(`${SCHEDULE_ID}-`)).toBe(true);

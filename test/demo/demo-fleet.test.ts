@@ -92,9 +92,7 @@ describe('seedDemoFleet', () => {
 
   it('writes the aggregates parts, the ground truth and the model index', async () => {
     const aggregates = await store.list('aggregates/');
-    expect(aggregates).toEqual(
-      summary.windows.flatMap((w) => [0, 1, 2].map((p) => keys.aggregatesPart(w, p))),
-    );
+    expect(aggregates).toEqual(summary.windows.flatMap((w) => [0, 1, 2].map((p) => keys.aggregatesPart(w, p))));
     const first = readAggregatesPart(aggregates[0]!, await store.get(aggregates[0]!));
     expect(first.devices).toEqual([1, 2, 3, 4, 5].map(demoDeviceId));
     expect(first.featureNames).toEqual(['s00', 's01', 's02', 's03']);

@@ -59,10 +59,14 @@ function fleetscore(...args: string[]): Promise<{ stdout: string; stderr: string
 }
 
 test('npm start -- --once scores the latest window and commits predictions that match the ground truth', async () => {
-  const start = await run('npm', ['start', '--', '--once', '--devices', String(DEVICES), '--sensors', String(SENSORS), '--hours', '2'], {
-    cwd: ROOT,
-    env,
-  });
+  const start = await run(
+    'npm',
+    ['start', '--', '--once', '--devices', String(DEVICES), '--sensors', String(SENSORS), '--hours', '2'],
+    {
+      cwd: ROOT,
+      env,
+    },
+  );
   expect(start.stderr).toContain('starting the Temporal dev server');
   expect(start.stderr).toContain('seeding a demo fleet');
   expect(start.stderr).toContain('schedule fleetscore-hourly: created');
@@ -73,7 +77,14 @@ test('npm start -- --once scores the latest window and commits predictions that 
 
   const store = new LocalStore(join(dir, 'data', 'store'));
   const manifest = (await readManifest(store, windowId)) as Manifest;
-  expect(manifest.counts).toEqual({ devices: DEVICES, scored: DEVICES, noData: 0, failed: 0, rows: DEVICES * 60, anomalies: Number(window![2]) });
+  expect(manifest.counts).toEqual({
+    devices: DEVICES,
+    scored: DEVICES,
+    noData: 0,
+    failed: 0,
+    rows: DEVICES * 60,
+    anomalies: Number(window![2]),
+  });
   expect(new Set(manifest.shards.map((s) => s.pool))).toEqual(new Set(['cpu', 'gpu']));
 
   // Inputs, read back with a plain Arrow reader.
@@ -81,7 +92,10 @@ test('npm start -- --once scores the latest window and commits predictions that 
   for (const key of await store.list(keys.aggregatesPrefix(windowId))) {
     for (const r of tableFromIPC(await store.get(key))) {
       const row = r.toJSON() as Record<string, unknown>;
-      inputs.set(`${String(row.device_id)}@${Number(row.ts)}`, demoFeatureNames(SENSORS).map((f) => Number(row[f])));
+      inputs.set(
+        `${String(row.device_id)}@${Number(row.ts)}`,
+        demoFeatureNames(SENSORS).map((f) => Number(row[f])),
+      );
     }
   }
   const truth = await readDemoTruth(store, windowId);
@@ -102,12 +116,18 @@ test('npm start -- --once scores the latest window and commits predictions that 
   // The CLI reads the same commit.
   const runs = JSON.parse((await fleetscore('runs', 'list', '--json')).stdout) as Manifest[];
   expect(runs.map((r) => r.window)).toEqual([windowId]);
-  const shown = JSON.parse((await fleetscore('predictions', 'show', '--window', windowId, '--anomalies', '--limit', '100000', '--json')).stdout) as { device: string; ts: number }[];
+  const shown = JSON.parse(
+    (await fleetscore('predictions', 'show', '--window', windowId, '--anomalies', '--limit', '100000', '--json'))
+      .stdout,
+  ) as { device: string; ts: number }[];
   expect(new Set(shown.map((p) => `${p.device}@${p.ts}`))).toEqual(anomalous);
 });
 
 test('CLI errors are one clear line and exit 1, without a stack trace', async () => {
-  const err = (await fleetscore('runs', 'show', 'yesterday').catch((e: unknown) => e)) as { code: number; stderr: string };
+  const err = (await fleetscore('runs', 'show', 'yesterday').catch((e: unknown) => e)) as {
+    code: number;
+    stderr: string;
+  };
   expect(err.code).toBe(1);
   expect(err.stderr).toContain('not a window: "yesterday"');
   expect(err.stderr).not.toMatch(/\n\s+at /);
@@ -115,14 +135,19 @@ test('CLI errors are one clear line and exit 1, without a stack trace', async ()
 
 test('fleetscore up serves the schedule until SIGINT, then stops the workers and the dev server it started', async () => {
   const address = env.TEMPORAL_ADDRESS!;
-  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['cli/main.ts', 'up', '--devices', '5', '--hours', '1'], {
-    cwd: ROOT,
-    env: { ...env, FLEETSCORE_DATA_DIR: join(dir, 'serve') },
-  });
+  const child = spawn(
+    join(ROOT, 'node_modules', '.bin', 'tsx'),
+    ['cli/main.ts', 'up', '--devices', '5', '--hours', '1'],
+    {
+      cwd: ROOT,
+      env: { ...env, FLEETSCORE_DATA_DIR: join(dir, 'serve') },
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  for (let i = 0; i < 120 && !stderr.includes('serving schedule fleetscore-hourly'); i++) await new Promise((r) => setTimeout(r, 500));
+  for (let i = 0; i < 120 && !stderr.includes('serving schedule fleetscore-hourly'); i++)
+    await new Promise((r) => setTimeout(r, 500));
   expect(stderr).toContain('Ctrl-C to stop');
   expect(await isReachable(temporalTarget({ address }))).toBe(true);
   child.kill('SIGINT');

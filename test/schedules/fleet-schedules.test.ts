@@ -48,7 +48,11 @@ describe('fleetSchedules', () => {
   it('compiles to a scoringRun action on the cpu queue with no window and the schedule id set', () => {
     const { options } = compileSchedule(hourly());
     expect(options.spec).toEqual({ intervals: [{ every: H, offset: 5 * 60_000 }], timezone: 'UTC', jitter: 30_000 });
-    expect(options.action).toMatchObject({ workflowType: SCORING_WORKFLOW, taskQueue: TASK_QUEUES.cpu, workflowId: 'fleetscore-hourly' });
+    expect(options.action).toMatchObject({
+      workflowType: SCORING_WORKFLOW,
+      taskQueue: TASK_QUEUES.cpu,
+      workflowId: 'fleetscore-hourly',
+    });
     expect(options.action.args).toEqual([
       { store: '/tmp/store', scheduleId: 'fleetscore-hourly', windowHours: 1, shardSize: 500, maxParallelShards: 8 },
     ]);
@@ -58,7 +62,9 @@ describe('fleetSchedules', () => {
   it('hashes durations by value, so rewriting 1h as 60m changes nothing', () => {
     const a = compileSchedule(hourly()).hash;
     expect(compileSchedule(hourly({ spec: { intervals: [{ every: '60m', offset: 300_000 }] } })).hash).toBe(a);
-    expect(compileSchedule(hourly({ run: { store: '/tmp/store', shardSize: 100, maxParallelShards: 8 } })).hash).not.toBe(a);
+    expect(
+      compileSchedule(hourly({ run: { store: '/tmp/store', shardSize: 100, maxParallelShards: 8 } })).hash,
+    ).not.toBe(a);
   });
 });
 
@@ -82,12 +88,16 @@ describe('validateSchedules', () => {
 
   it('rejects an offset that is not shorter than the window', () => {
     const message = invalid([hourly({ spec: { intervals: [{ every: '1h', offset: '1h' }] } })]);
-    expect(message).toContain('schedule "fleetscore-hourly" spec.intervals[0].offset: must be shorter than the window (1h)');
+    expect(message).toContain(
+      'schedule "fleetscore-hourly" spec.intervals[0].offset: must be shorter than the window (1h)',
+    );
   });
 
   it('rejects an interval that does not match the window length', () => {
     const message = invalid([hourly({ id: 'two-hourly', windowHours: 2 })]);
-    expect(message).toContain('schedule "two-hourly" spec.intervals[0].every: must equal the window length (windowHours 2 = 2h)');
+    expect(message).toContain(
+      'schedule "two-hourly" spec.intervals[0].every: must equal the window length (windowHours 2 = 2h)',
+    );
   });
 
   it('rejects jitter of half a window or more, an unknown time zone and a bad run setting, all at once', () => {
@@ -110,7 +120,11 @@ describe('backfillRange', () => {
   const t = (iso: string) => Date.parse(iso);
 
   it('maps windows [from, to) to the scheduled times that score them, with half a window of margin', () => {
-    const range = backfillRange({ windowHours: 1, offsetMs: 5 * 60_000 }, t('2026-11-21T10:00Z'), t('2026-11-21T13:00Z'));
+    const range = backfillRange(
+      { windowHours: 1, offsetMs: 5 * 60_000 },
+      t('2026-11-21T10:00Z'),
+      t('2026-11-21T13:00Z'),
+    );
     expect(range.windowStarts.map((w) => new Date(w).toISOString())).toEqual([
       '2026-11-21T10:00:00.000Z',
       '2026-11-21T11:00:00.000Z',
@@ -132,6 +146,8 @@ describe('backfillRange', () => {
     expect(() => backfillRange(two, t('2026-11-21T11:00Z'), t('2026-11-21T13:00Z'))).toThrow(
       '--from 2026-11-21T11:00Z is not the start of a 2h window; the nearest earlier one starts at 2026-11-21T10:00Z',
     );
-    expect(() => backfillRange(two, t('2026-11-21T10:00Z'), t('2026-11-21T13:00Z'))).toThrow('is not a whole number of 2h windows');
+    expect(() => backfillRange(two, t('2026-11-21T10:00Z'), t('2026-11-21T13:00Z'))).toThrow(
+      'is not a whole number of 2h windows',
+    );
   });
 });

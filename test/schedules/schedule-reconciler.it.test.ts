@@ -2,7 +2,13 @@ import { ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SCORING_WORKFLOW, TASK_QUEUES } from '../../lib/names';
 import type { FleetSchedule } from '../../schedules/fleet-schedules';
-import { ACTION_MEMO_KEY, applySchedules, compileSchedule, MANAGED_BY, type ScheduleChange } from '../../schedules/schedule-reconciler';
+import {
+  ACTION_MEMO_KEY,
+  applySchedules,
+  compileSchedule,
+  MANAGED_BY,
+  type ScheduleChange,
+} from '../../schedules/schedule-reconciler';
 import { startTemporal } from '../support/temporal-env';
 
 jest.setTimeout(120_000);
@@ -50,7 +56,11 @@ async function waitForListed(ids: string[]): Promise<void> {
 
 describe('applySchedules', () => {
   const hourly = declaration('rec-hourly');
-  const daily = declaration('rec-daily', { windowHours: 24, spec: { intervals: [{ every: '24h', offset: '1h' }] }, paused: true });
+  const daily = declaration('rec-daily', {
+    windowHours: 24,
+    spec: { intervals: [{ every: '24h', offset: '1h' }] },
+    paused: true,
+  });
 
   it('plans without changing anything on a dry run', async () => {
     const changes = await applySchedules(client, [hourly, daily], { dryRun: true });
@@ -64,12 +74,26 @@ describe('applySchedules', () => {
 
     const d = await client.schedule.getHandle('rec-hourly').describe();
     expect(d.memo).toEqual({ managedBy: MANAGED_BY });
-    expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: SCORING_WORKFLOW, taskQueue: TASK_QUEUES.cpu, workflowId: 'rec-hourly' });
+    expect(d.action).toMatchObject({
+      type: 'startWorkflow',
+      workflowType: SCORING_WORKFLOW,
+      taskQueue: TASK_QUEUES.cpu,
+      workflowId: 'rec-hourly',
+    });
     expect(d.action.args).toEqual([
-      { store: '/tmp/fleetscore-test-store', scheduleId: 'rec-hourly', windowHours: 1, shardSize: 500, maxParallelShards: 8 },
+      {
+        store: '/tmp/fleetscore-test-store',
+        scheduleId: 'rec-hourly',
+        windowHours: 1,
+        shardSize: 500,
+        maxParallelShards: 8,
+      },
     ]);
     expect((d.action.args?.[0] as Record<string, unknown>).window).toBeUndefined();
-    expect(d.action.memo?.[ACTION_MEMO_KEY]).toMatchObject({ managedBy: MANAGED_BY, declarationHash: compileSchedule(hourly).hash });
+    expect(d.action.memo?.[ACTION_MEMO_KEY]).toMatchObject({
+      managedBy: MANAGED_BY,
+      declarationHash: compileSchedule(hourly).hash,
+    });
     expect(d.spec.intervals).toEqual([{ every: 3_600_000, offset: 300_000 }]);
     expect(d.policies).toMatchObject({ overlap: 'BUFFER_ONE', catchupWindow: 7_200_000 });
     expect(d.state.paused).toBe(false);
@@ -87,17 +111,26 @@ describe('applySchedules', () => {
   it('keeps a hand-set pause until the declaration changes, then applies the declared state', async () => {
     await client.schedule.getHandle('rec-hourly').pause('maintenance');
     expect(summary(await applySchedules(client, [hourly, daily]))['rec-hourly']).toBe('unchanged');
-    expect((await client.schedule.getHandle('rec-hourly').describe()).state).toMatchObject({ paused: true, note: 'maintenance' });
+    expect((await client.schedule.getHandle('rec-hourly').describe()).state).toMatchObject({
+      paused: true,
+      note: 'maintenance',
+    });
 
     const changed = declaration('rec-hourly', { run: { ...hourly.run, shardSize: 250 } });
     const changes = await applySchedules(client, [changed, daily]);
-    expect(changes.find((c) => c.id === 'rec-hourly')).toMatchObject({ action: 'updated', reason: expect.stringContaining('declaration changed') });
+    expect(changes.find((c) => c.id === 'rec-hourly')).toMatchObject({
+      action: 'updated',
+      reason: expect.stringContaining('declaration changed'),
+    });
     expect(summary(changes)['rec-daily']).toBe('unchanged');
     const d = await client.schedule.getHandle('rec-hourly').describe();
     expect(d.state.paused).toBe(false);
     expect((d.action.args?.[0] as Record<string, unknown>).shardSize).toBe(250);
     expect(d.action.memo?.[ACTION_MEMO_KEY]).toMatchObject({ declarationHash: compileSchedule(changed).hash });
-    expect(summary(await applySchedules(client, [changed, daily]))).toEqual({ 'rec-hourly': 'unchanged', 'rec-daily': 'unchanged' });
+    expect(summary(await applySchedules(client, [changed, daily]))).toEqual({
+      'rec-hourly': 'unchanged',
+      'rec-daily': 'unchanged',
+    });
   });
 
   it('reverts a schedule edited on the server behind its declaration', async () => {
@@ -109,7 +142,10 @@ describe('applySchedules', () => {
       state: prev.state,
     }));
     const changes = await applySchedules(client, [changed, daily]);
-    expect(changes.find((c) => c.id === 'rec-hourly')).toMatchObject({ action: 'updated', reason: expect.stringContaining('action.taskQueue') });
+    expect(changes.find((c) => c.id === 'rec-hourly')).toMatchObject({
+      action: 'updated',
+      reason: expect.stringContaining('action.taskQueue'),
+    });
     expect((await client.schedule.getHandle('rec-hourly').describe()).action.taskQueue).toBe(TASK_QUEUES.cpu);
   });
 
@@ -136,7 +172,9 @@ describe('applySchedules', () => {
   it('refuses, changing nothing, when a declared id belongs to a schedule it does not manage', async () => {
     const taken = declaration('someone-elses');
     const extra = declaration('rec-extra');
-    await expect(applySchedules(client, [taken, extra])).rejects.toThrow(/"someone-elses" exists on the server but is not managed by fleetscore/);
+    await expect(applySchedules(client, [taken, extra])).rejects.toThrow(
+      /"someone-elses" exists on the server but is not managed by fleetscore/,
+    );
     await expect(client.schedule.getHandle('rec-extra').describe()).rejects.toThrow();
     expect((await client.schedule.getHandle('someone-elses').describe()).action.taskQueue).toBe('elsewhere');
   });

@@ -71,7 +71,9 @@ describe('parseS3Uri', () => {
       forcePathStyle: true,
       region: 'ap-south-1',
     });
-    expect(parseS3Uri('s3://fleet-data?endpoint=http://other:1&forcePathStyle=false&region=us-west-2', env)).toMatchObject({
+    expect(
+      parseS3Uri('s3://fleet-data?endpoint=http://other:1&forcePathStyle=false&region=us-west-2', env),
+    ).toMatchObject({
       endpoint: 'http://other:1',
       forcePathStyle: false,
       region: 'us-west-2',
@@ -206,14 +208,19 @@ describe('S3Store against a real S3 server (MinIO)', () => {
 
   it('lists past the 1000 keys of one ListObjectsV2 page', async () => {
     const store = open();
-    const keys = Array.from({ length: 1010 }, (_, i) => `logs/window=2026-11-21T12/shard-${String(i).padStart(5, '0')}.jsonl`);
+    const keys = Array.from(
+      { length: 1010 },
+      (_, i) => `logs/window=2026-11-21T12/shard-${String(i).padStart(5, '0')}.jsonl`,
+    );
     for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => store.put(k, '')));
     expect(await store.list('logs/')).toEqual(keys);
     expect(await store.list('logs/window=2026-11-21T12/shard-0100')).toEqual(keys.slice(1000));
   });
 
   it('fails loudly for a missing bucket instead of reading it as a missing object', async () => {
-    const store = S3Store.fromUri(`s3://no-such-bucket-${randomBytes(4).toString('hex')}/p?endpoint=${server.endpoint}&forcePathStyle=true`);
+    const store = S3Store.fromUri(
+      `s3://no-such-bucket-${randomBytes(4).toString('hex')}/p?endpoint=${server.endpoint}&forcePathStyle=true`,
+    );
     opened.push(store);
     const err = await store.tryGet('predictions/window=2026-11-21T12/_manifest.json').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(S3RequestFailed);
@@ -251,7 +258,12 @@ describe('S3Store against a real S3 server (MinIO)', () => {
       ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
 
       const key = 'predictions/window=2026-11-21T12/shard-00017.arrow';
-      for (const call of [() => store.get(key), () => store.tryGet(key), () => store.put(key, 'x'), () => store.delete(key)]) {
+      for (const call of [
+        () => store.get(key),
+        () => store.tryGet(key),
+        () => store.put(key, 'x'),
+        () => store.delete(key),
+      ]) {
         const err = await call().catch((e: unknown) => e);
         expect(err).toBeInstanceOf(S3RequestFailed);
         expect(err).toMatchObject({ bucket: gone.bucket, objectKey: `runs/${key}` });

@@ -75,7 +75,15 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       });
 
       it('returns every key, sorted, for the empty prefix', async () => {
-        expect(await store.list('')).toEqual(['a-z.txt', 'a/b/c.txt', 'a/b/d.txt', 'a/bc.txt', 'a/e.txt', 'ab.txt', 'b/x.txt']);
+        expect(await store.list('')).toEqual([
+          'a-z.txt',
+          'a/b/c.txt',
+          'a/b/d.txt',
+          'a/bc.txt',
+          'a/e.txt',
+          'ab.txt',
+          'b/x.txt',
+        ]);
       });
 
       it('returns keys in nested folders under a folder prefix, and nothing beside it', async () => {

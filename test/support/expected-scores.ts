@@ -1,7 +1,11 @@
 /** Reference computations for tests, written independently of the code under test. */
 
 /** (x - mean)ᵀ P (x - mean) in float64, P row-major k x k. */
-export function referenceMahalanobis(x: ArrayLike<number>, mean: ArrayLike<number>, precision: ArrayLike<number>): number {
+export function referenceMahalanobis(
+  x: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  precision: ArrayLike<number>,
+): number {
   const k = mean.length;
   const d = Array.from({ length: k }, (_, i) => Number(x[i]) - Number(mean[i]));
   let sum = 0;

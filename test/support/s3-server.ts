@@ -184,7 +184,9 @@ async function buildMinio(bin: string): Promise<void> {
       child.once('close', done);
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') {
-        throw new Error('building MinIO for the S3 tests needs Go on PATH; or set FLEETSCORE_S3_SERVER to a minio binary');
+        throw new Error(
+          'building MinIO for the S3 tests needs Go on PATH; or set FLEETSCORE_S3_SERVER to a minio binary',
+        );
       }
       throw err;
     });

@@ -44,17 +44,47 @@ beforeAll(async () => {
   env = await startTemporal();
   dir = await mkdtemp(join(tmpdir(), 'fleetscore-run-'));
   store = new LocalStore(join(dir, 'store'));
-  await seedDemoFleet(store, { devices: DEVICES, sensors: SENSORS, hours: 2, endMs: END_MS, seed: SEED, gpuEvery: 3, anomalyRate: 0.05 });
+  await seedDemoFleet(store, {
+    devices: DEVICES,
+    sensors: SENSORS,
+    hours: 2,
+    endMs: END_MS,
+    seed: SEED,
+    gpuEvery: 3,
+    anomalyRate: 0.05,
+  });
   // A device whose new model version needs a column the aggregates lack, and one with a model but no rows.
   const model = trainDemoModel(SEED, 1, SENSORS);
   const onnx = buildMahalanobisModel({ mean: [...model.mean32], precision: rows(model.precision32, SENSORS) });
-  const meta = { pool: 'cpu' as const, input: { name: 'X' }, output: { name: 'score' }, anomalyWhen: 'above' as const, threshold: model.threshold };
-  await registerModel(store, { device: BAD, onnx, meta: { ...meta, features: [...demoFeatureNames(SENSORS - 1), 'humidity'] } });
+  const meta = {
+    pool: 'cpu' as const,
+    input: { name: 'X' },
+    output: { name: 'score' },
+    anomalyWhen: 'above' as const,
+    threshold: model.threshold,
+  };
+  await registerModel(store, {
+    device: BAD,
+    onnx,
+    meta: { ...meta, features: [...demoFeatureNames(SENSORS - 1), 'humidity'] },
+  });
   await registerModel(store, { device: 'dev-silent', onnx, meta: { ...meta, features: demoFeatureNames(SENSORS) } });
 
   const namespace = env.namespace ?? 'default';
-  cpu = await createPoolWorker({ pool: 'cpu', connection: env.nativeConnection, namespace, taskQueue: taskQueues.cpu, maxConcurrentShards: 2 });
-  gpu = await createPoolWorker({ pool: 'gpu', connection: env.nativeConnection, namespace, taskQueue: taskQueues.gpu, gpuFallback: 'cpu' });
+  cpu = await createPoolWorker({
+    pool: 'cpu',
+    connection: env.nativeConnection,
+    namespace,
+    taskQueue: taskQueues.cpu,
+    maxConcurrentShards: 2,
+  });
+  gpu = await createPoolWorker({
+    pool: 'gpu',
+    connection: env.nativeConnection,
+    namespace,
+    taskQueue: taskQueues.gpu,
+    gpuFallback: 'cpu',
+  });
   running = Promise.all([cpu.worker.run(), gpu.worker.run()]);
 });
 
@@ -81,14 +111,32 @@ function run(input: Partial<ScoringRunInput>, id: string): Promise<RunSummary> {
 
 test('scores every device of a window on both pools and commits predictions that match the ground truth', async () => {
   const summary = await run({ window: WINDOW, shardSize: 4, maxParallelShards: 2 }, 'full');
-  expect(summary).toMatchObject({ window: WINDOW, devices: DEVICES + 1, scored: DEVICES - 1, noData: 1, failed: 1, failedShards: 0 });
+  expect(summary).toMatchObject({
+    window: WINDOW,
+    devices: DEVICES + 1,
+    scored: DEVICES - 1,
+    noData: 1,
+    failed: 1,
+    failedShards: 0,
+  });
   expect(summary.failures).toEqual([{ device: BAD, reason: expect.stringContaining('humidity') }]);
 
   const manifest = await readManifest(store, WINDOW);
   expect(manifest).toBeDefined();
-  expect(manifest!.counts).toMatchObject({ devices: DEVICES + 1, scored: DEVICES - 1, noData: 1, failed: 1, rows: (DEVICES - 1) * 60 });
+  expect(manifest!.counts).toMatchObject({
+    devices: DEVICES + 1,
+    scored: DEVICES - 1,
+    noData: 1,
+    failed: 1,
+    rows: (DEVICES - 1) * 60,
+  });
   expect(manifest!.devices['dev-silent']).toEqual({ status: 'no-data', version: 'v0001' });
-  expect(manifest!.devices[BAD]).toMatchObject({ status: 'failed', version: 'v0002', field: 'humidity', file: expect.stringContaining(`window=${WINDOW}`) });
+  expect(manifest!.devices[BAD]).toMatchObject({
+    status: 'failed',
+    version: 'v0002',
+    field: 'humidity',
+    file: expect.stringContaining(`window=${WINDOW}`),
+  });
   // Both pools scored shards: every third demo device is labelled gpu.
   expect(new Set(manifest!.shards.map((s) => s.pool))).toEqual(new Set(['cpu', 'gpu']));
 
@@ -126,7 +174,10 @@ async function inputRow(device: string, ts: number): Promise<number[]> {
     for (const key of await store.list(keys.aggregatesPrefix(WINDOW))) {
       for (const r of tableFromIPC(await store.get(key))) {
         const row = r.toJSON() as Record<string, unknown>;
-        table.set(`${String(row.device_id)}@${Number(row.ts)}`, demoFeatureNames(SENSORS).map((f) => Number(row[f])));
+        table.set(
+          `${String(row.device_id)}@${Number(row.ts)}`,
+          demoFeatureNames(SENSORS).map((f) => Number(row[f])),
+        );
       }
     }
     aggregateCache.set(WINDOW, table);
