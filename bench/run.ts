@@ -1,0 +1,219 @@
+/**
+ * `npm run bench`: one hourly run's cost at several fleet sizes (devices x 60 rows x 8 features), side by side:
+ * the raw onnxruntime limit, the usual per-device Python loop (peer), and fleetscore through the real Temporal
+ * dev server, a worker process and the local store, cold (fresh worker) and warm (second run). Prints a table
+ * and writes bench/results/latest.json.
+ *
+ * Usage: npm run bench -- [--sizes 1000,10000,100000] [--shard-size 500]
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { temporal } from '@temporalio/proto';
+import { seedDemoFleet } from '../lib/demo/demo-fleet';
+import { LocalStore } from '../lib/store/local-store';
+import { connectClient, temporalTarget } from '../lib/temporal/connection';
+import { startDevServer } from '../lib/temporal/dev-server';
+import { startRun } from '../lib/temporal/runs';
+import { windowAt } from '../lib/window';
+import { formatTable } from '../cli/utils/table';
+import { ensurePeerPython } from './peer-python';
+
+const ROOT = resolve(__dirname, '..');
+const SENSORS = 8;
+const END_MS = Date.UTC(2026, 10, 21, 12);
+const exec = promisify(execFile);
+
+interface Measured {
+  rows: number;
+  wall_s: number;
+  rows_per_s: number;
+  peak_rss_mb: number;
+}
+
+interface FleetscoreMeasured {
+  cold: Measured;
+  warm: Measured;
+  worker_peak_rss_mb: number;
+  history_events: number;
+  history_bytes: number;
+  shards: number;
+  orchestration_s: number;
+}
+
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+async function limit(store: string, window: string): Promise<Measured> {
+  const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'bench/limit.ts', store, window], { cwd: ROOT, maxBuffer: 1 << 24 });
+  return JSON.parse(stdout) as Measured;
+}
+
+async function peer(python: string, store: string, window: string, work: string): Promise<Measured> {
+  const { stdout } = await exec(python, ['bench/peer.py', '--store', store, '--window', window, '--work', work], { cwd: ROOT, maxBuffer: 1 << 24 });
+  return JSON.parse(stdout) as Measured;
+}
+
+/** Peak resident memory of a live process, from /proc (Linux). */
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function waitForLine(child: ChildProcess, text: string): Promise<void> {
+  return new Promise((done, fail) => {
+    let seen = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(text)) done();
+    });
+    child.once('exit', (code) => fail(new Error(`worker exited with ${code}: ${seen}`)));
+  });
+}
+
+/** Time between the run's start and end during which no activity was executing: Temporal's share. */
+function orchestrationSeconds(history: temporal.api.history.v1.IHistory): number {
+  const ms = (t: temporal.api.history.v1.IHistoryEvent) => Number(t.eventTime?.seconds ?? 0) * 1000 + (t.eventTime?.nanos ?? 0) / 1e6;
+  const events = history.events ?? [];
+  const started = new Map<string, number>();
+  const intervals: [number, number][] = [];
+  for (const e of events) {
+    if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), ms(e));
+    const done = e.activityTaskCompletedEventAttributes;
+    if (done) intervals.push([started.get(String(done.scheduledEventId)) ?? ms(e), ms(e)]);
+  }
+  intervals.sort((a, b) => a[0] - b[0]);
+  let busy = 0;
+  let end = -Infinity;
+  for (const [a, b] of intervals) {
+    if (a > end) busy += b - a;
+    else if (b > end) busy += b - end;
+    end = Math.max(end, b);
+  }
+  const wall = ms(events[events.length - 1]!) - ms(events[0]!);
+  return (wall - busy) / 1000;
+}
+
+async function fleetscore(store: string, window: string, work: string, shardSize: number): Promise<FleetscoreMeasured> {
+  const server = await startDevServer({ dbFile: join(work, 'temporal.db'), port: await freePort(), uiPort: await freePort() });
+  const env = { ...process.env, TEMPORAL_ADDRESS: server.address, FLEETSCORE_LOG_LEVEL: 'WARN' };
+  const worker = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await waitForLine(worker, 'polling fleetscore-cpu');
+    const { client, connection } = await connectClient(temporalTarget({ address: server.address }));
+    try {
+      const once = async (): Promise<{ m: Measured; handle: Awaited<ReturnType<typeof startRun>> }> => {
+        const start = performance.now();
+        const handle = await startRun(client, { store, window, shardSize, pool: 'cpu', maxParallelShards: 4 });
+        const summary = await handle.result();
+        const wall = (performance.now() - start) / 1000;
+        return { m: { rows: summary.rows, wall_s: wall, rows_per_s: summary.rows / wall, peak_rss_mb: NaN }, handle };
+      };
+      const cold = await once();
+      const warm = await once();
+      const history = await warm.handle.fetchHistory();
+      const workerPeak = peakRssMb(worker.pid!);
+      return {
+        cold: { ...cold.m, peak_rss_mb: workerPeak },
+        warm: { ...warm.m, peak_rss_mb: workerPeak },
+        worker_peak_rss_mb: workerPeak,
+        history_events: history.events?.length ?? 0,
+        history_bytes: temporal.api.history.v1.History.encode(history).finish().length,
+        shards: Math.ceil(warm.m.rows / 60 / shardSize),
+        orchestration_s: orchestrationSeconds(history),
+      };
+    } finally {
+      await connection.close();
+    }
+  } finally {
+    worker.kill('SIGTERM');
+    await new Promise((done) => (worker.exitCode === null ? worker.once('exit', done) : done(null)));
+    await server.stop();
+  }
+}
+
+async function run(): Promise<void> {
+  const sizes = option('sizes', '1000,10000,100000').split(',').map(Number);
+  const shardSize = Number(option('shard-size', '500'));
+  const python = await ensurePeerPython();
+  const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
+  const results = [];
+  for (const devices of sizes) {
+    const work = mkdtempSync(join(tmpdir(), `fleetscore-bench-${devices}-`));
+    try {
+      const storeDir = join(work, 'store');
+      process.stderr.write(`bench: seeding ${devices} devices x 60 rows x ${SENSORS} features\n`);
+      await seedDemoFleet(new LocalStore(storeDir), { devices, sensors: SENSORS, hours: 1, endMs: END_MS });
+      const window = windowAt(END_MS - 3_600_000).id;
+      process.stderr.write('bench: limit\n');
+      const l = await limit(storeDir, window);
+      process.stderr.write('bench: peer (python, scikit-learn)\n');
+      const p = await peer(python, storeDir, window, join(work, 'peer'));
+      process.stderr.write('bench: fleetscore (cold, warm)\n');
+      const f = await fleetscore(storeDir, window, work, shardSize);
+      results.push({
+        devices,
+        rows: devices * 60,
+        limit_rows_per_s: l.rows_per_s,
+        peer_rows_per_s: p.rows_per_s,
+        fleetscore_cold_rows_per_s: f.cold.rows_per_s,
+        fleetscore_warm_rows_per_s: f.warm.rows_per_s,
+        ratio_warm_to_limit: f.warm.rows_per_s / l.rows_per_s,
+        ratio_warm_to_peer: f.warm.rows_per_s / p.rows_per_s,
+        wall_s: { limit: l.wall_s, peer: p.wall_s, fleetscore_cold: f.cold.wall_s, fleetscore_warm: f.warm.wall_s },
+        peak_rss_mb: { limit: l.peak_rss_mb, peer: p.peak_rss_mb, fleetscore_worker: f.worker_peak_rss_mb },
+        history_events: f.history_events,
+        history_bytes: f.history_bytes,
+        shards: f.shards,
+        orchestration_s: f.orchestration_s,
+        orchestration_share: f.orchestration_s / f.warm.wall_s,
+        machine,
+      });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  process.stdout.write(
+    `${formatTable(
+      ['devices', 'limit rows/s', 'peer rows/s', 'cold rows/s', 'warm rows/s', 'warm/limit', 'warm/peer', 'warm wall s', 'worker MB', 'history events', 'orchestration'],
+      results.map((r) => [
+        fmt(r.devices),
+        fmt(r.limit_rows_per_s),
+        fmt(r.peer_rows_per_s),
+        fmt(r.fleetscore_cold_rows_per_s),
+        fmt(r.fleetscore_warm_rows_per_s),
+        fmt(r.ratio_warm_to_limit, 2),
+        fmt(r.ratio_warm_to_peer, 2),
+        fmt(r.wall_s.fleetscore_warm, 2),
+        fmt(r.peak_rss_mb.fleetscore_worker),
+        r.history_events,
+        `${fmt(r.orchestration_share * 100, 1)}%`,
+      ]),
+    )}\n`,
+  );
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`machine: ${machine.cpus} x ${machine.cpu_model}, ${machine.memory_gb} GiB, node ${machine.node}\n`);
+}
+
+run().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
