@@ -61,6 +61,38 @@ export function buildMahalanobisModel(options: MahalanobisModelOptions): Uint8Ar
   return new Uint8Array(onnx.ModelProto.encode(model).finish());
 }
 
+/**
+ * Encodes the stacked form of the Mahalanobis model, which scores many devices in one inference call: inputs
+ * `X` [devices, rows, K], `mean` [devices, 1, K] and `precision` [devices, K, K], output `score` [devices, rows].
+ * The same operators as {@link buildMahalanobisModel}, batched over a leading device axis; all dims symbolic,
+ * so one session serves every K.
+ */
+export function buildStackedMahalanobisModel(): Uint8Array {
+  const graph = onnx.GraphProto.create({
+    name: 'mahalanobis_stacked',
+    initializer: [int64Tensor('axes', [1], [2])],
+    node: [
+      node('Sub', ['X', 'mean'], ['centered']),
+      node('MatMul', ['centered', 'precision'], ['projected']),
+      node('Mul', ['projected', 'centered'], ['terms']),
+      node('ReduceSum', ['terms', 'axes'], ['score'], [intAttribute('keepdims', 0)]),
+    ],
+    input: [
+      floatValueInfo('X', ['devices', 'rows', 'k']),
+      floatValueInfo('mean', ['devices', 1, 'k']),
+      floatValueInfo('precision', ['devices', 'k', 'k']),
+    ],
+    output: [floatValueInfo('score', ['devices', 'rows'])],
+  });
+  const model = onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET }],
+    producerName: PRODUCER,
+    graph,
+  });
+  return new Uint8Array(onnx.ModelProto.encode(model).finish());
+}
+
 function floatTensor(name: string, dims: number[], values: readonly number[]): onnx.ITensorProto {
   const data = new Float32Array(values);
   // raw_data is little-endian by the ONNX spec; every platform onnxruntime-node ships for is little-endian.

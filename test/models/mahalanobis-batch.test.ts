@@ -1,0 +1,82 @@
+import { MahalanobisBatcher, recognizeMahalanobis } from '../../lib/models/mahalanobis-batch';
+import { buildMahalanobisModel, buildStackedMahalanobisModel } from '../../lib/models/onnx-builder';
+import { referenceMahalanobis } from '../support/expected-scores';
+
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random symmetric positive-definite matrix A·Aᵀ + k·I. */
+function spd(rnd: () => number, k: number): number[][] {
+  const a = Array.from({ length: k }, () => Array.from({ length: k }, () => rnd() - 0.5));
+  return a.map((row, i) => a.map((other, j) => row.reduce((s, v, t) => s + v * other[t]!, 0) + (i === j ? k : 0)));
+}
+
+describe('recognizeMahalanobis', () => {
+  test('reads back the parameters of a model built by buildMahalanobisModel', () => {
+    const rnd = random(1);
+    const mean = [1.5, -2, 3.25];
+    const precision = spd(rnd, 3);
+    const params = recognizeMahalanobis(
+      buildMahalanobisModel({ mean, precision, inputName: 'in', outputName: 'out' }),
+      'in',
+      'out',
+    );
+    expect(params?.k).toBe(3);
+    expect([...params!.mean]).toEqual(mean.map(Math.fround));
+    expect([...params!.precision]).toEqual(precision.flat().map(Math.fround));
+  });
+
+  test('does not recognise other graphs or other names', () => {
+    const bytes = buildMahalanobisModel({
+      mean: [0, 0],
+      precision: [
+        [1, 0],
+        [0, 1],
+      ],
+    });
+    expect(recognizeMahalanobis(bytes, 'X', 'other')).toBeUndefined();
+    expect(recognizeMahalanobis(bytes, 'Y', 'score')).toBeUndefined();
+    expect(recognizeMahalanobis(buildStackedMahalanobisModel(), 'X', 'score')).toBeUndefined();
+    expect(recognizeMahalanobis(new Uint8Array([1, 2, 3]), 'X', 'score')).toBeUndefined();
+  });
+});
+
+describe('MahalanobisBatcher', () => {
+  test('scores devices of different K and row counts in stacked calls, matching an independent computation', async () => {
+    const rnd = random(7);
+    const items = Array.from({ length: 300 }, (_, d) => {
+      const k = d % 3 === 0 ? 4 : 8;
+      const rows = 1 + (d % 61);
+      const mean = Array.from({ length: k }, () => 10 * rnd());
+      const precision = spd(rnd, k);
+      const params = recognizeMahalanobis(buildMahalanobisModel({ mean, precision }), 'X', 'score')!;
+      const x = Float32Array.from({ length: rows * k }, () => 10 * rnd());
+      return { params, x, rows };
+    });
+    const batcher = new MahalanobisBatcher();
+    try {
+      const scores = await batcher.score(items);
+      items.forEach((item, d) => {
+        expect(scores[d]).toHaveLength(item.rows);
+        for (let r = 0; r < item.rows; r++) {
+          const expected = referenceMahalanobis(
+            item.x.subarray(r * item.params.k, (r + 1) * item.params.k),
+            item.params.mean,
+            item.params.precision,
+          );
+          expect(Math.abs(scores[d]![r]! - expected)).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(expected)));
+        }
+      });
+    } finally {
+      await batcher.close();
+    }
+  });
+});
