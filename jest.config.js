@@ -1,9 +1,14 @@
-/** Unit tests run without servers; integration tests start a real Temporal dev server or S3 server. */
+/**
+ * Unit tests run without servers; integration tests start a real Temporal dev server or S3 server; the fault
+ * suite kills and restarts real servers and worker processes (`npm run test:faults`, not part of `npm test`).
+ */
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 const setupFiles = ['<rootDir>/test/support/jest-realm.ts'];
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // The fault table reporter prints only when fault tests ran.
+  reporters: ['default', '<rootDir>/test/faults/support/fault-table-reporter.js'],
   projects: [
     {
       displayName: 'unit',
@@ -11,7 +16,7 @@ module.exports = {
       transform,
       setupFiles,
       testMatch: ['<rootDir>/test/**/*.test.ts'],
-      testPathIgnorePatterns: ['\\.it\\.test\\.ts$', '\\.e2e\\.test\\.ts$'],
+      testPathIgnorePatterns: ['\\.it\\.test\\.ts$', '\\.e2e\\.test\\.ts$', '\\.fault\\.test\\.ts$'],
     },
     {
       displayName: 'integration',
@@ -20,5 +25,18 @@ module.exports = {
       setupFiles,
       testMatch: ['<rootDir>/test/**/*.it.test.ts', '<rootDir>/test/**/*.e2e.test.ts'],
     },
+    // Fault injection against real processes, only with FLEETSCORE_FAULTS=1 (`npm run test:faults`, in band):
+    // a plain `jest` never kills servers under someone's feet.
+    ...(process.env.FLEETSCORE_FAULTS === '1'
+      ? [
+          {
+            displayName: 'faults',
+            testEnvironment: 'node',
+            transform,
+            setupFiles,
+            testMatch: ['<rootDir>/test/faults/**/*.fault.test.ts'],
+          },
+        ]
+      : []),
   ],
 };

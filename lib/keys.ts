@@ -44,12 +44,19 @@ export const keys = {
   modelOnnx: (device: string, version: string) => `${keys.modelDir(device, version)}model.onnx`,
   modelMeta: (device: string, version: string) => `${keys.modelDir(device, version)}model.json`,
   predictionsPrefix: (windowId: string) => `predictions/window=${safeSegment('window', windowId)}/`,
-  predictions: (windowId: string, shard: number) => `${keys.predictionsPrefix(windowId)}${shardName(shard)}.arrow`,
-  shardStatus: (windowId: string, shard: number) => `${keys.predictionsPrefix(windowId)}${shardName(shard)}.json`,
-  shardPlan: (windowId: string, shard: number) => `${keys.predictionsPrefix(windowId)}_plan/${shardName(shard)}.json`,
+  /** The files of one run's plan: two runs of a window never write each other's files (the fence). */
+  runPrefix: (windowId: string, planId: string) =>
+    `${keys.predictionsPrefix(windowId)}run=${safeSegment('plan id', planId)}/`,
+  predictions: (windowId: string, planId: string, shard: number) =>
+    `${keys.runPrefix(windowId, planId)}${shardName(shard)}.arrow`,
+  shardStatus: (windowId: string, planId: string, shard: number) =>
+    `${keys.runPrefix(windowId, planId)}${shardName(shard)}.json`,
+  shardPlan: (windowId: string, planId: string, shard: number) =>
+    `${keys.runPrefix(windowId, planId)}_plan/${shardName(shard)}.json`,
   manifest: (windowId: string) => `${keys.predictionsPrefix(windowId)}_manifest.json`,
   logsPrefix: (windowId: string) => `logs/window=${safeSegment('window', windowId)}/`,
-  shardLog: (windowId: string, shard: number, attempt: number) =>
-    `${keys.logsPrefix(windowId)}${shardName(shard)}/attempt-${String(attempt).padStart(3, '0')}.jsonl`,
+  shardLog: (windowId: string, planId: string, shard: number, attempt: number) =>
+    `${keys.logsPrefix(windowId)}run=${safeSegment('plan id', planId)}/${shardName(shard)}/` +
+    `attempt-${String(attempt).padStart(3, '0')}.jsonl`,
   demoTruth: (windowId: string) => `demo/ground-truth/window=${safeSegment('window', windowId)}.json`,
 } as const;

@@ -55,6 +55,22 @@ export interface RunProgress {
   devicesNoData: number;
   devicesFailed: number;
   anomalies: number;
+  /**
+   * Shards no worker of their pool has started within the pool-wait notice (no worker polls the pool's queue, or
+   * all of its slots are busy), oldest first. Absent in runs started before this field existed.
+   */
+  waiting?: WaitingShard[];
+}
+
+/** A shard waiting for a worker of its pool. */
+export interface WaitingShard {
+  shard: number;
+  pool: Pool;
+  taskQueue: string;
+  /** When the shard was first scheduled (workflow time, ISO 8601). */
+  since: string;
+  /** Schedule-to-start timeouts so far: how many notice periods it has waited. */
+  notices: number;
 }
 
 /** Query that returns a running run's progress. */

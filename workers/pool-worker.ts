@@ -2,15 +2,27 @@
  * A pool worker: polls its pool's task queue with onnxruntime execution providers that fit the pool. The cpu
  * pool also runs the scoringRun workflows and the quick planRun/commitRun activities.
  */
-import { availableParallelism } from 'node:os';
 import { Runtime, Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { AggregatesCache } from '../lib/arrow/aggregates-cache';
-import { chooseProviders, type GpuFallback, type ProviderChoice } from '../lib/models/execution-providers';
+import { createWorkerMetrics, placementClass } from '../lib/metrics/worker-metrics';
+import {
+  chooseProviders,
+  LOCAL_CUDA,
+  type CudaEnvironment,
+  type GpuFallback,
+  type ProviderChoice,
+} from '../lib/models/execution-providers';
 import { ModelSessionCache } from '../lib/models/model-sessions';
+import { describePlacement } from '../lib/models/provider-probe';
 import { TASK_QUEUES, type Pool } from '../lib/names';
 import { openStore } from '../lib/store/open-store';
 import type { ObjectStore } from '../lib/store/object-store';
+import { activityLogAttributes } from './activity-log-attributes';
+import { defaultShardSlots, slotOptions, type TunerMode } from './worker-slots';
+
+/** How long a stopping worker (SIGTERM, scale-down) lets running shards finish before cancelling them. */
+export const DRAIN_TIMEOUT = '5 minutes';
 
 /** How to run one pool worker. */
 export interface PoolWorkerOptions {
@@ -19,30 +31,62 @@ export interface PoolWorkerOptions {
   namespace: string;
   /** What the gpu pool does without CUDA (default: refuse to start). */
   gpuFallback?: GpuFallback;
-  /** Shards scored at once by this worker (default: one per CPU core for cpu, 2 for gpu). */
+  /** Shards scored at once by this worker (default: one per usable CPU for cpu, 2 for gpu). */
   maxConcurrentShards?: number;
+  /** Fixed slot counts (default) or the SDK's resource-based tuner (cpu pool only). */
+  tuner?: TunerMode;
   identity?: string;
   /** Poll this task queue instead of the pool's standard one. */
   taskQueue?: string;
+  /** Where CUDA is looked for (tests). */
+  cuda?: CudaEnvironment;
 }
 
-/** A created (not yet running) pool worker and the provider decision it logged. */
+/** A created (not yet running) pool worker and the decisions it logged. */
 export interface PoolWorker {
   worker: Worker;
   providers: ProviderChoice;
+  /** Shards this worker runs at once (the upper bound under the resource-based tuner). */
+  shards: number;
+  /** One line: providers, slots and why. */
+  decision: string;
   /** Releases model sessions; call after `worker.run()` has returned. */
   close(): Promise<void>;
 }
 
 /**
- * Creates a pool worker. Shards are CPU-bound inference, so the cpu pool runs one per core: more only queue
- * inside onnxruntime, fewer leave cores idle. GPU slots are sized explicitly, since the SDK's resource-based
- * tuner sees CPU and memory but not the GPU.
+ * Creates a pool worker. Shards are CPU-bound inference, so the cpu pool runs one per usable CPU: more only
+ * queue inside onnxruntime, fewer leave cores idle. GPU slots are sized explicitly, since the SDK's
+ * resource-based tuner sees CPU and memory but not the GPU. On the gpu pool every new model session reports
+ * where onnxruntime really ran its nodes, and a model that runs on CPU is logged.
  */
 export async function createPoolWorker(options: PoolWorkerOptions): Promise<PoolWorker> {
-  const providers = chooseProviders(options.pool, options.gpuFallback);
-  Runtime.instance().logger.info(providers.decision, { pool: providers.pool, providers: providers.executionProviders });
-  const sessions = new ModelSessionCache({ executionProviders: providers.executionProviders });
+  const logger = Runtime.instance().logger;
+  const providers = await chooseProviders(options.pool, options.gpuFallback, options.cuda ?? LOCAL_CUDA);
+  const tuner = options.tuner ?? 'fixed';
+  const slots = options.maxConcurrentShards
+    ? { slots: options.maxConcurrentShards, reason: `${options.maxConcurrentShards} (--shards)` }
+    : defaultShardSlots(options.pool);
+  const tunerText =
+    tuner === 'resource-based' && options.pool === 'cpu'
+      ? `resource-based tuner (CPU and memory ≤ 80 %), 1 to ${2 * slots.slots} shards`
+      : `${slots.reason} shards at once`;
+  const decision = `${providers.decision}; ${tunerText}`;
+  logger.info(decision, { pool: providers.pool, providers: providers.executionProviders, shards: slots.slots });
+
+  const metrics = createWorkerMetrics(Runtime.instance().metricMeter, options.pool, (p) => {
+    const attrs = { pool: options.pool, device: p.device, version: p.version, placement: p.placement };
+    const where = describePlacement(p.placement);
+    // Only worth a warning where CUDA was meant to run the model.
+    if (providers.gpu && placementClass(p.placement) !== 'cuda')
+      logger.warn(`model ${p.device}@${p.version} runs (partly) on CPU in the gpu pool: ${where}`, attrs);
+    else logger.debug(`model ${p.device}@${p.version} placement: ${where}`, attrs);
+  });
+  const sessions = new ModelSessionCache({
+    executionProviders: providers.executionProviders,
+    checkPlacement: providers.gpu,
+    observer: metrics.sessions,
+  });
   const stores = new Map<string, ObjectStore>();
   const activities = createActivities({
     openStore(uri) {
@@ -53,15 +97,30 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     sessions,
     aggregates: new AggregatesCache(),
   });
-  const shards = options.maxConcurrentShards ?? (options.pool === 'gpu' ? 2 : availableParallelism());
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUES[options.pool],
     ...(options.identity ? { identity: options.identity } : {}),
     ...(options.pool === 'cpu' ? { workflowsPath: require.resolve('../workflows') } : {}),
-    activities,
-    maxConcurrentActivityTaskExecutions: shards,
+    activities: {
+      ...activities,
+      // Same name and signature; counts each attempt for the worker's metrics.
+      async scoreShard(req: Parameters<typeof activities.scoreShard>[0]) {
+        try {
+          const summary = await activities.scoreShard(req);
+          metrics.shardScored(summary);
+          return summary;
+        } catch (err) {
+          metrics.shardAttemptFailed();
+          throw err;
+        }
+      },
+    },
+    interceptors: { activity: [activityLogAttributes] },
+    ...slotOptions(options.pool, tuner, slots.slots),
+    // Scale-down and deploys send SIGTERM: stop polling, let running shards finish, then exit.
+    shutdownGraceTime: DRAIN_TIMEOUT,
   });
-  return { worker, providers, close: () => sessions.close() };
+  return { worker, providers, shards: slots.slots, decision, close: () => sessions.close() };
 }

@@ -15,10 +15,19 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { progressQuery, SCHEDULED_START_TIME, SEARCH_ATTRIBUTES, TASK_QUEUES, type RunProgress } from '../lib/names';
 import {
+  progressQuery,
+  SCHEDULED_START_TIME,
+  SEARCH_ATTRIBUTES,
+  TASK_QUEUES,
+  type RunProgress,
+  type WaitingShard,
+} from '../lib/names';
+import {
+  MAX_SHARD_SIZE,
   NON_RETRYABLE_ERROR_TYPES,
   RUN_DEFAULTS,
+  SHARD_TIMEOUTS,
   type DeviceFailure,
   type FailedShard,
   type RunSummary,
@@ -26,6 +35,7 @@ import {
   type ShardRef,
 } from '../lib/scoring/run-types';
 import { parseWindow, windowBefore, type Window } from '../lib/window';
+import { withPoolWait } from './pool-wait';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -47,8 +57,8 @@ const { planRun, commitRun } = proxyActivities<Activities>({
 // A shard scores hundreds of devices and heartbeats as it goes, so a dead or stuck worker is noticed within the
 // heartbeat timeout rather than the start-to-close timeout; the retry rewrites the shard's files whole.
 const SCORING_OPTIONS: ActivityOptions = {
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
+  startToCloseTimeout: SHARD_TIMEOUTS.shardStartToClose,
+  heartbeatTimeout: SHARD_TIMEOUTS.shardHeartbeat,
   retry: {
     initialInterval: '2s',
     backoffCoefficient: 2,
@@ -72,6 +82,18 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
       'InvalidInput',
     );
   }
+  if (shardSize > MAX_SHARD_SIZE) {
+    throw ApplicationFailure.nonRetryable(
+      `shardSize ${shardSize} is over the limit of ${MAX_SHARD_SIZE} devices per shard: one shard is one retry`,
+      'InvalidInput',
+    );
+  }
+  // Operator knobs: a shorter heartbeat timeout notices a dead worker sooner (the fault suite uses seconds).
+  const shardOptions: ActivityOptions = {
+    ...SCORING_OPTIONS,
+    heartbeatTimeout: input.timeouts?.shardHeartbeat ?? SHARD_TIMEOUTS.shardHeartbeat,
+    startToCloseTimeout: input.timeouts?.shardStartToClose ?? SHARD_TIMEOUTS.shardStartToClose,
+  };
 
   const progress: RunProgress = {
     window: window.id,
@@ -83,6 +105,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     devicesNoData: 0,
     devicesFailed: 0,
     anomalies: 0,
+    waiting: [],
   };
   setHandler(progressQuery, () => progress);
   upsertSearchAttributes([
@@ -90,7 +113,14 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     ...(input.scheduleId ? [{ key: SEARCH_ATTRIBUTES.schedule, value: input.scheduleId }] : []),
   ]);
 
-  const plan = await planRun({ store: input.store, window: window.id, shardSize, pool: input.pool });
+  // The run id names the plan: a retried planRun rewrites the same files, another run of the window never does.
+  const plan = await planRun({
+    store: input.store,
+    window: window.id,
+    shardSize,
+    pool: input.pool,
+    planId: workflowInfo().runId,
+  });
   progress.phase = 'scoring';
   progress.shardsTotal = plan.shards.length;
   progress.devicesTotal = plan.devices;
@@ -99,14 +129,34 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
   const failedShards: FailedShard[] = [];
   const failures: DeviceFailure[] = [];
   const runShard = async (ref: ShardRef): Promise<void> => {
+    const taskQueue = input.taskQueues?.[ref.pool] ?? TASK_QUEUES[ref.pool];
+    // A pool without a free worker must not hang the run silently: see workflows/pool-wait.ts.
+    const wait = {
+      shard: ref.shard,
+      pool: ref.pool,
+      taskQueue,
+      window: window.id,
+      notice: input.timeouts?.poolWaitNotice ?? SHARD_TIMEOUTS.poolWaitNotice,
+      limit: input.timeouts?.poolWaitLimit ?? SHARD_TIMEOUTS.poolWaitLimit,
+      onWaiting: (entry: WaitingShard | undefined) => {
+        progress.waiting = [
+          ...(progress.waiting ?? []).filter((w) => w.shard !== ref.shard),
+          ...(entry ? [entry] : []),
+        ];
+        report(progress);
+      },
+    };
     try {
-      const summary = await scoreShard.executeWithOptions(
-        {
-          ...SCORING_OPTIONS,
-          taskQueue: input.taskQueues?.[ref.pool] ?? TASK_QUEUES[ref.pool],
-          summary: `shard ${ref.shard} · ${ref.pool} · ${ref.devices} devices`,
-        },
-        [{ store: input.store, window: window.id, windowHours, shard: ref.shard }],
+      const summary = await withPoolWait(wait, (scheduleToStartTimeout) =>
+        scoreShard.executeWithOptions(
+          {
+            ...shardOptions,
+            scheduleToStartTimeout,
+            taskQueue,
+            summary: `shard ${ref.shard} · ${ref.pool} · ${ref.devices} devices`,
+          },
+          [{ store: input.store, window: window.id, windowHours, planId: plan.planId, shard: ref.shard }],
+        ),
       );
       progress.devicesScored += summary.scored;
       progress.devicesNoData += summary.noData;
@@ -116,7 +166,12 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     } catch (err) {
       if (isCancellation(err)) throw err;
       // A shard that failed for good fails its devices, not the run: the manifest names them and the reason.
-      const reason = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
+      const reason =
+        err instanceof ActivityFailure && err.cause
+          ? err.cause.message
+          : err instanceof Error
+            ? err.message
+            : String(err);
       failedShards.push({ shard: ref.shard, reason });
       progress.devicesFailed += ref.devices;
     } finally {
@@ -139,6 +194,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     scheduleId: input.scheduleId,
     workflowId: info.workflowId,
     runId: info.runId,
+    planId: plan.planId,
     shards: plan.shards,
     failedShards: failedShards.sort((a, b) => a.shard - b.shard),
   });
@@ -156,6 +212,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     shards: plan.shards.length,
     failedShards: failedShards.length,
     failures,
+    unknownDevices: counts.unknownDevices,
   };
   upsertMemo({ summary: { ...counts, window: window.id, shards: summary.shards, failedShards: summary.failedShards } });
   return summary;
@@ -177,11 +234,15 @@ function resolveWindow(input: ScoringRunInput): Window {
   );
 }
 
-/** Shows progress in the Web UI's "current details". */
+/** Shows progress in the Web UI's "current details", with the shards waiting for a pool. */
 function report(p: RunProgress): void {
+  const waiting = (p.waiting ?? []).map(
+    (w) => `- shard ${w.shard} waiting for pool **${w.pool}** (task queue \`${w.taskQueue}\`) since ${w.since}`,
+  );
   setCurrentDetails(
     `**Window ${p.window}** · ${p.phase}\n\n` +
       `shards ${p.shardsDone}/${p.shardsTotal} · devices ${p.devicesTotal} · scored ${p.devicesScored} · ` +
-      `no data ${p.devicesNoData} · failed ${p.devicesFailed} · anomalies ${p.anomalies}`,
+      `no data ${p.devicesNoData} · failed ${p.devicesFailed} · anomalies ${p.anomalies}` +
+      (waiting.length ? `\n\n${waiting.join('\n')}` : ''),
   );
 }

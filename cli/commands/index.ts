@@ -1,5 +1,6 @@
 /** The CLI's commands, in the order `fleetscore --help` lists them. */
 import type { Command } from 'commander';
+import { autoscaleCommand } from './autoscale';
 import { demoCommand } from './demo';
 import { modelsCommand } from './models';
 import { schedulesCommand } from './schedules';
@@ -12,6 +13,7 @@ import { workerCommand } from './worker';
 export const commands: Command[] = [
   startCommand,
   workerCommand,
+  autoscaleCommand,
   schedulesCommand,
   backfillCommand,
   runsCommand,

@@ -5,6 +5,8 @@ import { RUN_DEFAULTS } from '../../lib/scoring/run-types';
 import { openStore } from '../../lib/store/open-store';
 import { connectClient, temporalTarget } from '../../lib/temporal/connection';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
+import { devicesDone, findRun, progressStatus, watchRun, type WatchResult } from '../../lib/temporal/run-watch';
+import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
 import { positiveInt, storeOption, windowOption } from '../utils/options';
 
@@ -138,9 +140,78 @@ const startCommand = new Command('start')
     }
   });
 
-/** `fleetscore runs list | show | start`. */
+const watchCommand = new Command('watch')
+  .description("a running run's progress, live, with a progress bar (the run's progress query)")
+  .option('--window <window>', 'the open (else the latest) run of this window, e.g. 2026-11-21T12')
+  .option('--workflow-id <id>', 'the run with this workflow id')
+  .option('--interval <seconds>', 'seconds between looks', '1')
+  .option('--json', 'print the final state as JSON')
+  .action(async (raw: Record<string, unknown>) => {
+    const options = z
+      .object({
+        window: windowOption.optional(),
+        workflowId: z.string().min(1).optional(),
+        interval: z.coerce.number().positive(),
+        json: z.boolean().optional(),
+      })
+      .refine((o) => (o.window === undefined) !== (o.workflowId === undefined), {
+        message: 'pass exactly one of --window and --workflow-id',
+      })
+      .parse(raw);
+    const target = temporalTarget();
+    const { client, connection } = await connectClient(target);
+    try {
+      const workflowId = await findRun(
+        client,
+        options.workflowId ? { workflowId: options.workflowId } : { window: options.window! },
+      );
+      process.stderr.write(`watching ${workflowId}\n`);
+      let bar: ProgressBar | undefined;
+      let total = -1;
+      let lastError = '';
+      const result = await watchRun(
+        client,
+        workflowId,
+        (s) => {
+          if (!s.progress) {
+            if (s.progressError !== lastError) process.stderr.write(`no progress yet: ${s.progressError}\n`);
+            lastError = s.progressError ?? '';
+            return;
+          }
+          const p = s.progress;
+          const planned = p.phase === 'planning' ? 0 : p.devicesTotal;
+          if (planned !== total) {
+            bar?.stop();
+            bar = createProgressBar(`window ${p.window}`, planned);
+            total = planned;
+          }
+          bar?.update(devicesDone(p), progressStatus(p));
+        },
+        options.interval * 1000,
+      );
+      bar?.stop();
+      output(options.json, result, renderWatchResult);
+      if (result.status !== 'COMPLETED' || (result.summary?.failed ?? 0) > 0) process.exitCode = 1;
+    } finally {
+      await connection.close();
+    }
+  });
+
+/** The end of `runs watch`: the run's outcome in one or two lines. */
+function renderWatchResult(r: WatchResult): string {
+  if (!r.summary) return `${r.workflowId}: ${r.status}${r.failure ? `: ${r.failure}` : ''}`;
+  const s = r.summary;
+  return [
+    `${r.workflowId}: ${r.status} · window ${s.window}: ${s.devices} devices, ${s.scored} scored, ${s.noData} no data, ` +
+      `${s.failed} failed, ${s.anomalies} anomalies`,
+    ...s.failures.map((f) => `  ${f.device}: ${f.reason}`),
+  ].join('\n');
+}
+
+/** `fleetscore runs list | show | start | watch`. */
 export const runsCommand = new Command('runs')
   .description('committed windows and manual runs')
   .addCommand(listCommand)
   .addCommand(showCommand)
-  .addCommand(startCommand);
+  .addCommand(startCommand)
+  .addCommand(watchCommand);

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { POOLS } from '../../lib/names';
 import { connectWorker, temporalTarget } from '../../lib/temporal/connection';
-import { installRuntime } from '../../lib/temporal/runtime';
+import { installRuntime, logFormatFrom, metricsAddressFrom } from '../../lib/temporal/runtime';
 import { createPoolWorker } from '../../workers/pool-worker';
 import { positiveInt } from '../utils/options';
 
@@ -10,19 +10,28 @@ const optionsSchema = z.object({
   pool: z.enum(POOLS as ['cpu', 'gpu']),
   gpuFallback: z.enum(['refuse', 'cpu']).default('refuse'),
   shards: positiveInt.optional(),
+  tuner: z.enum(['fixed', 'resource-based']).default('fixed'),
   taskQueue: z.string().min(1).optional(),
+  metricsPort: z.coerce.number().int().min(1).max(65535).optional(),
+  logFormat: z.string().optional(),
 });
 
 /** `fleetscore worker --pool cpu|gpu`: one pool worker until SIGINT/SIGTERM, which drain it gracefully. */
 export const workerCommand = new Command('worker')
   .description('run a worker of one pool (cpu runs the workflows too); stops gracefully on SIGINT/SIGTERM')
   .requiredOption('--pool <pool>', 'cpu | gpu')
-  .option('--gpu-fallback <mode>', 'gpu pool without CUDA: refuse (default) | cpu')
-  .option('--shards <n>', 'shards scored at once (default: CPU cores for cpu, 2 for gpu)')
+  .option('--gpu-fallback <mode>', 'gpu pool without a working CUDA provider: refuse (default) | cpu')
+  .option('--shards <n>', 'shards scored at once (default: one per usable CPU for cpu, 2 for gpu)')
+  .option('--tuner <mode>', 'fixed (default) | resource-based (cpu pool: the SDK tuner, CPU and memory ≤ 80 %)')
   .option('--task-queue <name>', 'poll this task queue instead of the pool default')
+  .option('--metrics-port <port>', 'serve Prometheus metrics on 0.0.0.0:PORT/metrics (or FLEETSCORE_METRICS_PORT)')
+  .option('--log-format <format>', 'text (default) | json (or FLEETSCORE_LOG_FORMAT)')
   .action(async (raw: Record<string, unknown>) => {
     const options = optionsSchema.parse(raw);
-    installRuntime();
+    installRuntime({
+      logFormat: logFormatFrom(options.logFormat ?? process.env.FLEETSCORE_LOG_FORMAT),
+      metricsAddress: metricsAddressFrom(options.metricsPort),
+    });
     const target = temporalTarget();
     const connection = await connectWorker(target);
     try {
@@ -32,13 +41,15 @@ export const workerCommand = new Command('worker')
         namespace: target.namespace,
         gpuFallback: options.gpuFallback,
         maxConcurrentShards: options.shards,
+        tuner: options.tuner,
         taskQueue: options.taskQueue,
       });
       process.stderr.write(
-        `fleetscore: ${pool.providers.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,
+        `fleetscore: ${pool.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,
       );
       try {
-        // The SDK's runtime shuts workers down on SIGINT/SIGTERM: in-flight activities finish or are handed back.
+        // The SDK's runtime shuts workers down on SIGINT/SIGTERM: polling stops, running shards finish (up to
+        // the drain timeout), then run() resolves.
         await pool.worker.run();
       } finally {
         await pool.close();

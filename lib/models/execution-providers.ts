@@ -1,16 +1,26 @@
 /**
  * Chooses the onnxruntime execution providers of a pool. The `gpu` pool needs the CUDA provider library that
- * onnxruntime-node's install script downloads (skipped by default here); without it onnxruntime would quietly
- * run on CPU, so the choice is made explicitly and said out loud.
+ * onnxruntime-node's install script downloads (skipped by default here) and a working CUDA; asking onnxruntime
+ * for CUDA proves neither, since it places nodes it cannot run on CUDA on the CPU without a word. So the gpu pool
+ * runs a probe session with profiling on and uses CUDA only when the probe's nodes really ran there; otherwise it
+ * refuses to start, or runs on CPU when told to, and says which and why.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Pool } from '../names';
+import { CUDA_PROVIDER, describePlacement, probeExecutionProviders, type NodePlacement } from './provider-probe';
+
+/** An execution provider as onnxruntime-node names it in session options. */
+export type ExecutionProviderName = 'cpu' | 'cuda';
 
 /** What a pool worker will run its models with, and why. */
 export interface ProviderChoice {
   pool: Pool;
-  executionProviders: ('cpu' | 'cuda')[];
+  executionProviders: ExecutionProviderName[];
+  /** Whether models run on CUDA (checked by a probe), as opposed to CPU. */
+  gpu: boolean;
+  /** Where the probe session's nodes ran; absent when no probe was needed (cpu pool). */
+  probe?: NodePlacement;
   /** One line for the worker's log: which provider and the reason. */
   decision: string;
 }
@@ -21,6 +31,14 @@ export type GpuFallback = 'refuse' | 'cpu';
 /** Thrown when the gpu pool cannot use CUDA and falling back to CPU was not allowed. */
 export class CudaUnavailable extends Error {
   override readonly name = 'CudaUnavailable';
+}
+
+/** How to look for CUDA; tests replace these to exercise every branch without a GPU. */
+export interface CudaEnvironment {
+  /** The CUDA provider library onnxruntime-node would load, or `undefined` when it is not installed. */
+  providerLibrary(): string | undefined;
+  /** Runs a probe session with the providers and returns where its nodes ran (throws if a provider fails). */
+  probe(executionProviders: readonly ExecutionProviderName[]): Promise<NodePlacement>;
 }
 
 /** The CUDA provider library onnxruntime-node loads, or `undefined` when it is not installed. */
@@ -36,19 +54,59 @@ export function cudaProviderLibrary(): string | undefined {
   return existsSync(lib) ? lib : undefined;
 }
 
-/** The providers for `pool`; throws CudaUnavailable for the gpu pool without CUDA unless `fallback` is 'cpu'. */
-export function chooseProviders(pool: Pool, fallback: GpuFallback = 'refuse'): ProviderChoice {
-  if (pool === 'cpu') return { pool, executionProviders: ['cpu'], decision: 'cpu pool: CPU execution provider' };
-  const lib = cudaProviderLibrary();
-  if (lib) return { pool, executionProviders: ['cuda', 'cpu'], decision: `gpu pool: CUDA execution provider (${lib})` };
-  const why =
-    'the CUDA provider library libonnxruntime_providers_cuda.so is not installed ' +
-    '(reinstall onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 on a machine with CUDA 12 and cuDNN 9)';
+/** The real machine: onnxruntime-node's install folder and a real probe session. */
+export const LOCAL_CUDA: CudaEnvironment = {
+  providerLibrary: cudaProviderLibrary,
+  probe: (providers) => probeExecutionProviders(providers),
+};
+
+const INSTALL_HINT =
+  'install it with ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node on a machine with CUDA 12 and cuDNN 9';
+
+/**
+ * The providers for `pool`. The cpu pool uses the CPU provider. The gpu pool uses CUDA (then CPU for operators
+ * CUDA lacks) when the provider library is installed and a probe session really ran on CUDA; otherwise it throws
+ * CudaUnavailable, or returns the CPU provider when `fallback` is 'cpu', with the reason in `decision`.
+ */
+export async function chooseProviders(
+  pool: Pool,
+  fallback: GpuFallback = 'refuse',
+  cuda: CudaEnvironment = LOCAL_CUDA,
+): Promise<ProviderChoice> {
+  if (pool === 'cpu') {
+    return { pool, executionProviders: ['cpu'], gpu: false, decision: 'cpu pool: CPU execution provider' };
+  }
+  const lib = cuda.providerLibrary();
+  let why: string;
+  let probe: NodePlacement | undefined;
+  if (!lib) {
+    why = `the CUDA provider library libonnxruntime_providers_cuda.so is not installed (${INSTALL_HINT})`;
+  } else {
+    try {
+      // CUDA alone, without the CPU provider behind it, so a CUDA that cannot start fails here instead of
+      // quietly becoming CPU; nodes CUDA has no kernel for still land on CPU and show in the placement.
+      probe = await cuda.probe(['cuda']);
+      if ((probe[CUDA_PROVIDER] ?? 0) > 0) {
+        return {
+          pool,
+          executionProviders: ['cuda', 'cpu'],
+          gpu: true,
+          probe,
+          decision: `gpu pool: CUDA execution provider (${lib}); probe session ran ${describePlacement(probe)}`,
+        };
+      }
+      why = `a probe session asked for CUDA but onnxruntime ran it on ${describePlacement(probe)}`;
+    } catch (err) {
+      why = `onnxruntime could not start the CUDA provider (${lib}): ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
   if (fallback === 'cpu') {
     return {
       pool,
       executionProviders: ['cpu'],
-      decision: `gpu pool: running on the CPU execution provider because ${why}`,
+      gpu: false,
+      ...(probe ? { probe } : {}),
+      decision: `gpu pool: running on the CPU execution provider (--gpu-fallback cpu) because ${why}`,
     };
   }
   throw new CudaUnavailable(`gpu pool refuses to start: ${why}; pass --gpu-fallback cpu to run it on CPU`);

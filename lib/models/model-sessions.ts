@@ -2,11 +2,34 @@
  * ONNX Runtime sessions for the models a worker scores, cached across shards and windows. A session is created
  * only after the model's bytes match the sha256 in the index and in model.json, and is released when evicted.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { keys } from '../keys';
 import type { ObjectStore } from '../store/object-store';
 import type { IndexEntry, ModelMeta } from './model-meta';
 import { ModelChecksumMismatch, ModelNotFound, readModelMeta, sha256Hex } from './model-registry';
+import { readProfiles, type NodePlacement } from './provider-probe';
+
+/** Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it. */
+export interface SessionPlacement {
+  device: string;
+  version: string;
+  sha256: string;
+  placement: NodePlacement;
+}
+
+/** Hooks for worker metrics and logs; every hook is optional and must not throw. */
+export interface ModelSessionObserver {
+  /** A model lookup: `hit` when its session was cached (or being created), else a new session was created. */
+  cacheLookup?(hit: boolean): void;
+  /** One inference call: its wall time and the rows it scored. */
+  inference?(seconds: number, rows: number): void;
+  /** Where a new session's nodes ran (only with `checkPlacement`). */
+  placement?(placement: SessionPlacement): void;
+}
 
 /** Options of a {@link ModelSessionCache}. */
 export interface ModelSessionCacheOptions {
@@ -16,6 +39,12 @@ export interface ModelSessionCacheOptions {
   maxSessions?: number;
   /** Threads per session for one inference. Default 1: a worker runs many small models side by side. */
   intraOpNumThreads?: number;
+  /**
+   * Profile each new session's first inference and report where its nodes ran (`observer.placement`). The gpu
+   * pool sets it: onnxruntime runs operators CUDA lacks (ai.onnx.ml trees, SVMs) on CPU without telling.
+   */
+  checkPlacement?: boolean;
+  observer?: ModelSessionObserver;
 }
 
 /** A model ready to score: its validated model.json and a function from feature rows to scores. */
@@ -54,6 +83,27 @@ export class ModelSessionFailed extends Error {
 }
 
 /**
+ * onnxruntime refused to run the model on the device's rows: the graph's input shape or type does not match
+ * model.json (e.g. a different feature count). Fails the device, not the shard: the same rows fail the same way.
+ */
+export class ModelInferenceFailed extends Error {
+  override readonly name = 'ModelInferenceFailed';
+  public readonly field = 'input';
+  constructor(
+    public readonly device: string,
+    public readonly file: string,
+    cause: unknown,
+  ) {
+    super(
+      `${file}: onnxruntime cannot run the model on this device's rows: ${(cause as Error)?.message ?? String(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/**
  * Whether a score is anomalous under the model's rule: strictly above or strictly below the threshold (so a
  * OneClassSVM / IsolationForest decision_function of exactly 0 is normal, as in scikit-learn). NaN is never
  * anomalous: callers should treat a non-finite score as a failed row.
@@ -67,6 +117,9 @@ interface SessionEntry {
   inFlight: number;
   evicted: boolean;
   released: boolean;
+  /** The folder the session profiles its first inference into, until that profile has been read. */
+  profileDir?: string;
+  placement?: Omit<SessionPlacement, 'placement'>;
 }
 
 /** Cache counters, for worker metrics and tests. */
@@ -90,9 +143,13 @@ export class ModelSessionCache {
   private readonly executionProviders: readonly InferenceSession.ExecutionProviderConfig[];
   private readonly maxSessions: number;
   private readonly intraOpNumThreads: number;
+  private readonly checkPlacement: boolean;
+  private readonly observer: ModelSessionObserver;
 
   constructor(options: ModelSessionCacheOptions = {}) {
     this.executionProviders = options.executionProviders ?? ['cpu'];
+    this.checkPlacement = options.checkPlacement ?? false;
+    this.observer = options.observer ?? {};
     this.maxSessions = options.maxSessions ?? 4096;
     this.intraOpNumThreads = options.intraOpNumThreads ?? 1;
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
@@ -165,6 +222,7 @@ export class ModelSessionCache {
     const hit = this.sessions.get(sha256);
     if (hit) {
       this.stats.hits += 1;
+      this.observer.cacheLookup?.(true);
       this.sessions.delete(sha256);
       this.sessions.set(sha256, hit);
       return hit;
@@ -172,9 +230,11 @@ export class ModelSessionCache {
     const inProgress = this.pending.get(sha256);
     if (inProgress) {
       this.stats.hits += 1;
+      this.observer.cacheLookup?.(true);
       return inProgress;
     }
     this.stats.misses += 1;
+    this.observer.cacheLookup?.(false);
     const created = this.create(store, device, version, sha256).finally(() => this.pending.delete(sha256));
     this.pending.set(sha256, created);
     const entry = await created;
@@ -197,6 +257,7 @@ export class ModelSessionCache {
       const recordedIn = `${keys.modelIndex()} and ${keys.modelMeta(device, version)}`;
       throw new ModelChecksumMismatch(device, file, sha256, actual, recordedIn);
     }
+    const profileDir = this.checkPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-')) : undefined;
     try {
       const session = await InferenceSession.create(bytes, {
         executionProviders: this.executionProviders,
@@ -204,9 +265,17 @@ export class ModelSessionCache {
         intraOpNumThreads: this.intraOpNumThreads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
+        ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'session') } : {}),
       });
-      return { session, inFlight: 0, evicted: false, released: false };
+      return {
+        session,
+        inFlight: 0,
+        evicted: false,
+        released: false,
+        ...(profileDir ? { profileDir, placement: { device, version, sha256 } } : {}),
+      };
     } catch (err) {
+      if (profileDir) await rm(profileDir, { recursive: true, force: true });
       throw new ModelSessionFailed(device, file, err);
     }
   }
@@ -233,14 +302,32 @@ export class ModelSessionCache {
     const input = preprocess(meta, x);
     entry.inFlight += 1;
     let result: InferenceSession.ReturnType;
+    const started = performance.now();
     try {
       const feeds = { [meta.input.name]: new Tensor('float32', input, [rows, k]) };
-      result = await entry.session.run(feeds, [meta.output.name]);
+      result = await entry.session.run(feeds, [meta.output.name]).catch((err: unknown) => {
+        throw new ModelInferenceFailed(device, keys.modelOnnx(device, version), err);
+      });
+      this.observer.inference?.((performance.now() - started) / 1000, rows);
+      if (entry.profileDir) await this.reportPlacement(entry);
     } finally {
       entry.inFlight -= 1;
       if (entry.evicted && entry.inFlight === 0) await release(entry);
     }
     return readScores(result[meta.output.name], meta, rows, device, keys.modelOnnx(device, version));
+  }
+
+  /** Ends the session's profiling after its first inference and reports where the nodes ran. */
+  private async reportPlacement(entry: SessionEntry): Promise<void> {
+    const dir = entry.profileDir;
+    if (!dir || !entry.placement) return;
+    entry.profileDir = undefined;
+    try {
+      entry.session.endProfiling();
+      this.observer.placement?.({ ...entry.placement, placement: await readProfiles(dir) });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 }
 
@@ -280,9 +367,21 @@ function readScores(
   if (column >= cols) {
     throw fail(`output ${name} has ${cols} column(s); column ${column} does not exist`, 'output.column');
   }
-  if (cols === 1 && data instanceof Float32Array) return data;
-  const out = new Float32Array(rows);
-  for (let r = 0; r < rows; r++) out[r] = data[r * cols + column] as number;
+  const out = cols === 1 && data instanceof Float32Array ? data : new Float32Array(rows);
+  if (out !== data) for (let r = 0; r < rows; r++) out[r] = data[r * cols + column] as number;
+  // A NaN or infinite score can be neither anomalous nor normal: the device fails instead of committing it.
+  let bad = 0;
+  let first = -1;
+  for (let r = 0; r < rows; r++) {
+    const v = out[r] as number;
+    if (v - v !== 0) {
+      bad++;
+      if (first < 0) first = r;
+    }
+  }
+  if (bad > 0) {
+    throw fail(`output ${name} is ${String(out[first])} for ${bad} of ${rows} rows (first: row ${first})`, 'output');
+  }
   return out;
 }
 
@@ -290,4 +389,6 @@ async function release(entry: SessionEntry): Promise<void> {
   if (entry.released) return;
   entry.released = true;
   await entry.session.release();
+  // A session released before its first inference still has its profiling folder.
+  if (entry.profileDir) await rm(entry.profileDir, { recursive: true, force: true });
 }

@@ -1,9 +1,12 @@
+import { AggregatesCache } from '../arrow/aggregates-cache';
+import { listAggregateParts } from '../arrow/aggregates';
 import { keys } from '../keys';
 import type { ObjectStore } from '../store/object-store';
-import { parseWindow } from '../window';
+import { parseWindow, type Window } from '../window';
 import {
   InvalidPlan,
   readJsonFile,
+  UNKNOWN_DEVICES_LISTED,
   type DeviceOutcome,
   type Manifest,
   type ManifestShard,
@@ -13,23 +16,27 @@ import {
 import type { CommitRequest, CommitResult, RunCounts } from './run-types';
 
 /**
- * Commits a run: gathers every shard's status (or marks the devices of a failed shard failed), and writes the
- * window's manifest last. Writing it is the commit: before it exists, readers ignore the window.
+ * Commits a run: gathers every shard's status (or marks the devices of a failed shard failed), lists the device
+ * ids the window's data holds but the plan has no model for, and writes the window's manifest last. Writing it
+ * is the commit: before it exists, readers ignore the window. Only this plan's files are read and listed, so a
+ * concurrent run of the same window cannot mix its shards into this commit; the last commit replaces the window.
  */
-export async function commitRun(store: ObjectStore, req: CommitRequest): Promise<CommitResult> {
+export async function commitRun(
+  store: ObjectStore,
+  req: CommitRequest,
+  aggregates: AggregatesCache = new AggregatesCache(),
+): Promise<CommitResult> {
   const window = parseWindow(req.window, req.windowHours);
   const failed = new Map(req.failedShards.map((f) => [f.shard, f.reason]));
   const counts: RunCounts = { devices: 0, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
   const devices: Record<string, DeviceOutcome> = {};
   const shards: ManifestShard[] = [];
+  const readPlan = (shard: number) =>
+    readJsonFile<ShardPlanFile>(store, keys.shardPlan(req.window, req.planId, shard), 'fleetscore.shard-plan/v1');
   for (const ref of req.shards) {
     const reason = failed.get(ref.shard);
     if (reason !== undefined) {
-      const plan = await readJsonFile<ShardPlanFile>(
-        store,
-        keys.shardPlan(req.window, ref.shard),
-        'fleetscore.shard-plan/v1',
-      );
+      const plan = await readPlan(ref.shard);
       for (const d of plan.devices)
         devices[d.device] = { status: 'failed', version: d.version, reason: `shard failed: ${reason}` };
       counts.devices += plan.devices.length;
@@ -37,15 +44,12 @@ export async function commitRun(store: ObjectStore, req: CommitRequest): Promise
       shards.push({ shard: ref.shard, pool: ref.pool, devices: plan.devices.length, status: 'failed', reason });
       continue;
     }
-    const status = await readJsonFile<ShardStatusFile>(
-      store,
-      keys.shardStatus(req.window, ref.shard),
-      'fleetscore.shard-status/v1',
-    );
-    if (status.window !== req.window || status.shard !== ref.shard) {
+    const statusKey = keys.shardStatus(req.window, req.planId, ref.shard);
+    const status = await readJsonFile<ShardStatusFile>(store, statusKey, 'fleetscore.shard-status/v1');
+    if (status.window !== req.window || status.shard !== ref.shard || status.planId !== req.planId) {
       throw new InvalidPlan(
-        `belongs to window ${status.window} shard ${status.shard}`,
-        keys.shardStatus(req.window, ref.shard),
+        `belongs to window ${status.window} shard ${status.shard} plan ${status.planId}, not plan ${req.planId}`,
+        statusKey,
       );
     }
     Object.assign(devices, status.devices);
@@ -59,6 +63,8 @@ export async function commitRun(store: ObjectStore, req: CommitRequest): Promise
       attempt: status.attempt,
     });
   }
+  const parts = req.shards[0] ? (await readPlan(req.shards[0].shard)).parts : await listAggregateParts(store, window);
+  const unknown = await unknownDevices(store, window, parts, req.planId, devices, aggregates);
   const manifest: Manifest = {
     schema: 'fleetscore.manifest/v1',
     window: window.id,
@@ -67,13 +73,38 @@ export async function commitRun(store: ObjectStore, req: CommitRequest): Promise
     scheduleId: req.scheduleId,
     workflowId: req.workflowId,
     runId: req.runId,
+    planId: req.planId,
     committedAt: new Date().toISOString(),
     store: store.uri,
     counts,
     shards,
     devices,
+    ...(unknown.length > 0
+      ? { unknownDevices: { count: unknown.length, devices: unknown.slice(0, UNKNOWN_DEVICES_LISTED) } }
+      : {}),
   };
   const key = keys.manifest(window.id);
   await store.put(key, JSON.stringify(manifest, null, 1));
-  return { ...counts, manifest: key };
+  return { ...counts, manifest: key, unknownDevices: unknown.length };
+}
+
+/**
+ * Device ids with rows in the plan's parts but no entry in the plan, sorted. On a worker that scored shards of
+ * this plan the parts are already parsed (the cache is keyed by plan id). Parts that cannot be read are skipped
+ * here: their devices already failed with the file named.
+ */
+async function unknownDevices(
+  store: ObjectStore,
+  window: Window,
+  parts: string[],
+  planId: string,
+  planned: Record<string, DeviceOutcome>,
+  aggregates: AggregatesCache,
+): Promise<string[]> {
+  if (parts.length === 0) return [];
+  const data = await aggregates.window(store, window, parts, planId);
+  return data
+    .devices()
+    .filter((d) => !Object.hasOwn(planned, d))
+    .sort();
 }

@@ -20,7 +20,10 @@ export interface ShardPlanFile {
   window: string;
   shard: number;
   pool: Pool;
-  /** Unique per plan: workers cache parsed aggregate parts per plan, so a re-run re-reads rewritten files. */
+  /**
+   * Unique per run (the workflow's run id): names the folder of the run's files, and workers cache parsed
+   * aggregate parts per plan, so a re-run re-reads rewritten files.
+   */
   planId: string;
   parts: string[];
   devices: PlannedDevice[];
@@ -38,6 +41,8 @@ export interface ShardStatusFile {
   window: string;
   shard: number;
   pool: Pool;
+  /** The plan this status belongs to; the commit checks it against its own. */
+  planId: string;
   attempt: number;
   /** Key of the predictions file, absent when no device produced a row. */
   predictions?: string;
@@ -65,12 +70,22 @@ export interface Manifest {
   scheduleId?: string;
   workflowId: string;
   runId: string;
+  /** The plan whose files (`predictions/window=W/run=<planId>/`) this commit lists; no other files count. */
+  planId: string;
   committedAt: string;
   store: string;
   counts: RunCounts;
   shards: ManifestShard[];
   devices: Record<string, DeviceOutcome>;
+  /**
+   * Device ids that have rows in the window's aggregates but no model in the plan, so they were not scored:
+   * how many, and the first ones (sorted, at most `UNKNOWN_DEVICES_LISTED`). Untrusted strings from the data.
+   */
+  unknownDevices?: { count: number; devices: string[] };
 }
+
+/** How many unknown device ids a manifest lists by name. */
+export const UNKNOWN_DEVICES_LISTED = 100;
 
 /** Thrown when a plan, status or manifest file is missing or not what fleetscore wrote. */
 export class InvalidPlan extends Error {

@@ -8,7 +8,7 @@ import type { PlanRequest, RunPlan, ShardRef } from './run-types';
 
 /**
  * Plans a run: pins each device's model version from the index and the window's aggregate parts, groups
- * devices into shards per pool, and writes one plan file per shard. The workflow gets only shard numbers and
+ * devices into shards per pool, and writes one plan file per shard under the plan's own folder. The workflow gets only shard numbers and
  * counts, so its history stays small however large the fleet.
  */
 export async function planRun(store: ObjectStore, req: PlanRequest): Promise<RunPlan> {
@@ -23,7 +23,7 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
     list.push({ device, version: entry.version, sha256: entry.sha256 });
     byPool.set(pool, list);
   }
-  const planId = randomUUID();
+  const planId = req.planId ?? randomUUID();
   const shards: ShardRef[] = [];
   const writes: Promise<void>[] = [];
   for (const pool of [...byPool.keys()].sort()) {
@@ -41,9 +41,10 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
         devices: slice,
       };
       shards.push({ shard, pool, devices: slice.length });
-      writes.push(store.put(keys.shardPlan(req.window, shard), JSON.stringify(file)));
+      writes.push(store.put(keys.shardPlan(req.window, planId, shard), JSON.stringify(file)));
     }
   }
   await Promise.all(writes);
-  return { window: req.window, devices: shards.reduce((n, s) => n + s.devices, 0), parts: parts.length, shards };
+  const devices = shards.reduce((n, s) => n + s.devices, 0);
+  return { window: req.window, planId, devices, parts: parts.length, shards };
 }

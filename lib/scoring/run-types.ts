@@ -2,6 +2,7 @@
  * What crosses the workflow/activity boundary: store keys and small summaries, never row data. No Node
  * imports, because the workflow imports these types.
  */
+import type { Duration } from '@temporalio/common';
 import type { Pool } from '../names';
 
 /** Input of `scoringRun`, fixed in a schedule's action or given by `fleetscore runs start`. */
@@ -25,10 +26,46 @@ export interface ScoringRunInput {
   pool?: Pool;
   /** Task queues of the pools when not the standard `fleetscore-cpu` / `fleetscore-gpu` (e.g. a staging fleet). */
   taskQueues?: Partial<Record<Pool, string>>;
+  /** Overrides of the scoreShard activity timeouts (defaults in `SHARD_TIMEOUTS`); see {@link RunTimeouts}. */
+  timeouts?: RunTimeouts;
+}
+
+/**
+ * Operator knobs for the scoreShard activity's timeouts, as Temporal durations (`'30s'`, `'2 minutes'`, ms).
+ * A shorter heartbeat timeout notices a dead or stuck worker sooner (the fault suite uses seconds); a longer
+ * start-to-close timeout lets very large shards finish. Every other timeout and retry setting is fixed.
+ */
+export interface RunTimeouts {
+  /** How long a shard may go without a heartbeat before Temporal retries it elsewhere (default 1 minute). */
+  shardHeartbeat?: Duration;
+  /** How long one attempt of a shard may take in all (default 30 minutes). */
+  shardStartToClose?: Duration;
+  /**
+   * How long a shard may sit in its pool's task queue before the run lists it as waiting for the pool and
+   * schedules it again (the activity's schedule-to-start timeout; default 5 minutes).
+   */
+  poolWaitNotice?: Duration;
+  /** How long a shard may wait for its pool in all before its devices fail with `PoolUnavailable` (default 45 minutes). */
+  poolWaitLimit?: Duration;
 }
 
 /** The defaults applied to a `ScoringRunInput`. */
 export const RUN_DEFAULTS = { windowHours: 1, shardSize: 500, maxParallelShards: 8 } as const;
+
+/** The scoreShard timeouts a run uses unless `ScoringRunInput.timeouts` overrides them. */
+export const SHARD_TIMEOUTS = {
+  shardHeartbeat: '1 minute',
+  shardStartToClose: '30 minutes',
+  // An hourly run that waits for a missing pool still commits (its devices failed) before the next run is due.
+  poolWaitNotice: '5 minutes',
+  poolWaitLimit: '45 minutes',
+} as const;
+
+/**
+ * The most devices one shard may hold. A shard is one activity attempt with its plan file, its parsed rows and
+ * its predictions in memory; bigger shards risk the start-to-close timeout and a retry that redoes too much.
+ */
+export const MAX_SHARD_SIZE = 20_000;
 
 /** Input of planRun. */
 export interface PlanRequest {
@@ -36,6 +73,12 @@ export interface PlanRequest {
   window: string;
   shardSize: number;
   pool?: Pool;
+  /**
+   * Names this run's plan and fences its files (`predictions/window=W/run=<planId>/`): the workflow passes its
+   * run id, so a retried planRun rewrites the same files and two runs of one window never share any. Default:
+   * a random UUID.
+   */
+  planId?: string;
 }
 
 /** One shard of a plan: which pool scores it and how many devices it holds (the list is in the store). */
@@ -48,6 +91,8 @@ export interface ShardRef {
 /** What planRun returns: the shards, the aggregate parts found, and where the full plan is. */
 export interface RunPlan {
   window: string;
+  /** The plan id every shard and the commit of this run use. */
+  planId: string;
   devices: number;
   parts: number;
   shards: ShardRef[];
@@ -58,6 +103,7 @@ export interface ShardRequest {
   store: string;
   window: string;
   windowHours: number;
+  planId: string;
   shard: number;
 }
 
@@ -97,6 +143,7 @@ export interface CommitRequest {
   scheduleId?: string;
   workflowId: string;
   runId: string;
+  planId: string;
   shards: ShardRef[];
   failedShards: FailedShard[];
 }
@@ -127,6 +174,8 @@ export interface RunCounts {
 /** What commitRun returns: the counts and the manifest's key. */
 export interface CommitResult extends RunCounts {
   manifest: string;
+  /** Device ids with rows in the window but no model in the plan (listed in the manifest's `unknownDevices`). */
+  unknownDevices: number;
 }
 
 /** What scoringRun returns. */
@@ -136,4 +185,6 @@ export interface RunSummary extends RunCounts {
   shards: number;
   failedShards: number;
   failures: DeviceFailure[];
+  /** Device ids with rows in the window but no model: not scored, listed in the manifest. */
+  unknownDevices: number;
 }

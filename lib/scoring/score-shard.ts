@@ -4,7 +4,7 @@ import { keys } from '../keys';
 import { isAnomaly, type ModelSessionCache } from '../models/model-sessions';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow } from '../window';
-import { readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
+import { InvalidPlan, readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
 import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from './run-types';
 import { ShardLog } from './shard-log';
 
@@ -42,6 +42,7 @@ const DEVICE_ERRORS = new Set([
   'ModelNotFound',
   'ModelOutputMismatch',
   'ModelSessionFailed',
+  'ModelInferenceFailed',
   'InvalidPathSegment',
 ]);
 
@@ -56,7 +57,7 @@ const FAILURES_REPORTED = 20;
 export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
   const started = Date.now();
   const window = parseWindow(req.window, req.windowHours);
-  const log = new ShardLog(deps.store, window.id, req.shard, ctx.attempt);
+  const log = new ShardLog(deps.store, window.id, req.planId, req.shard, ctx.attempt);
   log.add({
     event: 'attempt-started',
     level: 'info',
@@ -67,9 +68,13 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
   try {
     const plan = await readJsonFile<ShardPlanFile>(
       deps.store,
-      keys.shardPlan(window.id, req.shard),
+      keys.shardPlan(window.id, req.planId, req.shard),
       'fleetscore.shard-plan/v1',
     );
+    if (plan.planId !== req.planId || plan.shard !== req.shard || plan.window !== window.id) {
+      const file = keys.shardPlan(window.id, req.planId, req.shard);
+      throw new InvalidPlan(`belongs to plan ${plan.planId} shard ${plan.shard} of window ${plan.window}`, file);
+    }
     const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.planId);
     const predictions = new PredictionsBuilder();
     const outcomes: Record<string, DeviceOutcome> = {};
@@ -116,19 +121,20 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       }
     }
 
-    const predictionsKey = predictions.rows > 0 ? keys.predictions(window.id, req.shard) : undefined;
+    const predictionsKey = predictions.rows > 0 ? keys.predictions(window.id, req.planId, req.shard) : undefined;
     if (predictionsKey) await deps.store.put(predictionsKey, predictions.encode());
     const status: ShardStatusFile = {
       schema: 'fleetscore.shard-status/v1',
       window: window.id,
       shard: req.shard,
       pool: plan.pool,
+      planId: req.planId,
       attempt: ctx.attempt,
       predictions: predictionsKey,
       counts,
       devices: outcomes,
     };
-    await deps.store.put(keys.shardStatus(window.id, req.shard), JSON.stringify(status));
+    await deps.store.put(keys.shardStatus(window.id, req.planId, req.shard), JSON.stringify(status));
     const durationMs = Date.now() - started;
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();

@@ -10,7 +10,7 @@ export interface ShardLogEvent {
 
 /**
  * The durable log of one shard attempt: JSON lines kept in memory and written once, as one object per
- * attempt (`logs/window=W/shard-N/attempt-A.jsonl`), because object stores cannot append. Every attempt,
+ * attempt (`logs/window=W/run=P/shard-N/attempt-A.jsonl`), because object stores cannot append. Every attempt,
  * failed ones included, leaves its own file.
  */
 export class ShardLog {
@@ -19,6 +19,7 @@ export class ShardLog {
   constructor(
     private readonly store: ObjectStore,
     private readonly window: string,
+    private readonly planId: string,
     private readonly shard: number,
     private readonly attempt: number,
   ) {}
@@ -29,6 +30,7 @@ export class ShardLog {
       JSON.stringify({
         ts: new Date().toISOString(),
         window: this.window,
+        planId: this.planId,
         shard: this.shard,
         attempt: this.attempt,
         ...event,
@@ -38,7 +40,7 @@ export class ShardLog {
 
   /** Writes the attempt's log to the store. */
   async flush(): Promise<string> {
-    const key = keys.shardLog(this.window, this.shard, this.attempt);
+    const key = keys.shardLog(this.window, this.planId, this.shard, this.attempt);
     await this.store.put(key, `${this.lines.join('\n')}\n`);
     return key;
   }

@@ -16,6 +16,8 @@ export interface DevServer {
   uiUrl: string;
   /** Stops the server (SIGTERM, then SIGKILL after 10 s) and waits for it to exit. */
   stop(): Promise<void>;
+  /** Kills the server at once (SIGKILL), as a crash would, and waits for it to exit; the SQLite file stays. */
+  kill(): Promise<void>;
 }
 
 /** Where and how to run the dev server. */
@@ -85,6 +87,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
       clearTimeout(timer);
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
     },
   };
 }

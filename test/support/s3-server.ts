@@ -35,6 +35,10 @@ export interface S3TestServer {
   env: Record<string, string>;
   /** Kills the server and deletes its data folder. Safe to call twice. */
   stop(): Promise<void>;
+  /** Kills the server process (SIGKILL, as an outage would) but keeps its data folder, port and credentials. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port and data folder after `kill`, and waits until it answers. */
+  restart(): Promise<void>;
 }
 
 /**
@@ -63,29 +67,32 @@ async function startOnce(bin: string): Promise<S3TestServer> {
   const secretAccessKey = randomBytes(24).toString('base64url');
   const bucket = `fleetscore-test-${randomBytes(4).toString('hex')}`;
 
-  const child = spawn(
-    bin,
-    ['server', '--quiet', '--address', `127.0.0.1:${port}`, '--certs-dir', join(dir, 'certs'), join(dir, 'data')],
-    {
-      env: {
-        ...process.env,
-        MINIO_ROOT_USER: accessKeyId,
-        MINIO_ROOT_PASSWORD: secretAccessKey,
-        MINIO_BROWSER: 'off',
-        MINIO_UPDATE: 'off',
-      },
-      // Own process group, so stop() can signal the server and anything it starts.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
   let output = '';
   const collect = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-4000);
   };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const launch = (): { child: ChildProcess; exited: Promise<void> } => {
+    const child = spawn(
+      bin,
+      ['server', '--quiet', '--address', `127.0.0.1:${port}`, '--certs-dir', join(dir, 'certs'), join(dir, 'data')],
+      {
+        env: {
+          ...process.env,
+          MINIO_ROOT_USER: accessKeyId,
+          MINIO_ROOT_PASSWORD: secretAccessKey,
+          MINIO_BROWSER: 'off',
+          MINIO_UPDATE: 'off',
+        },
+        // Own process group, so stop() can signal the server and anything it starts.
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    return { child, exited: new Promise<void>((done) => child.once('exit', () => done())) };
+  };
+  let { child, exited } = launch();
   const killOnExit = (): void => killGroup(child, 'SIGKILL');
   process.once('exit', killOnExit);
 
@@ -110,25 +117,38 @@ async function startOnce(bin: string): Promise<S3TestServer> {
     credentials: { accessKeyId, secretAccessKey },
     maxAttempts: 1,
   });
-  try {
+  const ready = async (): Promise<void> => {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (!isRunning(child)) throw new ServerExited(`MinIO exited during start-up:\n${output}`);
       try {
         await client.send(new ListBucketsCommand({}));
-        break;
+        return;
       } catch (err) {
         if (Date.now() > deadline) throw new Error(`MinIO did not become ready in 60 s:\n${output}`, { cause: err });
         await sleep(200);
       }
     }
+  };
+  try {
+    await ready();
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
   } catch (err) {
+    client.destroy();
     await stop();
     throw err;
-  } finally {
-    client.destroy();
   }
+  const kill = async (): Promise<void> => {
+    if (!isRunning(child)) return;
+    killGroup(child, 'SIGKILL');
+    await exited;
+  };
+  const restart = async (): Promise<void> => {
+    if (stopped) throw new Error('the S3 test server was stopped for good');
+    await kill();
+    ({ child, exited } = launch());
+    await ready();
+  };
 
   return {
     endpoint,
@@ -143,7 +163,12 @@ async function startOnce(bin: string): Promise<S3TestServer> {
       [S3_STORE_ENV.endpoint]: endpoint,
       [S3_STORE_ENV.forcePathStyle]: 'true',
     },
-    stop,
+    async stop() {
+      client.destroy();
+      await stop();
+    },
+    kill,
+    restart,
   };
 }
 

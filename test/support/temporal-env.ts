@@ -4,12 +4,15 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../../lib/names';
-import { installRuntime } from '../../lib/temporal/runtime';
+import { installRuntime, type RuntimeSettings } from '../../lib/temporal/runtime';
 import { requireTemporalCli } from '../../lib/temporal/temporal-cli';
 
-/** Starts a local dev server (in-memory) and returns the SDK's test environment around it. */
-export function startTemporal(): Promise<TestWorkflowEnvironment> {
-  installRuntime({ quiet: true });
+/**
+ * Starts a local dev server (in-memory) and returns the SDK's test environment around it. `runtime` installs the
+ * worker runtime first (once per test file): quiet by default; tests of logs and metrics pass their own.
+ */
+export function startTemporal(runtime: RuntimeSettings = { quiet: true }): Promise<TestWorkflowEnvironment> {
+  installRuntime(runtime);
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: requireTemporalCli() },

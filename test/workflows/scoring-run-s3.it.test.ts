@@ -127,7 +127,7 @@ test('scores a window from an S3 bucket and commits predictions, manifest and sh
   // Every row scored once, flagged exactly where the demo injected an anomaly.
   const seen = new Set<string>();
   for (const shard of manifest!.shards) {
-    expect(shard.predictions).toBe(keys.predictions(WINDOW, shard.shard));
+    expect(shard.predictions).toBe(keys.predictions(WINDOW, manifest!.planId, shard.shard));
     for (const row of predictionRows(decodePredictions(await store.get(shard.predictions!)))) {
       const id = `${row.device}@${row.ts}`;
       expect(seen.has(id)).toBe(false);
@@ -138,8 +138,8 @@ test('scores a window from an S3 bucket and commits predictions, manifest and sh
   expect(seen.size).toBe(rows);
 
   // One log object per shard attempt, JSON lines from attempt-started to attempt-completed.
-  const logKeys = manifest!.shards.map((s) => keys.shardLog(WINDOW, s.shard, 1));
-  expect(logKeys[0]).toMatch(new RegExp(`^logs/window=${WINDOW}/shard-\\d{5}/attempt-001\\.jsonl$`));
+  const logKeys = manifest!.shards.map((s) => keys.shardLog(WINDOW, manifest!.planId, s.shard, 1));
+  expect(logKeys[0]).toMatch(new RegExp(`^logs/window=${WINDOW}/run=[0-9a-f-]{36}/shard-\\d{5}/attempt-001\\.jsonl$`));
   expect(await store.list(keys.logsPrefix(WINDOW))).toEqual([...logKeys].sort());
   let scoredInLogs = 0;
   for (const [i, key] of logKeys.entries()) {

@@ -1,0 +1,480 @@
+/**
+ * The fault suite's rig: a real Temporal dev server on a SQLite file (so it can be killed and restarted on the
+ * same file), real `fleetscore worker` processes (so they can be SIGKILLed, SIGTERMed and SIGSTOPped), a seeded
+ * demo fleet in a local folder or a real MinIO, and the checks every fault test ends with: the run completed and
+ * its committed predictions equal a fault-free run's, row for row.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { decodePredictions, predictionRows } from '../../../lib/arrow/predictions';
+import { readDemoTruth, seedDemoFleet } from '../../../lib/demo/demo-fleet';
+import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../../lib/names';
+import { readManifest, type Manifest } from '../../../lib/scoring/manifest';
+import type { RunSummary, ScoringRunInput } from '../../../lib/scoring/run-types';
+import { LocalStore } from '../../../lib/store/local-store';
+import type { ObjectStore } from '../../../lib/store/object-store';
+import { S3Store } from '../../../lib/store/s3-store';
+import { connectClient, temporalTarget } from '../../../lib/temporal/connection';
+import { startDevServer, type DevServer } from '../../../lib/temporal/dev-server';
+import { windowAt } from '../../../lib/window';
+import { startS3Server, type S3TestServer } from '../../support/s3-server';
+
+const ROOT = resolve(__dirname, '../../..');
+/** Where each fault test records its figures; the reporter prints them as one table. */
+export const FAULT_RESULTS_DIR = join(ROOT, '.fleetscore', 'fault-results');
+
+/** The seeded window every run scores. */
+export const END_MS = Date.UTC(2026, 10, 21, 12);
+export const WINDOW = windowAt(END_MS - 3_600_000).id;
+
+/** A fleet big enough that a cold shard lasts seconds (a new ONNX session per device), so it can be interrupted. */
+export interface FleetSize {
+  devices: number;
+  sensors: number;
+  shardSize: number;
+}
+
+/** One committed prediction, reduced to what must be identical between runs. */
+type RowValue = string;
+
+/** What a run committed, keyed by `device@ts`, with how often each key occurred. */
+export interface CommittedRows {
+  manifest: Manifest;
+  rows: Map<string, RowValue>;
+  occurrences: Map<string, number>;
+}
+
+/** The outcome of comparing a run's commit with the fault-free reference. */
+export interface Comparison {
+  lost: number;
+  duplicated: number;
+  unexpected: number;
+  changed: number;
+  outcomesDiffer: number;
+}
+
+/** The figures of one injected fault, printed by the suite's reporter. */
+export interface FaultRecord {
+  fault: string;
+  point: string;
+  injected: number;
+  runsCompleted: number;
+  runs: number;
+  lost: number;
+  duplicated: number;
+  seconds: number;
+}
+
+/** A `fleetscore worker` child process. */
+export class WorkerProcess {
+  readonly identity: string;
+  readonly exited: Promise<number | null>;
+  output = '';
+
+  constructor(readonly child: ChildProcess) {
+    this.identity = `${child.pid}@${hostname()}`;
+    this.exited = new Promise((done) => child.once('exit', (code) => done(code)));
+    const collect = (chunk: Buffer) => {
+      this.output += chunk.toString();
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) this.child.kill(sig);
+  }
+}
+
+/** Options of {@link FaultRig.start}. */
+export interface RigOptions extends FleetSize {
+  s3?: boolean;
+  /** Extra environment for the worker processes (e.g. fake secrets). */
+  workerEnv?: Record<string, string>;
+}
+
+/** A dev server, a store with a seeded fleet, worker processes and a client. */
+export class FaultRig {
+  client!: Client;
+  server!: DevServer;
+  store!: ObjectStore;
+  storeUri!: string;
+  s3?: S3TestServer;
+  readonly workers: WorkerProcess[] = [];
+  /** Every worker ever started, for grepping their output. */
+  readonly allWorkers: WorkerProcess[] = [];
+  reference?: CommittedRows;
+  private connection!: Connection;
+  private dir!: string;
+  private ports!: { port: number; uiPort: number };
+  private workerEnv!: NodeJS.ProcessEnv;
+  readonly taskQueue = `faults-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
+  private constructor(readonly options: RigOptions) {}
+
+  /** Starts everything and seeds the fleet (one window). */
+  static async start(options: RigOptions): Promise<FaultRig> {
+    const rig = new FaultRig(options);
+    await rig.init();
+    return rig;
+  }
+
+  private async init(): Promise<void> {
+    this.dir = await mkdtemp(join(tmpdir(), 'fleetscore-faults-'));
+    this.ports = { port: await freePort(), uiPort: await freePort() };
+    const seedStore = new LocalStore(join(this.dir, 'store'));
+    const [server] = await Promise.all([
+      startDevServer({ dbFile: join(this.dir, 'temporal.db'), ...this.ports }),
+      seedDemoFleet(seedStore, {
+        devices: this.options.devices,
+        sensors: this.options.sensors,
+        hours: 1,
+        endMs: END_MS,
+        seed: 5,
+        anomalyRate: 0.02,
+      }),
+    ]);
+    this.server = server;
+    const { TEMPORAL_PROFILE: _p, FLEETSCORE_STORE: _s, ...inherited } = process.env;
+    this.workerEnv = {
+      ...inherited,
+      TEMPORAL_ADDRESS: server.address,
+      TEMPORAL_NAMESPACE: 'default',
+      FLEETSCORE_LOG_LEVEL: 'WARN',
+      ...this.options.workerEnv,
+    };
+    if (this.options.s3) {
+      this.s3 = await startS3Server();
+      Object.assign(this.workerEnv, this.s3.env);
+      const s3 = new S3Store({
+        bucket: this.s3.bucket,
+        prefix: '',
+        endpoint: this.s3.endpoint,
+        forcePathStyle: true,
+        region: 'us-east-1',
+      });
+      // The SDK reads credentials from the environment; this process uses them too.
+      Object.assign(process.env, this.s3.env);
+      await copyStore(seedStore, s3);
+      this.store = s3;
+      this.storeUri = this.s3.storeUri;
+    } else {
+      this.store = seedStore;
+      this.storeUri = seedStore.uri;
+    }
+    ({ client: this.client, connection: this.connection } = await connectClient(
+      temporalTarget({ address: server.address, namespace: 'default' }),
+    ));
+  }
+
+  /** Starts `n` cpu pool worker processes (one shard at a time each) and waits until they poll. */
+  async startWorkers(n: number): Promise<WorkerProcess[]> {
+    const started = await Promise.all(Array.from({ length: n }, () => this.spawnWorker()));
+    this.workers.push(...started);
+    return started;
+  }
+
+  private async spawnWorker(): Promise<WorkerProcess> {
+    // `node --import tsx`, not the tsx binary: one process, so signals reach the worker itself and its identity
+    // (`pid@host`) is the pid we hold.
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', '--task-queue', this.taskQueue, '--shards', '1'],
+      { cwd: ROOT, env: this.workerEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const worker = new WorkerProcess(child);
+    this.allWorkers.push(worker);
+    const deadline = Date.now() + 60_000;
+    while (!worker.output.includes('polling')) {
+      if (!worker.running) throw new Error(`worker exited during start-up:\n${worker.output}`);
+      if (Date.now() > deadline) throw new Error(`worker did not start in 60 s:\n${worker.output}`);
+      await sleep(100);
+    }
+    return worker;
+  }
+
+  /** Stops every worker (SIGTERM, then SIGKILL), so the next run starts on cold ones. */
+  async stopWorkers(): Promise<void> {
+    const all = this.workers.splice(0);
+    for (const w of all) {
+      w.signal('SIGCONT');
+      w.signal('SIGTERM');
+    }
+    await Promise.all(
+      all.map(async (w) => {
+        const timer = setTimeout(() => w.signal('SIGKILL'), 15_000);
+        await w.exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  /** The input of a run of the seeded window on this rig's workers. */
+  input(overrides: Partial<ScoringRunInput> = {}): ScoringRunInput {
+    return {
+      store: this.storeUri,
+      window: WINDOW,
+      pool: 'cpu',
+      taskQueues: { cpu: this.taskQueue, gpu: this.taskQueue },
+      shardSize: this.options.shardSize,
+      maxParallelShards: 2,
+      timeouts: { shardHeartbeat: '3s' },
+      ...overrides,
+    };
+  }
+
+  /** Starts a run. */
+  start(id: string, overrides: Partial<ScoringRunInput> = {}): Promise<WorkflowHandle> {
+    return this.client.workflow.start(SCORING_WORKFLOW, {
+      taskQueue: this.taskQueue,
+      workflowId: `${id}-${Date.now()}`,
+      args: [this.input(overrides)],
+    });
+  }
+
+  /** Waits for a run's result, riding out a restarting server. */
+  async result(handle: WorkflowHandle, timeoutMs = 240_000): Promise<RunSummary> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return (await handle.result()) as RunSummary;
+      } catch (err) {
+        if (!isUnavailable(err) || Date.now() > deadline) throw err;
+        await sleep(500);
+      }
+    }
+  }
+
+  /** The run's progress, or undefined while no worker or server answers. */
+  async progress(handle: WorkflowHandle): Promise<RunProgress | undefined> {
+    try {
+      return await handle.query(progressQuery);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The scoreShard attempts running now: which worker, which attempt, how many devices done. */
+  async runningShards(handle: WorkflowHandle): Promise<{ identity: string; devicesDone: number; attempt: number }[]> {
+    try {
+      const d = await handle.describe();
+      return (d.raw.pendingActivities ?? [])
+        .filter(
+          (a) =>
+            a.activityType?.name === 'scoreShard' &&
+            a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+        )
+        .map((a) => {
+          const p = a.heartbeatDetails?.payloads?.[0];
+          const details = p ? defaultPayloadConverter.fromPayload<{ devicesDone?: number }>(p) : undefined;
+          return {
+            identity: a.lastWorkerIdentity ?? '',
+            devicesDone: details?.devicesDone ?? 0,
+            attempt: a.attempt ?? 1,
+          };
+        });
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Waits until a shard is being scored at the given point of the run: at least `shardsDone` shards finished and a
+   * started shard has heartbeaten at least `devicesDone` devices. Returns the worker scoring it.
+   */
+  async waitForShard(
+    handle: WorkflowHandle,
+    point: { shardsDone: number; devicesDone?: number },
+    timeoutMs = 120_000,
+  ): Promise<WorkerProcess> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const progress = await this.progress(handle);
+      if (progress && progress.shardsDone >= point.shardsDone) {
+        const shards = await this.runningShards(handle);
+        const busy = shards.find((s) => s.devicesDone >= (point.devicesDone ?? 25));
+        const worker = busy && this.workers.find((w) => w.identity === busy.identity && w.running);
+        if (worker) return worker;
+      }
+      await sleep(50);
+    }
+    throw new Error(`no shard reached ${JSON.stringify(point)} in ${timeoutMs} ms`);
+  }
+
+  /** Reads a window's commit: the manifest and every row of the shard files it lists. */
+  async committed(window = WINDOW): Promise<CommittedRows> {
+    const manifest = await readManifest(this.store, window);
+    if (!manifest) throw new Error(`window ${window} has no manifest`);
+    const rows = new Map<string, RowValue>();
+    const occurrences = new Map<string, number>();
+    for (const shard of manifest.shards) {
+      if (!shard.predictions) continue;
+      for (const row of predictionRows(decodePredictions(await this.store.get(shard.predictions)))) {
+        const key = `${row.device}@${row.ts}`;
+        occurrences.set(key, (occurrences.get(key) ?? 0) + 1);
+        rows.set(key, `${row.score}|${row.isAnomaly}|${row.modelVersion}`);
+      }
+    }
+    return { manifest, rows, occurrences };
+  }
+
+  /**
+   * Runs the window once without faults on cold workers and keeps its commit as the reference, after checking it
+   * against the seeded ground truth: every row scored once, anomalies exactly where they were injected.
+   */
+  async runReference(): Promise<CommittedRows> {
+    await this.startWorkers(2);
+    try {
+      const summary = await this.result(await this.start('reference'));
+      if (summary.scored !== this.options.devices) throw new Error(`reference run: ${JSON.stringify(summary)}`);
+    } finally {
+      await this.stopWorkers();
+    }
+    const reference = await this.committed();
+    const truth = await readDemoTruth(this.store, WINDOW);
+    const anomalous = new Set(truth!.anomalies.map((a) => `${a.device}@${a.ts}`));
+    if (reference.rows.size !== this.options.devices * 60) throw new Error('reference: wrong row count');
+    for (const [key, value] of reference.rows) {
+      if ((value.split('|')[1] === 'true') !== anomalous.has(key)) throw new Error(`reference: ${key} wrong`);
+    }
+    this.reference = reference;
+    return reference;
+  }
+
+  /** Compares a commit with the reference, row for row and device outcome for device outcome. */
+  compare(actual: CommittedRows): Comparison {
+    const reference = this.reference;
+    if (!reference) throw new Error('no reference run');
+    let lost = 0;
+    let changed = 0;
+    for (const [key, value] of reference.rows) {
+      const got = actual.rows.get(key);
+      if (got === undefined) lost++;
+      else if (got !== value) changed++;
+    }
+    let duplicated = 0;
+    for (const n of actual.occurrences.values()) duplicated += n - 1;
+    const unexpected = [...actual.rows.keys()].filter((k) => !reference.rows.has(k)).length;
+    const outcome = (m: Manifest, d: string) => JSON.stringify(m.devices[d] ?? null);
+    const devices = new Set([...Object.keys(reference.manifest.devices), ...Object.keys(actual.manifest.devices)]);
+    const outcomesDiffer = [...devices].filter(
+      (d) => outcome(reference.manifest, d) !== outcome(actual.manifest, d),
+    ).length;
+    return { lost, duplicated, unexpected, changed, outcomesDiffer };
+  }
+
+  /** Every object in the store as text (for grepping), keyed by its key. */
+  async dumpStore(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const key of await this.store.list(''))
+      out.set(key, Buffer.from(await this.store.get(key)).toString('latin1'));
+    return out;
+  }
+
+  /** Stops everything and deletes the rig's folder. */
+  async close(): Promise<void> {
+    await this.stopWorkers().catch(() => undefined);
+    for (const w of this.allWorkers) w.signal('SIGKILL');
+    await this.connection?.close().catch(() => undefined);
+    await this.server?.stop().catch(() => undefined);
+    if (this.store instanceof S3Store) this.store.destroy();
+    await this.s3?.stop();
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Kills the dev server (SIGKILL) and starts it again on the same SQLite file and ports after `downMs`. */
+  async crashTemporal(downMs: number): Promise<void> {
+    await this.server.kill();
+    await sleep(downMs);
+    this.server = await startDevServer({ dbFile: join(this.dir, 'temporal.db'), ...this.ports });
+  }
+}
+
+/** Runs `body` (which injects the fault and returns how many times), checks the commit and records the figures. */
+export async function measureFault(
+  rig: FaultRig,
+  fault: string,
+  point: string,
+  body: () => Promise<{ injected: number; summary: RunSummary | undefined; runs?: number; completed?: number }>,
+): Promise<Comparison & { record: FaultRecord }> {
+  const started = Date.now();
+  const { injected, summary, runs = 1, completed } = await body();
+  const comparison = rig.compare(await rig.committed());
+  const record: FaultRecord = {
+    fault,
+    point,
+    injected,
+    runs,
+    runsCompleted: completed ?? (summary && summary.scored === rig.options.devices ? 1 : 0),
+    lost: comparison.lost,
+    duplicated: comparison.duplicated + comparison.unexpected,
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+  };
+  await recordFault(record);
+  return { ...comparison, record };
+}
+
+/** Appends one fault's figures to the results folder the reporter reads. */
+export async function recordFault(record: FaultRecord): Promise<void> {
+  await mkdir(FAULT_RESULTS_DIR, { recursive: true });
+  const name = `${record.fault}-${record.point}`.replace(/[^A-Za-z0-9_-]+/g, '_');
+  await writeFile(join(FAULT_RESULTS_DIR, `${name}.json`), JSON.stringify(record));
+}
+
+function isUnavailable(err: unknown): boolean {
+  const text = String((err as Error)?.message ?? err) + String((err as { cause?: unknown })?.cause ?? '');
+  return /UNAVAILABLE|ECONNREFUSED|Connection dropped|connect|deadline|14 |ServiceError/i.test(text);
+}
+
+async function copyStore(from: ObjectStore, to: ObjectStore): Promise<void> {
+  const keys = await from.list('');
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) {
+      const key = keys[next++]!;
+      await to.put(key, await from.get(key));
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+/** Every file under a folder, relative to it (for grepping local stores and logs). */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out.push(relative(dir, p));
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** Reads a file as text, or '' when it is gone. */
+export async function readText(path: string): Promise<string> {
+  return readFile(path, 'utf8').catch(() => '');
+}

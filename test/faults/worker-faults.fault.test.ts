@@ -1,0 +1,98 @@
+/**
+ * Worker faults, each injected into real `fleetscore worker` processes at three points of a run (the first
+ * shard, a middle shard, the last shards), with the committed window compared row for row with a fault-free run:
+ * - SIGKILL mid-shard: heartbeats stop, Temporal retries the shard on another worker after the heartbeat
+ *   timeout (a replacement worker starts at once, as a process supervisor would).
+ * - a stuck shard (SIGSTOP): the heartbeat timeout fires and the shard is retried elsewhere; the stuck worker is
+ *   then resumed, finishes its stale attempt late, and the commit must not change.
+ * - SIGTERM while busy: the worker stops polling, finishes its in-flight shard, and exits 0.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FaultRig, measureFault } from './support/fault-rig';
+
+jest.setTimeout(300_000);
+
+const POINTS = [
+  ['first shard', 0],
+  ['middle shard', 2],
+  ['last shards', 4],
+] as const;
+
+let rig: FaultRig;
+
+beforeAll(async () => {
+  rig = await FaultRig.start({ devices: 3000, sensors: 4, shardSize: 500 });
+  await rig.runReference();
+});
+
+afterAll(async () => {
+  await rig?.close();
+});
+
+afterEach(async () => {
+  await rig.stopWorkers();
+});
+
+const clean = { lost: 0, duplicated: 0, unexpected: 0, changed: 0, outcomesDiffer: 0 };
+
+test.each(POINTS)('SIGKILL of the worker scoring the %s', async (point, shardsDone) => {
+  const result = await measureFault(rig, 'worker SIGKILL mid-shard', point, async () => {
+    await rig.startWorkers(2);
+    const handle = await rig.start('kill');
+    const victim = await rig.waitForShard(handle, { shardsDone, devicesDone: 100 });
+    victim.signal('SIGKILL');
+    await victim.exited;
+    rig.workers.splice(rig.workers.indexOf(victim), 1);
+    await rig.startWorkers(1);
+    return { injected: 1, summary: await rig.result(handle) };
+  });
+  expect(result.record.runsCompleted).toBe(1);
+  expect(result).toMatchObject(clean);
+  // The killed attempt was retried: a shard was committed by a later attempt.
+  const { manifest } = await rig.committed();
+  expect(manifest.shards.some((s) => (s.attempt ?? 1) > 1)).toBe(true);
+});
+
+test.each(POINTS)(
+  'a stuck worker (SIGSTOP) on the %s: heartbeat timeout, retry elsewhere',
+  async (point, shardsDone) => {
+    let before: Awaited<ReturnType<FaultRig['committed']>> | undefined;
+    const result = await measureFault(rig, 'stuck shard (heartbeat timeout)', point, async () => {
+      await rig.startWorkers(2);
+      const handle = await rig.start('stuck');
+      const victim = await rig.waitForShard(handle, { shardsDone, devicesDone: 100 });
+      victim.signal('SIGSTOP');
+      await rig.startWorkers(1);
+      const summary = await rig.result(handle);
+      before = await rig.committed();
+      // Resume the stuck worker: its stale attempt finishes and writes late; the commit must stay the same.
+      victim.signal('SIGCONT');
+      await sleep(5_000);
+      return { injected: 1, summary };
+    });
+    expect(result.record.runsCompleted).toBe(1);
+    expect(result).toMatchObject(clean);
+    expect(before!.manifest).toEqual((await rig.committed()).manifest);
+    expect(before!.manifest.shards.some((s) => (s.attempt ?? 1) > 1)).toBe(true);
+  },
+);
+
+test.each(POINTS)(
+  'SIGTERM of the worker scoring the %s: it finishes the shard and exits 0',
+  async (point, shardsDone) => {
+    let exitCode: number | null = null;
+    const result = await measureFault(rig, 'worker SIGTERM while busy', point, async () => {
+      await rig.startWorkers(2);
+      const handle = await rig.start('term');
+      const victim = await rig.waitForShard(handle, { shardsDone, devicesDone: 100 });
+      victim.signal('SIGTERM');
+      await rig.startWorkers(1);
+      exitCode = await victim.exited;
+      rig.workers.splice(rig.workers.indexOf(victim), 1);
+      return { injected: 1, summary: await rig.result(handle) };
+    });
+    expect(exitCode).toBe(0);
+    expect(result.record.runsCompleted).toBe(1);
+    expect(result).toMatchObject(clean);
+  },
+);

@@ -1,0 +1,166 @@
+/**
+ * The gpu pool's provider choice and its fallback, without a GPU: a fake CUDA environment drives every branch
+ * (library missing, CUDA failing to start, onnxruntime silently placing the probe on CPU, CUDA working), and the
+ * real probe runs on this machine's onnxruntime to show the placement check reads real profiles.
+ */
+import { chooseProviders, CudaUnavailable, type CudaEnvironment } from '../../lib/models/execution-providers';
+import { LocalStore } from '../../lib/store/local-store';
+import { ModelSessionCache, type SessionPlacement } from '../../lib/models/model-sessions';
+import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
+import { registerModel } from '../../lib/models/model-registry';
+import {
+  CUDA_PROVIDER,
+  placementFromProfile,
+  probeExecutionProviders,
+  describePlacement,
+} from '../../lib/models/provider-probe';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const LIB = '/opt/ort/libonnxruntime_providers_cuda.so';
+
+function fakeCuda(
+  lib: string | undefined,
+  probe: () => Promise<Record<string, number>>,
+): CudaEnvironment & {
+  probed: string[][];
+} {
+  const probed: string[][] = [];
+  return {
+    probed,
+    providerLibrary: () => lib,
+    probe: (providers) => {
+      probed.push([...providers]);
+      return probe();
+    },
+  };
+}
+
+describe('chooseProviders', () => {
+  test('the cpu pool uses the CPU provider without probing', async () => {
+    const cuda = fakeCuda(LIB, () => Promise.reject(new Error('must not probe')));
+    const choice = await chooseProviders('cpu', 'refuse', cuda);
+    expect(choice).toMatchObject({ executionProviders: ['cpu'], gpu: false });
+    expect(cuda.probed).toEqual([]);
+  });
+
+  test('gpu with a probe whose nodes ran on CUDA uses CUDA, then CPU for operators CUDA lacks', async () => {
+    const cuda = fakeCuda(LIB, () => Promise.resolve({ [CUDA_PROVIDER]: 4 }));
+    const choice = await chooseProviders('gpu', 'refuse', cuda);
+    expect(choice).toMatchObject({ executionProviders: ['cuda', 'cpu'], gpu: true, probe: { [CUDA_PROVIDER]: 4 } });
+    expect(choice.decision).toContain('CUDA execution provider');
+    // The probe asks for CUDA alone, so a CUDA that cannot start throws instead of quietly becoming CPU.
+    expect(cuda.probed).toEqual([['cuda']]);
+  });
+
+  test('gpu without the provider library refuses to start, naming the library and the fix', async () => {
+    const cuda = fakeCuda(undefined, () => Promise.reject(new Error('must not probe')));
+    const err = await chooseProviders('gpu', 'refuse', cuda).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CudaUnavailable);
+    expect((err as Error).message).toMatch(/libonnxruntime_providers_cuda\.so is not installed/);
+    expect((err as Error).message).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
+    expect((err as Error).message).toMatch(/--gpu-fallback cpu/);
+  });
+
+  test('gpu without the library runs on CPU when the fallback is cpu, and says so', async () => {
+    const choice = await chooseProviders(
+      'gpu',
+      'cpu',
+      fakeCuda(undefined, () => Promise.resolve({})),
+    );
+    expect(choice).toMatchObject({ executionProviders: ['cpu'], gpu: false });
+    expect(choice.decision).toMatch(/running on the CPU execution provider \(--gpu-fallback cpu\) because/);
+  });
+
+  test('gpu whose probe silently ran on CPU is not taken for a GPU (refuse, or CPU when allowed)', async () => {
+    const silent = () => fakeCuda(LIB, () => Promise.resolve({ CPUExecutionProvider: 4 }));
+    const err = await chooseProviders('gpu', 'refuse', silent()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CudaUnavailable);
+    expect((err as Error).message).toMatch(/asked for CUDA but onnxruntime ran it on CPUExecutionProvider 4/);
+    const choice = await chooseProviders('gpu', 'cpu', silent());
+    expect(choice).toMatchObject({ executionProviders: ['cpu'], gpu: false, probe: { CPUExecutionProvider: 4 } });
+  });
+
+  test('gpu whose CUDA provider fails to start (driver, cuDNN) refuses, with onnxruntime’s error', async () => {
+    const failing = fakeCuda(LIB, () => Promise.reject(new Error('CUDA failure 100: no CUDA-capable device')));
+    const err = await chooseProviders('gpu', 'refuse', failing).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/could not start the CUDA provider .*no CUDA-capable device/);
+  });
+});
+
+describe('provider placement from onnxruntime profiles', () => {
+  test('counts node events by provider and ignores session events', () => {
+    const profile = [
+      { cat: 'Session', name: 'model_run', args: {} },
+      { cat: 'Node', name: 'a_kernel_time', args: { provider: CUDA_PROVIDER } },
+      { cat: 'Node', name: 'b_kernel_time', args: { provider: CUDA_PROVIDER } },
+      { cat: 'Node', name: 'c_kernel_time', args: { provider: 'CPUExecutionProvider' } },
+    ];
+    expect(placementFromProfile(profile)).toEqual({ [CUDA_PROVIDER]: 2, CPUExecutionProvider: 1 });
+    expect(placementFromProfile({ not: 'a profile' })).toEqual({});
+    expect(describePlacement({})).toBe('no nodes ran');
+  });
+
+  test('a real probe session on this machine reports where its nodes ran', async () => {
+    expect(await probeExecutionProviders(['cpu'])).toEqual({ CPUExecutionProvider: 4 });
+  });
+
+  test('the real CUDA provider, where it is not installed, fails loudly instead of falling back', async () => {
+    const { cudaProviderLibrary } = await import('../../lib/models/execution-providers');
+    if (cudaProviderLibrary()) return; // a GPU host: covered by the choice above
+    await expect(probeExecutionProviders(['cuda'])).rejects.toThrow(/shared library|CUDA/i);
+    const choice = await chooseProviders('gpu', 'cpu');
+    expect(choice.gpu).toBe(false);
+    expect(choice.decision).toMatch(/not installed/);
+  });
+
+  test('model sessions report where each new session ran, once, on its first inference', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetscore-placement-'));
+    try {
+      const store = new LocalStore(dir);
+      const onnx = buildMahalanobisModel({
+        mean: [0, 0],
+        precision: [
+          [1, 0],
+          [0, 1],
+        ],
+      });
+      const meta = {
+        pool: 'gpu' as const,
+        features: ['a', 'b'],
+        input: { name: 'X' },
+        output: { name: 'score' },
+        anomalyWhen: 'above' as const,
+        threshold: 9,
+      };
+      const entry = await registerModel(store, { device: 'dev-1', onnx, meta });
+      const placements: SessionPlacement[] = [];
+      const lookups: boolean[] = [];
+      let inferences = 0;
+      const cache = new ModelSessionCache({
+        checkPlacement: true,
+        observer: {
+          placement: (p) => placements.push(p),
+          cacheLookup: (hit) => lookups.push(hit),
+          inference: (seconds, rows) => {
+            expect(seconds).toBeGreaterThanOrEqual(0);
+            inferences += rows;
+          },
+        },
+      });
+      const model = await cache.load(store, 'dev-1', entry);
+      await model.score(new Float32Array([1, 2, 3, 4]), 2);
+      await model.score(new Float32Array([1, 2]), 1);
+      await cache.load(store, 'dev-1', entry);
+      expect(placements).toEqual([
+        { device: 'dev-1', version: entry.version, sha256: entry.sha256, placement: { CPUExecutionProvider: 4 } },
+      ]);
+      expect(lookups).toEqual([false, true]);
+      expect(inferences).toBe(3);
+      await cache.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

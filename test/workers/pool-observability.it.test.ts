@@ -1,0 +1,186 @@
+/**
+ * Observability and pool routing on a real dev server with real pool workers: Prometheus metrics (the SDK's and
+ * fleetscore's) on the runtime's exporter, JSON log lines carrying run, window, shard and attempt, and a run
+ * whose gpu shards have no worker: it lists them as waiting (progress query, `runs watch`), finishes when a gpu
+ * worker arrives, and fails those devices with PoolUnavailable when none comes.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../lib/names';
+import { readManifest } from '../../lib/scoring/manifest';
+import type { RunSummary, ScoringRunInput } from '../../lib/scoring/run-types';
+import { LocalStore } from '../../lib/store/local-store';
+import { progressStatus, watchRun, type RunSnapshot } from '../../lib/temporal/run-watch';
+import { windowAt } from '../../lib/window';
+import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
+import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
+
+jest.setTimeout(180_000);
+
+const DEVICES = 12;
+const END_MS = Date.UTC(2026, 10, 21, 12);
+const WINDOW = windowAt(END_MS - 3_600_000).id;
+
+let env: TestWorkflowEnvironment;
+let dir: string;
+let store: LocalStore;
+let metricsPort: number;
+const logs: string[] = [];
+const workers: PoolWorker[] = [];
+const running: Promise<unknown>[] = [];
+const taskQueues = { cpu: uniqueTaskQueue('obs-cpu'), gpu: uniqueTaskQueue('obs-gpu') };
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (address && typeof address === 'object' ? done(address.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+async function startWorker(pool: 'cpu' | 'gpu', taskQueue: string): Promise<PoolWorker> {
+  const w = await createPoolWorker({
+    pool,
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    gpuFallback: 'cpu',
+    maxConcurrentShards: 2,
+  });
+  workers.push(w);
+  running.push(w.worker.run());
+  return w;
+}
+
+beforeAll(async () => {
+  metricsPort = await freePort();
+  env = await startTemporal({
+    logFormat: 'json',
+    metricsAddress: `127.0.0.1:${metricsPort}`,
+    write: (line) => logs.push(line),
+  });
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-obs-'));
+  store = new LocalStore(join(dir, 'store'));
+  await seedDemoFleet(store, { devices: DEVICES, sensors: 4, hours: 1, endMs: END_MS, seed: 3, gpuEvery: 3 });
+  await startWorker('cpu', taskQueues.cpu);
+  await startWorker('gpu', taskQueues.gpu);
+});
+
+afterAll(async () => {
+  for (const w of workers) w.worker.shutdown();
+  await Promise.all(running);
+  await Promise.all(workers.map((w) => w.close()));
+  await env?.teardown();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function start(input: Partial<ScoringRunInput>, id: string) {
+  return env.client.workflow.start(SCORING_WORKFLOW, {
+    taskQueue: taskQueues.cpu,
+    workflowId: `${id}-${Date.now()}`,
+    args: [{ store: store.uri, window: WINDOW, shardSize: 2, taskQueues, ...input }],
+  });
+}
+
+/** Sums the samples of a Prometheus metric whose labels include `labels`. */
+function sample(metrics: string, name: string, labels: string): number {
+  return metrics
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+test('workers export the SDK metrics and fleetscore counters on the Prometheus port, and log JSON with ids', async () => {
+  const handle = await start({}, 'metrics');
+  const summary: RunSummary = await handle.result();
+  expect(summary.scored).toBe(DEVICES);
+
+  // The exporter is pull-based; counters appear once recorded.
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const scored =
+    sample(metrics, 'fleetscore_devices_scored_total', 'pool="cpu"') +
+    sample(metrics, 'fleetscore_devices_scored_total', 'pool="gpu"');
+  expect(scored).toBe(DEVICES);
+  expect(sample(metrics, 'fleetscore_devices_scored_total', 'pool="gpu"')).toBe(DEVICES / 3);
+  expect(sample(metrics, 'fleetscore_rows_scored_total', 'pool=')).toBe(summary.rows);
+  expect(sample(metrics, 'fleetscore_model_cache_misses_total', 'pool=')).toBe(DEVICES);
+  expect(sample(metrics, 'fleetscore_inference_seconds_count', 'pool=')).toBe(DEVICES);
+  expect(metrics).toMatch(/^fleetscore_devices_failed_total\{/m);
+  // The SDK's own worker metrics on the same port.
+  expect(metrics).toMatch(/^temporal_activity_execution_latency_count\{.*activity_type="scoreShard"/m);
+  expect(metrics).toMatch(/^temporal_worker_task_slots_available\{/m);
+
+  // Structured logs: every line is JSON; the shard's lines name the run, window, shard and attempt.
+  const entries = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const scoredLine = entries.find((e) => e.message === 'shard scored' && e.workflowId === handle.workflowId);
+  expect(scoredLine).toMatchObject({
+    level: 'info',
+    window: WINDOW,
+    shard: expect.any(Number),
+    attempt: 1,
+    workflowRunId: handle.firstExecutionRunId,
+    activityType: 'scoreShard',
+    taskQueue: expect.stringMatching(/^obs-/),
+  });
+  expect(entries.find((e) => String(e.message).startsWith('gpu pool:'))).toMatchObject({ pool: 'gpu', shards: 2 });
+});
+
+test('gpu shards without a gpu worker are listed as waiting, then scored when a gpu worker arrives', async () => {
+  const lateGpu = uniqueTaskQueue('late-gpu');
+  const handle = await start(
+    {
+      pool: 'gpu',
+      taskQueues: { ...taskQueues, gpu: lateGpu },
+      timeouts: { poolWaitNotice: '1s', poolWaitLimit: '5 minutes' },
+    },
+    'late',
+  );
+  const snapshots: RunSnapshot[] = [];
+  const watched = watchRun(env.client, handle.workflowId, (s) => snapshots.push(s), 250);
+
+  let progress: RunProgress | undefined;
+  for (let i = 0; i < 120 && !progress?.waiting?.length; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    progress = await handle.query(progressQuery);
+  }
+  expect(progress!.waiting!.length).toBeGreaterThan(0);
+  expect(progress!.waiting![0]).toMatchObject({ pool: 'gpu', taskQueue: lateGpu, notices: expect.any(Number) });
+  const described = await handle.describe();
+  expect(described.status.name).toBe('RUNNING');
+
+  await startWorker('gpu', lateGpu);
+  const result = await watched;
+  expect(result.summary).toMatchObject({ scored: DEVICES, failed: 0, failedShards: 0 });
+  expect((await handle.query(progressQuery)).waiting).toEqual([]);
+  // `runs watch` saw the waiting shards in its status line.
+  const statuses = snapshots.filter((s) => s.progress).map((s) => progressStatus(s.progress!));
+  expect(statuses.some((s) => /waiting for gpu: shard \d/.test(s))).toBe(true);
+  const logged = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(logged.some((e) => e.level === 'warn' && /is waiting for pool gpu/.test(String(e.message)))).toBe(true);
+});
+
+test('gpu shards whose pool never comes fail with PoolUnavailable and the run still commits', async () => {
+  const nobody = uniqueTaskQueue('no-gpu');
+  const handle = await start(
+    {
+      pool: 'gpu',
+      taskQueues: { ...taskQueues, gpu: nobody },
+      timeouts: { poolWaitNotice: '1s', poolWaitLimit: '3s' },
+    },
+    'never',
+  );
+  const summary: RunSummary = await handle.result();
+  expect(summary).toMatchObject({ devices: DEVICES, scored: 0, failed: DEVICES, failedShards: DEVICES / 2 });
+  const manifest = await readManifest(store, WINDOW);
+  expect(manifest!.shards.every((s) => s.status === 'failed')).toBe(true);
+  expect(manifest!.shards[0]!.reason).toMatch(
+    new RegExp(`no worker of pool gpu \\(task queue ${nobody}\\) started shard`),
+  );
+});
