@@ -40,6 +40,8 @@ export interface PoolWorkerOptions {
   taskQueue?: string;
   /** Where CUDA is looked for (tests). */
   cuda?: CudaEnvironment;
+  /** Stack recognised Mahalanobis models, many devices per inference call (default true). */
+  batching?: boolean;
 }
 
 /** A created (not yet running) pool worker and the decisions it logged. */
@@ -86,6 +88,7 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     executionProviders: providers.executionProviders,
     checkPlacement: providers.gpu,
     observer: metrics.sessions,
+    batching: options.batching,
   });
   const stores = new Map<string, ObjectStore>();
   const activities = createActivities({

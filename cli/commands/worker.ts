@@ -14,6 +14,7 @@ const optionsSchema = z.object({
   taskQueue: z.string().min(1).optional(),
   metricsPort: z.coerce.number().int().min(1).max(65535).optional(),
   logFormat: z.string().optional(),
+  batching: z.boolean(),
 });
 
 /** `fleetscore worker --pool cpu|gpu`: one pool worker until SIGINT/SIGTERM, which drain it gracefully. */
@@ -26,6 +27,7 @@ export const workerCommand = new Command('worker')
   .option('--task-queue <name>', 'poll this task queue instead of the pool default')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 0.0.0.0:PORT/metrics (or FLEETSCORE_METRICS_PORT)')
   .option('--log-format <format>', 'text (default) | json (or FLEETSCORE_LOG_FORMAT)')
+  .option('--no-batching', 'give every model its own session, even Mahalanobis models that could be stacked')
   .action(async (raw: Record<string, unknown>) => {
     const options = optionsSchema.parse(raw);
     installRuntime({
@@ -43,6 +45,7 @@ export const workerCommand = new Command('worker')
         maxConcurrentShards: options.shards,
         tuner: options.tuner,
         taskQueue: options.taskQueue,
+        batching: options.batching,
       });
       process.stderr.write(
         `fleetscore: ${pool.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,

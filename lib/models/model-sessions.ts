@@ -10,6 +10,7 @@ import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { keys } from '../keys';
 import type { ObjectStore } from '../store/object-store';
 import type { IndexEntry, ModelMeta } from './model-meta';
+import { MahalanobisBatcher, recognizeMahalanobis, type MahalanobisParams } from './mahalanobis-batch';
 import { ModelChecksumMismatch, ModelNotFound, readModelMeta, sha256Hex } from './model-registry';
 import { readProfiles, type NodePlacement } from './provider-probe';
 
@@ -45,7 +46,22 @@ export interface ModelSessionCacheOptions {
    */
   checkPlacement?: boolean;
   observer?: ModelSessionObserver;
+  /**
+   * Score recognised Mahalanobis models stacked, many devices per inference call (default true). Off, every
+   * model gets a session of its own, as any other architecture does.
+   */
+  batching?: boolean;
+  /** Parameter sets of stacked models kept, by sha256; default 250,000 (about 300 bytes each at K = 8). */
+  maxStackedModels?: number;
 }
+
+/**
+ * A device's model in the cheapest form to score: the parameters of a recognised Mahalanobis graph, scored
+ * with other devices in one stacked call ({@link ModelSessionCache.scoreStacked}), or a session of its own.
+ */
+export type PreparedModel =
+  | { kind: 'stacked'; device: string; version: string; meta: ModelMeta; params: MahalanobisParams }
+  | { kind: 'session'; device: string; version: string; meta: ModelMeta; model: LoadedModel };
 
 /** A model ready to score: its validated model.json and a function from feature rows to scores. */
 export interface LoadedModel {
@@ -145,6 +161,11 @@ export class ModelSessionCache {
   private readonly intraOpNumThreads: number;
   private readonly checkPlacement: boolean;
   private readonly observer: ModelSessionObserver;
+  private readonly batching: boolean;
+  private readonly maxStackedModels: number;
+  /** sha256 -> parameters, or null for a model that is not a stacked-able Mahalanobis graph. */
+  private readonly stacked = new Map<string, MahalanobisParams | null>();
+  private readonly batcher: MahalanobisBatcher;
 
   constructor(options: ModelSessionCacheOptions = {}) {
     this.executionProviders = options.executionProviders ?? ['cpu'];
@@ -152,6 +173,9 @@ export class ModelSessionCache {
     this.observer = options.observer ?? {};
     this.maxSessions = options.maxSessions ?? 4096;
     this.intraOpNumThreads = options.intraOpNumThreads ?? 1;
+    this.batching = options.batching ?? true;
+    this.maxStackedModels = options.maxStackedModels ?? 250_000;
+    this.batcher = new MahalanobisBatcher(this.executionProviders);
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
       throw new RangeError('maxSessions must be an integer of at least 1');
     }
@@ -189,11 +213,71 @@ export class ModelSessionCache {
     };
   }
 
+  /**
+   * The device's model prepared for scoring: a recognised Mahalanobis graph as verified parameters (no session),
+   * anything else as a loaded session. Throws what {@link load} throws.
+   */
+  async prepare(
+    store: ObjectStore,
+    device: string,
+    entry: Pick<IndexEntry, 'version' | 'sha256'>,
+  ): Promise<PreparedModel> {
+    const { version, sha256 } = entry;
+    const meta = await this.meta(store, device, entry);
+    if (this.batching && meta.output.column === 0) {
+      let params = this.stacked.get(sha256);
+      const hit = params !== undefined;
+      if (params === undefined) {
+        const bytes = await readVerified(store, device, version, sha256);
+        params = recognizeMahalanobis(bytes, meta.input.name, meta.output.name) ?? null;
+        // A feature count that disagrees with model.json goes the session way, which reports it precisely.
+        if (params && params.k !== meta.features.length) params = null;
+        this.stacked.set(sha256, params);
+        if (this.stacked.size > this.maxStackedModels) this.stacked.delete(this.stacked.keys().next().value as string);
+      } else {
+        this.stacked.delete(sha256);
+        this.stacked.set(sha256, params);
+      }
+      if (params) {
+        this.observer.cacheLookup?.(hit);
+        return { kind: 'stacked', device, version, meta, params };
+      }
+    }
+    return { kind: 'session', device, version, meta, model: await this.load(store, device, entry) };
+  }
+
+  /**
+   * Scores stacked models, many devices per inference call. Returns, per item, its scores or the device-level
+   * error (a NaN or infinite score) that fails that device alone.
+   */
+  async scoreStacked(
+    items: readonly { model: Extract<PreparedModel, { kind: 'stacked' }>; x: Float32Array; rows: number }[],
+  ): Promise<(Float32Array | ModelOutputMismatch)[]> {
+    if (items.length === 0) return [];
+    const rows = items.reduce((n, i) => n + i.rows, 0);
+    const started = performance.now();
+    const scores = await this.batcher.score(
+      items.map((i) => ({ params: i.model.params, x: preprocess(i.model.meta, i.x), rows: i.rows })),
+    );
+    this.observer.inference?.((performance.now() - started) / 1000, rows);
+    return items.map((item, j) => {
+      const { device, version, meta } = item.model;
+      try {
+        return checkFinite(scores[j]!, meta.output.name, device, keys.modelOnnx(device, version));
+      } catch (err) {
+        if (err instanceof ModelOutputMismatch) return err;
+        throw err;
+      }
+    });
+  }
+
   /** Releases every session. The cache stays usable: a later `load` creates sessions again. */
   async close(): Promise<void> {
     const entries = [...this.sessions.values()];
     this.sessions.clear();
     this.metas.clear();
+    this.stacked.clear();
+    await this.batcher.close();
     await Promise.all(entries.map((e) => this.evict(e)));
   }
 
@@ -250,13 +334,7 @@ export class ModelSessionCache {
 
   private async create(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
     const file = keys.modelOnnx(device, version);
-    const bytes = await store.tryGet(file);
-    if (bytes === undefined) throw new ModelNotFound(device, file);
-    const actual = sha256Hex(bytes);
-    if (actual !== sha256) {
-      const recordedIn = `${keys.modelIndex()} and ${keys.modelMeta(device, version)}`;
-      throw new ModelChecksumMismatch(device, file, sha256, actual, recordedIn);
-    }
+    const bytes = await readVerified(store, device, version, sha256);
     const profileDir = this.checkPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-')) : undefined;
     try {
       const session = await InferenceSession.create(bytes, {
@@ -369,7 +447,12 @@ function readScores(
   }
   const out = cols === 1 && data instanceof Float32Array ? data : new Float32Array(rows);
   if (out !== data) for (let r = 0; r < rows; r++) out[r] = data[r * cols + column] as number;
-  // A NaN or infinite score can be neither anomalous nor normal: the device fails instead of committing it.
+  return checkFinite(out, name, device, file);
+}
+
+/** Returns `out` when every score is finite: a NaN or infinite score fails the device instead of being committed. */
+function checkFinite(out: Float32Array, name: string, device: string, file: string): Float32Array {
+  const rows = out.length;
   let bad = 0;
   let first = -1;
   for (let r = 0; r < rows; r++) {
@@ -380,7 +463,12 @@ function readScores(
     }
   }
   if (bad > 0) {
-    throw fail(`output ${name} is ${String(out[first])} for ${bad} of ${rows} rows (first: row ${first})`, 'output');
+    throw new ModelOutputMismatch(
+      `output ${name} is ${String(out[first])} for ${bad} of ${rows} rows (first: row ${first})`,
+      device,
+      file,
+      'output',
+    );
   }
   return out;
 }
@@ -391,4 +479,17 @@ async function release(entry: SessionEntry): Promise<void> {
   await entry.session.release();
   // A session released before its first inference still has its profiling folder.
   if (entry.profileDir) await rm(entry.profileDir, { recursive: true, force: true });
+}
+
+/** The model's bytes, verified against the sha256 the index and model.json record. */
+async function readVerified(store: ObjectStore, device: string, version: string, sha256: string): Promise<Uint8Array> {
+  const file = keys.modelOnnx(device, version);
+  const bytes = await store.tryGet(file);
+  if (bytes === undefined) throw new ModelNotFound(device, file);
+  const actual = sha256Hex(bytes);
+  if (actual !== sha256) {
+    const recordedIn = `${keys.modelIndex()} and ${keys.modelMeta(device, version)}`;
+    throw new ModelChecksumMismatch(device, file, sha256, actual, recordedIn);
+  }
+  return bytes;
 }

@@ -1,7 +1,8 @@
 import { PredictionsBuilder } from '../arrow/predictions';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
 import { keys } from '../keys';
-import { isAnomaly, type ModelSessionCache } from '../models/model-sessions';
+import type { DeviceRows } from '../arrow/aggregates';
+import { isAnomaly, type ModelSessionCache, type PreparedModel } from '../models/model-sessions';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow } from '../window';
 import { InvalidPlan, readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
@@ -48,6 +49,7 @@ const DEVICE_ERRORS = new Set([
 
 const HEARTBEAT_EVERY = 25;
 const FAILURES_REPORTED = 20;
+const PREPARE_CONCURRENCY = 8;
 
 /**
  * Scores one shard: for each planned device, loads its pinned model, gathers its rows of the window, infers,
@@ -81,43 +83,89 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     const counts: RunCounts = { devices: plan.devices.length, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
     const failures: DeviceFailure[] = [];
 
-    for (const [i, planned] of plan.devices.entries()) {
+    const recordFailure = (device: string, version: string, err: unknown): void => {
+      if (!(err instanceof Error) || !DEVICE_ERRORS.has(err.name)) throw err;
+      const { file, field } = err as Error & { file?: string; field?: string };
+      outcomes[device] = { status: 'failed', version, reason: `${err.name}: ${err.message}`, file, field };
+      counts.failed++;
+      if (failures.length < FAILURES_REPORTED) failures.push({ device, reason: `${err.name}: ${err.message}` });
+      log.add({ event: 'device-failed', level: 'error', device, error: err.name, reason: err.message, file, field });
+      ctx.log.warn('device failed', { device, error: err.name, reason: err.message, file, field });
+    };
+
+    // 1. Each device's model (stacked parameters, or a session of its own) and its rows of the window. Models are
+    //    read a few at a time: on a cold worker this is the store's latency, not CPU.
+    const ready: ({ model: PreparedModel; rows: DeviceRows } | undefined)[] = new Array(plan.devices.length);
+    let next = 0;
+    let prepared = 0;
+    const prepareNext = async (): Promise<void> => {
+      for (let i = next++; i < plan.devices.length; i = next++) {
+        const { device, version } = plan.devices[i]!;
+        if (prepared++ % HEARTBEAT_EVERY === 0) ctx.heartbeat({ devicesDone: prepared });
+        try {
+          const model = await deps.sessions.prepare(deps.store, device, plan.devices[i]!);
+          const rows = aggregates.device(device, model.meta.features);
+          if (rows && rows.rows > 0) ready[i] = { model, rows };
+        } catch (err) {
+          recordFailure(device, version, err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: PREPARE_CONCURRENCY }, prepareNext));
+
+    // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
+    const scores: (Float32Array | Error | undefined)[] = new Array(plan.devices.length);
+    const stacked = ready.flatMap((r, i) => (r?.model.kind === 'stacked' ? [i] : []));
+    const stackedScores = await deps.sessions.scoreStacked(
+      stacked.map((i) => ({
+        model: ready[i]!.model as Extract<PreparedModel, { kind: 'stacked' }>,
+        x: ready[i]!.rows.x,
+        rows: ready[i]!.rows.rows,
+      })),
+    );
+    stacked.forEach((i, j) => (scores[i] = stackedScores[j]));
+    for (const [i, r] of ready.entries()) {
+      if (r?.model.kind !== 'session') continue;
       if (i % HEARTBEAT_EVERY === 0) ctx.heartbeat({ devicesDone: i });
-      const { device, version } = planned;
       try {
-        const model = await deps.sessions.load(deps.store, device, planned);
-        const rows = aggregates.device(device, model.meta.features);
-        if (!rows || rows.rows === 0) {
-          outcomes[device] = { status: 'no-data', version };
-          counts.noData++;
-          log.add({ event: 'device-no-data', level: 'info', device });
-          continue;
-        }
-        const scores = await model.score(rows.x, rows.rows);
-        const flags = new Uint8Array(rows.rows);
-        let anomalies = 0;
-        for (let r = 0; r < rows.rows; r++) {
-          if (isAnomaly(model.meta, scores[r]!)) {
-            flags[r] = 1;
-            anomalies++;
-          }
-        }
-        predictions.append(device, version, rows.ts, scores, flags);
-        outcomes[device] = { status: 'scored', version, rows: rows.rows, anomalies };
-        counts.scored++;
-        counts.rows += rows.rows;
-        counts.anomalies += anomalies;
-        if (rows.droppedOutsideWindow > 0) {
-          log.add({ event: 'rows-outside-window', level: 'warn', device, dropped: rows.droppedOutsideWindow });
-        }
+        scores[i] = await r.model.model.score(r.rows.x, r.rows.rows);
       } catch (err) {
         if (!(err instanceof Error) || !DEVICE_ERRORS.has(err.name)) throw err;
-        const { file, field } = err as Error & { file?: string; field?: string };
-        outcomes[device] = { status: 'failed', version, reason: `${err.name}: ${err.message}`, file, field };
-        counts.failed++;
-        if (failures.length < FAILURES_REPORTED) failures.push({ device, reason: `${err.name}: ${err.message}` });
-        log.add({ event: 'device-failed', level: 'error', device, error: err.name, reason: err.message, file, field });
-        ctx.log.warn('device failed', { device, error: err.name, reason: err.message, file, field });
+        scores[i] = err;
+      }
+    }
+
+    // 3. Predictions and outcomes, in plan order.
+    for (const [i, planned] of plan.devices.entries()) {
+      const { device, version } = planned;
+      if (outcomes[device]) continue;
+      const r = ready[i];
+      const score = scores[i];
+      if (!r || !score) {
+        outcomes[device] = { status: 'no-data', version };
+        counts.noData++;
+        log.add({ event: 'device-no-data', level: 'info', device });
+        continue;
+      }
+      if (score instanceof Error) {
+        recordFailure(device, version, score);
+        continue;
+      }
+      const flags = new Uint8Array(r.rows.rows);
+      let anomalies = 0;
+      for (let row = 0; row < r.rows.rows; row++) {
+        if (isAnomaly(r.model.meta, score[row]!)) {
+          flags[row] = 1;
+          anomalies++;
+        }
+      }
+      predictions.append(device, version, r.rows.ts, score, flags);
+      outcomes[device] = { status: 'scored', version, rows: r.rows.rows, anomalies };
+      counts.scored++;
+      counts.rows += r.rows.rows;
+      counts.anomalies += anomalies;
+      if (r.rows.droppedOutsideWindow > 0) {
+        log.add({ event: 'rows-outside-window', level: 'warn', device, dropped: r.rows.droppedOutsideWindow });
       }
     }
 

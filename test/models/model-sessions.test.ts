@@ -143,6 +143,52 @@ describe('ModelSessionCache', () => {
   });
 });
 
+describe('ModelSessionCache.prepare and scoreStacked', () => {
+  it('stacks recognised Mahalanobis models and scores them as their own sessions would', async () => {
+    const a = await register('pump-1', [1, 2]);
+    const b = await register('pump-2', [0, 0], { preprocessing: { type: 'standardize', mean: [1, 1], scale: [2, 2] } });
+    const pa = await cache.prepare(store, 'pump-1', a);
+    const pb = await cache.prepare(store, 'pump-2', b);
+    expect([pa.kind, pb.kind]).toEqual(['stacked', 'stacked']);
+    if (pa.kind !== 'stacked' || pb.kind !== 'stacked') return;
+    const xa = new Float32Array([1, 2, 2, 2, 4, 6]);
+    const xb = new Float32Array([1, 1, 5, 3]);
+    const [sa, sb] = await cache.scoreStacked([
+      { model: pa, x: xa, rows: 3 },
+      { model: pb, x: xb, rows: 2 },
+    ]);
+    expect(Array.from(sa as Float32Array)).toEqual(
+      Array.from(await (await cache.load(store, 'pump-1', a)).score(xa, 3)),
+    );
+    // Standardised first: (5-1)/2 = 2, (3-1)/2 = 1, so 2² + 1² = 5.
+    expect(Array.from(sb as Float32Array)).toEqual([0, 5]);
+  });
+
+  it('fails only the device whose stacked scores are not finite', async () => {
+    const a = await register('pump-1', [0, 0]);
+    const b = await register('pump-2', [0, 0]);
+    const [pa, pb] = [await cache.prepare(store, 'pump-1', a), await cache.prepare(store, 'pump-2', b)];
+    if (pa.kind !== 'stacked' || pb.kind !== 'stacked') throw new Error('expected stacked models');
+    const [sa, sb] = await cache.scoreStacked([
+      { model: pa, x: new Float32Array([1, 1]), rows: 1 },
+      { model: pb, x: new Float32Array([NaN, 1]), rows: 1 },
+    ]);
+    expect(Array.from(sa as Float32Array)).toEqual([2]);
+    expect(sb).toMatchObject({ name: 'ModelOutputMismatch', device: 'pump-2', field: 'output' });
+  });
+
+  it('gives other graphs, and every model when batching is off, a session of their own', async () => {
+    const entry = await register('pump-1', [1, 2]);
+    const unbatched = new ModelSessionCache({ batching: false });
+    try {
+      const prepared = await unbatched.prepare(store, 'pump-1', entry);
+      expect(prepared.kind).toBe('session');
+    } finally {
+      await unbatched.close();
+    }
+  });
+});
+
 describe('isAnomaly', () => {
   it('compares strictly above or below the threshold', () => {
     expect(isAnomaly({ anomalyWhen: 'above', threshold: 1 }, 1.5)).toBe(true);
