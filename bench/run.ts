@@ -61,12 +61,18 @@ async function freePort(): Promise<number> {
 }
 
 async function limit(store: string, window: string): Promise<Measured> {
-  const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'bench/limit.ts', store, window], { cwd: ROOT, maxBuffer: 1 << 24 });
+  const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'bench/limit.ts', store, window], {
+    cwd: ROOT,
+    maxBuffer: 1 << 24,
+  });
   return JSON.parse(stdout) as Measured;
 }
 
 async function peer(python: string, store: string, window: string, work: string): Promise<Measured> {
-  const { stdout } = await exec(python, ['bench/peer.py', '--store', store, '--window', window, '--work', work], { cwd: ROOT, maxBuffer: 1 << 24 });
+  const { stdout } = await exec(python, ['bench/peer.py', '--store', store, '--window', window, '--work', work], {
+    cwd: ROOT,
+    maxBuffer: 1 << 24,
+  });
   return JSON.parse(stdout) as Measured;
 }
 
@@ -89,12 +95,14 @@ function waitForLine(child: ChildProcess, text: string): Promise<void> {
 
 /** Time between the run's start and end during which no activity was executing: Temporal's share. */
 function orchestrationSeconds(history: temporal.api.history.v1.IHistory): number {
-  const ms = (t: temporal.api.history.v1.IHistoryEvent) => Number(t.eventTime?.seconds ?? 0) * 1000 + (t.eventTime?.nanos ?? 0) / 1e6;
+  const ms = (t: temporal.api.history.v1.IHistoryEvent) =>
+    Number(t.eventTime?.seconds ?? 0) * 1000 + (t.eventTime?.nanos ?? 0) / 1e6;
   const events = history.events ?? [];
   const started = new Map<string, number>();
   const intervals: [number, number][] = [];
   for (const e of events) {
-    if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), ms(e));
+    if (e.activityTaskStartedEventAttributes)
+      started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), ms(e));
     const done = e.activityTaskCompletedEventAttributes;
     if (done) intervals.push([started.get(String(done.scheduledEventId)) ?? ms(e), ms(e)]);
   }
@@ -110,10 +118,24 @@ function orchestrationSeconds(history: temporal.api.history.v1.IHistory): number
   return (wall - busy) / 1000;
 }
 
-async function fleetscore(store: string, window: string, work: string, shardSize: number): Promise<FleetscoreMeasured> {
-  const server = await startDevServer({ dbFile: join(work, 'temporal.db'), port: await freePort(), uiPort: await freePort() });
+async function fleetscore(
+  store: string,
+  window: string,
+  work: string,
+  shardSize: number,
+  batching: boolean,
+): Promise<FleetscoreMeasured> {
+  const server = await startDevServer({
+    dbFile: join(work, `temporal-${batching}.db`),
+    port: await freePort(),
+    uiPort: await freePort(),
+  });
   const env = { ...process.env, TEMPORAL_ADDRESS: server.address, FLEETSCORE_LOG_LEVEL: 'WARN' };
-  const worker = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const worker = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', ...(batching ? [] : ['--no-batching'])],
+    { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   try {
     await waitForLine(worker, 'polling fleetscore-cpu');
     const { client, connection } = await connectClient(temporalTarget({ address: server.address }));
@@ -152,7 +174,13 @@ async function run(): Promise<void> {
   const sizes = option('sizes', '1000,10000,100000').split(',').map(Number);
   const shardSize = Number(option('shard-size', '500'));
   const python = await ensurePeerPython();
-  const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` };
+  const machine = {
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    memory_gb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
   const results = [];
   for (const devices of sizes) {
     const work = mkdtempSync(join(tmpdir(), `fleetscore-bench-${devices}-`));
@@ -166,7 +194,9 @@ async function run(): Promise<void> {
       process.stderr.write('bench: peer (python, scikit-learn)\n');
       const p = await peer(python, storeDir, window, join(work, 'peer'));
       process.stderr.write('bench: fleetscore (cold, warm)\n');
-      const f = await fleetscore(storeDir, window, work, shardSize);
+      const f = await fleetscore(storeDir, window, work, shardSize, true);
+      process.stderr.write('bench: fleetscore without stacking (cold, warm)\n');
+      const u = await fleetscore(storeDir, window, work, shardSize, false);
       results.push({
         devices,
         rows: devices * 60,
@@ -174,10 +204,17 @@ async function run(): Promise<void> {
         peer_rows_per_s: p.rows_per_s,
         fleetscore_cold_rows_per_s: f.cold.rows_per_s,
         fleetscore_warm_rows_per_s: f.warm.rows_per_s,
+        fleetscore_unstacked_cold_rows_per_s: u.cold.rows_per_s,
+        fleetscore_unstacked_warm_rows_per_s: u.warm.rows_per_s,
         ratio_warm_to_limit: f.warm.rows_per_s / l.rows_per_s,
         ratio_warm_to_peer: f.warm.rows_per_s / p.rows_per_s,
         wall_s: { limit: l.wall_s, peer: p.wall_s, fleetscore_cold: f.cold.wall_s, fleetscore_warm: f.warm.wall_s },
-        peak_rss_mb: { limit: l.peak_rss_mb, peer: p.peak_rss_mb, fleetscore_worker: f.worker_peak_rss_mb },
+        peak_rss_mb: {
+          limit: l.peak_rss_mb,
+          peer: p.peak_rss_mb,
+          fleetscore_worker: f.worker_peak_rss_mb,
+          fleetscore_unstacked_worker: u.worker_peak_rss_mb,
+        },
         history_events: f.history_events,
         history_bytes: f.history_bytes,
         shards: f.shards,
@@ -192,13 +229,27 @@ async function run(): Promise<void> {
   const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   process.stdout.write(
     `${formatTable(
-      ['devices', 'limit rows/s', 'peer rows/s', 'cold rows/s', 'warm rows/s', 'warm/limit', 'warm/peer', 'warm wall s', 'worker MB', 'history events', 'orchestration'],
+      [
+        'devices',
+        'limit rows/s',
+        'peer rows/s',
+        'cold rows/s',
+        'warm rows/s',
+        'unstacked warm',
+        'warm/limit',
+        'warm/peer',
+        'warm wall s',
+        'worker MB',
+        'history events',
+        'orchestration',
+      ],
       results.map((r) => [
         fmt(r.devices),
         fmt(r.limit_rows_per_s),
         fmt(r.peer_rows_per_s),
         fmt(r.fleetscore_cold_rows_per_s),
         fmt(r.fleetscore_warm_rows_per_s),
+        fmt(r.fleetscore_unstacked_warm_rows_per_s),
         fmt(r.ratio_warm_to_limit, 2),
         fmt(r.ratio_warm_to_peer, 2),
         fmt(r.wall_s.fleetscore_warm, 2),
@@ -210,7 +261,9 @@ async function run(): Promise<void> {
   );
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`machine: ${machine.cpus} x ${machine.cpu_model}, ${machine.memory_gb} GiB, node ${machine.node}\n`);
+  process.stdout.write(
+    `machine: ${machine.cpus} x ${machine.cpu_model}, ${machine.memory_gb} GiB, node ${machine.node}\n`,
+  );
 }
 
 run().catch((err: unknown) => {

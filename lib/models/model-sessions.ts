@@ -294,7 +294,10 @@ export class ModelSessionCache {
       meta = await readModelMeta(store, device, entry.version);
     }
     this.metas.set(key, meta);
-    if (this.metas.size > this.maxSessions) this.metas.delete(this.metas.keys().next().value as string);
+    // model.json files are small and immutable: keep as many as models are kept, stacked or with a session.
+    if (this.metas.size > Math.max(this.maxSessions, this.maxStackedModels)) {
+      this.metas.delete(this.metas.keys().next().value as string);
+    }
     if (meta.sha256 !== entry.sha256) {
       const file = keys.modelMeta(device, entry.version);
       throw new ModelChecksumMismatch(device, file, entry.sha256, meta.sha256, keys.modelIndex());
