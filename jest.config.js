@@ -5,10 +5,12 @@
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 const setupFiles = ['<rootDir>/test/support/jest-realm.ts'];
 
+const faults = process.env.FLEETSCORE_FAULTS === '1';
+
 /** @type {import('jest').Config} */
 module.exports = {
-  // The fault table reporter prints only when fault tests ran.
-  reporters: ['default', '<rootDir>/test/faults/support/fault-table-reporter.js'],
+  // The fault suite's table (fault, times injected, runs completed, predictions lost / duplicated) after its tests.
+  reporters: faults ? ['default', '<rootDir>/test/faults/support/fault-table-reporter.js'] : ['default'],
   projects: [
     {
       displayName: 'unit',
@@ -27,7 +29,7 @@ module.exports = {
     },
     // Fault injection against real processes, only with FLEETSCORE_FAULTS=1 (`npm run test:faults`, in band):
     // a plain `jest` never kills servers under someone's feet.
-    ...(process.env.FLEETSCORE_FAULTS === '1'
+    ...(faults
       ? [
           {
             displayName: 'faults',

@@ -68,6 +68,15 @@ const showCommand = new Command('show')
         `window     ${m.window}  [${m.windowStart}, ${m.windowEnd})`,
         `committed  ${m.committedAt} by ${m.workflowId} (run ${m.runId})${m.scheduleId ? `, schedule ${m.scheduleId}` : ''}`,
         `devices    ${c.devices}: ${c.scored} scored, ${c.noData} no data, ${c.failed} failed; ${c.rows} rows, ${c.anomalies} anomalies`,
+        ...(m.unknownDevices
+          ? [
+              `unknown    ${m.unknownDevices.count} device ids have rows but no model (not scored): ` +
+                `${m.unknownDevices.devices
+                  .slice(0, 10)
+                  .map((d) => JSON.stringify(d))
+                  .join(', ')}${m.unknownDevices.count > 10 ? ', …' : ''}`,
+            ]
+          : []),
         '',
         formatTable(
           ['shard', 'pool', 'devices', 'status', 'attempt', 'predictions / reason'],

@@ -77,7 +77,7 @@ test('a backfill (overlap allow-all) of a window while a live run scores it', as
     const result = await measureFault(rig, 'same window twice at once', 'backfill over a live run', async () => {
       await rig.startWorkers(2);
       const live = await rig.start('live');
-      await rig.waitForShard(live, { shardsDone: 0, devicesDone: 50 });
+      await rig.waitForShard(live, { shardsDone: 0 });
       await schedule.backfill([{ start, end, overlap: ScheduleOverlapPolicy.ALLOW_ALL }]);
       let backfilled: WorkflowHandle | undefined;
       for (let i = 0; i < 200 && !backfilled; i++) {

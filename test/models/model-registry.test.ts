@@ -267,6 +267,32 @@ describe('registerModelPackage', () => {
     expect(await store.list('models/')).toEqual([]);
   });
 
+  it('never reads, writes or runs the other members of a package: only model.onnx and model.json', async () => {
+    const script = '#!/bin/sh\necho pwned > /tmp/fleetscore-pwned\n';
+    const pkg = tarGz([
+      { header: { path: 'install.sh', mode: 0o755 }, body: script },
+      { header: { path: 'model.onnx' }, body: model },
+      { header: { path: 'model.py', mode: 0o755 }, body: 'import os; os.system("id")' },
+      { header: { path: 'model.pkl' }, body: 'cos\nsystem\n(S"id"\ntR.' },
+      { header: { path: 'lib/custom_op.so', mode: 0o755 }, body: '\x7fELF' },
+      { header: { path: 'model.json' }, body: packagedMeta },
+    ]);
+    const result = await registerModelPackage(store, 'pump-1', pkg, 'model.tar.gz');
+    expect(result.version).toBe('v0001');
+    // Only the model and its metadata are stored; nothing of the other members reaches the store.
+    expect(await store.list('')).toEqual([
+      'models/index.json',
+      'models/pump-1/v0001/model.json',
+      'models/pump-1/v0001/model.onnx',
+    ]);
+    expect(Buffer.from(await store.get('models/pump-1/v0001/model.onnx')).equals(Buffer.from(model))).toBe(true);
+    for (const key of await store.list('')) {
+      const text = Buffer.from(await store.get(key)).toString('latin1');
+      expect(text).not.toContain('pwned');
+      expect(text).not.toContain('os.system');
+    }
+  });
+
   it('rejects archives without both files, and bytes that are not a tar.gz', async () => {
     const onlyOnnx = tarGz([{ header: { path: 'model.onnx' }, body: model }]);
     await expect(registerModelPackage(store, 'pump-1', onlyOnnx, 'm.tar.gz')).rejects.toMatchObject({

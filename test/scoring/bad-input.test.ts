@@ -48,7 +48,7 @@ async function runWindow(
   store: LocalStore,
   shardSize = 500,
 ): Promise<{ manifest: Manifest; logs: string; beats: number }> {
-  const plan = await planRun(store, { store: store.uri, window: WINDOW.id, shardSize });
+  const plan = await planRun(store, { store: store.uri, window: WINDOW.id, shardSize, pool: 'cpu' });
   const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
   let beats = 0;
   for (const ref of plan.shards) {

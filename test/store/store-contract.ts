@@ -117,7 +117,7 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       expect(text(await store.get('d/two.txt'))).toBe('2');
     });
 
-    describe.each(['../x', '/abs', 'a//b', 'a/./b', 'a/../b', 'a\\b', '', 'a/b/', 'nul\0byte'])(
+    describe.each(['../x', '/abs', 'a//b', 'a/./b', 'a/../b', 'a\\b', '', 'a/b/', 'nul\0byte', '..', 'a/..', 'a/\nb'])(
       'rejects the invalid key %j',
       (key) => {
         it('in get, tryGet, put and delete', async () => {

@@ -16,7 +16,7 @@ import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { registerModel } from '../../lib/models/model-registry';
 import { SCORING_WORKFLOW } from '../../lib/names';
 import { readManifest } from '../../lib/scoring/manifest';
-import type { RunSummary, ScoringRunInput } from '../../lib/scoring/run-types';
+import { MAX_SHARD_SIZE, type RunSummary, type ScoringRunInput } from '../../lib/scoring/run-types';
 import { LocalStore } from '../../lib/store/local-store';
 import { windowAt } from '../../lib/window';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
@@ -205,6 +205,14 @@ test('a run without a window that no schedule started fails with a non-retryable
   expect(cause).toBeInstanceOf(ApplicationFailure);
   expect((cause as ApplicationFailure).type).toBe('InvalidInput');
   expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+});
+
+test('a shard size over the limit fails at once with a non-retryable InvalidInput naming it', async () => {
+  const err = await run({ window: WINDOW, shardSize: MAX_SHARD_SIZE + 1 }, 'enormous').catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause).toMatchObject({ type: 'InvalidInput', nonRetryable: true });
+  expect(cause.message).toContain(`shardSize ${MAX_SHARD_SIZE + 1}`);
 });
 
 test('a window with no aggregates commits every device as no-data', async () => {

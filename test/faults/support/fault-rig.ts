@@ -187,12 +187,14 @@ export class FaultRig {
 
   private async spawnWorker(): Promise<WorkerProcess> {
     // `node --import tsx`, not the tsx binary: one process, so signals reach the worker itself and its identity
-    // (`pid@host`) is the pid we hold.
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', '--task-queue', this.taskQueue, '--shards', '1'],
-      { cwd: ROOT, env: this.workerEnv, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    // (`pid@host`) is the pid we hold. `--no-batching` gives every device its own ONNX session, so a cold shard of
+    // 500 devices takes a second or more (stacked scoring takes a fraction of that): long enough to aim a fault at.
+    const args = ['worker', '--pool', 'cpu', '--task-queue', this.taskQueue, '--shards', '1', '--no-batching'];
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+      cwd: ROOT,
+      env: this.workerEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const worker = new WorkerProcess(child);
     this.allWorkers.push(worker);
     const deadline = Date.now() + 60_000;
@@ -291,21 +293,27 @@ export class FaultRig {
 
   /**
    * Waits until a shard is being scored at the given point of the run: at least `shardsDone` shards finished and a
-   * started shard has heartbeaten at least `devicesDone` devices. Returns the worker scoring it.
+   * shard attempt has been started on a worker for `afterMs` (a cold shard takes seconds, so this lands mid-shard;
+   * heartbeat details are throttled by the SDK and too coarse to aim with). Returns the worker scoring it.
    */
   async waitForShard(
     handle: WorkflowHandle,
-    point: { shardsDone: number; devicesDone?: number },
+    point: { shardsDone: number; afterMs?: number },
     timeoutMs = 120_000,
   ): Promise<WorkerProcess> {
     const deadline = Date.now() + timeoutMs;
+    const seen = new Map<string, number>();
     while (Date.now() < deadline) {
-      const progress = await this.progress(handle);
+      // Query and describe at once: a worker busy scoring answers queries late, and a late shard is short.
+      const [progress, running] = await Promise.all([this.progress(handle), this.runningShards(handle)]);
       if (progress && progress.shardsDone >= point.shardsDone) {
-        const shards = await this.runningShards(handle);
-        const busy = shards.find((s) => s.devicesDone >= (point.devicesDone ?? 25));
-        const worker = busy && this.workers.find((w) => w.identity === busy.identity && w.running);
-        if (worker) return worker;
+        for (const s of running) {
+          const key = `${s.identity}#${s.attempt}`;
+          const since = seen.get(key) ?? Date.now();
+          seen.set(key, since);
+          const worker = this.workers.find((w) => w.identity === s.identity && w.running);
+          if (worker && Date.now() - since >= (point.afterMs ?? 250)) return worker;
+        }
       }
       await sleep(50);
     }
