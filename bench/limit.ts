@@ -37,7 +37,9 @@ async function run(): Promise<void> {
   }
   const wallS = (performance.now() - start) / 1000;
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
-  process.stdout.write(`${JSON.stringify({ rows: total, wall_s: wallS, rows_per_s: total / wallS, peak_rss_mb: peakRssMb })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ rows: total, wall_s: wallS, rows_per_s: total / wallS, peak_rss_mb: peakRssMb })}\n`,
+  );
 }
 
 run().catch((err: unknown) => {

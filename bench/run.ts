@@ -20,6 +20,7 @@ import { startRun } from '../lib/temporal/runs';
 import { windowAt } from '../lib/window';
 import { formatTable } from '../cli/utils/table';
 import { ensurePeerPython } from './peer-python';
+import { freePort } from '../test/support/free-port';
 
 const ROOT = resolve(__dirname, '..');
 const SENSORS = 8;
@@ -46,18 +47,6 @@ interface FleetscoreMeasured {
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
 }
 
 async function limit(store: string, window: string): Promise<Measured> {

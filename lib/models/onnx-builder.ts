@@ -51,14 +51,7 @@ export function buildMahalanobisModel(options: MahalanobisModelOptions): Uint8Ar
     input: [floatValueInfo(inputName, ['N', k])],
     output: [floatValueInfo(outputName, ['N'])],
   });
-  const model = onnx.ModelProto.create({
-    irVersion: IR_VERSION,
-    opsetImport: [{ domain: '', version: OPSET }],
-    producerName: PRODUCER,
-    graph,
-  });
-  // protobufjs hands back a Node Buffer, possibly a slice of a shared pool: return plain bytes of our own.
-  return new Uint8Array(onnx.ModelProto.encode(model).finish());
+  return encodeModel(graph);
 }
 
 /**
@@ -84,12 +77,17 @@ export function buildStackedMahalanobisModel(): Uint8Array {
     ],
     output: [floatValueInfo('score', ['devices', 'rows'])],
   });
+  return encodeModel(graph);
+}
+
+function encodeModel(graph: onnx.GraphProto): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: IR_VERSION,
     opsetImport: [{ domain: '', version: OPSET }],
     producerName: PRODUCER,
     graph,
   });
+  // protobufjs hands back a Node Buffer, possibly a slice of a shared pool: return plain bytes of our own.
   return new Uint8Array(onnx.ModelProto.encode(model).finish());
 }
 

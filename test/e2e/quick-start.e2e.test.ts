@@ -5,7 +5,6 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +16,7 @@ import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { LocalStore } from '../../lib/store/local-store';
 import { isReachable, temporalTarget } from '../../lib/temporal/connection';
 import { close, referenceMahalanobis } from '../support/expected-scores';
+import { freePort } from '../support/free-port';
 
 jest.setTimeout(300_000);
 
@@ -27,17 +27,6 @@ const SENSORS = 4;
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fleetscore-e2e-'));

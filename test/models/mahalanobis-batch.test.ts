@@ -1,29 +1,13 @@
 import { MahalanobisBatcher, recognizeMahalanobis } from '../../lib/models/mahalanobis-batch';
 import { buildMahalanobisModel, buildStackedMahalanobisModel } from '../../lib/models/onnx-builder';
 import { referenceMahalanobis } from '../support/expected-scores';
-
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A random symmetric positive-definite matrix A·Aᵀ + k·I. */
-function spd(rnd: () => number, k: number): number[][] {
-  const a = Array.from({ length: k }, () => Array.from({ length: k }, () => rnd() - 0.5));
-  return a.map((row, i) => a.map((other, j) => row.reduce((s, v, t) => s + v * other[t]!, 0) + (i === j ? k : 0)));
-}
+import { random, spd } from '../support/random';
 
 describe('recognizeMahalanobis', () => {
   test('reads back the parameters of a model built by buildMahalanobisModel', () => {
     const rnd = random(1);
     const mean = [1.5, -2, 3.25];
-    const precision = spd(rnd, 3);
+    const precision = spd(3, rnd);
     const params = recognizeMahalanobis(
       buildMahalanobisModel({ mean, precision, inputName: 'in', outputName: 'out' }),
       'in',
@@ -56,7 +40,7 @@ describe('MahalanobisBatcher', () => {
       const k = d % 3 === 0 ? 4 : 8;
       const rows = 1 + (d % 61);
       const mean = Array.from({ length: k }, () => 10 * rnd());
-      const precision = spd(rnd, k);
+      const precision = spd(k, rnd);
       const params = recognizeMahalanobis(buildMahalanobisModel({ mean, precision }), 'X', 'score')!;
       const x = Float32Array.from({ length: rows * k }, () => 10 * rnd());
       return { params, x, rows };

@@ -1,26 +1,7 @@
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
-
-/** A small deterministic generator (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A symmetric positive definite K×K matrix: AᵀA + I. */
-function spd(k: number, rand: () => number): number[][] {
-  const a = Array.from({ length: k }, () => Array.from({ length: k }, () => rand() * 2 - 1));
-  return Array.from({ length: k }, (_, i) =>
-    Array.from({ length: k }, (_, j) => a.reduce((s, row) => s + row[i]! * row[j]!, 0) + (i === j ? 1 : 0)),
-  );
-}
+import { random, spd } from '../support/random';
 
 function mahalanobis(x: readonly number[], mean: readonly number[], p: readonly (readonly number[])[]): number {
   const d = x.map((v, i) => v - mean[i]!);

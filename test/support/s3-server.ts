@@ -7,11 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { S3_STORE_ENV } from '../../lib/store/s3-store';
+import { freePort } from './free-port';
 
 /** The MinIO module and the exact version built when no binary is present (pinned: `@latest` moves). */
 export const MINIO_MODULE = 'github.com/minio/minio';
@@ -262,17 +262,6 @@ async function isStale(lock: string): Promise<boolean> {
   // No pid yet: the holder is between mkdir and writeFile, unless it died there long ago.
   const info = await stat(lock).catch(() => undefined);
   return info !== undefined && Date.now() - info.mtimeMs > 60_000;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? done(address.port) : fail(new Error('no port'))));
-    });
-  });
 }
 
 function isRunning(child: ChildProcess): boolean {

@@ -5,7 +5,6 @@
  * worker arrives, and fails those devices with PoolUnavailable when none comes.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -18,6 +17,7 @@ import { progressStatus, watchRun, type RunSnapshot } from '../../lib/temporal/r
 import { windowAt } from '../../lib/window';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
+import { freePort } from '../support/free-port';
 
 jest.setTimeout(180_000);
 
@@ -33,17 +33,6 @@ const logs: string[] = [];
 const workers: PoolWorker[] = [];
 const running: Promise<unknown>[] = [];
 const taskQueues = { cpu: uniqueTaskQueue('obs-cpu'), gpu: uniqueTaskQueue('obs-gpu') };
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? done(address.port) : fail(new Error('no port'))));
-    });
-  });
-}
 
 async function startWorker(pool: 'cpu' | 'gpu', taskQueue: string): Promise<PoolWorker> {
   const w = await createPoolWorker({

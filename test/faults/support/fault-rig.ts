@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +24,7 @@ import { connectClient, temporalTarget } from '../../../lib/temporal/connection'
 import { startDevServer, type DevServer } from '../../../lib/temporal/dev-server';
 import { windowAt } from '../../../lib/window';
 import { startS3Server, type S3TestServer } from '../../support/s3-server';
+import { freePort } from '../../support/free-port';
 
 const ROOT = resolve(__dirname, '../../..');
 /** Where each fault test records its figures; the reporter prints them as one table. */
@@ -455,17 +455,6 @@ async function copyStore(from: ObjectStore, to: ObjectStore): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
 }
 
 /** Every file under a folder, relative to it (for grepping local stores and logs). */
