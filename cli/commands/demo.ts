@@ -10,7 +10,7 @@ import { output } from '../utils/table';
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const seedOptionsSchema = z.object({
-  devices: int(1, 99_999),
+  devices: int(1, 1_000_000),
   sensors: int(1, 100),
   hours: int(1, 744),
   seed: int(0, 0xffffffff).default(1),

@@ -130,7 +130,7 @@ export async function seedDemoFleet(store: ObjectStore, options: DemoFleetOption
   const { devices, sensors: k, hours, seed = 1, gpuEvery = 5, anomalyRate = 0.01, onProgress } = options;
   const devicesPerPart = options.devicesPerPart ?? DEMO_DEVICES_PER_PART;
   const endMs = options.endMs ?? Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
-  checkInt('devices', devices, 1, 99_999);
+  checkInt('devices', devices, 1, 1_000_000);
   checkInt('sensors', k, 1, 100);
   checkInt('hours', hours, 1, 24 * 31);
   checkInt('seed', seed, 0, 0xffffffff);
