@@ -69,7 +69,7 @@ export function createWorkerMetrics(
     METRIC_NAMES.inferenceSeconds,
     'float',
     's',
-    'wall time of one device inference',
+    'wall time of one inference call: one device, or a stack of recognised Mahalanobis models',
   );
   return {
     sessions: {
