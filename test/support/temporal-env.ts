@@ -6,6 +6,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../../lib/names';
 import { installRuntime, type RuntimeSettings } from '../../lib/temporal/runtime';
 import { requireTemporalCli } from '../../lib/temporal/temporal-cli';
+import { createPoolWorker } from '../../workers/pool-worker';
 
 /**
  * Starts a local dev server (in-memory) and returns the SDK's test environment around it. `runtime` installs the
@@ -25,4 +26,44 @@ export function startTemporal(runtime: RuntimeSettings = { quiet: true }): Promi
 /** A task queue name no other test uses. */
 export function uniqueTaskQueue(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** A cpu and a gpu pool worker running in the test process; `stop` drains them and releases their sessions. */
+export interface RunningPools {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs both pool workers on `taskQueues` against the test server: the cpu pool with 2 shard slots, the gpu pool
+ * on the CPU provider (no GPU in tests).
+ */
+export async function runPoolWorkers(
+  env: TestWorkflowEnvironment,
+  taskQueues: { cpu: string; gpu: string },
+): Promise<RunningPools> {
+  const connection = env.nativeConnection;
+  const namespace = env.namespace ?? 'default';
+  const cpu = await createPoolWorker({
+    pool: 'cpu',
+    connection,
+    namespace,
+    taskQueue: taskQueues.cpu,
+    maxConcurrentShards: 2,
+  });
+  const gpu = await createPoolWorker({
+    pool: 'gpu',
+    connection,
+    namespace,
+    taskQueue: taskQueues.gpu,
+    gpuFallback: 'cpu',
+  });
+  const running = Promise.all([cpu.worker.run(), gpu.worker.run()]);
+  return {
+    async stop() {
+      cpu.worker.shutdown();
+      gpu.worker.shutdown();
+      await running;
+      await Promise.all([cpu.close(), gpu.close()]);
+    },
+  };
 }

@@ -13,9 +13,8 @@ import { readManifest } from '../../lib/scoring/manifest';
 import type { RunSummary } from '../../lib/scoring/run-types';
 import { S3Store } from '../../lib/store/s3-store';
 import { windowAt } from '../../lib/window';
-import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startS3Server, type S3TestServer } from '../support/s3-server';
-import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
+import { runPoolWorkers, startTemporal, uniqueTaskQueue, type RunningPools } from '../support/temporal-env';
 
 // The first start may build MinIO (see test/support/s3-server.ts); a run itself takes a few seconds.
 jest.setTimeout(180_000);
@@ -29,9 +28,7 @@ const WINDOW = windowAt(END_MS - 3_600_000).id; // 2026-11-21T11, the last seede
 let server: S3TestServer;
 let env: TestWorkflowEnvironment;
 let store: S3Store;
-let cpu: PoolWorker;
-let gpu: PoolWorker;
-let running: Promise<unknown>;
+let pools: RunningPools | undefined;
 const savedEnv: Record<string, string | undefined> = {};
 const taskQueues = { cpu: uniqueTaskQueue('cpu-s3'), gpu: uniqueTaskQueue('gpu-s3') };
 
@@ -53,29 +50,11 @@ beforeAll(async () => {
     anomalyRate: 0.05,
   });
 
-  const namespace = env.namespace ?? 'default';
-  cpu = await createPoolWorker({
-    pool: 'cpu',
-    connection: env.nativeConnection,
-    namespace,
-    taskQueue: taskQueues.cpu,
-    maxConcurrentShards: 2,
-  });
-  gpu = await createPoolWorker({
-    pool: 'gpu',
-    connection: env.nativeConnection,
-    namespace,
-    taskQueue: taskQueues.gpu,
-    gpuFallback: 'cpu',
-  });
-  running = Promise.all([cpu.worker.run(), gpu.worker.run()]);
+  pools = await runPoolWorkers(env, taskQueues);
 });
 
 afterAll(async () => {
-  cpu?.worker.shutdown();
-  gpu?.worker.shutdown();
-  await running;
-  await Promise.all([cpu?.close(), gpu?.close()]);
+  await pools?.stop();
   store?.destroy();
   await env?.teardown();
   await server?.stop();

@@ -19,9 +19,8 @@ import { readManifest } from '../../lib/scoring/manifest';
 import { MAX_SHARD_SIZE, type RunSummary, type ScoringRunInput } from '../../lib/scoring/run-types';
 import { LocalStore } from '../../lib/store/local-store';
 import { windowAt } from '../../lib/window';
-import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { close, referenceMahalanobis } from '../support/expected-scores';
-import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
+import { runPoolWorkers, startTemporal, uniqueTaskQueue, type RunningPools } from '../support/temporal-env';
 
 jest.setTimeout(180_000);
 
@@ -35,9 +34,7 @@ const BAD = 'dev-00002';
 let env: TestWorkflowEnvironment;
 let dir: string;
 let store: LocalStore;
-let cpu: PoolWorker;
-let gpu: PoolWorker;
-let running: Promise<unknown>;
+let pools: RunningPools | undefined;
 const taskQueues = { cpu: uniqueTaskQueue('cpu'), gpu: uniqueTaskQueue('gpu') };
 
 beforeAll(async () => {
@@ -70,29 +67,11 @@ beforeAll(async () => {
   });
   await registerModel(store, { device: 'dev-silent', onnx, meta: { ...meta, features: demoFeatureNames(SENSORS) } });
 
-  const namespace = env.namespace ?? 'default';
-  cpu = await createPoolWorker({
-    pool: 'cpu',
-    connection: env.nativeConnection,
-    namespace,
-    taskQueue: taskQueues.cpu,
-    maxConcurrentShards: 2,
-  });
-  gpu = await createPoolWorker({
-    pool: 'gpu',
-    connection: env.nativeConnection,
-    namespace,
-    taskQueue: taskQueues.gpu,
-    gpuFallback: 'cpu',
-  });
-  running = Promise.all([cpu.worker.run(), gpu.worker.run()]);
+  pools = await runPoolWorkers(env, taskQueues);
 });
 
 afterAll(async () => {
-  cpu?.worker.shutdown();
-  gpu?.worker.shutdown();
-  await running;
-  await Promise.all([cpu?.close(), gpu?.close()]);
+  await pools?.stop();
   await env?.teardown();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
