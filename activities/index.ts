@@ -52,7 +52,10 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Writes the window's manifest; see lib/scoring/commit-run. */
     async commitRun(req: CommitRequest): Promise<CommitResult> {
-      const result = await fatalIfPermanent(() => commitRun(deps.openStore(req.store), req, deps.aggregates));
+      const { attempt } = activityInfo();
+      const result = await fatalIfPermanent(() =>
+        commitRun(deps.openStore(req.store), req, { aggregates: deps.aggregates, attempt, logger: log }),
+      );
       if (result.unknownDevices > 0) {
         // Rows for devices without a model are not an error of this run, but someone should see them.
         log.warn('the window has rows of devices with no model; listed in the manifest as unknownDevices', {

@@ -33,6 +33,9 @@ export function shardName(shard: number): string {
   return `shard-${String(shard).padStart(5, '0')}`;
 }
 
+/** What an attempt log belongs to: a shard (its number) or the run's commit. */
+export type LogUnit = number | 'commit';
+
 /** Key builders for everything fleetscore reads and writes. */
 export const keys = {
   aggregatesPrefix: (windowId: string) => `aggregates/window=${safeSegment('window', windowId)}/`,
@@ -55,8 +58,9 @@ export const keys = {
     `${keys.runPrefix(windowId, planId)}_plan/${shardName(shard)}.json`,
   manifest: (windowId: string) => `${keys.predictionsPrefix(windowId)}_manifest.json`,
   logsPrefix: (windowId: string) => `logs/window=${safeSegment('window', windowId)}/`,
-  shardLog: (windowId: string, planId: string, shard: number, attempt: number) =>
-    `${keys.logsPrefix(windowId)}run=${safeSegment('plan id', planId)}/${shardName(shard)}/` +
-    `attempt-${String(attempt).padStart(3, '0')}.jsonl`,
+  /** The log of one attempt of a shard (`unit` is the shard number) or of the commit. */
+  attemptLog: (windowId: string, planId: string, unit: LogUnit, attempt: number) =>
+    `${keys.logsPrefix(windowId)}run=${safeSegment('plan id', planId)}/` +
+    `${typeof unit === 'number' ? shardName(unit) : unit}/attempt-${String(attempt).padStart(3, '0')}.jsonl`,
   demoTruth: (windowId: string) => `demo/ground-truth/window=${safeSegment('window', windowId)}.json`,
 } as const;

@@ -19,6 +19,19 @@ export function isPool(value: unknown): value is Pool {
   return value === 'cpu' || value === 'gpu';
 }
 
+/**
+ * What the producer of a window's aggregates promises about where each device's rows are:
+ * - `any` (the default): a device's rows may be spread over several parts (e.g. one part per ten minutes), so a
+ *   part that cannot be read may hold rows of any device, and every device of the window fails naming it.
+ * - `device-partitioned`: all rows of one device are in one part (parts written per device range or hash, as the
+ *   demo does). A part that cannot be read then fails only the devices no readable part holds; the rest of the
+ *   fleet is scored. A device found in two parts breaks the promise and fails, naming both files.
+ */
+export const AGGREGATES_LAYOUTS = ['any', 'device-partitioned'] as const;
+
+/** See {@link AGGREGATES_LAYOUTS}. */
+export type AggregatesLayout = (typeof AGGREGATES_LAYOUTS)[number];
+
 /** The workflow type that scores one window for the whole fleet. */
 export const SCORING_WORKFLOW = 'scoringRun';
 

@@ -7,7 +7,7 @@ import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 import { defaultStoreUri } from '../lib/config';
-import { POOLS, type Pool } from '../lib/names';
+import { AGGREGATES_LAYOUTS, POOLS, type AggregatesLayout, type Pool } from '../lib/names';
 import { RUN_DEFAULTS } from '../lib/scoring/run-types';
 
 /** An overlap policy a declaration may name (the SDK's constants, without the deprecated UNSPECIFIED). */
@@ -46,6 +46,8 @@ export interface FleetSchedule {
     maxParallelShards: number;
     /** Score every device on this pool, whatever its model.json says. */
     pool?: Pool;
+    /** Where the producer puts each device's rows; see `AGGREGATES_LAYOUTS` (default `any`). */
+    aggregatesLayout?: AggregatesLayout;
     /** Task queues of the pools when not the standard ones; `cpu` also runs the workflow. */
     taskQueues?: Partial<Record<Pool, string>>;
   };
@@ -183,6 +185,7 @@ const scheduleSchema = z
       shardSize: positiveInt(1_000_000),
       maxParallelShards: positiveInt(10_000),
       pool: z.enum(POOLS as [Pool, ...Pool[]]).optional(),
+      aggregatesLayout: z.enum(AGGREGATES_LAYOUTS).optional(),
       taskQueues: z.partialRecord(z.enum(POOLS as [Pool, ...Pool[]]), z.string().trim().min(1)).optional(),
     }),
   })

@@ -69,6 +69,7 @@ export function scheduledRunInput(decl: FleetSchedule): ScoringRunInput {
     maxParallelShards: decl.run.maxParallelShards,
   };
   if (decl.run.pool) input.pool = decl.run.pool;
+  if (decl.run.aggregatesLayout) input.aggregatesLayout = decl.run.aggregatesLayout;
   if (decl.run.taskQueues && Object.keys(decl.run.taskQueues).length > 0) input.taskQueues = { ...decl.run.taskQueues };
   return input;
 }

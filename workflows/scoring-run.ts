@@ -119,6 +119,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     window: window.id,
     shardSize,
     pool: input.pool,
+    aggregatesLayout: input.aggregatesLayout,
     planId: workflowInfo().runId,
   });
   progress.phase = 'scoring';

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { z } from 'zod';
+import { AGGREGATES_LAYOUTS } from '../../lib/names';
 import { listCommittedWindows, readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { RUN_DEFAULTS } from '../../lib/scoring/run-types';
 import { openStore } from '../../lib/store/open-store';
@@ -101,6 +102,12 @@ const startCommand = new Command('start')
   .option('--store <uri>', 'store URI')
   .option('--schedule <id>', 'record the run under this schedule id')
   .option('--shard-size <n>', 'devices per shard', String(RUN_DEFAULTS.shardSize))
+  .option(
+    '--aggregates-layout <layout>',
+    `where each device's rows are: ${AGGREGATES_LAYOUTS.join(' | ')} (device-partitioned: one part per device, ` +
+      'so an unreadable part fails only its devices)',
+    'any',
+  )
   .option('--no-wait', 'return once the run has started')
   .option('--json', 'machine-readable output')
   .action(async (raw: Record<string, unknown>) => {
@@ -110,6 +117,7 @@ const startCommand = new Command('start')
         store: storeOption,
         schedule: z.string().optional(),
         shardSize: positiveInt,
+        aggregatesLayout: z.enum(AGGREGATES_LAYOUTS),
         wait: z.boolean(),
         json: z.boolean().optional(),
       })
@@ -122,6 +130,7 @@ const startCommand = new Command('start')
         window: options.window,
         scheduleId: options.schedule,
         shardSize: options.shardSize,
+        aggregatesLayout: options.aggregatesLayout,
       });
       const url = runUiUrl(
         process.env.FLEETSCORE_UI_URL ?? 'http://localhost:8233',

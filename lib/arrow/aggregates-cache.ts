@@ -1,4 +1,5 @@
 import { readAggregatesPart, InvalidAggregates, WindowAggregates, type AggregatesPart } from './aggregates';
+import type { AggregatesLayout } from '../names';
 import type { ObjectStore } from '../store/object-store';
 import type { Window } from '../window';
 
@@ -16,12 +17,13 @@ export class AggregatesCache {
 
   constructor(private readonly maxBytes = 1024 * 1024 * 1024) {}
 
-  /** The window's aggregates from `parts` (store keys pinned in the plan `planId`). */
+  /** The window's aggregates from `parts` (store keys pinned in the plan `planId`), read under `layout`. */
   async window(
     store: ObjectStore,
     window: Window,
     parts: readonly string[],
     planId: string,
+    layout: AggregatesLayout = 'any',
   ): Promise<WindowAggregates> {
     const entries = await Promise.all(parts.map((key) => this.part(store, key, planId)));
     const ok: AggregatesPart[] = [];
@@ -30,7 +32,7 @@ export class AggregatesCache {
       if ('part' in e) ok.push(e.part);
       else failed.push(e.error);
     }
-    return new WindowAggregates(window, ok, failed);
+    return new WindowAggregates(window, ok, failed, layout);
   }
 
   private part(store: ObjectStore, key: string, planId: string): Promise<Entry> {

@@ -10,9 +10,10 @@
  * Errors and the unit they fail (all are `InvalidAggregates`, none is fixed by a retry):
  * - the whole part file: bytes that are not Arrow IPC, truncated or corrupt; no `device_id` or `ts` column, or
  *   either of the wrong type; a null `device_id` (the row cannot be attributed). `readAggregatesPart` throws
- *   these. A window with an unreadable part cannot say which devices it held, so `WindowAggregates.device`
- *   then fails every device it is asked for with that file named, instead of scoring partial data or calling
- *   a device "no data".
+ *   these. An unreadable part cannot say which devices it held. Under the window's layout `any` (see
+ *   `AGGREGATES_LAYOUTS`), `WindowAggregates.device` then fails every device it is asked for with that file
+ *   named, instead of scoring partial data or calling a device "no data"; under `device-partitioned` it fails
+ *   only the devices that no readable part holds, and scores the rest.
  * - one device: a null `ts`; a feature its model needs that is missing or not float; a NaN, Infinity or null
  *   feature value; two rows with the same `ts`. `WindowAggregates.device` throws these for that device only.
  *   A feature missing from one part only fails the devices that have rows in that part.
@@ -34,6 +35,7 @@ import {
 } from 'apache-arrow';
 import { TextDecoder } from 'node:util';
 import { keys } from '../keys';
+import type { AggregatesLayout } from '../names';
 import type { ObjectStore } from '../store/object-store';
 import type { Window } from '../window';
 
@@ -429,8 +431,10 @@ export class WindowAggregates {
     readonly window: Window,
     /** The parts that were read and hold at least one wanted device. */
     readonly parts: readonly AggregatesPart[],
-    /** Parts that failed as a whole; every device asked for then fails naming the first of them. */
+    /** Parts that failed as a whole; the devices they may have held fail naming the first of them. */
     readonly failedParts: readonly InvalidAggregates[] = [],
+    /** Where a device's rows may be, which decides the devices an unreadable part fails. */
+    readonly layout: AggregatesLayout = 'any',
   ) {}
 
   /** The distinct device ids across the readable parts. Untrusted data: validate before use. */
@@ -442,19 +446,34 @@ export class WindowAggregates {
 
   /**
    * `device`'s rows of the window with the columns `features` (a model's feature list), or `undefined` when
-   * no part holds a row of it (no data; `rows` is 0 when it only has rows outside the window). Throws `InvalidAggregates` naming file, device and field for a
-   * device-level problem, and for every device when a part of the window could not be read.
+   * no part holds a row of it (no data; `rows` is 0 when it only has rows outside the window). Throws
+   * `InvalidAggregates` naming file, device and field for a device-level problem, and for a device whose rows
+   * an unreadable part may hold: every device under the layout `any`, under `device-partitioned` a device no
+   * readable part holds.
    */
   device(device: string, features: readonly string[]): DeviceRows | undefined {
+    const holders = this.parts.filter((p) => p.has(device));
     const failed = this.failedParts[0];
-    if (failed) {
+    if (failed && (this.layout === 'any' || holders.length === 0)) {
+      const others = this.failedParts.length > 1 ? ` (and ${this.failedParts.length - 1} more unreadable parts)` : '';
+      const where =
+        this.layout === 'any'
+          ? 'so the rows of this device may be missing'
+          : 'and no readable part holds rows of this device, so they may be in it';
       throw new InvalidAggregates(
-        `cannot be read as a whole, so the rows of this device may be missing: ${failed.message}`,
+        `cannot be read as a whole${others}, ${where}: ${failed.message}`,
         { file: failed.file, device, field: failed.field },
         { cause: failed },
       );
     }
-    const holders = this.parts.filter((p) => p.has(device));
+    if (holders.length > 1 && this.layout === 'device-partitioned') {
+      const [a, b] = holders as [AggregatesPart, AggregatesPart];
+      throw new InvalidAggregates(
+        `rows of this device are also in ${a.file}, but the window's aggregates layout is device-partitioned ` +
+          `(all rows of a device in one part)`,
+        { file: b.file, device, field: DEVICE_COLUMN },
+      );
+    }
     if (holders.length === 0) return undefined;
     const { startMs, endMs } = this.window;
     const k = features.length;

@@ -3,6 +3,7 @@ import { listAggregateParts } from '../arrow/aggregates';
 import { keys } from '../keys';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow, type Window } from '../window';
+import { AttemptLog, type WorkerLogger } from './attempt-log';
 import {
   InvalidPlan,
   readJsonFile,
@@ -15,18 +16,47 @@ import {
 } from './manifest';
 import type { CommitRequest, CommitResult, RunCounts } from './run-types';
 
+/** Where the commit runs: the worker's parsed-parts cache, the activity attempt, and the logger. */
+export interface CommitContext {
+  aggregates?: AggregatesCache;
+  attempt?: number;
+  logger: WorkerLogger;
+}
+
 /**
  * Commits a run: gathers every shard's status (or marks the devices of a failed shard failed), lists the device
  * ids the window's data holds but the plan has no model for, and writes the window's manifest last. Writing it
  * is the commit: before it exists, readers ignore the window. Only this plan's files are read and listed, so a
  * concurrent run of the same window cannot mix its shards into this commit; the last commit replaces the window.
+ * The attempt's log (`logs/window=W/run=P/commit/attempt-A.jsonl`) records failed shards, every unknown device
+ * and the commit.
  */
 export async function commitRun(
   store: ObjectStore,
   req: CommitRequest,
-  aggregates: AggregatesCache = new AggregatesCache(),
+  { aggregates = new AggregatesCache(), attempt = 1, logger }: CommitContext,
 ): Promise<CommitResult> {
   const window = parseWindow(req.window, req.windowHours);
+  const log = new AttemptLog(store, window.id, req.planId, 'commit', attempt);
+  log.add({ event: 'attempt-started', level: 'info', workflowId: req.workflowId, runId: req.runId });
+  try {
+    const result = await writeManifest(store, req, window, aggregates, log);
+    log.add({ event: 'attempt-completed', level: 'info', ...result });
+    await log.flush();
+    return result;
+  } catch (err) {
+    await log.failed(err, logger);
+    throw err;
+  }
+}
+
+async function writeManifest(
+  store: ObjectStore,
+  req: CommitRequest,
+  window: Window,
+  aggregates: AggregatesCache,
+  log: AttemptLog,
+): Promise<CommitResult> {
   const failed = new Map(req.failedShards.map((f) => [f.shard, f.reason]));
   const counts: RunCounts = { devices: 0, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
   const devices: Record<string, DeviceOutcome> = {};
@@ -42,6 +72,7 @@ export async function commitRun(
       counts.devices += plan.devices.length;
       counts.failed += plan.devices.length;
       shards.push({ shard: ref.shard, pool: ref.pool, devices: plan.devices.length, status: 'failed', reason });
+      log.add({ event: 'shard-failed', level: 'error', shard: ref.shard, devices: plan.devices.length, reason });
       continue;
     }
     const statusKey = keys.shardStatus(req.window, req.planId, ref.shard);
@@ -65,6 +96,8 @@ export async function commitRun(
   }
   const parts = req.shards[0] ? (await readPlan(req.shards[0].shard)).parts : await listAggregateParts(store, window);
   const unknown = await unknownDevices(store, window, parts, req.planId, devices, aggregates);
+  for (const device of unknown)
+    log.add({ event: 'unknown-device', level: 'warn', device, reason: 'rows but no model' });
   const manifest: Manifest = {
     schema: 'fleetscore.manifest/v1',
     window: window.id,

@@ -3,7 +3,7 @@
  * written last. A reader trusts a window only when its manifest exists, and reads only the shards it lists.
  */
 import { keys } from '../keys';
-import type { Pool } from '../names';
+import type { AggregatesLayout, Pool } from '../names';
 import type { ObjectStore } from '../store/object-store';
 import type { RunCounts } from './run-types';
 
@@ -26,6 +26,8 @@ export interface ShardPlanFile {
    */
   planId: string;
   parts: string[];
+  /** Where each device's rows may be; absent in plans written before it existed, which read as `any`. */
+  layout?: AggregatesLayout;
   devices: PlannedDevice[];
 }
 

@@ -38,6 +38,7 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
         pool,
         planId,
         parts,
+        layout: req.aggregatesLayout ?? 'any',
         devices: slice,
       };
       shards.push({ shard, pool, devices: slice.length });

@@ -3,7 +3,7 @@
  * imports, because the workflow imports these types.
  */
 import type { Duration } from '@temporalio/common';
-import type { Pool } from '../names';
+import type { AggregatesLayout, Pool } from '../names';
 
 /** Input of `scoringRun`, fixed in a schedule's action or given by `fleetscore runs start`. */
 export interface ScoringRunInput {
@@ -24,6 +24,11 @@ export interface ScoringRunInput {
   maxParallelShards?: number;
   /** Scores every device on this pool, whatever its model.json says. */
   pool?: Pool;
+  /**
+   * Where the producer puts each device's rows (default `any`): under `device-partitioned` an unreadable part
+   * fails only the devices no readable part holds. See `AGGREGATES_LAYOUTS`.
+   */
+  aggregatesLayout?: AggregatesLayout;
   /** Task queues of the pools when not the standard `fleetscore-cpu` / `fleetscore-gpu` (e.g. a staging fleet). */
   taskQueues?: Partial<Record<Pool, string>>;
   /** Overrides of the scoreShard activity timeouts (defaults in `SHARD_TIMEOUTS`); see {@link RunTimeouts}. */
@@ -73,6 +78,8 @@ export interface PlanRequest {
   window: string;
   shardSize: number;
   pool?: Pool;
+  /** Recorded in every shard's plan file; default `any`. */
+  aggregatesLayout?: AggregatesLayout;
   /**
    * Names this run's plan and fences its files (`predictions/window=W/run=<planId>/`): the workflow passes its
    * run id, so a retried planRun rewrites the same files and two runs of one window never share any. Default:

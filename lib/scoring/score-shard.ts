@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { PredictionsBuilder } from '../arrow/predictions';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
 import { keys } from '../keys';
@@ -7,19 +8,13 @@ import type { ObjectStore } from '../store/object-store';
 import { parseWindow } from '../window';
 import { InvalidPlan, readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
 import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from './run-types';
-import { ShardLog } from './shard-log';
+import { AttemptLog, type WorkerLogger } from './attempt-log';
 
 /** The worker's store and caches a shard uses. */
 export interface ShardDeps {
   store: ObjectStore;
   sessions: ModelSessionCache;
   aggregates: AggregatesCache;
-}
-
-/** Structured logger (the Temporal activity logger in a worker). */
-export interface ShardLogger {
-  info(message: string, attrs?: Record<string, unknown>): void;
-  warn(message: string, attrs?: Record<string, unknown>): void;
 }
 
 /** Where the shard runs: the run and attempt, how to heartbeat, and the logger. */
@@ -29,7 +24,7 @@ export interface ShardContext {
   workflowId: string;
   runId: string;
   heartbeat(details: { devicesDone: number }): void;
-  log: ShardLogger;
+  log: WorkerLogger;
 }
 
 /**
@@ -59,15 +54,20 @@ const PREPARE_CONCURRENCY = 8;
 export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
   const started = Date.now();
   const window = parseWindow(req.window, req.windowHours);
-  const log = new ShardLog(deps.store, window.id, req.planId, req.shard, ctx.attempt);
+  const log = new AttemptLog(deps.store, window.id, req.planId, req.shard, ctx.attempt);
   log.add({
     event: 'attempt-started',
     level: 'info',
     taskQueue: ctx.taskQueue,
     workflowId: ctx.workflowId,
     runId: ctx.runId,
+    host: hostname(),
+    pid: process.pid,
   });
   try {
+    // Written before any work, so an attempt whose worker dies leaves at least where and when it started.
+    await log.notePreviousAttempt();
+    await log.flush();
     const plan = await readJsonFile<ShardPlanFile>(
       deps.store,
       keys.shardPlan(window.id, req.planId, req.shard),
@@ -77,7 +77,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       const file = keys.shardPlan(window.id, req.planId, req.shard);
       throw new InvalidPlan(`belongs to plan ${plan.planId} shard ${plan.shard} of window ${plan.window}`, file);
     }
-    const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.planId);
+    const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.planId, plan.layout);
     const predictions = new PredictionsBuilder();
     const outcomes: Record<string, DeviceOutcome> = {};
     const counts: RunCounts = { devices: plan.devices.length, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
@@ -101,7 +101,10 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     const prepareNext = async (): Promise<void> => {
       for (let i = next++; i < plan.devices.length; i = next++) {
         const { device, version } = plan.devices[i]!;
-        if (prepared++ % HEARTBEAT_EVERY === 0) ctx.heartbeat({ devicesDone: prepared });
+        if (prepared++ % HEARTBEAT_EVERY === 0) {
+          ctx.heartbeat({ devicesDone: prepared });
+          await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: prepared });
+        }
         try {
           const model = await deps.sessions.prepare(deps.store, device, plan.devices[i]!);
           const rows = aggregates.device(device, model.meta.features);
@@ -126,7 +129,10 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     stacked.forEach((i, j) => (scores[i] = stackedScores[j]));
     for (const [i, r] of ready.entries()) {
       if (r?.model.kind !== 'session') continue;
-      if (i % HEARTBEAT_EVERY === 0) ctx.heartbeat({ devicesDone: i });
+      if (i % HEARTBEAT_EVERY === 0) {
+        ctx.heartbeat({ devicesDone: i });
+        await log.checkpoint({ event: 'progress', level: 'info', phase: 'infer', devicesDone: i });
+      }
       try {
         scores[i] = await r.model.model.score(r.rows.x, r.rows.rows);
       } catch (err) {
@@ -189,15 +195,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     ctx.log.info('shard scored', { window: window.id, shard: req.shard, ...counts, durationMs });
     return { shard: req.shard, pool: plan.pool, attempt: ctx.attempt, ...counts, failures, durationMs };
   } catch (err) {
-    log.add({
-      event: 'attempt-failed',
-      level: 'error',
-      error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-    });
-    // The attempt's log is written even when the attempt fails; the original error is what Temporal sees.
-    await log.flush().catch((flushErr: unknown) => {
-      ctx.log.warn('could not write the shard log of a failed attempt', { error: String(flushErr) });
-    });
+    await log.failed(err, ctx.log);
     throw err;
   }
 }

@@ -273,9 +273,28 @@ describe('InvalidAggregates: whole-file problems', () => {
         const err = thrown(() => agg.device(device, FEATURES));
         expect([err.file, err.device]).toEqual([keys.aggregatesPart(window.id, 1), device]);
       }
+
+      // Device-partitioned: `a` is whole in the readable part and scored; `b` may be in the unreadable one.
+      const partitioned = new WindowAggregates(window, agg.parts, agg.failedParts, 'device-partitioned');
+      expect(partitioned.device('a', FEATURES)!.rows).toBe(2);
+      const err = thrown(() => partitioned.device('b', FEATURES));
+      expect([err.file, err.device]).toEqual([keys.aggregatesPart(window.id, 1), 'b']);
+      expect(err.message).toMatch(/no readable part holds rows of this device/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('fails a device found in two parts when the layout is device-partitioned, naming both files', () => {
+    const p0 = part('p0', table(concat(deviceRows('a', 2, 0), deviceRows('b', 2, 0))));
+    const p1 = part('p1', table(deviceRows('a', 2, 10, 5)));
+    const partitioned = new WindowAggregates(window, [p0, p1], [], 'device-partitioned');
+    const err = thrown(() => partitioned.device('a', FEATURES));
+    expect([err.file, err.device, err.field]).toEqual(['p1', 'a', 'device_id']);
+    expect(err.message).toMatch(/also in p0/);
+    expect(partitioned.device('b', FEATURES)!.rows).toBe(2);
+    // The same parts under `any` are one device's rows spread over two files.
+    expect(new WindowAggregates(window, [p0, p1]).device('a', FEATURES)!.rows).toBe(4);
   });
 });
 

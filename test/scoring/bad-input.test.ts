@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Float32, Int32, Table, tableToIPC, TimestampMillisecond, Utf8, vectorFromArray } from 'apache-arrow';
+import { readAggregatesPart } from '../../lib/arrow/aggregates';
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { keys } from '../../lib/keys';
@@ -17,6 +18,7 @@ import { ModelSessionCache } from '../../lib/models/model-sessions';
 import { commitRun } from '../../lib/scoring/commit-run';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
+import type { PlanRequest } from '../../lib/scoring/run-types';
 import { scoreShard } from '../../lib/scoring/score-shard';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/window';
@@ -37,18 +39,21 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function seeded(name: string, devices: number): Promise<LocalStore> {
+async function seeded(name: string, devices: number, devicesPerPart?: number): Promise<LocalStore> {
   const store = new LocalStore(join(dir, name));
-  await seedDemoFleet(store, { devices, sensors: 2, hours: 1, endMs: END_MS, seed: 3, anomalyRate: 0.02 });
+  const options = { devices, sensors: 2, hours: 1, endMs: END_MS, seed: 3, anomalyRate: 0.02, devicesPerPart };
+  await seedDemoFleet(store, options);
   return store;
 }
 
-/** Plans, scores every shard and commits, as the workflow does; returns the manifest and the shard logs. */
+const quiet = { info: () => undefined, warn: () => undefined };
+
+/** Plans, scores every shard and commits, as the workflow does; returns the manifest and the attempt logs. */
 async function runWindow(
   store: LocalStore,
-  shardSize = 500,
+  { shardSize = 500, aggregatesLayout }: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number } = {},
 ): Promise<{ manifest: Manifest; logs: string; beats: number }> {
-  const plan = await planRun(store, { store: store.uri, window: WINDOW.id, shardSize, pool: 'cpu' });
+  const plan = await planRun(store, { store: store.uri, window: WINDOW.id, shardSize, pool: 'cpu', aggregatesLayout });
   const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
   let beats = 0;
   for (const ref of plan.shards) {
@@ -61,20 +66,25 @@ async function runWindow(
         workflowId: 'wf',
         runId: plan.planId,
         heartbeat: () => void beats++,
-        log: { info: () => undefined, warn: () => undefined },
+        log: quiet,
       },
     );
   }
-  await commitRun(store, {
-    store: store.uri,
-    window: WINDOW.id,
-    windowHours: 1,
-    workflowId: 'wf',
-    runId: plan.planId,
-    planId: plan.planId,
-    shards: plan.shards,
-    failedShards: [],
-  });
+  await commitRun(
+    store,
+    {
+      store: store.uri,
+      window: WINDOW.id,
+      windowHours: 1,
+      workflowId: 'wf',
+      runId: plan.planId,
+      planId: plan.planId,
+      shards: plan.shards,
+      failedShards: [],
+    },
+    { logger: quiet },
+  );
+
   let logs = '';
   for (const key of await store.list(keys.logsPrefix(WINDOW.id))) logs += Buffer.from(await store.get(key)).toString();
   await deps.sessions.close();
@@ -203,7 +213,7 @@ test('every kind of bad data and bad model fails only its device, naming file an
   ];
   await replaceModel(store, 'dev-00009', buildMahalanobisModel({ mean: [0, 0], precision: nanPrecision }));
 
-  const { manifest, logs } = await runWindow(store, 5);
+  const { manifest, logs } = await runWindow(store, { shardSize: 5 });
 
   type Failed = { status: string; reason: string; file?: string; field?: string };
   const failed = (device: string) => manifest.devices[device] as Failed;
@@ -238,6 +248,7 @@ test('every kind of bad data and bad model fails only its device, naming file an
   expect(manifest.counts).toMatchObject({ devices: 18, scored: 5, failed: 13, noData: 0, rows: 300 });
   // Rows of a device without a model are not scored, and are listed where an operator sees them.
   expect(manifest.unknownDevices).toEqual({ count: 1, devices: ['dev-ghost'] });
+  expect(logs).toMatch(/"unit":"commit".*"event":"unknown-device","level":"warn","device":"dev-ghost"/);
 });
 
 test('a truncated Arrow part fails every device of the window with the file named, and the run still commits', async () => {
@@ -252,6 +263,23 @@ test('a truncated Arrow part fails every device of the window with the file name
   }
 });
 
+test('with device-partitioned aggregates, a truncated part fails only the devices it held; the rest is scored', async () => {
+  const store = await seeded('truncated-partitioned', 600, 200);
+  const parts = (await store.list(keys.aggregatesPrefix(WINDOW.id))).sort();
+  expect(parts.length).toBeGreaterThan(1);
+  const held = readAggregatesPart(parts[0]!, await store.get(parts[0]!)).devices;
+  const bytes = await store.get(parts[0]!);
+  await store.put(parts[0]!, bytes.subarray(0, bytes.length >> 1));
+  const { manifest, logs } = await runWindow(store, { aggregatesLayout: 'device-partitioned', shardSize: 250 });
+  expect(manifest.counts).toMatchObject({ devices: 600, failed: held.length, scored: 600 - held.length });
+  for (const device of held) {
+    expect(manifest.devices[device]).toMatchObject({ status: 'failed', file: parts[0] });
+    expect(logs).toContain(`"device":"${device}"`);
+  }
+  const scored = Object.values(manifest.devices).filter((o) => o.status === 'scored');
+  expect(scored).toHaveLength(600 - held.length);
+});
+
 test('an empty fleet (no models) commits an empty window and lists the devices the data holds', async () => {
   const store = await seeded('empty-fleet', 3);
   await store.put(keys.modelIndex(), JSON.stringify({ schema: 'fleetscore.index/v1', devices: {} }));
@@ -263,7 +291,7 @@ test('an empty fleet (no models) commits an empty window and lists the devices t
 
 test('an enormous shard (2,500 devices in one) scores every device and heartbeats all the way', async () => {
   const store = await seeded('enormous', 2500);
-  const { manifest, beats } = await runWindow(store, 2500);
+  const { manifest, beats } = await runWindow(store, { shardSize: 2500 });
   expect(manifest.shards).toHaveLength(1);
   expect(manifest.counts).toMatchObject({ devices: 2500, scored: 2500, rows: 2500 * 60 });
   expect(beats).toBe(100);

@@ -54,7 +54,7 @@ test.each(EVIL)('the segment %j is refused by every key builder', (value) => {
   expect(() => keys.aggregatesPrefix(value)).toThrow(InvalidPathSegment);
   expect(() => keys.manifest(value)).toThrow(InvalidPathSegment);
   expect(() => keys.predictions('2026-11-21T12', value, 0)).toThrow(InvalidPathSegment);
-  expect(() => keys.shardLog('2026-11-21T12', value, 0, 1)).toThrow(InvalidPathSegment);
+  expect(() => keys.attemptLog('2026-11-21T12', value, 0, 1)).toThrow(InvalidPathSegment);
 });
 
 test('registration refuses a traversing device id before writing anything', async () => {

@@ -116,10 +116,13 @@ test('scores a window from an S3 bucket and commits predictions, manifest and sh
   }
   expect(seen.size).toBe(rows);
 
-  // One log object per shard attempt, JSON lines from attempt-started to attempt-completed.
-  const logKeys = manifest!.shards.map((s) => keys.shardLog(WINDOW, manifest!.planId, s.shard, 1));
+  // One log object per shard attempt and one for the commit, JSON lines from attempt-started to attempt-completed.
+  const logKeys = manifest!.shards.map((s) => keys.attemptLog(WINDOW, manifest!.planId, s.shard, 1));
   expect(logKeys[0]).toMatch(new RegExp(`^logs/window=${WINDOW}/run=[0-9a-f-]{36}/shard-\\d{5}/attempt-001\\.jsonl$`));
-  expect(await store.list(keys.logsPrefix(WINDOW))).toEqual([...logKeys].sort());
+  const commitLog = keys.attemptLog(WINDOW, manifest!.planId, 'commit', 1);
+  expect(await store.list(keys.logsPrefix(WINDOW))).toEqual([...logKeys, commitLog].sort());
+  const commitEvents = Buffer.from(await store.get(commitLog)).toString('utf8').trimEnd().split('\n');
+  expect(JSON.parse(commitEvents.at(-1)!)).toMatchObject({ event: 'attempt-completed', unit: 'commit', scored: DEVICES });
   let scoredInLogs = 0;
   for (const [i, key] of logKeys.entries()) {
     const text = Buffer.from(await store.get(key)).toString('utf8');
