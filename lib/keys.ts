@@ -58,9 +58,13 @@ export const keys = {
     `${keys.runPrefix(windowId, planId)}_plan/${shardName(shard)}.json`,
   manifest: (windowId: string) => `${keys.predictionsPrefix(windowId)}_manifest.json`,
   logsPrefix: (windowId: string) => `logs/window=${safeSegment('window', windowId)}/`,
-  /** The log of one attempt of a shard (`unit` is the shard number) or of the commit. */
+  /** The attempt logs of one run. */
+  runLogsPrefix: (windowId: string, planId: string) =>
+    `${keys.logsPrefix(windowId)}run=${safeSegment('plan id', planId)}/`,
+  /** The attempt logs of one shard (`unit` is the shard number) or of the commit. */
+  unitLogsPrefix: (windowId: string, planId: string, unit: LogUnit) =>
+    `${keys.runLogsPrefix(windowId, planId)}${typeof unit === 'number' ? shardName(unit) : unit}/`,
   attemptLog: (windowId: string, planId: string, unit: LogUnit, attempt: number) =>
-    `${keys.logsPrefix(windowId)}run=${safeSegment('plan id', planId)}/` +
-    `${typeof unit === 'number' ? shardName(unit) : unit}/attempt-${String(attempt).padStart(3, '0')}.jsonl`,
+    `${keys.unitLogsPrefix(windowId, planId, unit)}attempt-${String(attempt).padStart(3, '0')}.jsonl`,
   demoTruth: (windowId: string) => `demo/ground-truth/window=${safeSegment('window', windowId)}.json`,
 } as const;

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { AGGREGATES_LAYOUTS } from '../../lib/names';
 import { listCommittedWindows, readManifest, type Manifest } from '../../lib/scoring/manifest';
+import { readRunLogs } from '../../lib/scoring/attempt-log';
 import { RUN_DEFAULTS } from '../../lib/scoring/run-types';
 import { openStore } from '../../lib/store/open-store';
 import { connectClient, temporalTarget } from '../../lib/temporal/connection';
@@ -94,6 +95,69 @@ const showCommand = new Command('show')
           : []),
       ].join('\n');
     });
+  });
+
+const LEVELS = ['info', 'warn', 'error'] as const;
+
+/** The fields every log line has, which the text output shows in its own columns. */
+const LOG_HEAD = new Set(['ts', 'level', 'event', 'window', 'planId', 'shard', 'unit', 'attempt', 'log']);
+
+const logsCommand = new Command('logs')
+  .description("a run's durable attempt logs from the store: every shard attempt and the commit, in order")
+  .argument('<window>', 'window, e.g. 2026-11-21T12')
+  .option('--store <uri>', 'store URI')
+  .option('--run <id>', 'the run (its plan id, the run id of its workflow run); default: the committed run')
+  .option('--shard <n>', 'only this shard')
+  .option('--device <id>', 'only events about this device')
+  .option('--level <level>', `only events at this level or above: ${LEVELS.join(' | ')}`, 'info')
+  .option('--json', 'one JSON object per line, as stored')
+  .action(async (window: string, raw: Record<string, unknown>) => {
+    const options = z
+      .object({
+        window: windowOption,
+        store: storeOption,
+        run: z.string().min(1).optional(),
+        shard: z.coerce.number().int().min(0).optional(),
+        device: z.string().min(1).optional(),
+        level: z.enum(LEVELS),
+        json: z.boolean().optional(),
+      })
+      .parse({ ...raw, window });
+    const store = openStore(options.store);
+    const planId = options.run ?? (await readManifest(store, options.window))?.planId;
+    if (!planId) {
+      throw new Error(
+        `window ${options.window} has no manifest in ${options.store}, so no committed run: name one with --run`,
+      );
+    }
+    const min = LEVELS.indexOf(options.level);
+    const events = (await readRunLogs(store, options.window, planId, { shard: options.shard })).filter(
+      (e) => LEVELS.indexOf(e.level) >= min && (options.device === undefined || e.device === options.device),
+    );
+    if (options.json) {
+      for (const { log: _log, ...e } of events) process.stdout.write(`${JSON.stringify(e)}\n`);
+      return;
+    }
+    if (events.length === 0) {
+      process.stdout.write(`no matching events in the logs of run ${planId} of window ${options.window}\n`);
+      return;
+    }
+    process.stdout.write(
+      `${formatTable(
+        ['time', 'level', 'unit', 'attempt', 'event', 'details'],
+        events.map((e) => [
+          e.ts,
+          e.level,
+          e.shard ?? e.unit,
+          e.attempt,
+          e.event,
+          Object.entries(e)
+            .filter(([k]) => !LOG_HEAD.has(k))
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .join(' '),
+        ]),
+      )}\n`,
+    );
   });
 
 const startCommand = new Command('start')
@@ -231,5 +295,6 @@ export const runsCommand = new Command('runs')
   .description('committed windows and manual runs')
   .addCommand(listCommand)
   .addCommand(showCommand)
+  .addCommand(logsCommand)
   .addCommand(startCommand)
   .addCommand(watchCommand);

@@ -124,3 +124,48 @@ function parseLine(line: string | undefined): Record<string, unknown> | undefine
     return undefined;
   }
 }
+
+/** One parsed line of an attempt log, with the key of the object it came from. */
+export interface LoggedEvent {
+  ts: string;
+  level: 'info' | 'warn' | 'error';
+  event: string;
+  attempt: number;
+  shard?: number;
+  unit?: string;
+  device?: string;
+  log: string;
+  [field: string]: unknown;
+}
+
+/**
+ * Every event of one run's attempt logs (`logs/window=W/run=P/`), shard by shard, attempt by attempt, the commit
+ * last; only `shard`'s when given. Throws naming the object and line when a line is not JSON.
+ */
+export async function readRunLogs(
+  store: ObjectStore,
+  window: string,
+  planId: string,
+  { shard }: { shard?: number } = {},
+): Promise<LoggedEvent[]> {
+  const prefix = shard === undefined ? keys.runLogsPrefix(window, planId) : keys.unitLogsPrefix(window, planId, shard);
+  const commit = keys.unitLogsPrefix(window, planId, 'commit');
+  const objects = (await store.list(prefix))
+    .filter((k) => k.endsWith('.jsonl'))
+    .sort((a, b) => Number(a.startsWith(commit)) - Number(b.startsWith(commit)) || (a < b ? -1 : a > b ? 1 : 0));
+  const events: LoggedEvent[] = [];
+  for (const key of objects) {
+    const lines = Buffer.from(await store.get(key))
+      .toString('utf8')
+      .split('\n');
+    for (const [i, line] of lines.entries()) {
+      if (line.trim() === '') continue;
+      try {
+        events.push({ ...(JSON.parse(line) as LoggedEvent), log: key });
+      } catch (err) {
+        throw new Error(`${key} line ${i + 1} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+  return events;
+}

@@ -9,25 +9,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Float32, Int32, Table, tableToIPC, TimestampMillisecond, Utf8, vectorFromArray } from 'apache-arrow';
 import { readAggregatesPart } from '../../lib/arrow/aggregates';
-import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { keys } from '../../lib/keys';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { readIndex, sha256Hex } from '../../lib/models/model-registry';
-import { ModelSessionCache } from '../../lib/models/model-sessions';
-import { commitRun } from '../../lib/scoring/commit-run';
-import { readManifest, type Manifest } from '../../lib/scoring/manifest';
-import { planRun } from '../../lib/scoring/plan-run';
-import type { PlanRequest } from '../../lib/scoring/run-types';
-import { scoreShard } from '../../lib/scoring/score-shard';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/window';
+import { runWindow as runWindowOf } from '../support/run-window';
 
 jest.setTimeout(120_000);
 
 const END_MS = Date.UTC(2026, 10, 21, 12);
 const WINDOW = parseWindow('2026-11-21T11');
 const MIN = 60_000;
+
+const runWindow = (store: LocalStore, options?: Parameters<typeof runWindowOf>[2]) =>
+  runWindowOf(store, WINDOW.id, options);
 
 let dir: string;
 
@@ -44,51 +41,6 @@ async function seeded(name: string, devices: number, devicesPerPart?: number): P
   const options = { devices, sensors: 2, hours: 1, endMs: END_MS, seed: 3, anomalyRate: 0.02, devicesPerPart };
   await seedDemoFleet(store, options);
   return store;
-}
-
-const quiet = { info: () => undefined, warn: () => undefined };
-
-/** Plans, scores every shard and commits, as the workflow does; returns the manifest and the attempt logs. */
-async function runWindow(
-  store: LocalStore,
-  { shardSize = 500, aggregatesLayout }: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number } = {},
-): Promise<{ manifest: Manifest; logs: string; beats: number }> {
-  const plan = await planRun(store, { store: store.uri, window: WINDOW.id, shardSize, pool: 'cpu', aggregatesLayout });
-  const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
-  let beats = 0;
-  for (const ref of plan.shards) {
-    await scoreShard(
-      deps,
-      { store: store.uri, window: WINDOW.id, windowHours: 1, planId: plan.planId, shard: ref.shard },
-      {
-        attempt: 1,
-        taskQueue: 'test',
-        workflowId: 'wf',
-        runId: plan.planId,
-        heartbeat: () => void beats++,
-        log: quiet,
-      },
-    );
-  }
-  await commitRun(
-    store,
-    {
-      store: store.uri,
-      window: WINDOW.id,
-      windowHours: 1,
-      workflowId: 'wf',
-      runId: plan.planId,
-      planId: plan.planId,
-      shards: plan.shards,
-      failedShards: [],
-    },
-    { logger: quiet },
-  );
-
-  let logs = '';
-  for (const key of await store.list(keys.logsPrefix(WINDOW.id))) logs += Buffer.from(await store.get(key)).toString();
-  await deps.sessions.close();
-  return { manifest: (await readManifest(store, WINDOW.id))!, logs, beats };
 }
 
 /** An Arrow part with `device_id`, `ts` and the given columns, one row per listed minute of the window. */

@@ -1,0 +1,51 @@
+/**
+ * One run of a window without servers: the real planRun, every scoreShard and commitRun against a store, in the
+ * order the workflow calls them. For tests of what a run commits and logs.
+ */
+import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
+import { keys } from '../../lib/keys';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
+import type { WorkerLogger } from '../../lib/scoring/attempt-log';
+import { commitRun } from '../../lib/scoring/commit-run';
+import { readManifest, type Manifest } from '../../lib/scoring/manifest';
+import { planRun } from '../../lib/scoring/plan-run';
+import type { PlanRequest } from '../../lib/scoring/run-types';
+import { scoreShard } from '../../lib/scoring/score-shard';
+import type { ObjectStore } from '../../lib/store/object-store';
+
+/** A logger that drops everything. */
+export const quiet: WorkerLogger = { info: () => undefined, warn: () => undefined };
+
+/** Plans, scores every shard and commits `window`; returns the manifest, every attempt log's text and heartbeats. */
+export async function runWindow(
+  store: ObjectStore,
+  window: string,
+  { shardSize = 500, aggregatesLayout }: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number } = {},
+): Promise<{ manifest: Manifest; logs: string; beats: number }> {
+  const plan = await planRun(store, { store: store.uri, window, shardSize, pool: 'cpu', aggregatesLayout });
+  const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
+  let beats = 0;
+  try {
+    for (const ref of plan.shards) {
+      const ctx = {
+        attempt: 1,
+        taskQueue: 'test',
+        workflowId: 'wf',
+        runId: plan.planId,
+        heartbeat: () => void beats++,
+        log: quiet,
+      };
+      await scoreShard(deps, { store: store.uri, window, windowHours: 1, planId: plan.planId, shard: ref.shard }, ctx);
+    }
+    const { planId, shards } = plan;
+    const request = { store: store.uri, window, windowHours: 1, workflowId: 'wf', runId: planId, planId, shards };
+    await commitRun(store, { ...request, failedShards: [] }, { logger: quiet });
+  } finally {
+    await deps.sessions.close();
+  }
+  let logs = '';
+  for (const key of await store.list(keys.logsPrefix(window))) logs += Buffer.from(await store.get(key)).toString();
+  const manifest = await readManifest(store, window);
+  if (!manifest) throw new Error(`window ${window} was not committed`);
+  return { manifest, logs, beats };
+}
