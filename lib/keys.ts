@@ -46,7 +46,9 @@ export const keys = {
     `models/${safeSegment('device id', device)}/${safeSegment('model version', version)}/`,
   modelOnnx: (device: string, version: string) => `${keys.modelDir(device, version)}model.onnx`,
   modelMeta: (device: string, version: string) => `${keys.modelDir(device, version)}model.json`,
-  predictionsPrefix: (windowId: string) => `predictions/window=${safeSegment('window', windowId)}/`,
+  /** Where the predictions of every window live. */
+  predictionsRoot: () => 'predictions/',
+  predictionsPrefix: (windowId: string) => `${keys.predictionsRoot()}window=${safeSegment('window', windowId)}/`,
   /** The files of one run's plan: two runs of a window never write each other's files (the fence). */
   runPrefix: (windowId: string, planId: string) =>
     `${keys.predictionsPrefix(windowId)}run=${safeSegment('plan id', planId)}/`,
@@ -57,7 +59,9 @@ export const keys = {
   shardPlan: (windowId: string, planId: string, shard: number) =>
     `${keys.runPrefix(windowId, planId)}_plan/${shardName(shard)}.json`,
   manifest: (windowId: string) => `${keys.predictionsPrefix(windowId)}_manifest.json`,
-  logsPrefix: (windowId: string) => `logs/window=${safeSegment('window', windowId)}/`,
+  /** Where the attempt logs of every window live. */
+  logsRoot: () => 'logs/',
+  logsPrefix: (windowId: string) => `${keys.logsRoot()}window=${safeSegment('window', windowId)}/`,
   /** The attempt logs of one run. */
   runLogsPrefix: (windowId: string, planId: string) =>
     `${keys.logsPrefix(windowId)}run=${safeSegment('plan id', planId)}/`,
@@ -68,3 +72,15 @@ export const keys = {
     `${keys.unitLogsPrefix(windowId, planId, unit)}attempt-${String(attempt).padStart(3, '0')}.jsonl`,
   demoTruth: (windowId: string) => `demo/ground-truth/window=${safeSegment('window', windowId)}.json`,
 } as const;
+
+const RUN_FOLDER = /^(?:predictions|logs)\/window=([^/]+)\/run=([^/]+)\//;
+
+/**
+ * The run folder a listed key lies in: a key under `predictions/window=W/run=R/` or `logs/window=W/run=R/` gives
+ * `{ window: W, planId: R }`, any other key (a manifest, an aggregates part) undefined. Both come from a listing,
+ * so they are checked again (by the key builders) before they name anything to read or delete.
+ */
+export function runFolderOf(key: string): { window: string; planId: string } | undefined {
+  const m = RUN_FOLDER.exec(key);
+  return m ? { window: m[1] as string, planId: m[2] as string } : undefined;
+}

@@ -8,7 +8,7 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 import { defaultStoreUri } from '../lib/config';
 import { AGGREGATES_LAYOUTS, POOLS, type AggregatesLayout, type Pool } from '../lib/names';
-import { RUN_DEFAULTS } from '../lib/scoring/run-types';
+import { MAX_SHARD_SIZE, RUN_DEFAULTS } from '../lib/scoring/run-types';
 
 /** An overlap policy a declaration may name (the SDK's constants, without the deprecated UNSPECIFIED). */
 export type OverlapPolicy = Exclude<ScheduleOverlapPolicy, undefined>;
@@ -95,12 +95,23 @@ const OVERLAP_POLICIES = Object.values(OVERLAP_FLAGS) as [OverlapPolicy, ...Over
 const HOUR_MS = 3_600_000;
 const SCHEDULE_ID = /^[a-z0-9][a-z0-9._-]{0,99}$/;
 
-/** A declaration that cannot be applied; `issues` name the schedule and field of each problem. */
+/** One problem with a declaration: the schedule (its id, or `#index` without one), the field and what is wrong. */
+export interface ScheduleIssue {
+  scheduleId: string;
+  field: string;
+  message: string;
+}
+
+/** A declaration that cannot be applied; `issues` name the schedule and field of each problem, `file` its source. */
 export class InvalidScheduleDeclaration extends Error {
   override readonly name = 'InvalidScheduleDeclaration';
-  constructor(public readonly issues: readonly { scheduleId: string; field: string; message: string }[]) {
+  constructor(
+    public readonly issues: readonly ScheduleIssue[],
+    public readonly file?: string,
+  ) {
     super(
-      `invalid schedule declaration:\n${issues.map((i) => `  schedule "${i.scheduleId}" ${i.field}: ${i.message}`).join('\n')}`,
+      `invalid schedule declaration${file === undefined ? '' : ` in ${file}`}:\n` +
+        issues.map((i) => `  schedule "${i.scheduleId}" ${i.field}: ${i.message}`).join('\n'),
     );
   }
 }
@@ -151,93 +162,122 @@ const timeZone = z.string().refine(
   { message: 'must be an IANA time zone such as UTC or Europe/Berlin' },
 );
 
-const positiveInt = (max: number) => z.number().int().min(1).max(max);
+/** A whole number in `[1, max]`; a missing one is left to the "is required" of `validateSchedules`. */
+const positiveInt = (max: number) => {
+  const error = (issue: { input?: unknown }) =>
+    issue.input === undefined
+      ? undefined
+      : `must be a whole number from 1 to ${max}, got ${JSON.stringify(issue.input)}`;
+  return z.number({ error }).int({ error }).min(1, { error }).max(max, { error });
+};
 
-const scheduleSchema = z
-  .object({
-    id: z
-      .string()
-      .regex(SCHEDULE_ID, 'must be lowercase letters, digits, ".", "_" or "-" (at most 100), e.g. fleetscore-hourly'),
-    description: z.string().trim().min(1, 'must say what the schedule scores'),
-    spec: z.strictObject({
+const pool = z.enum(POOLS as [Pool, ...Pool[]], {
+  error: (issue) => `unknown pool ${JSON.stringify(issue.input)}; use one of ${POOLS.join(', ')}`,
+});
+
+/**
+ * An object that rejects fields it does not know, so a typo (`shardsize`) or an unsupported option (`cron`) is an
+ * error rather than silently ignored; `note` says why a field the user might expect is missing.
+ */
+function strictObject<T extends z.core.$ZodLooseShape>(shape: T, note = '') {
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown field; the known ones are ${Object.keys(shape).join(', ')}${note}`
+        : undefined,
+  });
+}
+
+const scheduleSchema = strictObject({
+  id: z
+    .string()
+    .regex(SCHEDULE_ID, 'must be lowercase letters, digits, ".", "_" or "-" (at most 100), e.g. fleetscore-hourly'),
+  description: z.string().trim().min(1, 'must say what the schedule scores'),
+  spec: strictObject(
+    {
       intervals: z
         .array(
-          z.strictObject({
+          strictObject({
             every: duration('every', { min: 'positive' }),
             offset: duration('offset', { min: 'zero' }).optional(),
           }),
         )
         .length(1, 'must hold exactly one interval: a window is scored once per interval'),
-    }),
-    timezone: timeZone,
-    overlap: z
-      .enum(OVERLAP_POLICIES, {
-        error: (issue) =>
-          `unknown overlap policy ${JSON.stringify(issue.input)}; use one of ${OVERLAP_POLICIES.join(', ')}`,
-      })
-      .optional(),
-    catchupWindow: duration('catchupWindow', { min: 'positive' }),
-    jitter: duration('jitter', { min: 'zero' }).optional(),
-    paused: z.boolean().optional(),
-    windowHours: positiveInt(24 * 31),
-    run: z.strictObject({
-      store: z.string().trim().min(1, 'must name a store URI or folder'),
-      shardSize: positiveInt(1_000_000),
-      maxParallelShards: positiveInt(10_000),
-      pool: z.enum(POOLS as [Pool, ...Pool[]]).optional(),
-      aggregatesLayout: z.enum(AGGREGATES_LAYOUTS).optional(),
-      taskQueues: z.partialRecord(z.enum(POOLS as [Pool, ...Pool[]]), z.string().trim().min(1)).optional(),
-    }),
-  })
-  .superRefine((s, ctx) => {
-    const interval = s.spec.intervals[0];
-    if (!interval) return;
-    const windowMs = s.windowHours * HOUR_MS;
-    const every = durationMs(interval.every as Duration);
-    const offset = durationMs(interval.offset as Duration | undefined) ?? 0;
-    const jitter = durationMs(s.jitter as Duration | undefined) ?? 0;
-    if (every !== undefined && every !== windowMs) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['spec', 'intervals', 0, 'every'],
-        message: `must equal the window length (windowHours ${s.windowHours} = ${s.windowHours}h), got ${JSON.stringify(interval.every)}: each firing scores exactly one window`,
-      });
-    }
-    if (offset >= windowMs) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['spec', 'intervals', 0, 'offset'],
-        message: `must be shorter than the window (${s.windowHours}h), got ${JSON.stringify(interval.offset)}: a run at window end + offset scores the window before it`,
-      });
-    }
-    if (jitter * 2 >= windowMs) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['jitter'],
-        message: `must be less than half the window (${s.windowHours * 30}m), got ${JSON.stringify(s.jitter)}, so a backfill's time range names its windows unambiguously`,
-      });
-    }
-  });
+    },
+    ' (no cron expressions or calendars: each firing must score exactly one window, so a schedule is one interval)',
+  ),
+  timezone: timeZone,
+  overlap: z
+    .enum(OVERLAP_POLICIES, {
+      error: (issue) =>
+        `unknown overlap policy ${JSON.stringify(issue.input)}; use one of ${OVERLAP_POLICIES.join(', ')}`,
+    })
+    .optional(),
+  catchupWindow: duration('catchupWindow', { min: 'positive' }),
+  jitter: duration('jitter', { min: 'zero' }).optional(),
+  paused: z.boolean().optional(),
+  windowHours: positiveInt(24 * 31),
+  run: strictObject({
+    store: z.string().trim().min(1, 'must name a store URI or folder'),
+    shardSize: positiveInt(MAX_SHARD_SIZE),
+    maxParallelShards: positiveInt(10_000),
+    pool: pool.optional(),
+    aggregatesLayout: z.enum(AGGREGATES_LAYOUTS).optional(),
+    taskQueues: z.partialRecord(pool, z.string().trim().min(1)).optional(),
+  }),
+}).superRefine((s, ctx) => {
+  const interval = s.spec.intervals[0];
+  if (!interval) return;
+  const windowMs = s.windowHours * HOUR_MS;
+  const every = durationMs(interval.every as Duration);
+  const offset = durationMs(interval.offset as Duration | undefined) ?? 0;
+  const jitter = durationMs(s.jitter as Duration | undefined) ?? 0;
+  if (every !== undefined && every !== windowMs) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['spec', 'intervals', 0, 'every'],
+      message: `must equal the window length (windowHours ${s.windowHours} = ${s.windowHours}h), got ${JSON.stringify(interval.every)}: each firing scores exactly one window`,
+    });
+  }
+  if (offset >= windowMs) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['spec', 'intervals', 0, 'offset'],
+      message: `must be shorter than the window (${s.windowHours}h), got ${JSON.stringify(interval.offset)}: a run at window end + offset scores the window before it`,
+    });
+  }
+  if (jitter * 2 >= windowMs) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['jitter'],
+      message: `must be less than half the window (${s.windowHours * 30}m), got ${JSON.stringify(s.jitter)}, so a backfill's time range names its windows unambiguously`,
+    });
+  }
+});
 
 /**
  * Validates declarations and returns them unchanged, or throws InvalidScheduleDeclaration naming every bad
- * schedule and field (a bad duration, an unknown overlap policy, a duplicate id, an offset not inside the window).
+ * schedule and field (a bad duration, an unknown overlap policy or pool, a field it does not know, a duplicate
+ * id, an offset not inside the window). `file` names where they were declared, for the message.
  */
-export function validateSchedules(declared: readonly FleetSchedule[]): FleetSchedule[] {
-  const issues: { scheduleId: string; field: string; message: string }[] = [];
+export function validateSchedules(declared: readonly FleetSchedule[], file?: string): FleetSchedule[] {
+  const issues: ScheduleIssue[] = [];
   const seen = new Set<string>();
   declared.forEach((schedule, index) => {
     const scheduleId = typeof schedule?.id === 'string' && schedule.id ? schedule.id : `#${index}`;
-    const result = scheduleSchema.safeParse(schedule);
-    if (!result.success) {
-      for (const issue of result.error.issues)
-        issues.push({ scheduleId, field: fieldPath(issue.path), message: issue.message });
+    const result = scheduleSchema.safeParse(schedule, {
+      error: (issue) => (issue.input === undefined ? 'is required' : undefined),
+    });
+    for (const issue of result.error?.issues ?? []) {
+      // One finding per unknown field, named by its own path (`run.shardsize`), not by the object holding it.
+      const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
+      for (const path of paths) issues.push({ scheduleId, field: fieldPath(path), message: issue.message });
     }
     if (seen.has(scheduleId))
       issues.push({ scheduleId, field: 'id', message: 'is declared more than once; ids must be unique' });
     seen.add(scheduleId);
   });
-  if (issues.length > 0) throw new InvalidScheduleDeclaration(issues);
+  if (issues.length > 0) throw new InvalidScheduleDeclaration(issues, file);
   return [...declared];
 }
 

@@ -1,8 +1,12 @@
+import type { Duration } from '@temporalio/common';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { decodePredictions, predictionRows, type PredictionRow } from '../../lib/arrow/predictions';
 import { readManifest } from '../../lib/scoring/manifest';
+import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
 import { openStore } from '../../lib/store/open-store';
+import { parseWindow, windowsBetween } from '../../lib/window';
+import { durationMs } from '../../schedules/fleet-schedules';
 import { formatTable, output } from '../utils/table';
 import { positiveInt, storeOption, windowOption } from '../utils/options';
 
@@ -60,7 +64,124 @@ const showCommand = new Command('show')
     );
   });
 
-/** `fleetscore predictions show`. */
+/** The shortest grace period prune accepts: it also catches a unit left off (`--older-than 24` is 24 ms). */
+const MIN_GRACE_MS = 3_600_000;
+
+const pruneOptionsSchema = z
+  .object({
+    window: windowOption.optional(),
+    from: windowOption.optional(),
+    to: windowOption.optional(),
+    olderThan: z.string().transform((text, ctx) => {
+      const ms = durationMs(text as Duration);
+      if (ms === undefined || ms < MIN_GRACE_MS) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a duration of at least 1h, like 24h or 7d, got ${JSON.stringify(text)}`,
+        });
+        return z.NEVER;
+      }
+      return { text, ms };
+    }),
+    keepLogs: z.boolean().default(false),
+    dryRun: z.boolean().default(false),
+    store: storeOption,
+    json: z.boolean().default(false),
+  })
+  .superRefine((o, ctx) => {
+    if (o.window !== undefined && (o.from !== undefined || o.to !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['window'], message: 'pass either --window or --from/--to, not both' });
+    } else if ((o.from === undefined) !== (o.to === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [o.from ? 'to' : 'from'], message: 'pass --from and --to together' });
+    } else if (o.from !== undefined && o.to !== undefined && o.to <= o.from) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['to'],
+        message: 'must be after --from: the range [--from, --to) holds no window',
+      });
+    }
+  });
+
+/** What `predictions prune` did (or, on a dry run, would do). */
+export interface PruneReport {
+  store: string;
+  dryRun: boolean;
+  olderThan: string;
+  keepLogs: boolean;
+  folders: RunFolder[];
+}
+
+/** The windows the options name: one, a range `[from, to)`, or undefined for every window in the store. */
+function selectedWindows(o: z.infer<typeof pruneOptionsSchema>): string[] | undefined {
+  if (o.window !== undefined) return [o.window];
+  if (o.from === undefined || o.to === undefined) return undefined;
+  return windowsBetween(parseWindow(o.from).startMs, parseWindow(o.to).startMs).map((w) => w.id);
+}
+
+const pruneCommand = new Command('prune')
+  .description(
+    'delete the run folders (predictions and logs) of runs the manifest does not name: superseded, failed or ' +
+      'cancelled runs, once nothing in them nor the manifest was written within --older-than',
+  )
+  .option('--window <window>', 'only this window, e.g. 2026-11-21T12')
+  .option('--from <window>', 'only windows from this one on (with --to)')
+  .option('--to <window>', 'only windows before this one (with --from)')
+  .option('--older-than <duration>', 'grace period: keep folders written more recently (at least 1h)', '24h')
+  .option('--keep-logs', "keep the runs' logs, delete only their predictions folders")
+  .option('--dry-run', 'show what would be deleted, delete nothing')
+  .option('--store <uri>', 'store URI')
+  .option('--json', 'machine-readable output')
+  .action(async (raw: Record<string, unknown>) => {
+    const options = pruneOptionsSchema.parse(raw);
+    const store = openStore(options.store);
+    const folders = await pruneRuns(store, {
+      windows: selectedWindows(options),
+      olderThanMs: options.olderThan.ms,
+      keepLogs: options.keepLogs,
+      dryRun: options.dryRun,
+    });
+    const report: PruneReport = {
+      store: store.uri,
+      dryRun: options.dryRun,
+      olderThan: options.olderThan.text,
+      keepLogs: options.keepLogs,
+      folders,
+    };
+    output(options.json, report, renderPrune);
+    if (folders.some((f) => f.error !== undefined)) process.exitCode = 1;
+  });
+
+/** The prune as a table of run folders and one line of totals. */
+function renderPrune(r: PruneReport): string {
+  if (r.folders.length === 0) return `no run folders to prune in ${r.store}`;
+  const action = (f: RunFolder) =>
+    f.action === 'keep' ? 'kept' : r.dryRun ? 'would delete' : f.error ? `failed: ${f.error}` : 'deleted';
+  const doomed = r.folders.filter((f) => f.action === 'delete');
+  const failed = doomed.filter((f) => f.error !== undefined).length;
+  const objects = doomed.reduce((n, f) => n + (r.dryRun ? f.toDelete : f.deleted), 0);
+  return [
+    formatTable(
+      ['window', 'run', 'committed', 'objects', 'bytes', 'newest object', 'action', 'why'],
+      r.folders.map((f) => [
+        f.window,
+        f.planId,
+        f.committed ? 'yes' : '',
+        f.objects,
+        f.bytes,
+        f.newest,
+        action(f),
+        f.reason,
+      ]),
+    ),
+    '',
+    `${r.dryRun ? 'would delete' : 'deleted'} ${doomed.length - failed} run folder(s), ${objects} object(s)` +
+      `${r.keepLogs ? ' (logs kept)' : ''}${failed ? `; ${failed} failed` : ''}; kept ${r.folders.length - doomed.length}` +
+      `; grace period ${r.olderThan}${r.dryRun ? ' (dry run: nothing was deleted)' : ''}`,
+  ].join('\n');
+}
+
+/** `fleetscore predictions show | prune`. */
 export const predictionsCommand = new Command('predictions')
-  .description('read committed predictions')
-  .addCommand(showCommand);
+  .description('read committed predictions; prune the run folders no manifest names')
+  .addCommand(showCommand)
+  .addCommand(pruneCommand);

@@ -6,7 +6,7 @@ import { ScheduleNotFoundError, type Client, type ScheduleDescription, type Sche
 import { Command } from 'commander';
 import { z } from 'zod';
 import { connectClient } from '../../lib/temporal/connection';
-import { fleetSchedules, OVERLAP_FLAGS, validateSchedules, type OverlapFlag } from '../../schedules/fleet-schedules';
+import { fleetSchedules, OVERLAP_FLAGS, type OverlapFlag } from '../../schedules/fleet-schedules';
 import {
   applySchedules,
   compileSchedule,
@@ -14,6 +14,7 @@ import {
   scheduleRecord,
   type ScheduleChange,
 } from '../../schedules/schedule-reconciler';
+import { DEFAULT_SCHEDULES_FILE, loadSchedules } from '../../schedules/schedule-file';
 import { formatTable, output } from '../utils/table';
 
 const scheduleId = z.string().trim().min(1, 'a schedule id is required');
@@ -46,12 +47,20 @@ async function describeSchedule(handle: ScheduleHandle): Promise<ScheduleDescrip
 const iso = (d: Date | undefined) => (d ? d.toISOString().replace('.000Z', 'Z') : '');
 
 const apply = new Command('apply')
-  .description('make the server match the schedules declared in schedules/fleet-schedules.ts')
+  .description('make the server match the schedules declared in schedules/fleet-schedules.ts (or --file)')
+  .option('--file <path>', `a module exporting fleetSchedules(env) to apply instead of ${DEFAULT_SCHEDULES_FILE}`)
   .option('--dry-run', 'show the changes without making them')
   .option('--json', 'print the changes as JSON')
   .action(async (raw: Record<string, unknown>) => {
-    const opts = z.object({ dryRun: z.boolean().default(false), json: z.boolean().default(false) }).parse(raw);
-    const declared = validateSchedules(fleetSchedules());
+    const opts = z
+      .object({
+        file: z.string().trim().min(1, 'must name a file').optional(),
+        dryRun: z.boolean().default(false),
+        json: z.boolean().default(false),
+      })
+      .parse(raw);
+    // Loaded and validated before connecting: an invalid file changes nothing on the server.
+    const declared = loadSchedules(opts.file);
     const changes = await withClient((client) => applySchedules(client, declared, { dryRun: opts.dryRun }));
     output(opts.json, { dryRun: opts.dryRun, changes }, (r) => renderChanges(r.changes, r.dryRun));
   });

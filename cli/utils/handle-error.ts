@@ -11,8 +11,12 @@ export function handleError(err: unknown): never {
     process.stderr.write(`fleetscore: invalid arguments\n${lines.join('\n')}\n`);
   } else if (err instanceof Error) {
     process.stderr.write(`fleetscore: ${err.message}\n`);
-    if (err.cause instanceof Error) process.stderr.write(`  caused by: ${err.cause.message}\n`);
+    const cause: unknown = err.cause;
+    if (cause instanceof Error) process.stderr.write(`  caused by: ${cause.message}\n`);
+    else if (cause !== undefined) process.stderr.write(`  caused by: ${String(cause)}\n`);
     if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
+    // Where the cause came from matters most when it is the user's code (a schedules file that throws).
+    if (verbose && cause instanceof Error && cause.stack) process.stderr.write(`caused by ${cause.stack}\n`);
   } else {
     process.stderr.write(`fleetscore: ${String(err)}\n`);
   }

@@ -16,7 +16,7 @@ import { keys } from '../keys';
 import type { IndexEntry } from '../models/model-meta';
 import { buildMahalanobisModel } from '../models/onnx-builder';
 import { readIndex, registerModel } from '../models/model-registry';
-import type { ObjectStore } from '../store/object-store';
+import type { ObjectStore, StoredObject } from '../store/object-store';
 import { windowAt, type Window } from '../window';
 
 const HOUR_MS = 3_600_000;
@@ -571,6 +571,10 @@ class IndexBatchingStore implements ObjectStore {
 
   list(prefix: string): Promise<string[]> {
     return this.inner.list(prefix);
+  }
+
+  listObjects(prefix: string): Promise<StoredObject[]> {
+    return this.inner.listObjects(prefix);
   }
 
   delete(key: string): Promise<void> {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { checkKey, ObjectNotFound, type ObjectStore } from './object-store';
+import { checkKey, ObjectNotFound, type ObjectStore, type StoredObject } from './object-store';
 
 /**
  * The embedded default store: a local folder laid out exactly like the S3 bucket. Writes go to a temporary
@@ -53,14 +53,34 @@ export class LocalStore implements ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
+    return (await this.walk(prefix)).map((f) => f.key);
+  }
+
+  async listObjects(prefix: string): Promise<StoredObject[]> {
+    const out: StoredObject[] = [];
+    for (const { key, path } of await this.walk(prefix)) {
+      try {
+        const { size, mtime } = await stat(path);
+        out.push({ key, size, lastModified: mtime });
+      } catch (err) {
+        // Deleted between the walk and the stat: no longer an object of the listing.
+        if (!isMissing(err)) throw err;
+      }
+    }
+    return out;
+  }
+
+  /** The files under `prefix` (keys sorted), without temporary files of writes in progress. */
+  private async walk(prefix: string): Promise<{ key: string; path: string }[]> {
     checkKey(this.uri, prefix, { prefix: true });
     // Walk the deepest folder the prefix names, then filter by the full prefix (it may end inside a name).
     const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
-    const out: string[] = [];
+    const out: { key: string; path: string }[] = [];
     const walk = async (rel: string): Promise<void> => {
+      const dir = join(this.root, ...rel.split('/').filter(Boolean));
       let entries;
       try {
-        entries = await readdir(join(this.root, ...rel.split('/').filter(Boolean)), { withFileTypes: true });
+        entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
         if (isMissing(err)) return;
         throw err;
@@ -68,11 +88,12 @@ export class LocalStore implements ObjectStore {
       for (const e of entries) {
         const key = rel + e.name;
         if (e.isDirectory()) await walk(`${key}/`);
-        else if (e.isFile() && !e.name.endsWith('.tmp') && key.startsWith(prefix)) out.push(key);
+        else if (e.isFile() && !e.name.endsWith('.tmp') && key.startsWith(prefix))
+          out.push({ key, path: join(dir, e.name) });
       }
     };
     await walk(folder);
-    return out.sort();
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async delete(key: string): Promise<void> {

@@ -12,8 +12,22 @@ export interface ObjectStore {
   put(key: string, body: Uint8Array | string): Promise<void>;
   /** Every key under `prefix`, sorted. */
   list(prefix: string): Promise<string[]>;
+  /** Every object under `prefix` with its size and last-modified time, sorted by key. */
+  listObjects(prefix: string): Promise<StoredObject[]>;
   /** Deletes the object; deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
+}
+
+/** One object of a listing. */
+export interface StoredObject {
+  key: string;
+  /** Size in bytes. */
+  size: number;
+  /**
+   * When the object was last written, by the store's clock: the file's modification time locally, S3's
+   * LastModified (whole seconds on AWS). What retention decisions such as `predictions prune` compare with now.
+   */
+  lastModified: Date;
 }
 
 /** Thrown by `ObjectStore.get` for a key that holds no object. */

@@ -5,7 +5,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { checkKey, ObjectNotFound, type ObjectStore } from './object-store';
+import { checkKey, ObjectNotFound, type ObjectStore, type StoredObject } from './object-store';
 
 /**
  * Environment variables that point the S3 store at an S3-compatible server without changing the store URI.
@@ -132,9 +132,13 @@ export class S3Store implements ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
+    return (await this.listObjects(prefix)).map((o) => o.key);
+  }
+
+  async listObjects(prefix: string): Promise<StoredObject[]> {
     checkKey(this.uri, prefix, { prefix: true });
     const Prefix = this.prefix + prefix;
-    const out: string[] = [];
+    const out: StoredObject[] = [];
     let ContinuationToken: string | undefined;
     try {
       do {
@@ -143,14 +147,20 @@ export class S3Store implements ObjectStore {
         );
         for (const o of res.Contents ?? []) {
           // Zero-byte "folder" markers that consoles create are not objects of this store.
-          if (o.Key !== undefined && !o.Key.endsWith('/')) out.push(o.Key.slice(this.prefix.length));
+          if (o.Key === undefined || o.Key.endsWith('/')) continue;
+          out.push({
+            key: o.Key.slice(this.prefix.length),
+            size: o.Size ?? 0,
+            // S3 always sends LastModified; a server that does not is treated as "written now", the safe side.
+            lastModified: o.LastModified ?? new Date(),
+          });
         }
         ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (ContinuationToken);
     } catch (err) {
       throw new S3RequestFailed('ListObjectsV2', this.bucket, Prefix, err);
     }
-    return out.sort();
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async delete(key: string): Promise<void> {

@@ -2,24 +2,9 @@
  * Invalid command lines: the real `fleetscore` entry point in a child process, as a user runs it. Every case must
  * exit 1 with a message that names what is wrong, and no stack trace (that needs `--verbose`).
  */
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
 
 jest.setTimeout(60_000);
-
-const ROOT = resolve(__dirname, '..', '..');
-
-function fleetscore(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'cli/main.ts', ...args],
-      // No server at this address: every case must fail before connecting.
-      { cwd: ROOT, env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9' } },
-      (err, _stdout, stderr) => done({ code: err ? Number(err.code) : 0, stderr }),
-    );
-  });
-}
 
 test.each([
   [['runs', 'start', '--window', '2026-13-01T00'], /not a window: "2026-13-01T00"/],
@@ -33,9 +18,10 @@ test.each([
   [['frobnicate'], /unknown command 'frobnicate'/],
   [['runs', 'list', '--store', 's3://AKIA:secret@bucket'], /must not contain credentials/],
 ])('fleetscore %j fails with a message, exit 1 and no stack trace', async (args, message) => {
-  const { code, stderr } = await fleetscore(args);
+  // No server at this address: every case must fail before connecting.
+  const { code, stderr } = await fleetscore(args, { TEMPORAL_ADDRESS: '127.0.0.1:9' });
   expect(code).toBe(1);
   expect(stderr).toMatch(message);
-  expect(stderr).not.toMatch(/\n\s+at /);
+  expect(stderr).not.toMatch(STACK_TRACE);
   expect(stderr).not.toContain('secret@');
 });

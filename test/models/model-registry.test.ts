@@ -19,7 +19,7 @@ import {
 } from '../../lib/models/model-registry';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { LocalStore } from '../../lib/store/local-store';
-import type { ObjectStore } from '../../lib/store/object-store';
+import { withListing } from '../support/store-view';
 
 const identity3 = [
   [1, 0, 0],
@@ -125,14 +125,7 @@ describe('registerModel', () => {
   it('refuses to overwrite a version that already exists', async () => {
     await registerModel(store, { device: 'pump-1', onnx: model, meta });
     // A listing that misses v0001 (a concurrent writer, an eventually consistent listing) must not clobber it.
-    const staleListing: ObjectStore = {
-      uri: store.uri,
-      get: (k) => store.get(k),
-      tryGet: (k) => store.tryGet(k),
-      put: (k, b) => store.put(k, b),
-      delete: (k) => store.delete(k),
-      list: async () => [],
-    };
+    const staleListing = withListing(store, { list: async () => [], listObjects: async () => [] });
     const racing = registerModel(staleListing, { device: 'pump-1', onnx: otherModel, meta });
     const err = await rejection<ModelVersionExists>(racing);
     expect(err).toBeInstanceOf(ModelVersionExists);

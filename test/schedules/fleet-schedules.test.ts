@@ -109,6 +109,31 @@ describe('validateSchedules', () => {
     expect(message).toContain('schedule "fleetscore-hourly" run.shardSize:');
   });
 
+  it('names each unknown field by its own path, an unknown pool, a shard size over the limit and the file', () => {
+    const schedule = {
+      ...hourly(),
+      cron: '5 * * * *',
+      run: { store: '/s', shardSize: 20_001, maxParallelShards: 8, pool: 'tpu', shardsize: 5 },
+    } as unknown as FleetSchedule;
+    let message = '';
+    try {
+      validateSchedules([schedule], 'schedules/staging.ts');
+    } catch (err) {
+      expect(err).toMatchObject({ name: 'InvalidScheduleDeclaration', file: 'schedules/staging.ts' });
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^invalid schedule declaration in schedules\/staging\.ts:\n/);
+    expect(message).toContain('schedule "fleetscore-hourly" cron: unknown field; the known ones are id, description');
+    expect(message).toContain('schedule "fleetscore-hourly" run.shardsize: unknown field');
+    expect(message).toContain('schedule "fleetscore-hourly" run.pool: unknown pool "tpu"; use one of cpu, gpu');
+    expect(message).toContain('schedule "fleetscore-hourly" run.shardSize: must be a whole number from 1 to 20000');
+  });
+
+  it('says a missing field is required', () => {
+    const { windowHours: _windowHours, ...rest } = hourly();
+    expect(invalid([rest as FleetSchedule])).toContain('schedule "fleetscore-hourly" windowHours: is required');
+  });
+
   it('rejects more than one interval and a bad id', () => {
     const twoIntervals = hourly({ spec: { intervals: [{ every: '1h' }, { every: '1h' }] as never } });
     expect(invalid([twoIntervals])).toContain('spec.intervals: must hold exactly one interval');

@@ -106,6 +106,45 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       });
     });
 
+    describe('listObjects', () => {
+      it('lists what list lists, with each size and a last-modified time of when it was written', async () => {
+        // Stores may keep whole seconds (S3's LastModified): compare with the second the writes began in.
+        const start = Math.floor(Date.now() / 1000) * 1000;
+        await store.put('r/b.bin', new Uint8Array(300));
+        await store.put('r/a/x.json', '{"é":1}');
+        await store.put('r/a/empty', '');
+        await store.put('rr.txt', 'beside the prefix');
+        const end = Date.now();
+        const objects = await store.listObjects('r/');
+        expect(objects.map((o) => o.key)).toEqual(await store.list('r/'));
+        expect(objects.map(({ key, size }) => ({ key, size }))).toEqual([
+          { key: 'r/a/empty', size: 0 },
+          { key: 'r/a/x.json', size: Buffer.byteLength('{"é":1}') },
+          { key: 'r/b.bin', size: 300 },
+        ]);
+        for (const { lastModified } of objects) {
+          expect(Object.prototype.toString.call(lastModified)).toBe('[object Date]');
+          expect(lastModified.getTime()).toBeGreaterThanOrEqual(start);
+          // A little slack for a server clock (MinIO's is this machine's) that rounds up.
+          expect(lastModified.getTime()).toBeLessThanOrEqual(end + 1000);
+        }
+        expect((await store.listObjects('')).map((o) => o.key)).toEqual(await store.list(''));
+        expect(await store.listObjects('nothing/')).toEqual([]);
+      });
+
+      it('moves the last-modified time forward on overwrite and forgets deleted objects', async () => {
+        await store.put('m/k.json', 'first');
+        const [first] = await store.listObjects('m/');
+        await new Promise((r) => setTimeout(r, 1100));
+        await store.put('m/k.json', 'second, longer');
+        const [second] = await store.listObjects('m/');
+        expect(second?.size).toBe(Buffer.byteLength('second, longer'));
+        expect(second!.lastModified.getTime()).toBeGreaterThan(first!.lastModified.getTime());
+        await store.delete('m/k.json');
+        expect(await store.listObjects('m/')).toEqual([]);
+      });
+    });
+
     it('deletes an object, and deleting a missing key succeeds', async () => {
       await store.put('d/one.txt', '1');
       await store.put('d/two.txt', '2');
@@ -141,6 +180,7 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
 
     it.each(['../', '/abs', 'a//', 'a/./', 'a\\'])('rejects the invalid list prefix %j', async (prefix) => {
       await expect(store.list(prefix)).rejects.toBeInstanceOf(InvalidKey);
+      await expect(store.listObjects(prefix)).rejects.toBeInstanceOf(InvalidKey);
     });
 
     it('round-trips an object larger than 2 MB', async () => {
