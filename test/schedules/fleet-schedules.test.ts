@@ -6,7 +6,7 @@ import {
   validateSchedules,
   type FleetSchedule,
 } from '../../schedules/fleet-schedules';
-import { compileSchedule } from '../../schedules/schedule-reconciler';
+import { compileSchedule, scheduledRunInput } from '../../schedules/schedule-reconciler';
 import { TASK_QUEUES, SCORING_WORKFLOW } from '../../lib/names';
 
 const H = 3_600_000;
@@ -127,6 +127,19 @@ describe('validateSchedules', () => {
     expect(message).toContain('schedule "fleetscore-hourly" run.shardsize: unknown field');
     expect(message).toContain('schedule "fleetscore-hourly" run.pool: unknown pool "tpu"; use one of cpu, gpu');
     expect(message).toContain('schedule "fleetscore-hourly" run.shardSize: must be a whole number from 1 to 20000');
+  });
+
+  it('accepts an aggregates layout it knows, passes it to the run, and names one it does not', () => {
+    const partitioned = hourly({
+      run: { store: '/s', shardSize: 500, maxParallelShards: 8, aggregatesLayout: 'device-partitioned' },
+    });
+    validateSchedules([partitioned]);
+    expect(scheduledRunInput(partitioned).aggregatesLayout).toBe('device-partitioned');
+    expect(scheduledRunInput(hourly()).aggregatesLayout).toBeUndefined();
+    const bad = hourly({
+      run: { store: '/s', shardSize: 500, maxParallelShards: 8, aggregatesLayout: 'by-hash' as never },
+    });
+    expect(invalid([bad])).toMatch(/schedule "fleetscore-hourly" run\.aggregatesLayout: .*device-partitioned/);
   });
 
   it('says a missing field is required', () => {
