@@ -1,29 +1,21 @@
 /**
  * The S3-compatible server (real MinIO) stopped for a few seconds and started again on the same data folder and
- * port, at three points of a run: while planning (before any shard), and while shards read and write. Store
- * errors fail the attempt, Temporal retries it, and the committed window equals a fault-free run's.
+ * port, at six points of a run: as planning starts; while planRun writes the plan files (some written, one held
+ * by the store gate when the server stops); while shards read and write; and in commitRun, just before the
+ * manifest is written and just after (the manifest stored, its reply held, so the attempt fails after the commit
+ * landed). Store errors fail the attempt, Temporal retries it, the retry rewrites the same files, and the
+ * committed window equals a fault-free run's: one manifest, one plan, the same rows and counts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FaultRig, measureFault } from './support/fault-rig';
+import { keys, shardName } from '../../lib/keys';
+import { CLEAN, measureFault, storeRequests, useFaultRig, waitUntil, WINDOW } from './support/fault-rig';
+import type { HeldRequest } from './support/store-gate';
 
 jest.setTimeout(300_000);
 
 const DOWN_MS = 4_000;
 
-let rig: FaultRig;
-
-beforeAll(async () => {
-  rig = await FaultRig.start({ devices: 1500, sensors: 4, shardSize: 250, s3: true });
-  await rig.runReference();
-});
-
-afterAll(async () => {
-  await rig?.close();
-});
-
-afterEach(async () => {
-  await rig.stopWorkers();
-});
+const rig = useFaultRig({ devices: 1500, sensors: 4, shardSize: 250, s3: true });
 
 test('the store down when the run starts (planning)', async () => {
   const result = await measureFault(rig, 'S3 server down for 4 s', 'planning', async () => {
@@ -35,7 +27,7 @@ test('the store down when the run starts (planning)', async () => {
     return { injected: 1, summary: await rig.result(handle) };
   });
   expect(result.record.runsCompleted).toBe(1);
-  expect(result).toMatchObject({ lost: 0, duplicated: 0, unexpected: 0, changed: 0, outcomesDiffer: 0 });
+  expect(result).toMatchObject(CLEAN);
 });
 
 test.each([
@@ -52,5 +44,69 @@ test.each([
     return { injected: 1, summary: await rig.result(handle) };
   });
   expect(result.record.runsCompleted).toBe(1);
-  expect(result).toMatchObject({ lost: 0, duplicated: 0, unexpected: 0, changed: 0, outcomesDiffer: 0 });
+  expect(result).toMatchObject(CLEAN);
+});
+
+/** Stops the store while `held` waits in the gate, resets the held request, and starts the store again. */
+async function outageAt(held: HeldRequest): Promise<void> {
+  await rig.s3!.kill();
+  held.drop();
+  await sleep(DOWN_MS);
+  await rig.s3!.restart();
+}
+
+test('the store down while planRun writes the plan files (half written)', async () => {
+  const gate = rig.gate!;
+  const since = gate.forwarded.length;
+  const result = await measureFault(rig, 'S3 server down for 4 s', 'plan files half written', async () => {
+    await rig.startWorkers(2);
+    const caught = gate.hold(storeRequests.planWrite(3));
+    const handle = await rig.start('s3-plan-write');
+    const held = await caught;
+    // The other five plan files land; shard 3's never does in this attempt.
+    await waitUntil('five plan files are written', () => gate.succeeded(storeRequests.planWrite(), since) === 5);
+    await outageAt(held);
+    return { injected: 1, summary: await rig.result(handle) };
+  });
+  expect(result.record.runsCompleted).toBe(1);
+  expect(result).toMatchObject(CLEAN);
+  // planRun was retried and rewrote its plan whole, under the same plan id: shard 0's file again, shard 3's too.
+  expect(gate.succeeded(storeRequests.planWrite(0), since)).toBeGreaterThanOrEqual(2);
+  expect(gate.succeeded(storeRequests.planWrite(3), since)).toBeGreaterThanOrEqual(1);
+  const { manifest } = await rig.committed();
+  const planFiles = await rig.store.list(`${keys.runPrefix(WINDOW, manifest.planId)}_plan/`);
+  expect(planFiles.map((k) => k.split('/').pop())).toEqual([0, 1, 2, 3, 4, 5].map((n) => `${shardName(n)}.json`));
+  expect(await rig.manifestKeys()).toEqual([keys.manifest(WINDOW)]);
+});
+
+test.each([
+  ['commit: before the manifest is written', 'request'],
+  ['commit: manifest written, reply lost', 'response'],
+] as const)('the store down in commitRun (%s)', async (point, phase) => {
+  const gate = rig.gate!;
+  const since = gate.forwarded.length;
+  let runId = '';
+  let committedWhenHeld = '';
+  const result = await measureFault(rig, 'S3 server down for 4 s', point, async () => {
+    await rig.startWorkers(2);
+    const caught = gate.hold(storeRequests.manifestWrite, phase);
+    const handle = await rig.start('s3-commit');
+    runId = handle.firstExecutionRunId;
+    const held = await caught;
+    // The run the window's manifest names while the write is held: an earlier run's before it, this run's after.
+    committedWhenHeld = (await rig.committed()).manifest.runId;
+    await outageAt(held);
+    return { injected: 1, summary: await rig.result(handle) };
+  });
+  expect(result.record.runsCompleted).toBe(1);
+  expect(result).toMatchObject(CLEAN);
+  if (phase === 'request') expect(committedWhenHeld).not.toBe(runId);
+  else expect(committedWhenHeld).toBe(runId);
+  // The retried commitRun wrote the manifest (again, when the first write had landed): one manifest, this run's,
+  // with the reference's counts.
+  expect(gate.succeeded(storeRequests.manifestWrite, since)).toBeGreaterThanOrEqual(phase === 'request' ? 1 : 2);
+  const { manifest } = await rig.committed();
+  expect(manifest.runId).toBe(runId);
+  expect(manifest.counts).toEqual(rig.reference!.manifest.counts);
+  expect(await rig.manifestKeys()).toEqual([keys.manifest(WINDOW)]);
 });

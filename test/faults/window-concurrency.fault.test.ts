@@ -12,26 +12,11 @@ import { SCORING_WORKFLOW } from '../../lib/names';
 import type { RunSummary } from '../../lib/scoring/run-types';
 import { parseWindow } from '../../lib/window';
 import { backfillRange } from '../../schedules/fleet-schedules';
-import { FaultRig, measureFault, WINDOW } from './support/fault-rig';
+import { CLEAN, measureFault, useFaultRig, WINDOW } from './support/fault-rig';
 
 jest.setTimeout(300_000);
 
-let rig: FaultRig;
-
-beforeAll(async () => {
-  rig = await FaultRig.start({ devices: 3000, sensors: 4, shardSize: 500 });
-  await rig.runReference();
-});
-
-afterAll(async () => {
-  await rig?.close();
-});
-
-afterEach(async () => {
-  await rig.stopWorkers();
-});
-
-const clean = { lost: 0, duplicated: 0, unexpected: 0, changed: 0, outcomesDiffer: 0 };
+const rig = useFaultRig({ devices: 3000, sensors: 4, shardSize: 500 });
 
 /** The committed manifest lists only files of its own plan, and that plan is one of the runs'. */
 async function expectOnePlan(runIds: string[]): Promise<void> {
@@ -53,7 +38,7 @@ test('two runs of one window at once, with different shard sizes', async () => {
     return { injected: 1, runs: 2, completed, summary: summaries[1] };
   });
   expect(result.record.runsCompleted).toBe(2);
-  expect(result).toMatchObject(clean);
+  expect(result).toMatchObject(CLEAN);
   await expectOnePlan(runIds);
 });
 
@@ -94,7 +79,7 @@ test('a backfill (overlap allow-all) of a window while a live run scores it', as
       return { injected: 1, runs: 2, completed, summary: summaries[0] };
     });
     expect(result.record.runsCompleted).toBe(2);
-    expect(result).toMatchObject(clean);
+    expect(result).toMatchObject(CLEAN);
     await expectOnePlan(runIds);
   } finally {
     await schedule.delete();
@@ -111,7 +96,7 @@ test('a re-run after the window was committed replaces it whole', async () => {
     const summary = await rig.result(again);
     return { injected: 1, runs: 2, completed: 2, summary };
   });
-  expect(result).toMatchObject(clean);
+  expect(result).toMatchObject(CLEAN);
   const { manifest } = await rig.committed();
   expect(manifest.planId).not.toBe(firstPlan);
   // The first commit's files are still there but listed by no manifest: readers ignore them.

@@ -8,7 +8,7 @@
  * - SIGTERM while busy: the worker stops polling, finishes its in-flight shard, and exits 0.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FaultRig, measureFault } from './support/fault-rig';
+import { CLEAN, measureFault, useFaultRig, type CommittedRows } from './support/fault-rig';
 
 jest.setTimeout(300_000);
 
@@ -18,36 +18,17 @@ const POINTS = [
   ['late shards', 3],
 ] as const;
 
-let rig: FaultRig;
-
-beforeAll(async () => {
-  rig = await FaultRig.start({ devices: 3000, sensors: 4, shardSize: 500 });
-  await rig.runReference();
-});
-
-afterAll(async () => {
-  await rig?.close();
-});
-
-afterEach(async () => {
-  await rig.stopWorkers();
-});
-
-const clean = { lost: 0, duplicated: 0, unexpected: 0, changed: 0, outcomesDiffer: 0 };
+const rig = useFaultRig({ devices: 3000, sensors: 4, shardSize: 500 });
 
 test.each(POINTS)('SIGKILL of the worker scoring the %s', async (point, shardsDone) => {
   const result = await measureFault(rig, 'worker SIGKILL mid-shard', point, async () => {
     await rig.startWorkers(2);
     const handle = await rig.start('kill');
-    const victim = await rig.waitForShard(handle, { shardsDone });
-    victim.signal('SIGKILL');
-    await victim.exited;
-    rig.workers.splice(rig.workers.indexOf(victim), 1);
-    await rig.startWorkers(1);
+    await rig.killAndReplace(await rig.waitForShard(handle, { shardsDone }));
     return { injected: 1, summary: await rig.result(handle) };
   });
   expect(result.record.runsCompleted).toBe(1);
-  expect(result).toMatchObject(clean);
+  expect(result).toMatchObject(CLEAN);
   // The killed attempt was retried: a shard was committed by a later attempt.
   const { manifest } = await rig.committed();
   expect(manifest.shards.some((s) => (s.attempt ?? 1) > 1)).toBe(true);
@@ -56,7 +37,7 @@ test.each(POINTS)('SIGKILL of the worker scoring the %s', async (point, shardsDo
 test.each(POINTS)(
   'a stuck worker (SIGSTOP) on the %s: heartbeat timeout, retry elsewhere',
   async (point, shardsDone) => {
-    let before: Awaited<ReturnType<FaultRig['committed']>> | undefined;
+    let before: CommittedRows | undefined;
     const result = await measureFault(rig, 'stuck shard (heartbeat timeout)', point, async () => {
       await rig.startWorkers(2);
       const handle = await rig.start('stuck');
@@ -71,7 +52,7 @@ test.each(POINTS)(
       return { injected: 1, summary };
     });
     expect(result.record.runsCompleted).toBe(1);
-    expect(result).toMatchObject(clean);
+    expect(result).toMatchObject(CLEAN);
     expect(before!.manifest).toEqual((await rig.committed()).manifest);
     expect(before!.manifest.shards.some((s) => (s.attempt ?? 1) > 1)).toBe(true);
   },
@@ -93,6 +74,6 @@ test.each(POINTS)(
     });
     expect(exitCode).toBe(0);
     expect(result.record.runsCompleted).toBe(1);
-    expect(result).toMatchObject(clean);
+    expect(result).toMatchObject(CLEAN);
   },
 );

@@ -1,7 +1,8 @@
 /**
  * The fault suite's rig: a real Temporal dev server on a SQLite file (so it can be killed and restarted on the
  * same file), real `fleetscore worker` processes (so they can be SIGKILLed, SIGTERMed and SIGSTOPped), a seeded
- * demo fleet in a local folder or a real MinIO, and the checks every fault test ends with: the run completed and
+ * demo fleet in a local folder or a real MinIO (reached by the workers through a store gate that can hold one
+ * request, to aim a fault at an exact point), and the checks every fault test ends with: the run completed and
  * its committed predictions equal a fault-free run's, row for row.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,22 +10,25 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { hostname, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
+import type { Client, Connection, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { decodePredictions, predictionRows } from '../../../lib/arrow/predictions';
 import { readDemoTruth, seedDemoFleet } from '../../../lib/demo/demo-fleet';
+import { keys, shardName } from '../../../lib/keys';
+import { readIndex } from '../../../lib/models/model-registry';
 import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../../lib/names';
 import { readManifest, type Manifest } from '../../../lib/scoring/manifest';
 import type { RunSummary, ScoringRunInput } from '../../../lib/scoring/run-types';
 import { LocalStore } from '../../../lib/store/local-store';
 import type { ObjectStore } from '../../../lib/store/object-store';
-import { S3Store } from '../../../lib/store/s3-store';
+import { S3_STORE_ENV, S3Store } from '../../../lib/store/s3-store';
 import { connectClient, temporalTarget } from '../../../lib/temporal/connection';
 import { startDevServer, type DevServer } from '../../../lib/temporal/dev-server';
 import { windowAt } from '../../../lib/window';
 import { startS3Server, type S3TestServer } from '../../support/s3-server';
 import { freePort } from '../../support/free-port';
+import { StoreGate, type StoreRequest } from './store-gate';
 
 const ROOT = resolve(__dirname, '../../..');
 /** Where each fault test records its figures; the reporter prints them as one table. */
@@ -72,13 +76,20 @@ export interface FaultRecord {
   seconds: number;
 }
 
+/** What a commit must equal the reference by: nothing lost, duplicated, unexpected, changed or decided otherwise. */
+export const CLEAN: Comparison = { lost: 0, duplicated: 0, unexpected: 0, changed: 0, outcomesDiffer: 0 };
+
 /** A `fleetscore worker` child process. */
 export class WorkerProcess {
   readonly identity: string;
   readonly exited: Promise<number | null>;
   output = '';
 
-  constructor(readonly child: ChildProcess) {
+  /** `label`: the worker's own store gate port (S3 rigs), so a held store request names its worker. */
+  constructor(
+    readonly child: ChildProcess,
+    readonly label?: string,
+  ) {
     this.identity = `${child.pid}@${hostname()}`;
     this.exited = new Promise((done) => child.once('exit', (code) => done(code)));
     const collect = (chunk: Buffer) => {
@@ -102,6 +113,12 @@ export interface RigOptions extends FleetSize {
   s3?: boolean;
   /** Extra environment for the worker processes (e.g. fake secrets). */
   workerEnv?: Record<string, string>;
+  /**
+   * Workers stack Mahalanobis models (the default path of `fleetscore worker`). Off by default: with
+   * `--no-batching` every device gets its own ONNX session, so a cold shard lasts long enough to aim at by time;
+   * stacked shards are aimed at through the store gate instead.
+   */
+  stacked?: boolean;
 }
 
 /** A dev server, a store with a seeded fleet, worker processes and a client. */
@@ -111,6 +128,8 @@ export class FaultRig {
   store!: ObjectStore;
   storeUri!: string;
   s3?: S3TestServer;
+  /** Between the workers and the S3 server (S3 rigs only); see {@link FaultRig.workerOf}. */
+  gate?: StoreGate;
   readonly workers: WorkerProcess[] = [];
   /** Every worker ever started, for grepping their output. */
   readonly allWorkers: WorkerProcess[] = [];
@@ -119,6 +138,7 @@ export class FaultRig {
   private dir!: string;
   private ports!: { port: number; uiPort: number };
   private workerEnv!: NodeJS.ProcessEnv;
+  private spawned = 0;
   readonly taskQueue = `faults-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
   private constructor(readonly options: RigOptions) {}
@@ -130,7 +150,13 @@ export class FaultRig {
     return rig;
   }
 
-  private async init(): Promise<void> {
+  /** A rig not started yet: {@link FaultRig.init} starts it (see {@link useFaultRig}). */
+  static create(options: RigOptions): FaultRig {
+    return new FaultRig(options);
+  }
+
+  /** Starts the servers and seeds the fleet (one window). */
+  async init(): Promise<void> {
     this.dir = await mkdtemp(join(tmpdir(), 'fleetscore-faults-'));
     this.ports = { port: await freePort(), uiPort: await freePort() };
     const seedStore = new LocalStore(join(this.dir, 'store'));
@@ -168,7 +194,9 @@ export class FaultRig {
       Object.assign(process.env, this.s3.env);
       await copyStore(seedStore, s3);
       this.store = s3;
-      this.storeUri = this.s3.storeUri;
+      // No endpoint in the URI: each worker reaches the server through its own gate port (FLEETSCORE_S3_ENDPOINT).
+      this.gate = new StoreGate(this.s3.endpoint);
+      this.storeUri = `s3://${this.s3.bucket}`;
     } else {
       this.store = seedStore;
       this.storeUri = seedStore.uri;
@@ -187,15 +215,21 @@ export class FaultRig {
 
   private async spawnWorker(): Promise<WorkerProcess> {
     // `node --import tsx`, not the tsx binary: one process, so signals reach the worker itself and its identity
-    // (`pid@host`) is the pid we hold. `--no-batching` gives every device its own ONNX session, so a cold shard of
-    // 500 devices takes a second or more (stacked scoring takes a fraction of that): long enough to aim a fault at.
-    const args = ['worker', '--pool', 'cpu', '--task-queue', this.taskQueue, '--shards', '1', '--no-batching'];
+    // (`pid@host`) is the pid we hold. `--no-batching` (unless the rig is stacked) gives every device its own ONNX
+    // session, so a cold shard of 500 devices takes a second or more (stacked scoring takes a fraction of that):
+    // long enough to aim a fault at by time. On S3 rigs each worker reaches the store through its own gate port.
+    const args = ['worker', '--pool', 'cpu', '--task-queue', this.taskQueue, '--shards', '1'];
+    if (!this.options.stacked) args.push('--no-batching');
+    // Taken before any await: workers start side by side, and each needs a label of its own.
+    const label = this.gate ? `worker-${++this.spawned}` : undefined;
+    const env = { ...this.workerEnv };
+    if (this.gate && label) env[S3_STORE_ENV.endpoint] = await this.gate.listen(label);
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
       cwd: ROOT,
-      env: this.workerEnv,
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const worker = new WorkerProcess(child);
+    const worker = new WorkerProcess(child, label);
     this.allWorkers.push(worker);
     const deadline = Date.now() + 60_000;
     while (!worker.output.includes('polling')) {
@@ -206,8 +240,24 @@ export class FaultRig {
     return worker;
   }
 
+  /** The worker that sent a request the store gate holds. */
+  workerOf(request: StoreRequest): WorkerProcess {
+    const worker = this.workers.find((w) => w.label === request.listener);
+    if (!worker) throw new Error(`no running worker sent ${request.method} ${request.key} (${request.listener})`);
+    return worker;
+  }
+
+  /** SIGKILLs a worker and starts a replacement at once, as a process supervisor would. */
+  async killAndReplace(victim: WorkerProcess): Promise<void> {
+    victim.signal('SIGKILL');
+    await victim.exited;
+    this.workers.splice(this.workers.indexOf(victim), 1);
+    await this.startWorkers(1);
+  }
+
   /** Stops every worker (SIGTERM, then SIGKILL), so the next run starts on cold ones. */
   async stopWorkers(): Promise<void> {
+    this.gate?.cancelHolds();
     const all = this.workers.splice(0);
     for (const w of all) {
       w.signal('SIGCONT');
@@ -237,7 +287,7 @@ export class FaultRig {
   }
 
   /** Starts a run. */
-  start(id: string, overrides: Partial<ScoringRunInput> = {}): Promise<WorkflowHandle> {
+  start(id: string, overrides: Partial<ScoringRunInput> = {}): Promise<WorkflowHandleWithFirstExecutionRunId> {
     return this.client.workflow.start(SCORING_WORKFLOW, {
       taskQueue: this.taskQueue,
       workflowId: `${id}-${Date.now()}`,
@@ -382,6 +432,17 @@ export class FaultRig {
     return { lost, duplicated, unexpected, changed, outcomesDiffer };
   }
 
+  /** The devices planRun puts in a shard: the index's device ids, sorted, in slices of the shard size. */
+  async shardDevices(shard: number): Promise<string[]> {
+    const devices = Object.keys((await readIndex(this.store)).devices).sort();
+    return devices.slice(shard * this.options.shardSize, (shard + 1) * this.options.shardSize);
+  }
+
+  /** Every manifest key under the window's predictions: exactly one once the window is committed. */
+  async manifestKeys(window = WINDOW): Promise<string[]> {
+    return (await this.store.list(keys.predictionsPrefix(window))).filter((k) => k.endsWith('_manifest.json'));
+  }
+
   /** Every object in the store as text (for grepping), keyed by its key. */
   async dumpStore(): Promise<Map<string, string>> {
     const out = new Map<string, string>();
@@ -396,6 +457,7 @@ export class FaultRig {
     for (const w of this.allWorkers) w.signal('SIGKILL');
     await this.connection?.close().catch(() => undefined);
     await this.server?.stop().catch(() => undefined);
+    await this.gate?.close();
     if (this.store instanceof S3Store) this.store.destroy();
     await this.s3?.stop();
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
@@ -407,6 +469,25 @@ export class FaultRig {
     await sleep(downMs);
     this.server = await startDevServer({ dbFile: join(this.dir, 'temporal.db'), ...this.ports });
   }
+}
+
+/**
+ * Sets up one fault test file's rig: started and checked against a fault-free reference run before the file's
+ * tests, every worker stopped after each test (so each run starts on cold workers), closed after the file.
+ */
+export function useFaultRig(options: RigOptions): FaultRig {
+  const rig = FaultRig.create(options);
+  beforeAll(async () => {
+    await rig.init();
+    await rig.runReference();
+  });
+  afterEach(async () => {
+    await rig.stopWorkers();
+  });
+  afterAll(async () => {
+    await rig.close();
+  });
+  return rig;
 }
 
 /** Runs `body` (which injects the fault and returns how many times), checks the commit and records the figures. */
@@ -431,6 +512,42 @@ export async function measureFault(
   };
   await recordFault(record);
   return { ...comparison, record };
+}
+
+/** The store requests fault tests aim at through the store gate, for the seeded window. */
+export const storeRequests = {
+  /** planRun writing the plan file of one shard (any shard when none is given). */
+  planWrite:
+    (shard?: number) =>
+    (r: StoreRequest): boolean =>
+      r.method === 'PUT' &&
+      r.key.startsWith(keys.predictionsPrefix(WINDOW)) &&
+      (shard === undefined
+        ? /\/_plan\/shard-\d+\.json$/.test(r.key)
+        : r.key.endsWith(`/_plan/${shardName(shard)}.json`)),
+  /** commitRun writing the window's manifest: the commit. */
+  manifestWrite: (r: StoreRequest): boolean => r.method === 'PUT' && r.key === keys.manifest(WINDOW),
+  /** scoreShard writing one shard's predictions file. */
+  predictionsWrite:
+    (shard: number) =>
+    (r: StoreRequest): boolean =>
+      r.method === 'PUT' &&
+      r.key.startsWith(keys.predictionsPrefix(WINDOW)) &&
+      r.key.endsWith(`/${shardName(shard)}.arrow`),
+  /** scoreShard reading a file of one device's model (model.json or model.onnx). */
+  modelRead:
+    (device: string) =>
+    (r: StoreRequest): boolean =>
+      r.method === 'GET' && r.key.startsWith(`models/${device}/`),
+};
+
+/** Polls `condition` every 50 ms until it holds; fails after `timeoutMs` with `what`. */
+export async function waitUntil(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await sleep(50);
+  }
 }
 
 /** Appends one fault's figures to the results folder the reporter reads. */
