@@ -52,9 +52,8 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Writes the window's manifest; see lib/scoring/commit-run. */
     async commitRun(req: CommitRequest): Promise<CommitResult> {
-      const { attempt } = activityInfo();
       const result = await fatalIfPermanent(() =>
-        commitRun(deps.openStore(req.store), req, { aggregates: deps.aggregates, attempt, logger: log }),
+        commitRun(deps.openStore(req.store), req, { aggregates: deps.aggregates, logger: log }),
       );
       if (result.unknownDevices > 0) {
         // Rows for devices without a model are not an error of this run, but someone should see them.

@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { seedDemoFleet } from '../lib/demo/demo-fleet';
 import { LocalStore } from '../lib/store/local-store';
@@ -82,18 +83,54 @@ function waitForLine(child: ChildProcess, text: string): Promise<void> {
   });
 }
 
-/** Time between the run's start and end during which no activity was executing: Temporal's share. */
+/** Core's marker for a local activity's result; its `data` detail says when the activity ran. */
+const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
+
+type Timestamp = { seconds?: unknown; nanos?: number | null } | null | undefined;
+const tsMs = (t: Timestamp) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+
+/**
+ * When a local activity (planRun, commitRun) ran, from its marker: the SDK records the wall-clock time it was
+ * scheduled and a "complete time" that is the scheduling workflow task's start plus the activity's runtime.
+ */
+function localActivityInterval(
+  marker: temporal.api.history.v1.IMarkerRecordedEventAttributes,
+  workflowTasksStarted: number[],
+): [number, number] | undefined {
+  const payload = marker.details?.data?.payloads?.[0];
+  if (!payload) return undefined;
+  const data = defaultPayloadConverter.fromPayload<{ complete_time?: Timestamp; original_schedule_time?: Timestamp }>(
+    payload,
+  );
+  if (!data.complete_time || !data.original_schedule_time) return undefined;
+  const scheduled = tsMs(data.original_schedule_time);
+  // The workflow task it was scheduled in: the last one started before it (same clock here: one machine).
+  const taskStarted = workflowTasksStarted.filter((t) => t <= scheduled).pop();
+  if (taskStarted === undefined) return undefined;
+  return [scheduled, scheduled + (tsMs(data.complete_time) - taskStarted)];
+}
+
+/**
+ * Time between the run's start and end during which no activity, remote or local, was executing: Temporal's
+ * share (round trips and workflow tasks).
+ */
 function orchestrationSeconds(history: temporal.api.history.v1.IHistory): number {
-  const ms = (t: temporal.api.history.v1.IHistoryEvent) =>
-    Number(t.eventTime?.seconds ?? 0) * 1000 + (t.eventTime?.nanos ?? 0) / 1e6;
+  const ms = (t: temporal.api.history.v1.IHistoryEvent) => tsMs(t.eventTime);
   const events = history.events ?? [];
   const started = new Map<string, number>();
+  const workflowTasksStarted: number[] = [];
   const intervals: [number, number][] = [];
   for (const e of events) {
+    if (e.workflowTaskStartedEventAttributes) workflowTasksStarted.push(ms(e));
     if (e.activityTaskStartedEventAttributes)
       started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), ms(e));
     const done = e.activityTaskCompletedEventAttributes;
     if (done) intervals.push([started.get(String(done.scheduledEventId)) ?? ms(e), ms(e)]);
+    const marker = e.markerRecordedEventAttributes;
+    if (marker?.markerName === LOCAL_ACTIVITY_MARKER) {
+      const ran = localActivityInterval(marker, workflowTasksStarted);
+      if (ran) intervals.push(ran);
+    }
   }
   intervals.sort((a, b) => a[0] - b[0]);
   let busy = 0;

@@ -3,39 +3,38 @@
  * parallelism, then commit the manifest. Deterministic: no I/O, clocks or randomness here.
  */
 import {
-  ActivityFailure,
   ApplicationFailure,
-  isCancellation,
+  executeChild,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
-  type ActivityOptions,
+  type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import {
-  progressQuery,
-  SCHEDULED_START_TIME,
-  SEARCH_ATTRIBUTES,
-  TASK_QUEUES,
-  type RunProgress,
-  type WaitingShard,
-} from '../lib/names';
+import { progressQuery, SCHEDULED_START_TIME, SEARCH_ATTRIBUTES, type RunProgress } from '../lib/names';
 import {
   MAX_SHARD_SIZE,
   NON_RETRYABLE_ERROR_TYPES,
   RUN_DEFAULTS,
-  SHARD_TIMEOUTS,
-  type DeviceFailure,
-  type FailedShard,
   type RunSummary,
   type ScoringRunInput,
-  type ShardRef,
+  type ShardBatchInput,
+  type ShardBatchResult,
 } from '../lib/scoring/run-types';
 import { parseWindow, windowBefore, type Window } from '../lib/window';
-import { withPoolWait } from './pool-wait';
+import {
+  addBatchResult,
+  emptyBatchResult,
+  initialProgress,
+  progressDetails,
+  scoreShardLanes,
+  scoringRunShards,
+} from './score-shards';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -43,7 +42,7 @@ type Activities = ReturnType<typeof createActivities>;
 const nonRetryableErrorTypes = [...NON_RETRYABLE_ERROR_TYPES];
 
 // Planning and committing read an index and a few small files: quick, so short timeouts surface a stuck store.
-const { planRun, commitRun } = proxyActivities<Activities>({
+const QUICK_OPTIONS = {
   startToCloseTimeout: '5 minutes',
   retry: {
     initialInterval: '1s',
@@ -52,35 +51,34 @@ const { planRun, commitRun } = proxyActivities<Activities>({
     maximumAttempts: 10,
     nonRetryableErrorTypes,
   },
-});
+} satisfies LocalActivityOptions;
+// Local activities run on the worker that runs this workflow (the cpu pool, where planRun and commitRun always
+// ran), inside the workflow task that calls them: no trip through the task queue to start, no workflow task of
+// their own to deliver the result. Those round trips were a tenth of a 10,000-device run. Same code, timeout and
+// retry policy; every backoff stays under the SDK's 1-minute local retry threshold, so retries stay on the worker.
+// A worker that dies mid-step is noticed at the workflow task timeout (10 s) and the step runs again on another
+// worker, as safe as any retry: both steps only write keys fixed by (window, plan).
+const localQuick = proxyLocalActivities<Activities>(QUICK_OPTIONS);
+// Runs that started before the patch below scheduled both as ordinary activities; they replay only like that.
+const remoteQuick = proxyActivities<Activities>(QUICK_OPTIONS);
+/** Patch id of running planRun and commitRun as local activities. */
+const LOCAL_PLAN_AND_COMMIT = 'local-plan-and-commit';
 
-// A shard scores hundreds of devices and heartbeats as it goes, so a dead or stuck worker is noticed within the
-// heartbeat timeout rather than the start-to-close timeout; the retry rewrites the shard's files whole.
-const SCORING_OPTIONS: ActivityOptions = {
-  startToCloseTimeout: SHARD_TIMEOUTS.shardStartToClose,
-  heartbeatTimeout: SHARD_TIMEOUTS.shardHeartbeat,
-  retry: {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes,
-  },
-};
-const { scoreShard } = proxyActivities<Activities>(SCORING_OPTIONS);
+/** Patch id of scoring a plan of more than `shardsPerChild` shards with child workflows. */
+const CHILD_FAN_OUT = 'child-fan-out';
 
 /** Scores one window for the whole fleet and returns the committed counts. */
 export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
   const window = resolveWindow(input);
   const shardSize = input.shardSize ?? RUN_DEFAULTS.shardSize;
   const maxParallel = input.maxParallelShards ?? RUN_DEFAULTS.maxParallelShards;
+  const shardsPerChild = input.shardsPerChild ?? RUN_DEFAULTS.shardsPerChild;
   const windowHours = input.windowHours ?? RUN_DEFAULTS.windowHours;
   if (!input.store) throw ApplicationFailure.nonRetryable('scoringRun needs a store URI', 'InvalidInput');
-  if (!Number.isInteger(shardSize) || shardSize < 1 || !Number.isInteger(maxParallel) || maxParallel < 1) {
-    throw ApplicationFailure.nonRetryable(
-      `shardSize and maxParallelShards must be positive integers, got ${shardSize} and ${maxParallel}`,
-      'InvalidInput',
-    );
+  for (const [name, value] of Object.entries({ shardSize, maxParallelShards: maxParallel, shardsPerChild })) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw ApplicationFailure.nonRetryable(`${name} must be a positive integer, got ${value}`, 'InvalidInput');
+    }
   }
   if (shardSize > MAX_SHARD_SIZE) {
     throw ApplicationFailure.nonRetryable(
@@ -88,31 +86,15 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
       'InvalidInput',
     );
   }
-  // Operator knobs: a shorter heartbeat timeout notices a dead worker sooner (the fault suite uses seconds).
-  const shardOptions: ActivityOptions = {
-    ...SCORING_OPTIONS,
-    heartbeatTimeout: input.timeouts?.shardHeartbeat ?? SHARD_TIMEOUTS.shardHeartbeat,
-    startToCloseTimeout: input.timeouts?.shardStartToClose ?? SHARD_TIMEOUTS.shardStartToClose,
-  };
-
-  const progress: RunProgress = {
-    window: window.id,
-    phase: 'planning',
-    shardsTotal: 0,
-    shardsDone: 0,
-    devicesTotal: 0,
-    devicesScored: 0,
-    devicesNoData: 0,
-    devicesFailed: 0,
-    anomalies: 0,
-    waiting: [],
-  };
+  const progress = initialProgress(window.id, 'planning', []);
   setHandler(progressQuery, () => progress);
   upsertSearchAttributes([
     { key: SEARCH_ATTRIBUTES.window, value: window.id },
     ...(input.scheduleId ? [{ key: SEARCH_ATTRIBUTES.schedule, value: input.scheduleId }] : []),
   ]);
 
+  // Decided once, before the first step, so a run plans and commits the same way, also on replay.
+  const { planRun, commitRun } = patched(LOCAL_PLAN_AND_COMMIT) ? localQuick : remoteQuick;
   // The run id names the plan: a retried planRun rewrites the same files, another run of the window never does.
   const plan = await planRun({
     store: input.store,
@@ -127,64 +109,41 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
   progress.devicesTotal = plan.devices;
   report(progress);
 
-  const failedShards: FailedShard[] = [];
-  const failures: DeviceFailure[] = [];
-  const runShard = async (ref: ShardRef): Promise<void> => {
-    const taskQueue = input.taskQueues?.[ref.pool] ?? TASK_QUEUES[ref.pool];
-    // A pool without a free worker must not hang the run silently: see workflows/pool-wait.ts.
-    const wait = {
-      shard: ref.shard,
-      pool: ref.pool,
-      taskQueue,
-      window: window.id,
-      notice: input.timeouts?.poolWaitNotice ?? SHARD_TIMEOUTS.poolWaitNotice,
-      limit: input.timeouts?.poolWaitLimit ?? SHARD_TIMEOUTS.poolWaitLimit,
-      onWaiting: (entry: WaitingShard | undefined) => {
-        progress.waiting = [
-          ...(progress.waiting ?? []).filter((w) => w.shard !== ref.shard),
-          ...(entry ? [entry] : []),
-        ];
-        report(progress);
-      },
-    };
-    try {
-      const summary = await withPoolWait(wait, (scheduleToStartTimeout) =>
-        scoreShard.executeWithOptions(
-          {
-            ...shardOptions,
-            scheduleToStartTimeout,
-            taskQueue,
-            summary: `shard ${ref.shard} · ${ref.pool} · ${ref.devices} devices`,
-          },
-          [{ store: input.store, window: window.id, windowHours, planId: plan.planId, shard: ref.shard }],
-        ),
-      );
-      progress.devicesScored += summary.scored;
-      progress.devicesNoData += summary.noData;
-      progress.devicesFailed += summary.failed;
-      progress.anomalies += summary.anomalies;
-      failures.push(...summary.failures.slice(0, Math.max(0, 20 - failures.length)));
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      // A shard that failed for good fails its devices, not the run: the manifest names them and the reason.
-      const reason =
-        err instanceof ActivityFailure && err.cause
-          ? err.cause.message
-          : err instanceof Error
-            ? err.message
-            : String(err);
-      failedShards.push({ shard: ref.shard, reason });
-      progress.devicesFailed += ref.devices;
-    } finally {
-      progress.shardsDone += 1;
+  const batch: ShardBatchInput = {
+    store: input.store,
+    window: window.id,
+    windowHours,
+    planId: plan.planId,
+    shards: plan.shards,
+    maxParallel,
+    ...(input.taskQueues ? { taskQueues: input.taskQueues } : {}),
+    ...(input.timeouts ? { timeouts: input.timeouts } : {}),
+  };
+  let scored: ShardBatchResult;
+  if (plan.shards.length > shardsPerChild && patched(CHILD_FAN_OUT)) {
+    // A plan this large is scored by child workflows of `shardsPerChild` shards, one after another, so that no
+    // history grows with the fleet. Each child reports its own progress; this run's advances per child.
+    scored = emptyBatchResult();
+    const { workflowId, runId } = workflowInfo();
+    for (let first = 0; first < plan.shards.length; first += shardsPerChild) {
+      const shards = plan.shards.slice(first, first + shardsPerChild);
+      const part = await executeChild(scoringRunShards, {
+        args: [{ ...batch, shards }],
+        workflowId: `${workflowId}-shards-${first}-${runId.slice(0, 8)}`,
+        staticSummary: `fleetscore: window ${window.id}, shards ${first}-${first + shards.length - 1}`,
+      });
+      addBatchResult(scored, part);
+      progress.shardsDone += shards.length;
+      progress.devicesScored += part.scored;
+      progress.devicesNoData += part.noData;
+      progress.devicesFailed += part.failed;
+      progress.anomalies += part.anomalies;
       report(progress);
     }
-  };
-  const queue = [...plan.shards];
-  const lanes = Array.from({ length: Math.min(maxParallel, queue.length) }, async () => {
-    for (let ref = queue.shift(); ref; ref = queue.shift()) await runShard(ref);
-  });
-  await Promise.all(lanes);
+  } else {
+    scored = await scoreShardLanes(batch, progress, report);
+  }
+  const { failedShards, failures } = scored;
 
   progress.phase = 'committing';
   const info = workflowInfo();
@@ -237,13 +196,5 @@ function resolveWindow(input: ScoringRunInput): Window {
 
 /** Shows progress in the Web UI's "current details", with the shards waiting for a pool. */
 function report(p: RunProgress): void {
-  const waiting = (p.waiting ?? []).map(
-    (w) => `- shard ${w.shard} waiting for pool **${w.pool}** (task queue \`${w.taskQueue}\`) since ${w.since}`,
-  );
-  setCurrentDetails(
-    `**Window ${p.window}** · ${p.phase}\n\n` +
-      `shards ${p.shardsDone}/${p.shardsTotal} · devices ${p.devicesTotal} · scored ${p.devicesScored} · ` +
-      `no data ${p.devicesNoData} · failed ${p.devicesFailed} · anomalies ${p.anomalies}` +
-      (waiting.length ? `\n\n${waiting.join('\n')}` : ''),
-  );
+  setCurrentDetails(progressDetails(p));
 }

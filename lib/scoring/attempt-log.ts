@@ -37,6 +37,17 @@ export class AttemptLog {
     private readonly attempt: number,
   ) {}
 
+  /**
+   * The log of the next attempt of `unit`, numbered after the logs already in the store. For steps that run as
+   * local activities (the commit): when the worker running one dies, the step runs again from attempt 1 on another
+   * worker, so the activity's own attempt number would overwrite the cut-off attempt's log.
+   */
+  static async next(store: ObjectStore, window: string, planId: string, unit: LogUnit): Promise<AttemptLog> {
+    const written = await store.list(keys.unitLogsPrefix(window, planId, unit));
+    const last = Math.max(0, ...written.map((k) => Number(/attempt-(\d+)\.jsonl$/.exec(k)?.[1] ?? 0)));
+    return new AttemptLog(store, window, planId, unit, last + 1);
+  }
+
   /** The log's store key. */
   get key(): string {
     return keys.attemptLog(this.window, this.planId, this.unit, this.attempt);

@@ -16,10 +16,9 @@ import {
 } from './manifest';
 import type { CommitRequest, CommitResult, RunCounts } from './run-types';
 
-/** Where the commit runs: the worker's parsed-parts cache, the activity attempt, and the logger. */
+/** Where the commit runs: the worker's parsed-parts cache and the logger. */
 export interface CommitContext {
   aggregates?: AggregatesCache;
-  attempt?: number;
   logger: WorkerLogger;
 }
 
@@ -34,12 +33,14 @@ export interface CommitContext {
 export async function commitRun(
   store: ObjectStore,
   req: CommitRequest,
-  { aggregates = new AggregatesCache(), attempt = 1, logger }: CommitContext,
+  { aggregates = new AggregatesCache(), logger }: CommitContext,
 ): Promise<CommitResult> {
   const window = parseWindow(req.window, req.windowHours);
-  const log = new AttemptLog(store, window.id, req.planId, 'commit', attempt);
+  const log = await AttemptLog.next(store, window.id, req.planId, 'commit');
   log.add({ event: 'attempt-started', level: 'info', workflowId: req.workflowId, runId: req.runId });
   try {
+    await log.notePreviousAttempt();
+    await log.flush();
     const result = await writeManifest(store, req, window, aggregates, log);
     log.add({ event: 'attempt-completed', level: 'info', ...result });
     await log.flush();

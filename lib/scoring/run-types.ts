@@ -22,6 +22,8 @@ export interface ScoringRunInput {
   shardSize?: number;
   /** Shards in flight at once (default 8). */
   maxParallelShards?: number;
+  /** Shards per child workflow when a plan has more (default 1,000); see `RUN_DEFAULTS`. */
+  shardsPerChild?: number;
   /** Scores every device on this pool, whatever its model.json says. */
   pool?: Pool;
   /**
@@ -54,8 +56,13 @@ export interface RunTimeouts {
   poolWaitLimit?: Duration;
 }
 
-/** The defaults applied to a `ScoringRunInput`. */
-export const RUN_DEFAULTS = { windowHours: 1, shardSize: 500, maxParallelShards: 8 } as const;
+/**
+ * The defaults applied to a `ScoringRunInput`. `shardsPerChild`: a plan with more shards than this is scored by
+ * child workflows of this many shards each, one after another, so that each history holds about 5 events per shard
+ * (a few thousand) however large the fleet; below it (at 500 devices per shard, fleets up to 500,000 devices)
+ * the run scores its shards itself.
+ */
+export const RUN_DEFAULTS = { windowHours: 1, shardSize: 500, maxParallelShards: 8, shardsPerChild: 1000 } as const;
 
 /** The scoreShard timeouts a run uses unless `ScoringRunInput.timeouts` overrides them. */
 export const SHARD_TIMEOUTS = {
@@ -134,6 +141,28 @@ export interface ShardSummary {
   /** The first few failures, for the run summary; all of them are in the manifest and the shard log. */
   failures: DeviceFailure[];
   durationMs: number;
+}
+
+/** Input of the `scoringRunShards` child workflow, and of the shard loop a run runs itself. */
+export interface ShardBatchInput {
+  store: string;
+  window: string;
+  windowHours: number;
+  planId: string;
+  shards: ShardRef[];
+  maxParallel: number;
+  taskQueues?: Partial<Record<Pool, string>>;
+  timeouts?: RunTimeouts;
+}
+
+/** What scoring a batch of shards adds up to: device counts, the first failures and the shards that failed. */
+export interface ShardBatchResult {
+  scored: number;
+  noData: number;
+  failed: number;
+  anomalies: number;
+  failures: DeviceFailure[];
+  failedShards: FailedShard[];
 }
 
 /** A shard whose activity failed for good (retries exhausted or non-retryable): all its devices fail. */

@@ -8,6 +8,7 @@
  * - SIGTERM while busy: the worker stops polling, finishes its in-flight shard, and exits 0.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readRunLogs } from '../../lib/scoring/attempt-log';
 import { CLEAN, measureFault, useFaultRig, type CommittedRows } from './support/fault-rig';
 
 jest.setTimeout(300_000);
@@ -31,7 +32,20 @@ test.each(POINTS)('SIGKILL of the worker scoring the %s', async (point, shardsDo
   expect(result).toMatchObject(CLEAN);
   // The killed attempt was retried: a shard was committed by a later attempt.
   const { manifest } = await rig.committed();
-  expect(manifest.shards.some((s) => (s.attempt ?? 1) > 1)).toBe(true);
+  const retried = manifest.shards.filter((s) => (s.attempt ?? 1) > 1);
+  expect(retried.length).toBeGreaterThan(0);
+  // The killed attempt left its log, cut off before its end, and the retry says so. (Under load another shard
+  // may be retried too, after a late heartbeat; its first attempt then ends normally.)
+  const cutOff: Awaited<ReturnType<typeof readRunLogs>>[] = [];
+  for (const { shard } of retried) {
+    const logs = await readRunLogs(rig.store, manifest.window, manifest.planId, { shard });
+    const first = logs.filter((e) => e.attempt === 1).map((e) => e.event);
+    if (first[0] === 'attempt-started' && !first.includes('attempt-completed')) cutOff.push(logs);
+  }
+  expect(cutOff.length).toBeGreaterThan(0);
+  expect(cutOff[0]).toContainEqual(
+    expect.objectContaining({ attempt: 2, event: 'previous-attempt-cut-off', previousAttempt: 1 }),
+  );
 });
 
 test.each(POINTS)(

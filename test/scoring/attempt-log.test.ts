@@ -62,6 +62,18 @@ test('a cut-off attempt leaves its log, and the retry records where it stopped',
   expect((await events(7, 3)).map((e) => e.event)).toEqual(['attempt-started']);
 });
 
+test('the next log of a unit is numbered after those in the store', async () => {
+  const first = await AttemptLog.next(store, WINDOW, PLAN, 'commit');
+  expect(first.key).toBe(keys.attemptLog(WINDOW, PLAN, 'commit', 1));
+  first.add({ event: 'attempt-started', level: 'info' });
+  await first.flush();
+  const second = await AttemptLog.next(store, WINDOW, PLAN, 'commit');
+  expect(second.key).toBe(keys.attemptLog(WINDOW, PLAN, 'commit', 2));
+  await second.notePreviousAttempt();
+  await second.flush();
+  expect((await events('commit', 2))[0]).toMatchObject({ event: 'previous-attempt-cut-off', previousAttempt: 1 });
+});
+
 test('a retry whose previous attempt left no log at all says so', async () => {
   const log = new AttemptLog(store, WINDOW, PLAN, 'commit', 2);
   await log.notePreviousAttempt();

@@ -59,16 +59,21 @@ test('no secret appears in the store, the shard logs, worker output or the workf
   await rig.stopWorkers();
 
   const history = await handle.fetchHistory();
-  const historyText = JSON.stringify(history, (_k, v: unknown) =>
-    v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : v,
+  // Payloads decoded, whether the history holds them as bytes or as base64 (`data`).
+  const historyText = JSON.stringify(history, (k, v: unknown) =>
+    v instanceof Uint8Array
+      ? Buffer.from(v).toString('latin1')
+      : k === 'data' && typeof v === 'string'
+        ? Buffer.from(v, 'base64').toString('latin1')
+        : v,
   );
   const objects = await rig.dumpStore();
   const output = rig.allWorkers.map((w) => w.output).join('\n');
-  // The places searched are not empty: the run wrote logs, the history holds the input and the store errors.
+  // The places searched are not empty: the run wrote logs, the history holds the input, and the store errors
+  // were met (planning, a local activity, retried them on the worker: they are in its output, not the history).
   expect([...objects.keys()].some((k) => k.startsWith('logs/'))).toBe(true);
   expect(historyText).toContain(rig.storeUri.split('?')[0]!);
-  expect(historyText).toContain('S3RequestFailed');
-  expect(output.length).toBeGreaterThan(0);
+  expect(output).toContain('S3RequestFailed');
 
   const found: string[] = [];
   for (const [name, secret] of Object.entries(needles())) {

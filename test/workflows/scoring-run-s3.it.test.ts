@@ -121,8 +121,15 @@ test('scores a window from an S3 bucket and commits predictions, manifest and sh
   expect(logKeys[0]).toMatch(new RegExp(`^logs/window=${WINDOW}/run=[0-9a-f-]{36}/shard-\\d{5}/attempt-001\\.jsonl$`));
   const commitLog = keys.attemptLog(WINDOW, manifest!.planId, 'commit', 1);
   expect(await store.list(keys.logsPrefix(WINDOW))).toEqual([...logKeys, commitLog].sort());
-  const commitEvents = Buffer.from(await store.get(commitLog)).toString('utf8').trimEnd().split('\n');
-  expect(JSON.parse(commitEvents.at(-1)!)).toMatchObject({ event: 'attempt-completed', unit: 'commit', scored: DEVICES });
+  const commitEvents = Buffer.from(await store.get(commitLog))
+    .toString('utf8')
+    .trimEnd()
+    .split('\n');
+  expect(JSON.parse(commitEvents.at(-1)!)).toMatchObject({
+    event: 'attempt-completed',
+    unit: 'commit',
+    scored: DEVICES,
+  });
   let scoredInLogs = 0;
   for (const [i, key] of logKeys.entries()) {
     const text = Buffer.from(await store.get(key)).toString('utf8');

@@ -177,6 +177,37 @@ test('a re-run of a committed window overwrites it: same predictions, one manife
   expect(files.filter((f) => f.endsWith('_manifest.json'))).toHaveLength(1);
 });
 
+test('a plan with more shards than shardsPerChild is scored by child workflows and commits the same outcomes', async () => {
+  const before = await readManifest(store, WINDOW);
+  const workflowId = `fanout-${Date.now()}`;
+  const summary = await env.client.workflow.execute(SCORING_WORKFLOW, {
+    taskQueue: taskQueues.cpu,
+    workflowId,
+    args: [{ store: store.uri, taskQueues, window: WINDOW, shardSize: 1, shardsPerChild: 4, maxParallelShards: 2 }],
+  });
+  expect(summary).toMatchObject({ shards: DEVICES + 1, scored: DEVICES - 1, noData: 1, failed: 1, failedShards: 0 });
+  expect(summary.failures).toEqual([{ device: BAD, reason: expect.stringContaining('humidity') }]);
+  const after = await readManifest(store, WINDOW);
+  expect(after!.workflowId).toBe(workflowId);
+  expect(after!.counts).toEqual(before!.counts);
+  expect(after!.devices).toEqual(before!.devices);
+  expect(after!.shards).toHaveLength(DEVICES + 1);
+
+  // The run's own history holds three child workflows and no shard activity; each child holds its slice.
+  const { events } = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  const children = (events ?? []).filter((e) => e.childWorkflowExecutionCompletedEventAttributes);
+  expect(children.map((e) => e.childWorkflowExecutionCompletedEventAttributes!.workflowExecution!.workflowId)).toEqual(
+    [0, 4, 8].map((first) => expect.stringMatching(new RegExp(`^${workflowId}-shards-${first}-`))),
+  );
+  expect((events ?? []).some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'scoreShard')).toBe(
+    false,
+  );
+  const childId = children[2]!.childWorkflowExecutionCompletedEventAttributes!.workflowExecution!.workflowId!;
+  const child = await env.client.workflow.getHandle(childId).fetchHistory();
+  const scheduled = (child.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
+  expect(scheduled).toHaveLength(3);
+});
+
 test('a run without a window that no schedule started fails with a non-retryable InvalidInput', async () => {
   const err = await run({}, 'nowindow').catch((e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);

@@ -1,0 +1,187 @@
+/**
+ * Scoring a plan's shards on their pools, `maxParallel` at a time: the loop a run uses for its shards, and the
+ * child workflow `scoringRunShards` that runs the same loop over one slice of a very large plan, so that no
+ * history grows with the whole fleet (see `RUN_DEFAULTS.shardsPerChild`). Deterministic: no I/O, clocks or
+ * randomness here.
+ */
+import {
+  ActivityFailure,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { progressQuery, TASK_QUEUES, type RunProgress, type WaitingShard } from '../lib/names';
+import {
+  NON_RETRYABLE_ERROR_TYPES,
+  SHARD_TIMEOUTS,
+  type ShardBatchInput,
+  type ShardBatchResult,
+  type ShardRef,
+} from '../lib/scoring/run-types';
+import { withPoolWait } from './pool-wait';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** How many device failures a run summary lists by name; the manifest has all of them. */
+const FAILURES_LISTED = 20;
+
+// A shard scores hundreds of devices and heartbeats as it goes, so a dead or stuck worker is noticed within the
+// heartbeat timeout rather than the start-to-close timeout; the retry rewrites the shard's files whole.
+const SCORING_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: SHARD_TIMEOUTS.shardStartToClose,
+  heartbeatTimeout: SHARD_TIMEOUTS.shardHeartbeat,
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
+  },
+};
+const { scoreShard } = proxyActivities<Activities>(SCORING_OPTIONS);
+
+/** A batch result with nothing in it yet. */
+export function emptyBatchResult(): ShardBatchResult {
+  return { scored: 0, noData: 0, failed: 0, anomalies: 0, failures: [], failedShards: [] };
+}
+
+/** Adds `part` into `total` (failures up to the listed limit). */
+export function addBatchResult(total: ShardBatchResult, part: ShardBatchResult): void {
+  total.scored += part.scored;
+  total.noData += part.noData;
+  total.failed += part.failed;
+  total.anomalies += part.anomalies;
+  total.failures.push(...part.failures.slice(0, Math.max(0, FAILURES_LISTED - total.failures.length)));
+  total.failedShards.push(...part.failedShards);
+}
+
+/**
+ * Scores `input.shards`, at most `input.maxParallel` at once, each on its pool's task queue with the pool-wait
+ * notice and limit. A shard that fails for good fails its devices, not the run. `progress` is updated as shards
+ * finish, and `report` called with it.
+ */
+export async function scoreShardLanes(
+  input: ShardBatchInput,
+  progress: RunProgress,
+  report: (p: RunProgress) => void,
+): Promise<ShardBatchResult> {
+  const result = emptyBatchResult();
+  // Operator knobs: a shorter heartbeat timeout notices a dead worker sooner (the fault suite uses seconds).
+  const shardOptions: ActivityOptions = {
+    ...SCORING_OPTIONS,
+    heartbeatTimeout: input.timeouts?.shardHeartbeat ?? SHARD_TIMEOUTS.shardHeartbeat,
+    startToCloseTimeout: input.timeouts?.shardStartToClose ?? SHARD_TIMEOUTS.shardStartToClose,
+  };
+  const runShard = async (ref: ShardRef): Promise<void> => {
+    const taskQueue = input.taskQueues?.[ref.pool] ?? TASK_QUEUES[ref.pool];
+    // A pool without a free worker must not hang the run silently: see workflows/pool-wait.ts.
+    const wait = {
+      shard: ref.shard,
+      pool: ref.pool,
+      taskQueue,
+      window: input.window,
+      notice: input.timeouts?.poolWaitNotice ?? SHARD_TIMEOUTS.poolWaitNotice,
+      limit: input.timeouts?.poolWaitLimit ?? SHARD_TIMEOUTS.poolWaitLimit,
+      onWaiting: (entry: WaitingShard | undefined) => {
+        progress.waiting = [
+          ...(progress.waiting ?? []).filter((w) => w.shard !== ref.shard),
+          ...(entry ? [entry] : []),
+        ];
+        report(progress);
+      },
+    };
+    try {
+      const summary = await withPoolWait(wait, (scheduleToStartTimeout) =>
+        scoreShard.executeWithOptions(
+          {
+            ...shardOptions,
+            scheduleToStartTimeout,
+            taskQueue,
+            summary: `shard ${ref.shard} · ${ref.pool} · ${ref.devices} devices`,
+          },
+          [
+            {
+              store: input.store,
+              window: input.window,
+              windowHours: input.windowHours,
+              planId: input.planId,
+              shard: ref.shard,
+            },
+          ],
+        ),
+      );
+      addBatchResult(result, { ...summary, failedShards: [] });
+      progress.devicesScored += summary.scored;
+      progress.devicesNoData += summary.noData;
+      progress.devicesFailed += summary.failed;
+      progress.anomalies += summary.anomalies;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // A shard that failed for good fails its devices, not the run: the manifest names them and the reason.
+      const reason =
+        err instanceof ActivityFailure && err.cause
+          ? err.cause.message
+          : err instanceof Error
+            ? err.message
+            : String(err);
+      result.failedShards.push({ shard: ref.shard, reason });
+      result.failed += ref.devices;
+      progress.devicesFailed += ref.devices;
+    } finally {
+      progress.shardsDone += 1;
+      report(progress);
+    }
+  };
+  const queue = [...input.shards];
+  const lanes = Array.from({ length: Math.min(input.maxParallel, queue.length) }, async () => {
+    for (let ref = queue.shift(); ref; ref = queue.shift()) await runShard(ref);
+  });
+  await Promise.all(lanes);
+  return result;
+}
+
+/**
+ * Child workflow of a run whose plan has more shards than one history should hold: scores one slice of the
+ * plan's shards and returns their counts; the parent run commits. Its progress query covers its own slice.
+ */
+export async function scoringRunShards(input: ShardBatchInput): Promise<ShardBatchResult> {
+  const progress = initialProgress(input.window, 'scoring', input.shards);
+  setHandler(progressQuery, () => progress);
+  const report = (p: RunProgress) => setCurrentDetails(progressDetails(p));
+  const result = await scoreShardLanes(input, progress, report);
+  progress.phase = 'done';
+  report(progress);
+  return result;
+}
+
+/** The progress of a run (or a child) of `window` that has not finished a shard yet. */
+export function initialProgress(window: string, phase: RunProgress['phase'], shards: ShardRef[]): RunProgress {
+  return {
+    window,
+    phase,
+    shardsTotal: shards.length,
+    shardsDone: 0,
+    devicesTotal: shards.reduce((n, s) => n + s.devices, 0),
+    devicesScored: 0,
+    devicesNoData: 0,
+    devicesFailed: 0,
+    anomalies: 0,
+    waiting: [],
+  };
+}
+
+/** Progress as the Web UI's "current details", with the shards waiting for a pool. */
+export function progressDetails(p: RunProgress): string {
+  const waiting = (p.waiting ?? []).map(
+    (w) => `- shard ${w.shard} waiting for pool **${w.pool}** (task queue \`${w.taskQueue}\`) since ${w.since}`,
+  );
+  return (
+    `**Window ${p.window}** · ${p.phase}\n\n` +
+    `shards ${p.shardsDone}/${p.shardsTotal} · devices ${p.devicesTotal} · scored ${p.devicesScored} · ` +
+    `no data ${p.devicesNoData} · failed ${p.devicesFailed} · anomalies ${p.anomalies}` +
+    (waiting.length ? `\n\n${waiting.join('\n')}` : '')
+  );
+}
