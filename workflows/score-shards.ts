@@ -58,6 +58,17 @@ export function addBatchResult(total: ShardBatchResult, part: ShardBatchResult):
   total.failedShards.push(...part.failedShards);
 }
 
+/** Adds scored shards' device counts to a run's progress. */
+export function addToProgress(
+  progress: RunProgress,
+  done: Pick<ShardBatchResult, 'scored' | 'noData' | 'failed' | 'anomalies'>,
+): void {
+  progress.devicesScored += done.scored;
+  progress.devicesNoData += done.noData;
+  progress.devicesFailed += done.failed;
+  progress.anomalies += done.anomalies;
+}
+
 /**
  * Scores `input.shards`, at most `input.maxParallel` at once, each on its pool's task queue with the pool-wait
  * notice and limit. A shard that fails for good fails its devices, not the run. `progress` is updated as shards
@@ -114,10 +125,7 @@ export async function scoreShardLanes(
         ),
       );
       addBatchResult(result, { ...summary, failedShards: [] });
-      progress.devicesScored += summary.scored;
-      progress.devicesNoData += summary.noData;
-      progress.devicesFailed += summary.failed;
-      progress.anomalies += summary.anomalies;
+      addToProgress(progress, summary);
     } catch (err) {
       if (isCancellation(err)) throw err;
       // A shard that failed for good fails its devices, not the run: the manifest names them and the reason.

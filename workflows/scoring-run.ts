@@ -29,6 +29,7 @@ import {
 import { parseWindow, windowBefore, type Window } from '../lib/window';
 import {
   addBatchResult,
+  addToProgress,
   emptyBatchResult,
   initialProgress,
   progressDetails,
@@ -134,10 +135,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
       });
       addBatchResult(scored, part);
       progress.shardsDone += shards.length;
-      progress.devicesScored += part.scored;
-      progress.devicesNoData += part.noData;
-      progress.devicesFailed += part.failed;
-      progress.anomalies += part.anomalies;
+      addToProgress(progress, part);
       report(progress);
     }
   } else {

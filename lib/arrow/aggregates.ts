@@ -34,6 +34,7 @@ import {
   type Vector,
 } from 'apache-arrow';
 import { TextDecoder } from 'node:util';
+import { forEachLimited } from '../concurrency';
 import { keys } from '../keys';
 import type { AggregatesLayout } from '../names';
 import type { ObjectStore } from '../store/object-store';
@@ -620,22 +621,16 @@ export async function loadWindowAggregates(
   const files = await listAggregateParts(store, window);
   const parts: (AggregatesPart | undefined)[] = new Array(files.length);
   const failed: (InvalidAggregates | undefined)[] = new Array(files.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < files.length) {
-      const i = next++;
-      const file = files[i]!;
-      const bytes = await store.get(file);
-      try {
-        const part = readAggregatesPart(file, bytes);
-        if (!devices || part.devices.some((d) => devices.has(d))) parts[i] = part;
-      } catch (err) {
-        if (!(err instanceof InvalidAggregates)) throw err;
-        failed[i] = err;
-      }
+  await forEachLimited(files, concurrency, async (file, i) => {
+    const bytes = await store.get(file);
+    try {
+      const part = readAggregatesPart(file, bytes);
+      if (!devices || part.devices.some((d) => devices.has(d))) parts[i] = part;
+    } catch (err) {
+      if (!(err instanceof InvalidAggregates)) throw err;
+      failed[i] = err;
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, files.length)) }, worker));
+  });
   return new WindowAggregates(
     window,
     parts.filter((p): p is AggregatesPart => p !== undefined),

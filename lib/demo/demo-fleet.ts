@@ -12,6 +12,7 @@
  */
 import { makeData, makeVector, Table, tableToIPC, TimestampMillisecond, Float32, Utf8 } from 'apache-arrow';
 import { z } from 'zod';
+import { forEachLimited } from '../concurrency';
 import { keys } from '../keys';
 import type { IndexEntry } from '../models/model-meta';
 import { buildMahalanobisModel } from '../models/onnx-builder';
@@ -148,10 +149,10 @@ export async function seedDemoFleet(store: ObjectStore, options: DemoFleetOption
   const batching = new IndexBatchingStore(store);
   const counts = { cpu: 0, gpu: 0 };
   let registered = 0;
-  let next = 0;
-  const registerNext = async () => {
-    while (next < devices) {
-      const i = next++;
+  await forEachLimited(
+    Array.from({ length: devices }, (_, i) => i),
+    16,
+    async (i) => {
       const device = demoDeviceId(i + 1);
       const model = trainDemoModel(seed, i + 1, k);
       models[i] = model;
@@ -176,9 +177,8 @@ export async function seedDemoFleet(store: ObjectStore, options: DemoFleetOption
       if (registered % 100 === 0 || registered === devices) {
         onProgress?.({ phase: 'models', done: registered, total: devices });
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, devices) }, registerNext));
+    },
+  );
   await batching.flush();
 
   let parts = 0;

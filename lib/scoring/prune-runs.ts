@@ -12,6 +12,7 @@
  * 3. the manifest was not written within the grace period either: a reader that read the manifest before it was
  *    replaced may still be reading the files of the run it named.
  */
+import { forEachLimited } from '../concurrency';
 import { keys, runFolderOf } from '../keys';
 import type { ObjectStore, StoredObject } from '../store/object-store';
 import { parseWindow } from '../window';
@@ -187,15 +188,6 @@ async function deleteFolder(store: ObjectStore, folder: RunFolder, objects: read
   } catch (err) {
     folder.error = err instanceof Error ? err.message : String(err);
   }
-}
-
-/** Runs `work` on every item, at most `limit` at once; rejects with the first failure. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await work(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** A short age: `3d4h`, `2h15m`, `40s`. */

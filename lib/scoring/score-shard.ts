@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { PredictionsBuilder } from '../arrow/predictions';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
+import { forEachLimited } from '../concurrency';
 import { keys } from '../keys';
 import type { DeviceRows } from '../arrow/aggregates';
 import { isAnomaly, type ModelSessionCache, type PreparedModel } from '../models/model-sessions';
@@ -96,25 +97,20 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     // 1. Each device's model (stacked parameters, or a session of its own) and its rows of the window. Models are
     //    read a few at a time: on a cold worker this is the store's latency, not CPU.
     const ready: ({ model: PreparedModel; rows: DeviceRows } | undefined)[] = new Array(plan.devices.length);
-    let next = 0;
-    let prepared = 0;
-    const prepareNext = async (): Promise<void> => {
-      for (let i = next++; i < plan.devices.length; i = next++) {
-        const { device, version } = plan.devices[i]!;
-        if (prepared++ % HEARTBEAT_EVERY === 0) {
-          ctx.heartbeat({ devicesDone: prepared });
-          await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: prepared });
-        }
-        try {
-          const model = await deps.sessions.prepare(deps.store, device, plan.devices[i]!);
-          const rows = aggregates.device(device, model.meta.features);
-          if (rows && rows.rows > 0) ready[i] = { model, rows };
-        } catch (err) {
-          recordFailure(device, version, err);
-        }
+    await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
+      const { device, version } = planned;
+      if (i % HEARTBEAT_EVERY === 0) {
+        ctx.heartbeat({ devicesDone: i + 1 });
+        await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
       }
-    };
-    await Promise.all(Array.from({ length: PREPARE_CONCURRENCY }, prepareNext));
+      try {
+        const model = await deps.sessions.prepare(deps.store, device, planned);
+        const rows = aggregates.device(device, model.meta.features);
+        if (rows && rows.rows > 0) ready[i] = { model, rows };
+      } catch (err) {
+        recordFailure(device, version, err);
+      }
+    });
 
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
     const scores: (Float32Array | Error | undefined)[] = new Array(plan.devices.length);
