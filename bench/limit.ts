@@ -7,7 +7,8 @@
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { loadWindowAggregates } from '../lib/arrow/aggregates';
 import { keys } from '../lib/keys';
-import { readIndex, readModelMeta } from '../lib/models/model-registry';
+import { readIndex } from '../lib/models/model-index';
+import { readModelMeta } from '../lib/models/model-registry';
 import { LocalStore } from '../lib/store/local-store';
 import { parseWindow } from '../lib/window';
 

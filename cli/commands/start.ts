@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { dataDir } from '../../lib/config';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { readIndex } from '../../lib/models/model-registry';
+import { readIndex } from '../../lib/models/model-index';
 import { POOLS } from '../../lib/names';
 import type { RunSummary } from '../../lib/scoring/run-types';
 import { openStore } from '../../lib/store/open-store';

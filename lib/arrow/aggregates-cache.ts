@@ -1,9 +1,17 @@
-import { readAggregatesPart, InvalidAggregates, WindowAggregates, type AggregatesPart } from './aggregates';
+/**
+ * A worker's cache of parsed aggregate parts, and the one way to read a window's parts into `WindowAggregates`
+ * (a part that fails as a whole is kept as such, so exactly the devices it may hold fail naming it).
+ */
+import { LruCache } from '../lru-cache';
 import type { AggregatesLayout } from '../names';
 import type { ObjectStore } from '../store/object-store';
 import type { Window } from '../window';
+import { listAggregateParts } from './aggregate-parts';
+import { InvalidAggregates } from './aggregates-error';
+import { readAggregatesPart, type AggregatesPart } from './aggregates-part';
+import { WindowAggregates } from './window-aggregates';
 
-type Entry = { part: AggregatesPart; bytes: number } | { error: InvalidAggregates; bytes: number };
+type Entry = { part: AggregatesPart } | { error: InvalidAggregates };
 
 /**
  * A worker's cache of parsed aggregate parts, so the shards of one run read and parse each part once instead
@@ -11,11 +19,11 @@ type Entry = { part: AggregatesPart; bytes: number } | { error: InvalidAggregate
  * again. Bounded by the bytes of the parts it holds, least recently used first out.
  */
 export class AggregatesCache {
-  private readonly entries = new Map<string, Promise<Entry>>();
-  private readonly sizes = new Map<string, number>();
-  private total = 0;
+  private readonly entries: LruCache<string, Promise<Entry>>;
 
-  constructor(private readonly maxBytes = 1024 * 1024 * 1024) {}
+  constructor(maxBytes = 1024 * 1024 * 1024) {
+    this.entries = new LruCache(maxBytes);
+  }
 
   /** The window's aggregates from `parts` (store keys pinned in the plan `planId`), read under `layout`. */
   async window(
@@ -38,13 +46,8 @@ export class AggregatesCache {
   private part(store: ObjectStore, key: string, planId: string): Promise<Entry> {
     const id = `${planId}\n${store.uri}\n${key}`;
     const hit = this.entries.get(id);
-    if (hit) {
-      // Refresh recency: Map iteration order is insertion order.
-      this.entries.delete(id);
-      this.entries.set(id, hit);
-      return hit;
-    }
-    const loading = (async (): Promise<Entry> => {
+    if (hit) return hit;
+    const loading = (async (): Promise<Entry & { bytes: number }> => {
       const bytes = await store.get(key);
       try {
         return { part: readAggregatesPart(key, bytes), bytes: bytes.byteLength };
@@ -54,24 +57,35 @@ export class AggregatesCache {
         throw err;
       }
     })();
-    this.entries.set(id, loading);
+    // Weighs nothing until its bytes are known.
+    this.entries.set(id, loading, 0);
     loading.then(
-      (e) => this.account(id, e.bytes),
+      (e) => this.entries.reweigh(id, e.bytes),
       // A store error is not cached: the next shard (or the retry) reads the file again.
       () => this.entries.delete(id),
     );
     return loading;
   }
+}
 
-  private account(id: string, bytes: number): void {
-    if (!this.entries.has(id)) return;
-    this.sizes.set(id, bytes);
-    this.total += bytes;
-    for (const oldest of this.entries.keys()) {
-      if (this.total <= this.maxBytes || oldest === id) break;
-      this.entries.delete(oldest);
-      this.total -= this.sizes.get(oldest) ?? 0;
-      this.sizes.delete(oldest);
-    }
-  }
+/** Options of `loadWindowAggregates`. */
+export interface LoadAggregatesOptions {
+  /** Keep only parts that hold at least one of these devices (all parts when omitted). */
+  devices?: ReadonlySet<string>;
+}
+
+/**
+ * Reads every part of `window` from the store, once, without a worker's cache: for tests, the benchmark and tools.
+ * A part that fails as a whole is kept in `failedParts`; store errors (network, permissions) throw.
+ */
+export async function loadWindowAggregates(
+  store: ObjectStore,
+  window: Window,
+  { devices }: LoadAggregatesOptions = {},
+): Promise<WindowAggregates> {
+  const keys = await listAggregateParts(store, window.id);
+  const all = await new AggregatesCache(0).window(store, window, keys, 'load');
+  if (!devices) return all;
+  const wanted = all.parts.filter((p) => p.devices.some((d) => devices.has(d)));
+  return new WindowAggregates(window, wanted, all.failedParts);
 }

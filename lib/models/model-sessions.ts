@@ -11,7 +11,8 @@ import { keys } from '../keys';
 import type { ObjectStore } from '../store/object-store';
 import type { IndexEntry, ModelMeta } from './model-meta';
 import { MahalanobisBatcher, recognizeMahalanobis, type MahalanobisParams } from './mahalanobis-batch';
-import { ModelChecksumMismatch, ModelNotFound, readModelMeta, sha256Hex } from './model-registry';
+import { ModelChecksumMismatch, ModelNotFound } from './model-errors';
+import { readModelMeta, sha256Hex } from './model-registry';
 import { readProfiles, type NodePlacement } from './provider-probe';
 
 /** Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it. */

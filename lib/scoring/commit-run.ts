@@ -1,5 +1,5 @@
 import { AggregatesCache } from '../arrow/aggregates-cache';
-import { listAggregateParts } from '../arrow/aggregates';
+import { listAggregateParts } from '../arrow/aggregate-parts';
 import { keys } from '../keys';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow, type Window } from '../window';
@@ -95,7 +95,9 @@ async function writeManifest(
       attempt: status.attempt,
     });
   }
-  const parts = req.shards[0] ? (await readPlan(req.shards[0].shard)).parts : await listAggregateParts(store, window);
+  const parts = req.shards[0]
+    ? (await readPlan(req.shards[0].shard)).parts
+    : await listAggregateParts(store, window.id);
   const unknown = await unknownDevices(store, window, parts, req.planId, devices, aggregates);
   for (const device of unknown)
     log.add({ event: 'unknown-device', level: 'warn', device, reason: 'rows but no model' });

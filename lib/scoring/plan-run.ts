@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { listAggregateParts } from '../arrow/aggregate-parts';
 import { keys } from '../keys';
-import { readIndex } from '../models/model-registry';
+import { readIndex } from '../models/model-index';
 import type { Pool } from '../names';
 import type { ObjectStore } from '../store/object-store';
 import type { PlannedDevice, ShardPlanFile } from './manifest';
@@ -13,7 +14,7 @@ import type { PlanRequest, RunPlan, ShardRef } from './run-types';
  */
 export async function planRun(store: ObjectStore, req: PlanRequest): Promise<RunPlan> {
   const index = await readIndex(store);
-  const parts = (await store.list(keys.aggregatesPrefix(req.window))).filter((k) => k.endsWith('.arrow'));
+  const parts = await listAggregateParts(store, req.window);
   const byPool = new Map<Pool, PlannedDevice[]>();
   for (const device of Object.keys(index.devices).sort()) {
     const entry = index.devices[device];

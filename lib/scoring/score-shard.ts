@@ -3,7 +3,7 @@ import { PredictionsBuilder } from '../arrow/predictions';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
 import { forEachLimited } from '../concurrency';
 import { keys } from '../keys';
-import type { DeviceRows } from '../arrow/aggregates';
+import type { DeviceRows } from '../arrow/device-rows';
 import { isAnomaly, type ModelSessionCache, type PreparedModel } from '../models/model-sessions';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow } from '../window';

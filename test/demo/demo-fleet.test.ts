@@ -4,18 +4,14 @@ import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { loadWindowAggregates, readAggregatesPart } from '../../lib/arrow/aggregates';
-import {
-  ANOMALY_MIN_SIGMAS,
-  demoDeviceId,
-  demoFeatureNames,
-  readDemoTruth,
-  seedDemoFleet,
-  THRESHOLD_MARGIN,
-  trainDemoModel,
-  type DemoFleetOptions,
-} from '../../lib/demo/demo-fleet';
+import { ANOMALY_MIN_SIGMAS } from '../../lib/demo/demo-aggregates';
+import { seedDemoFleet, type DemoFleetOptions } from '../../lib/demo/demo-fleet';
+import { demoDeviceId, demoFeatureNames } from '../../lib/demo/demo-ids';
+import { THRESHOLD_MARGIN, trainDemoModel } from '../../lib/demo/demo-model';
+import { readDemoTruth } from '../../lib/demo/demo-truth';
 import { keys } from '../../lib/keys';
-import { readIndex, readModelMeta } from '../../lib/models/model-registry';
+import { readIndex } from '../../lib/models/model-index';
+import { readModelMeta } from '../../lib/models/model-registry';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/window';
 

@@ -10,13 +10,10 @@ import {
   ModelChecksumMismatch,
   ModelNotFound,
   ModelVersionExists,
-  readIndex,
-  readModelMeta,
-  registerModel,
-  registerModelPackage,
-  sha256Hex,
-  type ModelMetaInput,
-} from '../../lib/models/model-registry';
+} from '../../lib/models/model-errors';
+import { readIndex } from '../../lib/models/model-index';
+import { registerModelPackage } from '../../lib/models/model-package';
+import { readModelMeta, registerModel, sha256Hex, type ModelMetaInput } from '../../lib/models/model-registry';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { LocalStore } from '../../lib/store/local-store';
 import { withListing } from '../support/store-view';

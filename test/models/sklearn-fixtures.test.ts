@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { registerModel, registerModelPackage, type ModelMetaInput } from '../../lib/models/model-registry';
+import { registerModelPackage } from '../../lib/models/model-package';
+import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
 import { isAnomaly, ModelSessionCache, type LoadedModel } from '../../lib/models/model-sessions';
 import { LocalStore } from '../../lib/store/local-store';
 

@@ -6,7 +6,8 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { decodePredictions, predictionRows } from '../../lib/arrow/predictions';
-import { readDemoTruth, seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { readDemoTruth } from '../../lib/demo/demo-truth';
 import { keys } from '../../lib/keys';
 import { SCORING_WORKFLOW } from '../../lib/names';
 import { readManifest } from '../../lib/scoring/manifest';

@@ -14,9 +14,10 @@ import type { Client, Connection, WorkflowHandle, WorkflowHandleWithFirstExecuti
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { decodePredictions, predictionRows } from '../../../lib/arrow/predictions';
-import { readDemoTruth, seedDemoFleet } from '../../../lib/demo/demo-fleet';
+import { seedDemoFleet } from '../../../lib/demo/demo-fleet';
+import { readDemoTruth } from '../../../lib/demo/demo-truth';
 import { keys, shardName } from '../../../lib/keys';
-import { readIndex } from '../../../lib/models/model-registry';
+import { readIndex } from '../../../lib/models/model-index';
 import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../../lib/names';
 import { readManifest, type Manifest } from '../../../lib/scoring/manifest';
 import type { RunSummary, ScoringRunInput } from '../../../lib/scoring/run-types';

@@ -1,0 +1,238 @@
+/**
+ * One aggregates part file decoded: rows grouped into runs of equal `device_id`, timestamps as a typed array, and
+ * feature columns read lazily (only those a model asks for). Problems that fail the whole file are thrown here;
+ * device-level ones are left for `WindowAggregates.device`.
+ */
+import { DataType, tableFromIPC, type Data, type Table, type TimeUnit, type Vector } from 'apache-arrow';
+import { TextDecoder } from 'node:util';
+import { InvalidAggregates } from './aggregates-error';
+import {
+  deviceRunsFromDictionary,
+  deviceRunsFromStrings,
+  isFloat32or64,
+  isString,
+  readTimestamps,
+} from './column-decoding';
+import { checkFraming } from './ipc-framing';
+
+/** The device id column of an aggregates file. */
+export const DEVICE_COLUMN = 'device_id';
+/** The timestamp column of an aggregates file. */
+export const TS_COLUMN = 'ts';
+
+/** A feature column as stored in one record batch: values already start at the batch's first row. */
+export interface FeatureChunk {
+  values: Float32Array | Float64Array;
+  /** Validity bitmap (bit `offset + i`), or null when the chunk has no nulls. */
+  nullBitmap: Uint8Array | null;
+  offset: number;
+}
+
+/** What a part knows about one feature column: its chunks, or why it cannot be used. */
+export type FeatureColumn = { ok: true; chunks: FeatureChunk[] } | { ok: false; reason: string };
+
+/** The parsed, per-row-object-free form of a part; built by `readAggregatesPart`. */
+interface DecodedPart {
+  ts: Float64Array;
+  runStart: Int32Array;
+  runEnd: Int32Array;
+  runBatch: Int32Array;
+  runsByDevice: Map<string, number[]>;
+  batchStart: Int32Array;
+}
+
+/**
+ * One decoded part file. Rows are grouped into runs of equal `device_id` (split at record batch boundaries);
+ * a device may have several runs in a part, and rows in several parts.
+ */
+export class AggregatesPart {
+  /** Epoch milliseconds of every row (NaN where `ts` is null); fractions keep sub-ms units. */
+  readonly ts: Float64Array;
+  /** Per run: first row (inclusive) and end row (exclusive) within the part, and the record batch. */
+  readonly runStart: Int32Array;
+  readonly runEnd: Int32Array;
+  readonly runBatch: Int32Array;
+  private readonly runsByDevice: Map<string, number[]>;
+  private readonly batchStart: Int32Array;
+  private readonly featureCache = new Map<string, FeatureColumn>();
+
+  /** @internal use `readAggregatesPart`. */
+  constructor(
+    /** The part's store key, named in every error. */
+    readonly file: string,
+    private readonly table: Table,
+    decoded: DecodedPart,
+  ) {
+    this.ts = decoded.ts;
+    this.runStart = decoded.runStart;
+    this.runEnd = decoded.runEnd;
+    this.runBatch = decoded.runBatch;
+    this.runsByDevice = decoded.runsByDevice;
+    this.batchStart = decoded.batchStart;
+  }
+
+  /** Number of rows in the part. */
+  get rows(): number {
+    return this.ts.length;
+  }
+
+  /** The distinct device ids in the part, in order of first appearance. Untrusted data: validate before use. */
+  get devices(): string[] {
+    return [...this.runsByDevice.keys()];
+  }
+
+  /** Whether the part holds rows of `device`. */
+  has(device: string): boolean {
+    return this.runsByDevice.has(device);
+  }
+
+  /** The run indexes of `device` (empty when the part has none of its rows). */
+  runsOf(device: string): readonly number[] {
+    return this.runsByDevice.get(device) ?? [];
+  }
+
+  /** The columns other than `device_id` and `ts`, whatever their type. */
+  get featureNames(): string[] {
+    return this.table.schema.fields.map((f) => f.name).filter((n) => n !== DEVICE_COLUMN && n !== TS_COLUMN);
+  }
+
+  /** A feature column's chunks, or why it cannot be used (missing, not Float32/Float64). Cached per name. */
+  feature(name: string): FeatureColumn {
+    let col = this.featureCache.get(name);
+    if (!col) {
+      col = this.readFeature(name);
+      this.featureCache.set(name, col);
+    }
+    return col;
+  }
+
+  /** Row of the part where record batch `batch` starts. */
+  batchOffset(batch: number): number {
+    return this.batchStart[batch] ?? 0;
+  }
+
+  private readFeature(name: string): FeatureColumn {
+    const field = this.table.schema.fields.find((f) => f.name === name);
+    if (!field || name === DEVICE_COLUMN || name === TS_COLUMN) {
+      return { ok: false, reason: 'is not a column of the file' };
+    }
+    if (!isFloat32or64(field)) {
+      return { ok: false, reason: `has type ${String(field.type)}, expected Float32 or Float64` };
+    }
+    const vector = this.table.getChild(name) as Vector | null;
+    if (!vector) return { ok: false, reason: 'is not a column of the file' };
+    const chunks = vector.data.map((d: Data) => ({
+      values: d.values as Float32Array | Float64Array,
+      nullBitmap: d.nullCount > 0 ? (d.nullBitmap ?? null) : null,
+      offset: d.offset,
+    }));
+    return { ok: true, chunks };
+  }
+}
+
+/**
+ * Decodes one part file's bytes (IPC file or stream format). Throws `InvalidAggregates` naming `file` for
+ * problems that fail the whole file (see lib/arrow/aggregates.ts); device-level problems are found later, only
+ * for the devices asked for.
+ */
+export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesPart {
+  checkFraming(file, bytes);
+  let table: Table;
+  try {
+    table = tableFromIPC(bytes);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new InvalidAggregates(
+      `is not readable Arrow IPC (corrupt or truncated): ${reason}`,
+      { file },
+      { cause: err },
+    );
+  }
+  const unit = checkSchema(file, table);
+  return new AggregatesPart(file, table, decodeRows(file, table, unit));
+}
+
+/** Checks the columns every part needs (no duplicates, `device_id` a string, `ts` a timestamp); returns ts's unit. */
+function checkSchema(file: string, table: Table): TimeUnit {
+  const names = table.schema.fields.map((f) => f.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) {
+    throw new InvalidAggregates(`has the column ${JSON.stringify(dup)} twice`, { file, field: dup });
+  }
+  const deviceField = table.schema.fields.find((f) => f.name === DEVICE_COLUMN);
+  if (!deviceField) {
+    const message = `has no ${DEVICE_COLUMN} column (columns: ${names.join(', ')})`;
+    throw new InvalidAggregates(message, { file, field: DEVICE_COLUMN });
+  }
+  const dt = deviceField.type as DataType;
+  if (!(isString(dt) || (DataType.isDictionary(dt) && isString(dt.dictionary)))) {
+    throw new InvalidAggregates(
+      `column ${DEVICE_COLUMN} has type ${String(dt)}, expected Utf8, LargeUtf8 or a Dictionary of them`,
+      { file, field: DEVICE_COLUMN },
+    );
+  }
+  const tsField = table.schema.fields.find((f) => f.name === TS_COLUMN);
+  if (!tsField) {
+    const message = `has no ${TS_COLUMN} column (columns: ${names.join(', ')})`;
+    throw new InvalidAggregates(message, { file, field: TS_COLUMN });
+  }
+  if (!DataType.isTimestamp(tsField.type)) {
+    const message = `column ${TS_COLUMN} has type ${String(tsField.type)}, expected Timestamp`;
+    throw new InvalidAggregates(message, { file, field: TS_COLUMN });
+  }
+  return (tsField.type as { unit: TimeUnit }).unit;
+}
+
+/** Timestamps and device runs of every record batch, column-wise. */
+function decodeRows(file: string, table: Table, unit: TimeUnit): DecodedPart {
+  const deviceVector = table.getChild(DEVICE_COLUMN) as Vector;
+  const tsVector = table.getChild(TS_COLUMN) as Vector;
+  const ts = new Float64Array(table.numRows);
+  const runStart: number[] = [];
+  const runEnd: number[] = [];
+  const runBatch: number[] = [];
+  const runsByDevice = new Map<string, number[]>();
+  const batchStart = new Int32Array(deviceVector.data.length);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+
+  const addRun = (device: string, start: number, end: number, batch: number) => {
+    const id = runStart.length;
+    runStart.push(start);
+    runEnd.push(end);
+    runBatch.push(batch);
+    const list = runsByDevice.get(device);
+    if (list) list.push(id);
+    else runsByDevice.set(device, [id]);
+  };
+
+  let row = 0;
+  for (let b = 0; b < deviceVector.data.length; b++) {
+    const dev = deviceVector.data[b] as Data;
+    const tsd = tsVector.data[b] as Data;
+    if (!dev || !tsd || dev.length !== tsd.length) {
+      throw new InvalidAggregates(`record batch ${b} has columns of different lengths`, { file });
+    }
+    batchStart[b] = row;
+    if (dev.nullCount > 0) {
+      throw new InvalidAggregates(`${dev.nullCount} rows have a null ${DEVICE_COLUMN}`, { file, field: DEVICE_COLUMN });
+    }
+    readTimestamps(tsd, unit, ts, row);
+    try {
+      if (DataType.isDictionary(dev.type)) deviceRunsFromDictionary(dev, row, b, addRun);
+      else deviceRunsFromStrings(dev, row, b, decoder, addRun);
+    } catch (err) {
+      if (err instanceof InvalidAggregates) throw err;
+      const context = { file, field: DEVICE_COLUMN };
+      throw new InvalidAggregates(`column ${DEVICE_COLUMN} is corrupt: ${String(err)}`, context, { cause: err });
+    }
+    row += dev.length;
+  }
+  return {
+    ts,
+    runStart: Int32Array.from(runStart),
+    runEnd: Int32Array.from(runEnd),
+    runBatch: Int32Array.from(runBatch),
+    runsByDevice,
+    batchStart,
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Gathering one device's rows of a window from the parts that hold them: feature columns copied column-wise
+ * into one row-major float32 matrix, rows sorted by `ts`, and the device-level checks (missing or non-float
+ * feature, null `ts`, NaN/Infinity/null value, duplicate `ts`), each failing only this device.
+ */
+import { InvalidAggregates } from './aggregates-error';
+import { TS_COLUMN, type AggregatesPart, type FeatureChunk } from './aggregates-part';
+
+/** One device's rows of a window, sorted by `ts`: the model input, row-major. */
+export interface DeviceRows {
+  device: string;
+  /** Number of rows in the window. */
+  rows: number;
+  /** Epoch milliseconds of each row, ascending and distinct. */
+  ts: Float64Array;
+  /** Row-major `[rows, features.length]` float32 model input, in the order of `features`. */
+  x: Float32Array;
+  /** The feature names the columns of `x` hold. */
+  features: readonly string[];
+  /** Rows of this device whose `ts` fell outside the window and were dropped. */
+  droppedOutsideWindow: number;
+}
+
+/** The half-open time range rows must fall in, epoch ms. */
+interface Range {
+  startMs: number;
+  endMs: number;
+}
+
+/** Rows gathered in part order: `source[i]` is the index in `holders` that row `i` came from. */
+interface Gathered {
+  ts: Float64Array;
+  x: Float32Array;
+  source: Int32Array;
+}
+
+/**
+ * `device`'s rows in `range` from `holders` (the parts that hold rows of it), with the columns `features`.
+ * Throws `InvalidAggregates` naming file, device and field for a device-level problem.
+ */
+export function gatherDeviceRows(
+  holders: readonly AggregatesPart[],
+  device: string,
+  features: readonly string[],
+  range: Range,
+): DeviceRows {
+  const { rows, dropped } = countRows(holders, device, features, range);
+  const sorted = sortByTs(copyRows(holders, device, features, range, rows), features.length);
+  checkDistinct(sorted, holders, device);
+  return { device, rows, ts: sorted.ts, x: sorted.x, features: [...features], droppedOutsideWindow: dropped };
+}
+
+/** Pass 1: checks the feature columns and null timestamps, and counts the rows inside and outside the range. */
+function countRows(
+  holders: readonly AggregatesPart[],
+  device: string,
+  features: readonly string[],
+  { startMs, endMs }: Range,
+): { rows: number; dropped: number } {
+  let rows = 0;
+  let dropped = 0;
+  for (const part of holders) {
+    for (const f of features) {
+      const col = part.feature(f);
+      if (!col.ok) {
+        const context = { file: part.file, device, field: f };
+        throw new InvalidAggregates(`feature ${JSON.stringify(f)} ${col.reason}`, context);
+      }
+    }
+    for (const r of part.runsOf(device)) {
+      for (let i = part.runStart[r]!; i < part.runEnd[r]!; i++) {
+        const t = part.ts[i]!;
+        if (t !== t) {
+          throw new InvalidAggregates(`a row has a null ${TS_COLUMN}`, { file: part.file, device, field: TS_COLUMN });
+        }
+        if (t >= startMs && t < endMs) rows++;
+        else dropped++;
+      }
+    }
+  }
+  return { rows, dropped };
+}
+
+/**
+ * Pass 2: copies timestamps and features column-wise and remembers where each row came from (for error messages).
+ * Throws for the earliest NaN, infinite or null feature value in the range.
+ */
+function copyRows(
+  holders: readonly AggregatesPart[],
+  device: string,
+  features: readonly string[],
+  { startMs, endMs }: Range,
+  rows: number,
+): Gathered {
+  const k = features.length;
+  const ts = new Float64Array(rows);
+  const x = new Float32Array(rows * k);
+  const source = new Int32Array(rows);
+  let bad: { ts: number; file: string; field: string; what: string } | undefined;
+  let out = 0;
+  for (let p = 0; p < holders.length; p++) {
+    const part = holders[p]!;
+    const cols = features.map((f) => (part.feature(f) as { chunks: FeatureChunk[] }).chunks);
+    for (const r of part.runsOf(device)) {
+      const b = part.runBatch[r]!;
+      const base = part.batchOffset(b);
+      const first = out;
+      for (let i = part.runStart[r]!; i < part.runEnd[r]!; i++) {
+        const t = part.ts[i]!;
+        if (t >= startMs && t < endMs) {
+          ts[out] = t;
+          source[out] = p;
+          out++;
+        }
+      }
+      for (let j = 0; j < k; j++) {
+        const { values, nullBitmap, offset } = cols[j]![b]!;
+        let o = first;
+        for (let i = part.runStart[r]!; i < part.runEnd[r]!; i++) {
+          const t = part.ts[i]!;
+          if (t < startMs || t >= endMs) continue;
+          const li = i - base;
+          const v = values[li]!;
+          x[o * k + j] = v;
+          o++;
+          // v - v is NaN for NaN and +-Infinity; the null bit is only read for chunks that have nulls.
+          const isNull = nullBitmap !== null && (nullBitmap[(offset + li) >> 3]! & (1 << ((offset + li) & 7))) === 0;
+          if ((isNull || v - v !== 0) && (bad === undefined || t < bad.ts)) {
+            bad = { ts: t, file: part.file, field: features[j]!, what: isNull ? 'null' : String(v) };
+          }
+        }
+      }
+    }
+  }
+  if (bad) {
+    const { file, field } = bad;
+    const message = `feature ${JSON.stringify(field)} is ${bad.what} at ${isoTime(bad.ts)}`;
+    throw new InvalidAggregates(message, { file, device, field, ts: bad.ts });
+  }
+  return { ts, x, source };
+}
+
+/** Rows are usually in time order already; when not, a stable sort by `ts` (rows keep their feature values). */
+function sortByTs(rows: Gathered, k: number): Gathered {
+  const { ts, x, source } = rows;
+  const n = ts.length;
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) if (ts[i]! < ts[i - 1]!) sorted = false;
+  if (sorted) return rows;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ts[a]! - ts[b]! || a - b);
+  const out: Gathered = { ts: new Float64Array(n), x: new Float32Array(n * k), source: new Int32Array(n) };
+  for (let i = 0; i < n; i++) {
+    const from = order[i]!;
+    out.ts[i] = ts[from]!;
+    out.source[i] = source[from]!;
+    out.x.set(x.subarray(from * k, from * k + k), i * k);
+  }
+  return out;
+}
+
+/** Throws for two rows with the same `ts`, naming both files when they differ. */
+function checkDistinct({ ts, source }: Gathered, holders: readonly AggregatesPart[], device: string): void {
+  for (let i = 1; i < ts.length; i++) {
+    if (ts[i] !== ts[i - 1]) continue;
+    const a = holders[source[i - 1]!]!.file;
+    const b = holders[source[i]!]!.file;
+    throw new InvalidAggregates(
+      `two rows have the same ${TS_COLUMN} ${isoTime(ts[i]!)}${a === b ? '' : ` (the other is in ${a})`}`,
+      { file: b, device, field: TS_COLUMN, ts: ts[i] },
+    );
+  }
+}
+
+function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}

@@ -1,0 +1,32 @@
+/**
+ * The framing checks apache-arrow's IPC reader is lenient about. A file-format part must end with the magic (its
+ * footer is written last), and a stream-format part must end with the end-of-stream marker, because a stream cut
+ * at a message boundary otherwise reads as a shorter, valid stream and rows would vanish silently.
+ */
+import { InvalidAggregates } from './aggregates-error';
+
+const FILE_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
+
+function startsWithMagic(bytes: Uint8Array, at: number): boolean {
+  if (at < 0 || at + FILE_MAGIC.length > bytes.length) return false;
+  return FILE_MAGIC.every((b, i) => bytes[at + i] === b);
+}
+
+/** Throws `InvalidAggregates` naming `file` when `bytes` are empty, or a truncated IPC file or stream. */
+export function checkFraming(file: string, bytes: Uint8Array): void {
+  if (bytes.length === 0) throw new InvalidAggregates('is empty, expected an Arrow IPC file or stream', { file });
+  if (startsWithMagic(bytes, 0)) {
+    if (!startsWithMagic(bytes, bytes.length - FILE_MAGIC.length)) {
+      throw new InvalidAggregates('is a truncated Arrow IPC file (no footer magic at the end)', { file });
+    }
+    return;
+  }
+  const n = bytes.length;
+  const u32 = (at: number) =>
+    (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+  const eos = n >= 8 && u32(n - 8) === 0xffffffff && u32(n - 4) === 0;
+  const legacyEos = n >= 4 && u32(n - 4) === 0; // pre-0.15 streams end with a bare zero length
+  if (!eos && !legacyEos) {
+    throw new InvalidAggregates('is not a complete Arrow IPC stream (no end-of-stream marker) or file', { file });
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * A window's aggregates across all its part files: which parts hold a device, what an unreadable part means for
+ * it under the window's layout, and its rows (see device-rows.ts).
+ */
+import type { AggregatesLayout } from '../names';
+import type { Window } from '../window';
+import { InvalidAggregates } from './aggregates-error';
+import { DEVICE_COLUMN, type AggregatesPart } from './aggregates-part';
+import { gatherDeviceRows, type DeviceRows } from './device-rows';
+
+/**
+ * A window's aggregates, ready to hand each device its rows. Built by `AggregatesCache.window` (or directly from
+ * parsed parts in tests and tools).
+ */
+export class WindowAggregates {
+  constructor(
+    readonly window: Window,
+    /** The parts that were read and hold at least one wanted device. */
+    readonly parts: readonly AggregatesPart[],
+    /** Parts that failed as a whole; the devices they may have held fail naming the first of them. */
+    readonly failedParts: readonly InvalidAggregates[] = [],
+    /** Where a device's rows may be, which decides the devices an unreadable part fails. */
+    readonly layout: AggregatesLayout = 'any',
+  ) {}
+
+  /** The distinct device ids across the readable parts. Untrusted data: validate before use. */
+  devices(): string[] {
+    const all = new Set<string>();
+    for (const p of this.parts) for (const d of p.devices) all.add(d);
+    return [...all];
+  }
+
+  /**
+   * `device`'s rows of the window with the columns `features` (a model's feature list), or `undefined` when
+   * no part holds a row of it (no data; `rows` is 0 when it only has rows outside the window). Throws
+   * `InvalidAggregates` naming file, device and field for a device-level problem, and for a device whose rows
+   * an unreadable part may hold: every device under the layout `any`, under `device-partitioned` a device no
+   * readable part holds.
+   */
+  device(device: string, features: readonly string[]): DeviceRows | undefined {
+    const holders = this.holdersOf(device);
+    if (holders.length === 0) return undefined;
+    return gatherDeviceRows(holders, device, features, this.window);
+  }
+
+  /** The readable parts with rows of `device`; throws when the layout says its rows may be elsewhere too. */
+  private holdersOf(device: string): AggregatesPart[] {
+    const holders = this.parts.filter((p) => p.has(device));
+    const failed = this.failedParts[0];
+    if (failed && (this.layout === 'any' || holders.length === 0)) {
+      const others = this.failedParts.length > 1 ? ` (and ${this.failedParts.length - 1} more unreadable parts)` : '';
+      const where =
+        this.layout === 'any'
+          ? 'so the rows of this device may be missing'
+          : 'and no readable part holds rows of this device, so they may be in it';
+      throw new InvalidAggregates(
+        `cannot be read as a whole${others}, ${where}: ${failed.message}`,
+        { file: failed.file, device, field: failed.field },
+        { cause: failed },
+      );
+    }
+    if (holders.length > 1 && this.layout === 'device-partitioned') {
+      const [a, b] = holders as [AggregatesPart, AggregatesPart];
+      throw new InvalidAggregates(
+        `rows of this device are also in ${a.file}, but the window's aggregates layout is device-partitioned ` +
+          `(all rows of a device in one part)`,
+        { file: b.file, device, field: DEVICE_COLUMN },
+      );
+    }
+    return holders;
+  }
+}

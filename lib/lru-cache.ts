@@ -1,0 +1,89 @@
+/**
+ * A map that forgets its least recently used entries once their total weight passes a limit. Each entry weighs 1
+ * unless told otherwise, so by default the limit is a count; a cache of parsed files passes their byte sizes. Only
+ * entries older than the one just written (or reweighed) make room, so a single entry larger than the limit is kept
+ * until a later write. Reads refresh recency (a Map iterates in insertion order, so the first key is the oldest).
+ */
+export class LruCache<K, V> {
+  private readonly entries = new Map<K, { value: V; weight: number }>();
+  private total = 0;
+
+  constructor(
+    /** The most total weight kept. */
+    private readonly maxWeight: number,
+    /** Called for every entry evicted to make room (not for `delete` or `clear`). */
+    private readonly onEvict?: (key: K, value: V) => void,
+  ) {
+    if (!(maxWeight >= 0)) throw new RangeError(`maxWeight must be at least 0, got ${maxWeight}`);
+  }
+
+  /** Entries held now. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The value of `key`, made the most recently used; `undefined` when absent. */
+  get(key: K): V | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return entry.value;
+  }
+
+  /** Whether `key` is held, without touching its recency. */
+  has(key: K): boolean {
+    return this.entries.has(key);
+  }
+
+  /** Stores `value` under `key` as the most recently used, then evicts the oldest others while over the limit. */
+  set(key: K, value: V, weight = 1): void {
+    this.remove(key);
+    this.entries.set(key, { value, weight });
+    this.total += weight;
+    this.evict(key);
+  }
+
+  /** Changes the weight of a held entry (e.g. once its size is known) without touching its recency. */
+  reweigh(key: K, weight: number): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.total += weight - entry.weight;
+    entry.weight = weight;
+    this.evict(key);
+  }
+
+  /** Forgets `key`; whether it was held. */
+  delete(key: K): boolean {
+    return this.remove(key);
+  }
+
+  /** Forgets everything. */
+  clear(): void {
+    this.entries.clear();
+    this.total = 0;
+  }
+
+  /** The held values, least recently used first. */
+  values(): V[] {
+    return [...this.entries.values()].map((e) => e.value);
+  }
+
+  private remove(key: K): boolean {
+    const entry = this.entries.get(key);
+    if (!entry) return false;
+    this.entries.delete(key);
+    this.total -= entry.weight;
+    return true;
+  }
+
+  private evict(keep: K): void {
+    for (const [key, entry] of this.entries) {
+      // Only entries older than the one just written or reweighed make room for it.
+      if (this.total <= this.maxWeight || key === keep) return;
+      this.entries.delete(key);
+      this.total -= entry.weight;
+      this.onEvict?.(key, entry.value);
+    }
+  }
+}

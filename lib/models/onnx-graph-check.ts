@@ -1,0 +1,111 @@
+/**
+ * Checks a model.onnx against its model.json before registration makes it visible: the bytes parse as a
+ * self-contained ONNX model, with one float32 2-D input of the model's feature count under the declared name and
+ * a float output holding the declared score column.
+ */
+import { onnx } from 'onnx-proto';
+import { InvalidModel } from './model-errors';
+import type { ModelMeta } from './model-meta';
+
+/** Which device and file a check is about, for the error it throws. */
+interface CheckContext {
+  device: string;
+  file: string;
+}
+
+interface TensorInfo {
+  elemType: number | undefined;
+  /** One entry per dimension: a number when static, a string (or undefined) when symbolic or unknown. */
+  dims: (number | string | undefined)[] | undefined;
+}
+
+interface GraphInfo {
+  inputs: Map<string, TensorInfo>;
+  outputs: Map<string, TensorInfo>;
+}
+
+/** Throws `InvalidModel` naming the file and the model.json field when `bytes` cannot be scored as `meta` says. */
+export function checkOnnxAgainstMeta(bytes: Uint8Array, meta: ModelMeta, context: CheckContext): void {
+  checkGraph(inspectOnnx(bytes, context), meta, context);
+}
+
+function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo {
+  let model: onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (err) {
+    throw new InvalidModel(`${context.file}: not an ONNX model (${(err as Error).message})`, context, { cause: err });
+  }
+  const graph = model.graph;
+  if (!graph || toNumber(model.irVersion) <= 0 || model.opsetImport.length === 0 || !graph.node?.length) {
+    throw new InvalidModel(`${context.file}: not an ONNX model (no ir_version, opset or graph)`, context);
+  }
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  if ((graph.initializer ?? []).some((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)) {
+    // External data would make onnxruntime read other files: a model must be one self-contained artifact.
+    throw new InvalidModel(`${context.file}: initializers with external data are not supported`, context);
+  }
+  const info = (v: onnx.IValueInfoProto): [string, TensorInfo] => {
+    const t = v.type?.tensorType;
+    return [
+      v.name ?? '',
+      {
+        elemType: t?.elemType ?? undefined,
+        dims: t?.shape?.dim?.map((d) =>
+          d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0
+            ? toNumber(d.dimValue)
+            : (d.dimParam ?? undefined),
+        ),
+      },
+    ];
+  };
+  return {
+    inputs: new Map((graph.input ?? []).filter((v) => !initializers.has(v.name)).map(info)),
+    outputs: new Map((graph.output ?? []).map(info)),
+  };
+}
+
+function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): void {
+  const fail = (message: string, field: string) =>
+    new InvalidModel(`${context.file}: ${message}`, { ...context, field });
+  const names = (m: Map<string, TensorInfo>) => [...m.keys()].join(', ') || 'none';
+  const input = graph.inputs.get(meta.input.name);
+  if (!input) {
+    throw fail(`has no input ${JSON.stringify(meta.input.name)} (inputs: ${names(graph.inputs)})`, 'input.name');
+  }
+  if (graph.inputs.size > 1) {
+    throw fail(`has inputs ${names(graph.inputs)}; fleetscore feeds exactly one`, 'input.name');
+  }
+  if (input.elemType !== undefined && input.elemType !== onnx.TensorProto.DataType.FLOAT) {
+    throw fail(`input ${meta.input.name} must be float32 (element type ${input.elemType})`, 'input.name');
+  }
+  if (input.dims !== undefined) {
+    if (input.dims.length !== 2) throw fail(`input ${meta.input.name} must be 2-D [rows, features]`, 'input.name');
+    const k = input.dims[1];
+    if (typeof k === 'number' && k !== meta.features.length) {
+      throw fail(`input ${meta.input.name} takes ${k} features, model.json lists ${meta.features.length}`, 'features');
+    }
+  }
+  const output = graph.outputs.get(meta.output.name);
+  if (!output) {
+    throw fail(`has no output ${JSON.stringify(meta.output.name)} (outputs: ${names(graph.outputs)})`, 'output.name');
+  }
+  const { FLOAT, DOUBLE } = onnx.TensorProto.DataType;
+  if (output.elemType !== undefined && output.elemType !== FLOAT && output.elemType !== DOUBLE) {
+    const message = `output ${meta.output.name} must be float32 or float64 (element type ${output.elemType})`;
+    throw fail(message, 'output.name');
+  }
+  if (output.dims !== undefined) {
+    const cols = output.dims.length === 1 ? 1 : output.dims.length === 2 ? output.dims[1] : null;
+    if (cols === null) throw fail(`output ${meta.output.name} must be [rows] or [rows, k]`, 'output.name');
+    if (typeof cols === 'number' && meta.output.column >= cols) {
+      const message = `output ${meta.output.name} has ${cols} column(s); column ${meta.output.column} does not exist`;
+      throw fail(message, 'output.column');
+    }
+  }
+}
+
+function toNumber(v: number | { toNumber(): number } | null | undefined): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === 'number' ? v : v.toNumber();
+}

@@ -1,0 +1,70 @@
+/**
+ * Reads model.onnx and model.json out of a (gzipped) tar in memory, never extracting anything to disk, and
+ * refuses every member that could escape a folder or surprise a reader: links, devices, absolute or `..` paths,
+ * members over 256 MiB, a name given twice.
+ */
+import { Parser, type ReadEntry } from 'tar';
+import { InvalidModel } from './model-errors';
+
+/** The largest member a model package may hold: bigger models belong in an object store upload, not a tarball. */
+const MAX_PACKAGE_MEMBER_BYTES = 256 * 1024 * 1024;
+
+/** The two files of a model package, as bytes. */
+export interface PackageFiles {
+  onnx: Uint8Array;
+  meta: Uint8Array;
+}
+
+/** Reads model.onnx and model.json from the root of the tar.gz `bytes` (named `fileName` in errors) for `device`. */
+export async function readPackage(bytes: Uint8Array, fileName: string, device: string): Promise<PackageFiles> {
+  const wanted = new Map<string, Buffer[]>([
+    ['model.onnx', []],
+    ['model.json', []],
+  ]);
+  const seen = new Set<string>();
+  let failure: InvalidModel | undefined;
+  const refuse = (member: string, why: string) =>
+    new InvalidModel(`${fileName}: member ${JSON.stringify(member)} ${why}`, { device, file: fileName, field: member });
+
+  await new Promise<void>((resolve, reject) => {
+    const parser = new Parser({ strict: true });
+    const fail = (err: InvalidModel) => {
+      failure ??= err;
+      parser.abort(err);
+    };
+    parser.on('entry', (entry: ReadEntry) => {
+      const path = entry.path;
+      const name = path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+      if (path.startsWith('/') || /^[A-Za-z]:/.test(path) || path.includes('\\')) {
+        return fail(refuse(path, 'has an absolute path'));
+      }
+      if (name.split('/').includes('..')) return fail(refuse(path, "has a '..' path segment"));
+      if (entry.type === 'Directory') return entry.resume();
+      if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'ContiguousFile') {
+        return fail(refuse(path, `is a ${entry.type}; only regular files are allowed`));
+      }
+      if (entry.size > MAX_PACKAGE_MEMBER_BYTES) {
+        return fail(refuse(path, `is ${entry.size} bytes, over the 256 MiB limit`));
+      }
+      if (seen.has(name)) return fail(refuse(path, 'appears twice'));
+      seen.add(name);
+      const chunks = wanted.get(name);
+      if (chunks) entry.on('data', (c: Buffer) => chunks.push(c));
+      else entry.resume();
+    });
+    parser.on('error', (err: Error) => {
+      const context = { device, file: fileName };
+      reject(failure ?? new InvalidModel(`${fileName}: not a valid tar.gz (${err.message})`, context, { cause: err }));
+    });
+    parser.on('end', () => (failure ? reject(failure) : resolve()));
+    parser.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  });
+
+  const missing = [...wanted.keys()].filter((m) => !seen.has(m));
+  if (missing.length > 0) {
+    const message = `${fileName}: package must hold model.onnx and model.json at its root`;
+    throw new InvalidModel(`${message} (missing ${missing.join(', ')})`, { device, file: fileName, field: missing[0] });
+  }
+  const concat = (m: string) => new Uint8Array(Buffer.concat(wanted.get(m) ?? []));
+  return { onnx: concat('model.onnx'), meta: concat('model.json') };
+}
