@@ -3,32 +3,47 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { defaultStoreUri } from '../../lib/config';
+import { registerModels, type RegisterModelsResult } from '../../lib/models/bulk-register';
 import { readIndex } from '../../lib/models/model-index';
 import { registerModelPackage } from '../../lib/models/model-package';
-import { type RegisteredModel } from '../../lib/models/model-registry';
+import type { RegisteredModel } from '../../lib/models/model-registry';
+import { modelsInFolder, modelsInList } from '../../lib/models/model-sources';
 import { openStore } from '../../lib/store/open-store';
 import type { ObjectStore } from '../../lib/store/object-store';
+import { positiveInt, storeOption } from '../utils/options';
+import { createProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
 
-const storeOption = z
-  .string()
-  .min(1)
-  .optional()
-  .transform((s) => s ?? defaultStoreUri());
+const registerOptionsSchema = z
+  .object({
+    device: z.string().min(1).optional(),
+    file: z
+      .string()
+      .min(1)
+      .refine((f) => /\.(onnx|tar\.gz|tgz)$/i.test(f), 'must be a .onnx file or a .tar.gz package')
+      .optional(),
+    dir: z.string().min(1).optional(),
+    list: z.string().min(1).optional(),
+    meta: z.string().min(1).optional(),
+    pool: z.enum(['cpu', 'gpu']).optional(),
+    threshold: z.coerce.number().refine(Number.isFinite, 'must be a finite number').optional(),
+    partial: z.boolean().default(false),
+    concurrency: positiveInt.default(16),
+    store: storeOption,
+    json: z.boolean().default(false),
+  })
+  .superRefine((o, ctx) => {
+    const ways = [o.device !== undefined || o.file !== undefined, o.dir !== undefined, o.list !== undefined];
+    if (ways.filter(Boolean).length !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['device'], message: 'give --device with --file, or --dir, or --list' });
+    } else if (ways[0] && (o.device === undefined || o.file === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [o.device === undefined ? 'device' : 'file'], message: 'is required' });
+    } else if (!ways[0] && o.meta !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['meta'], message: 'is for one model (--file); a list names its own' });
+    }
+  });
 
-const registerOptionsSchema = z.object({
-  device: z.string().min(1),
-  file: z
-    .string()
-    .min(1)
-    .refine((f) => /\.(onnx|tar\.gz|tgz)$/i.test(f), 'must be a .onnx file or a .tar.gz package'),
-  meta: z.string().min(1).optional(),
-  pool: z.enum(['cpu', 'gpu']).optional(),
-  threshold: z.coerce.number().refine(Number.isFinite, 'must be a finite number').optional(),
-  store: storeOption,
-  json: z.boolean().default(false),
-});
+type RegisterOptions = z.infer<typeof registerOptionsSchema>;
 
 const listOptionsSchema = z.object({ store: storeOption, json: z.boolean().default(false) });
 
@@ -57,33 +72,84 @@ async function readMetaFile(path: string): Promise<unknown> {
   }
 }
 
+async function registerOne(opts: RegisterOptions & { device: string; file: string }): Promise<void> {
+  const [bytes, meta] = await Promise.all([
+    readFile(opts.file),
+    opts.meta === undefined ? Promise.resolve(undefined) : readMetaFile(opts.meta),
+  ]);
+  const store = openStore(opts.store);
+  const result = await registerModelPackage(store, opts.device, new Uint8Array(bytes), basename(opts.file), {
+    meta,
+    ...(opts.meta === undefined ? {} : { metaFile: opts.meta }),
+    pool: opts.pool,
+    threshold: opts.threshold,
+  });
+  output(
+    opts.json,
+    { ...result, store: store.uri },
+    (r: RegisteredModel & { store: string }) =>
+      `registered ${r.device} ${r.version} (pool ${r.pool}, sha256 ${r.sha256.slice(0, 12)}) in ${r.store}`,
+  );
+}
+
+async function registerMany(opts: RegisterOptions): Promise<void> {
+  const overrides = { pool: opts.pool, threshold: opts.threshold };
+  const sources = opts.dir ? await modelsInFolder(opts.dir, overrides) : await modelsInList(opts.list ?? '', overrides);
+  if (sources.length === 0) throw new Error(`${opts.dir ?? opts.list}: no models found`);
+  const store = openStore(opts.store);
+  const bar = opts.json ? undefined : createProgressBar('registering', sources.length);
+  let result: RegisterModelsResult;
+  try {
+    result = await registerModels(store, sources, {
+      concurrency: opts.concurrency,
+      partial: opts.partial,
+      // About a hundred updates whatever the fleet's size: a log gets one line per update.
+      onProgress: (done, total, failed) => {
+        if (done % Math.ceil(total / 100) === 0 || done === total)
+          bar?.update(done, failed > 0 ? `${failed} failed` : '');
+      },
+    });
+  } finally {
+    bar?.stop();
+  }
+  output(opts.json, { ...result, registered: result.registered.length, store: store.uri }, () => describe(result));
+  if (result.failed.length > 0) process.exitCode = 1;
+}
+
+function describe({ registered, failed, indexMoved }: RegisterModelsResult): string {
+  const lines = failed.map((f) => `  ${f.device}: ${f.reason}`);
+  if (failed.length === 0) return `registered ${registered.length} models; the index now points at them`;
+  const head = indexMoved
+    ? `registered ${registered.length} models and moved the index to them (--partial); ${failed.length} failed:`
+    : `${failed.length} of ${registered.length + failed.length} models failed, so the index was not moved ` +
+      `(the ${registered.length} versions written stay unused; fix the models and register again, or pass ` +
+      `--partial to move the index for the good ones):`;
+  return [head, ...lines].join('\n');
+}
+
 const register = new Command('register')
-  .description('register a new immutable model version for a device and point the index at it')
-  .requiredOption('--device <id>', 'device id')
-  .requiredOption('--file <path>', 'model.onnx, or a model.tar.gz holding model.onnx and model.json')
+  .description(
+    'register new immutable model versions and point the index at them: one model (--device, --file), or a ' +
+      'fleet (--dir, --list) with one index move at the end',
+  )
+  .option('--device <id>', 'device id (one model)')
+  .option('--file <path>', 'model.onnx, or a model.tar.gz holding model.onnx and model.json (one model)')
   .option('--meta <path>', 'model.json for a bare .onnx (replaces the one in a package)')
+  .option('--dir <folder>', 'a folder of <device>/ subfolders (model.onnx, model.json) or <device>.tar.gz files')
+  .option('--list <file>', 'a file of lines device,file[,meta] (paths relative to it)')
   .option('--pool <pool>', 'worker pool that scores it: cpu or gpu (overrides model.json)')
   .option('--threshold <n>', 'anomaly threshold (overrides model.json)')
+  .option('--partial', 'with --dir or --list: move the index for the good models even when others failed')
+  .option('--concurrency <n>', 'with --dir or --list: models read and written at once', '16')
   .option('--store <uri>', 'store: s3://bucket/prefix or a folder (default: FLEETSCORE_STORE or .fleetscore/store)')
   .option('--json', 'print the result as JSON')
   .action(async (raw: unknown) => {
     const opts = registerOptionsSchema.parse(raw);
-    const [bytes, meta] = await Promise.all([
-      readFile(opts.file),
-      opts.meta === undefined ? Promise.resolve(undefined) : readMetaFile(opts.meta),
-    ]);
-    const store = openStore(opts.store);
-    const result = await registerModelPackage(store, opts.device, new Uint8Array(bytes), basename(opts.file), {
-      meta,
-      pool: opts.pool,
-      threshold: opts.threshold,
-    });
-    output(
-      opts.json,
-      { ...result, store: store.uri },
-      (r: RegisteredModel & { store: string }) =>
-        `registered ${r.device} ${r.version} (pool ${r.pool}, sha256 ${r.sha256.slice(0, 12)}) in ${r.store}`,
-    );
+    if (opts.device !== undefined && opts.file !== undefined) {
+      await registerOne({ ...opts, device: opts.device, file: opts.file });
+    } else {
+      await registerMany(opts);
+    }
   });
 
 const list = new Command('list')

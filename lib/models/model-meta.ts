@@ -9,13 +9,13 @@ const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 
 /** Feature preprocessing applied in TypeScript before inference (models may also bake it into the graph). */
 export const preprocessingSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('none') }),
-  z.object({ type: z.literal('standardize'), mean: z.array(finite), scale: z.array(finite) }),
+  z.strictObject({ type: z.literal('none') }),
+  z.strictObject({ type: z.literal('standardize'), mean: z.array(finite), scale: z.array(finite) }),
 ]);
 
-/** `model.json`: how to feed a model and how to read its score. */
+/** `model.json`: how to feed a model and how to read its score. Strict: an unknown key (a typo) is refused by name. */
 export const modelMetaSchema = z
-  .object({
+  .strictObject({
     schema: z.literal('fleetscore.model/v1'),
     device: z.string(),
     version: z.string(),
@@ -26,9 +26,9 @@ export const modelMetaSchema = z
     /** Column names of the aggregates, in the order of the model's input features. */
     features: z.array(z.string().min(1)).min(1),
     /** The float32 input tensor of shape [rows, features.length]. */
-    input: z.object({ name: z.string().min(1) }),
+    input: z.strictObject({ name: z.string().min(1) }),
     /** The output holding the score: shape [rows] or [rows, k], in which case `column` picks one. */
-    output: z.object({ name: z.string().min(1), column: z.number().int().min(0).default(0) }),
+    output: z.strictObject({ name: z.string().min(1), column: z.number().int().min(0).default(0) }),
     /** Whether a row is anomalous when its score is above or below the threshold. */
     anomalyWhen: z.enum(['above', 'below']),
     threshold: finite,

@@ -13,7 +13,8 @@ import type { Pool } from '../names';
 import { parseJsonBytes } from './json-bytes';
 import { InvalidModel, ModelNotFound, ModelVersionExists } from './model-errors';
 import { moveIndex } from './model-index';
-import { modelMetaSchema, type ModelMeta } from './model-meta';
+import type { modelMetaSchema, ModelMeta } from './model-meta';
+import { parseMeta } from './meta-validation';
 import { checkOnnxAgainstMeta } from './onnx-graph-check';
 
 /** The schema tag of every model.json. */
@@ -114,22 +115,4 @@ async function nextVersion(store: ObjectStore, device: string): Promise<string> 
     if (match?.[1]) last = Math.max(last, Number(match[1]));
   }
   return `v${String(last + 1).padStart(4, '0')}`;
-}
-
-function parseMeta(value: unknown, context: { device: string; file: string }): ModelMeta {
-  const parsed = modelMetaSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.map(String).join('.') || undefined;
-    const message = `${context.file}: ${field ?? 'model.json'}: ${issue?.message ?? 'invalid'}`;
-    throw new InvalidModel(message, { ...context, field });
-  }
-  const meta = parsed.data;
-  if (meta.preprocessing.type === 'standardize' && meta.preprocessing.scale.some((s) => s === 0)) {
-    throw new InvalidModel(`${context.file}: preprocessing.scale must not contain 0`, {
-      ...context,
-      field: 'preprocessing.scale',
-    });
-  }
-  return meta;
 }

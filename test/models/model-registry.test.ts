@@ -172,6 +172,23 @@ describe('registerModel', () => {
     });
   });
 
+  it.each([
+    ['preprocesing', { preprocesing: { type: 'standardize', mean: [0, 0, 0], scale: [1, 1, 1] } }, 'preprocessing'],
+    ['output.colum', { output: { name: 'score', colum: 1 } }, 'column'],
+    ['thresold', { thresold: 3 }, 'threshold'],
+  ])(
+    'refuses an unknown model.json key (%s) by name, with the field it probably meant',
+    async (field, patch, meant) => {
+      const bad = { ...meta, ...patch } as unknown as ModelMetaInput;
+      const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: model, meta: bad }));
+      expect(err).toBeInstanceOf(InvalidModel);
+      expect(err.field).toBe(field);
+      expect(err.message).toContain(`unknown key "${field.split('.').pop()}"`);
+      expect(err.message).toContain(`did you mean "${meant}"?`);
+      expect(await store.list('models/')).toEqual([]);
+    },
+  );
+
   it('validates the device id before touching the store', async () => {
     for (const device of ['../x', 'a/b', '', '.hidden']) {
       await expect(registerModel(store, { device, onnx: model, meta })).rejects.toThrow(InvalidPathSegment);
@@ -195,6 +212,16 @@ describe('readModelMeta', () => {
     await expect(readModelMeta(store, 'pump-2', 'v0001')).rejects.toMatchObject({
       name: 'InvalidModel',
       field: 'device',
+    });
+  });
+  it('refuses a stored model.json with a key it does not know', async () => {
+    const { version } = await registerModel(store, { device: 'pump-1', onnx: model, meta });
+    const stored = JSON.parse(Buffer.from(await store.get(keys.modelMeta('pump-1', version))).toString()) as object;
+    await store.put(keys.modelMeta('pump-1', version), JSON.stringify({ ...stored, scoreScale: 2 }));
+    await expect(readModelMeta(store, 'pump-1', version)).rejects.toMatchObject({
+      name: 'InvalidModel',
+      file: keys.modelMeta('pump-1', version),
+      field: 'scoreScale',
     });
   });
 });

@@ -1,0 +1,125 @@
+/**
+ * Registering a fleet's models at once: every version is written a few at a time, then the index is moved once
+ * for all of them, so 10,000 devices cost 10,000 version writes and one index write (registering them one by one
+ * rewrites the whole index per device). The index moves only when every model was good, unless `partial` is
+ * set, so a fleet never ends up half on new models because of one typo.
+ */
+import { forEachLimited } from '../concurrency';
+import { InvalidPathSegment } from '../keys';
+import type { ObjectStore } from '../store/object-store';
+import { InvalidModel, ModelChecksumMismatch, ModelVersionExists } from './model-errors';
+import { moveIndex } from './model-index';
+import { writeModelVersion, type RegisteredModel, type RegisterModelInput } from './model-registry';
+
+/** One model to register: its device, where it comes from (named in errors), and how to read it when its turn comes. */
+export interface ModelSource {
+  device: string;
+  /** The file or folder the model is read from, as the user named it. */
+  source: string;
+  read(): Promise<RegisterModelInput>;
+}
+
+/** A model that could not be registered, and why. */
+export interface FailedModel {
+  device: string;
+  source: string;
+  reason: string;
+  /** The model.json field or package member at fault, when known. */
+  field?: string;
+}
+
+/** Options of {@link registerModels}. */
+export interface RegisterModelsOptions {
+  /** Models read and written at once (default 16): the store's latency bounds this, not CPU. */
+  concurrency?: number;
+  /** Move the index for the models that are good even when others failed (default false: move nothing then). */
+  partial?: boolean;
+  /** Called after each model, for progress output. */
+  onProgress?: (done: number, total: number, failed: number) => void;
+}
+
+/** What a bulk registration did: the versions written, the models refused, and whether the index now names them. */
+export interface RegisterModelsResult {
+  registered: RegisteredModel[];
+  failed: FailedModel[];
+  indexMoved: boolean;
+}
+
+/**
+ * Registers every model of `sources`: writes each version (see `writeModelVersion`), then moves the index once.
+ * A model that cannot be read or is invalid is recorded in `failed` with its file and field; a store error (a
+ * retry may fix it) stops the whole registration before the index moves. Versions written for a registration
+ * whose index did not move stay unreferenced; the next registration of those devices skips past them.
+ */
+export async function registerModels(
+  store: ObjectStore,
+  sources: readonly ModelSource[],
+  { concurrency = 16, partial = false, onProgress }: RegisterModelsOptions = {},
+): Promise<RegisterModelsResult> {
+  const failed: FailedModel[] = duplicateDevices(sources);
+  const refused = new Set(failed.map((f) => f.device));
+  const todo = sources.filter((s) => !refused.has(s.device));
+  const written: (RegisteredModel | undefined)[] = new Array(todo.length);
+  let done = 0;
+  await forEachLimited(todo, concurrency, async (source, i) => {
+    try {
+      // Anything reading the model's own files throws is that model's problem; of the store's, only what a retry
+      // cannot fix.
+      const input = await source.read().catch((err: unknown) => {
+        throw new ModelSourceUnreadable(err);
+      });
+      written[i] = await writeModelVersion(store, input);
+    } catch (err) {
+      if (!isModelProblem(err)) throw err;
+      const field = (err as { field?: unknown }).field;
+      failed.push({
+        device: source.device,
+        source: source.source,
+        reason: err.message,
+        ...(typeof field === 'string' ? { field } : {}),
+      });
+    }
+    done++;
+    onProgress?.(done, todo.length, failed.length);
+  });
+  const registered = written.filter((r): r is RegisteredModel => r !== undefined);
+  const indexMoved = registered.length > 0 && (failed.length === 0 || partial);
+  if (indexMoved) await moveIndex(store, registered);
+  return { registered, failed, indexMoved };
+}
+
+/** A device named by two sources is refused for both: which one was meant is not ours to guess. */
+function duplicateDevices(sources: readonly ModelSource[]): FailedModel[] {
+  const byDevice = new Map<string, ModelSource[]>();
+  for (const s of sources) byDevice.set(s.device, [...(byDevice.get(s.device) ?? []), s]);
+  return [...byDevice.values()]
+    .filter((list) => list.length > 1)
+    .flatMap((list) =>
+      list.map((s) => ({
+        device: s.device,
+        source: s.source,
+        reason: `device ${s.device} is given ${list.length} times (${list.map((o) => o.source).join(', ')})`,
+      })),
+    );
+}
+
+/** Errors about one model's files (fixed by fixing that model), as opposed to the store's (fixed by a retry). */
+function isModelProblem(err: unknown): err is Error {
+  return (
+    err instanceof ModelSourceUnreadable ||
+    err instanceof InvalidModel ||
+    err instanceof ModelChecksumMismatch ||
+    err instanceof ModelVersionExists ||
+    err instanceof InvalidPathSegment
+  );
+}
+
+/** A model's own files could not be read or parsed (wraps the reader's error, keeping its message and field). */
+class ModelSourceUnreadable extends Error {
+  readonly field: unknown;
+  constructor(cause: unknown) {
+    const { message, field } = (cause ?? {}) as { message?: unknown; field?: unknown };
+    super(typeof message === 'string' ? message : String(cause), { cause });
+    this.field = field;
+  }
+}

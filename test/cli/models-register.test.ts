@@ -1,0 +1,65 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
+import { writeModelFolder } from '../support/model-files';
+
+jest.setTimeout(120_000);
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-models-cli-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function listed(store: string): Promise<string[]> {
+  const list = await fleetscore(['models', 'list', '--store', store, '--json']);
+  return (JSON.parse(list.stdout) as { device: string }[]).map((m) => m.device);
+}
+
+describe('fleetscore models register --dir / --list', () => {
+  it('registers a folder of models with one index move, and refuses a fleet with a misspelled key by name', async () => {
+    const store = join(dir, 'store');
+    const good = join(dir, 'good');
+    for (const d of ['pump-1', 'pump-2', 'pump-3']) await writeModelFolder(good, d);
+    const ok = await fleetscore(['models', 'register', '--dir', good, '--store', store]);
+    expect(ok.stderr).not.toMatch(STACK_TRACE);
+    expect([ok.code, ok.stdout.trim()]).toEqual([0, 'registered 3 models; the index now points at them']);
+    expect(await listed(store)).toEqual(['pump-1', 'pump-2', 'pump-3']);
+
+    const bad = join(dir, 'bad');
+    await writeModelFolder(bad, 'pump-4');
+    await writeModelFolder(bad, 'pump-5', { preprocesing: { type: 'none' } });
+    const refused = await fleetscore(['models', 'register', '--dir', bad, '--store', store]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/1 of 2 models failed, so the index was not moved/);
+    expect(refused.stdout).toMatch(
+      /pump-5: .*model\.json: preprocesing: unknown key "preprocesing"; did you mean "preprocessing"\?/,
+    );
+    expect(await listed(store)).toEqual(['pump-1', 'pump-2', 'pump-3']);
+
+    await writeFile(join(dir, 'list.csv'), 'device,file\npump-4,bad/pump-4\n');
+    const fromList = await fleetscore([
+      'models',
+      'register',
+      '--list',
+      join(dir, 'list.csv'),
+      '--store',
+      store,
+      '--json',
+    ]);
+    expect(fromList.code).toBe(0);
+    expect(JSON.parse(fromList.stdout)).toMatchObject({ registered: 1, failed: [], indexMoved: true });
+    expect(await listed(store)).toEqual(['pump-1', 'pump-2', 'pump-3', 'pump-4']);
+  });
+
+  it('names the arguments that do not fit together', async () => {
+    const both = await fleetscore(['models', 'register', '--dir', dir, '--device', 'x', '--file', 'm.onnx']);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/give --device with --file, or --dir, or --list/);
+    const metaWithDir = await fleetscore(['models', 'register', '--dir', dir, '--meta', 'm.json']);
+    expect(metaWithDir.stderr).toMatch(/--meta: is for one model/);
+  });
+});
