@@ -52,8 +52,9 @@ export const keys = {
   /** The files of one run's plan: two runs of a window never write each other's files (the fence). */
   runPrefix: (windowId: string, planId: string) =>
     `${keys.predictionsPrefix(windowId)}run=${safeSegment('plan id', planId)}/`,
-  predictions: (windowId: string, planId: string, shard: number) =>
-    `${keys.runPrefix(windowId, planId)}${shardName(shard)}.arrow`,
+  /** A shard's predictions file, `.arrow` (Arrow IPC) or `.parquet`. */
+  predictions: (windowId: string, planId: string, shard: number, format: 'arrow' | 'parquet' = 'arrow') =>
+    `${keys.runPrefix(windowId, planId)}${shardName(shard)}.${format}`,
   shardStatus: (windowId: string, planId: string, shard: number) =>
     `${keys.runPrefix(windowId, planId)}${shardName(shard)}.json`,
   shardPlan: (windowId: string, planId: string, shard: number) =>

@@ -32,6 +32,15 @@ export const AGGREGATES_LAYOUTS = ['any', 'device-partitioned'] as const;
 /** See {@link AGGREGATES_LAYOUTS}. */
 export type AggregatesLayout = (typeof AGGREGATES_LAYOUTS)[number];
 
+/**
+ * The file format a run writes its predictions in: `arrow` (Arrow IPC, the default) or `parquet` (what DuckDB,
+ * Spark and Athena read without an extension; see docs/data-and-models.md for the query).
+ */
+export const PREDICTIONS_FORMATS = ['arrow', 'parquet'] as const;
+
+/** See {@link PREDICTIONS_FORMATS}. */
+export type PredictionsFormat = (typeof PREDICTIONS_FORMATS)[number];
+
 /** The workflow type that scores one window for the whole fleet. */
 export const SCORING_WORKFLOW = 'scoringRun';
 

@@ -7,7 +7,14 @@ import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 import { defaultStoreUri } from '../lib/config';
-import { AGGREGATES_LAYOUTS, POOLS, type AggregatesLayout, type Pool } from '../lib/names';
+import {
+  AGGREGATES_LAYOUTS,
+  POOLS,
+  PREDICTIONS_FORMATS,
+  type AggregatesLayout,
+  type Pool,
+  type PredictionsFormat,
+} from '../lib/names';
 import { MAX_SHARD_SIZE, RUN_DEFAULTS } from '../lib/scoring/run-types';
 
 /** An overlap policy a declaration may name (the SDK's constants, without the deprecated UNSPECIFIED). */
@@ -48,6 +55,8 @@ export interface FleetSchedule {
     pool?: Pool;
     /** Where the producer puts each device's rows; see `AGGREGATES_LAYOUTS` (default `any`). */
     aggregatesLayout?: AggregatesLayout;
+    /** The format of the runs' prediction files; see `PREDICTIONS_FORMATS` (default `arrow`). */
+    predictionsFormat?: PredictionsFormat;
     /** Task queues of the pools when not the standard ones; `cpu` also runs the workflow. */
     taskQueues?: Partial<Record<Pool, string>>;
   };
@@ -223,6 +232,7 @@ const scheduleSchema = strictObject({
     maxParallelShards: positiveInt(10_000),
     pool: pool.optional(),
     aggregatesLayout: z.enum(AGGREGATES_LAYOUTS).optional(),
+    predictionsFormat: z.enum(PREDICTIONS_FORMATS).optional(),
     taskQueues: z.partialRecord(pool, z.string().trim().min(1)).optional(),
   }),
 }).superRefine((s, ctx) => {

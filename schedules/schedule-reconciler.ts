@@ -70,6 +70,7 @@ export function scheduledRunInput(decl: FleetSchedule): ScoringRunInput {
   };
   if (decl.run.pool) input.pool = decl.run.pool;
   if (decl.run.aggregatesLayout) input.aggregatesLayout = decl.run.aggregatesLayout;
+  if (decl.run.predictionsFormat) input.predictionsFormat = decl.run.predictionsFormat;
   if (decl.run.taskQueues && Object.keys(decl.run.taskQueues).length > 0) input.taskQueues = { ...decl.run.taskQueues };
   return input;
 }

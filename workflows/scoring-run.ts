@@ -103,6 +103,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     shardSize,
     pool: input.pool,
     aggregatesLayout: input.aggregatesLayout,
+    predictionsFormat: input.predictionsFormat,
     planId: workflowInfo().runId,
   });
   progress.phase = 'scoring';

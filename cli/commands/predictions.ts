@@ -1,7 +1,8 @@
 import type { Duration } from '@temporalio/common';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { decodePredictions, predictionRows, type PredictionRow } from '../../lib/arrow/predictions';
+import { predictionRows, readPredictions, type PredictionRow } from '../../lib/arrow/predictions';
+import { isoTime } from '../../lib/arrow/timestamps';
 import { readManifest } from '../../lib/scoring/manifest';
 import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
 import { openStore } from '../../lib/store/open-store';
@@ -27,7 +28,7 @@ async function gatherPredictions(options: z.infer<typeof optionsSchema>): Promis
   const out: PredictionRow[] = [];
   for (const shard of manifest.shards) {
     if (!shard.predictions) continue;
-    for (const row of predictionRows(decodePredictions(await store.get(shard.predictions), shard.predictions))) {
+    for (const row of predictionRows(await readPredictions(await store.get(shard.predictions), shard.predictions))) {
       if (options.anomalies && !row.isAnomaly) continue;
       if (options.device && row.device !== options.device) continue;
       out.push(row);
@@ -55,7 +56,7 @@ const showCommand = new Command('show')
             ['device', 'ts', 'score', 'anomaly', 'model'],
             r.map((p) => [
               p.device,
-              new Date(p.ts).toISOString(),
+              isoTime(p.ts, p.tsNanos),
               p.score.toPrecision(6),
               p.isAnomaly ? 'yes' : '',
               p.modelVersion,

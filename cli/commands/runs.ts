@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { AGGREGATES_LAYOUTS } from '../../lib/names';
+import { AGGREGATES_LAYOUTS, PREDICTIONS_FORMATS } from '../../lib/names';
 import { listCommittedWindows, readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { readRunLogs } from '../../lib/scoring/attempt-log';
 import { RUN_DEFAULTS } from '../../lib/scoring/run-types';
@@ -172,6 +172,10 @@ const startCommand = new Command('start')
       'so an unreadable part fails only its devices)',
     'any',
   )
+  .option(
+    '--predictions-format <format>',
+    `prediction files: ${PREDICTIONS_FORMATS.join(' | ')} (parquet: for DuckDB, Spark, Athena; default arrow)`,
+  )
   .option('--no-wait', 'return once the run has started')
   .option('--json', 'machine-readable output')
   .action(async (raw: Record<string, unknown>) => {
@@ -182,6 +186,7 @@ const startCommand = new Command('start')
         schedule: z.string().optional(),
         shardSize: positiveInt,
         aggregatesLayout: z.enum(AGGREGATES_LAYOUTS),
+        predictionsFormat: z.enum(PREDICTIONS_FORMATS).optional(),
         wait: z.boolean(),
         json: z.boolean().optional(),
       })
@@ -195,6 +200,7 @@ const startCommand = new Command('start')
         scheduleId: options.schedule,
         shardSize: options.shardSize,
         aggregatesLayout: options.aggregatesLayout,
+        ...(options.predictionsFormat ? { predictionsFormat: options.predictionsFormat } : {}),
       });
       const url = runUiUrl(
         process.env.FLEETSCORE_UI_URL ?? 'http://localhost:8233',

@@ -6,7 +6,7 @@ import { LruCache } from '../lru-cache';
 import type { AggregatesLayout } from '../names';
 import type { ObjectStore } from '../store/object-store';
 import type { Window } from '../window';
-import { listAggregateParts } from './aggregate-parts';
+import { listAggregateParts, refusedPartName } from './aggregate-parts';
 import { InvalidAggregates } from './aggregates-error';
 import { readAggregatesPart, type AggregatesPart } from './aggregates-part';
 import { WindowAggregates } from './window-aggregates';
@@ -48,6 +48,8 @@ export class AggregatesCache {
     const hit = this.entries.get(id);
     if (hit) return hit;
     const loading = (async (): Promise<Entry & { bytes: number }> => {
+      const refused = refusedPartName(key);
+      if (refused !== undefined) return { error: new InvalidAggregates(refused, { file: key }), bytes: 0 };
       const bytes = await store.get(key);
       try {
         return { part: readAggregatesPart(key, bytes), bytes: bytes.byteLength };

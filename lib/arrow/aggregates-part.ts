@@ -3,7 +3,7 @@
  * feature columns read lazily (only those a model asks for). Problems that fail the whole file are thrown here;
  * device-level ones are left for `WindowAggregates.device`.
  */
-import { DataType, tableFromIPC, type Data, type Table, type TimeUnit, type Vector } from 'apache-arrow';
+import { DataType, type Data, type Table, type TimeUnit, type Vector } from 'apache-arrow';
 import { TextDecoder } from 'node:util';
 import { InvalidAggregates } from './aggregates-error';
 import {
@@ -14,6 +14,8 @@ import {
   readTimestamps,
 } from './column-decoding';
 import { checkFraming } from './ipc-framing';
+import { readIpcTable } from './ipc-reader';
+import { isSubMillisecond, type TimestampType } from './timestamps';
 
 /** The device id column of an aggregates file. */
 export const DEVICE_COLUMN = 'device_id';
@@ -34,6 +36,7 @@ export type FeatureColumn = { ok: true; chunks: FeatureChunk[] } | { ok: false; 
 /** The parsed, per-row-object-free form of a part; built by `readAggregatesPart`. */
 interface DecodedPart {
   ts: Float64Array;
+  tsNanos: Int32Array | null;
   runStart: Int32Array;
   runEnd: Int32Array;
   runBatch: Int32Array;
@@ -46,8 +49,10 @@ interface DecodedPart {
  * a device may have several runs in a part, and rows in several parts.
  */
 export class AggregatesPart {
-  /** Epoch milliseconds of every row (NaN where `ts` is null); fractions keep sub-ms units. */
+  /** Whole epoch milliseconds of every row, floored (NaN where `ts` is null). */
   readonly ts: Float64Array;
+  /** Nanoseconds within the millisecond of every row (0 to 999,999), or null when the unit is s or ms. */
+  readonly tsNanos: Int32Array | null;
   /** Per run: first row (inclusive) and end row (exclusive) within the part, and the record batch. */
   readonly runStart: Int32Array;
   readonly runEnd: Int32Array;
@@ -62,8 +67,11 @@ export class AggregatesPart {
     readonly file: string,
     private readonly table: Table,
     decoded: DecodedPart,
+    /** The `ts` column's unit and time zone, which the predictions of its rows keep. */
+    readonly tsType: TimestampType,
   ) {
     this.ts = decoded.ts;
+    this.tsNanos = decoded.tsNanos;
     this.runStart = decoded.runStart;
     this.runEnd = decoded.runEnd;
     this.runBatch = decoded.runBatch;
@@ -139,7 +147,7 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
   checkFraming(file, bytes);
   let table: Table;
   try {
-    table = tableFromIPC(bytes);
+    table = readIpcTable(bytes);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new InvalidAggregates(
@@ -148,12 +156,12 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
       { cause: err },
     );
   }
-  const unit = checkSchema(file, table);
-  return new AggregatesPart(file, table, decodeRows(file, table, unit));
+  const tsType = checkSchema(file, table);
+  return new AggregatesPart(file, table, decodeRows(file, table, tsType.unit), tsType);
 }
 
-/** Checks the columns every part needs (no duplicates, `device_id` a string, `ts` a timestamp); returns ts's unit. */
-function checkSchema(file: string, table: Table): TimeUnit {
+/** Checks the columns every part needs (no duplicates, `device_id` a string, `ts` a timestamp); returns ts's type. */
+function checkSchema(file: string, table: Table): TimestampType {
   const names = table.schema.fields.map((f) => f.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup !== undefined) {
@@ -180,7 +188,8 @@ function checkSchema(file: string, table: Table): TimeUnit {
     const message = `column ${TS_COLUMN} has type ${String(tsField.type)}, expected Timestamp`;
     throw new InvalidAggregates(message, { file, field: TS_COLUMN });
   }
-  return (tsField.type as { unit: TimeUnit }).unit;
+  const { unit, timezone } = tsField.type as { unit: TimeUnit; timezone?: string | null };
+  return { unit, timezone: timezone ?? null };
 }
 
 /** Timestamps and device runs of every record batch, column-wise. */
@@ -188,6 +197,7 @@ function decodeRows(file: string, table: Table, unit: TimeUnit): DecodedPart {
   const deviceVector = table.getChild(DEVICE_COLUMN) as Vector;
   const tsVector = table.getChild(TS_COLUMN) as Vector;
   const ts = new Float64Array(table.numRows);
+  const tsNanos = isSubMillisecond(unit) ? new Int32Array(table.numRows) : null;
   const runStart: number[] = [];
   const runEnd: number[] = [];
   const runBatch: number[] = [];
@@ -216,7 +226,7 @@ function decodeRows(file: string, table: Table, unit: TimeUnit): DecodedPart {
     if (dev.nullCount > 0) {
       throw new InvalidAggregates(`${dev.nullCount} rows have a null ${DEVICE_COLUMN}`, { file, field: DEVICE_COLUMN });
     }
-    readTimestamps(tsd, unit, ts, row);
+    readTimestamps(tsd, unit, ts, tsNanos, row);
     try {
       if (DataType.isDictionary(dev.type)) deviceRunsFromDictionary(dev, row, b, addRun);
       else deviceRunsFromStrings(dev, row, b, decoder, addRun);
@@ -229,6 +239,7 @@ function decodeRows(file: string, table: Table, unit: TimeUnit): DecodedPart {
   }
   return {
     ts,
+    tsNanos,
     runStart: Int32Array.from(runStart),
     runEnd: Int32Array.from(runEnd),
     runBatch: Int32Array.from(runBatch),

@@ -1,9 +1,10 @@
 /**
  * Column-wise decoding of an aggregates part's Arrow chunks into typed arrays, without a JS object or string per
- * row: timestamps without BigInt arithmetic, device ids as runs of equal values (one string decoded per run).
+ * row: timestamps exactly in any unit (see timestamps.ts), device ids as runs of equal values (one string decoded per run).
  */
-import { DataType, Precision, TimeUnit, type Data, type Field, type Vector } from 'apache-arrow';
+import { DataType, Precision, type Data, type Field, type TimeUnit, type Vector } from 'apache-arrow';
 import type { TextDecoder } from 'node:util';
+import { decodeTimestamps } from './timestamps';
 
 /** Whether a column holds Float32 or Float64 values, the feature types a model can read. */
 export function isFloat32or64(field: Field): boolean {
@@ -16,28 +17,24 @@ export function isString(type: DataType): boolean {
   return DataType.isUtf8(type) || DataType.isLargeUtf8(type);
 }
 
-const MS_PER_UNIT: Record<TimeUnit, number> = {
-  [TimeUnit.SECOND]: 1000,
-  [TimeUnit.MILLISECOND]: 1,
-  [TimeUnit.MICROSECOND]: 1e-3,
-  [TimeUnit.NANOSECOND]: 1e-6,
-};
-
-/** Copies a Timestamp chunk into `out` from `at` as epoch ms, without BigInt arithmetic (NaN for nulls). */
-export function readTimestamps(data: Data, unit: TimeUnit, out: Float64Array, at: number): void {
+/**
+ * Copies a Timestamp chunk into `ms` (whole epoch ms, NaN for nulls) and, for sub-millisecond units, `nanos` (the
+ * nanoseconds within that ms) from row `at`, exactly and without BigInt arithmetic.
+ */
+export function readTimestamps(
+  data: Data,
+  unit: TimeUnit,
+  ms: Float64Array,
+  nanos: Int32Array | null,
+  at: number,
+): void {
   const raw = data.values as BigInt64Array | Int32Array;
-  // Read the int64 values as little-endian (lo, hi) int32 pairs: exact below 2^53, and fast.
-  const words = new Int32Array(raw.buffer, raw.byteOffset, data.length * 2);
-  const scale = MS_PER_UNIT[unit];
-  for (let i = 0; i < data.length; i++) {
-    const v = words[2 * i + 1]! * 4294967296 + (words[2 * i]! >>> 0);
-    out[at + i] = scale === 1 ? v : v * scale;
-  }
+  decodeTimestamps(new Int32Array(raw.buffer, raw.byteOffset, data.length * 2), data.length, unit, ms, nanos, at);
   if (data.nullCount > 0 && data.nullBitmap) {
     const bits = data.nullBitmap;
     for (let i = 0; i < data.length; i++) {
       const j = data.offset + i;
-      if ((bits[j >> 3]! & (1 << (j & 7))) === 0) out[at + i] = NaN;
+      if ((bits[j >> 3]! & (1 << (j & 7))) === 0) ms[at + i] = NaN;
     }
   }
 }

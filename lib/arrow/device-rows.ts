@@ -5,14 +5,17 @@
  */
 import { InvalidAggregates } from './aggregates-error';
 import { TS_COLUMN, type AggregatesPart, type FeatureChunk } from './aggregates-part';
+import { isoTime } from './timestamps';
 
 /** One device's rows of a window, sorted by `ts`: the model input, row-major. */
 export interface DeviceRows {
   device: string;
   /** Number of rows in the window. */
   rows: number;
-  /** Epoch milliseconds of each row, ascending and distinct. */
+  /** Whole epoch milliseconds of each row; with `tsNanos`, ascending and distinct. */
   ts: Float64Array;
+  /** Nanoseconds within the millisecond of each row (0 for s and ms inputs): the input's time, exactly. */
+  tsNanos: Int32Array;
   /** Row-major `[rows, features.length]` float32 model input, in the order of `features`. */
   x: Float32Array;
   /** The feature names the columns of `x` hold. */
@@ -30,6 +33,7 @@ interface Range {
 /** Rows gathered in part order: `source[i]` is the index in `holders` that row `i` came from. */
 interface Gathered {
   ts: Float64Array;
+  nanos: Int32Array;
   x: Float32Array;
   source: Int32Array;
 }
@@ -47,7 +51,8 @@ export function gatherDeviceRows(
   const { rows, dropped } = countRows(holders, device, features, range);
   const sorted = sortByTs(copyRows(holders, device, features, range, rows), features.length);
   checkDistinct(sorted, holders, device);
-  return { device, rows, ts: sorted.ts, x: sorted.x, features: [...features], droppedOutsideWindow: dropped };
+  const { ts, nanos: tsNanos, x } = sorted;
+  return { device, rows, ts, tsNanos, x, features: [...features], droppedOutsideWindow: dropped };
 }
 
 /** Pass 1: checks the feature columns and null timestamps, and counts the rows inside and outside the range. */
@@ -94,6 +99,7 @@ function copyRows(
 ): Gathered {
   const k = features.length;
   const ts = new Float64Array(rows);
+  const nanos = new Int32Array(rows);
   const x = new Float32Array(rows * k);
   const source = new Int32Array(rows);
   let bad: { ts: number; file: string; field: string; what: string } | undefined;
@@ -109,6 +115,7 @@ function copyRows(
         const t = part.ts[i]!;
         if (t >= startMs && t < endMs) {
           ts[out] = t;
+          nanos[out] = part.tsNanos?.[i] ?? 0;
           source[out] = p;
           out++;
         }
@@ -137,21 +144,28 @@ function copyRows(
     const message = `feature ${JSON.stringify(field)} is ${bad.what} at ${isoTime(bad.ts)}`;
     throw new InvalidAggregates(message, { file, device, field, ts: bad.ts });
   }
-  return { ts, x, source };
+  return { ts, nanos, x, source };
 }
 
 /** Rows are usually in time order already; when not, a stable sort by `ts` (rows keep their feature values). */
 function sortByTs(rows: Gathered, k: number): Gathered {
-  const { ts, x, source } = rows;
+  const { ts, nanos, x, source } = rows;
   const n = ts.length;
+  const compare = (a: number, b: number) => ts[a]! - ts[b]! || nanos[a]! - nanos[b]!;
   let sorted = true;
-  for (let i = 1; i < n && sorted; i++) if (ts[i]! < ts[i - 1]!) sorted = false;
+  for (let i = 1; i < n && sorted; i++) if (compare(i, i - 1) < 0) sorted = false;
   if (sorted) return rows;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ts[a]! - ts[b]! || a - b);
-  const out: Gathered = { ts: new Float64Array(n), x: new Float32Array(n * k), source: new Int32Array(n) };
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => compare(a, b) || a - b);
+  const out: Gathered = {
+    ts: new Float64Array(n),
+    nanos: new Int32Array(n),
+    x: new Float32Array(n * k),
+    source: new Int32Array(n),
+  };
   for (let i = 0; i < n; i++) {
     const from = order[i]!;
     out.ts[i] = ts[from]!;
+    out.nanos[i] = nanos[from]!;
     out.source[i] = source[from]!;
     out.x.set(x.subarray(from * k, from * k + k), i * k);
   }
@@ -159,19 +173,14 @@ function sortByTs(rows: Gathered, k: number): Gathered {
 }
 
 /** Throws for two rows with the same `ts`, naming both files when they differ. */
-function checkDistinct({ ts, source }: Gathered, holders: readonly AggregatesPart[], device: string): void {
+function checkDistinct({ ts, nanos, source }: Gathered, holders: readonly AggregatesPart[], device: string): void {
   for (let i = 1; i < ts.length; i++) {
-    if (ts[i] !== ts[i - 1]) continue;
+    if (ts[i] !== ts[i - 1] || nanos[i] !== nanos[i - 1]) continue;
     const a = holders[source[i - 1]!]!.file;
     const b = holders[source[i]!]!.file;
     throw new InvalidAggregates(
-      `two rows have the same ${TS_COLUMN} ${isoTime(ts[i]!)}${a === b ? '' : ` (the other is in ${a})`}`,
+      `two rows have the same ${TS_COLUMN} ${isoTime(ts[i]!, nanos[i]!)}${a === b ? '' : ` (the other is in ${a})`}`,
       { file: b, device, field: TS_COLUMN, ts: ts[i] },
     );
   }
-}
-
-function isoTime(ms: number): string {
-  const d = new Date(ms);
-  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
 }

@@ -6,15 +6,25 @@
 import { InvalidAggregates } from './aggregates-error';
 
 const FILE_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
+/** Formats that are not Arrow IPC but turn up under its names, each told apart by its first bytes. */
+const OTHER_FORMATS: { magic: number[]; what: string }[] = [
+  {
+    magic: [0x46, 0x45, 0x41, 0x31], // "FEA1"
+    what: "Feather v1 (the format before Arrow IPC); write Feather v2 (pyarrow's default) or Arrow IPC",
+  },
+  { magic: [0x50, 0x41, 0x52, 0x31], what: 'Parquet, not Arrow IPC' }, // "PAR1"
+];
 
-function startsWithMagic(bytes: Uint8Array, at: number): boolean {
-  if (at < 0 || at + FILE_MAGIC.length > bytes.length) return false;
-  return FILE_MAGIC.every((b, i) => bytes[at + i] === b);
+function startsWithMagic(bytes: Uint8Array, at: number, magic: readonly number[] = FILE_MAGIC): boolean {
+  if (at < 0 || at + magic.length > bytes.length) return false;
+  return magic.every((b, i) => bytes[at + i] === b);
 }
 
 /** Throws `InvalidAggregates` naming `file` when `bytes` are empty, or a truncated IPC file or stream. */
 export function checkFraming(file: string, bytes: Uint8Array): void {
   if (bytes.length === 0) throw new InvalidAggregates('is empty, expected an Arrow IPC file or stream', { file });
+  const other = OTHER_FORMATS.find((f) => startsWithMagic(bytes, 0, f.magic));
+  if (other) throw new InvalidAggregates(`is ${other.what}`, { file });
   if (startsWithMagic(bytes, 0)) {
     if (!startsWithMagic(bytes, bytes.length - FILE_MAGIC.length)) {
       throw new InvalidAggregates('is a truncated Arrow IPC file (no footer magic at the end)', { file });

@@ -7,6 +7,7 @@ import type { Window } from '../window';
 import { InvalidAggregates } from './aggregates-error';
 import { DEVICE_COLUMN, type AggregatesPart } from './aggregates-part';
 import { gatherDeviceRows, type DeviceRows } from './device-rows';
+import { finerUnit, MILLISECONDS_UTC, type TimestampType } from './timestamps';
 
 /**
  * A window's aggregates, ready to hand each device its rows. Built by `AggregatesCache.window` (or directly from
@@ -22,6 +23,22 @@ export class WindowAggregates {
     /** Where a device's rows may be, which decides the devices an unreadable part fails. */
     readonly layout: AggregatesLayout = 'any',
   ) {}
+
+  /**
+   * The timestamp type the window's predictions are written with: the finest unit of the readable parts (a
+   * coarser time converts to it exactly) and their time zone (UTC when they disagree; milliseconds in UTC when no
+   * part is readable). A window's shards all compute the same, so its prediction files share one schema.
+   */
+  get tsType(): TimestampType {
+    const [first, ...rest] = this.parts;
+    if (!first) return MILLISECONDS_UTC;
+    let { unit, timezone } = first.tsType;
+    for (const p of rest) {
+      unit = finerUnit(unit, p.tsType.unit);
+      if (p.tsType.timezone !== timezone) timezone = 'UTC';
+    }
+    return { unit, timezone };
+  }
 
   /** The distinct device ids across the readable parts. Untrusted data: validate before use. */
   devices(): string[] {

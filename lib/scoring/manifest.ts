@@ -3,7 +3,7 @@
  * written last. A reader trusts a window only when its manifest exists, and reads only the shards it lists.
  */
 import { keys } from '../keys';
-import type { AggregatesLayout, Pool } from '../names';
+import type { AggregatesLayout, Pool, PredictionsFormat } from '../names';
 import type { ObjectStore } from '../store/object-store';
 import type { RunCounts } from './run-types';
 
@@ -28,6 +28,8 @@ export interface ShardPlanFile {
   parts: string[];
   /** Where each device's rows may be; absent in plans written before it existed, which read as `any`. */
   layout?: AggregatesLayout;
+  /** The format of the shard's prediction file; absent in plans written before it existed, which read as `arrow`. */
+  predictionsFormat?: PredictionsFormat;
   devices: PlannedDevice[];
 }
 

@@ -40,6 +40,7 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
         planId,
         parts,
         layout: req.aggregatesLayout ?? 'any',
+        ...(req.predictionsFormat === undefined ? {} : { predictionsFormat: req.predictionsFormat }),
         devices: slice,
       };
       shards.push({ shard, pool, devices: slice.length });

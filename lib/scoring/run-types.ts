@@ -3,7 +3,7 @@
  * imports, because the workflow imports these types.
  */
 import type { Duration } from '@temporalio/common';
-import type { AggregatesLayout, Pool } from '../names';
+import type { AggregatesLayout, Pool, PredictionsFormat } from '../names';
 
 /** Input of `scoringRun`, fixed in a schedule's action or given by `fleetscore runs start`. */
 export interface ScoringRunInput {
@@ -31,6 +31,8 @@ export interface ScoringRunInput {
    * fails only the devices no readable part holds. See `AGGREGATES_LAYOUTS`.
    */
   aggregatesLayout?: AggregatesLayout;
+  /** The format of the prediction files (default `arrow`); `parquet` for query engines. See `PREDICTIONS_FORMATS`. */
+  predictionsFormat?: PredictionsFormat;
   /** Task queues of the pools when not the standard `fleetscore-cpu` / `fleetscore-gpu` (e.g. a staging fleet). */
   taskQueues?: Partial<Record<Pool, string>>;
   /** Overrides of the scoreShard activity timeouts (defaults in `SHARD_TIMEOUTS`); see {@link RunTimeouts}. */
@@ -87,6 +89,8 @@ export interface PlanRequest {
   pool?: Pool;
   /** Recorded in every shard's plan file; default `any`. */
   aggregatesLayout?: AggregatesLayout;
+  /** Recorded in every shard's plan file, so all shards of a run write one format; default `arrow`. */
+  predictionsFormat?: PredictionsFormat;
   /**
    * Names this run's plan and fences its files (`predictions/window=W/run=<planId>/`): the workflow passes its
    * run id, so a retried planRun rewrites the same files and two runs of one window never share any. Default:

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { PredictionsBuilder } from '../arrow/predictions';
+import { encodePredictionsAs } from '../arrow/predictions-encode';
+import { PredictionsBuilder } from '../arrow/predictions-builder';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
 import { forEachLimited } from '../concurrency';
 import { keys } from '../keys';
@@ -79,7 +80,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       throw new InvalidPlan(`belongs to plan ${plan.planId} shard ${plan.shard} of window ${plan.window}`, file);
     }
     const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.planId, plan.layout);
-    const predictions = new PredictionsBuilder();
+    const predictions = new PredictionsBuilder(aggregates.tsType);
     const outcomes: Record<string, DeviceOutcome> = {};
     const counts: RunCounts = { devices: plan.devices.length, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
     const failures: DeviceFailure[] = [];
@@ -161,7 +162,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
           anomalies++;
         }
       }
-      predictions.append(device, version, r.rows.ts, score, flags);
+      predictions.append(device, version, r.rows.ts, score, flags, r.rows.tsNanos);
       outcomes[device] = { status: 'scored', version, rows: r.rows.rows, anomalies };
       counts.scored++;
       counts.rows += r.rows.rows;
@@ -171,8 +172,10 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       }
     }
 
-    const predictionsKey = predictions.rows > 0 ? keys.predictions(window.id, req.planId, req.shard) : undefined;
-    if (predictionsKey) await deps.store.put(predictionsKey, predictions.encode());
+    const format = plan.predictionsFormat ?? 'arrow';
+    const predictionsKey =
+      predictions.rows > 0 ? keys.predictions(window.id, req.planId, req.shard, format) : undefined;
+    if (predictionsKey) await deps.store.put(predictionsKey, await encodePredictionsAs(predictions.columns(), format));
     const status: ShardStatusFile = {
       schema: 'fleetscore.shard-status/v1',
       window: window.id,

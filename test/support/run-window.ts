@@ -20,9 +20,21 @@ export const quiet: WorkerLogger = { info: () => undefined, warn: () => undefine
 export async function runWindow(
   store: ObjectStore,
   window: string,
-  { shardSize = 500, aggregatesLayout }: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number } = {},
+  {
+    shardSize = 500,
+    aggregatesLayout,
+    predictionsFormat,
+  }: Pick<PlanRequest, 'aggregatesLayout' | 'predictionsFormat'> & { shardSize?: number } = {},
 ): Promise<{ manifest: Manifest; logs: string; beats: number }> {
-  const plan = await planRun(store, { store: store.uri, window, shardSize, pool: 'cpu', aggregatesLayout });
+  const planRequest = {
+    store: store.uri,
+    window,
+    shardSize,
+    pool: 'cpu' as const,
+    aggregatesLayout,
+    predictionsFormat,
+  };
+  const plan = await planRun(store, planRequest);
   const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
   let beats = 0;
   try {

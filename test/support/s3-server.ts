@@ -6,12 +6,13 @@ import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/clie
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { S3_STORE_ENV } from '../../lib/store/s3-store';
 import { freePort } from './free-port';
+import { withLock } from './tools-lock';
 
 /** The MinIO module and the exact version built when no binary is present (pinned: `@latest` moves). */
 export const MINIO_MODULE = 'github.com/minio/minio';
@@ -221,47 +222,6 @@ async function buildMinio(bin: string): Promise<void> {
   } finally {
     await rm(gobin, { recursive: true, force: true });
   }
-}
-
-/** Runs `fn` while holding a lock folder; waits for a live holder and breaks the lock of a dead one. */
-async function withLock(lock: string, fn: () => Promise<void>): Promise<void> {
-  await mkdir(TOOLS, { recursive: true });
-  const deadline = Date.now() + 30 * 60_000;
-  for (;;) {
-    try {
-      await mkdir(lock);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    if (await isStale(lock)) {
-      await rm(lock, { recursive: true, force: true });
-      continue;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}; delete it if no build is running`);
-    await sleep(2_000);
-  }
-  try {
-    await writeFile(join(lock, 'pid'), String(process.pid));
-    await fn();
-  } finally {
-    await rm(lock, { recursive: true, force: true });
-  }
-}
-
-async function isStale(lock: string): Promise<boolean> {
-  const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
-  if (pid > 0) {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ESRCH';
-    }
-  }
-  // No pid yet: the holder is between mkdir and writeFile, unless it died there long ago.
-  const info = await stat(lock).catch(() => undefined);
-  return info !== undefined && Date.now() - info.mtimeMs > 60_000;
 }
 
 function isRunning(child: ChildProcess): boolean {
