@@ -13,14 +13,9 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { progressQuery, TASK_QUEUES, type RunProgress, type WaitingShard } from '../lib/names';
-import {
-  NON_RETRYABLE_ERROR_TYPES,
-  SHARD_TIMEOUTS,
-  type ShardBatchInput,
-  type ShardBatchResult,
-  type ShardRef,
-} from '../lib/scoring/run-types';
+import { progressQuery, TASK_QUEUES, type RunProgress, type WaitingShard } from '../lib/shared/names';
+import { NON_RETRYABLE_ERROR_TYPES } from '../lib/shared/error-types';
+import { SHARD_TIMEOUTS, type ShardBatchInput, type ShardBatchResult, type ShardRef } from '../lib/shared/run-types';
 import { withPoolWait } from './pool-wait';
 
 type Activities = ReturnType<typeof createActivities>;

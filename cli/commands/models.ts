@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { defaultStoreUri } from '../../lib/config';
+import { config } from '../../lib/config';
 import { readIndex, registerModelPackage, type RegisteredModel } from '../../lib/models/model-registry';
 import { openStore } from '../../lib/store/open-store';
 import type { ObjectStore } from '../../lib/store/object-store';
@@ -13,7 +13,7 @@ const storeOption = z
   .string()
   .min(1)
   .optional()
-  .transform((s) => s ?? defaultStoreUri());
+  .transform((s) => s ?? config().store);
 
 const registerOptionsSchema = z.object({
   device: z.string().min(1),

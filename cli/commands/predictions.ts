@@ -5,8 +5,8 @@ import { decodePredictions, predictionRows, type PredictionRow } from '../../lib
 import { readManifest } from '../../lib/scoring/manifest';
 import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
 import { openStore } from '../../lib/store/open-store';
-import { parseWindow, windowsBetween } from '../../lib/window';
-import { durationMs } from '../../schedules/fleet-schedules';
+import { parseWindow, windowsBetween } from '../../lib/shared/window';
+import { durationMs } from '../../lib/shared/duration';
 import { formatTable, output } from '../utils/table';
 import { positiveInt, storeOption, windowOption } from '../utils/options';
 

@@ -1,9 +1,10 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { AGGREGATES_LAYOUTS } from '../../lib/names';
+import { webUiBase } from '../../lib/config';
+import { AGGREGATES_LAYOUTS } from '../../lib/shared/names';
 import { listCommittedWindows, readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { readRunLogs } from '../../lib/scoring/attempt-log';
-import { RUN_DEFAULTS } from '../../lib/scoring/run-types';
+import { RUN_DEFAULTS } from '../../lib/shared/run-types';
 import { openStore } from '../../lib/store/open-store';
 import { connectClient, temporalTarget } from '../../lib/temporal/connection';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
@@ -196,12 +197,7 @@ const startCommand = new Command('start')
         shardSize: options.shardSize,
         aggregatesLayout: options.aggregatesLayout,
       });
-      const url = runUiUrl(
-        process.env.FLEETSCORE_UI_URL ?? 'http://localhost:8233',
-        target.namespace,
-        handle.workflowId,
-        handle.firstExecutionRunId,
-      );
+      const url = runUiUrl(webUiBase(), target.namespace, handle.workflowId, handle.firstExecutionRunId);
       if (!options.wait) {
         output(
           options.json,

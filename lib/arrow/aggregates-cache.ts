@@ -1,7 +1,8 @@
-import { readAggregatesPart, InvalidAggregates, WindowAggregates, type AggregatesPart } from './aggregates';
-import type { AggregatesLayout } from '../names';
+import { readAggregatesPart, WindowAggregates, type AggregatesPart } from './aggregates';
+import type { AggregatesLayout } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
-import type { Window } from '../window';
+import type { Window } from '../shared/window';
+import { InvalidAggregates } from '../shared/errors';
 
 type Entry = { part: AggregatesPart; bytes: number } | { error: InvalidAggregates; bytes: number };
 

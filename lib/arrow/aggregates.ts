@@ -35,43 +35,16 @@ import {
 } from 'apache-arrow';
 import { TextDecoder } from 'node:util';
 import { forEachLimited } from '../concurrency';
-import { keys } from '../keys';
-import type { AggregatesLayout } from '../names';
+import { keys } from '../shared/keys';
+import type { AggregatesLayout } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
-import type { Window } from '../window';
+import type { Window } from '../shared/window';
+import { InvalidAggregates, messageOf } from '../shared/errors';
 
 /** The device id column of an aggregates file. */
 export const DEVICE_COLUMN = 'device_id';
 /** The timestamp column of an aggregates file. */
 export const TS_COLUMN = 'ts';
-
-/**
- * Aggregates that cannot be scored. `file` is the part's store key; `device`, `field` and `ts` (epoch ms of the
- * first bad row) are set when the problem is that narrow. Never retryable: the same bytes fail the same way.
- */
-export class InvalidAggregates extends Error {
-  override readonly name = 'InvalidAggregates';
-  public readonly file: string;
-  public readonly device: string | undefined;
-  public readonly field: string | undefined;
-  public readonly ts: number | undefined;
-  constructor(message: string, context: AggregatesErrorContext, options?: { cause?: unknown }) {
-    const { file, device, field, ts } = context;
-    super(`${file}: ${device === undefined ? '' : `device ${device}: `}${message}`, options);
-    this.file = file;
-    this.device = device;
-    this.field = field;
-    this.ts = ts;
-  }
-}
-
-/** Where an aggregates problem is: always the file, and the device, column and row time when known. */
-export interface AggregatesErrorContext {
-  file: string;
-  device?: string | undefined;
-  field?: string | undefined;
-  ts?: number | undefined;
-}
 
 /** A feature column as stored in one record batch: values already start at the batch's first row. */
 export interface FeatureChunk {
@@ -162,7 +135,7 @@ export class AggregatesPart {
     if (!isFloat32or64(field)) {
       return { ok: false, reason: `has type ${String(field.type)}, expected Float32 or Float64` };
     }
-    const vector = this.table.getChild(name) as Vector | null;
+    const vector: Vector | null = this.table.getChild(name);
     if (!vector) return { ok: false, reason: 'is not a column of the file' };
     const chunks = vector.data.map((d: Data) => ({
       values: d.values as Float32Array | Float64Array,
@@ -233,7 +206,7 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
   try {
     table = tableFromIPC(bytes);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     throw new InvalidAggregates(
       `is not readable Arrow IPC (corrupt or truncated): ${reason}`,
       { file },
@@ -254,9 +227,9 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
     throw new InvalidAggregates(message, { file, field: DEVICE_COLUMN });
   }
   const dt = deviceField.type as DataType;
-  if (!(isString(dt) || (DataType.isDictionary(dt) && isString(dt.dictionary)))) {
+  if (!(isString(dt) || (DataType.isDictionary(dt) && isString(dt.dictionary as DataType)))) {
     throw new InvalidAggregates(
-      `column ${DEVICE_COLUMN} has type ${String(dt)}, expected Utf8, LargeUtf8 or a Dictionary of them`,
+      `column ${DEVICE_COLUMN} has type ${String(deviceField.type)}, expected Utf8, LargeUtf8 or a Dictionary of them`,
       { file, field: DEVICE_COLUMN },
     );
   }
@@ -619,8 +592,8 @@ export async function loadWindowAggregates(
   { devices, concurrency = 8 }: LoadAggregatesOptions = {},
 ): Promise<WindowAggregates> {
   const files = await listAggregateParts(store, window);
-  const parts: (AggregatesPart | undefined)[] = new Array(files.length);
-  const failed: (InvalidAggregates | undefined)[] = new Array(files.length);
+  const parts = new Array<AggregatesPart | undefined>(files.length);
+  const failed = new Array<InvalidAggregates | undefined>(files.length);
   await forEachLimited(files, concurrency, async (file, i) => {
     const bytes = await store.get(file);
     try {

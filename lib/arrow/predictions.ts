@@ -29,6 +29,7 @@ import {
   type Data,
   type Vector,
 } from 'apache-arrow';
+import { InvalidPredictions, messageOf } from '../shared/errors';
 
 /** Column names of a predictions file. */
 export const PREDICTION_COLUMNS = ['device_id', 'ts', 'score', 'is_anomaly', 'model_version'] as const;
@@ -48,19 +49,6 @@ export interface PredictionColumns {
   score: Float32Array;
   /** 1 for an anomalous row, 0 otherwise. */
   isAnomaly: Uint8Array;
-}
-
-/** Bytes that are not a predictions file, or columns that do not fit together. */
-export class InvalidPredictions extends Error {
-  override readonly name = 'InvalidPredictions';
-  constructor(
-    message: string,
-    public readonly file?: string,
-    public readonly field?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(file === undefined ? message : `${file}: ${message}`, options);
-  }
 }
 
 /**
@@ -119,7 +107,7 @@ export class PredictionsBuilder {
     while (size < capacity) size *= 2;
     const grow = <T extends Float64Array | Float32Array | Uint8Array>(old: T, make: (n: number) => T): T => {
       const next = make(size);
-      next.set(old.subarray(0, this.length) as never);
+      next.set(old.subarray(0, this.length));
       return next;
     };
     this.ts = grow(this.ts, (n) => new Float64Array(n));
@@ -201,26 +189,26 @@ export function decodePredictions(bytes: Uint8Array, file?: string): PredictionC
   try {
     table = tableFromIPC(bytes);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     throw new InvalidPredictions(`not a readable Arrow IPC file: ${reason}`, file, undefined, { cause: err });
   }
   const column = (name: string, ok: (t: DataType) => boolean, expected: string): Vector => {
     const field = table.schema.fields.find((f) => f.name === name);
-    const vector = table.getChild(name) as Vector | null;
+    const vector: Vector | null = table.getChild(name);
     if (!field || !vector) throw new InvalidPredictions(`has no ${name} column`, file, name);
-    if (!ok(field.type)) {
+    if (!ok(field.type as DataType)) {
       throw new InvalidPredictions(`column ${name} has type ${String(field.type)}, expected ${expected}`, file, name);
     }
     if (vector.nullCount > 0) throw new InvalidPredictions(`column ${name} has ${vector.nullCount} nulls`, file, name);
     return vector;
   };
-  const device = column('device_id', DataType.isUtf8, 'Utf8');
+  const device = column('device_id', (t) => DataType.isUtf8(t), 'Utf8');
   const isMs = (t: DataType) => DataType.isTimestamp(t) && (t as TimestampMillisecond).unit === TimeUnit.MILLISECOND;
   const tsCol = column('ts', isMs, 'Timestamp(ms)');
   const isF32 = (t: DataType) => DataType.isFloat(t) && (t as Float32).precision === Precision.SINGLE;
   const scoreCol = column('score', isF32, 'Float32');
-  const anomalyCol = column('is_anomaly', DataType.isBool, 'Bool');
-  const version = column('model_version', DataType.isUtf8, 'Utf8');
+  const anomalyCol = column('is_anomaly', (t) => DataType.isBool(t), 'Bool');
+  const version = column('model_version', (t) => DataType.isUtf8(t), 'Utf8');
 
   const n = table.numRows;
   const ts = new Float64Array(n);
@@ -257,8 +245,8 @@ export function decodePredictions(bytes: Uint8Array, file?: string): PredictionC
     let start = 0;
     for (let i = 1; i <= len; i++) {
       if (i < len && same(dev, devOff, i, i - 1) && same(ver, verOff, i, i - 1)) continue;
-      const d = decoder.decode(dev.values.subarray(devOff[start]!, devOff[start + 1]!));
-      const v = decoder.decode(ver.values.subarray(verOff[start]!, verOff[start + 1]!));
+      const d = decoder.decode(dev.values.subarray(devOff[start], devOff[start + 1]));
+      const v = decoder.decode(ver.values.subarray(verOff[start], verOff[start + 1]));
       const last = runs[runs.length - 1];
       if (last && last.device === d && last.modelVersion === v) last.rows += i - start;
       else runs.push({ device: d, modelVersion: v, rows: i - start });

@@ -13,12 +13,12 @@
 import { makeData, makeVector, Table, tableToIPC, TimestampMillisecond, Float32, Utf8 } from 'apache-arrow';
 import { z } from 'zod';
 import { forEachLimited } from '../concurrency';
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import type { IndexEntry } from '../models/model-meta';
 import { buildMahalanobisModel } from '../models/onnx-builder';
 import { readIndex, registerModel } from '../models/model-registry';
 import type { ObjectStore, StoredObject } from '../store/object-store';
-import { windowAt, type Window } from '../window';
+import { windowAt, type Window } from '../shared/window';
 
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
@@ -145,7 +145,7 @@ export async function seedDemoFleet(store: ObjectStore, options: DemoFleetOption
 
   // Models first: train each device, build its ONNX graph, register it. Registration is sequential per device
   // but runs for several devices at once; the index writes are coalesced into one (see IndexBatchingStore).
-  const models: DemoModel[] = new Array(devices);
+  const models = new Array<DemoModel>(devices);
   const batching = new IndexBatchingStore(store);
   const counts = { cpu: 0, gpu: 0 };
   let registered = 0;

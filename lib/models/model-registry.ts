@@ -8,97 +8,23 @@ import { createHash } from 'node:crypto';
 import { onnx } from 'onnx-proto';
 import { Parser, type ReadEntry } from 'tar';
 import type { z } from 'zod';
-import { keys, safeSegment } from '../keys';
+import { keys, safeSegment } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
-import type { Pool } from '../names';
+import type { Pool } from '../shared/names';
 import { modelIndexSchema, modelMetaSchema, type ModelIndex, type ModelMeta } from './model-meta';
+import {
+  InvalidModel,
+  InvalidModelIndex,
+  ModelChecksumMismatch,
+  ModelNotFound,
+  ModelVersionExists,
+} from '../shared/errors';
 
 const META_SCHEMA = 'fleetscore.model/v1';
 const INDEX_SCHEMA = 'fleetscore.index/v1';
 const VERSION = /^v(\d{4,})$/;
 /** The largest member a model package may hold: bigger models belong in an object store upload, not a tarball. */
 const MAX_PACKAGE_MEMBER_BYTES = 256 * 1024 * 1024;
-
-/** Context carried by every model error, so a scoring log can say which device and file failed and where. */
-export interface ModelErrorContext {
-  device?: string | undefined;
-  file: string;
-  field?: string | undefined;
-}
-
-/**
- * A model artifact that cannot be used as given: not ONNX, a model.json that breaks the schema, names or feature
- * counts that do not match the graph, an unsafe package. Non-retryable: the same bytes fail the same way.
- */
-export class InvalidModel extends Error {
-  override readonly name = 'InvalidModel';
-  public readonly device: string | undefined;
-  public readonly file: string;
-  public readonly field: string | undefined;
-  constructor(message: string, context: ModelErrorContext, options?: { cause?: unknown }) {
-    super(message, options);
-    this.device = context.device;
-    this.file = context.file;
-    this.field = context.field;
-  }
-}
-
-/** `models/index.json` exists but is not valid JSON or breaks its schema; every device's scoring depends on it. */
-export class InvalidModelIndex extends Error {
-  override readonly name = 'InvalidModelIndex';
-  public readonly device: string | undefined;
-  public readonly file: string;
-  public readonly field: string | undefined;
-  constructor(message: string, context: ModelErrorContext, options?: { cause?: unknown }) {
-    super(message, options);
-    this.device = context.device;
-    this.file = context.file;
-    this.field = context.field;
-  }
-}
-
-/**
- * The bytes of a model.onnx do not hash to the sha256 recorded for them (in model.json, the index or a package).
- * Non-retryable: the stored artifact is corrupt or was replaced, and reading it again returns the same bytes.
- */
-export class ModelChecksumMismatch extends Error {
-  override readonly name = 'ModelChecksumMismatch';
-  public readonly field = 'sha256';
-  constructor(
-    public readonly device: string | undefined,
-    public readonly file: string,
-    public readonly expected: string,
-    public readonly actual: string,
-    public readonly recordedIn: string,
-  ) {
-    const where = device ? `${file} (device ${device})` : file;
-    super(`${where}: sha256 ${actual} does not match ${expected} recorded in ${recordedIn}`);
-  }
-}
-
-/** A model version (or its model.json) that the index or a caller names does not exist in the store. */
-export class ModelNotFound extends Error {
-  override readonly name = 'ModelNotFound';
-  public readonly field = 'version';
-  constructor(
-    public readonly device: string,
-    public readonly file: string,
-  ) {
-    super(`device ${device}: no model at ${file}`);
-  }
-}
-
-/** Registration found the version it was about to write already present: versions are immutable. */
-export class ModelVersionExists extends Error {
-  override readonly name = 'ModelVersionExists';
-  public readonly field = 'version';
-  constructor(
-    public readonly device: string,
-    public readonly file: string,
-  ) {
-    super(`device ${device}: ${file} already exists; model versions are immutable (is another registration running?)`);
-  }
-}
 
 /** What a caller supplies for model.json: everything except what registration assigns or computes. */
 export type ModelMetaInput = Omit<
@@ -267,7 +193,8 @@ export async function registerModelPackage(
   }
   if (sha256 !== undefined) {
     const actual = sha256Hex(onnxBytes);
-    if (sha256 !== actual) throw new ModelChecksumMismatch(device, 'model.onnx', String(sha256), actual, metaFile);
+    if (sha256 !== actual)
+      throw new ModelChecksumMismatch(device, 'model.onnx', JSON.stringify(sha256), actual, metaFile);
   }
   const meta = {
     ...rest,
@@ -318,7 +245,7 @@ function parseMeta(value: unknown, context: { device: string; file: string }): M
 }
 
 interface TensorInfo {
-  elemType: number | undefined;
+  elemType: onnx.TensorProto.DataType | undefined;
   /** One entry per dimension: a number when static, a string (or undefined) when symbolic or unknown. */
   dims: (number | string | undefined)[] | undefined;
 }

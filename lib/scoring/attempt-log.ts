@@ -1,5 +1,6 @@
-import { keys, type LogUnit } from '../keys';
+import { keys, type LogUnit } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
+import { messageOf } from '../shared/errors';
 
 /** One line of an attempt log. */
 export interface AttemptLogEvent {
@@ -174,7 +175,7 @@ export async function readRunLogs(
       try {
         events.push({ ...(JSON.parse(line) as LoggedEvent), log: key });
       } catch (err) {
-        throw new Error(`${key} line ${i + 1} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+        throw new Error(`${key} line ${i + 1} is not JSON: ${messageOf(err)}`);
       }
     }
   }

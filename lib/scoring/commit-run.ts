@@ -1,11 +1,10 @@
 import { AggregatesCache } from '../arrow/aggregates-cache';
 import { listAggregateParts } from '../arrow/aggregates';
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
-import { parseWindow, type Window } from '../window';
+import { parseWindow, type Window } from '../shared/window';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
 import {
-  InvalidPlan,
   readJsonFile,
   UNKNOWN_DEVICES_LISTED,
   type DeviceOutcome,
@@ -14,7 +13,8 @@ import {
   type ShardPlanFile,
   type ShardStatusFile,
 } from './manifest';
-import type { CommitRequest, CommitResult, RunCounts } from './run-types';
+import type { CommitRequest, CommitResult, RunCounts } from '../shared/run-types';
+import { InvalidPlan } from '../shared/errors';
 
 /** Where the commit runs: the worker's parsed-parts cache and the logger. */
 export interface CommitContext {

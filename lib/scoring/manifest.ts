@@ -2,10 +2,11 @@
  * The files a run commits besides predictions: per-shard plans and status files, and the window's manifest,
  * written last. A reader trusts a window only when its manifest exists, and reads only the shards it lists.
  */
-import { keys } from '../keys';
-import type { AggregatesLayout, Pool } from '../names';
+import { keys } from '../shared/keys';
+import type { AggregatesLayout, Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
-import type { RunCounts } from './run-types';
+import type { RunCounts } from '../shared/run-types';
+import { InvalidPlan, messageOf } from '../shared/errors';
 
 /** The model version planned for one device. */
 export interface PlannedDevice {
@@ -89,17 +90,6 @@ export interface Manifest {
 /** How many unknown device ids a manifest lists by name. */
 export const UNKNOWN_DEVICES_LISTED = 100;
 
-/** Thrown when a plan, status or manifest file is missing or not what fleetscore wrote. */
-export class InvalidPlan extends Error {
-  override readonly name = 'InvalidPlan';
-  constructor(
-    message: string,
-    public readonly file: string,
-  ) {
-    super(`${file}: ${message}`);
-  }
-}
-
 /** Reads and parses a JSON file fleetscore wrote, checking its schema tag. */
 export async function readJsonFile<T extends { schema: string }>(
   store: ObjectStore,
@@ -112,7 +102,7 @@ export async function readJsonFile<T extends { schema: string }>(
   try {
     value = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new InvalidPlan(`not JSON (${err instanceof Error ? err.message : String(err)})`, key);
+    throw new InvalidPlan(`not JSON (${messageOf(err)})`, key);
   }
   if (typeof value !== 'object' || value === null || (value as { schema?: unknown }).schema !== schema) {
     throw new InvalidPlan(`expected a ${schema} document`, key);

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import { readIndex } from '../models/model-registry';
-import type { Pool } from '../names';
+import type { Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
 import type { PlannedDevice, ShardPlanFile } from './manifest';
-import type { PlanRequest, RunPlan, ShardRef } from './run-types';
+import type { PlanRequest, RunPlan, ShardRef } from '../shared/run-types';
 
 /**
  * Plans a run: pins each device's model version from the index and the window's aggregate parts, groups

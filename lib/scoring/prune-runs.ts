@@ -13,10 +13,11 @@
  *    replaced may still be reading the files of the run it named.
  */
 import { forEachLimited } from '../concurrency';
-import { keys, runFolderOf } from '../keys';
+import { keys, runFolderOf } from '../shared/keys';
 import type { ObjectStore, StoredObject } from '../store/object-store';
-import { parseWindow } from '../window';
+import { parseWindow } from '../shared/window';
 import { readManifest } from './manifest';
+import { messageOf } from '../shared/errors';
 
 /** What pruning decided about one run folder. */
 export interface RunFolder {
@@ -186,7 +187,7 @@ async function deleteFolder(store: ObjectStore, folder: RunFolder, objects: read
       folder.deleted += 1;
     });
   } catch (err) {
-    folder.error = err instanceof Error ? err.message : String(err);
+    folder.error = messageOf(err);
   }
 }
 

@@ -2,14 +2,15 @@ import { hostname } from 'node:os';
 import { PredictionsBuilder } from '../arrow/predictions';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
 import { forEachLimited } from '../concurrency';
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import type { DeviceRows } from '../arrow/aggregates';
 import { isAnomaly, type ModelSessionCache, type PreparedModel } from '../models/model-sessions';
 import type { ObjectStore } from '../store/object-store';
-import { parseWindow } from '../window';
-import { InvalidPlan, readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
-import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from './run-types';
+import { parseWindow } from '../shared/window';
+import { readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
+import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from '../shared/run-types';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
+import { FleetscoreError, InvalidPlan } from '../shared/errors';
 
 /** The worker's store and caches a shard uses. */
 export interface ShardDeps {
@@ -27,21 +28,6 @@ export interface ShardContext {
   heartbeat(details: { devicesDone: number }): void;
   log: WorkerLogger;
 }
-
-/**
- * Errors that concern one device's data or model: the device is recorded as failed with the reason, the rest
- * of the shard is scored. Anything else (store or network errors) fails the attempt, and Temporal retries it.
- */
-const DEVICE_ERRORS = new Set([
-  'InvalidAggregates',
-  'InvalidModel',
-  'ModelChecksumMismatch',
-  'ModelNotFound',
-  'ModelOutputMismatch',
-  'ModelSessionFailed',
-  'ModelInferenceFailed',
-  'InvalidPathSegment',
-]);
 
 const HEARTBEAT_EVERY = 25;
 const FAILURES_REPORTED = 20;
@@ -84,9 +70,10 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     const counts: RunCounts = { devices: plan.devices.length, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
     const failures: DeviceFailure[] = [];
 
+    // A device's data or model error fails that device only; anything else (a store outage) fails the attempt.
     const recordFailure = (device: string, version: string, err: unknown): void => {
-      if (!(err instanceof Error) || !DEVICE_ERRORS.has(err.name)) throw err;
-      const { file, field } = err as Error & { file?: string; field?: string };
+      if (!isDeviceError(err)) throw err;
+      const { file, field } = err;
       outcomes[device] = { status: 'failed', version, reason: `${err.name}: ${err.message}`, file, field };
       counts.failed++;
       if (failures.length < FAILURES_REPORTED) failures.push({ device, reason: `${err.name}: ${err.message}` });
@@ -96,7 +83,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
 
     // 1. Each device's model (stacked parameters, or a session of its own) and its rows of the window. Models are
     //    read a few at a time: on a cold worker this is the store's latency, not CPU.
-    const ready: ({ model: PreparedModel; rows: DeviceRows } | undefined)[] = new Array(plan.devices.length);
+    const ready = new Array<{ model: PreparedModel; rows: DeviceRows } | undefined>(plan.devices.length);
     await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
       const { device, version } = planned;
       if (i % HEARTBEAT_EVERY === 0) {
@@ -113,7 +100,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     });
 
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
-    const scores: (Float32Array | Error | undefined)[] = new Array(plan.devices.length);
+    const scores = new Array<Float32Array | Error | undefined>(plan.devices.length);
     const stacked = ready.flatMap((r, i) => (r?.model.kind === 'stacked' ? [i] : []));
     const stackedScores = await deps.sessions.scoreStacked(
       stacked.map((i) => ({
@@ -132,7 +119,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       try {
         scores[i] = await r.model.model.score(r.rows.x, r.rows.rows);
       } catch (err) {
-        if (!(err instanceof Error) || !DEVICE_ERRORS.has(err.name)) throw err;
+        if (!isDeviceError(err)) throw err;
         scores[i] = err;
       }
     }
@@ -194,4 +181,9 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     await log.failed(err, ctx.log);
     throw err;
   }
+}
+
+/** Whether `err` fails one device (its data or model) rather than the attempt. */
+function isDeviceError(err: unknown): err is FleetscoreError {
+  return err instanceof FleetscoreError && err.scope === 'device';
 }

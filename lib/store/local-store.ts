@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { checkKey, ObjectNotFound, type ObjectStore, type StoredObject } from './object-store';
+import { checkKey, type ObjectStore, type StoredObject } from './object-store';
+import { ObjectNotFound } from '../shared/errors';
 
 /**
  * The embedded default store: a local folder laid out exactly like the S3 bucket. Writes go to a temporary

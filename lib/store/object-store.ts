@@ -1,6 +1,7 @@
+import { InvalidKey } from '../shared/errors';
 /** The one interface behind the local-folder store and the S3 store. */
 
-/** Where aggregates, models, predictions and logs live. Keys are `/`-separated and validated by lib/keys. */
+/** Where aggregates, models, predictions and logs live. Keys are `/`-separated and validated by lib/shared/keys. */
 export interface ObjectStore {
   /** The URI the store was opened with, credentials removed: safe to log and to put in a manifest. */
   readonly uri: string;
@@ -28,28 +29,6 @@ export interface StoredObject {
    * LastModified (whole seconds on AWS). What retention decisions such as `predictions prune` compare with now.
    */
   lastModified: Date;
-}
-
-/** Thrown by `ObjectStore.get` for a key that holds no object. */
-export class ObjectNotFound extends Error {
-  override readonly name = 'ObjectNotFound';
-  constructor(
-    public readonly store: string,
-    public readonly key: string,
-  ) {
-    super(`${store}: no object at ${key}`);
-  }
-}
-
-/** Thrown for a key that could escape the store's root: absolute, empty segments, `.`/`..`, backslashes. */
-export class InvalidKey extends Error {
-  override readonly name = 'InvalidKey';
-  constructor(
-    public readonly store: string,
-    public readonly key: string,
-  ) {
-    super(`${store}: invalid object key ${JSON.stringify(key)}`);
-  }
 }
 
 /** Returns `key` when every `/`-separated segment is a plain name; a trailing `/` is allowed for prefixes. */

@@ -5,16 +5,12 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { checkKey, ObjectNotFound, type ObjectStore, type StoredObject } from './object-store';
+import { checkKey, type ObjectStore, type StoredObject } from './object-store';
+import { config, type FleetscoreConfig } from '../config';
+import { ObjectNotFound, S3RequestFailed } from '../shared/errors';
 
-/**
- * Environment variables that point the S3 store at an S3-compatible server without changing the store URI.
- * The AWS SDK's own `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` keep working when these are unset.
- */
-export const S3_STORE_ENV = {
-  endpoint: 'FLEETSCORE_S3_ENDPOINT',
-  forcePathStyle: 'FLEETSCORE_S3_FORCE_PATH_STYLE',
-} as const;
+/** The settings an S3 store URI falls back to (`FLEETSCORE_S3_ENDPOINT`, `..._FORCE_PATH_STYLE`, `AWS_REGION`). */
+export type S3Settings = Pick<FleetscoreConfig, 's3Endpoint' | 's3ForcePathStyle' | 'awsRegion'>;
 
 /** Where an S3 store lives. Credentials are deliberately absent: they come only from the SDK's credential chain. */
 export interface S3StoreOptions {
@@ -27,26 +23,14 @@ export interface S3StoreOptions {
   region: string;
 }
 
-/** Thrown when an S3 request fails for a reason other than a missing object; names the bucket and the full key. */
-export class S3RequestFailed extends Error {
-  override readonly name = 'S3RequestFailed';
-  constructor(
-    public readonly operation: string,
-    public readonly bucket: string,
-    public readonly objectKey: string,
-    cause: unknown,
-  ) {
-    super(`S3 ${operation} s3://${bucket}/${objectKey} failed: ${explain(cause)}`, { cause });
-  }
-}
-
 const QUERY_KEYS = new Set(['endpoint', 'forcePathStyle', 'region']);
 
 /**
- * Parses `s3://bucket[/prefix][?endpoint=…&forcePathStyle=true&region=…]`, filling gaps from `env`. A URI with
+ * Parses `s3://bucket[/prefix][?endpoint=…&forcePathStyle=true&region=…]`, filling gaps from the configuration
+ * (`FLEETSCORE_S3_ENDPOINT`, `FLEETSCORE_S3_FORCE_PATH_STYLE`, `AWS_REGION`; see lib/config). A URI with
  * credentials in it is refused without repeating them, so a secret never reaches a log or a manifest.
  */
-export function parseS3Uri(uri: string, env: NodeJS.ProcessEnv = process.env): S3StoreOptions {
+export function parseS3Uri(uri: string, settings: S3Settings = config()): S3StoreOptions {
   const m = /^s3:\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/.exec(uri);
   if (!m) throw new Error('invalid S3 store URI: use s3://bucket[/prefix][?endpoint=…&forcePathStyle=true&region=…]');
   const [, bucket = '', path = '', query = ''] = m;
@@ -63,7 +47,7 @@ export function parseS3Uri(uri: string, env: NodeJS.ProcessEnv = process.env): S
   for (const name of params.keys()) {
     if (!QUERY_KEYS.has(name)) throw new Error(`unknown S3 store URI parameter ${JSON.stringify(name)}`);
   }
-  const endpoint = params.get('endpoint') || env[S3_STORE_ENV.endpoint] || undefined;
+  const endpoint = params.get('endpoint') || settings.s3Endpoint || undefined;
   if (endpoint !== undefined) checkEndpoint(endpoint);
   const prefix = path.replace(/^\/+|\/+$/g, '');
   if (prefix !== '') checkKey(`s3://${bucket}`, prefix);
@@ -71,8 +55,10 @@ export function parseS3Uri(uri: string, env: NodeJS.ProcessEnv = process.env): S
     bucket,
     prefix: prefix === '' ? '' : `${prefix}/`,
     endpoint,
-    forcePathStyle: parseBoolean(params.get('forcePathStyle') || env[S3_STORE_ENV.forcePathStyle] || 'false'),
-    region: params.get('region') || env.AWS_REGION || 'us-east-1',
+    forcePathStyle: params.has('forcePathStyle')
+      ? parseBoolean(params.get('forcePathStyle') ?? '')
+      : settings.s3ForcePathStyle,
+    region: params.get('region') || settings.awsRegion,
   };
 }
 
@@ -99,8 +85,8 @@ export class S3Store implements ObjectStore {
   }
 
   /** Opens the store an `s3://` URI names; see `parseS3Uri` for the URI form and the environment it reads. */
-  static fromUri(uri: string): S3Store {
-    return new S3Store(parseS3Uri(uri));
+  static fromUri(uri: string, settings: S3Settings = config()): S3Store {
+    return new S3Store(parseS3Uri(uri, settings));
   }
 
   async get(key: string): Promise<Uint8Array> {
@@ -210,12 +196,4 @@ function parseBoolean(value: string): boolean {
   if (value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
   throw new Error(`invalid S3 forcePathStyle ${JSON.stringify(value)}: use true or false`);
-}
-
-function explain(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  const what = e.message || e.code || 'no message';
-  return `${e.name}${status === undefined ? '' : ` (HTTP ${status})`}: ${what}`;
 }

@@ -5,7 +5,7 @@
 import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import type { Manifest } from '../../lib/scoring/manifest';
 import type { RunFolder } from '../../lib/scoring/prune-runs';
 import { LocalStore } from '../../lib/store/local-store';

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import type { Manifest } from '../../lib/scoring/manifest';
 import { LocalStore } from '../../lib/store/local-store';
 import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';

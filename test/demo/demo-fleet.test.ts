@@ -14,10 +14,10 @@ import {
   trainDemoModel,
   type DemoFleetOptions,
 } from '../../lib/demo/demo-fleet';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { readIndex, readModelMeta } from '../../lib/models/model-registry';
 import { LocalStore } from '../../lib/store/local-store';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
 
 const END = Date.UTC(2026, 10, 21, 13);
 const OPTIONS: DemoFleetOptions = {

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { tableFromIPC } from 'apache-arrow';
 import { decodePredictions, predictionRows } from '../../lib/arrow/predictions';
 import { demoFeatureNames, readDemoTruth, trainDemoModel } from '../../lib/demo/demo-fleet';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { LocalStore } from '../../lib/store/local-store';
 import { isReachable, temporalTarget } from '../../lib/temporal/connection';

@@ -7,7 +7,7 @@
  * committed window equals a fault-free run's: one manifest, one plan, the same rows and counts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { keys, shardName } from '../../lib/keys';
+import { keys, shardName } from '../../lib/shared/keys';
 import { CLEAN, measureFault, storeRequests, useFaultRig, waitUntil, WINDOW } from './support/fault-rig';
 import type { HeldRequest } from './support/store-gate';
 

@@ -13,8 +13,8 @@
  * - SIGTERM in planRun and in commitRun: the worker finishes the step and exits 0; nothing is written twice.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { keys } from '../../lib/keys';
-import type { ScoringRunInput } from '../../lib/scoring/run-types';
+import { keys } from '../../lib/shared/keys';
+import type { ScoringRunInput } from '../../lib/shared/run-types';
 import {
   CLEAN,
   measureFault,

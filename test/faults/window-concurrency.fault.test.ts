@@ -7,10 +7,10 @@
  */
 import { ScheduleOverlapPolicy, type WorkflowHandle } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { keys } from '../../lib/keys';
-import { SCORING_WORKFLOW } from '../../lib/names';
-import type { RunSummary } from '../../lib/scoring/run-types';
-import { parseWindow } from '../../lib/window';
+import { keys } from '../../lib/shared/keys';
+import { SCORING_WORKFLOW } from '../../lib/shared/names';
+import type { RunSummary } from '../../lib/shared/run-types';
+import { parseWindow } from '../../lib/shared/window';
 import { backfillRange } from '../../schedules/fleet-schedules';
 import { CLEAN, measureFault, useFaultRig, WINDOW } from './support/fault-rig';
 

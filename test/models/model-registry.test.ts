@@ -3,13 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header, type HeaderData } from 'tar';
-import { InvalidPathSegment, keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import {
-  InvalidModel,
-  InvalidModelIndex,
-  ModelChecksumMismatch,
-  ModelNotFound,
-  ModelVersionExists,
   readIndex,
   readModelMeta,
   registerModel,
@@ -20,6 +15,14 @@ import {
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { LocalStore } from '../../lib/store/local-store';
 import { withListing } from '../support/store-view';
+import {
+  InvalidModel,
+  InvalidModelIndex,
+  InvalidPathSegment,
+  ModelChecksumMismatch,
+  ModelNotFound,
+  ModelVersionExists,
+} from '../../lib/shared/errors';
 
 const identity3 = [
   [1, 0, 0],
@@ -82,7 +85,7 @@ describe('readIndex', () => {
     const bad = await rejection(readIndex(store));
     expect(bad).toBeInstanceOf(InvalidModelIndex);
     expect((bad as InvalidModelIndex).file).toBe('models/index.json');
-    expect((bad as Error).message).toMatch(/^models\/index\.json: invalid JSON/);
+    expect(bad.message).toMatch(/^models\/index\.json: invalid JSON/);
 
     const index = { schema: 'fleetscore.index/v1', devices: { p1: { pool: 'cpu' } } };
     await store.put(keys.modelIndex(), JSON.stringify(index));

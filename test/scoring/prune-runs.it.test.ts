@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import type { Manifest } from '../../lib/scoring/manifest';
 import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
 import { LocalStore } from '../../lib/store/local-store';

@@ -4,12 +4,13 @@
  * S3 store's prefix handling, which refuses a key before any request is made. The store contract
  * (test/store/store-contract.ts) covers raw keys for both stores.
  */
+import { loadConfig } from '../../lib/config';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { InvalidPathSegment, keys, safeSegment } from '../../lib/keys';
+import { keys, safeSegment } from '../../lib/shared/keys';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { registerModel } from '../../lib/models/model-registry';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
@@ -17,8 +18,8 @@ import type { ShardPlanFile } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
 import { scoreShard } from '../../lib/scoring/score-shard';
 import { LocalStore } from '../../lib/store/local-store';
-import { InvalidKey } from '../../lib/store/object-store';
 import { parseS3Uri, S3Store } from '../../lib/store/s3-store';
+import { InvalidKey, InvalidPathSegment } from '../../lib/shared/errors';
 
 const EVIL = [
   '..',
@@ -106,8 +107,8 @@ test('a tampered shard plan naming a traversing device fails that device only an
 });
 
 test('S3: a prefix or key that would leave the store prefix is refused before any request', async () => {
-  expect(() => parseS3Uri('s3://fleet-bucket/../other-tenant', {})).toThrow(InvalidKey);
-  expect(() => parseS3Uri('s3://fleet-bucket/a/./b', {})).toThrow(InvalidKey);
+  expect(() => parseS3Uri('s3://fleet-bucket/../other-tenant', loadConfig({}))).toThrow(InvalidKey);
+  expect(() => parseS3Uri('s3://fleet-bucket/a/./b', loadConfig({}))).toThrow(InvalidKey);
   // No server listens here: a request would fail with a network error, not InvalidKey.
   const store = new S3Store({
     bucket: 'fleet-bucket',

@@ -3,7 +3,8 @@
  * suite runs against the local folder (unit) and a real S3 server (integration).
  */
 import { randomBytes } from 'node:crypto';
-import { InvalidKey, ObjectNotFound, type ObjectStore } from '../../lib/store/object-store';
+import { type ObjectStore } from '../../lib/store/object-store';
+import { InvalidKey, ObjectNotFound } from '../../lib/shared/errors';
 
 /** A fresh, empty store for one test and how to dispose of it. */
 export interface OpenedStore {

@@ -3,13 +3,13 @@
  * order the workflow calls them. For tests of what a run commits and logs.
  */
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
 import type { WorkerLogger } from '../../lib/scoring/attempt-log';
 import { commitRun } from '../../lib/scoring/commit-run';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
-import type { PlanRequest } from '../../lib/scoring/run-types';
+import type { PlanRequest } from '../../lib/shared/run-types';
 import { scoreShard } from '../../lib/scoring/score-shard';
 import type { ObjectStore } from '../../lib/store/object-store';
 

@@ -7,12 +7,12 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { decodePredictions, predictionRows } from '../../lib/arrow/predictions';
 import { readDemoTruth, seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { keys } from '../../lib/keys';
-import { SCORING_WORKFLOW } from '../../lib/names';
+import { keys } from '../../lib/shared/keys';
+import { SCORING_WORKFLOW } from '../../lib/shared/names';
 import { readManifest } from '../../lib/scoring/manifest';
-import type { RunSummary } from '../../lib/scoring/run-types';
+import type { RunSummary } from '../../lib/shared/run-types';
 import { S3Store } from '../../lib/store/s3-store';
-import { windowAt } from '../../lib/window';
+import { windowAt } from '../../lib/shared/window';
 import { startS3Server, type S3TestServer } from '../support/s3-server';
 import { runPoolWorkers, startTemporal, uniqueTaskQueue, type RunningPools } from '../support/temporal-env';
 

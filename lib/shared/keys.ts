@@ -1,21 +1,8 @@
+import { InvalidPathSegment } from './errors';
 /**
  * The store layout (identical under a local folder and S3) and the validation of every user-supplied path
  * segment before it becomes part of a key. No Node imports: the workflow shares the shard naming.
  */
-
-/** Thrown when a device id, version or other segment would be unsafe in a path or object key. */
-export class InvalidPathSegment extends Error {
-  override readonly name = 'InvalidPathSegment';
-  constructor(
-    public readonly field: string,
-    public readonly value: string,
-  ) {
-    super(
-      `invalid ${field} ${JSON.stringify(value)}: use 1-128 characters of letters, digits, '.', '_' and '-', ` +
-        `starting with a letter or digit`,
-    );
-  }
-}
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 

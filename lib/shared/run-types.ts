@@ -3,7 +3,7 @@
  * imports, because the workflow imports these types.
  */
 import type { Duration } from '@temporalio/common';
-import type { AggregatesLayout, Pool } from '../names';
+import type { AggregatesLayout, Pool } from './names';
 
 /** Input of `scoringRun`, fixed in a schedule's action or given by `fleetscore runs start`. */
 export interface ScoringRunInput {
@@ -183,19 +183,6 @@ export interface CommitRequest {
   shards: ShardRef[];
   failedShards: FailedShard[];
 }
-
-/**
- * Error types a retry cannot fix (bad input, bad models, invalid keys). Activities raise them as non-retryable;
- * retry policies list them too.
- */
-export const NON_RETRYABLE_ERROR_TYPES = [
-  'InvalidInput',
-  'InvalidWindow',
-  'InvalidPathSegment',
-  'InvalidKey',
-  'InvalidPlan',
-  'InvalidModelIndex',
-] as const;
 
 /** Counts of one committed run; the workflow's result and the manifest's head. */
 export interface RunCounts {
