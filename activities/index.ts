@@ -7,6 +7,7 @@ import type { ModelSessionCache } from '../lib/models/model-sessions';
 import { commitRun } from '../lib/scoring/commit-run';
 import { planRun } from '../lib/scoring/plan-run';
 import {
+  withRunId,
   type CommitRequest,
   type CommitResult,
   type PlanRequest,
@@ -32,18 +33,19 @@ export function createActivities(deps: ActivityDeps) {
   return {
     /** Plans a window's shards; see lib/scoring/plan-run. */
     async planRun(req: PlanRequest): Promise<RunPlan> {
-      return asFailure(() => planRun(deps.openStore(req.store), req));
+      return asFailure(() => planRun(deps.openStore(req.store), withRunId(req)));
     },
 
     /** Scores one shard on this worker's pool; see lib/scoring/score-shard. */
-    async scoreShard(req: ShardRequest): Promise<ShardSummary> {
+    async scoreShard(input: ShardRequest): Promise<ShardSummary> {
+      const req = withRunId(input);
       const info = activityInfo();
       return asFailure(() =>
         scoreShard({ store: deps.openStore(req.store), sessions: deps.sessions, aggregates: deps.aggregates }, req, {
           attempt: info.attempt,
           taskQueue: info.taskQueue,
           workflowId: info.workflowExecution?.workflowId ?? '',
-          runId: info.workflowExecution?.runId ?? '',
+          workflowRunId: info.workflowExecution?.runId ?? '',
           heartbeat: (details) => heartbeat(details),
           log,
         }),
@@ -51,7 +53,8 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Writes the window's manifest; see lib/scoring/commit-run. */
-    async commitRun(req: CommitRequest): Promise<CommitResult> {
+    async commitRun(input: CommitRequest): Promise<CommitResult> {
+      const req = withRunId(input);
       const result = await asFailure(() =>
         commitRun(deps.openStore(req.store), req, { aggregates: deps.aggregates, logger: log }),
       );

@@ -113,7 +113,7 @@ export async function scoreShardLanes(
               store: input.store,
               window: input.window,
               windowHours: input.windowHours,
-              planId: input.planId,
+              runId: input.runId,
               shard: ref.shard,
             },
           ],

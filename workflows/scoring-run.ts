@@ -102,7 +102,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     shardSize,
     pool: input.pool,
     aggregatesLayout: input.aggregatesLayout,
-    planId: workflowInfo().runId,
+    runId: workflowInfo().runId,
   });
   progress.phase = 'scoring';
   progress.shardsTotal = plan.shards.length;
@@ -113,7 +113,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     store: input.store,
     window: window.id,
     windowHours,
-    planId: plan.planId,
+    runId: plan.runId,
     shards: plan.shards,
     maxParallel,
     ...(input.taskQueues ? { taskQueues: input.taskQueues } : {}),
@@ -150,8 +150,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     windowHours,
     scheduleId: input.scheduleId,
     workflowId: info.workflowId,
-    runId: info.runId,
-    planId: plan.planId,
+    runId: plan.runId,
     shards: plan.shards,
     failedShards: failedShards.sort((a, b) => a.shard - b.shard),
   });

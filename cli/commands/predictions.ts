@@ -164,7 +164,7 @@ function renderPrune(r: PruneReport): string {
       ['window', 'run', 'committed', 'objects', 'bytes', 'newest object', 'action', 'why'],
       r.folders.map((f) => [
         f.window,
-        f.planId,
+        f.runId,
         f.committed ? 'yes' : '',
         f.objects,
         f.bytes,

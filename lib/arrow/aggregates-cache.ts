@@ -8,7 +8,7 @@ type Entry = { part: AggregatesPart; bytes: number } | { error: InvalidAggregate
 
 /**
  * A worker's cache of parsed aggregate parts, so the shards of one run read and parse each part once instead
- * of once per shard. Entries are keyed by plan id, store and key: a re-run plans anew and reads the files
+ * of once per shard. Entries are keyed by run id, store and key: a re-run plans anew and reads the files
  * again. Bounded by the bytes of the parts it holds, least recently used first out.
  */
 export class AggregatesCache {
@@ -18,15 +18,15 @@ export class AggregatesCache {
 
   constructor(private readonly maxBytes = 1024 * 1024 * 1024) {}
 
-  /** The window's aggregates from `parts` (store keys pinned in the plan `planId`), read under `layout`. */
+  /** The window's aggregates from `parts` (store keys pinned in the plan `runId`), read under `layout`. */
   async window(
     store: ObjectStore,
     window: Window,
     parts: readonly string[],
-    planId: string,
+    runId: string,
     layout: AggregatesLayout = 'any',
   ): Promise<WindowAggregates> {
-    const entries = await Promise.all(parts.map((key) => this.part(store, key, planId)));
+    const entries = await Promise.all(parts.map((key) => this.part(store, key, runId)));
     const ok: AggregatesPart[] = [];
     const failed: InvalidAggregates[] = [];
     for (const e of entries) {
@@ -36,8 +36,8 @@ export class AggregatesCache {
     return new WindowAggregates(window, ok, failed, layout);
   }
 
-  private part(store: ObjectStore, key: string, planId: string): Promise<Entry> {
-    const id = `${planId}\n${store.uri}\n${key}`;
+  private part(store: ObjectStore, key: string, runId: string): Promise<Entry> {
+    const id = `${runId}\n${store.uri}\n${key}`;
     const hit = this.entries.get(id);
     if (hit) {
       // Refresh recency: Map iteration order is insertion order.

@@ -36,7 +36,7 @@ export async function commitRun(
   { aggregates = new AggregatesCache(), logger }: CommitContext,
 ): Promise<CommitResult> {
   const window = parseWindow(req.window, req.windowHours);
-  const log = await AttemptLog.next(store, window.id, req.planId, 'commit');
+  const log = await AttemptLog.next(store, window.id, req.runId, 'commit');
   log.add({ event: 'attempt-started', level: 'info', workflowId: req.workflowId, runId: req.runId });
   try {
     await log.notePreviousAttempt();
@@ -63,7 +63,7 @@ async function writeManifest(
   const devices: Record<string, DeviceOutcome> = {};
   const shards: ManifestShard[] = [];
   const readPlan = (shard: number) =>
-    readJsonFile<ShardPlanFile>(store, keys.shardPlan(req.window, req.planId, shard), 'fleetscore.shard-plan/v1');
+    readJsonFile<ShardPlanFile>(store, keys.shardPlan(req.window, req.runId, shard), 'fleetscore.shard-plan/v1');
   for (const ref of req.shards) {
     const reason = failed.get(ref.shard);
     if (reason !== undefined) {
@@ -76,11 +76,11 @@ async function writeManifest(
       log.add({ event: 'shard-failed', level: 'error', shard: ref.shard, devices: plan.devices.length, reason });
       continue;
     }
-    const statusKey = keys.shardStatus(req.window, req.planId, ref.shard);
+    const statusKey = keys.shardStatus(req.window, req.runId, ref.shard);
     const status = await readJsonFile<ShardStatusFile>(store, statusKey, 'fleetscore.shard-status/v1');
-    if (status.window !== req.window || status.shard !== ref.shard || status.planId !== req.planId) {
+    if (status.window !== req.window || status.shard !== ref.shard || status.runId !== req.runId) {
       throw new InvalidPlan(
-        `belongs to window ${status.window} shard ${status.shard} plan ${status.planId}, not plan ${req.planId}`,
+        `belongs to window ${status.window} shard ${status.shard} plan ${status.runId}, not plan ${req.runId}`,
         statusKey,
       );
     }
@@ -96,7 +96,7 @@ async function writeManifest(
     });
   }
   const parts = req.shards[0] ? (await readPlan(req.shards[0].shard)).parts : await listAggregateParts(store, window);
-  const unknown = await unknownDevices(store, window, parts, req.planId, devices, aggregates);
+  const unknown = await unknownDevices(store, window, parts, req.runId, devices, aggregates);
   for (const device of unknown)
     log.add({ event: 'unknown-device', level: 'warn', device, reason: 'rows but no model' });
   const manifest: Manifest = {
@@ -107,7 +107,6 @@ async function writeManifest(
     scheduleId: req.scheduleId,
     workflowId: req.workflowId,
     runId: req.runId,
-    planId: req.planId,
     committedAt: new Date().toISOString(),
     store: store.uri,
     counts,
@@ -124,19 +123,19 @@ async function writeManifest(
 
 /**
  * Device ids with rows in the plan's parts but no entry in the plan, sorted. On a worker that scored shards of
- * this plan the parts are already parsed (the cache is keyed by plan id). Parts that cannot be read are skipped
+ * this plan the parts are already parsed (the cache is keyed by run id). Parts that cannot be read are skipped
  * here: their devices already failed with the file named.
  */
 async function unknownDevices(
   store: ObjectStore,
   window: Window,
   parts: string[],
-  planId: string,
+  runId: string,
   planned: Record<string, DeviceOutcome>,
   aggregates: AggregatesCache,
 ): Promise<string[]> {
   if (parts.length === 0) return [];
-  const data = await aggregates.window(store, window, parts, planId);
+  const data = await aggregates.window(store, window, parts, runId);
   return data
     .devices()
     .filter((d) => !Object.hasOwn(planned, d))

@@ -5,7 +5,7 @@
 import { keys } from '../shared/keys';
 import type { AggregatesLayout, Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
-import type { RunCounts } from '../shared/run-types';
+import { withRunId, type RunCounts } from '../shared/run-types';
 import { InvalidPlan, messageOf } from '../shared/errors';
 
 /** The model version planned for one device. */
@@ -25,7 +25,7 @@ export interface ShardPlanFile {
    * Unique per run (the workflow's run id): names the folder of the run's files, and workers cache parsed
    * aggregate parts per plan, so a re-run re-reads rewritten files.
    */
-  planId: string;
+  runId: string;
   parts: string[];
   /** Where each device's rows may be; absent in plans written before it existed, which read as `any`. */
   layout?: AggregatesLayout;
@@ -45,7 +45,7 @@ export interface ShardStatusFile {
   shard: number;
   pool: Pool;
   /** The plan this status belongs to; the commit checks it against its own. */
-  planId: string;
+  runId: string;
   attempt: number;
   /** Key of the predictions file, absent when no device produced a row. */
   predictions?: string;
@@ -72,9 +72,8 @@ export interface Manifest {
   windowEnd: string;
   scheduleId?: string;
   workflowId: string;
+  /** The run whose files (`predictions/window=W/run=<runId>/`) this commit lists; no other files count. */
   runId: string;
-  /** The plan whose files (`predictions/window=W/run=<planId>/`) this commit lists; no other files count. */
-  planId: string;
   committedAt: string;
   store: string;
   counts: RunCounts;
@@ -107,7 +106,7 @@ export async function readJsonFile<T extends { schema: string }>(
   if (typeof value !== 'object' || value === null || (value as { schema?: unknown }).schema !== schema) {
     throw new InvalidPlan(`expected a ${schema} document`, key);
   }
-  return value as T;
+  return withRunId(value) as T;
 }
 
 /** The committed manifest of a window, or `undefined` when the window has not been committed. */

@@ -23,7 +23,7 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
     list.push({ device, version: entry.version, sha256: entry.sha256 });
     byPool.set(pool, list);
   }
-  const planId = req.planId ?? randomUUID();
+  const runId = req.runId ?? randomUUID();
   const shards: ShardRef[] = [];
   const writes: Promise<void>[] = [];
   for (const pool of [...byPool.keys()].sort()) {
@@ -36,16 +36,16 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
         window: req.window,
         shard,
         pool,
-        planId,
+        runId,
         parts,
         layout: req.aggregatesLayout ?? 'any',
         devices: slice,
       };
       shards.push({ shard, pool, devices: slice.length });
-      writes.push(store.put(keys.shardPlan(req.window, planId, shard), JSON.stringify(file)));
+      writes.push(store.put(keys.shardPlan(req.window, runId, shard), JSON.stringify(file)));
     }
   }
   await Promise.all(writes);
   const devices = shards.reduce((n, s) => n + s.devices, 0);
-  return { window: req.window, planId, devices, parts: parts.length, shards };
+  return { window: req.window, runId, devices, parts: parts.length, shards };
 }

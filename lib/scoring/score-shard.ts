@@ -24,7 +24,8 @@ export interface ShardContext {
   attempt: number;
   taskQueue: string;
   workflowId: string;
-  runId: string;
+  /** The run id of the workflow that scheduled this attempt (a child workflow's, for a fanned-out plan). */
+  workflowRunId: string;
   heartbeat(details: { devicesDone: number }): void;
   log: WorkerLogger;
 }
@@ -41,13 +42,13 @@ const PREPARE_CONCURRENCY = 8;
 export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
   const started = Date.now();
   const window = parseWindow(req.window, req.windowHours);
-  const log = new AttemptLog(deps.store, window.id, req.planId, req.shard, ctx.attempt);
+  const log = new AttemptLog(deps.store, window.id, req.runId, req.shard, ctx.attempt);
   log.add({
     event: 'attempt-started',
     level: 'info',
     taskQueue: ctx.taskQueue,
     workflowId: ctx.workflowId,
-    runId: ctx.runId,
+    workflowRunId: ctx.workflowRunId,
     host: hostname(),
     pid: process.pid,
   });
@@ -57,14 +58,14 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     await log.flush();
     const plan = await readJsonFile<ShardPlanFile>(
       deps.store,
-      keys.shardPlan(window.id, req.planId, req.shard),
+      keys.shardPlan(window.id, req.runId, req.shard),
       'fleetscore.shard-plan/v1',
     );
-    if (plan.planId !== req.planId || plan.shard !== req.shard || plan.window !== window.id) {
-      const file = keys.shardPlan(window.id, req.planId, req.shard);
-      throw new InvalidPlan(`belongs to plan ${plan.planId} shard ${plan.shard} of window ${plan.window}`, file);
+    if (plan.runId !== req.runId || plan.shard !== req.shard || plan.window !== window.id) {
+      const file = keys.shardPlan(window.id, req.runId, req.shard);
+      throw new InvalidPlan(`belongs to plan ${plan.runId} shard ${plan.shard} of window ${plan.window}`, file);
     }
-    const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.planId, plan.layout);
+    const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.runId, plan.layout);
     const predictions = new PredictionsBuilder();
     const outcomes: Record<string, DeviceOutcome> = {};
     const counts: RunCounts = { devices: plan.devices.length, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
@@ -158,20 +159,20 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       }
     }
 
-    const predictionsKey = predictions.rows > 0 ? keys.predictions(window.id, req.planId, req.shard) : undefined;
+    const predictionsKey = predictions.rows > 0 ? keys.predictions(window.id, req.runId, req.shard) : undefined;
     if (predictionsKey) await deps.store.put(predictionsKey, predictions.encode());
     const status: ShardStatusFile = {
       schema: 'fleetscore.shard-status/v1',
       window: window.id,
       shard: req.shard,
       pool: plan.pool,
-      planId: req.planId,
+      runId: req.runId,
       attempt: ctx.attempt,
       predictions: predictionsKey,
       counts,
       devices: outcomes,
     };
-    await deps.store.put(keys.shardStatus(window.id, req.planId, req.shard), JSON.stringify(status));
+    await deps.store.put(keys.shardStatus(window.id, req.runId, req.shard), JSON.stringify(status));
     const durationMs = Date.now() - started;
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();

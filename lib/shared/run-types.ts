@@ -88,11 +88,11 @@ export interface PlanRequest {
   /** Recorded in every shard's plan file; default `any`. */
   aggregatesLayout?: AggregatesLayout;
   /**
-   * Names this run's plan and fences its files (`predictions/window=W/run=<planId>/`): the workflow passes its
+   * Names this run's plan and fences its files (`predictions/window=W/run=<runId>/`): the workflow passes its
    * run id, so a retried planRun rewrites the same files and two runs of one window never share any. Default:
    * a random UUID.
    */
-  planId?: string;
+  runId?: string;
 }
 
 /** One shard of a plan: which pool scores it and how many devices it holds (the list is in the store). */
@@ -105,8 +105,8 @@ export interface ShardRef {
 /** What planRun returns: the shards, the aggregate parts found, and where the full plan is. */
 export interface RunPlan {
   window: string;
-  /** The plan id every shard and the commit of this run use. */
-  planId: string;
+  /** The run id every shard and the commit of this run use. */
+  runId: string;
   devices: number;
   parts: number;
   shards: ShardRef[];
@@ -117,7 +117,7 @@ export interface ShardRequest {
   store: string;
   window: string;
   windowHours: number;
-  planId: string;
+  runId: string;
   shard: number;
 }
 
@@ -148,7 +148,7 @@ export interface ShardBatchInput {
   store: string;
   window: string;
   windowHours: number;
-  planId: string;
+  runId: string;
   shards: ShardRef[];
   maxParallel: number;
   taskQueues?: Partial<Record<Pool, string>>;
@@ -179,7 +179,6 @@ export interface CommitRequest {
   scheduleId?: string;
   workflowId: string;
   runId: string;
-  planId: string;
   shards: ShardRef[];
   failedShards: FailedShard[];
 }
@@ -210,4 +209,13 @@ export interface RunSummary extends RunCounts {
   failures: DeviceFailure[];
   /** Device ids with rows in the window but no model: not scored, listed in the manifest. */
   unknownDevices: number;
+}
+
+/**
+ * `value` with its `runId`: activity inputs, plan and status files written before the run id had one name call it
+ * `planId` (a run in flight while workers are upgraded still reads them).
+ */
+export function withRunId<T extends object>(value: T): T {
+  const legacy = value as { runId?: unknown; planId?: unknown };
+  return legacy.runId === undefined && typeof legacy.planId === 'string' ? { ...value, runId: legacy.planId } : value;
 }

@@ -61,7 +61,7 @@ test('--device and --level narrow the events; --json prints them as stored', asy
       level: 'error',
       device: 'dev-00004',
       shard: 0,
-      planId: manifest.planId,
+      runId: manifest.runId,
       file: keys.modelOnnx('dev-00004', 'v0001'),
     }),
   ]);

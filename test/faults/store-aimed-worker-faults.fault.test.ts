@@ -149,7 +149,7 @@ test.each(STEP_POINTS)('SIGKILL of the worker running %s', async (point, match, 
   const { manifest } = await rig.committed();
   expect(manifest.runId).toBe(runId);
   expect(manifest.counts).toEqual(rig.reference!.manifest.counts);
-  expect(await rig.store.list(`${keys.runPrefix(WINDOW, manifest.planId)}_plan/`)).toHaveLength(6);
+  expect(await rig.store.list(`${keys.runPrefix(WINDOW, manifest.runId)}_plan/`)).toHaveLength(6);
   expect(await rig.manifestKeys()).toEqual([keys.manifest(WINDOW)]);
 });
 

@@ -21,8 +21,8 @@ const rig = useFaultRig({ devices: 3000, sensors: 4, shardSize: 500 });
 /** The committed manifest lists only files of its own plan, and that plan is one of the runs'. */
 async function expectOnePlan(runIds: string[]): Promise<void> {
   const { manifest } = await rig.committed();
-  expect(runIds).toContain(manifest.planId);
-  const prefix = keys.runPrefix(WINDOW, manifest.planId);
+  expect(runIds).toContain(manifest.runId);
+  const prefix = keys.runPrefix(WINDOW, manifest.runId);
   for (const s of manifest.shards) expect(s.predictions?.startsWith(prefix)).toBe(true);
 }
 
@@ -91,14 +91,14 @@ test('a re-run after the window was committed replaces it whole', async () => {
   const result = await measureFault(rig, 're-run of a committed window', 'after commit', async () => {
     await rig.startWorkers(2);
     await rig.result(await rig.start('first'));
-    firstPlan = (await rig.committed()).manifest.planId;
+    firstPlan = (await rig.committed()).manifest.runId;
     const again = await rig.start('again', { shardSize: 700 });
     const summary = await rig.result(again);
     return { injected: 1, runs: 2, completed: 2, summary };
   });
   expect(result).toMatchObject(CLEAN);
   const { manifest } = await rig.committed();
-  expect(manifest.planId).not.toBe(firstPlan);
+  expect(manifest.runId).not.toBe(firstPlan);
   // The first commit's files are still there but listed by no manifest: readers ignore them.
   expect((await rig.store.list(keys.runPrefix(WINDOW, firstPlan))).length).toBeGreaterThan(0);
   expect(manifest.shards.every((s) => !s.predictions?.includes(firstPlan))).toBe(true);

@@ -1,5 +1,5 @@
 /**
- * Path traversal: every user-supplied path segment (device id, model version, window, plan id) is validated
+ * Path traversal: every user-supplied path segment (device id, model version, window, run id) is validated
  * before it becomes part of a key, in the key builders, in registration, in a (tampered) shard plan, and in the
  * S3 store's prefix handling, which refuses a key before any request is made. The store contract
  * (test/store/store-contract.ts) covers raw keys for both stores.
@@ -82,7 +82,7 @@ test('a tampered shard plan naming a traversing device fails that device only an
   const endMs = Date.UTC(2026, 10, 21, 12);
   await seedDemoFleet(store, { devices: 2, sensors: 2, hours: 1, endMs, seed: 1 });
   const plan = await planRun(store, { store: store.uri, window: '2026-11-21T11', shardSize: 10, pool: 'cpu' });
-  const planKey = keys.shardPlan('2026-11-21T11', plan.planId, 0);
+  const planKey = keys.shardPlan('2026-11-21T11', plan.runId, 0);
   const file = JSON.parse(Buffer.from(await store.get(planKey)).toString()) as ShardPlanFile;
   file.devices.push({ device: '../../../outside', version: '../v0001', sha256: '0'.repeat(64) });
   await store.put(planKey, JSON.stringify(file));
@@ -90,12 +90,12 @@ test('a tampered shard plan naming a traversing device fails that device only an
   const sessions = new ModelSessionCache();
   const summary = await scoreShard(
     { store, sessions, aggregates: new AggregatesCache() },
-    { store: store.uri, window: '2026-11-21T11', windowHours: 1, planId: plan.planId, shard: 0 },
+    { store: store.uri, window: '2026-11-21T11', windowHours: 1, runId: plan.runId, shard: 0 },
     {
       attempt: 1,
       taskQueue: 't',
       workflowId: 'w',
-      runId: 'r',
+      workflowRunId: 'r',
       heartbeat: () => undefined,
       log: { info: () => undefined, warn: () => undefined },
     },

@@ -31,14 +31,14 @@ export async function runWindow(
         attempt: 1,
         taskQueue: 'test',
         workflowId: 'wf',
-        runId: plan.planId,
+        workflowRunId: plan.runId,
         heartbeat: () => void beats++,
         log: quiet,
       };
-      await scoreShard(deps, { store: store.uri, window, windowHours: 1, planId: plan.planId, shard: ref.shard }, ctx);
+      await scoreShard(deps, { store: store.uri, window, windowHours: 1, runId: plan.runId, shard: ref.shard }, ctx);
     }
-    const { planId, shards } = plan;
-    const request = { store: store.uri, window, windowHours: 1, workflowId: 'wf', runId: planId, planId, shards };
+    const { runId, shards } = plan;
+    const request = { store: store.uri, window, windowHours: 1, workflowId: 'wf', runId, shards };
     await commitRun(store, { ...request, failedShards: [] }, { logger: quiet });
   } finally {
     await deps.sessions.close();

@@ -76,7 +76,7 @@ test('JSON log lines parse, carry the entry attributes, and survive errors and b
 });
 
 test('activity log lines get the window and shard of the request', () => {
-  expect(shardAttributes([{ store: 's', window: '2026-11-21T12', shard: 4, planId: 'p' }])).toEqual({
+  expect(shardAttributes([{ store: 's', window: '2026-11-21T12', shard: 4, runId: 'p' }])).toEqual({
     window: '2026-11-21T12',
     shard: 4,
   });

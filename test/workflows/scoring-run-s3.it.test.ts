@@ -106,7 +106,7 @@ test('scores a window from an S3 bucket and commits predictions, manifest and sh
   // Every row scored once, flagged exactly where the demo injected an anomaly.
   const seen = new Set<string>();
   for (const shard of manifest!.shards) {
-    expect(shard.predictions).toBe(keys.predictions(WINDOW, manifest!.planId, shard.shard));
+    expect(shard.predictions).toBe(keys.predictions(WINDOW, manifest!.runId, shard.shard));
     for (const row of predictionRows(decodePredictions(await store.get(shard.predictions!)))) {
       const id = `${row.device}@${row.ts}`;
       expect(seen.has(id)).toBe(false);
@@ -117,9 +117,9 @@ test('scores a window from an S3 bucket and commits predictions, manifest and sh
   expect(seen.size).toBe(rows);
 
   // One log object per shard attempt and one for the commit, JSON lines from attempt-started to attempt-completed.
-  const logKeys = manifest!.shards.map((s) => keys.attemptLog(WINDOW, manifest!.planId, s.shard, 1));
+  const logKeys = manifest!.shards.map((s) => keys.attemptLog(WINDOW, manifest!.runId, s.shard, 1));
   expect(logKeys[0]).toMatch(new RegExp(`^logs/window=${WINDOW}/run=[0-9a-f-]{36}/shard-\\d{5}/attempt-001\\.jsonl$`));
-  const commitLog = keys.attemptLog(WINDOW, manifest!.planId, 'commit', 1);
+  const commitLog = keys.attemptLog(WINDOW, manifest!.runId, 'commit', 1);
   expect(await store.list(keys.logsPrefix(WINDOW))).toEqual([...logKeys, commitLog].sort());
   const commitEvents = Buffer.from(await store.get(commitLog))
     .toString('utf8')
