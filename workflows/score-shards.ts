@@ -17,6 +17,7 @@ import { progressQuery, TASK_QUEUES, type RunProgress, type WaitingShard } from 
 import { NON_RETRYABLE_ERROR_TYPES } from '../lib/shared/error-types';
 import { SHARD_TIMEOUTS, type ShardBatchInput, type ShardBatchResult, type ShardRef } from '../lib/shared/run-types';
 import { withPoolWait } from './pool-wait';
+import { forEachLimited } from '../lib/shared/concurrency';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -138,11 +139,7 @@ export async function scoreShardLanes(
       report(progress);
     }
   };
-  const queue = [...input.shards];
-  const lanes = Array.from({ length: Math.min(input.maxParallel, queue.length) }, async () => {
-    for (let ref = queue.shift(); ref; ref = queue.shift()) await runShard(ref);
-  });
-  await Promise.all(lanes);
+  await forEachLimited(input.shards, input.maxParallel, runShard);
   return result;
 }
 

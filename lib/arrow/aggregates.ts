@@ -34,7 +34,7 @@ import {
   type Vector,
 } from 'apache-arrow';
 import { TextDecoder } from 'node:util';
-import { forEachLimited } from '../concurrency';
+import { forEachLimited } from '../shared/concurrency';
 import { keys } from '../shared/keys';
 import type { AggregatesLayout } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';

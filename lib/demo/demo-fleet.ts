@@ -12,7 +12,7 @@
  */
 import { makeData, makeVector, Table, tableToIPC, TimestampMillisecond, Float32, Utf8 } from 'apache-arrow';
 import { z } from 'zod';
-import { forEachLimited } from '../concurrency';
+import { forEachLimited } from '../shared/concurrency';
 import { keys } from '../shared/keys';
 import type { IndexEntry } from '../models/model-meta';
 import { buildMahalanobisModel } from '../models/onnx-builder';

@@ -12,7 +12,7 @@
  * 3. the manifest was not written within the grace period either: a reader that read the manifest before it was
  *    replaced may still be reading the files of the run it named.
  */
-import { forEachLimited } from '../concurrency';
+import { forEachLimited } from '../shared/concurrency';
 import { keys, runFolderOf } from '../shared/keys';
 import type { ObjectStore, StoredObject } from '../store/object-store';
 import { parseWindow } from '../shared/window';

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { PredictionsBuilder } from '../arrow/predictions';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
-import { forEachLimited } from '../concurrency';
+import { forEachLimited } from '../shared/concurrency';
 import { keys } from '../shared/keys';
 import type { DeviceRows } from '../arrow/aggregates';
 import { isAnomaly, type ModelSessionCache, type PreparedModel } from '../models/model-sessions';
