@@ -151,6 +151,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     scheduleId: input.scheduleId,
     workflowId: info.workflowId,
     runId: plan.runId,
+    runStartedAt: info.runStartTime.toISOString(),
     shards: plan.shards,
     failedShards: failedShards.sort((a, b) => a.shard - b.shard),
   });

@@ -17,7 +17,7 @@ import { keys } from '../shared/keys';
 import type { IndexEntry } from '../models/model-meta';
 import { buildMahalanobisModel } from '../models/onnx-builder';
 import { readIndex, registerModel } from '../models/model-registry';
-import type { ObjectStore, StoredObject } from '../store/object-store';
+import type { ObjectStore, StoredObject, VersionedObject } from '../store/object-store';
 import { windowAt, type Window } from '../shared/window';
 
 const HOUR_MS = 3_600_000;
@@ -567,6 +567,14 @@ class IndexBatchingStore implements ObjectStore {
     const written = JSON.parse(text) as { devices: Record<string, IndexEntry> };
     for (const [device, entry] of Object.entries(written.devices)) this.entries.set(device, entry);
     return Promise.resolve();
+  }
+
+  getVersioned(key: string): Promise<VersionedObject | undefined> {
+    return this.inner.getVersioned(key);
+  }
+
+  putIf(key: string, body: Uint8Array | string, expected: string | null): Promise<string | undefined> {
+    return this.inner.putIf(key, body, expected);
   }
 
   list(prefix: string): Promise<string[]> {

@@ -7,6 +7,7 @@ import { AttemptLog, type WorkerLogger } from './attempt-log';
 import {
   readJsonFile,
   UNKNOWN_DEVICES_LISTED,
+  parseManifest,
   type DeviceOutcome,
   type Manifest,
   type ManifestShard,
@@ -14,7 +15,7 @@ import {
   type ShardStatusFile,
 } from './manifest';
 import type { CommitRequest, CommitResult, RunCounts } from '../shared/run-types';
-import { InvalidPlan } from '../shared/errors';
+import { InvalidPlan, StoreContended } from '../shared/errors';
 
 /** Where the commit runs: the worker's parsed-parts cache and the logger. */
 export interface CommitContext {
@@ -107,6 +108,8 @@ async function writeManifest(
     scheduleId: req.scheduleId,
     workflowId: req.workflowId,
     runId: req.runId,
+    // A run in flight across an upgrade passes no start time: it counts as started now, as it did before the fence.
+    runStartedAt: req.runStartedAt ?? new Date().toISOString(),
     committedAt: new Date().toISOString(),
     store: store.uri,
     counts,
@@ -117,8 +120,66 @@ async function writeManifest(
       : {}),
   };
   const key = keys.manifest(window.id);
-  await store.put(key, JSON.stringify(manifest, null, 1));
-  return { ...counts, manifest: key, unknownDevices: unknown.length };
+  const fence = await commitManifest(store, key, manifest, log);
+  return { ...counts, manifest: key, unknownDevices: unknown.length, ...fence };
+}
+
+/** How many times a commit reads the window's manifest again after losing a race to another commit. */
+const COMMIT_RACES = 5;
+
+/**
+ * Writes the window's manifest if this run moves the window forward: a window committed by a run that started
+ * later is left as it is (`superseded`), a window this run already committed is not written again
+ * (`already-committed`, e.g. a retried commit whose first attempt succeeded but whose reply was lost). The write is
+ * conditional on the manifest read, so of two racing commits one wins and the other decides again on what won.
+ */
+async function commitManifest(
+  store: ObjectStore,
+  key: string,
+  manifest: Manifest,
+  log: AttemptLog,
+): Promise<Pick<CommitResult, 'outcome' | 'supersededBy'>> {
+  for (let race = 0; race < COMMIT_RACES; race++) {
+    const current = await store.getVersioned(key);
+    const committed = current && parseManifest(current.body, key);
+    if (committed?.runId === manifest.runId) {
+      log.add({ event: 'already-committed', level: 'info', committedAt: committed.committedAt });
+      return { outcome: 'already-committed' };
+    }
+    if (committed && startedLater(committed, manifest)) {
+      log.add({
+        event: 'superseded',
+        level: 'warn',
+        by: committed.runId,
+        byStartedAt: committed.runStartedAt,
+        reason: 'a run that started later has committed the window; this run writes nothing',
+      });
+      return { outcome: 'superseded', supersededBy: committed.runId };
+    }
+    const body: Manifest = {
+      ...manifest,
+      ...(committed ? { supersedes: { runId: committed.runId, committedAt: committed.committedAt } } : {}),
+    };
+    if (await store.putIf(key, JSON.stringify(body, null, 1), current?.version ?? null)) {
+      if (committed) log.add({ event: 'replaced', level: 'info', supersedes: committed.runId });
+      return { outcome: 'committed' };
+    }
+    log.add({ event: 'commit-race-lost', level: 'info', race: race + 1 });
+  }
+  throw new StoreContended(`${key}: commits of other runs won the race to write it ${COMMIT_RACES} times in a row`, {
+    file: key,
+  });
+}
+
+/** Whether `a` comes after `b` in the order commits must follow: run start time, then run id. */
+function startedLater(
+  a: Pick<Manifest, 'runId' | 'runStartedAt'>,
+  b: Pick<Manifest, 'runId' | 'runStartedAt'>,
+): boolean {
+  // Manifests written before the fence have no start time: any run that has one replaces them.
+  const ta = a.runStartedAt ?? '';
+  const tb = b.runStartedAt ?? '';
+  return ta !== tb ? ta > tb : a.runId > b.runId;
 }
 
 /**

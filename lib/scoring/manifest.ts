@@ -74,6 +74,13 @@ export interface Manifest {
   workflowId: string;
   /** The run whose files (`predictions/window=W/run=<runId>/`) this commit lists; no other files count. */
   runId: string;
+  /**
+   * When the run started (its workflow's run start time). A commit only moves a window forward: a run that
+   * started before the committed one cannot replace it. Absent in manifests written before the commit fence.
+   */
+  runStartedAt?: string;
+  /** The run whose commit this one replaced, and when that was committed. */
+  supersedes?: { runId: string; committedAt: string };
   committedAt: string;
   store: string;
   counts: RunCounts;
@@ -97,6 +104,15 @@ export async function readJsonFile<T extends { schema: string }>(
 ): Promise<T> {
   const bytes = await store.tryGet(key);
   if (bytes === undefined) throw new InvalidPlan('missing', key);
+  return parseJsonDocument<T>(bytes, key, schema);
+}
+
+/** Parses the bytes of a JSON file fleetscore wrote, checking its schema tag; `key` names it in errors. */
+export function parseJsonDocument<T extends { schema: string }>(
+  bytes: Uint8Array,
+  key: string,
+  schema: T['schema'],
+): T {
   let value: unknown;
   try {
     value = JSON.parse(Buffer.from(bytes).toString('utf8'));
@@ -107,6 +123,11 @@ export async function readJsonFile<T extends { schema: string }>(
     throw new InvalidPlan(`expected a ${schema} document`, key);
   }
   return withRunId(value) as T;
+}
+
+/** A manifest's bytes, parsed and checked. */
+export function parseManifest(bytes: Uint8Array, key: string): Manifest {
+  return parseJsonDocument<Manifest>(bytes, key, 'fleetscore.manifest/v1');
 }
 
 /** The committed manifest of a window, or `undefined` when the window has not been committed. */

@@ -279,6 +279,12 @@ export class ObjectNotFound extends TransientError {
   }
 }
 
+/**
+ * A write could not get its turn: the local store's lock stayed held by a live writer too long, or a commit lost
+ * the race to other commits again and again. A retry can succeed.
+ */
+export class StoreContended extends TransientError {}
+
 /** An S3 request failed for a reason other than a missing object; names the bucket and the full key. */
 export class S3RequestFailed extends TransientError {
   constructor(

@@ -179,9 +179,18 @@ export interface CommitRequest {
   scheduleId?: string;
   workflowId: string;
   runId: string;
+  /** When the run started (ISO 8601): orders commits, so an older run never replaces a newer one's. */
+  runStartedAt?: string;
   shards: ShardRef[];
   failedShards: FailedShard[];
 }
+
+/**
+ * What a commit did: `committed` (the manifest is this run's), `already-committed` (this run's commit was
+ * already there: a retried commit writes nothing again) or `superseded` (a run that started later had committed
+ * the window; nothing was written).
+ */
+export type CommitOutcome = 'committed' | 'already-committed' | 'superseded';
 
 /** Counts of one committed run; the workflow's result and the manifest's head. */
 export interface RunCounts {
@@ -196,6 +205,9 @@ export interface RunCounts {
 /** What commitRun returns: the counts and the manifest's key. */
 export interface CommitResult extends RunCounts {
   manifest: string;
+  outcome: CommitOutcome;
+  /** The run whose commit stands, when this one was superseded. */
+  supersededBy?: string;
   /** Device ids with rows in the window but no model in the plan (listed in the manifest's `unknownDevices`). */
   unknownDevices: number;
 }
@@ -209,6 +221,9 @@ export interface RunSummary extends RunCounts {
   failures: DeviceFailure[];
   /** Device ids with rows in the window but no model: not scored, listed in the manifest. */
   unknownDevices: number;
+  /** What the commit did; a `superseded` run's counts are its own, but the window keeps the newer run's. */
+  outcome?: CommitOutcome;
+  supersededBy?: string;
 }
 
 /**

@@ -5,7 +5,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { checkKey, type ObjectStore, type StoredObject } from './object-store';
+import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type VersionedObject } from './object-store';
 import { config, type FleetscoreConfig } from '../config';
 import { ObjectNotFound, S3RequestFailed } from '../shared/errors';
 
@@ -89,39 +89,74 @@ export class S3Store implements ObjectStore {
     return new S3Store(parseS3Uri(uri, settings));
   }
 
-  async get(key: string): Promise<Uint8Array> {
-    const body = await this.tryGet(key);
+  async get(key: string, options?: CallOptions): Promise<Uint8Array> {
+    const body = await this.tryGet(key, options);
     if (body === undefined) throw new ObjectNotFound(this.uri, key);
     return body;
   }
 
-  async tryGet(key: string): Promise<Uint8Array | undefined> {
+  async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
+    return (await this.getVersioned(key, options))?.body;
+  }
+
+  async getVersioned(key: string, options?: CallOptions): Promise<VersionedObject | undefined> {
     const Key = this.objectKey(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }), abortable(options));
       if (!res.Body) throw new Error('response has no body');
-      return await res.Body.transformToByteArray();
+      return { body: await res.Body.transformToByteArray(), version: res.ETag ?? '' };
     } catch (err) {
       if (isNoSuchKey(err)) return undefined;
-      throw new S3RequestFailed('GetObject', this.bucket, Key, err);
+      throw this.failure('GetObject', Key, err, options);
     }
   }
 
-  async put(key: string, body: Uint8Array | string): Promise<void> {
+  async put(key: string, body: Uint8Array | string, options?: CallOptions): Promise<void> {
+    await this.send(key, body, {}, options);
+  }
+
+  async putIf(
+    key: string,
+    body: Uint8Array | string,
+    expected: string | null,
+    options?: CallOptions,
+  ): Promise<string | undefined> {
+    try {
+      return await this.send(key, body, expected === null ? { IfNoneMatch: '*' } : { IfMatch: expected }, options);
+    } catch (err) {
+      // 412: the object is not as expected. 409: a concurrent conditional write to the key won; read again.
+      const status = (err as S3RequestFailed).cause as { $metadata?: { httpStatusCode?: number } } | undefined;
+      const code = status?.$metadata?.httpStatusCode;
+      if (err instanceof S3RequestFailed && (code === 412 || code === 409)) return undefined;
+      throw err;
+    }
+  }
+
+  /** PutObject with `conditions`; returns the new ETag. */
+  private async send(
+    key: string,
+    body: Uint8Array | string,
+    conditions: { IfMatch?: string; IfNoneMatch?: string },
+    options?: CallOptions,
+  ): Promise<string> {
     const Key = this.objectKey(key);
     try {
       const ContentLength = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength }));
+      const res = await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength, ...conditions }),
+        abortable(options),
+      );
+      return res.ETag ?? '';
     } catch (err) {
-      throw new S3RequestFailed('PutObject', this.bucket, Key, err);
+      throw this.failure('PutObject', Key, err, options);
     }
   }
 
-  async list(prefix: string): Promise<string[]> {
-    return (await this.listObjects(prefix)).map((o) => o.key);
+  async list(prefix: string, options?: CallOptions): Promise<string[]> {
+    return (await this.listObjects(prefix, options)).map((o) => o.key);
   }
 
-  async listObjects(prefix: string): Promise<StoredObject[]> {
+  async listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]> {
     checkKey(this.uri, prefix, { prefix: true });
     const Prefix = this.prefix + prefix;
     const out: StoredObject[] = [];
@@ -130,6 +165,7 @@ export class S3Store implements ObjectStore {
       do {
         const res = await this.client.send(
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken }),
+          abortable(options),
         );
         for (const o of res.Contents ?? []) {
           // Zero-byte "folder" markers that consoles create are not objects of this store.
@@ -139,23 +175,30 @@ export class S3Store implements ObjectStore {
             size: o.Size ?? 0,
             // S3 always sends LastModified; a server that does not is treated as "written now", the safe side.
             lastModified: o.LastModified ?? new Date(),
+            ...(o.ETag === undefined ? {} : { etag: o.ETag }),
           });
         }
         ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (ContinuationToken);
     } catch (err) {
-      throw new S3RequestFailed('ListObjectsV2', this.bucket, Prefix, err);
+      throw this.failure('ListObjectsV2', Prefix, err, options);
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options?: CallOptions): Promise<void> {
     const Key = this.objectKey(key);
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), abortable(options));
     } catch (err) {
-      throw new S3RequestFailed('DeleteObject', this.bucket, Key, err);
+      throw this.failure('DeleteObject', Key, err, options);
     }
+  }
+
+  /** The error of a failed request: the abort itself when the call was cancelled, else S3RequestFailed. */
+  private failure(operation: string, Key: string, err: unknown, options?: CallOptions): unknown {
+    if (options?.signal?.aborted) return options.signal.reason ?? err;
+    return new S3RequestFailed(operation, this.bucket, Key, err);
   }
 
   /** Closes the client's pooled connections; the store must not be used afterwards. */
@@ -166,6 +209,11 @@ export class S3Store implements ObjectStore {
   private objectKey(key: string): string {
     return this.prefix + checkKey(this.uri, key);
   }
+}
+
+/** The AWS SDK's per-request options for a call's AbortSignal. */
+function abortable(options?: CallOptions): { abortSignal?: AbortSignal } {
+  return options?.signal ? { abortSignal: options.signal } : {};
 }
 
 /** A missing object, but not a missing bucket: a wrong bucket must fail loudly, not read as "no manifest yet". */

@@ -46,6 +46,7 @@ const EXPECTED: Record<string, { scope: 'device' | 'run'; retryable: boolean }> 
   InvalidScheduleFile: { scope: 'run', retryable: false },
   InvalidScheduleDeclaration: { scope: 'run', retryable: false },
   ObjectNotFound: { scope: 'run', retryable: true },
+  StoreContended: { scope: 'run', retryable: true },
   S3RequestFailed: { scope: 'run', retryable: true },
 };
 

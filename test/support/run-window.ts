@@ -9,19 +9,24 @@ import type { WorkerLogger } from '../../lib/scoring/attempt-log';
 import { commitRun } from '../../lib/scoring/commit-run';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
-import type { PlanRequest } from '../../lib/shared/run-types';
+import type { CommitRequest, CommitResult, PlanRequest } from '../../lib/shared/run-types';
 import { scoreShard } from '../../lib/scoring/score-shard';
 import type { ObjectStore } from '../../lib/store/object-store';
 
 /** A logger that drops everything. */
 export const quiet: WorkerLogger = { info: () => undefined, warn: () => undefined };
 
-/** Plans, scores every shard and commits `window`; returns the manifest, every attempt log's text and heartbeats. */
-export async function runWindow(
+/** A planned and scored run, ready to commit. */
+export interface ScoredRun {
+  request: Omit<CommitRequest, 'runStartedAt'>;
+}
+
+/** Plans and scores every shard of `window` (the run's files are written, the window not yet committed). */
+export async function planAndScore(
   store: ObjectStore,
   window: string,
   { shardSize = 500, aggregatesLayout }: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number } = {},
-): Promise<{ manifest: Manifest; logs: string; beats: number }> {
+): Promise<ScoredRun & { beats: number }> {
   const plan = await planRun(store, { store: store.uri, window, shardSize, pool: 'cpu', aggregatesLayout });
   const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
   let beats = 0;
@@ -37,15 +42,32 @@ export async function runWindow(
       };
       await scoreShard(deps, { store: store.uri, window, windowHours: 1, runId: plan.runId, shard: ref.shard }, ctx);
     }
-    const { runId, shards } = plan;
-    const request = { store: store.uri, window, windowHours: 1, workflowId: 'wf', runId, shards };
-    await commitRun(store, { ...request, failedShards: [] }, { logger: quiet });
   } finally {
     await deps.sessions.close();
   }
+  const { runId, shards } = plan;
+  return {
+    request: { store: store.uri, window, windowHours: 1, workflowId: 'wf', runId, shards, failedShards: [] },
+    beats,
+  };
+}
+
+/** Commits a scored run as if it had started at `runStartedAt`. */
+export function commit(store: ObjectStore, run: ScoredRun, runStartedAt = new Date()): Promise<CommitResult> {
+  return commitRun(store, { ...run.request, runStartedAt: runStartedAt.toISOString() }, { logger: quiet });
+}
+
+/** Plans, scores every shard and commits `window`; returns the manifest, every attempt log's text and heartbeats. */
+export async function runWindow(
+  store: ObjectStore,
+  window: string,
+  options: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number } = {},
+): Promise<{ manifest: Manifest; logs: string; beats: number }> {
+  const run = await planAndScore(store, window, options);
+  await commit(store, run);
   let logs = '';
   for (const key of await store.list(keys.logsPrefix(window))) logs += Buffer.from(await store.get(key)).toString();
   const manifest = await readManifest(store, window);
   if (!manifest) throw new Error(`window ${window} was not committed`);
-  return { manifest, logs, beats };
+  return { manifest, logs, beats: run.beats };
 }
