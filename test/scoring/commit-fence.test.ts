@@ -74,11 +74,11 @@ test('of two racing commits exactly one stands, and it is the run that started l
     const results = await Promise.all([commit(store, first, startedFirst), commit(store, second, startedSecond)]);
     // The later run commits whatever the order; the earlier one is either superseded at once, or committed
     // first and then replaced (its manifest named by the winner's `supersedes`).
-    expect(results[1]!.outcome).toBe('committed');
-    expect(['superseded', 'committed']).toContain(results[0]!.outcome);
+    expect(results[1].outcome).toBe('committed');
+    expect(['superseded', 'committed']).toContain(results[0].outcome);
     const manifest = await readManifest(store, WINDOW);
     expect(manifest?.runId).toBe(second.request.runId);
-    if (results[0]!.outcome === 'committed') expect(manifest?.supersedes?.runId).toBe(first.request.runId);
+    if (results[0].outcome === 'committed') expect(manifest?.supersedes?.runId).toBe(first.request.runId);
     expect((await store.list(keys.predictionsPrefix(WINDOW))).filter((k) => k.endsWith('_manifest.json'))).toEqual([
       keys.manifest(WINDOW),
     ]);
