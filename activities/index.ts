@@ -3,22 +3,23 @@
  * worker's store cache and model sessions. Activities stay thin; the logic lives in lib/scoring.
  */
 import { activityInfo, heartbeat, log } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { ModelSessionCache } from '../lib/models/model-sessions';
 import { commitRun } from '../lib/scoring/commit-run';
 import { planRun } from '../lib/scoring/plan-run';
 import {
-  NON_RETRYABLE_ERROR_TYPES,
+  withRunId,
   type CommitRequest,
   type CommitResult,
   type PlanRequest,
   type RunPlan,
   type ShardRequest,
   type ShardSummary,
-} from '../lib/scoring/run-types';
+} from '../lib/shared/run-types';
 import { scoreShard } from '../lib/scoring/score-shard';
 import type { AggregatesCache } from '../lib/arrow/aggregates-cache';
 import type { ObjectStore } from '../lib/store/object-store';
+import { toApplicationFailure } from '../lib/shared/error-types';
+import { FleetscoreError } from '../lib/shared/errors';
 
 /** What a worker gives its activities: how to open a store, and its caches. */
 export interface ActivityDeps {
@@ -32,18 +33,19 @@ export function createActivities(deps: ActivityDeps) {
   return {
     /** Plans a window's shards; see lib/scoring/plan-run. */
     async planRun(req: PlanRequest): Promise<RunPlan> {
-      return fatalIfPermanent(() => planRun(deps.openStore(req.store), req));
+      return asFailure(() => planRun(deps.openStore(req.store), withRunId(req)));
     },
 
     /** Scores one shard on this worker's pool; see lib/scoring/score-shard. */
-    async scoreShard(req: ShardRequest): Promise<ShardSummary> {
+    async scoreShard(input: ShardRequest): Promise<ShardSummary> {
+      const req = withRunId(input);
       const info = activityInfo();
-      return fatalIfPermanent(() =>
+      return asFailure(() =>
         scoreShard({ store: deps.openStore(req.store), sessions: deps.sessions, aggregates: deps.aggregates }, req, {
           attempt: info.attempt,
           taskQueue: info.taskQueue,
           workflowId: info.workflowExecution?.workflowId ?? '',
-          runId: info.workflowExecution?.runId ?? '',
+          workflowRunId: info.workflowExecution?.runId ?? '',
           heartbeat: (details) => heartbeat(details),
           log,
         }),
@@ -51,8 +53,9 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Writes the window's manifest; see lib/scoring/commit-run. */
-    async commitRun(req: CommitRequest): Promise<CommitResult> {
-      const result = await fatalIfPermanent(() =>
+    async commitRun(input: CommitRequest): Promise<CommitResult> {
+      const req = withRunId(input);
+      const result = await asFailure(() =>
         commitRun(deps.openStore(req.store), req, { aggregates: deps.aggregates, logger: log }),
       );
       if (result.unknownDevices > 0) {
@@ -68,19 +71,15 @@ export function createActivities(deps: ActivityDeps) {
   };
 }
 
-const PERMANENT = new Set<string>(NON_RETRYABLE_ERROR_TYPES);
-
 /**
- * Runs `work`, turning errors a retry cannot fix into non-retryable ApplicationFailures of the same type, so
- * Temporal stops at once instead of retrying until the attempts run out.
+ * Runs `work`, turning a fleetscore error into an ApplicationFailure of its class's name (non-retryable when a
+ * retry cannot fix it), so Temporal stops at once instead of retrying until the attempts run out.
  */
-async function fatalIfPermanent<T>(work: () => Promise<T>): Promise<T> {
+async function asFailure<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof Error && PERMANENT.has(err.name)) {
-      throw ApplicationFailure.create({ message: err.message, type: err.name, nonRetryable: true, cause: err });
-    }
+    if (err instanceof FleetscoreError) throw toApplicationFailure(err);
     throw err;
   }
 }

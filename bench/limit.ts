@@ -6,11 +6,11 @@
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { loadWindowAggregates } from '../lib/arrow/aggregates';
-import { keys } from '../lib/keys';
+import { keys } from '../lib/shared/keys';
 import { readIndex } from '../lib/models/model-index';
 import { readModelMeta } from '../lib/models/model-registry';
 import { LocalStore } from '../lib/store/local-store';
-import { parseWindow } from '../lib/window';
+import { parseWindow } from '../lib/shared/window';
 
 async function run(): Promise<void> {
   const [dir, windowId] = process.argv.slice(2);

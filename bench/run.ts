@@ -18,7 +18,7 @@ import { LocalStore } from '../lib/store/local-store';
 import { connectClient, temporalTarget } from '../lib/temporal/connection';
 import { startDevServer } from '../lib/temporal/dev-server';
 import { startRun } from '../lib/temporal/runs';
-import { windowAt } from '../lib/window';
+import { windowAt } from '../lib/shared/window';
 import { formatTable } from '../cli/utils/table';
 import { ensurePeerPython } from './peer-python';
 import { freePort } from '../test/support/free-port';

@@ -4,9 +4,8 @@
  */
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
-import { defaultStoreUri } from '../lib/config';
+import { loadConfig } from '../lib/config';
 import {
   AGGREGATES_LAYOUTS,
   POOLS,
@@ -14,8 +13,10 @@ import {
   type AggregatesLayout,
   type Pool,
   type PredictionsFormat,
-} from '../lib/names';
-import { MAX_SHARD_SIZE, RUN_DEFAULTS } from '../lib/scoring/run-types';
+} from '../lib/shared/names';
+import { MAX_SHARD_SIZE, RUN_DEFAULTS } from '../lib/shared/run-types';
+import { InvalidScheduleDeclaration, type ScheduleIssue } from '../lib/shared/errors';
+import { durationMs } from '../lib/shared/duration';
 
 /** An overlap policy a declaration may name (the SDK's constants, without the deprecated UNSPECIFIED). */
 export type OverlapPolicy = Exclude<ScheduleOverlapPolicy, undefined>;
@@ -67,7 +68,7 @@ export interface FleetSchedule {
  * the same declaration serves one machine and production.
  */
 export function fleetSchedules(env: NodeJS.ProcessEnv = process.env): FleetSchedule[] {
-  const store = env.FLEETSCORE_STORE ?? defaultStoreUri();
+  const { store } = loadConfig(env);
   return [
     {
       id: 'fleetscore-hourly',
@@ -103,39 +104,6 @@ export type OverlapFlag = keyof typeof OVERLAP_FLAGS;
 const OVERLAP_POLICIES = Object.values(OVERLAP_FLAGS) as [OverlapPolicy, ...OverlapPolicy[]];
 const HOUR_MS = 3_600_000;
 const SCHEDULE_ID = /^[a-z0-9][a-z0-9._-]{0,99}$/;
-
-/** One problem with a declaration: the schedule (its id, or `#index` without one), the field and what is wrong. */
-export interface ScheduleIssue {
-  scheduleId: string;
-  field: string;
-  message: string;
-}
-
-/** A declaration that cannot be applied; `issues` name the schedule and field of each problem, `file` its source. */
-export class InvalidScheduleDeclaration extends Error {
-  override readonly name = 'InvalidScheduleDeclaration';
-  constructor(
-    public readonly issues: readonly ScheduleIssue[],
-    public readonly file?: string,
-  ) {
-    super(
-      `invalid schedule declaration${file === undefined ? '' : ` in ${file}`}:\n` +
-        issues.map((i) => `  schedule "${i.scheduleId}" ${i.field}: ${i.message}`).join('\n'),
-    );
-  }
-}
-
-/** Milliseconds of a duration, or undefined when it is not one (`'1h'`, `'90s'`, `3600000` are). */
-export function durationMs(value: Duration | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  try {
-    const ms = msToNumber(value);
-    return Number.isFinite(ms) ? ms : undefined;
-  } catch {
-    // An unparseable string is a validation finding, reported with its schedule and field by the caller.
-    return undefined;
-  }
-}
 
 const duration = (what: string, { min }: { min: 'zero' | 'positive' }) =>
   z.union([z.string(), z.number()]).superRefine((value, ctx) => {

@@ -6,23 +6,12 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fleetSchedules, validateSchedules, type FleetSchedule } from './fleet-schedules';
+import { InvalidScheduleFile } from '../lib/shared/errors';
 
 /** The file that declares the schedules when no `--file` is given, as users see it in the repository. */
 export const DEFAULT_SCHEDULES_FILE = 'schedules/fleet-schedules.ts';
 
 const MODULE_EXTENSION = /\.(ts|cts|js|cjs)$/;
-
-/** A schedules file that cannot be loaded; `cause` (printed by the CLI) holds what the module itself threw. */
-export class InvalidScheduleFile extends Error {
-  override readonly name = 'InvalidScheduleFile';
-  constructor(
-    public readonly file: string,
-    problem: string,
-    options?: ErrorOptions,
-  ) {
-    super(`schedules file ${file} ${problem}`, options);
-  }
-}
 
 /**
  * The validated declarations of `file` (a `.ts`, `.cts`, `.js` or `.cjs` module exporting `fleetSchedules(env)`,
@@ -67,6 +56,7 @@ function loadModule(file: string): Record<string, unknown> {
   if (!stats.isFile()) throw new InvalidScheduleFile(file, 'is not a file');
   try {
     // require, not import(): the `fleetscore` bin registers tsx for CommonJS only, which is what loads .ts here.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a user's file, loaded at run time
     return require(path) as Record<string, unknown>;
   } catch (err) {
     // esbuild (through tsx) reports a .ts syntax error as TransformError, Node a .js one as SyntaxError.

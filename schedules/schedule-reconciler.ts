@@ -14,9 +14,10 @@ import {
   type ScheduleUpdateOptions,
 } from '@temporalio/client';
 import type { Duration, Workflow } from '@temporalio/common';
-import { SCORING_WORKFLOW, TASK_QUEUES } from '../lib/names';
-import type { ScoringRunInput } from '../lib/scoring/run-types';
-import { DEFAULT_OVERLAP, durationMs, validateSchedules, type FleetSchedule } from './fleet-schedules';
+import { SCORING_WORKFLOW, TASK_QUEUES } from '../lib/shared/names';
+import type { ScoringRunInput } from '../lib/shared/run-types';
+import { durationMs } from '../lib/shared/duration';
+import { DEFAULT_OVERLAP, validateSchedules, type FleetSchedule } from './fleet-schedules';
 
 /** The memo value that marks a schedule as fleetscore's: only marked schedules are ever updated or deleted. */
 export const MANAGED_BY = 'fleetscore';
@@ -123,7 +124,7 @@ export function isManaged(schedule: { memo?: Record<string, unknown> | undefined
 /** fleetscore's record in a described schedule's action memo, if any. */
 export function scheduleRecord(description: ScheduleDescription): Partial<ScheduleRecord> | undefined {
   const record = description.action.memo?.[ACTION_MEMO_KEY];
-  return record && typeof record === 'object' ? (record as Partial<ScheduleRecord>) : undefined;
+  return record && typeof record === 'object' ? record : undefined;
 }
 
 /**

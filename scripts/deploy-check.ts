@@ -12,8 +12,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import Ajv, { type ValidateFunction } from 'ajv';
 import { parseAllDocuments } from 'yaml';
-import { TASK_QUEUES } from '../lib/names';
+import { TASK_QUEUES } from '../lib/shared/names';
 import { REPO_ROOT } from '../lib/temporal/temporal-cli';
+import { messageOf } from '../lib/shared/errors';
 
 /** Pinned schema sources (Go modules). */
 export const SCHEMA_MODULES = {
@@ -174,7 +175,7 @@ export function checkDeployManifests(schemas: DeploySchemas, dir = join(REPO_ROO
               fail(`temporal trigger: task queue "${String(q)}" is not a fleetscore pool queue`);
           }
           const ref = (t.authenticationRef as Json | undefined)?.name;
-          if (ref !== undefined && !auths.has(ref)) fail(`authenticationRef ${String(ref)} is not in ${name}`);
+          if (ref !== undefined && !auths.has(ref)) fail(`authenticationRef ${JSON.stringify(ref)} is not in ${name}`);
         }
       }
       if (r.kind === 'TriggerAuthentication') {
@@ -189,7 +190,7 @@ export function checkDeployManifests(schemas: DeploySchemas, dir = join(REPO_ROO
   return problems;
 }
 
-async function run(): Promise<void> {
+function run(): void {
   const problems = checkDeployManifests(loadDeploySchemas());
   for (const p of problems) process.stderr.write(`${p.file}: ${p.resource}: ${p.message}\n`);
   if (problems.length) throw new Error(`${problems.length} problem(s) in deploy/`);
@@ -199,8 +200,10 @@ async function run(): Promise<void> {
 }
 
 if (require.main === module) {
-  run().catch((err: unknown) => {
-    process.stderr.write(`deploy-check: ${err instanceof Error ? err.message : String(err)}\n`);
+  try {
+    run();
+  } catch (err) {
+    process.stderr.write(`deploy-check: ${messageOf(err)}\n`);
     process.exit(1);
-  });
+  }
 }

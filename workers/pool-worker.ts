@@ -15,7 +15,7 @@ import {
 } from '../lib/models/execution-providers';
 import { ModelSessionCache } from '../lib/models/model-sessions';
 import { describePlacement } from '../lib/models/provider-probe';
-import { TASK_QUEUES, type Pool } from '../lib/names';
+import { TASK_QUEUES, type Pool } from '../lib/shared/names';
 import { openStore } from '../lib/store/open-store';
 import type { ObjectStore } from '../lib/store/object-store';
 import { activityLogAttributes } from './activity-log-attributes';

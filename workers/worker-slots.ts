@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { WorkerOptions } from '@temporalio/worker';
-import type { Pool } from '../lib/names';
+import type { Pool } from '../lib/shared/names';
 
 /** Shards a gpu worker runs at once by default: one on the GPU while the other reads Arrow or writes results. */
 export const GPU_SHARDS = 2;

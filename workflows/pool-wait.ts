@@ -5,10 +5,12 @@
  * retried by the retry policy), so the run lists the shard as waiting, logs it and schedules it again, until the
  * limit, when the shard fails with `PoolUnavailable` and the run commits without its devices.
  */
-import { msToNumber } from '@temporalio/common/lib/time';
 import { TimeoutType, type Duration } from '@temporalio/common';
-import { ActivityFailure, ApplicationFailure, log, TimeoutFailure } from '@temporalio/workflow';
-import type { Pool, WaitingShard } from '../lib/names';
+import { ActivityFailure, log, TimeoutFailure } from '@temporalio/workflow';
+import { toApplicationFailure } from '../lib/shared/error-types';
+import { durationMs } from '../lib/shared/duration';
+import { InvalidInput, PoolUnavailable } from '../lib/shared/errors';
+import type { Pool, WaitingShard } from '../lib/shared/names';
 
 /** What a shard waits for and how long. */
 export interface PoolWait {
@@ -24,9 +26,6 @@ export interface PoolWait {
    */
   onWaiting(entry: WaitingShard | undefined): void;
 }
-
-/** The error type of a shard that no worker of its pool started within the limit. */
-export const POOL_UNAVAILABLE = 'PoolUnavailable';
 
 /** Whether `err` is an activity that no worker started within its schedule-to-start timeout. */
 export function isScheduleToStartTimeout(err: unknown): boolean {
@@ -46,7 +45,10 @@ export async function withPoolWait<T>(
   start: (scheduleToStartTimeout: Duration) => Promise<T>,
 ): Promise<T> {
   const since = Date.now();
-  const limitMs = msToNumber(wait.limit);
+  const limitMs = durationMs(wait.limit);
+  if (limitMs === undefined) {
+    throw toApplicationFailure(new InvalidInput(`poolWaitLimit is not a duration: ${JSON.stringify(wait.limit)}`));
+  }
   let notices = 0;
   try {
     for (;;) {
@@ -62,9 +64,10 @@ export async function withPoolWait<T>(
             `shard ${wait.shard}: no worker of pool ${wait.pool} started it within ${String(wait.limit)}`,
             attrs,
           );
-          throw ApplicationFailure.nonRetryable(
-            `no worker of pool ${wait.pool} (task queue ${wait.taskQueue}) started shard ${wait.shard} within ${String(wait.limit)}`,
-            POOL_UNAVAILABLE,
+          throw toApplicationFailure(
+            new PoolUnavailable(
+              `no worker of pool ${wait.pool} (task queue ${wait.taskQueue}) started shard ${wait.shard} within ${String(wait.limit)}`,
+            ),
           );
         }
         log.warn(

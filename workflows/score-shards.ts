@@ -13,15 +13,11 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { progressQuery, TASK_QUEUES, type RunProgress, type WaitingShard } from '../lib/names';
-import {
-  NON_RETRYABLE_ERROR_TYPES,
-  SHARD_TIMEOUTS,
-  type ShardBatchInput,
-  type ShardBatchResult,
-  type ShardRef,
-} from '../lib/scoring/run-types';
+import { progressQuery, TASK_QUEUES, type RunProgress, type WaitingShard } from '../lib/shared/names';
+import { NON_RETRYABLE_ERROR_TYPES } from '../lib/shared/error-types';
+import { SHARD_TIMEOUTS, type ShardBatchInput, type ShardBatchResult, type ShardRef } from '../lib/shared/run-types';
 import { withPoolWait } from './pool-wait';
+import { forEachLimited } from '../lib/shared/concurrency';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -118,7 +114,7 @@ export async function scoreShardLanes(
               store: input.store,
               window: input.window,
               windowHours: input.windowHours,
-              planId: input.planId,
+              runId: input.runId,
               shard: ref.shard,
             },
           ],
@@ -143,11 +139,7 @@ export async function scoreShardLanes(
       report(progress);
     }
   };
-  const queue = [...input.shards];
-  const lanes = Array.from({ length: Math.min(input.maxParallel, queue.length) }, async () => {
-    for (let ref = queue.shift(); ref; ref = queue.shift()) await runShard(ref);
-  });
-  await Promise.all(lanes);
+  await forEachLimited(input.shards, input.maxParallel, runShard);
   return result;
 }
 

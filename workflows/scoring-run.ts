@@ -3,7 +3,6 @@
  * parallelism, then commit the manifest. Deterministic: no I/O, clocks or randomness here.
  */
 import {
-  ApplicationFailure,
   executeChild,
   patched,
   proxyActivities,
@@ -16,17 +15,18 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { progressQuery, SCHEDULED_START_TIME, SEARCH_ATTRIBUTES, type RunProgress } from '../lib/names';
+import { progressQuery, SCHEDULED_START_TIME, SEARCH_ATTRIBUTES, type RunProgress } from '../lib/shared/names';
+import { NON_RETRYABLE_ERROR_TYPES, toApplicationFailure } from '../lib/shared/error-types';
+import { InvalidInput, messageOf } from '../lib/shared/errors';
 import {
   MAX_SHARD_SIZE,
-  NON_RETRYABLE_ERROR_TYPES,
   RUN_DEFAULTS,
   type RunSummary,
   type ScoringRunInput,
   type ShardBatchInput,
   type ShardBatchResult,
-} from '../lib/scoring/run-types';
-import { parseWindow, windowBefore, type Window } from '../lib/window';
+} from '../lib/shared/run-types';
+import { parseWindow, windowBefore, type Window } from '../lib/shared/window';
 import {
   addBatchResult,
   addToProgress,
@@ -75,16 +75,15 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
   const maxParallel = input.maxParallelShards ?? RUN_DEFAULTS.maxParallelShards;
   const shardsPerChild = input.shardsPerChild ?? RUN_DEFAULTS.shardsPerChild;
   const windowHours = input.windowHours ?? RUN_DEFAULTS.windowHours;
-  if (!input.store) throw ApplicationFailure.nonRetryable('scoringRun needs a store URI', 'InvalidInput');
+  if (!input.store) throw invalidInput('scoringRun needs a store URI');
   for (const [name, value] of Object.entries({ shardSize, maxParallelShards: maxParallel, shardsPerChild })) {
     if (!Number.isInteger(value) || value < 1) {
-      throw ApplicationFailure.nonRetryable(`${name} must be a positive integer, got ${value}`, 'InvalidInput');
+      throw invalidInput(`${name} must be a positive integer, got ${value}`);
     }
   }
   if (shardSize > MAX_SHARD_SIZE) {
-    throw ApplicationFailure.nonRetryable(
+    throw invalidInput(
       `shardSize ${shardSize} is over the limit of ${MAX_SHARD_SIZE} devices per shard: one shard is one retry`,
-      'InvalidInput',
     );
   }
   const progress = initialProgress(window.id, 'planning', []);
@@ -104,7 +103,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     pool: input.pool,
     aggregatesLayout: input.aggregatesLayout,
     predictionsFormat: input.predictionsFormat,
-    planId: workflowInfo().runId,
+    runId: workflowInfo().runId,
   });
   progress.phase = 'scoring';
   progress.shardsTotal = plan.shards.length;
@@ -115,7 +114,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     store: input.store,
     window: window.id,
     windowHours,
-    planId: plan.planId,
+    runId: plan.runId,
     shards: plan.shards,
     maxParallel,
     ...(input.taskQueues ? { taskQueues: input.taskQueues } : {}),
@@ -152,8 +151,8 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     windowHours,
     scheduleId: input.scheduleId,
     workflowId: info.workflowId,
-    runId: info.runId,
-    planId: plan.planId,
+    runId: plan.runId,
+    runStartedAt: info.runStartTime.toISOString(),
     shards: plan.shards,
     failedShards: failedShards.sort((a, b) => a.shard - b.shard),
   });
@@ -185,12 +184,14 @@ function resolveWindow(input: ScoringRunInput): Window {
     const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
     if (scheduled) return windowBefore(scheduled.getTime(), hours);
   } catch (err) {
-    throw ApplicationFailure.nonRetryable(err instanceof Error ? err.message : String(err), 'InvalidInput');
+    throw invalidInput(messageOf(err));
   }
-  throw ApplicationFailure.nonRetryable(
-    'no window: pass `window` (e.g. 2026-11-21T12) or start the run from a schedule',
-    'InvalidInput',
-  );
+  throw invalidInput('no window: pass `window` (e.g. 2026-11-21T12) or start the run from a schedule');
+}
+
+/** Input the run cannot start from: fails the run at once (a workflow-task error would retry forever). */
+function invalidInput(message: string) {
+  return toApplicationFailure(new InvalidInput(message));
 }
 
 /** Shows progress in the Web UI's "current details", with the shards waiting for a pool. */

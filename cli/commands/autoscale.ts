@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { Autoscaler, formatDecision } from '../../lib/autoscale/autoscaler';
 import type { PoolScaling } from '../../lib/autoscale/policy';
 import { fleetscoreWorkerLauncher, WorkerProcesses } from '../../lib/autoscale/worker-processes';
-import { isPool, type Pool } from '../../lib/names';
+import { isPool, type Pool } from '../../lib/shared/names';
 import { connectClient, temporalTarget } from '../../lib/temporal/connection';
 import { logFormatFrom } from '../../lib/temporal/runtime';
+import { config } from '../../lib/config';
 import { defaultShardSlots } from '../../workers/worker-slots';
 import { positiveInt } from '../utils/options';
 
@@ -72,7 +73,7 @@ export const autoscaleCommand = new Command('autoscale')
   .option('--log-format <format>', 'text (default) | json (or FLEETSCORE_LOG_FORMAT); workers inherit it')
   .action(async (raw: Record<string, unknown>) => {
     const o = optionsSchema.parse(raw);
-    const json = logFormatFrom(o.logFormat ?? process.env.FLEETSCORE_LOG_FORMAT) === 'json';
+    const json = (o.logFormat === undefined ? config().logFormat : logFormatFrom(o.logFormat)) === 'json';
     const taskQueues: Partial<Record<Pool, string>> = Object.fromEntries(o.taskQueue);
     const pools: PoolScaling[] = o.pool.map(({ pool, min, max }) => ({
       pool,

@@ -11,10 +11,10 @@ import {
 } from '@temporalio/client';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { SCHEDULED_BY_ID, SCHEDULED_START_TIME, SCORING_WORKFLOW } from '../../lib/names';
-import { RUN_DEFAULTS, type ScoringRunInput } from '../../lib/scoring/run-types';
+import { SCHEDULED_BY_ID, SCHEDULED_START_TIME, SCORING_WORKFLOW } from '../../lib/shared/names';
+import { RUN_DEFAULTS, type ScoringRunInput } from '../../lib/shared/run-types';
 import { connectClient } from '../../lib/temporal/connection';
-import { parseWindow, windowBefore, windowIdOf } from '../../lib/window';
+import { parseWindow, windowBefore, windowIdOf } from '../../lib/shared/window';
 import {
   backfillRange,
   OVERLAP_FLAGS,
@@ -24,6 +24,7 @@ import {
 } from '../../schedules/fleet-schedules';
 import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
+import { messageOf } from '../../lib/shared/errors';
 
 const HOUR_MS = 3_600_000;
 
@@ -32,7 +33,7 @@ const windowTime = z.string().transform((value, ctx) => {
   try {
     return parseWindow(value).startMs;
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+    ctx.addIssue({ code: 'custom', message: messageOf(err) });
     return z.NEVER;
   }
 });

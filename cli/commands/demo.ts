@@ -1,10 +1,10 @@
 /** `fleetscore demo seed`: write a synthetic fleet (models, hourly aggregates, ground truth) into a store. */
 import { Command } from 'commander';
 import { z } from 'zod';
-import { defaultStoreUri } from '../../lib/config';
+import { config } from '../../lib/config';
 import { seedDemoFleet, type DemoFleetSummary } from '../../lib/demo/demo-fleet';
 import { openStore } from '../../lib/store/open-store';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
 import { output } from '../utils/table';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -32,7 +32,7 @@ const seedOptionsSchema = z.object({
     .string()
     .min(1)
     .optional()
-    .transform((s) => s ?? defaultStoreUri()),
+    .transform((s) => s ?? config().store),
   json: z.boolean().default(false),
 });
 

@@ -6,8 +6,8 @@ import { isoTime } from '../../lib/arrow/timestamps';
 import { readManifest } from '../../lib/scoring/manifest';
 import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
 import { openStore } from '../../lib/store/open-store';
-import { parseWindow, windowsBetween } from '../../lib/window';
-import { durationMs } from '../../schedules/fleet-schedules';
+import { parseWindow, windowsBetween } from '../../lib/shared/window';
+import { durationMs } from '../../lib/shared/duration';
 import { formatTable, output } from '../utils/table';
 import { positiveInt, storeOption, windowOption } from '../utils/options';
 
@@ -165,7 +165,7 @@ function renderPrune(r: PruneReport): string {
       ['window', 'run', 'committed', 'objects', 'bytes', 'newest object', 'action', 'why'],
       r.folders.map((f) => [
         f.window,
-        f.planId,
+        f.runId,
         f.committed ? 'yes' : '',
         f.objects,
         f.bytes,

@@ -1,9 +1,10 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { AGGREGATES_LAYOUTS, PREDICTIONS_FORMATS } from '../../lib/names';
+import { webUiBase } from '../../lib/config';
+import { AGGREGATES_LAYOUTS, PREDICTIONS_FORMATS } from '../../lib/shared/names';
 import { listCommittedWindows, readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { readRunLogs } from '../../lib/scoring/attempt-log';
-import { RUN_DEFAULTS } from '../../lib/scoring/run-types';
+import { RUN_DEFAULTS } from '../../lib/shared/run-types';
 import { openStore } from '../../lib/store/open-store';
 import { connectClient, temporalTarget } from '../../lib/temporal/connection';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
@@ -100,13 +101,13 @@ const showCommand = new Command('show')
 const LEVELS = ['info', 'warn', 'error'] as const;
 
 /** The fields every log line has, which the text output shows in its own columns. */
-const LOG_HEAD = new Set(['ts', 'level', 'event', 'window', 'planId', 'shard', 'unit', 'attempt', 'log']);
+const LOG_HEAD = new Set(['ts', 'level', 'event', 'window', 'runId', 'shard', 'unit', 'attempt', 'log']);
 
 const logsCommand = new Command('logs')
   .description("a run's durable attempt logs from the store: every shard attempt and the commit, in order")
   .argument('<window>', 'window, e.g. 2026-11-21T12')
   .option('--store <uri>', 'store URI')
-  .option('--run <id>', 'the run (its plan id, the run id of its workflow run); default: the committed run')
+  .option('--run <id>', 'the run (its run id, the run id of its workflow run); default: the committed run')
   .option('--shard <n>', 'only this shard')
   .option('--device <id>', 'only events about this device')
   .option('--level <level>', `only events at this level or above: ${LEVELS.join(' | ')}`, 'info')
@@ -124,14 +125,14 @@ const logsCommand = new Command('logs')
       })
       .parse({ ...raw, window });
     const store = openStore(options.store);
-    const planId = options.run ?? (await readManifest(store, options.window))?.planId;
-    if (!planId) {
+    const runId = options.run ?? (await readManifest(store, options.window))?.runId;
+    if (!runId) {
       throw new Error(
         `window ${options.window} has no manifest in ${options.store}, so no committed run: name one with --run`,
       );
     }
     const min = LEVELS.indexOf(options.level);
-    const events = (await readRunLogs(store, options.window, planId, { shard: options.shard })).filter(
+    const events = (await readRunLogs(store, options.window, runId, { shard: options.shard })).filter(
       (e) => LEVELS.indexOf(e.level) >= min && (options.device === undefined || e.device === options.device),
     );
     if (options.json) {
@@ -139,7 +140,7 @@ const logsCommand = new Command('logs')
       return;
     }
     if (events.length === 0) {
-      process.stdout.write(`no matching events in the logs of run ${planId} of window ${options.window}\n`);
+      process.stdout.write(`no matching events in the logs of run ${runId} of window ${options.window}\n`);
       return;
     }
     process.stdout.write(
@@ -202,12 +203,7 @@ const startCommand = new Command('start')
         aggregatesLayout: options.aggregatesLayout,
         ...(options.predictionsFormat ? { predictionsFormat: options.predictionsFormat } : {}),
       });
-      const url = runUiUrl(
-        process.env.FLEETSCORE_UI_URL ?? 'http://localhost:8233',
-        target.namespace,
-        handle.workflowId,
-        handle.firstExecutionRunId,
-      );
+      const url = runUiUrl(webUiBase(), target.namespace, handle.workflowId, handle.firstExecutionRunId);
       if (!options.wait) {
         output(
           options.json,

@@ -180,7 +180,7 @@ export async function gatherScheduleDetails(client: Client, id: string): Promise
     note: d.state.note ?? '',
     workflowType: d.action.workflowType,
     taskQueue: d.action.taskQueue,
-    args: [...(d.action.args ?? [])],
+    args: [...((d.action.args ?? []) as unknown[])],
     nextActionTimes: d.info.nextActionTimes.slice(0, 5).map((t) => iso(t)),
     recentActions: d.info.recentActions.map((a) => ({
       scheduledAt: iso(a.scheduledAt),

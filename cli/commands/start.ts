@@ -2,18 +2,18 @@ import { join } from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { dataDir } from '../../lib/config';
+import { config, webUiBase } from '../../lib/config';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readIndex } from '../../lib/models/model-index';
-import { POOLS } from '../../lib/names';
-import type { RunSummary } from '../../lib/scoring/run-types';
+import { POOLS } from '../../lib/shared/names';
+import type { RunSummary } from '../../lib/shared/run-types';
 import { openStore } from '../../lib/store/open-store';
 import { connectClient, connectWorker, isReachable, temporalTarget } from '../../lib/temporal/connection';
 import { startDevServer, type DevServer } from '../../lib/temporal/dev-server';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
 import { installRuntime } from '../../lib/temporal/runtime';
 import { ensureSearchAttributes } from '../../lib/temporal/search-attributes';
-import { windowBefore } from '../../lib/window';
+import { windowBefore } from '../../lib/shared/window';
 import { fleetSchedules } from '../../schedules/fleet-schedules';
 import { applySchedules, scheduledRunInput } from '../../schedules/schedule-reconciler';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
@@ -28,7 +28,6 @@ const optionsSchema = z.object({
 });
 
 /** FLEETSCORE_UI_PORT: the dev server's Web UI port (default 8233). */
-const uiPortOption = z.coerce.number().int().min(1).max(65535).default(8233);
 
 const say = (line: string) => process.stderr.write(`fleetscore: ${line}\n`);
 
@@ -81,16 +80,16 @@ export const startCommand = new Command('up')
         // Only a local address gets a dev server; a remote one that does not answer is an error to report.
         const local = /^(?:127\.0\.0\.1|localhost):(\d+)$/.exec(target.address);
         if (!local) throw new Error(`Temporal does not answer at ${target.address} (TEMPORAL_ADDRESS or profile)`);
-        const dbFile = join(dataDir(), 'temporal.db');
+        const dbFile = join(config().dataDir, 'temporal.db');
         say(`starting the Temporal dev server on ${target.address} (SQLite ${dbFile})`);
         server = await startDevServer({
           dbFile,
           port: Number(local[1]),
-          uiPort: uiPortOption.parse(process.env.FLEETSCORE_UI_PORT),
+          uiPort: config().uiPort,
         });
         target = temporalTarget({ address: server.address });
       }
-      const uiBase = process.env.FLEETSCORE_UI_URL ?? server?.uiUrl ?? 'http://localhost:8233';
+      const uiBase = config().uiUrl ?? server?.uiUrl ?? webUiBase();
       say(`Temporal at ${target.address}, namespace ${target.namespace}; Web UI ${uiBase}`);
       const { client, connection } = await connectClient(target);
       try {

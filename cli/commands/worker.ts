@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { POOLS } from '../../lib/names';
+import { POOLS } from '../../lib/shared/names';
 import { connectWorker, temporalTarget } from '../../lib/temporal/connection';
-import { installRuntime, logFormatFrom, metricsAddressFrom } from '../../lib/temporal/runtime';
+import { config } from '../../lib/config';
+import { installRuntime, logFormatFrom } from '../../lib/temporal/runtime';
 import { createPoolWorker } from '../../workers/pool-worker';
 import { positiveInt } from '../utils/options';
 
@@ -31,8 +32,8 @@ export const workerCommand = new Command('worker')
   .action(async (raw: Record<string, unknown>) => {
     const options = optionsSchema.parse(raw);
     installRuntime({
-      logFormat: logFormatFrom(options.logFormat ?? process.env.FLEETSCORE_LOG_FORMAT),
-      metricsAddress: metricsAddressFrom(options.metricsPort),
+      logFormat: options.logFormat === undefined ? config().logFormat : logFormatFrom(options.logFormat),
+      metricsAddress: options.metricsPort === undefined ? config().metricsAddress : `0.0.0.0:${options.metricsPort}`,
     });
     const target = temporalTarget();
     const connection = await connectWorker(target);

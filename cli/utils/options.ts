@@ -1,21 +1,22 @@
 /** Option schemas shared by several commands. */
 import { z } from 'zod';
-import { defaultStoreUri } from '../../lib/config';
-import { parseWindow } from '../../lib/window';
+import { config } from '../../lib/config';
+import { parseWindow } from '../../lib/shared/window';
+import { messageOf } from '../../lib/shared/errors';
 
 /** `--store URI`: defaults to FLEETSCORE_STORE or the embedded local folder. */
 export const storeOption = z
   .string()
   .min(1)
   .optional()
-  .transform((s) => s ?? defaultStoreUri());
+  .transform((s) => s ?? config().store);
 
 /** A window id or ISO time on a whole hour, normalised to the window id. */
 export const windowOption = z.string().transform((value, ctx) => {
   try {
     return parseWindow(value).id;
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+    ctx.addIssue({ code: 'custom', message: messageOf(err) });
     return z.NEVER;
   }
 });

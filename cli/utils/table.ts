@@ -1,9 +1,6 @@
 /** Formats rows as a plain-text table with a header, columns padded to their widest cell. */
 export function formatTable(headers: readonly string[], rows: readonly (readonly unknown[])[]): string {
-  const cells = [
-    headers.map(String),
-    ...rows.map((r) => r.map((c) => (c === undefined || c === null ? '' : String(c)))),
-  ];
+  const cells = [headers.map(String), ...rows.map((r) => r.map(cellText))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   const line = (r: readonly string[]) =>
     r
@@ -16,4 +13,12 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
 /** Prints `value` as JSON when `json` is set, else the table or text that `render` makes. */
 export function output<T>(json: boolean | undefined, value: T, render: (v: T) => string): void {
   process.stdout.write(`${json ? JSON.stringify(value, null, 2) : render(value)}\n`);
+}
+
+/** A cell as text: empty for nothing, JSON for an object, the value's own string otherwise. */
+function cellText(c: unknown): string {
+  if (c === undefined || c === null) return '';
+  if (typeof c === 'string') return c;
+  if (typeof c === 'number' || typeof c === 'boolean' || typeof c === 'bigint') return c.toString();
+  return JSON.stringify(c) ?? '';
 }

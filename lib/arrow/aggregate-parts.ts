@@ -6,7 +6,7 @@
  * IPC file or stream format, the format decides, not the name); any other part is refused by name, so its devices
  * fail naming it instead of silently becoming "no data".
  */
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 
 /** The file name endings of Arrow IPC parts (file or stream format; Feather v2 is the IPC file format). */

@@ -3,11 +3,11 @@
  * (a part that fails as a whole is kept as such, so exactly the devices it may hold fail naming it).
  */
 import { LruCache } from '../lru-cache';
-import type { AggregatesLayout } from '../names';
+import type { AggregatesLayout } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
-import type { Window } from '../window';
+import type { Window } from '../shared/window';
 import { listAggregateParts, refusedPartName } from './aggregate-parts';
-import { InvalidAggregates } from './aggregates-error';
+import { InvalidAggregates } from '../shared/errors';
 import { readAggregatesPart, type AggregatesPart } from './aggregates-part';
 import { WindowAggregates } from './window-aggregates';
 
@@ -15,7 +15,7 @@ type Entry = { part: AggregatesPart } | { error: InvalidAggregates };
 
 /**
  * A worker's cache of parsed aggregate parts, so the shards of one run read and parse each part once instead
- * of once per shard. Entries are keyed by plan id, store and key: a re-run plans anew and reads the files
+ * of once per shard. Entries are keyed by run id, store and key: a re-run plans anew and reads the files
  * again. Bounded by the bytes of the parts it holds, least recently used first out.
  */
 export class AggregatesCache {
@@ -25,15 +25,15 @@ export class AggregatesCache {
     this.entries = new LruCache(maxBytes);
   }
 
-  /** The window's aggregates from `parts` (store keys pinned in the plan `planId`), read under `layout`. */
+  /** The window's aggregates from `parts` (store keys pinned in the plan of run `runId`), read under `layout`. */
   async window(
     store: ObjectStore,
     window: Window,
     parts: readonly string[],
-    planId: string,
+    runId: string,
     layout: AggregatesLayout = 'any',
   ): Promise<WindowAggregates> {
-    const entries = await Promise.all(parts.map((key) => this.part(store, key, planId)));
+    const entries = await Promise.all(parts.map((key) => this.part(store, key, runId)));
     const ok: AggregatesPart[] = [];
     const failed: InvalidAggregates[] = [];
     for (const e of entries) {
@@ -43,8 +43,8 @@ export class AggregatesCache {
     return new WindowAggregates(window, ok, failed, layout);
   }
 
-  private part(store: ObjectStore, key: string, planId: string): Promise<Entry> {
-    const id = `${planId}\n${store.uri}\n${key}`;
+  private part(store: ObjectStore, key: string, runId: string): Promise<Entry> {
+    const id = `${runId}\n${store.uri}\n${key}`;
     const hit = this.entries.get(id);
     if (hit) return hit;
     const loading = (async (): Promise<Entry & { bytes: number }> => {

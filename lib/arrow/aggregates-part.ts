@@ -5,7 +5,7 @@
  */
 import { DataType, type Data, type Table, type TimeUnit, type Vector } from 'apache-arrow';
 import { TextDecoder } from 'node:util';
-import { InvalidAggregates } from './aggregates-error';
+import { InvalidAggregates, messageOf } from '../shared/errors';
 import {
   deviceRunsFromDictionary,
   deviceRunsFromStrings,
@@ -127,7 +127,7 @@ export class AggregatesPart {
     if (!isFloat32or64(field)) {
       return { ok: false, reason: `has type ${String(field.type)}, expected Float32 or Float64` };
     }
-    const vector = this.table.getChild(name) as Vector | null;
+    const vector: Vector | null = this.table.getChild(name);
     if (!vector) return { ok: false, reason: 'is not a column of the file' };
     const chunks = vector.data.map((d: Data) => ({
       values: d.values as Float32Array | Float64Array,
@@ -149,7 +149,7 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
   try {
     table = readIpcTable(bytes);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     throw new InvalidAggregates(
       `is not readable Arrow IPC (corrupt or truncated): ${reason}`,
       { file },
@@ -173,9 +173,9 @@ function checkSchema(file: string, table: Table): TimestampType {
     throw new InvalidAggregates(message, { file, field: DEVICE_COLUMN });
   }
   const dt = deviceField.type as DataType;
-  if (!(isString(dt) || (DataType.isDictionary(dt) && isString(dt.dictionary)))) {
+  if (!(isString(dt) || (DataType.isDictionary(dt) && isString(dt.dictionary as DataType)))) {
     throw new InvalidAggregates(
-      `column ${DEVICE_COLUMN} has type ${String(dt)}, expected Utf8, LargeUtf8 or a Dictionary of them`,
+      `column ${DEVICE_COLUMN} has type ${String(deviceField.type)}, expected Utf8, LargeUtf8 or a Dictionary of them`,
       { file, field: DEVICE_COLUMN },
     );
   }

@@ -31,7 +31,7 @@
  */
 export { listAggregateParts } from './aggregate-parts';
 export { AggregatesCache, loadWindowAggregates, type LoadAggregatesOptions } from './aggregates-cache';
-export { InvalidAggregates, type AggregatesErrorContext } from './aggregates-error';
+export { InvalidAggregates, type AggregatesErrorContext } from '../shared/errors';
 export {
   AggregatesPart,
   DEVICE_COLUMN,

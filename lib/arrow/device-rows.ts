@@ -3,7 +3,7 @@
  * into one row-major float32 matrix, rows sorted by `ts`, and the device-level checks (missing or non-float
  * feature, null `ts`, NaN/Infinity/null value, duplicate `ts`), each failing only this device.
  */
-import { InvalidAggregates } from './aggregates-error';
+import { InvalidAggregates } from '../shared/errors';
 import { TS_COLUMN, type AggregatesPart, type FeatureChunk } from './aggregates-part';
 import { isoTime } from './timestamps';
 
@@ -179,7 +179,7 @@ function checkDistinct({ ts, nanos, source }: Gathered, holders: readonly Aggreg
     const a = holders[source[i - 1]!]!.file;
     const b = holders[source[i]!]!.file;
     throw new InvalidAggregates(
-      `two rows have the same ${TS_COLUMN} ${isoTime(ts[i]!, nanos[i]!)}${a === b ? '' : ` (the other is in ${a})`}`,
+      `two rows have the same ${TS_COLUMN} ${isoTime(ts[i]!, nanos[i])}${a === b ? '' : ` (the other is in ${a})`}`,
       { file: b, device, field: TS_COLUMN, ts: ts[i] },
     );
   }

@@ -3,7 +3,7 @@
  * footer is written last), and a stream-format part must end with the end-of-stream marker, because a stream cut
  * at a message boundary otherwise reads as a shorter, valid stream and rows would vanish silently.
  */
-import { InvalidAggregates } from './aggregates-error';
+import { InvalidAggregates } from '../shared/errors';
 
 const FILE_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
 /** Formats that are not Arrow IPC but turn up under its names, each told apart by its first bytes. */

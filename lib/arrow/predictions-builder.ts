@@ -1,6 +1,7 @@
 /** Accumulating a shard's predictions device by device before they are encoded once. */
 import { encodePredictions } from './predictions-encode';
-import { InvalidPredictions, type PredictionColumns, type PredictionRun } from './predictions-columns';
+import { InvalidPredictions } from '../shared/errors';
+import type { PredictionColumns, PredictionRun } from './predictions-columns';
 import { isMillisecondsUtc, isSubMillisecond, MILLISECONDS_UTC, type TimestampType } from './timestamps';
 
 /**
@@ -86,7 +87,7 @@ export class PredictionsBuilder {
       make: (n: number) => T,
     ): T => {
       const next = make(size);
-      next.set(old.subarray(0, this.length) as never);
+      next.set(old.subarray(0, this.length));
       return next;
     };
     this.ts = grow(this.ts, (n) => new Float64Array(n));

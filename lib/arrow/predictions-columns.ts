@@ -1,5 +1,5 @@
 /** The shape of predictions shared by their encoder, decoder and builder: columns, device runs, rows, errors. */
-import type { PredictionsFormat } from '../names';
+import type { PredictionsFormat } from '../shared/names';
 import type { TimestampType } from './timestamps';
 
 export type { PredictionsFormat };
@@ -26,19 +26,6 @@ export interface PredictionColumns {
   tsNanos?: Int32Array;
   /** The `ts` column's unit and time zone; absent means milliseconds in UTC. */
   tsType?: TimestampType;
-}
-
-/** Bytes that are not a predictions file, or columns that do not fit together. */
-export class InvalidPredictions extends Error {
-  override readonly name = 'InvalidPredictions';
-  constructor(
-    message: string,
-    public readonly file?: string,
-    public readonly field?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(file === undefined ? message : `${file}: ${message}`, options);
-  }
 }
 
 /** One prediction as an object: for printing and tests, not for the hot path. */

@@ -11,7 +11,8 @@ import {
   type Vector,
 } from 'apache-arrow';
 import { readIpcTable } from './ipc-reader';
-import { InvalidPredictions, type PredictionColumns, type PredictionRun } from './predictions-columns';
+import { InvalidPredictions, messageOf } from '../shared/errors';
+import type { PredictionColumns, PredictionRun } from './predictions-columns';
 import { isParquet, parquetToIpc } from './predictions-parquet';
 import { decodeTimestamps, isMillisecondsUtc, isSubMillisecond, type TimestampType } from './timestamps';
 
@@ -24,27 +25,27 @@ export function decodePredictions(bytes: Uint8Array, file?: string): PredictionC
   try {
     table = readIpcTable(bytes);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     throw new InvalidPredictions(`not a readable Arrow IPC file: ${reason}`, file, undefined, { cause: err });
   }
   const column = (name: string, ok: (t: DataType) => boolean, expected: string): Vector => {
     const field = table.schema.fields.find((f) => f.name === name);
-    const vector = table.getChild(name) as Vector | null;
+    const vector: Vector | null = table.getChild(name);
     if (!field || !vector) throw new InvalidPredictions(`has no ${name} column`, file, name);
-    if (!ok(field.type)) {
+    if (!ok(field.type as DataType)) {
       throw new InvalidPredictions(`column ${name} has type ${String(field.type)}, expected ${expected}`, file, name);
     }
     if (vector.nullCount > 0) throw new InvalidPredictions(`column ${name} has ${vector.nullCount} nulls`, file, name);
     return vector;
   };
-  const device = column('device_id', DataType.isUtf8, 'Utf8');
+  const device = column('device_id', (t) => DataType.isUtf8(t), 'Utf8');
   const tsCol = column('ts', (t) => DataType.isTimestamp(t), 'Timestamp');
   const { unit, timezone } = tsCol.type as { unit: TimeUnit; timezone?: string | null };
   const tsType: TimestampType = { unit, timezone: timezone ?? null };
   const isF32 = (t: DataType) => DataType.isFloat(t) && (t as Float32).precision === Precision.SINGLE;
   const scoreCol = column('score', isF32, 'Float32');
-  const anomalyCol = column('is_anomaly', DataType.isBool, 'Bool');
-  const version = column('model_version', DataType.isUtf8, 'Utf8');
+  const anomalyCol = column('is_anomaly', (t) => DataType.isBool(t), 'Bool');
+  const version = column('model_version', (t) => DataType.isUtf8(t), 'Utf8');
 
   const n = table.numRows;
   const ts = new Float64Array(n);
@@ -82,8 +83,8 @@ export function decodePredictions(bytes: Uint8Array, file?: string): PredictionC
     let start = 0;
     for (let i = 1; i <= len; i++) {
       if (i < len && same(dev, devOff, i, i - 1) && same(ver, verOff, i, i - 1)) continue;
-      const d = decoder.decode(dev.values.subarray(devOff[start]!, devOff[start + 1]!));
-      const v = decoder.decode(ver.values.subarray(verOff[start]!, verOff[start + 1]!));
+      const d = decoder.decode(dev.values.subarray(devOff[start], devOff[start + 1]));
+      const v = decoder.decode(ver.values.subarray(verOff[start], verOff[start + 1]));
       const last = runs[runs.length - 1];
       if (last && last.device === d && last.modelVersion === v) last.rows += i - start;
       else runs.push({ device: d, modelVersion: v, rows: i - start });
@@ -105,7 +106,7 @@ export async function readPredictions(bytes: Uint8Array, file?: string): Promise
   try {
     ipc = await parquetToIpc(bytes);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     throw new InvalidPredictions(`not a readable Parquet file: ${reason}`, file, undefined, { cause: err });
   }
   return decodePredictions(ipc, file);

@@ -17,8 +17,8 @@ import {
   Utf8,
   type Data,
 } from 'apache-arrow';
+import { InvalidPredictions } from '../shared/errors';
 import {
-  InvalidPredictions,
   PREDICTION_COLUMNS,
   type PredictionColumns,
   type PredictionRun,

@@ -11,8 +11,8 @@
  * devices x 60 rows is written without a JS object or string per row.
  */
 export { PredictionsBuilder } from './predictions-builder';
+export { InvalidPredictions } from '../shared/errors';
 export {
-  InvalidPredictions,
   PREDICTION_COLUMNS,
   predictionRows,
   type PredictionColumns,

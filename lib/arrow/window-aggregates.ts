@@ -2,9 +2,9 @@
  * A window's aggregates across all its part files: which parts hold a device, what an unreadable part means for
  * it under the window's layout, and its rows (see device-rows.ts).
  */
-import type { AggregatesLayout } from '../names';
-import type { Window } from '../window';
-import { InvalidAggregates } from './aggregates-error';
+import type { AggregatesLayout } from '../shared/names';
+import type { Window } from '../shared/window';
+import { InvalidAggregates } from '../shared/errors';
 import { DEVICE_COLUMN, type AggregatesPart } from './aggregates-part';
 import { gatherDeviceRows, type DeviceRows } from './device-rows';
 import { finerUnit, MILLISECONDS_UTC, type TimestampType } from './timestamps';

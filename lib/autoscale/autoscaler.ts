@@ -4,10 +4,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
-import { SCORING_WORKFLOW, TASK_QUEUES, type Pool } from '../names';
+import { SCORING_WORKFLOW, TASK_QUEUES, type Pool } from '../shared/names';
 import { describeBacklog, type BacklogStats } from './backlog';
 import { decide, isIdle, type PoolScaling, type PoolState, type ScalingDecision } from './policy';
 import type { WorkerProcesses } from './worker-processes';
+import { messageOf } from '../shared/errors';
 
 /** A decision with the numbers it was made on: one log line. */
 export interface DecisionRecord extends ScalingDecision {
@@ -113,9 +114,7 @@ export class Autoscaler {
         try {
           await this.tick();
         } catch (err) {
-          this.options.warn(
-            `autoscale: could not read the task queues: ${err instanceof Error ? err.message : String(err)}`,
-          );
+          this.options.warn(`autoscale: could not read the task queues: ${messageOf(err)}`);
         }
         await sleep(this.options.intervalMs, undefined, { signal }).catch(() => undefined);
       }

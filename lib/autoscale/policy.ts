@@ -5,7 +5,7 @@
  * over 30 s) must be zero for `idleMs`, and while scoring runs are open the pool keeps `floorWhileRunsOpen`
  * workers (a run schedules its next shards only as earlier ones finish).
  */
-import type { Pool } from '../names';
+import type { Pool } from '../shared/names';
 import type { BacklogStats } from './backlog';
 
 /** How one pool scales. */

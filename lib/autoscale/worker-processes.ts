@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { Pool } from '../names';
+import type { Pool } from '../shared/names';
 import { REPO_ROOT } from '../temporal/temporal-cli';
 
 /** Starts one worker process of a pool. */

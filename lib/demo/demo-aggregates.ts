@@ -9,7 +9,7 @@
  * `threshold * ANOMALY_MARGIN`. The margins absorb float32 rounding in the runtime.
  */
 import { Float32, makeData, makeVector, Table, tableToIPC, TimestampMillisecond, Utf8 } from 'apache-arrow';
-import type { Window } from '../window';
+import type { Window } from '../shared/window';
 import { demoDeviceId } from './demo-ids';
 import type { DemoModel } from './demo-model';
 import { DemoRng } from './demo-rng';

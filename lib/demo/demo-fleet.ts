@@ -7,13 +7,13 @@
  * demo-model.ts (training), demo-aggregates.ts (rows and the Arrow writer), demo-truth.ts, demo-rng.ts,
  * spd-math.ts.
  */
-import { forEachLimited } from '../concurrency';
-import { keys } from '../keys';
+import { forEachLimited } from '../shared/concurrency';
+import { keys } from '../shared/keys';
 import { moveIndex } from '../models/model-index';
 import { writeModelVersion, type RegisteredModel } from '../models/model-registry';
 import { buildMahalanobisModel } from '../models/onnx-builder';
 import type { ObjectStore } from '../store/object-store';
-import { windowAt } from '../window';
+import { windowAt } from '../shared/window';
 import { DEMO_ROWS_PER_WINDOW, demoAggregatesPart } from './demo-aggregates';
 import { demoDeviceId, demoFeatureNames } from './demo-ids';
 import { trainDemoModel, type DemoModel } from './demo-model';
@@ -140,8 +140,8 @@ async function registerDemoModels(
   opts: Pick<DemoFleetOptions, 'devices' | 'seed' | 'gpuEvery' | 'onProgress'> & { k: number; features: string[] },
 ): Promise<{ models: DemoModel[]; counts: { cpu: number; gpu: number } }> {
   const { devices, k, seed = 1, gpuEvery = 5, features, onProgress } = opts;
-  const models: DemoModel[] = new Array(devices);
-  const registered: RegisteredModel[] = new Array(devices);
+  const models = new Array<DemoModel>(devices);
+  const registered = new Array<RegisteredModel>(devices);
   const counts = { cpu: 0, gpu: 0 };
   let done = 0;
   await forEachLimited(

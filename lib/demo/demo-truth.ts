@@ -1,6 +1,6 @@
 /** A demo window's ground truth: which (device, ts) rows were injected as anomalies, stored beside the data. */
 import { z } from 'zod';
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 
 /** The schema tag of a ground-truth file. */

@@ -6,8 +6,8 @@
 import type { MetricMeter } from '@temporalio/common';
 import type { ModelSessionObserver, SessionPlacement } from '../models/model-sessions';
 import { CUDA_PROVIDER } from '../models/provider-probe';
-import type { Pool } from '../names';
-import type { ShardSummary } from '../scoring/run-types';
+import type { Pool } from '../shared/names';
+import type { ShardSummary } from '../shared/run-types';
 
 /** What a pool worker records. */
 export interface WorkerMetrics {

@@ -4,10 +4,9 @@
  * rewrites the whole index per device). The index moves only when every model was good, unless `partial` is
  * set, so a fleet never ends up half on new models because of one typo.
  */
-import { forEachLimited } from '../concurrency';
-import { InvalidPathSegment } from '../keys';
+import { forEachLimited } from '../shared/concurrency';
 import type { ObjectStore } from '../store/object-store';
-import { InvalidModel, ModelChecksumMismatch, ModelVersionExists } from './model-errors';
+import { FleetscoreError, ModelSourceUnreadable } from '../shared/errors';
 import { moveIndex } from './model-index';
 import { writeModelVersion, type RegisteredModel, type RegisterModelInput } from './model-registry';
 
@@ -59,7 +58,7 @@ export async function registerModels(
   const failed: FailedModel[] = duplicateDevices(sources);
   const refused = new Set(failed.map((f) => f.device));
   const todo = sources.filter((s) => !refused.has(s.device));
-  const written: (RegisteredModel | undefined)[] = new Array(todo.length);
+  const written = new Array<RegisteredModel | undefined>(todo.length);
   let done = 0;
   await forEachLimited(todo, concurrency, async (source, i) => {
     try {
@@ -71,13 +70,8 @@ export async function registerModels(
       written[i] = await writeModelVersion(store, input);
     } catch (err) {
       if (!isModelProblem(err)) throw err;
-      const field = (err as { field?: unknown }).field;
-      failed.push({
-        device: source.device,
-        source: source.source,
-        reason: err.message,
-        ...(typeof field === 'string' ? { field } : {}),
-      });
+      const { field } = err;
+      failed.push({ device: source.device, source: source.source, reason: err.message, ...(field ? { field } : {}) });
     }
     done++;
     onProgress?.(done, todo.length, failed.length);
@@ -103,23 +97,10 @@ function duplicateDevices(sources: readonly ModelSource[]): FailedModel[] {
     );
 }
 
-/** Errors about one model's files (fixed by fixing that model), as opposed to the store's (fixed by a retry). */
-function isModelProblem(err: unknown): err is Error {
-  return (
-    err instanceof ModelSourceUnreadable ||
-    err instanceof InvalidModel ||
-    err instanceof ModelChecksumMismatch ||
-    err instanceof ModelVersionExists ||
-    err instanceof InvalidPathSegment
-  );
-}
-
-/** A model's own files could not be read or parsed (wraps the reader's error, keeping its message and field). */
-class ModelSourceUnreadable extends Error {
-  readonly field: unknown;
-  constructor(cause: unknown) {
-    const { message, field } = (cause ?? {}) as { message?: unknown; field?: unknown };
-    super(typeof message === 'string' ? message : String(cause), { cause });
-    this.field = field;
-  }
+/**
+ * Errors about one model's files (fixed by fixing that model: not retryable), as opposed to the store's (a retry
+ * may fix them), which stop the registration.
+ */
+function isModelProblem(err: unknown): err is FleetscoreError {
+  return err instanceof FleetscoreError && !err.retryable;
 }

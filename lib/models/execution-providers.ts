@@ -7,8 +7,9 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Pool } from '../names';
+import type { Pool } from '../shared/names';
 import { CUDA_PROVIDER, describePlacement, probeExecutionProviders, type NodePlacement } from './provider-probe';
+import { CudaUnavailable, messageOf } from '../shared/errors';
 
 /** An execution provider as onnxruntime-node names it in session options. */
 export type ExecutionProviderName = 'cpu' | 'cuda';
@@ -27,11 +28,6 @@ export interface ProviderChoice {
 
 /** What the gpu pool does when CUDA is missing: refuse to start, or run on CPU (for single-machine setups). */
 export type GpuFallback = 'refuse' | 'cpu';
-
-/** Thrown when the gpu pool cannot use CUDA and falling back to CPU was not allowed. */
-export class CudaUnavailable extends Error {
-  override readonly name = 'CudaUnavailable';
-}
 
 /** How to look for CUDA; tests replace these to exercise every branch without a GPU. */
 export interface CudaEnvironment {
@@ -97,7 +93,7 @@ export async function chooseProviders(
       }
       why = `a probe session asked for CUDA but onnxruntime ran it on ${describePlacement(probe)}`;
     } catch (err) {
-      why = `onnxruntime could not start the CUDA provider (${lib}): ${err instanceof Error ? err.message : String(err)}`;
+      why = `onnxruntime could not start the CUDA provider (${lib}): ${messageOf(err)}`;
     }
   }
   if (fallback === 'cpu') {

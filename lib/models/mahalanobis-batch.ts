@@ -111,7 +111,7 @@ export class MahalanobisBatcher {
 
   /** One Float32Array of scores per item, in order. */
   async score(items: readonly BatchItem[]): Promise<Float32Array[]> {
-    const out: Float32Array[] = new Array(items.length);
+    const out = new Array<Float32Array>(items.length);
     const byK = new Map<number, number[]>();
     items.forEach((item, i) => byK.set(item.params.k, [...(byK.get(item.params.k) ?? []), i]));
     for (const [k, indices] of byK) {

@@ -3,7 +3,7 @@
  * unknown key (a typo such as `preprocesing`) the key by name and the field it was probably meant to be.
  */
 import type { z } from 'zod';
-import { InvalidModel } from './model-errors';
+import { InvalidModel } from '../shared/errors';
 import { modelMetaSchema, type ModelMeta } from './model-meta';
 
 /** Which device and file a model.json is, for the error it throws. */

@@ -2,11 +2,11 @@
  * `models/index.json`: which immutable version each device is scored with. Registration writes versions first
  * and then moves the index in one read-modify-write, for one model or ten thousand.
  */
-import { keys, safeSegment } from '../keys';
-import type { Pool } from '../names';
+import { keys, safeSegment } from '../shared/keys';
+import type { Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
 import { parseJsonBytes } from './json-bytes';
-import { InvalidModelIndex } from './model-errors';
+import { InvalidModelIndex } from '../shared/errors';
 import { modelIndexSchema, type ModelIndex } from './model-meta';
 
 const INDEX_SCHEMA = 'fleetscore.index/v1';

@@ -3,7 +3,7 @@
  * at one immutable version. Both are data, validated on every read.
  */
 import { z } from 'zod';
-import { isPool } from '../names';
+import { isPool } from '../shared/names';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 
@@ -22,7 +22,7 @@ export const modelMetaSchema = z
     pool: z
       .string()
       .refine(isPool, 'must be "cpu" or "gpu"')
-      .transform((p) => p as 'cpu' | 'gpu'),
+      .transform((p) => p),
     /** Column names of the aggregates, in the order of the model's input features. */
     features: z.array(z.string().min(1)).min(1),
     /** The float32 input tensor of shape [rows, features.length]. */
@@ -62,7 +62,7 @@ export const indexEntrySchema = z.object({
   pool: z
     .string()
     .refine(isPool, 'must be "cpu" or "gpu"')
-    .transform((p) => p as 'cpu' | 'gpu'),
+    .transform((p) => p),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 

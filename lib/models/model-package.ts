@@ -2,11 +2,11 @@
  * A model upload turned into a registration: a `model.tar.gz` (or `.tgz`) holding model.onnx and model.json at
  * its root, or a bare `.onnx` with its model.json given apart, with the CLI's overrides applied.
  */
-import { safeSegment } from '../keys';
-import type { Pool } from '../names';
+import { safeSegment } from '../shared/keys';
+import type { Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
 import { parseJsonBytes } from './json-bytes';
-import { InvalidModel, ModelChecksumMismatch } from './model-errors';
+import { InvalidModel, ModelChecksumMismatch } from '../shared/errors';
 import { readPackage } from './package-reader';
 import {
   META_SCHEMA,
@@ -87,7 +87,8 @@ export async function readModelUpload(
   }
   if (sha256 !== undefined) {
     const actual = sha256Hex(onnxBytes);
-    if (sha256 !== actual) throw new ModelChecksumMismatch(device, 'model.onnx', String(sha256), actual, metaFile);
+    const recorded = typeof sha256 === 'string' ? sha256 : JSON.stringify(sha256);
+    if (sha256 !== actual) throw new ModelChecksumMismatch(device, 'model.onnx', recorded, actual, metaFile);
   }
   const meta = {
     ...rest,

@@ -7,11 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
-import { keys, safeSegment } from '../keys';
+import { keys, safeSegment } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
-import type { Pool } from '../names';
+import type { Pool } from '../shared/names';
 import { parseJsonBytes } from './json-bytes';
-import { InvalidModel, ModelNotFound, ModelVersionExists } from './model-errors';
+import { InvalidModel, ModelNotFound, ModelVersionExists } from '../shared/errors';
 import { moveIndex } from './model-index';
 import type { modelMetaSchema, ModelMeta } from './model-meta';
 import { parseMeta } from './meta-validation';

@@ -7,13 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 import type { IndexEntry, ModelMeta } from './model-meta';
 import { MahalanobisBatcher, recognizeMahalanobis, type MahalanobisParams } from './mahalanobis-batch';
-import { ModelChecksumMismatch, ModelNotFound } from './model-errors';
 import { readModelMeta, sha256Hex } from './model-registry';
 import { readProfiles, type NodePlacement } from './provider-probe';
+import {
+  ModelChecksumMismatch,
+  ModelInferenceFailed,
+  ModelNotFound,
+  ModelOutputMismatch,
+  ModelSessionFailed,
+} from '../shared/errors';
 
 /** Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it. */
 export interface SessionPlacement {
@@ -71,53 +77,6 @@ export interface LoadedModel {
   readonly meta: ModelMeta;
   /** Scores `rows` rows of `meta.features.length` float32 features (row-major); one score per row. */
   score(x: Float32Array, rows: number): Promise<Float32Array>;
-}
-
-/** The model's output does not have one score per row where model.json says it is. Non-retryable. */
-export class ModelOutputMismatch extends Error {
-  override readonly name = 'ModelOutputMismatch';
-  constructor(
-    message: string,
-    public readonly device: string,
-    public readonly file: string,
-    public readonly field: string,
-  ) {
-    super(`${file}: ${message}`);
-  }
-}
-
-/** onnxruntime could not create a session for the model (unsupported operator, execution provider missing). */
-export class ModelSessionFailed extends Error {
-  override readonly name = 'ModelSessionFailed';
-  public readonly field = undefined;
-  constructor(
-    public readonly device: string,
-    public readonly file: string,
-    cause: unknown,
-  ) {
-    super(`${file}: onnxruntime cannot create a session: ${(cause as Error)?.message ?? String(cause)}`, { cause });
-  }
-}
-
-/**
- * onnxruntime refused to run the model on the device's rows: the graph's input shape or type does not match
- * model.json (e.g. a different feature count). Fails the device, not the shard: the same rows fail the same way.
- */
-export class ModelInferenceFailed extends Error {
-  override readonly name = 'ModelInferenceFailed';
-  public readonly field = 'input';
-  constructor(
-    public readonly device: string,
-    public readonly file: string,
-    cause: unknown,
-  ) {
-    super(
-      `${file}: onnxruntime cannot run the model on this device's rows: ${(cause as Error)?.message ?? String(cause)}`,
-      {
-        cause,
-      },
-    );
-  }
 }
 
 /**

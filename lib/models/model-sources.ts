@@ -11,7 +11,8 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Pool } from '../names';
+import { InvalidModelSource } from '../shared/errors';
+import type { Pool } from '../shared/names';
 import type { ModelSource } from './bulk-register';
 import { readModelUpload } from './model-package';
 import type { RegisterModelInput } from './model-registry';
@@ -20,17 +21,6 @@ import type { RegisterModelInput } from './model-registry';
 export interface SourceOverrides {
   pool?: Pool;
   threshold?: number;
-}
-
-/** A folder entry or list line that is not a model, named for the user. */
-export class InvalidModelSource extends Error {
-  override readonly name = 'InvalidModelSource';
-  constructor(
-    message: string,
-    public readonly file: string,
-  ) {
-    super(`${file}: ${message}`);
-  }
 }
 
 const PACKAGE = /^(.+)\.(tar\.gz|tgz)$/i;

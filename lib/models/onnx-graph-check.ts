@@ -4,7 +4,7 @@
  * a float output holding the declared score column.
  */
 import { onnx } from 'onnx-proto';
-import { InvalidModel } from './model-errors';
+import { InvalidModel } from '../shared/errors';
 import type { ModelMeta } from './model-meta';
 
 /** Which device and file a check is about, for the error it throws. */
@@ -14,7 +14,7 @@ interface CheckContext {
 }
 
 interface TensorInfo {
-  elemType: number | undefined;
+  elemType: onnx.TensorProto.DataType | undefined;
   /** One entry per dimension: a number when static, a string (or undefined) when symbolic or unknown. */
   dims: (number | string | undefined)[] | undefined;
 }

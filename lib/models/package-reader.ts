@@ -4,7 +4,7 @@
  * members over 256 MiB, a name given twice.
  */
 import { Parser, type ReadEntry } from 'tar';
-import { InvalidModel } from './model-errors';
+import { InvalidModel } from '../shared/errors';
 
 /** The largest member a model package may hold: bigger models belong in an object store upload, not a tarball. */
 const MAX_PACKAGE_MEMBER_BYTES = 256 * 1024 * 1024;

@@ -1,5 +1,6 @@
-import { keys, type LogUnit } from '../keys';
+import { keys, type LogUnit } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
+import { messageOf } from '../shared/errors';
 
 /** One line of an attempt log. */
 export interface AttemptLogEvent {
@@ -32,7 +33,7 @@ export class AttemptLog {
   constructor(
     private readonly store: ObjectStore,
     private readonly window: string,
-    private readonly planId: string,
+    private readonly runId: string,
     private readonly unit: LogUnit,
     private readonly attempt: number,
   ) {}
@@ -42,15 +43,15 @@ export class AttemptLog {
    * local activities (the commit): when the worker running one dies, the step runs again from attempt 1 on another
    * worker, so the activity's own attempt number would overwrite the cut-off attempt's log.
    */
-  static async next(store: ObjectStore, window: string, planId: string, unit: LogUnit): Promise<AttemptLog> {
-    const written = await store.list(keys.unitLogsPrefix(window, planId, unit));
+  static async next(store: ObjectStore, window: string, runId: string, unit: LogUnit): Promise<AttemptLog> {
+    const written = await store.list(keys.unitLogsPrefix(window, runId, unit));
     const last = Math.max(0, ...written.map((k) => Number(/attempt-(\d+)\.jsonl$/.exec(k)?.[1] ?? 0)));
-    return new AttemptLog(store, window, planId, unit, last + 1);
+    return new AttemptLog(store, window, runId, unit, last + 1);
   }
 
   /** The log's store key. */
   get key(): string {
-    return keys.attemptLog(this.window, this.planId, this.unit, this.attempt);
+    return keys.attemptLog(this.window, this.runId, this.unit, this.attempt);
   }
 
   /** Records one event with a timestamp and the run's ids. */
@@ -59,7 +60,7 @@ export class AttemptLog {
       JSON.stringify({
         ts: new Date().toISOString(),
         window: this.window,
-        planId: this.planId,
+        runId: this.runId,
         ...(typeof this.unit === 'number' ? { shard: this.unit } : { unit: this.unit }),
         attempt: this.attempt,
         ...event,
@@ -110,7 +111,7 @@ export class AttemptLog {
    */
   async notePreviousAttempt(): Promise<void> {
     if (this.attempt <= 1) return;
-    const previous = keys.attemptLog(this.window, this.planId, this.unit, this.attempt - 1);
+    const previous = keys.attemptLog(this.window, this.runId, this.unit, this.attempt - 1);
     const bytes = await this.store.tryGet(previous);
     const lines = bytes === undefined ? [] : Buffer.from(bytes).toString('utf8').trimEnd().split('\n');
     const last = parseLine(lines.at(-1));
@@ -156,11 +157,11 @@ export interface LoggedEvent {
 export async function readRunLogs(
   store: ObjectStore,
   window: string,
-  planId: string,
+  runId: string,
   { shard }: { shard?: number } = {},
 ): Promise<LoggedEvent[]> {
-  const prefix = shard === undefined ? keys.runLogsPrefix(window, planId) : keys.unitLogsPrefix(window, planId, shard);
-  const commit = keys.unitLogsPrefix(window, planId, 'commit');
+  const prefix = shard === undefined ? keys.runLogsPrefix(window, runId) : keys.unitLogsPrefix(window, runId, shard);
+  const commit = keys.unitLogsPrefix(window, runId, 'commit');
   const objects = (await store.list(prefix))
     .filter((k) => k.endsWith('.jsonl'))
     .sort((a, b) => Number(a.startsWith(commit)) - Number(b.startsWith(commit)) || (a < b ? -1 : a > b ? 1 : 0));
@@ -174,7 +175,7 @@ export async function readRunLogs(
       try {
         events.push({ ...(JSON.parse(line) as LoggedEvent), log: key });
       } catch (err) {
-        throw new Error(`${key} line ${i + 1} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+        throw new Error(`${key} line ${i + 1} is not JSON: ${messageOf(err)}`);
       }
     }
   }

@@ -1,20 +1,21 @@
 import { AggregatesCache } from '../arrow/aggregates-cache';
 import { listAggregateParts } from '../arrow/aggregate-parts';
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
-import { parseWindow, type Window } from '../window';
+import { parseWindow, type Window } from '../shared/window';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
 import {
-  InvalidPlan,
   readJsonFile,
   UNKNOWN_DEVICES_LISTED,
+  parseManifest,
   type DeviceOutcome,
   type Manifest,
   type ManifestShard,
   type ShardPlanFile,
   type ShardStatusFile,
 } from './manifest';
-import type { CommitRequest, CommitResult, RunCounts } from './run-types';
+import type { CommitRequest, CommitResult, RunCounts } from '../shared/run-types';
+import { InvalidPlan, StoreContended } from '../shared/errors';
 
 /** Where the commit runs: the worker's parsed-parts cache and the logger. */
 export interface CommitContext {
@@ -36,7 +37,7 @@ export async function commitRun(
   { aggregates = new AggregatesCache(), logger }: CommitContext,
 ): Promise<CommitResult> {
   const window = parseWindow(req.window, req.windowHours);
-  const log = await AttemptLog.next(store, window.id, req.planId, 'commit');
+  const log = await AttemptLog.next(store, window.id, req.runId, 'commit');
   log.add({ event: 'attempt-started', level: 'info', workflowId: req.workflowId, runId: req.runId });
   try {
     await log.notePreviousAttempt();
@@ -63,7 +64,7 @@ async function writeManifest(
   const devices: Record<string, DeviceOutcome> = {};
   const shards: ManifestShard[] = [];
   const readPlan = (shard: number) =>
-    readJsonFile<ShardPlanFile>(store, keys.shardPlan(req.window, req.planId, shard), 'fleetscore.shard-plan/v1');
+    readJsonFile<ShardPlanFile>(store, keys.shardPlan(req.window, req.runId, shard), 'fleetscore.shard-plan/v1');
   for (const ref of req.shards) {
     const reason = failed.get(ref.shard);
     if (reason !== undefined) {
@@ -76,11 +77,11 @@ async function writeManifest(
       log.add({ event: 'shard-failed', level: 'error', shard: ref.shard, devices: plan.devices.length, reason });
       continue;
     }
-    const statusKey = keys.shardStatus(req.window, req.planId, ref.shard);
+    const statusKey = keys.shardStatus(req.window, req.runId, ref.shard);
     const status = await readJsonFile<ShardStatusFile>(store, statusKey, 'fleetscore.shard-status/v1');
-    if (status.window !== req.window || status.shard !== ref.shard || status.planId !== req.planId) {
+    if (status.window !== req.window || status.shard !== ref.shard || status.runId !== req.runId) {
       throw new InvalidPlan(
-        `belongs to window ${status.window} shard ${status.shard} plan ${status.planId}, not plan ${req.planId}`,
+        `belongs to window ${status.window} shard ${status.shard} plan ${status.runId}, not plan ${req.runId}`,
         statusKey,
       );
     }
@@ -98,7 +99,7 @@ async function writeManifest(
   const parts = req.shards[0]
     ? (await readPlan(req.shards[0].shard)).parts
     : await listAggregateParts(store, window.id);
-  const unknown = await unknownDevices(store, window, parts, req.planId, devices, aggregates);
+  const unknown = await unknownDevices(store, window, parts, req.runId, devices, aggregates);
   for (const device of unknown)
     log.add({ event: 'unknown-device', level: 'warn', device, reason: 'rows but no model' });
   const manifest: Manifest = {
@@ -109,7 +110,8 @@ async function writeManifest(
     scheduleId: req.scheduleId,
     workflowId: req.workflowId,
     runId: req.runId,
-    planId: req.planId,
+    // A run in flight across an upgrade passes no start time: it counts as started now, as it did before the fence.
+    runStartedAt: req.runStartedAt ?? new Date().toISOString(),
     committedAt: new Date().toISOString(),
     store: store.uri,
     counts,
@@ -120,25 +122,83 @@ async function writeManifest(
       : {}),
   };
   const key = keys.manifest(window.id);
-  await store.put(key, JSON.stringify(manifest, null, 1));
-  return { ...counts, manifest: key, unknownDevices: unknown.length };
+  const fence = await commitManifest(store, key, manifest, log);
+  return { ...counts, manifest: key, unknownDevices: unknown.length, ...fence };
+}
+
+/** How many times a commit reads the window's manifest again after losing a race to another commit. */
+const COMMIT_RACES = 5;
+
+/**
+ * Writes the window's manifest if this run moves the window forward: a window committed by a run that started
+ * later is left as it is (`superseded`), a window this run already committed is not written again
+ * (`already-committed`, e.g. a retried commit whose first attempt succeeded but whose reply was lost). The write is
+ * conditional on the manifest read, so of two racing commits one wins and the other decides again on what won.
+ */
+async function commitManifest(
+  store: ObjectStore,
+  key: string,
+  manifest: Manifest,
+  log: AttemptLog,
+): Promise<Pick<CommitResult, 'outcome' | 'supersededBy'>> {
+  for (let race = 0; race < COMMIT_RACES; race++) {
+    const current = await store.getVersioned(key);
+    const committed = current && parseManifest(current.body, key);
+    if (committed?.runId === manifest.runId) {
+      log.add({ event: 'already-committed', level: 'info', committedAt: committed.committedAt });
+      return { outcome: 'already-committed' };
+    }
+    if (committed && startedLater(committed, manifest)) {
+      log.add({
+        event: 'superseded',
+        level: 'warn',
+        by: committed.runId,
+        byStartedAt: committed.runStartedAt,
+        reason: 'a run that started later has committed the window; this run writes nothing',
+      });
+      return { outcome: 'superseded', supersededBy: committed.runId };
+    }
+    const body: Manifest = {
+      ...manifest,
+      ...(committed ? { supersedes: { runId: committed.runId, committedAt: committed.committedAt } } : {}),
+    };
+    if (await store.putIf(key, JSON.stringify(body, null, 1), current?.version ?? null)) {
+      if (committed) log.add({ event: 'replaced', level: 'info', supersedes: committed.runId });
+      return { outcome: 'committed' };
+    }
+    log.add({ event: 'commit-race-lost', level: 'info', race: race + 1 });
+  }
+  throw new StoreContended(`${key}: commits of other runs won the race to write it ${COMMIT_RACES} times in a row`, {
+    file: key,
+  });
+}
+
+/** Whether `a` comes after `b` in the order commits must follow: run start time, then run id. */
+function startedLater(
+  a: Pick<Manifest, 'runId' | 'runStartedAt'>,
+  b: Pick<Manifest, 'runId' | 'runStartedAt'>,
+): boolean {
+  // Manifests written before the fence have no start time: any run that has one replaces them.
+  const ta = a.runStartedAt ?? '';
+  const tb = b.runStartedAt ?? '';
+  return ta !== tb ? ta > tb : a.runId > b.runId;
 }
 
 /**
  * Device ids with rows in the plan's parts but no entry in the plan, sorted. On a worker that scored shards of
- * this plan the parts are already parsed (the cache is keyed by plan id). Parts that cannot be read are skipped
+ * this plan the parts are already parsed (the cache is keyed by run id). Parts that cannot be read are skipped
  * here: their devices already failed with the file named.
  */
 async function unknownDevices(
   store: ObjectStore,
   window: Window,
   parts: string[],
-  planId: string,
+  runId: string,
   planned: Record<string, DeviceOutcome>,
   aggregates: AggregatesCache,
 ): Promise<string[]> {
   if (parts.length === 0) return [];
-  const data = await aggregates.window(store, window, parts, planId);
+  const data = await aggregates.window(store, window, parts, runId);
   return data
     .devices()
     .filter((d) => !Object.hasOwn(planned, d))

@@ -2,10 +2,11 @@
  * The files a run commits besides predictions: per-shard plans and status files, and the window's manifest,
  * written last. A reader trusts a window only when its manifest exists, and reads only the shards it lists.
  */
-import { keys } from '../keys';
-import type { AggregatesLayout, Pool, PredictionsFormat } from '../names';
+import { keys } from '../shared/keys';
+import type { AggregatesLayout, Pool, PredictionsFormat } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
-import type { RunCounts } from './run-types';
+import { withRunId, type RunCounts } from '../shared/run-types';
+import { InvalidPlan, messageOf } from '../shared/errors';
 
 /** The model version planned for one device. */
 export interface PlannedDevice {
@@ -24,7 +25,7 @@ export interface ShardPlanFile {
    * Unique per run (the workflow's run id): names the folder of the run's files, and workers cache parsed
    * aggregate parts per plan, so a re-run re-reads rewritten files.
    */
-  planId: string;
+  runId: string;
   parts: string[];
   /** Where each device's rows may be; absent in plans written before it existed, which read as `any`. */
   layout?: AggregatesLayout;
@@ -46,7 +47,7 @@ export interface ShardStatusFile {
   shard: number;
   pool: Pool;
   /** The plan this status belongs to; the commit checks it against its own. */
-  planId: string;
+  runId: string;
   attempt: number;
   /** Key of the predictions file, absent when no device produced a row. */
   predictions?: string;
@@ -73,9 +74,15 @@ export interface Manifest {
   windowEnd: string;
   scheduleId?: string;
   workflowId: string;
+  /** The run whose files (`predictions/window=W/run=<runId>/`) this commit lists; no other files count. */
   runId: string;
-  /** The plan whose files (`predictions/window=W/run=<planId>/`) this commit lists; no other files count. */
-  planId: string;
+  /**
+   * When the run started (its workflow's run start time). A commit only moves a window forward: a run that
+   * started before the committed one cannot replace it. Absent in manifests written before the commit fence.
+   */
+  runStartedAt?: string;
+  /** The run whose commit this one replaced, and when that was committed. */
+  supersedes?: { runId: string; committedAt: string };
   committedAt: string;
   store: string;
   counts: RunCounts;
@@ -91,17 +98,6 @@ export interface Manifest {
 /** How many unknown device ids a manifest lists by name. */
 export const UNKNOWN_DEVICES_LISTED = 100;
 
-/** Thrown when a plan, status or manifest file is missing or not what fleetscore wrote. */
-export class InvalidPlan extends Error {
-  override readonly name = 'InvalidPlan';
-  constructor(
-    message: string,
-    public readonly file: string,
-  ) {
-    super(`${file}: ${message}`);
-  }
-}
-
 /** Reads and parses a JSON file fleetscore wrote, checking its schema tag. */
 export async function readJsonFile<T extends { schema: string }>(
   store: ObjectStore,
@@ -110,16 +106,30 @@ export async function readJsonFile<T extends { schema: string }>(
 ): Promise<T> {
   const bytes = await store.tryGet(key);
   if (bytes === undefined) throw new InvalidPlan('missing', key);
+  return parseJsonDocument<T>(bytes, key, schema);
+}
+
+/** Parses the bytes of a JSON file fleetscore wrote, checking its schema tag; `key` names it in errors. */
+export function parseJsonDocument<T extends { schema: string }>(
+  bytes: Uint8Array,
+  key: string,
+  schema: T['schema'],
+): T {
   let value: unknown;
   try {
     value = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new InvalidPlan(`not JSON (${err instanceof Error ? err.message : String(err)})`, key);
+    throw new InvalidPlan(`not JSON (${messageOf(err)})`, key);
   }
   if (typeof value !== 'object' || value === null || (value as { schema?: unknown }).schema !== schema) {
     throw new InvalidPlan(`expected a ${schema} document`, key);
   }
-  return value as T;
+  return withRunId(value) as T;
+}
+
+/** A manifest's bytes, parsed and checked. */
+export function parseManifest(bytes: Uint8Array, key: string): Manifest {
+  return parseJsonDocument<Manifest>(bytes, key, 'fleetscore.manifest/v1');
 }
 
 /** The committed manifest of a window, or `undefined` when the window has not been committed. */

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { listAggregateParts } from '../arrow/aggregate-parts';
-import { keys } from '../keys';
+import { keys } from '../shared/keys';
 import { readIndex } from '../models/model-index';
-import type { Pool } from '../names';
+import type { Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
 import type { PlannedDevice, ShardPlanFile } from './manifest';
-import type { PlanRequest, RunPlan, ShardRef } from './run-types';
+import type { PlanRequest, RunPlan, ShardRef } from '../shared/run-types';
 
 /**
  * Plans a run: pins each device's model version from the index and the window's aggregate parts, groups
@@ -24,7 +24,7 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
     list.push({ device, version: entry.version, sha256: entry.sha256 });
     byPool.set(pool, list);
   }
-  const planId = req.planId ?? randomUUID();
+  const runId = req.runId ?? randomUUID();
   const shards: ShardRef[] = [];
   const writes: Promise<void>[] = [];
   for (const pool of [...byPool.keys()].sort()) {
@@ -37,17 +37,17 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
         window: req.window,
         shard,
         pool,
-        planId,
+        runId,
         parts,
         layout: req.aggregatesLayout ?? 'any',
         ...(req.predictionsFormat === undefined ? {} : { predictionsFormat: req.predictionsFormat }),
         devices: slice,
       };
       shards.push({ shard, pool, devices: slice.length });
-      writes.push(store.put(keys.shardPlan(req.window, planId, shard), JSON.stringify(file)));
+      writes.push(store.put(keys.shardPlan(req.window, runId, shard), JSON.stringify(file)));
     }
   }
   await Promise.all(writes);
   const devices = shards.reduce((n, s) => n + s.devices, 0);
-  return { window: req.window, planId, devices, parts: parts.length, shards };
+  return { window: req.window, runId, devices, parts: parts.length, shards };
 }

@@ -1,6 +1,6 @@
 /**
- * Pruning run folders. Every run of a window writes its own `predictions/window=W/run=<planId>/` and
- * `logs/window=W/run=<planId>/` folders, and readers read only the run the window's manifest names. The folders of
+ * Pruning run folders. Every run of a window writes its own `predictions/window=W/run=<runId>/` and
+ * `logs/window=W/run=<runId>/` folders, and readers read only the run the window's manifest names. The folders of
  * the other runs (superseded by a later commit, or failed, cancelled or terminated before committing) are never
  * read again; this deletes them once that is safe.
  *
@@ -12,16 +12,17 @@
  * 3. the manifest was not written within the grace period either: a reader that read the manifest before it was
  *    replaced may still be reading the files of the run it named.
  */
-import { forEachLimited } from '../concurrency';
-import { keys, runFolderOf } from '../keys';
+import { forEachLimited } from '../shared/concurrency';
+import { keys, runFolderOf } from '../shared/keys';
 import type { ObjectStore, StoredObject } from '../store/object-store';
-import { parseWindow } from '../window';
+import { parseWindow } from '../shared/window';
 import { readManifest } from './manifest';
+import { messageOf } from '../shared/errors';
 
 /** What pruning decided about one run folder. */
 export interface RunFolder {
   window: string;
-  planId: string;
+  runId: string;
   /** Whether the window's manifest names this run. */
   committed: boolean;
   /** Objects in the folder (predictions and logs) and their bytes. */
@@ -61,7 +62,7 @@ const DELETE_CONCURRENCY = 16;
 
 /**
  * Decides, by the rule above, which run folders of the windows go, deletes them (unless `dryRun`) and returns every
- * run folder found, kept or not, by window and plan id. All windows are decided before anything is deleted, so an
+ * run folder found, kept or not, by window and run id. All windows are decided before anything is deleted, so an
  * unreadable manifest stops the prune with nothing deleted.
  */
 export async function pruneRuns(store: ObjectStore, options: PruneOptions): Promise<RunFolder[]> {
@@ -73,12 +74,12 @@ export async function pruneRuns(store: ObjectStore, options: PruneOptions): Prom
     // wrote after the listing is new, whatever the listing says.
     const manifestWritten =
       manifest && Math.max(listing.manifest?.lastModified.getTime() ?? now, Date.parse(manifest.committedAt) || 0);
-    for (const [planId, objects] of [...listing.runs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const [runId, objects] of [...listing.runs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const newest = objects.reduce((max, o) => Math.max(max, o.lastModified.getTime()), 0);
-      const committed = manifest?.planId === planId;
+      const committed = manifest?.runId === runId;
       const folder: RunFolder = {
         window,
-        planId,
+        runId,
         committed,
         objects: objects.length,
         bytes: objects.reduce((sum, o) => sum + o.size, 0),
@@ -99,10 +100,10 @@ export async function pruneRuns(store: ObjectStore, options: PruneOptions): Prom
       } else {
         folder.action = 'delete';
         folder.reason = manifest
-          ? `not the committed run (the manifest names run ${manifest.planId}): superseded, failed or cancelled`
+          ? `not the committed run (the manifest names run ${manifest.runId}): superseded, failed or cancelled`
           : 'the window has no manifest: the run failed or was cancelled before committing';
       }
-      const logs = keys.runLogsPrefix(window, planId);
+      const logs = keys.runLogsPrefix(window, runId);
       const doomed = options.keepLogs ? objects.filter((o) => !o.key.startsWith(logs)) : objects;
       if (folder.action === 'delete' && doomed.length === 0) {
         folder.action = 'keep';
@@ -120,7 +121,7 @@ export async function pruneRuns(store: ObjectStore, options: PruneOptions): Prom
   return planned.map((p) => p.folder);
 }
 
-/** A window's run folders (objects by plan id) and its manifest object, from one listing per area. */
+/** A window's run folders (objects by run id) and its manifest object, from one listing per area. */
 interface WindowListing {
   manifest?: StoredObject;
   runs: Map<string, StoredObject[]>;
@@ -128,7 +129,7 @@ interface WindowListing {
 
 /**
  * Lists the predictions and logs of `windows` (or all of them) and groups the objects by window and run, windows
- * sorted. Folders whose names fleetscore could not have written (not a window, not a plan id) are not its own and
+ * sorted. Folders whose names fleetscore could not have written (not a window, not a run id) are not its own and
  * are left out.
  */
 async function listRunFolders(
@@ -146,23 +147,23 @@ async function listRunFolders(
   const byWindow = new Map<string, WindowListing>();
   for (const o of objects) {
     const folder = runFolderOf(o.key);
-    if (!folder || !isRunFolder(folder.window, folder.planId)) continue;
+    if (!folder || !isRunFolder(folder.window, folder.runId)) continue;
     const listing = byWindow.get(folder.window) ?? { runs: new Map<string, StoredObject[]>() };
     listing.manifest = byKey.get(keys.manifest(folder.window));
-    listing.runs.set(folder.planId, [...(listing.runs.get(folder.planId) ?? []), o]);
+    listing.runs.set(folder.runId, [...(listing.runs.get(folder.runId) ?? []), o]);
     byWindow.set(folder.window, listing);
   }
   return new Map([...byWindow].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-/** Whether a listed window and plan id are ones fleetscore writes (the key builders accept them). */
-function isRunFolder(window: string, planId: string): boolean {
+/** Whether a listed window and run id are ones fleetscore writes (the key builders accept them). */
+function isRunFolder(window: string, runId: string): boolean {
   try {
     parseWindow(window);
-    keys.runPrefix(window, planId);
+    keys.runPrefix(window, runId);
     return true;
   } catch {
-    // Not a window id or not a safe plan id: someone else's folder, never ours to delete.
+    // Not a window id or not a safe run id: someone else's folder, never ours to delete.
     return false;
   }
 }
@@ -173,7 +174,7 @@ function isRunFolder(window: string, planId: string): boolean {
  */
 async function deleteFolder(store: ObjectStore, folder: RunFolder, objects: readonly StoredObject[]): Promise<void> {
   try {
-    if ((await readManifest(store, folder.window))?.planId === folder.planId) {
+    if ((await readManifest(store, folder.window))?.runId === folder.runId) {
       Object.assign(folder, {
         action: 'keep',
         reason: 'committed while pruning: the manifest now names it',
@@ -186,7 +187,7 @@ async function deleteFolder(store: ObjectStore, folder: RunFolder, objects: read
       folder.deleted += 1;
     });
   } catch (err) {
-    folder.error = err instanceof Error ? err.message : String(err);
+    folder.error = messageOf(err);
   }
 }
 

@@ -2,15 +2,16 @@ import { hostname } from 'node:os';
 import { encodePredictionsAs } from '../arrow/predictions-encode';
 import { PredictionsBuilder } from '../arrow/predictions-builder';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
-import { forEachLimited } from '../concurrency';
-import { keys } from '../keys';
+import { forEachLimited } from '../shared/concurrency';
+import { keys } from '../shared/keys';
 import type { DeviceRows } from '../arrow/device-rows';
 import { isAnomaly, type ModelSessionCache, type PreparedModel } from '../models/model-sessions';
 import type { ObjectStore } from '../store/object-store';
-import { parseWindow } from '../window';
-import { InvalidPlan, readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
-import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from './run-types';
+import { parseWindow } from '../shared/window';
+import { readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
+import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from '../shared/run-types';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
+import { FleetscoreError, InvalidPlan } from '../shared/errors';
 
 /** The worker's store and caches a shard uses. */
 export interface ShardDeps {
@@ -24,25 +25,11 @@ export interface ShardContext {
   attempt: number;
   taskQueue: string;
   workflowId: string;
-  runId: string;
+  /** The run id of the workflow that scheduled this attempt (a child workflow's, for a fanned-out plan). */
+  workflowRunId: string;
   heartbeat(details: { devicesDone: number }): void;
   log: WorkerLogger;
 }
-
-/**
- * Errors that concern one device's data or model: the device is recorded as failed with the reason, the rest
- * of the shard is scored. Anything else (store or network errors) fails the attempt, and Temporal retries it.
- */
-const DEVICE_ERRORS = new Set([
-  'InvalidAggregates',
-  'InvalidModel',
-  'ModelChecksumMismatch',
-  'ModelNotFound',
-  'ModelOutputMismatch',
-  'ModelSessionFailed',
-  'ModelInferenceFailed',
-  'InvalidPathSegment',
-]);
 
 const HEARTBEAT_EVERY = 25;
 const FAILURES_REPORTED = 20;
@@ -56,13 +43,13 @@ const PREPARE_CONCURRENCY = 8;
 export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
   const started = Date.now();
   const window = parseWindow(req.window, req.windowHours);
-  const log = new AttemptLog(deps.store, window.id, req.planId, req.shard, ctx.attempt);
+  const log = new AttemptLog(deps.store, window.id, req.runId, req.shard, ctx.attempt);
   log.add({
     event: 'attempt-started',
     level: 'info',
     taskQueue: ctx.taskQueue,
     workflowId: ctx.workflowId,
-    runId: ctx.runId,
+    workflowRunId: ctx.workflowRunId,
     host: hostname(),
     pid: process.pid,
   });
@@ -72,22 +59,23 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     await log.flush();
     const plan = await readJsonFile<ShardPlanFile>(
       deps.store,
-      keys.shardPlan(window.id, req.planId, req.shard),
+      keys.shardPlan(window.id, req.runId, req.shard),
       'fleetscore.shard-plan/v1',
     );
-    if (plan.planId !== req.planId || plan.shard !== req.shard || plan.window !== window.id) {
-      const file = keys.shardPlan(window.id, req.planId, req.shard);
-      throw new InvalidPlan(`belongs to plan ${plan.planId} shard ${plan.shard} of window ${plan.window}`, file);
+    if (plan.runId !== req.runId || plan.shard !== req.shard || plan.window !== window.id) {
+      const file = keys.shardPlan(window.id, req.runId, req.shard);
+      throw new InvalidPlan(`belongs to plan ${plan.runId} shard ${plan.shard} of window ${plan.window}`, file);
     }
-    const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.planId, plan.layout);
+    const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.runId, plan.layout);
     const predictions = new PredictionsBuilder(aggregates.tsType);
     const outcomes: Record<string, DeviceOutcome> = {};
     const counts: RunCounts = { devices: plan.devices.length, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
     const failures: DeviceFailure[] = [];
 
+    // A device's data or model error fails that device only; anything else (a store outage) fails the attempt.
     const recordFailure = (device: string, version: string, err: unknown): void => {
-      if (!(err instanceof Error) || !DEVICE_ERRORS.has(err.name)) throw err;
-      const { file, field } = err as Error & { file?: string; field?: string };
+      if (!isDeviceError(err)) throw err;
+      const { file, field } = err;
       outcomes[device] = { status: 'failed', version, reason: `${err.name}: ${err.message}`, file, field };
       counts.failed++;
       if (failures.length < FAILURES_REPORTED) failures.push({ device, reason: `${err.name}: ${err.message}` });
@@ -97,7 +85,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
 
     // 1. Each device's model (stacked parameters, or a session of its own) and its rows of the window. Models are
     //    read a few at a time: on a cold worker this is the store's latency, not CPU.
-    const ready: ({ model: PreparedModel; rows: DeviceRows } | undefined)[] = new Array(plan.devices.length);
+    const ready = new Array<{ model: PreparedModel; rows: DeviceRows } | undefined>(plan.devices.length);
     await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
       const { device, version } = planned;
       if (i % HEARTBEAT_EVERY === 0) {
@@ -114,7 +102,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     });
 
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
-    const scores: (Float32Array | Error | undefined)[] = new Array(plan.devices.length);
+    const scores = new Array<Float32Array | Error | undefined>(plan.devices.length);
     const stacked = ready.flatMap((r, i) => (r?.model.kind === 'stacked' ? [i] : []));
     const stackedScores = await deps.sessions.scoreStacked(
       stacked.map((i) => ({
@@ -133,7 +121,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       try {
         scores[i] = await r.model.model.score(r.rows.x, r.rows.rows);
       } catch (err) {
-        if (!(err instanceof Error) || !DEVICE_ERRORS.has(err.name)) throw err;
+        if (!isDeviceError(err)) throw err;
         scores[i] = err;
       }
     }
@@ -173,21 +161,20 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     }
 
     const format = plan.predictionsFormat ?? 'arrow';
-    const predictionsKey =
-      predictions.rows > 0 ? keys.predictions(window.id, req.planId, req.shard, format) : undefined;
+    const predictionsKey = predictions.rows > 0 ? keys.predictions(window.id, req.runId, req.shard, format) : undefined;
     if (predictionsKey) await deps.store.put(predictionsKey, await encodePredictionsAs(predictions.columns(), format));
     const status: ShardStatusFile = {
       schema: 'fleetscore.shard-status/v1',
       window: window.id,
       shard: req.shard,
       pool: plan.pool,
-      planId: req.planId,
+      runId: req.runId,
       attempt: ctx.attempt,
       predictions: predictionsKey,
       counts,
       devices: outcomes,
     };
-    await deps.store.put(keys.shardStatus(window.id, req.planId, req.shard), JSON.stringify(status));
+    await deps.store.put(keys.shardStatus(window.id, req.runId, req.shard), JSON.stringify(status));
     const durationMs = Date.now() - started;
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();
@@ -197,4 +184,9 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     await log.failed(err, ctx.log);
     throw err;
   }
+}
+
+/** Whether `err` fails one device (its data or model) rather than the attempt. */
+function isDeviceError(err: unknown): err is FleetscoreError {
+  return err instanceof FleetscoreError && err.scope === 'device';
 }

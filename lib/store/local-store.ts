@@ -1,12 +1,21 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { checkKey, ObjectNotFound, type ObjectStore, type StoredObject } from './object-store';
+import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type VersionedObject } from './object-store';
+import { ObjectNotFound, StoreContended } from '../shared/errors';
+
+/** How long a conditional write waits for another writer's lock before giving up (a retry may then succeed). */
+const LOCK_WAIT_MS = 30_000;
+/** A lock of another host older than this is taken to be left by a writer that died (same host: the pid tells). */
+const LOCK_STALE_MS = 60_000;
 
 /**
  * The embedded default store: a local folder laid out exactly like the S3 bucket. Writes go to a temporary
- * file and are renamed into place, so a crash never leaves half an object under its real key.
+ * file and are renamed into place, so a crash never leaves half an object under its real key. Version tags
+ * are content hashes; a conditional write holds a lock file beside its key while it compares and renames.
  */
 export class LocalStore implements ObjectStore {
   readonly uri: string;
@@ -24,27 +33,31 @@ export class LocalStore implements ObjectStore {
     return p;
   }
 
-  async get(key: string): Promise<Uint8Array> {
-    const body = await this.tryGet(key);
+  async get(key: string, options?: CallOptions): Promise<Uint8Array> {
+    const body = await this.tryGet(key, options);
     if (body === undefined) throw new ObjectNotFound(this.uri, key);
     return body;
   }
 
-  async tryGet(key: string): Promise<Uint8Array | undefined> {
+  async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
     try {
-      return new Uint8Array(await readFile(this.path(key)));
+      return new Uint8Array(await readFile(this.path(key), { signal: options?.signal }));
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
     }
   }
 
-  async put(key: string, body: Uint8Array | string): Promise<void> {
+  async getVersioned(key: string, options?: CallOptions): Promise<VersionedObject | undefined> {
+    const body = await this.tryGet(key, options);
+    return body === undefined ? undefined : { body, version: contentVersion(body) };
+  }
+
+  async put(key: string, body: Uint8Array | string, options?: CallOptions): Promise<void> {
     const target = this.path(key);
-    await mkdir(dirname(target), { recursive: true });
-    const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = await this.writeTemporary(target, body, options);
     try {
-      await writeFile(tmp, body, { flush: true });
+      options?.signal?.throwIfAborted();
       await rename(tmp, target);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -52,13 +65,37 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string): Promise<string[]> {
-    return (await this.walk(prefix)).map((f) => f.key);
+  async putIf(
+    key: string,
+    body: Uint8Array | string,
+    expected: string | null,
+    options?: CallOptions,
+  ): Promise<string | undefined> {
+    const target = this.path(key);
+    const tmp = await this.writeTemporary(target, body, options);
+    try {
+      const release = await this.lock(`${target}.lock.tmp`, options);
+      try {
+        const current = await this.getVersioned(key, options);
+        if ((current?.version ?? null) !== expected) return undefined;
+        options?.signal?.throwIfAborted();
+        await rename(tmp, target);
+        return contentVersion(typeof body === 'string' ? Buffer.from(body) : body);
+      } finally {
+        await release();
+      }
+    } finally {
+      await rm(tmp, { force: true });
+    }
   }
 
-  async listObjects(prefix: string): Promise<StoredObject[]> {
+  async list(prefix: string, options?: CallOptions): Promise<string[]> {
+    return (await this.walk(prefix, options)).map((f) => f.key);
+  }
+
+  async listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]> {
     const out: StoredObject[] = [];
-    for (const { key, path } of await this.walk(prefix)) {
+    for (const { key, path } of await this.walk(prefix, options)) {
       try {
         const { size, mtime } = await stat(path);
         out.push({ key, size, lastModified: mtime });
@@ -70,13 +107,66 @@ export class LocalStore implements ObjectStore {
     return out;
   }
 
+  async delete(key: string, options?: CallOptions): Promise<void> {
+    const path = this.path(key);
+    options?.signal?.throwIfAborted();
+    await rm(path, { force: true });
+  }
+
+  /** Writes `body` next to `target` under a temporary name (skipped by listings) and returns that name. */
+  private async writeTemporary(target: string, body: Uint8Array | string, options?: CallOptions): Promise<string> {
+    await mkdir(dirname(target), { recursive: true });
+    const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, body, { flush: true, signal: options?.signal });
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return tmp;
+  }
+
+  /**
+   * Takes the lock file `path` (created exclusively, naming its holder) and returns its release. A lock whose
+   * holder died is broken: on this host when its process is gone, from another host when it is old.
+   */
+  private async lock(path: string, options?: CallOptions): Promise<() => Promise<void>> {
+    const holder = JSON.stringify({ host: hostname(), pid: process.pid, at: Date.now() });
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+      options?.signal?.throwIfAborted();
+      try {
+        const file = await open(path, 'wx');
+        try {
+          await file.writeFile(holder);
+        } finally {
+          await file.close();
+        }
+        return () => rm(path, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      if (await isStaleLock(path)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new StoreContended(`${this.uri}: ${path} is held by another writer for over ${LOCK_WAIT_MS / 1000} s`, {
+          file: path,
+        });
+      }
+      await sleep(wait, undefined, { signal: options?.signal });
+    }
+  }
+
   /** The files under `prefix` (keys sorted), without temporary files of writes in progress. */
-  private async walk(prefix: string): Promise<{ key: string; path: string }[]> {
+  private async walk(prefix: string, options?: CallOptions): Promise<{ key: string; path: string }[]> {
     checkKey(this.uri, prefix, { prefix: true });
     // Walk the deepest folder the prefix names, then filter by the full prefix (it may end inside a name).
     const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
     const out: { key: string; path: string }[] = [];
     const walk = async (rel: string): Promise<void> => {
+      options?.signal?.throwIfAborted();
       const dir = join(this.root, ...rel.split('/').filter(Boolean));
       let entries;
       try {
@@ -95,9 +185,34 @@ export class LocalStore implements ObjectStore {
     await walk(folder);
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
+}
 
-  async delete(key: string): Promise<void> {
-    await rm(this.path(key), { force: true });
+/** The local store's version tag of some bytes: their sha256. */
+function contentVersion(body: Uint8Array): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+/** Whether the lock file's holder is gone: a dead process on this host, or an old lock from another host. */
+async function isStaleLock(path: string): Promise<boolean> {
+  let holder: { host?: unknown; pid?: unknown; at?: unknown };
+  try {
+    holder = JSON.parse(await readFile(path, 'utf8')) as typeof holder;
+  } catch (err) {
+    // Gone already (released): look again. Created but never written: stale once it is old.
+    if (isMissing(err)) return false;
+    if (err instanceof SyntaxError) return Date.now() - (await stat(path)).mtimeMs > LOCK_STALE_MS;
+    throw err;
+  }
+  if (holder.host === hostname() && typeof holder.pid === 'number') return !isAlive(holder.pid);
+  return typeof holder.at !== 'number' || Date.now() - holder.at > LOCK_STALE_MS;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,21 +1,53 @@
+import { InvalidKey } from '../shared/errors';
 /** The one interface behind the local-folder store and the S3 store. */
 
-/** Where aggregates, models, predictions and logs live. Keys are `/`-separated and validated by lib/keys. */
+/**
+ * Where aggregates, models, predictions and logs live. Keys are `/`-separated and validated by lib/shared/keys.
+ * Every call takes an optional AbortSignal: a cancelled activity attempt stops its store calls and writes nothing
+ * after the signal fires.
+ */
 export interface ObjectStore {
   /** The URI the store was opened with, credentials removed: safe to log and to put in a manifest. */
   readonly uri: string;
   /** The object's bytes; throws `ObjectNotFound` when there is none. */
-  get(key: string): Promise<Uint8Array>;
+  get(key: string, options?: CallOptions): Promise<Uint8Array>;
   /** The object's bytes, or `undefined` when there is none. */
-  tryGet(key: string): Promise<Uint8Array | undefined>;
+  tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined>;
+  /** The object's bytes and version tag, or `undefined` when there is none; see {@link ObjectStore.putIf}. */
+  getVersioned(key: string, options?: CallOptions): Promise<VersionedObject | undefined>;
   /** Writes the whole object atomically: a reader sees the old or the new bytes, never a part. */
-  put(key: string, body: Uint8Array | string): Promise<void>;
+  put(key: string, body: Uint8Array | string, options?: CallOptions): Promise<void>;
+  /**
+   * Writes the object only if it is still as the caller read it: `expected` is the version tag from
+   * {@link ObjectStore.getVersioned}, or `null` for "only if there is no object". Returns the new version tag, or
+   * `undefined` when another writer got there first (nothing was written). Of two writers that expect the same
+   * version, at most one succeeds: the atomic step a commit fence needs (S3 conditional writes, `If-Match` /
+   * `If-None-Match`; a lock file in the local store).
+   */
+  putIf(
+    key: string,
+    body: Uint8Array | string,
+    expected: string | null,
+    options?: CallOptions,
+  ): Promise<string | undefined>;
   /** Every key under `prefix`, sorted. */
-  list(prefix: string): Promise<string[]>;
+  list(prefix: string, options?: CallOptions): Promise<string[]>;
   /** Every object under `prefix` with its size and last-modified time, sorted by key. */
-  listObjects(prefix: string): Promise<StoredObject[]>;
+  listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]>;
   /** Deletes the object; deleting a missing key is not an error. */
-  delete(key: string): Promise<void>;
+  delete(key: string, options?: CallOptions): Promise<void>;
+}
+
+/** Options of one store call. */
+export interface CallOptions {
+  /** Aborts the call (the activity's cancellation signal): it rejects and writes nothing afterwards. */
+  signal?: AbortSignal | undefined;
+}
+
+/** An object's bytes and its version tag (S3's ETag, a content hash in the local store). */
+export interface VersionedObject {
+  body: Uint8Array;
+  version: string;
 }
 
 /** One object of a listing. */
@@ -28,28 +60,8 @@ export interface StoredObject {
    * LastModified (whole seconds on AWS). What retention decisions such as `predictions prune` compare with now.
    */
   lastModified: Date;
-}
-
-/** Thrown by `ObjectStore.get` for a key that holds no object. */
-export class ObjectNotFound extends Error {
-  override readonly name = 'ObjectNotFound';
-  constructor(
-    public readonly store: string,
-    public readonly key: string,
-  ) {
-    super(`${store}: no object at ${key}`);
-  }
-}
-
-/** Thrown for a key that could escape the store's root: absolute, empty segments, `.`/`..`, backslashes. */
-export class InvalidKey extends Error {
-  override readonly name = 'InvalidKey';
-  constructor(
-    public readonly store: string,
-    public readonly key: string,
-  ) {
-    super(`${store}: invalid object key ${JSON.stringify(key)}`);
-  }
+  /** S3's ETag (changes with every write); absent in the local store, where size and time tell a change. */
+  etag?: string;
 }
 
 /** Returns `key` when every `/`-separated segment is a plain name; a trailing `/` is allowed for prefixes. */

@@ -5,16 +5,12 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { checkKey, ObjectNotFound, type ObjectStore, type StoredObject } from './object-store';
+import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type VersionedObject } from './object-store';
+import { config, type FleetscoreConfig } from '../config';
+import { ObjectNotFound, S3RequestFailed } from '../shared/errors';
 
-/**
- * Environment variables that point the S3 store at an S3-compatible server without changing the store URI.
- * The AWS SDK's own `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` keep working when these are unset.
- */
-export const S3_STORE_ENV = {
-  endpoint: 'FLEETSCORE_S3_ENDPOINT',
-  forcePathStyle: 'FLEETSCORE_S3_FORCE_PATH_STYLE',
-} as const;
+/** The settings an S3 store URI falls back to (`FLEETSCORE_S3_ENDPOINT`, `..._FORCE_PATH_STYLE`, `AWS_REGION`). */
+export type S3Settings = Pick<FleetscoreConfig, 's3Endpoint' | 's3ForcePathStyle' | 'awsRegion'>;
 
 /** Where an S3 store lives. Credentials are deliberately absent: they come only from the SDK's credential chain. */
 export interface S3StoreOptions {
@@ -27,26 +23,14 @@ export interface S3StoreOptions {
   region: string;
 }
 
-/** Thrown when an S3 request fails for a reason other than a missing object; names the bucket and the full key. */
-export class S3RequestFailed extends Error {
-  override readonly name = 'S3RequestFailed';
-  constructor(
-    public readonly operation: string,
-    public readonly bucket: string,
-    public readonly objectKey: string,
-    cause: unknown,
-  ) {
-    super(`S3 ${operation} s3://${bucket}/${objectKey} failed: ${explain(cause)}`, { cause });
-  }
-}
-
 const QUERY_KEYS = new Set(['endpoint', 'forcePathStyle', 'region']);
 
 /**
- * Parses `s3://bucket[/prefix][?endpoint=…&forcePathStyle=true&region=…]`, filling gaps from `env`. A URI with
+ * Parses `s3://bucket[/prefix][?endpoint=…&forcePathStyle=true&region=…]`, filling gaps from the configuration
+ * (`FLEETSCORE_S3_ENDPOINT`, `FLEETSCORE_S3_FORCE_PATH_STYLE`, `AWS_REGION`; see lib/config). A URI with
  * credentials in it is refused without repeating them, so a secret never reaches a log or a manifest.
  */
-export function parseS3Uri(uri: string, env: NodeJS.ProcessEnv = process.env): S3StoreOptions {
+export function parseS3Uri(uri: string, settings: S3Settings = config()): S3StoreOptions {
   const m = /^s3:\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/.exec(uri);
   if (!m) throw new Error('invalid S3 store URI: use s3://bucket[/prefix][?endpoint=…&forcePathStyle=true&region=…]');
   const [, bucket = '', path = '', query = ''] = m;
@@ -63,7 +47,7 @@ export function parseS3Uri(uri: string, env: NodeJS.ProcessEnv = process.env): S
   for (const name of params.keys()) {
     if (!QUERY_KEYS.has(name)) throw new Error(`unknown S3 store URI parameter ${JSON.stringify(name)}`);
   }
-  const endpoint = params.get('endpoint') || env[S3_STORE_ENV.endpoint] || undefined;
+  const endpoint = params.get('endpoint') || settings.s3Endpoint || undefined;
   if (endpoint !== undefined) checkEndpoint(endpoint);
   const prefix = path.replace(/^\/+|\/+$/g, '');
   if (prefix !== '') checkKey(`s3://${bucket}`, prefix);
@@ -71,8 +55,10 @@ export function parseS3Uri(uri: string, env: NodeJS.ProcessEnv = process.env): S
     bucket,
     prefix: prefix === '' ? '' : `${prefix}/`,
     endpoint,
-    forcePathStyle: parseBoolean(params.get('forcePathStyle') || env[S3_STORE_ENV.forcePathStyle] || 'false'),
-    region: params.get('region') || env.AWS_REGION || 'us-east-1',
+    forcePathStyle: params.has('forcePathStyle')
+      ? parseBoolean(params.get('forcePathStyle') ?? '')
+      : settings.s3ForcePathStyle,
+    region: params.get('region') || settings.awsRegion,
   };
 }
 
@@ -99,43 +85,78 @@ export class S3Store implements ObjectStore {
   }
 
   /** Opens the store an `s3://` URI names; see `parseS3Uri` for the URI form and the environment it reads. */
-  static fromUri(uri: string): S3Store {
-    return new S3Store(parseS3Uri(uri));
+  static fromUri(uri: string, settings: S3Settings = config()): S3Store {
+    return new S3Store(parseS3Uri(uri, settings));
   }
 
-  async get(key: string): Promise<Uint8Array> {
-    const body = await this.tryGet(key);
+  async get(key: string, options?: CallOptions): Promise<Uint8Array> {
+    const body = await this.tryGet(key, options);
     if (body === undefined) throw new ObjectNotFound(this.uri, key);
     return body;
   }
 
-  async tryGet(key: string): Promise<Uint8Array | undefined> {
+  async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
+    return (await this.getVersioned(key, options))?.body;
+  }
+
+  async getVersioned(key: string, options?: CallOptions): Promise<VersionedObject | undefined> {
     const Key = this.objectKey(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }), abortable(options));
       if (!res.Body) throw new Error('response has no body');
-      return await res.Body.transformToByteArray();
+      return { body: await res.Body.transformToByteArray(), version: res.ETag ?? '' };
     } catch (err) {
       if (isNoSuchKey(err)) return undefined;
-      throw new S3RequestFailed('GetObject', this.bucket, Key, err);
+      throw this.failure('GetObject', Key, err, options);
     }
   }
 
-  async put(key: string, body: Uint8Array | string): Promise<void> {
+  async put(key: string, body: Uint8Array | string, options?: CallOptions): Promise<void> {
+    await this.send(key, body, {}, options);
+  }
+
+  async putIf(
+    key: string,
+    body: Uint8Array | string,
+    expected: string | null,
+    options?: CallOptions,
+  ): Promise<string | undefined> {
+    try {
+      return await this.send(key, body, expected === null ? { IfNoneMatch: '*' } : { IfMatch: expected }, options);
+    } catch (err) {
+      // 412: the object is not as expected. 409: a concurrent conditional write to the key won; read again.
+      const status = (err as S3RequestFailed).cause as { $metadata?: { httpStatusCode?: number } } | undefined;
+      const code = status?.$metadata?.httpStatusCode;
+      if (err instanceof S3RequestFailed && (code === 412 || code === 409)) return undefined;
+      throw err;
+    }
+  }
+
+  /** PutObject with `conditions`; returns the new ETag. */
+  private async send(
+    key: string,
+    body: Uint8Array | string,
+    conditions: { IfMatch?: string; IfNoneMatch?: string },
+    options?: CallOptions,
+  ): Promise<string> {
     const Key = this.objectKey(key);
     try {
       const ContentLength = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength }));
+      const res = await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength, ...conditions }),
+        abortable(options),
+      );
+      return res.ETag ?? '';
     } catch (err) {
-      throw new S3RequestFailed('PutObject', this.bucket, Key, err);
+      throw this.failure('PutObject', Key, err, options);
     }
   }
 
-  async list(prefix: string): Promise<string[]> {
-    return (await this.listObjects(prefix)).map((o) => o.key);
+  async list(prefix: string, options?: CallOptions): Promise<string[]> {
+    return (await this.listObjects(prefix, options)).map((o) => o.key);
   }
 
-  async listObjects(prefix: string): Promise<StoredObject[]> {
+  async listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]> {
     checkKey(this.uri, prefix, { prefix: true });
     const Prefix = this.prefix + prefix;
     const out: StoredObject[] = [];
@@ -144,6 +165,7 @@ export class S3Store implements ObjectStore {
       do {
         const res = await this.client.send(
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken }),
+          abortable(options),
         );
         for (const o of res.Contents ?? []) {
           // Zero-byte "folder" markers that consoles create are not objects of this store.
@@ -153,23 +175,30 @@ export class S3Store implements ObjectStore {
             size: o.Size ?? 0,
             // S3 always sends LastModified; a server that does not is treated as "written now", the safe side.
             lastModified: o.LastModified ?? new Date(),
+            ...(o.ETag === undefined ? {} : { etag: o.ETag }),
           });
         }
         ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (ContinuationToken);
     } catch (err) {
-      throw new S3RequestFailed('ListObjectsV2', this.bucket, Prefix, err);
+      throw this.failure('ListObjectsV2', Prefix, err, options);
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options?: CallOptions): Promise<void> {
     const Key = this.objectKey(key);
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), abortable(options));
     } catch (err) {
-      throw new S3RequestFailed('DeleteObject', this.bucket, Key, err);
+      throw this.failure('DeleteObject', Key, err, options);
     }
+  }
+
+  /** The error of a failed request: the abort itself when the call was cancelled, else S3RequestFailed. */
+  private failure(operation: string, Key: string, err: unknown, options?: CallOptions): unknown {
+    if (options?.signal?.aborted) return options.signal.reason ?? err;
+    return new S3RequestFailed(operation, this.bucket, Key, err);
   }
 
   /** Closes the client's pooled connections; the store must not be used afterwards. */
@@ -180,6 +209,11 @@ export class S3Store implements ObjectStore {
   private objectKey(key: string): string {
     return this.prefix + checkKey(this.uri, key);
   }
+}
+
+/** The AWS SDK's per-request options for a call's AbortSignal. */
+function abortable(options?: CallOptions): { abortSignal?: AbortSignal } {
+  return options?.signal ? { abortSignal: options.signal } : {};
 }
 
 /** A missing object, but not a missing bucket: a wrong bucket must fail loudly, not read as "no manifest yet". */
@@ -210,12 +244,4 @@ function parseBoolean(value: string): boolean {
   if (value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
   throw new Error(`invalid S3 forcePathStyle ${JSON.stringify(value)}: use true or false`);
-}
-
-function explain(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  const what = e.message || e.code || 'no message';
-  return `${e.name}${status === undefined ? '' : ` (HTTP ${status})`}: ${what}`;
 }

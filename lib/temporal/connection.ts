@@ -20,7 +20,8 @@ export const LOCAL_ADDRESS = '127.0.0.1:7233';
 
 /** Resolves the Temporal target from the environment (`TEMPORAL_PROFILE`, `TEMPORAL_ADDRESS`, ...). */
 export function temporalTarget(overrides: { address?: string; namespace?: string } = {}): TemporalTarget {
-  const config = loadClientConnectConfig({ profile: process.env.TEMPORAL_PROFILE });
+  // envconfig reads TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE and the TEMPORAL_* variables itself.
+  const config = loadClientConnectConfig();
   const address = overrides.address ?? config.connectionOptions.address ?? LOCAL_ADDRESS;
   return {
     address,

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SearchAttributeType } from '@temporalio/common';
-import { SEARCH_ATTRIBUTES } from '../names';
+import { SEARCH_ATTRIBUTES } from '../shared/names';
 import { isReachable, temporalTarget } from './connection';
 import { requireTemporalCli } from './temporal-cli';
 

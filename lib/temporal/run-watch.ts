@@ -4,8 +4,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { progressQuery, SCORING_WORKFLOW, SEARCH_ATTRIBUTES, type RunProgress } from '../names';
-import type { RunSummary } from '../scoring/run-types';
+import { progressQuery, SCORING_WORKFLOW, SEARCH_ATTRIBUTES, type RunProgress } from '../shared/names';
+import type { RunSummary } from '../shared/run-types';
+import { messageOf } from '../shared/errors';
 
 /** Which run to watch. */
 export type RunSelector = { workflowId: string } | { window: string };
@@ -53,7 +54,7 @@ export async function snapshot(handle: WorkflowHandle): Promise<RunSnapshot> {
     // Closed runs answer queries too (from their last state) while a worker of the cpu pool is up.
     return { ...base, progress: await handle.query(progressQuery) };
   } catch (err) {
-    return { ...base, progressError: err instanceof Error ? err.message : String(err) };
+    return { ...base, progressError: messageOf(err) };
   }
 }
 
@@ -76,7 +77,7 @@ export async function watchRun(
         return { ...s, summary: (await handle.result()) as RunSummary };
       } catch (err) {
         const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-        return { ...s, failure: cause instanceof Error ? cause.message : String(cause) };
+        return { ...s, failure: messageOf(cause) };
       }
     }
     await sleep(intervalMs);

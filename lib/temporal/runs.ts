@@ -3,8 +3,8 @@
  * and backfilled runs are started by Temporal itself; these are the same workflow with an explicit window.
  */
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { SCORING_WORKFLOW, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../names';
-import type { ScoringRunInput } from '../scoring/run-types';
+import { SCORING_WORKFLOW, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../shared/names';
+import type { ScoringRunInput } from '../shared/run-types';
 import type { scoringRun } from '../../workflows';
 
 /** Workflow id of a manual run: names the schedule (or `fleetscore`) and the window, e.g. `fleetscore-hourly-window-2026-11-21T12`. */

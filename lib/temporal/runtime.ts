@@ -2,16 +2,10 @@
  * Installs the Temporal worker runtime once per process, before any worker or native connection is made: the
  * log level and format of every SDK, workflow and activity log line, and the Prometheus exporter that serves
  * the SDK's worker metrics and fleetscore's own (lib/metrics) on one port.
- *
- * Environment: `FLEETSCORE_LOG_LEVEL` (TRACE … ERROR), `FLEETSCORE_LOG_FORMAT` (`text` or `json`),
- * `FLEETSCORE_METRICS_PORT` (a port; served on 0.0.0.0) or `FLEETSCORE_METRICS_ADDRESS` (`host:port`).
+ * Unset settings come from lib/config (`FLEETSCORE_LOG_LEVEL`, `FLEETSCORE_LOG_FORMAT`, `FLEETSCORE_METRICS_*`).
  */
-import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
-
-const LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
-
-/** How log lines are written: `text` for people, `json` (one object per line) for log pipelines. */
-export type LogFormat = 'text' | 'json';
+import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
+import { config, type LogFormat } from '../config';
 
 /** Options of {@link installRuntime}; unset fields come from the environment. */
 export interface RuntimeSettings {
@@ -24,25 +18,11 @@ export interface RuntimeSettings {
   write?: (line: string) => void;
 }
 
-/** The log format from an option or `FLEETSCORE_LOG_FORMAT`; unknown values are an error, not a silent default. */
-export function logFormatFrom(value: string | undefined): LogFormat {
-  const format = (value ?? 'text').toLowerCase();
+/** The log format a `--log-format` option names; unknown values are an error, not a silent default. */
+export function logFormatFrom(value: string): LogFormat {
+  const format = value.toLowerCase();
   if (format !== 'text' && format !== 'json') throw new Error(`log format must be text or json, got "${value}"`);
   return format;
-}
-
-/** The Prometheus bind address from a port or address option, else the environment; undefined for none. */
-export function metricsAddressFrom(port: number | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (port !== undefined) return `0.0.0.0:${port}`;
-  if (env.FLEETSCORE_METRICS_ADDRESS) return env.FLEETSCORE_METRICS_ADDRESS;
-  if (env.FLEETSCORE_METRICS_PORT) {
-    const n = Number(env.FLEETSCORE_METRICS_PORT);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) {
-      throw new Error(`FLEETSCORE_METRICS_PORT must be a port number, got "${env.FLEETSCORE_METRICS_PORT}"`);
-    }
-    return `0.0.0.0:${n}`;
-  }
-  return undefined;
 }
 
 /**
@@ -62,9 +42,9 @@ export function formatJsonLogEntry(entry: LogEntry): string {
 
 /** Installs the runtime; the default level is INFO for workers and WARN where `quiet` is set. */
 export function installRuntime(settings: RuntimeSettings = {}): void {
-  const wanted = process.env.FLEETSCORE_LOG_LEVEL?.toUpperCase();
-  const level = LEVELS.find((l) => l === wanted) ?? (settings.quiet ? 'WARN' : 'INFO');
-  const format = settings.logFormat ?? logFormatFrom(process.env.FLEETSCORE_LOG_FORMAT);
+  const env = config();
+  const level = env.logLevel ?? (settings.quiet ? 'WARN' : 'INFO');
+  const format = settings.logFormat ?? env.logFormat;
   const write = settings.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const logger =
     format === 'json'
@@ -74,7 +54,7 @@ export function installRuntime(settings: RuntimeSettings = {}): void {
             write(`${entry.level} ${entry.message} ${JSON.stringify(entry.meta ?? {})}`),
           )
         : new DefaultLogger(level);
-  const metricsAddress = settings.metricsAddress ?? metricsAddressFrom(undefined);
+  const metricsAddress = settings.metricsAddress ?? env.metricsAddress;
   Runtime.install({
     logger,
     ...(metricsAddress

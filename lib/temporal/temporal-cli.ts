@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
+import { config, type FleetscoreConfig } from '../config';
 
 /** The project root (this file lives in lib/temporal/). */
 export const REPO_ROOT = resolve(__dirname, '..', '..');
@@ -13,12 +14,15 @@ export const REPO_ROOT = resolve(__dirname, '..', '..');
 export const LOCAL_TEMPORAL_CLI = join(REPO_ROOT, '.tools', 'bin', 'temporal');
 
 /** The Temporal CLI to use, or `undefined` when there is none yet. */
-export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.TEMPORAL_CLI) {
-    if (!existsSync(env.TEMPORAL_CLI)) throw new Error(`TEMPORAL_CLI=${env.TEMPORAL_CLI} does not exist`);
-    return env.TEMPORAL_CLI;
+export function findTemporalCli(
+  { temporalCli }: Pick<FleetscoreConfig, 'temporalCli'> = config(),
+  path = process.env.PATH ?? '',
+): string | undefined {
+  if (temporalCli) {
+    if (!existsSync(temporalCli)) throw new Error(`TEMPORAL_CLI=${temporalCli} does not exist`);
+    return temporalCli;
   }
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
+  for (const dir of path.split(delimiter)) {
     if (dir && existsSync(join(dir, 'temporal'))) return join(dir, 'temporal');
   }
   return existsSync(LOCAL_TEMPORAL_CLI) ? LOCAL_TEMPORAL_CLI : undefined;

@@ -22,9 +22,9 @@ import {
   WindowAggregates,
 } from '../../lib/arrow/aggregates';
 import { registerIpcCodecs } from '../../lib/arrow/ipc-reader';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { LocalStore } from '../../lib/store/local-store';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
 
 const window = parseWindow('2026-11-21T12');
 const prefix = keys.aggregatesPrefix(window.id);

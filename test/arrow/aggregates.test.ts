@@ -19,15 +19,15 @@ import {
   type Vector,
 } from 'apache-arrow';
 import {
-  InvalidAggregates,
   loadWindowAggregates,
   readAggregatesPart,
   WindowAggregates,
   type AggregatesPart,
 } from '../../lib/arrow/aggregates';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { LocalStore } from '../../lib/store/local-store';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
+import { InvalidAggregates } from '../../lib/shared/errors';
 
 const window = parseWindow('2026-11-21T12');
 const T0 = window.startMs;

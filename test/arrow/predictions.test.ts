@@ -11,11 +11,11 @@ import {
 import {
   decodePredictions,
   encodePredictions,
-  InvalidPredictions,
   predictionRows,
   PredictionsBuilder,
   type PredictionColumns,
 } from '../../lib/arrow/predictions';
+import { InvalidPredictions } from '../../lib/shared/errors';
 
 const T0 = Date.UTC(2026, 10, 21, 12);
 const MIN = 60_000;

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { registerModels } from '../../lib/models/bulk-register';
 import { LocalStore } from '../../lib/store/local-store';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
 import { twoFeatureMeta, twoFeatureModel } from '../support/model-files';
 import { ensurePythonVenv, INTEROP_PACKAGES } from '../support/python-venv';
 import { runWindow } from '../support/run-window';
@@ -71,8 +71,8 @@ describe('parts pyarrow and pandas write, predictions DuckDB reads', () => {
   beforeAll(async () => {
     // The first run of window 12 is superseded by the second: its files stay, its rows must not be returned.
     await runWindow(store, W12, { shardSize: 2, predictionsFormat: 'parquet' });
-    committed12 = (await runWindow(store, W12, { shardSize: 2, predictionsFormat: 'parquet' })).manifest.planId;
-    committed13 = (await runWindow(store, W13, { shardSize: 2, predictionsFormat: 'parquet' })).manifest.planId;
+    committed12 = (await runWindow(store, W12, { shardSize: 2, predictionsFormat: 'parquet' })).manifest.runId;
+    committed13 = (await runWindow(store, W13, { shardSize: 2, predictionsFormat: 'parquet' })).manifest.runId;
   });
 
   it('scores every device of LZ4 and ZSTD Feather, IPC file and stream parts; a marker file is ignored', async () => {

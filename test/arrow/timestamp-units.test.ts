@@ -18,7 +18,7 @@ import {
   PredictionsBuilder,
   readPredictions,
 } from '../../lib/arrow/predictions';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
 
 const window = parseWindow('2026-11-21T12');
 const T0 = window.startMs;

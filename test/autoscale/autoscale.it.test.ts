@@ -11,11 +11,11 @@ import { Autoscaler, formatDecision, type DecisionRecord } from '../../lib/autos
 import { describeBacklog } from '../../lib/autoscale/backlog';
 import { fleetscoreWorkerLauncher, WorkerProcesses, type WorkerEvent } from '../../lib/autoscale/worker-processes';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { SCORING_WORKFLOW } from '../../lib/names';
+import { SCORING_WORKFLOW } from '../../lib/shared/names';
 import { readManifest } from '../../lib/scoring/manifest';
-import type { RunSummary } from '../../lib/scoring/run-types';
+import type { RunSummary } from '../../lib/shared/run-types';
 import { LocalStore } from '../../lib/store/local-store';
-import { windowAt } from '../../lib/window';
+import { windowAt } from '../../lib/shared/window';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
 

@@ -102,19 +102,27 @@ describe('decide', () => {
 describe('WorkerProcesses', () => {
   test('starts children, drains the newest with SIGTERM, and counts draining ones apart', async () => {
     const events: WorkerEvent[] = [];
-    // A stand-in worker: exits 0 a moment after SIGTERM, as a draining worker does.
+    const ready: Promise<void>[] = [];
+    // A stand-in worker: says when it listens for SIGTERM, then exits 0 a moment after it, as a draining worker does.
     const processes = new WorkerProcesses(
-      () =>
-        spawn(
+      () => {
+        const child = spawn(
           process.execPath,
-          ['-e', "process.on('SIGTERM', () => setTimeout(() => process.exit(0), 100)); setInterval(() => {}, 1000)"],
-          { stdio: 'ignore' },
-        ),
+          [
+            '-e',
+            "process.on('SIGTERM', () => setTimeout(() => process.exit(0), 100)); console.log('ready'); setInterval(() => {}, 1000)",
+          ],
+          { stdio: ['ignore', 'pipe', 'ignore'] },
+        );
+        ready.push(new Promise((resolve) => child.stdout.once('data', () => resolve())));
+        return child;
+      },
       (e) => events.push(e),
     );
     processes.start('gpu', 3);
     expect(processes.running('gpu')).toBe(3);
-    await new Promise((r) => setTimeout(r, 300));
+    // SIGTERM before a child has installed its handler would kill it, which is not what this test is about.
+    await Promise.all(ready);
     processes.stop('gpu', 2);
     expect(processes.running('gpu')).toBe(1);
     expect(processes.draining('gpu')).toBe(2);

@@ -5,7 +5,7 @@
 import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import type { Manifest } from '../../lib/scoring/manifest';
 import type { RunFolder } from '../../lib/scoring/prune-runs';
 import { LocalStore } from '../../lib/store/local-store';
@@ -21,12 +21,12 @@ let dir: string;
 let store: LocalStore;
 
 /** Writes a run's files (one shard and its log), with modification times `ageMs` in the past. */
-async function writeRun(window: string, planId: string, ageMs: number): Promise<void> {
+async function writeRun(window: string, runId: string, ageMs: number): Promise<void> {
   const written = [
-    keys.shardPlan(window, planId, 0),
-    keys.predictions(window, planId, 0),
-    keys.shardStatus(window, planId, 0),
-    keys.attemptLog(window, planId, 0, 1),
+    keys.shardPlan(window, runId, 0),
+    keys.predictions(window, runId, 0),
+    keys.shardStatus(window, runId, 0),
+    keys.attemptLog(window, runId, 0, 1),
   ];
   const when = new Date(Date.now() - ageMs);
   for (const key of written) {
@@ -35,8 +35,8 @@ async function writeRun(window: string, planId: string, ageMs: number): Promise<
   }
 }
 
-async function commit(window: string, planId: string, ageMs: number): Promise<void> {
-  const manifest: Pick<Manifest, 'schema' | 'window' | 'planId'> = { schema: 'fleetscore.manifest/v1', window, planId };
+async function commit(window: string, runId: string, ageMs: number): Promise<void> {
+  const manifest: Pick<Manifest, 'schema' | 'window' | 'runId'> = { schema: 'fleetscore.manifest/v1', window, runId };
   await store.put(keys.manifest(window), JSON.stringify(manifest));
   const when = new Date(Date.now() - ageMs);
   await utimes(join(dir, keys.manifest(window)), when, when);
@@ -84,7 +84,7 @@ it('deletes the old folders of runs the manifest does not name, in one window or
   expect(report.folders).toEqual([
     expect.objectContaining<Partial<RunFolder>>({
       window: OTHER_WINDOW,
-      planId: 'run-failed',
+      runId: 'run-failed',
       action: 'delete',
       deleted: 4,
     }),

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import type { Manifest } from '../../lib/scoring/manifest';
 import { LocalStore } from '../../lib/store/local-store';
 import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
@@ -61,7 +61,7 @@ test('--device and --level narrow the events; --json prints them as stored', asy
       level: 'error',
       device: 'dev-00004',
       shard: 0,
-      planId: manifest.planId,
+      runId: manifest.runId,
       file: keys.modelOnnx('dev-00004', 'v0001'),
     }),
   ]);

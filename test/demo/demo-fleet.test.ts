@@ -9,11 +9,11 @@ import { seedDemoFleet, type DemoFleetOptions } from '../../lib/demo/demo-fleet'
 import { demoDeviceId, demoFeatureNames } from '../../lib/demo/demo-ids';
 import { THRESHOLD_MARGIN, trainDemoModel } from '../../lib/demo/demo-model';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { readIndex } from '../../lib/models/model-index';
 import { readModelMeta } from '../../lib/models/model-registry';
 import { LocalStore } from '../../lib/store/local-store';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
 
 const END = Date.UTC(2026, 10, 21, 13);
 const OPTIONS: DemoFleetOptions = {

@@ -13,7 +13,7 @@ import { decodePredictions, predictionRows } from '../../lib/arrow/predictions';
 import { demoFeatureNames } from '../../lib/demo/demo-ids';
 import { trainDemoModel } from '../../lib/demo/demo-model';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { LocalStore } from '../../lib/store/local-store';
 import { isReachable, temporalTarget } from '../../lib/temporal/connection';

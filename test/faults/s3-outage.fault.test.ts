@@ -7,7 +7,7 @@
  * committed window equals a fault-free run's: one manifest, one plan, the same rows and counts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { keys, shardName } from '../../lib/keys';
+import { keys, shardName } from '../../lib/shared/keys';
 import { CLEAN, measureFault, storeRequests, useFaultRig, waitUntil, WINDOW } from './support/fault-rig';
 import type { HeldRequest } from './support/store-gate';
 
@@ -70,11 +70,11 @@ test('the store down while planRun writes the plan files (half written)', async 
   });
   expect(result.record.runsCompleted).toBe(1);
   expect(result).toMatchObject(CLEAN);
-  // planRun was retried and rewrote its plan whole, under the same plan id: shard 0's file again, shard 3's too.
+  // planRun was retried and rewrote its plan whole, under the same run id: shard 0's file again, shard 3's too.
   expect(gate.succeeded(storeRequests.planWrite(0), since)).toBeGreaterThanOrEqual(2);
   expect(gate.succeeded(storeRequests.planWrite(3), since)).toBeGreaterThanOrEqual(1);
   const { manifest } = await rig.committed();
-  const planFiles = await rig.store.list(`${keys.runPrefix(WINDOW, manifest.planId)}_plan/`);
+  const planFiles = await rig.store.list(`${keys.runPrefix(WINDOW, manifest.runId)}_plan/`);
   expect(planFiles.map((k) => k.split('/').pop())).toEqual([0, 1, 2, 3, 4, 5].map((n) => `${shardName(n)}.json`));
   expect(await rig.manifestKeys()).toEqual([keys.manifest(WINDOW)]);
 });

@@ -13,8 +13,8 @@
  * - SIGTERM in planRun and in commitRun: the worker finishes the step and exits 0; nothing is written twice.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { keys } from '../../lib/keys';
-import type { ScoringRunInput } from '../../lib/scoring/run-types';
+import { keys } from '../../lib/shared/keys';
+import type { ScoringRunInput } from '../../lib/shared/run-types';
 import {
   CLEAN,
   measureFault,
@@ -149,7 +149,7 @@ test.each(STEP_POINTS)('SIGKILL of the worker running %s', async (point, match, 
   const { manifest } = await rig.committed();
   expect(manifest.runId).toBe(runId);
   expect(manifest.counts).toEqual(rig.reference!.manifest.counts);
-  expect(await rig.store.list(`${keys.runPrefix(WINDOW, manifest.planId)}_plan/`)).toHaveLength(6);
+  expect(await rig.store.list(`${keys.runPrefix(WINDOW, manifest.runId)}_plan/`)).toHaveLength(6);
   expect(await rig.manifestKeys()).toEqual([keys.manifest(WINDOW)]);
 });
 

@@ -38,7 +38,7 @@ test.each(POINTS)('SIGKILL of the worker scoring the %s', async (point, shardsDo
   // may be retried too, after a late heartbeat; its first attempt then ends normally.)
   const cutOff: Awaited<ReturnType<typeof readRunLogs>>[] = [];
   for (const { shard } of retried) {
-    const logs = await readRunLogs(rig.store, manifest.window, manifest.planId, { shard });
+    const logs = await readRunLogs(rig.store, manifest.window, manifest.runId, { shard });
     const first = logs.filter((e) => e.attempt === 1).map((e) => e.event);
     if (first[0] === 'attempt-started' && !first.includes('attempt-completed')) cutOff.push(logs);
   }

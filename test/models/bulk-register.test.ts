@@ -1,37 +1,29 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { registerModels } from '../../lib/models/bulk-register';
 import { readIndex } from '../../lib/models/model-index';
 import { sha256Hex } from '../../lib/models/model-registry';
-import { InvalidModelSource, modelsInFolder, modelsInList } from '../../lib/models/model-sources';
+import { modelsInFolder, modelsInList } from '../../lib/models/model-sources';
+import { InvalidModelSource } from '../../lib/shared/errors';
 import { LocalStore } from '../../lib/store/local-store';
-import type { ObjectStore } from '../../lib/store/object-store';
 import { twoFeatureMeta, twoFeatureModel, writeModelFolder } from '../support/model-files';
 
+/** A local store that counts writes of models/index.json. */
+class CountingStore extends LocalStore {
+  indexWrites = 0;
+  override put(key: string, body: Uint8Array | string): Promise<void> {
+    if (key === keys.modelIndex()) this.indexWrites++;
+    return super.put(key, body);
+  }
+}
+
 let dir: string;
-let store: LocalStore;
-let indexWrites: number;
-/** The store, counting writes of models/index.json. */
-let counting: ObjectStore;
+let store: CountingStore;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fleetscore-bulk-'));
-  store = new LocalStore(join(dir, 'store'));
-  indexWrites = 0;
-  counting = {
-    ...store,
-    uri: store.uri,
-    get: (k) => store.get(k),
-    tryGet: (k) => store.tryGet(k),
-    list: (p) => store.list(p),
-    listObjects: (p) => store.listObjects(p),
-    delete: (k) => store.delete(k),
-    put: (k, b) => {
-      if (k === keys.modelIndex()) indexWrites++;
-      return store.put(k, b);
-    },
-  };
+  store = new CountingStore(join(dir, 'store'));
 });
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -43,22 +35,22 @@ describe('registerModels', () => {
     const devices = Array.from({ length: 40 }, (_, i) => `pump-${String(i).padStart(3, '0')}`);
     for (const d of devices) await writeModelFolder(root, d, d === 'pump-007' ? { pool: 'gpu' } : {});
     const progress: number[] = [];
-    const result = await registerModels(counting, await modelsInFolder(root), {
+    const result = await registerModels(store, await modelsInFolder(root), {
       concurrency: 4,
       onProgress: (done) => progress.push(done),
     });
     expect(result.failed).toEqual([]);
     expect(result.indexMoved).toBe(true);
-    expect(indexWrites).toBe(1);
+    expect(store.indexWrites).toBe(1);
     expect(progress).toHaveLength(40);
     const index = await readIndex(store);
     expect(Object.keys(index.devices).sort()).toEqual(devices);
     expect(index.devices['pump-007']).toEqual({ version: 'v0001', pool: 'gpu', sha256: sha256Hex(twoFeatureModel) });
 
     // A second bulk registration writes the next version of each device.
-    const again = await registerModels(counting, await modelsInFolder(root));
+    const again = await registerModels(store, await modelsInFolder(root));
     expect(new Set(again.registered.map((r) => r.version))).toEqual(new Set(['v0002']));
-    expect(indexWrites).toBe(2);
+    expect(store.indexWrites).toBe(2);
   });
 
   it('moves nothing when one model is bad, naming its device and field; --partial moves the good ones', async () => {
@@ -66,9 +58,9 @@ describe('registerModels', () => {
     await writeModelFolder(root, 'pump-1');
     await writeModelFolder(root, 'pump-2', { preprocesing: { type: 'none' } });
     await writeModelFolder(root, 'pump-3');
-    const result = await registerModels(counting, await modelsInFolder(root));
+    const result = await registerModels(store, await modelsInFolder(root));
     expect(result.indexMoved).toBe(false);
-    expect(indexWrites).toBe(0);
+    expect(store.indexWrites).toBe(0);
     expect(result.registered.map((r) => r.device).sort()).toEqual(['pump-1', 'pump-3']);
     expect(result.failed).toEqual([
       expect.objectContaining({ device: 'pump-2', source: join(root, 'pump-2'), field: 'preprocesing' }),
@@ -76,7 +68,7 @@ describe('registerModels', () => {
     expect(result.failed[0]!.reason).toMatch(/model\.json: preprocesing: unknown key "preprocesing".*"preprocessing"/);
     expect(await store.tryGet(keys.modelIndex())).toBeUndefined();
 
-    const partial = await registerModels(counting, await modelsInFolder(root), { partial: true });
+    const partial = await registerModels(store, await modelsInFolder(root), { partial: true });
     expect(partial.indexMoved).toBe(true);
     // The versions of the first try stay unreferenced; the index points at the second try's.
     expect((await readIndex(store)).devices).toEqual({
@@ -89,12 +81,16 @@ describe('registerModels', () => {
     const root = join(dir, 'models');
     await writeModelFolder(root, 'pump-1');
     await writeFile(join(dir, 'list.csv'), 'pump-1,models/pump-1\npump-1,models/pump-1\npump-2,missing.onnx,m.json\n');
-    const result = await registerModels(counting, await modelsInList(join(dir, 'list.csv')));
+    const result = await registerModels(store, await modelsInList(join(dir, 'list.csv')));
     expect(result.failed.map((f) => f.device).sort()).toEqual(['pump-1', 'pump-1', 'pump-2']);
     expect(result.failed.find((f) => f.device === 'pump-2')!.reason).toMatch(/ENOENT.*missing\.onnx|m\.json/);
     expect(result.indexMoved).toBe(false);
 
-    const broken: ObjectStore = { ...counting, put: () => Promise.reject(new Error('store down')) };
+    const broken = new (class extends LocalStore {
+      override put(): Promise<void> {
+        return Promise.reject(new Error('store down'));
+      }
+    })(join(dir, 'store'));
     await expect(registerModels(broken, await modelsInFolder(root))).rejects.toThrow('store down');
   });
 });

@@ -3,7 +3,7 @@
  * (library missing, CUDA failing to start, onnxruntime silently placing the probe on CPU, CUDA working), and the
  * real probe runs on this machine's onnxruntime to show the placement check reads real profiles.
  */
-import { chooseProviders, CudaUnavailable, type CudaEnvironment } from '../../lib/models/execution-providers';
+import { chooseProviders, type CudaEnvironment } from '../../lib/models/execution-providers';
 import { LocalStore } from '../../lib/store/local-store';
 import { ModelSessionCache, type SessionPlacement } from '../../lib/models/model-sessions';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
@@ -17,6 +17,7 @@ import {
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CudaUnavailable } from '../../lib/shared/errors';
 
 const LIB = '/opt/ort/libonnxruntime_providers_cuda.so';
 

@@ -3,20 +3,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header, type HeaderData } from 'tar';
-import { InvalidPathSegment, keys } from '../../lib/keys';
-import {
-  InvalidModel,
-  InvalidModelIndex,
-  ModelChecksumMismatch,
-  ModelNotFound,
-  ModelVersionExists,
-} from '../../lib/models/model-errors';
+import { keys } from '../../lib/shared/keys';
 import { readIndex } from '../../lib/models/model-index';
 import { registerModelPackage } from '../../lib/models/model-package';
 import { readModelMeta, registerModel, sha256Hex, type ModelMetaInput } from '../../lib/models/model-registry';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { LocalStore } from '../../lib/store/local-store';
 import { withListing } from '../support/store-view';
+import {
+  InvalidModel,
+  InvalidModelIndex,
+  InvalidPathSegment,
+  ModelChecksumMismatch,
+  ModelNotFound,
+  ModelVersionExists,
+} from '../../lib/shared/errors';
 
 const identity3 = [
   [1, 0, 0],
@@ -79,7 +80,7 @@ describe('readIndex', () => {
     const bad = await rejection(readIndex(store));
     expect(bad).toBeInstanceOf(InvalidModelIndex);
     expect((bad as InvalidModelIndex).file).toBe('models/index.json');
-    expect((bad as Error).message).toMatch(/^models\/index\.json: invalid JSON/);
+    expect(bad.message).toMatch(/^models\/index\.json: invalid JSON/);
 
     const index = { schema: 'fleetscore.index/v1', devices: { p1: { pool: 'cpu' } } };
     await store.put(keys.modelIndex(), JSON.stringify(index));

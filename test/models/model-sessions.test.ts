@@ -1,12 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { keys } from '../../lib/keys';
-import { ModelChecksumMismatch } from '../../lib/models/model-errors';
+import { keys } from '../../lib/shared/keys';
 import { registerModel, sha256Hex, type ModelMetaInput } from '../../lib/models/model-registry';
 import { isAnomaly, ModelSessionCache } from '../../lib/models/model-sessions';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { LocalStore } from '../../lib/store/local-store';
+import { ModelChecksumMismatch } from '../../lib/shared/errors';
 
 const identity2 = [
   [1, 0],

@@ -1,13 +1,8 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
-import {
-  backfillRange,
-  fleetSchedules,
-  InvalidScheduleDeclaration,
-  validateSchedules,
-  type FleetSchedule,
-} from '../../schedules/fleet-schedules';
+import { backfillRange, fleetSchedules, validateSchedules, type FleetSchedule } from '../../schedules/fleet-schedules';
 import { compileSchedule, scheduledRunInput } from '../../schedules/schedule-reconciler';
-import { TASK_QUEUES, SCORING_WORKFLOW } from '../../lib/names';
+import { TASK_QUEUES, SCORING_WORKFLOW } from '../../lib/shared/names';
+import { InvalidScheduleDeclaration } from '../../lib/shared/errors';
 
 const H = 3_600_000;
 

@@ -1,6 +1,6 @@
 import { ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { SCORING_WORKFLOW, TASK_QUEUES } from '../../lib/names';
+import { SCORING_WORKFLOW, TASK_QUEUES } from '../../lib/shared/names';
 import type { FleetSchedule } from '../../schedules/fleet-schedules';
 import {
   ACTION_MEMO_KEY,

@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { AttemptLog } from '../../lib/scoring/attempt-log';
 import { LocalStore } from '../../lib/store/local-store';
 

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { Float32, Int32, Table, tableToIPC, TimestampMillisecond, Utf8, vectorFromArray } from 'apache-arrow';
 import { readAggregatesPart } from '../../lib/arrow/aggregates';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { readIndex } from '../../lib/models/model-index';
 import { sha256Hex } from '../../lib/models/model-registry';
 import { LocalStore } from '../../lib/store/local-store';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
 import { runWindow as runWindowOf } from '../support/run-window';
 
 jest.setTimeout(120_000);
@@ -92,7 +92,7 @@ async function replaceModel(
   store: LocalStore,
   device: string,
   bytes: Uint8Array,
-  { keepSha = false, meta = {} as Record<string, unknown> } = {},
+  { keepSha = false, meta = {} } = {},
 ): Promise<void> {
   await store.put(keys.modelOnnx(device, 'v0001'), bytes);
   const sha256 = keepSha ? undefined : sha256Hex(bytes);

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import type { Manifest } from '../../lib/scoring/manifest';
 import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
 import { LocalStore } from '../../lib/store/local-store';
@@ -60,27 +60,26 @@ async function s3Store(): Promise<ObjectStore> {
 }
 
 /** The files a run of two shards writes, as the scoring activities name them. */
-async function writeRun(store: ObjectStore, window: string, planId: string): Promise<string[]> {
+async function writeRun(store: ObjectStore, window: string, runId: string): Promise<string[]> {
   const written = [0, 1].flatMap((shard) => [
-    keys.shardPlan(window, planId, shard),
-    keys.predictions(window, planId, shard),
-    keys.shardStatus(window, planId, shard),
-    keys.attemptLog(window, planId, shard, 1),
+    keys.shardPlan(window, runId, shard),
+    keys.predictions(window, runId, shard),
+    keys.shardStatus(window, runId, shard),
+    keys.attemptLog(window, runId, shard, 1),
   ]);
   for (const key of written) await store.put(key, `${key}\n`);
   return written;
 }
 
-/** Commits `planId` as the window's run: the manifest is all that decides which run a window is. */
-async function commit(store: ObjectStore, window: string, planId: string): Promise<void> {
+/** Commits `runId` as the window's run: the manifest is all that decides which run a window is. */
+async function commit(store: ObjectStore, window: string, runId: string): Promise<void> {
   const manifest: Manifest = {
     schema: 'fleetscore.manifest/v1',
     window,
     windowStart: '',
     windowEnd: '',
     workflowId: `wf-${window}`,
-    runId: planId,
-    planId,
+    runId,
     committedAt: new Date().toISOString(),
     store: store.uri,
     counts: { devices: 0, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 },
@@ -90,13 +89,13 @@ async function commit(store: ObjectStore, window: string, planId: string): Promi
   await store.put(keys.manifest(window), JSON.stringify(manifest));
 }
 
-const runKeys = async (store: ObjectStore, window: string, planId: string) => [
-  ...(await store.list(keys.runPrefix(window, planId))),
-  ...(await store.list(keys.runLogsPrefix(window, planId))),
+const runKeys = async (store: ObjectStore, window: string, runId: string) => [
+  ...(await store.list(keys.runPrefix(window, runId))),
+  ...(await store.list(keys.runLogsPrefix(window, runId))),
 ];
 
 const summary = (folders: RunFolder[]) =>
-  folders.map((f) => `${f.window} ${f.planId} ${f.committed ? 'committed' : '-'} ${f.action} ${f.deleted}`);
+  folders.map((f) => `${f.window} ${f.runId} ${f.committed ? 'committed' : '-'} ${f.action} ${f.deleted}`);
 
 describe.each([
   ['a local folder', localStore],
@@ -150,12 +149,12 @@ describe.each([
     ]);
     expect(pruned[0]?.reason).toMatch(/not the committed run \(the manifest names run run-b\)/);
     expect(pruned[3]?.reason).toMatch(/no manifest/);
-    for (const [window, planId] of [
+    for (const [window, runId] of [
       ['2026-11-21T10', 'run-a'],
       ['2026-11-21T10', 'run-c'],
       ['2026-11-21T11', 'run-d'],
     ] as const) {
-      expect(await runKeys(store, window, planId)).toEqual([]);
+      expect(await runKeys(store, window, runId)).toEqual([]);
     }
     // The committed run and its manifest are untouched, byte for byte.
     expect((await runKeys(store, '2026-11-21T10', 'run-b')).sort()).toEqual([...b].sort());
@@ -190,7 +189,7 @@ describe.each([
     // A manifest without committedAt, which the listing does not show yet.
     await store.put(
       keys.manifest('2026-11-21T19'),
-      JSON.stringify({ schema: 'fleetscore.manifest/v1', window: '2026-11-21T19', planId: 'run-2' }),
+      JSON.stringify({ schema: 'fleetscore.manifest/v1', window: '2026-11-21T19', runId: 'run-2' }),
     );
     const staleListing = withListing(store, {
       list: (p) => store.list(p),
@@ -207,7 +206,7 @@ describe.each([
     // A shard attempt of the still running run writes its log now.
     await store.put(keys.attemptLog('2026-11-21T13', 'run-live', 1, 2), 'attempt 2\n');
     const [folder] = await pruneRuns(store, { olderThanMs: 2_500, now: Date.now() + 500 });
-    expect(folder).toMatchObject({ planId: 'run-live', action: 'keep', objects: 9 });
+    expect(folder).toMatchObject({ runId: 'run-live', action: 'keep', objects: 9 });
     expect(folder?.reason).toMatch(/its run may still be running/);
   });
 
@@ -222,7 +221,7 @@ describe.each([
     expect(await store.list(keys.runLogsPrefix('2026-11-21T14', 'run-x'))).toHaveLength(2);
 
     const again = await pruneRuns(store, { olderThanMs: GRACE, now: later(), keepLogs: true });
-    expect(again[0]).toMatchObject({ planId: 'run-x', action: 'keep', reason: expect.stringMatching(/only its logs/) });
+    expect(again[0]).toMatchObject({ runId: 'run-x', action: 'keep', reason: expect.stringMatching(/only its logs/) });
 
     const last = await pruneRuns(store, { olderThanMs: GRACE, now: later() });
     expect(summary(last)).toEqual(['2026-11-21T14 run-x - delete 2', '2026-11-21T14 run-y committed keep 0']);

@@ -1,15 +1,16 @@
 /**
- * Path traversal: every user-supplied path segment (device id, model version, window, plan id) is validated
+ * Path traversal: every user-supplied path segment (device id, model version, window, run id) is validated
  * before it becomes part of a key, in the key builders, in registration, in a (tampered) shard plan, and in the
  * S3 store's prefix handling, which refuses a key before any request is made. The store contract
  * (test/store/store-contract.ts) covers raw keys for both stores.
  */
+import { loadConfig } from '../../lib/config';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { InvalidPathSegment, keys, safeSegment } from '../../lib/keys';
+import { keys, safeSegment } from '../../lib/shared/keys';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { registerModel } from '../../lib/models/model-registry';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
@@ -17,8 +18,8 @@ import type { ShardPlanFile } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
 import { scoreShard } from '../../lib/scoring/score-shard';
 import { LocalStore } from '../../lib/store/local-store';
-import { InvalidKey } from '../../lib/store/object-store';
 import { parseS3Uri, S3Store } from '../../lib/store/s3-store';
+import { InvalidKey, InvalidPathSegment } from '../../lib/shared/errors';
 
 const EVIL = [
   '..',
@@ -81,7 +82,7 @@ test('a tampered shard plan naming a traversing device fails that device only an
   const endMs = Date.UTC(2026, 10, 21, 12);
   await seedDemoFleet(store, { devices: 2, sensors: 2, hours: 1, endMs, seed: 1 });
   const plan = await planRun(store, { store: store.uri, window: '2026-11-21T11', shardSize: 10, pool: 'cpu' });
-  const planKey = keys.shardPlan('2026-11-21T11', plan.planId, 0);
+  const planKey = keys.shardPlan('2026-11-21T11', plan.runId, 0);
   const file = JSON.parse(Buffer.from(await store.get(planKey)).toString()) as ShardPlanFile;
   file.devices.push({ device: '../../../outside', version: '../v0001', sha256: '0'.repeat(64) });
   await store.put(planKey, JSON.stringify(file));
@@ -89,12 +90,12 @@ test('a tampered shard plan naming a traversing device fails that device only an
   const sessions = new ModelSessionCache();
   const summary = await scoreShard(
     { store, sessions, aggregates: new AggregatesCache() },
-    { store: store.uri, window: '2026-11-21T11', windowHours: 1, planId: plan.planId, shard: 0 },
+    { store: store.uri, window: '2026-11-21T11', windowHours: 1, runId: plan.runId, shard: 0 },
     {
       attempt: 1,
       taskQueue: 't',
       workflowId: 'w',
-      runId: 'r',
+      workflowRunId: 'r',
       heartbeat: () => undefined,
       log: { info: () => undefined, warn: () => undefined },
     },
@@ -106,8 +107,8 @@ test('a tampered shard plan naming a traversing device fails that device only an
 });
 
 test('S3: a prefix or key that would leave the store prefix is refused before any request', async () => {
-  expect(() => parseS3Uri('s3://fleet-bucket/../other-tenant', {})).toThrow(InvalidKey);
-  expect(() => parseS3Uri('s3://fleet-bucket/a/./b', {})).toThrow(InvalidKey);
+  expect(() => parseS3Uri('s3://fleet-bucket/../other-tenant', loadConfig({}))).toThrow(InvalidKey);
+  expect(() => parseS3Uri('s3://fleet-bucket/a/./b', loadConfig({}))).toThrow(InvalidKey);
   // No server listens here: a request would fail with a network error, not InvalidKey.
   const store = new S3Store({
     bucket: 'fleet-bucket',

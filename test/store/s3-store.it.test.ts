@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { InvalidKey } from '../../lib/store/object-store';
 import { openStore } from '../../lib/store/open-store';
-import { parseS3Uri, S3_STORE_ENV, S3RequestFailed, S3Store } from '../../lib/store/s3-store';
+import { loadConfig } from '../../lib/config';
+import { parseS3Uri, S3Store } from '../../lib/store/s3-store';
 import { startS3Server, type S3TestServer } from '../support/s3-server';
 import { describeStoreContract } from './store-contract';
+import { InvalidKey, S3RequestFailed } from '../../lib/shared/errors';
 
 // S3 round trips are slower than a folder; the first start may also build MinIO (see beforeAll).
 jest.setTimeout(60_000);
@@ -33,21 +34,24 @@ const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('utf8');
 
 describe('parseS3Uri', () => {
   it('reads the bucket and normalises the prefix', () => {
-    expect(parseS3Uri('s3://fleet-data', {})).toEqual({
+    expect(parseS3Uri('s3://fleet-data', loadConfig({}))).toEqual({
       bucket: 'fleet-data',
       prefix: '',
       endpoint: undefined,
       forcePathStyle: false,
       region: 'us-east-1',
     });
-    expect(parseS3Uri('s3://fleet-data/', {}).prefix).toBe('');
-    expect(parseS3Uri('s3://fleet-data/prod', {}).prefix).toBe('prod/');
-    expect(parseS3Uri('s3://fleet-data/prod/eu-1/', {}).prefix).toBe('prod/eu-1/');
+    expect(parseS3Uri('s3://fleet-data/', loadConfig({})).prefix).toBe('');
+    expect(parseS3Uri('s3://fleet-data/prod', loadConfig({})).prefix).toBe('prod/');
+    expect(parseS3Uri('s3://fleet-data/prod/eu-1/', loadConfig({})).prefix).toBe('prod/eu-1/');
   });
 
   it('reads endpoint, path style and region from the query', () => {
     expect(
-      parseS3Uri('s3://fleet-data/p?endpoint=http://127.0.0.1:9000&forcePathStyle=true&region=eu-central-1', {}),
+      parseS3Uri(
+        's3://fleet-data/p?endpoint=http://127.0.0.1:9000&forcePathStyle=true&region=eu-central-1',
+        loadConfig({}),
+      ),
     ).toEqual({
       bucket: 'fleet-data',
       prefix: 'p/',
@@ -55,24 +59,24 @@ describe('parseS3Uri', () => {
       forcePathStyle: true,
       region: 'eu-central-1',
     });
-    expect(parseS3Uri('s3://fleet-data?endpoint=https%3A%2F%2Fminio.internal%3A9000', {}).endpoint).toBe(
+    expect(parseS3Uri('s3://fleet-data?endpoint=https%3A%2F%2Fminio.internal%3A9000', loadConfig({})).endpoint).toBe(
       'https://minio.internal:9000',
     );
   });
 
   it('falls back to the environment, and the query wins over it', () => {
     const env = {
-      [S3_STORE_ENV.endpoint]: 'http://minio.local:9000',
-      [S3_STORE_ENV.forcePathStyle]: 'true',
+      FLEETSCORE_S3_ENDPOINT: 'http://minio.local:9000',
+      FLEETSCORE_S3_FORCE_PATH_STYLE: 'true',
       AWS_REGION: 'ap-south-1',
     };
-    expect(parseS3Uri('s3://fleet-data', env)).toMatchObject({
+    expect(parseS3Uri('s3://fleet-data', loadConfig(env))).toMatchObject({
       endpoint: 'http://minio.local:9000',
       forcePathStyle: true,
       region: 'ap-south-1',
     });
     expect(
-      parseS3Uri('s3://fleet-data?endpoint=http://other:1&forcePathStyle=false&region=us-west-2', env),
+      parseS3Uri('s3://fleet-data?endpoint=http://other:1&forcePathStyle=false&region=us-west-2', loadConfig(env)),
     ).toMatchObject({
       endpoint: 'http://other:1',
       forcePathStyle: false,
@@ -82,7 +86,7 @@ describe('parseS3Uri', () => {
 
   it('leaves the endpoint to the SDK when none is given', () => {
     // The SDK then uses AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (tested against the server below).
-    expect(parseS3Uri('s3://fleet-data', { AWS_ENDPOINT_URL_S3: 'http://x:1' }).endpoint).toBeUndefined();
+    expect(parseS3Uri('s3://fleet-data', loadConfig({ AWS_ENDPOINT_URL_S3: 'http://x:1' })).endpoint).toBeUndefined();
   });
 
   it.each([
@@ -96,7 +100,7 @@ describe('parseS3Uri', () => {
     ['s3://fleet-data?endpoint=not a url', /invalid S3 endpoint/],
     ['s3://fleet-data#frag', /invalid S3 store URI/],
   ])('rejects %s', (uri, error) => {
-    expect(() => parseS3Uri(uri, {})).toThrow(error);
+    expect(() => parseS3Uri(uri, loadConfig({}))).toThrow(error);
   });
 
   it.each([
@@ -145,7 +149,12 @@ describe('S3Store against a real S3 server (MinIO)', () => {
     const vars = { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey };
     restoreEnv = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
     Object.assign(process.env, vars);
-    for (const k of [S3_STORE_ENV.endpoint, S3_STORE_ENV.forcePathStyle, 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
+    for (const k of [
+      'FLEETSCORE_S3_ENDPOINT',
+      'FLEETSCORE_S3_FORCE_PATH_STYLE',
+      'AWS_ENDPOINT_URL_S3',
+      'AWS_ENDPOINT_URL',
+    ]) {
       restoreEnv[k] = process.env[k];
       delete process.env[k];
     }
@@ -174,8 +183,8 @@ describe('S3Store against a real S3 server (MinIO)', () => {
   });
 
   it('reaches the server through FLEETSCORE_S3_ENDPOINT and FLEETSCORE_S3_FORCE_PATH_STYLE', async () => {
-    await withEnv({ [S3_STORE_ENV.endpoint]: server.endpoint, [S3_STORE_ENV.forcePathStyle]: 'true' }, async () => {
-      const store = S3Store.fromUri(`s3://${server.bucket}/via-env`);
+    await withEnv({ FLEETSCORE_S3_ENDPOINT: server.endpoint, FLEETSCORE_S3_FORCE_PATH_STYLE: 'true' }, async () => {
+      const store = S3Store.fromUri(`s3://${server.bucket}/via-env`, loadConfig());
       opened.push(store);
       await store.put('k.txt', 'via env');
       expect(text(await store.get('k.txt'))).toBe('via env');
@@ -183,8 +192,8 @@ describe('S3Store against a real S3 server (MinIO)', () => {
   });
 
   it("reaches the server through the SDK's own AWS_ENDPOINT_URL_S3", async () => {
-    await withEnv({ AWS_ENDPOINT_URL_S3: server.endpoint, [S3_STORE_ENV.forcePathStyle]: 'true' }, async () => {
-      const store = S3Store.fromUri(`s3://${server.bucket}/via-sdk-env`);
+    await withEnv({ AWS_ENDPOINT_URL_S3: server.endpoint, FLEETSCORE_S3_FORCE_PATH_STYLE: 'true' }, async () => {
+      const store = S3Store.fromUri(`s3://${server.bucket}/via-sdk-env`, loadConfig());
       opened.push(store);
       await store.put('k.txt', 'via sdk env');
       expect(text(await store.get('k.txt'))).toBe('via sdk env');

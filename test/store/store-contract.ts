@@ -3,7 +3,8 @@
  * suite runs against the local folder (unit) and a real S3 server (integration).
  */
 import { randomBytes } from 'node:crypto';
-import { InvalidKey, ObjectNotFound, type ObjectStore } from '../../lib/store/object-store';
+import { type ObjectStore } from '../../lib/store/object-store';
+import { InvalidKey, ObjectNotFound } from '../../lib/shared/errors';
 
 /** A fresh, empty store for one test and how to dispose of it. */
 export interface OpenedStore {
@@ -64,6 +65,50 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       const err = await store.get('missing/key.json').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ObjectNotFound);
       expect(err).toMatchObject({ name: 'ObjectNotFound', key: 'missing/key.json', store: store.uri });
+    });
+
+    describe('conditional writes', () => {
+      it('creates only when absent, and tells the loser', async () => {
+        const first = await store.putIf('predictions/window=W/_manifest.json', 'run A', null);
+        expect(first).toEqual(expect.any(String));
+        await expect(store.putIf('predictions/window=W/_manifest.json', 'run B', null)).resolves.toBeUndefined();
+        const read = await store.getVersioned('predictions/window=W/_manifest.json');
+        expect(read && text(read.body)).toBe('run A');
+        expect(read?.version).toBe(first);
+      });
+
+      it('replaces only the version that was read', async () => {
+        await store.put('m.json', 'v1');
+        const v1 = (await store.getVersioned('m.json'))!.version;
+        const v2 = await store.putIf('m.json', 'v2', v1);
+        expect(v2).toEqual(expect.any(String));
+        expect(v2).not.toBe(v1);
+        // A writer that read v1 has lost: nothing is written.
+        await expect(store.putIf('m.json', 'v2 from a stale reader', v1)).resolves.toBeUndefined();
+        expect(text(await store.get('m.json'))).toBe('v2');
+        await expect(store.putIf('m.json', 'v3', null)).resolves.toBeUndefined();
+        await expect(store.getVersioned('absent.json')).resolves.toBeUndefined();
+      });
+
+      it('lets exactly one of many racing writers win', async () => {
+        await store.put('race.json', 'start');
+        const { version } = (await store.getVersioned('race.json'))!;
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => store.putIf('race.json', `writer ${i}`, version)),
+        );
+        const winners = results.flatMap((r, i) => (r === undefined ? [] : [i]));
+        expect(winners).toHaveLength(1);
+        expect(text(await store.get('race.json'))).toBe(`writer ${winners[0]}`);
+        expect(await store.list('')).toEqual(['race.json']);
+      });
+    });
+
+    it('writes nothing once the call is aborted', async () => {
+      const aborted = AbortSignal.abort(new Error('attempt cancelled'));
+      await expect(store.put('late/write.json', 'x', { signal: aborted })).rejects.toThrow();
+      await expect(store.putIf('late/cas.json', 'x', null, { signal: aborted })).rejects.toThrow();
+      await expect(store.get('late/write.json', { signal: aborted })).rejects.toThrow();
+      expect(await store.list('late/')).toEqual([]);
     });
 
     describe('list', () => {

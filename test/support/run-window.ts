@@ -3,29 +3,33 @@
  * order the workflow calls them. For tests of what a run commits and logs.
  */
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
 import type { WorkerLogger } from '../../lib/scoring/attempt-log';
 import { commitRun } from '../../lib/scoring/commit-run';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
-import type { PlanRequest } from '../../lib/scoring/run-types';
+import type { CommitRequest, CommitResult, PlanRequest } from '../../lib/shared/run-types';
 import { scoreShard } from '../../lib/scoring/score-shard';
 import type { ObjectStore } from '../../lib/store/object-store';
 
 /** A logger that drops everything. */
 export const quiet: WorkerLogger = { info: () => undefined, warn: () => undefined };
 
-/** Plans, scores every shard and commits `window`; returns the manifest, every attempt log's text and heartbeats. */
-export async function runWindow(
+/** How a test run plans: shard size, aggregates layout and predictions format. */
+export type RunOptions = Pick<PlanRequest, 'aggregatesLayout' | 'predictionsFormat'> & { shardSize?: number };
+
+/** A planned and scored run, ready to commit. */
+export interface ScoredRun {
+  request: Omit<CommitRequest, 'runStartedAt'>;
+}
+
+/** Plans and scores every shard of `window` (the run's files are written, the window not yet committed). */
+export async function planAndScore(
   store: ObjectStore,
   window: string,
-  {
-    shardSize = 500,
-    aggregatesLayout,
-    predictionsFormat,
-  }: Pick<PlanRequest, 'aggregatesLayout' | 'predictionsFormat'> & { shardSize?: number } = {},
-): Promise<{ manifest: Manifest; logs: string; beats: number }> {
+  { shardSize = 500, aggregatesLayout, predictionsFormat }: RunOptions = {},
+): Promise<ScoredRun & { beats: number }> {
   const planRequest = {
     store: store.uri,
     window,
@@ -43,21 +47,38 @@ export async function runWindow(
         attempt: 1,
         taskQueue: 'test',
         workflowId: 'wf',
-        runId: plan.planId,
+        workflowRunId: plan.runId,
         heartbeat: () => void beats++,
         log: quiet,
       };
-      await scoreShard(deps, { store: store.uri, window, windowHours: 1, planId: plan.planId, shard: ref.shard }, ctx);
+      await scoreShard(deps, { store: store.uri, window, windowHours: 1, runId: plan.runId, shard: ref.shard }, ctx);
     }
-    const { planId, shards } = plan;
-    const request = { store: store.uri, window, windowHours: 1, workflowId: 'wf', runId: planId, planId, shards };
-    await commitRun(store, { ...request, failedShards: [] }, { logger: quiet });
   } finally {
     await deps.sessions.close();
   }
+  const { runId, shards } = plan;
+  return {
+    request: { store: store.uri, window, windowHours: 1, workflowId: 'wf', runId, shards, failedShards: [] },
+    beats,
+  };
+}
+
+/** Commits a scored run as if it had started at `runStartedAt`. */
+export function commit(store: ObjectStore, run: ScoredRun, runStartedAt = new Date()): Promise<CommitResult> {
+  return commitRun(store, { ...run.request, runStartedAt: runStartedAt.toISOString() }, { logger: quiet });
+}
+
+/** Plans, scores every shard and commits `window`; returns the manifest, every attempt log's text and heartbeats. */
+export async function runWindow(
+  store: ObjectStore,
+  window: string,
+  options: RunOptions = {},
+): Promise<{ manifest: Manifest; logs: string; beats: number }> {
+  const run = await planAndScore(store, window, options);
+  await commit(store, run);
   let logs = '';
   for (const key of await store.list(keys.logsPrefix(window))) logs += Buffer.from(await store.get(key)).toString();
   const manifest = await readManifest(store, window);
   if (!manifest) throw new Error(`window ${window} was not committed`);
-  return { manifest, logs, beats };
+  return { manifest, logs, beats: run.beats };
 }

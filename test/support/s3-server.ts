@@ -2,6 +2,7 @@
  * Starts a real S3-compatible server (MinIO) for integration tests: its own port, data folder and random
  * credentials, so tests exercise the same SDK calls, signatures and error codes as production.
  */
+import { loadConfig } from '../../lib/config';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,6 @@ import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { S3_STORE_ENV } from '../../lib/store/s3-store';
 import { freePort } from './free-port';
 import { withLock } from './tools-lock';
 
@@ -161,8 +161,8 @@ async function startOnce(bin: string): Promise<S3TestServer> {
       AWS_ACCESS_KEY_ID: accessKeyId,
       AWS_SECRET_ACCESS_KEY: secretAccessKey,
       AWS_REGION: REGION,
-      [S3_STORE_ENV.endpoint]: endpoint,
-      [S3_STORE_ENV.forcePathStyle]: 'true',
+      FLEETSCORE_S3_ENDPOINT: endpoint,
+      FLEETSCORE_S3_FORCE_PATH_STYLE: 'true',
     },
     async stop() {
       client.destroy();
@@ -175,7 +175,7 @@ async function startOnce(bin: string): Promise<S3TestServer> {
 
 /** The MinIO binary: the one `FLEETSCORE_S3_SERVER` names, else `.tools/bin/minio`, built once under a lock. */
 async function ensureMinio(): Promise<string> {
-  const fromEnv = process.env.FLEETSCORE_S3_SERVER;
+  const fromEnv = loadConfig().s3Server;
   if (fromEnv) {
     if (!existsSync(fromEnv)) throw new Error(`FLEETSCORE_S3_SERVER=${fromEnv}: no such file`);
     return fromEnv;

@@ -3,7 +3,7 @@
  * fleetscore's search attributes registered.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { SEARCH_ATTRIBUTES } from '../../lib/names';
+import { SEARCH_ATTRIBUTES } from '../../lib/shared/names';
 import { installRuntime, type RuntimeSettings } from '../../lib/temporal/runtime';
 import { requireTemporalCli } from '../../lib/temporal/temporal-cli';
 import { createPoolWorker } from '../../workers/pool-worker';

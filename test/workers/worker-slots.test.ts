@@ -1,7 +1,7 @@
 /** Worker sizing, JSON log lines and the window/shard log attributes, without a server. */
 import { cgroupCpuQuota, defaultShardSlots, slotOptions } from '../../workers/worker-slots';
 import { shardAttributes } from '../../workers/activity-log-attributes';
-import { formatJsonLogEntry, logFormatFrom, metricsAddressFrom } from '../../lib/temporal/runtime';
+import { formatJsonLogEntry, logFormatFrom } from '../../lib/temporal/runtime';
 
 const files = (entries: Record<string, string>) => (path: string) => {
   const v = entries[path];
@@ -71,21 +71,12 @@ test('JSON log lines parse, carry the entry attributes, and survive errors and b
     error: { name: 'TypeError', message: 'x' },
     n: '5',
   });
-  expect(logFormatFrom(undefined)).toBe('text');
   expect(logFormatFrom('JSON')).toBe('json');
   expect(() => logFormatFrom('yaml')).toThrow(/text or json/);
 });
 
-test('the metrics port comes from the flag, else the environment', () => {
-  expect(metricsAddressFrom(9464, {})).toBe('0.0.0.0:9464');
-  expect(metricsAddressFrom(undefined, { FLEETSCORE_METRICS_PORT: '9100' })).toBe('0.0.0.0:9100');
-  expect(metricsAddressFrom(undefined, { FLEETSCORE_METRICS_ADDRESS: '127.0.0.1:1' })).toBe('127.0.0.1:1');
-  expect(metricsAddressFrom(undefined, {})).toBeUndefined();
-  expect(() => metricsAddressFrom(undefined, { FLEETSCORE_METRICS_PORT: 'x' })).toThrow(/port/);
-});
-
 test('activity log lines get the window and shard of the request', () => {
-  expect(shardAttributes([{ store: 's', window: '2026-11-21T12', shard: 4, planId: 'p' }])).toEqual({
+  expect(shardAttributes([{ store: 's', window: '2026-11-21T12', shard: 4, runId: 'p' }])).toEqual({
     window: '2026-11-21T12',
     shard: 4,
   });

@@ -8,12 +8,12 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { decodePredictions, predictionRows } from '../../lib/arrow/predictions';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
-import { keys } from '../../lib/keys';
-import { SCORING_WORKFLOW } from '../../lib/names';
+import { keys } from '../../lib/shared/keys';
+import { SCORING_WORKFLOW } from '../../lib/shared/names';
 import { readManifest } from '../../lib/scoring/manifest';
-import type { RunSummary } from '../../lib/scoring/run-types';
+import type { RunSummary } from '../../lib/shared/run-types';
 import { S3Store } from '../../lib/store/s3-store';
-import { windowAt } from '../../lib/window';
+import { windowAt } from '../../lib/shared/window';
 import { startS3Server, type S3TestServer } from '../support/s3-server';
 import { runPoolWorkers, startTemporal, uniqueTaskQueue, type RunningPools } from '../support/temporal-env';
 
@@ -107,7 +107,7 @@ test('scores a window from an S3 bucket and commits predictions, manifest and sh
   // Every row scored once, flagged exactly where the demo injected an anomaly.
   const seen = new Set<string>();
   for (const shard of manifest!.shards) {
-    expect(shard.predictions).toBe(keys.predictions(WINDOW, manifest!.planId, shard.shard));
+    expect(shard.predictions).toBe(keys.predictions(WINDOW, manifest!.runId, shard.shard));
     for (const row of predictionRows(decodePredictions(await store.get(shard.predictions!)))) {
       const id = `${row.device}@${row.ts}`;
       expect(seen.has(id)).toBe(false);
@@ -118,9 +118,9 @@ test('scores a window from an S3 bucket and commits predictions, manifest and sh
   expect(seen.size).toBe(rows);
 
   // One log object per shard attempt and one for the commit, JSON lines from attempt-started to attempt-completed.
-  const logKeys = manifest!.shards.map((s) => keys.attemptLog(WINDOW, manifest!.planId, s.shard, 1));
+  const logKeys = manifest!.shards.map((s) => keys.attemptLog(WINDOW, manifest!.runId, s.shard, 1));
   expect(logKeys[0]).toMatch(new RegExp(`^logs/window=${WINDOW}/run=[0-9a-f-]{36}/shard-\\d{5}/attempt-001\\.jsonl$`));
-  const commitLog = keys.attemptLog(WINDOW, manifest!.planId, 'commit', 1);
+  const commitLog = keys.attemptLog(WINDOW, manifest!.runId, 'commit', 1);
   expect(await store.list(keys.logsPrefix(WINDOW))).toEqual([...logKeys, commitLog].sort());
   const commitEvents = Buffer.from(await store.get(commitLog))
     .toString('utf8')

@@ -14,14 +14,14 @@ import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { demoFeatureNames } from '../../lib/demo/demo-ids';
 import { trainDemoModel } from '../../lib/demo/demo-model';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
-import { keys } from '../../lib/keys';
+import { keys } from '../../lib/shared/keys';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { registerModel } from '../../lib/models/model-registry';
-import { SCORING_WORKFLOW } from '../../lib/names';
+import { SCORING_WORKFLOW } from '../../lib/shared/names';
 import { readManifest } from '../../lib/scoring/manifest';
-import { MAX_SHARD_SIZE, type RunSummary, type ScoringRunInput } from '../../lib/scoring/run-types';
+import { MAX_SHARD_SIZE, type RunSummary, type ScoringRunInput } from '../../lib/shared/run-types';
 import { LocalStore } from '../../lib/store/local-store';
-import { windowAt } from '../../lib/window';
+import { windowAt } from '../../lib/shared/window';
 import { close, referenceMahalanobis } from '../support/expected-scores';
 import { runPoolWorkers, startTemporal, uniqueTaskQueue, type RunningPools } from '../support/temporal-env';
 

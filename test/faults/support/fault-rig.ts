@@ -16,20 +16,21 @@ import { temporal } from '@temporalio/proto';
 import { decodePredictions, predictionRows } from '../../../lib/arrow/predictions';
 import { seedDemoFleet } from '../../../lib/demo/demo-fleet';
 import { readDemoTruth } from '../../../lib/demo/demo-truth';
-import { keys, shardName } from '../../../lib/keys';
+import { keys, shardName } from '../../../lib/shared/keys';
 import { readIndex } from '../../../lib/models/model-index';
-import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../../lib/names';
+import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../../lib/shared/names';
 import { readManifest, type Manifest } from '../../../lib/scoring/manifest';
-import type { RunSummary, ScoringRunInput } from '../../../lib/scoring/run-types';
+import type { RunSummary, ScoringRunInput } from '../../../lib/shared/run-types';
 import { LocalStore } from '../../../lib/store/local-store';
 import type { ObjectStore } from '../../../lib/store/object-store';
-import { S3_STORE_ENV, S3Store } from '../../../lib/store/s3-store';
+import { S3Store } from '../../../lib/store/s3-store';
 import { connectClient, temporalTarget } from '../../../lib/temporal/connection';
 import { startDevServer, type DevServer } from '../../../lib/temporal/dev-server';
-import { windowAt } from '../../../lib/window';
+import { windowAt } from '../../../lib/shared/window';
 import { startS3Server, type S3TestServer } from '../../support/s3-server';
 import { freePort } from '../../support/free-port';
 import { StoreGate, type StoreRequest } from './store-gate';
+import { messageOf } from '../../../lib/shared/errors';
 
 const ROOT = resolve(__dirname, '../../..');
 /** Where each fault test records its figures; the reporter prints them as one table. */
@@ -224,7 +225,7 @@ export class FaultRig {
     // Taken before any await: workers start side by side, and each needs a label of its own.
     const label = this.gate ? `worker-${++this.spawned}` : undefined;
     const env = { ...this.workerEnv };
-    if (this.gate && label) env[S3_STORE_ENV.endpoint] = await this.gate.listen(label);
+    if (this.gate && label) env.FLEETSCORE_S3_ENDPOINT = await this.gate.listen(label);
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
       cwd: ROOT,
       env,
@@ -559,7 +560,7 @@ export async function recordFault(record: FaultRecord): Promise<void> {
 }
 
 function isUnavailable(err: unknown): boolean {
-  const text = String((err as Error)?.message ?? err) + String((err as { cause?: unknown })?.cause ?? '');
+  const text = `${messageOf(err)} ${messageOf((err as { cause?: unknown } | undefined)?.cause ?? '')}`;
   return /UNAVAILABLE|ECONNREFUSED|Connection dropped|connect|deadline|14 |ServiceError/i.test(text);
 }
 

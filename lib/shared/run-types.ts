@@ -3,7 +3,7 @@
  * imports, because the workflow imports these types.
  */
 import type { Duration } from '@temporalio/common';
-import type { AggregatesLayout, Pool, PredictionsFormat } from '../names';
+import type { AggregatesLayout, Pool, PredictionsFormat } from './names';
 
 /** Input of `scoringRun`, fixed in a schedule's action or given by `fleetscore runs start`. */
 export interface ScoringRunInput {
@@ -92,11 +92,11 @@ export interface PlanRequest {
   /** Recorded in every shard's plan file, so all shards of a run write one format; default `arrow`. */
   predictionsFormat?: PredictionsFormat;
   /**
-   * Names this run's plan and fences its files (`predictions/window=W/run=<planId>/`): the workflow passes its
+   * Names this run's plan and fences its files (`predictions/window=W/run=<runId>/`): the workflow passes its
    * run id, so a retried planRun rewrites the same files and two runs of one window never share any. Default:
    * a random UUID.
    */
-  planId?: string;
+  runId?: string;
 }
 
 /** One shard of a plan: which pool scores it and how many devices it holds (the list is in the store). */
@@ -109,8 +109,8 @@ export interface ShardRef {
 /** What planRun returns: the shards, the aggregate parts found, and where the full plan is. */
 export interface RunPlan {
   window: string;
-  /** The plan id every shard and the commit of this run use. */
-  planId: string;
+  /** The run id every shard and the commit of this run use. */
+  runId: string;
   devices: number;
   parts: number;
   shards: ShardRef[];
@@ -121,7 +121,7 @@ export interface ShardRequest {
   store: string;
   window: string;
   windowHours: number;
-  planId: string;
+  runId: string;
   shard: number;
 }
 
@@ -152,7 +152,7 @@ export interface ShardBatchInput {
   store: string;
   window: string;
   windowHours: number;
-  planId: string;
+  runId: string;
   shards: ShardRef[];
   maxParallel: number;
   taskQueues?: Partial<Record<Pool, string>>;
@@ -183,23 +183,18 @@ export interface CommitRequest {
   scheduleId?: string;
   workflowId: string;
   runId: string;
-  planId: string;
+  /** When the run started (ISO 8601): orders commits, so an older run never replaces a newer one's. */
+  runStartedAt?: string;
   shards: ShardRef[];
   failedShards: FailedShard[];
 }
 
 /**
- * Error types a retry cannot fix (bad input, bad models, invalid keys). Activities raise them as non-retryable;
- * retry policies list them too.
+ * What a commit did: `committed` (the manifest is this run's), `already-committed` (this run's commit was
+ * already there: a retried commit writes nothing again) or `superseded` (a run that started later had committed
+ * the window; nothing was written).
  */
-export const NON_RETRYABLE_ERROR_TYPES = [
-  'InvalidInput',
-  'InvalidWindow',
-  'InvalidPathSegment',
-  'InvalidKey',
-  'InvalidPlan',
-  'InvalidModelIndex',
-] as const;
+export type CommitOutcome = 'committed' | 'already-committed' | 'superseded';
 
 /** Counts of one committed run; the workflow's result and the manifest's head. */
 export interface RunCounts {
@@ -214,6 +209,9 @@ export interface RunCounts {
 /** What commitRun returns: the counts and the manifest's key. */
 export interface CommitResult extends RunCounts {
   manifest: string;
+  outcome: CommitOutcome;
+  /** The run whose commit stands, when this one was superseded. */
+  supersededBy?: string;
   /** Device ids with rows in the window but no model in the plan (listed in the manifest's `unknownDevices`). */
   unknownDevices: number;
 }
@@ -227,4 +225,16 @@ export interface RunSummary extends RunCounts {
   failures: DeviceFailure[];
   /** Device ids with rows in the window but no model: not scored, listed in the manifest. */
   unknownDevices: number;
+  /** What the commit did; a `superseded` run's counts are its own, but the window keeps the newer run's. */
+  outcome?: CommitOutcome;
+  supersededBy?: string;
+}
+
+/**
+ * `value` with its `runId`: activity inputs, plan and status files written before the run id had one name call it
+ * `planId` (a run in flight while workers are upgraded still reads them).
+ */
+export function withRunId<T extends object>(value: T): T {
+  const legacy = value as { runId?: unknown; planId?: unknown };
+  return legacy.runId === undefined && typeof legacy.planId === 'string' ? { ...value, runId: legacy.planId } : value;
 }

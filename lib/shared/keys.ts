@@ -1,21 +1,9 @@
+import { InvalidPathSegment } from './errors';
+import type { PredictionsFormat } from './names';
 /**
  * The store layout (identical under a local folder and S3) and the validation of every user-supplied path
  * segment before it becomes part of a key. No Node imports: the workflow shares the shard naming.
  */
-
-/** Thrown when a device id, version or other segment would be unsafe in a path or object key. */
-export class InvalidPathSegment extends Error {
-  override readonly name = 'InvalidPathSegment';
-  constructor(
-    public readonly field: string,
-    public readonly value: string,
-  ) {
-    super(
-      `invalid ${field} ${JSON.stringify(value)}: use 1-128 characters of letters, digits, '.', '_' and '-', ` +
-        `starting with a letter or digit`,
-    );
-  }
-}
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -50,27 +38,27 @@ export const keys = {
   predictionsRoot: () => 'predictions/',
   predictionsPrefix: (windowId: string) => `${keys.predictionsRoot()}window=${safeSegment('window', windowId)}/`,
   /** The files of one run's plan: two runs of a window never write each other's files (the fence). */
-  runPrefix: (windowId: string, planId: string) =>
-    `${keys.predictionsPrefix(windowId)}run=${safeSegment('plan id', planId)}/`,
+  runPrefix: (windowId: string, runId: string) =>
+    `${keys.predictionsPrefix(windowId)}run=${safeSegment('run id', runId)}/`,
   /** A shard's predictions file, `.arrow` (Arrow IPC) or `.parquet`. */
-  predictions: (windowId: string, planId: string, shard: number, format: 'arrow' | 'parquet' = 'arrow') =>
-    `${keys.runPrefix(windowId, planId)}${shardName(shard)}.${format}`,
-  shardStatus: (windowId: string, planId: string, shard: number) =>
-    `${keys.runPrefix(windowId, planId)}${shardName(shard)}.json`,
-  shardPlan: (windowId: string, planId: string, shard: number) =>
-    `${keys.runPrefix(windowId, planId)}_plan/${shardName(shard)}.json`,
+  predictions: (windowId: string, runId: string, shard: number, format: PredictionsFormat = 'arrow') =>
+    `${keys.runPrefix(windowId, runId)}${shardName(shard)}.${format}`,
+  shardStatus: (windowId: string, runId: string, shard: number) =>
+    `${keys.runPrefix(windowId, runId)}${shardName(shard)}.json`,
+  shardPlan: (windowId: string, runId: string, shard: number) =>
+    `${keys.runPrefix(windowId, runId)}_plan/${shardName(shard)}.json`,
   manifest: (windowId: string) => `${keys.predictionsPrefix(windowId)}_manifest.json`,
   /** Where the attempt logs of every window live. */
   logsRoot: () => 'logs/',
   logsPrefix: (windowId: string) => `${keys.logsRoot()}window=${safeSegment('window', windowId)}/`,
   /** The attempt logs of one run. */
-  runLogsPrefix: (windowId: string, planId: string) =>
-    `${keys.logsPrefix(windowId)}run=${safeSegment('plan id', planId)}/`,
+  runLogsPrefix: (windowId: string, runId: string) =>
+    `${keys.logsPrefix(windowId)}run=${safeSegment('run id', runId)}/`,
   /** The attempt logs of one shard (`unit` is the shard number) or of the commit. */
-  unitLogsPrefix: (windowId: string, planId: string, unit: LogUnit) =>
-    `${keys.runLogsPrefix(windowId, planId)}${typeof unit === 'number' ? shardName(unit) : unit}/`,
-  attemptLog: (windowId: string, planId: string, unit: LogUnit, attempt: number) =>
-    `${keys.unitLogsPrefix(windowId, planId, unit)}attempt-${String(attempt).padStart(3, '0')}.jsonl`,
+  unitLogsPrefix: (windowId: string, runId: string, unit: LogUnit) =>
+    `${keys.runLogsPrefix(windowId, runId)}${typeof unit === 'number' ? shardName(unit) : unit}/`,
+  attemptLog: (windowId: string, runId: string, unit: LogUnit, attempt: number) =>
+    `${keys.unitLogsPrefix(windowId, runId, unit)}attempt-${String(attempt).padStart(3, '0')}.jsonl`,
   demoTruth: (windowId: string) => `demo/ground-truth/window=${safeSegment('window', windowId)}.json`,
 } as const;
 
@@ -78,10 +66,10 @@ const RUN_FOLDER = /^(?:predictions|logs)\/window=([^/]+)\/run=([^/]+)\//;
 
 /**
  * The run folder a listed key lies in: a key under `predictions/window=W/run=R/` or `logs/window=W/run=R/` gives
- * `{ window: W, planId: R }`, any other key (a manifest, an aggregates part) undefined. Both come from a listing,
+ * `{ window: W, runId: R }`, any other key (a manifest, an aggregates part) undefined. Both come from a listing,
  * so they are checked again (by the key builders) before they name anything to read or delete.
  */
-export function runFolderOf(key: string): { window: string; planId: string } | undefined {
+export function runFolderOf(key: string): { window: string; runId: string } | undefined {
   const m = RUN_FOLDER.exec(key);
-  return m ? { window: m[1] as string, planId: m[2] as string } : undefined;
+  return m ? { window: m[1] as string, runId: m[2] as string } : undefined;
 }

@@ -1,3 +1,4 @@
+import { InvalidWindow } from './errors';
 /**
  * Windows: the half-open UTC time ranges a run scores. Pure functions without Node imports, because the
  * workflow derives its window from the schedule's nominal time with them.
@@ -15,17 +16,6 @@ export interface Window {
 
 const HOUR_MS = 3_600_000;
 const WINDOW_ID = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})$/;
-
-/** Thrown for a window id or time that cannot name a window. */
-export class InvalidWindow extends Error {
-  override readonly name = 'InvalidWindow';
-  constructor(
-    message: string,
-    public readonly value: string,
-  ) {
-    super(message);
-  }
-}
 
 /** The id of the window that starts at `startMs` (which must fall on a whole hour). */
 export function windowIdOf(startMs: number): string {
