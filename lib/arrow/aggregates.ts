@@ -1,11 +1,12 @@
 /**
- * Reading a window's sensor aggregates: Arrow IPC part files (file or stream format, from any Arrow writer)
- * with the columns `device_id` (Utf8, LargeUtf8 or a Dictionary of them), `ts` (Timestamp of any unit and time
- * zone, read as epoch milliseconds) and float feature columns (Float32 or Float64, nullable). This module is the
- * public face of lib/arrow's reading rooms; each job lives in its own file:
- * - aggregate-parts.ts: which objects of a window are part files;
- * - ipc-framing.ts: framing checks (a truncated file or stream is refused, never read short);
- * - column-decoding.ts and aggregates-part.ts: one part decoded column-wise;
+ * Reading a window's sensor aggregates: Arrow IPC part files (file or stream format, uncompressed or LZ4/ZSTD, from
+ * any Arrow writer) with the columns `device_id` (Utf8, LargeUtf8 or a Dictionary of them), `ts` (Timestamp of any
+ * unit and time zone, kept exactly: whole epoch ms plus nanoseconds) and float feature columns (Float32 or
+ * Float64, nullable). This module is the public face of lib/arrow's reading rooms; each job lives in its own file:
+ * - aggregate-parts.ts: which objects of a window are part files, and which names are refused;
+ * - ipc-framing.ts and ipc-reader.ts: framing checks (a truncated file or stream is refused, never read short),
+ *   and decoding with the LZ4-frame and ZSTD codecs;
+ * - column-decoding.ts, timestamps.ts and aggregates-part.ts: one part decoded column-wise;
  * - window-aggregates.ts and device-rows.ts: a window across parts, and one device's rows;
  * - aggregates-cache.ts: a worker's cache of parsed parts, and `loadWindowAggregates` for tests and tools.
  *
@@ -26,8 +27,7 @@
  * - neither: rows with `ts` outside `[window.startMs, window.endMs)` are dropped and counted.
  *
  * A stream-format part must end with the end-of-stream marker (every writer adds it on close), because a
- * stream cut at a message boundary is otherwise indistinguishable from a shorter one. Compressed IPC bodies
- * (LZ4/ZSTD) need a codec in apache-arrow's `compressionRegistry`; without one they fail as unreadable.
+ * stream cut at a message boundary is otherwise indistinguishable from a shorter one.
  */
 export { listAggregateParts } from './aggregate-parts';
 export { AggregatesCache, loadWindowAggregates, type LoadAggregatesOptions } from './aggregates-cache';
