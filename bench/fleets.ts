@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { seedDemoFleet } from '../lib/demo/demo-fleet';
 import { LocalStore } from '../lib/store/local-store';
-import type { Window } from '../lib/window';
+import type { Window } from '../lib/shared/window';
 
 const ROOT = resolve(__dirname, '..');
 const exec = promisify(execFile);

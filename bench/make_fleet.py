@@ -65,6 +65,10 @@ def to_onnx_bytes(model, name: str) -> bytes:
     from skl2onnx import to_onnx
 
     onx = to_onnx(model, np.zeros((1, FEATURES), dtype=np.float32), target_opset=TARGET_OPSET)
+    # skl2onnx emits opset imports in set order (varies with PYTHONHASHSEED); sorted, the bytes are reproducible.
+    opsets = sorted((o.domain, o.version) for o in onx.opset_import)
+    del onx.opset_import[:]
+    onx.opset_import.extend(helper.make_opsetid(d, v) for d, v in opsets)
     onx.graph.name = name
     return onx.SerializeToString()
 

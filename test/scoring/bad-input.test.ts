@@ -7,7 +7,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Float32, Int32, Table, tableToIPC, TimestampMillisecond, Utf8, vectorFromArray } from 'apache-arrow';
 import { readAggregatesPart } from '../../lib/arrow/aggregates';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { keys } from '../../lib/shared/keys';
@@ -15,13 +14,13 @@ import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { readIndex, sha256Hex } from '../../lib/models/model-registry';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/shared/window';
+import { aggregatesPart, type PartRows } from '../support/aggregates-part';
 import { runWindow as runWindowOf } from '../support/run-window';
 
 jest.setTimeout(120_000);
 
 const END_MS = Date.UTC(2026, 10, 21, 12);
 const WINDOW = parseWindow('2026-11-21T11');
-const MIN = 60_000;
 
 const runWindow = (store: LocalStore, options?: Parameters<typeof runWindowOf>[2]) =>
   runWindowOf(store, WINDOW.id, options);
@@ -43,37 +42,8 @@ async function seeded(name: string, devices: number, devicesPerPart?: number): P
   return store;
 }
 
-/** An Arrow part with `device_id`, `ts` and the given columns, one row per listed minute of the window. */
-function part(
-  rows: { device: string; minutes: number[]; values?: Record<string, (number | null)[]> }[],
-  columns: Record<string, 'float' | 'int'>,
-): Uint8Array {
-  const device: string[] = [];
-  const ts: number[] = [];
-  const values: Record<string, (number | null)[]> = Object.fromEntries(Object.keys(columns).map((c) => [c, []]));
-  for (const r of rows) {
-    r.minutes.forEach((m, i) => {
-      device.push(r.device);
-      ts.push(WINDOW.startMs + m * MIN);
-      for (const c of Object.keys(columns)) {
-        const given = r.values?.[c];
-        values[c]!.push(given ? given[i]! : 40 + ((i * 7) % 5));
-      }
-    });
-  }
-  const features = Object.entries(columns).map(([c, t]) => [
-    c,
-    vectorFromArray(values[c]!, t === 'int' ? new Int32() : new Float32()),
-  ]);
-  return tableToIPC(
-    new Table({
-      device_id: vectorFromArray(device, new Utf8()),
-      ts: vectorFromArray(ts, new TimestampMillisecond()),
-      ...Object.fromEntries(features),
-    }),
-    'file',
-  );
-}
+/** An Arrow part of this test's window. */
+const part = (rows: PartRows, columns: Record<string, 'float' | 'int'>) => aggregatesPart(WINDOW, rows, columns);
 
 /** Copies dev-00001's model to `device` (same bytes, its own index entry and model.json). */
 async function copyModel(store: LocalStore, device: string): Promise<void> {

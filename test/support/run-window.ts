@@ -25,9 +25,15 @@ export interface ScoredRun {
 export async function planAndScore(
   store: ObjectStore,
   window: string,
-  { shardSize = 500, aggregatesLayout }: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number } = {},
+  {
+    shardSize = 500,
+    aggregatesLayout,
+    perModelPools = false,
+  }: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number; perModelPools?: boolean } = {},
 ): Promise<ScoredRun & { beats: number }> {
-  const plan = await planRun(store, { store: store.uri, window, shardSize, pool: 'cpu', aggregatesLayout });
+  // Every device on the cpu pool unless `perModelPools`: then shards per pool, as model.json says (one worker here).
+  const pool = perModelPools ? undefined : 'cpu';
+  const plan = await planRun(store, { store: store.uri, window, shardSize, pool, aggregatesLayout });
   const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
   let beats = 0;
   try {
