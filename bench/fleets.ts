@@ -56,8 +56,8 @@ export async function benchFleet(
   work: string,
   python: string,
   procs: number,
+  store = join(work, 'store'),
 ): Promise<BenchFleet> {
-  const store = join(work, 'store');
   if (family === 'mahalanobis') {
     const started = performance.now();
     await seedDemoFleet(new LocalStore(store), {
