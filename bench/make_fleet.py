@@ -253,7 +253,8 @@ def main() -> None:
     out = Path(a.out)
     (out / "peer").mkdir(parents=True, exist_ok=True)
     started = time.time()
-    chunk = 200
+    # Chunks small enough that every process has work on a small fleet, large enough to amortise a job.
+    chunk = max(1, min(200, -(-a.devices // (4 * a.procs))))
     jobs = [
         (a.family, a.trees, a.seed, str(out), first, min(a.devices + 1, first + chunk))
         for first in range(1, a.devices + 1, chunk)

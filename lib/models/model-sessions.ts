@@ -239,6 +239,11 @@ export class ModelSessionCache {
     return { kind: 'session', path: 'session', device, version, meta, model: await this.load(store, device, entry) };
   }
 
+  /** Starts the compile threads of the fast path now rather than on the first model (a worker does at start). */
+  startCompileThreads(): void {
+    this.compiled.start();
+  }
+
   /** The device's validated model.json (cached), without reading or compiling the model itself. */
   modelMeta(store: ObjectStore, device: string, entry: Pick<IndexEntry, 'version' | 'sha256'>): Promise<ModelMeta> {
     return this.meta(store, device, entry);

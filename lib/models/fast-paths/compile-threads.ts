@@ -52,20 +52,29 @@ export class CompileThreads {
     const thread = this.pick();
     const id = this.nextId++;
     return new Promise<CompileResult>((resolve, reject) => {
-      thread.busy++;
+      // A busy thread keeps the process alive until it answers; an idle one does not.
+      if (thread.busy++ === 0) thread.worker.ref();
+      const done = () => {
+        if (--thread.busy === 0) thread.worker.unref();
+      };
       this.pending.set(id, {
         thread,
         resolve: (r) => {
-          thread.busy--;
+          done();
           resolve(r);
         },
         reject: (e) => {
-          thread.busy--;
+          done();
           reject(e);
         },
       });
       thread.worker.postMessage({ id, bytes, input, output, features } satisfies CompileRequest);
     });
+  }
+
+  /** Starts the threads not started yet. */
+  start(): void {
+    while (this.threads.length < this.size) this.spawn();
   }
 
   /** Ends the threads; compilations still running fail. */
@@ -78,26 +87,28 @@ export class CompileThreads {
   private pick(): { worker: Worker; busy: number } {
     const idle = this.threads.find((t) => t.busy === 0);
     if (idle) return idle;
-    if (this.threads.length < this.size) {
-      const ext = __filename.endsWith('.ts') ? '.ts' : '.js';
-      const worker = new Worker(BOOT, {
-        eval: true,
-        workerData: { file: require.resolve(`./compile-thread${ext}`), root: __dirname },
-      });
-      // An idle compile thread must not keep a finished process alive.
-      worker.unref();
-      const thread = { worker, busy: 0 };
-      worker.on('message', (reply: CompileReply) => {
-        const p = this.pending.get(reply.id);
-        this.pending.delete(reply.id);
-        p?.resolve('program' in reply ? { program: reply.program } : { unsupported: reply.unsupported });
-      });
-      worker.on('error', (err) => this.failAll(thread, err));
-      worker.on('exit', (code) => this.failAll(thread, new Error(`compile thread exited with code ${code}`)));
-      this.threads.push(thread);
-      return thread;
-    }
+    if (this.threads.length < this.size) return this.spawn();
     return this.threads.reduce((a, b) => (b.busy < a.busy ? b : a));
+  }
+
+  private spawn(): { worker: Worker; busy: number } {
+    const ext = __filename.endsWith('.ts') ? '.ts' : '.js';
+    const worker = new Worker(BOOT, {
+      eval: true,
+      workerData: { file: require.resolve(`./compile-thread${ext}`), root: __dirname },
+    });
+    // An idle compile thread must not keep a finished process alive.
+    worker.unref();
+    const thread = { worker, busy: 0 };
+    worker.on('message', (reply: CompileReply) => {
+      const p = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      p?.resolve('program' in reply ? { program: reply.program } : { unsupported: reply.unsupported });
+    });
+    worker.on('error', (err) => this.failAll(thread, err));
+    worker.on('exit', (code) => this.failAll(thread, new Error(`compile thread exited with code ${code}`)));
+    this.threads.push(thread);
+    return thread;
   }
 
   /** A thread that died takes its pending compilations with it: they fail (the attempt retries), never hang. */

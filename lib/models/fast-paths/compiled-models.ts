@@ -31,6 +31,11 @@ export class CompiledModels {
     this.threads = new CompileThreads(options.threads ?? 2);
   }
 
+  /** Starts every compile thread now. */
+  start(): void {
+    this.threads.start();
+  }
+
   /** Bytes held by cached programs now. */
   get heldBytes(): number {
     return this.bytes;
