@@ -14,13 +14,13 @@ import { FaultRig, recordFault, WINDOW } from './support/fault-rig';
 // The first run on a machine trains and converts the forests (skl2onnx takes minutes per 300-tree forest).
 jest.setTimeout(1_500_000);
 
-const DEVICES = 4;
+const DEVICES = 2;
 const TREES = 300;
 
 const rig = FaultRig.create({
   devices: DEVICES,
   sensors: 7,
-  shardSize: 2,
+  shardSize: 1,
   stacked: true,
   fleet: async (storeDir) => {
     const python = await ensurePeerPython();
