@@ -8,7 +8,7 @@
  */
 import { benchFleet } from '../../bench/fleets';
 import { ensurePeerPython } from '../../bench/peer-python';
-import { parseWindow } from '../../lib/window';
+import { parseWindow } from '../../lib/shared/window';
 import { FaultRig, recordFault, WINDOW } from './support/fault-rig';
 
 // The first run on a machine trains and converts the forests (skl2onnx takes minutes per 300-tree forest).

@@ -67,7 +67,7 @@ export function commit(store: ObjectStore, run: ScoredRun, runStartedAt = new Da
 export async function runWindow(
   store: ObjectStore,
   window: string,
-  options: Pick<PlanRequest, 'aggregatesLayout'> & { shardSize?: number } = {},
+  options: Parameters<typeof planAndScore>[2] = {},
 ): Promise<{ manifest: Manifest; logs: string; beats: number }> {
   const run = await planAndScore(store, window, options);
   await commit(store, run);

@@ -95,8 +95,9 @@ const ONNX_TYPES: Record<number, DType> = { 1: 'float', 7: 'int64', 9: 'bool', 1
 
 const cast: OpDef<DType> = {
   prepare(ctx) {
-    const to = ONNX_TYPES[attrReader(ctx).int('to')];
-    if (!to) throw new UnsupportedGraph(`Cast: target type ${String(ctx.attrs.get('to'))} is not supported`);
+    const code = attrReader(ctx).int('to');
+    const to = ONNX_TYPES[code];
+    if (!to) throw new UnsupportedGraph(`Cast: target type ${code} is not supported`);
     return to;
   },
   run(to, [x]) {
@@ -165,6 +166,6 @@ export const elementwiseOps: Record<string, OpDef> = {
   Sigmoid: unary(sigmoid),
   Tanh: unary(Math.tanh),
   Not: unary((x) => (x ? 0 : 1), ['bool']),
-  Cast: cast as OpDef,
-  Where: where as OpDef,
+  Cast: cast,
+  Where: where,
 };

@@ -62,7 +62,8 @@ export function tensorOf(t: RawTensor): Tensor {
   else if (type === 'double') data = raw ? new Float64Array(raw) : (t.doubles ?? new Float64Array());
   else if (type === 'bool') data = raw ? new Uint8Array(raw) : Uint8Array.from(t.ints ?? []);
   else data = raw ? Float64Array.from(new BigInt64Array(raw), Number) : Float64Array.from(t.ints ?? []);
-  if (data.length !== n) throw new UnsupportedGraph(`tensor ${t.name}: ${data.length} values for [${t.dims}]`);
+  if (data.length !== n)
+    throw new UnsupportedGraph(`tensor ${t.name}: ${data.length} values for [${t.dims.join(',')}]`);
   return { type, dims: t.dims, data };
 }
 
@@ -104,7 +105,7 @@ function bytesOf(value: unknown, depth = 0): number {
   if (ArrayBuffer.isView(value)) return value.byteLength;
   if (depth > 3 || value === null || typeof value !== 'object') return 8;
   if (value instanceof Map) return value.size * 48;
-  return Object.values(value as object).reduce<number>((s, v) => s + bytesOf(v, depth + 1), 16);
+  return Object.values(value).reduce<number>((s, v) => s + bytesOf(v, depth + 1), 16);
 }
 
 /**

@@ -152,12 +152,12 @@ function reduce(kind: Reduction, axesInputFrom: number): OpDef<ReduceParams> {
 
 /** The linear-algebra and reduction operators of the default (ai.onnx) domain, by name. */
 export const linearOps: Record<string, OpDef> = {
-  MatMul: matmul as OpDef,
-  Gemm: gemm as OpDef,
-  ReduceSum: reduce('sum', 13) as OpDef,
-  ReduceMean: reduce('mean', 18) as OpDef,
-  ReduceSumSquare: reduce('sumsquare', 18) as OpDef,
-  ReduceMax: reduce('max', 18) as OpDef,
-  ReduceMin: reduce('min', 18) as OpDef,
-  ReduceL2: reduce('l2', 18) as OpDef,
+  MatMul: matmul,
+  Gemm: gemm,
+  ReduceSum: reduce('sum', 13),
+  ReduceMean: reduce('mean', 18),
+  ReduceSumSquare: reduce('sumsquare', 18),
+  ReduceMax: reduce('max', 18),
+  ReduceMin: reduce('min', 18),
+  ReduceL2: reduce('l2', 18),
 };

@@ -29,7 +29,7 @@ interface TreeParams {
 function floatsOrTensor(ctx: PrepareContext, name: string): ArrayLike<number> | undefined {
   const attr = attrReader(ctx);
   const t = attr.tensor(`${name}_as_tensor`);
-  if (t) return t.data as Float32Array | Float64Array;
+  if (t) return t.data;
   return attr.has(name) ? attr.numbers(name) : undefined;
 }
 
@@ -253,7 +253,7 @@ const svmRegressor: OpDef<SvmParams> = {
 
 /** The ai.onnx.ml operators of the fast path, by name. */
 export const mlOps: Record<string, OpDef> = {
-  TreeEnsembleRegressor: treeEnsembleRegressor as OpDef,
-  LabelEncoder: labelEncoder as OpDef,
-  SVMRegressor: svmRegressor as OpDef,
+  TreeEnsembleRegressor: treeEnsembleRegressor,
+  LabelEncoder: labelEncoder,
+  SVMRegressor: svmRegressor,
 };

@@ -132,12 +132,12 @@ const transpose: OpDef<number[] | undefined> = {
 
 /** The data-movement operators of the default (ai.onnx) domain, by name. */
 export const shapeOps: Record<string, OpDef> = {
-  Reshape: reshape as OpDef,
-  Flatten: flatten as OpDef,
-  Squeeze: squeeze as OpDef,
-  Unsqueeze: unsqueeze as OpDef,
-  Gather: gather as OpDef,
-  Concat: concat as OpDef,
-  Transpose: transpose as OpDef,
+  Reshape: reshape,
+  Flatten: flatten,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
+  Gather: gather,
+  Concat: concat,
+  Transpose: transpose,
   Identity: { prepare: () => null, run: (_, [x]) => [x!] },
 };
