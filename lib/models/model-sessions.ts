@@ -24,6 +24,9 @@ import {
 } from '../shared/errors';
 import { reconstructionError } from './reconstruction-error';
 
+/** The largest model.onnx the Mahalanobis recogniser decodes. */
+const MAX_STACKED_BYTES = 1 << 20;
+
 /** Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it. */
 export interface SessionPlacement {
   device: string;
@@ -205,7 +208,13 @@ export class ModelSessionCache {
       let params = this.stacked.get(sha256);
       const hit = params !== undefined;
       if (params === undefined) {
-        params = recognizeMahalanobis(await load(), meta.input.name, meta.output.name) ?? null;
+        // A Mahalanobis graph of K features holds K + K² floats: one over 1 MiB (K > 500) is not worth decoding
+        // here, on the event loop's thread (a large forest would block it); the compiled path takes it instead.
+        const bytes = await load();
+        params =
+          bytes.length > MAX_STACKED_BYTES
+            ? null
+            : (recognizeMahalanobis(bytes, meta.input.name, meta.output.name) ?? null);
         // A feature count that disagrees with model.json goes the session way, which reports it precisely.
         if (params && params.k !== meta.features.length) params = null;
         this.stacked.set(sha256, params);

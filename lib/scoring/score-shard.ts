@@ -32,6 +32,7 @@ export interface ShardContext {
 }
 
 const HEARTBEAT_EVERY = 25;
+const PREPARE_HEARTBEAT_MS = 1_000;
 const FAILURES_REPORTED = 20;
 const PREPARE_CONCURRENCY = 8;
 
@@ -87,20 +88,30 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     //    compiled program, or a session of its own). Models are read a few at a time: on a cold worker this is the
     //    store's latency, and compiling runs in threads off this event loop.
     const ready = new Array<{ model: PreparedModel; rows: DeviceRows } | undefined>(plan.devices.length);
-    await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
-      const { device, version } = planned;
-      if (i % HEARTBEAT_EVERY === 0) {
-        ctx.heartbeat({ devicesDone: i + 1 });
-        await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
-      }
-      try {
-        const meta = await deps.sessions.modelMeta(deps.store, device, planned);
-        const rows = aggregates.device(device, meta.features);
-        if (rows && rows.rows > 0) ready[i] = { model: await deps.sessions.prepare(deps.store, device, planned), rows };
-      } catch (err) {
-        recordFailure(device, version, err);
-      }
-    });
+    // A large model can take seconds to compile (in a thread): heartbeat on a timer meanwhile, not only per device.
+    let prepared = 0;
+    const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
+    try {
+      await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
+        const { device, version } = planned;
+        if (i % HEARTBEAT_EVERY === 0) {
+          ctx.heartbeat({ devicesDone: i + 1 });
+          await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
+        }
+        try {
+          const meta = await deps.sessions.modelMeta(deps.store, device, planned);
+          const rows = aggregates.device(device, meta.features);
+          if (rows && rows.rows > 0) {
+            ready[i] = { model: await deps.sessions.prepare(deps.store, device, planned), rows };
+          }
+        } catch (err) {
+          recordFailure(device, version, err);
+        }
+        prepared++;
+      });
+    } finally {
+      clearInterval(beat);
+    }
 
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
     const scores = new Array<Float32Array | Error | undefined>(plan.devices.length);

@@ -3,6 +3,7 @@
  * Float32Array so every operator's result is rounded to float32 as onnxruntime's is; int64 in a Float64Array
  * (exact below 2^53, which covers indices, node ids and shapes); bool in a Uint8Array.
  */
+import { UnsupportedGraph } from '../../shared/errors';
 
 /** An element type the fast path evaluates. */
 export type DType = 'float' | 'double' | 'int64' | 'bool';
@@ -14,10 +15,7 @@ export interface Tensor {
   data: Float32Array | Float64Array | Uint8Array;
 }
 
-/** A graph the fast path cannot evaluate exactly: the model keeps its own onnxruntime session. */
-export class UnsupportedGraph extends Error {
-  override readonly name = 'UnsupportedGraph';
-}
+export { UnsupportedGraph };
 
 /** Number of elements of a shape. */
 export function size(dims: readonly number[]): number {
