@@ -7,6 +7,7 @@
  * Usage: tsx bench/limit.ts STORE_DIR WINDOW [--no-batching]   (prints one JSON line)
  */
 import { loadWindowAggregates } from '../lib/arrow/aggregates';
+import { forEachLimited } from '../lib/shared/concurrency';
 import { readIndex } from '../lib/models/model-registry';
 import { ModelSessionCache, type PreparedModel } from '../lib/models/model-sessions';
 import { LocalStore } from '../lib/store/local-store';
@@ -20,16 +21,18 @@ async function run(): Promise<void> {
   const index = await readIndex(store);
   const aggregates = await loadWindowAggregates(store, window);
   const sessions = new ModelSessionCache({ batching: !process.argv.includes('--no-batching') });
-  const work: { model: PreparedModel; x: Float32Array; rows: number }[] = [];
+  const prepared: ({ model: PreparedModel; x: Float32Array; rows: number } | undefined)[] = [];
   const paths: Record<string, number> = {};
-  for (const [device, entry] of Object.entries(index.devices)) {
+  // Prepared as a shard prepares them, a few at a time (compiling runs in threads), and untimed.
+  await forEachLimited(Object.entries(index.devices), 8, async ([device, entry], i) => {
     const meta = await sessions.modelMeta(store, device, entry);
     const rows = aggregates.device(device, meta.features);
-    if (!rows) continue;
+    if (!rows) return;
     const model = await sessions.prepare(store, device, entry);
     paths[model.path] = (paths[model.path] ?? 0) + 1;
-    work.push({ model, x: rows.x, rows: rows.rows });
-  }
+    prepared[i] = { model, x: rows.x, rows: rows.rows };
+  });
+  const work = prepared.filter((w) => w !== undefined);
   const start = performance.now();
   let total = 0;
   const stacked = work.flatMap((w) => (w.model.kind === 'stacked' ? [{ ...w, model: w.model }] : []));
