@@ -216,5 +216,6 @@ test('an enormous shard (2,500 devices in one) scores every device and heartbeat
   const { manifest, beats } = await runWindow(store, { shardSize: 2500 });
   expect(manifest.shards).toHaveLength(1);
   expect(manifest.counts).toMatchObject({ devices: 2500, scored: 2500, rows: 2500 * 60 });
-  expect(beats).toBe(100);
+  // One heartbeat per 25 devices in each phase, plus one a second from the timer while models prepare.
+  expect(beats).toBeGreaterThanOrEqual(100);
 });
