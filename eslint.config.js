@@ -35,7 +35,7 @@ const INTERNAL_PATHS = {
 
 module.exports = defineConfig(
   {
-    ignores: ['node_modules/', '.tools/', '.fleetscore/', 'coverage/', 'test/fixtures/', 'bench/results/'],
+    ignores: ['node_modules/', '.tools/', '.cache/', '.fleetscore/', 'coverage/', 'test/fixtures/', 'bench/results/'],
   },
   {
     files: ['**/*.js', '**/*.cjs'],

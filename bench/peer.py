@@ -1,12 +1,14 @@
 """The usual alternative, measured: a script that loops over the devices and scores each with its own pickled
 scikit-learn model, as a cron job or the Azure batch-scoring reference implementation does.
 
-The models are the fleet's own: each device's Mahalanobis parameters are read from its model.onnx and put into a
-scikit-learn EmpiricalCovariance (whose `mahalanobis` is the same squared distance), pickled per device. Pickling
-is preparation and is not timed; the timed part reads the window's Arrow parts, then for every device loads its
+For the demo's Mahalanobis fleet, each device's parameters are read from its model.onnx and put into a
+scikit-learn EmpiricalCovariance (whose `mahalanobis` is the same squared distance), pickled per device. For the
+other families (`--pickles`, written by bench/make_fleet.py) each pickle holds the device's own fitted estimator,
+scored with `decision_function` (one-class SVM, isolation forest), PCA's inverse_transform(transform(x)) error, or
+a numpy forward pass of the autoencoder. Pickling is preparation and is not timed; the timed part reads the window's Arrow parts, then for every device loads its
 pickle, scores its rows and flags anomalies, and writes one Arrow file of predictions.
 
-Usage: python bench/peer.py --store DIR --window 2026-11-21T12 --work DIR   (prints one JSON line)
+Usage: python bench/peer.py --store DIR --window 2026-11-21T12 --work DIR [--pickles DIR]   (prints one JSON line)
 """
 
 import argparse
@@ -45,7 +47,28 @@ def prepare(store: Path, work: Path) -> dict:
     return {"devices": sorted(index), "features": features}
 
 
-def score(store: Path, window: str, work: Path, devices: list, features: list) -> int:
+def device_scores(entry: dict, x: np.ndarray) -> tuple:
+    """(scores, anomaly flags) of one device's rows, as the usual per-device script computes them."""
+    kind = entry.get("kind", "mahalanobis")
+    if kind == "mahalanobis":
+        s = entry["model"].mahalanobis(x)
+        return s, s > entry["threshold"]
+    if kind == "decision_function":
+        s = entry["model"].decision_function(x)
+        return s, s < entry["threshold"]
+    if kind == "pca":
+        m = entry["model"]
+        s = ((m.inverse_transform(m.transform(x)) - x) ** 2).mean(axis=1)
+        return s, s > entry["threshold"]
+    if kind == "autoencoder":
+        w = entry["weights"]
+        out = np.tanh(x @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"]
+        s = ((out - x) ** 2).mean(axis=1)
+        return s, s > entry["threshold"]
+    raise ValueError(f"unknown peer model kind {kind}")
+
+
+def score(store: Path, window: str, pickles: Path, work: Path, devices: list, features: list) -> int:
     parts = sorted((store / "aggregates" / f"window={window}").glob("part-*.arrow"))
     table = pa.concat_tables([ipc.open_file(str(p)).read_all() for p in parts])
     ids = table.column("device_id").to_numpy(zero_copy_only=False)
@@ -57,17 +80,17 @@ def score(store: Path, window: str, work: Path, devices: list, features: list) -
     out_dev, out_ts, out_score, out_flag = [], [], [], []
     rows = 0
     for device in devices:
-        with open(work / "pickles" / f"{device}.pkl", "rb") as f:
+        with open(pickles / f"{device}.pkl", "rb") as f:
             entry = pickle.load(f)
         if device not in bounds:
             continue
         lo, hi = bounds[device]
         idx = order[lo:hi]
-        s = entry["model"].mahalanobis(x[idx])
+        s, flags = device_scores(entry, x[idx])
         out_dev.append(np.full(len(idx), device, dtype=object))
         out_ts.append(ts[idx])
         out_score.append(s.astype(np.float32))
-        out_flag.append(s > entry["threshold"])
+        out_flag.append(flags)
         rows += len(idx)
     result = pa.table(
         {
@@ -87,11 +110,21 @@ def main() -> None:
     p.add_argument("--store", required=True)
     p.add_argument("--window", required=True)
     p.add_argument("--work", required=True)
+    p.add_argument("--pickles")
     a = p.parse_args()
     store, work = Path(a.store), Path(a.work)
-    prep = prepare(store, work)
+    work.mkdir(parents=True, exist_ok=True)
+    if a.pickles:
+        index = json.loads((store / "models" / "index.json").read_text())["devices"]
+        first = next(iter(index.items()))
+        meta = json.loads((store / "models" / first[0] / first[1]["version"] / "model.json").read_text())
+        prep = {"devices": sorted(index), "features": meta["features"]}
+        pickles = Path(a.pickles)
+    else:
+        prep = prepare(store, work)
+        pickles = work / "pickles"
     start = time.perf_counter()
-    rows = score(store, a.window, work, prep["devices"], prep["features"])
+    rows = score(store, a.window, pickles, work, prep["devices"], prep["features"])
     wall = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rows": rows, "wall_s": wall, "rows_per_s": rows / wall, "peak_rss_mb": peak_mb}))

@@ -1,30 +1,29 @@
 /**
- * `npm run bench`: one hourly run's cost at several fleet sizes (devices x 60 rows x 8 features), side by side:
- * the raw onnxruntime limit, the usual per-device Python loop (peer), and fleetscore through the real Temporal
- * dev server, a worker process and the local store, cold (fresh worker) and warm (second run). Prints a table
- * and writes bench/results/latest.json.
+ * `npm run bench`: one hourly run's cost per model family and fleet size (devices x 60 rows x 7 features), side
+ * by side: the limit (fleetscore's scoring kernel over in-memory rows), the usual per-device Python loop (peer)
+ * over the same models, and fleetscore through the real Temporal dev server, a worker process and the local
+ * store, cold (fresh worker) and warm (second run). Prints a table and writes bench/results/latest.json.
  *
- * Usage: npm run bench -- [--sizes 1000,10000,100000] [--shard-size 500]
+ * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
+ *   [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { seedDemoFleet } from '../lib/demo/demo-fleet';
-import { LocalStore } from '../lib/store/local-store';
 import { connectClient, temporalTarget } from '../lib/temporal/connection';
 import { startDevServer } from '../lib/temporal/dev-server';
 import { startRun } from '../lib/temporal/runs';
 import { windowAt } from '../lib/shared/window';
 import { formatTable } from '../cli/utils/table';
+import { benchFleet, FAMILIES, type Family } from './fleets';
 import { ensurePeerPython } from './peer-python';
 import { freePort } from '../test/support/free-port';
 
 const ROOT = resolve(__dirname, '..');
-const SENSORS = 8;
 const END_MS = Date.UTC(2026, 10, 21, 12);
 const exec = promisify(execFile);
 
@@ -33,6 +32,8 @@ interface Measured {
   wall_s: number;
   rows_per_s: number;
   peak_rss_mb: number;
+  /** Devices per fast path (the limit only). */
+  paths?: Record<string, number>;
 }
 
 interface FleetscoreMeasured {
@@ -58,8 +59,9 @@ async function limit(store: string, window: string): Promise<Measured> {
   return JSON.parse(stdout) as Measured;
 }
 
-async function peer(python: string, store: string, window: string, work: string): Promise<Measured> {
-  const { stdout } = await exec(python, ['bench/peer.py', '--store', store, '--window', window, '--work', work], {
+async function peer(python: string, store: string, window: string, work: string, pickles?: string): Promise<Measured> {
+  const args = ['bench/peer.py', '--store', store, '--window', window, '--work', work];
+  const { stdout } = await exec(python, pickles ? [...args, '--pickles', pickles] : args, {
     cwd: ROOT,
     maxBuffer: 1 << 24,
   });
@@ -202,9 +204,15 @@ function writeResults(results: unknown[]): void {
 }
 
 async function run(): Promise<void> {
+  const families = option('families', 'mahalanobis').split(',') as Family[];
+  for (const f of families)
+    if (!FAMILIES.includes(f)) throw new Error(`unknown family ${f}; one of ${FAMILIES.join(', ')}`);
   const sizes = option('sizes', '1000,10000,100000').split(',').map(Number);
   const shardSize = Number(option('shard-size', '500'));
   const unstackedMax = Number(option('unstacked-max', '10000'));
+  const trees = Number(option('trees', '100'));
+  const treesAt100k = Number(option('trees-at-100k', '25'));
+  const procs = Number(option('procs', '2'));
   const python = await ensurePeerPython();
   const machine = {
     cpus: cpus().length,
@@ -212,58 +220,70 @@ async function run(): Promise<void> {
     memory_gb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
+    loadavg_at_start: loadavg(),
   };
+  const window = windowAt(END_MS - 3_600_000);
   const results = [];
-  for (const devices of sizes) {
-    const work = mkdtempSync(join(tmpdir(), `fleetscore-bench-${devices}-`));
-    try {
-      const storeDir = join(work, 'store');
-      process.stderr.write(`bench: seeding ${devices} devices x 60 rows x ${SENSORS} features\n`);
-      await seedDemoFleet(new LocalStore(storeDir), { devices, sensors: SENSORS, hours: 1, endMs: END_MS });
-      const window = windowAt(END_MS - 3_600_000).id;
-      process.stderr.write('bench: limit\n');
-      const l = await limit(storeDir, window);
-      process.stderr.write('bench: peer (python, scikit-learn)\n');
-      const p = await peer(python, storeDir, window, join(work, 'peer'));
-      process.stderr.write('bench: fleetscore (cold, warm)\n');
-      const f = await fleetscore(storeDir, window, work, shardSize, true);
-      // Without stacking every device needs a session of its own; measured where that still fits the time budget.
-      const u = devices <= unstackedMax ? await fleetscore(storeDir, window, work, shardSize, false) : undefined;
-      results.push({
-        devices,
-        rows: devices * 60,
-        limit_rows_per_s: l.rows_per_s,
-        peer_rows_per_s: p.rows_per_s,
-        fleetscore_cold_rows_per_s: f.cold.rows_per_s,
-        fleetscore_warm_rows_per_s: f.warm.rows_per_s,
-        fleetscore_unstacked_cold_rows_per_s: u?.cold.rows_per_s ?? null,
-        fleetscore_unstacked_warm_rows_per_s: u?.warm.rows_per_s ?? null,
-        ratio_warm_to_limit: f.warm.rows_per_s / l.rows_per_s,
-        ratio_warm_to_peer: f.warm.rows_per_s / p.rows_per_s,
-        wall_s: { limit: l.wall_s, peer: p.wall_s, fleetscore_cold: f.cold.wall_s, fleetscore_warm: f.warm.wall_s },
-        peak_rss_mb: {
-          limit: l.peak_rss_mb,
-          peer: p.peak_rss_mb,
-          fleetscore_worker: f.worker_peak_rss_mb,
-          fleetscore_unstacked_worker: u?.worker_peak_rss_mb ?? null,
-        },
-        history_events: f.history_events,
-        history_bytes: f.history_bytes,
-        shards: f.shards,
-        orchestration_s: f.orchestration_s,
-        orchestration_share: f.orchestration_s / f.warm.wall_s,
-        machine,
-      });
-      // Written after every size, so a long run that is stopped keeps what it measured.
-      writeResults(results);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
+  for (const family of families) {
+    for (const devices of sizes) {
+      const work = mkdtempSync(join(tmpdir(), `fleetscore-bench-${family}-${devices}-`));
+      try {
+        // 100,000 forests of 100 trees are about 80 GB of ONNX: at 100k the forests are smaller (said in the table).
+        const t = devices >= 100_000 ? treesAt100k : trees;
+        process.stderr.write(`bench: ${family} at ${devices} devices x 60 rows\n`);
+        const fleet = await benchFleet(family, devices, t, window, work, python, procs);
+        process.stderr.write('bench: limit\n');
+        const l = await limit(fleet.store, window.id);
+        process.stderr.write('bench: peer (python loop)\n');
+        const p = await peer(python, fleet.store, window.id, join(work, 'peer'), fleet.pickles);
+        process.stderr.write('bench: fleetscore (cold, warm)\n');
+        const f = await fleetscore(fleet.store, window.id, work, shardSize, true);
+        // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
+        const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
+        const u = unstacked ? await fleetscore(fleet.store, window.id, work, shardSize, false) : undefined;
+        results.push({
+          family,
+          devices,
+          trees: fleet.trees ?? null,
+          rows: devices * 60,
+          fast_paths: l.paths ?? {},
+          limit_rows_per_s: l.rows_per_s,
+          peer_rows_per_s: p.rows_per_s,
+          fleetscore_cold_rows_per_s: f.cold.rows_per_s,
+          fleetscore_warm_rows_per_s: f.warm.rows_per_s,
+          fleetscore_unstacked_cold_rows_per_s: u?.cold.rows_per_s ?? null,
+          fleetscore_unstacked_warm_rows_per_s: u?.warm.rows_per_s ?? null,
+          ratio_warm_to_limit: f.warm.rows_per_s / l.rows_per_s,
+          ratio_warm_to_peer: f.warm.rows_per_s / p.rows_per_s,
+          ratio_cold_to_peer: f.cold.rows_per_s / p.rows_per_s,
+          wall_s: { limit: l.wall_s, peer: p.wall_s, fleetscore_cold: f.cold.wall_s, fleetscore_warm: f.warm.wall_s },
+          peak_rss_mb: {
+            limit: l.peak_rss_mb,
+            peer: p.peak_rss_mb,
+            fleetscore_worker: f.worker_peak_rss_mb,
+            fleetscore_unstacked_worker: u?.worker_peak_rss_mb ?? null,
+          },
+          history_events: f.history_events,
+          history_bytes: f.history_bytes,
+          shards: f.shards,
+          orchestration_s: f.orchestration_s,
+          orchestration_share: f.orchestration_s / f.warm.wall_s,
+          fleet_generated_s: fleet.generatedS,
+          loadavg_at_end: loadavg(),
+          machine,
+        });
+        // Written after every row, so a long run that is stopped keeps what it measured.
+        writeResults(results);
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
     }
   }
   const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   process.stdout.write(
     `${formatTable(
       [
+        'family',
         'devices',
         'limit rows/s',
         'peer rows/s',
@@ -272,12 +292,14 @@ async function run(): Promise<void> {
         'unstacked warm',
         'warm/limit',
         'warm/peer',
+        'cold/peer',
         'warm wall s',
         'worker MB',
         'history events',
         'orchestration',
       ],
       results.map((r) => [
+        r.trees === null ? r.family : `${r.family} (${r.trees} trees)`,
         fmt(r.devices),
         fmt(r.limit_rows_per_s),
         fmt(r.peer_rows_per_s),
@@ -286,6 +308,7 @@ async function run(): Promise<void> {
         r.fleetscore_unstacked_warm_rows_per_s === null ? 'not run' : fmt(r.fleetscore_unstacked_warm_rows_per_s),
         fmt(r.ratio_warm_to_limit, 2),
         fmt(r.ratio_warm_to_peer, 2),
+        fmt(r.ratio_cold_to_peer, 2),
         fmt(r.wall_s.fleetscore_warm, 2),
         fmt(r.peak_rss_mb.fleetscore_worker),
         r.history_events,

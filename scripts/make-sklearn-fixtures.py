@@ -5,14 +5,19 @@ Trains, with a fixed seed, a OneClassSVM (rbf, on standardized features: the sca
 model.json's `preprocessing`, so fleetscore applies them) and an IsolationForest on 4 features; converts both with
 skl2onnx to ai.onnx.ml operators; writes model.onnx, model.json (fleetscore's schema, minus what registration
 assigns), cases.json (input rows with scikit-learn's decision_function and predict), and isoforest.tar.gz.
+On 7 features, for the fast-path tests: a OneClassSVM (poly), a PCA exported by skl2onnx with its inverse
+transform appended (a reconstruction, scored by its mse) and a 7-4-7 tanh autoencoder (Gemm, Tanh, Gemm as
+torch.onnx.export writes a Linear-Tanh-Linear module); their cases hold scikit-learn's (numpy's) scores.
 
-Run: .tools/py/bin/python scripts/make-sklearn-fixtures.py   (from the repository root)
+Run: .cache/py-bench/bin/python scripts/make-sklearn-fixtures.py   (from the repository root; `npm run bench`
+creates that venv with the pinned versions above)
 """
 
 import gzip
 import hashlib
 import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -81,16 +86,84 @@ def write_fixture(name: str, onnx_bytes: bytes, meta: dict, rows: np.ndarray, de
         **meta,
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
     }
+    save(folder, onnx_bytes, meta, FEATURES, rows, decision, [int(v) for v in predict])
+    return meta
+
+
+def save(folder: Path, onnx_bytes: bytes, meta: dict, features: list, rows, scores, predict: list) -> None:
+    """model.onnx, model.json and cases.json (the rows, the reference scores and predict labels) of a fixture."""
     (folder / "model.onnx").write_bytes(onnx_bytes)
     (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     cases = {
-        "features": FEATURES,
+        "features": features,
         "rows": [[float(v) for v in r] for r in rows],
-        "decisionFunction": [float(v) for v in decision],
-        "predict": [int(v) for v in predict],
+        "decisionFunction": [float(v) for v in scores],
+        "predict": predict,
     }
     (folder / "cases.json").write_text(json.dumps(cases, indent=2) + "\n")
-    return meta
+
+
+def wide_data(rng: np.random.Generator, rows: int) -> np.ndarray:
+    centre = np.array([0.5, -0.2, 1.0, 0.0, -1.0, 0.3, 0.8])
+    mix = np.eye(7) + 0.5 * np.eye(7, k=1)
+    return (centre + (rng.standard_normal((rows, 7)) @ mix) * 0.8).astype(np.float32)
+
+
+def wide_rows(rng: np.random.Generator, train: np.ndarray) -> np.ndarray:
+    """10 typical and 10 shifted float32 rows."""
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    normal = mean + std * rng.standard_normal((10, 7))
+    shifted = mean + std * rng.choice([-1.0, 1.0], (10, 7)) * rng.uniform(3.0, 6.0, (10, 7))
+    return np.concatenate([normal, shifted]).astype(np.float32)
+
+
+def write_wide(name: str, onnx_bytes: bytes, meta: dict, rows: np.ndarray, scores: np.ndarray, flags) -> None:
+    wide = [f"f{j}" for j in range(7)]
+    base = {"pool": "cpu", "features": wide, "preprocessing": {"type": "none"}, "source": f"make-sklearn-fixtures seed={SEED}"}
+    folder = OUT / name
+    folder.mkdir(parents=True, exist_ok=True)
+    full = {"schema": "fleetscore.model/v1", **base, **meta, "sha256": hashlib.sha256(onnx_bytes).hexdigest()}
+    save(folder, onnx_bytes, full, wide, rows, scores, [-1 if f else 1 for f in flags])
+
+
+def wide_fixtures(rng: np.random.Generator) -> None:
+    """The 7-feature fixtures, exported the way the benchmark's fleets are (bench/make_fleet.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from make_fleet import autoencoder_onnx, pca_reconstruction, to_onnx_bytes
+    from sklearn.decomposition import PCA
+
+    train = wide_data(rng, 240)
+    x64 = train.astype(np.float64)
+    rows = wide_rows(rng, train)
+    r64 = rows.astype(np.float64)
+
+    poly = OneClassSVM(kernel="poly", degree=3, gamma="scale", nu=0.05).fit(x64)
+    meta = {"input": {"name": "X"}, "output": {"name": "scores"}, "anomalyWhen": "below", "threshold": 0}
+    meta["algorithm"] = "sklearn.svm.OneClassSVM(kernel=poly)"
+    bytes_ = to_onnx_bytes(poly, "ocsvm_poly")
+    write_wide("ocsvm-poly", bytes_, meta, rows, poly.decision_function(r64), poly.predict(r64) < 0)
+
+    pca = PCA(n_components=3).fit(x64)
+    err = ((pca.inverse_transform(pca.transform(r64)) - r64) ** 2).mean(axis=1)
+    train_err = ((pca.inverse_transform(pca.transform(x64)) - x64) ** 2).mean(axis=1)
+    threshold = float(np.quantile(train_err, 0.99) * 1.5)
+    meta = {"input": {"name": "X"}, "output": {"name": "reconstruction", "reconstructionError": "mse"}}
+    meta.update(anomalyWhen="above", threshold=threshold, algorithm="sklearn.decomposition.PCA + inverse_transform")
+    write_wide("pca-reconstruction", pca_reconstruction(pca), meta, rows, err, err > threshold)
+
+    w = {
+        "w1": rng.standard_normal((4, 7)).astype(np.float32) * 0.5,
+        "b1": rng.standard_normal(4).astype(np.float32) * 0.1,
+        "w2": rng.standard_normal((7, 4)).astype(np.float32) * 0.5,
+        "b2": train.mean(axis=0).astype(np.float32),
+    }
+    w64 = {k: v.astype(np.float64) for k, v in w.items()}
+    forward = lambda x: np.tanh(x @ w64["w1"].T + w64["b1"]) @ w64["w2"].T + w64["b2"]  # noqa: E731
+    err = np.abs(forward(r64) - r64).mean(axis=1)
+    threshold = float(np.quantile(np.abs(forward(x64) - x64).mean(axis=1), 0.99) * 1.5)
+    meta = {"input": {"name": "input"}, "output": {"name": "reconstruction", "reconstructionError": "mae"}}
+    meta.update(anomalyWhen="above", threshold=threshold, algorithm="autoencoder 7-4-7 tanh")
+    write_wide("autoencoder", autoencoder_onnx(w), meta, rows, err, err > threshold)
 
 
 def main() -> None:
@@ -156,6 +229,7 @@ def main() -> None:
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
     (OUT / "isoforest.tar.gz").write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    wide_fixtures(np.random.default_rng(SEED + 1))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

@@ -90,6 +90,8 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     observer: metrics.sessions,
     batching: options.batching,
   });
+  // Compile threads start with the worker, so a cold shard does not wait for them.
+  if (options.batching !== false) sessions.startCompileThreads();
   const stores = new Map<string, ObjectStore>();
   const activities = createActivities({
     openStore(uri) {

@@ -71,6 +71,7 @@ const showCommand = new Command('show')
         `window     ${m.window}  [${m.windowStart}, ${m.windowEnd})`,
         `committed  ${m.committedAt} by ${m.workflowId} (run ${m.runId})${m.scheduleId ? `, schedule ${m.scheduleId}` : ''}`,
         `devices    ${c.devices}: ${c.scored} scored, ${c.noData} no data, ${c.failed} failed; ${c.rows} rows, ${c.anomalies} anomalies`,
+        ...fastPathLine(m.devices),
         ...(m.unknownDevices
           ? [
               `unknown    ${m.unknownDevices.count} device ids have rows but no model (not scored): ` +
@@ -97,6 +98,17 @@ const showCommand = new Command('show')
       ].join('\n');
     });
   });
+
+/** How many scored devices each fast path scored, e.g. `scored by  compiled:tree-ensemble 480, session 20`. */
+function fastPathLine(devices: Manifest['devices']): string[] {
+  const counts = new Map<string, number>();
+  for (const o of Object.values(devices)) {
+    if (o.status === 'scored' && o.path) counts.set(o.path, (counts.get(o.path) ?? 0) + 1);
+  }
+  if (counts.size === 0) return [];
+  const parts = [...counts].sort((a, b) => b[1] - a[1]).map(([path, n]) => `${path} ${n}`);
+  return [`scored by  ${parts.join(', ')}`];
+}
 
 const LEVELS = ['info', 'warn', 'error'] as const;
 

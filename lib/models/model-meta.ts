@@ -28,7 +28,15 @@ export const modelMetaSchema = z
     /** The float32 input tensor of shape [rows, features.length]. */
     input: z.strictObject({ name: z.string().min(1) }),
     /** The output holding the score: shape [rows] or [rows, k], in which case `column` picks one. */
-    output: z.strictObject({ name: z.string().min(1), column: z.number().int().min(0).default(0) }),
+    output: z.strictObject({
+      name: z.string().min(1),
+      column: z.number().int().min(0).default(0),
+      /**
+       * The output is a reconstruction of the (preprocessed) input, [rows, features.length], and the score is
+       * its per-row mean squared (`mse`) or mean absolute (`mae`) error: autoencoders and PCA as exported.
+       */
+      reconstructionError: z.enum(['mse', 'mae']).optional(),
+    }),
     /** Whether a row is anomalous when its score is above or below the threshold. */
     anomalyWhen: z.enum(['above', 'below']),
     threshold: finite,
@@ -40,6 +48,10 @@ export const modelMetaSchema = z
     source: z.string().default('unknown'),
   })
   .superRefine((m, ctx) => {
+    if (m.output.reconstructionError && m.output.column !== 0) {
+      const message = 'a reconstruction is scored whole: column must be 0 with reconstructionError';
+      ctx.addIssue({ code: 'custom', path: ['output', 'column'], message });
+    }
     if (m.preprocessing.type === 'standardize') {
       for (const field of ['mean', 'scale'] as const) {
         if (m.preprocessing[field].length !== m.features.length) {

@@ -10,6 +10,8 @@ import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 import type { IndexEntry, ModelMeta } from './model-meta';
+import { CompiledModels } from './fast-paths/compiled-models';
+import type { LinkedProgram } from './fast-paths/graph-evaluator';
 import { MahalanobisBatcher, recognizeMahalanobis, type MahalanobisParams } from './mahalanobis-batch';
 import { readModelMeta, sha256Hex } from './model-registry';
 import { readProfiles, type NodePlacement } from './provider-probe';
@@ -20,6 +22,10 @@ import {
   ModelOutputMismatch,
   ModelSessionFailed,
 } from '../shared/errors';
+import { reconstructionError } from './reconstruction-error';
+
+/** The largest model.onnx the Mahalanobis recogniser decodes. */
+const MAX_STACKED_BYTES = 1 << 20;
 
 /** Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it. */
 export interface SessionPlacement {
@@ -60,15 +66,25 @@ export interface ModelSessionCacheOptions {
   batching?: boolean;
   /** Parameter sets of stacked models kept, by sha256; default 250,000 (about 300 bytes each at K = 8). */
   maxStackedModels?: number;
+  /** Bytes of compiled fast-path programs kept (with `batching`); default 1 GiB. */
+  maxCompiledBytes?: number;
+  /** Worker threads that compile models for the fast path, off the event loop; default 2. */
+  compileThreads?: number;
 }
+
+/**
+ * How a device's model is scored: stacked with other devices' Mahalanobis models in one onnxruntime call,
+ * compiled into a TypeScript program (named by the family its operators make), or its own session.
+ */
+export type FastPath = 'stacked-mahalanobis' | `compiled:${LinkedProgram['program']['family']}` | 'session';
 
 /**
  * A device's model in the cheapest form to score: the parameters of a recognised Mahalanobis graph, scored
  * with other devices in one stacked call ({@link ModelSessionCache.scoreStacked}), or a session of its own.
  */
 export type PreparedModel =
-  | { kind: 'stacked'; device: string; version: string; meta: ModelMeta; params: MahalanobisParams }
-  | { kind: 'session'; device: string; version: string; meta: ModelMeta; model: LoadedModel };
+  | { kind: 'stacked'; path: FastPath; device: string; version: string; meta: ModelMeta; params: MahalanobisParams }
+  | { kind: 'session'; path: FastPath; device: string; version: string; meta: ModelMeta; model: LoadedModel };
 
 /** A model ready to score: its validated model.json and a function from feature rows to scores. */
 export interface LoadedModel {
@@ -126,6 +142,7 @@ export class ModelSessionCache {
   /** sha256 -> parameters, or null for a model that is not a stacked-able Mahalanobis graph. */
   private readonly stacked = new Map<string, MahalanobisParams | null>();
   private readonly batcher: MahalanobisBatcher;
+  private readonly compiled: CompiledModels;
 
   constructor(options: ModelSessionCacheOptions = {}) {
     this.executionProviders = options.executionProviders ?? ['cpu'];
@@ -136,6 +153,7 @@ export class ModelSessionCache {
     this.batching = options.batching ?? true;
     this.maxStackedModels = options.maxStackedModels ?? 250_000;
     this.batcher = new MahalanobisBatcher(this.executionProviders);
+    this.compiled = new CompiledModels({ maxBytes: options.maxCompiledBytes, threads: options.compileThreads });
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
       throw new RangeError('maxSessions must be an integer of at least 1');
     }
@@ -184,12 +202,19 @@ export class ModelSessionCache {
   ): Promise<PreparedModel> {
     const { version, sha256 } = entry;
     const meta = await this.meta(store, device, entry);
-    if (this.batching && meta.output.column === 0) {
+    let bytes: Promise<Uint8Array> | undefined;
+    const load = () => (bytes ??= readVerified(store, device, version, sha256));
+    if (this.batching && meta.output.column === 0 && !meta.output.reconstructionError) {
       let params = this.stacked.get(sha256);
       const hit = params !== undefined;
       if (params === undefined) {
-        const bytes = await readVerified(store, device, version, sha256);
-        params = recognizeMahalanobis(bytes, meta.input.name, meta.output.name) ?? null;
+        // A Mahalanobis graph of K features holds K + K² floats: one over 1 MiB (K > 500) is not worth decoding
+        // here, on the event loop's thread (a large forest would block it); the compiled path takes it instead.
+        const bytes = await load();
+        params =
+          bytes.length > MAX_STACKED_BYTES
+            ? null
+            : (recognizeMahalanobis(bytes, meta.input.name, meta.output.name) ?? null);
         // A feature count that disagrees with model.json goes the session way, which reports it precisely.
         if (params && params.k !== meta.features.length) params = null;
         this.stacked.set(sha256, params);
@@ -200,10 +225,37 @@ export class ModelSessionCache {
       }
       if (params) {
         this.observer.cacheLookup?.(hit);
-        return { kind: 'stacked', device, version, meta, params };
+        return { kind: 'stacked', path: 'stacked-mahalanobis', device, version, meta, params };
       }
     }
-    return { kind: 'session', device, version, meta, model: await this.load(store, device, entry) };
+    if (this.batching) {
+      const key = `${sha256}|${meta.input.name}|${meta.output.name}|${meta.features.length}`;
+      const hit = this.compiled.known(key) === true;
+      const program = await this.compiled.get(key, load, meta.input.name, meta.output.name, meta.features.length);
+      if (program) {
+        this.observer.cacheLookup?.(hit);
+        const path: FastPath = `compiled:${program.program.family}`;
+        return {
+          kind: 'session',
+          path,
+          device,
+          version,
+          meta,
+          model: this.compiledModel(device, version, meta, program),
+        };
+      }
+    }
+    return { kind: 'session', path: 'session', device, version, meta, model: await this.load(store, device, entry) };
+  }
+
+  /** Starts the compile threads of the fast path now rather than on the first model (a worker does at start). */
+  startCompileThreads(): void {
+    this.compiled.start();
+  }
+
+  /** The device's validated model.json (cached), without reading or compiling the model itself. */
+  modelMeta(store: ObjectStore, device: string, entry: Pick<IndexEntry, 'version' | 'sha256'>): Promise<ModelMeta> {
+    return this.meta(store, device, entry);
   }
 
   /**
@@ -238,7 +290,36 @@ export class ModelSessionCache {
     this.metas.clear();
     this.stacked.clear();
     await this.batcher.close();
+    await this.compiled.close();
     await Promise.all(entries.map((e) => this.evict(e)));
+  }
+
+  /** A compiled program as a LoadedModel: preprocessing, evaluation and the score read as a session's is. */
+  private compiledModel(device: string, version: string, meta: ModelMeta, program: LinkedProgram): LoadedModel {
+    const file = keys.modelOnnx(device, version);
+    const k = meta.features.length;
+    return {
+      device,
+      version,
+      meta,
+      score: (x, rows) => {
+        if (!Number.isInteger(rows) || rows < 0 || x.length !== rows * k) {
+          throw new RangeError(`device ${device}: expected ${rows} rows × ${k} features, got ${x.length} values`);
+        }
+        if (rows === 0) return Promise.resolve(new Float32Array(0));
+        const input = preprocess(meta, x);
+        const started = performance.now();
+        let out;
+        try {
+          out = program.run(input, rows, k);
+        } catch (err) {
+          return Promise.reject(new ModelInferenceFailed(device, file, err));
+        }
+        this.observer.inference?.((performance.now() - started) / 1000, rows);
+        const data = out.type === 'float' ? (out.data as Float32Array) : Float32Array.from(out.data);
+        return Promise.resolve(readScores(new Tensor('float32', data, out.dims), meta, rows, device, file, input));
+      },
+    };
   }
 
   private async meta(
@@ -355,7 +436,7 @@ export class ModelSessionCache {
       entry.inFlight -= 1;
       if (entry.evicted && entry.inFlight === 0) await release(entry);
     }
-    return readScores(result[meta.output.name], meta, rows, device, keys.modelOnnx(device, version));
+    return readScores(result[meta.output.name], meta, rows, device, keys.modelOnnx(device, version), input);
   }
 
   /** Ends the session's profiling after its first inference and reports where the nodes ran. */
@@ -391,6 +472,7 @@ function readScores(
   rows: number,
   device: string,
   file: string,
+  input: Float32Array,
 ): Float32Array {
   const name = meta.output.name;
   const fail = (message: string, field = 'output.name') => new ModelOutputMismatch(message, device, file, field);
@@ -403,6 +485,14 @@ function readScores(
   const cols = dims.length === 1 ? 1 : dims.length === 2 ? (dims[1] as number) : -1;
   if (cols < 1 || dims[0] !== rows || data.length !== rows * cols) {
     throw fail(`output ${name} has shape [${dims.join(', ')}] for ${rows} rows; expected [${rows}] or [${rows}, k]`);
+  }
+  if (meta.output.reconstructionError) {
+    const k = meta.features.length;
+    if (cols !== k || dims.length !== 2) {
+      const message = `output ${name} has shape [${dims.join(', ')}]; a reconstruction must be [${rows}, ${k}]`;
+      throw fail(message, 'output.reconstructionError');
+    }
+    return checkFinite(reconstructionError(meta.output.reconstructionError, input, data, rows, k), name, device, file);
   }
   const column = meta.output.column;
   if (column >= cols) {

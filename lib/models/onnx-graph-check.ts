@@ -98,6 +98,11 @@ function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): v
   if (output.dims !== undefined) {
     const cols = output.dims.length === 1 ? 1 : output.dims.length === 2 ? output.dims[1] : null;
     if (cols === null) throw fail(`output ${meta.output.name} must be [rows] or [rows, k]`, 'output.name');
+    const k = meta.features.length;
+    if (meta.output.reconstructionError && (output.dims.length !== 2 || (typeof cols === 'number' && cols !== k))) {
+      const message = `output ${meta.output.name} must be a reconstruction [rows, ${k}] to score its error`;
+      throw fail(message, 'output.reconstructionError');
+    }
     if (typeof cols === 'number' && meta.output.column >= cols) {
       const message = `output ${meta.output.name} has ${cols} column(s); column ${meta.output.column} does not exist`;
       throw fail(message, 'output.column');

@@ -36,7 +36,17 @@ export interface ShardPlanFile {
 
 /** What happened to one device in a run. */
 export type DeviceOutcome =
-  | { status: 'scored'; version: string; rows: number; anomalies: number }
+  | {
+      status: 'scored';
+      version: string;
+      rows: number;
+      anomalies: number;
+      /**
+       * How the model was scored: `stacked-mahalanobis`, `compiled:<family>` or `session` (absent in manifests
+       * written before it existed).
+       */
+      path?: string;
+    }
   | { status: 'no-data'; version: string }
   | { status: 'failed'; version?: string; reason: string; file?: string; field?: string };
 

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { encodePredictionsAs } from '../arrow/predictions-encode';
 import { PredictionsBuilder } from '../arrow/predictions-builder';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
@@ -32,6 +33,7 @@ export interface ShardContext {
 }
 
 const HEARTBEAT_EVERY = 25;
+const PREPARE_HEARTBEAT_MS = 1_000;
 const FAILURES_REPORTED = 20;
 const PREPARE_CONCURRENCY = 8;
 
@@ -83,23 +85,34 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       ctx.log.warn('device failed', { device, error: err.name, reason: err.message, file, field });
     };
 
-    // 1. Each device's model (stacked parameters, or a session of its own) and its rows of the window. Models are
-    //    read a few at a time: on a cold worker this is the store's latency, not CPU.
+    // 1. Each device's rows of the window and, only for a device that has rows, its model (stacked parameters, a
+    //    compiled program, or a session of its own). Models are read a few at a time: on a cold worker this is the
+    //    store's latency, and compiling runs in threads off this event loop.
     const ready = new Array<{ model: PreparedModel; rows: DeviceRows } | undefined>(plan.devices.length);
-    await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
-      const { device, version } = planned;
-      if (i % HEARTBEAT_EVERY === 0) {
-        ctx.heartbeat({ devicesDone: i + 1 });
-        await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
-      }
-      try {
-        const model = await deps.sessions.prepare(deps.store, device, planned);
-        const rows = aggregates.device(device, model.meta.features);
-        if (rows && rows.rows > 0) ready[i] = { model, rows };
-      } catch (err) {
-        recordFailure(device, version, err);
-      }
-    });
+    // A large model can take seconds to compile (in a thread): heartbeat on a timer meanwhile, not only per device.
+    let prepared = 0;
+    const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
+    try {
+      await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
+        const { device, version } = planned;
+        if (i % HEARTBEAT_EVERY === 0) {
+          ctx.heartbeat({ devicesDone: i + 1 });
+          await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
+        }
+        try {
+          const meta = await deps.sessions.modelMeta(deps.store, device, planned);
+          const rows = aggregates.device(device, meta.features);
+          if (rows && rows.rows > 0) {
+            ready[i] = { model: await deps.sessions.prepare(deps.store, device, planned), rows };
+          }
+        } catch (err) {
+          recordFailure(device, version, err);
+        }
+        prepared++;
+      });
+    } finally {
+      clearInterval(beat);
+    }
 
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
     const scores = new Array<Float32Array | Error | undefined>(plan.devices.length);
@@ -117,6 +130,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       if (i % HEARTBEAT_EVERY === 0) {
         ctx.heartbeat({ devicesDone: i });
         await log.checkpoint({ event: 'progress', level: 'info', phase: 'infer', devicesDone: i });
+        // Compiled models score synchronously: let timers and I/O (heartbeats, polls) run between batches.
+        await yieldToEventLoop();
       }
       try {
         scores[i] = await r.model.model.score(r.rows.x, r.rows.rows);
@@ -126,7 +141,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       }
     }
 
-    // 3. Predictions and outcomes, in plan order.
+    // 3. Predictions and outcomes, in plan order; how many devices each fast path scored goes to the log.
+    const paths: Record<string, number> = {};
     for (const [i, planned] of plan.devices.entries()) {
       const { device, version } = planned;
       if (outcomes[device]) continue;
@@ -151,7 +167,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
         }
       }
       predictions.append(device, version, r.rows.ts, score, flags, r.rows.tsNanos);
-      outcomes[device] = { status: 'scored', version, rows: r.rows.rows, anomalies };
+      outcomes[device] = { status: 'scored', version, rows: r.rows.rows, anomalies, path: r.model.path };
+      paths[r.model.path] = (paths[r.model.path] ?? 0) + 1;
       counts.scored++;
       counts.rows += r.rows.rows;
       counts.anomalies += anomalies;
@@ -175,6 +192,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       devices: outcomes,
     };
     await deps.store.put(keys.shardStatus(window.id, req.runId, req.shard), JSON.stringify(status));
+    log.add({ event: 'fast-paths', level: 'info', devices: paths });
     const durationMs = Date.now() - started;
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();

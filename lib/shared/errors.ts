@@ -175,6 +175,13 @@ export class ModelInferenceFailed extends DeviceError {
   }
 }
 
+/**
+ * The compiled fast path cannot evaluate a model's graph exactly (an operator, attribute or shape it does not
+ * implement). Compiling turns it into a refusal and the model keeps its own onnxruntime session; were it ever to
+ * escape while scoring, it concerns that device's model alone.
+ */
+export class UnsupportedGraph extends DeviceError {}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Permanent errors
 

@@ -13,7 +13,7 @@ import { registerModels } from '../../lib/models/bulk-register';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/shared/window';
 import { twoFeatureMeta, twoFeatureModel } from '../support/model-files';
-import { ensurePythonVenv, INTEROP_PACKAGES } from '../support/python-venv';
+import { ensurePythonVenv, INTEROP_PACKAGES, INTEROP_VENV } from '../support/python-venv';
 import { runWindow } from '../support/run-window';
 
 jest.setTimeout(600_000);
@@ -44,7 +44,7 @@ async function documentedQuery(): Promise<string> {
 }
 
 beforeAll(async () => {
-  python = await ensurePythonVenv('py-interop', INTEROP_PACKAGES);
+  python = await ensurePythonVenv(INTEROP_VENV, INTEROP_PACKAGES);
   dir = await mkdtemp(join(tmpdir(), 'fleetscore-interop-'));
   // The documented query names the embedded default store, relative to where it runs.
   store = new LocalStore(join(dir, '.fleetscore', 'store'));

@@ -2,7 +2,6 @@
  * scikit-learn models converted by skl2onnx (scripts/make-sklearn-fixtures.py) go through registration and the
  * session cache unchanged and reproduce scikit-learn's decision_function and predict.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,18 +9,10 @@ import { registerModelPackage } from '../../lib/models/model-package';
 import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
 import { isAnomaly, ModelSessionCache, type LoadedModel } from '../../lib/models/model-sessions';
 import { LocalStore } from '../../lib/store/local-store';
+import { sklearnCases, sklearnFixture, type SklearnCases } from '../support/sklearn-cases';
 
-const FIXTURES = join(__dirname, '..', 'fixtures', 'sklearn');
-
-interface Cases {
-  features: string[];
-  rows: number[][];
-  decisionFunction: number[];
-  predict: number[];
-}
-
-const fixture = (...path: string[]) => readFileSync(join(FIXTURES, ...path));
-const cases = (name: string) => JSON.parse(fixture(name, 'cases.json').toString('utf8')) as Cases;
+const fixture = sklearnFixture;
+const cases = sklearnCases;
 
 let dir: string;
 let store: LocalStore;
@@ -33,7 +24,7 @@ beforeEach(async () => {
 afterEach(() => rm(dir, { recursive: true, force: true }));
 afterAll(() => cache.close());
 
-async function expectReproducesSklearn(model: LoadedModel, c: Cases): Promise<void> {
+async function expectReproducesSklearn(model: LoadedModel, c: SklearnCases): Promise<void> {
   expect(model.meta.features).toEqual(c.features);
   const k = c.features.length;
   const scores = await model.score(new Float32Array(c.rows.flat()), c.rows.length);

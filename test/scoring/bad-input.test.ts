@@ -7,7 +7,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Float32, Int32, Table, tableToIPC, TimestampMillisecond, Utf8, vectorFromArray } from 'apache-arrow';
 import { readAggregatesPart } from '../../lib/arrow/aggregates';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { keys } from '../../lib/shared/keys';
@@ -16,13 +15,13 @@ import { readIndex } from '../../lib/models/model-index';
 import { sha256Hex } from '../../lib/models/model-registry';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/shared/window';
+import { aggregatesPart, type PartRows } from '../support/aggregates-part';
 import { runWindow as runWindowOf } from '../support/run-window';
 
 jest.setTimeout(120_000);
 
 const END_MS = Date.UTC(2026, 10, 21, 12);
 const WINDOW = parseWindow('2026-11-21T11');
-const MIN = 60_000;
 
 const runWindow = (store: LocalStore, options?: Parameters<typeof runWindowOf>[2]) =>
   runWindowOf(store, WINDOW.id, options);
@@ -44,37 +43,8 @@ async function seeded(name: string, devices: number, devicesPerPart?: number): P
   return store;
 }
 
-/** An Arrow part with `device_id`, `ts` and the given columns, one row per listed minute of the window. */
-function part(
-  rows: { device: string; minutes: number[]; values?: Record<string, (number | null)[]> }[],
-  columns: Record<string, 'float' | 'int'>,
-): Uint8Array {
-  const device: string[] = [];
-  const ts: number[] = [];
-  const values: Record<string, (number | null)[]> = Object.fromEntries(Object.keys(columns).map((c) => [c, []]));
-  for (const r of rows) {
-    r.minutes.forEach((m, i) => {
-      device.push(r.device);
-      ts.push(WINDOW.startMs + m * MIN);
-      for (const c of Object.keys(columns)) {
-        const given = r.values?.[c];
-        values[c]!.push(given ? given[i]! : 40 + ((i * 7) % 5));
-      }
-    });
-  }
-  const features = Object.entries(columns).map(([c, t]) => [
-    c,
-    vectorFromArray(values[c]!, t === 'int' ? new Int32() : new Float32()),
-  ]);
-  return tableToIPC(
-    new Table({
-      device_id: vectorFromArray(device, new Utf8()),
-      ts: vectorFromArray(ts, new TimestampMillisecond()),
-      ...Object.fromEntries(features),
-    }),
-    'file',
-  );
-}
+/** An Arrow part of this test's window. */
+const part = (rows: PartRows, columns: Record<string, 'float' | 'int'>) => aggregatesPart(WINDOW, rows, columns);
 
 /** Copies dev-00001's model to `device` (same bytes, its own index entry and model.json). */
 async function copyModel(store: LocalStore, device: string): Promise<void> {
@@ -247,5 +217,6 @@ test('an enormous shard (2,500 devices in one) scores every device and heartbeat
   const { manifest, beats } = await runWindow(store, { shardSize: 2500 });
   expect(manifest.shards).toHaveLength(1);
   expect(manifest.counts).toMatchObject({ devices: 2500, scored: 2500, rows: 2500 * 60 });
-  expect(beats).toBe(100);
+  // One heartbeat per 25 devices in each phase, plus one a second from the timer while models prepare.
+  expect(beats).toBeGreaterThanOrEqual(100);
 });

@@ -33,6 +33,7 @@ const EXPECTED: Record<string, { scope: 'device' | 'run'; retryable: boolean }> 
   ModelOutputMismatch: { scope: 'device', retryable: false },
   ModelSessionFailed: { scope: 'device', retryable: false },
   ModelInferenceFailed: { scope: 'device', retryable: false },
+  UnsupportedGraph: { scope: 'device', retryable: false },
   InvalidInput: { scope: 'run', retryable: false },
   InvalidConfig: { scope: 'run', retryable: false },
   InvalidWindow: { scope: 'run', retryable: false },

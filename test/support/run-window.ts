@@ -16,8 +16,14 @@ import type { ObjectStore } from '../../lib/store/object-store';
 /** A logger that drops everything. */
 export const quiet: WorkerLogger = { info: () => undefined, warn: () => undefined };
 
-/** How a test run plans: shard size, aggregates layout and predictions format. */
-export type RunOptions = Pick<PlanRequest, 'aggregatesLayout' | 'predictionsFormat'> & { shardSize?: number };
+/**
+ * How a test run plans: shard size, aggregates layout, predictions format, and whether devices go to the pools
+ * their model.json names (`perModelPools`) instead of all to cpu.
+ */
+export type RunOptions = Pick<PlanRequest, 'aggregatesLayout' | 'predictionsFormat'> & {
+  shardSize?: number;
+  perModelPools?: boolean;
+};
 
 /** A planned and scored run, ready to commit. */
 export interface ScoredRun {
@@ -28,17 +34,11 @@ export interface ScoredRun {
 export async function planAndScore(
   store: ObjectStore,
   window: string,
-  { shardSize = 500, aggregatesLayout, predictionsFormat }: RunOptions = {},
+  { shardSize = 500, aggregatesLayout, predictionsFormat, perModelPools = false }: RunOptions = {},
 ): Promise<ScoredRun & { beats: number }> {
-  const planRequest = {
-    store: store.uri,
-    window,
-    shardSize,
-    pool: 'cpu' as const,
-    aggregatesLayout,
-    predictionsFormat,
-  };
-  const plan = await planRun(store, planRequest);
+  // Every device on the cpu pool unless `perModelPools`: then shards per pool, as model.json says (one worker here).
+  const pool = perModelPools ? undefined : 'cpu';
+  const plan = await planRun(store, { store: store.uri, window, shardSize, pool, aggregatesLayout, predictionsFormat });
   const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
   let beats = 0;
   try {

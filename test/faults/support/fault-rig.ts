@@ -121,6 +121,8 @@ export interface RigOptions extends FleetSize {
    * stacked shards are aimed at through the store gate instead.
    */
   stacked?: boolean;
+  /** Writes the fleet into the store folder instead of the seeded demo fleet (`devices` must match it). */
+  fleet?: (storeDir: string) => Promise<void>;
 }
 
 /** A dev server, a store with a seeded fleet, worker processes and a client. */
@@ -162,16 +164,19 @@ export class FaultRig {
     this.dir = await mkdtemp(join(tmpdir(), 'fleetscore-faults-'));
     this.ports = { port: await freePort(), uiPort: await freePort() };
     const seedStore = new LocalStore(join(this.dir, 'store'));
+    const fleet = this.options.fleet;
     const [server] = await Promise.all([
       startDevServer({ dbFile: join(this.dir, 'temporal.db'), ...this.ports }),
-      seedDemoFleet(seedStore, {
-        devices: this.options.devices,
-        sensors: this.options.sensors,
-        hours: 1,
-        endMs: END_MS,
-        seed: 5,
-        anomalyRate: 0.02,
-      }),
+      fleet
+        ? fleet(join(this.dir, 'store'))
+        : seedDemoFleet(seedStore, {
+            devices: this.options.devices,
+            sensors: this.options.sensors,
+            hours: 1,
+            endMs: END_MS,
+            seed: 5,
+            anomalyRate: 0.02,
+          }),
     ]);
     this.server = server;
     const { TEMPORAL_PROFILE: _p, FLEETSCORE_STORE: _s, ...inherited } = process.env;

@@ -1,0 +1,111 @@
+/**
+ * The compiled-graph fast path's cache: programs by model checksum and output, bounded by the bytes they hold
+ * (a 100-tree forest holds about a megabyte, an SVM a few kilobytes), compiled in worker threads. A model the
+ * fast path does not take is remembered as such, so its bytes are read once and it goes to its own session.
+ */
+import { CompileThreads } from './compile-threads';
+import { linkProgram, type LinkedProgram } from './graph-evaluator';
+
+/** Options of a {@link CompiledModels} cache. */
+export interface CompiledModelsOptions {
+  /** Bytes of compiled programs kept before the least recently used is dropped; default 1 GiB. */
+  maxBytes?: number;
+  /** Compile threads; default 2. */
+  threads?: number;
+}
+
+/** Models the fast path did not take, remembered by key (a few dozen bytes each). */
+const MAX_REFUSED = 100_000;
+
+/** Compiled programs, least recently used first, within a byte budget. */
+export class CompiledModels {
+  private readonly programs = new Map<string, LinkedProgram>();
+  private readonly refused = new Map<string, string>();
+  private readonly inFlight = new Map<string, Promise<LinkedProgram | undefined>>();
+  private readonly threads: CompileThreads;
+  private readonly maxBytes: number;
+  private bytes = 0;
+
+  constructor(options: CompiledModelsOptions = {}) {
+    this.maxBytes = options.maxBytes ?? 2 ** 30;
+    this.threads = new CompileThreads(options.threads ?? 2);
+  }
+
+  /** Starts every compile thread now. */
+  start(): void {
+    this.threads.start();
+  }
+
+  /** Bytes held by cached programs now. */
+  get heldBytes(): number {
+    return this.bytes;
+  }
+
+  /** Whether `key` was compiled (true), refused (false) or not seen yet (undefined), without loading anything. */
+  known(key: string): boolean | undefined {
+    return this.programs.has(key) ? true : this.refused.has(key) ? false : undefined;
+  }
+
+  /**
+   * The program computing `output` from `input` ([rows, features] float32) for the model `key` (sha256, names
+   * and feature count), compiled from `load()`'s bytes on a miss; undefined when the fast path does not take it.
+   */
+  async get(
+    key: string,
+    load: () => Promise<Uint8Array>,
+    input: string,
+    output: string,
+    features: number,
+  ): Promise<LinkedProgram | undefined> {
+    const hit = this.programs.get(key);
+    if (hit) {
+      this.programs.delete(key);
+      this.programs.set(key, hit);
+      return hit;
+    }
+    if (this.refused.has(key)) return undefined;
+    let pending = this.inFlight.get(key);
+    if (!pending) {
+      pending = this.compile(key, load, input, output, features).finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** Why the fast path refused `key`, when it did. */
+  refusal(key: string): string | undefined {
+    return this.refused.get(key);
+  }
+
+  /** Drops every program and ends the compile threads. */
+  async close(): Promise<void> {
+    this.programs.clear();
+    this.refused.clear();
+    this.bytes = 0;
+    await this.threads.close();
+  }
+
+  private async compile(
+    key: string,
+    load: () => Promise<Uint8Array>,
+    input: string,
+    output: string,
+    features: number,
+  ): Promise<LinkedProgram | undefined> {
+    const result = await this.threads.compile(await load(), input, output, features);
+    if ('unsupported' in result) {
+      this.refused.set(key, result.unsupported);
+      if (this.refused.size > MAX_REFUSED) this.refused.delete(this.refused.keys().next().value as string);
+      return undefined;
+    }
+    const linked = linkProgram(result.program);
+    this.programs.set(key, linked);
+    this.bytes += result.program.bytes;
+    for (const [k, p] of this.programs) {
+      if (this.bytes <= this.maxBytes || k === key) break;
+      this.programs.delete(k);
+      this.bytes -= p.program.bytes;
+    }
+    return linked;
+  }
+}

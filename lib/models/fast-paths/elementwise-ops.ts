@@ -1,0 +1,171 @@
+/**
+ * Element-wise ONNX operators (arithmetic, comparisons, activations, Cast, Where) with numpy broadcasting. Each
+ * result is computed in double and stored in the output's typed array, so a float result is the correctly
+ * rounded float32 of one operation, as onnxruntime computes it.
+ */
+import { attrReader, type OpDef } from './op-types';
+import { alloc, broadcastDims, broadcastIndex, expectType, UnsupportedGraph, type DType, type Tensor } from './tensor';
+
+const NUMERIC: DType[] = ['float', 'double', 'int64'];
+const FLOATS: DType[] = ['float', 'double'];
+
+function unary(fn: (x: number) => number, types: DType[] = FLOATS): OpDef<string> {
+  return {
+    prepare: (ctx) => ctx.op,
+    run(op, [x]) {
+      expectType(x!, types, op);
+      const out = alloc(x!.type, x!.dims);
+      const a = x!.data;
+      const o = out.data;
+      for (let i = 0; i < a.length; i++) o[i] = fn(a[i]!);
+      return [out];
+    },
+  };
+}
+
+function binary(
+  fn: (a: number, b: number) => number,
+  result: 'same' | 'bool',
+  types: DType[] = NUMERIC,
+): OpDef<string> {
+  return {
+    prepare: (ctx) => ctx.op,
+    run(op, [a, b]) {
+      expectType(a!, types, op);
+      if (a!.type !== b!.type) throw new UnsupportedGraph(`${op}: inputs of types ${a!.type} and ${b!.type}`);
+      const dims = broadcastDims([a!.dims, b!.dims], op);
+      const out = alloc(result === 'bool' ? 'bool' : a!.type, dims);
+      const x = a!.data;
+      const y = b!.data;
+      const o = out.data;
+      const int = result === 'same' && a!.type === 'int64';
+      const n = o.length;
+      if (x.length === n && y.length === n) {
+        for (let i = 0; i < n; i++) o[i] = fn(x[i]!, y[i]!);
+      } else if (x.length === n && y.length === 1) {
+        const c = y[0]!;
+        for (let i = 0; i < n; i++) o[i] = fn(x[i]!, c);
+      } else if (x.length === 1 && y.length === n) {
+        const c = x[0]!;
+        for (let i = 0; i < n; i++) o[i] = fn(c, y[i]!);
+      } else {
+        const ix = broadcastIndex(a!.dims, dims);
+        const iy = broadcastIndex(b!.dims, dims);
+        for (let i = 0; i < n; i++) o[i] = fn(x[ix ? ix[i]! : i]!, y[iy ? iy[i]! : i]!);
+      }
+      if (int) for (let i = 0; i < n; i++) o[i] = Math.trunc(o[i]!);
+      return [out];
+    },
+  };
+}
+
+/** Max, Min, Sum, Mean: any number of inputs, broadcast together, folded left to right. */
+function variadic(fn: (a: number, b: number) => number, mean = false): OpDef<string> {
+  return {
+    prepare: (ctx) => ctx.op,
+    run(op, inputs) {
+      const xs = inputs as Tensor[];
+      const type = xs[0]!.type;
+      for (const x of xs) {
+        expectType(x, NUMERIC, op);
+        if (x.type !== type) throw new UnsupportedGraph(`${op}: inputs of different types`);
+      }
+      const dims = broadcastDims(
+        xs.map((x) => x.dims),
+        op,
+      );
+      const out = alloc(type, dims);
+      const acc = alloc('double', dims).data;
+      xs.forEach((x, k) => {
+        const ix = broadcastIndex(x.dims, dims);
+        for (let i = 0; i < acc.length; i++) {
+          const v = x.data[ix ? ix[i]! : i]!;
+          acc[i] = k === 0 ? v : fn(acc[i]!, v);
+        }
+        // Every step of the fold rounds as onnxruntime's pairwise kernels do.
+        if (type === 'float') for (let i = 0; i < acc.length; i++) acc[i] = Math.fround(acc[i]!);
+      });
+      for (let i = 0; i < acc.length; i++) out.data[i] = mean ? acc[i]! / xs.length : acc[i]!;
+      return [out];
+    },
+  };
+}
+
+const ONNX_TYPES: Record<number, DType> = { 1: 'float', 7: 'int64', 9: 'bool', 11: 'double' };
+
+const cast: OpDef<DType> = {
+  prepare(ctx) {
+    const code = attrReader(ctx).int('to');
+    const to = ONNX_TYPES[code];
+    if (!to) throw new UnsupportedGraph(`Cast: target type ${code} is not supported`);
+    return to;
+  },
+  run(to, [x]) {
+    const out = alloc(to, x!.dims);
+    const a = x!.data;
+    const o = out.data;
+    if (to === 'int64' && x!.type !== 'bool') {
+      for (let i = 0; i < a.length; i++) {
+        if (!Number.isFinite(a[i]!)) throw new UnsupportedGraph(`Cast: ${a[i]} has no int64 value`);
+        o[i] = Math.trunc(a[i]!);
+      }
+    } else if (to === 'bool') {
+      for (let i = 0; i < a.length; i++) o[i] = a[i] !== 0 ? 1 : 0;
+    } else {
+      o.set(a);
+    }
+    return [out];
+  },
+};
+
+const where: OpDef<null> = {
+  prepare: () => null,
+  run(_, [c, a, b]) {
+    expectType(c!, ['bool'], 'Where');
+    if (a!.type !== b!.type) throw new UnsupportedGraph('Where: branches of different types');
+    const dims = broadcastDims([c!.dims, a!.dims, b!.dims], 'Where');
+    const out = alloc(a!.type, dims);
+    const [ic, ia, ib] = [c!, a!, b!].map((t) => broadcastIndex(t.dims, dims));
+    for (let i = 0; i < out.data.length; i++) {
+      out.data[i] = c!.data[ic ? ic[i]! : i] ? a!.data[ia ? ia[i]! : i]! : b!.data[ib ? ib[i]! : i]!;
+    }
+    return [out];
+  },
+};
+
+const sigmoid = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+
+/** The element-wise operators of the default (ai.onnx) domain, by name. */
+export const elementwiseOps: Record<string, OpDef> = {
+  Add: binary((a, b) => a + b, 'same'),
+  Sub: binary((a, b) => a - b, 'same'),
+  Mul: binary((a, b) => a * b, 'same'),
+  Div: binary((a, b) => a / b, 'same'),
+  Pow: binary((a, b) => Math.pow(a, b), 'same', FLOATS),
+  Equal: binary((a, b) => (a === b ? 1 : 0), 'bool'),
+  Greater: binary((a, b) => (a > b ? 1 : 0), 'bool'),
+  GreaterOrEqual: binary((a, b) => (a >= b ? 1 : 0), 'bool'),
+  Less: binary((a, b) => (a < b ? 1 : 0), 'bool'),
+  LessOrEqual: binary((a, b) => (a <= b ? 1 : 0), 'bool'),
+  And: binary((a, b) => (a && b ? 1 : 0), 'bool', ['bool']),
+  Or: binary((a, b) => (a || b ? 1 : 0), 'bool', ['bool']),
+  Max: variadic((a, b) => (a >= b || Number.isNaN(a) ? a : b)),
+  Min: variadic((a, b) => (a <= b || Number.isNaN(a) ? a : b)),
+  Sum: variadic((a, b) => a + b),
+  Mean: variadic((a, b) => a + b, true),
+  Neg: unary((x) => -x, NUMERIC),
+  Abs: unary(Math.abs, NUMERIC),
+  Sign: unary((x) => (x > 0 ? 1 : x < 0 ? -1 : 0), NUMERIC),
+  Log: unary(Math.log),
+  Exp: unary(Math.exp),
+  Sqrt: unary(Math.sqrt),
+  Reciprocal: unary((x) => 1 / x),
+  Floor: unary(Math.floor),
+  Ceil: unary(Math.ceil),
+  Relu: unary((x) => (x > 0 ? x : 0)),
+  Sigmoid: unary(sigmoid),
+  Tanh: unary(Math.tanh),
+  Not: unary((x) => (x ? 0 : 1), ['bool']),
+  Cast: cast,
+  Where: where,
+};

@@ -1,0 +1,199 @@
+/**
+ * Compiles an ONNX model into a program the fast path evaluates in TypeScript: every node that the scored output
+ * depends on must be an operator of the fast path with attributes it reproduces exactly, else the model is not
+ * recognised (UnsupportedGraph) and keeps its own onnxruntime session. The program is plain data (typed arrays,
+ * maps, numbers), so it is built in a worker thread and handed to the event loop's thread without copying.
+ */
+import { elementwiseOps } from './elementwise-ops';
+import { linearOps } from './linear-ops';
+import { mlOps } from './ml-ops';
+import type { AttrValue, OpDef } from './op-types';
+import { readOnnx, type RawAttribute, type RawModel, type RawNode, type RawTensor } from './onnx-reader';
+import { shapeOps } from './shape-ops';
+import { UnsupportedGraph, type DType, type Tensor } from './tensor';
+
+/** The model families the fast path names in logs and counts, from the operators a graph uses. */
+export type GraphFamily = 'tree-ensemble' | 'svm' | 'mlp' | 'linear';
+
+/** One node of a program: an operator, its prepared parameters and its value slots. */
+export interface ProgramNode {
+  domain: 'ai.onnx' | 'ai.onnx.ml';
+  op: string;
+  params: unknown;
+  inputs: number[];
+  outputs: number[];
+}
+
+/** A compiled graph: evaluate `nodes` in order over `slots` values, the input in slot `input`. */
+export interface GraphProgram {
+  family: GraphFamily;
+  slots: number;
+  input: number;
+  output: number;
+  constants: [number, Tensor][];
+  nodes: ProgramNode[];
+  /** Approximate memory the program holds (typed arrays plus a per-node allowance), for byte-bounded caches. */
+  bytes: number;
+}
+
+/** Opset ranges whose operators the fast path implements as they are defined there. */
+const DOMAINS: Record<string, { name: ProgramNode['domain']; min: number; max: number; ops: Record<string, OpDef> }> = {
+  '': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps } },
+  'ai.onnx': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps } },
+  'ai.onnx.ml': { name: 'ai.onnx.ml', min: 1, max: 3, ops: mlOps },
+};
+
+/** The operators for `domain` as the program records it. */
+export function opsOf(domain: ProgramNode['domain']): Record<string, OpDef> {
+  return DOMAINS[domain === 'ai.onnx' ? '' : domain]!.ops;
+}
+
+const TYPES: Partial<Record<number, DType>> = { 1: 'float', 7: 'int64', 9: 'bool', 11: 'double' };
+
+/** A TensorProto as a fast-path tensor, owning aligned data. */
+export function tensorOf(t: RawTensor): Tensor {
+  const type = TYPES[t.dataType];
+  if (!type) throw new UnsupportedGraph(`tensor ${t.name}: element type ${t.dataType} is not supported`);
+  if (t.external) throw new UnsupportedGraph('external data');
+  const n = t.dims.reduce((a, b) => a * b, 1);
+  const raw = t.raw && t.raw.length > 0 ? t.raw.slice().buffer : undefined;
+  let data: Tensor['data'];
+  if (type === 'float') data = raw ? new Float32Array(raw) : (t.floats ?? new Float32Array());
+  else if (type === 'double') data = raw ? new Float64Array(raw) : (t.doubles ?? new Float64Array());
+  else if (type === 'bool') data = raw ? new Uint8Array(raw) : Uint8Array.from(t.ints ?? []);
+  else data = raw ? Float64Array.from(new BigInt64Array(raw), Number) : Float64Array.from(t.ints ?? []);
+  if (data.length !== n)
+    throw new UnsupportedGraph(`tensor ${t.name}: ${data.length} values for [${t.dims.join(',')}]`);
+  return { type, dims: t.dims, data };
+}
+
+const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
+
+function attrOf(a: RawAttribute): AttrValue {
+  const text = (b: Uint8Array) => decoder.decode(b);
+  switch (a.type) {
+    case ATTR.FLOAT:
+      return a.f;
+    case ATTR.INT:
+      return a.i;
+    case ATTR.STRING:
+      return text(a.s);
+    case ATTR.TENSOR:
+      if (!a.t) throw new UnsupportedGraph(`attribute ${a.name} has no tensor`);
+      return tensorOf(a.t);
+    case ATTR.FLOATS:
+      return a.floats;
+    case ATTR.INTS:
+      return a.ints;
+    case ATTR.STRINGS:
+      return a.strings.map(text);
+    default:
+      throw new UnsupportedGraph(`attribute ${a.name} of type ${a.type}`);
+  }
+}
+
+const decoder = new TextDecoder();
+
+function familyOf(ops: Set<string>): GraphFamily {
+  if (ops.has('TreeEnsembleRegressor')) return 'tree-ensemble';
+  if (ops.has('SVMRegressor')) return 'svm';
+  if (['Relu', 'Sigmoid', 'Tanh'].some((o) => ops.has(o))) return 'mlp';
+  return 'linear';
+}
+
+function bytesOf(value: unknown, depth = 0): number {
+  if (ArrayBuffer.isView(value)) return value.byteLength;
+  if (depth > 3 || value === null || typeof value !== 'object') return 8;
+  if (value instanceof Map) return value.size * 48;
+  return Object.values(value).reduce<number>((s, v) => s + bytesOf(v, depth + 1), 16);
+}
+
+/**
+ * Compiles `bytes` into a program computing `output` from the float32 input `input`; throws UnsupportedGraph
+ * when any node the output depends on is outside what the fast path evaluates exactly.
+ */
+export function compileGraph(bytes: Uint8Array, input: string, output: string): GraphProgram {
+  const model: RawModel = readOnnx(bytes);
+  if (!model.hasGraph) throw new UnsupportedGraph('no graph');
+  const opsets = new Map<string, number>();
+  for (const o of model.opsets) {
+    const d = DOMAINS[o.domain];
+    if (d && (o.version < d.min || o.version > d.max))
+      throw new UnsupportedGraph(`opset ${o.domain || 'ai.onnx'} ${o.version}`);
+    opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
+  }
+  const slots = new Map<string, number>();
+  const slot = (name: string) => {
+    let s = slots.get(name);
+    if (s === undefined) slots.set(name, (s = slots.size));
+    return s;
+  };
+  const known = new Map<string, Tensor>();
+  for (const t of model.initializers) known.set(t.name, tensorOf(t));
+  const producers = new Map<string, RawNode>();
+  for (const n of model.nodes) for (const o of n.output) if (o) producers.set(o, n);
+  // The nodes `output` depends on, in graph order (ONNX requires topological order).
+  const needed = new Set<RawNode>();
+  const stack = [output];
+  const visited = new Set<string>();
+  while (stack.length > 0) {
+    const name = stack.pop()!;
+    if (visited.has(name) || name === input || known.has(name)) continue;
+    visited.add(name);
+    const n = producers.get(name);
+    if (!n) throw new UnsupportedGraph(`value ${name} has no producer`);
+    needed.add(n);
+    for (const i of n.input) if (i) stack.push(i);
+  }
+  const nodes: ProgramNode[] = [];
+  const used = new Set<string>();
+  for (const n of model.nodes) {
+    if (!needed.has(n)) continue;
+    const domain = n.domain;
+    const d = DOMAINS[domain];
+    const op = n.opType;
+    if (!d || !opsets.has(domain === 'ai.onnx' ? '' : domain)) throw new UnsupportedGraph(`domain ${domain}`);
+    if (n.attribute.some((a) => a.refAttrName)) throw new UnsupportedGraph('attribute references');
+    const attrs = new Map(n.attribute.map((a) => [a.name, attrOf(a)]));
+    if (op === 'Constant') {
+      const value = attrs.get('value');
+      if (typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
+        throw new UnsupportedGraph('Constant without a tensor');
+      }
+      known.set(n.output[0] ?? '', value);
+      continue;
+    }
+    const def = d.ops[op];
+    if (!def) throw new UnsupportedGraph(`operator ${domain || 'ai.onnx'}.${op}`);
+    const inputs = n.input;
+    const params = def.prepare({
+      op,
+      attrs,
+      constants: inputs.map((i) => known.get(i)),
+      inputCount: inputs.length,
+      opset: opsets.get(domain === 'ai.onnx' ? '' : domain) ?? 0,
+    });
+    inputs.forEach((i) => i && used.add(i));
+    nodes.push({
+      domain: d.name,
+      op,
+      params,
+      inputs: inputs.map((i) => (i ? slot(i) : -1)),
+      outputs: n.output.map((o) => (o ? slot(o) : -1)),
+    });
+  }
+  const constants: [number, Tensor][] = [...known].filter(([name]) => used.has(name)).map(([n, t]) => [slot(n), t]);
+  if (known.has(output)) throw new UnsupportedGraph('the output is a constant');
+  const program: GraphProgram = {
+    family: familyOf(new Set(nodes.map((n) => n.op))),
+    slots: 0,
+    input: slot(input),
+    output: slot(output),
+    constants,
+    nodes,
+    bytes: 0,
+  };
+  program.slots = slots.size;
+  program.bytes = 256 + nodes.length * 160 + bytesOf(nodes.map((n) => n.params)) + bytesOf(constants);
+  return program;
+}

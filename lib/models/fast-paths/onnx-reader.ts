@@ -1,0 +1,270 @@
+/**
+ * A minimal protobuf reader for the parts of an ONNX ModelProto the fast path compiles (opset imports, nodes,
+ * attributes, initializers). onnx-proto's generic decoder turns every int64 into an object and every float list
+ * into a JavaScript array, which makes a 100-tree forest take hundreds of milliseconds to read; this reader
+ * decodes packed numbers straight into typed arrays and skips every field it does not need.
+ */
+import { UnsupportedGraph } from './tensor';
+
+/** A TensorProto's fields the fast path reads. */
+export interface RawTensor {
+  name: string;
+  dims: number[];
+  dataType: number;
+  raw?: Uint8Array;
+  floats?: Float32Array;
+  doubles?: Float64Array;
+  /** int32_data or int64_data, as numbers. */
+  ints?: number[];
+  external: boolean;
+}
+
+/** An AttributeProto's fields the fast path reads. */
+export interface RawAttribute {
+  name: string;
+  type: number;
+  f: number;
+  i: number;
+  s: Uint8Array;
+  t?: RawTensor;
+  floats: Float32Array;
+  ints: number[];
+  strings: Uint8Array[];
+  refAttrName: string;
+}
+
+/** A NodeProto's fields the fast path reads. */
+export interface RawNode {
+  input: string[];
+  output: string[];
+  opType: string;
+  domain: string;
+  attribute: RawAttribute[];
+}
+
+/** A ModelProto reduced to what the fast path compiles. */
+export interface RawModel {
+  opsets: { domain: string; version: number }[];
+  nodes: RawNode[];
+  initializers: RawTensor[];
+  /** Whether the graph has subgraphs or other content this reader does not follow. */
+  hasGraph: boolean;
+}
+
+const decoder = new TextDecoder();
+
+class Reader {
+  pos: number;
+  constructor(
+    readonly buf: Uint8Array,
+    start: number,
+    readonly end: number,
+  ) {
+    this.pos = start;
+  }
+
+  varint(): number {
+    const start = this.pos;
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 7; i++) {
+      if (this.pos >= this.end) throw new UnsupportedGraph('truncated protobuf');
+      const b = this.buf[this.pos++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 128;
+    }
+    // Past 49 bits (a negative int64 takes 10 bytes): exact through BigInt.
+    this.pos = start;
+    let v = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      if (this.pos >= this.end) throw new UnsupportedGraph('truncated protobuf');
+      const b = this.buf[this.pos++]!;
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return Number(BigInt.asIntN(64, v));
+    }
+    throw new UnsupportedGraph('malformed varint');
+  }
+
+  bytes(): Uint8Array {
+    const n = this.varint();
+    if (this.pos + n > this.end) throw new UnsupportedGraph('truncated protobuf');
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+
+  sub(): Reader {
+    const n = this.varint();
+    if (this.pos + n > this.end) throw new UnsupportedGraph('truncated protobuf');
+    const r = new Reader(this.buf, this.pos, this.pos + n);
+    this.pos += n;
+    return r;
+  }
+
+  string(): string {
+    return decoder.decode(this.bytes());
+  }
+
+  float(): number {
+    const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 4).getFloat32(0, true);
+    this.pos += 4;
+    return v;
+  }
+
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 2) {
+      const n = this.varint();
+      this.pos += n;
+    } else if (wire === 5) this.pos += 4;
+    else throw new UnsupportedGraph(`protobuf wire type ${wire}`);
+  }
+
+  /** Packed or unpacked repeated varints. */
+  ints(wire: number, into: number[]): void {
+    if (wire !== 2) {
+      into.push(this.varint());
+      return;
+    }
+    const r = this.sub();
+    while (r.pos < r.end) into.push(r.varint());
+  }
+
+  /** Packed or unpacked repeated fixed-width floats (4 bytes) or doubles (8 bytes), appended to `into`. */
+  fixed(wire: number, width: 4 | 8, into: (Float32Array | Float64Array)[]): void {
+    const n = wire === 2 ? this.varint() : width;
+    if (this.pos + n > this.end) throw new UnsupportedGraph('truncated protobuf');
+    // A copy: aligned, and owned by the result rather than by the model's bytes.
+    const copy = this.buf.slice(this.pos, this.pos + n).buffer;
+    into.push(width === 4 ? new Float32Array(copy) : new Float64Array(copy));
+    this.pos += n;
+  }
+}
+
+function concat<T extends Float32Array | Float64Array>(parts: T[], Ctor: new (n: number) => T): T {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Ctor(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function fields(r: Reader, on: (field: number, wire: number) => boolean): void {
+  while (r.pos < r.end) {
+    const key = r.varint();
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    if (!on(field, wire)) r.skip(wire);
+  }
+}
+
+function readTensor(r: Reader): RawTensor {
+  const t: RawTensor = { name: '', dims: [], dataType: 0, external: false };
+  const floats: Float32Array[] = [];
+  const doubles: Float64Array[] = [];
+  const ints: number[] = [];
+  fields(r, (f, w) => {
+    if (f === 1) r.ints(w, t.dims);
+    else if (f === 2) t.dataType = r.varint();
+    else if (f === 4) r.fixed(w, 4, floats);
+    else if (f === 5 || f === 7) r.ints(w, ints);
+    else if (f === 8) t.name = r.string();
+    else if (f === 9) t.raw = r.bytes().slice();
+    else if (f === 10) r.fixed(w, 8, doubles);
+    else if (f === 14) t.external = r.varint() === 1;
+    else if (f === 3 || f === 13) throw new UnsupportedGraph('segmented or external tensor');
+    else return false;
+    return true;
+  });
+  if (floats.length) t.floats = concat(floats, Float32Array);
+  if (doubles.length) t.doubles = concat(doubles, Float64Array);
+  if (ints.length) t.ints = ints;
+  return t;
+}
+
+function readAttribute(r: Reader): RawAttribute {
+  const a: RawAttribute = {
+    name: '',
+    type: 0,
+    f: 0,
+    i: 0,
+    s: new Uint8Array(),
+    floats: new Float32Array(),
+    ints: [],
+    strings: [],
+    refAttrName: '',
+  };
+  const floats: Float32Array[] = [];
+  fields(r, (f, w) => {
+    if (f === 1) a.name = r.string();
+    else if (f === 2) a.f = r.float();
+    else if (f === 3) a.i = r.varint();
+    else if (f === 4) a.s = r.bytes();
+    else if (f === 5) a.t = readTensor(r.sub());
+    else if (f === 7) r.fixed(w, 4, floats);
+    else if (f === 8) r.ints(w, a.ints);
+    else if (f === 9) a.strings.push(r.bytes());
+    else if (f === 20) a.type = r.varint();
+    else if (f === 21) a.refAttrName = r.string();
+    else if (f === 6 || f === 10 || f === 11 || f === 22 || f === 23) {
+      throw new UnsupportedGraph('graph or sparse-tensor attributes');
+    } else return false;
+    return true;
+  });
+  a.floats = concat(floats, Float32Array);
+  return a;
+}
+
+function readNode(r: Reader): RawNode {
+  const n: RawNode = { input: [], output: [], opType: '', domain: '', attribute: [] };
+  fields(r, (f) => {
+    if (f === 1) n.input.push(r.string());
+    else if (f === 2) n.output.push(r.string());
+    else if (f === 4) n.opType = r.string();
+    else if (f === 7) n.domain = r.string();
+    else if (f === 5) n.attribute.push(readAttribute(r.sub()));
+    else return false;
+    return true;
+  });
+  return n;
+}
+
+/** Reads `bytes` as an ONNX ModelProto; throws UnsupportedGraph when it is not one this reader follows. */
+export function readOnnx(bytes: Uint8Array): RawModel {
+  const m: RawModel = { opsets: [], nodes: [], initializers: [], hasGraph: false };
+  // A plain Uint8Array view: a Node Buffer's slice() would share memory where this reader needs copies.
+  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const top = new Reader(plain, 0, plain.length);
+  fields(top, (f) => {
+    if (f === 8) {
+      const o = { domain: '', version: 0 };
+      const r = top.sub();
+      fields(r, (g) => {
+        if (g === 1) o.domain = r.string();
+        else if (g === 2) o.version = r.varint();
+        else return false;
+        return true;
+      });
+      m.opsets.push(o);
+    } else if (f === 7) {
+      m.hasGraph = true;
+      const g = top.sub();
+      fields(g, (h) => {
+        if (h === 1) m.nodes.push(readNode(g.sub()));
+        else if (h === 5) m.initializers.push(readTensor(g.sub()));
+        else if (h === 15) throw new UnsupportedGraph('sparse initializers');
+        else return false;
+        return true;
+      });
+    } else if (f === 25) {
+      throw new UnsupportedGraph('model-local functions');
+    } else return false;
+    return true;
+  });
+  return m;
+}

@@ -1,0 +1,143 @@
+/**
+ * ONNX operators that move data without arithmetic (Reshape, Flatten, Squeeze, Unsqueeze, Gather, Concat,
+ * Transpose of a matrix, Identity, Constant's value), as the fast path evaluates them.
+ */
+import { attrReader, type OpDef, type PrepareContext } from './op-types';
+import { alloc, size, UnsupportedGraph, type Tensor } from './tensor';
+
+/** An int64 list given as a constant input (opset >= 13 style) or an attribute (older opsets). */
+export function intsFrom(ctx: PrepareContext, input: number, attr: string): number[] | undefined {
+  const constant = ctx.constants[input];
+  if (constant) return Array.from(constant.data);
+  if (input < ctx.inputCount) throw new UnsupportedGraph(`${ctx.op}: ${attr} must be a constant`);
+  return ctx.attrs.has(attr) ? Array.from(attrReader(ctx).numbers(attr)) : undefined;
+}
+
+const view = (t: Tensor, dims: number[]): Tensor => ({ type: t.type, dims, data: t.data });
+
+const reshape: OpDef<{ shape: number[]; allowzero: number }> = {
+  prepare(ctx) {
+    const shape = intsFrom(ctx, 1, 'shape');
+    if (!shape) throw new UnsupportedGraph('Reshape: no shape');
+    return { shape, allowzero: attrReader(ctx).int('allowzero', 0) };
+  },
+  run({ shape, allowzero }, [x]) {
+    const dims = shape.map((d, i) => (d === 0 && !allowzero ? x!.dims[i]! : d));
+    const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const out = dims.map((d) => (d === -1 ? size(x!.dims) / known : d));
+    if (size(out) !== size(x!.dims) || !out.every(Number.isInteger)) {
+      throw new UnsupportedGraph(`Reshape: [${x!.dims.join(',')}] cannot become [${shape.join(',')}]`);
+    }
+    return [view(x!, out)];
+  },
+};
+
+const flatten: OpDef<number> = {
+  prepare: (ctx) => attrReader(ctx).int('axis', 1),
+  run(axis, [x]) {
+    const a = axis < 0 ? axis + x!.dims.length : axis;
+    return [view(x!, [size(x!.dims.slice(0, a)), size(x!.dims.slice(a))])];
+  },
+};
+
+const squeeze: OpDef<number[] | undefined> = {
+  prepare: (ctx) => intsFrom(ctx, 1, 'axes'),
+  run(axes, [x]) {
+    const r = x!.dims.length;
+    const drop = new Set((axes ?? x!.dims.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => (a < 0 ? a + r : a)));
+    if ([...drop].some((a) => x!.dims[a] !== 1)) throw new UnsupportedGraph('Squeeze: axis of size other than 1');
+    return [
+      view(
+        x!,
+        x!.dims.filter((_, i) => !drop.has(i)),
+      ),
+    ];
+  },
+};
+
+const unsqueeze: OpDef<number[]> = {
+  prepare(ctx) {
+    const axes = intsFrom(ctx, 1, 'axes');
+    if (!axes) throw new UnsupportedGraph('Unsqueeze: no axes');
+    return axes;
+  },
+  run(axes, [x]) {
+    const r = x!.dims.length + axes.length;
+    const at = new Set(axes.map((a) => (a < 0 ? a + r : a)));
+    const dims: number[] = [];
+    let k = 0;
+    for (let i = 0; i < r; i++) dims.push(at.has(i) ? 1 : x!.dims[k++]!);
+    return [view(x!, dims)];
+  },
+};
+
+/** Gather along one axis with int64 indices (negative ones count from the end). */
+const gather: OpDef<number> = {
+  prepare: (ctx) => attrReader(ctx).int('axis', 0),
+  run(axis, [x, indices]) {
+    const r = x!.dims.length;
+    const a = axis < 0 ? axis + r : axis;
+    const n = x!.dims[a]!;
+    const outer = size(x!.dims.slice(0, a));
+    const inner = size(x!.dims.slice(a + 1));
+    const idx = Array.from(indices!.data, (i) => (i < 0 ? i + n : i));
+    if (idx.some((i) => i < 0 || i >= n)) throw new UnsupportedGraph('Gather: index out of range');
+    const out = alloc(x!.type, [...x!.dims.slice(0, a), ...indices!.dims, ...x!.dims.slice(a + 1)]);
+    let o = 0;
+    for (let p = 0; p < outer; p++) {
+      for (const i of idx) {
+        const from = (p * n + i) * inner;
+        for (let q = 0; q < inner; q++) out.data[o++] = x!.data[from + q]!;
+      }
+    }
+    return [out];
+  },
+};
+
+const concat: OpDef<number> = {
+  prepare: (ctx) => attrReader(ctx).int('axis'),
+  run(axis, inputs) {
+    const xs = inputs as Tensor[];
+    const first = xs[0]!;
+    const a = axis < 0 ? axis + first.dims.length : axis;
+    const dims = [...first.dims];
+    dims[a] = xs.reduce((s, x) => s + x.dims[a]!, 0);
+    const out = alloc(first.type, dims);
+    const outer = size(first.dims.slice(0, a));
+    let o = 0;
+    for (let p = 0; p < outer; p++) {
+      for (const x of xs) {
+        if (x.type !== first.type) throw new UnsupportedGraph('Concat: inputs of different types');
+        const chunk = size(x.dims.slice(a));
+        out.data.set(x.data.subarray(p * chunk, (p + 1) * chunk), o);
+        o += chunk;
+      }
+    }
+    return [out];
+  },
+};
+
+const transpose: OpDef<number[] | undefined> = {
+  prepare: (ctx) => (ctx.attrs.has('perm') ? Array.from(attrReader(ctx).numbers('perm')) : undefined),
+  run(perm, [x]) {
+    if (x!.dims.length !== 2 || (perm && perm.join() !== '1,0')) {
+      throw new UnsupportedGraph('Transpose: only a matrix transpose is supported');
+    }
+    const [m, n] = x!.dims as [number, number];
+    const out = alloc(x!.type, [n, m]);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out.data[j * m + i] = x!.data[i * n + j]!;
+    return [out];
+  },
+};
+
+/** The data-movement operators of the default (ai.onnx) domain, by name. */
+export const shapeOps: Record<string, OpDef> = {
+  Reshape: reshape,
+  Flatten: flatten,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
+  Gather: gather,
+  Concat: concat,
+  Transpose: transpose,
+  Identity: { prepare: () => null, run: (_, [x]) => [x!] },
+};

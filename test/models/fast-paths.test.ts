@@ -1,0 +1,117 @@
+/**
+ * The compiled-graph fast path gives each family's scores as the model's own onnxruntime session does (float32
+ * tolerance) and as scikit-learn / numpy computed them (cases.json, scripts/make-sklearn-fixtures.py), with the
+ * same anomaly flags; graphs it does not implement keep their own session.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { onnx } from 'onnx-proto';
+import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
+import { isAnomaly, ModelSessionCache, type PreparedModel } from '../../lib/models/model-sessions';
+import { LocalStore } from '../../lib/store/local-store';
+import { sklearnCases, sklearnFixture } from '../support/sklearn-cases';
+
+/** Every fixture, the fast path it must take, and how close scikit-learn's double-precision scores must be. */
+const FAMILIES = [
+  { name: 'ocsvm', path: 'compiled:svm', tol: 1e-4 },
+  { name: 'ocsvm-poly', path: 'compiled:svm', tol: 1e-4 },
+  { name: 'isoforest', path: 'compiled:tree-ensemble', tol: 1e-5 },
+  { name: 'pca-reconstruction', path: 'compiled:linear', tol: 1e-5 },
+  { name: 'autoencoder', path: 'compiled:mlp', tol: 1e-5 },
+] as const;
+
+const fixture = sklearnFixture;
+const cases = sklearnCases;
+
+let dir: string;
+let store: LocalStore;
+const fast = new ModelSessionCache();
+const sessions = new ModelSessionCache({ batching: false });
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-fast-paths-'));
+  store = new LocalStore(dir);
+});
+afterAll(async () => {
+  await Promise.all([fast.close(), sessions.close()]);
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function register(name: string, device: string, onnxBytes?: Uint8Array, meta?: Record<string, unknown>) {
+  const packaged = JSON.parse(fixture(name, 'model.json').toString('utf8')) as Record<string, unknown>;
+  const { schema: _schema, sha256: _sha256, ...rest } = packaged;
+  return registerModel(store, {
+    device,
+    onnx: onnxBytes ?? new Uint8Array(fixture(name, 'model.onnx')),
+    meta: { ...rest, ...meta } as ModelMetaInput,
+  });
+}
+
+async function scoreWith(model: PreparedModel, x: Float32Array, rows: number): Promise<Float32Array> {
+  if (model.kind !== 'session') throw new Error(`expected a per-device model, got ${model.kind}`);
+  return model.model.score(x, rows);
+}
+
+describe.each(FAMILIES)('$name', ({ name, path, tol }) => {
+  it(`takes the ${path} fast path and matches its onnxruntime session and scikit-learn`, async () => {
+    const entry = await register(name, `${name}-1`);
+    const c = cases(name);
+    const x = new Float32Array(c.rows.flat());
+    const model = await fast.prepare(store, `${name}-1`, entry);
+    expect(model.path).toBe(path);
+    const got = await scoreWith(model, x, c.rows.length);
+    const viaSession = await sessions.prepare(store, `${name}-1`, entry);
+    expect(viaSession.path).toBe('session');
+    const reference = await scoreWith(viaSession, x, c.rows.length);
+    got.forEach((s, i) => {
+      const session = reference[i]!;
+      expect(Math.abs(s - session)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(session));
+      const sklearn = c.decisionFunction[i]!;
+      expect(Math.abs(s - sklearn)).toBeLessThanOrEqual(tol + tol * Math.abs(sklearn));
+    });
+    expect(Array.from(got, (s) => (isAnomaly(model.meta, s) ? -1 : 1))).toEqual(c.predict);
+    expect(new Set(c.predict)).toEqual(new Set([1, -1]));
+  });
+});
+
+describe('fast path refusals', () => {
+  it('keeps a graph with an operator it does not implement on its own session, with the same scores', async () => {
+    // The autoencoder with Softplus instead of Tanh: no fast-path operator for it.
+    const model = onnx.ModelProto.decode(fixture('autoencoder', 'model.onnx'));
+    const tanh = model.graph!.node!.find((n) => n.opType === 'Tanh')!;
+    tanh.opType = 'Softplus';
+    const bytes = new Uint8Array(onnx.ModelProto.encode(model).finish());
+    const entry = await register('autoencoder', 'softplus-1', bytes);
+    const prepared = await fast.prepare(store, 'softplus-1', entry);
+    expect(prepared.path).toBe('session');
+    const c = cases('autoencoder');
+    const scores = await scoreWith(prepared, new Float32Array(c.rows.flat()), c.rows.length);
+    expect(scores.every(Number.isFinite)).toBe(true);
+  });
+
+  it('scores a reconstruction by mae or mse of the preprocessed input', async () => {
+    const c = cases('pca-reconstruction');
+    const x = new Float32Array(c.rows.flat());
+    const output = { name: 'reconstruction', reconstructionError: 'mae' };
+    const mae = await fast.prepare(
+      store,
+      'pca-mae',
+      await register('pca-reconstruction', 'pca-mae', undefined, { output }),
+    );
+    const mse = await fast.prepare(store, 'pca-mse', await register('pca-reconstruction', 'pca-mse'));
+    const a = await scoreWith(mae, x, c.rows.length);
+    const b = await scoreWith(mse, x, c.rows.length);
+    // Mean absolute error is at most the root of the mean squared error, per row.
+    a.forEach((v, i) => expect(v).toBeLessThanOrEqual(Math.sqrt(b[i]!) * (1 + 1e-6)));
+    expect(a.some((v, i) => Math.abs(v - b[i]!) > 1e-3)).toBe(true);
+  });
+
+  it('refuses at registration a reconstruction whose output is not [rows, features]', async () => {
+    const output = { name: 'scores', reconstructionError: 'mse' };
+    await expect(register('ocsvm-poly', 'bad-recon', undefined, { output })).rejects.toMatchObject({
+      name: 'InvalidModel',
+      field: 'output.reconstructionError',
+    });
+  });
+});
