@@ -7,19 +7,13 @@ import { isAnomaly, ModelSessionCache } from '../../lib/models/model-sessions';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { LocalStore } from '../../lib/store/local-store';
 import { ModelChecksumMismatch } from '../../lib/shared/errors';
+import { twoFeatureMeta } from '../support/model-files';
 
 const identity2 = [
   [1, 0],
   [0, 1],
 ];
-const meta: ModelMetaInput = {
-  pool: 'cpu',
-  features: ['a', 'b'],
-  input: { name: 'X' },
-  output: { name: 'score' },
-  anomalyWhen: 'above',
-  threshold: 9,
-};
+const meta = twoFeatureMeta;
 
 let dir: string;
 let store: LocalStore;
