@@ -22,6 +22,11 @@ export class LruCache<K, V> {
     return this.entries.size;
   }
 
+  /** The total weight held now (bytes, for a cache weighed in bytes). */
+  get weight(): number {
+    return this.total;
+  }
+
   /** The value of `key`, made the most recently used; `undefined` when absent. */
   get(key: K): V | undefined {
     const entry = this.entries.get(key);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { LruCache } from '../lru-cache';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 import type { IndexEntry, ModelMeta } from './model-meta';
@@ -129,9 +130,11 @@ export interface ModelSessionCacheStats {
  */
 export class ModelSessionCache {
   readonly stats: ModelSessionCacheStats = { hits: 0, misses: 0, evictions: 0 };
-  private readonly sessions = new Map<string, SessionEntry>();
+  private readonly sessions: LruCache<string, SessionEntry>;
   private readonly pending = new Map<string, Promise<SessionEntry>>();
-  private readonly metas = new Map<string, ModelMeta>();
+  /** Sessions the last insertion evicted, released (once idle) by `acquire`. */
+  private evicted: SessionEntry[] = [];
+  private readonly metas: LruCache<string, ModelMeta>;
   private readonly executionProviders: readonly InferenceSession.ExecutionProviderConfig[];
   private readonly maxSessions: number;
   private readonly intraOpNumThreads: number;
@@ -140,7 +143,7 @@ export class ModelSessionCache {
   private readonly batching: boolean;
   private readonly maxStackedModels: number;
   /** sha256 -> parameters, or null for a model that is not a stacked-able Mahalanobis graph. */
-  private readonly stacked = new Map<string, MahalanobisParams | null>();
+  private readonly stacked: LruCache<string, MahalanobisParams | null>;
   private readonly batcher: MahalanobisBatcher;
   private readonly compiled: CompiledModels;
 
@@ -157,6 +160,10 @@ export class ModelSessionCache {
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
       throw new RangeError('maxSessions must be an integer of at least 1');
     }
+    this.sessions = new LruCache(this.maxSessions, (_, victim) => this.evicted.push(victim));
+    this.stacked = new LruCache(this.maxStackedModels);
+    // model.json files are small and immutable: keep as many as models are kept, stacked or with a session.
+    this.metas = new LruCache(Math.max(this.maxSessions, this.maxStackedModels));
   }
 
   /** Sessions held now. */
@@ -217,10 +224,6 @@ export class ModelSessionCache {
             : (recognizeMahalanobis(bytes, meta.input.name, meta.output.name) ?? null);
         // A feature count that disagrees with model.json goes the session way, which reports it precisely.
         if (params && params.k !== meta.features.length) params = null;
-        this.stacked.set(sha256, params);
-        if (this.stacked.size > this.maxStackedModels) this.stacked.delete(this.stacked.keys().next().value as string);
-      } else {
-        this.stacked.delete(sha256);
         this.stacked.set(sha256, params);
       }
       if (params) {
@@ -285,7 +288,7 @@ export class ModelSessionCache {
 
   /** Releases every session. The cache stays usable: a later `load` creates sessions again. */
   async close(): Promise<void> {
-    const entries = [...this.sessions.values()];
+    const entries = this.sessions.values();
     this.sessions.clear();
     this.metas.clear();
     this.stacked.clear();
@@ -329,15 +332,9 @@ export class ModelSessionCache {
   ): Promise<ModelMeta> {
     const key = `${store.uri}|${device}|${entry.version}`;
     let meta = this.metas.get(key);
-    if (meta) {
-      this.metas.delete(key);
-    } else {
+    if (!meta) {
       meta = await readModelMeta(store, device, entry.version);
-    }
-    this.metas.set(key, meta);
-    // model.json files are small and immutable: keep as many as models are kept, stacked or with a session.
-    if (this.metas.size > Math.max(this.maxSessions, this.maxStackedModels)) {
-      this.metas.delete(this.metas.keys().next().value as string);
+      this.metas.set(key, meta);
     }
     if (meta.sha256 !== entry.sha256) {
       const file = keys.modelMeta(device, entry.version);
@@ -351,8 +348,6 @@ export class ModelSessionCache {
     if (hit) {
       this.stats.hits += 1;
       this.observer.cacheLookup?.(true);
-      this.sessions.delete(sha256);
-      this.sessions.set(sha256, hit);
       return hit;
     }
     const inProgress = this.pending.get(sha256);
@@ -367,9 +362,8 @@ export class ModelSessionCache {
     this.pending.set(sha256, created);
     const entry = await created;
     this.sessions.set(sha256, entry);
-    while (this.sessions.size > this.maxSessions) {
-      const [oldest, victim] = this.sessions.entries().next().value as [string, SessionEntry];
-      this.sessions.delete(oldest);
+    const victims = this.evicted.splice(0);
+    for (const victim of victims) {
       this.stats.evictions += 1;
       await this.evict(victim);
     }

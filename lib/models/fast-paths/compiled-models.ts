@@ -3,6 +3,7 @@
  * (a 100-tree forest holds about a megabyte, an SVM a few kilobytes), compiled in worker threads. A model the
  * fast path does not take is remembered as such, so its bytes are read once and it goes to its own session.
  */
+import { LruCache } from '../../lru-cache';
 import { CompileThreads } from './compile-threads';
 import { linkProgram, type LinkedProgram } from './graph-evaluator';
 
@@ -19,15 +20,13 @@ const MAX_REFUSED = 100_000;
 
 /** Compiled programs, least recently used first, within a byte budget. */
 export class CompiledModels {
-  private readonly programs = new Map<string, LinkedProgram>();
-  private readonly refused = new Map<string, string>();
+  private readonly programs: LruCache<string, LinkedProgram>;
+  private readonly refused = new LruCache<string, string>(MAX_REFUSED);
   private readonly inFlight = new Map<string, Promise<LinkedProgram | undefined>>();
   private readonly threads: CompileThreads;
-  private readonly maxBytes: number;
-  private bytes = 0;
 
   constructor(options: CompiledModelsOptions = {}) {
-    this.maxBytes = options.maxBytes ?? 2 ** 30;
+    this.programs = new LruCache(options.maxBytes ?? 2 ** 30);
     this.threads = new CompileThreads(options.threads ?? 2);
   }
 
@@ -38,7 +37,7 @@ export class CompiledModels {
 
   /** Bytes held by cached programs now. */
   get heldBytes(): number {
-    return this.bytes;
+    return this.programs.weight;
   }
 
   /** Whether `key` was compiled (true), refused (false) or not seen yet (undefined), without loading anything. */
@@ -58,11 +57,7 @@ export class CompiledModels {
     features: number,
   ): Promise<LinkedProgram | undefined> {
     const hit = this.programs.get(key);
-    if (hit) {
-      this.programs.delete(key);
-      this.programs.set(key, hit);
-      return hit;
-    }
+    if (hit) return hit;
     if (this.refused.has(key)) return undefined;
     let pending = this.inFlight.get(key);
     if (!pending) {
@@ -81,7 +76,6 @@ export class CompiledModels {
   async close(): Promise<void> {
     this.programs.clear();
     this.refused.clear();
-    this.bytes = 0;
     await this.threads.close();
   }
 
@@ -95,17 +89,10 @@ export class CompiledModels {
     const result = await this.threads.compile(await load(), input, output, features);
     if ('unsupported' in result) {
       this.refused.set(key, result.unsupported);
-      if (this.refused.size > MAX_REFUSED) this.refused.delete(this.refused.keys().next().value as string);
       return undefined;
     }
     const linked = linkProgram(result.program);
-    this.programs.set(key, linked);
-    this.bytes += result.program.bytes;
-    for (const [k, p] of this.programs) {
-      if (this.bytes <= this.maxBytes || k === key) break;
-      this.programs.delete(k);
-      this.bytes -= p.program.bytes;
-    }
+    this.programs.set(key, linked, result.program.bytes);
     return linked;
   }
 }
