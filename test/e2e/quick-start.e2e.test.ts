@@ -15,6 +15,7 @@ import { trainDemoModel } from '../../lib/demo/demo-model';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
 import { keys } from '../../lib/shared/keys';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
+import { nodeEndOfLifeNotice } from '../../lib/node-support';
 import { LocalStore } from '../../lib/store/local-store';
 import { isReachable, temporalTarget } from '../../lib/temporal/connection';
 import { close, referenceMahalanobis } from '../support/expected-scores';
@@ -61,6 +62,10 @@ test('npm start -- --once scores the latest window and commits predictions that 
   expect(start.stderr).toContain('starting the Temporal dev server');
   expect(start.stderr).toContain('seeding a demo fleet');
   expect(start.stderr).toContain('schedule fleetscore-hourly: created');
+  // On a Node past its end of life (CI runs this on the machine's Node 20 and on 24), said once; else not at all.
+  const endOfLife = nodeEndOfLifeNotice(process.versions.node, Date.now());
+  expect(start.stderr.split('past its end of life').length - 1).toBe(endOfLife ? 1 : 0);
+  if (endOfLife) expect(start.stderr).toContain(`fleetscore: ${endOfLife}\n`);
   const window = /^(\d{4}-\d\d-\d\dT\d\d)\s+25\s+25\s+0\s+0\s+1500\s+(\d+)$/m.exec(start.stdout);
   expect(window).not.toBeNull();
   const windowId = window![1]!;
