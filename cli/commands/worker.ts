@@ -1,9 +1,12 @@
+import { Client } from '@temporalio/client';
+import { Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { POOLS } from '../../lib/shared/names';
 import { connectWorker, temporalTarget } from '../../lib/temporal/connection';
 import { config } from '../../lib/config';
 import { installRuntime, logFormatFrom } from '../../lib/temporal/runtime';
+import { startBacklogGauges } from '../../workers/backlog-gauges';
 import { createPoolWorker } from '../../workers/pool-worker';
 import { positiveInt } from '../utils/options';
 
@@ -31,9 +34,11 @@ export const workerCommand = new Command('worker')
   .option('--no-batching', 'give every model its own session, even Mahalanobis models that could be stacked')
   .action(async (raw: Record<string, unknown>) => {
     const options = optionsSchema.parse(raw);
+    const metricsAddress =
+      options.metricsPort === undefined ? config().metricsAddress : `0.0.0.0:${options.metricsPort}`;
     installRuntime({
       logFormat: options.logFormat === undefined ? config().logFormat : logFormatFrom(options.logFormat),
-      metricsAddress: options.metricsPort === undefined ? config().metricsAddress : `0.0.0.0:${options.metricsPort}`,
+      metricsAddress,
     });
     const target = temporalTarget();
     const connection = await connectWorker(target);
@@ -51,11 +56,22 @@ export const workerCommand = new Command('worker')
       process.stderr.write(
         `fleetscore: ${pool.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,
       );
+      // With a metrics endpoint, the pool's backlog is exported too (deploy/grafana shows it).
+      const backlog = metricsAddress
+        ? startBacklogGauges({
+            client: new Client({ connection, namespace: target.namespace }),
+            pool: options.pool,
+            taskQueue: pool.worker.options.taskQueue,
+            meter: Runtime.instance().metricMeter,
+            logger: Runtime.instance().logger,
+          })
+        : undefined;
       try {
         // The SDK's runtime shuts workers down on SIGINT/SIGTERM: polling stops, running shards finish (up to
         // the drain timeout), then run() resolves.
         await pool.worker.run();
       } finally {
+        await backlog?.stop();
         await pool.close();
       }
     } finally {

@@ -71,6 +71,9 @@ export function createWorkerMetrics(
     's',
     'wall time of one inference call: one device, or a stack of recognised Mahalanobis models',
   );
+  // Exported at 0 from the start, so a dashboard shows "none yet" rather than "no data" (deploy/grafana).
+  const counters = [devicesScored, devicesFailed, devicesNoData, rows, anomalies, shards, attemptsFailed];
+  for (const c of [...counters, cacheHits, cacheMisses]) c.add(0);
   return {
     sessions: {
       cacheLookup: (hit) => (hit ? cacheHits : cacheMisses).add(1),
