@@ -4,6 +4,8 @@
  */
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 const setupFiles = ['<rootDir>/test/support/jest-realm.ts'];
+// The public schedules API as schedules modules import it (package.json `exports`).
+const moduleNameMapper = { '^fleetscore/schedules$': '<rootDir>/schedules/index.ts' };
 
 const faults = process.env.FLEETSCORE_FAULTS === '1';
 
@@ -17,6 +19,7 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       setupFiles,
+      moduleNameMapper,
       testMatch: ['<rootDir>/test/**/*.test.ts'],
       testPathIgnorePatterns: ['\\.it\\.test\\.ts$', '\\.e2e\\.test\\.ts$', '\\.fault\\.test\\.ts$'],
     },
@@ -25,6 +28,7 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       setupFiles,
+      moduleNameMapper,
       testMatch: ['<rootDir>/test/**/*.it.test.ts', '<rootDir>/test/**/*.e2e.test.ts'],
     },
     // Fault injection against real processes, only with FLEETSCORE_FAULTS=1 (`npm run test:faults`, in band):

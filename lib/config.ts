@@ -206,6 +206,15 @@ export function webUiBase(cfg: Pick<FleetscoreConfig, 'uiUrl' | 'uiPort'> = conf
   return cfg.uiUrl ?? `http://localhost:${cfg.uiPort}`;
 }
 
+/**
+ * The store a schedules module declares when it names none: `FLEETSCORE_STORE` of `env`, else the embedded default
+ * folder. Part of the public schedules API (`fleetscore/schedules`), for modules that take their environment as an
+ * argument.
+ */
+export function defaultStoreUri(env: NodeJS.ProcessEnv = process.env): string {
+  return loadConfig(env).store;
+}
+
 let current: FleetscoreConfig | undefined;
 
 /** This process's configuration, parsed from `process.env` on first use. */

@@ -1,7 +1,7 @@
 /**
- * Makes the Temporal server's schedules match the declarations in fleet-schedules.ts: creates the missing ones,
- * updates the changed ones, deletes the ones fleetscore manages that are no longer declared, and never touches a
- * schedule it does not manage.
+ * Makes the Temporal server's schedules of one scope match the declarations of a schedules module (fleet-schedules.ts
+ * or a `--file`): creates the missing ones, updates the changed ones, deletes the ones of that scope that are no
+ * longer declared, and never touches a schedule of another scope or one fleetscore does not manage.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -17,7 +17,8 @@ import type { Duration, Workflow } from '@temporalio/common';
 import { SCORING_WORKFLOW, TASK_QUEUES } from '../lib/shared/names';
 import type { ScoringRunInput } from '../lib/shared/run-types';
 import { durationMs } from '../lib/shared/duration';
-import { DEFAULT_OVERLAP, validateSchedules, type FleetSchedule } from './fleet-schedules';
+import { DEFAULT_OVERLAP, DEFAULT_SCOPE, validateSchedules, type FleetSchedule } from './schedule-declaration';
+import { formatFieldChanges, scheduleDiff, type FieldChange } from './schedule-drift';
 
 /** The memo value that marks a schedule as fleetscore's: only marked schedules are ever updated or deleted. */
 export const MANAGED_BY = 'fleetscore';
@@ -36,13 +37,20 @@ const COMPILE_VERSION = 1;
 export interface ScheduleChange {
   id: string;
   action: 'created' | 'updated' | 'deleted' | 'unchanged';
+  /** Why, in words that read the same on a dry run: `edited on the server: spec.jitter 1m -> 30s`. */
   reason: string;
+  /** The fields an update sets, with the server's value and the declared one. */
+  fields?: FieldChange[];
+  /** A state worth knowing that apply does not change: paused by hand though declared active, or the reverse. */
+  notice?: string;
 }
 
 /** Options of `applySchedules`. */
 export interface ApplyOptions {
   /** Compute the changes without making them. */
   dryRun?: boolean;
+  /** Whose schedules these are (the module's `scope`): only this scope's schedules are updated or deleted. */
+  scope?: string;
 }
 
 /** fleetscore's record in a schedule's action memo. */
@@ -80,7 +88,7 @@ export function scheduledRunInput(decl: FleetSchedule): ScoringRunInput {
  * Compiles a declaration into ScheduleOptions and the hash of everything apply controls. Durations are hashed in
  * milliseconds, so rewriting `'60m'` as `'1h'` changes nothing on the server.
  */
-export function compileSchedule(decl: FleetSchedule): CompiledSchedule {
+export function compileSchedule(decl: FleetSchedule, scope: string = DEFAULT_SCOPE): CompiledSchedule {
   const interval = decl.spec.intervals[0];
   const spec = {
     intervals: [{ every: ms(interval.every), offset: ms(interval.offset ?? 0) }],
@@ -110,8 +118,9 @@ export function compileSchedule(decl: FleetSchedule): CompiledSchedule {
       spec,
       action: { ...action, memo: { [ACTION_MEMO_KEY]: record } },
       policies,
-      memo: { managedBy: MANAGED_BY },
-      state: { paused, note: paused ? 'paused by its declaration' : '' },
+      // The schedule's own memo is fixed at creation: its owner and scope cannot be changed by an update.
+      memo: { managedBy: MANAGED_BY, scope },
+      state: { paused, note: pauseNote(decl) },
     },
   };
 }
@@ -121,6 +130,12 @@ export function isManaged(schedule: { memo?: Record<string, unknown> | undefined
   return schedule.memo?.managedBy === MANAGED_BY;
 }
 
+/** The scope a managed schedule belongs to; schedules created before scopes existed belong to the default one. */
+export function scopeOf(schedule: { memo?: Record<string, unknown> | undefined }): string {
+  const scope = schedule.memo?.scope;
+  return typeof scope === 'string' ? scope : DEFAULT_SCOPE;
+}
+
 /** fleetscore's record in a described schedule's action memo, if any. */
 export function scheduleRecord(description: ScheduleDescription): Partial<ScheduleRecord> | undefined {
   const record = description.action.memo?.[ACTION_MEMO_KEY];
@@ -128,25 +143,26 @@ export function scheduleRecord(description: ScheduleDescription): Partial<Schedu
 }
 
 /**
- * Makes the server's schedules match `declared` and returns one change per schedule involved.
+ * Makes the server's schedules of `options.scope` match `declared` and returns one change per schedule involved.
  *
- * How it compares: each declared schedule is described (strongly consistent) and the declaration hash stored in
- * its action memo is compared with the hash of the compiled declaration; a different hash means "updated". With
- * an equal hash, the fields apply controls (spec, policies, workflow type, task queue, workflow id, args) are
- * still compared with the server, so an edit made in the Web UI or the CLI is reverted ("drifted"). Deletions
- * come from listing schedules (visibility, eventually consistent: a schedule created seconds ago may show up only
- * on the next apply) and only ever touch schedules whose memo says `managedBy: 'fleetscore'`.
+ * How it compares: each declared schedule is described (strongly consistent) and the fields apply controls (spec,
+ * policies, workflow type, task queue, workflow id, args) are compared with the compiled declaration one by one,
+ * whatever edited them; the declaration hash in the action memo tells a changed declaration ("declaration changed")
+ * from an edit on the server ("edited on the server"), and a schedule whose record is gone from its action memo
+ * (`temporal schedule update` drops it) is rewritten with its differing fields named. Deletions come from listing
+ * schedules (visibility, eventually consistent: a schedule created seconds ago may show up only on the next apply)
+ * and only ever touch schedules whose memo says `managedBy: 'fleetscore'` and whose scope is `options.scope`.
  *
- * Pausing: the declared `paused` is applied only when a schedule is created or its declaration changes. A
- * schedule paused or unpaused by hand (`fleetscore schedules pause`) keeps that state across applies until
- * someone edits its declaration; then the declared state wins. Reverting drift keeps the current pause state.
+ * Pausing: the declared `paused` is applied only when a schedule is created or its declaration changes. A schedule
+ * paused or unpaused by hand (`fleetscore schedules pause`) keeps that state across applies until someone edits its
+ * declaration, and each apply reports it (`notice`). Reverting an edit keeps the current pause state.
  *
- * Concurrency: apply is an upsert meant for one writer at a time (a deploy step, an operator). `create` throws
- * ScheduleAlreadyRunning when another writer created the schedule first (apply then updates it), and updates are
- * last-writer-wins, so two applies of different code race and the later one is what the server keeps.
+ * Concurrency: apply is an upsert meant for one writer per scope at a time (a deploy step, an operator). `create`
+ * throws ScheduleAlreadyRunning when another writer created the schedule first (apply then updates it), and updates
+ * are last-writer-wins.
  *
- * All changes are planned before any is made: a declared id held by a schedule fleetscore does not manage stops
- * apply with an error before it changes anything.
+ * All changes are planned before any is made: a declared id held by a schedule fleetscore does not manage, or by
+ * another scope, stops apply with an error before it changes anything.
  */
 export async function applySchedules(
   client: Client,
@@ -154,68 +170,72 @@ export async function applySchedules(
   options: ApplyOptions = {},
 ): Promise<ScheduleChange[]> {
   const schedules = validateSchedules(declared);
+  const scope = options.scope ?? DEFAULT_SCOPE;
   const planned: { change: ScheduleChange; run: () => Promise<void> }[] = [];
   const conflicts: string[] = [];
 
   for (const decl of schedules) {
-    const compiled = compileSchedule(decl);
+    const compiled = compileSchedule(decl, scope);
     const handle = client.schedule.getHandle(decl.id);
     const current = await describeOrUndefined(client, decl.id);
     if (!current) {
       planned.push({
-        change: { id: decl.id, action: 'created', reason: 'declared but not on the server' },
+        change: { id: decl.id, action: 'created', reason: 'declared, not on the server' },
         run: () => createOrUpdate(client, compiled),
       });
       continue;
     }
     if (!isManaged(current)) {
-      conflicts.push(decl.id);
+      conflicts.push(`"${decl.id}" exists on the server but is not managed by fleetscore (its memo lacks managedBy)`);
       continue;
     }
+    if (scopeOf(current) !== scope) {
+      conflicts.push(`"${decl.id}" belongs to scope "${scopeOf(current)}", not "${scope}" (another schedules file)`);
+      continue;
+    }
+    const fields = scheduleDiff(current, compiled);
     const stored = scheduleRecord(current)?.declarationHash;
-    if (stored !== compiled.hash) {
+    const declaredPaused = decl.paused ?? false;
+    if (stored !== undefined && stored !== compiled.hash) {
+      const what = fields.length ? formatFieldChanges(fields) : 'description or pause state only';
       planned.push({
-        change: {
-          id: decl.id,
-          action: 'updated',
-          reason: stored
-            ? `declaration changed (${stored.slice(0, 8)} -> ${compiled.hash.slice(0, 8)})`
-            : 'no declaration hash on the server',
-        },
-        run: () =>
-          handle.update(() =>
-            updateOptions(compiled, { paused: decl.paused ?? false, note: compiled.options.state?.note }),
-          ),
+        change: { id: decl.id, action: 'updated', reason: `declaration changed: ${what}`, fields },
+        run: () => handle.update(() => updateOptions(compiled, { paused: declaredPaused, note: pauseNote(decl) })),
       });
       continue;
     }
-    const drift = driftOf(current, compiled);
-    if (drift.length > 0) {
+    const notice = pauseNotice(decl.id, declaredPaused, current);
+    if (stored === undefined || fields.length > 0) {
+      const reason =
+        stored === undefined
+          ? `edited outside fleetscore, its declaration record gone from the action memo` +
+            `${fields.length ? `: ${formatFieldChanges(fields)}` : ' (no other field differs)'}`
+          : `edited on the server: ${formatFieldChanges(fields)}`;
       planned.push({
-        change: { id: decl.id, action: 'updated', reason: `changed on the server, reverted: ${drift.join(', ')}` },
+        change: { id: decl.id, action: 'updated', reason, fields, ...(notice ? { notice } : {}) },
         run: () =>
           handle.update((prev) => updateOptions(compiled, { paused: prev.state.paused, note: prev.state.note })),
       });
       continue;
     }
     planned.push({
-      change: { id: decl.id, action: 'unchanged', reason: `matches declaration ${compiled.hash.slice(0, 8)}` },
+      change: { id: decl.id, action: 'unchanged', reason: 'matches its declaration', ...(notice ? { notice } : {}) },
       run: async () => {},
     });
   }
 
   if (conflicts.length > 0) {
     throw new Error(
-      `schedule ${conflicts.map((id) => `"${id}"`).join(', ')} exists on the server but is not managed by fleetscore ` +
-        `(its memo lacks managedBy: '${MANAGED_BY}'); nothing was changed. Delete or rename it, or rename the declaration.`,
+      `schedule ${conflicts.join('; ')}. Nothing was changed: rename the declaration, or delete the schedule on ` +
+        'the server (or apply its own file)',
     );
   }
 
   const declaredIds = new Set(schedules.map((s) => s.id));
   for await (const summary of client.schedule.list()) {
-    if (declaredIds.has(summary.scheduleId) || !isManaged(summary)) continue;
+    if (declaredIds.has(summary.scheduleId) || !isManaged(summary) || scopeOf(summary) !== scope) continue;
     planned.push({
-      change: { id: summary.scheduleId, action: 'deleted', reason: 'managed by fleetscore but no longer declared' },
+      change: { id: summary.scheduleId, action: 'deleted', reason: `no longer declared in scope "${scope}"` },
       run: () => client.schedule.getHandle(summary.scheduleId).delete(),
     });
   }
@@ -224,6 +244,21 @@ export async function applySchedules(
     for (const { run } of planned) await run();
   }
   return planned.map((p) => p.change);
+}
+
+/** The note a schedule paused by its declaration carries. */
+function pauseNote(decl: FleetSchedule): string {
+  return decl.paused ? 'paused by its declaration' : '';
+}
+
+/** A line when the server's pause state is not the declared one (set by hand; apply keeps it), else undefined. */
+function pauseNotice(id: string, declaredPaused: boolean, current: ScheduleDescription): string | undefined {
+  const { paused, note } = current.state;
+  if (paused === declaredPaused) return undefined;
+  return paused
+    ? `${id} is paused on the server${note ? ` ("${note}")` : ''} though declared active: no runs start; ` +
+        `\`fleetscore schedules unpause ${id}\` resumes it (missed windows: \`fleetscore backfill\`)`
+    : `${id} runs though declared paused (unpaused by hand); \`fleetscore schedules pause ${id}\` pauses it`;
 }
 
 /** Creates the schedule; if another writer created it meanwhile, updates it instead (apply is an upsert). */
@@ -262,27 +297,6 @@ async function describeOrUndefined(client: Client, id: string): Promise<Schedule
     if (err instanceof ScheduleNotFoundError) return undefined;
     throw err;
   }
-}
-
-/**
- * The fields apply controls that differ between the server and the compiled declaration. Values are normalised
- * the way the server returns them (omitted zero offset and jitter, an empty time zone meaning UTC).
- */
-export function driftOf(current: ScheduleDescription, compiled: CompiledSchedule): string[] {
-  const want = compiled.options;
-  const drift: string[] = [];
-  const intervals = (current.spec.intervals ?? []).map((i) => ({ every: i.every, offset: i.offset ?? 0 }));
-  if (canonicalJson(intervals) !== canonicalJson(want.spec.intervals)) drift.push('spec.intervals');
-  if ((current.spec.calendars ?? []).length > 0) drift.push('spec.calendars');
-  if ((current.spec.timezone || 'UTC') !== (want.spec.timezone || 'UTC')) drift.push('spec.timezone');
-  if ((current.spec.jitter ?? 0) !== (want.spec.jitter ?? 0)) drift.push('spec.jitter');
-  if (current.policies.overlap !== want.policies?.overlap) drift.push('policies.overlap');
-  if (current.policies.catchupWindow !== want.policies?.catchupWindow) drift.push('policies.catchupWindow');
-  if (current.action.workflowType !== want.action.workflowType) drift.push('action.workflowType');
-  if (current.action.taskQueue !== want.action.taskQueue) drift.push('action.taskQueue');
-  if (current.action.workflowId !== want.action.workflowId) drift.push('action.workflowId');
-  if (canonicalJson(current.action.args ?? []) !== canonicalJson(want.action.args)) drift.push('action.args');
-  return drift;
 }
 
 function ms(value: Duration): number {

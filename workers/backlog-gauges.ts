@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import type { Logger, MetricMeter } from '@temporalio/common';
 import { describeBacklog, type TaskKind } from '../lib/autoscale/backlog';
+import { messageOf } from '../lib/shared/errors';
 import type { Pool } from '../lib/shared/names';
 
 /** Gauge names of the backlog of a pool's task queue. */
@@ -49,7 +50,7 @@ export function startBacklogGauges(options: BacklogGaugeOptions): { stop(): Prom
         if (failing) options.logger.info(`backlog of ${options.taskQueue} readable again`);
         failing = '';
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
+        const message = messageOf(err);
         if (message !== failing) options.logger.warn(`cannot read the backlog of ${options.taskQueue}: ${message}`);
         failing = message;
       }

@@ -1,16 +1,18 @@
+/** `fleetscore autoscale`: local pool workers started and drained by their task queue's backlog. */
 import { Command } from 'commander';
 import { z } from 'zod';
 import { Autoscaler, formatDecision } from '../../lib/autoscale/autoscaler';
 import type { PoolScaling } from '../../lib/autoscale/policy';
 import { fleetscoreWorkerLauncher, WorkerProcesses } from '../../lib/autoscale/worker-processes';
 import { isPool, type Pool } from '../../lib/shared/names';
-import { connectClient, temporalTarget } from '../../lib/temporal/connection';
-import { logFormatFrom } from '../../lib/temporal/runtime';
 import { config } from '../../lib/config';
+import { logFormatFrom } from '../../lib/temporal/runtime';
 import { defaultShardSlots } from '../../workers/worker-slots';
-import { positiveInt } from '../utils/options';
+import { decimalNumber, portNumber, positiveInt, wholeNumber } from '../utils/options';
+import { parseOptions } from '../utils/parse-options';
+import { withClient } from '../utils/with-client';
 
-const seconds = z.coerce.number().nonnegative();
+const seconds = decimalNumber(0);
 
 /** `cpu=1..8`: a pool and its minimum and maximum workers. */
 const poolSpec = z.string().transform((value, ctx) => {
@@ -43,11 +45,11 @@ const optionsSchema = z.object({
   scaleDownCooldown: seconds,
   idle: seconds,
   minBacklogAge: seconds,
-  keepWhileRunsOpen: z.coerce.number().int().nonnegative(),
+  keepWhileRunsOpen: wholeNumber(0),
   shards: positiveInt.optional(),
   gpuFallback: z.enum(['refuse', 'cpu']).optional(),
   taskQueue: z.array(queueSpec).default([]),
-  workerMetricsPort: z.coerce.number().int().min(1).max(65535).optional(),
+  workerMetricsPort: portNumber.optional(),
   logFormat: z.string().optional(),
 });
 
@@ -71,8 +73,8 @@ export const autoscaleCommand = new Command('autoscale')
   .option('--task-queue <pool=name>', 'a pool task queue other than the standard one (repeatable)', collect)
   .option('--worker-metrics-port <port>', 'first Prometheus port; worker N serves on PORT+N-1')
   .option('--log-format <format>', 'text (default) | json (or FLEETSCORE_LOG_FORMAT); workers inherit it')
-  .action(async (raw: Record<string, unknown>) => {
-    const o = optionsSchema.parse(raw);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const o = parseOptions(command, optionsSchema, raw);
     const json = (o.logFormat === undefined ? config().logFormat : logFormatFrom(o.logFormat)) === 'json';
     const taskQueues: Partial<Record<Pool, string>> = Object.fromEntries(o.taskQueue);
     const pools: PoolScaling[] = o.pool.map(({ pool, min, max }) => ({
@@ -105,32 +107,34 @@ export const autoscaleCommand = new Command('autoscale')
             (e.unexpected ? ' unexpectedly' : ''),
         ),
     );
-    const target = temporalTarget();
-    const { client, connection } = await connectClient(target);
-    const abort = new AbortController();
-    const stop = () => {
-      line({ level: 'info', message: 'stopping: draining every worker' }, 'autoscale: stopping, draining every worker');
-      abort.abort();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    try {
-      line(
-        { level: 'info', message: 'autoscale started', address: target.address, pools },
-        `autoscale: watching ${pools.map((p) => `${p.pool} (${p.min}..${p.max})`).join(', ')} on ${target.address}`,
-      );
-      await new Autoscaler({
-        client,
-        pools,
-        processes,
-        taskQueues,
-        intervalMs: o.interval * 1000,
-        log: (r) => line({ level: 'info', message: 'autoscale decision', ...r }, formatDecision(r)),
-        warn: (message) => line({ level: 'warn', message }, message),
-      }).run(abort.signal);
-    } finally {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      await connection.close();
-    }
+    await withClient(async (client, target) => {
+      const abort = new AbortController();
+      const stop = () => {
+        line(
+          { level: 'info', message: 'stopping: draining every worker' },
+          'autoscale: stopping, draining every worker',
+        );
+        abort.abort();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        line(
+          { level: 'info', message: 'autoscale started', address: target.address, pools },
+          `autoscale: watching ${pools.map((p) => `${p.pool} (${p.min}..${p.max})`).join(', ')} on ${target.address}`,
+        );
+        await new Autoscaler({
+          client,
+          pools,
+          processes,
+          taskQueues,
+          intervalMs: o.interval * 1000,
+          log: (r) => line({ level: 'info', message: 'autoscale decision', ...r }, formatDecision(r)),
+          warn: (message) => line({ level: 'warn', message }, message),
+        }).run(abort.signal);
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
   });

@@ -3,28 +3,19 @@
  * backfill API, so each one is an ordinary scheduled run (same workflow id pattern, same search attributes),
  * then waits for them and prints one row per window.
  */
-import {
-  ScheduleNotFoundError,
-  type Client,
-  type ScheduleDescription,
-  type WorkflowExecutionInfo,
-} from '@temporalio/client';
+import type { Client, ScheduleDescription, WorkflowExecutionInfo } from '@temporalio/client';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { SCHEDULED_BY_ID, SCHEDULED_START_TIME, SCORING_WORKFLOW } from '../../lib/shared/names';
 import { RUN_DEFAULTS, type ScoringRunInput } from '../../lib/shared/run-types';
-import { connectClient } from '../../lib/temporal/connection';
 import { parseWindow, windowBefore, windowIdOf } from '../../lib/shared/window';
-import {
-  backfillRange,
-  OVERLAP_FLAGS,
-  type OverlapFlag,
-  type OverlapPolicy,
-  type ScheduleTiming,
-} from '../../schedules/fleet-schedules';
+import { messageOf } from '../../lib/shared/errors';
+import { backfillRange, type ScheduleTiming } from '../../schedules/backfill-range';
+import { OVERLAP_FLAGS, type OverlapFlag, type OverlapPolicy } from '../../schedules/schedule-declaration';
+import { parseOptions } from '../utils/parse-options';
 import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
-import { messageOf } from '../../lib/shared/errors';
+import { withClient } from '../utils/with-client';
 
 const HOUR_MS = 3_600_000;
 
@@ -112,14 +103,8 @@ export async function runBackfill(
   progress?: (done: number, total: number, status: string) => void,
 ): Promise<BackfillResult> {
   const handle = client.schedule.getHandle(options.schedule);
-  let described: ScheduleDescription;
-  try {
-    described = await handle.describe();
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError)
-      throw new Error(`no schedule "${options.schedule}" on the server; run \`fleetscore schedules apply\``);
-    throw err;
-  }
+  // A schedule that does not exist throws ScheduleNotFoundError, which the CLI turns into one message.
+  const described = await handle.describe();
   const timing = scheduleTiming(described);
   const range = backfillRange(timing, options.from, options.to);
   const overlap = OVERLAP_FLAGS[options.overlap];
@@ -239,19 +224,19 @@ export const backfillCommand = new Command('backfill')
   .option('--overlap <policy>', `when runs overlap: ${Object.keys(OVERLAP_FLAGS).join('|')}`, 'buffer-all')
   .option('--no-wait', 'return once the backfill is requested')
   .option('--json', 'print the runs as JSON')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = optionsSchema.parse(raw);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const options = parseOptions(command, optionsSchema, raw);
     let bar: ProgressBar | undefined;
-    const { client, connection } = await connectClient();
     let result: BackfillResult;
     try {
-      result = await runBackfill(client, options, (done, total, status) => {
-        bar ??= createProgressBar(`backfill ${options.schedule}`, total);
-        bar.update(done, status);
-      });
+      result = await withClient((client) =>
+        runBackfill(client, options, (done, total, status) => {
+          bar ??= createProgressBar(`backfill ${options.schedule}`, total);
+          bar.update(done, status);
+        }),
+      );
     } finally {
       bar?.stop();
-      await connection.close();
     }
     output(options.json, result, renderResult);
     const bad = result.runs.filter((r) => r.status !== 'completed' && r.status !== 'requested');

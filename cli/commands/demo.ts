@@ -1,13 +1,14 @@
 /** `fleetscore demo seed`: write a synthetic fleet (models, hourly aggregates, ground truth) into a store. */
 import { Command } from 'commander';
 import { z } from 'zod';
-import { config } from '../../lib/config';
 import { seedDemoFleet, type DemoFleetSummary } from '../../lib/demo/demo-fleet';
 import { openStore } from '../../lib/store/open-store';
 import { parseWindow } from '../../lib/shared/window';
+import { decimalNumber, storeOption, wholeNumber } from '../utils/options';
+import { parseOptions } from '../utils/parse-options';
 import { output } from '../utils/table';
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const int = wholeNumber;
 
 const seedOptionsSchema = z.object({
   devices: int(1, 1_000_000),
@@ -15,7 +16,7 @@ const seedOptionsSchema = z.object({
   hours: int(1, 744),
   seed: int(0, 0xffffffff).default(1),
   gpuEvery: int(1, 1_000_000).default(5),
-  anomalyRate: z.coerce.number().min(0).max(0.5).default(0.01),
+  anomalyRate: decimalNumber(0, 0.5),
   end: z
     .string()
     .optional()
@@ -28,11 +29,7 @@ const seedOptionsSchema = z.object({
         return z.NEVER;
       }
     }),
-  store: z
-    .string()
-    .min(1)
-    .optional()
-    .transform((s) => s ?? config().store),
+  store: storeOption,
   json: z.boolean().default(false),
 });
 
@@ -80,8 +77,8 @@ const seedCommand = new Command('seed')
   .option('--end <window>', 'hour the last window ends at, e.g. 2026-11-21T13 (default: the current UTC hour)')
   .option('--store <uri>', 'store URI (default: FLEETSCORE_STORE or .fleetscore/store)')
   .option('--json', 'machine-readable output')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = seedOptionsSchema.parse(raw);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const options = parseOptions(command, seedOptionsSchema, raw);
     output(options.json, await runSeed(options), renderSummary);
   });
 

@@ -7,11 +7,11 @@ import { schedulesCommand } from './schedules';
 import { backfillCommand } from './backfill';
 import { predictionsCommand } from './predictions';
 import { runsCommand } from './runs';
-import { startCommand } from './start';
+import { upCommand } from './start';
 import { workerCommand } from './worker';
 
 export const commands: Command[] = [
-  startCommand,
+  upCommand,
   workerCommand,
   autoscaleCommand,
   schedulesCommand,

@@ -11,6 +11,7 @@ import { modelsInFolder, modelsInList } from '../../lib/models/model-sources';
 import { openStore } from '../../lib/store/open-store';
 import type { ObjectStore } from '../../lib/store/object-store';
 import { positiveInt, storeOption } from '../utils/options';
+import { parseOptions } from '../utils/parse-options';
 import { createProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
 
@@ -28,7 +29,7 @@ const registerOptionsSchema = z
     pool: z.enum(['cpu', 'gpu']).optional(),
     threshold: z.coerce.number().refine(Number.isFinite, 'must be a finite number').optional(),
     partial: z.boolean().default(false),
-    concurrency: positiveInt.default(16),
+    concurrency: positiveInt,
     store: storeOption,
     json: z.boolean().default(false),
   })
@@ -143,8 +144,8 @@ const register = new Command('register')
   .option('--concurrency <n>', 'with --dir or --list: models read and written at once', '16')
   .option('--store <uri>', 'store: s3://bucket/prefix or a folder (default: FLEETSCORE_STORE or .fleetscore/store)')
   .option('--json', 'print the result as JSON')
-  .action(async (raw: unknown) => {
-    const opts = registerOptionsSchema.parse(raw);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const opts = parseOptions(command, registerOptionsSchema, raw);
     if (opts.device !== undefined && opts.file !== undefined) {
       await registerOne({ ...opts, device: opts.device, file: opts.file });
     } else {
@@ -156,8 +157,8 @@ const list = new Command('list')
   .description('list the model version each device is scored with')
   .option('--store <uri>', 'store: s3://bucket/prefix or a folder (default: FLEETSCORE_STORE or .fleetscore/store)')
   .option('--json', 'print the list as JSON')
-  .action(async (raw: unknown) => {
-    const opts = listOptionsSchema.parse(raw);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const opts = parseOptions(command, listOptionsSchema, raw);
     const rows = await gatherModelList(openStore(opts.store));
     output(opts.json, rows, (r) =>
       r.length === 0

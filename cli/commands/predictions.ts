@@ -1,3 +1,7 @@
+/**
+ * `fleetscore predictions show | prune`: a committed window's predictions, and the run folders no manifest names.
+ * A window is named by the WINDOW argument; `--window W` is the same, kept as an alias.
+ */
 import type { Duration } from '@temporalio/common';
 import { Command } from 'commander';
 import { z } from 'zod';
@@ -8,10 +12,12 @@ import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
 import { openStore } from '../../lib/store/open-store';
 import { parseWindow, windowsBetween } from '../../lib/shared/window';
 import { durationMs } from '../../lib/shared/duration';
+import { notice } from '../utils/notice';
+import { parseOptions } from '../utils/parse-options';
 import { formatTable, output } from '../utils/table';
-import { positiveInt, storeOption, windowOption } from '../utils/options';
+import { positiveInt, storeOption, windowInput, windowOption } from '../utils/options';
 
-const optionsSchema = z.object({
+const showSchema = z.object({
   window: windowOption,
   store: storeOption,
   anomalies: z.boolean().optional(),
@@ -20,38 +26,74 @@ const optionsSchema = z.object({
   json: z.boolean().optional(),
 });
 
-/** Reads a committed window's predictions (only the shard files its manifest lists), filtered. */
-async function gatherPredictions(options: z.infer<typeof optionsSchema>): Promise<PredictionRow[]> {
+/** A window's predictions as `predictions show` selects them: the first `limit` rows, and how many match in all. */
+export interface PredictionsPage {
+  window: string;
+  rows: PredictionRow[];
+  /** Rows that match the filters in the whole window (from the manifest's counts). */
+  total: number;
+  /** Why a device asked for with --device has no rows (no data, or failed and why). */
+  deviceStatus?: string;
+}
+
+/**
+ * Reads a committed window's predictions (only the shard files its manifest lists), filtered, up to the limit. A
+ * window without a manifest or a device the manifest does not know is an error; the totals come from the manifest.
+ */
+export async function gatherPredictions(options: z.infer<typeof showSchema>): Promise<PredictionsPage> {
   const store = openStore(options.store);
   const manifest = await readManifest(store, options.window);
   if (!manifest) throw new Error(`window ${options.window} has no manifest in ${options.store}: it was not committed`);
-  const out: PredictionRow[] = [];
+  let total = options.anomalies ? manifest.counts.anomalies : manifest.counts.rows;
+  let deviceStatus: string | undefined;
+  if (options.device !== undefined) {
+    const outcome = manifest.devices[options.device];
+    if (!outcome) {
+      throw new Error(
+        `device "${options.device}" is not in window ${options.window} (${manifest.counts.devices} devices); ` +
+          '`fleetscore models list` lists the devices with a model',
+      );
+    }
+    total = outcome.status === 'scored' ? (options.anomalies ? outcome.anomalies : outcome.rows) : 0;
+    if (outcome.status === 'no-data') deviceStatus = 'no data: it had no rows in the window';
+    if (outcome.status === 'failed') deviceStatus = `failed: ${outcome.reason}`;
+  }
+  const rows: PredictionRow[] = [];
   for (const shard of manifest.shards) {
-    if (!shard.predictions) continue;
+    if (!shard.predictions || rows.length >= options.limit) continue;
     for (const row of predictionRows(await readPredictions(await store.get(shard.predictions), shard.predictions))) {
       if (options.anomalies && !row.isAnomaly) continue;
       if (options.device && row.device !== options.device) continue;
-      out.push(row);
-      if (out.length >= options.limit) return out;
+      rows.push(row);
+      if (rows.length >= options.limit) break;
     }
   }
-  return out;
+  return { window: manifest.window, rows, total, ...(deviceStatus ? { deviceStatus } : {}) };
 }
 
 const showCommand = new Command('show')
-  .description("a committed window's predictions as a table")
-  .requiredOption('--window <window>', 'window, e.g. 2026-11-21T12')
+  .description("a committed window's predictions as a table (the first --limit rows; it says when there are more)")
+  .argument('[window]', 'window, e.g. 2026-11-21T12')
+  .option('--window <window>', 'the same as WINDOW (an alias)')
   .option('--store <uri>', 'store URI')
   .option('--anomalies', 'only anomalous rows')
   .option('--device <id>', 'only this device')
   .option('--limit <n>', 'at most this many rows', '100')
-  .option('--json', 'machine-readable output')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = optionsSchema.parse(raw);
-    const rows = await gatherPredictions(options);
-    output(options.json, rows, (r) =>
+  .option('--json', 'machine-readable output: the rows, as an array')
+  .action(async (argument: string | undefined, raw: Record<string, unknown>, command: Command) => {
+    const { window, label } = windowInput('fleetscore predictions show', argument, raw.window);
+    const options = parseOptions(command, showSchema, { ...raw, window }, { window: label });
+    const page = await gatherPredictions(options);
+    if (page.total > page.rows.length) {
+      notice(
+        `showing the first ${page.rows.length} of ${page.total} ${options.anomalies ? 'anomalous ' : ''}rows; ` +
+          `--limit ${page.total} shows them all`,
+      );
+    }
+    output(options.json, page.rows, (r) =>
       r.length === 0
-        ? `no ${options.anomalies ? 'anomalous ' : ''}predictions in window ${options.window}`
+        ? `no ${options.anomalies ? 'anomalous ' : ''}predictions in window ${page.window}` +
+          (options.device ? ` for device ${options.device}${page.deviceStatus ? ` (${page.deviceStatus})` : ''}` : '')
         : formatTable(
             ['device', 'ts', 'score', 'anomaly', 'model'],
             r.map((p) => [
@@ -91,7 +133,7 @@ const pruneOptionsSchema = z
   })
   .superRefine((o, ctx) => {
     if (o.window !== undefined && (o.from !== undefined || o.to !== undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['window'], message: 'pass either --window or --from/--to, not both' });
+      ctx.addIssue({ code: 'custom', path: ['window'], message: 'give either a window or --from/--to, not both' });
     } else if ((o.from === undefined) !== (o.to === undefined)) {
       ctx.addIssue({ code: 'custom', path: [o.from ? 'to' : 'from'], message: 'pass --from and --to together' });
     } else if (o.from !== undefined && o.to !== undefined && o.to <= o.from) {
@@ -124,7 +166,8 @@ const pruneCommand = new Command('prune')
     'delete the run folders (predictions and logs) of runs the manifest does not name: superseded, failed or ' +
       'cancelled runs, once nothing in them nor the manifest was written within --older-than',
   )
-  .option('--window <window>', 'only this window, e.g. 2026-11-21T12')
+  .argument('[window]', 'only this window, e.g. 2026-11-21T12')
+  .option('--window <window>', 'the same as WINDOW (an alias)')
   .option('--from <window>', 'only windows from this one on (with --to)')
   .option('--to <window>', 'only windows before this one (with --from)')
   .option('--older-than <duration>', 'grace period: keep folders written more recently (at least 1h)', '24h')
@@ -132,8 +175,9 @@ const pruneCommand = new Command('prune')
   .option('--dry-run', 'show what would be deleted, delete nothing')
   .option('--store <uri>', 'store URI')
   .option('--json', 'machine-readable output')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = pruneOptionsSchema.parse(raw);
+  .action(async (argument: string | undefined, raw: Record<string, unknown>, command: Command) => {
+    const { window, label } = windowInput('fleetscore predictions prune', argument, raw.window);
+    const options = parseOptions(command, pruneOptionsSchema, { ...raw, window }, { window: label });
     const store = openStore(options.store);
     const folders = await pruneRuns(store, {
       windows: selectedWindows(options),

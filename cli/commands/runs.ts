@@ -1,3 +1,7 @@
+/**
+ * `fleetscore runs list | show | logs | start | watch`: committed windows (read from the store) and runs on Temporal.
+ * A window is named by the WINDOW argument everywhere; `--window W` is the same, kept as an alias.
+ */
 import { Command } from 'commander';
 import { z } from 'zod';
 import { webUiBase } from '../../lib/config';
@@ -6,19 +10,22 @@ import { listCommittedWindows, readManifest, type Manifest } from '../../lib/sco
 import { readRunLogs } from '../../lib/scoring/attempt-log';
 import { RUN_DEFAULTS } from '../../lib/shared/run-types';
 import { openStore } from '../../lib/store/open-store';
-import { connectClient, temporalTarget } from '../../lib/temporal/connection';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
 import { devicesDone, findRun, progressStatus, watchRun, type WatchResult } from '../../lib/temporal/run-watch';
+import { notice } from '../utils/notice';
+import { parseOptions } from '../utils/parse-options';
 import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
-import { positiveInt, storeOption, windowOption } from '../utils/options';
+import { decimalNumber, positiveInt, storeOption, wholeNumber, windowInput, windowOption } from '../utils/options';
+import { withClient } from '../utils/with-client';
 
-/** Gathers the manifests of the committed windows, newest first. */
-async function gatherRuns(storeUri: string, limit: number): Promise<Manifest[]> {
+/** Gathers the manifests of the `limit` newest committed windows, and how many there are in all. */
+async function gatherRuns(storeUri: string, limit: number): Promise<{ manifests: Manifest[]; total: number }> {
   const store = openStore(storeUri);
-  const windows = (await listCommittedWindows(store)).reverse().slice(0, limit);
+  const all = await listCommittedWindows(store);
+  const windows = all.slice(-limit).reverse();
   const manifests = await Promise.all(windows.map((w) => readManifest(store, w)));
-  return manifests.filter((m): m is Manifest => m !== undefined);
+  return { manifests: manifests.filter((m): m is Manifest => m !== undefined), total: all.length };
 }
 
 const listCommand = new Command('list')
@@ -26,9 +33,16 @@ const listCommand = new Command('list')
   .option('--store <uri>', 'store URI (default: FLEETSCORE_STORE or .fleetscore/store)')
   .option('--limit <n>', 'at most this many windows', '48')
   .option('--json', 'machine-readable output')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = z.object({ store: storeOption, limit: positiveInt, json: z.boolean().optional() }).parse(raw);
-    const runs = await gatherRuns(options.store, options.limit);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const options = parseOptions(
+      command,
+      z.object({ store: storeOption, limit: positiveInt, json: z.boolean().optional() }),
+      raw,
+    );
+    const { manifests: runs, total } = await gatherRuns(options.store, options.limit);
+    if (total > runs.length) {
+      notice(`showing the ${runs.length} newest of ${total} committed windows; --limit ${total} shows them all`);
+    }
     output(
       options.json,
       runs.map(({ devices: _devices, ...head }) => head),
@@ -54,13 +68,18 @@ const listCommand = new Command('list')
 
 const showCommand = new Command('show')
   .description("one window's manifest: counts, shards and every device that was not scored")
-  .argument('<window>', 'window, e.g. 2026-11-21T12')
+  .argument('[window]', 'window, e.g. 2026-11-21T12')
+  .option('--window <window>', 'the same as WINDOW (an alias)')
   .option('--store <uri>', 'store URI')
   .option('--json', 'the whole manifest as JSON')
-  .action(async (window: string, raw: Record<string, unknown>) => {
-    const options = z
-      .object({ window: windowOption, store: storeOption, json: z.boolean().optional() })
-      .parse({ ...raw, window });
+  .action(async (argument: string | undefined, raw: Record<string, unknown>, command: Command) => {
+    const { window, label } = windowInput('fleetscore runs show', argument, raw.window);
+    const options = parseOptions(
+      command,
+      z.object({ window: windowOption, store: storeOption, json: z.boolean().optional() }),
+      { ...raw, window },
+      { window: label },
+    );
     const manifest = await readManifest(openStore(options.store), options.window);
     if (!manifest)
       throw new Error(`window ${options.window} has no manifest in ${options.store}: it was not committed`);
@@ -117,25 +136,30 @@ const LOG_HEAD = new Set(['ts', 'level', 'event', 'window', 'runId', 'shard', 'u
 
 const logsCommand = new Command('logs')
   .description("a run's durable attempt logs from the store: every shard attempt and the commit, in order")
-  .argument('<window>', 'window, e.g. 2026-11-21T12')
+  .argument('[window]', 'window, e.g. 2026-11-21T12')
+  .option('--window <window>', 'the same as WINDOW (an alias)')
   .option('--store <uri>', 'store URI')
   .option('--run <id>', 'the run (its run id, the run id of its workflow run); default: the committed run')
   .option('--shard <n>', 'only this shard')
   .option('--device <id>', 'only events about this device')
   .option('--level <level>', `only events at this level or above: ${LEVELS.join(' | ')}`, 'info')
   .option('--json', 'one JSON object per line, as stored')
-  .action(async (window: string, raw: Record<string, unknown>) => {
-    const options = z
-      .object({
+  .action(async (argument: string | undefined, raw: Record<string, unknown>, command: Command) => {
+    const { window, label } = windowInput('fleetscore runs logs', argument, raw.window);
+    const options = parseOptions(
+      command,
+      z.object({
         window: windowOption,
         store: storeOption,
         run: z.string().min(1).optional(),
-        shard: z.coerce.number().int().min(0).optional(),
+        shard: wholeNumber(0).optional(),
         device: z.string().min(1).optional(),
         level: z.enum(LEVELS),
         json: z.boolean().optional(),
-      })
-      .parse({ ...raw, window });
+      }),
+      { ...raw, window },
+      { window: label },
+    );
     const store = openStore(options.store);
     const runId = options.run ?? (await readManifest(store, options.window))?.runId;
     if (!runId) {
@@ -173,9 +197,10 @@ const logsCommand = new Command('logs')
     );
   });
 
-const startCommand = new Command('start')
+const runsStartCommand = new Command('start')
   .description('score one window now, outside the schedule (the same workflow, with an explicit window)')
-  .requiredOption('--window <window>', 'window, e.g. 2026-11-21T12')
+  .argument('[window]', 'window, e.g. 2026-11-21T12')
+  .option('--window <window>', 'the same as WINDOW (an alias)')
   .option('--store <uri>', 'store URI')
   .option('--schedule <id>', 'record the run under this schedule id')
   .option('--shard-size <n>', 'devices per shard', String(RUN_DEFAULTS.shardSize))
@@ -191,9 +216,11 @@ const startCommand = new Command('start')
   )
   .option('--no-wait', 'return once the run has started')
   .option('--json', 'machine-readable output')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = z
-      .object({
+  .action(async (argument: string | undefined, raw: Record<string, unknown>, command: Command) => {
+    const { window, label } = windowInput('fleetscore runs start', argument, raw.window);
+    const options = parseOptions(
+      command,
+      z.object({
         window: windowOption,
         store: storeOption,
         schedule: z.string().optional(),
@@ -202,11 +229,11 @@ const startCommand = new Command('start')
         predictionsFormat: z.enum(PREDICTIONS_FORMATS).optional(),
         wait: z.boolean(),
         json: z.boolean().optional(),
-      })
-      .parse(raw);
-    const target = temporalTarget();
-    const { client, connection } = await connectClient(target);
-    try {
+      }),
+      { ...raw, window },
+      { window: label },
+    );
+    await withClient(async (client, target) => {
       const handle = await startRun(client, {
         store: options.store,
         window: options.window,
@@ -231,32 +258,34 @@ const startCommand = new Command('start')
         (r) =>
           `window ${r.window}: ${r.scored} scored, ${r.noData} no data, ${r.failed} failed, ${r.anomalies} anomalies\n${r.url}`,
       );
-    } finally {
-      await connection.close();
-    }
+    });
   });
 
 const watchCommand = new Command('watch')
   .description("a running run's progress, live, with a progress bar (the run's progress query)")
-  .option('--window <window>', 'the open (else the latest) run of this window, e.g. 2026-11-21T12')
+  .argument('[window]', 'the open (else the latest) run of this window, e.g. 2026-11-21T12')
+  .option('--window <window>', 'the same as WINDOW (an alias)')
   .option('--workflow-id <id>', 'the run with this workflow id')
   .option('--interval <seconds>', 'seconds between looks', '1')
   .option('--json', 'print the final state as JSON')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = z
-      .object({
-        window: windowOption.optional(),
-        workflowId: z.string().min(1).optional(),
-        interval: z.coerce.number().positive(),
-        json: z.boolean().optional(),
-      })
-      .refine((o) => (o.window === undefined) !== (o.workflowId === undefined), {
-        message: 'pass exactly one of --window and --workflow-id',
-      })
-      .parse(raw);
-    const target = temporalTarget();
-    const { client, connection } = await connectClient(target);
-    try {
+  .action(async (argument: string | undefined, raw: Record<string, unknown>, command: Command) => {
+    const { window, label } = windowInput('fleetscore runs watch', argument, raw.window);
+    const options = parseOptions(
+      command,
+      z
+        .object({
+          window: windowOption.optional(),
+          workflowId: z.string().min(1).optional(),
+          interval: decimalNumber(0.1),
+          json: z.boolean().optional(),
+        })
+        .refine((o) => (o.window === undefined) !== (o.workflowId === undefined), {
+          message: 'give one of the two',
+        }),
+      { ...raw, window },
+      { window: label, '': 'WINDOW or --workflow-id' },
+    );
+    await withClient(async (client) => {
       const workflowId = await findRun(
         client,
         options.workflowId ? { workflowId: options.workflowId } : { window: options.window! },
@@ -288,9 +317,7 @@ const watchCommand = new Command('watch')
       bar?.stop();
       output(options.json, result, renderWatchResult);
       if (result.status !== 'COMPLETED' || (result.summary?.failed ?? 0) > 0) process.exitCode = 1;
-    } finally {
-      await connection.close();
-    }
+    });
   });
 
 /** The end of `runs watch`: the run's outcome in one or two lines. */
@@ -304,11 +331,11 @@ function renderWatchResult(r: WatchResult): string {
   ].join('\n');
 }
 
-/** `fleetscore runs list | show | start | watch`. */
+/** `fleetscore runs list | show | logs | start | watch`. */
 export const runsCommand = new Command('runs')
   .description('committed windows and manual runs')
   .addCommand(listCommand)
   .addCommand(showCommand)
   .addCommand(logsCommand)
-  .addCommand(startCommand)
+  .addCommand(runsStartCommand)
   .addCommand(watchCommand);

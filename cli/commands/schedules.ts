@@ -1,106 +1,115 @@
 /**
- * `fleetscore schedules apply|list|describe|pause|unpause|trigger`: the declared schedules (schedules/) on the
- * Temporal server, and the day-to-day controls of a running schedule.
+ * `fleetscore schedules apply|list|describe|pause|unpause|trigger`: the schedules a schedules module declares
+ * (schedules/fleet-schedules.ts, or `--file` anywhere on disk) on the Temporal server, compared field by field,
+ * and the day-to-day controls of a running schedule.
  */
-import { ScheduleNotFoundError, type Client, type ScheduleDescription, type ScheduleHandle } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { connectClient } from '../../lib/temporal/connection';
-import { fleetSchedules, OVERLAP_FLAGS, type OverlapFlag } from '../../schedules/fleet-schedules';
+import { OVERLAP_FLAGS, type OverlapFlag } from '../../schedules/schedule-declaration';
+import { formatDuration, formatFieldChanges, scheduleDiff, type FieldChange } from '../../schedules/schedule-drift';
+import { DEFAULT_SCHEDULES_FILE, loadSchedules, type DeclaredSchedules } from '../../schedules/schedule-file';
 import {
   applySchedules,
   compileSchedule,
   isManaged,
   scheduleRecord,
+  scopeOf,
   type ScheduleChange,
 } from '../../schedules/schedule-reconciler';
-import { DEFAULT_SCHEDULES_FILE, loadSchedules } from '../../schedules/schedule-file';
+import { notice } from '../utils/notice';
+import { parseOptions } from '../utils/parse-options';
 import { formatTable, output } from '../utils/table';
+import { withClient } from '../utils/with-client';
 
 const scheduleId = z.string().trim().min(1, 'a schedule id is required');
 const overlapFlag = z.enum(Object.keys(OVERLAP_FLAGS) as [OverlapFlag, ...OverlapFlag[]]);
-
-/** Runs `work` with a client, closing the connection whatever happens. */
-async function withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
-  const { client, connection } = await connectClient();
-  try {
-    return await work(client);
-  } finally {
-    await connection.close();
-  }
-}
-
-/** Describes a schedule, turning "not found" into a message that names it. */
-async function describeSchedule(handle: ScheduleHandle): Promise<ScheduleDescription> {
-  try {
-    return await handle.describe();
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError) {
-      throw new Error(
-        `no schedule "${handle.scheduleId}" on the server; \`fleetscore schedules list --all\` shows what exists`,
-      );
-    }
-    throw err;
-  }
-}
+const fileOption = z.string().trim().min(1, 'must name a file').optional();
+const FILE_HELP = `a schedules module exporting fleetSchedules(env) and scope, anywhere on disk (default ${DEFAULT_SCHEDULES_FILE})`;
 
 const iso = (d: Date | undefined) => (d ? d.toISOString().replace('.000Z', 'Z') : '');
 
+/** What `schedules apply` prints as JSON. */
+export interface ApplyReport {
+  dryRun: boolean;
+  file: string;
+  scope: string;
+  changes: ScheduleChange[];
+}
+
 const apply = new Command('apply')
-  .description('make the server match the schedules declared in schedules/fleet-schedules.ts (or --file)')
-  .option('--file <path>', `a module exporting fleetSchedules(env) to apply instead of ${DEFAULT_SCHEDULES_FILE}`)
-  .option('--dry-run', 'show the changes without making them')
+  .description("make the server's schedules of the file's scope match its declarations; other scopes are untouched")
+  .option('--file <path>', FILE_HELP)
+  .option('--dry-run', 'say what would change, change nothing')
   .option('--json', 'print the changes as JSON')
-  .action(async (raw: Record<string, unknown>) => {
-    const opts = z
-      .object({
-        file: z.string().trim().min(1, 'must name a file').optional(),
-        dryRun: z.boolean().default(false),
-        json: z.boolean().default(false),
-      })
-      .parse(raw);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const opts = parseOptions(
+      command,
+      z.object({ file: fileOption, dryRun: z.boolean().default(false), json: z.boolean().default(false) }),
+      raw,
+    );
     // Loaded and validated before connecting: an invalid file changes nothing on the server.
     const declared = loadSchedules(opts.file);
-    const changes = await withClient((client) => applySchedules(client, declared, { dryRun: opts.dryRun }));
-    output(opts.json, { dryRun: opts.dryRun, changes }, (r) => renderChanges(r.changes, r.dryRun));
+    const changes = await withClient((client) =>
+      applySchedules(client, declared.schedules, { dryRun: opts.dryRun, scope: declared.scope }),
+    );
+    const report: ApplyReport = { dryRun: opts.dryRun, file: declared.file, scope: declared.scope, changes };
+    for (const c of changes) if (c.notice) notice(c.notice);
+    output(opts.json, report, renderChanges);
   });
 
-/** The apply result as a table; a dry run says what would happen. */
-function renderChanges(changes: readonly ScheduleChange[], dryRun: boolean): string {
-  const verb = (a: ScheduleChange['action']) => (dryRun && a !== 'unchanged' ? `would be ${a}` : a);
-  const table = formatTable(
-    ['SCHEDULE', 'CHANGE', 'REASON'],
-    changes.map((c) => [c.id, verb(c.action), c.reason]),
-  );
-  return dryRun ? `${table}\n(dry run: nothing was changed)` : table;
+const VERBS: Record<ScheduleChange['action'], string> = {
+  created: 'create',
+  updated: 'update',
+  deleted: 'delete',
+  unchanged: 'unchanged',
+};
+
+/** The apply result as a table; a dry run says what it would do. */
+export function renderChanges(r: ApplyReport): string {
+  const verb = (a: ScheduleChange['action']) => (a === 'unchanged' ? a : r.dryRun ? `would ${VERBS[a]}` : a);
+  return [
+    `scope ${r.scope} (${r.file})`,
+    formatTable(
+      ['SCHEDULE', 'CHANGE', 'REASON'],
+      r.changes.map((c) => [c.id, verb(c.action), c.reason]),
+    ),
+    ...(r.dryRun ? ['(dry run: nothing was changed)'] : []),
+  ].join('\n');
 }
 
 /** One row of `schedules list`. */
 export interface ScheduleListRow {
   id: string;
   managed: boolean;
-  declared: boolean;
+  /** The scope of a managed schedule. */
+  scope?: string;
+  /** Whether the file compared with declares it; undefined for another scope's schedules and unmanaged ones. */
+  declared?: boolean;
   paused: boolean;
   note: string;
   nextRun: string;
   lastRun: string;
 }
 
-/** The schedules on the server (fleetscore's, or all with `all`), with whether the code declares them. */
+/** The schedules on the server (fleetscore's, or all with `all`), with whether `declared` declares them. */
 export async function gatherScheduleList(
   client: Client,
-  declaredIds: ReadonlySet<string>,
+  declared: DeclaredSchedules,
   all: boolean,
 ): Promise<ScheduleListRow[]> {
+  const ids = new Set(declared.schedules.map((s) => s.id));
   const rows: ScheduleListRow[] = [];
   for await (const s of client.schedule.list()) {
     const managed = isManaged(s);
     if (!managed && !all) continue;
     const last = s.info.recentActions[s.info.recentActions.length - 1];
+    const scope = managed ? scopeOf(s) : undefined;
     rows.push({
       id: s.scheduleId,
       managed,
-      declared: declaredIds.has(s.scheduleId),
+      ...(scope === undefined ? {} : { scope }),
+      ...(scope === declared.scope ? { declared: ids.has(s.scheduleId) } : {}),
       paused: s.state.paused,
       note: s.state.note ?? '',
       nextRun: iso(s.info.nextActionTimes[0]),
@@ -111,22 +120,38 @@ export async function gatherScheduleList(
 }
 
 const list = new Command('list')
-  .description("fleetscore's schedules on the server: paused or not, next run, last run")
+  .description("fleetscore's schedules on the server: scope, declared or not, paused or not, next run, last run")
+  .option('--file <path>', `${FILE_HELP}, to compare with`)
   .option('--all', 'include schedules fleetscore does not manage')
   .option('--json', 'print the list as JSON')
-  .action(async (raw: Record<string, unknown>) => {
-    const opts = z.object({ all: z.boolean().default(false), json: z.boolean().default(false) }).parse(raw);
-    const declared = new Set(fleetSchedules().map((s) => s.id));
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const opts = parseOptions(
+      command,
+      z.object({ file: fileOption, all: z.boolean().default(false), json: z.boolean().default(false) }),
+      raw,
+    );
+    const declared = loadSchedules(opts.file);
     const rows = await withClient((client) => gatherScheduleList(client, declared, opts.all));
+    const missing = declared.schedules.filter((s) => !rows.some((r) => r.id === s.id)).map((s) => s.id);
+    if (missing.length) {
+      notice(
+        `declared in ${declared.file} but not on the server: ${missing.join(', ')}; ` +
+          `\`fleetscore schedules apply${opts.file ? ` --file ${opts.file}` : ''}\` creates them`,
+      );
+    }
+    for (const r of rows.filter((x) => x.paused && x.scope === declared.scope && x.declared)) {
+      const decl = declared.schedules.find((s) => s.id === r.id);
+      if (!decl?.paused) notice(`${r.id} is paused${r.note ? ` ("${r.note}")` : ''}: no runs start until unpaused`);
+    }
     output(opts.json, rows, (r) =>
       r.length === 0
         ? 'no schedules on the server; run `fleetscore schedules apply`'
         : formatTable(
-            ['SCHEDULE', 'MANAGED', 'DECLARED', 'STATE', 'NEXT RUN', 'LAST RUN'],
+            ['SCHEDULE', 'SCOPE', 'DECLARED', 'STATE', 'NEXT RUN', 'LAST RUN'],
             r.map((s) => [
               s.id,
-              s.managed ? 'yes' : 'no',
-              s.declared ? 'yes' : 'no',
+              s.scope ?? '(not managed)',
+              s.declared === undefined ? '-' : s.declared ? 'yes' : 'no',
               s.paused ? `paused${s.note ? ` (${s.note})` : ''}` : 'active',
               s.nextRun,
               s.lastRun,
@@ -139,8 +164,13 @@ const list = new Command('list')
 export interface ScheduleDetails {
   id: string;
   managed: boolean;
-  /** Whether the declaration in code matches what the server runs (undefined when not declared). */
+  scope?: string;
+  /** Whether the file compared with declares it and the server matches (undefined when it does not declare it). */
   matchesDeclaration: boolean | undefined;
+  /** The fields where the server differs from the declaration. */
+  differences: FieldChange[];
+  /** The declaration record is gone from the action memo (edited with `temporal schedule update`). */
+  recordMissing: boolean;
   description: string;
   spec: { every: string; offset: string; timezone: string; jitter: string };
   overlap: string;
@@ -158,24 +188,37 @@ export interface ScheduleDetails {
   missedCatchupWindow: number;
 }
 
-/** A schedule's spec, state, next five action times and recent actions with their workflow ids. */
-export async function gatherScheduleDetails(client: Client, id: string): Promise<ScheduleDetails> {
-  const d = await describeSchedule(client.schedule.getHandle(id));
-  const decl = fleetSchedules().find((s) => s.id === id);
+/** A schedule's spec, state, next five action times, recent actions, and how it differs from its declaration. */
+export async function gatherScheduleDetails(
+  client: Client,
+  id: string,
+  declared: DeclaredSchedules,
+): Promise<ScheduleDetails> {
+  // A schedule that does not exist throws ScheduleNotFoundError, which the CLI turns into one message.
+  const d = await client.schedule.getHandle(id).describe();
+  const managed = isManaged(d);
+  const scope = managed ? scopeOf(d) : undefined;
+  const decl = scope === declared.scope ? declared.schedules.find((s) => s.id === id) : undefined;
+  const compiled = decl ? compileSchedule(decl, declared.scope) : undefined;
+  const record = scheduleRecord(d);
+  const differences = compiled ? scheduleDiff(d, compiled) : [];
   const interval = d.spec.intervals?.[0];
   return {
     id,
-    managed: isManaged(d),
-    matchesDeclaration: decl ? scheduleRecord(d)?.declarationHash === compileSchedule(decl).hash : undefined,
-    description: scheduleRecord(d)?.description ?? '',
+    managed,
+    ...(scope === undefined ? {} : { scope }),
+    matchesDeclaration: compiled ? differences.length === 0 && record?.declarationHash === compiled.hash : undefined,
+    differences,
+    recordMissing: managed && record?.declarationHash === undefined,
+    description: record?.description ?? '',
     spec: {
-      every: interval ? duration(interval.every) : d.spec.calendars?.length ? 'calendar' : '',
-      offset: interval ? duration(interval.offset ?? 0) : '',
+      every: interval ? formatDuration(interval.every) : d.spec.calendars?.length ? 'calendar' : '',
+      offset: interval ? formatDuration(interval.offset ?? 0) : '',
       timezone: d.spec.timezone || 'UTC',
-      jitter: duration(d.spec.jitter ?? 0),
+      jitter: formatDuration(d.spec.jitter ?? 0),
     },
     overlap: d.policies.overlap ?? 'SKIP',
-    catchupWindow: duration(d.policies.catchupWindow),
+    catchupWindow: formatDuration(d.policies.catchupWindow),
     paused: d.state.paused,
     note: d.state.note ?? '',
     workflowType: d.action.workflowType,
@@ -194,37 +237,25 @@ export async function gatherScheduleDetails(client: Client, id: string): Promise
   };
 }
 
-/** Milliseconds as a short duration: `1h`, `5m`, `1h30m`, `45s`, `0s`. */
-function duration(ms: number): string {
-  const parts: string[] = [];
-  let rest = Math.round(ms / 1000);
-  for (const [unit, secs] of [
-    ['d', 86_400],
-    ['h', 3_600],
-    ['m', 60],
-    ['s', 1],
-  ] as const) {
-    if (rest >= secs) {
-      parts.push(`${Math.floor(rest / secs)}${unit}`);
-      rest %= secs;
-    }
-  }
-  return parts.join('') || '0s';
+/** How the schedule stands against its declaration, in one line. */
+function declarationLine(d: ScheduleDetails, file: string): string {
+  if (!d.managed) return 'not managed by fleetscore (apply never changes it)';
+  if (d.matchesDeclaration === undefined) return `scope ${d.scope}; not declared in ${file}`;
+  if (d.matchesDeclaration) return `scope ${d.scope}; matches its declaration in ${file}`;
+  const what = d.differences.length ? formatFieldChanges(d.differences) : 'the declaration changed';
+  return (
+    `scope ${d.scope}; differs from its declaration in ${file}${d.recordMissing ? ' (edited outside fleetscore)' : ''}: ` +
+    `${what} (server -> declared; \`schedules apply\` sets them)`
+  );
 }
 
-function renderDetails(d: ScheduleDetails): string {
-  const declared =
-    d.matchesDeclaration === undefined
-      ? 'not declared in code'
-      : d.matchesDeclaration
-        ? 'matches its declaration'
-        : 'differs from its declaration (run `schedules apply`)';
+function renderDetails(d: ScheduleDetails, file: string): string {
   return [
     `schedule   ${d.id}${d.description ? ` — ${d.description}` : ''}`,
-    `managed    ${d.managed ? 'by fleetscore' : 'no (fleetscore will not change it)'}; ${declared}`,
+    `managed    ${declarationLine(d, file)}`,
     `spec       every ${d.spec.every}, offset ${d.spec.offset}, jitter ${d.spec.jitter}, ${d.spec.timezone}`,
     `policies   overlap ${d.overlap}, catch-up window ${d.catchupWindow}`,
-    `state      ${d.paused ? 'paused' : 'active'}${d.note ? ` (${d.note})` : ''}`,
+    `state      ${d.paused ? 'paused: no runs start' : 'active'}${d.note ? ` (${d.note})` : ''}`,
     `action     ${d.workflowType} on ${d.taskQueue} with ${JSON.stringify(d.args)}`,
     `actions    ${d.actionsTaken} taken, ${d.skippedOverlap} skipped by overlap, ${d.missedCatchupWindow} missed the catch-up window`,
     `running    ${d.runningWorkflowIds.join(', ') || 'none'}`,
@@ -242,41 +273,49 @@ function renderDetails(d: ScheduleDetails): string {
 }
 
 const describe = new Command('describe')
-  .description('a schedule: spec, policies, paused or not, next 5 action times, recent actions and their workflow ids')
+  .description('a schedule: spec, policies, paused or not, how it differs from its declaration, next runs, recent runs')
   .argument('<id>', 'schedule id, e.g. fleetscore-hourly')
+  .option('--file <path>', `${FILE_HELP}, to compare with`)
   .option('--json', 'print the description as JSON')
-  .action(async (id: string, raw: Record<string, unknown>) => {
-    const opts = z.object({ id: scheduleId, json: z.boolean().default(false) }).parse({ ...raw, id });
-    const details = await withClient((client) => gatherScheduleDetails(client, opts.id));
-    output(opts.json, details, renderDetails);
+  .action(async (id: string, raw: Record<string, unknown>, command: Command) => {
+    const opts = parseOptions(
+      command,
+      z.object({ id: scheduleId, file: fileOption, json: z.boolean().default(false) }),
+      { ...raw, id },
+    );
+    const declared = loadSchedules(opts.file);
+    const details = await withClient((client) => gatherScheduleDetails(client, opts.id, declared));
+    output(opts.json, details, (d) => renderDetails(d, declared.file));
   });
 
 const pause = new Command('pause')
   .description('stop a schedule from starting runs; `schedules apply` keeps it paused until its declaration changes')
   .argument('<id>', 'schedule id')
   .option('--note <text>', 'why it is paused (shown by list and describe)')
-  .action(async (id: string, raw: Record<string, unknown>) => {
-    const opts = z.object({ id: scheduleId, note: z.string().trim().min(1).optional() }).parse({ ...raw, id });
-    await withClient(async (client) => {
-      const handle = client.schedule.getHandle(opts.id);
-      await describeSchedule(handle);
-      await handle.pause(opts.note ?? 'paused with fleetscore schedules pause');
+  .action(async (id: string, raw: Record<string, unknown>, command: Command) => {
+    const opts = parseOptions(command, z.object({ id: scheduleId, note: z.string().trim().min(1).optional() }), {
+      ...raw,
+      id,
     });
-    process.stdout.write(`paused ${opts.id}\n`);
+    await withClient((client) =>
+      client.schedule.getHandle(opts.id).pause(opts.note ?? 'paused with fleetscore schedules pause'),
+    );
+    process.stdout.write(`paused ${opts.id}; \`fleetscore schedules unpause ${opts.id}\` resumes it\n`);
   });
 
 const unpause = new Command('unpause')
   .description('let a paused schedule start runs again (missed runs are not made up: use `fleetscore backfill`)')
   .argument('<id>', 'schedule id')
   .option('--note <text>', 'why it is resumed')
-  .action(async (id: string, raw: Record<string, unknown>) => {
-    const opts = z.object({ id: scheduleId, note: z.string().trim().min(1).optional() }).parse({ ...raw, id });
-    await withClient(async (client) => {
-      const handle = client.schedule.getHandle(opts.id);
-      await describeSchedule(handle);
-      await handle.unpause(opts.note ?? 'unpaused with fleetscore schedules unpause');
+  .action(async (id: string, raw: Record<string, unknown>, command: Command) => {
+    const opts = parseOptions(command, z.object({ id: scheduleId, note: z.string().trim().min(1).optional() }), {
+      ...raw,
+      id,
     });
-    process.stdout.write(`unpaused ${opts.id}\n`);
+    await withClient((client) =>
+      client.schedule.getHandle(opts.id).unpause(opts.note ?? 'unpaused with fleetscore schedules unpause'),
+    );
+    process.stdout.write(`unpaused ${opts.id}; windows missed while paused: \`fleetscore backfill\`\n`);
   });
 
 const trigger = new Command('trigger')
@@ -286,11 +325,11 @@ const trigger = new Command('trigger')
     '--overlap <policy>',
     `if a run is in progress: ${Object.keys(OVERLAP_FLAGS).join('|')} (default: the schedule's own policy)`,
   )
-  .action(async (id: string, raw: Record<string, unknown>) => {
-    const opts = z.object({ id: scheduleId, overlap: overlapFlag.optional() }).parse({ ...raw, id });
+  .action(async (id: string, raw: Record<string, unknown>, command: Command) => {
+    const opts = parseOptions(command, z.object({ id: scheduleId, overlap: overlapFlag.optional() }), { ...raw, id });
     const policy = await withClient(async (client) => {
       const handle = client.schedule.getHandle(opts.id);
-      const current = await describeSchedule(handle);
+      const current = await handle.describe();
       const overlap = opts.overlap ? OVERLAP_FLAGS[opts.overlap] : current.policies.overlap;
       await handle.trigger(overlap);
       return overlap;

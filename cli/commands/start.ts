@@ -1,3 +1,9 @@
+/**
+ * `fleetscore up` (what `npm start` runs): the whole system on one machine. Starts a Temporal dev server unless one
+ * answers, seeds a demo fleet into an empty store, runs a cpu and a gpu pool worker, applies the schedules from
+ * code, scores the most recent window at once and prints its summary, then serves the hourly schedule until Ctrl-C
+ * (or exits with `--once`), and says what it stopped.
+ */
 import { join } from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
 import { Command } from 'commander';
@@ -9,16 +15,26 @@ import { nodeEndOfLifeNotice } from '../../lib/node-support';
 import { POOLS } from '../../lib/shared/names';
 import type { RunSummary } from '../../lib/shared/run-types';
 import { openStore } from '../../lib/store/open-store';
-import { connectClient, connectWorker, isReachable, temporalTarget } from '../../lib/temporal/connection';
+import { TemporalUnreachable } from '../../lib/shared/errors';
+import { describeUnreachable } from '../../lib/temporal/connection-failure';
+import {
+  CONNECT_TIMEOUT_MS,
+  connectClient,
+  connectWorker,
+  isReachable,
+  temporalTarget,
+} from '../../lib/temporal/connection';
 import { startDevServer, type DevServer } from '../../lib/temporal/dev-server';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
 import { installRuntime } from '../../lib/temporal/runtime';
 import { ensureSearchAttributes } from '../../lib/temporal/search-attributes';
 import { windowBefore } from '../../lib/shared/window';
-import { fleetSchedules } from '../../schedules/fleet-schedules';
+import { loadSchedules } from '../../schedules/schedule-file';
 import { applySchedules, scheduledRunInput } from '../../schedules/schedule-reconciler';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
+import { notice as say } from '../utils/notice';
 import { positiveInt } from '../utils/options';
+import { parseOptions } from '../utils/parse-options';
 import { formatTable } from '../utils/table';
 
 const optionsSchema = z.object({
@@ -27,10 +43,6 @@ const optionsSchema = z.object({
   sensors: positiveInt,
   hours: positiveInt,
 });
-
-/** FLEETSCORE_UI_PORT: the dev server's Web UI port (default 8233). */
-
-const say = (line: string) => process.stderr.write(`fleetscore: ${line}\n`);
 
 /** The run summary as the user sees it. */
 function renderSummary(s: RunSummary, store: string, url: string): string {
@@ -45,31 +57,27 @@ function renderSummary(s: RunSummary, store: string, url: string): string {
     '',
     `predictions  ${store.replace(/\/$/, '')}/predictions/window=${s.window}/ (manifest ${s.manifest})`,
     `run          ${url}`,
-    `read them    npm run fleetscore -- predictions show --window ${s.window} --anomalies`,
+    `read them    npm run fleetscore -- predictions show ${s.window} --anomalies`,
   ].join('\n');
 }
 
-/**
- * `fleetscore start` (what `npm start` runs): the whole system on one machine. Starts a Temporal dev server
- * unless one answers, seeds a demo fleet into an empty store, runs a cpu and a gpu pool worker, applies the
- * schedules from code, scores the most recent window at once and prints its summary, then serves the hourly
- * schedule until Ctrl-C (or exits with `--once`).
- */
-export const startCommand = new Command('up')
+/** `fleetscore up` (alias `start`; `npm start`): fleetscore on this machine, until Ctrl-C. */
+export const upCommand = new Command('up')
   .alias('start')
   .description('run fleetscore on this machine: dev server, workers, schedules, and one run of the latest window')
   .option('--once', 'exit after the first run instead of serving the schedule')
   .option('--devices <n>', 'demo fleet size when the store is empty', '200')
   .option('--sensors <n>', 'demo sensors per device', '8')
   .option('--hours <n>', 'demo hours of aggregates, ending with the latest complete hour', '24')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = optionsSchema.parse(raw);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const options = parseOptions(command, optionsSchema, raw);
     const endOfLife = nodeEndOfLifeNotice(process.versions.node, Date.now());
     if (endOfLife) say(endOfLife);
     // The summary is what a user reads here; worker state changes would drown it (FLEETSCORE_LOG_LEVEL=INFO shows them).
     installRuntime({ quiet: true });
-    const [schedule] = fleetSchedules();
-    if (!schedule) throw new Error('schedules/fleet-schedules.ts declares no schedule');
+    const declared = loadSchedules(undefined);
+    const [schedule] = declared.schedules;
+    if (!schedule) throw new Error(`${declared.file} declares no schedule`);
     const input = scheduledRunInput(schedule);
     // Fixed once, so the demo's last hour and the first run agree even when the clock crosses an hour meanwhile.
     const window = windowBefore(Date.now(), schedule.windowHours);
@@ -82,17 +90,15 @@ export const startCommand = new Command('up')
       if (!(await isReachable(target))) {
         // Only a local address gets a dev server; a remote one that does not answer is an error to report.
         const local = /^(?:127\.0\.0\.1|localhost):(\d+)$/.exec(target.address);
-        if (!local) throw new Error(`Temporal does not answer at ${target.address} (TEMPORAL_ADDRESS or profile)`);
+        if (!local) {
+          throw new TemporalUnreachable(target, await describeUnreachable(target.address, CONNECT_TIMEOUT_MS, ''));
+        }
         const dbFile = join(config().dataDir, 'temporal.db');
         say(`starting the Temporal dev server on ${target.address} (SQLite ${dbFile})`);
-        server = await startDevServer({
-          dbFile,
-          port: Number(local[1]),
-          uiPort: config().uiPort,
-        });
-        target = temporalTarget({ address: server.address });
+        server = await startDevServer({ dbFile, port: Number(local[1]), uiPort: config().uiPort });
+        target = temporalTarget({ address: server.address }, 'the dev server fleetscore up started');
       }
-      const uiBase = config().uiUrl ?? server?.uiUrl ?? webUiBase();
+      const uiBase = webUiBase();
       say(`Temporal at ${target.address}, namespace ${target.namespace}; Web UI ${uiBase}`);
       const { client, connection } = await connectClient(target);
       try {
@@ -129,8 +135,10 @@ export const startCommand = new Command('up')
         }
         running = Promise.all(workers.map((w) => w.worker.run()));
 
-        for (const change of await applySchedules(client, fleetSchedules()))
+        for (const change of await applySchedules(client, declared.schedules, { scope: declared.scope })) {
           say(`schedule ${change.id}: ${change.action} (${change.reason})`);
+          if (change.notice) say(change.notice);
+        }
 
         say(`scoring the most recent window ${window.id}`);
         const handle = await startRun(client, { ...input, window: window.id });
@@ -159,4 +167,11 @@ export const startCommand = new Command('up')
         await server.stop();
       }
     }
+    say(
+      server
+        ? `stopped cleanly: workers drained, dev server down (its history stays in ${join(config().dataDir, 'temporal.db')}, ` +
+            `the store in ${input.store}); \`npm start\` carries on from there`
+        : `stopped cleanly: workers drained; Temporal at ${target.address} keeps running, and so does the schedule ` +
+            `${schedule.id} there: start workers (\`npm start\` or \`fleetscore worker\`) or pause it`,
+    );
   });

@@ -1,5 +1,6 @@
 import { Client } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
+/** `fleetscore worker --pool cpu|gpu`: one pool worker, until SIGINT or SIGTERM drain it. */
 import { Command } from 'commander';
 import { z } from 'zod';
 import { POOLS } from '../../lib/shared/names';
@@ -8,7 +9,8 @@ import { config } from '../../lib/config';
 import { installRuntime, logFormatFrom } from '../../lib/temporal/runtime';
 import { startBacklogGauges } from '../../workers/backlog-gauges';
 import { createPoolWorker } from '../../workers/pool-worker';
-import { positiveInt } from '../utils/options';
+import { portNumber, positiveInt } from '../utils/options';
+import { parseOptions } from '../utils/parse-options';
 
 const optionsSchema = z.object({
   pool: z.enum(POOLS as ['cpu', 'gpu']),
@@ -16,7 +18,7 @@ const optionsSchema = z.object({
   shards: positiveInt.optional(),
   tuner: z.enum(['fixed', 'resource-based']).default('fixed'),
   taskQueue: z.string().min(1).optional(),
-  metricsPort: z.coerce.number().int().min(1).max(65535).optional(),
+  metricsPort: portNumber.optional(),
   logFormat: z.string().optional(),
   batching: z.boolean(),
 });
@@ -32,8 +34,8 @@ export const workerCommand = new Command('worker')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 0.0.0.0:PORT/metrics (or FLEETSCORE_METRICS_PORT)')
   .option('--log-format <format>', 'text (default) | json (or FLEETSCORE_LOG_FORMAT)')
   .option('--no-batching', 'give every model its own session, even Mahalanobis models that could be stacked')
-  .action(async (raw: Record<string, unknown>) => {
-    const options = optionsSchema.parse(raw);
+  .action(async (raw: Record<string, unknown>, command: Command) => {
+    const options = parseOptions(command, optionsSchema, raw);
     const metricsAddress =
       options.metricsPort === undefined ? config().metricsAddress : `0.0.0.0:${options.metricsPort}`;
     installRuntime({

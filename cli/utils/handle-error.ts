@@ -1,29 +1,50 @@
+/**
+ * The CLI's one error exit: a clear message on stderr, prefixed `fleetscore:` like commander's own usage errors
+ * (cli/main.ts), and exit code 1. Stack traces only with `--verbose` (or FLEETSCORE_VERBOSE=1), because users need
+ * the message, not our call stack. Errors of the SDK that users meet (a schedule or workflow that does not exist)
+ * get a message that says what to do.
+ */
 import { inspect } from 'node:util';
+import { ScheduleNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
 import { ZodError } from 'zod';
 import { config } from '../../lib/config';
-import { InvalidConfig } from '../../lib/shared/errors';
+import { InvalidArguments, InvalidConfig } from '../../lib/shared/errors';
 
-/**
- * The CLI's one error exit: a clear message on stderr and exit code 1. Stack traces only with `--verbose`
- * (or FLEETSCORE_VERBOSE=1), because users need the message, not our call stack.
- */
+/** Prints `err` and exits 1. */
 export function handleError(err: unknown): never {
   const verbose = process.argv.includes('--verbose') || verboseFromEnvironment();
-  if (err instanceof ZodError) {
-    const lines = err.issues.map((i) => `  ${i.path.length ? `--${i.path.join('.')}` : 'input'}: ${i.message}`);
-    process.stderr.write(`fleetscore: invalid arguments\n${lines.join('\n')}\n`);
-  } else if (err instanceof Error) {
-    process.stderr.write(`fleetscore: ${err.message}\n`);
-    const cause: unknown = err.cause;
-    if (cause instanceof Error) process.stderr.write(`  caused by: ${cause.message}\n`);
-    else if (cause !== undefined) process.stderr.write(`  caused by: ${inspect(cause)}\n`);
-    if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
-    // Where the cause came from matters most when it is the user's code (a schedules file that throws).
-    if (verbose && cause instanceof Error && cause.stack) process.stderr.write(`caused by ${cause.stack}\n`);
-  } else {
-    process.stderr.write(`fleetscore: ${String(err)}\n`);
-  }
+  process.stderr.write(formatError(err, verbose));
   process.exit(1);
+}
+
+/** The lines handleError prints for `err`. */
+export function formatError(err: unknown, verbose: boolean): string {
+  if (err instanceof InvalidArguments) {
+    return `${err.issues.map((i) => `fleetscore: ${i.argument}: ${i.message}\n`).join('')}(\`${err.command} --help\` shows the usage)\n`;
+  }
+  if (err instanceof ZodError) {
+    // Commands parse through parseOptions; a ZodError here is a schema used elsewhere (a file, the environment).
+    return `fleetscore: invalid input\n${err.issues.map((i) => `  ${i.path.join('.') || 'input'}: ${i.message}\n`).join('')}`;
+  }
+  if (err instanceof ScheduleNotFoundError) {
+    return (
+      `fleetscore: no schedule "${err.scheduleId}" on the server; \`fleetscore schedules list --all\` lists the ` +
+      `schedules there, \`fleetscore schedules apply\` creates the declared ones\n`
+    );
+  }
+  if (err instanceof WorkflowNotFoundError) {
+    return `fleetscore: no workflow "${err.workflowId}" on the server; \`fleetscore runs list\` shows the committed runs\n`;
+  }
+  if (!(err instanceof Error)) return `fleetscore: ${String(err)}\n`;
+  let out = `fleetscore: ${err.message}\n`;
+  const cause: unknown = err.cause;
+  if (cause instanceof Error) out += `  caused by: ${cause.message}\n`;
+  else if (cause !== undefined) out += `  caused by: ${inspect(cause)}\n`;
+  if (verbose && err.stack) out += `${err.stack}\n`;
+  // Where the cause came from matters most when it is the user's code (a schedules file that throws).
+  if (verbose && cause instanceof Error && cause.stack) out += `caused by ${cause.stack}\n`;
+  return out;
 }
 
 /** `FLEETSCORE_VERBOSE`, or false when the environment is the very thing that failed to parse. */

@@ -297,8 +297,53 @@ export class InvalidScheduleDeclaration extends PermanentError {
   }
 }
 
+/** One bad command-line option or argument: as the user typed it (`--limit`, `WINDOW`) and what is wrong with it. */
+export interface ArgumentIssue {
+  argument: string;
+  message: string;
+}
+
+/** A command line that cannot run; the CLI prints each issue and where the command's usage is. */
+export class InvalidArguments extends PermanentError {
+  constructor(
+    /** The command as typed before its options, e.g. `fleetscore runs show`. */
+    public readonly command: string,
+    public readonly issues: readonly ArgumentIssue[],
+  ) {
+    super(issues.map((i) => `${i.argument}: ${i.message}`).join('\n'), { field: issues[0]?.argument });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Transient errors
+
+/** The parts of a Temporal target a connection failure names (no credentials). */
+export interface TargetDescription {
+  address: string;
+  namespace: string;
+  /** Where each came from, in words: `TEMPORAL_ADDRESS`, `profile "prod" of …`, `the default`. */
+  source: { address: string; namespace: string };
+}
+
+/** No Temporal frontend answered at the target; the message says where, why, and what to do. */
+export class TemporalUnreachable extends TransientError {
+  readonly address: string;
+  readonly namespace: string;
+  constructor(target: TargetDescription, why: string) {
+    const { address, namespace, source } = target;
+    const sources =
+      source.address === source.namespace
+        ? `both from ${source.address}`
+        : `address from ${source.address}, namespace from ${source.namespace}`;
+    super(
+      `cannot reach Temporal at ${address} (namespace ${namespace}; ${sources}): ${why}.\n` +
+        `  Start a local dev server with \`npm start\`, or point TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE (or ` +
+        `TEMPORAL_PROFILE) at your cluster; docs/operations.md, "Connecting to Temporal"`,
+    );
+    this.address = address;
+    this.namespace = namespace;
+  }
+}
 
 /** `ObjectStore.get` found no object at a key (it may yet be written: a retry can see it). */
 export class ObjectNotFound extends TransientError {

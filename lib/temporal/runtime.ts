@@ -6,6 +6,7 @@
  */
 import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import { config, type LogFormat } from '../config';
+import { formatTextLogEntry, isDeliberateSdkWarning } from './log-lines';
 
 /** Options of {@link installRuntime}; unset fields come from the environment. */
 export interface RuntimeSettings {
@@ -46,14 +47,10 @@ export function installRuntime(settings: RuntimeSettings = {}): void {
   const level = env.logLevel ?? (settings.quiet ? 'WARN' : 'INFO');
   const format = settings.logFormat ?? env.logFormat;
   const write = settings.write ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const logger =
-    format === 'json'
-      ? new DefaultLogger(level, (entry) => write(formatJsonLogEntry(entry)))
-      : settings.write
-        ? new DefaultLogger(level, (entry) =>
-            write(`${entry.level} ${entry.message} ${JSON.stringify(entry.meta ?? {})}`),
-          )
-        : new DefaultLogger(level);
+  const logger = new DefaultLogger(level, (entry) => {
+    if (isDeliberateSdkWarning(entry, level)) return;
+    write(format === 'json' ? formatJsonLogEntry(entry) : formatTextLogEntry(entry));
+  });
   const metricsAddress = settings.metricsAddress ?? env.metricsAddress;
   Runtime.install({
     logger,

@@ -10,7 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { backfillCommand, type BackfillResult } from '../../cli/commands/backfill';
 import { keys } from '../../lib/shared/keys';
 import { SCHEDULED_BY_ID, SCHEDULED_START_TIME, SCORING_WORKFLOW, SEARCH_ATTRIBUTES } from '../../lib/shared/names';
-import type { FleetSchedule } from '../../schedules/fleet-schedules';
+import type { FleetSchedule } from '../../schedules/schedule-declaration';
 import { applySchedules } from '../../schedules/schedule-reconciler';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';

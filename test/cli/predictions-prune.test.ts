@@ -110,11 +110,15 @@ it('deletes the old folders of runs the manifest does not name, in one window or
 });
 
 it.each([
-  [['--older-than', '24'], /--olderThan: must be a duration of at least 1h, like 24h or 7d, got "24"/],
-  [['--older-than', 'forever'], /--olderThan: must be a duration/],
-  [['--window', WINDOW, '--from', WINDOW, '--to', OTHER_WINDOW], /--window: pass either --window or --from\/--to/],
-  [['--from', WINDOW], /--to: pass --from and --to together/],
-  [['--from', OTHER_WINDOW, '--to', WINDOW], /--to: must be after --from/],
+  [['--older-than', '24'], /^fleetscore: --older-than: must be a duration of at least 1h, like 24h or 7d, got "24"\n/],
+  [['--older-than', 'forever'], /^fleetscore: --older-than: must be a duration/],
+  [
+    ['--window', WINDOW, '--from', WINDOW, '--to', OTHER_WINDOW],
+    /^fleetscore: --window: give either a window or --from\/--to, not both\n/,
+  ],
+  [[WINDOW, '--from', WINDOW, '--to', OTHER_WINDOW], /^fleetscore: WINDOW: give either a window or --from\/--to/],
+  [['--from', WINDOW], /^fleetscore: --to: pass --from and --to together/],
+  [['--from', OTHER_WINDOW, '--to', WINDOW], /^fleetscore: --to: must be after --from/],
   [['--window', '2026-11-21T12:30:00Z'], /does not fall on a whole UTC hour/],
 ])('refuses %j with a message, exit 1 and nothing deleted', async (args, message) => {
   const { code, stdout, stderr } = await prune(...args);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { FleetSchedule } from '../../schedules/fleet-schedules';
+import type { FleetSchedule } from '../../schedules/schedule-declaration';
 import { scheduleRecord, type ScheduleChange } from '../../schedules/schedule-reconciler';
 import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
 import { startTemporal } from '../support/temporal-env';
@@ -39,8 +39,9 @@ function declaration(id: string, overrides: Record<string, unknown> = {}): Recor
   return { ...valid, ...overrides };
 }
 
-/** A schedules module like schedules/fleet-schedules.ts that declares `declarations`. */
+/** A schedules module like schedules/fleet-schedules.ts that declares `declarations` in the scope `cli-test`. */
 const moduleOf = (declarations: unknown[]): string =>
+  `export const scope = 'cli-test';\n` +
   `export function fleetSchedules(env: NodeJS.ProcessEnv) {\n  return ${JSON.stringify(declarations, null, 2)};\n}\n`;
 
 /** Writes a schedules file into the test's folder and returns its path. */
@@ -240,10 +241,24 @@ const cases: [string, InvalidCase][] = [
     'a fleetSchedules(env) that throws',
     {
       file: 'throws-on-call.ts',
-      text: "export function fleetSchedules(): never {\n  throw new Error('no store for region eu-9');\n}\n",
+      text:
+        "export const scope = 'cli-test';\n" +
+        "export function fleetSchedules(): never {\n  throw new Error('no store for region eu-9');\n}\n",
       says: (path) => [
         `fleetscore: schedules file ${path} could not declare its schedules: fleetSchedules(env) threw\n`,
         '  caused by: no store for region eu-9\n',
+      ],
+    },
+  ],
+  [
+    'a module without a scope',
+    {
+      file: 'no-scope.ts',
+      text: `export function fleetSchedules() {\n  return ${JSON.stringify([declaration('cli-no-scope')])};\n}\n`,
+      declares: ['cli-no-scope'],
+      says: (path) => [
+        `fleetscore: schedules file ${path} does not export a scope: name whose schedules these are, ` +
+          "e.g. `export const scope = 'eu-fleet'`",
       ],
     },
   ],
@@ -289,12 +304,12 @@ describe('fleetscore schedules apply --file with an invalid file', () => {
 
     const throwing = await schedulesFile(
       'throws-verbose.ts',
-      "export function fleetSchedules(): never {\n  throw new Error('no store for region eu-9');\n}\n",
+      "export const scope = 'cli-test';\nexport function fleetSchedules(): never {\n  throw new Error('no store for region eu-9');\n}\n",
     );
     const verbose = await fleetscore(['schedules', 'apply', '--file', throwing, '--verbose'], cliEnv);
     expect(verbose.code).toBe(1);
     expect(verbose.stderr).toMatch(
-      /caused by Error: no store for region eu-9\n\s+at fleetSchedules \(.*throws-verbose\.ts:2:/,
+      /caused by Error: no store for region eu-9\n\s+at fleetSchedules \(.*throws-verbose\.ts:3:/,
     );
   });
 });

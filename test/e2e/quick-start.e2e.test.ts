@@ -4,7 +4,7 @@
  * was committed, and every prediction is checked against the demo's ground truth and an independent score.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,8 +14,10 @@ import { demoFeatureNames } from '../../lib/demo/demo-ids';
 import { trainDemoModel } from '../../lib/demo/demo-model';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
 import { keys } from '../../lib/shared/keys';
+import { readIndex } from '../../lib/models/model-registry';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { nodeEndOfLifeNotice } from '../../lib/node-support';
+import { windowIdOf } from '../../lib/shared/window';
 import { LocalStore } from '../../lib/store/local-store';
 import { isReachable, temporalTarget } from '../../lib/temporal/connection';
 import { close, referenceMahalanobis } from '../support/expected-scores';
@@ -66,10 +68,16 @@ test('npm start -- --once scores the latest window and commits predictions that 
   const endOfLife = nodeEndOfLifeNotice(process.versions.node, Date.now());
   expect(start.stderr.split('past its end of life').length - 1).toBe(endOfLife ? 1 : 0);
   if (endOfLife) expect(start.stderr).toContain(`fleetscore: ${endOfLife}\n`);
+  // Nothing a user cannot act on (the gpu pool runs no workflows on purpose), and a confirmed clean stop.
+  expect(start.stderr).not.toContain('No workflows registered');
+  expect(start.stderr).toMatch(/fleetscore: stopped cleanly: workers drained, dev server down/);
   const window = /^(\d{4}-\d\d-\d\dT\d\d)\s+25\s+25\s+0\s+0\s+1500\s+(\d+)$/m.exec(start.stdout);
   expect(window).not.toBeNull();
   const windowId = window![1]!;
-  expect(start.stdout).toContain(`/workflows/fleetscore-hourly-window-${windowId}/`);
+  // The Web UI link is on the configured UI port.
+  expect(start.stdout).toContain(
+    `http://localhost:${env.FLEETSCORE_UI_PORT}/namespaces/default/workflows/fleetscore-hourly-window-${windowId}/`,
+  );
 
   const store = new LocalStore(join(dir, 'data', 'store'));
   const manifest = (await readManifest(store, windowId)) as Manifest;
@@ -117,6 +125,54 @@ test('npm start -- --once scores the latest window and commits predictions that 
       .stdout,
   ) as { device: string; ts: number }[];
   expect(new Set(shown.map((p) => `${p.device}@${p.ts}`))).toEqual(anomalous);
+
+  // A list cut short says so and how to see it all, on stderr, so --json stays valid.
+  const page = await fleetscore('predictions', 'show', windowId, '--limit', '5', '--json');
+  expect(JSON.parse(page.stdout)).toHaveLength(5);
+  expect(page.stderr).toBe(
+    `fleetscore: showing the first 5 of ${DEVICES * 60} rows; --limit ${DEVICES * 60} shows them all\n`,
+  );
+  const table = await fleetscore('predictions', 'show', '--window', windowId, '--device', 'dev-00002', '--limit', '3');
+  expect(table.stdout.trim().split('\n')).toHaveLength(5);
+  expect(table.stderr).toBe('fleetscore: showing the first 3 of 60 rows; --limit 60 shows them all\n');
+  // A device the window does not have is an error, not an empty answer.
+  const unknown = (await fleetscore('predictions', 'show', windowId, '--device', 'unknown-device').catch(
+    (e: unknown) => e,
+  )) as { code: number; stdout: string; stderr: string };
+  expect(unknown.code).toBe(1);
+  expect(unknown.stdout).toBe('');
+  expect(unknown.stderr).toBe(
+    `fleetscore: device "unknown-device" is not in window ${windowId} (${DEVICES} devices); ` +
+      '`fleetscore models list` lists the devices with a model\n',
+  );
+});
+
+test('a device that fails is one line on the console and one in the summary, with no stack', async () => {
+  // A fleet of its own, seeded through the CLI up to the next hour, so `up` finds data whenever the hour turns.
+  const data = join(dir, 'failing');
+  const failing = { ...env, FLEETSCORE_DATA_DIR: data };
+  const end = windowIdOf(Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 3_600_000);
+  await run(
+    'npx',
+    ['tsx', 'cli/main.ts', 'demo', 'seed', '--devices', '5', '--sensors', '3', '--hours', '3', '--end', end],
+    {
+      cwd: ROOT,
+      env: failing,
+    },
+  );
+  // Corrupt one registered model: its checksum no longer matches, so only that device fails.
+  const store = new LocalStore(join(data, 'store'));
+  const entry = (await readIndex(store)).devices['dev-00003']!;
+  await writeFile(join(data, 'store', keys.modelOnnx('dev-00003', entry.version)), 'not a model');
+  const again = await run('npm', ['start', '--', '--once'], { cwd: ROOT, env: failing });
+  expect(again.stdout).toMatch(/^failed devices:\n  dev-00003: ModelChecksumMismatch: /m);
+  const lines = again.stderr.split('\n').filter((l) => l.includes('dev-00003'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(
+    / WARN device failed window=\S+ shard=0 device=dev-00003 error=ModelChecksumMismatch reason="/,
+  );
+  expect(again.stderr).not.toMatch(/\n\s+at /);
+  expect(again.stderr).not.toContain('seeding');
 });
 
 test('CLI errors are one clear line and exit 1, without a stack trace', async () => {
@@ -125,7 +181,7 @@ test('CLI errors are one clear line and exit 1, without a stack trace', async ()
     stderr: string;
   };
   expect(err.code).toBe(1);
-  expect(err.stderr).toContain('not a window: "yesterday"');
+  expect(err.stderr).toContain('fleetscore: WINDOW: not a window: "yesterday"');
   expect(err.stderr).not.toMatch(/\n\s+at /);
 });
 
@@ -149,5 +205,7 @@ test('fleetscore up serves the schedule until SIGINT, then stops the workers and
   child.kill('SIGINT');
   expect(await exited).toBe(0);
   expect(stderr).toContain('stopping the Temporal dev server');
+  expect(stderr).toMatch(/fleetscore: stopped cleanly: workers drained, dev server down \(its history stays in /);
+  expect(stderr).not.toContain('No workflows registered');
   expect(await isReachable(temporalTarget({ address }), 1_000)).toBe(false);
 });

@@ -11,7 +11,7 @@ import { keys } from '../../lib/shared/keys';
 import { SCORING_WORKFLOW } from '../../lib/shared/names';
 import type { RunSummary } from '../../lib/shared/run-types';
 import { parseWindow } from '../../lib/shared/window';
-import { backfillRange } from '../../schedules/fleet-schedules';
+import { backfillRange } from '../../schedules/backfill-range';
 import { CLEAN, measureFault, useFaultRig, WINDOW } from './support/fault-rig';
 
 jest.setTimeout(300_000);

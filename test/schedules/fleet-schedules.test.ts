@@ -1,5 +1,7 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
-import { backfillRange, fleetSchedules, validateSchedules, type FleetSchedule } from '../../schedules/fleet-schedules';
+import { backfillRange } from '../../schedules/backfill-range';
+import { fleetSchedules } from '../../schedules/fleet-schedules';
+import { validateSchedules, type FleetSchedule } from '../../schedules/schedule-declaration';
 import { compileSchedule, scheduledRunInput } from '../../schedules/schedule-reconciler';
 import { TASK_QUEUES, SCORING_WORKFLOW } from '../../lib/shared/names';
 import { InvalidScheduleDeclaration } from '../../lib/shared/errors';

@@ -1,7 +1,7 @@
 import { ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SCORING_WORKFLOW, TASK_QUEUES } from '../../lib/shared/names';
-import type { FleetSchedule } from '../../schedules/fleet-schedules';
+import { DEFAULT_SCOPE, type FleetSchedule } from '../../schedules/schedule-declaration';
 import {
   ACTION_MEMO_KEY,
   applySchedules,
@@ -73,7 +73,7 @@ describe('applySchedules', () => {
     expect(summary(changes)).toEqual({ 'rec-hourly': 'created', 'rec-daily': 'created' });
 
     const d = await client.schedule.getHandle('rec-hourly').describe();
-    expect(d.memo).toEqual({ managedBy: MANAGED_BY });
+    expect(d.memo).toEqual({ managedBy: MANAGED_BY, scope: DEFAULT_SCOPE });
     expect(d.action).toMatchObject({
       type: 'startWorkflow',
       workflowType: SCORING_WORKFLOW,

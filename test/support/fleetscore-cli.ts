@@ -14,13 +14,19 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `fleetscore ...args` from the repository root with `env` added to this process's environment. */
+/**
+ * Runs `fleetscore ...args` from the repository root with `env` added to this process's environment (a variable
+ * given as undefined is removed).
+ */
 export function fleetscore(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const merged = Object.fromEntries(
+    Object.entries({ ...process.env, ...env }).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
   return new Promise((done) => {
     execFile(
       process.execPath,
       ['--import', 'tsx', 'cli/main.ts', ...args],
-      { cwd: ROOT, env: { ...process.env, ...env } },
+      { cwd: ROOT, env: merged },
       (err, stdout, stderr) => done({ code: err ? Number(err.code) : 0, stdout, stderr }),
     );
   });
