@@ -48,9 +48,11 @@ const EXPECTED: Record<string, { scope: 'device' | 'run'; retryable: boolean }> 
   PoolUnavailable: { scope: 'run', retryable: false },
   InvalidScheduleFile: { scope: 'run', retryable: false },
   InvalidScheduleDeclaration: { scope: 'run', retryable: false },
+  InvalidArguments: { scope: 'run', retryable: false },
   ObjectNotFound: { scope: 'run', retryable: true },
   StoreContended: { scope: 'run', retryable: true },
   S3RequestFailed: { scope: 'run', retryable: true },
+  TemporalUnreachable: { scope: 'run', retryable: true },
 };
 
 /** Every .ts file under the source folders (not tests: test doubles may define their own errors). */
