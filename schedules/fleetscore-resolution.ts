@@ -1,10 +1,11 @@
 /**
  * Lets a schedules module anywhere on disk import fleetscore's public API (`fleetscore/schedules`): when the CLI
- * loads such a module, `fleetscore` and `fleetscore/...` resolve to this checkout through its package.json
- * `exports`, as if the module sat inside it, whatever folder the module is in. Uses Node's module resolution hooks
+ * loads such a module, `fleetscore/...` resolves to the file this checkout's package.json `exports` names for it,
+ * whatever folder the module is in. Uses Node's module resolution hooks
  * (`module.registerHooks`, Node 22.15+ and 24); on older Node, a module outside the checkout cannot import
  * fleetscore, and schedule-file.ts says so.
  */
+import { readFileSync } from 'node:fs';
 import Module from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -33,14 +34,26 @@ export function resolveFleetscoreFromAnywhere(): boolean {
   if (registered) return true;
   const registerHooks = (Module as unknown as { registerHooks?: RegisterHooks }).registerHooks;
   if (typeof registerHooks !== 'function') return false;
-  // Resolving from the package's own package.json uses Node's self-reference: the `exports` map decides.
-  const parentURL = pathToFileURL(join(REPO_ROOT, 'package.json')).href;
+  const targets = exportedPaths();
   registerHooks.call(Module, {
     resolve(specifier, context, next) {
       const ours = specifier === PACKAGE_NAME || specifier.startsWith(`${PACKAGE_NAME}/`);
-      return next(specifier, ours ? { ...context, parentURL } : context);
+      const path = ours ? targets.get(`.${specifier.slice(PACKAGE_NAME.length)}`) : undefined;
+      // Anything else, and a part the package does not export, resolves as Node would (and fails by name).
+      return path ? { url: pathToFileURL(path).href, shortCircuit: true } : next(specifier, context);
     },
   });
   registered = true;
   return true;
+}
+
+/** The package's `exports` (subpath to file), from its package.json: what a module outside may import. */
+function exportedPaths(): Map<string, string> {
+  const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { exports?: unknown };
+  const exports = manifest.exports && typeof manifest.exports === 'object' ? manifest.exports : {};
+  return new Map(
+    Object.entries(exports)
+      .filter((entry): entry is [string, string] => typeof entry[1] === 'string')
+      .map(([subpath, target]) => [subpath, join(REPO_ROOT, target)]),
+  );
 }

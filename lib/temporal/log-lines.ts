@@ -42,12 +42,25 @@ export function formatTextLogEntry(entry: LogEntry): string {
 }
 
 function textValue(value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(`${value.name}: ${oneLine(value.message)}`);
+  if (value instanceof Error) return JSON.stringify(errorText(value));
   if (typeof value === 'string') return /^[\w.:/@+-]+$/.test(value) ? value : JSON.stringify(oneLine(value));
   if (typeof value === 'bigint') return value.toString();
   return JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === 'bigint' ? v.toString() : v instanceof Error ? `${v.name}: ${v.message}` : v,
+    typeof v === 'bigint' ? v.toString() : v instanceof Error ? errorText(v) : v,
   );
+}
+
+/**
+ * An error on one line: its name, the failure type an ApplicationFailure carries (the class of the error it
+ * stands for, e.g. `S3RequestFailed`), its message, and its cause's name and message where they add something.
+ */
+function errorText(err: Error): string {
+  const type = (err as { type?: unknown }).type;
+  let text = `${err.name}${typeof type === 'string' && type !== err.name ? ` [${type}]` : ''}: ${oneLine(err.message)}`;
+  const cause: unknown = err.cause;
+  if (cause instanceof Error && !text.includes(cause.message))
+    text += ` (cause ${cause.name}: ${oneLine(cause.message)})`;
+  return text;
 }
 
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ');
