@@ -14,7 +14,7 @@ import { demoFeatureNames } from '../../lib/demo/demo-ids';
 import { trainDemoModel } from '../../lib/demo/demo-model';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
 import { keys } from '../../lib/shared/keys';
-import { readIndex } from '../../lib/models/model-registry';
+import { readIndex } from '../../lib/models/model-index';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { nodeEndOfLifeNotice } from '../../lib/node-support';
 import { windowIdOf } from '../../lib/shared/window';
