@@ -10,7 +10,8 @@
  * Inside a worker these are classified with `instanceof`; across the workflow boundary by `failure.type`, which
  * is the class name. The workflow's retry policies derive their non-retryable types from this file
  * (lib/shared/error-types.ts), so a new class cannot be misfiled: it must pick a base. No Node imports: the
- * workflow imports this module.
+ * workflow imports this module. It is longer than most files on purpose: every class in one place is what lets a
+ * reader (and test/shared/errors.test.ts) see the whole model at once.
  */
 
 /** Which unit an error fails: one device (the rest of its shard is scored) or the whole unit of work. */

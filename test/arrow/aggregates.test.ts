@@ -1,3 +1,7 @@
+/**
+ * The aggregates reader: a part read and indexed per device, every whole-file and per-device refusal, and a window
+ * read from the store. One file on purpose (about 380 lines): the cases share the table builders above them.
+ */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
