@@ -2,22 +2,32 @@
  * The activities barrel for `Worker.create`: `createActivities(deps)` binds the scoring work in lib/ to a
  * worker's store cache and model sessions. Activities stay thin; the logic lives in lib/scoring.
  */
-import { activityInfo, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import type { ModelSessionCache } from '../lib/models/model-sessions';
 import { commitRun } from '../lib/scoring/commit-run';
 import { planRun } from '../lib/scoring/plan-run';
+import { checkInput } from '../lib/scoring/check-input';
 import {
   withRunId,
   type CommitRequest,
   type CommitResult,
+  type InputCheck,
+  type InputCheckRequest,
+  type LateWindow,
+  type LateWindowsRequest,
   type PlanRequest,
   type RunPlan,
   type ShardRequest,
   type ShardSummary,
 } from '../lib/shared/run-types';
 import { scoreShard } from '../lib/scoring/score-shard';
+import { ModelFreshness } from '../lib/scoring/model-freshness';
+import { findStaleWindows } from '../lib/scoring/stale-windows';
+import { hoursOf, parseWindow } from '../lib/shared/window';
+import { runWorkflowId } from '../lib/temporal/runs';
 import type { AggregatesCache } from '../lib/arrow/aggregates-cache';
 import type { ObjectStore } from '../lib/store/object-store';
+import { withSignal } from '../lib/store/signal-store';
 import { toApplicationFailure } from '../lib/shared/error-types';
 import { FleetscoreError } from '../lib/shared/errors';
 
@@ -30,18 +40,44 @@ export interface ActivityDeps {
 
 /** Builds the activities of one worker. */
 export function createActivities(deps: ActivityDeps) {
+  const freshness = new ModelFreshness();
   return {
     /** Plans a window's shards; see lib/scoring/plan-run. */
     async planRun(req: PlanRequest): Promise<RunPlan> {
-      return asFailure(() => planRun(deps.openStore(req.store), withRunId(req)));
+      return asFailure(() => planRun(attemptStore(deps, req.store), withRunId(req)));
+    },
+
+    /** Whether a window's input has arrived; see lib/scoring/check-input. */
+    async checkInput(req: InputCheckRequest): Promise<InputCheck> {
+      return asFailure(() => checkInput(attemptStore(deps, req.store), req));
+    },
+
+    /** The committed windows in a range whose input changed since their run read it; see lib/scoring/stale-windows. */
+    async findLateWindows(req: LateWindowsRequest): Promise<LateWindow[]> {
+      return asFailure(async () => {
+        const { stale } = await findStaleWindows(attemptStore(deps, req.store), req);
+        return stale
+          .filter((s) => hoursOf(parseWindow(s.window)) === req.windowHours)
+          .map((s) => ({ window: s.window, workflowId: runWorkflowId(req.store, s.window) }));
+      });
     },
 
     /** Scores one shard on this worker's pool; see lib/scoring/score-shard. */
     async scoreShard(input: ShardRequest): Promise<ShardSummary> {
       const req = withRunId(input);
       const info = activityInfo();
+      const signal = cancellationSignal();
+      const store = deps.openStore(req.store);
+      const shard = {
+        store: withSignal(store, signal),
+        sharedStore: store,
+        sessions: deps.sessions,
+        aggregates: deps.aggregates,
+        freshness,
+      };
       return asFailure(() =>
-        scoreShard({ store: deps.openStore(req.store), sessions: deps.sessions, aggregates: deps.aggregates }, req, {
+        scoreShard(shard, req, {
+          signal,
           attempt: info.attempt,
           taskQueue: info.taskQueue,
           workflowId: info.workflowExecution?.workflowId ?? '',
@@ -56,7 +92,7 @@ export function createActivities(deps: ActivityDeps) {
     async commitRun(input: CommitRequest): Promise<CommitResult> {
       const req = withRunId(input);
       const result = await asFailure(() =>
-        commitRun(deps.openStore(req.store), req, { aggregates: deps.aggregates, logger: log }),
+        commitRun(attemptStore(deps, req.store), req, { aggregates: deps.aggregates, logger: log }),
       );
       if (result.unknownDevices > 0) {
         // Rows for devices without a model are not an error of this run, but someone should see them.
@@ -69,6 +105,11 @@ export function createActivities(deps: ActivityDeps) {
       return result;
     },
   };
+}
+
+/** The store an attempt works through: every call carries its cancellation signal, so nothing is written after it. */
+function attemptStore(deps: ActivityDeps, uri: string): ObjectStore {
+  return withSignal(deps.openStore(uri), cancellationSignal());
 }
 
 /**

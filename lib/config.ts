@@ -112,6 +112,12 @@ export const VARIABLES = {
     meaning: 'the S3-compatible server binary the tests start',
     tests: true,
   },
+  FLEETSCORE_TEST_SERVER: {
+    schema: z.string().min(1),
+    default: '`.tools/temporal-test-server/run`, built on first use',
+    meaning: "Temporal's time-skipping test server launcher the workflow timer tests start",
+    tests: true,
+  },
   FLEETSCORE_FAULTS: {
     schema: flag,
     default: '`0`',
@@ -162,6 +168,7 @@ export interface FleetscoreConfig {
   verbose: boolean;
   temporalCli: string | undefined;
   s3Server: string | undefined;
+  testServer: string | undefined;
   faults: boolean;
 }
 
@@ -197,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
     verbose: parsed.FLEETSCORE_VERBOSE ?? false,
     temporalCli: parsed.TEMPORAL_CLI,
     s3Server: parsed.FLEETSCORE_S3_SERVER,
+    testServer: parsed.FLEETSCORE_TEST_SERVER,
     faults: parsed.FLEETSCORE_FAULTS ?? false,
   };
 }

@@ -60,6 +60,20 @@ export interface FleetSchedule {
     predictionsFormat?: PredictionsFormat;
     /** Task queues of the pools when not the standard ones; `cpu` also runs the workflow. */
     taskQueues?: Partial<Record<Pool, string>>;
+    /**
+     * How long after a window's end it may be scored (default: the interval's offset, which must be at least
+     * this): `backfill` refuses windows not complete by it, and so does the run.
+     */
+    settle?: Duration;
+    /** How long a run waits for its window's input before it fails with `InputMissing` (default 15m). */
+    inputWait?: Duration;
+    /** Wait for the producer's `_SUCCESS` marker in every hourly input folder instead of the first part. */
+    inputMarker?: boolean;
+    /**
+     * After each commit, score again the windows within this horizon before it whose input changed since they were
+     * committed (late data), e.g. `'6h'`. Off when absent.
+     */
+    rescoreLateWithin?: Duration;
   };
 }
 
@@ -190,6 +204,10 @@ const scheduleSchema = strictObject({
     aggregatesLayout: z.enum(AGGREGATES_LAYOUTS).optional(),
     predictionsFormat: z.enum(PREDICTIONS_FORMATS).optional(),
     taskQueues: z.partialRecord(pool, z.string().trim().min(1)).optional(),
+    settle: duration('run.settle', { min: 'zero' }).optional(),
+    inputWait: duration('run.inputWait', { min: 'zero' }).optional(),
+    inputMarker: z.boolean().optional(),
+    rescoreLateWithin: duration('run.rescoreLateWithin', { min: 'positive' }).optional(),
   }),
 }).superRefine((s, ctx) => {
   const interval = s.spec.intervals[0];
@@ -210,6 +228,14 @@ const scheduleSchema = strictObject({
       code: 'custom',
       path: ['spec', 'intervals', 0, 'offset'],
       message: `must be shorter than the window (${s.windowHours}h), got ${JSON.stringify(interval.offset)}: a run at window end + offset scores the window before it`,
+    });
+  }
+  const settle = durationMs(s.run.settle as Duration | undefined);
+  if (settle !== undefined && settle > offset) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['run', 'settle'],
+      message: `must be at most the offset (${JSON.stringify(interval.offset ?? 0)}), got ${JSON.stringify(s.run.settle)}: every run the schedule starts would be refused as not complete`,
     });
   }
   if (jitter * 2 >= windowMs) {

@@ -76,7 +76,12 @@ export function scheduledRunInput(decl: FleetSchedule): ScoringRunInput {
     windowHours: decl.windowHours,
     shardSize: decl.run.shardSize,
     maxParallelShards: decl.run.maxParallelShards,
+    // The offset is what the schedule waits after a window's end; the run and a backfill wait as long.
+    settle: ms(decl.run.settle ?? decl.spec.intervals[0].offset ?? 0),
   };
+  if (decl.run.inputWait !== undefined) input.inputWait = ms(decl.run.inputWait);
+  if (decl.run.inputMarker) input.inputMarker = true;
+  if (decl.run.rescoreLateWithin !== undefined) input.rescoreLateWithin = ms(decl.run.rescoreLateWithin);
   if (decl.run.pool) input.pool = decl.run.pool;
   if (decl.run.aggregatesLayout) input.aggregatesLayout = decl.run.aggregatesLayout;
   if (decl.run.predictionsFormat) input.predictionsFormat = decl.run.predictionsFormat;
@@ -105,6 +110,8 @@ export function compileSchedule(decl: FleetSchedule, scope: string = DEFAULT_SCO
     // Temporal appends the scheduled time: `fleetscore-hourly-2026-11-21T13:05:00Z`, one id per window.
     workflowId: decl.id,
     args,
+    // The Web UI's one line above every run it starts; each run's window is in its current details.
+    staticSummary: `fleetscore: schedule ${decl.id} · ${decl.windowHours}h windows · store ${decl.run.store} · pool ${decl.run.pool ?? 'per model'}`,
   };
   const paused = decl.paused ?? false;
   const hash = sha256(

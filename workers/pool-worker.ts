@@ -21,8 +21,20 @@ import type { ObjectStore } from '../lib/store/object-store';
 import { activityLogAttributes } from './activity-log-attributes';
 import { defaultShardSlots, slotOptions, type TunerMode } from './worker-slots';
 
-/** How long a stopping worker (SIGTERM, scale-down) lets running shards finish before cancelling them. */
+/**
+ * How long a stopping worker (SIGTERM, scale-down) lets running shards finish. Then the SDK cancels them: each
+ * attempt sees its cancellation signal at its next device, stops, writes nothing more (every store call carries the
+ * signal), and fails, so Temporal runs the shard again on another worker. Its log is left cut off; the next
+ * attempt's log says so.
+ */
 export const DRAIN_TIMEOUT = '5 minutes';
+
+/**
+ * How often at most a running shard's heartbeats reach the server. A cancel (of the run, or of an attempt whose
+ * heartbeat timed out while the worker was stalled) reaches the attempt only with the answer to a heartbeat, so this
+ * bounds how long a cancelled attempt runs on: seconds, not the SDK's default of most of the heartbeat timeout.
+ */
+export const HEARTBEAT_THROTTLE = '3 seconds';
 
 /** How to run one pool worker. */
 export interface PoolWorkerOptions {
@@ -124,8 +136,9 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     },
     interceptors: { activity: [activityLogAttributes] },
     ...slotOptions(options.pool, tuner, slots.slots),
-    // Scale-down and deploys send SIGTERM: stop polling, let running shards finish, then exit.
+    // Scale-down and deploys send SIGTERM: stop polling, let running shards finish, then cancel them and exit.
     shutdownGraceTime: DRAIN_TIMEOUT,
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
   });
   return { worker, providers, shards: slots.slots, decision, close: () => sessions.close() };
 }

@@ -15,14 +15,17 @@ import {
 import type { createActivities } from '../activities';
 import { progressQuery, TASK_QUEUES, type RunProgress, type WaitingShard } from '../lib/shared/names';
 import { NON_RETRYABLE_ERROR_TYPES } from '../lib/shared/error-types';
-import { SHARD_TIMEOUTS, type ShardBatchInput, type ShardBatchResult, type ShardRef } from '../lib/shared/run-types';
+import {
+  FAILURES_LISTED,
+  SHARD_TIMEOUTS,
+  type ShardBatchInput,
+  type ShardBatchResult,
+  type ShardRef,
+} from '../lib/shared/run-types';
 import { withPoolWait } from './pool-wait';
 import { forEachLimited } from '../lib/shared/concurrency';
 
 type Activities = ReturnType<typeof createActivities>;
-
-/** How many device failures a run summary lists by name; the manifest has all of them. */
-const FAILURES_LISTED = 20;
 
 // A shard scores hundreds of devices and heartbeats as it goes, so a dead or stuck worker is noticed within the
 // heartbeat timeout rather than the start-to-close timeout; the retry rewrites the shard's files whole.
@@ -173,15 +176,34 @@ export function initialProgress(window: string, phase: RunProgress['phase'], sha
   };
 }
 
-/** Progress as the Web UI's "current details", with the shards waiting for a pool. */
+/**
+ * Progress as the Web UI's "current details", where a run's page opens: one summary line (window, fleet size and
+ * pools, phase), the counts so far, and what the run is waiting for (its input, a pool).
+ */
 export function progressDetails(p: RunProgress): string {
-  const waiting = (p.waiting ?? []).map(
-    (w) => `- shard ${w.shard} waiting for pool **${w.pool}** (task queue \`${w.taskQueue}\`) since ${w.since}`,
-  );
+  const pools = Object.entries(p.pools ?? {})
+    .map(([pool, n]) => `${pool} ${n}`)
+    .join(', ');
+  const fleet = p.phase === 'planning' || p.phase === 'waiting-for-input' ? '' : ` · ${p.devicesTotal} devices`;
+  const waits = [
+    ...(p.input
+      ? [
+          `- waiting for input since ${p.input.since} (fails at ${p.input.until} without it): ` +
+            p.input.missing.map((m) => `\`${m}\``).join(', '),
+        ]
+      : []),
+    ...(p.waiting ?? []).map(
+      (w) => `- shard ${w.shard} waiting for pool **${w.pool}** (task queue \`${w.taskQueue}\`) since ${w.since}`,
+    ),
+    ...(p.failures ?? []).map((f) => `- failed \`${f.device}\`: ${f.reason}`),
+    ...(p.devicesFailed > (p.failures?.length ?? 0) && p.failures
+      ? [`- and ${p.devicesFailed - p.failures.length} more failed devices: \`fleetscore runs show ${p.window}\``]
+      : []),
+  ];
   return (
-    `**Window ${p.window}** · ${p.phase}\n\n` +
-    `shards ${p.shardsDone}/${p.shardsTotal} · devices ${p.devicesTotal} · scored ${p.devicesScored} · ` +
+    `**Window ${p.window}**${fleet}${pools ? ` (${pools})` : ''} · ${p.phase}\n\n` +
+    `shards ${p.shardsDone}/${p.shardsTotal} · scored ${p.devicesScored} · ` +
     `no data ${p.devicesNoData} · failed ${p.devicesFailed} · anomalies ${p.anomalies}` +
-    (waiting.length ? `\n\n${waiting.join('\n')}` : '')
+    (waits.length ? `\n\n${waits.join('\n')}` : '')
   );
 }

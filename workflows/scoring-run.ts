@@ -17,8 +17,10 @@ import {
 import type { createActivities } from '../activities';
 import { progressQuery, SCHEDULED_START_TIME, SEARCH_ATTRIBUTES, type RunProgress } from '../lib/shared/names';
 import { NON_RETRYABLE_ERROR_TYPES, toApplicationFailure } from '../lib/shared/error-types';
-import { InvalidInput, messageOf } from '../lib/shared/errors';
+import { InvalidInput, messageOf, WindowNotComplete } from '../lib/shared/errors';
+import { durationMs } from '../lib/shared/duration';
 import {
+  FAILURES_LISTED,
   MAX_SHARD_SIZE,
   RUN_DEFAULTS,
   type RunSummary,
@@ -26,7 +28,7 @@ import {
   type ShardBatchInput,
   type ShardBatchResult,
 } from '../lib/shared/run-types';
-import { parseWindow, windowBefore, type Window } from '../lib/shared/window';
+import { assertComplete, hoursOf, parseWindow, windowBefore, type Window } from '../lib/shared/window';
 import {
   addBatchResult,
   addToProgress,
@@ -36,6 +38,8 @@ import {
   scoreShardLanes,
   scoringRunShards,
 } from './score-shards';
+import { waitForInput } from './input-wait';
+import { rescoreLate } from './rescore-late';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -68,13 +72,23 @@ const LOCAL_PLAN_AND_COMMIT = 'local-plan-and-commit';
 /** Patch id of scoring a plan of more than `shardsPerChild` shards with child workflows. */
 const CHILD_FAN_OUT = 'child-fan-out';
 
+/** Patch id of refusing a window that is not complete, and of the `FleetscoreStore` search attribute. */
+const COMPLETE_WINDOWS = 'complete-windows';
+
+/** Patch id of waiting for the window's input before planning. */
+const INPUT_READINESS = 'input-readiness';
+
+/** Patch id of re-scoring earlier windows with late data after the commit (`rescoreLateWithin`). */
+const RESCORE_LATE = 'rescore-late';
+
 /** Scores one window for the whole fleet and returns the committed counts. */
 export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
   const window = resolveWindow(input);
   const shardSize = input.shardSize ?? RUN_DEFAULTS.shardSize;
   const maxParallel = input.maxParallelShards ?? RUN_DEFAULTS.maxParallelShards;
   const shardsPerChild = input.shardsPerChild ?? RUN_DEFAULTS.shardsPerChild;
-  const windowHours = input.windowHours ?? RUN_DEFAULTS.windowHours;
+  // From the window, which a window id with `_<N>h` names too; runs from before that had no other source.
+  const windowHours = hoursOf(window);
   if (!input.store) throw invalidInput('scoringRun needs a store URI');
   for (const [name, value] of Object.entries({ shardSize, maxParallelShards: maxParallel, shardsPerChild })) {
     if (!Number.isInteger(value) || value < 1) {
@@ -88,13 +102,31 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
   }
   const progress = initialProgress(window.id, 'planning', []);
   setHandler(progressQuery, () => progress);
+  const completeOnly = patched(COMPLETE_WINDOWS);
   upsertSearchAttributes([
     { key: SEARCH_ATTRIBUTES.window, value: window.id },
     ...(input.scheduleId ? [{ key: SEARCH_ATTRIBUTES.schedule, value: input.scheduleId }] : []),
+    ...(completeOnly ? [{ key: SEARCH_ATTRIBUTES.store, value: input.store }] : []),
   ]);
+  // Refused after the search attributes are set, so the refused run is found by its window.
+  if (completeOnly) refuseIncomplete(window, input);
 
   // Decided once, before the first step, so a run plans and commits the same way, also on replay.
-  const { planRun, commitRun } = patched(LOCAL_PLAN_AND_COMMIT) ? localQuick : remoteQuick;
+  const { planRun, commitRun, checkInput, findLateWindows } = patched(LOCAL_PLAN_AND_COMMIT) ? localQuick : remoteQuick;
+  if (patched(INPUT_READINESS)) {
+    const marker = input.inputMarker ?? false;
+    await waitForInput({
+      window: window.id,
+      wait: input.inputWait ?? RUN_DEFAULTS.inputWait,
+      marker,
+      check: () => checkInput({ store: input.store, window: window.id, marker }),
+      onWaiting: (state) => {
+        progress.phase = state ? 'waiting-for-input' : 'planning';
+        progress.input = state;
+        report(progress);
+      },
+    });
+  }
   // The run id names the plan: a retried planRun rewrites the same files, another run of the window never does.
   const plan = await planRun({
     store: input.store,
@@ -108,6 +140,8 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
   progress.phase = 'scoring';
   progress.shardsTotal = plan.shards.length;
   progress.devicesTotal = plan.devices;
+  progress.pools = {};
+  for (const s of plan.shards) progress.pools[s.pool] = (progress.pools[s.pool] ?? 0) + s.devices;
   report(progress);
 
   const batch: ShardBatchInput = {
@@ -156,7 +190,11 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     shards: plan.shards,
     failedShards: failedShards.sort((a, b) => a.shard - b.shard),
   });
+  // Commits of this version list every failed device, whole-shard failures included; older ones only the first
+  // failures the shards reported.
+  const listed = counts.failures ?? failures;
   progress.phase = 'done';
+  progress.failures = listed;
   report(progress);
   upsertSearchAttributes([
     { key: SEARCH_ATTRIBUTES.scored, value: counts.scored },
@@ -169,24 +207,45 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     manifest: counts.manifest,
     shards: plan.shards.length,
     failedShards: failedShards.length,
-    failures,
+    failures: listed,
+    shardFailures: failedShards.slice(0, FAILURES_LISTED),
     unknownDevices: counts.unknownDevices,
   };
-  upsertMemo({ summary: { ...counts, window: window.id, shards: summary.shards, failedShards: summary.failedShards } });
+  if (input.rescoreLateWithin !== undefined && patched(RESCORE_LATE)) {
+    summary.rescored = await rescoreLate(input, window, findLateWindows);
+  }
+  // The Web UI shows the memo beside the result: the counts and who failed, for people who never open the store.
+  upsertMemo({ summary });
   return summary;
 }
 
 /** The window from the input (manual and CLI runs) or from the schedule's nominal time (scheduled runs). */
 function resolveWindow(input: ScoringRunInput): Window {
-  const hours = input.windowHours ?? RUN_DEFAULTS.windowHours;
+  const hours = input.windowHours;
   try {
     if (input.window) return parseWindow(input.window, hours);
     const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
-    if (scheduled) return windowBefore(scheduled.getTime(), hours);
+    if (scheduled) return windowBefore(scheduled.getTime(), hours ?? RUN_DEFAULTS.windowHours);
   } catch (err) {
     throw invalidInput(messageOf(err));
   }
   throw invalidInput('no window: pass `window` (e.g. 2026-11-21T12) or start the run from a schedule');
+}
+
+/**
+ * Fails the run, non-retryably, when its window has not ended plus its settle time by workflow time: the rows of
+ * an incomplete window are still to come. Scheduled runs start after their window's end by the schedule's offset.
+ */
+function refuseIncomplete(window: Window, input: ScoringRunInput): void {
+  const settle = input.settle ?? (input.window ? RUN_DEFAULTS.settle : 0);
+  const settleMs = durationMs(settle);
+  if (settleMs === undefined || settleMs < 0) throw invalidInput(`settle is not a duration: ${JSON.stringify(settle)}`);
+  try {
+    assertComplete(window, settleMs, Date.now());
+  } catch (err) {
+    if (err instanceof WindowNotComplete) throw toApplicationFailure(err);
+    throw err;
+  }
 }
 
 /** Input the run cannot start from: fails the run at once (a workflow-task error would retry forever). */

@@ -8,9 +8,9 @@ import { z } from 'zod';
 import { predictionRows, readPredictions, type PredictionRow } from '../../lib/arrow/predictions';
 import { isoTime } from '../../lib/arrow/timestamps';
 import { readManifest } from '../../lib/scoring/manifest';
-import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
+import { pruneRuns, type PruneOptions, type RunFolder } from '../../lib/scoring/prune-runs';
 import { openStore } from '../../lib/store/open-store';
-import { parseWindow, windowsBetween } from '../../lib/shared/window';
+import { parseWindow } from '../../lib/shared/window';
 import { durationMs } from '../../lib/shared/duration';
 import { notice } from '../utils/notice';
 import { parseOptions } from '../utils/parse-options';
@@ -154,11 +154,11 @@ export interface PruneReport {
   folders: RunFolder[];
 }
 
-/** The windows the options name: one, a range `[from, to)`, or undefined for every window in the store. */
-function selectedWindows(o: z.infer<typeof pruneOptionsSchema>): string[] | undefined {
-  if (o.window !== undefined) return [o.window];
-  if (o.from === undefined || o.to === undefined) return undefined;
-  return windowsBetween(parseWindow(o.from).startMs, parseWindow(o.to).startMs).map((w) => w.id);
+/** The windows the options name: one, those (of any length) starting in `[from, to)`, or every window in the store. */
+function selectedWindows(o: z.infer<typeof pruneOptionsSchema>): Pick<PruneOptions, 'windows' | 'range'> {
+  if (o.window !== undefined) return { windows: [o.window] };
+  if (o.from === undefined || o.to === undefined) return {};
+  return { range: { fromMs: parseWindow(o.from).startMs, toMs: parseWindow(o.to).startMs } };
 }
 
 const pruneCommand = new Command('prune')
@@ -180,7 +180,7 @@ const pruneCommand = new Command('prune')
     const options = parseOptions(command, pruneOptionsSchema, { ...raw, window }, { window: label });
     const store = openStore(options.store);
     const folders = await pruneRuns(store, {
-      windows: selectedWindows(options),
+      ...selectedWindows(options),
       olderThanMs: options.olderThan.ms,
       keepLogs: options.keepLogs,
       dryRun: options.dryRun,

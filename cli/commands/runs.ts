@@ -16,8 +16,21 @@ import { notice } from '../utils/notice';
 import { parseOptions } from '../utils/parse-options';
 import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
-import { decimalNumber, positiveInt, storeOption, wholeNumber, windowInput, windowOption } from '../utils/options';
+import {
+  decimalNumber,
+  durationOption,
+  positiveInt,
+  storeOption,
+  wholeNumber,
+  windowInput,
+  windowOption,
+} from '../utils/options';
 import { withClient } from '../utils/with-client';
+import { gapsCommand } from './runs-gaps';
+import { cancelCommand } from './runs-cancel';
+import { staleCommand } from './runs-stale';
+import { rescoreCommand } from './runs-rescore';
+import { assertComplete, parseWindow } from '../../lib/shared/window';
 
 /** Gathers the manifests of the `limit` newest committed windows, and how many there are in all. */
 async function gatherRuns(storeUri: string, limit: number): Promise<{ manifests: Manifest[]; total: number }> {
@@ -86,9 +99,12 @@ const showCommand = new Command('show')
     output(options.json, manifest, (m) => {
       const c = m.counts;
       const notScored = Object.entries(m.devices).filter(([, o]) => o.status !== 'scored');
+      const listed = notScored.filter(([, o]) => o.status === 'failed').slice(0, DEVICES_SHOWN);
+      listed.push(...notScored.filter(([, o]) => o.status !== 'failed').slice(0, DEVICES_SHOWN - listed.length));
       return [
         `window     ${m.window}  [${m.windowStart}, ${m.windowEnd})`,
         `committed  ${m.committedAt} by ${m.workflowId} (run ${m.runId})${m.scheduleId ? `, schedule ${m.scheduleId}` : ''}`,
+        ...(m.supersedes ? [`replaced   run ${m.supersedes.runId}, committed ${m.supersedes.committedAt}`] : []),
         `devices    ${c.devices}: ${c.scored} scored, ${c.noData} no data, ${c.failed} failed; ${c.rows} rows, ${c.anomalies} anomalies`,
         ...fastPathLine(m.devices),
         ...(m.unknownDevices
@@ -110,8 +126,14 @@ const showCommand = new Command('show')
               '',
               formatTable(
                 ['device', 'status', 'reason'],
-                notScored.map(([d, o]) => [d, o.status, o.status === 'failed' ? o.reason : '']),
+                listed.map(([d, o]) => [d, o.status, o.status === 'failed' ? o.reason : '']),
               ),
+            ]
+          : []),
+        ...(notScored.length > listed.length
+          ? [
+              `… and ${notScored.length - listed.length} more devices not scored (failed first); ` +
+                `\`fleetscore runs show ${m.window} --json\` lists every device`,
             ]
           : []),
       ].join('\n');
@@ -128,6 +150,9 @@ function fastPathLine(devices: Manifest['devices']): string[] {
   const parts = [...counts].sort((a, b) => b[1] - a[1]).map(([path, n]) => `${path} ${n}`);
   return [`scored by  ${parts.join(', ')}`];
 }
+
+/** Devices not scored that `runs show` lists by name (failed ones first); `--json` has them all. */
+const DEVICES_SHOWN = 50;
 
 const LEVELS = ['info', 'warn', 'error'] as const;
 
@@ -199,10 +224,13 @@ const logsCommand = new Command('logs')
 
 const runsStartCommand = new Command('start')
   .description('score one window now, outside the schedule (the same workflow, with an explicit window)')
-  .argument('[window]', 'window, e.g. 2026-11-21T12')
+  .argument('[window]', 'window, e.g. 2026-11-21T12, or 2026-11-21T00_24h for a 24-hour window')
   .option('--window <window>', 'the same as WINDOW (an alias)')
   .option('--store <uri>', 'store URI')
   .option('--schedule <id>', 'record the run under this schedule id')
+  .option('--settle <duration>', "how long after the window's end it may be scored", RUN_DEFAULTS.settle)
+  .option('--input-wait <duration>', "how long to wait for the window's input (0: look once)", RUN_DEFAULTS.inputWait)
+  .option('--input-marker', "wait for the producer's _SUCCESS marker in every hourly input folder")
   .option('--shard-size <n>', 'devices per shard', String(RUN_DEFAULTS.shardSize))
   .option(
     '--aggregates-layout <layout>',
@@ -224,6 +252,9 @@ const runsStartCommand = new Command('start')
         window: windowOption,
         store: storeOption,
         schedule: z.string().optional(),
+        settle: durationOption(),
+        inputWait: durationOption(),
+        inputMarker: z.boolean().optional(),
         shardSize: positiveInt,
         aggregatesLayout: z.enum(AGGREGATES_LAYOUTS),
         predictionsFormat: z.enum(PREDICTIONS_FORMATS).optional(),
@@ -233,11 +264,16 @@ const runsStartCommand = new Command('start')
       { ...raw, window },
       { window: label },
     );
+    // Refused here too, before anything starts; the workflow refuses it again by its own clock.
+    assertComplete(parseWindow(options.window), options.settle, Date.now());
     await withClient(async (client, target) => {
       const handle = await startRun(client, {
         store: options.store,
         window: options.window,
         scheduleId: options.schedule,
+        settle: options.settle,
+        inputWait: options.inputWait,
+        ...(options.inputMarker ? { inputMarker: true } : {}),
         shardSize: options.shardSize,
         aggregatesLayout: options.aggregatesLayout,
         ...(options.predictionsFormat ? { predictionsFormat: options.predictionsFormat } : {}),
@@ -252,12 +288,18 @@ const runsStartCommand = new Command('start')
         return;
       }
       const summary = await handle.result();
-      output(
-        options.json,
-        { workflowId: handle.workflowId, url, ...summary },
-        (r) =>
-          `window ${r.window}: ${r.scored} scored, ${r.noData} no data, ${r.failed} failed, ${r.anomalies} anomalies\n${r.url}`,
+      output(options.json, { workflowId: handle.workflowId, url, ...summary }, (r) =>
+        [
+          `window ${r.window}: ${r.scored} scored, ${r.noData} no data, ${r.failed} failed, ${r.anomalies} anomalies`,
+          ...r.failures.map((f) => `  ${f.device}: ${f.reason}`),
+          ...(r.failed > r.failures.length
+            ? [`  … and ${r.failed - r.failures.length} more: fleetscore runs show ${r.window}`]
+            : []),
+          r.url,
+        ].join('\n'),
       );
+      // Like `runs watch`: a run that failed any device is not a success to a script.
+      if (summary.failed > 0) process.exitCode = 1;
     });
   });
 
@@ -331,11 +373,15 @@ function renderWatchResult(r: WatchResult): string {
   ].join('\n');
 }
 
-/** `fleetscore runs list | show | logs | start | watch`. */
+/** `fleetscore runs list | show | logs | start | watch | cancel | gaps | stale | rescore`. */
 export const runsCommand = new Command('runs')
   .description('committed windows and manual runs')
   .addCommand(listCommand)
   .addCommand(showCommand)
   .addCommand(logsCommand)
   .addCommand(runsStartCommand)
-  .addCommand(watchCommand);
+  .addCommand(watchCommand)
+  .addCommand(cancelCommand)
+  .addCommand(gapsCommand)
+  .addCommand(staleCommand)
+  .addCommand(rescoreCommand);

@@ -1,8 +1,10 @@
 /** Option schemas shared by several commands, each with a message that says what a valid value looks like. */
+import type { Duration } from '@temporalio/common';
 import { z } from 'zod';
 import { config } from '../../lib/config';
 import { InvalidArguments, messageOf } from '../../lib/shared/errors';
 import { parseWindow } from '../../lib/shared/window';
+import { durationMs } from '../../lib/shared/duration';
 
 /** `--store URI`: defaults to FLEETSCORE_STORE or the embedded local folder. */
 export const storeOption = z
@@ -72,3 +74,14 @@ export function windowInput(
     ? { window: flag, label: '--window' }
     : { window: argument, label: 'WINDOW' };
 }
+
+/** A duration given as text (`5m`, `90s`, `0`), as milliseconds; `min` is the least it may be. */
+export const durationOption = (min = 0) =>
+  z.string().transform((text, ctx) => {
+    const millis = text === '0' ? 0 : durationMs(text as Duration);
+    if (millis === undefined || millis < min) {
+      ctx.addIssue({ code: 'custom', message: `must be a duration like 5m, 90s or 0, got ${JSON.stringify(text)}` });
+      return z.NEVER;
+    }
+    return millis;
+  });

@@ -6,21 +6,19 @@
  * IPC file or stream format, the format decides, not the name); any other part is refused by name, so its devices
  * fail naming it instead of silently becoming "no data".
  */
-import { keys } from '../shared/keys';
-import type { ObjectStore } from '../store/object-store';
 
 /** The file name endings of Arrow IPC parts (file or stream format; Feather v2 is the IPC file format). */
 export const IPC_PART_EXTENSIONS = ['.arrow', '.arrows', '.feather', '.ipc'] as const;
 
-/** The part files of the window `windowId`, sorted by key: every object but the `.`- and `_`-prefixed ones. */
-export async function listAggregateParts(store: ObjectStore, windowId: string): Promise<string[]> {
-  const prefix = keys.aggregatesPrefix(windowId);
-  return (await store.list(prefix)).filter((key) =>
-    key
-      .slice(prefix.length)
-      .split('/')
-      .every((segment) => !segment.startsWith('.') && !segment.startsWith('_')),
-  );
+/**
+ * Whether `key`, listed under the input folder `prefix`, is an aggregates part: neither its name nor a folder on
+ * the way to it starts with `.` or `_`.
+ */
+export function isAggregatesPart(prefix: string, key: string): boolean {
+  return key
+    .slice(prefix.length)
+    .split('/')
+    .every((segment) => !segment.startsWith('.') && !segment.startsWith('_'));
 }
 
 /**

@@ -6,7 +6,8 @@ import { LruCache } from '../lru-cache';
 import type { AggregatesLayout } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
 import type { Window } from '../shared/window';
-import { listAggregateParts, refusedPartName } from './aggregate-parts';
+import { refusedPartName } from './aggregate-parts';
+import { listAggregateParts } from './window-input';
 import { InvalidAggregates } from '../shared/errors';
 import { readAggregatesPart, type AggregatesPart } from './aggregates-part';
 import { WindowAggregates } from './window-aggregates';
@@ -85,7 +86,7 @@ export async function loadWindowAggregates(
   window: Window,
   { devices }: LoadAggregatesOptions = {},
 ): Promise<WindowAggregates> {
-  const keys = await listAggregateParts(store, window.id);
+  const keys = await listAggregateParts(store, window);
   const all = await new AggregatesCache(0).window(store, window, keys, 'load');
   if (!devices) return all;
   const wanted = all.parts.filter((p) => p.devices.some((d) => devices.has(d)));

@@ -29,7 +29,7 @@
  * A stream-format part must end with the end-of-stream marker (every writer adds it on close), because a
  * stream cut at a message boundary is otherwise indistinguishable from a shorter one.
  */
-export { listAggregateParts } from './aggregate-parts';
+export { listAggregateParts } from './window-input';
 export { AggregatesCache, loadWindowAggregates, type LoadAggregatesOptions } from './aggregates-cache';
 export { InvalidAggregates, type AggregatesErrorContext } from '../shared/errors';
 export {

@@ -135,6 +135,8 @@ export class ModelSessionCache {
   /** Sessions the last insertion evicted, released (once idle) by `acquire`. */
   private evicted: SessionEntry[] = [];
   private readonly metas: LruCache<string, ModelMeta>;
+  /** Devices (store|device|version) whose own model.onnx bytes this cache has read and verified. */
+  private readonly verified: LruCache<string, true>;
   private readonly executionProviders: readonly InferenceSession.ExecutionProviderConfig[];
   private readonly maxSessions: number;
   private readonly intraOpNumThreads: number;
@@ -164,6 +166,7 @@ export class ModelSessionCache {
     this.stacked = new LruCache(this.maxStackedModels);
     // model.json files are small and immutable: keep as many as models are kept, stacked or with a session.
     this.metas = new LruCache(Math.max(this.maxSessions, this.maxStackedModels));
+    this.verified = new LruCache(Math.max(this.maxSessions, this.maxStackedModels));
   }
 
   /** Sessions held now. */
@@ -179,6 +182,9 @@ export class ModelSessionCache {
     const { version } = entry;
     const meta = await this.meta(store, device, entry);
     const file = keys.modelOnnx(device, version);
+    if (this.sessions.has(entry.sha256) || this.pending.has(entry.sha256)) {
+      await this.verifyOnce(store, device, version, entry.sha256);
+    }
     let current = await this.acquire(store, device, version, entry.sha256);
     const { session } = current;
     if (!session.inputNames.includes(meta.input.name)) {
@@ -209,8 +215,14 @@ export class ModelSessionCache {
   ): Promise<PreparedModel> {
     const { version, sha256 } = entry;
     const meta = await this.meta(store, device, entry);
+    // Read (and verified) at most once here; a cache hit keyed by the bytes' sha256 (stacked parameters, a compiled
+    // program) is used only once this device's own bytes were verified, so the answer does not depend on which
+    // device, or which worker, filled the cache.
     let bytes: Promise<Uint8Array> | undefined;
-    const load = () => (bytes ??= readVerified(store, device, version, sha256));
+    const load = () => (bytes ??= this.readOwn(store, device, version, sha256));
+    const verified = async () => {
+      if (!bytes && !this.verified.has(this.id(store, device, version))) await load();
+    };
     if (this.batching && meta.output.column === 0 && !meta.output.reconstructionError) {
       let params = this.stacked.get(sha256);
       const hit = params !== undefined;
@@ -227,6 +239,7 @@ export class ModelSessionCache {
         this.stacked.set(sha256, params);
       }
       if (params) {
+        await verified();
         this.observer.cacheLookup?.(hit);
         return { kind: 'stacked', path: 'stacked-mahalanobis', device, version, meta, params };
       }
@@ -236,6 +249,7 @@ export class ModelSessionCache {
       const hit = this.compiled.known(key) === true;
       const program = await this.compiled.get(key, load, meta.input.name, meta.output.name, meta.features.length);
       if (program) {
+        await verified();
         this.observer.cacheLookup?.(hit);
         const path: FastPath = `compiled:${program.program.family}`;
         return {
@@ -286,11 +300,24 @@ export class ModelSessionCache {
     });
   }
 
+  /**
+   * Forgets what this cache knows of one device's model files (its model.json, and that its model.onnx bytes were
+   * verified): the next `prepare` or `load` reads and checks them again, failing exactly as on a fresh worker when
+   * they were deleted or changed. Sessions, stacked parameters and compiled programs stay, keyed by the bytes'
+   * sha256.
+   */
+  forget(store: ObjectStore, device: string, version: string): void {
+    const id = this.id(store, device, version);
+    this.metas.delete(id);
+    this.verified.delete(id);
+  }
+
   /** Releases every session. The cache stays usable: a later `load` creates sessions again. */
   async close(): Promise<void> {
     const entries = this.sessions.values();
     this.sessions.clear();
     this.metas.clear();
+    this.verified.clear();
     this.stacked.clear();
     await this.batcher.close();
     await this.compiled.close();
@@ -330,7 +357,7 @@ export class ModelSessionCache {
     device: string,
     entry: Pick<IndexEntry, 'version' | 'sha256'>,
   ): Promise<ModelMeta> {
-    const key = `${store.uri}|${device}|${entry.version}`;
+    const key = this.id(store, device, entry.version);
     let meta = this.metas.get(key);
     if (!meta) {
       meta = await readModelMeta(store, device, entry.version);
@@ -341,6 +368,23 @@ export class ModelSessionCache {
       throw new ModelChecksumMismatch(device, file, entry.sha256, meta.sha256, keys.modelIndex());
     }
     return meta;
+  }
+
+  /** The key of one device's model version in a store, for what this cache knows of its files. */
+  private id(store: ObjectStore, device: string, version: string): string {
+    return `${store.uri}|${device}|${version}`;
+  }
+
+  /** Reads and verifies the device's own model.onnx bytes, and remembers that they were. */
+  private async readOwn(store: ObjectStore, device: string, version: string, sha256: string): Promise<Uint8Array> {
+    const bytes = await readVerified(store, device, version, sha256);
+    this.verified.set(this.id(store, device, version), true);
+    return bytes;
+  }
+
+  /** Reads and verifies the device's own model.onnx bytes, unless this cache already has. */
+  private async verifyOnce(store: ObjectStore, device: string, version: string, sha256: string): Promise<void> {
+    if (!this.verified.has(this.id(store, device, version))) await this.readOwn(store, device, version, sha256);
   }
 
   private async acquire(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
@@ -372,7 +416,7 @@ export class ModelSessionCache {
 
   private async create(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
     const file = keys.modelOnnx(device, version);
-    const bytes = await readVerified(store, device, version, sha256);
+    const bytes = await this.readOwn(store, device, version, sha256);
     const profileDir = this.checkPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-')) : undefined;
     try {
       const session = await InferenceSession.create(bytes, {

@@ -35,13 +35,14 @@ export class AttemptLog {
     private readonly window: string,
     private readonly runId: string,
     private readonly unit: LogUnit,
-    private readonly attempt: number,
+    /** The attempt's number in the unit's logs: 1 for the first log written, and so on. */
+    readonly attempt: number,
   ) {}
 
   /**
-   * The log of the next attempt of `unit`, numbered after the logs already in the store. For steps that run as
-   * local activities (the commit): when the worker running one dies, the step runs again from attempt 1 on another
-   * worker, so the activity's own attempt number would overwrite the cut-off attempt's log.
+   * The log of the next attempt of `unit`, numbered after the logs already in the store, so no attempt overwrites
+   * an earlier one's log whatever rescheduled it: a local activity (the commit) whose worker died runs again from
+   * attempt 1 on another worker, and a shard scheduled again after a pool wait starts again at attempt 1.
    */
   static async next(store: ObjectStore, window: string, runId: string, unit: LogUnit): Promise<AttemptLog> {
     const written = await store.list(keys.unitLogsPrefix(window, runId, unit));

@@ -1,11 +1,12 @@
 import { AggregatesCache } from '../arrow/aggregates-cache';
-import { listAggregateParts } from '../arrow/aggregate-parts';
+import { listAggregateParts } from '../arrow/window-input';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow, type Window } from '../shared/window';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
 import {
   readJsonFile,
+  readRunInput,
   UNKNOWN_DEVICES_LISTED,
   parseManifest,
   type DeviceOutcome,
@@ -14,7 +15,13 @@ import {
   type ShardPlanFile,
   type ShardStatusFile,
 } from './manifest';
-import type { CommitRequest, CommitResult, RunCounts } from '../shared/run-types';
+import {
+  FAILURES_LISTED,
+  type CommitRequest,
+  type CommitResult,
+  type DeviceFailure,
+  type RunCounts,
+} from '../shared/run-types';
 import { InvalidPlan, StoreContended } from '../shared/errors';
 
 /** Where the commit runs: the worker's parsed-parts cache and the logger. */
@@ -96,12 +103,11 @@ async function writeManifest(
       attempt: status.attempt,
     });
   }
-  const parts = req.shards[0]
-    ? (await readPlan(req.shards[0].shard)).parts
-    : await listAggregateParts(store, window.id);
+  const parts = req.shards[0] ? (await readPlan(req.shards[0].shard)).parts : await listAggregateParts(store, window);
   const unknown = await unknownDevices(store, window, parts, req.runId, devices, aggregates);
   for (const device of unknown)
     log.add({ event: 'unknown-device', level: 'warn', device, reason: 'rows but no model' });
+  const input = await readRunInput(store, window.id, req.runId);
   const manifest: Manifest = {
     schema: 'fleetscore.manifest/v1',
     window: window.id,
@@ -115,6 +121,7 @@ async function writeManifest(
     committedAt: new Date().toISOString(),
     store: store.uri,
     counts,
+    ...(input ? { input: { parts: input } } : {}),
     shards,
     devices,
     ...(unknown.length > 0
@@ -123,7 +130,7 @@ async function writeManifest(
   };
   const key = keys.manifest(window.id);
   const fence = await commitManifest(store, key, manifest, log);
-  return { ...counts, manifest: key, unknownDevices: unknown.length, ...fence };
+  return { ...counts, manifest: key, unknownDevices: unknown.length, failures: listFailures(devices), ...fence };
 }
 
 /** How many times a commit reads the window's manifest again after losing a race to another commit. */
@@ -203,4 +210,15 @@ async function unknownDevices(
     .devices()
     .filter((d) => !Object.hasOwn(planned, d))
     .sort();
+}
+
+/** The first failed devices (by id) and why, whole-shard failures included: the list a run's result carries. */
+function listFailures(devices: Record<string, DeviceOutcome>): DeviceFailure[] {
+  const failed: DeviceFailure[] = [];
+  for (const device of Object.keys(devices).sort()) {
+    const outcome = devices[device];
+    if (outcome?.status === 'failed') failed.push({ device, reason: outcome.reason });
+    if (failed.length === FAILURES_LISTED) break;
+  }
+  return failed;
 }

@@ -4,7 +4,7 @@
  */
 import { keys } from '../shared/keys';
 import type { AggregatesLayout, Pool, PredictionsFormat } from '../shared/names';
-import type { ObjectStore } from '../store/object-store';
+import type { ObjectStore, StoredObject } from '../store/object-store';
 import { withRunId, type RunCounts } from '../shared/run-types';
 import { InvalidPlan, messageOf } from '../shared/errors';
 
@@ -32,6 +32,24 @@ export interface ShardPlanFile {
   /** The format of the shard's prediction file; absent in plans written before it existed, which read as `arrow`. */
   predictionsFormat?: PredictionsFormat;
   devices: PlannedDevice[];
+}
+
+/** One input part a run read, as the store listed it when the run planned. */
+export interface InputPart {
+  key: string;
+  size: number;
+  /** Last-modified time, ISO 8601. */
+  lastModified: string;
+  /** S3's ETag; absent in the local store, where size and time tell a change. */
+  etag?: string;
+}
+
+/** `_plan/input.json`: the input a run's plan pinned, copied into the manifest by the commit. */
+export interface RunInputFile {
+  schema: 'fleetscore.run-input/v1';
+  window: string;
+  runId: string;
+  parts: InputPart[];
 }
 
 /** What happened to one device in a run. */
@@ -99,6 +117,11 @@ export interface Manifest {
   shards: ManifestShard[];
   devices: Record<string, DeviceOutcome>;
   /**
+   * The input parts the run read (key, size, ETag or modification time), so a part added, replaced or removed
+   * since is found (`fleetscore runs stale`). Absent in manifests of runs from before it was recorded.
+   */
+  input?: { parts: InputPart[] };
+  /**
    * Device ids that have rows in the window's aggregates but no model in the plan, so they were not scored:
    * how many, and the first ones (sorted, at most `UNKNOWN_DEVICES_LISTED`). Untrusted strings from the data.
    */
@@ -152,4 +175,25 @@ export async function readManifest(store: ObjectStore, window: string): Promise<
 export async function listCommittedWindows(store: ObjectStore): Promise<string[]> {
   const manifests = (await store.list('predictions/')).filter((k) => k.endsWith('/_manifest.json'));
   return manifests.map((k) => k.slice('predictions/window='.length, -'/_manifest.json'.length));
+}
+
+/** A listed input part as a manifest records it. */
+export function inputPart(o: StoredObject): InputPart {
+  return {
+    key: o.key,
+    size: o.size,
+    lastModified: o.lastModified.toISOString(),
+    ...(o.etag === undefined ? {} : { etag: o.etag }),
+  };
+}
+
+/** The input a run's plan recorded, or `undefined` for a plan from before it was recorded. */
+export async function readRunInput(
+  store: ObjectStore,
+  window: string,
+  runId: string,
+): Promise<InputPart[] | undefined> {
+  const key = keys.runInput(window, runId);
+  const bytes = await store.tryGet(key);
+  return bytes && parseJsonDocument<RunInputFile>(bytes, key, 'fleetscore.run-input/v1').parts;
 }

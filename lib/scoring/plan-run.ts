@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { listAggregateParts } from '../arrow/aggregate-parts';
 import { keys } from '../shared/keys';
+import { listWindowInput } from '../arrow/window-input';
+import { parseWindow } from '../shared/window';
 import { readIndex } from '../models/model-index';
 import type { Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
-import type { PlannedDevice, ShardPlanFile } from './manifest';
+import { inputPart, type PlannedDevice, type RunInputFile, type ShardPlanFile } from './manifest';
 import type { PlanRequest, RunPlan, ShardRef } from '../shared/run-types';
 
 /**
@@ -14,7 +15,8 @@ import type { PlanRequest, RunPlan, ShardRef } from '../shared/run-types';
  */
 export async function planRun(store: ObjectStore, req: PlanRequest): Promise<RunPlan> {
   const index = await readIndex(store);
-  const parts = await listAggregateParts(store, req.window);
+  const listed = (await listWindowInput(store, parseWindow(req.window, req.windowHours))).parts;
+  const parts = listed.map((p) => p.key);
   const byPool = new Map<Pool, PlannedDevice[]>();
   for (const device of Object.keys(index.devices).sort()) {
     const entry = index.devices[device];
@@ -47,6 +49,13 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
       writes.push(store.put(keys.shardPlan(req.window, runId, shard), JSON.stringify(file)));
     }
   }
+  const input: RunInputFile = {
+    schema: 'fleetscore.run-input/v1',
+    window: req.window,
+    runId,
+    parts: listed.map(inputPart),
+  };
+  writes.push(store.put(keys.runInput(req.window, runId), JSON.stringify(input)));
   await Promise.all(writes);
   const devices = shards.reduce((n, s) => n + s.devices, 0);
   return { window: req.window, runId, devices, parts: parts.length, shards };

@@ -46,6 +46,8 @@ export interface RunFolder {
 export interface PruneOptions {
   /** Window ids to prune; every window with run folders in the store when undefined. */
   windows?: readonly string[];
+  /** Only windows (of any length) that start in `[fromMs, toMs)`. */
+  range?: { fromMs: number; toMs: number };
   /** The grace period: folders (and manifests) written more recently than this are kept. */
   olderThanMs: number;
   /** Delete only the predictions folders, keeping every run's logs. */
@@ -69,6 +71,7 @@ export async function pruneRuns(store: ObjectStore, options: PruneOptions): Prom
   const now = options.now ?? Date.now();
   const planned: { folder: RunFolder; objects: StoredObject[] }[] = [];
   for (const [window, listing] of await listRunFolders(store, options.windows)) {
+    if (options.range && !startsIn(window, options.range)) continue;
     const manifest = await readManifest(store, window);
     // Also the commit's own time, and now for a manifest the listing missed: one that a commit racing this prune
     // wrote after the listing is new, whatever the listing says.
@@ -154,6 +157,12 @@ async function listRunFolders(
     byWindow.set(folder.window, listing);
   }
   return new Map([...byWindow].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Whether a (listed, valid) window starts in the range. */
+function startsIn(window: string, { fromMs, toMs }: { fromMs: number; toMs: number }): boolean {
+  const { startMs } = parseWindow(window);
+  return startMs >= fromMs && startMs < toMs;
 }
 
 /** Whether a listed window and run id are ones fleetscore writes (the key builders accept them). */

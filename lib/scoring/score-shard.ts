@@ -12,17 +12,27 @@ import { parseWindow } from '../shared/window';
 import { readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
 import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from '../shared/run-types';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
+import type { ModelFreshness } from './model-freshness';
 import { FleetscoreError, InvalidPlan } from '../shared/errors';
 
 /** The worker's store and caches a shard uses. */
 export interface ShardDeps {
+  /** What the attempt reads and writes through (in a worker: with the attempt's cancellation signal). */
   store: ObjectStore;
+  /**
+   * What the worker's caches read through (default `store`): the store without the attempt's signal, because a
+   * part or model being loaded is shared with other shards' attempts, which a cancelled one must not fail.
+   */
+  sharedStore?: ObjectStore;
+  /** The worker's record of the model files its caches hold; a shard without one trusts the caches. */
+  freshness?: ModelFreshness;
   sessions: ModelSessionCache;
   aggregates: AggregatesCache;
 }
 
 /** Where the shard runs: the run and attempt, how to heartbeat, and the logger. */
 export interface ShardContext {
+  /** The activity's attempt number (restarts at 1 when the shard is scheduled again); logs number their own. */
   attempt: number;
   taskQueue: string;
   workflowId: string;
@@ -30,6 +40,11 @@ export interface ShardContext {
   workflowRunId: string;
   heartbeat(details: { devicesDone: number }): void;
   log: WorkerLogger;
+  /**
+   * The attempt's cancellation signal (a workflow cancel, a heartbeat timeout or a worker's drain timeout, delivered
+   * with a heartbeat): checked at every device, so a cancelled attempt stops within one device's work.
+   */
+  signal?: AbortSignal;
 }
 
 const HEARTBEAT_EVERY = 25;
@@ -45,10 +60,13 @@ const PREPARE_CONCURRENCY = 8;
 export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
   const started = Date.now();
   const window = parseWindow(req.window, req.windowHours);
-  const log = new AttemptLog(deps.store, window.id, req.runId, req.shard, ctx.attempt);
+  // Numbered after the logs already there, not by the activity's attempt: a shard scheduled again (after a pool
+  // wait, or by another run of the same plan) starts again at activity attempt 1, and must not overwrite a log.
+  const log = await AttemptLog.next(deps.store, window.id, req.runId, req.shard);
   log.add({
     event: 'attempt-started',
     level: 'info',
+    activityAttempt: ctx.attempt,
     taskQueue: ctx.taskQueue,
     workflowId: ctx.workflowId,
     workflowRunId: ctx.workflowRunId,
@@ -68,7 +86,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       const file = keys.shardPlan(window.id, req.runId, req.shard);
       throw new InvalidPlan(`belongs to plan ${plan.runId} shard ${plan.shard} of window ${plan.window}`, file);
     }
-    const aggregates = await deps.aggregates.window(deps.store, window, plan.parts, plan.runId, plan.layout);
+    const shared = deps.sharedStore ?? deps.store;
+    const aggregates = await deps.aggregates.window(shared, window, plan.parts, plan.runId, plan.layout);
     const predictions = new PredictionsBuilder(aggregates.tsType);
     const outcomes: Record<string, DeviceOutcome> = {};
     const counts: RunCounts = { devices: plan.devices.length, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
@@ -95,16 +114,19 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     try {
       await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
         const { device, version } = planned;
+        ctx.signal?.throwIfAborted();
         if (i % HEARTBEAT_EVERY === 0) {
           ctx.heartbeat({ devicesDone: i + 1 });
           await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
         }
         try {
-          const meta = await deps.sessions.modelMeta(deps.store, device, planned);
+          const fingerprint = await deps.freshness?.check(shared, req.runId, device, version, deps.sessions);
+          const meta = await deps.sessions.modelMeta(shared, device, planned);
           const rows = aggregates.device(device, meta.features);
           if (rows && rows.rows > 0) {
-            ready[i] = { model: await deps.sessions.prepare(deps.store, device, planned), rows };
+            ready[i] = { model: await deps.sessions.prepare(shared, device, planned), rows };
           }
+          if (fingerprint !== undefined) deps.freshness?.prepared(shared, device, version, fingerprint);
         } catch (err) {
           recordFailure(device, version, err);
         }
@@ -117,6 +139,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
     const scores = new Array<Float32Array | Error | undefined>(plan.devices.length);
     const stacked = ready.flatMap((r, i) => (r?.model.kind === 'stacked' ? [i] : []));
+    ctx.signal?.throwIfAborted();
     const stackedScores = await deps.sessions.scoreStacked(
       stacked.map((i) => ({
         model: ready[i]!.model as Extract<PreparedModel, { kind: 'stacked' }>,
@@ -127,6 +150,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     stacked.forEach((i, j) => (scores[i] = stackedScores[j]));
     for (const [i, r] of ready.entries()) {
       if (r?.model.kind !== 'session') continue;
+      ctx.signal?.throwIfAborted();
       if (i % HEARTBEAT_EVERY === 0) {
         ctx.heartbeat({ devicesDone: i });
         await log.checkpoint({ event: 'progress', level: 'info', phase: 'infer', devicesDone: i });
@@ -177,6 +201,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       }
     }
 
+    ctx.signal?.throwIfAborted();
     const format = plan.predictionsFormat ?? 'arrow';
     const predictionsKey = predictions.rows > 0 ? keys.predictions(window.id, req.runId, req.shard, format) : undefined;
     if (predictionsKey) await deps.store.put(predictionsKey, await encodePredictionsAs(predictions.columns(), format));
@@ -186,7 +211,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       shard: req.shard,
       pool: plan.pool,
       runId: req.runId,
-      attempt: ctx.attempt,
+      attempt: log.attempt,
       predictions: predictionsKey,
       counts,
       devices: outcomes,
@@ -197,8 +222,10 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();
     ctx.log.info('shard scored', { window: window.id, shard: req.shard, ...counts, durationMs });
-    return { shard: req.shard, pool: plan.pool, attempt: ctx.attempt, ...counts, failures, durationMs };
+    return { shard: req.shard, pool: plan.pool, attempt: log.attempt, ...counts, failures, durationMs };
   } catch (err) {
+    // A cancelled attempt writes nothing more, not even its log's last line: the next attempt notes it cut off.
+    if (ctx.signal?.aborted) throw err;
     await log.failed(err, ctx.log);
     throw err;
   }

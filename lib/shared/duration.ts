@@ -14,3 +14,17 @@ export function durationMs(value: Duration | undefined): number | undefined {
     return undefined;
   }
 }
+
+const UNITS: readonly [string, number][] = [
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1_000],
+];
+
+/** A duration in milliseconds in the largest unit that holds it exactly: `5m`, `90s`, `2h`, `1d`, `250ms`, `0s`. */
+export function formatDuration(millis: number): string {
+  if (millis === 0) return '0s';
+  for (const [unit, size] of UNITS) if (millis !== 0 && millis % size === 0) return `${millis / size}${unit}`;
+  return `${millis}ms`;
+}

@@ -199,6 +199,44 @@ export class InvalidWindow extends PermanentError {
   }
 }
 
+/**
+ * A window that has not ended, or ended less than its settle time ago: scoring it now would commit rows that are
+ * still to come. Names the window and when it becomes scoreable.
+ */
+export class WindowNotComplete extends PermanentError {
+  constructor(
+    public readonly window: string,
+    public readonly endsAt: string,
+    public readonly scoreableAt: string,
+    settle: string,
+  ) {
+    super(
+      `window ${window} is not complete: it ends at ${endsAt} and, with a settle time of ${settle}, becomes ` +
+        `scoreable at ${scoreableAt}`,
+      { field: 'window' },
+    );
+  }
+}
+
+/**
+ * A window's input did not arrive within the run's input wait: no part (or no completion marker, when the run
+ * asks for one) under the store prefixes named. The window is not committed: "no data" for the whole fleet would
+ * hide a late upload, a wrong store or a wrong prefix.
+ */
+export class InputMissing extends PermanentError {
+  constructor(
+    public readonly window: string,
+    public readonly missing: readonly string[],
+    what: string,
+    waited: string,
+  ) {
+    super(`no input for window ${window} after waiting ${waited}: ${what} missing under ${missing.join(', ')}`, {
+      file: missing[0],
+      field: 'input',
+    });
+  }
+}
+
 /** An environment variable fleetscore reads holds a value it cannot use; `field` names the variable. */
 export class InvalidConfig extends PermanentError {}
 

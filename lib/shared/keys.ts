@@ -1,4 +1,4 @@
-import { InvalidPathSegment } from './errors';
+import { InvalidPathSegment, InvalidWindow } from './errors';
 import type { PredictionsFormat } from './names';
 /**
  * The store layout (identical under a local folder and S3) and the validation of every user-supplied path
@@ -15,20 +15,41 @@ export function safeSegment(field: string, value: string): string {
   return value;
 }
 
+/** Returns `hourId` when it is a safe segment that names one hour, not a window of several (`…_24h`). */
+function hourlySegment(hourId: string): string {
+  safeSegment('window', hourId);
+  if (/_\d+h$/.test(hourId)) {
+    throw new InvalidWindow(`input folders are hourly: ${hourId} is a window of several hours`, hourId);
+  }
+  return hourId;
+}
+
 /** Zero-padded shard name: shard 17 is `shard-00017`. */
 export function shardName(shard: number): string {
   if (!Number.isInteger(shard) || shard < 0 || shard > 99_999) throw new InvalidPathSegment('shard', String(shard));
   return `shard-${String(shard).padStart(5, '0')}`;
 }
 
+/**
+ * The completion marker a producer may write into an hourly input folder once all of its parts are there
+ * (`aggregates/window=2026-11-21T12/_SUCCESS`, as Spark and Hadoop jobs write it). A run waits for it only when
+ * asked (`inputMarker`); its content is not read.
+ */
+export const INPUT_MARKER = '_SUCCESS';
+
 /** What an attempt log belongs to: a shard (its number) or the run's commit. */
 export type LogUnit = number | 'commit';
 
 /** Key builders for everything fleetscore reads and writes. */
 export const keys = {
-  aggregatesPrefix: (windowId: string) => `aggregates/window=${safeSegment('window', windowId)}/`,
+  /** The input folder of one hour: a window of N hours reads the folders of its hours (`hourlyIdsOf`). */
+  aggregatesPrefix: (hourId: string) => `aggregates/window=${hourlySegment(hourId)}/`,
   aggregatesPart: (windowId: string, part: number) =>
     `${keys.aggregatesPrefix(windowId)}part-${String(part).padStart(5, '0')}.arrow`,
+  /** The producer's completion marker of one hour's input; see {@link INPUT_MARKER}. */
+  inputMarker: (hourId: string) => `${keys.aggregatesPrefix(hourId)}${INPUT_MARKER}`,
+  /** Where every model lives. */
+  modelsRoot: () => 'models/',
   modelIndex: () => 'models/index.json',
   modelDir: (device: string, version: string) =>
     `models/${safeSegment('device id', device)}/${safeSegment('model version', version)}/`,
@@ -45,6 +66,8 @@ export const keys = {
     `${keys.runPrefix(windowId, runId)}${shardName(shard)}.${format}`,
   shardStatus: (windowId: string, runId: string, shard: number) =>
     `${keys.runPrefix(windowId, runId)}${shardName(shard)}.json`,
+  /** The input a run's plan read: every part with its size and version, for the manifest and late-data checks. */
+  runInput: (windowId: string, runId: string) => `${keys.runPrefix(windowId, runId)}_plan/input.json`,
   shardPlan: (windowId: string, runId: string, shard: number) =>
     `${keys.runPrefix(windowId, runId)}_plan/${shardName(shard)}.json`,
   manifest: (windowId: string) => `${keys.predictionsPrefix(windowId)}_manifest.json`,
@@ -59,7 +82,7 @@ export const keys = {
     `${keys.runLogsPrefix(windowId, runId)}${typeof unit === 'number' ? shardName(unit) : unit}/`,
   attemptLog: (windowId: string, runId: string, unit: LogUnit, attempt: number) =>
     `${keys.unitLogsPrefix(windowId, runId, unit)}attempt-${String(attempt).padStart(3, '0')}.jsonl`,
-  demoTruth: (windowId: string) => `demo/ground-truth/window=${safeSegment('window', windowId)}.json`,
+  demoTruth: (hourId: string) => `demo/ground-truth/window=${hourlySegment(hourId)}.json`,
 } as const;
 
 const RUN_FOLDER = /^(?:predictions|logs)\/window=([^/]+)\/run=([^/]+)\//;

@@ -52,6 +52,8 @@ export const SCORING_WORKFLOW = 'scoringRun';
 export const SEARCH_ATTRIBUTES = {
   window: defineSearchAttributeKey('FleetscoreWindow', SearchAttributeType.KEYWORD),
   schedule: defineSearchAttributeKey('FleetscoreSchedule', SearchAttributeType.KEYWORD),
+  /** The store URI the run reads and writes: a run is its store, window and window length. */
+  store: defineSearchAttributeKey('FleetscoreStore', SearchAttributeType.KEYWORD),
   scored: defineSearchAttributeKey('FleetscoreScored', SearchAttributeType.INT),
   failed: defineSearchAttributeKey('FleetscoreFailed', SearchAttributeType.INT),
   anomalies: defineSearchAttributeKey('FleetscoreAnomalies', SearchAttributeType.INT),
@@ -69,7 +71,7 @@ export const SCHEDULED_BY_ID = defineSearchAttributeKey('TemporalScheduledById',
 /** Progress of a running run, as counts of shards and devices. */
 export interface RunProgress {
   window: string;
-  phase: 'planning' | 'scoring' | 'committing' | 'done';
+  phase: 'waiting-for-input' | 'planning' | 'scoring' | 'committing' | 'done';
   shardsTotal: number;
   shardsDone: number;
   devicesTotal: number;
@@ -82,6 +84,24 @@ export interface RunProgress {
    * all of its slots are busy), oldest first. Absent in runs started before this field existed.
    */
   waiting?: WaitingShard[];
+  /** The first failed devices and why, once the run has committed. */
+  failures?: { device: string; reason: string }[];
+  /** Planned devices per pool, once the run has planned. */
+  pools?: Partial<Record<Pool, number>>;
+  /** While the run waits for its window's input: since when, until when, and the folders still empty. */
+  input?: InputWaiting;
+}
+
+/** A run waiting for its window's input (see `ScoringRunInput.inputWait`). */
+export interface InputWaiting {
+  /** When the run first looked (workflow time, ISO 8601). */
+  since: string;
+  /** When it stops waiting and fails with `InputMissing`. */
+  until: string;
+  /** The input folders without a part (or completion marker), as full store locations. */
+  missing: string[];
+  /** Looks so far. */
+  checks: number;
 }
 
 /** A shard waiting for a worker of its pool. */

@@ -16,8 +16,31 @@ export interface ScoringRunInput {
    * scheduled time (`TemporalScheduledStartTime`) so late, retried and backfilled runs score the same rows.
    */
   window?: string;
-  /** Window length in hours (default 1). */
+  /** Window length in hours (default 1; a window id with `_<N>h`, e.g. `2026-11-21T00_24h`, names it too). */
   windowHours?: number;
+  /**
+   * How long after a window's end it becomes scoreable, so rows that arrive late still land (default 5 minutes for
+   * runs given a window, 0 for scheduled runs: their schedule's offset already waits, and `schedules apply` passes
+   * the declared `settle`). A run of a window that is not complete yet fails with `WindowNotComplete`.
+   */
+  settle?: Duration;
+  /**
+   * How long the run waits for its window's input before planning, on a durable timer (default 15 minutes; `0`:
+   * look once). The input is ready when every hourly folder of the window holds a part, or its completion marker
+   * with `inputMarker`. A window whose input never comes fails with `InputMissing`, never "no data" for the fleet.
+   */
+  inputWait?: Duration;
+  /**
+   * Wait for the producer's completion marker (`aggregates/window=<hour>/_SUCCESS`, see `INPUT_MARKER`) in every
+   * hourly folder of the window instead of the first part (default false).
+   */
+  inputMarker?: boolean;
+  /**
+   * After committing its window, look for late data in the windows of the same length that started within this
+   * horizon before it (e.g. `'6h'`): each committed window whose input changed since its run read it is scored
+   * again by a run of its own (started, not awaited). Off by default.
+   */
+  rescoreLateWithin?: Duration;
   /** Devices per shard, the unit of retry (default 500). */
   shardSize?: number;
   /** Shards in flight at once (default 8). */
@@ -64,7 +87,14 @@ export interface RunTimeouts {
  * (a few thousand) however large the fleet; below it (at 500 devices per shard, fleets up to 500,000 devices)
  * the run scores its shards itself.
  */
-export const RUN_DEFAULTS = { windowHours: 1, shardSize: 500, maxParallelShards: 8, shardsPerChild: 1000 } as const;
+export const RUN_DEFAULTS = {
+  windowHours: 1,
+  shardSize: 500,
+  maxParallelShards: 8,
+  shardsPerChild: 1000,
+  settle: '5m',
+  inputWait: '15m',
+} as const;
 
 /** The scoreShard timeouts a run uses unless `ScoringRunInput.timeouts` overrides them. */
 export const SHARD_TIMEOUTS = {
@@ -85,6 +115,8 @@ export const MAX_SHARD_SIZE = 20_000;
 export interface PlanRequest {
   store: string;
   window: string;
+  /** The window's length; a window id with `_<N>h` names it too (default 1). */
+  windowHours?: number;
   shardSize: number;
   pool?: Pool;
   /** Recorded in every shard's plan file; default `any`. */
@@ -97,6 +129,37 @@ export interface PlanRequest {
    * a random UUID.
    */
   runId?: string;
+}
+
+/** Input of findLateWindows: a store's committed windows of one length starting in `[fromMs, toMs)`. */
+export interface LateWindowsRequest {
+  store: string;
+  windowHours: number;
+  fromMs: number;
+  toMs: number;
+}
+
+/** A committed window whose input changed since its run read it, and the id of the run that scores it again. */
+export interface LateWindow {
+  window: string;
+  workflowId: string;
+}
+
+/** Input of checkInput: whether a window's input has arrived. */
+export interface InputCheckRequest {
+  store: string;
+  window: string;
+  /** Ready only when every hourly folder holds the producer's completion marker, not just a part. */
+  marker: boolean;
+}
+
+/** What checkInput found. */
+export interface InputCheck {
+  ready: boolean;
+  /** Parts found in all of the window's hourly folders. */
+  parts: number;
+  /** The folders still without a part (or marker), as full store locations (`s3://bucket/aggregates/window=…/`). */
+  missing: string[];
 }
 
 /** One shard of a plan: which pool scores it and how many devices it holds (the list is in the store). */
@@ -206,12 +269,20 @@ export interface RunCounts {
   anomalies: number;
 }
 
+/** How many failed devices a run's result, memo and Web UI list by name; the manifest keeps all of them. */
+export const FAILURES_LISTED = 20;
+
 /** What commitRun returns: the counts and the manifest's key. */
 export interface CommitResult extends RunCounts {
   manifest: string;
   outcome: CommitOutcome;
   /** The run whose commit stands, when this one was superseded. */
   supersededBy?: string;
+  /**
+   * The first failed devices by id (at most `FAILURES_LISTED`) and why, whole-shard failures included. Absent from
+   * commits of runs from before it existed.
+   */
+  failures?: DeviceFailure[];
   /** Device ids with rows in the window but no model in the plan (listed in the manifest's `unknownDevices`). */
   unknownDevices: number;
 }
@@ -222,7 +293,15 @@ export interface RunSummary extends RunCounts {
   manifest: string;
   shards: number;
   failedShards: number;
+  /**
+   * The first failed devices and why (at most `FAILURES_LISTED`; `failed` counts them all, the manifest lists them
+   * all), whole-shard failures included.
+   */
   failures: DeviceFailure[];
+  /** The shards that failed whole and why (at most `FAILURES_LISTED`). */
+  shardFailures?: FailedShard[];
+  /** Earlier windows with late data this run started runs for (`rescoreLateWithin`). */
+  rescored?: string[];
   /** Device ids with rows in the window but no model: not scored, listed in the manifest. */
   unknownDevices: number;
   /** What the commit did; a `superseded` run's counts are its own, but the window keeps the newer run's. */

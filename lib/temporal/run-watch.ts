@@ -91,6 +91,9 @@ export function devicesDone(p: RunProgress): number {
 
 /** The status text after the progress bar: phase, counts, and the shards waiting for a pool. */
 export function progressStatus(p: RunProgress): string {
+  if (p.input) {
+    return `waiting for input until ${p.input.until}: ${p.input.missing.length} folder(s) empty, e.g. ${p.input.missing[0] ?? ''}`;
+  }
   const parts = [
     p.phase,
     `shards ${p.shardsDone}/${p.shardsTotal}`,

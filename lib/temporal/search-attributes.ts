@@ -22,9 +22,21 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
   ]);
   const missing = Object.values(SEARCH_ATTRIBUTES).filter((key) => !known.has(key.name));
   if (missing.length === 0) return [];
+  await addSearchAttributes(connection, namespace, missing);
+  return missing.map((key) => key.name);
+}
+
+/**
+ * Adds search attributes without listing first: for a server that cannot list them (Temporal's time-skipping
+ * test server) and knows none of them yet.
+ */
+export async function addSearchAttributes(
+  connection: Connection,
+  namespace: string,
+  attributes: readonly (typeof SEARCH_ATTRIBUTES)[keyof typeof SEARCH_ATTRIBUTES][] = Object.values(SEARCH_ATTRIBUTES),
+): Promise<void> {
   await connection.operatorService.addSearchAttributes({
     namespace,
-    searchAttributes: Object.fromEntries(missing.map((key) => [key.name, INDEXED[key.type]!])),
+    searchAttributes: Object.fromEntries(attributes.map((key) => [key.name, INDEXED[key.type]!])),
   });
-  return missing.map((key) => key.name);
 }

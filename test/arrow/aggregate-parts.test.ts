@@ -14,7 +14,7 @@ import {
   vectorFromArray,
 } from 'apache-arrow';
 import { compress as lz4Compress } from 'lz4js';
-import { listAggregateParts } from '../../lib/arrow/aggregate-parts';
+import { listAggregateParts } from '../../lib/arrow/window-input';
 import {
   type InvalidAggregates,
   loadWindowAggregates,
@@ -71,7 +71,7 @@ describe('the parts of a window', () => {
       await store.put(`${prefix}${name}`, 'x');
     }
     await store.put(keys.aggregatesPart('2026-11-21T13', 0), 'other window');
-    const names = (await listAggregateParts(store, window.id)).map((k) => k.slice(prefix.length));
+    const names = (await listAggregateParts(store, window)).map((k) => k.slice(prefix.length));
     expect(names).toEqual(['b/part-2.arrows', 'notes.csv', 'part-0.arrow', 'part-1.feather']);
   });
 

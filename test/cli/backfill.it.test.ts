@@ -1,37 +1,54 @@
 /**
- * `fleetscore backfill` through the command's own code path, on a real dev server with a real cpu pool worker
- * and an empty local store: each backfilled window becomes an ordinary scheduled run that commits a manifest.
+ * `fleetscore backfill` through the command's own code path, on a real dev server with a real cpu pool worker and
+ * a seeded local store: every window of the range is checked before anything starts, each backfilled window is a
+ * run of its own that commits a manifest, and a backfill of the latest windows never takes or blocks the
+ * schedule's own action: the schedule fires while the backfill runs and its run starts and commits.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ScheduleOverlapPolicy, type WorkflowExecutionInfo } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { backfillCommand, type BackfillResult } from '../../cli/commands/backfill';
-import { keys } from '../../lib/shared/keys';
-import { SCHEDULED_BY_ID, SCHEDULED_START_TIME, SCORING_WORKFLOW, SEARCH_ATTRIBUTES } from '../../lib/shared/names';
+import { backfillCommand } from '../../cli/commands/backfill';
+import { seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { readManifest } from '../../lib/scoring/manifest';
+import { SCHEDULED_BY_ID, SCORING_WORKFLOW, SEARCH_ATTRIBUTES } from '../../lib/shared/names';
+import { windowAt, windowBefore } from '../../lib/shared/window';
+import { LocalStore } from '../../lib/store/local-store';
+import { runWorkflowId } from '../../lib/temporal/runs';
+import type { BackfillResult } from '../../schedules/schedule-backfill';
 import type { FleetSchedule } from '../../schedules/schedule-declaration';
 import { applySchedules } from '../../schedules/schedule-reconciler';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
 
-jest.setTimeout(180_000);
+jest.setTimeout(240_000);
 
+const HOUR_MS = 3_600_000;
 const SCHEDULE_ID = 'backfill-hourly';
-const WINDOWS = ['2026-11-20T09', '2026-11-20T10', '2026-11-20T11'];
 
 let env: TestWorkflowEnvironment;
 let dir: string;
+let store: LocalStore;
 let cpu: PoolWorker;
 let running: Promise<unknown>;
 const taskQueues = { cpu: uniqueTaskQueue('backfill-cpu'), gpu: uniqueTaskQueue('backfill-gpu') };
 const savedAddress = process.env.TEMPORAL_ADDRESS;
 
+/** The schedule's next firing, about 25 s from now: an hourly interval whose offset is the time of day it fires. */
+let fireAt: number;
+
 beforeAll(async () => {
+  // Not within two minutes of an hour: the window the schedule scores must be complete when the backfill starts.
+  while (Date.now() % HOUR_MS > HOUR_MS - 120_000) await sleep(1_000);
   env = await startTemporal();
   // The CLI connects the one way everything does (connectClient, from the environment): point it at this server.
   process.env.TEMPORAL_ADDRESS = env.address;
   dir = await mkdtemp(join(tmpdir(), 'fleetscore-backfill-'));
+  store = new LocalStore(join(dir, 'store'));
+  fireAt = Math.ceil((Date.now() + 25_000) / 1000) * 1000;
+  await seedDemoFleet(store, { devices: 6, sensors: 3, hours: 3, endMs: windowBefore(fireAt).endMs, seed: 3 });
   cpu = await createPoolWorker({
     pool: 'cpu',
     connection: env.nativeConnection,
@@ -44,15 +61,22 @@ beforeAll(async () => {
   const schedule: FleetSchedule = {
     id: SCHEDULE_ID,
     description: 'backfill test',
-    spec: { intervals: [{ every: '1h', offset: '5m' }] },
+    // Fires once an hour, at the time of day `fireAt` falls on: the next firing comes during the test.
+    spec: { intervals: [{ every: '1h', offset: `${(fireAt % HOUR_MS) / 1000}s` }] },
     timezone: 'UTC',
     overlap: ScheduleOverlapPolicy.BUFFER_ONE,
     catchupWindow: '1h',
-    jitter: '30s',
-    // Paused, so only the backfill starts runs; backfills are manual actions and run while paused.
-    paused: true,
+    paused: false,
     windowHours: 1,
-    run: { store: join(dir, 'store'), shardSize: 100, maxParallelShards: 2, taskQueues },
+    run: {
+      store: store.uri,
+      shardSize: 4,
+      maxParallelShards: 2,
+      pool: 'cpu',
+      taskQueues,
+      settle: '0s',
+      inputWait: '0s',
+    },
   };
   await applySchedules(env.client, [schedule]);
 });
@@ -60,6 +84,10 @@ beforeAll(async () => {
 afterAll(async () => {
   if (savedAddress === undefined) delete process.env.TEMPORAL_ADDRESS;
   else process.env.TEMPORAL_ADDRESS = savedAddress;
+  await env?.client.schedule
+    .getHandle(SCHEDULE_ID)
+    .delete()
+    .catch(() => undefined);
   cpu?.worker.shutdown();
   await running;
   await cpu?.close();
@@ -67,7 +95,8 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-it('backfills three windows as ordinary scheduled runs that each commit a manifest', async () => {
+/** Runs `fleetscore backfill ARGS --json` in this process and returns its result, or what it threw. */
+async function backfill(args: string[]): Promise<BackfillResult> {
   const stdout: string[] = [];
   const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
     stdout.push(String(chunk));
@@ -75,52 +104,69 @@ it('backfills three windows as ordinary scheduled runs that each commit a manife
   });
   const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
-    await backfillCommand.parseAsync(
-      ['--schedule', SCHEDULE_ID, '--from', '2026-11-20T09', '--to', '2026-11-20T12:00:00Z', '--json'],
-      {
-        from: 'user',
-      },
-    );
+    await backfillCommand.parseAsync([...args, '--json'], { from: 'user' });
   } finally {
     write.mockRestore();
     stderr.mockRestore();
   }
+  return JSON.parse(stdout.join('')) as BackfillResult;
+}
 
-  const result = JSON.parse(stdout.join('')) as BackfillResult;
-  expect(result).toMatchObject({ schedule: SCHEDULE_ID, overlap: 'BUFFER_ALL', waited: true });
-  expect(result.runs.map((r) => [r.window, r.status])).toEqual(WINDOWS.map((w) => [w, 'completed']));
-  expect(result.runs.map((r) => r.scheduledAt)).toEqual([
-    '2026-11-20T10:05:00.000Z',
-    '2026-11-20T11:05:00.000Z',
-    '2026-11-20T12:05:00.000Z',
+async function list(query: string): Promise<WorkflowExecutionInfo[]> {
+  const out: WorkflowExecutionInfo[] = [];
+  for await (const info of env.client.workflow.list({ query })) out.push(info);
+  return out;
+}
+
+it('refuses a range that reaches a window not complete yet, and starts nothing', async () => {
+  const current = windowAt(windowBefore(Date.now()).endMs);
+  await expect(
+    backfill([
+      '--schedule',
+      SCHEDULE_ID,
+      '--from',
+      windowAt(current.startMs - HOUR_MS).id,
+      '--to',
+      windowAt(current.endMs).id,
+    ]),
+  ).rejects.toThrow(`backfill refused, nothing was started: window ${current.id} is not complete`);
+  expect(await list(`${SEARCH_ATTRIBUTES.schedule.name} = '${SCHEDULE_ID}'`)).toEqual([]);
+});
+
+it('backfills the latest windows while the schedule fires; the scheduled action is neither refused nor dropped', async () => {
+  const latest = windowBefore(fireAt);
+  const windows = [windowAt(latest.startMs - HOUR_MS), latest];
+  const result = await backfill([
+    '--schedule',
+    SCHEDULE_ID,
+    '--from',
+    windows[0]!.id,
+    '--to',
+    windowAt(latest.endMs).id,
   ]);
+  expect(result.runs.map((r) => [r.window, r.status, r.summary?.scored])).toEqual(
+    windows.map((w) => [w.id, 'completed', 6]),
+  );
+  // One id scheme: the window and the store, never the schedule's `<id>-<nominal time>`.
+  expect(result.runs.map((r) => r.workflowId)).toEqual(windows.map((w) => runWorkflowId(store.uri, w.id)));
 
-  // Ordinary scheduled runs: the schedule's workflow id pattern and Temporal's scheduled-by search attributes.
-  const runs = [];
-  for await (const info of env.client.workflow.list({ query: `${SCHEDULED_BY_ID.name} = '${SCHEDULE_ID}'` }))
-    runs.push(info);
-  expect(runs).toHaveLength(3);
-  for (const info of runs) {
-    expect(info.type).toBe(SCORING_WORKFLOW);
-    expect(info.status.name).toBe('COMPLETED');
-    expect(info.taskQueue).toBe(taskQueues.cpu);
-    expect(info.workflowId.startsWith(`${SCHEDULE_ID}-`)).toBe(true);
-    expect(info.typedSearchAttributes.get(SCHEDULED_BY_ID)).toBe(SCHEDULE_ID);
-    expect(info.typedSearchAttributes.get(SEARCH_ATTRIBUTES.schedule)).toBe(SCHEDULE_ID);
-    expect(info.typedSearchAttributes.get(SCHEDULED_START_TIME)).toBeInstanceOf(Date);
+  // The schedule fires at `fireAt` whatever the backfill did: its action starts a run of the latest window.
+  while (Date.now() < fireAt + 2_000) await sleep(500);
+  let scheduled: WorkflowExecutionInfo[] = [];
+  for (let i = 0; i < 120 && scheduled.every((r) => r.status.name === 'RUNNING'); i++) {
+    scheduled = await list(`${SCHEDULED_BY_ID.name} = '${SCHEDULE_ID}'`);
+    await sleep(500);
   }
-  const windows = runs.map((info) => info.typedSearchAttributes.get(SEARCH_ATTRIBUTES.window)).sort();
-  expect(windows).toEqual(WINDOWS);
-  expect(result.runs.map((r) => r.workflowId).sort()).toEqual(runs.map((r) => r.workflowId).sort());
+  expect(scheduled).toHaveLength(1);
+  expect(scheduled[0]).toMatchObject({ type: SCORING_WORKFLOW, status: { name: 'COMPLETED' } });
+  expect(scheduled[0]!.typedSearchAttributes.get(SEARCH_ATTRIBUTES.window)).toBe(latest.id);
+  const described = await env.client.schedule.getHandle(SCHEDULE_ID).describe();
+  expect(described.info.recentActions.map((a) => a.scheduledAt.getTime())).toEqual([fireAt]);
+  expect(Number(described.raw.info?.overlapSkipped ?? 0) + Number(described.raw.info?.bufferDropped ?? 0)).toBe(0);
 
-  // Each run committed its window: an empty store plans no shards and writes a manifest with zero devices.
-  for (const window of WINDOWS) {
-    const manifest = JSON.parse(await readFile(join(dir, 'store', keys.manifest(window)), 'utf8')) as Record<
-      string,
-      unknown
-    >;
-    expect(keys.manifest(window)).toBe(`predictions/window=${window}/_manifest.json`);
-    expect(manifest).toMatchObject({ window, scheduleId: SCHEDULE_ID, counts: { devices: 0, failed: 0 } });
-    expect(String(manifest.workflowId).startsWith(`${SCHEDULE_ID}-`)).toBe(true);
-  }
+  // Every run carries the schedule; the backfilled ones are found by it beside the scheduled one.
+  const all = await list(`${SEARCH_ATTRIBUTES.schedule.name} = '${SCHEDULE_ID}'`);
+  expect(all).toHaveLength(3);
+  const manifest = await readManifest(store, latest.id);
+  expect(manifest).toMatchObject({ scheduleId: SCHEDULE_ID, counts: { devices: 6, scored: 6 } });
 });

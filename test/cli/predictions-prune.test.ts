@@ -16,6 +16,8 @@ jest.setTimeout(60_000);
 
 const WINDOW = '2026-11-21T12';
 const OTHER_WINDOW = '2026-11-21T13';
+/** A daily window: its own id and folders, pruned like any other and found by its start. */
+const DAY_WINDOW = '2026-11-21T00_24h';
 
 let dir: string;
 let store: LocalStore;
@@ -54,6 +56,7 @@ beforeEach(async () => {
   await writeRun(WINDOW, 'run-live', 60_000);
   // OTHER_WINDOW: a run that failed three days ago; nothing committed.
   await writeRun(OTHER_WINDOW, 'run-failed', 3 * DAY);
+  await writeRun(DAY_WINDOW, 'run-daily', 3 * DAY);
 });
 
 afterEach(async () => {
@@ -72,7 +75,8 @@ it('prints what a dry run would delete and deletes nothing', async () => {
   expect(lines.find((l) => l.includes('run-new'))).toMatch(/yes\s.*kept\s+the committed run/);
   expect(lines.find((l) => l.includes('run-live'))).toMatch(/kept\s+written 1m\d+s ago, within the grace period/);
   expect(lines.find((l) => l.includes('run-failed'))).toMatch(/would delete\s+the window has no manifest/);
-  expect(stdout).toContain('would delete 2 run folder(s), 8 object(s); kept 2; grace period 24h (dry run');
+  expect(lines.find((l) => l.includes('run-daily'))).toMatch(/^2026-11-21T00_24h .*would delete/);
+  expect(stdout).toContain('would delete 3 run folder(s), 12 object(s); kept 2; grace period 24h (dry run');
   expect(await store.list(keys.runPrefix(WINDOW, 'run-old'))).toHaveLength(3);
 });
 
@@ -96,6 +100,11 @@ it('deletes the old folders of runs the manifest does not name, in one window or
   const all = await prune('--from', WINDOW, '--to', '2026-11-21T14', '--older-than', '49h');
   expect(all.code).toBe(0);
   expect(all.stdout).toContain('deleted 0 run folder(s), 0 object(s); kept 3; grace period 49h');
+
+  // A range takes in the windows of any length that start in it: the day starts at 00.
+  const day = await prune('--from', '2026-11-21T00', '--to', '2026-11-21T01');
+  expect(day.stdout).toMatch(/2026-11-21T00_24h\s+run-daily .*deleted/);
+  expect(day.stdout).toContain('deleted 1 run folder(s), 4 object(s); kept 0');
 
   const logsKept = await prune('--keep-logs');
   expect(logsKept.code).toBe(0);

@@ -51,7 +51,14 @@ describe('fleetSchedules', () => {
       workflowId: 'fleetscore-hourly',
     });
     expect(options.action.args).toEqual([
-      { store: '/tmp/store', scheduleId: 'fleetscore-hourly', windowHours: 1, shardSize: 500, maxParallelShards: 8 },
+      {
+        store: '/tmp/store',
+        scheduleId: 'fleetscore-hourly',
+        windowHours: 1,
+        shardSize: 500,
+        maxParallelShards: 8,
+        settle: 5 * 60_000,
+      },
     ]);
     expect(options.policies).toEqual({ overlap: 'BUFFER_ONE', catchupWindow: 2 * H });
   });
@@ -88,6 +95,12 @@ describe('validateSchedules', () => {
     expect(message).toContain(
       'schedule "fleetscore-hourly" spec.intervals[0].offset: must be shorter than the window (1h)',
     );
+  });
+
+  it('rejects a settle time longer than the offset, which would refuse every run the schedule starts', () => {
+    const base = hourly();
+    const message = invalid([hourly({ run: { ...base.run, settle: '10m' } })]);
+    expect(message).toContain('schedule "fleetscore-hourly" run.settle: must be at most the offset ("5m"), got "10m"');
   });
 
   it('rejects an interval that does not match the window length', () => {

@@ -87,6 +87,8 @@ describe('applySchedules', () => {
         windowHours: 1,
         shardSize: 500,
         maxParallelShards: 8,
+        // The run waits as long after its window's end as the schedule does: the offset, 5 minutes.
+        settle: 300_000,
       },
     ]);
     expect((d.action.args?.[0] as Record<string, unknown>).window).toBeUndefined();

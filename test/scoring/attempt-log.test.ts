@@ -8,6 +8,12 @@ import { join } from 'node:path';
 import { keys } from '../../lib/shared/keys';
 import { AttemptLog } from '../../lib/scoring/attempt-log';
 import { LocalStore } from '../../lib/store/local-store';
+import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
+import { seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
+import { planRun } from '../../lib/scoring/plan-run';
+import { scoreShard } from '../../lib/scoring/score-shard';
+import { quiet } from '../support/run-window';
 
 const WINDOW = '2026-11-21T11';
 const PLAN = 'plan-1';
@@ -107,4 +113,30 @@ test('the write failure of a failed attempt goes to the logger, not in place of 
   const log = new AttemptLog(broken, WINDOW, PLAN, 0, 1);
   await log.failed(new Error('boom'), { info: () => undefined, warn: (_m, attrs) => void warnings.push(attrs ?? {}) });
   expect(warnings).toEqual([expect.objectContaining({ log: keys.attemptLog(WINDOW, PLAN, 0, 1) })]);
+});
+
+test('a shard scheduled again (activity attempt 1 again, as after a pool wait) keeps every earlier log', async () => {
+  await seedDemoFleet(store, { devices: 3, sensors: 2, hours: 1, endMs: Date.parse('2026-11-21T12:00Z'), seed: 2 });
+  const plan = await planRun(store, { store: store.uri, window: WINDOW, shardSize: 10, pool: 'cpu', runId: PLAN });
+  const deps = { store, sessions: new ModelSessionCache(), aggregates: new AggregatesCache() };
+  const ctx = {
+    attempt: 1,
+    taskQueue: 'q',
+    workflowId: 'wf',
+    workflowRunId: PLAN,
+    heartbeat: () => undefined,
+    log: quiet,
+  };
+  try {
+    const req = { store: store.uri, window: WINDOW, windowHours: 1, runId: PLAN, shard: 0 };
+    const first = await scoreShard(deps, req, ctx);
+    const firstLog = await store.get(keys.attemptLog(WINDOW, PLAN, 0, 1));
+    const second = await scoreShard(deps, req, ctx);
+    expect([first.attempt, second.attempt]).toEqual([1, 2]);
+    expect(await store.get(keys.attemptLog(WINDOW, PLAN, 0, 1))).toEqual(firstLog);
+    expect((await events(0, 2))[0]).toMatchObject({ event: 'attempt-started', attempt: 2, activityAttempt: 1 });
+    expect(plan.shards).toHaveLength(1);
+  } finally {
+    await deps.sessions.close();
+  }
 });

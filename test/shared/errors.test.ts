@@ -17,6 +17,7 @@ import {
   S3RequestFailed,
 } from '../../lib/shared/errors';
 import { LocalStore } from '../../lib/store/local-store';
+import type { StoredObject } from '../../lib/store/object-store';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -37,6 +38,8 @@ const EXPECTED: Record<string, { scope: 'device' | 'run'; retryable: boolean }> 
   InvalidInput: { scope: 'run', retryable: false },
   InvalidConfig: { scope: 'run', retryable: false },
   InvalidWindow: { scope: 'run', retryable: false },
+  WindowNotComplete: { scope: 'run', retryable: false },
+  InputMissing: { scope: 'run', retryable: false },
   InvalidKey: { scope: 'run', retryable: false },
   InvalidPlan: { scope: 'run', retryable: false },
   InvalidModelIndex: { scope: 'run', retryable: false },
@@ -133,13 +136,13 @@ describe('activities turn fleetscore errors into typed failures', () => {
       .run(planRun, { store: dir, window: '../2026-11-21T12', shardSize: 10 })
       .catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(ApplicationFailure);
-    expect(failure).toMatchObject({ type: 'InvalidPathSegment', nonRetryable: true });
+    expect(failure).toMatchObject({ type: 'InvalidWindow', nonRetryable: true });
   });
 
   it('lets Temporal retry what the environment failed', async () => {
     // A store whose listing fails the way a store outage does (the real outages are in the fault suite).
     class FailingStore extends LocalStore {
-      override list(prefix: string): Promise<string[]> {
+      override listObjects(prefix: string): Promise<StoredObject[]> {
         return Promise.reject(new ObjectNotFound(this.uri, prefix));
       }
     }

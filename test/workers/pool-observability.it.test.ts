@@ -168,6 +168,10 @@ test('gpu shards whose pool never comes fail with PoolUnavailable and the run st
   );
   const summary: RunSummary = await handle.result();
   expect(summary).toMatchObject({ devices: DEVICES, scored: 0, failed: DEVICES, failedShards: DEVICES / 2 });
+  // The result names every failed device of the failed shards, and the shards with why: not only the manifest.
+  expect(summary.failures).toHaveLength(Math.min(DEVICES, 20));
+  expect(summary.failures[0]!.reason).toMatch(/^shard failed: no worker of pool gpu .* started shard \d+ within 3s/);
+  expect(summary.shardFailures).toHaveLength(DEVICES / 2);
   const manifest = await readManifest(store, WINDOW);
   expect(manifest!.shards.every((s) => s.status === 'failed')).toBe(true);
   expect(manifest!.shards[0]!.reason).toMatch(

@@ -22,6 +22,7 @@ import { readManifest } from '../../lib/scoring/manifest';
 import { MAX_SHARD_SIZE, type RunSummary, type ScoringRunInput } from '../../lib/shared/run-types';
 import { LocalStore } from '../../lib/store/local-store';
 import { windowAt } from '../../lib/shared/window';
+import { runWorkflowId, startRun } from '../../lib/temporal/runs';
 import { close, referenceMahalanobis } from '../support/expected-scores';
 import { runPoolWorkers, startTemporal, uniqueTaskQueue, type RunningPools } from '../support/temporal-env';
 
@@ -220,6 +221,37 @@ test('a run without a window that no schedule started fails with a non-retryable
   expect((cause as ApplicationFailure).nonRetryable).toBe(true);
 });
 
+test('runs of one window on two stores are two runs; one store, however spelt, is one run', async () => {
+  const other = new LocalStore(join(dir, 'other-store'));
+  await seedDemoFleet(other, { devices: 2, sensors: SENSORS, hours: 1, endMs: END_MS, seed: 1 });
+  const input = { window: WINDOW, shardSize: 4, taskQueues, pool: 'cpu' as const };
+  const a = await startRun(env.client, { ...input, store: store.uri }, taskQueues.cpu);
+  const b = await startRun(env.client, { ...input, store: join(dir, 'other-store') }, taskQueues.cpu);
+  // The same store as a path instead of a file URI: the same run, joined while it is open.
+  const again = await startRun(env.client, { ...input, store: join(dir, 'store') }, taskQueues.cpu);
+  expect(a.workflowId).toBe(runWorkflowId(store.uri, WINDOW));
+  expect(b.workflowId).not.toBe(a.workflowId);
+  expect(again.firstExecutionRunId).toBe(a.firstExecutionRunId);
+  const [ra, rb] = await Promise.all([a.result(), b.result()]);
+  expect(ra).toMatchObject({ window: WINDOW, devices: DEVICES + 1 });
+  expect(rb).toMatchObject({ window: WINDOW, devices: 2, scored: 2 });
+  expect((await readManifest(other, WINDOW))!.runId).toBe(b.firstExecutionRunId);
+  expect((await readManifest(store, WINDOW))!.runId).toBe(a.firstExecutionRunId);
+});
+
+test('a window that is not complete yet is refused, non-retryably, naming when it becomes scoreable', async () => {
+  const next = windowAt(Math.floor(Date.now() / 3_600_000) * 3_600_000);
+  const err = await run({ window: next.id, settle: '10m' }, 'future').catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause).toMatchObject({ type: 'WindowNotComplete', nonRetryable: true });
+  expect(cause.message).toContain(
+    `window ${next.id} is not complete: it ends at ${new Date(next.endMs).toISOString()} and, with a settle time of ` +
+      `10m, becomes scoreable at ${new Date(next.endMs + 600_000).toISOString()}`,
+  );
+  expect(await readManifest(store, next.id)).toBeUndefined();
+});
+
 test('a shard size over the limit fails at once with a non-retryable InvalidInput naming it', async () => {
   const err = await run({ window: WINDOW, shardSize: MAX_SHARD_SIZE + 1 }, 'enormous').catch((e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
@@ -228,10 +260,14 @@ test('a shard size over the limit fails at once with a non-retryable InvalidInpu
   expect(cause.message).toContain(`shardSize ${MAX_SHARD_SIZE + 1}`);
 });
 
-test('a window with no aggregates commits every device as no-data', async () => {
+test('a window whose input never comes fails with InputMissing naming the folder, and is not committed', async () => {
   const empty = windowAt(END_MS + 5 * 3_600_000).id;
-  const summary = await run({ window: empty }, 'empty');
-  expect(summary).toMatchObject({ devices: DEVICES + 1, scored: 0, noData: DEVICES + 1, failed: 0, rows: 0 });
-  const manifest = await readManifest(store, empty);
-  expect(manifest!.shards.every((s) => s.predictions === undefined)).toBe(true);
+  const err = await run({ window: empty, inputWait: '2s' }, 'empty').catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause).toMatchObject({ type: 'InputMissing', nonRetryable: true });
+  expect(cause.message).toBe(
+    `no input for window ${empty} after waiting 2s: an aggregates part missing under ${store.uri}/aggregates/window=${empty}/`,
+  );
+  expect(await readManifest(store, empty)).toBeUndefined();
 });

@@ -419,24 +419,8 @@ export class FaultRig {
 
   /** Compares a commit with the reference, row for row and device outcome for device outcome. */
   compare(actual: CommittedRows): Comparison {
-    const reference = this.reference;
-    if (!reference) throw new Error('no reference run');
-    let lost = 0;
-    let changed = 0;
-    for (const [key, value] of reference.rows) {
-      const got = actual.rows.get(key);
-      if (got === undefined) lost++;
-      else if (got !== value) changed++;
-    }
-    let duplicated = 0;
-    for (const n of actual.occurrences.values()) duplicated += n - 1;
-    const unexpected = [...actual.rows.keys()].filter((k) => !reference.rows.has(k)).length;
-    const outcome = (m: Manifest, d: string) => JSON.stringify(m.devices[d] ?? null);
-    const devices = new Set([...Object.keys(reference.manifest.devices), ...Object.keys(actual.manifest.devices)]);
-    const outcomesDiffer = [...devices].filter(
-      (d) => outcome(reference.manifest, d) !== outcome(actual.manifest, d),
-    ).length;
-    return { lost, duplicated, unexpected, changed, outcomesDiffer };
+    if (!this.reference) throw new Error('no reference run');
+    return compareRows(this.reference, actual);
   }
 
   /** The devices planRun puts in a shard: the index's device ids, sorted, in slices of the shard size. */
@@ -497,16 +481,54 @@ export function useFaultRig(options: RigOptions): FaultRig {
   return rig;
 }
 
-/** Runs `body` (which injects the fault and returns how many times), checks the commit and records the figures. */
+/**
+ * Compares a commit with what it must hold, row for row, and (unless `outcomes` is false: windows of other
+ * lengths) device outcome for device outcome.
+ */
+export function compareRows(
+  reference: CommittedRows,
+  actual: CommittedRows,
+  { outcomes = true }: { outcomes?: boolean } = {},
+): Comparison {
+  let lost = 0;
+  let changed = 0;
+  for (const [key, value] of reference.rows) {
+    const got = actual.rows.get(key);
+    if (got === undefined) lost++;
+    else if (got !== value) changed++;
+  }
+  let duplicated = 0;
+  for (const n of actual.occurrences.values()) duplicated += n - 1;
+  const unexpected = [...actual.rows.keys()].filter((k) => !reference.rows.has(k)).length;
+  if (!outcomes) return { lost, duplicated, unexpected, changed, outcomesDiffer: 0 };
+  const outcome = (m: Manifest, d: string) => JSON.stringify(m.devices[d] ?? null);
+  const devices = new Set([...Object.keys(reference.manifest.devices), ...Object.keys(actual.manifest.devices)]);
+  const outcomesDiffer = [...devices].filter(
+    (d) => outcome(reference.manifest, d) !== outcome(actual.manifest, d),
+  ).length;
+  return { lost, duplicated, unexpected, changed, outcomesDiffer };
+}
+
+/**
+ * Runs `body` (which injects the fault and returns how many times), checks the commit and records the figures. The
+ * commit checked is the seeded window's, against the reference run, unless `body` returns its own comparison (of
+ * other windows, against what they must hold).
+ */
 export async function measureFault(
   rig: FaultRig,
   fault: string,
   point: string,
-  body: () => Promise<{ injected: number; summary: RunSummary | undefined; runs?: number; completed?: number }>,
+  body: () => Promise<{
+    injected: number;
+    summary: RunSummary | undefined;
+    runs?: number;
+    completed?: number;
+    comparison?: Comparison;
+  }>,
 ): Promise<Comparison & { record: FaultRecord }> {
   const started = Date.now();
-  const { injected, summary, runs = 1, completed } = await body();
-  const comparison = rig.compare(await rig.committed());
+  const { injected, summary, runs = 1, completed, comparison: own } = await body();
+  const comparison = own ?? rig.compare(await rig.committed());
   const record: FaultRecord = {
     fault,
     point,

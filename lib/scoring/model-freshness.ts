@@ -1,0 +1,68 @@
+/**
+ * The answer must not depend on the worker: a warm worker holds model files in its caches (model.json by device,
+ * sessions and stacked parameters by the bytes' sha256), so a model.onnx deleted or overwritten in the store after
+ * it was cached would go unnoticed where a fresh worker fails the device. The check: once per run and worker, one
+ * listing of `models/` (size, and ETag or modification time, of every model file); a device whose files changed
+ * since this worker last used them, or are gone, is forgotten by the caches, so they are read and verified again
+ * and fail exactly as on a fresh worker. Unchanged files cost nothing more than their line in the listing.
+ */
+import { LruCache } from '../lru-cache';
+import { keys } from '../shared/keys';
+import type { ModelSessionCache } from '../models/model-sessions';
+import type { ObjectStore, StoredObject } from '../store/object-store';
+
+/** Listings of the most recent runs a worker keeps (a worker scores shards of a few runs at once at most). */
+const LISTINGS_KEPT = 4;
+/** Model versions whose fingerprint a worker remembers; more than that are checked again (read) when next used. */
+const FINGERPRINTS_KEPT = 500_000;
+
+/** One worker's record of the model files its caches hold. */
+export class ModelFreshness {
+  private readonly listings = new LruCache<string, Promise<Map<string, string>>>(LISTINGS_KEPT);
+  private readonly used = new LruCache<string, string>(FINGERPRINTS_KEPT);
+
+  /**
+   * Makes `sessions` forget the device's model when its files are not as they were when this worker last scored
+   * with them. Call before preparing the device; call {@link ModelFreshness.prepared} once it was prepared.
+   */
+  async check(
+    store: ObjectStore,
+    runId: string,
+    device: string,
+    version: string,
+    sessions: ModelSessionCache,
+  ): Promise<string> {
+    const listing = await this.listing(store, runId);
+    const files = [keys.modelMeta(device, version), keys.modelOnnx(device, version)];
+    const fingerprint = files.map((f) => listing.get(f) ?? 'missing').join('|');
+    const id = `${store.uri}|${device}|${version}`;
+    if (this.used.get(id) !== fingerprint) {
+      this.used.delete(id);
+      sessions.forget(store, device, version);
+    }
+    return fingerprint;
+  }
+
+  /** Records that the device's model, with the fingerprint {@link ModelFreshness.check} returned, was prepared. */
+  prepared(store: ObjectStore, device: string, version: string, fingerprint: string): void {
+    this.used.set(`${store.uri}|${device}|${version}`, fingerprint);
+  }
+
+  /** The run's listing of model files, key to fingerprint: listed once per run (and store) on this worker. */
+  private listing(store: ObjectStore, runId: string): Promise<Map<string, string>> {
+    const id = `${runId}|${store.uri}`;
+    let listing = this.listings.get(id);
+    if (!listing) {
+      listing = store.listObjects(keys.modelsRoot()).then((objects) => new Map(objects.map((o) => [o.key, print(o)])));
+      // A failed listing is not kept: the next shard (or the retry) lists again.
+      listing.catch(() => this.listings.delete(id));
+      this.listings.set(id, listing);
+    }
+    return listing;
+  }
+}
+
+/** What changes when an object is written again: its size and ETag (S3), or size and modification time (local). */
+function print(o: StoredObject): string {
+  return `${o.size}:${o.etag ?? o.lastModified.getTime()}`;
+}
