@@ -20,6 +20,7 @@ import { nodeEndOfLifeNotice } from '../../lib/node-support';
 import { windowIdOf } from '../../lib/shared/window';
 import { LocalStore } from '../../lib/store/local-store';
 import { isReachable, temporalTarget } from '../../lib/temporal/connection';
+import { runWorkflowId } from '../../lib/temporal/runs';
 import { close, referenceMahalanobis } from '../support/expected-scores';
 import { freePort } from '../support/free-port';
 
@@ -74,12 +75,12 @@ test('npm start -- --once scores the latest window and commits predictions that 
   const window = /^(\d{4}-\d\d-\d\dT\d\d)\s+25\s+25\s+0\s+0\s+1500\s+(\d+)$/m.exec(start.stdout);
   expect(window).not.toBeNull();
   const windowId = window![1]!;
-  // The Web UI link is on the configured UI port.
+  const store = new LocalStore(join(dir, 'data', 'store'));
+  // The Web UI link is on the configured UI port, to the run of that window on that store.
   expect(start.stdout).toContain(
-    `http://localhost:${env.FLEETSCORE_UI_PORT}/namespaces/default/workflows/fleetscore-hourly-window-${windowId}/`,
+    `http://localhost:${env.FLEETSCORE_UI_PORT}/namespaces/default/workflows/${runWorkflowId(store.uri, windowId)}/`,
   );
 
-  const store = new LocalStore(join(dir, 'data', 'store'));
   const manifest = (await readManifest(store, windowId)) as Manifest;
   expect(manifest.counts).toEqual({
     devices: DEVICES,
