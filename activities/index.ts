@@ -22,8 +22,7 @@ import {
 } from '../lib/shared/run-types';
 import { scoreShard } from '../lib/scoring/score-shard';
 import { ModelFreshness } from '../lib/scoring/model-freshness';
-import { findStaleWindows } from '../lib/scoring/stale-windows';
-import { hoursOf, parseWindow } from '../lib/shared/window';
+import { checkWindows, windowsBefore } from '../lib/scoring/stale-windows';
 import { runWorkflowId } from '../lib/temporal/runs';
 import type { AggregatesCache } from '../lib/arrow/aggregates-cache';
 import type { ObjectStore } from '../lib/store/object-store';
@@ -55,10 +54,9 @@ export function createActivities(deps: ActivityDeps) {
     /** The committed windows in a range whose input changed since their run read it; see lib/scoring/stale-windows. */
     async findLateWindows(req: LateWindowsRequest): Promise<LateWindow[]> {
       return asFailure(async () => {
-        const { stale } = await findStaleWindows(attemptStore(deps, req.store), req);
-        return stale
-          .filter((s) => hoursOf(parseWindow(s.window)) === req.windowHours)
-          .map((s) => ({ window: s.window, workflowId: runWorkflowId(req.store, s.window) }));
+        const windows = windowsBefore(req.fromMs, req.toMs, req.windowHours);
+        const { stale } = await checkWindows(attemptStore(deps, req.store), windows);
+        return stale.map((s) => ({ window: s.window, workflowId: runWorkflowId(req.store, s.window) }));
       });
     },
 

@@ -5,9 +5,11 @@
  * schedule with `rescoreLateWithin` re-scores on its own.
  */
 import { listWindowInput } from '../arrow/window-input';
-import { parseWindow } from '../shared/window';
+import { parseWindow, windowIdOf } from '../shared/window';
 import type { ObjectStore } from '../store/object-store';
 import { inputPart, listCommittedWindows, readManifest, type InputPart, type Manifest } from './manifest';
+
+const HOUR_MS = 3_600_000;
 
 /** A committed window and how its input differs from what its run read. */
 export interface StaleWindow {
@@ -48,8 +50,23 @@ export async function findStaleWindows(
   store: ObjectStore,
   range?: { fromMs: number; toMs: number },
 ): Promise<StaleReport> {
+  return checkWindows(store, await committedWindowsIn(store, range));
+}
+
+/**
+ * The windows of `hours` hours that start in `[fromMs, toMs)`, newest first, counted back from `toMs` (a window
+ * start): the ones a scheduled run looks at for late data, named without listing the store.
+ */
+export function windowsBefore(fromMs: number, toMs: number, hours: number): string[] {
+  const out: string[] = [];
+  for (let t = toMs - hours * HOUR_MS; t >= fromMs; t -= hours * HOUR_MS) out.push(windowIdOf(t, hours));
+  return out;
+}
+
+/** Of `windows`, the committed ones whose input changed since their run read it; uncommitted ones are skipped. */
+export async function checkWindows(store: ObjectStore, windows: readonly string[]): Promise<StaleReport> {
   const report: StaleReport = { stale: [], unknown: [], checked: 0 };
-  for (const window of await committedWindowsIn(store, range)) {
+  for (const window of windows) {
     const manifest = await readManifest(store, window);
     if (!manifest) continue;
     report.checked += 1;

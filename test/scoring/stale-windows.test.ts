@@ -6,7 +6,7 @@ import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { compareInput, findStaleWindows } from '../../lib/scoring/stale-windows';
+import { checkWindows, compareInput, findStaleWindows, windowsBefore } from '../../lib/scoring/stale-windows';
 import { keys } from '../../lib/shared/keys';
 import { LocalStore } from '../../lib/store/local-store';
 import { runWindow } from '../support/run-window';
@@ -72,4 +72,26 @@ test('an ETag tells a replaced part where there is one; the time where there is 
   expect(compareInput([{ ...part, etag: '"1"' }], [{ ...part, etag: '"2"' }]).replaced).toEqual(['a']);
   expect(compareInput([{ ...part, etag: '"1"' }], [{ ...part, etag: '"1"', lastModified: 'x' }]).replaced).toEqual([]);
   expect(compareInput([part], [{ ...part, lastModified: 'x' }]).replaced).toEqual(['a']);
+});
+
+test('a scheduled run names the windows of its length within its horizon, and only committed ones are checked', async () => {
+  const startOf = (h: number) => Date.UTC(2026, 10, 21, h);
+  expect(windowsBefore(startOf(6), startOf(12), 1)).toEqual([
+    '2026-11-21T11',
+    '2026-11-21T10',
+    '2026-11-21T09',
+    '2026-11-21T08',
+    '2026-11-21T07',
+    '2026-11-21T06',
+  ]);
+  expect(windowsBefore(startOf(5), startOf(12), 2)).toEqual([
+    '2026-11-21T10_2h',
+    '2026-11-21T08_2h',
+    '2026-11-21T06_2h',
+  ]);
+  expect(windowsBefore(startOf(12), startOf(12), 1)).toEqual([]);
+  // Of the named windows only the committed ones count; W1..W3 are committed by the test above.
+  const report = await checkWindows(store, ['2026-11-21T08', W1, W2]);
+  expect(report.checked).toBe(2);
+  expect(report.stale.map((s) => s.window)).toEqual([W1, W2]);
 });
