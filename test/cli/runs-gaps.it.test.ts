@@ -13,10 +13,8 @@ import { keys } from '../../lib/shared/keys';
 import { readIndex } from '../../lib/models/model-index';
 import { LocalStore } from '../../lib/store/local-store';
 import { runWorkflowId } from '../../lib/temporal/runs';
-import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
-import { startTemporal } from '../support/temporal-env';
-import { TASK_QUEUES } from '../../lib/shared/names';
+import { runCpuWorker, startTemporal, type RunningPools } from '../support/temporal-env';
 
 jest.setTimeout(240_000);
 
@@ -26,8 +24,7 @@ const [W1, W2, W3] = ['2026-11-21T09', '2026-11-21T10', '2026-11-21T11'];
 let env: TestWorkflowEnvironment;
 let dir: string;
 let store: LocalStore;
-let cpu: PoolWorker;
-let running: Promise<unknown>;
+let pools: RunningPools | undefined;
 
 beforeAll(async () => {
   env = await startTemporal();
@@ -40,20 +37,11 @@ beforeAll(async () => {
   const { version } = (await readIndex(store)).devices['dev-00001']!;
   await store.put(keys.modelOnnx('dev-00001', version), 'not a model');
   // `runs start` runs on the standard cpu queue: this worker polls it on the test server.
-  cpu = await createPoolWorker({
-    pool: 'cpu',
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue: TASK_QUEUES.cpu,
-    maxConcurrentShards: 1,
-  });
-  running = cpu.worker.run();
+  pools = await runCpuWorker(env);
 });
 
 afterAll(async () => {
-  cpu?.worker.shutdown();
-  await running;
-  await cpu?.close();
+  await pools?.stop();
   await env?.teardown();
   if (dir) await rm(dir, { recursive: true, force: true });
 });

@@ -3,7 +3,7 @@
  * fleetscore's search attributes registered.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { SEARCH_ATTRIBUTES } from '../../lib/shared/names';
+import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../../lib/shared/names';
 import { installRuntime, type RuntimeSettings } from '../../lib/temporal/runtime';
 import { requireTemporalCli } from '../../lib/temporal/temporal-cli';
 import { createPoolWorker } from '../../workers/pool-worker';
@@ -64,6 +64,31 @@ export async function runPoolWorkers(
       gpu.worker.shutdown();
       await running;
       await Promise.all([cpu.close(), gpu.close()]);
+    },
+  };
+}
+
+/**
+ * Runs one cpu pool worker (one shard at a time) on `taskQueue` against the test server: by default the standard
+ * cpu queue, the one the CLI starts runs on, for tests that drive the real `fleetscore` commands.
+ */
+export async function runCpuWorker(
+  env: TestWorkflowEnvironment,
+  taskQueue: string = TASK_QUEUES.cpu,
+): Promise<RunningPools> {
+  const cpu = await createPoolWorker({
+    pool: 'cpu',
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    maxConcurrentShards: 1,
+  });
+  const running = cpu.worker.run();
+  return {
+    async stop() {
+      cpu.worker.shutdown();
+      await running;
+      await cpu.close();
     },
   };
 }

@@ -12,13 +12,11 @@ import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readManifest } from '../../lib/scoring/manifest';
 import type { StaleReport } from '../../lib/scoring/stale-windows';
 import { keys } from '../../lib/shared/keys';
-import { TASK_QUEUES } from '../../lib/shared/names';
 import type { RunSummary, ScoringRunInput } from '../../lib/shared/run-types';
 import { LocalStore } from '../../lib/store/local-store';
 import { runWorkflowId, startRun } from '../../lib/temporal/runs';
-import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { fleetscore } from '../support/fleetscore-cli';
-import { startTemporal } from '../support/temporal-env';
+import { runCpuWorker, startTemporal, type RunningPools } from '../support/temporal-env';
 
 jest.setTimeout(240_000);
 
@@ -28,8 +26,7 @@ const [W1, W2, W3] = ['2026-11-21T09', '2026-11-21T10', '2026-11-21T11'];
 let env: TestWorkflowEnvironment;
 let dir: string;
 let store: LocalStore;
-let cpu: PoolWorker;
-let running: Promise<unknown>;
+let pools: RunningPools | undefined;
 /** The parts held back from W1 and W2 until after their first commit. */
 const late = new Map<string, Uint8Array>();
 
@@ -50,20 +47,11 @@ beforeAll(async () => {
     await store.delete(key);
   }
   // The CLI starts runs on the standard cpu queue: this worker polls it on the test server.
-  cpu = await createPoolWorker({
-    pool: 'cpu',
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue: TASK_QUEUES.cpu,
-    maxConcurrentShards: 1,
-  });
-  running = cpu.worker.run();
+  pools = await runCpuWorker(env);
 });
 
 afterAll(async () => {
-  cpu?.worker.shutdown();
-  await running;
-  await cpu?.close();
+  await pools?.stop();
   await env?.teardown();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
