@@ -42,7 +42,7 @@ export const VARIABLES = {
   FLEETSCORE_DATA_DIR: {
     schema: z.string().min(1),
     default: '`.fleetscore`',
-    meaning: "embedded default's data folder (Temporal's SQLite file, local store, logs)",
+    meaning: "embedded default's folder (Temporal's SQLite file, store, logs)",
   },
   FLEETSCORE_UI_PORT: {
     schema: port,
@@ -84,7 +84,7 @@ export const VARIABLES = {
   FLEETSCORE_S3_ENDPOINT: {
     schema: url,
     default: 'AWS',
-    meaning: 'an S3-compatible server (MinIO, ...); a store URI `?endpoint=` wins',
+    meaning: "an S3-compatible server (MinIO, ...); a URI's `?endpoint=` wins",
   },
   FLEETSCORE_S3_FORCE_PATH_STYLE: {
     schema: flag,
@@ -94,7 +94,7 @@ export const VARIABLES = {
   AWS_REGION: {
     schema: z.string().min(1),
     default: '`us-east-1`',
-    meaning: "the S3 store's region (the AWS SDK's variable); a store URI `?region=` wins",
+    meaning: "the S3 store's region; a store URI's `?region=` wins",
   },
   FLEETSCORE_VERBOSE: {
     schema: flag,
@@ -103,7 +103,7 @@ export const VARIABLES = {
   },
   TEMPORAL_CLI: {
     schema: z.string().min(1),
-    default: '`temporal` on `PATH`, else `.tools/bin/temporal`',
+    default: '`PATH`, else `.tools/bin/temporal`',
     meaning: 'the Temporal CLI binary that runs the dev server',
   },
   FLEETSCORE_S3_SERVER: {
@@ -114,14 +114,14 @@ export const VARIABLES = {
   },
   FLEETSCORE_TEST_SERVER: {
     schema: z.string().min(1),
-    default: '`.tools/temporal-test-server/run`, built on first use',
-    meaning: "Temporal's time-skipping test server launcher the workflow timer tests start",
+    default: '`.tools/temporal-test-server/run`',
+    meaning: 'the time-skipping test server of the timer tests',
     tests: true,
   },
   FLEETSCORE_FAULTS: {
     schema: flag,
     default: '`0`',
-    meaning: 'adds the fault suite to jest (`npm run test:faults` sets it)',
+    meaning: 'the fault suite joins jest (`npm run test:faults` sets it)',
     tests: true,
   },
 } as const satisfies Record<string, Variable>;
