@@ -9,7 +9,8 @@
 import { benchFleet } from '../../bench/fleets';
 import { ensurePeerPython } from '../../bench/peer-python';
 import { parseWindow } from '../../lib/shared/window';
-import { FaultRig, recordFault, WINDOW } from './support/fault-rig';
+import { FaultRig, WINDOW } from './support/fault-rig';
+import { recordFault } from './support/fault-record';
 
 // The first run on a machine trains and converts the forests (skl2onnx takes minutes per 300-tree forest).
 jest.setTimeout(1_500_000);

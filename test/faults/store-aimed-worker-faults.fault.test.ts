@@ -16,15 +16,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keys } from '../../lib/shared/keys';
 import type { ScoringRunInput } from '../../lib/shared/run-types';
-import {
-  CLEAN,
-  measureFault,
-  storeRequests,
-  useFaultRig,
-  waitUntil,
-  WINDOW,
-  type WorkerProcess,
-} from './support/fault-rig';
+import { measureFault, storeRequests, useFaultRig, waitUntil, WINDOW } from './support/fault-rig';
+import { CLEAN } from './support/fault-record';
+import { type WorkerProcess } from './support/worker-process';
 import type { HeldRequest, HoldPhase, StoreRequest } from './support/store-gate';
 
 jest.setTimeout(300_000);

@@ -3,7 +3,8 @@
  * three points of the run. Workers and the client reconnect; the run completes from its durable history and the
  * committed window equals a fault-free run's, row for row.
  */
-import { CLEAN, measureFault, useFaultRig } from './support/fault-rig';
+import { measureFault, useFaultRig } from './support/fault-rig';
+import { CLEAN } from './support/fault-record';
 
 jest.setTimeout(300_000);
 

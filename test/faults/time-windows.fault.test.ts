@@ -27,16 +27,8 @@ import type { BackfillResult } from '../../schedules/schedule-backfill';
 import { applySchedules } from '../../schedules/schedule-reconciler';
 import { cancelCommand } from '../../cli/commands/runs-cancel';
 import { fleetscore } from '../support/fleetscore-cli';
-import {
-  CLEAN,
-  compareRows,
-  END_MS,
-  measureFault,
-  useFaultRig,
-  WINDOW,
-  type CommittedRows,
-  type Comparison,
-} from './support/fault-rig';
+import { END_MS, measureFault, useFaultRig, WINDOW } from './support/fault-rig';
+import { CLEAN, compareRows, type CommittedRows, type Comparison } from './support/fault-record';
 
 jest.setTimeout(300_000);
 

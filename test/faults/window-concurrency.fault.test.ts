@@ -12,7 +12,8 @@ import { SCORING_WORKFLOW } from '../../lib/shared/names';
 import type { RunSummary } from '../../lib/shared/run-types';
 import { parseWindow } from '../../lib/shared/window';
 import { backfillRange } from '../../schedules/backfill-range';
-import { CLEAN, measureFault, useFaultRig, WINDOW } from './support/fault-rig';
+import { measureFault, useFaultRig, WINDOW } from './support/fault-rig';
+import { CLEAN } from './support/fault-record';
 
 jest.setTimeout(300_000);
 

@@ -9,7 +9,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readRunLogs } from '../../lib/scoring/attempt-log';
-import { CLEAN, measureFault, useFaultRig, type CommittedRows } from './support/fault-rig';
+import { measureFault, useFaultRig } from './support/fault-rig';
+import { CLEAN, type CommittedRows } from './support/fault-record';
 
 jest.setTimeout(300_000);
 

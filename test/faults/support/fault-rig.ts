@@ -3,11 +3,13 @@
  * same file), real `fleetscore worker` processes (so they can be SIGKILLed, SIGTERMed and SIGSTOPped), a seeded
  * demo fleet in a local folder or a real MinIO (reached by the workers through a store gate that can hold one
  * request, to aim a fault at an exact point), and the checks every fault test ends with: the run completed and
- * its committed predictions equal a fault-free run's, row for row.
+ * its committed predictions equal a fault-free run's, row for row. About 500 lines: the rig class is one object
+ * the tests drive (servers, workers, runs, commits); what it records lives in fault-record.ts, its workers in
+ * worker-process.ts, the store gate in store-gate.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, Connection, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
@@ -19,7 +21,7 @@ import { readDemoTruth } from '../../../lib/demo/demo-truth';
 import { keys, shardName } from '../../../lib/shared/keys';
 import { readIndex } from '../../../lib/models/model-index';
 import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../../lib/shared/names';
-import { readManifest, type Manifest } from '../../../lib/scoring/manifest';
+import { readManifest } from '../../../lib/scoring/manifest';
 import type { RunSummary, ScoringRunInput } from '../../../lib/shared/run-types';
 import { LocalStore } from '../../../lib/store/local-store';
 import type { ObjectStore } from '../../../lib/store/object-store';
@@ -29,12 +31,19 @@ import { startDevServer, type DevServer } from '../../../lib/temporal/dev-server
 import { windowAt } from '../../../lib/shared/window';
 import { startS3Server, type S3TestServer } from '../../support/s3-server';
 import { freePort } from '../../support/free-port';
+import {
+  compareRows,
+  recordFault,
+  type CommittedRows,
+  type Comparison,
+  type FaultRecord,
+  type RowValue,
+} from './fault-record';
 import { StoreGate, type StoreRequest } from './store-gate';
+import { WorkerProcess } from './worker-process';
 import { messageOf } from '../../../lib/shared/errors';
 
 const ROOT = resolve(__dirname, '../../..');
-/** Where each fault test records its figures; the reporter prints them as one table. */
-export const FAULT_RESULTS_DIR = join(ROOT, '.fleetscore', 'fault-results');
 
 /** The seeded window every run scores. */
 export const END_MS = Date.UTC(2026, 10, 21, 12);
@@ -45,69 +54,6 @@ export interface FleetSize {
   devices: number;
   sensors: number;
   shardSize: number;
-}
-
-/** One committed prediction, reduced to what must be identical between runs. */
-type RowValue = string;
-
-/** What a run committed, keyed by `device@ts`, with how often each key occurred. */
-export interface CommittedRows {
-  manifest: Manifest;
-  rows: Map<string, RowValue>;
-  occurrences: Map<string, number>;
-}
-
-/** The outcome of comparing a run's commit with the fault-free reference. */
-export interface Comparison {
-  lost: number;
-  duplicated: number;
-  unexpected: number;
-  changed: number;
-  outcomesDiffer: number;
-}
-
-/** The figures of one injected fault, printed by the suite's reporter. */
-export interface FaultRecord {
-  fault: string;
-  point: string;
-  injected: number;
-  runsCompleted: number;
-  runs: number;
-  lost: number;
-  duplicated: number;
-  seconds: number;
-}
-
-/** What a commit must equal the reference by: nothing lost, duplicated, unexpected, changed or decided otherwise. */
-export const CLEAN: Comparison = { lost: 0, duplicated: 0, unexpected: 0, changed: 0, outcomesDiffer: 0 };
-
-/** A `fleetscore worker` child process. */
-export class WorkerProcess {
-  readonly identity: string;
-  readonly exited: Promise<number | null>;
-  output = '';
-
-  /** `label`: the worker's own store gate port (S3 rigs), so a held store request names its worker. */
-  constructor(
-    readonly child: ChildProcess,
-    readonly label?: string,
-  ) {
-    this.identity = `${child.pid}@${hostname()}`;
-    this.exited = new Promise((done) => child.once('exit', (code) => done(code)));
-    const collect = (chunk: Buffer) => {
-      this.output += chunk.toString();
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    if (this.running) this.child.kill(sig);
-  }
 }
 
 /** Options of {@link FaultRig.start}. */
@@ -482,34 +428,6 @@ export function useFaultRig(options: RigOptions): FaultRig {
 }
 
 /**
- * Compares a commit with what it must hold, row for row, and (unless `outcomes` is false: windows of other
- * lengths) device outcome for device outcome.
- */
-export function compareRows(
-  reference: CommittedRows,
-  actual: CommittedRows,
-  { outcomes = true }: { outcomes?: boolean } = {},
-): Comparison {
-  let lost = 0;
-  let changed = 0;
-  for (const [key, value] of reference.rows) {
-    const got = actual.rows.get(key);
-    if (got === undefined) lost++;
-    else if (got !== value) changed++;
-  }
-  let duplicated = 0;
-  for (const n of actual.occurrences.values()) duplicated += n - 1;
-  const unexpected = [...actual.rows.keys()].filter((k) => !reference.rows.has(k)).length;
-  if (!outcomes) return { lost, duplicated, unexpected, changed, outcomesDiffer: 0 };
-  const outcome = (m: Manifest, d: string) => JSON.stringify(m.devices[d] ?? null);
-  const devices = new Set([...Object.keys(reference.manifest.devices), ...Object.keys(actual.manifest.devices)]);
-  const outcomesDiffer = [...devices].filter(
-    (d) => outcome(reference.manifest, d) !== outcome(actual.manifest, d),
-  ).length;
-  return { lost, duplicated, unexpected, changed, outcomesDiffer };
-}
-
-/**
  * Runs `body` (which injects the fault and returns how many times), checks the commit and records the figures. The
  * commit checked is the seeded window's, against the reference run, unless `body` returns its own comparison (of
  * other windows, against what they must hold).
@@ -577,13 +495,6 @@ export async function waitUntil(what: string, condition: () => boolean, timeoutM
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
     await sleep(50);
   }
-}
-
-/** Appends one fault's figures to the results folder the reporter reads. */
-export async function recordFault(record: FaultRecord): Promise<void> {
-  await mkdir(FAULT_RESULTS_DIR, { recursive: true });
-  const name = `${record.fault}-${record.point}`.replace(/[^A-Za-z0-9_-]+/g, '_');
-  await writeFile(join(FAULT_RESULTS_DIR, `${name}.json`), JSON.stringify(record));
 }
 
 function isUnavailable(err: unknown): boolean {
