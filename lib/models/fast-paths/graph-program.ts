@@ -5,6 +5,7 @@
  * maps, numbers), so it is built in a worker thread and handed to the event loop's thread without copying.
  */
 import { elementwiseOps } from './elementwise-ops';
+import { fuseTreeSums, treeSum } from './fused-trees';
 import { linearOps } from './linear-ops';
 import { mlOps } from './ml-ops';
 import type { AttrValue, OpDef } from './op-types';
@@ -17,7 +18,8 @@ export type GraphFamily = 'tree-ensemble' | 'svm' | 'mlp' | 'linear';
 
 /** One node of a program: an operator, its prepared parameters and its value slots. */
 export interface ProgramNode {
-  domain: 'ai.onnx' | 'ai.onnx.ml';
+  /** `fused`: a node the compiler made from several of the graph's (see fused-trees.ts). */
+  domain: 'ai.onnx' | 'ai.onnx.ml' | 'fused';
   op: string;
   params: unknown;
   inputs: number[];
@@ -37,7 +39,10 @@ export interface GraphProgram {
 }
 
 /** Opset ranges whose operators the fast path implements as they are defined there. */
-const DOMAINS: Record<string, { name: ProgramNode['domain']; min: number; max: number; ops: Record<string, OpDef> }> = {
+const DOMAINS: Record<
+  string,
+  { name: 'ai.onnx' | 'ai.onnx.ml'; min: number; max: number; ops: Record<string, OpDef> }
+> = {
   '': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps } },
   'ai.onnx': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps } },
   'ai.onnx.ml': { name: 'ai.onnx.ml', min: 1, max: 3, ops: mlOps },
@@ -45,8 +50,10 @@ const DOMAINS: Record<string, { name: ProgramNode['domain']; min: number; max: n
 
 /** The operators for `domain` as the program records it. */
 export function opsOf(domain: ProgramNode['domain']): Record<string, OpDef> {
-  return DOMAINS[domain === 'ai.onnx' ? '' : domain]!.ops;
+  return domain === 'fused' ? FUSED : DOMAINS[domain === 'ai.onnx' ? '' : domain]!.ops;
 }
+
+const FUSED: Record<string, OpDef> = { TreeSum: treeSum };
 
 const TYPES: Partial<Record<number, DType>> = { 1: 'float', 7: 'int64', 9: 'bool', 11: 'double' };
 
@@ -86,7 +93,7 @@ function attrOf(a: RawAttribute): AttrValue {
     case ATTR.INTS:
       return a.ints;
     case ATTR.STRINGS:
-      return a.strings.map(text);
+      return a.strings;
     default:
       throw new UnsupportedGraph(`attribute ${a.name} of type ${a.type}`);
   }
@@ -110,9 +117,10 @@ function bytesOf(value: unknown, depth = 0): number {
 
 /**
  * Compiles `bytes` into a program computing `output` from the float32 input `input`; throws UnsupportedGraph
- * when any node the output depends on is outside what the fast path evaluates exactly.
+ * when any node the output depends on is outside what the fast path evaluates exactly. With `fuse` (the
+ * default), an isolation forest's per-tree nodes become one loop over its trees (fused-trees.ts).
  */
-export function compileGraph(bytes: Uint8Array, input: string, output: string): GraphProgram {
+export function compileGraph(bytes: Uint8Array, input: string, output: string, fuse = true): GraphProgram {
   const model: RawModel = readOnnx(bytes);
   if (!model.hasGraph) throw new UnsupportedGraph('no graph');
   const opsets = new Map<string, number>();
@@ -194,6 +202,8 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string): 
     bytes: 0,
   };
   program.slots = slots.size;
-  program.bytes = 256 + nodes.length * 160 + bytesOf(nodes.map((n) => n.params)) + bytesOf(constants);
-  return program;
+  const compiled = fuse ? fuseTreeSums(program, (n) => opsOf(n.domain)[n.op]!) : program;
+  compiled.bytes =
+    256 + compiled.nodes.length * 160 + bytesOf(compiled.nodes.map((n) => n.params)) + bytesOf(compiled.constants);
+  return compiled;
 }

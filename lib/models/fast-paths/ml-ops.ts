@@ -4,134 +4,24 @@
  * onnxruntime's semantics: tree thresholds compared in float32, NaN taking the true branch only where
  * `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`, `(γ x·s + c)^d`, `tanh(γ x·s + c)`.
  */
-import { attrReader, type OpDef, type PrepareContext } from './op-types';
+import { attrReader, type OpDef } from './op-types';
 import { alloc, expectType, UnsupportedGraph } from './tensor';
-
-const MODES = ['BRANCH_LEQ', 'BRANCH_LT', 'BRANCH_GTE', 'BRANCH_GT', 'BRANCH_EQ', 'BRANCH_NEQ', 'LEAF'];
-const LEAF = 6;
-
-/** A tree ensemble flattened into arrays: node i's test, children and (for leaves) per-target weights. */
-interface TreeParams {
-  roots: Int32Array;
-  feature: Int32Array;
-  threshold: Float32Array | Float64Array;
-  mode: Uint8Array;
-  trueChild: Int32Array;
-  falseChild: Int32Array;
-  missingTrue: Uint8Array;
-  /** [nodes * targets] */
-  weights: Float64Array;
-  targets: number;
-  base: Float64Array;
-  average: boolean;
-}
-
-function floatsOrTensor(ctx: PrepareContext, name: string): ArrayLike<number> | undefined {
-  const attr = attrReader(ctx);
-  const t = attr.tensor(`${name}_as_tensor`);
-  if (t) return t.data;
-  return attr.has(name) ? attr.numbers(name) : undefined;
-}
+import { checkFeatures, leafOf, readTrees, type TreeParams } from './tree-ensemble';
 
 const treeEnsembleRegressor: OpDef<TreeParams> = {
-  prepare(ctx) {
-    const attr = attrReader(ctx);
-    if (attr.string('post_transform', 'NONE') !== 'NONE') throw new UnsupportedGraph('tree post_transform');
-    const agg = attr.string('aggregate_function', 'SUM');
-    if (agg !== 'SUM' && agg !== 'AVERAGE') throw new UnsupportedGraph(`tree aggregate_function ${agg}`);
-    const treeIds = attr.numbers('nodes_treeids');
-    const nodeIds = attr.numbers('nodes_nodeids');
-    const n = treeIds.length;
-    const values = floatsOrTensor(ctx, 'nodes_values') ?? [];
-    const modes = attr.strings('nodes_modes');
-    const features = attr.numbers('nodes_featureids');
-    const trues = attr.numbers('nodes_truenodeids');
-    const falses = attr.numbers('nodes_falsenodeids');
-    const missing = attr.numbers('nodes_missing_value_tracks_true', new Array<number>(n).fill(0));
-    const lengths = [nodeIds, values, modes, features, trues, falses, missing].map((a) => a.length);
-    if (lengths.some((l) => l !== n)) throw new UnsupportedGraph('TreeEnsembleRegressor: node arrays differ in length');
-    const targets = attr.int('n_targets', 1);
-    // (tree, node) as one number: tree ids stay far below 2^21 and node ids below 2^32.
-    const key = (tree: number, node: number) => tree * 4294967296 + node;
-    const at = new Map<number, number>();
-    treeIds.forEach((t, i) => at.set(key(t, nodeIds[i]!), i));
-    const index = (tree: number, node: number) => {
-      const i = at.get(key(tree, node));
-      if (i === undefined) throw new UnsupportedGraph(`TreeEnsembleRegressor: tree ${tree} has no node ${node}`);
-      return i;
-    };
-    const p: TreeParams = {
-      roots: new Int32Array(0),
-      feature: Int32Array.from(features),
-      // Thresholds given as floats compare in float32; as a double tensor, in double.
-      threshold: values instanceof Float64Array ? values : Float32Array.from(values),
-      mode: Uint8Array.from(modes, (m) => {
-        const k = MODES.indexOf(m);
-        if (k < 0) throw new UnsupportedGraph(`TreeEnsembleRegressor: mode ${m}`);
-        return k;
-      }),
-      trueChild: new Int32Array(n),
-      falseChild: new Int32Array(n),
-      missingTrue: Uint8Array.from(missing),
-      weights: new Float64Array(n * targets),
-      targets,
-      base: Float64Array.from(floatsOrTensor(ctx, 'base_values') ?? new Array<number>(targets).fill(0)),
-      average: agg === 'AVERAGE',
-    };
-    if (p.base.length !== targets) throw new UnsupportedGraph('TreeEnsembleRegressor: base_values length');
-    const child = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      if (p.mode[i] === LEAF) continue;
-      p.trueChild[i] = index(treeIds[i]!, trues[i]!);
-      p.falseChild[i] = index(treeIds[i]!, falses[i]!);
-      child[p.trueChild[i]!] = 1;
-      child[p.falseChild[i]!] = 1;
-    }
-    const tIds = attr.numbers('target_treeids');
-    const tNodes = attr.numbers('target_nodeids');
-    const tTargets = attr.numbers('target_ids');
-    const tWeights = floatsOrTensor(ctx, 'target_weights') ?? [];
-    if ([tNodes, tTargets, tWeights].some((a) => a.length !== tIds.length)) {
-      throw new UnsupportedGraph('TreeEnsembleRegressor: target arrays differ in length');
-    }
-    for (let j = 0; j < tIds.length; j++) {
-      const i = index(tIds[j]!, tNodes[j]!);
-      const t = tTargets[j]!;
-      if (t < 0 || t >= targets || p.mode[i] !== LEAF) throw new UnsupportedGraph('TreeEnsembleRegressor: target');
-      p.weights[i * targets + t] = p.weights[i * targets + t]! + tWeights[j]!;
-    }
-    const roots: number[] = [];
-    const seen = new Set<number>();
-    for (let i = 0; i < n; i++) {
-      if (child[i] || seen.has(treeIds[i]!)) continue;
-      seen.add(treeIds[i]!);
-      roots.push(i);
-    }
-    if (seen.size !== new Set(treeIds).size) throw new UnsupportedGraph('TreeEnsembleRegressor: a tree has no root');
-    p.roots = Int32Array.from(roots);
-    return p;
-  },
+  prepare: readTrees,
   run(p, [x]) {
     expectType(x!, ['float', 'double'], 'TreeEnsembleRegressor');
     if (x!.dims.length !== 2) throw new UnsupportedGraph('TreeEnsembleRegressor: input must be [N, F]');
     const [rows, f] = x!.dims as [number, number];
-    if (p.feature.some((k) => k < 0 || k >= f)) throw new UnsupportedGraph('TreeEnsembleRegressor: feature id');
+    checkFeatures(p, f, 'TreeEnsembleRegressor');
     const out = alloc('float', [rows, p.targets]);
     const acc = alloc('double', [p.targets]).data;
-    const { feature, threshold, mode, trueChild, falseChild, missingTrue, weights, targets } = p;
+    const { weights, targets } = p;
     for (let r = 0; r < rows; r++) {
       acc.fill(0);
-      const base = r * f;
       for (const root of p.roots) {
-        let i = root;
-        while (mode[i] !== LEAF) {
-          const v = x!.data[base + feature[i]!]!;
-          const t = threshold[i]!;
-          const m = mode[i]!;
-          const hit =
-            m === 0 ? v <= t : m === 1 ? v < t : m === 2 ? v >= t : m === 3 ? v > t : m === 4 ? v === t : v !== t;
-          i = hit || (missingTrue[i] && v !== v) ? trueChild[i]! : falseChild[i]!;
-        }
+        const i = leafOf(p, root, x!.data, r * f);
         for (let t = 0; t < targets; t++) acc[t] = acc[t]! + weights[i * targets + t]!;
       }
       for (let t = 0; t < targets; t++) {

@@ -15,7 +15,7 @@ export interface RawTensor {
   floats?: Float32Array;
   doubles?: Float64Array;
   /** int32_data or int64_data, as numbers. */
-  ints?: number[];
+  ints?: Float64Array;
   external: boolean;
 }
 
@@ -28,8 +28,9 @@ export interface RawAttribute {
   s: Uint8Array;
   t?: RawTensor;
   floats: Float32Array;
-  ints: number[];
-  strings: Uint8Array[];
+  /** As numbers: exact below 2^53, which covers ids, counts and shapes. */
+  ints: Float64Array;
+  strings: string[];
   refAttrName: string;
 }
 
@@ -52,6 +53,9 @@ export interface RawModel {
 }
 
 const decoder = new TextDecoder();
+/** Short strings decoded lately, by a hash of their bytes (verified before use). */
+const recent = new Map<number, string>();
+const RECENT_STRINGS = 4096;
 
 class Reader {
   pos: number;
@@ -59,6 +63,8 @@ class Reader {
     readonly buf: Uint8Array,
     start: number,
     readonly end: number,
+    /** One view of the whole buffer, shared by the readers of its messages. */
+    private readonly view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
   ) {
     this.pos = start;
   }
@@ -97,17 +103,38 @@ class Reader {
   sub(): Reader {
     const n = this.varint();
     if (this.pos + n > this.end) throw new UnsupportedGraph('truncated protobuf');
-    const r = new Reader(this.buf, this.pos, this.pos + n);
+    const r = new Reader(this.buf, this.pos, this.pos + n, this.view);
     this.pos += n;
     return r;
   }
 
+  /**
+   * A UTF-8 string. Names and modes are short ASCII and repeat (a forest has a mode per node): those are
+   * decoded here and shared through a small cache, without a string allocated per character or per repeat.
+   */
   string(): string {
-    return decoder.decode(this.bytes());
+    const b = this.bytes();
+    if (b.length > 32) return decoder.decode(b);
+    let hash = b.length;
+    for (let i = 0; i < b.length; i++) {
+      const c = b[i]!;
+      if (c >= 0x80) return decoder.decode(b);
+      hash = (Math.imul(hash, 31) + c) | 0;
+    }
+    const cached = recent.get(hash);
+    if (cached !== undefined && cached.length === b.length) {
+      let same = true;
+      for (let i = 0; i < b.length && same; i++) same = cached.charCodeAt(i) === b[i];
+      if (same) return cached;
+    }
+    const text = String.fromCharCode.apply(null, b as unknown as number[]);
+    if (recent.size >= RECENT_STRINGS) recent.clear();
+    recent.set(hash, text);
+    return text;
   }
 
   float(): number {
-    const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 4).getFloat32(0, true);
+    const v = this.view.getFloat32(this.pos, true);
     this.pos += 4;
     return v;
   }
@@ -123,7 +150,7 @@ class Reader {
   }
 
   /** Packed or unpacked repeated varints. */
-  ints(wire: number, into: number[]): void {
+  ints(wire: number, into: Grow<Float64Array>): void {
     if (wire !== 2) {
       into.push(this.varint());
       return;
@@ -132,27 +159,49 @@ class Reader {
     while (r.pos < r.end) into.push(r.varint());
   }
 
-  /** Packed or unpacked repeated fixed-width floats (4 bytes) or doubles (8 bytes), appended to `into`. */
-  fixed(wire: number, width: 4 | 8, into: (Float32Array | Float64Array)[]): void {
+  /** Packed or unpacked (proto2's default for attributes: one field per value) floats or doubles. */
+  fixed(wire: number, width: 4 | 8, into: Grow<Float32Array | Float64Array>): void {
     const n = wire === 2 ? this.varint() : width;
-    if (this.pos + n > this.end) throw new UnsupportedGraph('truncated protobuf');
-    // A copy: aligned, and owned by the result rather than by the model's bytes.
-    const copy = this.buf.slice(this.pos, this.pos + n).buffer;
-    into.push(width === 4 ? new Float32Array(copy) : new Float64Array(copy));
+    if (this.pos + n > this.end || n % width !== 0) throw new UnsupportedGraph('truncated protobuf');
+    for (let at = this.pos; at < this.pos + n; at += width) {
+      into.push(width === 4 ? this.view.getFloat32(at, true) : this.view.getFloat64(at, true));
+    }
     this.pos += n;
   }
 }
 
-function concat<T extends Float32Array | Float64Array>(parts: T[], Ctor: new (n: number) => T): T {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Ctor(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+/**
+ * Numbers appended one by one into a typed array that doubles as it fills: a forest's attributes hold hundreds
+ * of thousands of them, and plain arrays of them cost more in garbage collection than in reading.
+ */
+class Grow<T extends Float32Array | Float64Array> {
+  private data: T | undefined;
+  length = 0;
+
+  constructor(private readonly make: (n: number) => T) {}
+
+  push(v: number): void {
+    const data = this.data;
+    if (data !== undefined && this.length < data.length) {
+      data[this.length++] = v;
+      return;
+    }
+    const next = this.make(Math.max(16, 2 * this.length));
+    if (data) next.set(data);
+    this.data = next;
+    next[this.length++] = v;
   }
-  return out;
+
+  /** The values appended, in an array of their own exact length. */
+  done(): T {
+    return this.data ? (this.data.slice(0, this.length) as T) : this.make(0);
+  }
 }
+
+const makeFloat32 = (n: number) => new Float32Array(n);
+const makeFloat64 = (n: number) => new Float64Array(n);
+const floats32 = () => new Grow(makeFloat32);
+const floats64 = () => new Grow(makeFloat64);
 
 function fields(r: Reader, on: (field: number, wire: number) => boolean): void {
   while (r.pos < r.end) {
@@ -165,11 +214,12 @@ function fields(r: Reader, on: (field: number, wire: number) => boolean): void {
 
 function readTensor(r: Reader): RawTensor {
   const t: RawTensor = { name: '', dims: [], dataType: 0, external: false };
-  const floats: Float32Array[] = [];
-  const doubles: Float64Array[] = [];
-  const ints: number[] = [];
+  const floats = floats32();
+  const doubles = floats64();
+  const ints = floats64();
+  const dims = floats64();
   fields(r, (f, w) => {
-    if (f === 1) r.ints(w, t.dims);
+    if (f === 1) r.ints(w, dims);
     else if (f === 2) t.dataType = r.varint();
     else if (f === 4) r.fixed(w, 4, floats);
     else if (f === 5 || f === 7) r.ints(w, ints);
@@ -181,11 +231,17 @@ function readTensor(r: Reader): RawTensor {
     else return false;
     return true;
   });
-  if (floats.length) t.floats = concat(floats, Float32Array);
-  if (doubles.length) t.doubles = concat(doubles, Float64Array);
-  if (ints.length) t.ints = ints;
+  t.dims = Array.from(dims.done());
+  if (floats.length) t.floats = floats.done();
+  if (doubles.length) t.doubles = doubles.done();
+  if (ints.length) t.ints = ints.done();
   return t;
 }
+
+// Shared by every attribute without such values (read only; a program copies what it keeps).
+const NO_BYTES = new Uint8Array(0);
+const NO_FLOATS = new Float32Array(0);
+const NO_INTS = new Float64Array(0);
 
 function readAttribute(r: Reader): RawAttribute {
   const a: RawAttribute = {
@@ -193,13 +249,14 @@ function readAttribute(r: Reader): RawAttribute {
     type: 0,
     f: 0,
     i: 0,
-    s: new Uint8Array(),
-    floats: new Float32Array(),
-    ints: [],
+    s: NO_BYTES,
+    floats: NO_FLOATS,
+    ints: NO_INTS,
     strings: [],
     refAttrName: '',
   };
-  const floats: Float32Array[] = [];
+  const floats = floats32();
+  const ints = floats64();
   fields(r, (f, w) => {
     if (f === 1) a.name = r.string();
     else if (f === 2) a.f = r.float();
@@ -207,8 +264,8 @@ function readAttribute(r: Reader): RawAttribute {
     else if (f === 4) a.s = r.bytes();
     else if (f === 5) a.t = readTensor(r.sub());
     else if (f === 7) r.fixed(w, 4, floats);
-    else if (f === 8) r.ints(w, a.ints);
-    else if (f === 9) a.strings.push(r.bytes());
+    else if (f === 8) r.ints(w, ints);
+    else if (f === 9) a.strings.push(r.string());
     else if (f === 20) a.type = r.varint();
     else if (f === 21) a.refAttrName = r.string();
     else if (f === 6 || f === 10 || f === 11 || f === 22 || f === 23) {
@@ -216,7 +273,8 @@ function readAttribute(r: Reader): RawAttribute {
     } else return false;
     return true;
   });
-  a.floats = concat(floats, Float32Array);
+  if (floats.length) a.floats = floats.done();
+  if (ints.length) a.ints = ints.done();
   return a;
 }
 

@@ -6,7 +6,7 @@
 import { UnsupportedGraph, type Tensor } from './tensor';
 
 /** A decoded ONNX attribute. */
-export type AttrValue = number | string | number[] | Float32Array | string[] | Tensor;
+export type AttrValue = number | string | number[] | Float32Array | Float64Array | string[] | Tensor;
 
 /** What an operator sees when it is prepared. */
 export interface PrepareContext {
@@ -46,9 +46,9 @@ export function attrReader(ctx: PrepareContext) {
       if (typeof v !== 'string') throw fail(name, 'a string');
       return v;
     },
-    numbers(name: string, fallback?: number[]): number[] | Float32Array {
+    numbers(name: string, fallback?: number[]): number[] | Float32Array | Float64Array {
       const v = get.get(name) ?? fallback;
-      if (v instanceof Float32Array) return v;
+      if (v instanceof Float32Array || v instanceof Float64Array) return v;
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'number')) throw fail(name, 'a list of numbers');
       return v as number[];
     },

@@ -1,0 +1,246 @@
+/**
+ * Fuses the graph skl2onnx writes for an IsolationForest (per tree: a Gather of the input's columns, a one-tree
+ * TreeEnsembleRegressor whose leaf value is the leaf's id, and about 25 element-wise nodes that turn the leaf into
+ * the tree's path length; then one Sum over the trees and a few element-wise nodes) into one loop over all trees.
+ *
+ * Recognised by structure, not by names: a Sum whose every input depends on exactly one one-tree ensemble through
+ * element-wise nodes and scalar constants. Each tree's chain depends on nothing but the leaf a row reaches, so it
+ * is evaluated once per leaf, at compile time, by the same operators the generic path runs (the chain's value
+ * per leaf, exact as onnxruntime computes it); a row then walks each tree to its leaf and adds the leaf's value,
+ * in the Sum's order and rounding. What follows the Sum keeps its generic nodes. Any other graph is unchanged.
+ */
+import type { GraphProgram, ProgramNode } from './graph-program';
+import type { OpDef } from './op-types';
+import { alloc, resetScratch, size, UnsupportedGraph, type Tensor } from './tensor';
+import { LEAF, leafOf, type TreeArrays, type TreeParams } from './tree-ensemble';
+
+/** The element-wise operators a tree's chain and the tail after the Sum may use (row by row, no mixing). */
+const ELEMENTWISE = new Set([
+  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Neg', 'Abs', 'Log', 'Exp', 'Sqrt', 'Reciprocal',
+  'Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'Cast', 'LabelEncoder', 'Identity',
+]); // prettier-ignore
+
+/**
+ * Every tree of the sum in flat arrays, each tree's leaves holding their value in the sum: `feature` is the input
+ * column a split reads (the Gather's columns already applied), and a leaf's children are -1.
+ */
+export interface TreeSumParams extends TreeArrays {
+  /** At a leaf: the tree's value in the sum. */
+  value: Float32Array | Float64Array;
+  /** Every split is `x <= threshold` with NaN going false: the walk needs no mode test. */
+  lessOrEqualOnly: boolean;
+  /** Input columns the splits read: the input must be at least this wide. */
+  width: number;
+  /** The sum's shape after its leading (row) axis. */
+  tail: number[];
+}
+
+/** The fused loop: per row, each tree's leaf value summed in the Sum's order, rounded as the Sum rounds. */
+export const treeSum: OpDef<TreeSumParams> = {
+  prepare() {
+    throw new UnsupportedGraph('TreeSum is made by fuseTreeSums, not read from a graph');
+  },
+  run(p, [x]) {
+    const [rows, f] = x!.dims as [number, number];
+    if (x!.dims.length !== 2 || f < p.width) throw new UnsupportedGraph('TreeSum: input narrower than its splits');
+    const float = p.value instanceof Float32Array;
+    const out = alloc(float ? 'float' : 'double', [rows, ...p.tail]);
+    const { roots, feature, threshold, trueChild, falseChild, value } = p;
+    const xs = x!.data;
+    for (let r = 0; r < rows; r++) {
+      const base = r * f;
+      let acc = 0;
+      for (let k = 0; k < roots.length; k++) {
+        let i = roots[k]!;
+        if (p.lessOrEqualOnly) {
+          for (let c = trueChild[i]!; c >= 0; c = trueChild[i]!)
+            i = xs[base + feature[i]!]! <= threshold[i]! ? c : falseChild[i]!;
+        } else {
+          i = leafOf(p, i, xs, base);
+        }
+        acc = k === 0 ? value[i]! : float ? Math.fround(acc + value[i]!) : acc + value[i]!;
+      }
+      out.data[r] = acc;
+    }
+    return [out];
+  },
+};
+
+type Label =
+  { kind: 'input' | 'const' | 'sum' | 'tail' } | { kind: 'gather'; columns: number[] } | { kind: 'tree'; t: number };
+
+interface Tree {
+  node: ProgramNode;
+  columns: number[] | undefined;
+  chain: ProgramNode[];
+}
+
+/**
+ * `program` with its tree sum fused into one node ({@link treeSum}) and its tail after the Sum kept, or
+ * `program` itself when it has no such sum. `ops` are the generic operators, which evaluate each tree's chain
+ * per leaf.
+ */
+export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpDef): GraphProgram {
+  const labels = new Map<number, Label>();
+  const constants = new Map(program.constants);
+  for (const [slot] of program.constants) labels.set(slot, { kind: 'const' });
+  labels.set(program.input, { kind: 'input' });
+  const trees: Tree[] = [];
+  let sum: ProgramNode | undefined;
+  const tail: ProgramNode[] = [];
+  for (const n of program.nodes) {
+    const ins = n.inputs.map((s) => labels.get(s));
+    const live = ins.filter((l) => l?.kind !== 'const');
+    // Constants broadcast as scalars keep a chain row by row (a Reshape's second input is its shape).
+    const scalarConstants = n.inputs.every(
+      (s, i) => ins[i]?.kind !== 'const' || (n.op === 'Reshape' && i === 1) || size(constants.get(s)!.dims) === 1,
+    );
+    let label: Label | undefined;
+    if (
+      n.op === 'Gather' &&
+      ins[0]?.kind === 'input' &&
+      ins[1]?.kind === 'const' &&
+      (n.params === 1 || n.params === -1)
+    ) {
+      const indices = constants.get(n.inputs[1]!)!;
+      const columns = Array.from(indices.data);
+      const ok = indices.dims.length === 1 && columns.every((c) => Number.isInteger(c) && c >= 0);
+      if (ok) label = { kind: 'gather', columns };
+    } else if (n.op === 'TreeEnsembleRegressor' && (ins[0]?.kind === 'gather' || ins[0]?.kind === 'input')) {
+      const p = n.params as TreeParams;
+      if (p.roots.length === 1 && p.targets === 1) {
+        trees.push({ node: n, columns: ins[0].kind === 'gather' ? ins[0].columns : undefined, chain: [] });
+        label = { kind: 'tree', t: trees.length - 1 };
+      }
+    } else if (n.op === 'Sum' && !sum && live.length === ins.length && live.length === trees.length) {
+      const seen = new Set(live.map((l) => (l?.kind === 'tree' ? l.t : -1)));
+      if (!seen.has(-1) && seen.size === trees.length) {
+        sum = n;
+        label = { kind: 'sum' };
+      }
+    } else if (
+      ELEMENTWISE.has(n.op) ||
+      (n.op === 'Reshape' && (n.params as { shape: number[] }).shape.join() === '-1,1')
+    ) {
+      const first = live[0];
+      const same = live.every(
+        (l) => l?.kind === first?.kind && (l?.kind !== 'tree' || (first?.kind === 'tree' && l.t === first.t)),
+      );
+      if (first && same && scalarConstants) {
+        if (first.kind === 'tree') {
+          trees[first.t]!.chain.push(n);
+          label = first;
+        } else if (first.kind === 'sum' || first.kind === 'tail') {
+          tail.push(n);
+          label = { kind: 'tail' };
+        }
+      }
+    }
+    if (!label) return program;
+    for (const o of n.outputs) if (o >= 0) labels.set(o, label);
+  }
+  const end = labels.get(program.output)?.kind;
+  if (!sum || trees.length === 0 || (end !== 'sum' && end !== 'tail')) return program;
+  const fused: ProgramNode = {
+    domain: 'fused',
+    op: 'TreeSum',
+    params: treeSumParams(sum, trees, labels, constants, ops),
+    inputs: [program.input],
+    outputs: [sum.outputs[0]!],
+  };
+  const used = new Set(tail.flatMap((n) => n.inputs));
+  return {
+    ...program,
+    constants: program.constants.filter(([slot]) => used.has(slot)),
+    nodes: [fused, ...tail],
+  };
+}
+
+/** The flat trees in the Sum's order, each leaf holding its chain's value, computed by the generic operators. */
+function treeSumParams(
+  sum: ProgramNode,
+  trees: Tree[],
+  labels: Map<number, Label>,
+  constants: Map<number, Tensor>,
+  ops: (n: ProgramNode) => OpDef,
+): TreeSumParams {
+  const order = sum.inputs.map((s) => (labels.get(s) as { t: number }).t);
+  const tables = order.map((t, k) => leafValues(trees[t]!, sum.inputs[k]!, constants, ops));
+  const type = tables[0]!.type;
+  const tail = tables[0]!.tail;
+  if (tables.some((v) => v.type !== type || v.tail.join() !== tail.join())) {
+    throw new UnsupportedGraph('TreeSum: trees of different value types or shapes');
+  }
+  const params = order.map((t) => trees[t]!.node.params as TreeParams);
+  const total = params.reduce((n, p) => n + p.mode.length, 0);
+  const double = params.some((p) => p.threshold instanceof Float64Array);
+  const out: TreeSumParams = {
+    roots: new Int32Array(order.length),
+    feature: new Int32Array(total),
+    threshold: double ? new Float64Array(total) : new Float32Array(total),
+    mode: new Uint8Array(total),
+    trueChild: new Int32Array(total),
+    falseChild: new Int32Array(total),
+    missingTrue: new Uint8Array(total),
+    value: type === 'float' ? new Float32Array(total) : new Float64Array(total),
+    lessOrEqualOnly: true,
+    width: 0,
+    tail,
+  };
+  let at = 0;
+  order.forEach((t, k) => {
+    const p = params[k]!;
+    const columns = trees[t]!.columns;
+    out.roots[k] = at + p.roots[0]!;
+    for (let i = 0; i < p.mode.length; i++) {
+      const j = at + i;
+      const leaf = p.mode[i] === LEAF;
+      out.mode[j] = p.mode[i]!;
+      out.threshold[j] = p.threshold[i]!;
+      out.missingTrue[j] = p.missingTrue[i]!;
+      out.trueChild[j] = leaf ? -1 : at + p.trueChild[i]!;
+      out.falseChild[j] = leaf ? -1 : at + p.falseChild[i]!;
+      if (leaf) {
+        out.value[j] = tables[k]!.byNode[i]!;
+        continue;
+      }
+      const f = p.feature[i]!;
+      const column = columns ? columns[f] : f;
+      if (column === undefined || f < 0) throw new UnsupportedGraph(`TreeSum: feature ${f} outside the Gather`);
+      out.feature[j] = column;
+      out.width = Math.max(out.width, column + 1);
+      if (p.mode[i] !== 0 || p.missingTrue[i]) out.lessOrEqualOnly = false;
+    }
+    at += p.mode.length;
+  });
+  return out;
+}
+
+/** A tree's value in the sum at each of its leaves: its chain run by the generic operators on every leaf at once. */
+function leafValues(tree: Tree, value: number, constants: Map<number, Tensor>, ops: (n: ProgramNode) => OpDef) {
+  const p = tree.node.params as TreeParams;
+  const leaves: number[] = [];
+  for (let i = 0; i < p.mode.length; i++) if (p.mode[i] === LEAF) leaves.push(i);
+  resetScratch();
+  // The ensemble's output at each leaf, as TreeEnsembleRegressor computes it for a row that reaches it.
+  const start: Tensor = { type: 'float', dims: [leaves.length, 1], data: new Float32Array(leaves.length) };
+  leaves.forEach((i, j) => (start.data[j] = p.weights[i]! + p.base[0]!));
+  const values = new Map<number, Tensor | undefined>(constants);
+  values.set(tree.node.outputs[0]!, start);
+  for (const n of tree.chain) {
+    const outs = ops(n).run(
+      n.params,
+      n.inputs.map((s) => (s < 0 ? undefined : values.get(s))),
+    );
+    n.outputs.forEach((o, j) => o >= 0 && values.set(o, outs[j]));
+  }
+  const result = values.get(value);
+  if (!result || (result.type !== 'float' && result.type !== 'double') || result.dims[0] !== leaves.length) {
+    throw new UnsupportedGraph('TreeSum: a tree chain does not give one number per leaf');
+  }
+  const tail = result.dims.slice(1);
+  if (size(tail) !== 1) throw new UnsupportedGraph('TreeSum: a tree chain does not give one number per leaf');
+  const byNode = new Float64Array(p.mode.length);
+  leaves.forEach((i, j) => (byNode[i] = result.data[j]!));
+  return { type: result.type, tail, byNode };
+}
