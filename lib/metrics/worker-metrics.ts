@@ -4,7 +4,7 @@
  * data, rows, anomalies, inference seconds, model cache hits and misses, and where model sessions really ran.
  */
 import type { MetricMeter } from '@temporalio/common';
-import type { ModelSessionObserver, SessionPlacement } from '../models/model-sessions';
+import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
 import { CUDA_PROVIDER } from '../models/provider-probe';
 import type { Pool } from '../shared/names';
 import type { ShardSummary } from '../shared/run-types';

@@ -1,12 +1,11 @@
 /**
- * ONNX Runtime sessions for the models a worker scores, cached across shards and windows. A session is created
- * only after the model's bytes match the sha256 in the index and in model.json, and is released when evicted.
+ * The models a worker scores, in the cheapest form each can be scored in, cached across shards and windows:
+ * recognised Mahalanobis graphs stacked many devices per call, graphs the compiled fast path takes as TypeScript
+ * programs, anything else on its own verified onnxruntime session (onnx-session-pool.ts). model.json files are
+ * cached by device and version, and checked against the index's sha256 before anything is scored.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { Tensor, type InferenceSession } from 'onnxruntime-node';
 import { LruCache } from '../lru-cache';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
@@ -14,37 +13,19 @@ import type { IndexEntry, ModelMeta } from './model-meta';
 import { CompiledModels } from './fast-paths/compiled-models';
 import type { LinkedProgram } from './fast-paths/graph-evaluator';
 import { MahalanobisBatcher, recognizeMahalanobis, type MahalanobisParams } from './mahalanobis-batch';
-import { readModelMeta, sha256Hex } from './model-registry';
-import { readProfiles, type NodePlacement } from './provider-probe';
+import { readModelMeta } from './model-registry';
+import { checkFinite, preprocess, readScores } from './model-output';
 import {
-  ModelChecksumMismatch,
-  ModelInferenceFailed,
-  ModelNotFound,
-  ModelOutputMismatch,
-  ModelSessionFailed,
-} from '../shared/errors';
-import { reconstructionError } from './reconstruction-error';
+  OnnxSessionPool,
+  type LoadedModel,
+  type ModelSessionCacheStats,
+  type ModelSessionObserver,
+} from './onnx-session-pool';
+import { readVerifiedModel } from './verified-model';
+import { ModelChecksumMismatch, ModelInferenceFailed, ModelOutputMismatch } from '../shared/errors';
 
 /** The largest model.onnx the Mahalanobis recogniser decodes. */
 const MAX_STACKED_BYTES = 1 << 20;
-
-/** Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it. */
-export interface SessionPlacement {
-  device: string;
-  version: string;
-  sha256: string;
-  placement: NodePlacement;
-}
-
-/** Hooks for worker metrics and logs; every hook is optional and must not throw. */
-export interface ModelSessionObserver {
-  /** A model lookup: `hit` when its session was cached (or being created), else a new session was created. */
-  cacheLookup?(hit: boolean): void;
-  /** One inference call: its wall time and the rows it scored. */
-  inference?(seconds: number, rows: number): void;
-  /** Where a new session's nodes ran (only with `checkPlacement`). */
-  placement?(placement: SessionPlacement): void;
-}
 
 /** Options of a {@link ModelSessionCache}. */
 export interface ModelSessionCacheOptions {
@@ -87,60 +68,17 @@ export type PreparedModel =
   | { kind: 'stacked'; path: FastPath; device: string; version: string; meta: ModelMeta; params: MahalanobisParams }
   | { kind: 'session'; path: FastPath; device: string; version: string; meta: ModelMeta; model: LoadedModel };
 
-/** A model ready to score: its validated model.json and a function from feature rows to scores. */
-export interface LoadedModel {
-  readonly device: string;
-  readonly version: string;
-  readonly meta: ModelMeta;
-  /** Scores `rows` rows of `meta.features.length` float32 features (row-major); one score per row. */
-  score(x: Float32Array, rows: number): Promise<Float32Array>;
-}
-
 /**
- * Whether a score is anomalous under the model's rule: strictly above or strictly below the threshold (so a
- * OneClassSVM / IsolationForest decision_function of exactly 0 is normal, as in scikit-learn). NaN is never
- * anomalous: callers should treat a non-finite score as a failed row.
- */
-export function isAnomaly(meta: Pick<ModelMeta, 'anomalyWhen' | 'threshold'>, score: number): boolean {
-  return meta.anomalyWhen === 'above' ? score > meta.threshold : score < meta.threshold;
-}
-
-interface SessionEntry {
-  session: InferenceSession;
-  inFlight: number;
-  evicted: boolean;
-  released: boolean;
-  /** The folder the session profiles its first inference into, until that profile has been read. */
-  profileDir?: string;
-  placement?: Omit<SessionPlacement, 'placement'>;
-}
-
-/** Cache counters, for worker metrics and tests. */
-export interface ModelSessionCacheStats {
-  hits: number;
-  misses: number;
-  evictions: number;
-}
-
-/**
- * An LRU cache of ONNX Runtime sessions keyed by the model's sha256 (devices sharing the same bytes share one
- * session), plus their model.json files keyed by device and version (versions are immutable). An evicted session
- * is released once no inference is running on it; a `LoadedModel` whose session was evicted transparently
- * loads (and re-verifies) it again.
+ * Every model a worker scores, prepared once and cached: the fast paths' forms (stacked parameters by sha256,
+ * compiled programs by sha256 and names) and the sessions of the rest ({@link OnnxSessionPool}: an LRU by
+ * sha256, so devices sharing the same bytes share one session), plus their model.json files keyed by device and
+ * version (versions are immutable).
  */
 export class ModelSessionCache {
-  readonly stats: ModelSessionCacheStats = { hits: 0, misses: 0, evictions: 0 };
-  private readonly sessions: LruCache<string, SessionEntry>;
-  private readonly pending = new Map<string, Promise<SessionEntry>>();
-  /** Sessions the last insertion evicted, released (once idle) by `acquire`. */
-  private evicted: SessionEntry[] = [];
+  private readonly sessions: OnnxSessionPool;
   private readonly metas: LruCache<string, ModelMeta>;
   /** Devices (store|device|version) whose own model.onnx bytes this cache has read and verified. */
   private readonly verified: LruCache<string, true>;
-  private readonly executionProviders: readonly InferenceSession.ExecutionProviderConfig[];
-  private readonly maxSessions: number;
-  private readonly intraOpNumThreads: number;
-  private readonly checkPlacement: boolean;
   private readonly observer: ModelSessionObserver;
   private readonly batching: boolean;
   private readonly maxStackedModels: number;
@@ -150,23 +88,30 @@ export class ModelSessionCache {
   private readonly compiled: CompiledModels;
 
   constructor(options: ModelSessionCacheOptions = {}) {
-    this.executionProviders = options.executionProviders ?? ['cpu'];
-    this.checkPlacement = options.checkPlacement ?? false;
+    const executionProviders = options.executionProviders ?? ['cpu'];
+    const maxSessions = options.maxSessions ?? 4096;
     this.observer = options.observer ?? {};
-    this.maxSessions = options.maxSessions ?? 4096;
-    this.intraOpNumThreads = options.intraOpNumThreads ?? 1;
     this.batching = options.batching ?? true;
     this.maxStackedModels = options.maxStackedModels ?? 250_000;
-    this.batcher = new MahalanobisBatcher(this.executionProviders);
+    this.batcher = new MahalanobisBatcher(executionProviders);
     this.compiled = new CompiledModels({ maxBytes: options.maxCompiledBytes, threads: options.compileThreads });
-    if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) {
-      throw new RangeError('maxSessions must be an integer of at least 1');
-    }
-    this.sessions = new LruCache(this.maxSessions, (_, victim) => this.evicted.push(victim));
+    this.sessions = new OnnxSessionPool({
+      executionProviders,
+      maxSessions,
+      intraOpNumThreads: options.intraOpNumThreads ?? 1,
+      checkPlacement: options.checkPlacement ?? false,
+      observer: this.observer,
+      readModel: (store, device, version, sha256) => this.readOwn(store, device, version, sha256),
+    });
     this.stacked = new LruCache(this.maxStackedModels);
     // model.json files are small and immutable: keep as many as models are kept, stacked or with a session.
-    this.metas = new LruCache(Math.max(this.maxSessions, this.maxStackedModels));
-    this.verified = new LruCache(Math.max(this.maxSessions, this.maxStackedModels));
+    this.metas = new LruCache(Math.max(maxSessions, this.maxStackedModels));
+    this.verified = new LruCache(Math.max(maxSessions, this.maxStackedModels));
+  }
+
+  /** Session cache counters (models on a fast path hold no session and count nowhere here). */
+  get stats(): ModelSessionCacheStats {
+    return this.sessions.stats;
   }
 
   /** Sessions held now. */
@@ -179,29 +124,9 @@ export class ModelSessionCache {
    * InvalidModel, ModelChecksumMismatch (all non-retryable) or ModelSessionFailed.
    */
   async load(store: ObjectStore, device: string, entry: Pick<IndexEntry, 'version' | 'sha256'>): Promise<LoadedModel> {
-    const { version } = entry;
     const meta = await this.meta(store, device, entry);
-    const file = keys.modelOnnx(device, version);
-    if (this.sessions.has(entry.sha256) || this.pending.has(entry.sha256)) {
-      await this.verifyOnce(store, device, version, entry.sha256);
-    }
-    let current = await this.acquire(store, device, version, entry.sha256);
-    const { session } = current;
-    if (!session.inputNames.includes(meta.input.name)) {
-      throw new ModelOutputMismatch(`session has no input ${meta.input.name}`, device, file, 'input.name');
-    }
-    if (!session.outputNames.includes(meta.output.name)) {
-      throw new ModelOutputMismatch(`session has no output ${meta.output.name}`, device, file, 'output.name');
-    }
-    return {
-      device,
-      version,
-      meta,
-      score: async (x, rows) => {
-        if (current.evicted) current = await this.acquire(store, device, version, entry.sha256);
-        return this.score(current, device, version, meta, x, rows);
-      },
-    };
+    if (this.sessions.holds(entry.sha256)) await this.verifyOnce(store, device, entry.version, entry.sha256);
+    return this.sessions.load(store, device, entry, meta);
   }
 
   /**
@@ -314,14 +239,12 @@ export class ModelSessionCache {
 
   /** Releases every session. The cache stays usable: a later `load` creates sessions again. */
   async close(): Promise<void> {
-    const entries = this.sessions.values();
-    this.sessions.clear();
     this.metas.clear();
     this.verified.clear();
     this.stacked.clear();
     await this.batcher.close();
     await this.compiled.close();
-    await Promise.all(entries.map((e) => this.evict(e)));
+    await this.sessions.close();
   }
 
   /** A compiled program as a LoadedModel: preprocessing, evaluation and the score read as a session's is. */
@@ -377,7 +300,7 @@ export class ModelSessionCache {
 
   /** Reads and verifies the device's own model.onnx bytes, and remembers that they were. */
   private async readOwn(store: ObjectStore, device: string, version: string, sha256: string): Promise<Uint8Array> {
-    const bytes = await readVerified(store, device, version, sha256);
+    const bytes = await readVerifiedModel(store, device, version, sha256);
     this.verified.set(this.id(store, device, version), true);
     return bytes;
   }
@@ -386,201 +309,4 @@ export class ModelSessionCache {
   private async verifyOnce(store: ObjectStore, device: string, version: string, sha256: string): Promise<void> {
     if (!this.verified.has(this.id(store, device, version))) await this.readOwn(store, device, version, sha256);
   }
-
-  private async acquire(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
-    const hit = this.sessions.get(sha256);
-    if (hit) {
-      this.stats.hits += 1;
-      this.observer.cacheLookup?.(true);
-      return hit;
-    }
-    const inProgress = this.pending.get(sha256);
-    if (inProgress) {
-      this.stats.hits += 1;
-      this.observer.cacheLookup?.(true);
-      return inProgress;
-    }
-    this.stats.misses += 1;
-    this.observer.cacheLookup?.(false);
-    const created = this.create(store, device, version, sha256).finally(() => this.pending.delete(sha256));
-    this.pending.set(sha256, created);
-    const entry = await created;
-    this.sessions.set(sha256, entry);
-    const victims = this.evicted.splice(0);
-    for (const victim of victims) {
-      this.stats.evictions += 1;
-      await this.evict(victim);
-    }
-    return entry;
-  }
-
-  private async create(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
-    const file = keys.modelOnnx(device, version);
-    const bytes = await this.readOwn(store, device, version, sha256);
-    const profileDir = this.checkPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-')) : undefined;
-    try {
-      const session = await InferenceSession.create(bytes, {
-        executionProviders: this.executionProviders,
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: this.intraOpNumThreads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'session') } : {}),
-      });
-      return {
-        session,
-        inFlight: 0,
-        evicted: false,
-        released: false,
-        ...(profileDir ? { profileDir, placement: { device, version, sha256 } } : {}),
-      };
-    } catch (err) {
-      if (profileDir) await rm(profileDir, { recursive: true, force: true });
-      throw new ModelSessionFailed(device, file, err);
-    }
-  }
-
-  /** Marks the entry evicted and releases it now, or when its last running inference finishes. */
-  private async evict(entry: SessionEntry): Promise<void> {
-    entry.evicted = true;
-    if (entry.inFlight === 0) await release(entry);
-  }
-
-  private async score(
-    entry: SessionEntry,
-    device: string,
-    version: string,
-    meta: ModelMeta,
-    x: Float32Array,
-    rows: number,
-  ): Promise<Float32Array> {
-    const k = meta.features.length;
-    if (!Number.isInteger(rows) || rows < 0 || x.length !== rows * k) {
-      throw new RangeError(`device ${device}: expected ${rows} rows × ${k} features, got ${x.length} values`);
-    }
-    if (rows === 0) return new Float32Array(0);
-    const input = preprocess(meta, x);
-    entry.inFlight += 1;
-    let result: InferenceSession.ReturnType;
-    const started = performance.now();
-    try {
-      const feeds = { [meta.input.name]: new Tensor('float32', input, [rows, k]) };
-      result = await entry.session.run(feeds, [meta.output.name]).catch((err: unknown) => {
-        throw new ModelInferenceFailed(device, keys.modelOnnx(device, version), err);
-      });
-      this.observer.inference?.((performance.now() - started) / 1000, rows);
-      if (entry.profileDir) await this.reportPlacement(entry);
-    } finally {
-      entry.inFlight -= 1;
-      if (entry.evicted && entry.inFlight === 0) await release(entry);
-    }
-    return readScores(result[meta.output.name], meta, rows, device, keys.modelOnnx(device, version), input);
-  }
-
-  /** Ends the session's profiling after its first inference and reports where the nodes ran. */
-  private async reportPlacement(entry: SessionEntry): Promise<void> {
-    const dir = entry.profileDir;
-    if (!dir || !entry.placement) return;
-    entry.profileDir = undefined;
-    try {
-      entry.session.endProfiling();
-      this.observer.placement?.({ ...entry.placement, placement: await readProfiles(dir) });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }
-}
-
-/** Applies model.json's preprocessing to a copy; the caller's rows are never modified. */
-function preprocess(meta: ModelMeta, x: Float32Array): Float32Array {
-  const p = meta.preprocessing;
-  if (p.type === 'none') return x;
-  const k = meta.features.length;
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const j = i % k;
-    out[i] = ((x[i] as number) - (p.mean[j] as number)) / (p.scale[j] as number);
-  }
-  return out;
-}
-
-function readScores(
-  tensor: Tensor | undefined,
-  meta: ModelMeta,
-  rows: number,
-  device: string,
-  file: string,
-  input: Float32Array,
-): Float32Array {
-  const name = meta.output.name;
-  const fail = (message: string, field = 'output.name') => new ModelOutputMismatch(message, device, file, field);
-  if (!tensor) throw fail(`output ${name} is missing from the result`);
-  if (tensor.type !== 'float32' && tensor.type !== 'float64') {
-    throw fail(`output ${name} is ${tensor.type}, expected float32 or float64`);
-  }
-  const data = tensor.data as Float32Array | Float64Array;
-  const dims = tensor.dims;
-  const cols = dims.length === 1 ? 1 : dims.length === 2 ? (dims[1] as number) : -1;
-  if (cols < 1 || dims[0] !== rows || data.length !== rows * cols) {
-    throw fail(`output ${name} has shape [${dims.join(', ')}] for ${rows} rows; expected [${rows}] or [${rows}, k]`);
-  }
-  if (meta.output.reconstructionError) {
-    const k = meta.features.length;
-    if (cols !== k || dims.length !== 2) {
-      const message = `output ${name} has shape [${dims.join(', ')}]; a reconstruction must be [${rows}, ${k}]`;
-      throw fail(message, 'output.reconstructionError');
-    }
-    return checkFinite(reconstructionError(meta.output.reconstructionError, input, data, rows, k), name, device, file);
-  }
-  const column = meta.output.column;
-  if (column >= cols) {
-    throw fail(`output ${name} has ${cols} column(s); column ${column} does not exist`, 'output.column');
-  }
-  const out = cols === 1 && data instanceof Float32Array ? data : new Float32Array(rows);
-  if (out !== data) for (let r = 0; r < rows; r++) out[r] = data[r * cols + column] as number;
-  return checkFinite(out, name, device, file);
-}
-
-/** Returns `out` when every score is finite: a NaN or infinite score fails the device instead of being committed. */
-function checkFinite(out: Float32Array, name: string, device: string, file: string): Float32Array {
-  const rows = out.length;
-  let bad = 0;
-  let first = -1;
-  for (let r = 0; r < rows; r++) {
-    const v = out[r] as number;
-    if (v - v !== 0) {
-      bad++;
-      if (first < 0) first = r;
-    }
-  }
-  if (bad > 0) {
-    throw new ModelOutputMismatch(
-      `output ${name} is ${String(out[first])} for ${bad} of ${rows} rows (first: row ${first})`,
-      device,
-      file,
-      'output',
-    );
-  }
-  return out;
-}
-
-async function release(entry: SessionEntry): Promise<void> {
-  if (entry.released) return;
-  entry.released = true;
-  await entry.session.release();
-  // A session released before its first inference still has its profiling folder.
-  if (entry.profileDir) await rm(entry.profileDir, { recursive: true, force: true });
-}
-
-/** The model's bytes, verified against the sha256 the index and model.json record. */
-async function readVerified(store: ObjectStore, device: string, version: string, sha256: string): Promise<Uint8Array> {
-  const file = keys.modelOnnx(device, version);
-  const bytes = await store.tryGet(file);
-  if (bytes === undefined) throw new ModelNotFound(device, file);
-  const actual = sha256Hex(bytes);
-  if (actual !== sha256) {
-    const recordedIn = `${keys.modelIndex()} and ${keys.modelMeta(device, version)}`;
-    throw new ModelChecksumMismatch(device, file, sha256, actual, recordedIn);
-  }
-  return bytes;
 }

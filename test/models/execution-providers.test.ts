@@ -5,7 +5,8 @@
  */
 import { chooseProviders, type CudaEnvironment } from '../../lib/models/execution-providers';
 import { LocalStore } from '../../lib/store/local-store';
-import { ModelSessionCache, type SessionPlacement } from '../../lib/models/model-sessions';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
+import type { SessionPlacement } from '../../lib/models/onnx-session-pool';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { registerModel } from '../../lib/models/model-registry';
 import {

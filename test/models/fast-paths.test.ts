@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
-import { isAnomaly, ModelSessionCache, type PreparedModel } from '../../lib/models/model-sessions';
+import { isAnomaly } from '../../lib/models/model-output';
+import { ModelSessionCache, type PreparedModel } from '../../lib/models/model-sessions';
 import { LocalStore } from '../../lib/store/local-store';
 import { sklearnCases, sklearnFixture } from '../support/sklearn-cases';
 

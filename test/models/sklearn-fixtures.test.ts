@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerModelPackage } from '../../lib/models/model-package';
 import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
-import { isAnomaly, ModelSessionCache, type LoadedModel } from '../../lib/models/model-sessions';
+import { isAnomaly } from '../../lib/models/model-output';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
+import type { LoadedModel } from '../../lib/models/onnx-session-pool';
 import { LocalStore } from '../../lib/store/local-store';
 import { sklearnCases, sklearnFixture, type SklearnCases } from '../support/sklearn-cases';
 

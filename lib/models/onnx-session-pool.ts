@@ -1,0 +1,251 @@
+/**
+ * The onnxruntime sessions of the models that no fast path takes: an LRU cache keyed by the model's sha256
+ * (devices sharing the same bytes share one session), each created only after its bytes match the checksum, and
+ * released when evicted once no inference is running on it.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { LruCache } from '../lru-cache';
+import { keys } from '../shared/keys';
+import type { ObjectStore } from '../store/object-store';
+import { ModelInferenceFailed, ModelOutputMismatch, ModelSessionFailed } from '../shared/errors';
+import type { IndexEntry, ModelMeta } from './model-meta';
+import { preprocess, readScores } from './model-output';
+import { readProfiles, type NodePlacement } from './provider-probe';
+
+/** Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it. */
+export interface SessionPlacement {
+  device: string;
+  version: string;
+  sha256: string;
+  placement: NodePlacement;
+}
+
+/** Hooks for worker metrics and logs; every hook is optional and must not throw. */
+export interface ModelSessionObserver {
+  /** A model lookup: `hit` when its session was cached (or being created), else a new session was created. */
+  cacheLookup?(hit: boolean): void;
+  /** One inference call: its wall time and the rows it scored. */
+  inference?(seconds: number, rows: number): void;
+  /** Where a new session's nodes ran (only with `checkPlacement`). */
+  placement?(placement: SessionPlacement): void;
+}
+
+/** A model ready to score: its validated model.json and a function from feature rows to scores. */
+export interface LoadedModel {
+  readonly device: string;
+  readonly version: string;
+  readonly meta: ModelMeta;
+  /** Scores `rows` rows of `meta.features.length` float32 features (row-major); one score per row. */
+  score(x: Float32Array, rows: number): Promise<Float32Array>;
+}
+
+/** Cache counters, for worker metrics and tests. */
+export interface ModelSessionCacheStats {
+  hits: number;
+  misses: number;
+  evictions: number;
+}
+
+/** How a {@link OnnxSessionPool} creates and keeps sessions. */
+export interface OnnxSessionPoolOptions {
+  executionProviders: readonly InferenceSession.ExecutionProviderConfig[];
+  maxSessions: number;
+  intraOpNumThreads: number;
+  checkPlacement: boolean;
+  observer: ModelSessionObserver;
+  /** Reads a model's bytes, verified against `sha256` (the caller may remember which devices it verified). */
+  readModel(store: ObjectStore, device: string, version: string, sha256: string): Promise<Uint8Array>;
+}
+
+interface SessionEntry {
+  session: InferenceSession;
+  inFlight: number;
+  evicted: boolean;
+  released: boolean;
+  /** The folder the session profiles its first inference into, until that profile has been read. */
+  profileDir?: string;
+  placement?: Omit<SessionPlacement, 'placement'>;
+}
+
+/**
+ * Verified, cached onnxruntime sessions. A `LoadedModel` whose session was evicted transparently loads (and
+ * re-verifies) it again.
+ */
+export class OnnxSessionPool {
+  readonly stats: ModelSessionCacheStats = { hits: 0, misses: 0, evictions: 0 };
+  private readonly sessions: LruCache<string, SessionEntry>;
+  private readonly pending = new Map<string, Promise<SessionEntry>>();
+  /** Sessions the last insertion evicted, released (once idle) by `acquire`. */
+  private evicted: SessionEntry[] = [];
+
+  constructor(private readonly options: OnnxSessionPoolOptions) {
+    if (!Number.isInteger(options.maxSessions) || options.maxSessions < 1) {
+      throw new RangeError('maxSessions must be an integer of at least 1');
+    }
+    this.sessions = new LruCache(options.maxSessions, (_, victim) => this.evicted.push(victim));
+  }
+
+  /** Sessions held now. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Whether a session of the model `sha256` is held or being created. */
+  holds(sha256: string): boolean {
+    return this.sessions.has(sha256) || this.pending.has(sha256);
+  }
+
+  /**
+   * The device's model with `meta` (its validated model.json) on a verified, cached session. Throws ModelNotFound,
+   * ModelChecksumMismatch, ModelSessionFailed, or ModelOutputMismatch when the session lacks model.json's names.
+   */
+  async load(
+    store: ObjectStore,
+    device: string,
+    entry: Pick<IndexEntry, 'version' | 'sha256'>,
+    meta: ModelMeta,
+  ): Promise<LoadedModel> {
+    const { version } = entry;
+    const file = keys.modelOnnx(device, version);
+    let current = await this.acquire(store, device, version, entry.sha256);
+    const { session } = current;
+    if (!session.inputNames.includes(meta.input.name)) {
+      throw new ModelOutputMismatch(`session has no input ${meta.input.name}`, device, file, 'input.name');
+    }
+    if (!session.outputNames.includes(meta.output.name)) {
+      throw new ModelOutputMismatch(`session has no output ${meta.output.name}`, device, file, 'output.name');
+    }
+    return {
+      device,
+      version,
+      meta,
+      score: async (x, rows) => {
+        if (current.evicted) current = await this.acquire(store, device, version, entry.sha256);
+        return this.score(current, device, version, meta, x, rows);
+      },
+    };
+  }
+
+  /** Releases every session. The pool stays usable: a later `load` creates sessions again. */
+  async close(): Promise<void> {
+    const entries = this.sessions.values();
+    this.sessions.clear();
+    await Promise.all(entries.map((e) => this.evict(e)));
+  }
+
+  private async acquire(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
+    const { observer } = this.options;
+    const hit = this.sessions.get(sha256);
+    if (hit) {
+      this.stats.hits += 1;
+      observer.cacheLookup?.(true);
+      return hit;
+    }
+    const inProgress = this.pending.get(sha256);
+    if (inProgress) {
+      this.stats.hits += 1;
+      observer.cacheLookup?.(true);
+      return inProgress;
+    }
+    this.stats.misses += 1;
+    observer.cacheLookup?.(false);
+    const created = this.create(store, device, version, sha256).finally(() => this.pending.delete(sha256));
+    this.pending.set(sha256, created);
+    const entry = await created;
+    this.sessions.set(sha256, entry);
+    const victims = this.evicted.splice(0);
+    for (const victim of victims) {
+      this.stats.evictions += 1;
+      await this.evict(victim);
+    }
+    return entry;
+  }
+
+  private async create(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
+    const file = keys.modelOnnx(device, version);
+    const bytes = await this.options.readModel(store, device, version, sha256);
+    const profileDir = this.options.checkPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-')) : undefined;
+    try {
+      const session = await InferenceSession.create(bytes, {
+        executionProviders: this.options.executionProviders,
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: this.options.intraOpNumThreads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'session') } : {}),
+      });
+      return {
+        session,
+        inFlight: 0,
+        evicted: false,
+        released: false,
+        ...(profileDir ? { profileDir, placement: { device, version, sha256 } } : {}),
+      };
+    } catch (err) {
+      if (profileDir) await rm(profileDir, { recursive: true, force: true });
+      throw new ModelSessionFailed(device, file, err);
+    }
+  }
+
+  /** Marks the entry evicted and releases it now, or when its last running inference finishes. */
+  private async evict(entry: SessionEntry): Promise<void> {
+    entry.evicted = true;
+    if (entry.inFlight === 0) await release(entry);
+  }
+
+  private async score(
+    entry: SessionEntry,
+    device: string,
+    version: string,
+    meta: ModelMeta,
+    x: Float32Array,
+    rows: number,
+  ): Promise<Float32Array> {
+    const k = meta.features.length;
+    if (!Number.isInteger(rows) || rows < 0 || x.length !== rows * k) {
+      throw new RangeError(`device ${device}: expected ${rows} rows × ${k} features, got ${x.length} values`);
+    }
+    if (rows === 0) return new Float32Array(0);
+    const input = preprocess(meta, x);
+    entry.inFlight += 1;
+    let result: InferenceSession.ReturnType;
+    const started = performance.now();
+    try {
+      const feeds = { [meta.input.name]: new Tensor('float32', input, [rows, k]) };
+      result = await entry.session.run(feeds, [meta.output.name]).catch((err: unknown) => {
+        throw new ModelInferenceFailed(device, keys.modelOnnx(device, version), err);
+      });
+      this.options.observer.inference?.((performance.now() - started) / 1000, rows);
+      if (entry.profileDir) await this.reportPlacement(entry);
+    } finally {
+      entry.inFlight -= 1;
+      if (entry.evicted && entry.inFlight === 0) await release(entry);
+    }
+    return readScores(result[meta.output.name], meta, rows, device, keys.modelOnnx(device, version), input);
+  }
+
+  /** Ends the session's profiling after its first inference and reports where the nodes ran. */
+  private async reportPlacement(entry: SessionEntry): Promise<void> {
+    const dir = entry.profileDir;
+    if (!dir || !entry.placement) return;
+    entry.profileDir = undefined;
+    try {
+      entry.session.endProfiling();
+      this.options.observer.placement?.({ ...entry.placement, placement: await readProfiles(dir) });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+async function release(entry: SessionEntry): Promise<void> {
+  if (entry.released) return;
+  entry.released = true;
+  await entry.session.release();
+  // A session released before its first inference still has its profiling folder.
+  if (entry.profileDir) await rm(entry.profileDir, { recursive: true, force: true });
+}
