@@ -41,8 +41,11 @@ export interface BenchFleet {
   generatedS: number;
 }
 
-/** Bumped with bench/make_fleet.py's GENERATOR, so a change to what a fleet holds makes new ones. */
-const GENERATOR = 1;
+/**
+ * Per family, bumped with bench/make_fleet.py's GENERATOR, so a change to what a fleet holds makes new ones
+ * (forests: 2 since bench/forest_onnx.py writes them instead of skl2onnx; same graph, another node order).
+ */
+const GENERATOR: Partial<Record<Family, number>> = { 'isolation-forest': 2 };
 
 /**
  * A fresh store folder under `work` for `family` at `devices` devices: models and aggregates are the cached
@@ -69,7 +72,7 @@ export async function benchFleet(
     return { store, generatedS: (performance.now() - started) / 1000 };
   }
   const forest = family === 'isolation-forest';
-  const name = `${family}-d${devices}${forest ? `-t${trees}` : ''}-k${BENCH_FEATURES}-s1-g${GENERATOR}-${window.id}`;
+  const name = `${family}-d${devices}${forest ? `-t${trees}` : ''}-k${BENCH_FEATURES}-s1-g${GENERATOR[family] ?? 1}-${window.id}`;
   const fleet = join(ROOT, '.cache', 'bench', 'fleets', name);
   let generatedS = 0;
   if (!existsSync(join(fleet, 'fleet.json'))) {

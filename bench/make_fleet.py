@@ -2,7 +2,9 @@
 
 Every device gets its own data (a seeded draw: its own feature means and spreads), its own model trained on 240
 rows of it, exported as users export it (skl2onnx for scikit-learn models; PCA gets its inverse transform
-appended, since skl2onnx exports only the projection), registered with a model.json, and 60 rows of one window
+appended, since skl2onnx exports only the projection; isolation forests are written by forest_onnx.py, which
+gives skl2onnx's graph in seconds instead of hours and is checked against skl2onnx on every generation's first
+device), registered with a model.json, and 60 rows of one window
 (a few of them shifted outliers) in the window's Arrow aggregates. The peer's pickle holds the same fitted
 estimator (or the autoencoder's weights) and its threshold.
 
@@ -29,6 +31,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from onnx import helper, numpy_helper
 
+from forest_onnx import check_against_skl2onnx, isolation_forest_onnx
+
 warnings.filterwarnings("ignore")
 
 FEATURES = 7
@@ -37,7 +41,9 @@ ROWS = 60
 DEVICES_PER_PART = 2000
 # skl2onnx 1.20 converts up to ai.onnx 22 and ai.onnx.ml 3; onnxruntime-node 1.30 runs both.
 TARGET_OPSET = {"": 22, "ai.onnx.ml": 3}
-GENERATOR = 1  # bump when what a fleet holds changes, so cached fleets are made again
+# Per family (1 when absent), bumped when what a fleet holds changes, so cached fleets are made again (and with
+# bench/fleets.ts's). Forests are 2: written by forest_onnx.py, skl2onnx's graph in another node order.
+GENERATOR = {"isolation-forest": 2}
 
 
 def device_id(i: int) -> str:
@@ -154,7 +160,11 @@ def make_device(family: str, trees: int, seed: int, i: int):
     if family == "isolation-forest":
         model = IsolationForest(n_estimators=trees, random_state=seed * 1_000_003 + i).fit(x64)
         meta = {**below, "output": {"name": "scores", "column": 0}, "input": {"name": "X"}}
-        return to_onnx_bytes(model, family), meta, {"kind": "decision_function", "model": model}, window
+        onnx_bytes = isolation_forest_onnx(model, family)
+        if i == 1:
+            # Once per generation: the fast writer must give skl2onnx's model (minutes, not hours, for a fleet).
+            check_against_skl2onnx(onnx_bytes, to_onnx_bytes(model, family))
+        return onnx_bytes, meta, {"kind": "decision_function", "model": model}, window
     if family == "pca-reconstruction":
         model = PCA(n_components=3).fit(x64)
         err = ((model.inverse_transform(model.transform(x64)) - x64) ** 2).mean(axis=1)
@@ -275,7 +285,7 @@ def main() -> None:
     write_aggregates(out, a.devices, a.window_start_ms, a.window_id)
     (out / "fleet.json").write_text(
         json.dumps({"family": a.family, "devices": a.devices, "trees": a.trees, "seed": a.seed,
-                    "generator": GENERATOR, "seconds": time.time() - started})
+                    "generator": GENERATOR.get(a.family, 1), "seconds": time.time() - started})
     )
 
 
