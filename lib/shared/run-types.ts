@@ -195,16 +195,10 @@ export interface DeviceFailure {
 }
 
 /** What scoreShard returns: counts only. Per-device status is in the shard status file. */
-export interface ShardSummary {
+export interface ShardSummary extends RunCounts {
   shard: number;
   pool: Pool;
   attempt: number;
-  devices: number;
-  scored: number;
-  noData: number;
-  failed: number;
-  rows: number;
-  anomalies: number;
   /** The first few failures, for the run summary; all of them are in the manifest and the shard log. */
   failures: DeviceFailure[];
   durationMs: number;

@@ -6,7 +6,8 @@
  * run for the seeded window, against the hourly commits or the seeded ground truth for the others.
  *
  * "runs completed" counts the runs meant to commit (or to lose to a newer commit); runs meant to be refused or to
- * fail by name are checked in each case and not counted.
+ * fail by name are checked in each case and not counted. One file of about 400 lines on purpose: the cases share one
+ * rig (dev server, workers, seeded 25-hour fleet), which is most of the part's time.
  */
 import { ScheduleOverlapPolicy, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { Command } from 'commander';
