@@ -73,6 +73,21 @@ def convert(model, name: str) -> bytes:
     return onx.SerializeToString()
 
 
+def decision_meta(algorithm: str, preprocessing: dict) -> dict:
+    """model.json of a 4-feature fixture scored by its decision_function (input X, anomaly below 0)."""
+    return {
+        "pool": "cpu",
+        "features": FEATURES,
+        "input": {"name": "X"},
+        "output": {"name": "scores", "column": 0},
+        "anomalyWhen": "below",
+        "threshold": 0,
+        "preprocessing": preprocessing,
+        "algorithm": algorithm,
+        "source": f"scripts/make-sklearn-fixtures.py seed={SEED}",
+    }
+
+
 def write_fixture(name: str, onnx_bytes: bytes, meta: dict, rows: np.ndarray, decision, predict) -> dict:
     folder = OUT / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -179,21 +194,14 @@ def main() -> None:
     write_fixture(
         "ocsvm",
         convert(svm, "ocsvm"),
-        {
-            "pool": "cpu",
-            "features": FEATURES,
-            "input": {"name": "X"},
-            "output": {"name": "scores", "column": 0},
-            "anomalyWhen": "below",
-            "threshold": 0,
-            "preprocessing": {
+        decision_meta(
+            "sklearn.svm.OneClassSVM(kernel=rbf)",
+            {
                 "type": "standardize",
                 "mean": [float(v) for v in scaler.mean_],
                 "scale": [float(v) for v in scaler.scale_],
             },
-            "algorithm": "sklearn.svm.OneClassSVM(kernel=rbf)",
-            "source": f"scripts/make-sklearn-fixtures.py seed={SEED}",
-        },
+        ),
         svm_rows,
         svm_decision(svm_rows.astype(np.float64)),
         svm.predict(scaler.transform(svm_rows.astype(np.float64))),
@@ -204,17 +212,7 @@ def main() -> None:
     iso_meta = write_fixture(
         "isoforest",
         convert(forest, "isoforest"),
-        {
-            "pool": "cpu",
-            "features": FEATURES,
-            "input": {"name": "X"},
-            "output": {"name": "scores", "column": 0},
-            "anomalyWhen": "below",
-            "threshold": 0,
-            "preprocessing": {"type": "none"},
-            "algorithm": "sklearn.ensemble.IsolationForest",
-            "source": f"scripts/make-sklearn-fixtures.py seed={SEED}",
-        },
+        decision_meta("sklearn.ensemble.IsolationForest", {"type": "none"}),
         forest_rows,
         forest.decision_function(forest_rows.astype(np.float64)),
         forest.predict(forest_rows.astype(np.float64)),
