@@ -10,7 +10,7 @@ import { RUN_DEFAULTS } from '../../lib/shared/run-types';
 import { assertComplete, parseWindow } from '../../lib/shared/window';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
 import { parseOptions } from '../utils/parse-options';
-import { output } from '../utils/table';
+import { failureLines, output } from '../utils/table';
 import { durationOption, positiveInt, storeOption, windowInput, windowOption } from '../utils/options';
 import { withClient } from '../utils/with-client';
 
@@ -84,10 +84,7 @@ export const runsStartCommand = new Command('start')
       output(options.json, { workflowId: handle.workflowId, url, ...summary }, (r) =>
         [
           `window ${r.window}: ${r.scored} scored, ${r.noData} no data, ${r.failed} failed, ${r.anomalies} anomalies`,
-          ...r.failures.map((f) => `  ${f.device}: ${f.reason}`),
-          ...(r.failed > r.failures.length
-            ? [`  … and ${r.failed - r.failures.length} more: fleetscore runs show ${r.window}`]
-            : []),
+          ...failureLines(r),
           r.url,
         ].join('\n'),
       );

@@ -35,7 +35,7 @@ import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { notice as say } from '../utils/notice';
 import { positiveInt } from '../utils/options';
 import { parseOptions } from '../utils/parse-options';
-import { formatTable } from '../utils/table';
+import { failureLines, formatTable } from '../utils/table';
 
 const optionsSchema = z.object({
   once: z.boolean().optional(),
@@ -50,7 +50,7 @@ function renderSummary(s: RunSummary, store: string, url: string): string {
     ['window', 'devices', 'scored', 'no data', 'failed', 'rows', 'anomalies'],
     [[s.window, s.devices, s.scored, s.noData, s.failed, s.rows, s.anomalies]],
   );
-  const failures = s.failures.map((f) => `  ${f.device}: ${f.reason}`);
+  const failures = failureLines(s);
   return [
     table,
     ...(failures.length ? ['', 'failed devices:', ...failures] : []),

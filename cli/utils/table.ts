@@ -1,3 +1,5 @@
+import type { RunSummary } from '../../lib/shared/run-types';
+
 /** Formats rows as a plain-text table with a header, columns padded to their widest cell. */
 export function formatTable(headers: readonly string[], rows: readonly (readonly unknown[])[]): string {
   const cells = [headers.map(String), ...rows.map((r) => r.map(cellText))];
@@ -13,6 +15,18 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
 /** Prints `value` as JSON when `json` is set, else the table or text that `render` makes. */
 export function output<T>(json: boolean | undefined, value: T, render: (v: T) => string): void {
   process.stdout.write(`${json ? JSON.stringify(value, null, 2) : render(value)}\n`);
+}
+
+/**
+ * A run's failed devices, one line each as the run's result lists them (capped), and when the result lists fewer
+ * than failed, how many more and where to see them all.
+ */
+export function failureLines(summary: Pick<RunSummary, 'window' | 'failed' | 'failures'>): string[] {
+  const more = summary.failed - summary.failures.length;
+  return [
+    ...summary.failures.map((f) => `  ${f.device}: ${f.reason}`),
+    ...(more > 0 ? [`  … and ${more} more: fleetscore runs show ${summary.window}`] : []),
+  ];
 }
 
 /** A cell as text: empty for nothing, JSON for an object, the value's own string otherwise. */
