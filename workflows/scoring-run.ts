@@ -186,7 +186,9 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     scheduleId: input.scheduleId,
     workflowId: info.workflowId,
     runId: plan.runId,
-    runStartedAt: info.runStartTime.toISOString(),
+    // When the run was started (its WorkflowExecutionStarted event), not when a worker first took it up
+    // (`runStartTime`): runs started while no worker polled must still commit in the order they were started.
+    runStartedAt: info.startTime.toISOString(),
     shards: plan.shards,
     failedShards: failedShards.sort((a, b) => a.shard - b.shard),
   });

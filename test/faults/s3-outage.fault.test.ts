@@ -76,8 +76,11 @@ test('the store down while planRun writes the plan files (half written)', async 
   expect(gate.succeeded(storeRequests.planWrite(0), since)).toBeGreaterThanOrEqual(2);
   expect(gate.succeeded(storeRequests.planWrite(3), since)).toBeGreaterThanOrEqual(1);
   const { manifest } = await rig.committed();
-  const planFiles = await rig.store.list(`${keys.runPrefix(WINDOW, manifest.runId)}_plan/`);
-  expect(planFiles.map((k) => k.split('/').pop())).toEqual([0, 1, 2, 3, 4, 5].map((n) => `${shardName(n)}.json`));
+  // The plan: the input parts it read, and one file a shard.
+  expect(await rig.store.list(`${keys.runPrefix(WINDOW, manifest.runId)}_plan/`)).toEqual([
+    keys.runInput(WINDOW, manifest.runId),
+    ...[0, 1, 2, 3, 4, 5].map((n) => `${keys.runPrefix(WINDOW, manifest.runId)}_plan/${shardName(n)}.json`),
+  ]);
   expect(await rig.manifestKeys()).toEqual([keys.manifest(WINDOW)]);
 });
 

@@ -148,11 +148,12 @@ test.each(STEP_POINTS)('SIGKILL of the worker running %s', async (point, match, 
   } else {
     expect(gate.succeeded(byOthers, since)).toBeGreaterThanOrEqual(1);
   }
-  // One plan folder of six files, one manifest, naming this run, with the reference's counts.
+  // One plan folder (the input parts read and six shard files), one manifest, naming this run, with the
+  // reference's counts.
   const { manifest } = await rig.committed();
   expect(manifest.runId).toBe(runId);
   expect(manifest.counts).toEqual(rig.reference!.manifest.counts);
-  expect(await rig.store.list(`${keys.runPrefix(WINDOW, manifest.runId)}_plan/`)).toHaveLength(6);
+  expect(await rig.store.list(`${keys.runPrefix(WINDOW, manifest.runId)}_plan/`)).toHaveLength(7);
   expect(await rig.manifestKeys()).toEqual([keys.manifest(WINDOW)]);
 });
 
