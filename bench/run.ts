@@ -5,7 +5,7 @@
  * store, cold (fresh worker) and warm (second run). Prints a table and writes bench/results/latest.json.
  *
  * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
- *   [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000]
+ *   [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000] [--worker-cpu-prof DIR]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -152,6 +152,8 @@ async function fleetscore(
   work: string,
   shardSize: number,
   batching: boolean,
+  /** Where the worker writes its V8 CPU profile (`--worker-cpu-prof DIR`), if anywhere. */
+  profileDir?: string,
 ): Promise<FleetscoreMeasured> {
   const server = await startDevServer({
     dbFile: join(work, `temporal-${batching}.db`),
@@ -161,7 +163,10 @@ async function fleetscore(
   const env = { ...process.env, TEMPORAL_ADDRESS: server.address, FLEETSCORE_LOG_LEVEL: 'WARN' };
   const worker = spawn(
     process.execPath,
-    ['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', ...(batching ? [] : ['--no-batching'])],
+    [
+      ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+      ...['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', ...(batching ? [] : ['--no-batching'])],
+    ],
     { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   try {
@@ -213,6 +218,7 @@ async function run(): Promise<void> {
   const trees = Number(option('trees', '100'));
   const treesAt100k = Number(option('trees-at-100k', '25'));
   const procs = Number(option('procs', '2'));
+  const profileDir = option('worker-cpu-prof', '') || undefined;
   const python = await ensurePeerPython();
   const machine = {
     cpus: cpus().length,
@@ -237,7 +243,7 @@ async function run(): Promise<void> {
         process.stderr.write('bench: peer (python loop)\n');
         const p = await peer(python, fleet.store, window.id, join(work, 'peer'), fleet.pickles);
         process.stderr.write('bench: fleetscore (cold, warm)\n');
-        const f = await fleetscore(fleet.store, window.id, work, shardSize, true);
+        const f = await fleetscore(fleet.store, window.id, work, shardSize, true, profileDir);
         // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
         const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
         const u = unstacked ? await fleetscore(fleet.store, window.id, work, shardSize, false) : undefined;

@@ -6,7 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type VersionedObject } from './object-store';
 import { ObjectNotFound, StoreContended } from '../shared/errors';
+import { forEachLimited } from '../shared/concurrency';
 
+/** File system calls a listing has in flight at once (libuv runs four at a time by default). */
+const FS_CONCURRENCY = 16;
 /** How long a conditional write waits for another writer's lock before giving up (a retry may then succeed). */
 const LOCK_WAIT_MS = 30_000;
 /** A lock of another host older than this is taken to be left by a writer that died (same host: the pid tells). */
@@ -94,17 +97,19 @@ export class LocalStore implements ObjectStore {
   }
 
   async listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]> {
-    const out: StoredObject[] = [];
-    for (const { key, path } of await this.walk(prefix, options)) {
+    const found = await this.walk(prefix, options);
+    const out = new Array<StoredObject | undefined>(found.length);
+    await forEachLimited(found, FS_CONCURRENCY, async ({ key, path }, i) => {
+      options?.signal?.throwIfAborted();
       try {
         const { size, mtime } = await stat(path);
-        out.push({ key, size, lastModified: mtime });
+        out[i] = { key, size, lastModified: mtime };
       } catch (err) {
         // Deleted between the walk and the stat: no longer an object of the listing.
         if (!isMissing(err)) throw err;
       }
-    }
-    return out;
+    });
+    return out.filter((o) => o !== undefined);
   }
 
   async delete(key: string, options?: CallOptions): Promise<void> {
@@ -165,24 +170,29 @@ export class LocalStore implements ObjectStore {
     // Walk the deepest folder the prefix names, then filter by the full prefix (it may end inside a name).
     const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
     const out: { key: string; path: string }[] = [];
-    const walk = async (rel: string): Promise<void> => {
-      options?.signal?.throwIfAborted();
-      const dir = join(this.root, ...rel.split('/').filter(Boolean));
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        if (isMissing(err)) return;
-        throw err;
-      }
-      for (const e of entries) {
-        const key = rel + e.name;
-        if (e.isDirectory()) await walk(`${key}/`);
-        else if (e.isFile() && !e.name.endsWith('.tmp') && key.startsWith(prefix))
-          out.push({ key, path: join(dir, e.name) });
-      }
-    };
-    await walk(folder);
+    // Folder by folder, a level at a time, several reads in flight: a models/ folder of 100,000 devices is as
+    // many folders, and one read after another would wait on each.
+    for (let level = [folder]; level.length > 0;) {
+      const next: string[] = [];
+      await forEachLimited(level, FS_CONCURRENCY, async (rel) => {
+        options?.signal?.throwIfAborted();
+        const dir = join(this.root, ...rel.split('/').filter(Boolean));
+        let entries;
+        try {
+          entries = await readdir(dir, { withFileTypes: true });
+        } catch (err) {
+          if (isMissing(err)) return;
+          throw err;
+        }
+        for (const e of entries) {
+          const key = rel + e.name;
+          if (e.isDirectory()) next.push(`${key}/`);
+          else if (e.isFile() && !e.name.endsWith('.tmp') && key.startsWith(prefix))
+            out.push({ key, path: join(dir, e.name) });
+        }
+      });
+      level = next;
+    }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 }

@@ -110,36 +110,66 @@ const svmRegressor: OpDef<SvmParams> = {
     }
     const out = alloc('float', [rows, 1]);
     const xs = x!.data;
-    const sv = p.vectors;
+    const kernel = linear ? undefined : kernelOf(p, f);
     for (let r = 0; r < rows; r++) {
       const o = r * f;
       let sum = 0;
-      if (linear) {
-        for (let k = 0; k < f; k++) sum += xs[o + k]! * p.coefficients[k]!;
-      } else {
-        for (let j = 0; j < p.supports; j++) {
-          const s = j * f;
-          let v = 0;
-          if (p.kernel === 'RBF') {
-            for (let k = 0; k < f; k++) {
-              const d = xs[o + k]! - sv[s + k]!;
-              v += d * d;
-            }
-            v = Math.exp(-p.gamma * v);
-          } else {
-            for (let k = 0; k < f; k++) v += xs[o + k]! * sv[s + k]!;
-            if (p.kernel === 'POLY') v = Math.pow(p.gamma * v + p.coef0, p.degree);
-            else if (p.kernel === 'SIGMOID') v = Math.tanh(p.gamma * v + p.coef0);
-          }
-          sum += p.coefficients[j]! * v;
-        }
-      }
+      if (kernel) sum = kernel(xs, o);
+      else for (let k = 0; k < f; k++) sum += xs[o + k]! * p.coefficients[k]!;
       sum += p.rho;
       out.data[r] = p.oneClass ? (sum > 0 ? 1 : -1) : sum;
     }
     return [out];
   },
 };
+
+type Kernel = (xs: ArrayLike<number>, o: number) => number;
+
+/**
+ * Σ coefficient_j · K(x, support_j) for one row, one loop per kernel (no kernel test per support vector). A
+ * polynomial kernel of small integer degree multiplies instead of calling `Math.pow`, which costs more than the
+ * dot product it follows.
+ */
+function kernelOf(p: SvmParams, f: number): Kernel {
+  const { vectors: sv, coefficients: c, supports: n, gamma, coef0, degree } = p;
+  const dot = (xs: ArrayLike<number>, o: number, s: number): number => {
+    let v = 0;
+    for (let k = 0; k < f; k++) v += xs[o + k]! * sv[s + k]!;
+    return v;
+  };
+  const sum =
+    (term: (xs: ArrayLike<number>, o: number, s: number) => number): Kernel =>
+    (xs, o) => {
+      let total = 0;
+      for (let j = 0; j < n; j++) total += c[j]! * term(xs, o, j * f);
+      return total;
+    };
+  switch (p.kernel) {
+    case 'RBF':
+      return sum((xs, o, s) => {
+        let v = 0;
+        for (let k = 0; k < f; k++) {
+          const d = xs[o + k]! - sv[s + k]!;
+          v += d * d;
+        }
+        return Math.exp(-gamma * v);
+      });
+    case 'SIGMOID':
+      return sum((xs, o, s) => Math.tanh(gamma * dot(xs, o, s) + coef0));
+    case 'POLY':
+      if (Number.isInteger(degree) && degree >= 1 && degree <= 8) {
+        return sum((xs, o, s) => {
+          const b = gamma * dot(xs, o, s) + coef0;
+          let v = b;
+          for (let d = 1; d < degree; d++) v *= b;
+          return v;
+        });
+      }
+      return sum((xs, o, s) => Math.pow(gamma * dot(xs, o, s) + coef0, degree));
+    default:
+      return sum(dot);
+  }
+}
 
 /** The ai.onnx.ml operators of the fast path, by name. */
 export const mlOps: Record<string, OpDef> = {
