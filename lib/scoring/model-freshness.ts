@@ -1,10 +1,12 @@
 /**
  * The answer must not depend on the worker: a warm worker holds model files in its caches (model.json by device,
  * sessions and stacked parameters by the bytes' sha256), so a model.onnx deleted or overwritten in the store after
- * it was cached would go unnoticed where a fresh worker fails the device. The check: once per run and worker, one
- * listing of `models/` (size, and ETag or modification time, of every model file); a device whose files changed
- * since this worker last used them, or are gone, is forgotten by the caches, so they are read and verified again
- * and fail exactly as on a fresh worker. Unchanged files cost nothing more than their line in the listing.
+ * it was cached would go unnoticed where a fresh worker fails the device. The check, per device a shard prepares:
+ * the size, and ETag or modification time, of its model.json and model.onnx; a device whose files changed since
+ * this worker last used them, or are gone, is forgotten by the caches, so they are read and verified again and
+ * fail exactly as on a fresh worker. On S3 they come from one listing of `models/` per run and worker (a request
+ * lists 1,000 keys); in the local store from a `stat` of the device's two files (no folder walk, and no run waits
+ * for a listing of the whole fleet before its first device).
  */
 import { LruCache } from '../lru-cache';
 import { keys } from '../shared/keys';
@@ -32,9 +34,15 @@ export class ModelFreshness {
     version: string,
     sessions: ModelSessionCache,
   ): Promise<string> {
-    const listing = await this.listing(store, runId);
     const files = [keys.modelMeta(device, version), keys.modelOnnx(device, version)];
-    const fingerprint = files.map((f) => listing.get(f) ?? 'missing').join('|');
+    let prints: (string | undefined)[];
+    if (store.statObjects) {
+      prints = (await store.statObjects(files)).map((o) => o && print(o));
+    } else {
+      const listing = await this.listing(store, runId);
+      prints = files.map((f) => listing.get(f));
+    }
+    const fingerprint = prints.map((p) => p ?? 'missing').join('|');
     const id = `${store.uri}|${device}|${version}`;
     if (this.used.get(id) !== fingerprint) {
       this.used.delete(id);
@@ -48,7 +56,7 @@ export class ModelFreshness {
     this.used.set(`${store.uri}|${device}|${version}`, fingerprint);
   }
 
-  /** The run's listing of model files, key to fingerprint: listed once per run (and store) on this worker. */
+  /** The run's listing of model files, key to fingerprint: listed once per run (and store) on this worker (S3). */
   private listing(store: ObjectStore, runId: string): Promise<Map<string, string>> {
     const id = `${runId}|${store.uri}`;
     let listing = this.listings.get(id);

@@ -98,24 +98,40 @@ export class LocalStore implements ObjectStore {
 
   async listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]> {
     const found = await this.walk(prefix, options);
-    const out = new Array<StoredObject | undefined>(found.length);
-    await forEachLimited(found, FS_CONCURRENCY, async ({ key, path }, i) => {
-      options?.signal?.throwIfAborted();
-      try {
-        const { size, mtime } = await stat(path);
-        out[i] = { key, size, lastModified: mtime };
-      } catch (err) {
-        // Deleted between the walk and the stat: no longer an object of the listing.
-        if (!isMissing(err)) throw err;
-      }
-    });
+    const out = await this.stats(found, options);
     return out.filter((o) => o !== undefined);
+  }
+
+  async statObjects(keys: readonly string[], options?: CallOptions): Promise<(StoredObject | undefined)[]> {
+    return this.stats(
+      keys.map((key) => ({ key, path: this.path(key) })),
+      options,
+    );
   }
 
   async delete(key: string, options?: CallOptions): Promise<void> {
     const path = this.path(key);
     options?.signal?.throwIfAborted();
     await rm(path, { force: true });
+  }
+
+  /** Each file's size and modification time, `undefined` where there is none (or it is not a file); a few at once. */
+  private async stats(
+    files: readonly { key: string; path: string }[],
+    options?: CallOptions,
+  ): Promise<(StoredObject | undefined)[]> {
+    const out = new Array<StoredObject | undefined>(files.length);
+    await forEachLimited(files, FS_CONCURRENCY, async ({ key, path }, i) => {
+      options?.signal?.throwIfAborted();
+      try {
+        const s = await stat(path);
+        if (s.isFile()) out[i] = { key, size: s.size, lastModified: s.mtime };
+      } catch (err) {
+        // Missing (or deleted between a walk and the stat): no object under that key.
+        if (!isMissing(err)) throw err;
+      }
+    });
+    return out;
   }
 
   /** Writes `body` next to `target` under a temporary name (skipped by listings) and returns that name. */

@@ -36,6 +36,12 @@ export interface ObjectStore {
   listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]>;
   /** Deletes the object; deleting a missing key is not an error. */
   delete(key: string, options?: CallOptions): Promise<void>;
+  /**
+   * Each key's object (size and last-modified time), or `undefined` where there is none, in the order of `keys`.
+   * Only where one call per key is cheaper than listing the folder around them (the local store: a `stat` each);
+   * S3 has no such method, since one ListObjectsV2 request returns 1,000 keys for the price of one HEAD.
+   */
+  statObjects?(keys: readonly string[], options?: CallOptions): Promise<(StoredObject | undefined)[]>;
 }
 
 /** Options of one store call. */

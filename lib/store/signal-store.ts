@@ -18,5 +18,8 @@ export function withSignal(store: ObjectStore, signal: AbortSignal | undefined):
     list: (prefix, options) => store.list(prefix, opts(options)),
     listObjects: (prefix, options) => store.listObjects(prefix, opts(options)),
     delete: (key, options) => store.delete(key, opts(options)),
+    ...(store.statObjects && {
+      statObjects: (keys: readonly string[], options?: CallOptions) => store.statObjects!(keys, opts(options)),
+    }),
   };
 }

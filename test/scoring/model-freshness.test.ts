@@ -17,7 +17,7 @@ import { planRun } from '../../lib/scoring/plan-run';
 import { scoreShard, type ShardDeps } from '../../lib/scoring/score-shard';
 import { keys } from '../../lib/shared/keys';
 import { LocalStore } from '../../lib/store/local-store';
-import type { ObjectStore } from '../../lib/store/object-store';
+import type { CallOptions, ObjectStore } from '../../lib/store/object-store';
 import { quiet } from '../support/run-window';
 
 const WINDOW = '2026-11-21T11';
@@ -55,8 +55,11 @@ async function score(runId: string, deps: ShardDeps): Promise<Record<string, Dev
   return status.devices;
 }
 
-/** A store that counts the model.onnx reads. */
-function counting(inner: ObjectStore, reads: string[]): ObjectStore {
+/**
+ * A store that counts the model.onnx reads; with `stat`, it offers the local store's per-key `statObjects` (what
+ * freshness uses where it has it), without, freshness lists `models/` as it does on S3.
+ */
+function counting(inner: LocalStore, reads: string[], stat: boolean): ObjectStore {
   return {
     ...inner,
     uri: inner.uri,
@@ -71,48 +74,58 @@ function counting(inner: ObjectStore, reads: string[]): ObjectStore {
     list: (p, o) => inner.list(p, o),
     listObjects: (p, o) => inner.listObjects(p, o),
     delete: (k, o) => inner.delete(k, o),
+    ...(stat && { statObjects: (k: readonly string[], o?: CallOptions) => inner.statObjects(k, o) }),
   };
 }
 
 test.each([
-  ['stacked', true],
-  ['one session per model', false],
-])('a warm worker (%s) fails a deleted or replaced model as a fresh worker does', async (_mode, batching) => {
-  const reads: string[] = [];
-  const warm: ShardDeps = {
-    store,
-    sharedStore: counting(store, reads),
-    sessions: new ModelSessionCache({ batching }),
-    aggregates: new AggregatesCache(),
-    freshness: new ModelFreshness(),
-  };
-  const fresh: ShardDeps = { store, sessions: new ModelSessionCache({ batching }), aggregates: new AggregatesCache() };
-  try {
-    const first = await score('run-1', warm);
-    expect(Object.values(first).every((o) => o.status === 'scored')).toBe(true);
-    expect(reads).toHaveLength(4);
+  ['stacked', 'a stat per file', true, true],
+  ['stacked', 'a listing per run', true, false],
+  ['one session per model', 'a stat per file', false, true],
+  ['one session per model', 'a listing per run', false, false],
+])(
+  'a warm worker (%s, %s) fails a deleted or replaced model as a fresh worker does',
+  async (_m, _f, batching, stat) => {
+    const reads: string[] = [];
+    const warm: ShardDeps = {
+      store,
+      sharedStore: counting(store, reads, stat),
+      sessions: new ModelSessionCache({ batching }),
+      aggregates: new AggregatesCache(),
+      freshness: new ModelFreshness(),
+    };
+    const fresh: ShardDeps = {
+      store,
+      sessions: new ModelSessionCache({ batching }),
+      aggregates: new AggregatesCache(),
+    };
+    try {
+      const first = await score('run-1', warm);
+      expect(Object.values(first).every((o) => o.status === 'scored')).toBe(true);
+      expect(reads).toHaveLength(4);
 
-    const index = await readIndex(store);
-    await store.delete(keys.modelOnnx('dev-00001', index.devices['dev-00001']!.version));
-    await store.put(keys.modelOnnx('dev-00002', index.devices['dev-00002']!.version), 'garbage');
+      const index = await readIndex(store);
+      await store.delete(keys.modelOnnx('dev-00001', index.devices['dev-00001']!.version));
+      await store.put(keys.modelOnnx('dev-00002', index.devices['dev-00002']!.version), 'garbage');
 
-    reads.length = 0;
-    const again = await score('run-2', warm);
-    const cold = await score('run-3', fresh);
-    expect(again).toEqual(cold);
-    expect(again['dev-00001']).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^ModelNotFound: /) });
-    expect(again['dev-00002']).toMatchObject({
-      status: 'failed',
-      reason: expect.stringMatching(/^ModelChecksumMismatch/),
-    });
-    expect(again['dev-00003']).toMatchObject({ status: 'scored' });
-    // Only the changed models were read again; the unchanged ones came from the caches.
-    expect(reads.sort()).toEqual([
-      keys.modelOnnx('dev-00001', index.devices['dev-00001']!.version),
-      keys.modelOnnx('dev-00002', index.devices['dev-00002']!.version),
-    ]);
-  } finally {
-    await warm.sessions.close();
-    await fresh.sessions.close();
-  }
-});
+      reads.length = 0;
+      const again = await score('run-2', warm);
+      const cold = await score('run-3', fresh);
+      expect(again).toEqual(cold);
+      expect(again['dev-00001']).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^ModelNotFound: /) });
+      expect(again['dev-00002']).toMatchObject({
+        status: 'failed',
+        reason: expect.stringMatching(/^ModelChecksumMismatch/),
+      });
+      expect(again['dev-00003']).toMatchObject({ status: 'scored' });
+      // Only the changed models were read again; the unchanged ones came from the caches.
+      expect(reads.sort()).toEqual([
+        keys.modelOnnx('dev-00001', index.devices['dev-00001']!.version),
+        keys.modelOnnx('dev-00002', index.devices['dev-00002']!.version),
+      ]);
+    } finally {
+      await warm.sessions.close();
+      await fresh.sessions.close();
+    }
+  },
+);

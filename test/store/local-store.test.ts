@@ -32,4 +32,19 @@ describe('LocalStore', () => {
       await cleanup();
     }
   });
+
+  it('stats keys one by one as a listing would report them, undefined where there is no file', async () => {
+    const { store, cleanup } = await tempStore();
+    try {
+      await store.put('m/a/model.json', '{}');
+      await store.put('m/a/model.onnx', new Uint8Array(70));
+      const stats = await store.statObjects(['m/a/model.onnx', 'm/b/model.onnx', 'm/a', 'm/a/model.json']);
+      const [json, onnx] = await store.listObjects('m/a/');
+      expect(stats).toEqual([onnx, undefined, undefined, json]);
+      expect(stats[0]?.size).toBe(70);
+      await expect(store.statObjects(['../x'])).rejects.toThrow(/key/);
+    } finally {
+      await cleanup();
+    }
+  });
 });
