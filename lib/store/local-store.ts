@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -98,40 +99,45 @@ export class LocalStore implements ObjectStore {
 
   async listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]> {
     const found = await this.walk(prefix, options);
-    const out = await this.stats(found, options);
+    const out = new Array<StoredObject | undefined>(found.length);
+    await forEachLimited(found, FS_CONCURRENCY, async ({ key, path }, i) => {
+      options?.signal?.throwIfAborted();
+      try {
+        const { size, mtime } = await stat(path);
+        out[i] = { key, size, lastModified: mtime };
+      } catch (err) {
+        // Deleted between the walk and the stat: no longer an object of the listing.
+        if (!isMissing(err)) throw err;
+      }
+    });
     return out.filter((o) => o !== undefined);
   }
 
-  async statObjects(keys: readonly string[], options?: CallOptions): Promise<(StoredObject | undefined)[]> {
-    return this.stats(
-      keys.map((key) => ({ key, path: this.path(key) })),
-      options,
-    );
+  /**
+   * A synchronous `stat` per key: about 10 µs each for a local file, where going through libuv's thread pool costs
+   * the event loop several times that (a warm run stats two files per device).
+   */
+  statObjects(keys: readonly string[], options?: CallOptions): Promise<(StoredObject | undefined)[]> {
+    return Promise.resolve().then(() => {
+      options?.signal?.throwIfAborted();
+      return keys.map((key) => this.statFile(key));
+    });
+  }
+
+  private statFile(key: string): StoredObject | undefined {
+    try {
+      const s = statSync(this.path(key));
+      return s.isFile() ? { key, size: s.size, lastModified: s.mtime } : undefined;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
   }
 
   async delete(key: string, options?: CallOptions): Promise<void> {
     const path = this.path(key);
     options?.signal?.throwIfAborted();
     await rm(path, { force: true });
-  }
-
-  /** Each file's size and modification time, `undefined` where there is none (or it is not a file); a few at once. */
-  private async stats(
-    files: readonly { key: string; path: string }[],
-    options?: CallOptions,
-  ): Promise<(StoredObject | undefined)[]> {
-    const out = new Array<StoredObject | undefined>(files.length);
-    await forEachLimited(files, FS_CONCURRENCY, async ({ key, path }, i) => {
-      options?.signal?.throwIfAborted();
-      try {
-        const s = await stat(path);
-        if (s.isFile()) out[i] = { key, size: s.size, lastModified: s.mtime };
-      } catch (err) {
-        // Missing (or deleted between a walk and the stat): no object under that key.
-        if (!isMissing(err)) throw err;
-      }
-    });
-    return out;
   }
 
   /** Writes `body` next to `target` under a temporary name (skipped by listings) and returns that name. */
