@@ -412,6 +412,23 @@ export class S3RequestFailed extends TransientError {
   }
 }
 
+/**
+ * An S3 request the server refused for a reason no retry changes: the bucket does not exist, the credentials are
+ * refused (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch), or the bucket lives in another region. Never
+ * retried, so a wrong bucket or key fails the run at once instead of after minutes of retries. Expired temporary
+ * credentials are not among them: the SDK's credential chain renews those, so a retry can succeed.
+ */
+export class S3RequestRefused extends PermanentError {
+  constructor(
+    public readonly operation: string,
+    public readonly bucket: string,
+    public readonly objectKey: string,
+    cause: unknown,
+  ) {
+    super(`S3 ${operation} s3://${bucket}/${objectKey} refused: ${explainS3(cause)}`, { file: objectKey }, { cause });
+  }
+}
+
 /** An AWS SDK error as its name, HTTP status and message. */
 function explainS3(err: unknown): string {
   if (!(err instanceof Error)) return String(err);

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type VersionedObject } from './object-store';
 import { config, type FleetscoreConfig } from '../config';
-import { ObjectNotFound, S3RequestFailed } from '../shared/errors';
+import { ObjectNotFound, S3RequestFailed, S3RequestRefused } from '../shared/errors';
 
 /** The settings an S3 store URI falls back to (`FLEETSCORE_S3_ENDPOINT`, `..._FORCE_PATH_STYLE`, `AWS_REGION`). */
 export type S3Settings = Pick<FleetscoreConfig, 's3Endpoint' | 's3ForcePathStyle' | 'awsRegion'>;
@@ -198,6 +198,8 @@ export class S3Store implements ObjectStore {
   /** The error of a failed request: the abort itself when the call was cancelled, else S3RequestFailed. */
   private failure(operation: string, Key: string, err: unknown, options?: CallOptions): unknown {
     if (options?.signal?.aborted) return options.signal.reason ?? err;
+    const name = (err as { name?: unknown } | undefined)?.name;
+    if (typeof name === 'string' && REFUSALS.has(name)) return new S3RequestRefused(operation, this.bucket, Key, err);
     return new S3RequestFailed(operation, this.bucket, Key, err);
   }
 
@@ -210,6 +212,18 @@ export class S3Store implements ObjectStore {
     return this.prefix + checkKey(this.uri, key);
   }
 }
+
+/** S3 error codes that no retry changes (see S3RequestRefused); anything else may pass and is retried. */
+const REFUSALS = new Set([
+  'NoSuchBucket',
+  'AccessDenied',
+  'AllAccessDisabled',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidBucketName',
+  'PermanentRedirect',
+  'AuthorizationHeaderMalformed',
+]);
 
 /** The AWS SDK's per-request options for a call's AbortSignal. */
 function abortable(options?: CallOptions): { abortSignal?: AbortSignal } {

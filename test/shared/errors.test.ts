@@ -15,6 +15,7 @@ import {
   ModelNotFound,
   ObjectNotFound,
   S3RequestFailed,
+  S3RequestRefused,
 } from '../../lib/shared/errors';
 import { LocalStore } from '../../lib/store/local-store';
 import type { StoredObject } from '../../lib/store/object-store';
@@ -55,6 +56,7 @@ const EXPECTED: Record<string, { scope: 'device' | 'run'; retryable: boolean }> 
   ObjectNotFound: { scope: 'run', retryable: true },
   StoreContended: { scope: 'run', retryable: true },
   S3RequestFailed: { scope: 'run', retryable: true },
+  S3RequestRefused: { scope: 'run', retryable: false },
   TemporalUnreachable: { scope: 'run', retryable: true },
 };
 
@@ -111,6 +113,10 @@ describe('the error model', () => {
     expect(permanent).toMatchObject({ type: 'InvalidWindow', nonRetryable: true, message: 'not a window: "x"' });
     const transient = toApplicationFailure(new S3RequestFailed('GetObject', 'b', 'k', new Error('socket hang up')));
     expect(transient).toMatchObject({ type: 'S3RequestFailed', nonRetryable: false });
+    const refusal = Object.assign(new Error('The specified bucket does not exist'), { name: 'NoSuchBucket' });
+    const refused = toApplicationFailure(new S3RequestRefused('GetObject', 'b', 'k', refusal));
+    expect(refused).toMatchObject({ type: 'S3RequestRefused', nonRetryable: true });
+    expect(refused.message).toBe('S3 GetObject s3://b/k refused: NoSuchBucket: The specified bucket does not exist');
   });
 });
 

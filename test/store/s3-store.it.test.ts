@@ -5,7 +5,7 @@ import { loadConfig } from '../../lib/config';
 import { parseS3Uri, S3Store } from '../../lib/store/s3-store';
 import { startS3Server, type S3TestServer } from '../support/s3-server';
 import { describeStoreContract } from './store-contract';
-import { InvalidKey, S3RequestFailed } from '../../lib/shared/errors';
+import { InvalidKey, S3RequestFailed, S3RequestRefused } from '../../lib/shared/errors';
 
 // S3 round trips are slower than a folder; the first start may also build MinIO (see beforeAll).
 jest.setTimeout(60_000);
@@ -232,7 +232,9 @@ describe('S3Store against a real S3 server (MinIO)', () => {
     );
     opened.push(store);
     const err = await store.tryGet('predictions/window=2026-11-21T12/_manifest.json').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(S3RequestFailed);
+    // Refused, not failed: no retry makes the bucket appear, so the run fails at once.
+    expect(err).toBeInstanceOf(S3RequestRefused);
+    expect(err).toMatchObject({ retryable: false });
     expect((err as Error).message).toMatch(/NoSuchBucket/);
     expect((err as Error).message).toContain(`${store.bucket}/p/predictions/window=2026-11-21T12/_manifest.json`);
     await expect(store.list('')).rejects.toThrow(/ListObjectsV2 .*NoSuchBucket/);
@@ -243,7 +245,8 @@ describe('S3Store against a real S3 server (MinIO)', () => {
     await withEnv({ AWS_SECRET_ACCESS_KEY: wrong }, async () => {
       const store = open();
       const err = await store.tryGet('models/index.json').catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(S3RequestFailed);
+      expect(err).toBeInstanceOf(S3RequestRefused);
+      expect(err).toMatchObject({ retryable: false });
       const message = String(err) + JSON.stringify(err);
       expect(message).toMatch(/SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId/);
       expect(message).toContain('models/index.json');
