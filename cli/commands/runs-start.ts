@@ -10,7 +10,7 @@ import { RUN_DEFAULTS } from '../../lib/shared/run-types';
 import { assertComplete, parseWindow } from '../../lib/shared/window';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
 import { parseOptions } from '../utils/parse-options';
-import { failureLines, output } from '../utils/table';
+import { commitLines, failureLines, output } from '../utils/table';
 import { durationOption, positiveInt, storeOption, windowInput, windowOption } from '../utils/options';
 import { withClient } from '../utils/with-client';
 
@@ -84,6 +84,7 @@ export const runsStartCommand = new Command('start')
       output(options.json, { workflowId: handle.workflowId, url, ...summary }, (r) =>
         [
           `window ${r.window}: ${r.scored} scored, ${r.noData} no data, ${r.failed} failed, ${r.anomalies} anomalies`,
+          ...commitLines(r),
           ...failureLines(r),
           r.url,
         ].join('\n'),

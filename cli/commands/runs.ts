@@ -12,7 +12,7 @@ import { devicesDone, findRun, progressStatus, watchRun, type WatchResult } from
 import { notice } from '../utils/notice';
 import { parseOptions } from '../utils/parse-options';
 import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
-import { failureLines, formatTable, output } from '../utils/table';
+import { commitLines, failureLines, formatTable, output } from '../utils/table';
 import { decimalNumber, positiveInt, storeOption, wholeNumber, windowInput, windowOption } from '../utils/options';
 import { withClient } from '../utils/with-client';
 import { gapsCommand } from './runs-gaps';
@@ -277,6 +277,7 @@ function renderWatchResult(r: WatchResult): string {
   return [
     `${r.workflowId}: ${r.status} · window ${s.window}: ${s.devices} devices, ${s.scored} scored, ${s.noData} no data, ` +
       `${s.failed} failed, ${s.anomalies} anomalies`,
+    ...commitLines(s),
     ...failureLines(s),
   ].join('\n');
 }

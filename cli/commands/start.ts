@@ -35,7 +35,7 @@ import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { notice as say } from '../utils/notice';
 import { positiveInt } from '../utils/options';
 import { parseOptions } from '../utils/parse-options';
-import { failureLines, formatTable } from '../utils/table';
+import { commitLines, failureLines, formatTable } from '../utils/table';
 
 const optionsSchema = z.object({
   once: z.boolean().optional(),
@@ -53,6 +53,7 @@ function renderSummary(s: RunSummary, store: string, url: string): string {
   const failures = failureLines(s);
   return [
     table,
+    ...commitLines(s),
     ...(failures.length ? ['', 'failed devices:', ...failures] : []),
     '',
     `predictions  ${store.replace(/\/$/, '')}/predictions/window=${s.window}/ (manifest ${s.manifest})`,

@@ -29,6 +29,21 @@ export function failureLines(summary: Pick<RunSummary, 'window' | 'failed' | 'fa
   ];
 }
 
+/**
+ * What became of the run's commit when it was not written: a run that started later had committed the window
+ * (`superseded`), or every device failed and the window keeps its earlier predictions (`kept`). Nothing otherwise.
+ */
+export function commitLines(summary: Pick<RunSummary, 'window' | 'outcome' | 'supersededBy'>): string[] {
+  const by = summary.supersededBy ?? 'another run';
+  if (summary.outcome === 'superseded') {
+    return [`not committed: run ${by}, started later, has committed window ${summary.window}; its predictions stand`];
+  }
+  if (summary.outcome === 'kept') {
+    return [`not committed: every device failed; window ${summary.window} keeps the predictions of run ${by}`];
+  }
+  return [];
+}
+
 /** A cell as text: empty for nothing, JSON for an object, the value's own string otherwise. */
 function cellText(c: unknown): string {
   if (c === undefined || c === null) return '';

@@ -139,8 +139,10 @@ const COMMIT_RACES = 5;
 /**
  * Writes the window's manifest if this run moves the window forward: a window committed by a run that started
  * later is left as it is (`superseded`), a window this run already committed is not written again
- * (`already-committed`, e.g. a retried commit whose first attempt succeeded but whose reply was lost). The write is
- * conditional on the manifest read, so of two racing commits one wins and the other decides again on what won.
+ * (`already-committed`, e.g. a retried commit whose first attempt succeeded but whose reply was lost), and a run
+ * whose every device failed does not replace a commit that scored devices (`kept`: a broken re-run, such as one
+ * reading a duplicated part, must not take a window's predictions away). The write is conditional on the manifest
+ * read, so of two racing commits one wins and the other decides again on what won.
  */
 async function commitManifest(
   store: ObjectStore,
@@ -164,6 +166,16 @@ async function commitManifest(
         reason: 'a run that started later has committed the window; this run writes nothing',
       });
       return { outcome: 'superseded', supersededBy: committed.runId };
+    }
+    if (committed && committed.counts.scored > 0 && manifest.counts.scored === 0 && manifest.counts.failed > 0) {
+      log.add({
+        event: 'kept',
+        level: 'warn',
+        by: committed.runId,
+        scored: committed.counts.scored,
+        reason: `every device of this run failed; the window keeps the commit of run ${committed.runId}`,
+      });
+      return { outcome: 'kept', supersededBy: committed.runId };
     }
     const body: Manifest = {
       ...manifest,

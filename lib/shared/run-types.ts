@@ -248,10 +248,11 @@ export interface CommitRequest {
 
 /**
  * What a commit did: `committed` (the manifest is this run's), `already-committed` (this run's commit was
- * already there: a retried commit writes nothing again) or `superseded` (a run that started later had committed
- * the window; nothing was written).
+ * already there: a retried commit writes nothing again), `superseded` (a run that started later had committed
+ * the window; nothing was written) or `kept` (every device of this run failed while the window's commit scored
+ * devices: nothing was written, and the earlier predictions stand rather than being replaced by none).
  */
-export type CommitOutcome = 'committed' | 'already-committed' | 'superseded';
+export type CommitOutcome = 'committed' | 'already-committed' | 'superseded' | 'kept';
 
 /** Counts of one committed run; the workflow's result and the manifest's head. */
 export interface RunCounts {
@@ -270,7 +271,7 @@ export const FAILURES_LISTED = 20;
 export interface CommitResult extends RunCounts {
   manifest: string;
   outcome: CommitOutcome;
-  /** The run whose commit stands, when this one was superseded. */
+  /** The run whose commit stands, when this one was superseded or the earlier commit was kept. */
   supersededBy?: string;
   /**
    * The first failed devices by id (at most `FAILURES_LISTED`) and why, whole-shard failures included. Absent from

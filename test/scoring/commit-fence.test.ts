@@ -84,3 +84,36 @@ test('of two racing commits exactly one stands, and it is the run that started l
     ]);
   }
 });
+
+test("a re-run whose every device fails keeps the window's earlier commit", async () => {
+  const own = await mkdtemp(join(tmpdir(), 'fleetscore-fence-kept-'));
+  const s = new LocalStore(own);
+  try {
+    await seedDemoFleet(s, { devices: 4, sensors: 2, hours: 1, endMs: Date.UTC(2026, 10, 21, 12), seed: 9 });
+    const good = await planAndScore(s, WINDOW);
+    await expect(commit(s, good, at(10))).resolves.toMatchObject({ outcome: 'committed', scored: 4 });
+    const committed = Buffer.from((await s.tryGet(keys.manifest(WINDOW)))!).toString();
+
+    // A part delivered twice: every row of every device is there two times, so every device fails.
+    const [part] = (await s.list(keys.aggregatesPrefix(WINDOW))).filter((k) => k.endsWith('.arrow'));
+    await s.put(part!.replace(/\.arrow$/, '-again.arrow'), await s.get(part!));
+    const broken = await planAndScore(s, WINDOW);
+    await expect(commit(s, broken, at(20))).resolves.toMatchObject({
+      outcome: 'kept',
+      supersededBy: good.request.runId,
+      scored: 0,
+      failed: 4,
+    });
+    expect(Buffer.from((await s.tryGet(keys.manifest(WINDOW)))!).toString()).toBe(committed);
+    const log = await s.list(keys.unitLogsPrefix(WINDOW, broken.request.runId, 'commit'));
+    expect(Buffer.from(await s.get(log[0]!)).toString()).toMatch(/"event":"kept".*every device of this run failed/);
+
+    // Once a run scores devices again, it replaces the window as any later run does.
+    await s.delete(part!.replace(/\.arrow$/, '-again.arrow'));
+    const fixed = await planAndScore(s, WINDOW);
+    await expect(commit(s, fixed, at(30))).resolves.toMatchObject({ outcome: 'committed', scored: 4 });
+    expect(await readManifest(s, WINDOW)).toMatchObject({ supersedes: { runId: good.request.runId } });
+  } finally {
+    await rm(own, { recursive: true, force: true });
+  }
+});
