@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ScheduleOverlapPolicy, type WorkflowExecutionInfo } from '@temporalio/client';
+import type { WorkflowExecutionInfo } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { backfillCommand } from '../../cli/commands/backfill';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
@@ -18,10 +18,10 @@ import { windowAt, windowBefore } from '../../lib/shared/window';
 import { LocalStore } from '../../lib/store/local-store';
 import { runWorkflowId } from '../../lib/temporal/runs';
 import type { BackfillResult } from '../../schedules/schedule-backfill';
-import type { FleetSchedule } from '../../schedules/schedule-declaration';
 import { applySchedules } from '../../schedules/schedule-reconciler';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
+import { firingAt, testSchedule } from '../support/test-schedule';
 
 jest.setTimeout(240_000);
 
@@ -58,16 +58,9 @@ beforeAll(async () => {
     identity: `backfill-test-${process.pid}`,
   });
   running = cpu.worker.run();
-  const schedule: FleetSchedule = {
-    id: SCHEDULE_ID,
-    description: 'backfill test',
-    // Fires once an hour, at the time of day `fireAt` falls on: the next firing comes during the test.
-    spec: { intervals: [{ every: '1h', offset: `${(fireAt % HOUR_MS) / 1000}s` }] },
-    timezone: 'UTC',
-    overlap: ScheduleOverlapPolicy.BUFFER_ONE,
-    catchupWindow: '1h',
-    paused: false,
-    windowHours: 1,
+  // Fires once an hour, at the time of day `fireAt` falls on: the next firing comes during the test.
+  const schedule = testSchedule(SCHEDULE_ID, {
+    ...firingAt(fireAt),
     run: {
       store: store.uri,
       shardSize: 4,
@@ -77,7 +70,7 @@ beforeAll(async () => {
       settle: '0s',
       inputWait: '0s',
     },
-  };
+  });
   await applySchedules(env.client, [schedule]);
 });
 

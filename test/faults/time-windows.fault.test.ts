@@ -9,7 +9,7 @@
  * fail by name are checked in each case and not counted. One file of about 400 lines on purpose: the cases share one
  * rig (dev server, workers, seeded 25-hour fleet), which is most of the part's time.
  */
-import { ScheduleOverlapPolicy, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { Command } from 'commander';
 import { ApplicationFailure } from '@temporalio/common';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,6 +28,7 @@ import type { BackfillResult } from '../../schedules/schedule-backfill';
 import { applySchedules } from '../../schedules/schedule-reconciler';
 import { cancelCommand } from '../../cli/commands/runs-cancel';
 import { fleetscore } from '../support/fleetscore-cli';
+import { firingAt, testSchedule } from '../support/test-schedule';
 import { END_MS, measureFault, useFaultRig, WINDOW } from './support/fault-rig';
 import { CLEAN, compareRows, type CommittedRows, type Comparison } from './support/fault-record';
 
@@ -355,15 +356,8 @@ test('a backfill of the latest windows, then the schedule fires: its action is n
   await seed(rig.store, 2, latest.endMs);
   const scheduleId = `faults-time-${Date.now()}`;
   await applySchedules(rig.client, [
-    {
-      id: scheduleId,
-      description: 'time fault test',
-      spec: { intervals: [{ every: '1h', offset: `${(fireAt % HOUR_MS) / 1000}s` }] },
-      timezone: 'UTC',
-      overlap: ScheduleOverlapPolicy.BUFFER_ONE,
-      catchupWindow: '1h',
-      paused: false,
-      windowHours: 1,
+    testSchedule(scheduleId, {
+      ...firingAt(fireAt),
       run: {
         store: rig.storeUri,
         shardSize: 150,
@@ -373,7 +367,7 @@ test('a backfill of the latest windows, then the schedule fires: its action is n
         settle: '0s',
         inputWait: '0s',
       },
-    },
+    }),
   ]);
   try {
     const result = await measureFault(rig, 'time: backfill beside the schedule', 'latest windows', async () => {

@@ -1,28 +1,18 @@
-import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { backfillRange } from '../../schedules/backfill-range';
 import { fleetSchedules } from '../../schedules/fleet-schedules';
 import { validateSchedules, type FleetSchedule } from '../../schedules/schedule-declaration';
 import { compileSchedule, scheduledRunInput } from '../../schedules/schedule-reconciler';
 import { TASK_QUEUES, SCORING_WORKFLOW } from '../../lib/shared/names';
 import { InvalidScheduleDeclaration } from '../../lib/shared/errors';
+import { testSchedule } from '../support/test-schedule';
 
 const H = 3_600_000;
 
-function hourly(overrides: Partial<FleetSchedule> = {}): FleetSchedule {
-  return {
-    id: 'fleetscore-hourly',
-    description: 'scores the previous hour',
-    spec: { intervals: [{ every: '1h', offset: '5m' }] },
-    timezone: 'UTC',
-    overlap: ScheduleOverlapPolicy.BUFFER_ONE,
-    catchupWindow: '2h',
-    jitter: '30s',
-    paused: false,
-    windowHours: 1,
+const hourly = (overrides: Partial<FleetSchedule> = {}): FleetSchedule =>
+  testSchedule('fleetscore-hourly', {
     run: { store: '/tmp/store', shardSize: 500, maxParallelShards: 8 },
     ...overrides,
-  };
-}
+  });
 
 /** The message of the InvalidScheduleDeclaration that validating `declared` throws. */
 function invalid(declared: FleetSchedule[]): string {

@@ -1,7 +1,7 @@
-import { ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SCORING_WORKFLOW, TASK_QUEUES } from '../../lib/shared/names';
-import { DEFAULT_SCOPE, type FleetSchedule } from '../../schedules/schedule-declaration';
+import { DEFAULT_SCOPE } from '../../schedules/schedule-declaration';
 import {
   ACTION_MEMO_KEY,
   applySchedules,
@@ -10,6 +10,7 @@ import {
   type ScheduleChange,
 } from '../../schedules/schedule-reconciler';
 import { startTemporal } from '../support/temporal-env';
+import { testSchedule } from '../support/test-schedule';
 
 jest.setTimeout(120_000);
 
@@ -25,22 +26,6 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-function declaration(id: string, overrides: Partial<FleetSchedule> = {}): FleetSchedule {
-  return {
-    id,
-    description: `test schedule ${id}`,
-    spec: { intervals: [{ every: '1h', offset: '5m' }] },
-    timezone: 'UTC',
-    overlap: ScheduleOverlapPolicy.BUFFER_ONE,
-    catchupWindow: '2h',
-    jitter: '30s',
-    paused: false,
-    windowHours: 1,
-    run: { store: '/tmp/fleetscore-test-store', shardSize: 500, maxParallelShards: 8 },
-    ...overrides,
-  };
-}
-
 const summary = (changes: ScheduleChange[]) => Object.fromEntries(changes.map((c) => [c.id, c.action]));
 
 /** Waits until visibility lists these schedules: listing is eventually consistent, describe is not. */
@@ -55,8 +40,8 @@ async function waitForListed(ids: string[]): Promise<void> {
 }
 
 describe('applySchedules', () => {
-  const hourly = declaration('rec-hourly');
-  const daily = declaration('rec-daily', {
+  const hourly = testSchedule('rec-hourly');
+  const daily = testSchedule('rec-daily', {
     windowHours: 24,
     spec: { intervals: [{ every: '24h', offset: '1h' }] },
     paused: true,
@@ -118,7 +103,7 @@ describe('applySchedules', () => {
       note: 'maintenance',
     });
 
-    const changed = declaration('rec-hourly', { run: { ...hourly.run, shardSize: 250 } });
+    const changed = testSchedule('rec-hourly', { run: { ...hourly.run, shardSize: 250 } });
     const changes = await applySchedules(client, [changed, daily]);
     expect(changes.find((c) => c.id === 'rec-hourly')).toMatchObject({
       action: 'updated',
@@ -136,7 +121,7 @@ describe('applySchedules', () => {
   });
 
   it('reverts a schedule edited on the server behind its declaration', async () => {
-    const changed = declaration('rec-hourly', { run: { ...hourly.run, shardSize: 250 } });
+    const changed = testSchedule('rec-hourly', { run: { ...hourly.run, shardSize: 250 } });
     await client.schedule.getHandle('rec-hourly').update((prev) => ({
       spec: prev.spec,
       action: { ...prev.action, taskQueue: 'someone-elses-queue' },
@@ -160,7 +145,7 @@ describe('applySchedules', () => {
     });
     await waitForListed(['rec-hourly', 'rec-daily', 'someone-elses']);
 
-    const changed = declaration('rec-hourly', { run: { ...hourly.run, shardSize: 250 } });
+    const changed = testSchedule('rec-hourly', { run: { ...hourly.run, shardSize: 250 } });
     const dry = await applySchedules(client, [changed], { dryRun: true });
     expect(summary(dry)).toEqual({ 'rec-hourly': 'unchanged', 'rec-daily': 'deleted' });
     await client.schedule.getHandle('rec-daily').describe();
@@ -172,8 +157,8 @@ describe('applySchedules', () => {
   });
 
   it('refuses, changing nothing, when a declared id belongs to a schedule it does not manage', async () => {
-    const taken = declaration('someone-elses');
-    const extra = declaration('rec-extra');
+    const taken = testSchedule('someone-elses');
+    const extra = testSchedule('rec-extra');
     await expect(applySchedules(client, [taken, extra])).rejects.toThrow(
       /"someone-elses" exists on the server but is not managed by fleetscore/,
     );
@@ -182,7 +167,7 @@ describe('applySchedules', () => {
   });
 
   it('rejects an invalid declaration before touching the server', async () => {
-    await expect(applySchedules(client, [declaration('rec-bad', { catchupWindow: 'soon' as never })])).rejects.toThrow(
+    await expect(applySchedules(client, [testSchedule('rec-bad', { catchupWindow: 'soon' as never })])).rejects.toThrow(
       /schedule "rec-bad" catchupWindow: catchupWindow must be a duration/,
     );
   });
