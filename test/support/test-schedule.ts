@@ -1,19 +1,14 @@
-/** The schedule declaration tests start from: fleetscore's hourly schedule (schedules/fleet-schedules.ts). */
-import { ScheduleOverlapPolicy } from '@temporalio/client';
+/** The schedule declaration tests start from: fleetscore's own hourly schedule (schedules/fleet-schedules.ts). */
+import { fleetSchedules } from '../../schedules/fleet-schedules';
 import type { FleetSchedule } from '../../schedules/schedule-declaration';
 
-/** Hourly at five past, buffer one, 2 h catch-up, 30 s jitter, one-hour windows; `overrides` on top. */
+/** fleetscore's hourly schedule (at five past, buffer one, 2 h catch-up, 30 s jitter) under `id`; `overrides` on top. */
 export function testSchedule(id: string, overrides: Partial<FleetSchedule> = {}): FleetSchedule {
+  const [hourly] = fleetSchedules({});
   return {
+    ...hourly!,
     id,
     description: `test schedule ${id}`,
-    spec: { intervals: [{ every: '1h', offset: '5m' }] },
-    timezone: 'UTC',
-    overlap: ScheduleOverlapPolicy.BUFFER_ONE,
-    catchupWindow: '2h',
-    jitter: '30s',
-    paused: false,
-    windowHours: 1,
     run: { store: '/tmp/fleetscore-test-store', shardSize: 500, maxParallelShards: 8 },
     ...overrides,
   };
