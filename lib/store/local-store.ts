@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFile as readFileWithCallback, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -9,8 +9,6 @@ import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type V
 import { ObjectNotFound, StoreContended } from '../shared/errors';
 import { forEachLimited } from '../shared/concurrency';
 
-/** Files up to this size are read without the thread pool (see {@link LocalStore.tryGet}). */
-const SYNC_READ_MAX = 1 << 20;
 /** File system calls a listing has in flight at once (libuv runs four at a time by default). */
 const FS_CONCURRENCY = 16;
 /** How long a conditional write waits for another writer's lock before giving up (a retry may then succeed). */
@@ -46,18 +44,14 @@ export class LocalStore implements ObjectStore {
   }
 
   /**
-   * A file of up to {@link SYNC_READ_MAX} bytes is read synchronously: about 20 µs for a model.json, where
-   * `readFile`'s four thread-pool round trips (open, fstat, read, close) cost the event loop several times that,
-   * and a cold run reads two files per device. A larger file goes through the thread pool, never holding the loop.
+   * Read with `fs.readFile`'s callback form, not `fs/promises`: its FileHandle machinery cost the event loop about
+   * twice as much per file (a cold run reads two files per device). Not synchronously: a model not yet in the page
+   * cache would hold the event loop for the disk's latency, and reads would no longer overlap.
    */
   async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
     const path = this.path(key);
     try {
-      options?.signal?.throwIfAborted();
-      const s = statSync(path, { throwIfNoEntry: false });
-      if (!s) return undefined;
-      if (s.isFile() && s.size <= SYNC_READ_MAX) return new Uint8Array(readFileSync(path));
-      return new Uint8Array(await readFile(path, { signal: options?.signal }));
+      return new Uint8Array(await readWithCallback(path, options?.signal));
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
@@ -234,6 +228,13 @@ export class LocalStore implements ObjectStore {
 /** The local store's version tag of some bytes: their sha256. */
 function contentVersion(body: Uint8Array): string {
   return createHash('sha256').update(body).digest('hex');
+}
+
+/** `fs.readFile` in its callback form, as a promise (see {@link LocalStore.tryGet}). */
+function readWithCallback(path: string, signal: AbortSignal | undefined): Promise<Buffer> {
+  return new Promise((done, fail) =>
+    readFileWithCallback(path, { signal }, (err, data) => (err ? fail(err) : done(data))),
+  );
 }
 
 /** Whether the lock file's holder is gone: a dead process on this host, or an old lock from another host. */
