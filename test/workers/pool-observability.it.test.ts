@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { keys } from '../../lib/shared/keys';
 import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../lib/shared/names';
 import { readManifest } from '../../lib/scoring/manifest';
 import type { RunSummary, ScoringRunInput } from '../../lib/shared/run-types';
@@ -157,6 +158,8 @@ test('gpu shards without a gpu worker are listed as waiting, then scored when a 
 });
 
 test('gpu shards whose pool never comes fail with PoolUnavailable and the run still commits', async () => {
+  // Without the earlier tests' commit of the window: a run whose every device failed would keep it (outcome `kept`).
+  await store.delete(keys.manifest(WINDOW));
   const nobody = uniqueTaskQueue('no-gpu');
   const handle = await start(
     {
@@ -167,7 +170,13 @@ test('gpu shards whose pool never comes fail with PoolUnavailable and the run st
     'never',
   );
   const summary: RunSummary = await handle.result();
-  expect(summary).toMatchObject({ devices: DEVICES, scored: 0, failed: DEVICES, failedShards: DEVICES / 2 });
+  expect(summary).toMatchObject({
+    devices: DEVICES,
+    scored: 0,
+    failed: DEVICES,
+    failedShards: DEVICES / 2,
+    outcome: 'committed',
+  });
   // The result names every failed device of the failed shards, and the shards with why: not only the manifest.
   expect(summary.failures).toHaveLength(Math.min(DEVICES, 20));
   expect(summary.failures[0]!.reason).toMatch(/^shard failed: no worker of pool gpu .* started shard \d+ within 3s/);
