@@ -326,3 +326,44 @@ export function readOnnx(bytes: Uint8Array): RawModel {
   });
   return m;
 }
+
+/**
+ * The op types of the graph's nodes in order, or undefined when the graph has more than `limit` nodes (counted
+ * without decoding them): a recogniser of a small graph rejects a 2,700-node forest with it in microseconds, where
+ * decoding the model would block the event loop for tens of milliseconds. Throws UnsupportedGraph on bytes that
+ * are not a protobuf message.
+ */
+export function graphOpTypes(bytes: Uint8Array, limit: number): string[] | undefined {
+  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const graphs: Reader[] = [];
+  const top = new Reader(plain, 0, plain.length);
+  fields(top, (f, w) => {
+    if (f !== 7 || w !== 2) return false;
+    graphs.push(top.sub());
+    return true;
+  });
+  let count = 0;
+  for (const g of graphs) {
+    fields(new Reader(g.buf, g.pos, g.end), (f, w) => {
+      if (f === 1 && w === 2) count++;
+      return false;
+    });
+    if (count > limit) return undefined;
+  }
+  const ops: string[] = [];
+  for (const g of graphs) {
+    fields(g, (f, w) => {
+      if (f !== 1 || w !== 2) return false;
+      const node = g.sub();
+      let op = '';
+      fields(node, (h) => {
+        if (h !== 4) return false;
+        op = node.string();
+        return true;
+      });
+      ops.push(op);
+      return true;
+    });
+  }
+  return ops;
+}
