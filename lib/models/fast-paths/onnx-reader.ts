@@ -53,9 +53,35 @@ export interface RawModel {
 }
 
 const decoder = new TextDecoder();
-/** Short strings decoded lately, by a hash of their bytes (verified before use). */
-const recent = new Map<number, string>();
-const RECENT_STRINGS = 4096;
+/** Short ASCII strings decoded lately, by a hash of their bytes (verified before use). */
+const recent = new Array<string | undefined>(4096);
+
+/**
+ * The UTF-8 string in `n` bytes of `buf` from `start`. Names, op types and modes are short ASCII and repeat (a
+ * forest has a mode per node): those are shared through a small cache, without a string allocated per repeat.
+ */
+function decode(buf: Uint8Array, start: number, n: number): string {
+  if (n > 32) return decoder.decode(buf.subarray(start, start + n));
+  let hash = n;
+  for (let i = start; i < start + n; i++) {
+    const c = buf[i]!;
+    if (c >= 0x80) return decoder.decode(buf.subarray(start, start + n));
+    hash = (Math.imul(hash, 31) + c) | 0;
+  }
+  const slot = hash & (recent.length - 1);
+  const cached = recent[slot];
+  if (cached !== undefined && cached.length === n) {
+    let same = true;
+    for (let i = 0; i < n && same; i++) same = cached.charCodeAt(i) === buf[start + i];
+    if (same) return cached;
+  }
+  const text = String.fromCharCode.apply(null, buf.subarray(start, start + n) as unknown as number[]);
+  recent[slot] = text;
+  return text;
+}
+
+/** Values of an unpacked repeated varint field as they are read, before they are copied out at their count. */
+let varintScratch = new Float64Array(1024);
 
 /**
  * Reads one protobuf message and the messages inside it: `enter` narrows the reader to a length-delimited field
@@ -138,32 +164,11 @@ class Reader {
     this.end = outer;
   }
 
-  /**
-   * A UTF-8 string. Names and modes are short ASCII and repeat (a forest has a mode per node): those are
-   * decoded here and shared through a small cache, without a string allocated per character or per repeat.
-   */
+  /** A UTF-8 string. */
   string(): string {
     const n = this.length();
-    const buf = this.buf;
-    const start = this.pos;
     this.pos += n;
-    if (n > 32) return decoder.decode(buf.subarray(start, start + n));
-    let hash = n;
-    for (let i = start; i < start + n; i++) {
-      const c = buf[i]!;
-      if (c >= 0x80) return decoder.decode(buf.subarray(start, start + n));
-      hash = (Math.imul(hash, 31) + c) | 0;
-    }
-    const cached = recent.get(hash);
-    if (cached !== undefined && cached.length === n) {
-      let same = true;
-      for (let i = 0; i < n && same; i++) same = cached.charCodeAt(i) === buf[start + i];
-      if (same) return cached;
-    }
-    const text = String.fromCharCode.apply(null, buf.subarray(start, start + n) as unknown as number[]);
-    if (recent.size >= RECENT_STRINGS) recent.clear();
-    recent.set(hash, text);
-    return text;
+    return decode(this.buf, this.pos - n, n);
   }
 
   float(): number {
@@ -198,14 +203,17 @@ class Reader {
       return out;
     }
     if (wire !== 0) throw new UnsupportedGraph(`protobuf wire type ${wire} for varints`);
-    const n = this.run(key, () => this.varint());
-    const out = new Float64Array(n);
-    out[0] = this.varint();
-    for (let i = 1; i < n; i++) {
-      this.pos++;
-      out[i] = this.varint();
-    }
-    return out;
+    let values = varintScratch;
+    let n = 0;
+    do {
+      if (n === values.length) {
+        const more = new Float64Array(2 * n);
+        more.set(values);
+        values = varintScratch = more;
+      }
+      values[n++] = this.varint();
+    } while (this.again(key));
+    return values.slice(0, n);
   }
 
   /** A repeated float (width 4) or double (width 8) field, packed or unpacked as {@link varints} reads them. */
@@ -229,14 +237,35 @@ class Reader {
 
   /** A repeated string field (unpacked, as every repeated string is), read as {@link varints} reads numbers. */
   strings(key: number): string[] {
-    const n = this.run(key, () => this.pass(this.length()));
-    const out = new Array<string>(n);
-    out[0] = this.string();
-    for (let i = 1; i < n; i++) {
-      this.pos++;
-      out[i] = this.string();
-    }
+    const out: string[] = [];
+    // The distinct values of this field so far (a forest's modes are a few names repeated): a repeat is found by
+    // comparing bytes, without hashing.
+    const seen: { start: number; n: number; text: string }[] = [];
+    do {
+      const n = this.length();
+      const start = this.pos;
+      this.pos += n;
+      let text: string | undefined;
+      for (let k = 0; k < seen.length && text === undefined; k++) {
+        const v = seen[k]!;
+        let same = v.n === n;
+        for (let i = 0; i < n && same; i++) same = this.buf[v.start + i] === this.buf[start + i];
+        if (same) text = v.text;
+      }
+      if (text === undefined) {
+        text = decode(this.buf, start, n);
+        if (seen.length < 8) seen.push({ start, n, text });
+      }
+      out.push(text);
+    } while (this.again(key));
     return out;
+  }
+
+  /** Whether the next field is `key` again (an unpacked repeated field's next value); if so, moves past the key. */
+  private again(key: number): boolean {
+    if (key >= 0x80 || this.pos >= this.end || this.buf[this.pos] !== key) return false;
+    this.pos++;
+    return true;
   }
 
   /**

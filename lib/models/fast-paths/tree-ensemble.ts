@@ -112,7 +112,13 @@ export function readTrees(ctx: PrepareContext): TreeParams {
     seen.add(treeIds[i]!);
     roots.push(i);
   }
-  if (seen.size !== new Set(treeIds).size) throw new UnsupportedGraph('TreeEnsembleRegressor: a tree has no root');
+  let trees = 1;
+  if (!ordered) {
+    const ids = new Set<number>();
+    for (let i = 0; i < n; i++) ids.add(treeIds[i]!);
+    trees = ids.size;
+  }
+  if (n > 0 && seen.size !== trees) throw new UnsupportedGraph('TreeEnsembleRegressor: a tree has no root');
   p.roots = Int32Array.from(roots);
   return p;
 }
