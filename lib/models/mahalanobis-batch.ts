@@ -7,6 +7,7 @@
  */
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { graphOpTypes } from './fast-paths/onnx-reader';
 import { buildStackedMahalanobisModel } from './onnx-builder';
 
 /** The parameters of a recognised Mahalanobis model. */
@@ -47,6 +48,9 @@ function dims(t: onnx.ITensorProto | undefined): number[] {
 export function recognizeMahalanobis(bytes: Uint8Array, input: string, output: string): MahalanobisParams | undefined {
   let model: onnx.ModelProto;
   try {
+    // Any other graph is rejected from its op types, before onnx-proto decodes it: this runs on the event loop's
+    // thread, where decoding a 100-tree forest would take tens of milliseconds.
+    if (graphOpTypes(bytes, 4)?.join() !== 'Sub,MatMul,Mul,ReduceSum') return undefined;
     model = onnx.ModelProto.decode(bytes);
   } catch {
     // Not decodable here means not recognised; registration and session creation report the real error.

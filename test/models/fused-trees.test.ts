@@ -76,6 +76,25 @@ function withStrictSplitsAndMissingTrue(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(onnx.ModelProto.encode(model).finish());
 }
 
+/**
+ * Trees 1 and 3 end their chains adding another constant where the others add -1: two kinds of chain in one
+ * forest, which the fusion runs apart.
+ */
+function withTwoKindsOfChain(bytes: Uint8Array): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  const graph = model.graph!;
+  graph.initializer!.push({
+    name: 'other_cst',
+    dataType: onnx.TensorProto.DataType.FLOAT,
+    dims: [1],
+    floatData: [0.75],
+  });
+  for (const t of [1, 3]) {
+    graph.node!.find((n) => n.name === `depth${t}_Add1`)!.input = [`depth${t}_C01`, 'other_cst'];
+  }
+  return new Uint8Array(onnx.ModelProto.encode(model).finish());
+}
+
 const CASES = [
   { name: '100 trees, 7 features', features: 7, trees: 100, seed: 1, edit: (b: Uint8Array) => b },
   { name: '30 trees, 3 features', features: 3, trees: 30, seed: 2, edit: withStrictSplitsAndMissingTrue },
@@ -86,6 +105,7 @@ const CASES = [
     seed: 3,
     edit: (b: Uint8Array) => withReversedColumns(b, 5),
   },
+  { name: '20 trees, 6 features, two kinds of chain', features: 6, trees: 20, seed: 4, edit: withTwoKindsOfChain },
 ];
 
 describe.each(CASES)('an isolation forest of $name', ({ features, trees, seed, edit }) => {

@@ -1,7 +1,9 @@
+import { graphOpTypes } from '../../lib/models/fast-paths/onnx-reader';
 import { MahalanobisBatcher, recognizeMahalanobis } from '../../lib/models/mahalanobis-batch';
 import { buildMahalanobisModel, buildStackedMahalanobisModel } from '../../lib/models/onnx-builder';
 import { referenceMahalanobis } from '../support/expected-scores';
 import { random, spd } from '../support/random';
+import { sklearnFixture } from '../support/sklearn-cases';
 
 describe('recognizeMahalanobis', () => {
   test('reads back the parameters of a model built by buildMahalanobisModel', () => {
@@ -30,6 +32,16 @@ describe('recognizeMahalanobis', () => {
     expect(recognizeMahalanobis(bytes, 'Y', 'score')).toBeUndefined();
     expect(recognizeMahalanobis(buildStackedMahalanobisModel(), 'X', 'score')).toBeUndefined();
     expect(recognizeMahalanobis(new Uint8Array([1, 2, 3]), 'X', 'score')).toBeUndefined();
+  });
+
+  test('rejects a larger graph from its node count, before decoding it', () => {
+    const mahalanobis = buildMahalanobisModel({ mean: [0], precision: [[1]] });
+    expect(graphOpTypes(mahalanobis, 4)).toEqual(['Sub', 'MatMul', 'Mul', 'ReduceSum']);
+    expect(graphOpTypes(mahalanobis, 3)).toBeUndefined();
+    const forest = new Uint8Array(sklearnFixture('isoforest', 'model.onnx'));
+    expect(graphOpTypes(forest, 4)).toBeUndefined();
+    expect(graphOpTypes(forest, 1_000)).toContain('TreeEnsembleRegressor');
+    expect(recognizeMahalanobis(forest, 'X', 'scores')).toBeUndefined();
   });
 });
 

@@ -4,7 +4,7 @@
  * workflow tasks and heartbeats, and a cold shard compiles on every core.
  */
 import { Worker } from 'node:worker_threads';
-import type { GraphProgram } from './graph-program';
+import type { CompileResult } from './compile-model';
 
 /** A request to a compile thread. */
 export interface CompileRequest {
@@ -16,10 +16,7 @@ export interface CompileRequest {
 }
 
 /** A compile thread's answer: the program, or why the fast path does not take the model. */
-export type CompileReply = { id: number; program: GraphProgram } | { id: number; unsupported: string };
-
-/** The result of compiling one model. */
-export type CompileResult = { program: GraphProgram } | { unsupported: string };
+export type CompileReply = { id: number } & CompileResult;
 
 /**
  * Starts the thread's module: through tsx's CommonJS hook when running from TypeScript sources (the CLI, tests
@@ -70,6 +67,11 @@ export class CompileThreads {
       });
       thread.worker.postMessage({ id, bytes, input, output, features } satisfies CompileRequest);
     });
+  }
+
+  /** Threads running now (started on first use or by {@link start}). */
+  get running(): number {
+    return this.threads.length;
   }
 
   /** Starts the threads not started yet. */

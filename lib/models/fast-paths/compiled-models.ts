@@ -1,11 +1,15 @@
 /**
  * The compiled-graph fast path's cache: programs by model checksum and output, bounded by the bytes they hold
- * (a 100-tree forest holds about a megabyte, an SVM a few kilobytes), compiled in worker threads. A model the
- * fast path does not take is remembered as such, so its bytes are read once and it goes to its own session.
+ * (a 100-tree forest holds about a megabyte, an SVM a few kilobytes), compiled in worker threads (small models on
+ * the calling thread, where they cost less than the round trip to a thread). A model the fast path does not take
+ * is remembered as such, so its bytes are read once and it goes to its own session.
  */
 import { LruCache } from '../../lru-cache';
+import { compileModel } from './compile-model';
 import { CompileThreads } from './compile-threads';
 import { linkProgram, type LinkedProgram } from './graph-evaluator';
+import { graphOpTypes } from './onnx-reader';
+import { UnsupportedGraph } from './tensor';
 
 /** Options of a {@link CompiledModels} cache. */
 export interface CompiledModelsOptions {
@@ -13,7 +17,26 @@ export interface CompiledModelsOptions {
   maxBytes?: number;
   /** Compile threads; default 2. */
   threads?: number;
+  /**
+   * Models of at most this many bytes (and {@link INLINE_MAX_NODES} nodes) compile on the calling thread; default
+   * {@link INLINE_MAX_BYTES}. Any other (a forest) compiles on a compile thread, never on the event loop's.
+   */
+  inlineMaxBytes?: number;
 }
+
+/**
+ * The largest model compiled on the calling thread. An SVM, PCA or autoencoder of a few kilobytes compiles there
+ * in about 0.1 ms, a third to a fifth of what sending its bytes to a compile thread and its program back costs
+ * the process (docs/benchmarks.md); a forest of 25 trees (190 KB) takes about 10 ms, which the event loop must
+ * not spend.
+ */
+export const INLINE_MAX_BYTES = 64 * 1024;
+
+/**
+ * The most nodes a model compiled on the calling thread has: a forest's trees take about 27 nodes each and cost
+ * far more per byte than an SVM's support vectors, so even a two-tree forest goes to a compile thread.
+ */
+export const INLINE_MAX_NODES = 32;
 
 /** Models the fast path did not take, remembered by key (a few dozen bytes each). */
 const MAX_REFUSED = 100_000;
@@ -24,15 +47,22 @@ export class CompiledModels {
   private readonly refused = new LruCache<string, string>(MAX_REFUSED);
   private readonly inFlight = new Map<string, Promise<LinkedProgram | undefined>>();
   private readonly threads: CompileThreads;
+  private readonly inlineMaxBytes: number;
 
   constructor(options: CompiledModelsOptions = {}) {
     this.programs = new LruCache(options.maxBytes ?? 2 ** 30);
     this.threads = new CompileThreads(options.threads ?? 2);
+    this.inlineMaxBytes = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
   }
 
   /** Starts every compile thread now. */
   start(): void {
     this.threads.start();
+  }
+
+  /** Compile threads running now: none until a model over the inline limit comes (or {@link start}). */
+  get threadsRunning(): number {
+    return this.threads.running;
   }
 
   /** Bytes held by cached programs now. */
@@ -79,6 +109,17 @@ export class CompiledModels {
     await this.threads.close();
   }
 
+  /** Whether `bytes` compile on the calling thread (malformed ones do too: they fail at once, naming why). */
+  private small(bytes: Uint8Array): boolean {
+    if (bytes.length > this.inlineMaxBytes) return false;
+    try {
+      return graphOpTypes(bytes, INLINE_MAX_NODES) !== undefined;
+    } catch (err) {
+      if (err instanceof UnsupportedGraph) return true;
+      throw err;
+    }
+  }
+
   private async compile(
     key: string,
     load: () => Promise<Uint8Array>,
@@ -86,7 +127,10 @@ export class CompiledModels {
     output: string,
     features: number,
   ): Promise<LinkedProgram | undefined> {
-    const result = await this.threads.compile(await load(), input, output, features);
+    const bytes = await load();
+    const result = this.small(bytes)
+      ? compileModel(bytes, input, output, features)
+      : await this.threads.compile(bytes, input, output, features);
     if ('unsupported' in result) {
       this.refused.set(key, result.unsupported);
       return undefined;

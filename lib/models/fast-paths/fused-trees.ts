@@ -5,13 +5,14 @@
  *
  * Recognised by structure, not by names: a Sum whose every input depends on exactly one one-tree ensemble through
  * element-wise nodes and scalar constants. Each tree's chain depends on nothing but the leaf a row reaches, so it
- * is evaluated once per leaf, at compile time, by the same operators the generic path runs (the chain's value
- * per leaf, exact as onnxruntime computes it); a row then walks each tree to its leaf and adds the leaf's value,
+ * is evaluated once per leaf, at compile time, by the same operators the generic path runs (tree-chains.ts: the
+ * chain's value per leaf, exact as onnxruntime computes it); a row then walks each tree to its leaf and adds the leaf's value,
  * in the Sum's order and rounding. What follows the Sum keeps its generic nodes. Any other graph is unchanged.
  */
 import type { GraphProgram, ProgramNode } from './graph-program';
 import type { OpDef } from './op-types';
-import { alloc, resetScratch, size, UnsupportedGraph, type Tensor } from './tensor';
+import { alloc, size, UnsupportedGraph, type Tensor } from './tensor';
+import { leafValues, type TreeChain } from './tree-chains';
 import { LEAF, leafOf, type TreeArrays, type TreeParams } from './tree-ensemble';
 
 /** The element-wise operators a tree's chain and the tail after the Sum may use (row by row, no mixing). */
@@ -69,10 +70,8 @@ export const treeSum: OpDef<TreeSumParams> = {
 type Label =
   { kind: 'input' | 'const' | 'sum' | 'tail' } | { kind: 'gather'; columns: number[] } | { kind: 'tree'; t: number };
 
-interface Tree {
-  node: ProgramNode;
+interface Tree extends TreeChain {
   columns: number[] | undefined;
-  chain: ProgramNode[];
 }
 
 /**
@@ -165,12 +164,13 @@ function treeSumParams(
   ops: (n: ProgramNode) => OpDef,
 ): TreeSumParams {
   const order = sum.inputs.map((s) => (labels.get(s) as { t: number }).t);
-  const tables = order.map((t, k) => leafValues(trees[t]!, sum.inputs[k]!, constants, ops));
-  const type = tables[0]!.type;
-  const tail = tables[0]!.tail;
-  if (tables.some((v) => v.type !== type || v.tail.join() !== tail.join())) {
-    throw new UnsupportedGraph('TreeSum: trees of different value types or shapes');
-  }
+  const { type, tail, byNode } = leafValues(
+    order.map((t) => trees[t]!),
+    sum.inputs,
+    constants,
+    ops,
+  );
+  if (size(tail) !== 1) throw new UnsupportedGraph('TreeSum: a tree chain does not give one number per leaf');
   const params = order.map((t) => trees[t]!.node.params as TreeParams);
   const total = params.reduce((n, p) => n + p.mode.length, 0);
   const double = params.some((p) => p.threshold instanceof Float64Array);
@@ -191,56 +191,29 @@ function treeSumParams(
   order.forEach((t, k) => {
     const p = params[k]!;
     const columns = trees[t]!.columns;
+    const values = byNode[k]!;
     out.roots[k] = at + p.roots[0]!;
+    out.mode.set(p.mode, at);
+    out.threshold.set(p.threshold, at);
+    out.missingTrue.set(p.missingTrue, at);
     for (let i = 0; i < p.mode.length; i++) {
       const j = at + i;
-      const leaf = p.mode[i] === LEAF;
-      out.mode[j] = p.mode[i]!;
-      out.threshold[j] = p.threshold[i]!;
-      out.missingTrue[j] = p.missingTrue[i]!;
-      out.trueChild[j] = leaf ? -1 : at + p.trueChild[i]!;
-      out.falseChild[j] = leaf ? -1 : at + p.falseChild[i]!;
-      if (leaf) {
-        out.value[j] = tables[k]!.byNode[i]!;
+      if (p.mode[i] === LEAF) {
+        out.trueChild[j] = -1;
+        out.falseChild[j] = -1;
+        out.value[j] = values[i]!;
         continue;
       }
+      out.trueChild[j] = at + p.trueChild[i]!;
+      out.falseChild[j] = at + p.falseChild[i]!;
       const f = p.feature[i]!;
       const column = columns ? columns[f] : f;
       if (column === undefined || f < 0) throw new UnsupportedGraph(`TreeSum: feature ${f} outside the Gather`);
       out.feature[j] = column;
-      out.width = Math.max(out.width, column + 1);
+      if (column >= out.width) out.width = column + 1;
       if (p.mode[i] !== 0 || p.missingTrue[i]) out.lessOrEqualOnly = false;
     }
     at += p.mode.length;
   });
   return out;
-}
-
-/** A tree's value in the sum at each of its leaves: its chain run by the generic operators on every leaf at once. */
-function leafValues(tree: Tree, value: number, constants: Map<number, Tensor>, ops: (n: ProgramNode) => OpDef) {
-  const p = tree.node.params as TreeParams;
-  const leaves: number[] = [];
-  for (let i = 0; i < p.mode.length; i++) if (p.mode[i] === LEAF) leaves.push(i);
-  resetScratch();
-  // The ensemble's output at each leaf, as TreeEnsembleRegressor computes it for a row that reaches it.
-  const start: Tensor = { type: 'float', dims: [leaves.length, 1], data: new Float32Array(leaves.length) };
-  leaves.forEach((i, j) => (start.data[j] = p.weights[i]! + p.base[0]!));
-  const values = new Map<number, Tensor | undefined>(constants);
-  values.set(tree.node.outputs[0]!, start);
-  for (const n of tree.chain) {
-    const outs = ops(n).run(
-      n.params,
-      n.inputs.map((s) => (s < 0 ? undefined : values.get(s))),
-    );
-    n.outputs.forEach((o, j) => o >= 0 && values.set(o, outs[j]));
-  }
-  const result = values.get(value);
-  if (!result || (result.type !== 'float' && result.type !== 'double') || result.dims[0] !== leaves.length) {
-    throw new UnsupportedGraph('TreeSum: a tree chain does not give one number per leaf');
-  }
-  const tail = result.dims.slice(1);
-  if (size(tail) !== 1) throw new UnsupportedGraph('TreeSum: a tree chain does not give one number per leaf');
-  const byNode = new Float64Array(p.mode.length);
-  leaves.forEach((i, j) => (byNode[i] = result.data[j]!));
-  return { type: result.type, tail, byNode };
 }

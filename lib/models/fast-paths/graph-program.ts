@@ -77,14 +77,13 @@ export function tensorOf(t: RawTensor): Tensor {
 const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
 
 function attrOf(a: RawAttribute): AttrValue {
-  const text = (b: Uint8Array) => decoder.decode(b);
   switch (a.type) {
     case ATTR.FLOAT:
       return a.f;
     case ATTR.INT:
       return a.i;
     case ATTR.STRING:
-      return text(a.s);
+      return decoder.decode(a.s);
     case ATTR.TENSOR:
       if (!a.t) throw new UnsupportedGraph(`attribute ${a.name} has no tensor`);
       return tensorOf(a.t);

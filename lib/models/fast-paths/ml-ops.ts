@@ -47,8 +47,10 @@ const labelEncoder: OpDef<LabelEncoderParams> = {
     const ints = attr.has('values_int64s') ? attr.numbers('values_int64s') : undefined;
     const values = floats ?? ints;
     if (!keys || !values || keys.length !== values.length) throw new UnsupportedGraph('LabelEncoder: int64 keys');
+    const table = new Map<number, number>();
+    for (let i = 0; i < keys.length; i++) table.set(keys[i]!, values[i]!);
     return {
-      table: new Map(Array.from(keys, (k, i) => [k, values[i]!])),
+      table,
       fallback: floats ? attr.float('default_float', -0) : attr.int('default_int64', -1),
       to: floats ? 'float' : 'int64',
     };

@@ -26,45 +26,61 @@ export interface OpDef<P = unknown> {
   run(params: P, inputs: readonly (Tensor | undefined)[]): Tensor[];
 }
 
-/** Reads attributes with defaults, failing with UnsupportedGraph-style messages on a wrong kind. */
-export function attrReader(ctx: PrepareContext) {
-  const get = ctx.attrs;
-  const fail = (name: string, want: string) => new UnsupportedGraph(`${ctx.op}: attribute ${name} must be ${want}`);
-  return {
-    int(name: string, fallback?: number): number {
-      const v = get.get(name) ?? fallback;
-      if (typeof v !== 'number') throw fail(name, 'an int');
-      return v;
-    },
-    float(name: string, fallback?: number): number {
-      const v = get.get(name) ?? fallback;
-      if (typeof v !== 'number') throw fail(name, 'a float');
-      return v;
-    },
-    string(name: string, fallback?: string): string {
-      const v = get.get(name) ?? fallback;
-      if (typeof v !== 'string') throw fail(name, 'a string');
-      return v;
-    },
-    numbers(name: string, fallback?: number[]): number[] | Float32Array | Float64Array {
-      const v = get.get(name) ?? fallback;
-      if (v instanceof Float32Array || v instanceof Float64Array) return v;
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'number')) throw fail(name, 'a list of numbers');
-      return v as number[];
-    },
-    strings(name: string, fallback?: string[]): string[] {
-      const v = get.get(name) ?? fallback;
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw fail(name, 'a list of strings');
-      return v as string[];
-    },
-    tensor(name: string): Tensor | undefined {
-      const v = get.get(name);
-      if (v === undefined) return undefined;
-      if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v)) throw fail(name, 'a tensor');
-      return v;
-    },
-    has(name: string): boolean {
-      return get.has(name);
-    },
-  };
+/**
+ * Reads attributes with defaults, failing with UnsupportedGraph-style messages on a wrong kind. A class (one small
+ * object per node prepared) rather than an object of closures: a forest prepares thousands of nodes per model.
+ */
+class AttrReader {
+  constructor(private readonly ctx: PrepareContext) {}
+
+  int(name: string, fallback?: number): number {
+    const v = this.ctx.attrs.get(name) ?? fallback;
+    if (typeof v !== 'number') throw this.fail(name, 'an int');
+    return v;
+  }
+
+  float(name: string, fallback?: number): number {
+    const v = this.ctx.attrs.get(name) ?? fallback;
+    if (typeof v !== 'number') throw this.fail(name, 'a float');
+    return v;
+  }
+
+  string(name: string, fallback?: string): string {
+    const v = this.ctx.attrs.get(name) ?? fallback;
+    if (typeof v !== 'string') throw this.fail(name, 'a string');
+    return v;
+  }
+
+  numbers(name: string, fallback?: number[]): number[] | Float32Array | Float64Array {
+    const v = this.ctx.attrs.get(name) ?? fallback;
+    if (v instanceof Float32Array || v instanceof Float64Array) return v;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'number')) throw this.fail(name, 'a list of numbers');
+    return v as number[];
+  }
+
+  strings(name: string, fallback?: string[]): string[] {
+    const v = this.ctx.attrs.get(name) ?? fallback;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw this.fail(name, 'a list of strings');
+    return v as string[];
+  }
+
+  tensor(name: string): Tensor | undefined {
+    const v = this.ctx.attrs.get(name);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v)) throw this.fail(name, 'a tensor');
+    return v;
+  }
+
+  has(name: string): boolean {
+    return this.ctx.attrs.has(name);
+  }
+
+  private fail(name: string, want: string): UnsupportedGraph {
+    return new UnsupportedGraph(`${this.ctx.op}: attribute ${name} must be ${want}`);
+  }
+}
+
+/** Reads `ctx`'s attributes with defaults, failing with UnsupportedGraph-style messages on a wrong kind. */
+export function attrReader(ctx: PrepareContext): AttrReader {
+  return new AttrReader(ctx);
 }

@@ -31,8 +31,7 @@ export interface TreeParams extends TreeArrays {
   average: boolean;
 }
 
-function floatsOrTensor(ctx: PrepareContext, name: string): ArrayLike<number> | undefined {
-  const attr = attrReader(ctx);
+function floatsOrTensor(attr: ReturnType<typeof attrReader>, name: string): ArrayLike<number> | undefined {
   const t = attr.tensor(`${name}_as_tensor`);
   if (t) return t.data;
   return attr.has(name) ? attr.numbers(name) : undefined;
@@ -47,13 +46,14 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   const treeIds = attr.numbers('nodes_treeids');
   const nodeIds = attr.numbers('nodes_nodeids');
   const n = treeIds.length;
-  const values = floatsOrTensor(ctx, 'nodes_values') ?? [];
+  const values = floatsOrTensor(attr, 'nodes_values') ?? [];
   const modes = attr.strings('nodes_modes');
   const features = attr.numbers('nodes_featureids');
   const trues = attr.numbers('nodes_truenodeids');
   const falses = attr.numbers('nodes_falsenodeids');
-  const missing = attr.numbers('nodes_missing_value_tracks_true', new Array<number>(n).fill(0));
-  const lengths = [nodeIds, values, modes, features, trues, falses, missing].map((a) => a.length);
+  const missingName = 'nodes_missing_value_tracks_true';
+  const missing = attr.has(missingName) ? attr.numbers(missingName) : undefined;
+  const lengths = [nodeIds, values, modes, features, trues, falses, missing ?? treeIds].map((a) => a.length);
   if (lengths.some((l) => l !== n)) throw new UnsupportedGraph('TreeEnsembleRegressor: node arrays differ in length');
   const targets = attr.int('n_targets', 1);
   // (tree, node) as one number: tree ids stay far below 2^21 and node ids below 2^32.
@@ -70,20 +70,17 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   };
   const p: TreeParams = {
     roots: new Int32Array(0),
-    feature: Int32Array.from(features),
+    // The typed arrays' constructors convert as `from` does, without calling an iterator per value.
+    feature: new Int32Array(features),
     // Thresholds given as floats compare in float32; as a double tensor, in double.
-    threshold: values instanceof Float64Array ? values : Float32Array.from(values),
-    mode: Uint8Array.from(modes, (m) => {
-      const k = MODES.indexOf(m);
-      if (k < 0) throw new UnsupportedGraph(`TreeEnsembleRegressor: mode ${m}`);
-      return k;
-    }),
+    threshold: values instanceof Float64Array ? values : new Float32Array(values),
+    mode: modeCodes(modes),
     trueChild: new Int32Array(n),
     falseChild: new Int32Array(n),
-    missingTrue: Uint8Array.from(missing),
+    missingTrue: missing ? new Uint8Array(missing) : new Uint8Array(n),
     weights: new Float64Array(n * targets),
     targets,
-    base: Float64Array.from(floatsOrTensor(ctx, 'base_values') ?? new Array<number>(targets).fill(0)),
+    base: new Float64Array(floatsOrTensor(attr, 'base_values') ?? new Array<number>(targets).fill(0)),
     average: agg === 'AVERAGE',
   };
   if (p.base.length !== targets) throw new UnsupportedGraph('TreeEnsembleRegressor: base_values length');
@@ -98,7 +95,7 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   const tIds = attr.numbers('target_treeids');
   const tNodes = attr.numbers('target_nodeids');
   const tTargets = attr.numbers('target_ids');
-  const tWeights = floatsOrTensor(ctx, 'target_weights') ?? [];
+  const tWeights = floatsOrTensor(attr, 'target_weights') ?? [];
   if ([tNodes, tTargets, tWeights].some((a) => a.length !== tIds.length)) {
     throw new UnsupportedGraph('TreeEnsembleRegressor: target arrays differ in length');
   }
@@ -115,9 +112,32 @@ export function readTrees(ctx: PrepareContext): TreeParams {
     seen.add(treeIds[i]!);
     roots.push(i);
   }
-  if (seen.size !== new Set(treeIds).size) throw new UnsupportedGraph('TreeEnsembleRegressor: a tree has no root');
+  let trees = 1;
+  if (!ordered) {
+    const ids = new Set<number>();
+    for (let i = 0; i < n; i++) ids.add(treeIds[i]!);
+    trees = ids.size;
+  }
+  if (n > 0 && seen.size !== trees) throw new UnsupportedGraph('TreeEnsembleRegressor: a tree has no root');
   p.roots = Int32Array.from(roots);
   return p;
+}
+
+/** The code of each mode name (a forest repeats a few names thousands of times: each is looked up once). */
+function modeCodes(modes: readonly string[]): Uint8Array {
+  const codes = new Uint8Array(modes.length);
+  const known = new Map<string, number>();
+  for (let i = 0; i < modes.length; i++) {
+    const m = modes[i]!;
+    let k = known.get(m);
+    if (k === undefined) {
+      k = MODES.indexOf(m);
+      if (k < 0) throw new UnsupportedGraph(`TreeEnsembleRegressor: mode ${m}`);
+      known.set(m, k);
+    }
+    codes[i] = k;
+  }
+  return codes;
 }
 
 /** Fails unless every split of `p` reads one of the `width` columns of its input. */

@@ -1,0 +1,259 @@
+/**
+ * The protobuf wire format as the ONNX reader (onnx-reader.ts) reads it: varints, length-delimited fields entered
+ * and left without an object per message, and repeated fields (packed, or unpacked as proto2 writes them, which
+ * ONNX keeps: one key per value) read in one loop into arrays of their exact length. A 100-tree forest is about
+ * 230,000 such values in 0.8 MB; reading them one field at a time through a callback cost most of its compile.
+ */
+import { UnsupportedGraph } from './tensor';
+
+const decoder = new TextDecoder();
+/** Short ASCII strings decoded lately, by a hash of their bytes (verified before use). */
+const recent = new Array<string | undefined>(4096);
+
+/**
+ * The UTF-8 string in `n` bytes of `buf` from `start`. Names, op types and modes are short ASCII and repeat (a
+ * forest has a mode per node): those are shared through a small cache, without a string allocated per repeat.
+ */
+function decode(buf: Uint8Array, start: number, n: number): string {
+  if (n > 32) return decoder.decode(buf.subarray(start, start + n));
+  let hash = n;
+  for (let i = start; i < start + n; i++) {
+    const c = buf[i]!;
+    if (c >= 0x80) return decoder.decode(buf.subarray(start, start + n));
+    hash = (Math.imul(hash, 31) + c) | 0;
+  }
+  const slot = hash & (recent.length - 1);
+  const cached = recent[slot];
+  if (cached !== undefined && cached.length === n) {
+    let same = true;
+    for (let i = 0; i < n && same; i++) same = cached.charCodeAt(i) === buf[start + i];
+    if (same) return cached;
+  }
+  const text = String.fromCharCode.apply(null, buf.subarray(start, start + n) as unknown as number[]);
+  recent[slot] = text;
+  return text;
+}
+
+/** Values of an unpacked repeated varint field as they are read, before they are copied out at their count. */
+let varintScratch = new Float64Array(1024);
+
+/**
+ * Reads one protobuf message and the messages inside it: `enter` narrows the reader to a length-delimited field
+ * and `leave` widens it back, so a forest's thousands of nodes and attributes need no reader object each.
+ */
+export class Reader {
+  pos = 0;
+  end: number;
+  private readonly view: DataView;
+
+  constructor(readonly buf: Uint8Array) {
+    this.end = buf.length;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  varint(): number {
+    const buf = this.buf;
+    let pos = this.pos;
+    if (pos < this.end && buf[pos]! < 0x80) {
+      this.pos = pos + 1;
+      return buf[pos]!;
+    }
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 7; i++) {
+      if (pos >= this.end) throw new UnsupportedGraph('truncated protobuf');
+      const b = buf[pos++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        this.pos = pos;
+        return result;
+      }
+      mul *= 128;
+    }
+    // Past 49 bits (a negative int64 takes 10 bytes): exact through BigInt.
+    pos = this.pos;
+    let v = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      if (pos >= this.end) throw new UnsupportedGraph('truncated protobuf');
+      const b = buf[pos++]!;
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) {
+        this.pos = pos;
+        return Number(BigInt.asIntN(64, v));
+      }
+    }
+    throw new UnsupportedGraph('malformed varint');
+  }
+
+  /** The length of a length-delimited field, checked against the message it is in. */
+  private length(): number {
+    const n = this.varint();
+    if (this.pos + n > this.end) throw new UnsupportedGraph('truncated protobuf');
+    return n;
+  }
+
+  bytes(): Uint8Array {
+    const n = this.length();
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+
+  /** Moves past `n` bytes (a length read before, so never `this.pos += this.length()`). */
+  private pass(n: number): void {
+    this.pos += n;
+  }
+
+  /** Narrows the reader to the message in this field; returns what {@link leave} restores. */
+  enter(): number {
+    const n = this.length();
+    const outer = this.end;
+    this.end = this.pos + n;
+    return outer;
+  }
+
+  /** Skips what is left of the message entered and widens the reader back to `outer`. */
+  leave(outer: number): void {
+    this.pos = this.end;
+    this.end = outer;
+  }
+
+  /** A UTF-8 string. */
+  string(): string {
+    const n = this.length();
+    this.pos += n;
+    return decode(this.buf, this.pos - n, n);
+  }
+
+  float(): number {
+    if (this.pos + 4 > this.end) throw new UnsupportedGraph('truncated protobuf');
+    const v = this.view.getFloat32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 2) this.pass(this.length());
+    else if (wire === 5) this.pos += 4;
+    else throw new UnsupportedGraph(`protobuf wire type ${wire}`);
+    if (this.pos > this.end) throw new UnsupportedGraph('truncated protobuf');
+  }
+
+  /**
+   * A repeated varint field: packed (one length-delimited run), or unpacked (proto2's default, which ONNX uses:
+   * one key per value), when this value and the ones right after it under the same one-byte key are read in
+   * one loop into an array of their exact length. `key` is the field's unpacked key.
+   */
+  varints(wire: number, key: number): Float64Array {
+    if (wire === 2) {
+      const outer = this.enter();
+      let n = 0;
+      for (let p = this.pos; p < this.end; p++) if (this.buf[p]! < 0x80) n++;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = this.varint();
+      this.leave(outer);
+      return out;
+    }
+    if (wire !== 0) throw new UnsupportedGraph(`protobuf wire type ${wire} for varints`);
+    let values = varintScratch;
+    let n = 0;
+    do {
+      if (n === values.length) {
+        const more = new Float64Array(2 * n);
+        more.set(values);
+        values = varintScratch = more;
+      }
+      values[n++] = this.varint();
+    } while (this.again(key));
+    return values.slice(0, n);
+  }
+
+  /** A repeated float (width 4) or double (width 8) field, packed or unpacked as {@link varints} reads them. */
+  fixed<T extends Float32Array | Float64Array>(wire: number, key: number, width: 4 | 8, make: (n: number) => T): T {
+    const fixedWire = width === 4 ? 5 : 1;
+    const packed = wire === 2;
+    if (!packed && wire !== fixedWire) throw new UnsupportedGraph(`protobuf wire type ${wire} for numbers`);
+    const bytes = packed ? this.length() : width;
+    if (bytes % width !== 0) throw new UnsupportedGraph('truncated protobuf');
+    const step = packed ? width : width + 1;
+    const n = packed ? bytes / width : this.run(key, () => this.pass(width));
+    if (this.pos + (n - 1) * step + width > this.end) throw new UnsupportedGraph('truncated protobuf');
+    const out = make(n);
+    const view = this.view;
+    for (let i = 0, at = this.pos; i < n; i++, at += step) {
+      out[i] = width === 4 ? view.getFloat32(at, true) : view.getFloat64(at, true);
+    }
+    this.pos += (n - 1) * step + width;
+    return out;
+  }
+
+  /** A repeated string field (unpacked, as every repeated string is), read as {@link varints} reads numbers. */
+  strings(key: number): string[] {
+    const out: string[] = [];
+    // The distinct values of this field so far (a forest's modes are a few names repeated): a repeat is found by
+    // comparing bytes, without hashing.
+    const seen: { start: number; n: number; text: string }[] = [];
+    do {
+      const n = this.length();
+      const start = this.pos;
+      this.pos += n;
+      let text: string | undefined;
+      for (let k = 0; k < seen.length && text === undefined; k++) {
+        const v = seen[k]!;
+        let same = v.n === n;
+        for (let i = 0; i < n && same; i++) same = this.buf[v.start + i] === this.buf[start + i];
+        if (same) text = v.text;
+      }
+      if (text === undefined) {
+        text = decode(this.buf, start, n);
+        if (seen.length < 8) seen.push({ start, n, text });
+      }
+      out.push(text);
+    } while (this.again(key));
+    return out;
+  }
+
+  /** Whether the next field is `key` again (an unpacked repeated field's next value); if so, moves past the key. */
+  private again(key: number): boolean {
+    if (key >= 0x80 || this.pos >= this.end || this.buf[this.pos] !== key) return false;
+    this.pos++;
+    return true;
+  }
+
+  /**
+   * How many values of an unpacked repeated field start here: this one and those right after it under the same
+   * one-byte `key`, found by skipping each with `skip`; the reader's position is left where it was.
+   */
+  private run(key: number, skip: () => void): number {
+    const start = this.pos;
+    let n = 1;
+    skip();
+    while (key < 0x80 && this.pos < this.end && this.buf[this.pos] === key) {
+      this.pos++;
+      skip();
+      n++;
+    }
+    if (this.pos > this.end) throw new UnsupportedGraph('truncated protobuf');
+    this.pos = start;
+    return n;
+  }
+}
+
+/** `more` appended to `values` (a field repeated in two runs, which writers seldom do). */
+export function concat<T extends Float32Array | Float64Array>(values: T, more: T): T {
+  if (values.length === 0) return more;
+  const out = new (values.constructor as new (n: number) => T)(values.length + more.length);
+  out.set(values);
+  out.set(more, values.length);
+  return out;
+}
+
+/** A Float32Array of `n` values, for {@link Reader.fixed} reading floats. */
+export const makeFloat32 = (n: number) => new Float32Array(n);
+/** A Float64Array of `n` values, for {@link Reader.fixed} reading doubles. */
+export const makeFloat64 = (n: number) => new Float64Array(n);
+
+/** The key of an unpacked field: its number and wire type as protobuf writes them before each value. */
+export const key = (field: number, wire: number) => field * 8 + wire;

@@ -1,0 +1,48 @@
+/**
+ * The compiled-programs cache compiles a small model on the calling thread and anything with a forest's node count
+ * on a compile thread (a forest never compiles on the event loop's thread, issue 10), with the same programs either
+ * way; bytes that are no model are refused with the reason, on the calling thread.
+ */
+import { compileModel } from '../../lib/models/fast-paths/compile-model';
+import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
+import { CompiledModels, INLINE_MAX_BYTES } from '../../lib/models/fast-paths/compiled-models';
+import { random } from '../support/random';
+import { sklearnFixture } from '../support/sklearn-cases';
+
+const rand = random(3);
+const x = Float32Array.from({ length: 40 * 4 }, () => rand() * 4 - 2);
+
+/** The scores of `bytes` compiled directly, here. */
+function direct(bytes: Uint8Array): Float32Array {
+  const result = compileModel(bytes, 'X', 'scores', 4);
+  if (!('program' in result)) throw new Error(result.unsupported);
+  return Float32Array.from(linkProgram(result.program).run(x, 40, 4).data);
+}
+
+it('compiles an SVM on the calling thread and a forest on a compile thread', async () => {
+  const cache = new CompiledModels({ threads: 1 });
+  try {
+    const svm = new Uint8Array(sklearnFixture('ocsvm', 'model.onnx'));
+    const forest = new Uint8Array(sklearnFixture('isoforest', 'model.onnx'));
+    // Under the byte limit, but a forest's node count: compiled on a thread all the same.
+    expect(forest.length).toBeLessThan(INLINE_MAX_BYTES);
+
+    const svmProgram = await cache.get('svm', () => Promise.resolve(svm), 'X', 'scores', 4);
+    expect(cache.threadsRunning).toBe(0);
+    expect(svmProgram?.program.family).toBe('svm');
+    expect(Float32Array.from(svmProgram!.run(x, 40, 4).data)).toEqual(direct(svm));
+
+    const forestProgram = await cache.get('forest', () => Promise.resolve(forest), 'X', 'scores', 4);
+    expect(cache.threadsRunning).toBe(1);
+    expect(forestProgram?.program.family).toBe('tree-ensemble');
+    expect(Float32Array.from(forestProgram!.run(x, 40, 4).data)).toEqual(direct(forest));
+
+    expect(
+      await cache.get('junk', () => Promise.resolve(new Uint8Array([8, 1, 255])), 'X', 'scores', 4),
+    ).toBeUndefined();
+    expect(cache.refusal('junk')).toMatch(/UnsupportedGraph/);
+    expect(cache.threadsRunning).toBe(1);
+  } finally {
+    await cache.close();
+  }
+});
