@@ -153,6 +153,7 @@ export class Reader {
       for (let p = this.pos; p < this.end; p++) if (this.buf[p]! < 0x80) n++;
       const out = new Float64Array(n);
       for (let i = 0; i < n; i++) out[i] = this.varint();
+      if (this.pos !== this.end) throw new UnsupportedGraph('truncated protobuf');
       this.leave(outer);
       return out;
     }

@@ -1,0 +1,61 @@
+/**
+ * The fast path's ONNX reader reads repeated fields as protobuf writes them, unpacked (proto2's default, which ONNX
+ * and onnx-proto use: one key per value) or packed, including negative int64s, repeated strings and a field split
+ * in two runs, and refuses truncated bytes instead of reading part of a field.
+ */
+import { onnx } from 'onnx-proto';
+import { readOnnx } from '../../lib/models/fast-paths/onnx-reader';
+import { UnsupportedGraph } from '../../lib/models/fast-paths/tensor';
+
+/** A length-delimited protobuf field (short contents only). */
+const field = (n: number, bytes: number[]): number[] => [(n << 3) | 2, bytes.length, ...bytes];
+const text = (s: string): number[] => Array.from(Buffer.from(s));
+
+/** A model of one node "Op" whose attribute "k" holds `ints` as the given raw field bytes. */
+function modelWithInts(intsField: number[]): Uint8Array {
+  // type (field 20, a two-byte key) = INTS (7)
+  const attribute = field(5, [...field(1, text('k')), 0xa0, 0x01, 7, ...intsField]);
+  return new Uint8Array(field(7, field(1, [...field(4, text('Op')), ...attribute])));
+}
+
+it('reads unpacked repeated numbers and strings as onnx-proto writes them', () => {
+  const bytes = onnx.ModelProto.encode({
+    graph: {
+      node: [
+        {
+          opType: 'Op',
+          input: ['x'],
+          output: ['y'],
+          attribute: [
+            { name: 'ints', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 300, -2, 2 ** 40] },
+            { name: 'floats', type: onnx.AttributeProto.AttributeType.FLOATS, floats: [1.5, -2, 0.1] },
+            {
+              name: 'strings',
+              type: onnx.AttributeProto.AttributeType.STRINGS,
+              strings: ['LEAF', 'BRANCH_LEQ', 'LEAF', 'é'].map((s) => Buffer.from(s)),
+            },
+          ],
+        },
+      ],
+      initializer: [{ name: 'c', dims: [2, 3], dataType: 7, int64Data: Array.from({ length: 6 }, (_, i) => i - 3) }],
+    },
+  }).finish();
+  const model = readOnnx(bytes);
+  const [ints, floats, strings] = model.nodes[0]!.attribute;
+  expect(Array.from(ints!.ints)).toEqual([1, 300, -2, 2 ** 40]);
+  expect(Array.from(floats!.floats)).toEqual([1.5, -2, 0.1].map(Math.fround));
+  expect(strings!.strings).toEqual(['LEAF', 'BRANCH_LEQ', 'LEAF', 'é']);
+  expect(model.initializers[0]!.dims).toEqual([2, 3]);
+  expect(Array.from(model.initializers[0]!.ints!)).toEqual([-3, -2, -1, 0, 1, 2]);
+});
+
+it('reads packed numbers and a field repeated in two runs', () => {
+  const packed = modelWithInts(field(8, [1, 0xac, 0x02, 7]));
+  expect(Array.from(readOnnx(packed).nodes[0]!.attribute[0]!.ints)).toEqual([1, 300, 7]);
+  const split = modelWithInts([8 << 3, 1, ...field(8, [2, 3]), 8 << 3, 4]);
+  expect(Array.from(readOnnx(split).nodes[0]!.attribute[0]!.ints)).toEqual([1, 2, 3, 4]);
+});
+
+it('refuses a truncated packed field', () => {
+  expect(() => readOnnx(modelWithInts(field(8, [1, 0xac])))).toThrow(UnsupportedGraph);
+});
