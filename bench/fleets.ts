@@ -43,9 +43,10 @@ export interface BenchFleet {
 
 /**
  * Per family, bumped with bench/make_fleet.py's GENERATOR, so a change to what a fleet holds makes new ones
- * (forests: 2 since bench/forest_onnx.py writes them instead of skl2onnx; same graph, another node order).
+ * (forests: 2 since bench/forest_onnx.py writes them instead of skl2onnx; same graph, another node order;
+ * autoencoders: 2 since they are trained many at a time, which may round differently).
  */
-const GENERATOR: Partial<Record<Family, number>> = { 'isolation-forest': 2 };
+const GENERATOR: Partial<Record<Family, number>> = { 'isolation-forest': 2, autoencoder: 2 };
 
 /**
  * A fresh store folder under `work` for `family` at `devices` devices: models and aggregates are the cached

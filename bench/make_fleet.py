@@ -2,11 +2,15 @@
 
 Every device gets its own data (a seeded draw: its own feature means and spreads), its own model trained on 240
 rows of it, exported as users export it (skl2onnx for scikit-learn models; PCA gets its inverse transform
-appended, since skl2onnx exports only the projection; isolation forests are written by forest_onnx.py, which
-gives skl2onnx's graph in seconds instead of hours and is checked against skl2onnx on every generation's first
-device), registered with a model.json, and 60 rows of one window
+appended, since skl2onnx exports only the projection), registered with a model.json, and 60 rows of one window
 (a few of them shifted outliers) in the window's Arrow aggregates. The peer's pickle holds the same fitted
 estimator (or the autoencoder's weights) and its threshold.
+
+What skl2onnx writes is written without it per device: isolation forests by forest_onnx.py (skl2onnx's graph in
+milliseconds instead of seconds to minutes), one-class SVMs and PCA by skl2onnx_template.py (skl2onnx's model for
+one device, refilled with each device's values); every generation first checks both against skl2onnx's own
+conversion (forests: the first device; SVMs and PCA: the first TEMPLATE_CHECKS devices, byte for byte) and stops
+on any difference. Autoencoders are trained a job's devices at a time (one stacked gradient descent).
 
 Generation is resumable (a device whose model.json exists is skipped) and runs in PROCS processes. The fleet is
 complete when fleet.json exists.
@@ -17,7 +21,6 @@ Usage: python bench/make_fleet.py --family F --devices N --out DIR --window-star
 import argparse
 import hashlib
 import json
-import os
 import pickle
 import sys
 import time
@@ -31,7 +34,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from onnx import helper, numpy_helper
 
-from forest_onnx import check_against_skl2onnx, isolation_forest_onnx
+import forest_onnx
+import skl2onnx_template
 
 warnings.filterwarnings("ignore")
 
@@ -41,9 +45,13 @@ ROWS = 60
 DEVICES_PER_PART = 2000
 # skl2onnx 1.20 converts up to ai.onnx 22 and ai.onnx.ml 3; onnxruntime-node 1.30 runs both.
 TARGET_OPSET = {"": 22, "ai.onnx.ml": 3}
-# Per family (1 when absent), bumped when what a fleet holds changes, so cached fleets are made again (and with
-# bench/fleets.ts's). Forests are 2: written by forest_onnx.py, skl2onnx's graph in another node order.
-GENERATOR = {"isolation-forest": 2}
+# Per family (1 when absent), bumped when what a fleet holds could change, so cached fleets are made again (and
+# with bench/fleets.ts's). Forests are 2: written by forest_onnx.py, skl2onnx's graph in another node order.
+# Autoencoders are 2: trained a job's devices at a time, whose float rounding may differ from one at a time.
+# SVMs and PCA stay 1: skl2onnx_template.py writes skl2onnx's bytes (checked), from the same fits.
+GENERATOR = {"isolation-forest": 2, "autoencoder": 2}
+# Devices whose template-written model is compared with skl2onnx's own conversion, byte for byte, every generation.
+TEMPLATE_CHECKS = 16
 
 
 def device_id(i: int) -> str:
@@ -101,24 +109,75 @@ def pca_reconstruction(pca) -> bytes:
     return onx.SerializeToString()
 
 
-def autoencoder(train: np.ndarray, rng: np.random.Generator):
-    """A 7-4-7 tanh autoencoder trained by full-batch gradient descent; weights as torch's Linear stores them."""
+def skl2onnx_export(family: str, model) -> bytes:
+    """What users export: skl2onnx's conversion (run once per process, for the template, and by the checks)."""
+    return pca_reconstruction(model) if family == "pca-reconstruction" else to_onnx_bytes(model, family)
+
+
+def fit(family: str, trees: int, seed: int, i: int, train: np.ndarray):
+    """Device i's fitted scikit-learn estimator (one-class SVM, isolation forest or PCA)."""
+    import sklearn
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import IsolationForest
+    from sklearn.svm import OneClassSVM
+
+    x64 = train.astype(np.float64)
+    # The same fit without re-validating bench-made parameters and finite data per device (a third of an SVM's fit).
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        if family in ("ocsvm-rbf", "ocsvm-poly"):
+            return OneClassSVM(kernel=family.split("-")[1], degree=3, gamma="scale", nu=0.05).fit(x64)
+        if family == "isolation-forest":
+            return IsolationForest(n_estimators=trees, random_state=seed * 1_000_003 + i).fit(x64)
+        if family == "pca-reconstruction":
+            return PCA(n_components=3).fit(x64)
+    raise SystemExit(f"unknown family {family}")
+
+
+_templates: dict = {}
+
+
+def template(family: str, seed: int) -> skl2onnx_template.Template:
+    """This process's template: skl2onnx's conversion of device 0's model (a device no fleet holds), so that every
+    checked device is refilled from another device's model."""
+    if family not in _templates:
+        model = fit(family, 0, seed, 0, device_data(seed, 0)[0])
+        _templates[family] = skl2onnx_template.Template(family, skl2onnx_export(family, model))
+    return _templates[family]
+
+
+def check_templates(family: str, trees: int, seed: int) -> None:
+    """Stops the generation unless the first TEMPLATE_CHECKS devices' template-written models are skl2onnx's."""
+    if family not in skl2onnx_template.FILLERS:
+        return
+    for i in range(1, TEMPLATE_CHECKS + 1):
+        model = fit(family, trees, seed, i, device_data(seed, i)[0])
+        ours = template(family, seed).convert(model)
+        skl2onnx_template.check_against_skl2onnx(device_id(i), ours, skl2onnx_export(family, model))
+
+
+def autoencoders(trains: list, rngs: list) -> list:
+    """7-4-7 tanh autoencoders, one per training set, trained together by full-batch gradient descent (stacked
+    [devices, rows, features] arrays: one numpy call per step for all of them); weights as torch's Linear stores
+    them."""
     hidden = 4
-    w1 = rng.standard_normal((hidden, FEATURES)) * 0.3
-    b1 = np.zeros(hidden)
-    w2 = rng.standard_normal((FEATURES, hidden)) * 0.3
-    b2 = train.mean(axis=0).astype(np.float64)
+    init = [(r.standard_normal((hidden, FEATURES)) * 0.3, r.standard_normal((FEATURES, hidden)) * 0.3) for r in rngs]
+    w1 = np.stack([a for a, _ in init])
+    w2 = np.stack([b for _, b in init])
+    train = np.stack(trains)
+    b1 = np.zeros((len(trains), hidden))
+    b2 = train.mean(axis=1).astype(np.float64)
     x = train.astype(np.float64)
     for _ in range(300):
-        h = np.tanh(x @ w1.T + b1)
-        out = h @ w2.T + b2
-        g = 2 * (out - x) / len(x)
-        gw2, gb2 = g.T @ h, g.sum(axis=0)
+        h = np.tanh(x @ w1.transpose(0, 2, 1) + b1[:, None, :])
+        out = h @ w2.transpose(0, 2, 1) + b2[:, None, :]
+        g = 2 * (out - x) / x.shape[1]
+        gw2, gb2 = g.transpose(0, 2, 1) @ h, g.sum(axis=1)
         gh = (g @ w2) * (1 - h * h)
-        gw1, gb1 = gh.T @ x, gh.sum(axis=0)
+        gw1, gb1 = gh.transpose(0, 2, 1) @ x, gh.sum(axis=1)
         for p, d in ((w1, gw1), (b1, gb1), (w2, gw2), (b2, gb2)):
             p -= 0.05 * d
-    return {k: v.astype(np.float32) for k, v in dict(w1=w1, b1=b1, w2=w2, b2=b2).items()}
+    weights = dict(w1=w1, b1=b1, w2=w2, b2=b2)
+    return [{k: v[d].astype(np.float32) for k, v in weights.items()} for d in range(len(trains))]
 
 
 def autoencoder_onnx(w: dict) -> bytes:
@@ -143,64 +202,67 @@ def ae_forward(w: dict, x: np.ndarray) -> np.ndarray:
     return np.tanh(x @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"]
 
 
-def make_device(family: str, trees: int, seed: int, i: int):
-    """(onnx bytes, model.json fields, peer entry, window rows) for device i."""
-    from sklearn.decomposition import PCA
-    from sklearn.ensemble import IsolationForest
-    from sklearn.svm import OneClassSVM
+def reconstruction_meta(threshold: float, input_name: str) -> dict:
+    return {
+        "anomalyWhen": "above",
+        "threshold": threshold,
+        "input": {"name": input_name},
+        "output": {"name": "reconstruction", "reconstructionError": "mse"},
+    }
 
-    train, window = device_data(seed, i)
-    x64 = train.astype(np.float64)
-    below = {"anomalyWhen": "below", "threshold": 0.0}
-    if family in ("ocsvm-rbf", "ocsvm-poly"):
-        kernel = family.split("-")[1]
-        model = OneClassSVM(kernel=kernel, degree=3, gamma="scale", nu=0.05).fit(x64)
-        meta = {**below, "output": {"name": "scores", "column": 0}, "input": {"name": "X"}}
-        return to_onnx_bytes(model, family), meta, {"kind": "decision_function", "model": model}, window
-    if family == "isolation-forest":
-        model = IsolationForest(n_estimators=trees, random_state=seed * 1_000_003 + i).fit(x64)
-        meta = {**below, "output": {"name": "scores", "column": 0}, "input": {"name": "X"}}
-        onnx_bytes = isolation_forest_onnx(model, family)
-        if i == 1:
-            # Once per generation: the fast writer must give skl2onnx's model (minutes, not hours, for a fleet).
-            check_against_skl2onnx(onnx_bytes, to_onnx_bytes(model, family))
-        return onnx_bytes, meta, {"kind": "decision_function", "model": model}, window
-    if family == "pca-reconstruction":
-        model = PCA(n_components=3).fit(x64)
-        err = ((model.inverse_transform(model.transform(x64)) - x64) ** 2).mean(axis=1)
-        threshold = float(np.quantile(err, 0.99) * 1.5)
-        meta = {
-            "anomalyWhen": "above",
-            "threshold": threshold,
-            "input": {"name": "X"},
-            "output": {"name": "reconstruction", "reconstructionError": "mse"},
-        }
-        return pca_reconstruction(model), meta, {"kind": "pca", "model": model, "threshold": threshold}, window
+
+def make_devices(family: str, trees: int, seed: int, ids: list):
+    """(i, onnx bytes, model.json fields, peer entry, window rows) for each device i of `ids`."""
+    data = {i: device_data(seed, i) for i in ids}
     if family == "autoencoder":
-        w = autoencoder(train, np.random.default_rng([seed, i, 1]))
-        err = ((ae_forward(w, train) - train) ** 2).mean(axis=1)
-        threshold = float(np.quantile(err, 0.99) * 1.5)
-        meta = {
-            "anomalyWhen": "above",
-            "threshold": threshold,
-            "input": {"name": "input"},
-            "output": {"name": "reconstruction", "reconstructionError": "mse"},
-        }
-        return autoencoder_onnx(w), meta, {"kind": "autoencoder", "weights": w, "threshold": threshold}, window
-    raise SystemExit(f"unknown family {family}")
+        rngs = [np.random.default_rng([seed, i, 1]) for i in ids]
+        for i, w in zip(ids, autoencoders([data[i][0] for i in ids], rngs)):
+            train, window = data[i]
+            err = ((ae_forward(w, train) - train) ** 2).mean(axis=1)
+            threshold = float(np.quantile(err, 0.99) * 1.5)
+            entry = {"kind": "autoencoder", "weights": w, "threshold": threshold}
+            yield i, autoencoder_onnx(w), reconstruction_meta(threshold, "input"), entry, window
+        return
+    for i in ids:
+        train, window = data[i]
+        model = fit(family, trees, seed, i, train)
+        if family == "pca-reconstruction":
+            x64 = train.astype(np.float64)
+            err = ((model.inverse_transform(model.transform(x64)) - x64) ** 2).mean(axis=1)
+            threshold = float(np.quantile(err, 0.99) * 1.5)
+            entry = {"kind": "pca", "model": model, "threshold": threshold}
+            yield i, template(family, seed).convert(model), reconstruction_meta(threshold, "X"), entry, window
+            continue
+        output = {"name": "scores", "column": 0}
+        meta = {"anomalyWhen": "below", "threshold": 0.0, "output": output, "input": {"name": "X"}}
+        entry = {"kind": "decision_function", "model": model}
+        if family == "isolation-forest":
+            onnx_bytes = forest_onnx.isolation_forest_onnx(model, family)
+            if i == 1:
+                # Once per generation: the fast writer must give skl2onnx's model (minutes, not hours, for a fleet).
+                forest_onnx.check_against_skl2onnx(onnx_bytes, to_onnx_bytes(model, family))
+        else:
+            onnx_bytes = template(family, seed).convert(model)
+        yield i, onnx_bytes, meta, entry, window
 
 
-def build_range(args) -> int:
+def build_range(args) -> list:
+    """Makes the devices of [first, last) that are not made yet; (i, sha256, window rows) of every device in it, so
+    that the index and the aggregates are written without reading 2 files per device back."""
     family, trees, seed, out, first, last = args
     store, peer = Path(out) / "store", Path(out) / "peer"
-    made = 0
+    made, todo = [], []
     for i in range(first, last):
+        folder = store / "models" / device_id(i) / "v0001"
+        if (folder / "model.json").exists() and (peer / f"{device_id(i)}.pkl").exists():
+            sha = json.loads((folder / "model.json").read_text())["sha256"]
+            made.append((i, sha, np.load(peer / f"{device_id(i)}.rows.npy")))
+        else:
+            todo.append(i)
+    for i, onnx_bytes, meta, entry, window in make_devices(family, trees, seed, todo):
         device = device_id(i)
         folder = store / "models" / device / "v0001"
-        if (folder / "model.json").exists() and (peer / f"{device}.pkl").exists():
-            continue
         folder.mkdir(parents=True, exist_ok=True)
-        onnx_bytes, meta, entry, window = make_device(family, trees, seed, i)
         sha = hashlib.sha256(onnx_bytes).hexdigest()
         meta_json = {
             "schema": "fleetscore.model/v1",
@@ -219,29 +281,27 @@ def build_range(args) -> int:
         (folder / "model.onnx").write_bytes(onnx_bytes)
         with open(peer / f"{device}.pkl", "wb") as f:
             pickle.dump(entry, f)
+        # The rows are kept beside the pickle so that a resumed generation writes the same aggregates.
         np.save(peer / f"{device}.rows.npy", window)
         # model.json last: it marks the device as made.
         (folder / "model.json").write_text(json.dumps(meta_json))
-        made += 1
+        made.append((i, sha, window))
     return made
 
 
-def write_aggregates(out: Path, devices: int, window_start_ms: int, window_id: str) -> None:
+def write_aggregates(out: Path, rows: dict, window_start_ms: int, window_id: str) -> None:
+    """The window's Arrow parts, DEVICES_PER_PART devices each, from every device's rows (by device number)."""
     folder = out / "store" / "aggregates" / f"window={window_id}"
     folder.mkdir(parents=True, exist_ok=True)
     ts = (window_start_ms + 60_000 * np.arange(ROWS)).astype(np.int64)
+    devices = len(rows)
     for part, first in enumerate(range(1, devices + 1, DEVICES_PER_PART)):
-        last = min(devices + 1, first + DEVICES_PER_PART)
-        ids, stamps, rows = [], [], []
-        for i in range(first, last):
-            ids.extend([device_id(i)] * ROWS)
-            stamps.append(ts)
-            rows.append(np.load(out / "peer" / f"{device_id(i)}.rows.npy"))
-        x = np.concatenate(rows)
+        ids = range(first, min(devices + 1, first + DEVICES_PER_PART))
+        x = np.concatenate([rows[i] for i in ids])
         table = pa.table(
             {
-                "device_id": pa.array(ids, pa.string()),
-                "ts": pa.array(np.concatenate(stamps), pa.timestamp("ms", "UTC")),
+                "device_id": pa.array([device_id(i) for i in ids for _ in range(ROWS)], pa.string()),
+                "ts": pa.array(np.tile(ts, len(ids)), pa.timestamp("ms", "UTC")),
                 **{f: pa.array(x[:, j], pa.float32()) for j, f in enumerate(feature_names())},
             }
         )
@@ -263,26 +323,25 @@ def main() -> None:
     out = Path(a.out)
     (out / "peer").mkdir(parents=True, exist_ok=True)
     started = time.time()
+    check_templates(a.family, a.trees, a.seed)
     # Chunks small enough that every process has work on a small fleet, large enough to amortise a job.
     chunk = max(1, min(200, -(-a.devices // (4 * a.procs))))
     jobs = [
         (a.family, a.trees, a.seed, str(out), first, min(a.devices + 1, first + chunk))
         for first in range(1, a.devices + 1, chunk)
     ]
-    done = 0
+    shas, rows = {}, {}
     with Pool(a.procs) as pool:
-        for made in pool.imap_unordered(build_range, jobs):
-            done += 1
+        for done, made in enumerate(pool.imap_unordered(build_range, jobs), 1):
+            for i, sha, window in made:
+                shas[i], rows[i] = sha, window
             print(f"make_fleet: {a.family} {min(done * chunk, a.devices)}/{a.devices} devices", file=sys.stderr)
     index = {
         "schema": "fleetscore.index/v1",
-        "devices": {},
+        "devices": {device_id(i): {"version": "v0001", "pool": "cpu", "sha256": shas[i]} for i in sorted(shas)},
     }
-    for i in range(1, a.devices + 1):
-        meta = json.loads((out / "store" / "models" / device_id(i) / "v0001" / "model.json").read_text())
-        index["devices"][device_id(i)] = {"version": "v0001", "pool": "cpu", "sha256": meta["sha256"]}
     (out / "store" / "models" / "index.json").write_text(json.dumps(index))
-    write_aggregates(out, a.devices, a.window_start_ms, a.window_id)
+    write_aggregates(out, rows, a.window_start_ms, a.window_id)
     (out / "fleet.json").write_text(
         json.dumps({"family": a.family, "devices": a.devices, "trees": a.trees, "seed": a.seed,
                     "generator": GENERATOR.get(a.family, 1), "seconds": time.time() - started})
