@@ -248,7 +248,8 @@ def make_devices(family: str, trees: int, seed: int, ids: list):
 
 def build_range(args) -> list:
     """Makes the devices of [first, last) that are not made yet; (i, sha256, window rows) of every device in it, so
-    that the index and the aggregates are written without reading 2 files per device back."""
+    that the index and the aggregates are written without reading files per device back (a device made earlier:
+    its model.json's sha256 and its rows drawn again, the same seeded draw)."""
     family, trees, seed, out, first, last = args
     store, peer = Path(out) / "store", Path(out) / "peer"
     made, todo = [], []
@@ -256,7 +257,7 @@ def build_range(args) -> list:
         folder = store / "models" / device_id(i) / "v0001"
         if (folder / "model.json").exists() and (peer / f"{device_id(i)}.pkl").exists():
             sha = json.loads((folder / "model.json").read_text())["sha256"]
-            made.append((i, sha, np.load(peer / f"{device_id(i)}.rows.npy")))
+            made.append((i, sha, device_data(seed, i)[1]))
         else:
             todo.append(i)
     for i, onnx_bytes, meta, entry, window in make_devices(family, trees, seed, todo):
@@ -281,8 +282,6 @@ def build_range(args) -> list:
         (folder / "model.onnx").write_bytes(onnx_bytes)
         with open(peer / f"{device}.pkl", "wb") as f:
             pickle.dump(entry, f)
-        # The rows are kept beside the pickle so that a resumed generation writes the same aggregates.
-        np.save(peer / f"{device}.rows.npy", window)
         # model.json last: it marks the device as made.
         (folder / "model.json").write_text(json.dumps(meta_json))
         made.append((i, sha, window))
