@@ -50,6 +50,8 @@ TARGET_OPSET = {"": 22, "ai.onnx.ml": 3}
 # Autoencoders are 2: trained a job's devices at a time, whose float rounding may differ from one at a time.
 # SVMs and PCA stay 1: skl2onnx_template.py writes skl2onnx's bytes (checked), from the same fits.
 GENERATOR = {"isolation-forest": 2, "autoencoder": 2}
+# Autoencoders trained together by one stacked gradient descent (the results do not depend on it).
+AUTOENCODER_BATCH = 32
 # Devices whose template-written model is compared with skl2onnx's own conversion, byte for byte, every generation.
 TEMPLATE_CHECKS = 16
 
@@ -215,8 +217,11 @@ def make_devices(family: str, trees: int, seed: int, ids: list):
     """(i, onnx bytes, model.json fields, peer entry, window rows) for each device i of `ids`."""
     data = {i: device_data(seed, i) for i in ids}
     if family == "autoencoder":
-        rngs = [np.random.default_rng([seed, i, 1]) for i in ids]
-        for i, w in zip(ids, autoencoders([data[i][0] for i in ids], rngs)):
+        # AUTOENCODER_BATCH devices per descent: arrays that stay in cache (a job's 200 at once pay page faults).
+        batches = [ids[k : k + AUTOENCODER_BATCH] for k in range(0, len(ids), AUTOENCODER_BATCH)]
+        rngs = {i: np.random.default_rng([seed, i, 1]) for i in ids}
+        trained = [w for b in batches for w in autoencoders([data[i][0] for i in b], [rngs[i] for i in b])]
+        for i, w in zip(ids, trained):
             train, window = data[i]
             err = ((ae_forward(w, train) - train) ** 2).mean(axis=1)
             threshold = float(np.quantile(err, 0.99) * 1.5)
