@@ -47,7 +47,7 @@ DEVICES_PER_PART = 2000
 TARGET_OPSET = {"": 22, "ai.onnx.ml": 3}
 # Per family (1 when absent), bumped when what a fleet holds could change, so cached fleets are made again (and
 # with bench/fleets.ts's). Forests are 2: written by forest_onnx.py, skl2onnx's graph in another node order.
-# Autoencoders are 2: trained a job's devices at a time, whose float rounding may differ from one at a time.
+# Autoencoders are 2: trained AUTOENCODER_BATCH at a time, whose float rounding may differ from one at a time.
 # SVMs and PCA stay 1: skl2onnx_template.py writes skl2onnx's bytes (checked), from the same fits.
 GENERATOR = {"isolation-forest": 2, "autoencoder": 2}
 # Autoencoders trained together by one stacked gradient descent (the results do not depend on it).
@@ -124,7 +124,7 @@ def fit(family: str, trees: int, seed: int, i: int, train: np.ndarray):
     from sklearn.svm import OneClassSVM
 
     x64 = train.astype(np.float64)
-    # The same fit without re-validating bench-made parameters and finite data per device (a third of an SVM's fit).
+    # The same fit (the same pickles, byte for byte) without validating the bench's own parameters and data again.
     with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
         if family in ("ocsvm-rbf", "ocsvm-poly"):
             return OneClassSVM(kernel=family.split("-")[1], degree=3, gamma="scale", nu=0.05).fit(x64)
