@@ -5,8 +5,9 @@ For the demo's Mahalanobis fleet, each device's parameters are read from its mod
 scikit-learn EmpiricalCovariance (whose `mahalanobis` is the same squared distance), pickled per device. For the
 other families (`--pickles`, written by bench/make_fleet.py) each pickle holds the device's own fitted estimator,
 scored with `decision_function` (one-class SVM, isolation forest), PCA's inverse_transform(transform(x)) error, or
-a numpy forward pass of the autoencoder. Pickling is preparation and is not timed; the timed part reads the window's Arrow parts, then for every device loads its
-pickle, scores its rows and flags anomalies, and writes one Arrow file of predictions.
+a numpy forward pass of the autoencoder. Pickling is preparation and is not timed; the timed part reads the
+window's Arrow parts, then for every device loads its pickle, scores its rows and flags anomalies, and writes one
+Arrow file of predictions.
 
 Usage: python bench/peer.py --store DIR --window 2026-11-21T12 --work DIR [--pickles DIR]   (prints one JSON line)
 """
