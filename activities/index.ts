@@ -2,7 +2,7 @@
  * The activities barrel for `Worker.create`: `createActivities(deps)` binds the scoring work in lib/ to a
  * worker's store cache and model sessions. Activities stay thin; the logic lives in lib/scoring.
  */
-import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import { cancellationSignal, Context, log } from '@temporalio/activity';
 import type { ModelSessionCache } from '../lib/models/model-sessions';
 import { commitRun } from '../lib/scoring/commit-run';
 import { planRun } from '../lib/scoring/plan-run';
@@ -21,6 +21,7 @@ import {
   type ShardSummary,
 } from '../lib/shared/run-types';
 import { scoreShard } from '../lib/scoring/score-shard';
+import type { ShardThreads } from '../lib/scoring/shard-threads';
 import { ModelFreshness } from '../lib/scoring/model-freshness';
 import { checkWindows, windowsBefore } from '../lib/scoring/stale-windows';
 import { runWorkflowId } from '../lib/temporal/runs';
@@ -33,11 +34,14 @@ import { FleetscoreError } from '../lib/shared/errors';
 /** The least time between two heartbeats a shard's activity passes on to the SDK. */
 const HEARTBEAT_CALL_MS = 1_000;
 
-/** What a worker gives its activities: how to open a store, and its caches. */
+/** What a worker gives its activities: how to open a store, its caches, and where shards are scored. */
 export interface ActivityDeps {
   openStore(uri: string): ObjectStore;
+  /** The session cache of shards scored on this event loop (without `shardThreads`). */
   sessions: ModelSessionCache;
   aggregates: AggregatesCache;
+  /** Threads that score shards with caches of their own (the cpu pool); without them, shards run on this loop. */
+  shardThreads?: ShardThreads;
 }
 
 /** Builds the activities of one worker. */
@@ -66,17 +70,29 @@ export function createActivities(deps: ActivityDeps) {
     /** Scores one shard on this worker's pool; see lib/scoring/score-shard. */
     async scoreShard(input: ShardRequest): Promise<ShardSummary> {
       const req = withRunId(input);
-      const info = activityInfo();
-      const signal = cancellationSignal();
-      const store = deps.openStore(req.store);
+      // Captured here: a shard thread's heartbeats and logs arrive outside the activity's async context.
+      const context = Context.current();
+      const { info, cancellationSignal: signal } = context;
       // The SDK sends at most one heartbeat per throttle interval and keeps the latest details, but each call
       // costs about a millisecond of its RxJS pipeline (a shard calls every 25 devices): pass on one a second.
       let lastBeat = 0;
       const beat = (details: { devicesDone: number }): void => {
         if (Date.now() - lastBeat < HEARTBEAT_CALL_MS) return;
         lastBeat = Date.now();
-        heartbeat(details);
+        context.heartbeat(details);
       };
+      const ctx = {
+        signal,
+        attempt: info.attempt,
+        taskQueue: info.taskQueue,
+        workflowId: info.workflowExecution?.workflowId ?? '',
+        workflowRunId: info.workflowExecution?.runId ?? '',
+        heartbeat: beat,
+        log: context.log,
+      };
+      const threads = deps.shardThreads;
+      if (threads) return asFailure(() => threads.score(req, ctx));
+      const store = deps.openStore(req.store);
       const shard = {
         store: withSignal(store, signal),
         sharedStore: store,
@@ -84,17 +100,7 @@ export function createActivities(deps: ActivityDeps) {
         aggregates: deps.aggregates,
         freshness,
       };
-      return asFailure(() =>
-        scoreShard(shard, req, {
-          signal,
-          attempt: info.attempt,
-          taskQueue: info.taskQueue,
-          workflowId: info.workflowExecution?.workflowId ?? '',
-          workflowRunId: info.workflowExecution?.runId ?? '',
-          heartbeat: beat,
-          log,
-        }),
-      );
+      return asFailure(() => scoreShard(shard, req, ctx));
     },
 
     /** Writes the window's manifest; see lib/scoring/commit-run. */

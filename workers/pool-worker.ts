@@ -13,7 +13,13 @@ import {
   type GpuFallback,
   type ProviderChoice,
 } from '../lib/models/execution-providers';
-import { ModelSessionCache } from '../lib/models/model-sessions';
+import {
+  DEFAULT_MAX_COMPILED_BYTES,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_STACKED_MODELS,
+  ModelSessionCache,
+} from '../lib/models/model-sessions';
+import { ShardThreads, type ShardThreadCacheOptions } from '../lib/scoring/shard-threads';
 import { describePlacement } from '../lib/models/provider-probe';
 import { TASK_QUEUES, type Pool } from '../lib/shared/names';
 import { openStore } from '../lib/store/open-store';
@@ -54,6 +60,11 @@ export interface PoolWorkerOptions {
   cuda?: CudaEnvironment;
   /** Stack recognised Mahalanobis models, many devices per inference call (default true). */
   batching?: boolean;
+  /**
+   * Threads that score shards, each with caches of its own (default: one per shard slot for cpu, 0 for gpu). 0:
+   * shards are scored on the worker's own event loop, one core's worth, with models compiled on compile threads.
+   */
+  shardThreads?: number;
 }
 
 /** A created (not yet running) pool worker and the decisions it logged. */
@@ -85,7 +96,10 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     tuner === 'resource-based' && options.pool === 'cpu'
       ? `resource-based tuner (CPU and memory ≤ 80 %), 1 to ${2 * slots.slots} shards`
       : `${slots.reason} shards at once`;
-  const decision = `${providers.decision}; ${tunerText}`;
+  const threads = options.shardThreads ?? (options.pool === 'cpu' ? slots.slots : 0);
+  const threadText =
+    threads > 0 ? `scored on ${threads} shard thread${threads === 1 ? '' : 's'}` : 'scored on the event loop';
+  const decision = `${providers.decision}; ${tunerText}, ${threadText}`;
   logger.info(decision, { pool: providers.pool, providers: providers.executionProviders, shards: slots.slots });
 
   const metrics = createWorkerMetrics(Runtime.instance().metricMeter, options.pool, (p) => {
@@ -96,14 +110,20 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
       logger.warn(`model ${p.device}@${p.version} runs (partly) on CPU in the gpu pool: ${where}`, attrs);
     else logger.debug(`model ${p.device}@${p.version} placement: ${where}`, attrs);
   });
-  const sessions = new ModelSessionCache({
+  const cache = {
     executionProviders: providers.executionProviders,
     checkPlacement: providers.gpu,
-    observer: metrics.sessions,
     batching: options.batching,
-  });
-  // Compile threads start with the worker, so a cold shard does not wait for them.
-  if (options.batching !== false) sessions.startCompileThreads();
+  };
+  const sessions = new ModelSessionCache({ ...cache, observer: metrics.sessions });
+  // Each thread holds its share of the worker's cache budgets; a shard returns to the thread that holds its models.
+  const shardThreads =
+    threads > 0
+      ? new ShardThreads({ threads, cache: sharedBudgets(cache, threads), observer: metrics.sessions })
+      : undefined;
+  // Threads start with the worker, so a cold shard does not wait for them.
+  if (shardThreads) shardThreads.start();
+  else if (options.batching !== false) sessions.startCompileThreads();
   const stores = new Map<string, ObjectStore>();
   const activities = createActivities({
     openStore(uri) {
@@ -113,6 +133,7 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     },
     sessions,
     aggregates: new AggregatesCache(),
+    ...(shardThreads ? { shardThreads } : {}),
   });
   const worker = await Worker.create({
     connection: options.connection,
@@ -140,5 +161,24 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     shutdownGraceTime: DRAIN_TIMEOUT,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
   });
-  return { worker, providers, shards: slots.slots, decision, close: () => sessions.close() };
+  return {
+    worker,
+    providers,
+    shards: slots.slots,
+    decision,
+    close: async () => {
+      await shardThreads?.close();
+      await sessions.close();
+    },
+  };
+}
+
+/** A thread's share of the session cache's default budgets, when `threads` threads each hold a cache. */
+function sharedBudgets(cache: ShardThreadCacheOptions, threads: number): ShardThreadCacheOptions {
+  return {
+    ...cache,
+    maxSessions: Math.ceil(DEFAULT_MAX_SESSIONS / threads),
+    maxStackedModels: Math.ceil(DEFAULT_MAX_STACKED_MODELS / threads),
+    maxCompiledBytes: Math.ceil(DEFAULT_MAX_COMPILED_BYTES / threads),
+  };
 }

@@ -9,13 +9,14 @@ import { config } from '../../lib/config';
 import { installRuntime, logFormatFrom } from '../../lib/temporal/runtime';
 import { startBacklogGauges } from '../../workers/backlog-gauges';
 import { createPoolWorker } from '../../workers/pool-worker';
-import { portNumber, positiveInt } from '../utils/options';
+import { portNumber, positiveInt, wholeNumber } from '../utils/options';
 import { parseOptions } from '../utils/parse-options';
 
 const optionsSchema = z.object({
   pool: z.enum(POOLS as ['cpu', 'gpu']),
   gpuFallback: z.enum(['refuse', 'cpu']).default('refuse'),
   shards: positiveInt.optional(),
+  shardThreads: wholeNumber(0, 256).optional(),
   tuner: z.enum(['fixed', 'resource-based']).default('fixed'),
   taskQueue: z.string().min(1).optional(),
   metricsPort: portNumber.optional(),
@@ -29,6 +30,10 @@ export const workerCommand = new Command('worker')
   .requiredOption('--pool <pool>', 'cpu | gpu')
   .option('--gpu-fallback <mode>', 'gpu pool without a working CUDA provider: refuse (default) | cpu')
   .option('--shards <n>', 'shards scored at once (default: one per usable CPU for cpu, 2 for gpu)')
+  .option(
+    '--shard-threads <n>',
+    'threads that score shards, each with its own model caches; 0 scores on the event loop (default: one per shard slot for cpu, 0 for gpu)',
+  )
   .option('--tuner <mode>', 'fixed (default) | resource-based (cpu pool: the SDK tuner, CPU and memory ≤ 80 %)')
   .option('--task-queue <name>', 'poll this task queue instead of the pool default')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 0.0.0.0:PORT/metrics (or FLEETSCORE_METRICS_PORT)')
@@ -51,6 +56,7 @@ export const workerCommand = new Command('worker')
         namespace: target.namespace,
         gpuFallback: options.gpuFallback,
         maxConcurrentShards: options.shards,
+        shardThreads: options.shardThreads,
         tuner: options.tuner,
         taskQueue: options.taskQueue,
         batching: options.batching,

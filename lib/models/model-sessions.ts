@@ -24,6 +24,13 @@ import {
 import { readVerifiedModel } from './verified-model';
 import { ModelChecksumMismatch, ModelInferenceFailed, ModelOutputMismatch } from '../shared/errors';
 
+/** Sessions a cache keeps by default. */
+export const DEFAULT_MAX_SESSIONS = 4096;
+/** Stacked parameter sets a cache keeps by default (about 300 bytes each at K = 8). */
+export const DEFAULT_MAX_STACKED_MODELS = 250_000;
+/** Bytes of compiled programs a cache keeps by default. */
+export const DEFAULT_MAX_COMPILED_BYTES = 2 ** 30;
+
 /** The largest model.onnx the Mahalanobis recogniser decodes. */
 const MAX_STACKED_BYTES = 1 << 20;
 
@@ -50,7 +57,10 @@ export interface ModelSessionCacheOptions {
   maxStackedModels?: number;
   /** Bytes of compiled fast-path programs kept (with `batching`); default 1 GiB. */
   maxCompiledBytes?: number;
-  /** Worker threads that compile models for the fast path, off the event loop; default 2. */
+  /**
+   * Worker threads that compile models for the fast path, off the event loop; default 2. 0: models compile on the
+   * calling thread (a shard thread, itself off the worker's event loop).
+   */
   compileThreads?: number;
 }
 
@@ -89,12 +99,15 @@ export class ModelSessionCache {
 
   constructor(options: ModelSessionCacheOptions = {}) {
     const executionProviders = options.executionProviders ?? ['cpu'];
-    const maxSessions = options.maxSessions ?? 4096;
+    const maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.observer = options.observer ?? {};
     this.batching = options.batching ?? true;
-    this.maxStackedModels = options.maxStackedModels ?? 250_000;
+    this.maxStackedModels = options.maxStackedModels ?? DEFAULT_MAX_STACKED_MODELS;
     this.batcher = new MahalanobisBatcher(executionProviders);
-    this.compiled = new CompiledModels({ maxBytes: options.maxCompiledBytes, threads: options.compileThreads });
+    this.compiled = new CompiledModels({
+      maxBytes: options.maxCompiledBytes ?? DEFAULT_MAX_COMPILED_BYTES,
+      threads: options.compileThreads,
+    });
     this.sessions = new OnnxSessionPool({
       executionProviders,
       maxSessions,

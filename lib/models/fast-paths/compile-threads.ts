@@ -3,7 +3,8 @@
  * model (tens of milliseconds for a 100-tree forest, seconds for huge ones) never blocks the event loop that runs
  * workflow tasks and heartbeats, and a cold shard compiles on every core.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleThread } from '../../node-thread';
 import type { CompileResult } from './compile-model';
 
 /** A request to a compile thread. */
@@ -17,16 +18,6 @@ export interface CompileRequest {
 
 /** A compile thread's answer: the program, or why the fast path does not take the model. */
 export type CompileReply = { id: number } & CompileResult;
-
-/**
- * Starts the thread's module: through tsx's CommonJS hook when running from TypeScript sources (the CLI, tests
- * and the bench all do), directly from compiled JavaScript otherwise.
- */
-const BOOT = `
-const { workerData } = require('node:worker_threads');
-if (workerData.file.endsWith('.ts')) require(require.resolve('tsx/cjs/api', { paths: [workerData.root] })).register();
-require(workerData.file);
-`;
 
 interface Pending {
   thread: object;
@@ -94,11 +85,7 @@ export class CompileThreads {
   }
 
   private spawn(): { worker: Worker; busy: number } {
-    const ext = __filename.endsWith('.ts') ? '.ts' : '.js';
-    const worker = new Worker(BOOT, {
-      eval: true,
-      workerData: { file: require.resolve(`./compile-thread${ext}`), root: __dirname },
-    });
+    const worker = startModuleThread(`${__dirname}/compile-thread`);
     // An idle compile thread must not keep a finished process alive.
     worker.unref();
     const thread = { worker, busy: 0 };

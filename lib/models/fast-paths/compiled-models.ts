@@ -15,7 +15,10 @@ import { UnsupportedGraph } from './tensor';
 export interface CompiledModelsOptions {
   /** Bytes of compiled programs kept before the least recently used is dropped; default 1 GiB. */
   maxBytes?: number;
-  /** Compile threads; default 2. */
+  /**
+   * Compile threads; default 2. 0: every model compiles on the calling thread, for a caller that is itself a
+   * thread off the worker's event loop (a shard thread).
+   */
   threads?: number;
   /**
    * Models of at most this many bytes (and {@link INLINE_MAX_NODES} nodes) compile on the calling thread; default
@@ -46,23 +49,24 @@ export class CompiledModels {
   private readonly programs: LruCache<string, LinkedProgram>;
   private readonly refused = new LruCache<string, string>(MAX_REFUSED);
   private readonly inFlight = new Map<string, Promise<LinkedProgram | undefined>>();
-  private readonly threads: CompileThreads;
+  private readonly threads: CompileThreads | undefined;
   private readonly inlineMaxBytes: number;
 
   constructor(options: CompiledModelsOptions = {}) {
     this.programs = new LruCache(options.maxBytes ?? 2 ** 30);
-    this.threads = new CompileThreads(options.threads ?? 2);
+    const threads = options.threads ?? 2;
+    this.threads = threads === 0 ? undefined : new CompileThreads(threads);
     this.inlineMaxBytes = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
   }
 
   /** Starts every compile thread now. */
   start(): void {
-    this.threads.start();
+    this.threads?.start();
   }
 
   /** Compile threads running now: none until a model over the inline limit comes (or {@link start}). */
   get threadsRunning(): number {
-    return this.threads.running;
+    return this.threads?.running ?? 0;
   }
 
   /** Bytes held by cached programs now. */
@@ -106,7 +110,7 @@ export class CompiledModels {
   async close(): Promise<void> {
     this.programs.clear();
     this.refused.clear();
-    await this.threads.close();
+    await this.threads?.close();
   }
 
   /** Whether `bytes` compile on the calling thread (malformed ones do too: they fail at once, naming why). */
@@ -128,9 +132,10 @@ export class CompiledModels {
     features: number,
   ): Promise<LinkedProgram | undefined> {
     const bytes = await load();
-    const result = this.small(bytes)
-      ? compileModel(bytes, input, output, features)
-      : await this.threads.compile(bytes, input, output, features);
+    const result =
+      !this.threads || this.small(bytes)
+        ? compileModel(bytes, input, output, features)
+        : await this.threads.compile(bytes, input, output, features);
     if ('unsupported' in result) {
       this.refused.set(key, result.unsupported);
       return undefined;

@@ -1,0 +1,26 @@
+/**
+ * Starts a worker thread running one of fleetscore's modules: through tsx's CommonJS hook when running from
+ * TypeScript sources (the CLI, tests and the bench all do), directly from compiled JavaScript otherwise. Used by
+ * the compile threads of the fast path and by the shard threads of the cpu pool.
+ */
+import { SHARE_ENV, Worker } from 'node:worker_threads';
+
+const BOOT = `
+const { workerData } = require('node:worker_threads');
+if (workerData.file.endsWith('.ts')) require(require.resolve('tsx/cjs/api', { paths: [workerData.root] })).register();
+require(workerData.file);
+`;
+
+/**
+ * Starts `module` (a path without extension, beside the caller: `__dirname + '/compile-thread'`) in a new thread;
+ * it reads `data` as `workerData.data`. The thread shares this process's environment (a store's credentials set
+ * after it started are seen).
+ */
+export function startModuleThread(module: string, data?: unknown): Worker {
+  const ext = __filename.endsWith('.ts') ? '.ts' : '.js';
+  return new Worker(BOOT, {
+    eval: true,
+    env: SHARE_ENV,
+    workerData: { file: require.resolve(`${module}${ext}`), root: __dirname, data },
+  });
+}

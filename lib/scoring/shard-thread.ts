@@ -1,0 +1,85 @@
+/**
+ * The body of a shard thread (shard-threads.ts): its own store clients and caches, and the shards the worker
+ * routes to it, scored exactly as on the worker's event loop (scoreShard). Models compile here, on this thread:
+ * it is already off the event loop that runs workflow tasks and heartbeats.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { AggregatesCache } from '../arrow/aggregates-cache';
+import { ModelSessionCache } from '../models/model-sessions';
+import type { SessionPlacement } from '../models/onnx-session-pool';
+import { openStore } from '../store/open-store';
+import type { ObjectStore } from '../store/object-store';
+import { withSignal } from '../store/signal-store';
+import { ModelFreshness } from './model-freshness';
+import { scoreShard } from './score-shard';
+import { threadError, type FromShardThread, type ShardThreadCacheOptions, type ToShardThread } from './shard-threads';
+
+const port = parentPort!;
+const post = (msg: FromShardThread) => port.postMessage(msg);
+
+// Session cache metrics, sent with the next heartbeat or answer rather than one message per device.
+let hits = 0;
+let misses = 0;
+let inferences: number[] = [];
+let placements: SessionPlacement[] = [];
+const flushObserved = () => {
+  if (hits + misses + inferences.length + placements.length === 0) return;
+  post({ type: 'observed', hits, misses, inferences, placements });
+  hits = misses = 0;
+  inferences = [];
+  placements = [];
+};
+
+const sessions = new ModelSessionCache({
+  ...(workerData as { data: ShardThreadCacheOptions }).data,
+  compileThreads: 0,
+  observer: {
+    cacheLookup: (hit) => (hit ? hits++ : misses++),
+    inference: (seconds, rows) => inferences.push(seconds, rows),
+    placement: (p) => {
+      placements.push(p);
+      flushObserved();
+    },
+  },
+});
+const aggregates = new AggregatesCache();
+const freshness = new ModelFreshness();
+const stores = new Map<string, ObjectStore>();
+const attempts = new Map<number, AbortController>();
+
+port.on('message', (msg: ToShardThread) => {
+  if (msg.type === 'abort') attempts.get(msg.id)?.abort(new Error('the attempt was cancelled'));
+  else void score(msg);
+});
+
+async function score({ id, req, ctx }: Extract<ToShardThread, { type: 'score' }>): Promise<void> {
+  const controller = new AbortController();
+  attempts.set(id, controller);
+  let store = stores.get(req.store);
+  if (!store) stores.set(req.store, (store = openStore(req.store)));
+  try {
+    const summary = await scoreShard(
+      { store: withSignal(store, controller.signal), sharedStore: store, sessions, aggregates, freshness },
+      req,
+      {
+        ...ctx,
+        signal: controller.signal,
+        heartbeat: ({ devicesDone }) => {
+          flushObserved();
+          post({ type: 'heartbeat', id, devicesDone });
+        },
+        log: {
+          info: (message, attrs) => post({ type: 'log', id, level: 'info', message, attrs }),
+          warn: (message, attrs) => post({ type: 'log', id, level: 'warn', message, attrs }),
+        },
+      },
+    );
+    flushObserved();
+    post({ type: 'done', id, summary });
+  } catch (err) {
+    flushObserved();
+    post({ type: 'failed', id, error: threadError(err) });
+  } finally {
+    attempts.delete(id);
+  }
+}

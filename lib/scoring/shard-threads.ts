@@ -1,0 +1,197 @@
+/**
+ * The cpu pool scores shards in worker threads of its own, one per CPU it may use, so the shard loop (rows
+ * gathered, models read, verified and compiled, kernels run, predictions built) runs on every core while the
+ * worker's event loop stays free for workflow tasks, polls and heartbeats. Each thread holds its own caches (its
+ * share of the worker's budgets), and shard k always goes to thread k mod N: a plan numbers a fleet's shards by its
+ * sorted devices, so hour after hour a shard finds its models warm in the thread that scored it. (Routing a shard
+ * to whichever thread is idle instead sent half the devices of a warm run to the wrong thread's cold caches: shards
+ * finish in a different order each hour.) The activity stays on the worker's event loop: it heartbeats, logs and
+ * cancels on the thread's behalf.
+ */
+import type { Worker } from 'node:worker_threads';
+import type { ModelSessionCacheOptions } from '../models/model-sessions';
+import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
+import { startModuleThread } from '../node-thread';
+import { ERROR_CLASSES } from '../shared/error-types';
+import type { ShardRequest, ShardSummary } from '../shared/run-types';
+import type { ShardContext } from './score-shard';
+
+/** The cache options a shard thread builds its {@link ModelSessionCache} with. */
+export type ShardThreadCacheOptions = Pick<
+  ModelSessionCacheOptions,
+  'executionProviders' | 'checkPlacement' | 'batching' | 'maxSessions' | 'maxStackedModels' | 'maxCompiledBytes'
+>;
+
+/**
+ * An error as it crosses from a shard thread: its class name, message and stack, and its own fields of plain
+ * values (device, file, field and those of its class, such as a checksum's expected and actual values).
+ */
+export interface ThreadError {
+  name: string;
+  message: string;
+  stack?: string | undefined;
+  fields: Record<string, string | number | boolean>;
+}
+
+/** The part of a {@link ShardContext} that crosses to the thread as data. */
+export type ThreadShardContext = Pick<ShardContext, 'attempt' | 'taskQueue' | 'workflowId' | 'workflowRunId'>;
+
+/** What the worker sends a shard thread. */
+export type ToShardThread =
+  { type: 'score'; id: number; req: ShardRequest; ctx: ThreadShardContext } | { type: 'abort'; id: number };
+
+/** What a shard thread sends the worker. `observed` carries the session cache's metrics since the last one. */
+export type FromShardThread =
+  | { type: 'heartbeat'; id: number; devicesDone: number }
+  | { type: 'log'; id: number; level: 'info' | 'warn'; message: string; attrs?: Record<string, unknown> }
+  | { type: 'observed'; hits: number; misses: number; inferences: number[]; placements: SessionPlacement[] }
+  | { type: 'done'; id: number; summary: ShardSummary }
+  | { type: 'failed'; id: number; error: ThreadError };
+
+interface Running {
+  ctx: ShardContext;
+  resolve(summary: ShardSummary): void;
+  reject(err: Error): void;
+}
+
+interface Thread {
+  worker: Worker;
+  running: Map<number, Running>;
+}
+
+/** Options of {@link ShardThreads}. */
+export interface ShardThreadsOptions {
+  /** Threads; each scores the shards routed to it, several at once when more are routed than threads exist. */
+  threads: number;
+  /** Each thread's session cache options: the worker's budgets divided among the threads. */
+  cache: ShardThreadCacheOptions;
+  /** Gets the threads' session cache metrics (cache lookups, inference calls, placements). */
+  observer?: ModelSessionObserver;
+}
+
+/** A worker's shard threads: started by {@link ShardThreads.start} (or the first shard), ended by `close`. */
+export class ShardThreads {
+  private readonly threads: (Thread | undefined)[];
+  private nextId = 0;
+
+  constructor(private readonly options: ShardThreadsOptions) {
+    if (!Number.isInteger(options.threads) || options.threads < 1)
+      throw new RangeError('shard threads must be an integer of at least 1');
+    this.threads = new Array<Thread | undefined>(options.threads).fill(undefined);
+  }
+
+  /** Starts every thread now, so the first shard does not wait for one. */
+  start(): void {
+    for (let i = 0; i < this.threads.length; i++) this.threads[i] ??= this.spawn(i);
+  }
+
+  /** The thread (0-based) that scores `req`: the same for the same shard number, every hour. */
+  route(req: ShardRequest): number {
+    return req.shard % this.threads.length;
+  }
+
+  /**
+   * Scores one shard on a thread; heartbeats and logs go through `ctx`, and `ctx.signal` cancels the thread's
+   * attempt (which then writes nothing more). Rejects with the attempt's error, rebuilt as its fleetscore class.
+   */
+  score(req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
+    const index = this.route(req);
+    const thread = (this.threads[index] ??= this.spawn(index));
+    const id = this.nextId++;
+    return new Promise<ShardSummary>((resolve, reject) => {
+      const onAbort = () => thread.worker.postMessage({ type: 'abort', id } satisfies ToShardThread);
+      ctx.signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = () => {
+        ctx.signal?.removeEventListener('abort', onAbort);
+        thread.running.delete(id);
+        // A thread with no shard must not keep a finished process alive.
+        if (thread.running.size === 0) thread.worker.unref();
+      };
+      thread.running.set(id, {
+        ctx,
+        resolve: (summary) => {
+          settle();
+          resolve(summary);
+        },
+        reject: (err) => {
+          settle();
+          // A cancelled attempt fails with the cancellation itself, as it does on the worker's event loop.
+          reject(ctx.signal?.aborted ? (ctx.signal.reason as Error) : err);
+        },
+      });
+      thread.worker.ref();
+      const { attempt, taskQueue, workflowId, workflowRunId } = ctx;
+      thread.worker.postMessage({
+        type: 'score',
+        id,
+        req,
+        ctx: { attempt, taskQueue, workflowId, workflowRunId },
+      } satisfies ToShardThread);
+      if (ctx.signal?.aborted) onAbort();
+    });
+  }
+
+  /** Ends the threads; shards still running on them fail. */
+  async close(): Promise<void> {
+    const threads = this.threads.splice(0, this.threads.length, ...this.threads.map(() => undefined));
+    await Promise.all(threads.flatMap((t) => (t ? [t.worker.terminate()] : [])));
+  }
+
+  private spawn(index: number): Thread {
+    const worker = startModuleThread(`${__dirname}/shard-thread`, this.options.cache);
+    worker.unref();
+    const thread: Thread = { worker, running: new Map() };
+    const observer = this.options.observer;
+    worker.on('message', (msg: FromShardThread) => {
+      if (msg.type === 'observed') {
+        for (let i = 0; i < msg.hits; i++) observer?.cacheLookup?.(true);
+        for (let i = 0; i < msg.misses; i++) observer?.cacheLookup?.(false);
+        for (let i = 0; i < msg.inferences.length; i += 2)
+          observer?.inference?.(msg.inferences[i]!, msg.inferences[i + 1]!);
+        for (const p of msg.placements) observer?.placement?.(p);
+        return;
+      }
+      const running = thread.running.get(msg.id);
+      if (!running) return;
+      if (msg.type === 'heartbeat') running.ctx.heartbeat({ devicesDone: msg.devicesDone });
+      else if (msg.type === 'log') running.ctx.log[msg.level](msg.message, msg.attrs);
+      else if (msg.type === 'done') running.resolve(msg.summary);
+      else running.reject(reviveError(msg.error));
+    });
+    // A thread that dies takes its shards with it: they fail (Temporal retries them), never hang; the next shard
+    // routed to it starts a new thread.
+    const died = (err: Error) => {
+      if (this.threads[index] === thread) this.threads[index] = undefined;
+      for (const r of [...thread.running.values()]) r.reject(err);
+    };
+    worker.on('error', (err) => died(new Error(`shard thread ${index} failed: ${err.message}`, { cause: err })));
+    worker.on('exit', (code) => died(new Error(`shard thread ${index} exited with code ${code}`)));
+    return thread;
+  }
+}
+
+/** `err` as data that crosses to another thread. */
+export function threadError(err: unknown): ThreadError {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err), fields: {} };
+  const fields: ThreadError['fields'] = {};
+  for (const [name, value] of Object.entries(err)) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') fields[name] = value;
+  }
+  return { name: err.name, message: err.message, stack: err.stack, fields };
+}
+
+/** The error a shard thread sent, as an instance of its fleetscore class (a plain Error of its name otherwise). */
+export function reviveError(e: ThreadError): Error {
+  const cls = ERROR_CLASSES.find((c) => c.name === e.name);
+  const err: Error = cls ? (Object.create(cls.prototype as object) as Error) : new Error(e.message);
+  // A fleetscore error's device, file and field are undefined unless set, as its constructor leaves them.
+  if (cls) Object.assign(err, { device: undefined, file: undefined, field: undefined });
+  Object.assign(err, e.fields, { name: e.name });
+  // Not enumerable, as on any Error.
+  for (const [name, value] of [
+    ['message', e.message],
+    ['stack', e.stack],
+  ] as const)
+    Object.defineProperty(err, name, { value, writable: true, configurable: true, enumerable: false });
+  return err;
+}

@@ -1,0 +1,168 @@
+/**
+ * Shards scored on shard threads (the cpu pool's default) against a real local store: the same files and summary
+ * as on the worker's event loop, heartbeats, logs and session metrics relayed, a shard sent back to the thread
+ * whose caches hold its models, errors rebuilt as their fleetscore classes, and a cancel honoured.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CancelledFailure } from '@temporalio/common';
+import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
+import { seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
+import { readJsonFile, type ShardStatusFile } from '../../lib/scoring/manifest';
+import { planRun } from '../../lib/scoring/plan-run';
+import { scoreShard, type ShardContext } from '../../lib/scoring/score-shard';
+import { reviveError, ShardThreads, threadError } from '../../lib/scoring/shard-threads';
+import { InvalidPlan, ModelChecksumMismatch } from '../../lib/shared/errors';
+import { keys } from '../../lib/shared/keys';
+import type { ShardRequest } from '../../lib/shared/run-types';
+import { LocalStore } from '../../lib/store/local-store';
+
+jest.setTimeout(60_000);
+
+const WINDOW = '2026-11-21T11';
+const DEVICES = 40;
+
+let dir: string;
+let store: LocalStore;
+let threads: ShardThreads;
+const seen = { hits: 0, misses: 0, inferences: 0 };
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-shard-threads-'));
+  store = new LocalStore(dir);
+  await seedDemoFleet(store, {
+    devices: DEVICES,
+    sensors: 2,
+    hours: 1,
+    endMs: Date.parse('2026-11-21T12:00Z'),
+    seed: 4,
+  });
+  threads = new ShardThreads({
+    threads: 2,
+    cache: {},
+    observer: {
+      cacheLookup: (hit) => void (hit ? seen.hits++ : seen.misses++),
+      inference: () => void seen.inferences++,
+    },
+  });
+  threads.start();
+});
+
+afterAll(async () => {
+  await threads.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A shard context that records heartbeats and log lines. */
+function recordingContext(signal?: AbortSignal) {
+  const beats: number[] = [];
+  const lines: { level: string; message: string; attrs?: Record<string, unknown> }[] = [];
+  const ctx: ShardContext = {
+    attempt: 1,
+    taskQueue: 'q',
+    workflowId: 'wf',
+    workflowRunId: 'r',
+    heartbeat: ({ devicesDone }) => void beats.push(devicesDone),
+    log: {
+      info: (message, attrs) => void lines.push({ level: 'info', message, attrs }),
+      warn: (message, attrs) => void lines.push({ level: 'warn', message, attrs }),
+    },
+    ...(signal ? { signal } : {}),
+  };
+  return { ctx, beats, lines };
+}
+
+async function plan(runId: string): Promise<ShardRequest[]> {
+  const p = await planRun(store, { store: store.uri, window: WINDOW, shardSize: DEVICES / 2, pool: 'cpu', runId });
+  return p.shards.map((s) => ({ store: store.uri, window: WINDOW, windowHours: 1, runId, shard: s.shard }));
+}
+
+const status = (req: ShardRequest) =>
+  readJsonFile<ShardStatusFile>(store, keys.shardStatus(WINDOW, req.runId, req.shard), 'fleetscore.shard-status/v1');
+
+test('a shard scored on a thread writes what the event loop writes, and its heartbeats and logs come back', async () => {
+  const [onLoop] = await plan('on-loop');
+  const [onThread] = await plan('on-thread');
+  const sessions = new ModelSessionCache();
+  try {
+    const loop = recordingContext();
+    const expected = await scoreShard({ store, sessions, aggregates: new AggregatesCache() }, onLoop!, loop.ctx);
+    const thread = recordingContext();
+    const got = await threads.score(onThread!, thread.ctx);
+
+    const { durationMs: _a, ...expectedCounts } = expected;
+    const { durationMs: _b, ...gotCounts } = got;
+    expect(gotCounts).toEqual(expectedCounts);
+    expect(got.scored).toBe(DEVICES / 2);
+    expect((await status(onThread!)).devices).toEqual((await status(onLoop!)).devices);
+    const predictions = (req: ShardRequest) => store.get(keys.predictions(WINDOW, req.runId, req.shard));
+    expect(Buffer.from(await predictions(onThread!))).toEqual(Buffer.from(await predictions(onLoop!)));
+
+    expect(thread.beats.length).toBeGreaterThan(0);
+    expect(thread.lines).toContainEqual(
+      expect.objectContaining({
+        level: 'info',
+        message: 'shard scored',
+        attrs: expect.objectContaining({ scored: 20 }),
+      }),
+    );
+  } finally {
+    await sessions.close();
+  }
+});
+
+test('a shard goes back to the thread that holds its models: the second hour is all cache hits', async () => {
+  const first = await plan('hour-1');
+  const before = { ...seen };
+  // Both shards at once: one per thread.
+  await Promise.all(first.map((req) => threads.score(req, recordingContext().ctx)));
+
+  const second = await plan('hour-2');
+  const hits = seen.hits;
+  const misses = seen.misses;
+  // One after the other this time: each still goes to the thread that scored it, although both are idle.
+  for (const req of second) await threads.score(req, recordingContext().ctx);
+  expect(seen.misses).toBe(misses);
+  expect(seen.hits - hits).toBe(DEVICES);
+  expect(seen.inferences).toBeGreaterThan(before.inferences);
+  // Each shard has its own thread (with both idle, route answers where a shard went last).
+  expect(threads.route(second[0]!)).not.toBe(threads.route(second[1]!));
+});
+
+test("an attempt's error comes back as its fleetscore class, naming the file", async () => {
+  const [req] = await plan('bad-shard');
+  const missing = { ...req!, shard: 99 };
+  const err = await threads.score(missing, recordingContext().ctx).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(InvalidPlan);
+  expect(err).toMatchObject({ name: 'InvalidPlan', file: keys.shardPlan(WINDOW, 'bad-shard', 99) });
+  expect((err as InvalidPlan).retryable).toBe(false);
+
+  // Rebuilt from data alone: class, message and every field; anything else stays a plain Error of its name.
+  const original = new ModelChecksumMismatch('d1', 'models/d1/v1/model.onnx', 'aa', 'bb', 'models/index.json');
+  const revived = reviveError(structuredClone(threadError(original)));
+  expect(revived).toBeInstanceOf(ModelChecksumMismatch);
+  expect({ ...revived }).toEqual({ ...original });
+  expect(revived.message).toBe(original.message);
+  expect((revived as ModelChecksumMismatch).scope).toBe('device');
+  const plain = reviveError(threadError(new TypeError('boom')));
+  expect(plain).toMatchObject({ name: 'TypeError', message: 'boom' });
+});
+
+test('a cancelled attempt fails with the cancellation and writes no status', async () => {
+  const [req] = await plan('cancelled');
+  const controller = new AbortController();
+  const { ctx } = recordingContext(controller.signal);
+  controller.abort(new CancelledFailure('CANCELLED'));
+  await expect(threads.score(req!, ctx)).rejects.toBeInstanceOf(CancelledFailure);
+  expect(await store.tryGet(keys.shardStatus(WINDOW, 'cancelled', req!.shard))).toBeUndefined();
+});
+
+test('closing the threads fails the shards on them, and the next shard starts a thread again', async () => {
+  const [req] = await plan('closed');
+  const running = threads.score(req!, recordingContext().ctx);
+  await threads.close();
+  await expect(running).rejects.toThrow(/shard thread \d exited/);
+  await expect(threads.score(req!, recordingContext().ctx)).resolves.toMatchObject({ scored: DEVICES / 2 });
+});
