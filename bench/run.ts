@@ -6,6 +6,7 @@
  *
  * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
  *   [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000] [--worker-cpu-prof DIR]
+ *   [--shard-threads N]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -154,6 +155,8 @@ async function fleetscore(
   batching: boolean,
   /** Where the worker writes its V8 CPU profile (`--worker-cpu-prof DIR`), if anywhere. */
   profileDir?: string,
+  /** The worker's `--shard-threads` (`--shard-threads N` here), when not its default. */
+  shardThreads?: string,
 ): Promise<FleetscoreMeasured> {
   const server = await startDevServer({
     dbFile: join(work, `temporal-${batching}.db`),
@@ -166,6 +169,7 @@ async function fleetscore(
     [
       ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
       ...['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', ...(batching ? [] : ['--no-batching'])],
+      ...(shardThreads ? ['--shard-threads', shardThreads] : []),
     ],
     { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -219,6 +223,7 @@ async function run(): Promise<void> {
   const treesAt100k = Number(option('trees-at-100k', '25'));
   const procs = Number(option('procs', '2'));
   const profileDir = option('worker-cpu-prof', '') || undefined;
+  const shardThreads = option('shard-threads', '') || undefined;
   const python = await ensurePeerPython();
   const machine = {
     cpus: cpus().length,
@@ -243,10 +248,12 @@ async function run(): Promise<void> {
         process.stderr.write('bench: peer (python loop)\n');
         const p = await peer(python, fleet.store, window.id, join(work, 'peer'), fleet.pickles);
         process.stderr.write('bench: fleetscore (cold, warm)\n');
-        const f = await fleetscore(fleet.store, window.id, work, shardSize, true, profileDir);
+        const f = await fleetscore(fleet.store, window.id, work, shardSize, true, profileDir, shardThreads);
         // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
         const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
-        const u = unstacked ? await fleetscore(fleet.store, window.id, work, shardSize, false) : undefined;
+        const u = unstacked
+          ? await fleetscore(fleet.store, window.id, work, shardSize, false, undefined, shardThreads)
+          : undefined;
         results.push({
           family,
           devices,

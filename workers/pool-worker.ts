@@ -13,13 +13,8 @@ import {
   type GpuFallback,
   type ProviderChoice,
 } from '../lib/models/execution-providers';
-import {
-  DEFAULT_MAX_COMPILED_BYTES,
-  DEFAULT_MAX_SESSIONS,
-  DEFAULT_MAX_STACKED_MODELS,
-  ModelSessionCache,
-} from '../lib/models/model-sessions';
-import { ShardThreads, type ShardThreadCacheOptions } from '../lib/scoring/shard-threads';
+import { ModelSessionCache } from '../lib/models/model-sessions';
+import { ShardThreads } from '../lib/scoring/shard-threads';
 import { describePlacement } from '../lib/models/provider-probe';
 import { TASK_QUEUES, type Pool } from '../lib/shared/names';
 import { openStore } from '../lib/store/open-store';
@@ -116,11 +111,7 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     batching: options.batching,
   };
   const sessions = new ModelSessionCache({ ...cache, observer: metrics.sessions });
-  // Each thread holds its share of the worker's cache budgets; a shard returns to the thread that holds its models.
-  const shardThreads =
-    threads > 0
-      ? new ShardThreads({ threads, cache: sharedBudgets(cache, threads), observer: metrics.sessions })
-      : undefined;
+  const shardThreads = threads > 0 ? new ShardThreads({ threads, cache, observer: metrics.sessions }) : undefined;
   // Threads start with the worker, so a cold shard does not wait for them.
   if (shardThreads) shardThreads.start();
   else if (options.batching !== false) sessions.startCompileThreads();
@@ -170,15 +161,5 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
       await shardThreads?.close();
       await sessions.close();
     },
-  };
-}
-
-/** A thread's share of the session cache's default budgets, when `threads` threads each hold a cache. */
-function sharedBudgets(cache: ShardThreadCacheOptions, threads: number): ShardThreadCacheOptions {
-  return {
-    ...cache,
-    maxSessions: Math.ceil(DEFAULT_MAX_SESSIONS / threads),
-    maxStackedModels: Math.ceil(DEFAULT_MAX_STACKED_MODELS / threads),
-    maxCompiledBytes: Math.ceil(DEFAULT_MAX_COMPILED_BYTES / threads),
   };
 }

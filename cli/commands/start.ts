@@ -13,7 +13,7 @@ import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readIndex } from '../../lib/models/model-index';
 import { nodeEndOfLifeNotice } from '../../lib/node-support';
 import { POOLS } from '../../lib/shared/names';
-import type { RunSummary } from '../../lib/shared/run-types';
+import { RUN_DEFAULTS, type RunSummary } from '../../lib/shared/run-types';
 import { openStore } from '../../lib/store/open-store';
 import { TemporalUnreachable } from '../../lib/shared/errors';
 import { describeUnreachable } from '../../lib/temporal/connection-failure';
@@ -28,7 +28,8 @@ import { startDevServer, type DevServer } from '../../lib/temporal/dev-server';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
 import { installRuntime } from '../../lib/temporal/runtime';
 import { ensureSearchAttributes } from '../../lib/temporal/search-attributes';
-import { windowBefore } from '../../lib/shared/window';
+import { latestScoreableWindow } from '../../lib/shared/window';
+import { durationMs } from '../../lib/shared/duration';
 import { loadSchedules } from '../../schedules/schedule-file';
 import { applySchedules, scheduledRunInput } from '../../schedules/schedule-reconciler';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
@@ -69,7 +70,7 @@ export const upCommand = new Command('up')
   .option('--once', 'exit after the first run instead of serving the schedule')
   .option('--devices <n>', 'demo fleet size when the store is empty', '200')
   .option('--sensors <n>', 'demo sensors per device', '8')
-  .option('--hours <n>', 'demo hours of aggregates, ending with the latest complete hour', '24')
+  .option('--hours <n>', 'demo hours of aggregates, ending with the latest window past its settle time', '24')
   .action(async (raw: Record<string, unknown>, command: Command) => {
     const options = parseOptions(command, optionsSchema, raw);
     const endOfLife = nodeEndOfLifeNotice(process.versions.node, Date.now());
@@ -80,8 +81,10 @@ export const upCommand = new Command('up')
     const [schedule] = declared.schedules;
     if (!schedule) throw new Error(`${declared.file} declares no schedule`);
     const input = scheduledRunInput(schedule);
-    // Fixed once, so the demo's last hour and the first run agree even when the clock crosses an hour meanwhile.
-    const window = windowBefore(Date.now(), schedule.windowHours);
+    // Fixed once, so the demo's last hour and the first run agree even when the clock crosses an hour meanwhile; the
+    // last window past its settle time (at 13:03 that is 11:00, which the run accepts, not 12:00, which it refuses).
+    const settleMs = durationMs(input.settle ?? RUN_DEFAULTS.settle) ?? 0;
+    const window = latestScoreableWindow(Date.now(), schedule.windowHours, settleMs);
     let target = temporalTarget();
     let server: DevServer | undefined;
     const workers: PoolWorker[] = [];
@@ -141,7 +144,7 @@ export const upCommand = new Command('up')
           if (change.notice) say(change.notice);
         }
 
-        say(`scoring the most recent window ${window.id}`);
+        say(`scoring the most recent window past its settle time, ${window.id}`);
         const handle = await startRun(client, { ...input, window: window.id });
         const url = runUiUrl(uiBase, target.namespace, handle.workflowId, handle.firstExecutionRunId);
         const summary = await handle.result();

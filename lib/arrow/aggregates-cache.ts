@@ -14,6 +14,9 @@ import { WindowAggregates } from './window-aggregates';
 
 type Entry = { part: AggregatesPart } | { error: InvalidAggregates };
 
+/** Bytes of parsed Arrow parts a cache keeps by default. */
+export const DEFAULT_AGGREGATES_BYTES = 2 ** 30;
+
 /**
  * A worker's cache of parsed aggregate parts, so the shards of one run read and parse each part once instead
  * of once per shard. Entries are keyed by run id, store and key: a re-run plans anew and reads the files
@@ -22,7 +25,7 @@ type Entry = { part: AggregatesPart } | { error: InvalidAggregates };
 export class AggregatesCache {
   private readonly entries: LruCache<string, Promise<Entry>>;
 
-  constructor(maxBytes = 1024 * 1024 * 1024) {
+  constructor(maxBytes = DEFAULT_AGGREGATES_BYTES) {
     this.entries = new LruCache(maxBytes);
   }
 

@@ -12,7 +12,7 @@ import type { ObjectStore } from '../store/object-store';
 import { withSignal } from '../store/signal-store';
 import { ModelFreshness } from './model-freshness';
 import { scoreShard } from './score-shard';
-import { threadError, type FromShardThread, type ShardThreadCacheOptions, type ToShardThread } from './shard-threads';
+import { threadError, type FromShardThread, type ShardThreadSetup, type ToShardThread } from './shard-threads';
 
 const port = parentPort!;
 const post = (msg: FromShardThread) => port.postMessage(msg);
@@ -30,8 +30,9 @@ const flushObserved = () => {
   placements = [];
 };
 
+const setup = (workerData as { data: ShardThreadSetup }).data;
 const sessions = new ModelSessionCache({
-  ...(workerData as { data: ShardThreadCacheOptions }).data,
+  ...setup.cache,
   compileThreads: 0,
   observer: {
     cacheLookup: (hit) => (hit ? hits++ : misses++),
@@ -42,7 +43,7 @@ const sessions = new ModelSessionCache({
     },
   },
 });
-const aggregates = new AggregatesCache();
+const aggregates = new AggregatesCache(setup.aggregatesBytes);
 const freshness = new ModelFreshness();
 const stores = new Map<string, ObjectStore>();
 const attempts = new Map<number, AbortController>();

@@ -9,7 +9,13 @@
  * cancels on the thread's behalf.
  */
 import type { Worker } from 'node:worker_threads';
-import type { ModelSessionCacheOptions } from '../models/model-sessions';
+import { DEFAULT_AGGREGATES_BYTES } from '../arrow/aggregates-cache';
+import {
+  DEFAULT_MAX_COMPILED_BYTES,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_STACKED_MODELS,
+  type ModelSessionCacheOptions,
+} from '../models/model-sessions';
 import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
 import { startModuleThread } from '../node-thread';
 import { ERROR_CLASSES } from '../shared/error-types';
@@ -21,6 +27,13 @@ export type ShardThreadCacheOptions = Pick<
   ModelSessionCacheOptions,
   'executionProviders' | 'checkPlacement' | 'batching' | 'maxSessions' | 'maxStackedModels' | 'maxCompiledBytes'
 >;
+
+/** What a shard thread starts with: its caches' options and budgets. */
+export interface ShardThreadSetup {
+  cache: ShardThreadCacheOptions;
+  /** Bytes of parsed Arrow parts its aggregates cache keeps. */
+  aggregatesBytes: number;
+}
 
 /**
  * An error as it crosses from a shard thread: its class name, message and stack, and its own fields of plain
@@ -63,7 +76,7 @@ interface Thread {
 export interface ShardThreadsOptions {
   /** Threads; each scores the shards routed to it, several at once when more are routed than threads exist. */
   threads: number;
-  /** Each thread's session cache options: the worker's budgets divided among the threads. */
+  /** The session cache options of the worker: each thread gets them with an equal share of the budgets. */
   cache: ShardThreadCacheOptions;
   /** Gets the threads' session cache metrics (cache lookups, inference calls, placements). */
   observer?: ModelSessionObserver;
@@ -137,8 +150,23 @@ export class ShardThreads {
     await Promise.all(threads.flatMap((t) => (t ? [t.worker.terminate()] : [])));
   }
 
+  /** What a thread builds its caches with: the worker's budgets divided by the threads. */
+  private setup(): ShardThreadSetup {
+    const { cache } = this.options;
+    const share = (total: number) => Math.ceil(total / this.threads.length);
+    return {
+      cache: {
+        ...cache,
+        maxSessions: share(cache.maxSessions ?? DEFAULT_MAX_SESSIONS),
+        maxStackedModels: share(cache.maxStackedModels ?? DEFAULT_MAX_STACKED_MODELS),
+        maxCompiledBytes: share(cache.maxCompiledBytes ?? DEFAULT_MAX_COMPILED_BYTES),
+      },
+      aggregatesBytes: share(DEFAULT_AGGREGATES_BYTES),
+    };
+  }
+
   private spawn(index: number): Thread {
-    const worker = startModuleThread(`${__dirname}/shard-thread`, this.options.cache);
+    const worker = startModuleThread(`${__dirname}/shard-thread`, this.setup());
     worker.unref();
     const thread: Thread = { worker, running: new Map() };
     const observer = this.options.observer;

@@ -95,6 +95,14 @@ export function windowBefore(scheduledMs: number, hours = 1): Window {
   return windowAt(end - hours * HOUR_MS, hours);
 }
 
+/**
+ * The most recent window that may be scored at `nowMs`: ended, plus the settle time its late rows get. At 13:03
+ * with a settle of 5 minutes that is `[11:00, 12:00)`, not the hour that ended three minutes ago.
+ */
+export function latestScoreableWindow(nowMs: number, hours: number, settleMs: number): Window {
+  return windowBefore(nowMs - settleMs, hours);
+}
+
 /** The windows of `hours` hours whose starts lie in `[fromMs, toMs)`, oldest first. */
 export function windowsBetween(fromMs: number, toMs: number, hours = 1): Window[] {
   const first = Math.ceil(fromMs / HOUR_MS) * HOUR_MS;

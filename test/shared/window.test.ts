@@ -3,6 +3,7 @@ import {
   assertComplete,
   hourlyIdsOf,
   hoursOf,
+  latestScoreableWindow,
   parseWindow,
   windowAt,
   windowBefore,
@@ -38,6 +39,15 @@ describe('window ids', () => {
 
   it('a daily schedule firing after midnight scores the day before', () => {
     expect(windowBefore(t('2026-11-22T00:30Z'), 24).id).toBe('2026-11-21T00_24h');
+  });
+
+  it('the latest scoreable window is the last one past its settle time', () => {
+    const settle = 300_000;
+    expect(latestScoreableWindow(t('2026-11-21T13:03Z'), 1, settle).id).toBe('2026-11-21T11');
+    expect(latestScoreableWindow(t('2026-11-21T13:05Z'), 1, settle).id).toBe('2026-11-21T12');
+    // Whatever it picks passes the run's own completeness check at that moment.
+    for (const now of ['2026-11-21T13:00Z', '2026-11-21T13:04:59Z', '2026-11-21T13:05Z', '2026-11-21T13:59Z'])
+      expect(() => assertComplete(latestScoreableWindow(t(now), 1, settle), settle, t(now))).not.toThrow();
   });
 });
 
