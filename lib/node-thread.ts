@@ -3,7 +3,7 @@
  * TypeScript sources (the CLI, tests and the bench all do), directly from compiled JavaScript otherwise. Used by
  * the compile threads of the fast path and by the shard threads of the cpu pool.
  */
-import { SHARE_ENV, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 
 const BOOT = `
 const { workerData } = require('node:worker_threads');
@@ -13,14 +13,14 @@ require(workerData.file);
 
 /**
  * Starts `module` (a path without extension, beside the caller: `__dirname + '/compile-thread'`) in a new thread;
- * it reads `data` as `workerData.data`. The thread shares this process's environment (a store's credentials set
- * after it started are seen).
+ * it reads `data` as `workerData.data`. The thread gets a copy of `process.env` as this module sees it (under jest,
+ * the test's own environment, where a test puts a store's credentials).
  */
 export function startModuleThread(module: string, data?: unknown): Worker {
   const ext = __filename.endsWith('.ts') ? '.ts' : '.js';
   return new Worker(BOOT, {
     eval: true,
-    env: SHARE_ENV,
+    env: process.env,
     workerData: { file: require.resolve(`${module}${ext}`), root: __dirname, data },
   });
 }
