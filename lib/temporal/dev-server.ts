@@ -58,23 +58,26 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'error',
     ...searchAttributeFlags(),
   );
-  const child = spawn(requireTemporalCli(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4_000);
-  });
+  const child = spawn(requireTemporalCli(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Both streams: the CLI says why it could not start (a port in use, a locked database) on either.
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4_000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const address = `127.0.0.1:${port}`;
   const target = temporalTarget({ address, namespace });
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) {
-      throw new Error(`the Temporal dev server exited with code ${child.exitCode}: ${stderr.trim() || 'no output'}`);
+      throw new Error(`the Temporal dev server exited with code ${child.exitCode}: ${output.trim() || 'no output'}`);
     }
     if (await isReachable(target, 1_000)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`the Temporal dev server did not answer on ${address} within 60 s: ${stderr.trim()}`);
+      throw new Error(`the Temporal dev server did not answer on ${address} within 60 s: ${output.trim()}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
