@@ -57,7 +57,8 @@ async function score({ id, req, ctx }: Extract<ToShardThread, { type: 'score' }>
   const controller = new AbortController();
   attempts.set(id, controller);
   let store = stores.get(req.store);
-  if (!store) stores.set(req.store, (store = openStore(req.store)));
+  // Nothing else runs on this thread's event loop: a local folder is read synchronously (local-store.ts).
+  if (!store) stores.set(req.store, (store = openStore(req.store, { blockingReads: true })));
   try {
     const summary = await scoreShard(
       { store: withSignal(store, controller.signal), sharedStore: store, sessions, aggregates, freshness },

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile as readFileWithCallback, statSync } from 'node:fs';
+import { readFile as readFileWithCallback, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -16,6 +16,15 @@ const LOCK_WAIT_MS = 30_000;
 /** A lock of another host older than this is taken to be left by a writer that died (same host: the pid tells). */
 const LOCK_STALE_MS = 60_000;
 
+/** Options of a {@link LocalStore}. */
+export interface LocalStoreOptions {
+  /**
+   * Read files synchronously (default false). Only for a thread that runs nothing a disk wait would delay (a shard
+   * thread): there a synchronous read costs a fraction of the four thread-pool round trips of an asynchronous one.
+   */
+  blockingReads?: boolean;
+}
+
 /**
  * The embedded default store: a local folder laid out exactly like the S3 bucket. Writes go to a temporary
  * file and are renamed into place, so a crash never leaves half an object under its real key. Version tags
@@ -25,9 +34,12 @@ export class LocalStore implements ObjectStore {
   readonly uri: string;
   private readonly root: string;
 
-  constructor(root: string) {
+  private readonly blockingReads: boolean;
+
+  constructor(root: string, options: LocalStoreOptions = {}) {
     this.root = resolve(root);
     this.uri = pathToFileURL(this.root).href;
+    this.blockingReads = options.blockingReads ?? false;
   }
 
   private path(key: string, prefix = false): string {
@@ -45,12 +57,18 @@ export class LocalStore implements ObjectStore {
 
   /**
    * Read with `fs.readFile`'s callback form, not `fs/promises`: its FileHandle machinery cost the event loop about
-   * twice as much per file (a cold run reads two files per device). Not synchronously: a model not yet in the page
-   * cache would hold the event loop for the disk's latency, and reads would no longer overlap.
+   * twice as much per file (a cold run reads two files per device). Not synchronously on an event loop that runs
+   * anything else: a model not yet in the page cache would hold it for the disk's latency. With `blockingReads` (a
+   * shard thread) synchronously: a cold run of 10,000 SVMs took 4.4 to 4.9 s instead of 7.5 to 9.2 s with the files
+   * in the page cache, and 7.4 s instead of 8.0 s with them on disk (docs/benchmarks.md).
    */
   async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
     const path = this.path(key);
     try {
+      if (this.blockingReads) {
+        options?.signal?.throwIfAborted();
+        return new Uint8Array(readFileSync(path));
+      }
       return new Uint8Array(await readWithCallback(path, options?.signal));
     } catch (err) {
       if (isMissing(err)) return undefined;

@@ -161,8 +161,9 @@ test('a cancelled attempt fails with the cancellation and writes no status', asy
 
 test('closing the threads fails the shards on them, and the next shard starts a thread again', async () => {
   const [req] = await plan('closed');
-  const running = threads.score(req!, recordingContext().ctx);
+  // Expected before the close, which rejects it at once.
+  const running = expect(threads.score(req!, recordingContext().ctx)).rejects.toThrow(/shard thread \d exited/);
   await threads.close();
-  await expect(running).rejects.toThrow(/shard thread \d exited/);
+  await running;
   await expect(threads.score(req!, recordingContext().ctx)).resolves.toMatchObject({ scored: DEVICES / 2 });
 });

@@ -2,15 +2,19 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { LocalStore } from '../../lib/store/local-store';
+import { LocalStore, type LocalStoreOptions } from '../../lib/store/local-store';
 import { describeStoreContract } from './store-contract';
 
-const tempStore = async (): Promise<{ dir: string; store: LocalStore; cleanup(): Promise<void> }> => {
+const tempStore = async (
+  options: LocalStoreOptions = {},
+): Promise<{ dir: string; store: LocalStore; cleanup(): Promise<void> }> => {
   const dir = await mkdtemp(join(tmpdir(), 'fleetscore-local-store-'));
-  return { dir, store: new LocalStore(dir), cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return { dir, store: new LocalStore(dir, options), cleanup: () => rm(dir, { recursive: true, force: true }) };
 };
 
 describeStoreContract('LocalStore', tempStore);
+// As a shard thread opens it: the same contract with synchronous reads.
+describeStoreContract('LocalStore with blocking reads', () => tempStore({ blockingReads: true }));
 
 describe('LocalStore', () => {
   it('names its folder as a file:// URI', async () => {
