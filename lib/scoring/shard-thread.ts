@@ -14,6 +14,9 @@ import { ModelFreshness } from './model-freshness';
 import { scoreShard } from './score-shard';
 import { threadError, type FromShardThread, type ShardThreadSetup, type ToShardThread } from './shard-threads';
 
+/** The least time between two heartbeats a thread posts for one attempt. */
+const HEARTBEAT_POST_MS = 250;
+
 const port = parentPort!;
 const post = (msg: FromShardThread) => port.postMessage(msg);
 
@@ -56,6 +59,7 @@ port.on('message', (msg: ToShardThread) => {
 async function score({ id, req, ctx }: Extract<ToShardThread, { type: 'score' }>): Promise<void> {
   const controller = new AbortController();
   attempts.set(id, controller);
+  let lastBeat = 0;
   let store = stores.get(req.store);
   // Nothing else runs on this thread's event loop: a local folder is read synchronously (local-store.ts).
   if (!store) stores.set(req.store, (store = openStore(req.store, { blockingReads: true })));
@@ -66,7 +70,10 @@ async function score({ id, req, ctx }: Extract<ToShardThread, { type: 'score' }>
       {
         ...ctx,
         signal: controller.signal,
+        // The worker passes on at most one a second (activities/index.ts): a few a second are enough from here.
         heartbeat: ({ devicesDone }) => {
+          if (Date.now() - lastBeat < HEARTBEAT_POST_MS) return;
+          lastBeat = Date.now();
           flushObserved();
           post({ type: 'heartbeat', id, devicesDone });
         },
