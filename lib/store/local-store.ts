@@ -11,6 +11,12 @@ import { forEachLimited } from '../shared/concurrency';
 
 /** File system calls a listing has in flight at once (libuv runs four at a time by default). */
 const FS_CONCURRENCY = 16;
+/**
+ * The largest file read synchronously with `blockingReads`: SVMs, PCA, autoencoders and every model.json. 10,000
+ * forests of 25 trees (190 KB each) read synchronously took 87 s cold instead of 60 s: off the page cache, each
+ * read waited for the disk alone.
+ */
+export const BLOCKING_READ_MAX_BYTES = 64 * 1024;
 /** How long a conditional write waits for another writer's lock before giving up (a retry may then succeed). */
 const LOCK_WAIT_MS = 30_000;
 /** A lock of another host older than this is taken to be left by a writer that died (same host: the pid tells). */
@@ -19,8 +25,10 @@ const LOCK_STALE_MS = 60_000;
 /** Options of a {@link LocalStore}. */
 export interface LocalStoreOptions {
   /**
-   * Read files synchronously (default false). Only for a thread that runs nothing a disk wait would delay (a shard
-   * thread): there a synchronous read costs a fraction of the four thread-pool round trips of an asynchronous one.
+   * Read files of at most {@link BLOCKING_READ_MAX_BYTES} synchronously (default false). Only for a thread that runs
+   * nothing a disk wait would delay (a shard thread): there a synchronous read costs a fraction of the four
+   * thread-pool round trips of an asynchronous one. Larger files (forests) are read asynchronously, so that reads
+   * from disk overlap.
    */
   blockingReads?: boolean;
 }
@@ -59,15 +67,17 @@ export class LocalStore implements ObjectStore {
    * Read with `fs.readFile`'s callback form, not `fs/promises`: its FileHandle machinery cost the event loop about
    * twice as much per file (a cold run reads two files per device). Not synchronously on an event loop that runs
    * anything else: a model not yet in the page cache would hold it for the disk's latency. With `blockingReads` (a
-   * shard thread) synchronously: a cold run of 10,000 SVMs took 4.4 to 4.9 s instead of 7.5 to 9.2 s with the files
-   * in the page cache, and 7.4 s instead of 8.0 s with them on disk (docs/benchmarks.md).
+   * shard thread) a small file is read synchronously: a cold run of 10,000 SVMs took 4.4 to 4.9 s instead of 7.5 to
+   * 9.2 s with the files in the page cache, and 7.4 s instead of 8.0 s with them on disk (docs/benchmarks.md).
    */
   async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
     const path = this.path(key);
     try {
       if (this.blockingReads) {
         options?.signal?.throwIfAborted();
-        return new Uint8Array(readFileSync(path));
+        const size = statSync(path, { throwIfNoEntry: false })?.size;
+        if (size === undefined) return undefined;
+        if (size <= BLOCKING_READ_MAX_BYTES) return new Uint8Array(readFileSync(path));
       }
       return new Uint8Array(await readWithCallback(path, options?.signal));
     } catch (err) {
