@@ -28,9 +28,6 @@ import { ModelChecksumMismatch, ModelInferenceFailed, ModelOutputMismatch } from
 export const DEFAULT_MAX_SESSIONS = 4096;
 /** Stacked parameter sets a cache keeps by default (about 300 bytes each at K = 8). */
 export const DEFAULT_MAX_STACKED_MODELS = 250_000;
-/** Bytes of compiled programs a cache keeps by default. */
-export const DEFAULT_MAX_COMPILED_BYTES = 2 ** 30;
-
 /** The largest model.onnx the Mahalanobis recogniser decodes. */
 const MAX_STACKED_BYTES = 1 << 20;
 
@@ -104,10 +101,7 @@ export class ModelSessionCache {
     this.batching = options.batching ?? true;
     this.maxStackedModels = options.maxStackedModels ?? DEFAULT_MAX_STACKED_MODELS;
     this.batcher = new MahalanobisBatcher(executionProviders);
-    this.compiled = new CompiledModels({
-      maxBytes: options.maxCompiledBytes ?? DEFAULT_MAX_COMPILED_BYTES,
-      threads: options.compileThreads,
-    });
+    this.compiled = new CompiledModels({ maxBytes: options.maxCompiledBytes, threads: options.compileThreads });
     this.sessions = new OnnxSessionPool({
       executionProviders,
       maxSessions,

@@ -10,8 +10,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { DEFAULT_AGGREGATES_BYTES } from '../arrow/aggregates-cache';
+import { DEFAULT_MAX_COMPILED_BYTES } from '../models/fast-paths/compiled-models';
 import {
-  DEFAULT_MAX_COMPILED_BYTES,
   DEFAULT_MAX_SESSIONS,
   DEFAULT_MAX_STACKED_MODELS,
   type ModelSessionCacheOptions,

@@ -11,6 +11,9 @@ import { linkProgram, type LinkedProgram } from './graph-evaluator';
 import { graphOpTypes } from './onnx-reader';
 import { UnsupportedGraph } from './tensor';
 
+/** Bytes of compiled programs a cache keeps by default. */
+export const DEFAULT_MAX_COMPILED_BYTES = 2 ** 30;
+
 /** Options of a {@link CompiledModels} cache. */
 export interface CompiledModelsOptions {
   /** Bytes of compiled programs kept before the least recently used is dropped; default 1 GiB. */
@@ -53,7 +56,7 @@ export class CompiledModels {
   private readonly inlineMaxBytes: number;
 
   constructor(options: CompiledModelsOptions = {}) {
-    this.programs = new LruCache(options.maxBytes ?? 2 ** 30);
+    this.programs = new LruCache(options.maxBytes ?? DEFAULT_MAX_COMPILED_BYTES);
     const threads = options.threads ?? 2;
     this.threads = threads === 0 ? undefined : new CompileThreads(threads);
     this.inlineMaxBytes = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
