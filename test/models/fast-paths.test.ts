@@ -76,6 +76,37 @@ describe.each(FAMILIES)('$name', ({ name, path, tol }) => {
   });
 });
 
+describe('SVM kernels', () => {
+  // The rbf and poly fixtures' SVMRegressor with its kernel (and parameters) changed: onnxruntime scores each.
+  const variants = [
+    { name: 'sigmoid', kernel: 'SIGMOID', params: [0.05, 0.1, 0] },
+    { name: 'linear', kernel: 'LINEAR', params: [0, 0, 0] },
+    { name: 'poly-fractional-degree', kernel: 'POLY', params: [0.01, 10, 2.5] },
+    { name: 'poly-degree-3', kernel: 'POLY', params: [0.1, 1, 3] },
+    { name: 'rbf-wide', kernel: 'RBF', params: [0.01, 0, 0] },
+  ];
+  it.each(variants)('$name: the fast path matches its onnxruntime session', async ({ name, kernel, params }) => {
+    const model = onnx.ModelProto.decode(fixture('ocsvm', 'model.onnx'));
+    const svm = model.graph!.node!.find((n) => n.opType === 'SVMRegressor')!;
+    const attr = (key: string) => svm.attribute!.find((a) => a.name === key)!;
+    attr('kernel_type').s = new TextEncoder().encode(kernel);
+    attr('kernel_params').floats = params;
+    const device = `svm-${name}`;
+    const entry = await register('ocsvm', device, new Uint8Array(onnx.ModelProto.encode(model).finish()));
+    const c = cases('ocsvm');
+    const x = new Float32Array(c.rows.flat());
+    const prepared = await fast.prepare(store, device, entry);
+    expect(prepared.path).toBe('compiled:svm');
+    const got = await scoreWith(prepared, x, c.rows.length);
+    const reference = await scoreWith(await sessions.prepare(store, device, entry), x, c.rows.length);
+    got.forEach((s, i) =>
+      expect(Math.abs(s - reference[i]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(reference[i]!)),
+    );
+    // Each variant scores differently from the fixture's own rbf kernel: the change took.
+    expect(Array.from(got).some((s, i) => Math.abs(s - c.decisionFunction[i]!) > 1e-3)).toBe(true);
+  });
+});
+
 describe('fast path refusals', () => {
   it('keeps a graph with an operator it does not implement on its own session, with the same scores', async () => {
     // The autoencoder with Softplus instead of Tanh: no fast-path operator for it.

@@ -5,7 +5,7 @@
  * `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`, `(γ x·s + c)^d`, `tanh(γ x·s + c)`.
  */
 import { attrReader, type OpDef } from './op-types';
-import { alloc, expectType, UnsupportedGraph } from './tensor';
+import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
 import { checkFeatures, leafOf, readTrees, type TreeParams } from './tree-ensemble';
 
 const treeEnsembleRegressor: OpDef<TreeParams> = {
@@ -111,66 +111,66 @@ const svmRegressor: OpDef<SvmParams> = {
       throw new UnsupportedGraph(`SVMRegressor: model has other than ${f} features`);
     }
     const out = alloc('float', [rows, 1]);
-    const xs = x!.data;
-    const kernel = linear ? undefined : kernelOf(p, f);
-    for (let r = 0; r < rows; r++) {
-      const o = r * f;
-      let sum = 0;
-      if (kernel) sum = kernel(xs, o);
-      else for (let k = 0; k < f; k++) sum += xs[o + k]! * p.coefficients[k]!;
-      sum += p.rho;
-      out.data[r] = p.oneClass ? (sum > 0 ? 1 : -1) : sum;
-    }
+    svmScores(p, x!.data, rows, f, out.data);
     return [out];
   },
 };
 
-type Kernel = (xs: ArrayLike<number>, o: number) => number;
-
 /**
- * Σ coefficient_j · K(x, support_j) for one row, one loop per kernel (no kernel test per support vector). A
- * polynomial kernel of small integer degree multiplies instead of calling `Math.pow`, which costs more than the
- * dot product it follows.
+ * Writes each row's Σ coefficient_j · K(x_r, support_j) + rho (or its sign, for `one_class`) into `out`, summed
+ * in double and rounded once. One plain loop nest per kernel, with no call per support vector (a closure per
+ * kernel term ran at half the speed), over the row copied into a double scratch. A polynomial kernel of small
+ * integer degree multiplies instead of calling `Math.pow`, which costs more than the dot product it follows.
  */
-function kernelOf(p: SvmParams, f: number): Kernel {
-  const { vectors: sv, coefficients: c, supports: n, gamma, coef0, degree } = p;
-  const dot = (xs: ArrayLike<number>, o: number, s: number): number => {
-    let v = 0;
-    for (let k = 0; k < f; k++) v += xs[o + k]! * sv[s + k]!;
-    return v;
-  };
-  const sum =
-    (term: (xs: ArrayLike<number>, o: number, s: number) => number): Kernel =>
-    (xs, o) => {
-      let total = 0;
-      for (let j = 0; j < n; j++) total += c[j]! * term(xs, o, j * f);
-      return total;
-    };
-  switch (p.kernel) {
-    case 'RBF':
-      return sum((xs, o, s) => {
-        let v = 0;
-        for (let k = 0; k < f; k++) {
-          const d = xs[o + k]! - sv[s + k]!;
-          v += d * d;
-        }
-        return Math.exp(-gamma * v);
-      });
-    case 'SIGMOID':
-      return sum((xs, o, s) => Math.tanh(gamma * dot(xs, o, s) + coef0));
-    case 'POLY':
-      if (Number.isInteger(degree) && degree >= 1 && degree <= 8) {
-        return sum((xs, o, s) => {
-          const b = gamma * dot(xs, o, s) + coef0;
-          let v = b;
-          for (let d = 1; d < degree; d++) v *= b;
-          return v;
-        });
-      }
-      return sum((xs, o, s) => Math.pow(gamma * dot(xs, o, s) + coef0, degree));
-    default:
-      return sum(dot);
+function svmScores(p: SvmParams, xs: Tensor['data'], rows: number, f: number, out: Tensor['data']): void {
+  const { rho, oneClass } = p;
+  const row = new Float64Array(f);
+  for (let r = 0, o = 0; r < rows; r++, o += f) {
+    for (let k = 0; k < f; k++) row[k] = xs[o + k]!;
+    const sum =
+      (p.supports === 0 ? linearSum(p, row) : p.kernel === 'RBF' ? rbfSum(p, row) : dotKernelSum(p, row)) + rho;
+    out[r] = oneClass ? (sum > 0 ? 1 : -1) : sum;
   }
+}
+
+function linearSum({ coefficients: c }: SvmParams, row: Float64Array): number {
+  let v = 0;
+  for (let k = 0; k < row.length; k++) v += row[k]! * c[k]!;
+  return v;
+}
+
+function rbfSum({ vectors: sv, coefficients: c, supports: n, gamma }: SvmParams, row: Float64Array): number {
+  const f = row.length;
+  let total = 0;
+  for (let j = 0, s = 0; j < n; j++, s += f) {
+    let v = 0;
+    for (let k = 0; k < f; k++) {
+      const d = row[k]! - sv[s + k]!;
+      v += d * d;
+    }
+    total += c[j]! * Math.exp(-gamma * v);
+  }
+  return total;
+}
+
+function dotKernelSum(p: SvmParams, row: Float64Array): number {
+  const { vectors: sv, coefficients: c, supports: n, gamma, coef0, degree, kernel } = p;
+  const f = row.length;
+  const smallDegree = Number.isInteger(degree) && degree >= 1 && degree <= 8;
+  let total = 0;
+  for (let j = 0, s = 0; j < n; j++, s += f) {
+    let v = 0;
+    for (let k = 0; k < f; k++) v += row[k]! * sv[s + k]!;
+    if (kernel === 'POLY') {
+      const b = gamma * v + coef0;
+      if (smallDegree) {
+        v = b;
+        for (let d = 1; d < degree; d++) v *= b;
+      } else v = Math.pow(b, degree);
+    } else if (kernel === 'SIGMOID') v = Math.tanh(gamma * v + coef0);
+    total += c[j]! * v;
+  }
+  return total;
 }
 
 /** The ai.onnx.ml operators of the fast path, by name. */
