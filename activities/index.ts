@@ -4,7 +4,7 @@
  */
 import { cancellationSignal, Context, log } from '@temporalio/activity';
 import type { ModelSessionCache } from '../lib/models/model-sessions';
-import { commitRun } from '../lib/scoring/commit-run';
+import { cachedWindowDevices, commitRun } from '../lib/scoring/commit-run';
 import { planRun } from '../lib/scoring/plan-run';
 import { checkInput } from '../lib/scoring/check-input';
 import {
@@ -106,8 +106,15 @@ export function createActivities(deps: ActivityDeps) {
     /** Writes the window's manifest; see lib/scoring/commit-run. */
     async commitRun(input: CommitRequest): Promise<CommitResult> {
       const req = withRunId(input);
+      const threads = deps.shardThreads;
       const result = await asFailure(() =>
-        commitRun(attemptStore(deps, req.store), req, { aggregates: deps.aggregates, logger: log }),
+        commitRun(attemptStore(deps, req.store), req, {
+          // On shard threads the parts were parsed there, not on this event loop: ask one rather than parse again.
+          windowDevices: threads
+            ? (_store, window, parts, runId) => threads.windowDevices({ store: req.store, window, parts, runId })
+            : cachedWindowDevices(deps.aggregates),
+          logger: log,
+        }),
       );
       if (result.unknownDevices > 0) {
         // Rows for devices without a model are not an error of this run, but someone should see them.

@@ -24,10 +24,25 @@ import {
 } from '../shared/run-types';
 import { InvalidPlan, StoreContended } from '../shared/errors';
 
-/** Where the commit runs: the worker's parsed-parts cache and the logger. */
+/**
+ * The device ids with rows in a run's parts, those that could be read (a part that fails as a whole already
+ * failed its devices, naming it).
+ */
+export type WindowDevices = (store: ObjectStore, window: Window, parts: string[], runId: string) => Promise<string[]>;
+
+/** Where the commit runs: how it lists the window's devices, and the logger. */
 export interface CommitContext {
-  aggregates?: AggregatesCache;
+  /**
+   * Default: parsed through a new cache. A worker passes its own cache (where the shards of the run parsed the
+   * parts already) or asks a shard thread, whose cache holds them.
+   */
+  windowDevices?: WindowDevices;
   logger: WorkerLogger;
+}
+
+/** {@link WindowDevices} read through `cache`, which is keyed by run id: a worker that scored the run's shards hits. */
+export function cachedWindowDevices(cache: AggregatesCache): WindowDevices {
+  return async (store, window, parts, runId) => (await cache.window(store, window, parts, runId)).devices();
 }
 
 /**
@@ -41,7 +56,7 @@ export interface CommitContext {
 export async function commitRun(
   store: ObjectStore,
   req: CommitRequest,
-  { aggregates = new AggregatesCache(), logger }: CommitContext,
+  { windowDevices = cachedWindowDevices(new AggregatesCache()), logger }: CommitContext,
 ): Promise<CommitResult> {
   const window = parseWindow(req.window, req.windowHours);
   const log = await AttemptLog.next(store, window.id, req.runId, 'commit');
@@ -49,7 +64,7 @@ export async function commitRun(
   try {
     await log.notePreviousAttempt();
     await log.flush();
-    const result = await writeManifest(store, req, window, aggregates, log);
+    const result = await writeManifest(store, req, window, windowDevices, log);
     log.add({ event: 'attempt-completed', level: 'info', ...result });
     await log.flush();
     return result;
@@ -63,7 +78,7 @@ async function writeManifest(
   store: ObjectStore,
   req: CommitRequest,
   window: Window,
-  aggregates: AggregatesCache,
+  windowDevices: WindowDevices,
   log: AttemptLog,
 ): Promise<CommitResult> {
   const failed = new Map(req.failedShards.map((f) => [f.shard, f.reason]));
@@ -104,7 +119,7 @@ async function writeManifest(
     });
   }
   const parts = req.shards[0] ? (await readPlan(req.shards[0].shard)).parts : await listAggregateParts(store, window);
-  const unknown = await unknownDevices(store, window, parts, req.runId, devices, aggregates);
+  const unknown = await unknownDevices(store, window, parts, req.runId, devices, windowDevices);
   for (const device of unknown)
     log.add({ event: 'unknown-device', level: 'warn', device, reason: 'rows but no model' });
   const input = await readRunInput(store, window.id, req.runId);
@@ -204,9 +219,8 @@ function startedLater(
 }
 
 /**
- * Device ids with rows in the plan's parts but no entry in the plan, sorted. On a worker that scored shards of
- * this plan the parts are already parsed (the cache is keyed by run id). Parts that cannot be read are skipped
- * here: their devices already failed with the file named.
+ * Device ids with rows in the plan's parts but no entry in the plan, sorted. Parts that cannot be read are
+ * skipped here: their devices already failed with the file named.
  */
 async function unknownDevices(
   store: ObjectStore,
@@ -214,14 +228,10 @@ async function unknownDevices(
   parts: string[],
   runId: string,
   planned: Record<string, DeviceOutcome>,
-  aggregates: AggregatesCache,
+  windowDevices: WindowDevices,
 ): Promise<string[]> {
   if (parts.length === 0) return [];
-  const data = await aggregates.window(store, window, parts, runId);
-  return data
-    .devices()
-    .filter((d) => !Object.hasOwn(planned, d))
-    .sort();
+  return (await windowDevices(store, window, parts, runId)).filter((d) => !Object.hasOwn(planned, d)).sort();
 }
 
 /** The first failed devices (by id) and why, whole-shard failures included: the list a run's result carries. */

@@ -53,16 +53,33 @@ const attempts = new Map<number, AbortController>();
 
 port.on('message', (msg: ToShardThread) => {
   if (msg.type === 'abort') attempts.get(msg.id)?.abort(new Error('the attempt was cancelled'));
+  else if (msg.type === 'window-devices') void windowDevices(msg);
   else void score(msg);
 });
+
+/** This thread's client of the store at `uri`. */
+function storeAt(uri: string): ObjectStore {
+  let store = stores.get(uri);
+  // Nothing else runs on this thread's event loop: a local folder is read synchronously (local-store.ts).
+  if (!store) stores.set(uri, (store = openStore(uri, { blockingReads: true })));
+  return store;
+}
+
+async function windowDevices({ id, query }: Extract<ToShardThread, { type: 'window-devices' }>): Promise<void> {
+  try {
+    const { window, parts, runId } = query;
+    const data = await aggregates.window(storeAt(query.store), window, parts, runId);
+    post({ type: 'window-devices', id, devices: data.devices() });
+  } catch (err) {
+    post({ type: 'failed', id, error: threadError(err) });
+  }
+}
 
 async function score({ id, req, ctx }: Extract<ToShardThread, { type: 'score' }>): Promise<void> {
   const controller = new AbortController();
   attempts.set(id, controller);
   let lastBeat = 0;
-  let store = stores.get(req.store);
-  // Nothing else runs on this thread's event loop: a local folder is read synchronously (local-store.ts).
-  if (!store) stores.set(req.store, (store = openStore(req.store, { blockingReads: true })));
+  const store = storeAt(req.store);
   try {
     const summary = await scoreShard(
       { store: withSignal(store, controller.signal), sharedStore: store, sessions, aggregates, freshness },

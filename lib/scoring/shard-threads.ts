@@ -20,6 +20,7 @@ import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-sess
 import { startModuleThread } from '../node-thread';
 import { ERROR_CLASSES } from '../shared/error-types';
 import type { ShardRequest, ShardSummary } from '../shared/run-types';
+import type { Window } from '../shared/window';
 import type { ShardContext } from './score-shard';
 
 /** The cache options a shard thread builds its {@link ModelSessionCache} with. */
@@ -49,9 +50,19 @@ export interface ThreadError {
 /** The part of a {@link ShardContext} that crosses to the thread as data. */
 export type ThreadShardContext = Pick<ShardContext, 'attempt' | 'taskQueue' | 'workflowId' | 'workflowRunId'>;
 
+/** A question for a thread's aggregates cache: the device ids of a run's parts (see {@link WindowDevices}). */
+export interface WindowDevicesQuery {
+  store: string;
+  window: Window;
+  parts: string[];
+  runId: string;
+}
+
 /** What the worker sends a shard thread. */
 export type ToShardThread =
-  { type: 'score'; id: number; req: ShardRequest; ctx: ThreadShardContext } | { type: 'abort'; id: number };
+  | { type: 'score'; id: number; req: ShardRequest; ctx: ThreadShardContext }
+  | { type: 'abort'; id: number }
+  | { type: 'window-devices'; id: number; query: WindowDevicesQuery };
 
 /** What a shard thread sends the worker. `observed` carries the session cache's metrics since the last one. */
 export type FromShardThread =
@@ -59,11 +70,13 @@ export type FromShardThread =
   | { type: 'log'; id: number; level: 'info' | 'warn'; message: string; attrs?: Record<string, unknown> }
   | { type: 'observed'; hits: number; misses: number; inferences: number[]; placements: SessionPlacement[] }
   | { type: 'done'; id: number; summary: ShardSummary }
+  | { type: 'window-devices'; id: number; devices: string[] }
   | { type: 'failed'; id: number; error: ThreadError };
 
+/** A request a thread has not answered yet: a shard (with its context) or a window-devices query. */
 interface Running {
-  ctx: ShardContext;
-  resolve(summary: ShardSummary): void;
+  ctx?: ShardContext;
+  resolve(answer: Extract<FromShardThread, { type: 'done' | 'window-devices' }>): void;
   reject(err: Error): void;
 }
 
@@ -108,39 +121,58 @@ export class ShardThreads {
    * attempt (which then writes nothing more). Rejects with the attempt's error, rebuilt as its fleetscore class.
    */
   score(req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
-    const index = this.route(req);
+    const { attempt, taskQueue, workflowId, workflowRunId } = ctx;
+    return this.ask(this.route(req), ctx, (id) => ({
+      type: 'score',
+      id,
+      req,
+      ctx: { attempt, taskQueue, workflowId, workflowRunId },
+    })).then((answer) => (answer.type === 'done' ? answer.summary : unexpected(answer.type)));
+  }
+
+  /**
+   * The device ids with rows in a run's parts, from thread 0's aggregates cache: it scores shard 0 of every run
+   * routed here, so it has parsed the parts already, and the commit does not parse (and hold) another copy.
+   */
+  windowDevices(query: WindowDevicesQuery): Promise<string[]> {
+    return this.ask(0, undefined, (id) => ({ type: 'window-devices', id, query })).then((answer) =>
+      answer.type === 'window-devices' ? answer.devices : unexpected(answer.type),
+    );
+  }
+
+  /** Posts the message `make(id)` to thread `index` and waits for its answer; `ctx.signal` cancels a shard. */
+  private ask(
+    index: number,
+    ctx: ShardContext | undefined,
+    make: (id: number) => ToShardThread,
+  ): Promise<Extract<FromShardThread, { type: 'done' | 'window-devices' }>> {
     const thread = (this.threads[index] ??= this.spawn(index));
     const id = this.nextId++;
-    return new Promise<ShardSummary>((resolve, reject) => {
+    const signal = ctx?.signal;
+    return new Promise((resolve, reject) => {
       const onAbort = () => thread.worker.postMessage({ type: 'abort', id } satisfies ToShardThread);
-      ctx.signal?.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       const settle = () => {
-        ctx.signal?.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
         thread.running.delete(id);
-        // A thread with no shard must not keep a finished process alive.
+        // A thread with nothing to do must not keep a finished process alive.
         if (thread.running.size === 0) thread.worker.unref();
       };
       thread.running.set(id, {
-        ctx,
-        resolve: (summary) => {
+        ...(ctx ? { ctx } : {}),
+        resolve: (answer) => {
           settle();
-          resolve(summary);
+          resolve(answer);
         },
         reject: (err) => {
           settle();
           // A cancelled attempt fails with the cancellation itself, as it does on the worker's event loop.
-          reject(ctx.signal?.aborted ? (ctx.signal.reason as Error) : err);
+          reject(signal?.aborted ? (signal.reason as Error) : err);
         },
       });
       thread.worker.ref();
-      const { attempt, taskQueue, workflowId, workflowRunId } = ctx;
-      thread.worker.postMessage({
-        type: 'score',
-        id,
-        req,
-        ctx: { attempt, taskQueue, workflowId, workflowRunId },
-      } satisfies ToShardThread);
-      if (ctx.signal?.aborted) onAbort();
+      thread.worker.postMessage(make(id));
+      if (signal?.aborted) onAbort();
     });
   }
 
@@ -181,10 +213,10 @@ export class ShardThreads {
       }
       const running = thread.running.get(msg.id);
       if (!running) return;
-      if (msg.type === 'heartbeat') running.ctx.heartbeat({ devicesDone: msg.devicesDone });
-      else if (msg.type === 'log') running.ctx.log[msg.level](msg.message, msg.attrs);
-      else if (msg.type === 'done') running.resolve(msg.summary);
-      else running.reject(reviveError(msg.error));
+      if (msg.type === 'heartbeat') running.ctx?.heartbeat({ devicesDone: msg.devicesDone });
+      else if (msg.type === 'log') running.ctx?.log[msg.level](msg.message, msg.attrs);
+      else if (msg.type === 'failed') running.reject(reviveError(msg.error));
+      else running.resolve(msg);
     });
     // A thread that dies takes its shards with it: they fail (Temporal retries them), never hang; the next shard
     // routed to it starts a new thread.
@@ -196,6 +228,10 @@ export class ShardThreads {
     worker.on('exit', (code) => died(new Error(`shard thread ${index} exited with code ${code}`)));
     return thread;
   }
+}
+
+function unexpected(type: string): never {
+  throw new Error(`a shard thread answered with ${type}`);
 }
 
 /** `err` as data that crosses to another thread. */

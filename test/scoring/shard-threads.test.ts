@@ -10,7 +10,8 @@ import { CancelledFailure } from '@temporalio/common';
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
-import { readJsonFile, type ShardStatusFile } from '../../lib/scoring/manifest';
+import { cachedWindowDevices } from '../../lib/scoring/commit-run';
+import { readJsonFile, type ShardPlanFile, type ShardStatusFile } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
 import { scoreShard, type ShardContext } from '../../lib/scoring/score-shard';
 import { reviveError, ShardThreads, threadError } from '../../lib/scoring/shard-threads';
@@ -18,6 +19,7 @@ import { InvalidPlan, ModelChecksumMismatch } from '../../lib/shared/errors';
 import { keys } from '../../lib/shared/keys';
 import type { ShardRequest } from '../../lib/shared/run-types';
 import { LocalStore } from '../../lib/store/local-store';
+import { parseWindow } from '../../lib/shared/window';
 
 jest.setTimeout(60_000);
 
@@ -148,6 +150,29 @@ test("an attempt's error comes back as its fleetscore class, naming the file", a
   expect((revived as ModelChecksumMismatch).scope).toBe('device');
   const plain = reviveError(threadError(new TypeError('boom')));
   expect(plain).toMatchObject({ name: 'TypeError', message: 'boom' });
+});
+
+test("a run's device ids come from a thread's cache, as the event loop reads them", async () => {
+  const reqs = await plan('devices');
+  // Thread 0 scores shard 0, so it has parsed the run's parts.
+  await threads.score(reqs[0]!, recordingContext().ctx);
+  const { parts } = await readJsonFile<ShardPlanFile>(
+    store,
+    keys.shardPlan(WINDOW, 'devices', 0),
+    'fleetscore.shard-plan/v1',
+  );
+  const window = parseWindow(WINDOW);
+  const onLoop = cachedWindowDevices(new AggregatesCache());
+  const got = await threads.windowDevices({ store: store.uri, window, parts, runId: 'devices' });
+  expect(got).toHaveLength(DEVICES);
+  expect(got).toEqual(await onLoop(store, window, parts, 'devices'));
+
+  // A part the store cannot give fails the question with the error the event loop gets.
+  const missing = [...parts, `${parts[0]!.replace(/part-[^/]+$/, 'part-gone.arrow')}`];
+  const expected = (await onLoop(store, window, missing, 'gone').catch((e: unknown) => e)) as Error;
+  expect(expected).toBeInstanceOf(Error);
+  const err = await threads.windowDevices({ store: store.uri, window, parts: missing, runId: 'gone' }).catch((e) => e);
+  expect(err).toMatchObject({ name: expected.name, message: expected.message });
 });
 
 test('a cancelled attempt fails with the cancellation and writes no status', async () => {
