@@ -131,8 +131,9 @@ export class ShardThreads {
   }
 
   /**
-   * The device ids with rows in a run's parts, from thread 0's aggregates cache: it scores shard 0 of every run
-   * routed here, so it has parsed the parts already, and the commit does not parse (and hold) another copy.
+   * The device ids with rows in a run's parts, from thread 0's aggregates cache: where this worker scored shard 0
+   * of the run, that thread has parsed the parts already and the commit parses (and holds) no other copy; else the
+   * thread parses them, off the event loop.
    */
   windowDevices(query: WindowDevicesQuery): Promise<string[]> {
     return this.ask(0, undefined, (id) => ({ type: 'window-devices', id, query })).then((answer) =>
