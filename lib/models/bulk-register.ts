@@ -7,6 +7,7 @@
 import { forEachLimited } from '../shared/concurrency';
 import type { ObjectStore } from '../store/object-store';
 import { FleetscoreError, ModelSourceUnreadable } from '../shared/errors';
+import { appendTo } from '../shared/multimap';
 import { moveIndex } from './model-index';
 import { writeModelVersion, type RegisteredModel, type RegisterModelInput } from './model-registry';
 
@@ -85,7 +86,7 @@ export async function registerModels(
 /** A device named by two sources is refused for both: which one was meant is not ours to guess. */
 function duplicateDevices(sources: readonly ModelSource[]): FailedModel[] {
   const byDevice = new Map<string, ModelSource[]>();
-  for (const s of sources) byDevice.set(s.device, [...(byDevice.get(s.device) ?? []), s]);
+  for (const s of sources) appendTo(byDevice, s.device, s);
   return [...byDevice.values()]
     .filter((list) => list.length > 1)
     .flatMap((list) =>

@@ -9,6 +9,7 @@ import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { graphOpTypes } from './fast-paths/onnx-reader';
 import { buildStackedMahalanobisModel } from './onnx-builder';
+import { appendTo } from '../shared/multimap';
 
 /** The parameters of a recognised Mahalanobis model. */
 export interface MahalanobisParams {
@@ -117,7 +118,7 @@ export class MahalanobisBatcher {
   async score(items: readonly BatchItem[]): Promise<Float32Array[]> {
     const out = new Array<Float32Array>(items.length);
     const byK = new Map<number, number[]>();
-    items.forEach((item, i) => byK.set(item.params.k, [...(byK.get(item.params.k) ?? []), i]));
+    items.forEach((item, i) => appendTo(byK, item.params.k, i));
     for (const [k, indices] of byK) {
       for (let start = 0; start < indices.length; start += DEVICES_PER_CALL) {
         const chunk = indices.slice(start, start + DEVICES_PER_CALL);

@@ -18,6 +18,7 @@ import type { ObjectStore, StoredObject } from '../store/object-store';
 import { parseWindow } from '../shared/window';
 import { readManifest } from './manifest';
 import { messageOf } from '../shared/errors';
+import { appendTo } from '../shared/multimap';
 
 /** What pruning decided about one run folder. */
 export interface RunFolder {
@@ -153,7 +154,7 @@ async function listRunFolders(
     if (!folder || !isRunFolder(folder.window, folder.runId)) continue;
     const listing = byWindow.get(folder.window) ?? { runs: new Map<string, StoredObject[]>() };
     listing.manifest = byKey.get(keys.manifest(folder.window));
-    listing.runs.set(folder.runId, [...(listing.runs.get(folder.runId) ?? []), o]);
+    appendTo(listing.runs, folder.runId, o);
     byWindow.set(folder.window, listing);
   }
   return new Map([...byWindow].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

@@ -7,6 +7,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { progressQuery, SCORING_WORKFLOW, SEARCH_ATTRIBUTES, type RunProgress } from '../shared/names';
 import type { RunSummary } from '../shared/run-types';
 import { messageOf } from '../shared/errors';
+import { appendTo } from '../shared/multimap';
 
 /** Which run to watch. */
 export type RunSelector = { workflowId: string } | { window: string };
@@ -103,7 +104,7 @@ export function progressStatus(p: RunProgress): string {
   const waiting = p.waiting ?? [];
   if (waiting.length) {
     const byPool = new Map<string, number[]>();
-    for (const w of waiting) byPool.set(w.pool, [...(byPool.get(w.pool) ?? []), w.shard]);
+    for (const w of waiting) appendTo(byPool, w.pool, w.shard);
     for (const [pool, shards] of byPool) parts.push(`waiting for ${pool}: shard ${shards.join(', ')}`);
   }
   return parts.join(' · ');
