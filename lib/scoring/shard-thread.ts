@@ -1,7 +1,7 @@
 /**
  * The body of a shard thread (shard-threads.ts): its own store clients and caches, and the shards the worker
- * routes to it, scored exactly as on the worker's event loop (scoreShard). Small models compile here, on this
- * thread (it is already off the event loop that runs workflow tasks and heartbeats), forests on a compile thread.
+ * routes to it, scored exactly as on the worker's event loop (scoreShard). Models compile here, on this thread:
+ * it is already off the event loop that runs workflow tasks and heartbeats.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AggregatesCache } from '../arrow/aggregates-cache';
@@ -36,11 +36,11 @@ const flushObserved = () => {
 const setup = (workerData as { data: ShardThreadSetup }).data;
 const sessions = new ModelSessionCache({
   ...setup.cache,
-  // Small models compile here; a large one (a forest) on a compile thread of this thread's own, started when the
-  // first one comes. Compiling there, in a heap that holds no cached programs, cost less: a cold pass over 10,000
-  // 25-tree forests on two shard threads took 29.5 to 30.6 s, against 32.6 to 33.8 s compiling here (at 1,000
-  // forests 4.2 s against 3.6 to 3.9 s: the compile threads' start is part of that pass).
-  compileThreads: 1,
+  // Every model compiles here, forests too. A compile thread per shard thread made a cold pass over 10,000 25-tree
+  // forests faster in isolation, but in `npm run bench` (10,000 such forests, two shard threads, twice each way)
+  // it took 48.9 and 51.2 s cold and 3.44 and 4.31 s warm, against 36.5 and 58.1 s cold and 2.86 and 3.28 s warm
+  // compiling here, and 230 MB more worker memory.
+  compileThreads: 0,
   observer: {
     cacheLookup: (hit) => (hit ? hits++ : misses++),
     inference: (seconds, rows) => inferences.push(seconds, rows),
