@@ -288,7 +288,10 @@ test('a run cancelled mid-shard (runs cancel): its attempts stop within seconds 
   const result = await measureFault(rig, 'time: cancel mid-shard', 'runs cancel', async () => {
     const before = (await rig.committed()).manifest;
     await rig.startWorkers(2);
-    const handle = await rig.start('cancelled');
+    // One shard at a time: the cancel stops the run between shards whatever a cold shard's speed. With all four at
+    // once, shards that finish within the 3 s heartbeat throttle after the cancel all commit their files, and on a
+    // fast day that was every one of them (CI, 2026-12-02).
+    const handle = await rig.start('cancelled', { maxParallelShards: 1 });
     const runId = await runIdOf(handle);
     await rig.waitForShard(handle, { shardsDone: 0, afterMs: 300 });
     // In this process: a CLI child process takes seconds to start, and a cold shard of 150 devices does not.
@@ -297,7 +300,8 @@ test('a run cancelled mid-shard (runs cancel): its attempts stop within seconds 
     // A heartbeat delivers the cancel within seconds; from then on the run's files stay as they are.
     await sleep(5_000);
     const files = await filesOf(runId);
-    expect(files.filter((f) => /\/run=[^/]+\/shard-\d+\.json /.test(f)).length).toBeLessThan(DEVICES / 150);
+    // The shard running at the cancel may have finished; the run never started the last ones.
+    expect(files.filter((f) => /\/run=[^/]+\/shard-\d+\.json /.test(f)).length).toBeLessThan(DEVICES / 150 - 1);
     await sleep(10_000);
     expect(await filesOf(runId)).toEqual(files);
     expect((await rig.committed()).manifest).toEqual(before);
