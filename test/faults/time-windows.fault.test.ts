@@ -300,8 +300,8 @@ test('a run cancelled mid-shard (runs cancel): its attempts stop within seconds 
     // A heartbeat delivers the cancel within seconds; from then on the run's files stay as they are.
     await sleep(5_000);
     const files = await filesOf(runId);
-    // The shard running at the cancel may have finished; the run never started the last ones.
-    expect(files.filter((f) => /\/run=[^/]+\/shard-\d+\.json /.test(f)).length).toBeLessThan(DEVICES / 150 - 1);
+    // The shard running at the cancel may have finished, and the next ones until the cancel reached the workflow.
+    expect(files.filter((f) => /\/run=[^/]+\/shard-\d+\.json /.test(f)).length).toBeLessThan(DEVICES / 150);
     await sleep(10_000);
     expect(await filesOf(runId)).toEqual(files);
     expect((await rig.committed()).manifest).toEqual(before);
