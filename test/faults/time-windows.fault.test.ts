@@ -12,10 +12,13 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { Command } from 'commander';
 import { ApplicationFailure } from '@temporalio/common';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { listAggregateParts } from '../../lib/arrow/window-input';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
+import { readIndex } from '../../lib/models/model-index';
 import type { StaleReport } from '../../lib/scoring/stale-windows';
 import { keys } from '../../lib/shared/keys';
 import { SCHEDULED_BY_ID, type RunProgress } from '../../lib/shared/names';
@@ -31,6 +34,7 @@ import { fleetscore } from '../support/fleetscore-cli';
 import { firingAt, testSchedule } from '../support/test-schedule';
 import { END_MS, measureFault, useFaultRig, WINDOW } from './support/fault-rig';
 import { CLEAN, compareRows, type CommittedRows, type Comparison } from './support/fault-record';
+import { HeldRead } from './support/held-read';
 
 jest.setTimeout(300_000);
 
@@ -38,6 +42,7 @@ const HOUR_MS = 3_600_000;
 const DEVICES = 600;
 const PER_PART = 150;
 const ROWS_PER_HOUR = 60;
+const SHARD_SIZE = 150;
 /** The hour after the seeded window: `--to` of a range that holds only it. */
 const NEXT = windowAt(parseWindow(WINDOW).endMs).id;
 
@@ -59,7 +64,7 @@ function seed(store: ObjectStore, hours: number, endMs: number): Promise<unknown
 const rig = useFaultRig({
   devices: DEVICES,
   sensors: 4,
-  shardSize: 150,
+  shardSize: SHARD_SIZE,
   fleet: (dir) => seed(new LocalStore(dir), 25, END_MS).then(() => undefined),
 });
 
@@ -284,27 +289,38 @@ test('two runs of one window released at the same moment: one commit stands, the
   expect(await rig.manifestKeys()).toEqual([keys.manifest(WINDOW)]);
 });
 
-test('a run cancelled mid-shard (runs cancel): its attempts stop within seconds and write nothing afterwards', async () => {
+test('a run cancelled mid-shard (runs cancel): no later shard runs, and nothing is written once the attempt ends', async () => {
   const result = await measureFault(rig, 'time: cancel mid-shard', 'runs cancel', async () => {
     const before = (await rig.committed()).manifest;
-    await rig.startWorkers(2);
-    // One shard at a time: the cancel stops the run between shards whatever a cold shard's speed. With all four at
-    // once, shards that finish within the 3 s heartbeat throttle after the cancel all commit their files, and on a
-    // fast day that was every one of them (CI, 2026-12-02).
-    const handle = await rig.start('cancelled', { maxParallelShards: 1 });
-    const runId = await runIdOf(handle);
-    await rig.waitForShard(handle, { shardsDone: 0, afterMs: 300 });
-    // In this process: a CLI child process takes seconds to start, and a cold shard of 150 devices does not.
-    await runCli(cancelCommand, [WINDOW, '--store', rig.storeUri]);
-    expect((await handle.describe()).status.name).toBe('CANCELLED');
-    // A heartbeat delivers the cancel within seconds; from then on the run's files stay as they are.
-    await sleep(5_000);
-    const files = await filesOf(runId);
-    // The shard running at the cancel may have finished, and the next ones until the cancel reached the workflow.
-    expect(files.filter((f) => /\/run=[^/]+\/shard-\d+\.json /.test(f)).length).toBeLessThan(DEVICES / 150);
-    await sleep(10_000);
-    expect(await filesOf(runId)).toEqual(files);
-    expect((await rig.committed()).manifest).toEqual(before);
+    // One shard at a time, and the read of the second shard's second model waits until the test lets it go: the
+    // cancel lands with shard 0 written, shard 1 mid-way and shards 2 and 3 not started, however fast the machine.
+    const index = await readIndex(rig.store);
+    const device = Object.keys(index.devices).sort()[SHARD_SIZE + 1]!;
+    const model = keys.modelOnnx(device, index.devices[device]!.version);
+    const held = new HeldRead(join(fileURLToPath(rig.storeUri), model));
+    try {
+      await rig.startWorkers(2);
+      const handle = await rig.start('cancelled', { maxParallelShards: 1 });
+      const runId = await runIdOf(handle);
+      await held.reader();
+      expect((await rig.progress(handle))?.shardsDone).toBe(1);
+      // In this process: a CLI child process takes seconds to start.
+      await runCli(cancelCommand, [WINDOW, '--store', rig.storeUri]);
+      expect((await handle.describe()).status.name).toBe('CANCELLED');
+      // The held attempt reads on and learns of the cancel with the answer to its next heartbeat, up to the 3 s
+      // heartbeat throttle after its last one: a cold shard of 150 devices may finish first (its file is the
+      // cancelled run's, never committed). No later shard starts.
+      await held.release();
+      await sleep(5_000);
+      const files = await filesOf(runId);
+      const shards = files.flatMap((f) => /\/run=[^/]+\/shard-(\d+)\.json /.exec(f)?.slice(1) ?? []);
+      expect(shards.map(Number).filter((n) => n !== 1)).toEqual([0]);
+      await sleep(10_000);
+      expect(await filesOf(runId)).toEqual(files);
+      expect((await rig.committed()).manifest).toEqual(before);
+    } finally {
+      await held.release();
+    }
     // The operator's answer: run the window again.
     return { injected: 1, summary: await rig.result(await rig.start('after-cancel')) };
   });
@@ -364,7 +380,7 @@ test('a backfill of the latest windows, then the schedule fires: its action is n
       ...firingAt(fireAt),
       run: {
         store: rig.storeUri,
-        shardSize: 150,
+        shardSize: SHARD_SIZE,
         maxParallelShards: 2,
         pool: 'cpu',
         taskQueues: { cpu: rig.taskQueue, gpu: rig.taskQueue },
