@@ -21,12 +21,15 @@ import { startRun } from '../lib/temporal/runs';
 import { windowAt } from '../lib/shared/window';
 import { formatTable } from '../cli/utils/table';
 import { benchFleet, FAMILIES, type Family } from './fleets';
+import { measureOtherLoad } from './other-load';
 import { ensurePeerPython } from './peer-python';
 import { freePort } from '../test/support/free-port';
 
 const ROOT = resolve(__dirname, '..');
 const END_MS = Date.UTC(2026, 10, 21, 12);
 const exec = promisify(execFile);
+/** Cores used by other processes during a row above which the bench says the row is not comparable. */
+const OTHER_LOAD_WARN = 0.1;
 
 interface Measured {
   rows: number;
@@ -243,6 +246,7 @@ async function run(): Promise<void> {
         const t = devices >= 100_000 ? treesAt100k : trees;
         process.stderr.write(`bench: ${family} at ${devices} devices x 60 rows\n`);
         const fleet = await benchFleet(family, devices, t, window, work, python, procs);
+        const otherLoad = measureOtherLoad();
         process.stderr.write('bench: limit\n');
         const l = await limit(fleet.store, window.id);
         process.stderr.write('bench: peer (python loop)\n');
@@ -254,6 +258,12 @@ async function run(): Promise<void> {
         const u = unstacked
           ? await fleetscore(fleet.store, window.id, work, shardSize, false, undefined, shardThreads)
           : undefined;
+        const other = otherLoad();
+        if (other !== undefined && other > OTHER_LOAD_WARN) {
+          process.stderr.write(
+            `bench: other processes used ${other.toFixed(2)} cores while this row ran: its numbers are not comparable\n`,
+          );
+        }
         results.push({
           family,
           devices,
@@ -282,6 +292,7 @@ async function run(): Promise<void> {
           orchestration_s: f.orchestration_s,
           orchestration_share: f.orchestration_s / f.warm.wall_s,
           fleet_generated_s: fleet.generatedS,
+          other_load_cores: other ?? null,
           loadavg_at_end: loadavg(),
           machine,
         });
@@ -310,6 +321,7 @@ async function run(): Promise<void> {
         'worker MB',
         'history events',
         'orchestration',
+        'other load',
       ],
       results.map((r) => [
         r.trees === null ? r.family : `${r.family} (${r.trees} trees)`,
@@ -326,6 +338,7 @@ async function run(): Promise<void> {
         fmt(r.peak_rss_mb.fleetscore_worker),
         r.history_events,
         `${fmt(r.orchestration_share * 100, 1)}%`,
+        r.other_load_cores === null ? 'n/a' : fmt(r.other_load_cores, 2),
       ]),
     )}\n`,
   );
