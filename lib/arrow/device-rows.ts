@@ -107,33 +107,41 @@ function copyRows(
   for (let p = 0; p < holders.length; p++) {
     const part = holders[p]!;
     const cols = features.map((f) => (part.feature(f) as { chunks: FeatureChunk[] }).chunks);
+    const partTs = part.ts;
+    const partNanos = part.tsNanos;
     for (const r of part.runsOf(device)) {
       const b = part.runBatch[r]!;
       const base = part.batchOffset(b);
+      const runStart = part.runStart[r]!;
+      const runEnd = part.runEnd[r]!;
       const first = out;
-      for (let i = part.runStart[r]!; i < part.runEnd[r]!; i++) {
-        const t = part.ts[i]!;
+      for (let i = runStart; i < runEnd; i++) {
+        const t = partTs[i]!;
         if (t >= startMs && t < endMs) {
           ts[out] = t;
-          nanos[out] = part.tsNanos?.[i] ?? 0;
+          nanos[out] = partNanos === null ? 0 : partNanos[i]!;
           source[out] = p;
           out++;
         }
       }
+      // Usually every row of the run is in the window: then a column is copied without looking at `ts`.
+      const whole = out - first === runEnd - runStart;
       for (let j = 0; j < k; j++) {
         const { values, nullBitmap, offset } = cols[j]![b]!;
         let o = first;
-        for (let i = part.runStart[r]!; i < part.runEnd[r]!; i++) {
-          const t = part.ts[i]!;
-          if (t < startMs || t >= endMs) continue;
+        for (let i = runStart; i < runEnd; i++) {
+          if (!whole) {
+            const t = partTs[i]!;
+            if (t < startMs || t >= endMs) continue;
+          }
           const li = i - base;
           const v = values[li]!;
           x[o * k + j] = v;
           o++;
           // v - v is NaN for NaN and +-Infinity; the null bit is only read for chunks that have nulls.
           const isNull = nullBitmap !== null && (nullBitmap[(offset + li) >> 3]! & (1 << ((offset + li) & 7))) === 0;
-          if ((isNull || v - v !== 0) && (bad === undefined || t < bad.ts)) {
-            bad = { ts: t, file: part.file, field: features[j]!, what: isNull ? 'null' : String(v) };
+          if ((isNull || v - v !== 0) && (bad === undefined || partTs[i]! < bad.ts)) {
+            bad = { ts: partTs[i]!, file: part.file, field: features[j]!, what: isNull ? 'null' : String(v) };
           }
         }
       }
