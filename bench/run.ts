@@ -9,8 +9,8 @@
  *   [--shard-threads N]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -67,22 +67,39 @@ async function limit(store: string, window: string): Promise<Measured> {
  * Reads every file under `dir` once, untimed, so that the peer finds its pickles in the page cache as the worker
  * finds the models the limit has just read: a cron job that reads the same files every hour reads them from memory.
  * The autoencoder's peer at 10,000 devices ran at 189k rows/s right after the page cache was dropped and at 300k to
- * 500k rows/s with its pickles cached (2026-12-02).
+ * 500k rows/s with its pickles cached (2026-12-02). Pickles that do not fit in half the free memory are left alone
+ * (false): the peer reads them from disk, as a cron job on this machine would.
  */
-function readEveryFile(dir: string): void {
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) readFileSync(join(entry.parentPath, entry.name));
+function readEveryFile(dir: string): boolean {
+  const files = readdirSync(dir, { withFileTypes: true, recursive: true }).flatMap((entry) =>
+    entry.isFile() ? [join(entry.parentPath, entry.name)] : [],
+  );
+  const bytes = files.reduce((n, file) => n + statSync(file).size, 0);
+  if (bytes > freemem() / 2) {
+    const gb = (n: number) => (n / 2 ** 30).toFixed(1);
+    process.stderr.write(
+      `bench: the peer's pickles (${gb(bytes)} GB) do not fit in memory (${gb(freemem())} GB free)\n`,
+    );
+    return false;
   }
+  for (const file of files) readFileSync(file);
+  return true;
 }
 
-async function peer(python: string, store: string, window: string, work: string, pickles?: string): Promise<Measured> {
-  if (pickles) readEveryFile(pickles);
+async function peer(
+  python: string,
+  store: string,
+  window: string,
+  work: string,
+  pickles?: string,
+): Promise<Measured & { pickles_cached: boolean }> {
+  const cached = pickles ? readEveryFile(pickles) : true;
   const args = ['bench/peer.py', '--store', store, '--window', window, '--work', work];
   const { stdout } = await exec(python, pickles ? [...args, '--pickles', pickles] : args, {
     cwd: ROOT,
     maxBuffer: 1 << 24,
   });
-  return JSON.parse(stdout) as Measured;
+  return { ...(JSON.parse(stdout) as Measured), pickles_cached: cached };
 }
 
 /** Peak resident memory of a live process, from /proc (Linux). */
@@ -285,6 +302,7 @@ async function run(): Promise<void> {
           fast_paths: l.paths ?? {},
           limit_rows_per_s: l.rows_per_s,
           peer_rows_per_s: p.rows_per_s,
+          peer_pickles_cached: p.pickles_cached,
           fleetscore_cold_rows_per_s: f.cold.rows_per_s,
           fleetscore_warm_rows_per_s: f.warm.rows_per_s,
           fleetscore_unstacked_cold_rows_per_s: u?.cold.rows_per_s ?? null,
