@@ -48,6 +48,8 @@ const ROOT = resolve(__dirname, '../../..');
 /** The seeded window every run scores. */
 export const END_MS = Date.UTC(2026, 10, 21, 12);
 export const WINDOW = windowAt(END_MS - 3_600_000).id;
+/** How long a shard attempt has run before `waitForShard` calls it mid-shard. */
+const SHARD_RUNNING_MS = 250;
 
 /** A fleet big enough that a cold shard lasts seconds (a new ONNX session per device), so it can be interrupted. */
 export interface FleetSize {
@@ -296,12 +298,12 @@ export class FaultRig {
 
   /**
    * Waits until a shard is being scored at the given point of the run: at least `shardsDone` shards finished and a
-   * shard attempt has been started on a worker for `afterMs` (a cold shard takes seconds, so this lands mid-shard;
-   * heartbeat details are throttled by the SDK and too coarse to aim with). Returns the worker scoring it.
+   * shard attempt has been started on a worker for {@link SHARD_RUNNING_MS} (a cold shard takes seconds, so this lands
+   * mid-shard; heartbeat details are throttled by the SDK and too coarse to aim with). Returns the worker scoring it.
    */
   async waitForShard(
     handle: WorkflowHandle,
-    point: { shardsDone: number; afterMs?: number },
+    point: { shardsDone: number },
     timeoutMs = 120_000,
   ): Promise<WorkerProcess> {
     const deadline = Date.now() + timeoutMs;
@@ -315,7 +317,7 @@ export class FaultRig {
           const since = seen.get(key) ?? Date.now();
           seen.set(key, since);
           const worker = this.workers.find((w) => w.identity === s.identity && w.running);
-          if (worker && Date.now() - since >= (point.afterMs ?? 250)) return worker;
+          if (worker && Date.now() - since >= SHARD_RUNNING_MS) return worker;
         }
       }
       await sleep(50);
