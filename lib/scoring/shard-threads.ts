@@ -2,14 +2,17 @@
  * The cpu pool scores shards in worker threads of its own, one per CPU it may use, so the shard loop (rows
  * gathered, models read, verified and compiled, kernels run, predictions built) runs on every core while the
  * worker's event loop stays free for workflow tasks, polls and heartbeats. Each thread holds its own caches (its
- * share of the worker's budgets), and shard k always goes to thread k mod N: a plan numbers a fleet's shards by its
- * sorted devices, so hour after hour a shard finds its models warm in the thread that scored it. (Routing a shard
- * to whichever thread is idle instead sent half the devices of a warm run to the wrong thread's cold caches: shards
- * finish in a different order each hour.) The activity stays on the worker's event loop: it heartbeats, logs and
- * cancels on the thread's behalf.
+ * share of the worker's budgets). A shard goes back to the thread that scored it last (remembered by store and
+ * shard number): a plan numbers a fleet's shards by its sorted devices, so hour after hour a shard finds its models
+ * warm there. (Routing every shard to whichever thread is idle sent half the devices of a warm run to the wrong
+ * thread's cold caches: shards finish in a different order each hour.) A shard no thread has scored goes to the
+ * thread with the fewest shards running. (Routing it to thread k mod N left a thread idle whenever the worker's
+ * slots held two shards of the same parity: both threads of a cold 10,000-forest run sat idle for 7 to 14 of its
+ * 47 s.) The activity stays on the worker's event loop: it heartbeats, logs and cancels on the thread's behalf.
  */
 import type { Worker } from 'node:worker_threads';
 import { DEFAULT_AGGREGATES_BYTES } from '../arrow/aggregates-cache';
+import { LruCache } from '../lru-cache';
 import { DEFAULT_MAX_COMPILED_BYTES } from '../models/fast-paths/compiled-models';
 import {
   DEFAULT_MAX_SESSIONS,
@@ -85,6 +88,9 @@ interface Thread {
   running: Map<number, Running>;
 }
 
+/** Shards whose thread a worker remembers (a few dozen bytes each): 100,000 devices are 200 shards of a store. */
+const MAX_PLACED_SHARDS = 100_000;
+
 /** Options of {@link ShardThreads}. */
 export interface ShardThreadsOptions {
   /** Threads; each scores the shards routed to it, several at once when more are routed than threads exist. */
@@ -98,6 +104,8 @@ export interface ShardThreadsOptions {
 /** A worker's shard threads: started by {@link ShardThreads.start} (or the first shard), ended by `close`. */
 export class ShardThreads {
   private readonly threads: (Thread | undefined)[];
+  /** The thread that scored each shard last, by store and shard number. */
+  private readonly placed = new LruCache<string, number>(MAX_PLACED_SHARDS);
   private nextId = 0;
 
   constructor(private readonly options: ShardThreadsOptions) {
@@ -111,9 +119,17 @@ export class ShardThreads {
     for (let i = 0; i < this.threads.length; i++) this.threads[i] ??= this.spawn(i);
   }
 
-  /** The thread (0-based) that scores `req`: the same for the same shard number, every hour. */
-  route(req: ShardRequest): number {
-    return req.shard % this.threads.length;
+  /**
+   * The thread (0-based) that scores `req` if it comes now: the one that scored this store's shard of that number
+   * last, else the one with the fewest shards running (ties: shard k to thread k mod N).
+   */
+  route(req: Pick<ShardRequest, 'store' | 'shard'>): number {
+    const placed = this.placed.get(placement(req));
+    if (placed !== undefined) return placed;
+    const running = (i: number) => this.threads[i]?.running.size ?? 0;
+    let best = req.shard % this.threads.length;
+    for (let i = 0; i < this.threads.length; i++) if (running(i) < running(best)) best = i;
+    return best;
   }
 
   /**
@@ -122,7 +138,9 @@ export class ShardThreads {
    */
   score(req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
     const { attempt, taskQueue, workflowId, workflowRunId } = ctx;
-    return this.ask(this.route(req), ctx, (id) => ({
+    const index = this.route(req);
+    this.placed.set(placement(req), index);
+    return this.ask(index, ctx, (id) => ({
       type: 'score',
       id,
       req,
@@ -131,12 +149,13 @@ export class ShardThreads {
   }
 
   /**
-   * The device ids with rows in a run's parts, from thread 0's aggregates cache: where this worker scored shard 0
-   * of the run, that thread has parsed the parts already and the commit parses (and holds) no other copy; else the
-   * thread parses them, off the event loop.
+   * The device ids with rows in a run's parts, from the aggregates cache of the thread that scored the store's
+   * shard 0: where that was this run's, the thread has parsed the parts already and the commit parses (and holds)
+   * no other copy; else the thread parses them, off the event loop.
    */
   windowDevices(query: WindowDevicesQuery): Promise<string[]> {
-    return this.ask(0, undefined, (id) => ({ type: 'window-devices', id, query })).then((answer) =>
+    const index = this.placed.get(placement({ store: query.store, shard: 0 })) ?? 0;
+    return this.ask(index, undefined, (id) => ({ type: 'window-devices', id, query })).then((answer) =>
       answer.type === 'window-devices' ? answer.devices : unexpected(answer.type),
     );
   }
@@ -229,6 +248,11 @@ export class ShardThreads {
     worker.on('exit', (code) => died(new Error(`shard thread ${index} exited with code ${code}`)));
     return thread;
   }
+}
+
+/** The key a shard's thread is remembered by. */
+function placement({ store, shard }: Pick<ShardRequest, 'store' | 'shard'>): string {
+  return `${shard} ${store}`;
 }
 
 function unexpected(type: string): never {

@@ -1,7 +1,8 @@
 /**
  * Shards scored on shard threads (the cpu pool's default) against a real local store: the same files and summary
- * as on the worker's event loop, heartbeats, logs and session metrics relayed, a shard sent back to the thread
- * whose caches hold its models, errors rebuilt as their fleetscore classes, and a cancel honoured.
+ * as on the worker's event loop, heartbeats, logs and session metrics relayed, a new shard sent to an idle thread
+ * and later back to the thread whose caches hold its models, errors rebuilt as their fleetscore classes, and a
+ * cancel honoured.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -76,8 +77,8 @@ function recordingContext(signal?: AbortSignal) {
   return { ctx, beats, lines };
 }
 
-async function plan(runId: string): Promise<ShardRequest[]> {
-  const p = await planRun(store, { store: store.uri, window: WINDOW, shardSize: DEVICES / 2, pool: 'cpu', runId });
+async function plan(runId: string, shardSize = DEVICES / 2): Promise<ShardRequest[]> {
+  const p = await planRun(store, { store: store.uri, window: WINDOW, shardSize, pool: 'cpu', runId });
   return p.shards.map((s) => ({ store: store.uri, window: WINDOW, windowHours: 1, runId, shard: s.shard }));
 }
 
@@ -133,6 +134,26 @@ test('a shard goes back to the thread that holds its models: the second hour is 
   expect(threads.route(second[0]!)).not.toBe(threads.route(second[1]!));
 });
 
+test('a shard no thread has scored goes to the idle thread, whatever its number; then stays there', async () => {
+  const fresh = new ShardThreads({ threads: 2, cache: {} });
+  try {
+    // Shards 0 and 2 at once, as a worker with two slots gets them when shard 1 finished first.
+    const [zero, , two] = await plan('same-parity', DEVICES / 4);
+    const both = [zero!, two!].map((req) => fresh.score(req, recordingContext().ctx));
+    expect(fresh.route(zero!)).not.toBe(fresh.route(two!));
+    await expect(Promise.all(both)).resolves.toMatchObject([{ scored: DEVICES / 4 }, { scored: DEVICES / 4 }]);
+
+    // Next hour shard 2 comes alone, with both threads idle: it goes back to the thread that holds its models.
+    const [, , later] = await plan('same-parity-2', DEVICES / 4);
+    const placed = fresh.route(two!);
+    expect(fresh.route(later!)).toBe(placed);
+    await fresh.score(later!, recordingContext().ctx);
+    expect(fresh.route(later!)).toBe(placed);
+  } finally {
+    await fresh.close();
+  }
+});
+
 test("an attempt's error comes back as its fleetscore class, naming the file", async () => {
   const [req] = await plan('bad-shard');
   const missing = { ...req!, shard: 99 };
@@ -154,7 +175,7 @@ test("an attempt's error comes back as its fleetscore class, naming the file", a
 
 test("a run's device ids come from a thread's cache, as the event loop reads them", async () => {
   const reqs = await plan('devices');
-  // Thread 0 scores shard 0, so it has parsed the run's parts.
+  // The thread that scores shard 0 has parsed the run's parts.
   await threads.score(reqs[0]!, recordingContext().ctx);
   const { parts } = await readJsonFile<ShardPlanFile>(
     store,
