@@ -41,6 +41,17 @@ export class LruCache<K, V> {
     return this.entries.has(key);
   }
 
+  /** The most total weight kept. */
+  get limit(): number {
+    return this.maxWeight;
+  }
+
+  /** The least recently used value, without touching its recency; `undefined` when empty. */
+  oldest(): V | undefined {
+    for (const entry of this.entries.values()) return entry.value;
+    return undefined;
+  }
+
   /** Stores `value` under `key` as the most recently used, then evicts the oldest others while over the limit. */
   set(key: K, value: V, weight = 1): void {
     this.remove(key);

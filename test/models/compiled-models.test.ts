@@ -1,7 +1,8 @@
 /**
  * The compiled-programs cache compiles a small model on the calling thread and anything with a forest's node count
  * on a compile thread (a forest never compiles on the event loop's thread, issue 10), with the same programs either
- * way; bytes that are no model are refused with the reason, on the calling thread.
+ * way; bytes that are no model are refused with the reason, on the calling thread; a fleet larger than the byte
+ * budget keeps the same programs compiled from hour to hour.
  */
 import { compileModel } from '../../lib/models/fast-paths/compile-model';
 import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
@@ -42,6 +43,40 @@ it('compiles an SVM on the calling thread and a forest on a compile thread', asy
     ).toBeUndefined();
     expect(cache.refusal('junk')).toMatch(/UnsupportedGraph/);
     expect(cache.threadsRunning).toBe(1);
+  } finally {
+    await cache.close();
+  }
+});
+
+it('keeps the programs an hourly run used when more come than fit, and makes room once they are an hour old', async () => {
+  let now = Date.parse('2026-11-21T11:00Z');
+  const svm = new Uint8Array(sklearnFixture('ocsvm', 'model.onnx'));
+  const result = compileModel(svm, 'X', 'scores', 4);
+  if (!('program' in result)) throw new Error(result.unsupported);
+  // Room for two programs: four models scored in the same order every hour.
+  const cache = new CompiledModels({ threads: 0, maxBytes: 2.5 * result.program.bytes, now: () => now });
+  const loads: string[] = [];
+  const hour = async (models: string[]) => {
+    for (const key of models) {
+      const program = await cache.get(key, () => (loads.push(key), Promise.resolve(svm)), 'X', 'scores', 4);
+      expect(Float32Array.from(program!.run(x, 40, 4).data)).toEqual(direct(svm));
+      now += 60_000;
+    }
+  };
+  try {
+    await hour(['a', 'b', 'c', 'd']);
+    expect(loads).toEqual(['a', 'b', 'c', 'd']);
+    // A plain LRU would hold c and d now, lose each before its turn, and compile all four again.
+    now += 56 * 60_000;
+    await hour(['a', 'b', 'c', 'd']);
+    expect(loads.slice(4)).toEqual(['c', 'd']);
+    expect(cache.heldBytes).toBe(2 * result.program.bytes);
+
+    // New models (retrained) replace the ones no run has used for an hour.
+    now += 56 * 60_000;
+    await hour(['e', 'f']);
+    await hour(['e', 'f']);
+    expect(loads.slice(6)).toEqual(['e', 'f']);
   } finally {
     await cache.close();
   }

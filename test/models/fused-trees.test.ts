@@ -1,12 +1,13 @@
 /**
  * The fused tree-sum evaluator gives an isolation forest's scores as the model's own onnxruntime session does and
  * as the node-by-node program does, on forests of 100 trees, several feature counts, a Gather that permutes the
- * columns, strict splits sending NaN to their true branch, and rows on a split's threshold, NaN and infinite
- * values; a graph it does not recognise stays unfused.
+ * columns, strict splits sending NaN to their true branch (the general layout; skl2onnx's trees take the compact
+ * one), and rows on a split's threshold, NaN and infinite values; a graph it does not recognise stays unfused.
  */
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
+import type { TreeSumParams } from '../../lib/models/fast-paths/fused-trees';
 import { compileGraph, type GraphProgram } from '../../lib/models/fast-paths/graph-program';
 import { buildIsolationForestOnnx, fitIsolationForest, type IsolationForestParams } from '../support/isolation-forest';
 import { random } from '../support/random';
@@ -95,21 +96,40 @@ function withTwoKindsOfChain(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(onnx.ModelProto.encode(model).finish());
 }
 
+/** Which layout the fused trees take: compact where every split is `<=` with NaN false, else general. */
+const layoutOf = (program: GraphProgram) =>
+  (program.nodes.find((n) => n.op === 'TreeSum')?.params as TreeSumParams | undefined)?.layout;
+
 const CASES = [
-  { name: '100 trees, 7 features', features: 7, trees: 100, seed: 1, edit: (b: Uint8Array) => b },
-  { name: '30 trees, 3 features', features: 3, trees: 30, seed: 2, edit: withStrictSplitsAndMissingTrue },
+  { name: '100 trees, 7 features', features: 7, trees: 100, seed: 1, edit: (b: Uint8Array) => b, layout: 'compact' },
+  {
+    name: '30 trees, 3 features, strict splits',
+    features: 3,
+    trees: 30,
+    seed: 2,
+    edit: withStrictSplitsAndMissingTrue,
+    layout: 'general',
+  },
   {
     name: '40 trees, 5 features, permuted columns',
     features: 5,
     trees: 40,
     seed: 3,
     edit: (b: Uint8Array) => withReversedColumns(b, 5),
+    layout: 'compact',
   },
-  { name: '20 trees, 6 features, two kinds of chain', features: 6, trees: 20, seed: 4, edit: withTwoKindsOfChain },
+  {
+    name: '20 trees, 6 features, two kinds of chain',
+    features: 6,
+    trees: 20,
+    seed: 4,
+    edit: withTwoKindsOfChain,
+    layout: 'compact',
+  },
 ];
 
-describe.each(CASES)('an isolation forest of $name', ({ features, trees, seed, edit }) => {
-  it('fuses into one tree sum that scores as its onnxruntime session and its node-by-node program', async () => {
+describe.each(CASES)('an isolation forest of $name', ({ features, trees, seed, edit, layout }) => {
+  it(`fuses into one ${layout} tree sum that scores as its onnxruntime session and its node-by-node program`, async () => {
     const { rows, params } = forest(features, trees, seed);
     const bytes = edit(buildIsolationForestOnnx(params));
     const probe = probes(params, rows, seed);
@@ -117,6 +137,7 @@ describe.each(CASES)('an isolation forest of $name', ({ features, trees, seed, e
     const fused = compileGraph(bytes, 'X', 'scores');
     const plain = compileGraph(bytes, 'X', 'scores', false);
     expect(isFused(fused)).toBe(true);
+    expect(layoutOf(fused)).toBe(layout);
     expect(fused.nodes.length).toBeLessThan(10);
     expect(isFused(plain)).toBe(false);
     const got = programScores(fused, x, probe.length, features);
@@ -141,6 +162,7 @@ it('fuses the skl2onnx fixture and scores it as its onnxruntime session', async 
   const x = Float32Array.from(rows.flat());
   const fused = compileGraph(bytes, 'X', 'scores');
   expect(isFused(fused)).toBe(true);
+  expect(layoutOf(fused)).toBe('compact');
   const got = programScores(fused, x, rows.length, 4);
   const session = await sessionScores(bytes, x, rows.length, 4);
   got.forEach((s, i) => expect(Math.abs(s - session[i]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(session[i]!)));

@@ -1,8 +1,14 @@
 /**
- * The compiled-graph fast path's cache: programs by model checksum and output, bounded by the bytes they hold
- * (a 100-tree forest holds about a megabyte, an SVM a few kilobytes), compiled in worker threads (small models on
+ * The compiled-graph fast path's cache: programs by model checksum and output, bounded by the bytes they hold (a
+ * 25-tree forest from skl2onnx about 23 KB, an SVM a few kilobytes), compiled in worker threads (small models on
  * the calling thread, where they cost less than the round trip to a thread). A model the fast path does not take
  * is remembered as such, so its bytes are read once and it goes to its own session.
+ *
+ * A fleet scored every hour in the same order defeats a plain least-recently-used cache once its programs outgrow
+ * the budget: each new program evicts one the same run needs later, and the next hour finds none of them. So a
+ * program is cached only while that costs no program used in the last {@link PROTECTED_MS}: a fleet larger than
+ * the budget keeps the same share compiled hour after hour (the rest compile each hour, used and dropped), and
+ * programs of models no longer scored make room once they are older than that.
  */
 import { LruCache } from '../../lru-cache';
 import { compileModel } from './compile-model';
@@ -28,6 +34,14 @@ export interface CompiledModelsOptions {
    * {@link INLINE_MAX_BYTES}. Any other (a forest) compiles on a compile thread, never on the event loop's.
    */
   inlineMaxBytes?: number;
+  /** The clock programs' last uses are read from (ms); default Date.now. */
+  now?: () => number;
+}
+
+/** A cached program and when it was last used. */
+interface Held {
+  linked: LinkedProgram;
+  usedAt: number;
 }
 
 /**
@@ -44,22 +58,30 @@ export const INLINE_MAX_BYTES = 64 * 1024;
  */
 export const INLINE_MAX_NODES = 32;
 
+/**
+ * How long after its last use a program is never evicted for a newer one: longer than a run, shorter than an hour,
+ * so programs an hourly run used are still there for the next one.
+ */
+export const PROTECTED_MS = 45 * 60_000;
+
 /** Models the fast path did not take, remembered by key (a few dozen bytes each). */
 const MAX_REFUSED = 100_000;
 
 /** Compiled programs, least recently used first, within a byte budget. */
 export class CompiledModels {
-  private readonly programs: LruCache<string, LinkedProgram>;
+  private readonly programs: LruCache<string, Held>;
   private readonly refused = new LruCache<string, string>(MAX_REFUSED);
   private readonly inFlight = new Map<string, Promise<LinkedProgram | undefined>>();
   private readonly threads: CompileThreads | undefined;
   private readonly inlineMaxBytes: number;
+  private readonly now: () => number;
 
   constructor(options: CompiledModelsOptions = {}) {
     this.programs = new LruCache(options.maxBytes ?? DEFAULT_MAX_COMPILED_BYTES);
     const threads = options.threads ?? 2;
     this.threads = threads === 0 ? undefined : new CompileThreads(threads);
     this.inlineMaxBytes = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
+    this.now = options.now ?? Date.now;
   }
 
   /** Starts every compile thread now. */
@@ -94,7 +116,10 @@ export class CompiledModels {
     features: number,
   ): Promise<LinkedProgram | undefined> {
     const hit = this.programs.get(key);
-    if (hit) return hit;
+    if (hit) {
+      hit.usedAt = this.now();
+      return hit.linked;
+    }
     if (this.refused.has(key)) return undefined;
     let pending = this.inFlight.get(key);
     if (!pending) {
@@ -144,7 +169,15 @@ export class CompiledModels {
       return undefined;
     }
     const linked = linkProgram(result.program);
-    this.programs.set(key, linked, result.program.bytes);
+    const { bytes: weight } = result.program;
+    if (this.admits(weight)) this.programs.set(key, { linked, usedAt: this.now() }, weight);
     return linked;
+  }
+
+  /** Whether a new program of `weight` bytes is cached: it fits, or the oldest program is past its protection. */
+  private admits(weight: number): boolean {
+    if (this.programs.weight + weight <= this.programs.limit) return true;
+    const oldest = this.programs.oldest();
+    return oldest === undefined || this.now() - oldest.usedAt > PROTECTED_MS;
   }
 }
