@@ -14,8 +14,13 @@ import { WindowAggregates } from './window-aggregates';
 
 type Entry = { part: AggregatesPart } | { error: InvalidAggregates };
 
-/** Bytes of parsed Arrow parts a cache keeps by default. */
-export const DEFAULT_AGGREGATES_BYTES = 2 ** 30;
+/**
+ * Bytes of parsed Arrow parts a worker's caches keep by default (shared out among its shard threads, each of which
+ * parses the whole window): a 100,000-device window of 60 rows and 7 features is 281 MB and fits each of two
+ * threads' shares; with 1 GiB a worker at 100,000 forests peaked at 4,377 MB, with 768 MiB (and as much for
+ * compiled programs) at 4,046 MB (docs/benchmarks.md).
+ */
+export const DEFAULT_AGGREGATES_BYTES = 768 * 2 ** 20;
 
 /**
  * A worker's cache of parsed aggregate parts, so the shards of one run read and parse each part once instead

@@ -52,7 +52,7 @@ export interface ModelSessionCacheOptions {
   batching?: boolean;
   /** Parameter sets of stacked models kept, by sha256; default 250,000 (about 300 bytes each at K = 8). */
   maxStackedModels?: number;
-  /** Bytes of compiled fast-path programs kept (with `batching`); default 1 GiB. */
+  /** Bytes of compiled fast-path programs kept (with `batching`); default 768 MiB. */
   maxCompiledBytes?: number;
   /**
    * Worker threads that compile models for the fast path, off the event loop; default 2. 0: models compile on the

@@ -17,12 +17,16 @@ import { linkProgram, type LinkedProgram } from './graph-evaluator';
 import { graphOpTypes } from './onnx-reader';
 import { UnsupportedGraph } from './tensor';
 
-/** Bytes of compiled programs a cache keeps by default. */
-export const DEFAULT_MAX_COMPILED_BYTES = 2 ** 30;
+/**
+ * Bytes of compiled programs a worker keeps by default (shared out among its shard threads): about 35,000 forests
+ * of 25 trees from skl2onnx (23 KB each); chosen with the parsed-parts budget (DEFAULT_AGGREGATES_BYTES) so that
+ * a worker scoring 100,000 forests stays within 4 GB.
+ */
+export const DEFAULT_MAX_COMPILED_BYTES = 768 * 2 ** 20;
 
 /** Options of a {@link CompiledModels} cache. */
 export interface CompiledModelsOptions {
-  /** Bytes of compiled programs kept before the least recently used is dropped; default 1 GiB. */
+  /** Bytes of compiled programs kept before the least recently used is dropped; default 768 MiB. */
   maxBytes?: number;
   /**
    * Compile threads; default 2. 0: every model compiles on the calling thread, for a caller that is itself a
