@@ -50,7 +50,12 @@ export async function waitForInput(w: InputWait): Promise<void> {
       log.error(`no input for window ${w.window} after ${formatDuration(waitMs)}`, attrs);
       throw toApplicationFailure(new InputMissing(w.window, found.missing, what, formatDuration(waitMs)));
     }
-    if (checks === 1) log.warn(`waiting for the input of window ${w.window}`, attrs);
+    if (checks === 1) {
+      log.warn(
+        `waiting for the input of window ${w.window} until ${new Date(until).toISOString()} (inputWait ${formatDuration(waitMs)})`,
+        attrs,
+      );
+    }
     w.onWaiting({
       since: new Date(since).toISOString(),
       until: new Date(until).toISOString(),

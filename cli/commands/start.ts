@@ -99,7 +99,8 @@ export const upCommand = new Command('up')
         }
         const dbFile = join(config().dataDir, 'temporal.db');
         say(`starting the Temporal dev server on ${target.address} (SQLite ${dbFile})`);
-        server = await startDevServer({ dbFile, port: Number(local[1]), uiPort: config().uiPort });
+        // Out of the terminal's process group: a Ctrl-C drains the workers first, then this stops the server.
+        server = await startDevServer({ dbFile, port: Number(local[1]), uiPort: config().uiPort, detached: true });
         target = temporalTarget({ address: server.address }, 'the dev server fleetscore up started');
       }
       const uiBase = webUiBase();
@@ -147,13 +148,26 @@ export const upCommand = new Command('up')
         say(`scoring the most recent window past its settle time, ${window.id}`);
         const handle = await startRun(client, { ...input, window: window.id });
         const url = runUiUrl(uiBase, target.namespace, handle.workflowId, handle.firstExecutionRunId);
-        const summary = await handle.result();
-        process.stdout.write(`${renderSummary(summary, store.uri, url)}\n`);
-
-        if (options.once) {
-          for (const w of workers) w.worker.shutdown();
+        // Ctrl-C while it runs (waiting for input, say) stops the workers; the run stays open on the server, and the
+        // wait for its result is cancelled, so no retry of it outlives the connection.
+        const waiting = new AbortController();
+        const summary = await Promise.race([
+          connection.withAbortSignal(waiting.signal, () => handle.result()),
+          running.then(() => undefined),
+        ]);
+        waiting.abort();
+        if (summary === undefined) {
+          say(
+            `stopped before the run of window ${window.id} ended: it stays open in Temporal (${url}) and carries on ` +
+              'when workers poll again (`npm start`)',
+          );
         } else {
-          say(`serving schedule ${schedule.id} (${uiBase}/namespaces/${target.namespace}/schedules); Ctrl-C to stop`);
+          process.stdout.write(`${renderSummary(summary, store.uri, url)}\n`);
+          if (options.once) {
+            for (const w of workers) w.worker.shutdown();
+          } else {
+            say(`serving schedule ${schedule.id} (${uiBase}/namespaces/${target.namespace}/schedules); Ctrl-C to stop`);
+          }
         }
         // Ctrl-C / SIGTERM: the SDK runtime shuts the workers down gracefully, and run() resolves.
         await running;

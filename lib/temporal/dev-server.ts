@@ -26,6 +26,12 @@ export interface DevServerOptions {
   port?: number;
   uiPort?: number;
   namespace?: string;
+  /**
+   * Runs the server in a process group of its own, so a Ctrl-C at the terminal reaches only the caller, which stops
+   * the server once its workers have drained (`fleetscore up`). Otherwise the server shares the caller's group and
+   * a Ctrl-C stops both at once (tests: an interrupted run leaves no server behind).
+   */
+  detached?: boolean;
 }
 
 const TYPE_NAMES: Partial<Record<SearchAttributeType, string>> = {
@@ -58,7 +64,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'error',
     ...searchAttributeFlags(),
   );
-  const child = spawn(requireTemporalCli(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(requireTemporalCli(), args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
+  });
   // Both streams: the CLI says why it could not start (a port in use, a locked database) on either.
   let output = '';
   const keep = (chunk: Buffer) => {

@@ -149,13 +149,15 @@ test('npm start -- --once scores the latest window and commits predictions that 
 });
 
 test('a device that fails is one line on the console and one in the summary, with no stack', async () => {
-  // A fleet of its own, seeded through the CLI up to the next hour, so `up` finds data whenever the hour turns.
+  // A fleet of its own, seeded through the CLI from three hours back to the next hour: the window `up` scores
+  // (the last one past its 5-minute settle time) is among them whenever the hour turns meanwhile; at 16:03 it is
+  // 14:00, at 16:06 it is 15:00.
   const data = join(dir, 'failing');
   const failing = { ...env, FLEETSCORE_DATA_DIR: data };
   const end = windowIdOf(Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 3_600_000);
   await run(
     'npx',
-    ['tsx', 'cli/main.ts', 'demo', 'seed', '--devices', '5', '--sensors', '3', '--hours', '3', '--end', end],
+    ['tsx', 'cli/main.ts', 'demo', 'seed', '--devices', '5', '--sensors', '3', '--hours', '5', '--end', end],
     {
       cwd: ROOT,
       env: failing,
@@ -209,4 +211,53 @@ test('fleetscore up serves the schedule until SIGINT, then stops the workers and
   expect(stderr).toMatch(/fleetscore: stopped cleanly: workers drained, dev server down \(its history stays in /);
   expect(stderr).not.toContain('No workflows registered');
   expect(await isReachable(temporalTarget({ address }), 1_000)).toBe(false);
+});
+
+test('Ctrl-C while the first run waits for its input stops cleanly and leaves the run open for the next start', async () => {
+  // Models and aggregates of an old hour only: the latest window has no input, so its run waits (inputWait).
+  const data = join(dir, 'waiting');
+  const waiting = { ...env, FLEETSCORE_DATA_DIR: data };
+  await run(
+    'npx',
+    [
+      'tsx',
+      'cli/main.ts',
+      'demo',
+      'seed',
+      '--devices',
+      '3',
+      '--sensors',
+      '3',
+      '--hours',
+      '1',
+      '--end',
+      '2026-01-01T00',
+    ],
+    { cwd: ROOT, env: waiting },
+  );
+  // In a process group of its own, signalled as a whole, as a terminal's Ctrl-C is.
+  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['cli/main.ts', 'up', '--once'], {
+    cwd: ROOT,
+    env: waiting,
+    detached: true,
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  for (let i = 0; i < 240 && !stderr.includes('waiting for the input of window'); i++)
+    await new Promise((r) => setTimeout(r, 250));
+  const window = /scoring the most recent window past its settle time, (\S+)\n/.exec(stderr)?.[1];
+  expect(window).toBeDefined();
+  expect(stderr).toMatch(new RegExp(`WARN waiting for the input of window ${window} until \\S+Z \\(inputWait 15m\\) `));
+  process.kill(-child.pid!, 'SIGINT');
+  expect(await exited).toBe(0);
+  const workflowId = runWorkflowId(new LocalStore(join(data, 'store')).uri, window!);
+  expect(stderr).toContain(`fleetscore: stopped before the run of window ${window} ended: it stays open in Temporal (`);
+  expect(stderr).toContain(`/workflows/${workflowId}/`);
+  // The workers drained before the dev server, which the terminal's signal did not reach, was stopped.
+  expect(stderr).toMatch(
+    /stopping the Temporal dev server\nfleetscore: stopped cleanly: workers drained, dev server down/,
+  );
+  expect(stderr).not.toMatch(/\n\s+at /);
+  expect(await isReachable(temporalTarget({ address: env.TEMPORAL_ADDRESS! }), 1_000)).toBe(false);
 });
