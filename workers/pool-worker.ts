@@ -20,7 +20,7 @@ import { TASK_QUEUES, type Pool } from '../lib/shared/names';
 import { openStore } from '../lib/store/open-store';
 import type { ObjectStore } from '../lib/store/object-store';
 import { activityLogAttributes } from './activity-log-attributes';
-import { defaultShardSlots, slotOptions, type TunerMode } from './worker-slots';
+import { shardSizing, slotOptions, type TunerMode } from './worker-slots';
 
 /**
  * How long a stopping worker (SIGTERM, scale-down) lets running shards finish. Then the SDK cancels them: each
@@ -44,7 +44,7 @@ export interface PoolWorkerOptions {
   namespace: string;
   /** What the gpu pool does without CUDA (default: refuse to start). */
   gpuFallback?: GpuFallback;
-  /** Shards scored at once by this worker (default: one per usable CPU for cpu, 2 for gpu). */
+  /** Shards this worker holds at once (default: two per shard thread for cpu, 2 for gpu). */
   maxConcurrentShards?: number;
   /** Fixed slot counts (default) or the SDK's resource-based tuner (cpu pool only). */
   tuner?: TunerMode;
@@ -56,7 +56,7 @@ export interface PoolWorkerOptions {
   /** Stack recognised Mahalanobis models, many devices per inference call (default true). */
   batching?: boolean;
   /**
-   * Threads that score shards, each with caches of its own (default: one per shard slot for cpu, 0 for gpu). 0:
+   * Threads that score shards, each with caches of its own (default: one per usable CPU for cpu, 0 for gpu). 0:
    * shards are scored on the worker's own event loop, one core's worth, with models compiled on compile threads.
    */
   shardThreads?: number;
@@ -75,23 +75,24 @@ export interface PoolWorker {
 }
 
 /**
- * Creates a pool worker. Shards are CPU-bound inference, so the cpu pool runs one per usable CPU: more only
- * queue inside onnxruntime, fewer leave cores idle. GPU slots are sized explicitly, since the SDK's
- * resource-based tuner sees CPU and memory but not the GPU. On the gpu pool every new model session reports
+ * Creates a pool worker. Shards are CPU-bound inference, so the cpu pool scores on one thread per usable CPU and
+ * holds two shards per thread (see `shardSizing`). GPU slots are sized explicitly, since the SDK's resource-based
+ * tuner sees CPU and memory but not the GPU. On the gpu pool every new model session reports
  * where onnxruntime really ran its nodes, and a model that runs on CPU is logged.
  */
 export async function createPoolWorker(options: PoolWorkerOptions): Promise<PoolWorker> {
   const logger = Runtime.instance().logger;
   const providers = await chooseProviders(options.pool, options.gpuFallback, options.cuda ?? LOCAL_CUDA);
   const tuner = options.tuner ?? 'fixed';
-  const slots = options.maxConcurrentShards
-    ? { slots: options.maxConcurrentShards, reason: `${options.maxConcurrentShards} (--shards)` }
-    : defaultShardSlots(options.pool);
+  const slots = shardSizing(options.pool, {
+    ...(options.maxConcurrentShards ? { shards: options.maxConcurrentShards } : {}),
+    ...(options.shardThreads !== undefined ? { threads: options.shardThreads } : {}),
+  });
   const tunerText =
     tuner === 'resource-based' && options.pool === 'cpu'
-      ? `resource-based tuner (CPU and memory ≤ 80 %), 1 to ${2 * slots.slots} shards`
+      ? `resource-based tuner (CPU and memory ≤ 80 %), 1 to ${2 * slots.scoring} shards`
       : `${slots.reason} shards at once`;
-  const threads = options.shardThreads ?? (options.pool === 'cpu' ? slots.slots : 0);
+  const threads = slots.threads;
   const threadText =
     threads > 0 ? `scored on ${threads} shard thread${threads === 1 ? '' : 's'}` : 'scored on the event loop';
   const decision = `${providers.decision}; ${tunerText}, ${threadText}`;
@@ -147,7 +148,8 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
       },
     },
     interceptors: { activity: [activityLogAttributes] },
-    ...slotOptions(options.pool, tuner, slots.slots),
+    // The tuner's range is 1 to 2 × the shards scored at once; fixed slots are the slots.
+    ...slotOptions(options.pool, tuner, tuner === 'fixed' ? slots.slots : slots.scoring),
     // Scale-down and deploys send SIGTERM: stop polling, let running shards finish, then cancel them and exit.
     shutdownGraceTime: DRAIN_TIMEOUT,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,

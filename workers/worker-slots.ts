@@ -1,15 +1,15 @@
 /**
- * How many shards a pool worker runs at once. A shard is CPU-bound inference (one onnxruntime thread per
- * session), so the cpu pool runs one shard per CPU it may use: the cores it is pinned to, capped by a container's
- * CPU quota (Kubernetes `resources.limits.cpu`), which Node's availableParallelism() does not see. The gpu pool
- * gets a fixed, explicit count: the SDK's resource-based tuner sees CPU and memory, never the GPU.
+ * How many shards a pool worker holds and scores at once. A shard is CPU-bound inference, so the cpu pool scores
+ * on one thread per CPU it may use: the cores it is pinned to, capped by a container's CPU quota (Kubernetes
+ * `resources.limits.cpu`), which Node's availableParallelism() does not see. The gpu pool gets a fixed, explicit
+ * count: the SDK's resource-based tuner sees CPU and memory, never the GPU.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { WorkerOptions } from '@temporalio/worker';
 import type { Pool } from '../lib/shared/names';
 
-/** Shards a gpu worker runs at once by default: one on the GPU while the other reads Arrow or writes results. */
+/** Shards a gpu worker holds at once by default: one on the GPU while the other reads Arrow or writes results. */
 export const GPU_SHARDS = 2;
 
 /** How slots are handed out: fixed counts (default) or the SDK's resource-based tuner (cpu pool only). */
@@ -40,18 +40,49 @@ export function cgroupCpuQuota(read: (path: string) => string = (p) => readFileS
   return v1 !== undefined && Number.isFinite(v1) ? v1 : undefined;
 }
 
-/** The shards a pool worker runs at once when none is given, and the numbers that decided it. */
-export function defaultShardSlots(
+/** The machine a worker sizes itself for: its cores and its cgroup CPU quota. */
+export interface Machine {
+  cores: number;
+  quota: number | undefined;
+}
+
+/** How a pool worker runs its shards, and the numbers that decided it. */
+export interface ShardSizing {
+  /** Activity slots: shards the worker holds at once. */
+  slots: number;
+  /** Threads that score them (0: the worker's event loop). */
+  threads: number;
+  /** Shards scored at the same moment (the threads, else the slots): the backlog one more worker takes. */
+  scoring: number;
+  reason: string;
+}
+
+/**
+ * Sizes a pool worker. The cpu pool scores on one thread per CPU it may use (the cores, capped by a container's
+ * CPU quota) and holds two shards per thread, so a thread scores one while the other reads its input and writes
+ * its results (with one, the thread waits out each shard's writes and the round trip to the next shard: about 40 %
+ * of a warm run of cheap models). The gpu pool holds a fixed 2 on the event loop: the SDK's resource-based tuner
+ * sees CPU and memory, never the GPU. `shards` and `threads` (the worker's `--shards`, `--shard-threads`) override.
+ */
+export function shardSizing(
   pool: Pool,
-  machine: { cores: number; quota: number | undefined } = { cores: availableParallelism(), quota: cgroupCpuQuota() },
-): { slots: number; reason: string } {
-  if (pool === 'gpu') {
-    return { slots: GPU_SHARDS, reason: `${GPU_SHARDS} (gpu pool: fixed, the tuner does not see the GPU)` };
-  }
+  given: { shards?: number; threads?: number } = {},
+  machine: Machine = { cores: availableParallelism(), quota: cgroupCpuQuota() },
+): ShardSizing {
   const quota = machine.quota === undefined ? undefined : Math.max(1, Math.ceil(machine.quota));
-  const slots = Math.max(1, quota === undefined ? machine.cores : Math.min(machine.cores, quota));
-  const quotaText = machine.quota === undefined ? 'no CPU quota' : `CPU quota ${machine.quota}`;
-  return { slots, reason: `${slots} (one per CPU: ${machine.cores} cores, ${quotaText})` };
+  const cpus = Math.max(1, quota === undefined ? machine.cores : Math.min(machine.cores, quota));
+  const cpuText = `${machine.cores} cores, ${machine.quota === undefined ? 'no CPU quota' : `CPU quota ${machine.quota}`}`;
+  const threads = given.threads ?? (pool === 'cpu' ? Math.min(cpus, given.shards ?? cpus) : 0);
+  const sized = (slots: number, reason: string): ShardSizing => ({
+    slots,
+    threads,
+    scoring: threads > 0 ? Math.min(threads, slots) : slots,
+    reason,
+  });
+  if (given.shards !== undefined) return sized(given.shards, `${given.shards} (--shards)`);
+  if (pool === 'gpu') return sized(GPU_SHARDS, `${GPU_SHARDS} (gpu pool: fixed, the tuner does not see the GPU)`);
+  if (threads > 0) return sized(2 * threads, `${2 * threads} (two per shard thread, one thread per CPU: ${cpuText})`);
+  return sized(cpus, `${cpus} (one per CPU: ${cpuText})`);
 }
 
 /**

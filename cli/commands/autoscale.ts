@@ -7,7 +7,7 @@ import { fleetscoreWorkerLauncher, WorkerProcesses } from '../../lib/autoscale/w
 import { isPool, type Pool } from '../../lib/shared/names';
 import { config } from '../../lib/config';
 import { logFormatFrom } from '../../lib/temporal/runtime';
-import { defaultShardSlots } from '../../workers/worker-slots';
+import { shardSizing } from '../../workers/worker-slots';
 import { decimalNumber, portNumber, positiveInt, wholeNumber } from '../utils/options';
 import { parseOptions } from '../utils/parse-options';
 import { withClient } from '../utils/with-client';
@@ -81,7 +81,7 @@ export const autoscaleCommand = new Command('autoscale')
       pool,
       min,
       max,
-      slotsPerWorker: o.shards ?? defaultShardSlots(pool).slots,
+      shardsPerWorker: shardSizing(pool, o.shards ? { shards: o.shards } : {}).scoring,
       scaleUpCooldownMs: o.scaleUpCooldown * 1000,
       scaleDownCooldownMs: o.scaleDownCooldown * 1000,
       idleMs: o.idle * 1000,

@@ -29,10 +29,10 @@ export const workerCommand = new Command('worker')
   .description('run a worker of one pool (cpu runs the workflows too); stops gracefully on SIGINT/SIGTERM')
   .requiredOption('--pool <pool>', 'cpu | gpu')
   .option('--gpu-fallback <mode>', 'gpu pool without a working CUDA provider: refuse (default) | cpu')
-  .option('--shards <n>', 'shards scored at once (default: one per usable CPU for cpu, 2 for gpu)')
+  .option('--shards <n>', 'shards held at once (default: two per shard thread for cpu, 2 for gpu)')
   .option(
     '--shard-threads <n>',
-    'threads that score shards, each with its own model caches; 0 scores on the event loop (default: one per shard slot for cpu, 0 for gpu)',
+    'threads that score shards, each with its own model caches; 0 scores on the event loop (default: one per usable CPU for cpu, 0 for gpu)',
   )
   .option('--tuner <mode>', 'fixed (default) | resource-based (cpu pool: the SDK tuner, CPU and memory ≤ 80 %)')
   .option('--task-queue <name>', 'poll this task queue instead of the pool default')

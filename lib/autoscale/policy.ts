@@ -15,8 +15,8 @@ export interface PoolScaling {
   min: number;
   /** Workers never exceeded. */
   max: number;
-  /** Shards one worker runs at once: how much backlog one more worker takes. */
-  slotsPerWorker: number;
+  /** Shards one worker scores at once (its shard threads; on the gpu pool its slots): the backlog one more takes. */
+  shardsPerWorker: number;
   /** Time after a scale-up before the next one, so new workers can start and drain the backlog. */
   scaleUpCooldownMs: number;
   /** Time after any scaling before a scale-down. */
@@ -77,14 +77,18 @@ export function decide(
     if (from > 0 && !belowFloor && stats.ageSeconds < cfg.minBacklogAgeSeconds) {
       return result('hold', from, `backlog is younger than ${cfg.minBacklogAgeSeconds}s: running workers may take it`);
     }
-    const more = Math.ceil(stats.backlog / cfg.slotsPerWorker);
+    const more = Math.ceil(stats.backlog / cfg.shardsPerWorker);
     const wanted = Math.min(cfg.max, Math.max(floor, from + more));
     if (wanted <= from) return result('hold', from, `at the maximum ${cfg.max}`);
     const sinceUp = state.lastScaleUpAt === undefined ? Infinity : now - state.lastScaleUpAt;
     if (from > 0 && !belowFloor && sinceUp < cfg.scaleUpCooldownMs) {
       return result('hold', from, `scale-up cooldown (${Math.ceil((cfg.scaleUpCooldownMs - sinceUp) / 1000)}s left)`);
     }
-    return result('up', wanted, `backlog ${stats.backlog} needs ${more} more worker(s) of ${cfg.slotsPerWorker} slots`);
+    return result(
+      'up',
+      wanted,
+      `backlog ${stats.backlog} needs ${more} more worker(s) scoring ${cfg.shardsPerWorker} shards each`,
+    );
   }
   if (belowFloor) {
     const why = from < cfg.min ? `below the minimum ${cfg.min}` : `${openRuns} run(s) open: keeping ${floor}`;

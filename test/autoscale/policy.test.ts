@@ -9,7 +9,7 @@ const cfg: PoolScaling = {
   pool: 'gpu',
   min: 0,
   max: 4,
-  slotsPerWorker: 2,
+  shardsPerWorker: 2,
   scaleUpCooldownMs: 15_000,
   scaleDownCooldownMs: 60_000,
   idleMs: 30_000,
@@ -86,14 +86,14 @@ describe('decide', () => {
       action: 'up',
       from: 0,
       to: 3,
-      reason: 'backlog 5 needs 3 more worker(s) of 2 slots',
+      reason: 'backlog 5 needs 3 more worker(s) scoring 2 shards each',
       taskQueue: 'fleetscore-gpu',
       stats: { backlog: 5, ageSeconds: 1.5, addRate: 2, dispatchRate: 0, pollers: 0 },
       openRuns: 1,
       draining: 0,
     });
     expect(line).toBe(
-      'autoscale gpu: scale up 0 -> 3: backlog 5 needs 3 more worker(s) of 2 slots [queue fleetscore-gpu: backlog 5, ' +
+      'autoscale gpu: scale up 0 -> 3: backlog 5 needs 3 more worker(s) scoring 2 shards each [queue fleetscore-gpu: backlog 5, ' +
         'oldest 1.5s, add 2.00/s, dispatch 0.00/s, pollers 0; runs open 1; draining 0]',
     );
   });

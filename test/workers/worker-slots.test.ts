@@ -1,5 +1,5 @@
 /** Worker sizing, JSON log lines and the window/shard log attributes, without a server. */
-import { cgroupCpuQuota, defaultShardSlots, slotOptions } from '../../workers/worker-slots';
+import { cgroupCpuQuota, shardSizing, slotOptions } from '../../workers/worker-slots';
 import { shardAttributes } from '../../workers/activity-log-attributes';
 import { formatJsonLogEntry, logFormatFrom } from '../../lib/temporal/runtime';
 
@@ -23,14 +23,42 @@ test('reads a container CPU quota from cgroup v2 and v1, and none when unlimited
   expect(cgroupCpuQuota(files({}))).toBeUndefined();
 });
 
-test('the cpu pool runs one shard per usable CPU; the gpu pool a fixed 2', () => {
-  expect(defaultShardSlots('cpu', { cores: 16, quota: undefined }).slots).toBe(16);
-  expect(defaultShardSlots('cpu', { cores: 16, quota: 2.5 })).toEqual({
-    slots: 3,
-    reason: '3 (one per CPU: 16 cores, CPU quota 2.5)',
+test('the cpu pool scores on a thread per usable CPU and holds two shards per thread; the gpu pool a fixed 2', () => {
+  expect(shardSizing('cpu', {}, { cores: 16, quota: undefined })).toEqual({
+    slots: 32,
+    threads: 16,
+    scoring: 16,
+    reason: '32 (two per shard thread, one thread per CPU: 16 cores, no CPU quota)',
   });
-  expect(defaultShardSlots('cpu', { cores: 4, quota: 0.2 }).slots).toBe(1);
-  expect(defaultShardSlots('gpu', { cores: 64, quota: undefined }).slots).toBe(2);
+  expect(shardSizing('cpu', {}, { cores: 16, quota: 2.5 })).toMatchObject({ slots: 6, threads: 3, scoring: 3 });
+  expect(shardSizing('cpu', {}, { cores: 4, quota: 0.2 })).toMatchObject({ slots: 2, threads: 1 });
+  expect(shardSizing('gpu', {}, { cores: 64, quota: undefined })).toEqual({
+    slots: 2,
+    threads: 0,
+    scoring: 2,
+    reason: '2 (gpu pool: fixed, the tuner does not see the GPU)',
+  });
+});
+
+test('--shards and --shard-threads override the sizing; scoring counts the threads where there are any', () => {
+  const machine = { cores: 4, quota: undefined };
+  // --shards alone: as many threads as it allows, up to one per CPU.
+  expect(shardSizing('cpu', { shards: 2 }, machine)).toMatchObject({ slots: 2, threads: 2, scoring: 2 });
+  expect(shardSizing('cpu', { shards: 12 }, machine)).toMatchObject({ slots: 12, threads: 4, scoring: 4 });
+  // --shard-threads alone: two slots per thread; none scores on the event loop, one shard per CPU.
+  expect(shardSizing('cpu', { threads: 1 }, machine)).toMatchObject({ slots: 2, threads: 1, scoring: 1 });
+  expect(shardSizing('cpu', { threads: 0 }, machine)).toEqual({
+    slots: 4,
+    threads: 0,
+    scoring: 4,
+    reason: '4 (one per CPU: 4 cores, no CPU quota)',
+  });
+  expect(shardSizing('gpu', { shards: 3 }, machine)).toEqual({
+    slots: 3,
+    threads: 0,
+    scoring: 3,
+    reason: '3 (--shards)',
+  });
 });
 
 test('fixed slots, or the resource-based tuner on the cpu pool only', () => {
