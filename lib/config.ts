@@ -22,6 +22,11 @@ const port = z.coerce.number().int().min(1).max(65535);
 const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464');
 const url = z.url();
+const mebibytes = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(1024 * 1024);
 
 /** One variable: how its raw string is parsed, the default as the docs state it, and what it does. */
 interface Variable {
@@ -80,6 +85,16 @@ export const VARIABLES = {
     schema: hostPort,
     default: 'none',
     meaning: "a worker's Prometheus endpoint as `host:port` (wins over the port)",
+  },
+  FLEETSCORE_PARTS_CACHE_MB: {
+    schema: mebibytes,
+    default: '`768`',
+    meaning: 'MiB of parsed Arrow parts a worker keeps (`--parts-cache-mb`)',
+  },
+  FLEETSCORE_COMPILED_CACHE_MB: {
+    schema: mebibytes,
+    default: '`768`',
+    meaning: 'MiB of compiled models a worker keeps (`--compiled-cache-mb`)',
   },
   FLEETSCORE_S3_ENDPOINT: {
     schema: url,
@@ -162,6 +177,9 @@ export interface FleetscoreConfig {
   logFormat: LogFormat;
   /** `host:port` of a worker's Prometheus endpoint, or `undefined` for none. */
   metricsAddress: string | undefined;
+  /** A worker's cache budgets in MiB when set; see workers/pool-worker's `cacheBudgets`. */
+  partsCacheMb: number | undefined;
+  compiledCacheMb: number | undefined;
   s3Endpoint: string | undefined;
   s3ForcePathStyle: boolean;
   awsRegion: string;
@@ -198,6 +216,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
     metricsAddress:
       parsed.FLEETSCORE_METRICS_ADDRESS ??
       (parsed.FLEETSCORE_METRICS_PORT === undefined ? undefined : `0.0.0.0:${parsed.FLEETSCORE_METRICS_PORT}`),
+    partsCacheMb: parsed.FLEETSCORE_PARTS_CACHE_MB,
+    compiledCacheMb: parsed.FLEETSCORE_COMPILED_CACHE_MB,
     s3Endpoint: parsed.FLEETSCORE_S3_ENDPOINT,
     s3ForcePathStyle: parsed.FLEETSCORE_S3_FORCE_PATH_STYLE ?? false,
     awsRegion: parsed.AWS_REGION ?? 'us-east-1',

@@ -4,7 +4,9 @@
  */
 import { Runtime, Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { AggregatesCache } from '../lib/arrow/aggregates-cache';
+import { AggregatesCache, DEFAULT_AGGREGATES_BYTES } from '../lib/arrow/aggregates-cache';
+import { config, type FleetscoreConfig } from '../lib/config';
+import { DEFAULT_MAX_COMPILED_BYTES } from '../lib/models/fast-paths/compiled-models';
 import { createWorkerMetrics, placementClass } from '../lib/metrics/worker-metrics';
 import {
   chooseProviders,
@@ -44,7 +46,7 @@ export interface PoolWorkerOptions {
   namespace: string;
   /** What the gpu pool does without CUDA (default: refuse to start). */
   gpuFallback?: GpuFallback;
-  /** Shards this worker holds at once (default: two per shard thread for cpu, 2 for gpu). */
+  /** Shards this worker holds at once (default: one per usable CPU for cpu, 2 for gpu); see `shardSizing`. */
   maxConcurrentShards?: number;
   /** Fixed slot counts (default) or the SDK's resource-based tuner (cpu pool only). */
   tuner?: TunerMode;
@@ -60,6 +62,36 @@ export interface PoolWorkerOptions {
    * shards are scored on the worker's own event loop, one core's worth, with models compiled on compile threads.
    */
   shardThreads?: number;
+  /** Budget of parsed Arrow parts in MiB, shared by the shard threads (default `FLEETSCORE_PARTS_CACHE_MB`, 768). */
+  partsCacheMb?: number;
+  /** Budget of compiled fast-path programs in MiB, shared likewise (default `FLEETSCORE_COMPILED_CACHE_MB`, 768). */
+  compiledCacheMb?: number;
+}
+
+/** A worker's cache budgets in bytes, and how its start line states them. */
+export interface CacheBudgets {
+  partsBytes: number;
+  compiledBytes: number;
+  text: string;
+}
+
+/**
+ * The worker's budgets for its two caches that grow with the fleet: parsed Arrow parts (counted by their files'
+ * sizes) and compiled fast-path programs (about 23 KB per 25-tree forest from skl2onnx, an SVM a few kilobytes).
+ * Given in MiB (an option, else the environment, else 768 each).
+ */
+export function cacheBudgets(
+  given: Pick<PoolWorkerOptions, 'partsCacheMb' | 'compiledCacheMb'>,
+  cfg: Pick<FleetscoreConfig, 'partsCacheMb' | 'compiledCacheMb'> = config(),
+): CacheBudgets {
+  const MIB = 2 ** 20;
+  const partsBytes = (given.partsCacheMb ?? cfg.partsCacheMb ?? DEFAULT_AGGREGATES_BYTES / MIB) * MIB;
+  const compiledBytes = (given.compiledCacheMb ?? cfg.compiledCacheMb ?? DEFAULT_MAX_COMPILED_BYTES / MIB) * MIB;
+  return {
+    partsBytes,
+    compiledBytes,
+    text: `caches: parsed parts ${partsBytes / MIB} MiB, compiled models ${compiledBytes / MIB} MiB`,
+  };
 }
 
 /** A created (not yet running) pool worker and the decisions it logged. */
@@ -75,8 +107,8 @@ export interface PoolWorker {
 }
 
 /**
- * Creates a pool worker. Shards are CPU-bound inference, so the cpu pool scores on one thread per usable CPU and
- * holds two shards per thread (see `shardSizing`). GPU slots are sized explicitly, since the SDK's resource-based
+ * Creates a pool worker. Shards are CPU-bound inference, so the cpu pool scores one shard per usable CPU, each on
+ * a thread of its own (see `shardSizing`). GPU slots are sized explicitly, since the SDK's resource-based
  * tuner sees CPU and memory but not the GPU. On the gpu pool every new model session reports
  * where onnxruntime really ran its nodes, and a model that runs on CPU is logged.
  */
@@ -95,7 +127,8 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
   const threads = slots.threads;
   const threadText =
     threads > 0 ? `scored on ${threads} shard thread${threads === 1 ? '' : 's'}` : 'scored on the event loop';
-  const decision = `${providers.decision}; ${tunerText}, ${threadText}`;
+  const budgets = cacheBudgets(options);
+  const decision = `${providers.decision}; ${tunerText}, ${threadText}; ${budgets.text}`;
   logger.info(decision, { pool: providers.pool, providers: providers.executionProviders, shards: slots.slots });
 
   const metrics = createWorkerMetrics(Runtime.instance().metricMeter, options.pool, (p) => {
@@ -110,9 +143,13 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     executionProviders: providers.executionProviders,
     checkPlacement: providers.gpu,
     batching: options.batching,
+    maxCompiledBytes: budgets.compiledBytes,
   };
   const sessions = new ModelSessionCache({ ...cache, observer: metrics.sessions });
-  const shardThreads = threads > 0 ? new ShardThreads({ threads, cache, observer: metrics.sessions }) : undefined;
+  const shardThreads =
+    threads > 0
+      ? new ShardThreads({ threads, cache, aggregatesBytes: budgets.partsBytes, observer: metrics.sessions })
+      : undefined;
   // Threads start with the worker, so a cold shard does not wait for them.
   if (shardThreads) shardThreads.start();
   else if (options.batching !== false) sessions.startCompileThreads();
@@ -124,7 +161,7 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
       return store;
     },
     sessions,
-    aggregates: new AggregatesCache(),
+    aggregates: new AggregatesCache(budgets.partsBytes),
     ...(shardThreads ? { shardThreads } : {}),
   });
   const worker = await Worker.create({

@@ -22,6 +22,8 @@ const optionsSchema = z.object({
   metricsPort: portNumber.optional(),
   logFormat: z.string().optional(),
   batching: z.boolean(),
+  partsCacheMb: wholeNumber(1, 1024 * 1024).optional(),
+  compiledCacheMb: wholeNumber(1, 1024 * 1024).optional(),
 });
 
 /** `fleetscore worker --pool cpu|gpu`: one pool worker until SIGINT/SIGTERM, which drain it gracefully. */
@@ -29,7 +31,10 @@ export const workerCommand = new Command('worker')
   .description('run a worker of one pool (cpu runs the workflows too); stops gracefully on SIGINT/SIGTERM')
   .requiredOption('--pool <pool>', 'cpu | gpu')
   .option('--gpu-fallback <mode>', 'gpu pool without a working CUDA provider: refuse (default) | cpu')
-  .option('--shards <n>', 'shards held at once (default: two per shard thread for cpu, 2 for gpu)')
+  .option(
+    '--shards <n>',
+    'shards held at once (default: one per usable CPU for cpu, 2 for gpu); for cpu, more than CPUs puts several on a shard thread',
+  )
   .option(
     '--shard-threads <n>',
     'threads that score shards, each with its own model caches; 0 scores on the event loop (default: one per usable CPU for cpu, 0 for gpu)',
@@ -38,6 +43,8 @@ export const workerCommand = new Command('worker')
   .option('--task-queue <name>', 'poll this task queue instead of the pool default')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 0.0.0.0:PORT/metrics (or FLEETSCORE_METRICS_PORT)')
   .option('--log-format <format>', 'text (default) | json (or FLEETSCORE_LOG_FORMAT)')
+  .option('--parts-cache-mb <n>', 'MiB of parsed Arrow parts the worker keeps (or FLEETSCORE_PARTS_CACHE_MB; 768)')
+  .option('--compiled-cache-mb <n>', 'MiB of compiled models the worker keeps (or FLEETSCORE_COMPILED_CACHE_MB; 768)')
   .option('--no-batching', 'give every model its own session, even Mahalanobis models that could be stacked')
   .action(async (raw: Record<string, unknown>, command: Command) => {
     const options = parseOptions(command, optionsSchema, raw);
@@ -60,6 +67,8 @@ export const workerCommand = new Command('worker')
         tuner: options.tuner,
         taskQueue: options.taskQueue,
         batching: options.batching,
+        partsCacheMb: options.partsCacheMb,
+        compiledCacheMb: options.compiledCacheMb,
       });
       process.stderr.write(
         `fleetscore: ${pool.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,

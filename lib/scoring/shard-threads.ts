@@ -97,6 +97,8 @@ export interface ShardThreadsOptions {
   threads: number;
   /** The session cache options of the worker: each thread gets them with an equal share of the budgets. */
   cache: ShardThreadCacheOptions;
+  /** The worker's budget for parsed Arrow parts (default `DEFAULT_AGGREGATES_BYTES`), shared as `cache`'s are. */
+  aggregatesBytes?: number;
   /** Gets the threads' session cache metrics (cache lookups, inference calls, placements). */
   observer?: ModelSessionObserver;
 }
@@ -213,7 +215,7 @@ export class ShardThreads {
         maxStackedModels: share(cache.maxStackedModels ?? DEFAULT_MAX_STACKED_MODELS),
         maxCompiledBytes: share(cache.maxCompiledBytes ?? DEFAULT_MAX_COMPILED_BYTES),
       },
-      aggregatesBytes: share(DEFAULT_AGGREGATES_BYTES),
+      aggregatesBytes: share(this.options.aggregatesBytes ?? DEFAULT_AGGREGATES_BYTES),
     };
   }
 

@@ -20,6 +20,8 @@ describe('loadConfig', () => {
       logLevel: undefined,
       logFormat: 'text',
       metricsAddress: undefined,
+      partsCacheMb: undefined,
+      compiledCacheMb: undefined,
       s3Endpoint: undefined,
       s3ForcePathStyle: false,
       awsRegion: 'us-east-1',
@@ -39,6 +41,8 @@ describe('loadConfig', () => {
       FLEETSCORE_METRICS_PORT: '9100',
       FLEETSCORE_S3_FORCE_PATH_STYLE: '1',
       FLEETSCORE_VERBOSE: 'true',
+      FLEETSCORE_PARTS_CACHE_MB: '2048',
+      FLEETSCORE_COMPILED_CACHE_MB: '256',
     });
     expect(cfg).toMatchObject({
       dataDir: '/var/lib/fleetscore',
@@ -49,6 +53,8 @@ describe('loadConfig', () => {
       metricsAddress: '0.0.0.0:9100',
       s3ForcePathStyle: true,
       verbose: true,
+      partsCacheMb: 2048,
+      compiledCacheMb: 256,
     });
     // Links follow the UI port unless a URL is given.
     expect(webUiBase(cfg)).toBe('http://localhost:18233');
@@ -70,6 +76,8 @@ describe('loadConfig', () => {
     ['FLEETSCORE_METRICS_ADDRESS', '9100'],
     ['FLEETSCORE_UI_URL', 'not a url'],
     ['FLEETSCORE_S3_FORCE_PATH_STYLE', 'yes'],
+    ['FLEETSCORE_PARTS_CACHE_MB', '0'],
+    ['FLEETSCORE_COMPILED_CACHE_MB', '1.5'],
   ])('refuses %s=%s by name', (name, value) => {
     let err: unknown;
     try {

@@ -1,5 +1,6 @@
 /** Worker sizing, JSON log lines and the window/shard log attributes, without a server. */
 import { cgroupCpuQuota, shardSizing, slotOptions } from '../../workers/worker-slots';
+import { cacheBudgets } from '../../workers/pool-worker';
 import { shardAttributes } from '../../workers/activity-log-attributes';
 import { formatJsonLogEntry, logFormatFrom } from '../../lib/temporal/runtime';
 
@@ -23,15 +24,15 @@ test('reads a container CPU quota from cgroup v2 and v1, and none when unlimited
   expect(cgroupCpuQuota(files({}))).toBeUndefined();
 });
 
-test('the cpu pool scores on a thread per usable CPU and holds two shards per thread; the gpu pool a fixed 2', () => {
+test('the cpu pool scores one shard per usable CPU, each on a thread of its own; the gpu pool a fixed 2', () => {
   expect(shardSizing('cpu', {}, { cores: 16, quota: undefined })).toEqual({
-    slots: 32,
+    slots: 16,
     threads: 16,
     scoring: 16,
-    reason: '32 (two per shard thread, one thread per CPU: 16 cores, no CPU quota)',
+    reason: '16 (one per shard thread, one thread per CPU: 16 cores, no CPU quota)',
   });
-  expect(shardSizing('cpu', {}, { cores: 16, quota: 2.5 })).toMatchObject({ slots: 6, threads: 3, scoring: 3 });
-  expect(shardSizing('cpu', {}, { cores: 4, quota: 0.2 })).toMatchObject({ slots: 2, threads: 1 });
+  expect(shardSizing('cpu', {}, { cores: 16, quota: 2.5 })).toMatchObject({ slots: 3, threads: 3, scoring: 3 });
+  expect(shardSizing('cpu', {}, { cores: 4, quota: 0.2 })).toMatchObject({ slots: 1, threads: 1 });
   expect(shardSizing('gpu', {}, { cores: 64, quota: undefined })).toEqual({
     slots: 2,
     threads: 0,
@@ -42,11 +43,16 @@ test('the cpu pool scores on a thread per usable CPU and holds two shards per th
 
 test('--shards and --shard-threads override the sizing; scoring counts the threads where there are any', () => {
   const machine = { cores: 4, quota: undefined };
-  // --shards alone: as many threads as it allows, up to one per CPU.
+  // --shards alone: as many threads as it allows, up to one per CPU; beyond that, more shards per thread.
   expect(shardSizing('cpu', { shards: 2 }, machine)).toMatchObject({ slots: 2, threads: 2, scoring: 2 });
-  expect(shardSizing('cpu', { shards: 12 }, machine)).toMatchObject({ slots: 12, threads: 4, scoring: 4 });
-  // --shard-threads alone: two slots per thread; none scores on the event loop, one shard per CPU.
-  expect(shardSizing('cpu', { threads: 1 }, machine)).toMatchObject({ slots: 2, threads: 1, scoring: 1 });
+  expect(shardSizing('cpu', { shards: 8 }, machine)).toEqual({
+    slots: 8,
+    threads: 4,
+    scoring: 4,
+    reason: '8 (--shards)',
+  });
+  // --shard-threads alone: a slot per thread; none scores on the event loop, one shard per CPU.
+  expect(shardSizing('cpu', { threads: 1 }, machine)).toMatchObject({ slots: 1, threads: 1, scoring: 1 });
   expect(shardSizing('cpu', { threads: 0 }, machine)).toEqual({
     slots: 4,
     threads: 0,
@@ -58,6 +64,22 @@ test('--shards and --shard-threads override the sizing; scoring counts the threa
     threads: 0,
     scoring: 3,
     reason: '3 (--shards)',
+  });
+});
+
+test('cache budgets: an option wins over the environment, which wins over 768 MiB each', () => {
+  const MIB = 2 ** 20;
+  const unset = { partsCacheMb: undefined, compiledCacheMb: undefined };
+  expect(cacheBudgets({}, unset)).toEqual({
+    partsBytes: 768 * MIB,
+    compiledBytes: 768 * MIB,
+    text: 'caches: parsed parts 768 MiB, compiled models 768 MiB',
+  });
+  const env = { partsCacheMb: 2048, compiledCacheMb: 256 };
+  expect(cacheBudgets({}, env)).toMatchObject({ partsBytes: 2048 * MIB, compiledBytes: 256 * MIB });
+  expect(cacheBudgets({ compiledCacheMb: 4096 }, env)).toMatchObject({
+    partsBytes: 2048 * MIB,
+    compiledBytes: 4096 * MIB,
   });
 });
 
