@@ -116,20 +116,21 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
   const logger = Runtime.instance().logger;
   const providers = await chooseProviders(options.pool, options.gpuFallback, options.cuda ?? LOCAL_CUDA);
   const tuner = options.tuner ?? 'fixed';
-  const slots = shardSizing(options.pool, {
+  const sizing = shardSizing(options.pool, {
     ...(options.maxConcurrentShards ? { shards: options.maxConcurrentShards } : {}),
     ...(options.shardThreads !== undefined ? { threads: options.shardThreads } : {}),
   });
   const tunerText =
     tuner === 'resource-based' && options.pool === 'cpu'
-      ? `resource-based tuner (CPU and memory ≤ 80 %), 1 to ${2 * slots.scoring} shards`
-      : `${slots.reason} shards at once`;
-  const threads = slots.threads;
+      ? `resource-based tuner (CPU and memory ≤ 80 %), 1 to ${2 * sizing.scoring} shards`
+      : `${sizing.reason} shards at once`;
   const threadText =
-    threads > 0 ? `scored on ${threads} shard thread${threads === 1 ? '' : 's'}` : 'scored on the event loop';
+    sizing.threads > 0
+      ? `scored on ${sizing.threads} shard thread${sizing.threads === 1 ? '' : 's'}`
+      : 'scored on the event loop';
   const budgets = cacheBudgets(options);
   const decision = `${providers.decision}; ${tunerText}, ${threadText}; ${budgets.text}`;
-  logger.info(decision, { pool: providers.pool, providers: providers.executionProviders, shards: slots.slots });
+  logger.info(decision, { pool: providers.pool, providers: providers.executionProviders, shards: sizing.slots });
 
   const metrics = createWorkerMetrics(Runtime.instance().metricMeter, options.pool, (p) => {
     const attrs = { pool: options.pool, device: p.device, version: p.version, placement: p.placement };
@@ -147,8 +148,13 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
   };
   const sessions = new ModelSessionCache({ ...cache, observer: metrics.sessions });
   const shardThreads =
-    threads > 0
-      ? new ShardThreads({ threads, cache, aggregatesBytes: budgets.partsBytes, observer: metrics.sessions })
+    sizing.threads > 0
+      ? new ShardThreads({
+          threads: sizing.threads,
+          cache,
+          aggregatesBytes: budgets.partsBytes,
+          observer: metrics.sessions,
+        })
       : undefined;
   // Threads start with the worker, so a cold shard does not wait for them.
   if (shardThreads) shardThreads.start();
@@ -186,7 +192,7 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     },
     interceptors: { activity: [activityLogAttributes] },
     // The tuner's range is 1 to 2 × the shards scored at once; fixed slots are the slots.
-    ...slotOptions(options.pool, tuner, tuner === 'fixed' ? slots.slots : slots.scoring),
+    ...slotOptions(options.pool, tuner, tuner === 'fixed' ? sizing.slots : sizing.scoring),
     // Scale-down and deploys send SIGTERM: stop polling, let running shards finish, then cancel them and exit.
     shutdownGraceTime: DRAIN_TIMEOUT,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
@@ -194,7 +200,7 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
   return {
     worker,
     providers,
-    shards: slots.slots,
+    shards: sizing.slots,
     decision,
     close: async () => {
       await shardThreads?.close();

@@ -49,8 +49,37 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** The CLI on the suite's dev server address, with the data folder `data` (default: the first test's). */
+function fleetscoreIn(data: string | undefined, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const withData = data === undefined ? env : { ...env, FLEETSCORE_DATA_DIR: data };
+  return run('npx', ['tsx', 'cli/main.ts', ...args], { cwd: ROOT, env: withData, maxBuffer: 64 * 1024 * 1024 });
+}
+
 function fleetscore(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run('npx', ['tsx', 'cli/main.ts', ...args], { cwd: ROOT, env, maxBuffer: 64 * 1024 * 1024 });
+  return fleetscoreIn(undefined, ...args);
+}
+
+/**
+ * `fleetscore up ARGS` in the background with the data folder `data`; `detached` puts it in a process group of
+ * its own, which a test signals as a whole, as a terminal's Ctrl-C does. `until` waits for a text on its stderr.
+ */
+function upIn(data: string, args: string[], detached = false) {
+  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['cli/main.ts', 'up', ...args], {
+    cwd: ROOT,
+    env: { ...env, FLEETSCORE_DATA_DIR: data },
+    detached,
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  return {
+    child,
+    exited,
+    stderr: () => stderr,
+    async until(text: string): Promise<void> {
+      for (let i = 0; i < 240 && !stderr.includes(text); i++) await new Promise((r) => setTimeout(r, 250));
+    },
+  };
 }
 
 test('npm start -- --once scores the latest window and commits predictions that match the ground truth', async () => {
@@ -155,14 +184,7 @@ test('a device that fails is one line on the console and one in the summary, wit
   const data = join(dir, 'failing');
   const failing = { ...env, FLEETSCORE_DATA_DIR: data };
   const end = windowIdOf(Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 3_600_000);
-  await run(
-    'npx',
-    ['tsx', 'cli/main.ts', 'demo', 'seed', '--devices', '5', '--sensors', '3', '--hours', '5', '--end', end],
-    {
-      cwd: ROOT,
-      env: failing,
-    },
-  );
+  await fleetscoreIn(data, 'demo', 'seed', '--devices', '5', '--sensors', '3', '--hours', '5', '--end', end);
   // Corrupt one registered model: its checksum no longer matches, so only that device fails.
   const store = new LocalStore(join(data, 'store'));
   const entry = (await readIndex(store)).devices['dev-00003']!;
@@ -190,67 +212,44 @@ test('CLI errors are one clear line and exit 1, without a stack trace', async ()
 
 test('fleetscore up serves the schedule until SIGINT, then stops the workers and the dev server it started', async () => {
   const address = env.TEMPORAL_ADDRESS!;
-  const child = spawn(
-    join(ROOT, 'node_modules', '.bin', 'tsx'),
-    ['cli/main.ts', 'up', '--devices', '5', '--hours', '1'],
-    {
-      cwd: ROOT,
-      env: { ...env, FLEETSCORE_DATA_DIR: join(dir, 'serve') },
-    },
-  );
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  for (let i = 0; i < 120 && !stderr.includes('serving schedule fleetscore-hourly'); i++)
-    await new Promise((r) => setTimeout(r, 500));
-  expect(stderr).toContain('Ctrl-C to stop');
+  const up = upIn(join(dir, 'serve'), ['--devices', '5', '--hours', '1']);
+  await up.until('serving schedule fleetscore-hourly');
+  expect(up.stderr()).toContain('Ctrl-C to stop');
   expect(await isReachable(temporalTarget({ address }))).toBe(true);
-  child.kill('SIGINT');
-  expect(await exited).toBe(0);
-  expect(stderr).toContain('stopping the Temporal dev server');
-  expect(stderr).toMatch(/fleetscore: stopped cleanly: workers drained, dev server down \(its history stays in /);
-  expect(stderr).not.toContain('No workflows registered');
+  up.child.kill('SIGINT');
+  expect(await up.exited).toBe(0);
+  expect(up.stderr()).toContain('stopping the Temporal dev server');
+  expect(up.stderr()).toMatch(/fleetscore: stopped cleanly: workers drained, dev server down \(its history stays in /);
+  expect(up.stderr()).not.toContain('No workflows registered');
   expect(await isReachable(temporalTarget({ address }), 1_000)).toBe(false);
 });
 
 test('Ctrl-C while the first run waits for its input stops cleanly and leaves the run open for the next start', async () => {
   // Models and aggregates of an old hour only: the latest window has no input, so its run waits (inputWait).
   const data = join(dir, 'waiting');
-  const waiting = { ...env, FLEETSCORE_DATA_DIR: data };
-  await run(
-    'npx',
-    [
-      'tsx',
-      'cli/main.ts',
-      'demo',
-      'seed',
-      '--devices',
-      '3',
-      '--sensors',
-      '3',
-      '--hours',
-      '1',
-      '--end',
-      '2026-01-01T00',
-    ],
-    { cwd: ROOT, env: waiting },
+  await fleetscoreIn(
+    data,
+    'demo',
+    'seed',
+    '--devices',
+    '3',
+    '--sensors',
+    '3',
+    '--hours',
+    '1',
+    '--end',
+    '2026-01-01T00',
   );
-  // In a process group of its own, signalled as a whole, as a terminal's Ctrl-C is.
-  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['cli/main.ts', 'up', '--once'], {
-    cwd: ROOT,
-    env: waiting,
-    detached: true,
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  for (let i = 0; i < 240 && !stderr.includes('waiting for the input of window'); i++)
-    await new Promise((r) => setTimeout(r, 250));
-  const window = /scoring the most recent window past its settle time, (\S+)\n/.exec(stderr)?.[1];
+  const up = upIn(data, ['--once'], true);
+  await up.until('waiting for the input of window');
+  const window = /scoring the most recent window past its settle time, (\S+)\n/.exec(up.stderr())?.[1];
   expect(window).toBeDefined();
-  expect(stderr).toMatch(new RegExp(`WARN waiting for the input of window ${window} until \\S+Z \\(inputWait 15m\\) `));
-  process.kill(-child.pid!, 'SIGINT');
-  expect(await exited).toBe(0);
+  expect(up.stderr()).toMatch(
+    new RegExp(`WARN waiting for the input of window ${window} until \\S+Z \\(inputWait 15m\\) `),
+  );
+  process.kill(-up.child.pid!, 'SIGINT');
+  expect(await up.exited).toBe(0);
+  const stderr = up.stderr();
   const workflowId = runWorkflowId(new LocalStore(join(data, 'store')).uri, window!);
   expect(stderr).toContain(`fleetscore: stopped before the run of window ${window} ended: it stays open in Temporal (`);
   expect(stderr).toContain(`/workflows/${workflowId}/`);
