@@ -46,7 +46,7 @@ export interface PoolWorkerOptions {
   namespace: string;
   /** What the gpu pool does without CUDA (default: refuse to start). */
   gpuFallback?: GpuFallback;
-  /** Shards this worker holds at once (default: one per usable CPU for cpu, 2 for gpu); see `shardSizing`. */
+  /** Shards this worker holds at once (default: two per shard thread for cpu, 2 for gpu); see `shardSizing`. */
   maxConcurrentShards?: number;
   /** Fixed slot counts (default) or the SDK's resource-based tuner (cpu pool only). */
   tuner?: TunerMode;
@@ -108,8 +108,8 @@ export interface PoolWorker {
 
 /**
  * Creates a pool worker. Shards are CPU-bound inference, so the cpu pool scores one shard per usable CPU, each on
- * a thread of its own (see `shardSizing`). GPU slots are sized explicitly, since the SDK's resource-based
- * tuner sees CPU and memory but not the GPU. On the gpu pool every new model session reports
+ * a thread of its own, and holds a second per thread to start at once after it (see `shardSizing`). GPU slots are
+ * sized explicitly, since the SDK's resource-based tuner sees CPU and memory but not the GPU. On the gpu pool every new model session reports
  * where onnxruntime really ran its nodes, and a model that runs on CPU is logged.
  */
 export async function createPoolWorker(options: PoolWorkerOptions): Promise<PoolWorker> {

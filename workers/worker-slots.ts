@@ -59,11 +59,12 @@ export interface ShardSizing {
 
 /**
  * Sizes a pool worker. The cpu pool scores on one thread per CPU it may use (the cores, capped by a container's
- * CPU quota), one shard per thread. `shards` (`--shards`) above that holds more shards per thread, so a thread
- * scores one while another reads its input and writes its results: a warm run of 10,000 SVMs or PCA models took
- * 1.4 to 1.6 s with two per thread against 1.7 to 2.1 s with one, but a cold run of 100,000 forests 562 s against
- * 390 s, so one is the default (docs/benchmarks.md). The gpu pool holds a fixed 2 on the event loop: the SDK's
- * resource-based tuner sees CPU and memory, never the GPU. `threads` (`--shard-threads`) sets the threads.
+ * CPU quota) and holds two shards per thread, so a thread scores one while the other waits for its turn, writes its
+ * results or is being fetched from Temporal: with one per thread, a warm run of 10,000 SVMs left the threads idle
+ * about 40 % of the time (1.8 to 2.3 s against 1.5 to 1.6 s). The two shards of a thread prepare their models in
+ * turns (score-shard.ts), which keeps compile-bound cold runs as fast as with one per thread (docs/benchmarks.md).
+ * The gpu pool holds a fixed 2 on the event loop: the SDK's resource-based tuner sees CPU and memory, never the
+ * GPU. `shards` (`--shards`) and `threads` (`--shard-threads`) override.
  */
 export function shardSizing(
   pool: Pool,
@@ -82,7 +83,7 @@ export function shardSizing(
   });
   if (given.shards !== undefined) return sized(given.shards, `${given.shards} (--shards)`);
   if (pool === 'gpu') return sized(GPU_SHARDS, `${GPU_SHARDS} (gpu pool: fixed, the tuner does not see the GPU)`);
-  if (threads > 0) return sized(threads, `${threads} (one per shard thread, one thread per CPU: ${cpuText})`);
+  if (threads > 0) return sized(2 * threads, `${2 * threads} (two per shard thread, one thread per CPU: ${cpuText})`);
   return sized(cpus, `${cpus} (one per CPU: ${cpuText})`);
 }
 

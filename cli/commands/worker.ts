@@ -33,7 +33,7 @@ export const workerCommand = new Command('worker')
   .option('--gpu-fallback <mode>', 'gpu pool without a working CUDA provider: refuse (default) | cpu')
   .option(
     '--shards <n>',
-    'shards held at once (default: one per usable CPU for cpu, 2 for gpu); for cpu, more than CPUs puts several on a shard thread',
+    'shards held at once (default: two per shard thread for cpu, 2 for gpu); for cpu, up to one thread per CPU scores them',
   )
   .option(
     '--shard-threads <n>',

@@ -3,7 +3,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { encodePredictionsAs } from '../arrow/predictions-encode';
 import { PredictionsBuilder } from '../arrow/predictions-builder';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
-import { forEachLimited } from '../shared/concurrency';
+import { forEachLimited, type Turns } from '../shared/concurrency';
 import { keys } from '../shared/keys';
 import type { DeviceRows } from '../arrow/device-rows';
 import { isAnomaly } from '../models/model-output';
@@ -29,6 +29,11 @@ export interface ShardDeps {
   freshness?: ModelFreshness;
   sessions: ModelSessionCache;
   aggregates: AggregatesCache;
+  /**
+   * Whose turn it is to prepare models, where shards share a thread's caches (a shard thread holding two): one
+   * shard prepares at a time, so two cold shards do not interleave their reads and compiles (see shard-thread.ts).
+   */
+  prepareTurns?: Turns;
 }
 
 /** Where the shard runs: the run and attempt, how to heartbeat, and the logger. */
@@ -112,8 +117,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     // A large model can take seconds to compile (in a thread): heartbeat on a timer meanwhile, not only per device.
     let prepared = 0;
     const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
-    try {
-      await forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
+    const prepareAll = () =>
+      forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
         const { device, version } = planned;
         ctx.signal?.throwIfAborted();
         if (i % HEARTBEAT_EVERY === 0) {
@@ -133,6 +138,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
         }
         prepared++;
       });
+    try {
+      await (deps.prepareTurns ? deps.prepareTurns.run(prepareAll) : prepareAll());
     } finally {
       clearInterval(beat);
     }

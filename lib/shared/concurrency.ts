@@ -16,3 +16,15 @@ export async function forEachLimited<T>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
+
+/** Work that runs one at a time, in the order it was handed in (a FIFO lock for async work). */
+export class Turns {
+  private last: Promise<unknown> = Promise.resolve();
+
+  /** Runs `work` once every earlier `run`'s work has settled; resolves or rejects as `work` does. */
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const turn = this.last.then(work);
+    this.last = turn.catch(() => undefined);
+    return turn;
+  }
+}

@@ -79,9 +79,9 @@ export class LocalStore implements ObjectStore {
         options?.signal?.throwIfAborted();
         const size = statSync(path, { throwIfNoEntry: false })?.size;
         if (size === undefined) return undefined;
-        if (size <= BLOCKING_READ_MAX_BYTES) return new Uint8Array(readFileSync(path));
+        if (size <= BLOCKING_READ_MAX_BYTES) return ownBytes(readFileSync(path));
       }
-      return new Uint8Array(await readWithCallback(path, options?.signal));
+      return ownBytes(await readWithCallback(path, options?.signal));
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
@@ -258,6 +258,17 @@ export class LocalStore implements ObjectStore {
 /** The local store's version tag of some bytes: their sha256. */
 function contentVersion(body: Uint8Array): string {
   return createHash('sha256').update(body).digest('hex');
+}
+
+/**
+ * A file's bytes as a plain Uint8Array. A Buffer that owns its whole memory (fs allocates one per file of 4 KiB
+ * and more) is viewed, not copied; one cut from Node's shared pool (a smaller file) is copied, so that no caller
+ * holds, or hands on, the pool.
+ */
+function ownBytes(buf: Buffer): Uint8Array {
+  return buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength
+    ? new Uint8Array(buf.buffer, 0, buf.byteLength)
+    : new Uint8Array(buf);
 }
 
 /** `fs.readFile` in its callback form, as a promise (see {@link LocalStore.tryGet}). */

@@ -24,15 +24,15 @@ test('reads a container CPU quota from cgroup v2 and v1, and none when unlimited
   expect(cgroupCpuQuota(files({}))).toBeUndefined();
 });
 
-test('the cpu pool scores one shard per usable CPU, each on a thread of its own; the gpu pool a fixed 2', () => {
+test('the cpu pool scores on a thread per usable CPU and holds two shards per thread; the gpu pool a fixed 2', () => {
   expect(shardSizing('cpu', {}, { cores: 16, quota: undefined })).toEqual({
-    slots: 16,
+    slots: 32,
     threads: 16,
     scoring: 16,
-    reason: '16 (one per shard thread, one thread per CPU: 16 cores, no CPU quota)',
+    reason: '32 (two per shard thread, one thread per CPU: 16 cores, no CPU quota)',
   });
-  expect(shardSizing('cpu', {}, { cores: 16, quota: 2.5 })).toMatchObject({ slots: 3, threads: 3, scoring: 3 });
-  expect(shardSizing('cpu', {}, { cores: 4, quota: 0.2 })).toMatchObject({ slots: 1, threads: 1 });
+  expect(shardSizing('cpu', {}, { cores: 16, quota: 2.5 })).toMatchObject({ slots: 6, threads: 3, scoring: 3 });
+  expect(shardSizing('cpu', {}, { cores: 4, quota: 0.2 })).toMatchObject({ slots: 2, threads: 1 });
   expect(shardSizing('gpu', {}, { cores: 64, quota: undefined })).toEqual({
     slots: 2,
     threads: 0,
@@ -51,8 +51,8 @@ test('--shards and --shard-threads override the sizing; scoring counts the threa
     scoring: 4,
     reason: '8 (--shards)',
   });
-  // --shard-threads alone: a slot per thread; none scores on the event loop, one shard per CPU.
-  expect(shardSizing('cpu', { threads: 1 }, machine)).toMatchObject({ slots: 1, threads: 1, scoring: 1 });
+  // --shard-threads alone: two slots per thread; none scores on the event loop, one shard per CPU.
+  expect(shardSizing('cpu', { threads: 1 }, machine)).toMatchObject({ slots: 2, threads: 1, scoring: 1 });
   expect(shardSizing('cpu', { threads: 0 }, machine)).toEqual({
     slots: 4,
     threads: 0,

@@ -1,0 +1,89 @@
+/**
+ * Two shards that share a thread's caches prepare their models in turns: while one is reading and compiling, the
+ * other reads no model; once the first is done, the second goes on, and both score every device.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
+import { seedDemoFleet } from '../../lib/demo/demo-fleet';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
+import { planRun } from '../../lib/scoring/plan-run';
+import { scoreShard } from '../../lib/scoring/score-shard';
+import { Turns } from '../../lib/shared/concurrency';
+import { LocalStore } from '../../lib/store/local-store';
+import type { ObjectStore } from '../../lib/store/object-store';
+import { quiet } from '../support/run-window';
+
+const WINDOW = '2026-11-21T11';
+const RUN = 'run-turns';
+
+let dir: string;
+let sessions: ModelSessionCache;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-turns-'));
+  sessions = new ModelSessionCache();
+});
+
+afterEach(async () => {
+  await sessions.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('Turns runs work one at a time, in the order handed in, and goes on after a failure', async () => {
+  const turns = new Turns();
+  const events: string[] = [];
+  const step =
+    (name: string, fail = false) =>
+    async () => {
+      events.push(`${name} start`);
+      await new Promise((r) => setTimeout(r, 5));
+      events.push(`${name} end`);
+      if (fail) throw new Error(`${name} failed`);
+      return name;
+    };
+  const results = await Promise.allSettled([turns.run(step('a')), turns.run(step('b', true)), turns.run(step('c'))]);
+  expect(events).toEqual(['a start', 'a end', 'b start', 'b end', 'c start', 'c end']);
+  expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+});
+
+test('two shards sharing prepare turns never read models at the same time, and both score every device', async () => {
+  const local = new LocalStore(dir);
+  await seedDemoFleet(local, { devices: 8, sensors: 2, hours: 1, endMs: Date.parse('2026-11-21T12:00Z'), seed: 3 });
+  const plan = await planRun(local, { store: local.uri, window: WINDOW, shardSize: 4, pool: 'cpu', runId: RUN });
+  expect(plan.shards).toHaveLength(2);
+
+  // Every model read waits until released; each is recorded by device.
+  const reads: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const store: ObjectStore = Object.assign(Object.create(local) as LocalStore, {
+    tryGet: async (key: string, options?: Parameters<ObjectStore['tryGet']>[1]) => {
+      if (key.endsWith('model.onnx')) {
+        reads.push(key.split('/')[1]!);
+        await gate;
+      }
+      return local.tryGet(key, options);
+    },
+  });
+  const deps = { store, sessions, aggregates: new AggregatesCache(), prepareTurns: new Turns() };
+  const ctx = { attempt: 1, taskQueue: 'q', workflowId: 'wf', workflowRunId: RUN, heartbeat: () => {}, log: quiet };
+  const shard = (n: number) =>
+    scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: n }, ctx);
+  const both = Promise.all([shard(0), shard(1)]);
+
+  await new Promise((r) => setTimeout(r, 300));
+  // The reads held are one shard's four devices: the other shard has read none of its models meanwhile.
+  const halves = [
+    ['dev-00001', 'dev-00002', 'dev-00003', 'dev-00004'],
+    ['dev-00005', 'dev-00006', 'dev-00007', 'dev-00008'],
+  ];
+  expect(halves).toContainEqual([...reads].sort());
+  release();
+  const summaries = await both;
+  expect(summaries.map((s) => s.scored)).toEqual([4, 4]);
+  // Then the other shard read its four: every device's model once, shard by shard.
+  expect(halves).toContainEqual([...reads.slice(4)].sort());
+  expect([...reads].sort()).toEqual(halves.flat());
+});
