@@ -18,6 +18,7 @@ import { LocalStore } from '../../lib/store/local-store';
 import { windowAt } from '../../lib/shared/window';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
+import { waitUntil } from '../support/wait-until';
 
 jest.setTimeout(240_000);
 
@@ -54,14 +55,6 @@ afterAll(async () => {
   await env?.teardown();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function until(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 test('the task queue reports its backlog (DescribeTaskQueue reportStats)', async () => {
   const stats = await describeBacklog(env.client, uniqueTaskQueue('empty'), ['workflow', 'activity']);
@@ -109,7 +102,7 @@ test('a backlog on a gpu pool with minimum zero scales it up, the run finishes, 
   const abort = new AbortController();
   const loop = autoscaler.run(abort.signal);
   try {
-    await until('the first decision', () => records.length > 0, 10_000);
+    await waitUntil('the first decision', () => records.length > 0, 10_000);
     expect(records[0]).toMatchObject({ action: 'hold', from: 0, reason: 'idle at zero' });
 
     // Every device to the gpu pool (the schedule-level override), 20 shards of 2 devices, all at once.
@@ -129,7 +122,7 @@ test('a backlog on a gpu pool with minimum zero scales it up, the run finishes, 
     expect(ups.some((r) => r.stats.backlog > 0 && /backlog \d+ needs/.test(r.reason))).toBe(true);
     expect(Math.max(...ups.map((r) => r.to))).toBeLessThanOrEqual(3);
 
-    await until(
+    await waitUntil(
       'the pool back at zero',
       () =>
         records.some((r) => r.action === 'down' && r.to === 0) &&

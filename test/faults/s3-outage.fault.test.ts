@@ -9,7 +9,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keys, shardName } from '../../lib/shared/keys';
-import { measureFault, storeRequests, useFaultRig, waitUntil, WINDOW } from './support/fault-rig';
+import { measureFault, storeRequests, useFaultRig, WINDOW } from './support/fault-rig';
+import { waitUntil } from '../support/wait-until';
 import { CLEAN } from './support/fault-record';
 import type { HeldRequest } from './support/store-gate';
 

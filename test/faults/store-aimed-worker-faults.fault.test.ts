@@ -16,7 +16,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keys } from '../../lib/shared/keys';
 import type { ScoringRunInput } from '../../lib/shared/run-types';
-import { measureFault, storeRequests, useFaultRig, waitUntil, WINDOW } from './support/fault-rig';
+import { measureFault, storeRequests, useFaultRig, WINDOW } from './support/fault-rig';
+import { waitUntil } from '../support/wait-until';
 import { CLEAN } from './support/fault-record';
 import { type WorkerProcess } from './support/worker-process';
 import type { HeldRequest, HoldPhase, StoreRequest } from './support/store-gate';

@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
@@ -14,6 +15,7 @@ import { Turns } from '../../lib/shared/concurrency';
 import { LocalStore } from '../../lib/store/local-store';
 import type { ObjectStore } from '../../lib/store/object-store';
 import { quiet } from '../support/run-window';
+import { waitUntil } from '../support/wait-until';
 
 const WINDOW = '2026-11-21T11';
 const RUN = 'run-turns';
@@ -38,7 +40,7 @@ test('Turns runs work one at a time, in the order handed in, and goes on after a
     (name: string, fail = false) =>
     async () => {
       events.push(`${name} start`);
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
       events.push(`${name} end`);
       if (fail) throw new Error(`${name} failed`);
       return name;
@@ -73,7 +75,8 @@ test('two shards sharing prepare turns never read models at the same time, and b
     scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: n }, ctx);
   const both = Promise.all([shard(0), shard(1)]);
 
-  await new Promise((r) => setTimeout(r, 300));
+  await waitUntil('one shard reads its four models', () => reads.length >= 4, 10_000);
+  await sleep(200);
   // The reads held are one shard's four devices: the other shard has read none of its models meanwhile.
   const halves = [
     ['dev-00001', 'dev-00002', 'dev-00003', 'dev-00004'],

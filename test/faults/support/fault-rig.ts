@@ -491,14 +491,6 @@ export const storeRequests = {
 };
 
 /** Polls `condition` every 50 ms until it holds; fails after `timeoutMs` with `what`. */
-export async function waitUntil(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await sleep(50);
-  }
-}
-
 function isUnavailable(err: unknown): boolean {
   const text = `${messageOf(err)} ${messageOf((err as { cause?: unknown } | undefined)?.cause ?? '')}`;
   return /UNAVAILABLE|ECONNREFUSED|Connection dropped|connect|deadline|14 |ServiceError/i.test(text);
