@@ -109,8 +109,8 @@ export interface PoolWorker {
 /**
  * Creates a pool worker. Shards are CPU-bound inference, so the cpu pool scores one shard per usable CPU, each on
  * a thread of its own, and holds a second per thread to start at once after it (see `shardSizing`). GPU slots are
- * sized explicitly, since the SDK's resource-based tuner sees CPU and memory but not the GPU. On the gpu pool every new model session reports
- * where onnxruntime really ran its nodes, and a model that runs on CPU is logged.
+ * sized explicitly, since the SDK's resource-based tuner sees CPU and memory but not the GPU. On the gpu pool every
+ * new model session reports where onnxruntime really ran its nodes, and a model that runs on CPU is logged.
  */
 export async function createPoolWorker(options: PoolWorkerOptions): Promise<PoolWorker> {
   const logger = Runtime.instance().logger;

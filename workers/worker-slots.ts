@@ -11,6 +11,8 @@ import type { Pool } from '../lib/shared/names';
 
 /** Shards a gpu worker holds at once by default: one on the GPU while the other reads Arrow or writes results. */
 export const GPU_SHARDS = 2;
+/** Shards a cpu worker holds per shard thread by default: one scoring while the other waits its turn (below). */
+const SHARDS_PER_THREAD = 2;
 
 /** How slots are handed out: fixed counts (default) or the SDK's resource-based tuner (cpu pool only). */
 export type TunerMode = 'fixed' | 'resource-based';
@@ -83,7 +85,10 @@ export function shardSizing(
   });
   if (given.shards !== undefined) return sized(given.shards, `${given.shards} (--shards)`);
   if (pool === 'gpu') return sized(GPU_SHARDS, `${GPU_SHARDS} (gpu pool: fixed, the tuner does not see the GPU)`);
-  if (threads > 0) return sized(2 * threads, `${2 * threads} (two per shard thread, one thread per CPU: ${cpuText})`);
+  if (threads > 0) {
+    const why = given.threads === undefined ? `one thread per CPU: ${cpuText}` : '--shard-threads';
+    return sized(SHARDS_PER_THREAD * threads, `${SHARDS_PER_THREAD * threads} (two per shard thread, ${why})`);
+  }
   return sized(cpus, `${cpus} (one per CPU: ${cpuText})`);
 }
 

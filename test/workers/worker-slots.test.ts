@@ -52,7 +52,12 @@ test('--shards and --shard-threads override the sizing; scoring counts the threa
     reason: '8 (--shards)',
   });
   // --shard-threads alone: two slots per thread; none scores on the event loop, one shard per CPU.
-  expect(shardSizing('cpu', { threads: 1 }, machine)).toMatchObject({ slots: 2, threads: 1, scoring: 1 });
+  expect(shardSizing('cpu', { threads: 1 }, machine)).toEqual({
+    slots: 2,
+    threads: 1,
+    scoring: 1,
+    reason: '2 (two per shard thread, --shard-threads)',
+  });
   expect(shardSizing('cpu', { threads: 0 }, machine)).toEqual({
     slots: 4,
     threads: 0,
