@@ -30,6 +30,48 @@ interface Range {
   endMs: number;
 }
 
+/**
+ * Memory that the gathered rows of many devices (a shard's) share: each device's `ts`, `tsNanos` and `x` are views
+ * into a few large buffers, not three typed arrays of their own. A typed array of more than 64 bytes allocates
+ * its memory outside V8's heap (about 0.7 µs for 480 bytes here, and its collection adds "external memory
+ * pressure" scavenges), and a device's rows are a few hundred bytes each. The views live as long as the arena's
+ * buffers: one per shard, dropped with it.
+ */
+export class RowsArena {
+  private readonly ts = new Slab((n) => new Float64Array(n));
+  private readonly nanos = new Slab((n) => new Int32Array(n));
+  private readonly x = new Slab((n) => new Float32Array(n));
+
+  /** Room for `rows` rows of `k` features. */
+  take(rows: number, k: number): { ts: Float64Array; nanos: Int32Array; x: Float32Array } {
+    return { ts: this.ts.take(rows), nanos: this.nanos.take(rows), x: this.x.take(rows * k) };
+  }
+}
+
+/** Elements a slab's buffer holds (more for a larger request): 64 Ki, about 1,000 devices' rows of `ts`. */
+const SLAB_ELEMENTS = 1 << 16;
+
+/** Consecutive views of one typed-array type, from buffers of {@link SLAB_ELEMENTS} (zero-filled, never reused). */
+class Slab<T extends Float64Array | Float32Array | Int32Array> {
+  private buffer: T | undefined;
+  private used = 0;
+
+  constructor(private readonly make: (n: number) => T) {}
+
+  take(n: number): T {
+    if (!this.buffer || this.used + n > this.buffer.length) {
+      this.buffer = this.make(Math.max(SLAB_ELEMENTS, n));
+      this.used = 0;
+    }
+    const view = this.buffer.subarray(this.used, this.used + n) as T;
+    this.used += n;
+    return view;
+  }
+}
+
+/** Which holder each gathered row came from, for error messages: one buffer per thread, grown as needed. */
+let sourceScratch = new Int32Array(1024);
+
 /** Rows gathered in part order: `source[i]` is the index in `holders` that row `i` came from. */
 interface Gathered {
   ts: Float64Array;
@@ -47,12 +89,13 @@ export function gatherDeviceRows(
   device: string,
   features: readonly string[],
   range: Range,
+  arena?: RowsArena,
 ): DeviceRows {
   const { rows, dropped } = countRows(holders, device, features, range);
-  const sorted = sortByTs(copyRows(holders, device, features, range, rows), features.length);
+  const sorted = sortByTs(copyRows(holders, device, features, range, rows, arena), features.length);
   checkDistinct(sorted, holders, device);
   const { ts, nanos: tsNanos, x } = sorted;
-  return { device, rows, ts, tsNanos, x, features: [...features], droppedOutsideWindow: dropped };
+  return { device, rows, ts, tsNanos, x, features, droppedOutsideWindow: dropped };
 }
 
 /** Pass 1: checks the feature columns and null timestamps, and counts the rows inside and outside the range. */
@@ -96,12 +139,14 @@ function copyRows(
   features: readonly string[],
   { startMs, endMs }: Range,
   rows: number,
+  arena: RowsArena | undefined,
 ): Gathered {
   const k = features.length;
-  const ts = new Float64Array(rows);
-  const nanos = new Int32Array(rows);
-  const x = new Float32Array(rows * k);
-  const source = new Int32Array(rows);
+  const { ts, nanos, x } = arena
+    ? arena.take(rows, k)
+    : { ts: new Float64Array(rows), nanos: new Int32Array(rows), x: new Float32Array(rows * k) };
+  if (sourceScratch.length < rows) sourceScratch = new Int32Array(2 * rows);
+  const source = sourceScratch.subarray(0, rows);
   let bad: { ts: number; file: string; field: string; what: string } | undefined;
   let out = 0;
   for (let p = 0; p < holders.length; p++) {
@@ -159,10 +204,11 @@ function copyRows(
 function sortByTs(rows: Gathered, k: number): Gathered {
   const { ts, nanos, x, source } = rows;
   const n = ts.length;
-  const compare = (a: number, b: number) => ts[a]! - ts[b]! || nanos[a]! - nanos[b]!;
   let sorted = true;
-  for (let i = 1; i < n && sorted; i++) if (compare(i, i - 1) < 0) sorted = false;
+  for (let i = 1; i < n && sorted; i++)
+    sorted = ts[i]! > ts[i - 1]! || (ts[i] === ts[i - 1] && nanos[i]! >= nanos[i - 1]!);
   if (sorted) return rows;
+  const compare = (a: number, b: number) => ts[a]! - ts[b]! || nanos[a]! - nanos[b]!;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => compare(a, b) || a - b);
   const out: Gathered = {
     ts: new Float64Array(n),

@@ -6,7 +6,7 @@ import type { AggregatesLayout } from '../shared/names';
 import type { Window } from '../shared/window';
 import { InvalidAggregates } from '../shared/errors';
 import { DEVICE_COLUMN, type AggregatesPart } from './aggregates-part';
-import { gatherDeviceRows, type DeviceRows } from './device-rows';
+import { gatherDeviceRows, type DeviceRows, type RowsArena } from './device-rows';
 import { finerUnit, MILLISECONDS_UTC, type TimestampType } from './timestamps';
 
 /**
@@ -52,12 +52,12 @@ export class WindowAggregates {
    * no part holds a row of it (no data; `rows` is 0 when it only has rows outside the window). Throws
    * `InvalidAggregates` naming file, device and field for a device-level problem, and for a device whose rows
    * an unreadable part may hold: every device under the layout `any`, under `device-partitioned` a device no
-   * readable part holds.
+   * readable part holds. With `arena`, the rows are views into its buffers (a shard's devices share one).
    */
-  device(device: string, features: readonly string[]): DeviceRows | undefined {
+  device(device: string, features: readonly string[], arena?: RowsArena): DeviceRows | undefined {
     const holders = this.holdersOf(device);
     if (holders.length === 0) return undefined;
-    return gatherDeviceRows(holders, device, features, this.window);
+    return gatherDeviceRows(holders, device, features, this.window, arena);
   }
 
   /** The readable parts with rows of `device`; throws when the layout says its rows may be elsewhere too. */

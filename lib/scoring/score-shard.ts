@@ -5,7 +5,7 @@ import { PredictionsBuilder } from '../arrow/predictions-builder';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
 import { forEachLimited, type Turns } from '../shared/concurrency';
 import { keys } from '../shared/keys';
-import type { DeviceRows } from '../arrow/device-rows';
+import { RowsArena, type DeviceRows } from '../arrow/device-rows';
 import { isAnomaly } from '../models/model-output';
 import type { ModelSessionCache, PreparedModel } from '../models/model-sessions';
 import type { ObjectStore } from '../store/object-store';
@@ -114,6 +114,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     //    compiled program, or a session of its own). Models are read a few at a time: on a cold worker this is the
     //    store's latency, and compiling runs in threads off this event loop.
     const ready = new Array<{ model: PreparedModel; rows: DeviceRows } | undefined>(plan.devices.length);
+    const arena = new RowsArena();
     // A large model can take seconds to compile (in a thread): heartbeat on a timer meanwhile, not only per device.
     let prepared = 0;
     const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
@@ -128,7 +129,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
         try {
           const fingerprint = await deps.freshness?.check(shared, req.runId, device, version, deps.sessions);
           const meta = await deps.sessions.modelMeta(shared, device, planned);
-          const rows = aggregates.device(device, meta.features);
+          const rows = aggregates.device(device, meta.features, arena);
           if (rows && rows.rows > 0) {
             ready[i] = { model: await deps.sessions.prepare(shared, device, planned), rows };
           }

@@ -43,20 +43,24 @@ export interface LocalStoreOptions {
 export class LocalStore implements ObjectStore {
   readonly uri: string;
   private readonly root: string;
+  /** `root` with one trailing separator, the start of every file's path. */
+  private readonly rootDir: string;
 
   private readonly blockingReads: boolean;
 
   constructor(root: string, options: LocalStoreOptions = {}) {
     this.root = resolve(root);
+    this.rootDir = this.root.endsWith(sep) ? this.root : this.root + sep;
     this.uri = pathToFileURL(this.root).href;
     this.blockingReads = options.blockingReads ?? false;
   }
 
+  /** The file or folder of `key`: a checked key has no empty, `.` or `..` segment, so it never leaves the root. */
   private path(key: string, prefix = false): string {
     checkKey(this.uri, key, { prefix });
-    const p = join(this.root, ...key.split('/').filter(Boolean));
-    if (p !== this.root && !p.startsWith(this.root + sep)) throw new Error(`unreachable: ${key} escapes ${this.root}`);
-    return p;
+    const body = key.endsWith('/') ? key.slice(0, -1) : key;
+    if (body === '') return this.root;
+    return this.rootDir + (sep === '/' ? body : body.replaceAll('/', sep));
   }
 
   async get(key: string, options?: CallOptions): Promise<Uint8Array> {

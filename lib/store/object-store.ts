@@ -72,13 +72,31 @@ export interface StoredObject {
 
 /** Returns `key` when every `/`-separated segment is a plain name; a trailing `/` is allowed for prefixes. */
 export function checkKey(store: string, key: string, { prefix = false } = {}): string {
-  const body = prefix && key.endsWith('/') ? key.slice(0, -1) : key;
-  if (prefix && body === '') return key;
-  const ok =
-    body.length > 0 &&
-    body.length <= 1024 &&
-    !/[\\\0-\x1f]/.test(body) &&
-    body.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
-  if (!ok) throw new InvalidKey(store, key);
+  const end = prefix && key.endsWith('/') ? key.length - 1 : key.length;
+  if (prefix && end === 0) return key;
+  if (!plainSegments(key, end)) throw new InvalidKey(store, key);
   return key;
 }
+
+/**
+ * Whether `key`'s first `end` characters (1 to 1,024) are `/`-separated segments none of which is empty, `.` or
+ * `..`, with no backslash or control character: one pass, no allocation (every store call checks its key).
+ */
+function plainSegments(key: string, end: number): boolean {
+  if (end === 0 || end > 1024) return false;
+  let start = 0;
+  for (let i = 0; i <= end; i++) {
+    const c = i === end ? SLASH : key.charCodeAt(i);
+    if (c === SLASH) {
+      const n = i - start;
+      const dots = n <= 2 && key.charCodeAt(start) === DOT && (n === 1 || key.charCodeAt(start + 1) === DOT);
+      if (n === 0 || dots) return false;
+      start = i + 1;
+    } else if (c < 0x20 || c === BACKSLASH) return false;
+  }
+  return true;
+}
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
+const BACKSLASH = 0x5c;

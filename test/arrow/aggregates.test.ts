@@ -28,6 +28,7 @@ import {
   WindowAggregates,
   type AggregatesPart,
 } from '../../lib/arrow/aggregates';
+import { RowsArena } from '../../lib/arrow/device-rows';
 import { keys } from '../../lib/shared/keys';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/shared/window';
@@ -164,6 +165,22 @@ describe('readAggregatesPart + WindowAggregates.device', () => {
     expect(raw).toBe(unit === 's' ? BigInt(T0 / 1000) : BigInt(T0) * PER_MS[unit]);
     const agg = new WindowAggregates(window, [part('p', t)]);
     expect(Array.from(agg.device('d', FEATURES)!.ts)).toEqual([T0, T0 + MIN, T0 + 2 * MIN]);
+  });
+
+  it('gathers into a shared arena exactly what it gathers alone, one device not overwriting another', () => {
+    // 1,200 devices of 60 rows: more than one slab of `ts` (65,536 values), so one device crosses into a new buffer.
+    const ids = Array.from({ length: 1200 }, (_, d) => `dev-${d}`);
+    const agg = new WindowAggregates(window, [part('p0', table(concat(...ids.map((id, d) => deviceRows(id, 60, d)))))]);
+    const arena = new RowsArena();
+    const shared = ids.map((id) => agg.device(id, FEATURES, arena)!);
+    ids.forEach((id, d) => {
+      const alone = agg.device(id, FEATURES)!;
+      expect(Array.from(shared[d]!.ts)).toEqual(Array.from(alone.ts));
+      expect(Array.from(shared[d]!.tsNanos)).toEqual(Array.from(alone.tsNanos));
+      expect(nums(shared[d]!.x)).toEqual(nums(alone.x));
+      expect(shared[d]!.x[0]).toBe(d);
+    });
+    expect(new Set(shared.map((r) => r.ts.buffer)).size).toBe(2);
   });
 
   it('sorts rows by ts when a writer did not', () => {
