@@ -43,28 +43,30 @@ export function readScores(
   input: Float32Array,
 ): Float32Array {
   const name = meta.output.name;
-  const fail = (message: string, field = 'output.name') => new ModelOutputMismatch(message, device, file, field);
-  if (!tensor) throw fail(`output ${name} is missing from the result`);
+  if (!tensor) throw new ModelOutputMismatch(`output ${name} is missing from the result`, device, file, 'output.name');
   if (tensor.type !== 'float32' && tensor.type !== 'float64') {
-    throw fail(`output ${name} is ${tensor.type}, expected float32 or float64`);
+    const message = `output ${name} is ${tensor.type}, expected float32 or float64`;
+    throw new ModelOutputMismatch(message, device, file, 'output.name');
   }
   const data = tensor.data as Float32Array | Float64Array;
   const dims = tensor.dims;
   const cols = dims.length === 1 ? 1 : dims.length === 2 ? (dims[1] as number) : -1;
   if (cols < 1 || dims[0] !== rows || data.length !== rows * cols) {
-    throw fail(`output ${name} has shape [${dims.join(', ')}] for ${rows} rows; expected [${rows}] or [${rows}, k]`);
+    const message = `output ${name} has shape [${dims.join(', ')}] for ${rows} rows; expected [${rows}] or [${rows}, k]`;
+    throw new ModelOutputMismatch(message, device, file, 'output.name');
   }
   if (meta.output.reconstructionError) {
     const k = meta.features.length;
     if (cols !== k || dims.length !== 2) {
       const message = `output ${name} has shape [${dims.join(', ')}]; a reconstruction must be [${rows}, ${k}]`;
-      throw fail(message, 'output.reconstructionError');
+      throw new ModelOutputMismatch(message, device, file, 'output.reconstructionError');
     }
     return checkFinite(reconstructionError(meta.output.reconstructionError, input, data, rows, k), name, device, file);
   }
   const column = meta.output.column;
   if (column >= cols) {
-    throw fail(`output ${name} has ${cols} column(s); column ${column} does not exist`, 'output.column');
+    const message = `output ${name} has ${cols} column(s); column ${column} does not exist`;
+    throw new ModelOutputMismatch(message, device, file, 'output.column');
   }
   const out = cols === 1 && data instanceof Float32Array ? data : new Float32Array(rows);
   if (out !== data) for (let r = 0; r < rows; r++) out[r] = data[r * cols + column] as number;

@@ -177,7 +177,7 @@ export class ModelSessionCache {
       }
     }
     if (this.batching) {
-      const key = `${sha256}|${meta.input.name}|${meta.output.name}|${meta.features.length}`;
+      const key = compiledKey(meta, sha256);
       const hit = this.compiled.known(key) === true;
       const program = await this.compiled.get(key, load, meta.input.name, meta.output.name, meta.features.length);
       if (program) {
@@ -197,9 +197,46 @@ export class ModelSessionCache {
     return { kind: 'session', path: 'session', device, version, meta, model: await this.load(store, device, entry) };
   }
 
+  /**
+   * The device's model prepared on a fast path when everything that takes is cached here (its model.json, that its
+   * bytes were verified, and its stacked parameters or compiled program), without reading or waiting for anything;
+   * undefined otherwise: then {@link prepare} it. What a warm worker does for most devices: no promise, closure or
+   * store call, where `prepare` makes several of each.
+   */
+  prepareCached(
+    store: ObjectStore,
+    device: string,
+    entry: Pick<IndexEntry, 'version' | 'sha256'>,
+  ): PreparedModel | undefined {
+    if (!this.batching) return undefined;
+    const { version, sha256 } = entry;
+    const id = this.id(store, device, version);
+    const meta = this.metas.get(id);
+    if (!meta || meta.sha256 !== sha256 || !this.verified.has(id)) return undefined;
+    if (meta.output.column === 0 && !meta.output.reconstructionError) {
+      const params = this.stacked.get(sha256);
+      if (params === undefined) return undefined;
+      if (params) {
+        this.observer.cacheLookup?.(true);
+        return { kind: 'stacked', path: 'stacked-mahalanobis', device, version, meta, params };
+      }
+    }
+    const program = this.compiled.cached(compiledKey(meta, sha256));
+    if (!program) return undefined;
+    this.observer.cacheLookup?.(true);
+    const path: FastPath = `compiled:${program.program.family}`;
+    return { kind: 'session', path, device, version, meta, model: this.compiledModel(device, version, meta, program) };
+  }
+
   /** Starts the compile threads of the fast path now rather than on the first model (a worker does at start). */
   startCompileThreads(): void {
     this.compiled.start();
+  }
+
+  /** The device's model.json when this cache holds it for that checksum, without waiting for anything. */
+  cachedMeta(store: ObjectStore, device: string, entry: Pick<IndexEntry, 'version' | 'sha256'>): ModelMeta | undefined {
+    const meta = this.metas.get(this.id(store, device, entry.version));
+    return meta?.sha256 === entry.sha256 ? meta : undefined;
   }
 
   /** The device's validated model.json (cached), without reading or compiling the model itself. */
@@ -316,4 +353,9 @@ export class ModelSessionCache {
   private async verifyOnce(store: ObjectStore, device: string, version: string, sha256: string): Promise<void> {
     if (!this.verified.has(this.id(store, device, version))) await this.readOwn(store, device, version, sha256);
   }
+}
+
+/** What a compiled program is cached under: the model's bytes and the names and width it is evaluated with. */
+function compiledKey(meta: ModelMeta, sha256: string): string {
+  return `${sha256}|${meta.input.name}|${meta.output.name}|${meta.features.length}`;
 }

@@ -25,7 +25,8 @@ export class ModelFreshness {
 
   /**
    * Makes `sessions` forget the device's model when its files are not as they were when this worker last scored
-   * with them. Call before preparing the device; call {@link ModelFreshness.prepared} once it was prepared.
+   * with them. Call before preparing the device. Returns the files' fingerprint when it is new to this worker (pass
+   * it to {@link ModelFreshness.prepared} once the device was prepared), undefined when unchanged.
    */
   async check(
     store: ObjectStore,
@@ -33,7 +34,7 @@ export class ModelFreshness {
     device: string,
     version: string,
     sessions: ModelSessionCache,
-  ): Promise<string> {
+  ): Promise<string | undefined> {
     const files = [keys.modelMeta(device, version), keys.modelOnnx(device, version)];
     let prints: (string | undefined)[];
     if (store.statObjects) {
@@ -44,10 +45,9 @@ export class ModelFreshness {
     }
     const fingerprint = prints.map((p) => p ?? 'missing').join('|');
     const id = `${store.uri}|${device}|${version}`;
-    if (this.used.get(id) !== fingerprint) {
-      this.used.delete(id);
-      sessions.forget(store, device, version);
-    }
+    if (this.used.get(id) === fingerprint) return undefined;
+    this.used.delete(id);
+    sessions.forget(store, device, version);
     return fingerprint;
   }
 

@@ -128,10 +128,15 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
         }
         try {
           const fingerprint = await deps.freshness?.check(shared, req.runId, device, version, deps.sessions);
-          const meta = await deps.sessions.modelMeta(shared, device, planned);
+          // A warm worker has most devices' model.json and model at hand: taken without a promise each.
+          const { sessions } = deps;
+          const meta =
+            sessions.cachedMeta(shared, device, planned) ?? (await sessions.modelMeta(shared, device, planned));
           const rows = aggregates.device(device, meta.features, arena);
           if (rows && rows.rows > 0) {
-            ready[i] = { model: await deps.sessions.prepare(shared, device, planned), rows };
+            const model =
+              sessions.prepareCached(shared, device, planned) ?? (await sessions.prepare(shared, device, planned));
+            ready[i] = { model, rows };
           }
           if (fingerprint !== undefined) deps.freshness?.prepared(shared, device, version, fingerprint);
         } catch (err) {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile as readFileWithCallback, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFile as readFileWithCallback, readSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -79,16 +79,36 @@ export class LocalStore implements ObjectStore {
   async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
     const path = this.path(key);
     try {
-      if (this.blockingReads) {
-        options?.signal?.throwIfAborted();
-        const size = statSync(path, { throwIfNoEntry: false })?.size;
-        if (size === undefined) return undefined;
-        if (size <= BLOCKING_READ_MAX_BYTES) return ownBytes(readFileSync(path));
-      }
+      if (this.blockingReads) return await this.readBlocking(path, options?.signal);
       return ownBytes(await readWithCallback(path, options?.signal));
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
+    }
+  }
+
+  /**
+   * With `blockingReads`: the file read synchronously when it holds at most {@link BLOCKING_READ_MAX_BYTES}, else
+   * asynchronously from the same descriptor. Open, fstat, read and close, where a `stat` before `readFileSync` made
+   * five system calls: a cold run reads two files a device, and a system call costs about 5 µs on this machine.
+   */
+  private async readBlocking(path: string, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    signal?.throwIfAborted();
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size > BLOCKING_READ_MAX_BYTES) return ownBytes(await readWithCallback(fd, signal));
+      // Its own memory, not the shared pool's, so the bytes are handed out without a copy.
+      const bytes = Buffer.allocUnsafeSlow(size);
+      let read = 0;
+      while (read < size) {
+        const n = readSync(fd, bytes, read, size - read, read);
+        if (n === 0) break;
+        read += n;
+      }
+      return new Uint8Array(bytes.buffer, 0, read);
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -275,8 +295,8 @@ function ownBytes(buf: Buffer): Uint8Array {
     : new Uint8Array(buf);
 }
 
-/** `fs.readFile` in its callback form, as a promise (see {@link LocalStore.tryGet}). */
-function readWithCallback(path: string, signal: AbortSignal | undefined): Promise<Buffer> {
+/** `fs.readFile` in its callback form, as a promise (see {@link LocalStore.tryGet}); a descriptor stays open. */
+function readWithCallback(path: string | number, signal: AbortSignal | undefined): Promise<Buffer> {
   return new Promise((done, fail) =>
     readFileWithCallback(path, { signal }, (err, data) => (err ? fail(err) : done(data))),
   );

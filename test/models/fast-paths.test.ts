@@ -74,6 +74,22 @@ describe.each(FAMILIES)('$name', ({ name, path, tol }) => {
     expect(Array.from(got, (s) => (isAnomaly(model.meta, s) ? -1 : 1))).toEqual(c.predict);
     expect(new Set(c.predict)).toEqual(new Set([1, -1]));
   });
+
+  it('is taken again from the cache, without a promise, only while model.json, checksum and program hold', async () => {
+    const device = `${name}-cached`;
+    const entry = await register(name, device);
+    const c = cases(name);
+    const x = new Float32Array(c.rows.flat());
+    expect(fast.prepareCached(store, device, entry)).toBeUndefined();
+    const prepared = await fast.prepare(store, device, entry);
+    const cached = fast.prepareCached(store, device, entry);
+    expect(cached).toMatchObject({ kind: 'session', path, device, version: entry.version, meta: prepared.meta });
+    expect(await scoreWith(cached!, x, c.rows.length)).toEqual(await scoreWith(prepared, x, c.rows.length));
+    expect(fast.prepareCached(store, device, { ...entry, sha256: 'f'.repeat(64) })).toBeUndefined();
+    expect(sessions.prepareCached(store, device, entry)).toBeUndefined();
+    fast.forget(store, device, entry.version);
+    expect(fast.prepareCached(store, device, entry)).toBeUndefined();
+  });
 });
 
 describe('SVM kernels', () => {

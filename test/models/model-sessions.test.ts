@@ -160,6 +160,15 @@ describe('ModelSessionCache.prepare and scoreStacked', () => {
     expect(Array.from(sb as Float32Array)).toEqual([0, 5]);
   });
 
+  it('takes a stacked model from the cache once prepared, and not after it was forgotten', async () => {
+    const a = await register('pump-1', [1, 2]);
+    expect(cache.prepareCached(store, 'pump-1', a)).toBeUndefined();
+    const prepared = await cache.prepare(store, 'pump-1', a);
+    expect(cache.prepareCached(store, 'pump-1', a)).toEqual(prepared);
+    cache.forget(store, 'pump-1', a.version);
+    expect(cache.prepareCached(store, 'pump-1', a)).toBeUndefined();
+  });
+
   it('fails only the device whose stacked scores are not finite', async () => {
     const a = await register('pump-1', [0, 0]);
     const b = await register('pump-2', [0, 0]);

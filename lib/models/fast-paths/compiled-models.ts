@@ -108,6 +108,13 @@ export class CompiledModels {
     return this.programs.has(key) ? true : this.refused.has(key) ? false : undefined;
   }
 
+  /** The program of `key` when it is compiled and held now (counted as a use), without waiting for anything. */
+  cached(key: string): LinkedProgram | undefined {
+    const hit = this.programs.get(key);
+    if (hit) hit.usedAt = this.now();
+    return hit?.linked;
+  }
+
   /**
    * The program computing `output` from `input` ([rows, features] float32) for the model `key` (sha256, names
    * and feature count), compiled from `load()`'s bytes on a miss; undefined when the fast path does not take it.
@@ -119,11 +126,8 @@ export class CompiledModels {
     output: string,
     features: number,
   ): Promise<LinkedProgram | undefined> {
-    const hit = this.programs.get(key);
-    if (hit) {
-      hit.usedAt = this.now();
-      return hit.linked;
-    }
+    const hit = this.cached(key);
+    if (hit) return hit;
     if (this.refused.has(key)) return undefined;
     let pending = this.inFlight.get(key);
     if (!pending) {
