@@ -5,8 +5,8 @@
  * store, cold (fresh worker) and warm (second run). Prints a table and writes bench/results/latest.json.
  *
  * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
- *   [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000] [--worker-cpu-prof DIR]
- *   [--shard-threads N]
+ *   [--max-parallel-shards 8] [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000]
+ *   [--worker-cpu-prof DIR] [--shard-threads N]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -18,6 +18,7 @@ import { temporal } from '@temporalio/proto';
 import { connectClient, temporalTarget } from '../lib/temporal/connection';
 import { startDevServer } from '../lib/temporal/dev-server';
 import { startRun } from '../lib/temporal/runs';
+import { RUN_DEFAULTS } from '../lib/shared/run-types';
 import { windowAt } from '../lib/shared/window';
 import { formatTable } from '../cli/utils/table';
 import { benchFleet, FAMILIES, type Family } from './fleets';
@@ -185,6 +186,8 @@ async function fleetscore(
   window: string,
   work: string,
   shardSize: number,
+  /** Shards a run has scheduled at once (a run's own default unless `--max-parallel-shards`). */
+  maxParallelShards: number,
   batching: boolean,
   /** Where the worker writes its V8 CPU profile (`--worker-cpu-prof DIR`), if anywhere. */
   profileDir?: string,
@@ -212,7 +215,7 @@ async function fleetscore(
     try {
       const once = async (): Promise<{ m: Measured; handle: Awaited<ReturnType<typeof startRun>> }> => {
         const start = performance.now();
-        const handle = await startRun(client, { store, window, shardSize, pool: 'cpu', maxParallelShards: 4 });
+        const handle = await startRun(client, { store, window, shardSize, pool: 'cpu', maxParallelShards });
         const summary = await handle.result();
         const wall = (performance.now() - start) / 1000;
         return { m: { rows: summary.rows, wall_s: wall, rows_per_s: summary.rows / wall, peak_rss_mb: NaN }, handle };
@@ -250,7 +253,8 @@ async function run(): Promise<void> {
   for (const f of families)
     if (!FAMILIES.includes(f)) throw new Error(`unknown family ${f}; one of ${FAMILIES.join(', ')}`);
   const sizes = option('sizes', '1000,10000,100000').split(',').map(Number);
-  const shardSize = Number(option('shard-size', '500'));
+  const shardSize = Number(option('shard-size', String(RUN_DEFAULTS.shardSize)));
+  const maxParallelShards = Number(option('max-parallel-shards', String(RUN_DEFAULTS.maxParallelShards)));
   const unstackedMax = Number(option('unstacked-max', '10000'));
   const trees = Number(option('trees', '100'));
   const treesAt100k = Number(option('trees-at-100k', '25'));
@@ -282,11 +286,20 @@ async function run(): Promise<void> {
         process.stderr.write('bench: peer (python loop)\n');
         const p = await peer(python, fleet.store, window.id, join(work, 'peer'), fleet.pickles);
         process.stderr.write('bench: fleetscore (cold, warm)\n');
-        const f = await fleetscore(fleet.store, window.id, work, shardSize, true, profileDir, shardThreads);
+        const f = await fleetscore(
+          fleet.store,
+          window.id,
+          work,
+          shardSize,
+          maxParallelShards,
+          true,
+          profileDir,
+          shardThreads,
+        );
         // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
         const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
         const u = unstacked
-          ? await fleetscore(fleet.store, window.id, work, shardSize, false, undefined, shardThreads)
+          ? await fleetscore(fleet.store, window.id, work, shardSize, maxParallelShards, false, undefined, shardThreads)
           : undefined;
         const other = otherLoad();
         if (other !== undefined && other > OTHER_LOAD_WARN) {
@@ -320,6 +333,8 @@ async function run(): Promise<void> {
           history_events: f.history_events,
           history_bytes: f.history_bytes,
           shards: f.shards,
+          shard_size: shardSize,
+          max_parallel_shards: maxParallelShards,
           orchestration_s: f.orchestration_s,
           orchestration_share: f.orchestration_s / f.warm.wall_s,
           fleet_generated_s: fleet.generatedS,
