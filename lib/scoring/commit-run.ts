@@ -23,6 +23,7 @@ import {
   type RunCounts,
 } from '../shared/run-types';
 import { InvalidPlan, StoreContended } from '../shared/errors';
+import { forEachLimited } from '../shared/concurrency';
 
 /**
  * The device ids with rows in a run's parts, those that could be read (a part that fails as a whole already
@@ -87,10 +88,18 @@ async function writeManifest(
   const shards: ManifestShard[] = [];
   const readPlan = (shard: number) =>
     readJsonFile<ShardPlanFile>(store, keys.shardPlan(req.window, req.runId, shard), 'fleetscore.shard-plan/v1');
-  for (const ref of req.shards) {
+  const statusKey = (shard: number) => keys.shardStatus(req.window, req.runId, shard);
+  // Read a few at a time (each waits for the store), then taken in shard order.
+  const read = new Array<ShardPlanFile | ShardStatusFile>(req.shards.length);
+  await forEachLimited(req.shards, READS_AT_ONCE, async (ref, i) => {
+    read[i] = failed.has(ref.shard)
+      ? await readPlan(ref.shard)
+      : await readJsonFile<ShardStatusFile>(store, statusKey(ref.shard), 'fleetscore.shard-status/v1');
+  });
+  for (const [i, ref] of req.shards.entries()) {
     const reason = failed.get(ref.shard);
     if (reason !== undefined) {
-      const plan = await readPlan(ref.shard);
+      const plan = read[i] as ShardPlanFile;
       for (const d of plan.devices)
         devices[d.device] = { status: 'failed', version: d.version, reason: `shard failed: ${reason}` };
       counts.devices += plan.devices.length;
@@ -99,12 +108,11 @@ async function writeManifest(
       log.add({ event: 'shard-failed', level: 'error', shard: ref.shard, devices: plan.devices.length, reason });
       continue;
     }
-    const statusKey = keys.shardStatus(req.window, req.runId, ref.shard);
-    const status = await readJsonFile<ShardStatusFile>(store, statusKey, 'fleetscore.shard-status/v1');
+    const status = read[i] as ShardStatusFile;
     if (status.window !== req.window || status.shard !== ref.shard || status.runId !== req.runId) {
       throw new InvalidPlan(
         `belongs to window ${status.window} shard ${status.shard} plan ${status.runId}, not plan ${req.runId}`,
-        statusKey,
+        statusKey(ref.shard),
       );
     }
     Object.assign(devices, status.devices);
@@ -147,6 +155,9 @@ async function writeManifest(
   const fence = await commitManifest(store, key, manifest, log);
   return { ...counts, manifest: key, unknownDevices: unknown.length, failures: listFailures(devices), ...fence };
 }
+
+/** Shard status files a commit reads at once. */
+const READS_AT_ONCE = 8;
 
 /** How many times a commit reads the window's manifest again after losing a race to another commit. */
 const COMMIT_RACES = 5;

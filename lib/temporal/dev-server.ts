@@ -34,6 +34,9 @@ export interface DevServerOptions {
   detached?: boolean;
 }
 
+/** SQLite settings of the server's database file. */
+const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
+
 const TYPE_NAMES: Partial<Record<SearchAttributeType, string>> = {
   [SearchAttributeType.KEYWORD]: 'Keyword',
   [SearchAttributeType.INT]: 'Int',
@@ -58,6 +61,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   args.push(
     '--db-filename',
     options.dbFile,
+    // A write-ahead log, synced at checkpoints rather than at every transaction: the server used 0.30 to 0.43 s of
+    // CPU per warm 10,000-device run instead of 0.55 to 0.71 s (a run is a few hundred small transactions, on the
+    // same cores as the worker). A killed server loses nothing; a power cut can lose the last transactions, never
+    // the file.
+    ...SQLITE_PRAGMAS.flatMap((p) => ['--sqlite-pragma', p]),
     '--namespace',
     namespace,
     '--log-level',
