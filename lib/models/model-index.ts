@@ -19,11 +19,28 @@ export interface IndexMove {
   pool: Pool;
 }
 
-/** Reads `models/index.json`; an empty index when there is none yet (a fresh store). */
+/**
+ * The index this process read last, with its bytes: a worker plans every hour from an index that rarely changed,
+ * and parsing and validating 10,000 devices' entries took 25 to 31 ms of each run's plan.
+ */
+let lastRead: { uri: string; bytes: Uint8Array; index: ModelIndex } | undefined;
+
+/**
+ * Reads `models/index.json`; an empty index when there is none yet (a fresh store). The same bytes as last time
+ * give the same object: do not modify it.
+ */
 export async function readIndex(store: ObjectStore): Promise<ModelIndex> {
   const file = keys.modelIndex();
   const bytes = await store.tryGet(file);
   if (bytes === undefined) return { schema: INDEX_SCHEMA, devices: {} };
+  if (lastRead?.uri === store.uri && Buffer.compare(lastRead.bytes, bytes) === 0) return lastRead.index;
+  const index = parseIndex(file, bytes);
+  lastRead = { uri: store.uri, bytes, index };
+  return index;
+}
+
+/** The index in `bytes`, validated: every device id a plain path segment. */
+function parseIndex(file: string, bytes: Uint8Array): ModelIndex {
   const fail = (message: string, field?: string, cause?: unknown) => {
     const device = field?.startsWith('devices.') ? field.split('.')[1] : undefined;
     return new InvalidModelIndex(`${file}: ${message}`, { file, field, device }, { cause });
@@ -52,8 +69,9 @@ export async function readIndex(store: ObjectStore): Promise<ModelIndex> {
 export async function moveIndex(store: ObjectStore, moves: readonly IndexMove[]): Promise<void> {
   if (moves.length === 0) return;
   const index = await readIndex(store);
+  const devices = { ...index.devices };
   for (const { device, version, pool, sha256 } of moves) {
-    index.devices[safeSegment('device id', device)] = { version, pool, sha256 };
+    devices[safeSegment('device id', device)] = { version, pool, sha256 };
   }
-  await store.put(keys.modelIndex(), `${JSON.stringify(index, null, 2)}\n`);
+  await store.put(keys.modelIndex(), `${JSON.stringify({ ...index, devices }, null, 2)}\n`);
 }

@@ -91,6 +91,17 @@ describe('readIndex', () => {
     expect(invalid.message).toContain('models/index.json: devices.p1.version');
   });
 
+  it('parses unchanged bytes once, and leaves an index it returned alone when a registration moves it', async () => {
+    await registerModel(store, { device: 'pump-1', onnx: model, meta });
+    const first = await readIndex(store);
+    expect(await readIndex(store)).toBe(first);
+    await registerModel(store, { device: 'pump-2', onnx: model, meta });
+    const second = await readIndex(store);
+    expect(second).not.toBe(first);
+    expect(Object.keys(second.devices)).toEqual(['pump-1', 'pump-2']);
+    expect(Object.keys(first.devices)).toEqual(['pump-1']);
+  });
+
   it('rejects an index naming an unsafe device id', async () => {
     const entry = { version: 'v0001', pool: 'cpu', sha256: sha256Hex(model) };
     await store.put(keys.modelIndex(), JSON.stringify({ schema: 'fleetscore.index/v1', devices: { '../etc': entry } }));
