@@ -20,7 +20,7 @@ export interface IndexMove {
 }
 
 /**
- * The index this process read last, with its bytes: a worker plans every hour from an index that rarely changed,
+ * The index this process read last, with its bytes: a worker plans every hour from an index that rarely changes,
  * and parsing and validating 10,000 devices' entries took 25 to 31 ms of each run's plan.
  */
 let lastRead: { uri: string; bytes: Uint8Array; index: ModelIndex } | undefined;
