@@ -1,5 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFile as readFileWithCallback, readSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readFile as readFileWithCallback,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -96,7 +104,10 @@ export class LocalStore implements ObjectStore {
     signal?.throwIfAborted();
     const fd = openSync(path, 'r');
     try {
-      const size = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      // Not a regular file (a named pipe): its size says nothing, so it is read to its end, as readFileSync does.
+      if (!stat.isFile()) return ownBytes(readFileSync(fd));
+      const size = stat.size;
       if (size > BLOCKING_READ_MAX_BYTES) return ownBytes(await readWithCallback(fd, signal));
       // Its own memory, not the shared pool's, so the bytes are handed out without a copy.
       const bytes = Buffer.allocUnsafeSlow(size);

@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,21 @@ describeStoreContract('LocalStore', tempStore);
 describeStoreContract('LocalStore with blocking reads', () => tempStore({ blockingReads: true }));
 
 describe('LocalStore', () => {
+  it('reads a named pipe to its end with blocking reads, as a file whose size says nothing', async () => {
+    const { dir, store, cleanup } = await tempStore({ blockingReads: true });
+    try {
+      const fifo = join(dir, 'pipe.bin');
+      execFileSync('mkfifo', [fifo]);
+      // Another process writes it: the read blocks this thread until that writer opens the pipe.
+      const writer = spawn('sh', ['-c', `printf 'hello pipe' > '${fifo}'`]);
+      const exited = new Promise((done) => writer.once('exit', done));
+      expect(Buffer.from(await store.get('pipe.bin')).toString()).toBe('hello pipe');
+      await exited;
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('names its folder as a file:// URI', async () => {
     const { dir, store, cleanup } = await tempStore();
     try {
