@@ -205,11 +205,9 @@ function sortByTs(rows: Gathered, k: number): Gathered {
   const { ts, nanos, x, source } = rows;
   const n = ts.length;
   let sorted = true;
-  for (let i = 1; i < n && sorted; i++)
-    sorted = ts[i]! > ts[i - 1]! || (ts[i] === ts[i - 1] && nanos[i]! >= nanos[i - 1]!);
+  for (let i = 1; i < n && sorted; i++) sorted = tsOrder(ts, nanos, i - 1, i) <= 0;
   if (sorted) return rows;
-  const compare = (a: number, b: number) => ts[a]! - ts[b]! || nanos[a]! - nanos[b]!;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => compare(a, b) || a - b);
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => tsOrder(ts, nanos, a, b) || a - b);
   const out: Gathered = {
     ts: new Float64Array(n),
     nanos: new Int32Array(n),
@@ -224,6 +222,11 @@ function sortByTs(rows: Gathered, k: number): Gathered {
     out.x.set(x.subarray(from * k, from * k + k), i * k);
   }
   return out;
+}
+
+/** Negative, zero or positive as row a's timestamp (milliseconds, then nanoseconds) is before, at or after row b's. */
+function tsOrder(ts: Float64Array, nanos: Int32Array, a: number, b: number): number {
+  return ts[a]! - ts[b]! || nanos[a]! - nanos[b]!;
 }
 
 /** Throws for two rows with the same `ts`, naming both files when they differ. */

@@ -145,6 +145,8 @@ export class ModelSessionCache {
     device: string,
     entry: Pick<IndexEntry, 'version' | 'sha256'>,
   ): Promise<PreparedModel> {
+    const cached = this.prepareCached(store, device, entry);
+    if (cached) return cached;
     const { version, sha256 } = entry;
     const meta = await this.meta(store, device, entry);
     // Read (and verified) at most once here; a cache hit keyed by the bytes' sha256 (stacked parameters, a compiled
@@ -172,8 +174,7 @@ export class ModelSessionCache {
       }
       if (params) {
         await verified();
-        this.observer.cacheLookup?.(hit);
-        return { kind: 'stacked', path: 'stacked-mahalanobis', device, version, meta, params };
+        return this.stackedModel(device, version, meta, params, hit);
       }
     }
     if (this.batching) {
@@ -182,16 +183,7 @@ export class ModelSessionCache {
       const program = await this.compiled.get(key, load, meta.input.name, meta.output.name, meta.features.length);
       if (program) {
         await verified();
-        this.observer.cacheLookup?.(hit);
-        const path: FastPath = `compiled:${program.program.family}`;
-        return {
-          kind: 'session',
-          path,
-          device,
-          version,
-          meta,
-          model: this.compiledModel(device, version, meta, program),
-        };
+        return this.compiledPrepared(device, version, meta, program, hit);
       }
     }
     return { kind: 'session', path: 'session', device, version, meta, model: await this.load(store, device, entry) };
@@ -201,7 +193,8 @@ export class ModelSessionCache {
    * The device's model prepared on a fast path when everything that takes is cached here (its model.json, that its
    * bytes were verified, and its stacked parameters or compiled program), without reading or waiting for anything;
    * undefined otherwise: then {@link prepare} it. What a warm worker does for most devices: no promise, closure or
-   * store call, where `prepare` makes several of each.
+   * store call, where `prepare` makes several of each. The model.json it returns with the model is the one
+   * {@link modelMeta} would.
    */
   prepareCached(
     store: ObjectStore,
@@ -216,27 +209,15 @@ export class ModelSessionCache {
     if (meta.output.column === 0 && !meta.output.reconstructionError) {
       const params = this.stacked.get(sha256);
       if (params === undefined) return undefined;
-      if (params) {
-        this.observer.cacheLookup?.(true);
-        return { kind: 'stacked', path: 'stacked-mahalanobis', device, version, meta, params };
-      }
+      if (params) return this.stackedModel(device, version, meta, params, true);
     }
     const program = this.compiled.cached(compiledKey(meta, sha256));
-    if (!program) return undefined;
-    this.observer.cacheLookup?.(true);
-    const path: FastPath = `compiled:${program.program.family}`;
-    return { kind: 'session', path, device, version, meta, model: this.compiledModel(device, version, meta, program) };
+    return program && this.compiledPrepared(device, version, meta, program, true);
   }
 
   /** Starts the compile threads of the fast path now rather than on the first model (a worker does at start). */
   startCompileThreads(): void {
     this.compiled.start();
-  }
-
-  /** The device's model.json when this cache holds it for that checksum, without waiting for anything. */
-  cachedMeta(store: ObjectStore, device: string, entry: Pick<IndexEntry, 'version' | 'sha256'>): ModelMeta | undefined {
-    const meta = this.metas.get(this.id(store, device, entry.version));
-    return meta?.sha256 === entry.sha256 ? meta : undefined;
   }
 
   /** The device's validated model.json (cached), without reading or compiling the model itself. */
@@ -289,6 +270,31 @@ export class ModelSessionCache {
     await this.batcher.close();
     await this.compiled.close();
     await this.sessions.close();
+  }
+
+  /** Recognised Mahalanobis parameters as a prepared model; counts a cache lookup (hit or not) for the observer. */
+  private stackedModel(
+    device: string,
+    version: string,
+    meta: ModelMeta,
+    params: MahalanobisParams,
+    hit: boolean,
+  ): PreparedModel {
+    this.observer.cacheLookup?.(hit);
+    return { kind: 'stacked', path: 'stacked-mahalanobis', device, version, meta, params };
+  }
+
+  /** A compiled program as a prepared model; counts a cache lookup (hit or not) for the observer. */
+  private compiledPrepared(
+    device: string,
+    version: string,
+    meta: ModelMeta,
+    program: LinkedProgram,
+    hit: boolean,
+  ): PreparedModel {
+    this.observer.cacheLookup?.(hit);
+    const path: FastPath = `compiled:${program.program.family}`;
+    return { kind: 'session', path, device, version, meta, model: this.compiledModel(device, version, meta, program) };
   }
 
   /** A compiled program as a LoadedModel: preprocessing, evaluation and the score read as a session's is. */

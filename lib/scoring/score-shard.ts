@@ -128,16 +128,14 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
         }
         try {
           const fingerprint = await deps.freshness?.check(shared, req.runId, device, version, deps.sessions);
-          // A warm worker has most devices' model.json and model at hand: taken without a promise each.
+          // A warm worker has most devices' model.json and model at hand: taken without a promise each. Nothing is
+          // read or compiled for a device without rows.
           const { sessions } = deps;
-          const meta =
-            sessions.cachedMeta(shared, device, planned) ?? (await sessions.modelMeta(shared, device, planned));
+          const cached = sessions.prepareCached(shared, device, planned);
+          const meta = cached?.meta ?? (await sessions.modelMeta(shared, device, planned));
           const rows = aggregates.device(device, meta.features, arena);
-          if (rows && rows.rows > 0) {
-            const model =
-              sessions.prepareCached(shared, device, planned) ?? (await sessions.prepare(shared, device, planned));
-            ready[i] = { model, rows };
-          }
+          if (rows && rows.rows > 0)
+            ready[i] = { model: cached ?? (await sessions.prepare(shared, device, planned)), rows };
           if (fingerprint !== undefined) deps.freshness?.prepared(shared, device, version, fingerprint);
         } catch (err) {
           recordFailure(device, version, err);
