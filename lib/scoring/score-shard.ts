@@ -3,6 +3,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { encodePredictionsAs } from '../arrow/predictions-encode';
 import { PredictionsBuilder } from '../arrow/predictions-builder';
 import type { AggregatesCache } from '../arrow/aggregates-cache';
+import type { WindowAggregates } from '../arrow/window-aggregates';
 import { forEachLimited, type Turns } from '../shared/concurrency';
 import { keys } from '../shared/keys';
 import { RowsArena, type DeviceRows } from '../arrow/device-rows';
@@ -95,50 +96,27 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     const shared = deps.sharedStore ?? deps.store;
     const aggregates = await deps.aggregates.window(shared, window, plan.parts, plan.runId, plan.layout);
     const predictions = new PredictionsBuilder(aggregates.tsType);
-    const outcomes: Record<string, DeviceOutcome> = {};
-    const counts: RunCounts = { devices: plan.devices.length, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
-    const failures: DeviceFailure[] = [];
-
-    // A device's data or model error fails that device only; anything else (a store outage) fails the attempt.
-    const recordFailure = (device: string, version: string, err: unknown): void => {
-      if (!isDeviceError(err)) throw err;
-      const { file, field } = err;
-      outcomes[device] = { status: 'failed', version, reason: `${err.name}: ${err.message}`, file, field };
-      counts.failed++;
-      if (failures.length < FAILURES_REPORTED) failures.push({ device, reason: `${err.name}: ${err.message}` });
-      log.add({ event: 'device-failed', level: 'error', device, error: err.name, reason: err.message, file, field });
-      ctx.log.warn('device failed', { device, error: err.name, reason: err.message, file, field });
-    };
+    const outcomes = new ShardOutcomes(plan.devices.length, log, ctx);
 
     // 1. Each device's rows of the window and, only for a device that has rows, its model (stacked parameters, a
     //    compiled program, or a session of its own). Models are read a few at a time: on a cold worker this is the
     //    store's latency, and compiling runs in threads off this event loop.
-    const ready = new Array<{ model: PreparedModel; rows: DeviceRows } | undefined>(plan.devices.length);
+    const ready = new Array<Ready | undefined>(plan.devices.length);
     const arena = new RowsArena();
     // A large model can take seconds to compile (in a thread): heartbeat on a timer meanwhile, not only per device.
     let prepared = 0;
     const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
     const prepareAll = () =>
       forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
-        const { device, version } = planned;
         ctx.signal?.throwIfAborted();
         if (i % HEARTBEAT_EVERY === 0) {
           ctx.heartbeat({ devicesDone: i + 1 });
           await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
         }
         try {
-          const fingerprint = await deps.freshness?.check(shared, req.runId, device, version, deps.sessions);
-          // A warm worker has most devices' model.json and model at hand: taken without a promise each. Nothing is
-          // read or compiled for a device without rows.
-          const { sessions } = deps;
-          const cached = sessions.prepareCached(shared, device, planned);
-          const meta = cached?.meta ?? (await sessions.modelMeta(shared, device, planned));
-          const rows = aggregates.device(device, meta.features, arena);
-          if (rows && rows.rows > 0)
-            ready[i] = { model: cached ?? (await sessions.prepare(shared, device, planned)), rows };
-          if (fingerprint !== undefined) deps.freshness?.prepared(shared, device, version, fingerprint);
+          ready[i] = await prepareDevice(deps, shared, req.runId, planned, aggregates, arena);
         } catch (err) {
-          recordFailure(device, version, err);
+          outcomes.failed(planned.device, planned.version, err);
         }
         prepared++;
       });
@@ -149,69 +127,11 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     }
 
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
-    const scores = new Array<Float32Array | Error | undefined>(plan.devices.length);
-    const stacked = ready.flatMap((r, i) => (r?.model.kind === 'stacked' ? [i] : []));
-    ctx.signal?.throwIfAborted();
-    const stackedScores = await deps.sessions.scoreStacked(
-      stacked.map((i) => ({
-        model: ready[i]!.model as Extract<PreparedModel, { kind: 'stacked' }>,
-        x: ready[i]!.rows.x,
-        rows: ready[i]!.rows.rows,
-      })),
-    );
-    stacked.forEach((i, j) => (scores[i] = stackedScores[j]));
-    for (const [i, r] of ready.entries()) {
-      if (r?.model.kind !== 'session') continue;
-      ctx.signal?.throwIfAborted();
-      if (i % HEARTBEAT_EVERY === 0) {
-        ctx.heartbeat({ devicesDone: i });
-        await log.checkpoint({ event: 'progress', level: 'info', phase: 'infer', devicesDone: i });
-        // Compiled models score synchronously: let timers and I/O (heartbeats, polls) run between batches.
-        await yieldToEventLoop();
-      }
-      try {
-        scores[i] = await r.model.model.score(r.rows.x, r.rows.rows);
-      } catch (err) {
-        if (!isDeviceError(err)) throw err;
-        scores[i] = err;
-      }
-    }
+    const scores = await inferAll(deps.sessions, ready, ctx, log);
 
     // 3. Predictions and outcomes, in plan order; how many devices each fast path scored goes to the log.
-    const paths: Record<string, number> = {};
-    for (const [i, planned] of plan.devices.entries()) {
-      const { device, version } = planned;
-      if (outcomes[device]) continue;
-      const r = ready[i];
-      const score = scores[i];
-      if (!r || !score) {
-        outcomes[device] = { status: 'no-data', version };
-        counts.noData++;
-        log.add({ event: 'device-no-data', level: 'info', device });
-        continue;
-      }
-      if (score instanceof Error) {
-        recordFailure(device, version, score);
-        continue;
-      }
-      const flags = new Uint8Array(r.rows.rows);
-      let anomalies = 0;
-      for (let row = 0; row < r.rows.rows; row++) {
-        if (isAnomaly(r.model.meta, score[row]!)) {
-          flags[row] = 1;
-          anomalies++;
-        }
-      }
-      predictions.append(device, version, r.rows.ts, score, flags, r.rows.tsNanos);
-      outcomes[device] = { status: 'scored', version, rows: r.rows.rows, anomalies, path: r.model.path };
-      paths[r.model.path] = (paths[r.model.path] ?? 0) + 1;
-      counts.scored++;
-      counts.rows += r.rows.rows;
-      counts.anomalies += anomalies;
-      if (r.rows.droppedOutsideWindow > 0) {
-        log.add({ event: 'rows-outside-window', level: 'warn', device, dropped: r.rows.droppedOutsideWindow });
-      }
-    }
+    const paths = collect(plan.devices, ready, scores, outcomes, predictions);
+    const { counts, failures } = outcomes;
 
     ctx.signal?.throwIfAborted();
     const format = plan.predictionsFormat ?? 'arrow';
@@ -226,7 +146,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       attempt: log.attempt,
       predictions: predictionsKey,
       counts,
-      devices: outcomes,
+      devices: outcomes.devices,
     };
     await deps.store.put(keys.shardStatus(window.id, req.runId, req.shard), JSON.stringify(status));
     log.add({ event: 'fast-paths', level: 'info', devices: paths });
@@ -240,6 +160,156 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     if (ctx.signal?.aborted) throw err;
     await log.failed(err, ctx.log);
     throw err;
+  }
+}
+
+/** A device's rows of the window and its model, ready to score. */
+interface Ready {
+  model: PreparedModel;
+  rows: DeviceRows;
+}
+
+/**
+ * One device's rows and, only when it has rows, its model; undefined for a device without rows. The per-device
+ * steps live in functions of their own, outside the long scoreShard: V8 then optimises these small hot loops, not
+ * the whole shard function again and again (100 ms and more of compile time each, on a cold worker's two cores).
+ */
+async function prepareDevice(
+  deps: ShardDeps,
+  shared: ObjectStore,
+  runId: string,
+  planned: ShardPlanFile['devices'][number],
+  aggregates: WindowAggregates,
+  arena: RowsArena,
+): Promise<Ready | undefined> {
+  const { device, version } = planned;
+  const { sessions, freshness } = deps;
+  const fingerprint = await freshness?.check(shared, runId, device, version, sessions);
+  // A warm worker has most devices' model.json and model at hand: taken without a promise each. Nothing is read or
+  // compiled for a device without rows.
+  const cached = sessions.prepareCached(shared, device, planned);
+  const meta = cached?.meta ?? (await sessions.modelMeta(shared, device, planned));
+  const rows = aggregates.device(device, meta.features, arena);
+  const ready =
+    rows && rows.rows > 0 ? { model: cached ?? (await sessions.prepare(shared, device, planned)), rows } : undefined;
+  if (fingerprint !== undefined) freshness?.prepared(shared, device, version, fingerprint);
+  return ready;
+}
+
+/** Scores every prepared device: stacked models many per call, the rest one by one; a device's error is its score. */
+async function inferAll(
+  sessions: ModelSessionCache,
+  ready: readonly (Ready | undefined)[],
+  ctx: ShardContext,
+  log: AttemptLog,
+): Promise<(Float32Array | Error | undefined)[]> {
+  const scores = new Array<Float32Array | Error | undefined>(ready.length);
+  const stacked = ready.flatMap((r, i) => (r?.model.kind === 'stacked' ? [i] : []));
+  ctx.signal?.throwIfAborted();
+  const stackedScores = await sessions.scoreStacked(
+    stacked.map((i) => ({
+      model: ready[i]!.model as Extract<PreparedModel, { kind: 'stacked' }>,
+      x: ready[i]!.rows.x,
+      rows: ready[i]!.rows.rows,
+    })),
+  );
+  stacked.forEach((i, j) => (scores[i] = stackedScores[j]));
+  for (let i = 0; i < ready.length; i++) {
+    const r = ready[i];
+    if (r?.model.kind !== 'session') continue;
+    ctx.signal?.throwIfAborted();
+    if (i % HEARTBEAT_EVERY === 0) {
+      ctx.heartbeat({ devicesDone: i });
+      await log.checkpoint({ event: 'progress', level: 'info', phase: 'infer', devicesDone: i });
+      // Compiled models score synchronously: let timers and I/O (heartbeats, polls) run between batches.
+      await yieldToEventLoop();
+    }
+    try {
+      scores[i] = await r.model.model.score(r.rows.x, r.rows.rows);
+    } catch (err) {
+      if (!isDeviceError(err)) throw err;
+      scores[i] = err;
+    }
+  }
+  return scores;
+}
+
+/**
+ * Appends every scored device's predictions and records each device's outcome, in plan order. Returns how many
+ * devices each fast path scored.
+ */
+function collect(
+  devices: ShardPlanFile['devices'],
+  ready: readonly (Ready | undefined)[],
+  scores: readonly (Float32Array | Error | undefined)[],
+  outcomes: ShardOutcomes,
+  predictions: PredictionsBuilder,
+): Record<string, number> {
+  const paths: Record<string, number> = {};
+  for (let i = 0; i < devices.length; i++) {
+    const { device, version } = devices[i]!;
+    if (outcomes.devices[device]) continue;
+    const r = ready[i];
+    const score = scores[i];
+    if (!r || !score) outcomes.noData(device, version);
+    else if (score instanceof Error) outcomes.failed(device, version, score);
+    else {
+      const flags = new Uint8Array(r.rows.rows);
+      let anomalies = 0;
+      for (let row = 0; row < r.rows.rows; row++) {
+        if (isAnomaly(r.model.meta, score[row]!)) {
+          flags[row] = 1;
+          anomalies++;
+        }
+      }
+      predictions.append(device, version, r.rows.ts, score, flags, r.rows.tsNanos);
+      outcomes.scored(device, version, r, anomalies);
+      paths[r.model.path] = (paths[r.model.path] ?? 0) + 1;
+    }
+  }
+  return paths;
+}
+
+/** A shard's device outcomes, counts and first failures, with the log lines they write. */
+class ShardOutcomes {
+  readonly devices: Record<string, DeviceOutcome> = {};
+  readonly counts: RunCounts;
+  readonly failures: DeviceFailure[] = [];
+
+  constructor(
+    devices: number,
+    private readonly log: AttemptLog,
+    private readonly ctx: ShardContext,
+  ) {
+    this.counts = { devices, scored: 0, noData: 0, failed: 0, rows: 0, anomalies: 0 };
+  }
+
+  scored(device: string, version: string, { model, rows }: Ready, anomalies: number): void {
+    this.devices[device] = { status: 'scored', version, rows: rows.rows, anomalies, path: model.path };
+    this.counts.scored++;
+    this.counts.rows += rows.rows;
+    this.counts.anomalies += anomalies;
+    if (rows.droppedOutsideWindow > 0) {
+      this.log.add({ event: 'rows-outside-window', level: 'warn', device, dropped: rows.droppedOutsideWindow });
+    }
+  }
+
+  noData(device: string, version: string): void {
+    this.devices[device] = { status: 'no-data', version };
+    this.counts.noData++;
+    this.log.add({ event: 'device-no-data', level: 'info', device });
+  }
+
+  /** A device's data or model error fails that device only; anything else (a store outage) fails the attempt. */
+  failed(device: string, version: string, err: unknown): void {
+    if (!isDeviceError(err)) throw err;
+    const { file, field } = err;
+    const reason = `${err.name}: ${err.message}`;
+    this.devices[device] = { status: 'failed', version, reason, file, field };
+    this.counts.failed++;
+    if (this.failures.length < FAILURES_REPORTED) this.failures.push({ device, reason });
+    this.log.add({ event: 'device-failed', level: 'error', device, error: err.name, reason: err.message, file, field });
+    this.ctx.log.warn('device failed', { device, error: err.name, reason: err.message, file, field });
   }
 }
 
