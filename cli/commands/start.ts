@@ -5,6 +5,7 @@
  * (or exits with `--once`), and says what it stopped.
  */
 import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { Command } from 'commander';
 import { z } from 'zod';
@@ -12,10 +13,10 @@ import { config, webUiBase } from '../../lib/config';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readIndex } from '../../lib/models/model-index';
 import { nodeEndOfLifeNotice } from '../../lib/node-support';
-import { POOLS } from '../../lib/shared/names';
+import { POOLS, progressQuery } from '../../lib/shared/names';
 import { RUN_DEFAULTS, type RunSummary } from '../../lib/shared/run-types';
 import { openStore } from '../../lib/store/open-store';
-import { TemporalUnreachable } from '../../lib/shared/errors';
+import { messageOf, TemporalUnreachable } from '../../lib/shared/errors';
 import { describeUnreachable } from '../../lib/temporal/connection-failure';
 import {
   CONNECT_TIMEOUT_MS,
@@ -25,6 +26,7 @@ import {
   temporalTarget,
 } from '../../lib/temporal/connection';
 import { startDevServer, type DevServer } from '../../lib/temporal/dev-server';
+import { progressStatus } from '../../lib/temporal/run-watch';
 import { runUiUrl, startRun } from '../../lib/temporal/runs';
 import { installRuntime } from '../../lib/temporal/runtime';
 import { ensureSearchAttributes } from '../../lib/temporal/search-attributes';
@@ -148,6 +150,7 @@ export const upCommand = new Command('up')
         say(`scoring the most recent window past its settle time, ${window.id}`);
         const handle = await startRun(client, { ...input, window: window.id });
         const url = runUiUrl(uiBase, target.namespace, handle.workflowId, handle.firstExecutionRunId);
+        await sayWhenJoined(handle, window.id, url);
         // Ctrl-C while it runs (waiting for input, say) stops the workers; the run stays open on the server, and the
         // wait for its result is cancelled, so no retry of it outlives the connection.
         const waiting = new AbortController();
@@ -193,3 +196,21 @@ export const upCommand = new Command('up')
             `${schedule.id} there: start workers (\`npm start\` or \`fleetscore worker\`) or pause it`,
     );
   });
+
+/**
+ * Says so when the window's run was already open and had got somewhere (a run an earlier `up` left waiting for its
+ * input, say). The workers replay what it did without logging it again, so without this line `up` would show
+ * nothing until the run moves on. A run that never had a worker (two events: started, first task) logs as it goes.
+ */
+async function sayWhenJoined(handle: WorkflowHandle, window: string, url: string): Promise<void> {
+  const { historyLength, startTime } = await handle.describe();
+  if (historyLength <= 2) return;
+  say(`window ${window} already has an open run, started ${startTime.toISOString()}: following it (${url})`);
+  try {
+    const progress = await handle.query(progressQuery);
+    if (progress.input) say(`that run is ${progressStatus(progress)}`);
+  } catch (err) {
+    // Following the run does not need its progress: say why it is unknown and carry on.
+    say(`could not ask that run for its progress: ${messageOf(err)}`);
+  }
+}

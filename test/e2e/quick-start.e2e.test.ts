@@ -259,4 +259,20 @@ test('Ctrl-C while the first run waits for its input stops cleanly and leaves th
   );
   expect(stderr).not.toMatch(/\n\s+at /);
   expect(await isReachable(temporalTarget({ address: env.TEMPORAL_ADDRESS! }), 1_000)).toBe(false);
+
+  // The next start joins that run, whose workers replay its wait without logging it again: up says so itself.
+  const again = upIn(data, ['--once'], true);
+  try {
+    await again.until('that run is waiting for input until');
+    expect(again.stderr()).toContain(`fleetscore: window ${window} already has an open run, started `);
+    expect(again.stderr()).toMatch(
+      new RegExp(
+        `that run is waiting for input until \\S+Z: 1 folder\\(s\\) empty, e\\.g\\. \\S+/aggregates/window=${window}/`,
+      ),
+    );
+  } finally {
+    // Stopped as a user stops it, also when an expectation failed, so no server outlives the suite.
+    process.kill(-again.child.pid!, 'SIGINT');
+  }
+  expect(await again.exited).toBe(0);
 });
