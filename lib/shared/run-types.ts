@@ -84,12 +84,14 @@ export interface RunTimeouts {
 /**
  * The defaults applied to a `ScoringRunInput`. `shardsPerChild`: a plan with more shards than this is scored by
  * child workflows of this many shards each, one after another, so that each history holds about 5 events per shard
- * (a few thousand) however large the fleet; below it (at 500 devices per shard, fleets up to 500,000 devices)
- * the run scores its shards itself.
+ * (a few thousand) however large the fleet; below it (at 1,000 devices per shard, fleets up to 1,000,000 devices)
+ * the run scores its shards itself. `shardSize`: each shard costs the worker and the server a fixed share of
+ * every run (its activity, four durable writes, its workflow task), so 1,000 rather than 500: warm 10,000-device
+ * runs took a median 1.26 s against 1.79 s (ocsvm-rbf, 18 warm runs each way, docs/benchmarks.md).
  */
 export const RUN_DEFAULTS = {
   windowHours: 1,
-  shardSize: 500,
+  shardSize: 1000,
   maxParallelShards: 8,
   shardsPerChild: 1000,
   settle: '5m',

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { RUN_DEFAULTS } from '../../lib/shared/run-types';
 import { requireTemporalCli } from '../../lib/temporal/temporal-cli';
 import type { ApplyReport, ScheduleDetails, ScheduleListRow } from '../../cli/commands/schedules';
 import { fleetscore, STACK_TRACE, type CliResult } from '../support/fleetscore-cli';
@@ -150,7 +151,10 @@ test('an edit with `temporal schedule update` is reported field by field, then r
   expect(details).toMatchObject({ matchesDeclaration: false, recordMissing: true });
   // Every field the CLI's update set differently, the ones it reset to its defaults too (the run input is gone).
   expect(details.differences).toEqual([
-    { field: 'action.args[0]', declared: expect.objectContaining({ scheduleId: 'eu-hourly', shardSize: 500 }) },
+    {
+      field: 'action.args[0]',
+      declared: expect.objectContaining({ scheduleId: 'eu-hourly', shardSize: RUN_DEFAULTS.shardSize }),
+    },
     { field: 'policies.catchupWindow', server: 365 * 24 * 3_600_000, declared: 7_200_000 },
     { field: 'policies.overlap', server: 'SKIP', declared: 'BUFFER_ONE' },
     { field: 'spec.intervals[0].every', server: 7_200_000, declared: 3_600_000 },
