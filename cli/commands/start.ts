@@ -5,7 +5,7 @@
  * (or exits with `--once`), and says what it stopped.
  */
 import { join } from 'node:path';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { Command } from 'commander';
 import { z } from 'zod';
@@ -27,7 +27,7 @@ import {
 } from '../../lib/temporal/connection';
 import { startDevServer, type DevServer } from '../../lib/temporal/dev-server';
 import { progressStatus } from '../../lib/temporal/run-watch';
-import { runUiUrl, startRun } from '../../lib/temporal/runs';
+import { runUiUrl, runWorkflowId, startRun } from '../../lib/temporal/runs';
 import { installRuntime } from '../../lib/temporal/runtime';
 import { ensureSearchAttributes } from '../../lib/temporal/search-attributes';
 import { latestScoreableWindow } from '../../lib/shared/window';
@@ -148,9 +148,11 @@ export const upCommand = new Command('up')
         }
 
         say(`scoring the most recent window past its settle time, ${window.id}`);
+        // Asked before the start: this process's workers poll already, so a run it starts moves on at once.
+        const joining = await isRunning(client, runWorkflowId(input.store, window.id));
         const handle = await startRun(client, { ...input, window: window.id });
         const url = runUiUrl(uiBase, target.namespace, handle.workflowId, handle.firstExecutionRunId);
-        await sayWhenJoined(handle, window.id, url);
+        if (joining) await sayJoined(handle, window.id, url);
         // Ctrl-C while it runs (waiting for input, say) stops the workers; the run stays open on the server, and the
         // wait for its result is cancelled, so no retry of it outlives the connection.
         const waiting = new AbortController();
@@ -197,14 +199,23 @@ export const upCommand = new Command('up')
     );
   });
 
+/** Whether the workflow `workflowId` has a run open now (a start with that id joins it rather than starting one). */
+async function isRunning(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
 /**
- * Says so when the window's run was already open and had got somewhere (a run an earlier `up` left waiting for its
- * input, say). The workers replay what it did without logging it again, so without this line `up` would show
- * nothing until the run moves on. A run that never had a worker (two events: started, first task) logs as it goes.
+ * Says that `up` follows the window's run that was already open (one an earlier `up` left waiting for its input,
+ * say), and whether it still waits: the workers replay what that run did without logging it again, so without
+ * these lines `up` would show nothing until the run moves on.
  */
-async function sayWhenJoined(handle: WorkflowHandle, window: string, url: string): Promise<void> {
-  const { historyLength, startTime } = await handle.describe();
-  if (historyLength <= 2) return;
+async function sayJoined(handle: WorkflowHandle, window: string, url: string): Promise<void> {
+  const { startTime } = await handle.describe();
   say(`window ${window} already has an open run, started ${startTime.toISOString()}: following it (${url})`);
   try {
     const progress = await handle.query(progressQuery);
