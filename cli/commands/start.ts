@@ -149,10 +149,10 @@ export const upCommand = new Command('up')
 
         say(`scoring the most recent window past its settle time, ${window.id}`);
         // Asked before the start: this process's workers poll already, so a run it starts moves on at once.
-        const joining = await isRunning(client, runWorkflowId(input.store, window.id));
+        const joined = await openRunStart(client, runWorkflowId(input.store, window.id));
         const handle = await startRun(client, { ...input, window: window.id });
         const url = runUiUrl(uiBase, target.namespace, handle.workflowId, handle.firstExecutionRunId);
-        if (joining) await sayJoined(handle, window.id, url);
+        if (joined) await sayJoined(handle, window.id, joined, url);
         // Ctrl-C while it runs (waiting for input, say) stops the workers; the run stays open on the server, and the
         // wait for its result is cancelled, so no retry of it outlives the connection.
         const waiting = new AbortController();
@@ -199,12 +199,16 @@ export const upCommand = new Command('up')
     );
   });
 
-/** Whether the workflow `workflowId` has a run open now (a start with that id joins it rather than starting one). */
-async function isRunning(client: Client, workflowId: string): Promise<boolean> {
+/**
+ * When the workflow `workflowId` has a run open now (a start with that id joins it rather than starting one), the
+ * time that run started; otherwise undefined.
+ */
+async function openRunStart(client: Client, workflowId: string): Promise<Date | undefined> {
   try {
-    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+    const run = await client.workflow.getHandle(workflowId).describe();
+    return run.status.name === 'RUNNING' ? run.startTime : undefined;
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
+    if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   }
 }
@@ -214,8 +218,7 @@ async function isRunning(client: Client, workflowId: string): Promise<boolean> {
  * say), and whether it still waits: the workers replay what that run did without logging it again, so without
  * these lines `up` would show nothing until the run moves on.
  */
-async function sayJoined(handle: WorkflowHandle, window: string, url: string): Promise<void> {
-  const { startTime } = await handle.describe();
+async function sayJoined(handle: WorkflowHandle, window: string, startTime: Date, url: string): Promise<void> {
   say(`window ${window} already has an open run, started ${startTime.toISOString()}: following it (${url})`);
   try {
     const progress = await handle.query(progressQuery);

@@ -145,8 +145,15 @@ export class ModelSessionCache {
     device: string,
     entry: Pick<IndexEntry, 'version' | 'sha256'>,
   ): Promise<PreparedModel> {
-    const cached = this.prepareCached(store, device, entry);
-    if (cached) return cached;
+    return this.prepareCached(store, device, entry) ?? this.prepareUncached(store, device, entry);
+  }
+
+  /** {@link prepare} for a device that {@link prepareCached} has just missed: the same answer, one lookup fewer. */
+  async prepareUncached(
+    store: ObjectStore,
+    device: string,
+    entry: Pick<IndexEntry, 'version' | 'sha256'>,
+  ): Promise<PreparedModel> {
     const { version, sha256 } = entry;
     const meta = await this.meta(store, device, entry);
     // Read (and verified) at most once here; a cache hit keyed by the bytes' sha256 (stacked parameters, a compiled

@@ -191,7 +191,9 @@ async function prepareDevice(
   const meta = cached?.meta ?? (await sessions.modelMeta(shared, device, planned));
   const rows = aggregates.device(device, meta.features, arena);
   const ready =
-    rows && rows.rows > 0 ? { model: cached ?? (await sessions.prepare(shared, device, planned)), rows } : undefined;
+    rows && rows.rows > 0
+      ? { model: cached ?? (await sessions.prepareUncached(shared, device, planned)), rows }
+      : undefined;
   if (fingerprint !== undefined) freshness?.prepared(shared, device, version, fingerprint);
   return ready;
 }
