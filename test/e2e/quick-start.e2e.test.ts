@@ -28,6 +28,8 @@ jest.setTimeout(300_000);
 
 const run = promisify(execFile);
 const ROOT = resolve(__dirname, '..', '..');
+/** The CLI as `npm start` runs it: one Node process (the tsx command would SIGKILL it on a signal it acks late). */
+const CLI = join(ROOT, 'cli', 'fleetscore.cjs');
 const DEVICES = 25;
 const SENSORS = 4;
 
@@ -52,7 +54,7 @@ afterAll(async () => {
 /** The CLI on the suite's dev server address, with the data folder `data` (default: the first test's). */
 function fleetscoreIn(data: string | undefined, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
   const withData = data === undefined ? env : { ...env, FLEETSCORE_DATA_DIR: data };
-  return run('npx', ['tsx', 'cli/main.ts', ...args], { cwd: ROOT, env: withData, maxBuffer: 64 * 1024 * 1024 });
+  return run(process.execPath, [CLI, ...args], { cwd: ROOT, env: withData, maxBuffer: 64 * 1024 * 1024 });
 }
 
 function fleetscore(...args: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -64,7 +66,7 @@ function fleetscore(...args: string[]): Promise<{ stdout: string; stderr: string
  * its own, which a test signals as a whole, as a terminal's Ctrl-C does. `until` waits for a text on its stderr.
  */
 function upIn(data: string, args: string[], detached = false) {
-  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['cli/main.ts', 'up', ...args], {
+  const child = spawn(process.execPath, [CLI, 'up', ...args], {
     cwd: ROOT,
     env: { ...env, FLEETSCORE_DATA_DIR: data },
     detached,
