@@ -52,6 +52,8 @@ export interface ShardContext {
    * with a heartbeat): checked at every device, so a cancelled attempt stops within one device's work.
    */
   signal?: AbortSignal;
+  /** Called once the shard has prepared its models (a shard thread then takes the next shard waiting for one). */
+  prepared?(): void;
 }
 
 const HEARTBEAT_EVERY = 25;
@@ -125,6 +127,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     } finally {
       clearInterval(beat);
     }
+    ctx.prepared?.();
 
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
     const scores = await inferAll(deps.sessions, ready, ctx, log);

@@ -110,6 +110,7 @@ async function score({ id, req, ctx }: Extract<ToShardThread, { type: 'score' }>
           flushObserved();
           post({ type: 'heartbeat', id, devicesDone });
         },
+        prepared: () => post({ type: 'prepared', id }),
         log: {
           info: (message, attrs) => post({ type: 'log', id, level: 'info', message, attrs }),
           warn: (message, attrs) => post({ type: 'log', id, level: 'warn', message, attrs }),

@@ -5,10 +5,14 @@
  * share of the worker's budgets). A shard goes back to the thread that scored it last (remembered by store and
  * shard number): a plan numbers a fleet's shards by its sorted devices, so hour after hour a shard finds its models
  * warm there. (Routing every shard to whichever thread is idle sent half the devices of a warm run to the wrong
- * thread's cold caches: shards finish in a different order each hour.) A shard no thread has scored goes to the
- * thread with the fewest shards running. (Routing it to thread k mod N left a thread idle whenever the worker's
- * slots held two shards of the same parity: both threads of a cold 10,000-forest run sat idle for 7 to 14 of its
- * 47 s.) The activity stays on the worker's event loop: it heartbeats, logs and cancels on the thread's behalf.
+ * thread's cold caches: shards finish in a different order each hour.) A shard no thread has scored waits here
+ * until a thread has no shard preparing its models (a thread's shards prepare one after the other), and goes to
+ * that thread: the thread that gets through its work first takes the next. (Sent on arrival to the thread with the
+ * fewest shards running, the last two shards of a cold 10,000-SVM run both went to the thread that had just freed a
+ * slot, behind each other, while the other thread finished its two and sat idle: 6 shards against 4, and the
+ * placement kept that split in every warm run after. Routing shard k to thread k mod N was worse: both threads of
+ * a cold 10,000-forest run sat idle for 7 to 14 of its 47 s.) The activity stays on the worker's event loop: it
+ * heartbeats, logs and cancels on the thread's behalf.
  */
 import type { Worker } from 'node:worker_threads';
 import { DEFAULT_AGGREGATES_BYTES } from '../arrow/aggregates-cache';
@@ -70,6 +74,7 @@ export type ToShardThread =
 /** What a shard thread sends the worker. `observed` carries the session cache's metrics since the last one. */
 export type FromShardThread =
   | { type: 'heartbeat'; id: number; devicesDone: number }
+  | { type: 'prepared'; id: number }
   | { type: 'log'; id: number; level: 'info' | 'warn'; message: string; attrs?: Record<string, unknown> }
   | { type: 'observed'; hits: number; misses: number; inferences: number[]; placements: SessionPlacement[] }
   | { type: 'done'; id: number; summary: ShardSummary }
@@ -79,6 +84,8 @@ export type FromShardThread =
 /** A request a thread has not answered yet: a shard (with its context) or a window-devices query. */
 interface Running {
   ctx?: ShardContext;
+  /** A shard still preparing its models (it counts in its thread's `preparing`). */
+  preparing: boolean;
   resolve(answer: Extract<FromShardThread, { type: 'done' | 'window-devices' }>): void;
   reject(err: Error): void;
 }
@@ -86,7 +93,20 @@ interface Running {
 interface Thread {
   worker: Worker;
   running: Map<number, Running>;
+  /** Shards sent to this thread that have not prepared their models yet. */
+  preparing: number;
 }
+
+/** A shard no thread has scored, waiting for a thread with no shard preparing. */
+interface Waiting {
+  req: ShardRequest;
+  /** Sends it to thread `index` (synchronously: that thread counts it as preparing before the next is routed). */
+  send(index: number): void;
+  fail(err: Error): void;
+}
+
+/** How often a shard waiting for a thread heartbeats. */
+const WAITING_HEARTBEAT_MS = 1_000;
 
 /** Shards whose thread a worker remembers (a few dozen bytes each): 100,000 devices are 200 shards of a store. */
 const MAX_PLACED_SHARDS = 100_000;
@@ -108,6 +128,8 @@ export class ShardThreads {
   private readonly threads: (Thread | undefined)[];
   /** The thread that scored each shard last, by store and shard number. */
   private readonly placed = new LruCache<string, number>(MAX_PLACED_SHARDS);
+  /** Shards no thread has scored, in the order they came, until a thread is free to prepare them. */
+  private readonly waiting: Waiting[] = [];
   private nextId = 0;
 
   constructor(private readonly options: ShardThreadsOptions) {
@@ -123,31 +145,78 @@ export class ShardThreads {
 
   /**
    * The thread (0-based) that scores `req` if it comes now: the one that scored this store's shard of that number
-   * last, else the one with the fewest shards running (ties: shard k to thread k mod N).
+   * last, else of the threads with no shard preparing the one with the fewest running (the rest of their work:
+   * inference and writes), from shard k's thread (k mod N) on; undefined when every thread has a shard preparing,
+   * and the shard would wait.
    */
-  route(req: Pick<ShardRequest, 'store' | 'shard'>): number {
+  route(req: Pick<ShardRequest, 'store' | 'shard'>): number | undefined {
     const placed = this.placed.get(placement(req));
     if (placed !== undefined) return placed;
-    const running = (i: number) => this.threads[i]?.running.size ?? 0;
-    let best = req.shard % this.threads.length;
-    for (let i = 0; i < this.threads.length; i++) if (running(i) < running(best)) best = i;
+    const n = this.threads.length;
+    let best: number | undefined;
+    for (let k = 0; k < n; k++) {
+      const i = (req.shard + k) % n;
+      const thread = this.threads[i];
+      if ((thread?.preparing ?? 0) > 0) continue;
+      if (best === undefined || (thread?.running.size ?? 0) < (this.threads[best]?.running.size ?? 0)) best = i;
+    }
     return best;
   }
 
   /**
    * Scores one shard on a thread; heartbeats and logs go through `ctx`, and `ctx.signal` cancels the thread's
-   * attempt (which then writes nothing more). Rejects with the attempt's error, rebuilt as its fleetscore class.
+   * attempt (which then writes nothing more), or the shard's wait for a thread. Rejects with the attempt's error,
+   * rebuilt as its fleetscore class.
    */
   score(req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
     const { attempt, taskQueue, workflowId, workflowRunId } = ctx;
-    const index = this.route(req);
-    this.placed.set(placement(req), index);
-    return this.ask(index, ctx, (id) => ({
-      type: 'score',
-      id,
-      req,
-      ctx: { attempt, taskQueue, workflowId, workflowRunId },
-    })).then((answer) => (answer.type === 'done' ? answer.summary : unexpected(answer.type)));
+    const onThread = (index: number) => {
+      this.placed.set(placement(req), index);
+      return this.ask(index, ctx, (id) => ({
+        type: 'score',
+        id,
+        req,
+        ctx: { attempt, taskQueue, workflowId, workflowRunId },
+      })).then((answer) => (answer.type === 'done' ? answer.summary : unexpected(answer.type)));
+    };
+    const index = this.waiting.length === 0 ? this.route(req) : undefined;
+    if (index !== undefined) return onThread(index);
+    return new Promise<ShardSummary>((resolve, reject) => {
+      const signal = ctx.signal;
+      // The activity must not time out while it waits: it heartbeats, as a shard waiting for its turn does.
+      const beat = setInterval(() => ctx.heartbeat({ devicesDone: 0 }), WAITING_HEARTBEAT_MS);
+      const leave = () => {
+        clearInterval(beat);
+        signal?.removeEventListener('abort', onAbort);
+        const at = this.waiting.indexOf(waiting);
+        if (at >= 0) this.waiting.splice(at, 1);
+      };
+      const waiting: Waiting = {
+        req,
+        send: (i) => {
+          leave();
+          resolve(onThread(i));
+        },
+        fail: (err) => {
+          leave();
+          reject(err);
+        },
+      };
+      const onAbort = () => waiting.fail(signal!.reason as Error);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiting);
+      if (signal?.aborted) onAbort();
+    });
+  }
+
+  /** Sends waiting shards, first come first, to threads with no shard preparing. */
+  private sendWaiting(): void {
+    while (this.waiting.length > 0) {
+      const next = this.waiting[0]!;
+      const index = this.route(next.req);
+      if (index === undefined) return;
+      next.send(index);
+    }
   }
 
   /**
@@ -176,12 +245,15 @@ export class ShardThreads {
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = () => {
         signal?.removeEventListener('abort', onAbort);
+        this.prepared(thread, running);
         thread.running.delete(id);
         // A thread with nothing to do must not keep a finished process alive.
         if (thread.running.size === 0) thread.worker.unref();
       };
-      thread.running.set(id, {
+      // A shard (it has a context) prepares its models first; a window-devices query does not count.
+      const running: Running = {
         ...(ctx ? { ctx } : {}),
+        preparing: ctx !== undefined,
         resolve: (answer) => {
           settle();
           resolve(answer);
@@ -191,15 +263,26 @@ export class ShardThreads {
           // A cancelled attempt fails with the cancellation itself, as it does on the worker's event loop.
           reject(signal?.aborted ? (signal.reason as Error) : err);
         },
-      });
+      };
+      if (running.preparing) thread.preparing++;
+      thread.running.set(id, running);
       thread.worker.ref();
       thread.worker.postMessage(make(id));
       if (signal?.aborted) onAbort();
     });
   }
 
-  /** Ends the threads; shards still running on them fail. */
+  /** Records that a shard on `thread` has prepared its models (or ended), and sends the next waiting shard. */
+  private prepared(thread: Thread, running: Running): void {
+    if (!running.preparing) return;
+    running.preparing = false;
+    thread.preparing--;
+    this.sendWaiting();
+  }
+
+  /** Ends the threads; shards still running on them fail, and so do shards waiting for one. */
   async close(): Promise<void> {
+    for (const w of [...this.waiting]) w.fail(new Error('the shard threads were closed'));
     const threads = this.threads.splice(0, this.threads.length, ...this.threads.map(() => undefined));
     await Promise.all(threads.flatMap((t) => (t ? [t.worker.terminate()] : [])));
   }
@@ -222,7 +305,7 @@ export class ShardThreads {
   private spawn(index: number): Thread {
     const worker = startModuleThread(`${__dirname}/shard-thread`, this.setup());
     worker.unref();
-    const thread: Thread = { worker, running: new Map() };
+    const thread: Thread = { worker, running: new Map(), preparing: 0 };
     const observer = this.options.observer;
     worker.on('message', (msg: FromShardThread) => {
       if (msg.type === 'observed') {
@@ -236,6 +319,7 @@ export class ShardThreads {
       const running = thread.running.get(msg.id);
       if (!running) return;
       if (msg.type === 'heartbeat') running.ctx?.heartbeat({ devicesDone: msg.devicesDone });
+      else if (msg.type === 'prepared') this.prepared(thread, running);
       else if (msg.type === 'log') running.ctx?.log[msg.level](msg.message, msg.attrs);
       else if (msg.type === 'failed') running.reject(reviveError(msg.error));
       else running.resolve(msg);

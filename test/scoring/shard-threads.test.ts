@@ -1,8 +1,8 @@
 /**
  * Shards scored on shard threads (the cpu pool's default) against a real local store: the same files and summary
  * as on the worker's event loop, heartbeats, logs and session metrics relayed, a new shard sent to an idle thread
- * and later back to the thread whose caches hold its models, errors rebuilt as their fleetscore classes, and a
- * cancel honoured.
+ * (or kept waiting until a thread has prepared its shard) and later back to the thread whose caches hold its models,
+ * errors rebuilt as their fleetscore classes, and a cancel honoured.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -152,6 +152,35 @@ test('a shard no thread has scored goes to the idle thread, whatever its number;
   } finally {
     await fresh.close();
   }
+});
+
+test('a shard no thread has scored waits for a thread with no shard preparing; a cancel or a close ends its wait', async () => {
+  const fresh = new ShardThreads({ threads: 2, cache: {} });
+  try {
+    const [a, b, c, d] = await plan('waiting', DEVICES / 4);
+    const first = [a!, b!].map((req) => fresh.score(req, recordingContext().ctx));
+    // Both threads prepare a shard: a third waits, then goes to the thread that has prepared its shard first.
+    expect(fresh.route(c!)).toBeUndefined();
+    const third = fresh.score(c!, recordingContext().ctx);
+    // A fourth is cancelled while it waits: it fails with the cancellation and never reaches a thread.
+    const controller = new AbortController();
+    const fourth = fresh.score(d!, recordingContext(controller.signal).ctx);
+    controller.abort(new CancelledFailure('CANCELLED'));
+    await expect(fourth).rejects.toBeInstanceOf(CancelledFailure);
+    const quarter = { scored: DEVICES / 4 };
+    await expect(Promise.all([...first, third])).resolves.toMatchObject([quarter, quarter, quarter]);
+    expect([fresh.route(a!), fresh.route(b!)]).toContain(fresh.route(c!));
+    expect(await store.tryGet(keys.shardStatus(WINDOW, 'waiting', d!.shard))).toBeUndefined();
+  } finally {
+    await fresh.close();
+  }
+  // Closing the threads fails a shard that waits for one too (on threads of their own: these shards have none yet).
+  const closing = new ShardThreads({ threads: 2, cache: {} });
+  const [e, f, g] = await plan('waiting-closed', DEVICES / 4);
+  const running = [e!, f!].map((req) => expect(closing.score(req, recordingContext().ctx)).rejects.toThrow(/exited/));
+  const waiting = expect(closing.score(g!, recordingContext().ctx)).rejects.toThrow('the shard threads were closed');
+  await closing.close();
+  await Promise.all([...running, waiting]);
 });
 
 test("an attempt's error comes back as its fleetscore class, naming the file", async () => {
