@@ -48,6 +48,13 @@ function binary(
       } else if (x.length === 1 && y.length === n) {
         const c = x[0]!;
         for (let i = 0; i < n; i++) o[i] = fn(c, y[i]!);
+      } else if (x.length === n && trailing(b!.dims, dims)) {
+        // A row of parameters against every row of the input (a mean, a bias): no index arrays.
+        const m = y.length;
+        for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = fn(x[at + j]!, y[j]!);
+      } else if (y.length === n && trailing(a!.dims, dims)) {
+        const m = x.length;
+        for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = fn(x[j]!, y[at + j]!);
       } else {
         const ix = broadcastIndex(a!.dims, dims);
         const iy = broadcastIndex(b!.dims, dims);
@@ -57,6 +64,18 @@ function binary(
       return [out];
     },
   };
+}
+
+/**
+ * Whether `dims` broadcast to `out` by repetition alone: past their leading 1s they are `out`'s last dimensions,
+ * so element i of the output takes element i mod size(dims) of the operand.
+ */
+function trailing(dims: readonly number[], out: readonly number[]): boolean {
+  let first = 0;
+  while (first < dims.length && dims[first] === 1) first++;
+  const offset = out.length - dims.length;
+  for (let i = first; i < dims.length; i++) if (dims[i] !== out[offset + i]) return false;
+  return true;
 }
 
 /** Max, Min, Sum, Mean: any number of inputs, broadcast together, folded left to right. */

@@ -1,0 +1,109 @@
+/**
+ * Operators of the compiled fast path on one-node graphs, against onnxruntime running the same graph: every
+ * broadcast of an element-wise operator's operands (either side: a row, a column, a scalar, a full tensor), Gemm
+ * with each transpose of A and B, and MatMul. The model fixtures use only some of these layouts.
+ */
+import { onnx } from 'onnx-proto';
+import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
+import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
+import { compileGraph } from '../../lib/models/fast-paths/graph-program';
+import { random as seeded } from '../support/random';
+
+const ROWS = 5;
+const FEATURES = 4;
+const random = seeded(7);
+const values = (n: number) => Array.from({ length: n }, () => Math.fround(random() * 4 - 2));
+const x = new Float32Array(values(ROWS * FEATURES));
+
+/** A graph of one node `op` over the input X [ROWS, FEATURES] and float initializers, output Y. */
+function oneNode(
+  op: string,
+  inputs: (string | { name: string; dims: number[] })[],
+  attribute: onnx.IAttributeProto[] = [],
+): Uint8Array {
+  const initializer = inputs.flatMap((i) =>
+    typeof i === 'string'
+      ? []
+      : [
+          {
+            name: i.name,
+            dims: i.dims,
+            dataType: onnx.TensorProto.DataType.FLOAT,
+            floatData: values(i.dims.reduce((a, b) => a * b, 1)),
+          },
+        ],
+  );
+  const info = (name: string) => ({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } });
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: op,
+      node: [{ opType: op, input: inputs.map((i) => (typeof i === 'string' ? i : i.name)), output: ['Y'], attribute }],
+      initializer,
+      input: [info('X')],
+      output: [info('Y')],
+    },
+  });
+  return new Uint8Array(onnx.ModelProto.encode(model).finish());
+}
+
+/** The graph's Y from the fast path and from onnxruntime. */
+async function both(bytes: Uint8Array): Promise<{ fast: number[]; ort: number[] }> {
+  const fast = linkProgram(compileGraph(bytes, 'X', 'Y')).run(x, ROWS, FEATURES);
+  const session = await InferenceSession.create(bytes);
+  try {
+    const out = await session.run({ X: new OrtTensor('float32', x, [ROWS, FEATURES]) });
+    const y = out.Y!;
+    expect(fast.dims).toEqual(y.dims);
+    return { fast: Array.from(fast.data), ort: Array.from(y.data as Float32Array) };
+  } finally {
+    await session.release();
+  }
+}
+
+const close = (got: number[], expected: number[]) => {
+  expect(got).toHaveLength(expected.length);
+  got.forEach((v, i) => expect(Math.abs(v - expected[i]!)).toBeLessThanOrEqual(1e-6 + 1e-6 * Math.abs(expected[i]!)));
+};
+
+describe('element-wise broadcasting', () => {
+  const shapes = [[FEATURES], [1, FEATURES], [ROWS, 1], [1], [], [ROWS, FEATURES], [1, 1, FEATURES]];
+  it.each(['Sub', 'Div'])('%s of X and a constant of every shape, either side', async (op) => {
+    for (const dims of shapes) {
+      for (const xFirst of [true, false]) {
+        const c = { name: 'C', dims };
+        const { fast, ort } = await both(oneNode(op, xFirst ? ['X', c] : [c, 'X']));
+        close(fast, ort);
+      }
+    }
+  });
+});
+
+describe('Gemm and MatMul', () => {
+  it.each([
+    [0, 0],
+    [0, 1],
+    [1, 0],
+    [1, 1],
+  ])('Gemm transA=%i transB=%i, with a bias row', async (transA, transB) => {
+    // A is X [5, 4] or its transpose [4, 5]; B is [K, 3] or [3, K].
+    const k = transA ? ROWS : FEATURES;
+    const n = 3;
+    const attribute = [
+      { name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: transA },
+      { name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: transB },
+      { name: 'alpha', type: onnx.AttributeProto.AttributeType.FLOAT, f: 0.5 },
+    ];
+    const b = { name: 'B', dims: transB ? [n, k] : [k, n] };
+    const { fast, ort } = await both(oneNode('Gemm', ['X', b, { name: 'C', dims: [n] }], attribute));
+    close(fast, ort);
+  });
+
+  it('MatMul of X and a matrix, and of X and a vector', async () => {
+    for (const dims of [[FEATURES, 3], [FEATURES]]) {
+      const { fast, ort } = await both(oneNode('MatMul', ['X', { name: 'W', dims }]));
+      close(fast, ort);
+    }
+  });
+});
