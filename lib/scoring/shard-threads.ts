@@ -179,7 +179,9 @@ export class ShardThreads {
         ctx: { attempt, taskQueue, workflowId, workflowRunId },
       })).then((answer) => (answer.type === 'done' ? answer.summary : unexpected(answer.type)));
     };
-    const index = this.waiting.length === 0 ? this.route(req) : undefined;
+    // A shard placed on a thread goes there at once; a new one waits its turn behind those already waiting.
+    const placed = this.placed.get(placement(req));
+    const index = placed ?? (this.waiting.length === 0 ? this.route(req) : undefined);
     if (index !== undefined) return onThread(index);
     return new Promise<ShardSummary>((resolve, reject) => {
       const signal = ctx.signal;
@@ -195,7 +197,12 @@ export class ShardThreads {
         req,
         send: (i) => {
           leave();
-          resolve(onThread(i));
+          try {
+            resolve(onThread(i));
+          } catch (err) {
+            // A thread that cannot be started fails this shard, not the message handler that sent it.
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
         },
         fail: (err) => {
           leave();
@@ -245,8 +252,8 @@ export class ShardThreads {
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = () => {
         signal?.removeEventListener('abort', onAbort);
-        this.prepared(thread, running);
         thread.running.delete(id);
+        this.prepared(thread, running);
         // A thread with nothing to do must not keep a finished process alive.
         if (thread.running.size === 0) thread.worker.unref();
       };
