@@ -84,7 +84,7 @@ export type FromShardThread =
 /** A request a thread has not answered yet: a shard (with its context) or a window-devices query. */
 interface Running {
   ctx?: ShardContext;
-  /** A shard still preparing its models (it counts in its thread's `preparing`). */
+  /** A shard still preparing its models (a thread with one takes no new shard). */
   preparing: boolean;
   resolve(answer: Extract<FromShardThread, { type: 'done' | 'window-devices' }>): void;
   reject(err: Error): void;
@@ -93,14 +93,12 @@ interface Running {
 interface Thread {
   worker: Worker;
   running: Map<number, Running>;
-  /** Shards sent to this thread that have not prepared their models yet. */
-  preparing: number;
 }
 
 /** A shard no thread has scored, waiting for a thread with no shard preparing. */
 interface Waiting {
   req: ShardRequest;
-  /** Sends it to thread `index` (synchronously: that thread counts it as preparing before the next is routed). */
+  /** Sends it to thread `index` (synchronously: it is running there, preparing, before the next is routed). */
   send(index: number): void;
   fail(err: Error): void;
 }
@@ -157,7 +155,7 @@ export class ShardThreads {
     for (let k = 0; k < n; k++) {
       const i = (req.shard + k) % n;
       const thread = this.threads[i];
-      if ((thread?.preparing ?? 0) > 0) continue;
+      if (thread && [...thread.running.values()].some((r) => r.preparing)) continue;
       if (best === undefined || (thread?.running.size ?? 0) < (this.threads[best]?.running.size ?? 0)) best = i;
     }
     return best;
@@ -253,7 +251,7 @@ export class ShardThreads {
       const settle = () => {
         signal?.removeEventListener('abort', onAbort);
         thread.running.delete(id);
-        this.prepared(thread, running);
+        this.prepared(running);
         // A thread with nothing to do must not keep a finished process alive.
         if (thread.running.size === 0) thread.worker.unref();
       };
@@ -271,7 +269,6 @@ export class ShardThreads {
           reject(signal?.aborted ? (signal.reason as Error) : err);
         },
       };
-      if (running.preparing) thread.preparing++;
       thread.running.set(id, running);
       thread.worker.ref();
       thread.worker.postMessage(make(id));
@@ -279,11 +276,10 @@ export class ShardThreads {
     });
   }
 
-  /** Records that a shard on `thread` has prepared its models (or ended), and sends the next waiting shard. */
-  private prepared(thread: Thread, running: Running): void {
+  /** Records that a shard has prepared its models (or ended), and sends the next waiting shard. */
+  private prepared(running: Running): void {
     if (!running.preparing) return;
     running.preparing = false;
-    thread.preparing--;
     this.sendWaiting();
   }
 
@@ -312,7 +308,7 @@ export class ShardThreads {
   private spawn(index: number): Thread {
     const worker = startModuleThread(`${__dirname}/shard-thread`, this.setup());
     worker.unref();
-    const thread: Thread = { worker, running: new Map(), preparing: 0 };
+    const thread: Thread = { worker, running: new Map() };
     const observer = this.options.observer;
     worker.on('message', (msg: FromShardThread) => {
       if (msg.type === 'observed') {
@@ -326,7 +322,7 @@ export class ShardThreads {
       const running = thread.running.get(msg.id);
       if (!running) return;
       if (msg.type === 'heartbeat') running.ctx?.heartbeat({ devicesDone: msg.devicesDone });
-      else if (msg.type === 'prepared') this.prepared(thread, running);
+      else if (msg.type === 'prepared') this.prepared(running);
       else if (msg.type === 'log') running.ctx?.log[msg.level](msg.message, msg.attrs);
       else if (msg.type === 'failed') running.reject(reviveError(msg.error));
       else running.resolve(msg);
