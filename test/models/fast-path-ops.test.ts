@@ -1,7 +1,8 @@
 /**
  * Operators of the compiled fast path on one-node graphs, against onnxruntime running the same graph: every
  * broadcast of an element-wise operator's operands (either side: a row, a column, a scalar, a full tensor), Gemm
- * with each transpose of A and B, and MatMul. The model fixtures use only some of these layouts.
+ * with each transpose of A and B, MatMul, and LabelEncoder's tables of small and of scattered keys. The model
+ * fixtures use only some of these layouts.
  */
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
@@ -48,12 +49,12 @@ function oneNode(
   return new Uint8Array(onnx.ModelProto.encode(model).finish());
 }
 
-/** The graph's Y from the fast path and from onnxruntime. */
-async function both(bytes: Uint8Array): Promise<{ fast: number[]; ort: number[] }> {
-  const fast = linkProgram(compileGraph(bytes, 'X', 'Y')).run(x, ROWS, FEATURES);
+/** The graph's Y from the fast path and from onnxruntime, for the input `input` [ROWS, FEATURES]. */
+async function both(bytes: Uint8Array, input = x): Promise<{ fast: number[]; ort: number[] }> {
+  const fast = linkProgram(compileGraph(bytes, 'X', 'Y')).run(input, ROWS, FEATURES);
   const session = await InferenceSession.create(bytes);
   try {
-    const out = await session.run({ X: new OrtTensor('float32', x, [ROWS, FEATURES]) });
+    const out = await session.run({ X: new OrtTensor('float32', input, [ROWS, FEATURES]) });
     const y = out.Y!;
     expect(fast.dims).toEqual(y.dims);
     return { fast: Array.from(fast.data), ort: Array.from(y.data as Float32Array) };
@@ -105,5 +106,60 @@ describe('Gemm and MatMul', () => {
       const { fast, ort } = await both(oneNode('MatMul', ['X', { name: 'W', dims }]));
       close(fast, ort);
     }
+  });
+});
+
+describe('LabelEncoder', () => {
+  /** X cast to int64, then a LabelEncoder of `keys` to float `values` (default -7). */
+  function encoder(keys: number[], values: number[]): Uint8Array {
+    const info = (name: string, elemType: number) => ({ name, type: { tensorType: { elemType } } });
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [
+        { domain: '', version: 17 },
+        { domain: 'ai.onnx.ml', version: 3 },
+      ],
+      graph: {
+        name: 'encoder',
+        node: [
+          {
+            opType: 'Cast',
+            input: ['X'],
+            output: ['K'],
+            attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: 7 }],
+          },
+          {
+            opType: 'LabelEncoder',
+            domain: 'ai.onnx.ml',
+            input: ['K'],
+            output: ['Y'],
+            attribute: [
+              { name: 'keys_int64s', type: onnx.AttributeProto.AttributeType.INTS, ints: keys },
+              { name: 'values_floats', type: onnx.AttributeProto.AttributeType.FLOATS, floats: values },
+              { name: 'default_float', type: onnx.AttributeProto.AttributeType.FLOAT, f: -7 },
+            ],
+          },
+        ],
+        input: [info('X', onnx.TensorProto.DataType.FLOAT)],
+        output: [info('Y', onnx.TensorProto.DataType.FLOAT)],
+      },
+    });
+    return new Uint8Array(onnx.ModelProto.encode(model).finish());
+  }
+  // Keys present and absent, below and past either table's range, and negative.
+  const input = new Float32Array([
+    0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 40, 41, 99, 100, -1, -3, 1e6, 123456, 
+  ]); // prettier-ignore
+
+  it('maps small keys (a leaf-id table) as onnxruntime does', async () => {
+    const { fast, ort } = await both(encoder([0, 2, 3, 5, 9, 12, 40], [0.5, 1.25, -2, 3.75, 8, 1e-3, 6]), input);
+    expect(fast).toEqual(ort);
+    expect(fast).toContain(-7);
+  });
+
+  it('maps scattered and negative keys as onnxruntime does', async () => {
+    const { fast, ort } = await both(encoder([-3, 1, 100, 123456, 1e6], [1, 2, 3, 4, 5]), input);
+    expect(fast).toEqual(ort);
+    expect(fast.filter((v) => v !== -7)).toHaveLength(5);
   });
 });

@@ -9,7 +9,7 @@ import { fuseTreeSums, treeSum } from './fused-trees';
 import { linearOps } from './linear-ops';
 import { mlOps } from './ml-ops';
 import type { AttrValue, OpDef } from './op-types';
-import { readOnnx, type RawAttribute, type RawModel, type RawNode, type RawTensor } from './onnx-reader';
+import { readOnnx, type RawAttribute, type RawModel, type RawTensor } from './onnx-reader';
 import { shapeOps } from './shape-ops';
 import { UnsupportedGraph, type DType, type Tensor } from './tensor';
 
@@ -100,6 +100,12 @@ function attrOf(a: RawAttribute): AttrValue {
 
 const decoder = new TextDecoder();
 
+/** The name whose id is `v`. */
+function nameOf(ids: ReadonlyMap<string, number>, v: number): string {
+  for (const [name, id] of ids) if (id === v) return name;
+  return '';
+}
+
 function familyOf(ops: Set<string>): GraphFamily {
   if (ops.has('TreeEnsembleRegressor')) return 'tree-ensemble';
   if (ops.has('SVMRegressor')) return 'svm';
@@ -129,78 +135,93 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
       throw new UnsupportedGraph(`opset ${o.domain || 'ai.onnx'} ${o.version}`);
     opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
   }
-  const slots = new Map<string, number>();
-  const slot = (name: string) => {
-    let s = slots.get(name);
-    if (s === undefined) slots.set(name, (s = slots.size));
-    return s;
+  // Every value name as a number, in order of first mention, so the walk below uses arrays rather than maps.
+  const ids = new Map<string, number>();
+  const idOf = (name: string) => {
+    let i = ids.get(name);
+    if (i === undefined) ids.set(name, (i = ids.size));
+    return i;
   };
-  const known = new Map<string, Tensor>();
-  for (const t of model.initializers) known.set(t.name, tensorOf(t));
-  const producers = new Map<string, RawNode>();
-  for (const n of model.nodes) for (const o of n.output) if (o) producers.set(o, n);
-  // The nodes `output` depends on, in graph order (ONNX requires topological order).
-  const needed = new Set<RawNode>();
-  const stack = [output];
-  const visited = new Set<string>();
+  const known: (Tensor | undefined)[] = [];
+  for (const t of model.initializers) known[idOf(t.name)] = tensorOf(t);
+  const nodeInputs = model.nodes.map((n) => n.input.map((i) => (i ? idOf(i) : -1)));
+  const producers: number[] = [];
+  model.nodes.forEach((n, k) => {
+    for (const o of n.output) if (o) producers[idOf(o)] = k;
+  });
+  const inputId = idOf(input);
+  const outputId = idOf(output);
+  // The nodes `output` depends on; evaluated below in graph order (ONNX requires topological order).
+  const needed = new Uint8Array(model.nodes.length);
+  const visited = new Uint8Array(ids.size);
+  const stack = [outputId];
   while (stack.length > 0) {
-    const name = stack.pop()!;
-    if (visited.has(name) || name === input || known.has(name)) continue;
-    visited.add(name);
-    const n = producers.get(name);
-    if (!n) throw new UnsupportedGraph(`value ${name} has no producer`);
-    needed.add(n);
-    for (const i of n.input) if (i) stack.push(i);
+    const v = stack.pop()!;
+    if (visited[v] || v === inputId || known[v]) continue;
+    visited[v] = 1;
+    const k = producers[v];
+    if (k === undefined) throw new UnsupportedGraph(`value ${nameOf(ids, v)} has no producer`);
+    needed[k] = 1;
+    for (const i of nodeInputs[k]!) if (i >= 0) stack.push(i);
   }
+  // Program slots, numbered in order of first use by the program.
+  const slotOf = new Int32Array(ids.size).fill(-1);
+  let slotCount = 0;
+  const slot = (v: number) => (slotOf[v]! >= 0 ? slotOf[v]! : (slotOf[v] = slotCount++));
   const nodes: ProgramNode[] = [];
-  const used = new Set<string>();
-  for (const n of model.nodes) {
-    if (!needed.has(n)) continue;
+  const used = new Uint8Array(ids.size);
+  model.nodes.forEach((n, k) => {
+    if (!needed[k]) return;
     const domain = n.domain;
     const d = DOMAINS[domain];
     const op = n.opType;
     if (!d || !opsets.has(domain === 'ai.onnx' ? '' : domain)) throw new UnsupportedGraph(`domain ${domain}`);
     if (n.attribute.some((a) => a.refAttrName)) throw new UnsupportedGraph('attribute references');
     const attrs = new Map(n.attribute.map((a) => [a.name, attrOf(a)]));
+    const inputs = nodeInputs[k]!;
     if (op === 'Constant') {
       const value = attrs.get('value');
       if (typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
         throw new UnsupportedGraph('Constant without a tensor');
       }
-      known.set(n.output[0] ?? '', value);
-      continue;
+      if (n.output[0]) known[idOf(n.output[0])] = value;
+      return;
     }
     const def = d.ops[op];
     if (!def) throw new UnsupportedGraph(`operator ${domain || 'ai.onnx'}.${op}`);
-    const inputs = n.input;
     const params = def.prepare({
       op,
       attrs,
-      constants: inputs.map((i) => known.get(i)),
+      constants: inputs.map((i) => (i >= 0 ? known[i] : undefined)),
       inputCount: inputs.length,
       opset: opsets.get(domain === 'ai.onnx' ? '' : domain) ?? 0,
     });
-    inputs.forEach((i) => i && used.add(i));
+    for (const i of inputs) if (i >= 0) used[i] = 1;
     nodes.push({
       domain: d.name,
       op,
       params,
-      inputs: inputs.map((i) => (i ? slot(i) : -1)),
-      outputs: n.output.map((o) => (o ? slot(o) : -1)),
+      inputs: inputs.map((i) => (i >= 0 ? slot(i) : -1)),
+      outputs: n.output.map((o) => (o ? slot(idOf(o)) : -1)),
     });
+  });
+  // The constants the program reads, in order of their names' first mention.
+  const constants: [number, Tensor][] = [];
+  for (const v of ids.values()) {
+    const t = known[v];
+    if (t && used[v]) constants.push([slot(v), t]);
   }
-  const constants: [number, Tensor][] = [...known].filter(([name]) => used.has(name)).map(([n, t]) => [slot(n), t]);
-  if (known.has(output)) throw new UnsupportedGraph('the output is a constant');
+  if (known[outputId]) throw new UnsupportedGraph('the output is a constant');
   const program: GraphProgram = {
     family: familyOf(new Set(nodes.map((n) => n.op))),
     slots: 0,
-    input: slot(input),
-    output: slot(output),
+    input: slot(inputId),
+    output: slot(outputId),
     constants,
     nodes,
     bytes: 0,
   };
-  program.slots = slots.size;
+  program.slots = slotCount;
   const compiled = fuse ? fuseTreeSums(program, (n) => opsOf(n.domain)[n.op]!) : program;
   compiled.bytes =
     256 + compiled.nodes.length * 160 + bytesOf(compiled.nodes.map((n) => n.params)) + bytesOf(compiled.constants);

@@ -33,10 +33,19 @@ const treeEnsembleRegressor: OpDef<TreeParams> = {
 };
 
 interface LabelEncoderParams {
-  table: Map<number, number>;
+  /**
+   * The values by key, when the keys are small non-negative integers (an isolation forest's leaf ids): `value[k]`
+   * where `has[k]`. Otherwise `table`.
+   */
+  dense?: { value: Float64Array; has: Uint8Array };
+  table?: Map<number, number>;
   fallback: number;
   to: 'float' | 'int64';
 }
+
+/** Keys up to this many times their count (and this much more) are held in a dense table. */
+const DENSE_SPREAD = 4;
+const DENSE_SLACK = 64;
 
 const labelEncoder: OpDef<LabelEncoderParams> = {
   prepare(ctx) {
@@ -47,18 +56,40 @@ const labelEncoder: OpDef<LabelEncoderParams> = {
     const ints = attr.has('values_int64s') ? attr.numbers('values_int64s') : undefined;
     const values = floats ?? ints;
     if (!keys || !values || keys.length !== values.length) throw new UnsupportedGraph('LabelEncoder: int64 keys');
+    const fallback = floats ? attr.float('default_float', -0) : attr.int('default_int64', -1);
+    const to = floats ? 'float' : 'int64';
+    let max = -1;
+    for (let i = 0; i < keys.length && max < Infinity; i++) {
+      const k = keys[i]!;
+      max = Number.isInteger(k) && k >= 0 ? Math.max(max, k) : Infinity;
+    }
+    if (max <= DENSE_SPREAD * keys.length + DENSE_SLACK) {
+      const dense = { value: new Float64Array(max + 1), has: new Uint8Array(max + 1) };
+      // In order, so a repeated key maps to its last value, as in the table below.
+      for (let i = 0; i < keys.length; i++) {
+        dense.value[keys[i]!] = values[i]!;
+        dense.has[keys[i]!] = 1;
+      }
+      return { dense, fallback, to };
+    }
     const table = new Map<number, number>();
     for (let i = 0; i < keys.length; i++) table.set(keys[i]!, values[i]!);
-    return {
-      table,
-      fallback: floats ? attr.float('default_float', -0) : attr.int('default_int64', -1),
-      to: floats ? 'float' : 'int64',
-    };
+    return { table, fallback, to };
   },
-  run({ table, fallback, to }, [x]) {
+  run({ dense, table, fallback, to }, [x]) {
     expectType(x!, ['int64'], 'LabelEncoder');
     const out = alloc(to, x!.dims);
-    for (let i = 0; i < x!.data.length; i++) out.data[i] = table.get(x!.data[i]!) ?? fallback;
+    const xs = x!.data;
+    if (dense) {
+      const { value, has } = dense;
+      // An int64 tensor holds integers: one within the table's range is an index.
+      for (let i = 0; i < xs.length; i++) {
+        const k = xs[i]!;
+        out.data[i] = k >= 0 && k < has.length && has[k] ? value[k]! : fallback;
+      }
+    } else {
+      for (let i = 0; i < xs.length; i++) out.data[i] = table!.get(xs[i]!) ?? fallback;
+    }
     return [out];
   },
 };

@@ -7,14 +7,15 @@
 import { UnsupportedGraph } from './tensor';
 
 const decoder = new TextDecoder();
-/** Short ASCII strings decoded lately, by a hash of their bytes (verified before use). */
+/** Short ASCII strings decoded lately, by a hash of their bytes (verified before use), and their hashes. */
 const recent = new Array<string | undefined>(4096);
+const recentHash = new Int32Array(recent.length);
 
 /**
  * The UTF-8 string in `n` bytes of `buf` from `start`. Names, op types and modes are short ASCII and repeat (a
  * forest has a mode per node): those are shared through a small cache, without a string allocated per repeat.
  */
-function decode(buf: Uint8Array, start: number, n: number): string {
+function decode(buf: Uint8Array, text: Buffer, start: number, n: number): string {
   if (n > 32) return decoder.decode(buf.subarray(start, start + n));
   let hash = n;
   for (let i = start; i < start + n; i++) {
@@ -24,14 +25,17 @@ function decode(buf: Uint8Array, start: number, n: number): string {
   }
   const slot = hash & (recent.length - 1);
   const cached = recent[slot];
-  if (cached !== undefined && cached.length === n) {
+  // A forest's thousands of distinct value names mostly find another name in their slot: its hash tells.
+  if (cached !== undefined && recentHash[slot] === hash && cached.length === n) {
     let same = true;
     for (let i = 0; i < n && same; i++) same = cached.charCodeAt(i) === buf[start + i];
     if (same) return cached;
   }
-  const text = String.fromCharCode.apply(null, buf.subarray(start, start + n) as unknown as number[]);
-  recent[slot] = text;
-  return text;
+  // Latin-1 is UTF-8 for ASCII, and one call into Node.
+  const s = text.toString('latin1', start, start + n);
+  recent[slot] = s;
+  recentHash[slot] = hash;
+  return s;
 }
 
 /** Values of an unpacked repeated varint field as they are read, before they are copied out at their count. */
@@ -45,10 +49,13 @@ export class Reader {
   pos = 0;
   end: number;
   private readonly view: DataView;
+  /** The same bytes as a Buffer, for decoding strings. */
+  private readonly text: Buffer;
 
   constructor(readonly buf: Uint8Array) {
     this.end = buf.length;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   varint(): number {
@@ -122,7 +129,7 @@ export class Reader {
   string(): string {
     const n = this.length();
     this.pos += n;
-    return decode(this.buf, this.pos - n, n);
+    return decode(this.buf, this.text, this.pos - n, n);
   }
 
   float(): number {
@@ -208,7 +215,7 @@ export class Reader {
         if (same) text = v.text;
       }
       if (text === undefined) {
-        text = decode(this.buf, start, n);
+        text = decode(this.buf, this.text, start, n);
         if (seen.length < 8) seen.push({ start, n, text });
       }
       out.push(text);

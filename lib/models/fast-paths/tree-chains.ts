@@ -35,46 +35,69 @@ export function leafValues(
   constants: ReadonlyMap<number, Tensor>,
   ops: (n: ProgramNode) => OpDef,
 ): LeafValues {
-  const shapes = trees.map((tree, k) => chainShape(tree, values[k]!));
-  const groups = new Map<string, number[]>();
-  shapes.forEach(({ key }, k) => {
-    const members = groups.get(key);
-    if (members) members.push(k);
-    else groups.set(key, [k]);
+  // Trees grouped by the shape of their chain: each tree is compared with the first tree of each group so far.
+  const shapes: ChainShape[] = [];
+  const groups: number[][] = [];
+  trees.forEach((tree, k) => {
+    const shape = chainShape(tree, values[k]!);
+    const g = shapes.findIndex((other) => sameShape(other, shape));
+    if (g >= 0) groups[g]!.push(k);
+    else {
+      shapes.push(shape);
+      groups.push([k]);
+    }
   });
   const byNode = new Array<Float64Array>(trees.length);
   let out: Omit<LeafValues, 'byNode'> | undefined;
-  for (const members of groups.values()) {
+  groups.forEach((members, g) => {
     const group = members.map((k) => trees[k]!);
-    const result = runChains(group, shapes[members[0]!]!, constants, ops);
+    const result = runChains(group, shapes[g]!, constants, ops);
     if (out && (result.type !== out.type || result.tail.join() !== out.tail.join())) {
       throw new UnsupportedGraph('TreeSum: trees of different value types or shapes');
     }
     out = { type: result.type, tail: result.tail };
     members.forEach((k, m) => (byNode[k] = result.byNode[m]!));
-  }
+  });
   if (!out) throw new UnsupportedGraph('TreeSum: no trees');
   return { ...out, byNode };
 }
 
-/** What a chain computes independently of its slots: a key (same key, same computation) and its slots' roles. */
+/**
+ * What a chain computes independently of its slots. A computed value's role is a positive number: 1 for the
+ * ensemble's output, then one per output of each step in order; a constant's is -2 - its slot (the same constant
+ * value), an absent input's -1. Two chains with the same steps and roles compute the same thing.
+ */
 interface ChainShape {
-  key: string;
-  /** Computed slot -> `t` (the ensemble's output) or `step.output`; a constant is known by its own slot. */
-  roles: Map<number, string>;
+  chain: readonly ProgramNode[];
+  /** Computed slot -> its role. */
+  roles: Map<number, number>;
+  /** Per step: its input count, its inputs' roles and its output count. */
+  wiring: number[];
   /** The role of the value wanted. */
-  value: string;
+  value: number;
 }
 
 function chainShape(tree: TreeChain, value: number): ChainShape {
-  const roles = new Map<number, string>([[tree.node.outputs[0]!, 't']]);
-  const role = (s: number) => (s < 0 ? '-' : (roles.get(s) ?? `c${s}`));
-  const steps = tree.chain.map((n, j) => {
-    const ins = n.inputs.map(role).join();
-    n.outputs.forEach((o, k) => o >= 0 && roles.set(o, `${j}.${k}`));
-    return `${n.domain}.${n.op}(${ins})${n.outputs.length}`;
-  });
-  return { key: `${steps.join(';')}=${role(value)}`, roles, value: role(value) };
+  const roles = new Map<number, number>([[tree.node.outputs[0]!, 1]]);
+  const role = (s: number) => (s < 0 ? -1 : (roles.get(s) ?? -2 - s));
+  const wiring: number[] = [];
+  let next = 2;
+  for (const n of tree.chain) {
+    wiring.push(n.inputs.length);
+    for (const s of n.inputs) wiring.push(role(s));
+    wiring.push(n.outputs.length);
+    for (const o of n.outputs) {
+      if (o >= 0) roles.set(o, next);
+      next++;
+    }
+  }
+  return { chain: tree.chain, roles, wiring, value: role(value) };
+}
+
+function sameShape(a: ChainShape, b: ChainShape): boolean {
+  if (a.value !== b.value || a.chain.length !== b.chain.length || a.wiring.length !== b.wiring.length) return false;
+  for (let i = 0; i < a.wiring.length; i++) if (a.wiring[i] !== b.wiring[i]) return false;
+  return a.chain.every((n, j) => n.op === b.chain[j]!.op && n.domain === b.chain[j]!.domain);
 }
 
 /** The chains of `trees`, all of `shape`, run on one tensor of all their leaves. */
@@ -100,7 +123,7 @@ function runChains(
     const p = node.params as TreeParams;
     for (const i of leaves[m]!) start.data[at++] = p.weights[i]! + p.base[0]!;
   });
-  const values = new Map<string, Tensor>([['t', start]]);
+  const values = new Map<number, Tensor>([[1, start]]);
   trees[0]!.chain.forEach((n, j) => {
     const live = n.inputs.map((s) => shape.roles.has(s));
     const inputs = n.inputs.map((s) => (s < 0 ? undefined : (values.get(shape.roles.get(s)!) ?? constants.get(s))));
@@ -118,7 +141,7 @@ function runChains(
       if (out.dims[0] !== total || size(out.dims) !== total) {
         throw new UnsupportedGraph('TreeSum: a tree chain does not give one number per leaf');
       }
-      values.set(`${j}.${k}`, out);
+      values.set(shape.roles.get(o)!, out);
     });
   });
   const result = values.get(shape.value);
