@@ -102,15 +102,17 @@ interface Tree extends TreeChain {
  * per leaf.
  */
 export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpDef): GraphProgram {
-  const labels = new Map<number, Label>();
+  // By slot: what each value is to the fusion.
+  const labels = new Array<Label | undefined>(program.slots);
+  const CONST: Label = { kind: 'const' };
   const constants = new Map(program.constants);
-  for (const [slot] of program.constants) labels.set(slot, { kind: 'const' });
-  labels.set(program.input, { kind: 'input' });
+  for (const [slot] of program.constants) labels[slot] = CONST;
+  labels[program.input] = { kind: 'input' };
   const trees: Tree[] = [];
   let sum: ProgramNode | undefined;
   const tail: ProgramNode[] = [];
   for (const n of program.nodes) {
-    const ins = n.inputs.map((s) => labels.get(s));
+    const ins = n.inputs.map((s) => labels[s]);
     const live = ins.filter((l) => l?.kind !== 'const');
     // Constants broadcast as scalars keep a chain row by row (a Reshape's second input is its shape).
     const scalarConstants = n.inputs.every(
@@ -158,9 +160,9 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
       }
     }
     if (!label) return program;
-    for (const o of n.outputs) if (o >= 0) labels.set(o, label);
+    for (const o of n.outputs) if (o >= 0) labels[o] = label;
   }
-  const end = labels.get(program.output)?.kind;
+  const end = labels[program.output]?.kind;
   if (!sum || trees.length === 0 || (end !== 'sum' && end !== 'tail')) return program;
   const fused: ProgramNode = {
     domain: 'fused',
@@ -181,11 +183,11 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
 function treeSumParams(
   sum: ProgramNode,
   trees: Tree[],
-  labels: Map<number, Label>,
+  labels: readonly (Label | undefined)[],
   constants: Map<number, Tensor>,
   ops: (n: ProgramNode) => OpDef,
 ): TreeSumParams {
-  const order = sum.inputs.map((s) => (labels.get(s) as { t: number }).t);
+  const order = sum.inputs.map((s) => (labels[s] as { t: number }).t);
   const { type, tail, byNode } = leafValues(
     order.map((t) => trees[t]!),
     sum.inputs,

@@ -177,7 +177,8 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
     const op = n.opType;
     if (!d || !opsets.has(domain === 'ai.onnx' ? '' : domain)) throw new UnsupportedGraph(`domain ${domain}`);
     if (n.attribute.some((a) => a.refAttrName)) throw new UnsupportedGraph('attribute references');
-    const attrs = new Map(n.attribute.map((a) => [a.name, attrOf(a)]));
+    const attrs = new Map<string, AttrValue>();
+    for (const a of n.attribute) attrs.set(a.name, attrOf(a));
     const inputs = nodeInputs[k]!;
     if (op === 'Constant') {
       const value = attrs.get('value');
