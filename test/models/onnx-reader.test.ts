@@ -5,6 +5,7 @@
  */
 import { onnx } from 'onnx-proto';
 import { readOnnx } from '../../lib/models/fast-paths/onnx-reader';
+import { NameIds } from '../../lib/models/fast-paths/protobuf-reader';
 import { UnsupportedGraph } from '../../lib/models/fast-paths/tensor';
 
 /** A length-delimited protobuf field (short contents only). */
@@ -45,6 +46,8 @@ it('reads unpacked repeated numbers and strings as onnx-proto writes them', () =
   expect(Array.from(ints!.ints)).toEqual([1, 300, -2, 2 ** 40]);
   expect(Array.from(floats!.floats)).toEqual([1.5, -2, 0.1].map(Math.fround));
   expect(strings!.strings).toEqual(['LEAF', 'BRANCH_LEQ', 'LEAF', 'é']);
+  expect([model.nodes[0]!.input, model.nodes[0]!.output, model.initializers[0]!.name]).toEqual([[0], [1], 2]);
+  expect([0, 1, 2].map((id) => model.names.name(id))).toEqual(['x', 'y', 'c']);
   expect(model.initializers[0]!.dims).toEqual([2, 3]);
   expect(Array.from(model.initializers[0]!.ints!)).toEqual([-3, -2, -1, 0, 1, 2]);
 });
@@ -58,4 +61,19 @@ it('reads packed numbers and a field repeated in two runs', () => {
 
 it('refuses a truncated packed field', () => {
   expect(() => readOnnx(modelWithInts(field(8, [1, 0xac])))).toThrow(UnsupportedGraph);
+});
+
+it('numbers value names by their bytes, in order of first mention, past its table growing', () => {
+  const names = new NameIds();
+  const all = Array.from({ length: 5000 }, (_, i) => (i % 7 === 0 ? `é-${i}` : `v${i}`));
+  // Each name from its own buffer, at an offset: ids follow the bytes, not the buffer.
+  const id = (s: string) => {
+    const bytes = Buffer.concat([Buffer.from('pad'), Buffer.from(s)]);
+    return names.id(bytes, 3, bytes.length - 3);
+  };
+  expect(all.map(id)).toEqual(all.map((_, i) => i));
+  expect(all.map(id)).toEqual(all.map((_, i) => i));
+  expect(names.size).toBe(5000);
+  expect([names.idOf('v1'), names.idOf('é-7'), names.idOf('v1 ')]).toEqual([1, 7, 5000]);
+  expect([names.name(7), names.name(4999), names.name(-1)]).toEqual(['é-7', 'v4999', '']);
 });

@@ -96,10 +96,16 @@ function variadic(fn: (a: number, b: number) => number, mean = false): OpDef<str
       const out = alloc(type, dims);
       const acc = alloc('double', dims).data;
       xs.forEach((x, k) => {
-        const ix = broadcastIndex(x.dims, dims);
-        for (let i = 0; i < acc.length; i++) {
-          const v = x.data[ix ? ix[i]! : i]!;
-          acc[i] = k === 0 ? v : fn(acc[i]!, v);
+        const d = x.data;
+        // An operand of the output's size is the output's shape (it broadcast to it); a single value, a constant.
+        if (d.length === acc.length) {
+          for (let i = 0; i < acc.length; i++) acc[i] = k === 0 ? d[i]! : fn(acc[i]!, d[i]!);
+        } else if (d.length === 1) {
+          const c = d[0]!;
+          for (let i = 0; i < acc.length; i++) acc[i] = k === 0 ? c : fn(acc[i]!, c);
+        } else {
+          const ix = broadcastIndex(x.dims, dims)!;
+          for (let i = 0; i < acc.length; i++) acc[i] = k === 0 ? d[ix[i]!]! : fn(acc[i]!, d[ix[i]!]!);
         }
         // Every step of the fold rounds as onnxruntime's pairwise kernels do.
         if (type === 'float') for (let i = 0; i < acc.length; i++) acc[i] = Math.fround(acc[i]!);

@@ -10,6 +10,7 @@ import { linearOps } from './linear-ops';
 import { mlOps } from './ml-ops';
 import type { AttrValue, OpDef } from './op-types';
 import { readOnnx, type RawAttribute, type RawModel, type RawTensor } from './onnx-reader';
+import type { NameIds } from './protobuf-reader';
 import { shapeOps } from './shape-ops';
 import { UnsupportedGraph, type DType, type Tensor } from './tensor';
 
@@ -57,10 +58,10 @@ const FUSED: Record<string, OpDef> = { TreeSum: treeSum };
 
 const TYPES: Partial<Record<number, DType>> = { 1: 'float', 7: 'int64', 9: 'bool', 11: 'double' };
 
-/** A TensorProto as a fast-path tensor, owning aligned data. */
-export function tensorOf(t: RawTensor): Tensor {
+/** A TensorProto (named in `names`) as a fast-path tensor, owning aligned data. */
+export function tensorOf(t: RawTensor, names: NameIds): Tensor {
   const type = TYPES[t.dataType];
-  if (!type) throw new UnsupportedGraph(`tensor ${t.name}: element type ${t.dataType} is not supported`);
+  if (!type) throw new UnsupportedGraph(`tensor ${names.name(t.name)}: element type ${t.dataType} is not supported`);
   if (t.external) throw new UnsupportedGraph('external data');
   const n = t.dims.reduce((a, b) => a * b, 1);
   const raw = t.raw && t.raw.length > 0 ? t.raw.slice().buffer : undefined;
@@ -70,13 +71,13 @@ export function tensorOf(t: RawTensor): Tensor {
   else if (type === 'bool') data = raw ? new Uint8Array(raw) : Uint8Array.from(t.ints ?? []);
   else data = raw ? Float64Array.from(new BigInt64Array(raw), Number) : Float64Array.from(t.ints ?? []);
   if (data.length !== n)
-    throw new UnsupportedGraph(`tensor ${t.name}: ${data.length} values for [${t.dims.join(',')}]`);
+    throw new UnsupportedGraph(`tensor ${names.name(t.name)}: ${data.length} values for [${t.dims.join(',')}]`);
   return { type, dims: t.dims, data };
 }
 
 const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 };
 
-function attrOf(a: RawAttribute): AttrValue {
+function attrOf(a: RawAttribute, names: NameIds): AttrValue {
   switch (a.type) {
     case ATTR.FLOAT:
       return a.f;
@@ -86,7 +87,7 @@ function attrOf(a: RawAttribute): AttrValue {
       return decoder.decode(a.s);
     case ATTR.TENSOR:
       if (!a.t) throw new UnsupportedGraph(`attribute ${a.name} has no tensor`);
-      return tensorOf(a.t);
+      return tensorOf(a.t, names);
     case ATTR.FLOATS:
       return a.floats;
     case ATTR.INTS:
@@ -99,12 +100,6 @@ function attrOf(a: RawAttribute): AttrValue {
 }
 
 const decoder = new TextDecoder();
-
-/** The name whose id is `v`. */
-function nameOf(ids: ReadonlyMap<string, number>, v: number): string {
-  for (const [name, id] of ids) if (id === v) return name;
-  return '';
-}
 
 function familyOf(ops: Set<string>): GraphFamily {
   if (ops.has('TreeEnsembleRegressor')) return 'tree-ensemble';
@@ -135,41 +130,36 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
       throw new UnsupportedGraph(`opset ${o.domain || 'ai.onnx'} ${o.version}`);
     opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
   }
-  // Every value name as a number, in order of first mention, so the walk below uses arrays rather than maps.
-  const ids = new Map<string, number>();
-  const idOf = (name: string) => {
-    let i = ids.get(name);
-    if (i === undefined) ids.set(name, (i = ids.size));
-    return i;
-  };
+  // Every value name is a number (model.names), so the walk below uses arrays rather than maps.
+  const names = model.names;
   const known: (Tensor | undefined)[] = [];
-  for (const t of model.initializers) known[idOf(t.name)] = tensorOf(t);
-  const nodeInputs = model.nodes.map((n) => n.input.map((i) => (i ? idOf(i) : -1)));
+  for (const t of model.initializers) if (t.name >= 0) known[t.name] = tensorOf(t, names);
   const producers: number[] = [];
   model.nodes.forEach((n, k) => {
-    for (const o of n.output) if (o) producers[idOf(o)] = k;
+    for (const o of n.output) if (o >= 0) producers[o] = k;
   });
-  const inputId = idOf(input);
-  const outputId = idOf(output);
+  const inputId = names.idOf(input);
+  const outputId = names.idOf(output);
+  const count = names.size;
   // The nodes `output` depends on; evaluated below in graph order (ONNX requires topological order).
   const needed = new Uint8Array(model.nodes.length);
-  const visited = new Uint8Array(ids.size);
+  const visited = new Uint8Array(count);
   const stack = [outputId];
   while (stack.length > 0) {
     const v = stack.pop()!;
     if (visited[v] || v === inputId || known[v]) continue;
     visited[v] = 1;
     const k = producers[v];
-    if (k === undefined) throw new UnsupportedGraph(`value ${nameOf(ids, v)} has no producer`);
+    if (k === undefined) throw new UnsupportedGraph(`value ${names.name(v)} has no producer`);
     needed[k] = 1;
-    for (const i of nodeInputs[k]!) if (i >= 0) stack.push(i);
+    for (const i of model.nodes[k]!.input) if (i >= 0) stack.push(i);
   }
   // Program slots, numbered in order of first use by the program.
-  const slotOf = new Int32Array(ids.size).fill(-1);
+  const slotOf = new Int32Array(count).fill(-1);
   let slotCount = 0;
   const slot = (v: number) => (slotOf[v]! >= 0 ? slotOf[v]! : (slotOf[v] = slotCount++));
   const nodes: ProgramNode[] = [];
-  const used = new Uint8Array(ids.size);
+  const used = new Uint8Array(count);
   model.nodes.forEach((n, k) => {
     if (!needed[k]) return;
     const domain = n.domain;
@@ -178,14 +168,14 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
     if (!d || !opsets.has(domain === 'ai.onnx' ? '' : domain)) throw new UnsupportedGraph(`domain ${domain}`);
     if (n.attribute.some((a) => a.refAttrName)) throw new UnsupportedGraph('attribute references');
     const attrs = new Map<string, AttrValue>();
-    for (const a of n.attribute) attrs.set(a.name, attrOf(a));
-    const inputs = nodeInputs[k]!;
+    for (const a of n.attribute) attrs.set(a.name, attrOf(a, names));
+    const inputs = n.input;
     if (op === 'Constant') {
       const value = attrs.get('value');
       if (typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
         throw new UnsupportedGraph('Constant without a tensor');
       }
-      if (n.output[0]) known[idOf(n.output[0])] = value;
+      if (n.output[0] !== undefined && n.output[0] >= 0) known[n.output[0]] = value;
       return;
     }
     const def = d.ops[op];
@@ -203,12 +193,12 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
       op,
       params,
       inputs: inputs.map((i) => (i >= 0 ? slot(i) : -1)),
-      outputs: n.output.map((o) => (o ? slot(idOf(o)) : -1)),
+      outputs: n.output.map((o) => (o >= 0 ? slot(o) : -1)),
     });
   });
   // The constants the program reads, in order of their names' first mention.
   const constants: [number, Tensor][] = [];
-  for (const v of ids.values()) {
+  for (let v = 0; v < count; v++) {
     const t = known[v];
     if (t && used[v]) constants.push([slot(v), t]);
   }

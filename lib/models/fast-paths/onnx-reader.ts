@@ -4,12 +4,13 @@
  * into a JavaScript array, which makes a 100-tree forest take hundreds of milliseconds to read; this reader
  * decodes packed numbers straight into typed arrays and skips every field it does not need.
  */
-import { concat, key, makeFloat32, makeFloat64, Reader } from './protobuf-reader';
+import { concat, key, makeFloat32, makeFloat64, NameIds, Reader } from './protobuf-reader';
 import { UnsupportedGraph } from './tensor';
 
 /** A TensorProto's fields the fast path reads. */
 export interface RawTensor {
-  name: string;
+  /** The tensor's name in the model's {@link RawModel.names} (-1 for none). */
+  name: number;
   dims: number[];
   dataType: number;
   raw?: Uint8Array;
@@ -37,8 +38,9 @@ export interface RawAttribute {
 
 /** A NodeProto's fields the fast path reads. */
 export interface RawNode {
-  input: string[];
-  output: string[];
+  /** Value names by their ids in the model's {@link RawModel.names}; -1 for a value left out. */
+  input: number[];
+  output: number[];
   opType: string;
   domain: string;
   attribute: RawAttribute[];
@@ -49,6 +51,8 @@ export interface RawModel {
   opsets: { domain: string; version: number }[];
   nodes: RawNode[];
   initializers: RawTensor[];
+  /** The ids of the value names that nodes and initializers mention. */
+  names: NameIds;
   /** Whether the graph has subgraphs or other content this reader does not follow. */
   hasGraph: boolean;
 }
@@ -58,8 +62,8 @@ const NO_BYTES: Uint8Array = new Uint8Array(0);
 const NO_FLOATS: Float32Array = new Float32Array(0);
 const NO_DOUBLES: Float64Array = new Float64Array(0);
 
-function readTensor(r: Reader): RawTensor {
-  const t: RawTensor = { name: '', dims: [], dataType: 0, external: false };
+function readTensor(r: Reader, names: NameIds): RawTensor {
+  const t: RawTensor = { name: -1, dims: [], dataType: 0, external: false };
   let floats = NO_FLOATS;
   let doubles = NO_DOUBLES;
   let ints = NO_DOUBLES;
@@ -82,7 +86,7 @@ function readTensor(r: Reader): RawTensor {
         ints = concat(ints, r.varints(wire, key(k >>> 3, 0)));
         break;
       case 8:
-        t.name = r.string();
+        t.name = r.nameId(names);
         break;
       case 9:
         t.raw = r.bytes().slice();
@@ -107,7 +111,7 @@ function readTensor(r: Reader): RawTensor {
   return t;
 }
 
-function readAttribute(r: Reader): RawAttribute {
+function readAttribute(r: Reader, names: NameIds): RawAttribute {
   const a: RawAttribute = {
     name: '',
     type: 0,
@@ -137,7 +141,7 @@ function readAttribute(r: Reader): RawAttribute {
         break;
       case 5: {
         const outer = r.enter();
-        a.t = readTensor(r);
+        a.t = readTensor(r, names);
         r.leave(outer);
         break;
       }
@@ -171,16 +175,16 @@ function readAttribute(r: Reader): RawAttribute {
   return a;
 }
 
-function readNode(r: Reader): RawNode {
+function readNode(r: Reader, names: NameIds): RawNode {
   const n: RawNode = { input: [], output: [], opType: '', domain: '', attribute: [] };
   while (r.pos < r.end) {
     const k = r.varint();
     switch (k >>> 3) {
       case 1:
-        n.input.push(r.string());
+        n.input.push(r.nameId(names));
         break;
       case 2:
-        n.output.push(r.string());
+        n.output.push(r.nameId(names));
         break;
       case 4:
         n.opType = r.string();
@@ -190,7 +194,7 @@ function readNode(r: Reader): RawNode {
         break;
       case 5: {
         const outer = r.enter();
-        n.attribute.push(readAttribute(r));
+        n.attribute.push(readAttribute(r, names));
         r.leave(outer);
         break;
       }
@@ -203,7 +207,7 @@ function readNode(r: Reader): RawNode {
 
 /** Reads `bytes` as an ONNX ModelProto; throws UnsupportedGraph when it is not one this reader follows. */
 export function readOnnx(bytes: Uint8Array): RawModel {
-  const m: RawModel = { opsets: [], nodes: [], initializers: [], hasGraph: false };
+  const m: RawModel = { opsets: [], nodes: [], initializers: [], names: new NameIds(), hasGraph: false };
   const r = reader(bytes);
   while (r.pos < r.end) {
     const k = r.varint();
@@ -226,8 +230,8 @@ export function readOnnx(bytes: Uint8Array): RawModel {
         const h = r.varint();
         if (h === key(1, 2) || h === key(5, 2)) {
           const inner = r.enter();
-          if (h === key(1, 2)) m.nodes.push(readNode(r));
-          else m.initializers.push(readTensor(r));
+          if (h === key(1, 2)) m.nodes.push(readNode(r, m.names));
+          else m.initializers.push(readTensor(r, m.names));
           r.leave(inner);
         } else if (h >>> 3 === 15) throw new UnsupportedGraph('sparse initializers');
         else r.skip(h & 7);

@@ -38,6 +38,77 @@ function decode(buf: Uint8Array, text: Buffer, start: number, n: number): string
   return s;
 }
 
+const encoder = new TextEncoder();
+
+/**
+ * The value names of one model as numbers, 0, 1, 2, ... in order of first mention, found by their bytes: a
+ * forest's 8,000 input and output names are wired without a string each (or a map of strings). A name is decoded
+ * only when asked for, by an error message.
+ */
+export class NameIds {
+  /** Open addressing: id + 1 of the name hashed to each slot, 0 where none is. */
+  private slots = new Int32Array(1024);
+  private readonly bufs: Uint8Array[] = [];
+  private readonly starts: number[] = [];
+  private readonly lengths: number[] = [];
+  private readonly hashes: number[] = [];
+
+  /** How many names have ids. */
+  get size(): number {
+    return this.starts.length;
+  }
+
+  /** The id of the name in `n` bytes of `buf` from `start`; a name not seen before gets the next id. */
+  id(buf: Uint8Array, start: number, n: number): number {
+    let hash = n;
+    for (let i = start; i < start + n; i++) hash = (Math.imul(hash, 31) + buf[i]!) | 0;
+    const mask = this.slots.length - 1;
+    for (let s = hash & mask; ; s = (s + 1) & mask) {
+      const entry = this.slots[s]!;
+      if (entry === 0) {
+        const id = this.starts.length;
+        this.bufs.push(buf);
+        this.starts.push(start);
+        this.lengths.push(n);
+        this.hashes.push(hash);
+        this.slots[s] = id + 1;
+        if (2 * (id + 1) > this.slots.length) this.grow();
+        return id;
+      }
+      const id = entry - 1;
+      if (this.hashes[id] !== hash || this.lengths[id] !== n) continue;
+      const b = this.bufs[id]!;
+      const at = this.starts[id]!;
+      let same = true;
+      for (let i = 0; i < n && same; i++) same = b[at + i] === buf[start + i];
+      if (same) return id;
+    }
+  }
+
+  /** The id of `name` (a name given as a string: the graph's input and output). */
+  idOf(name: string): number {
+    const bytes = encoder.encode(name);
+    return this.id(bytes, 0, bytes.length);
+  }
+
+  /** The name whose id is `id`. */
+  name(id: number): string {
+    const start = this.starts[id];
+    return start === undefined ? '' : decoder.decode(this.bufs[id]!.subarray(start, start + this.lengths[id]!));
+  }
+
+  private grow(): void {
+    const slots = new Int32Array(2 * this.slots.length);
+    const mask = slots.length - 1;
+    for (let id = 0; id < this.hashes.length; id++) {
+      let s = this.hashes[id]! & mask;
+      while (slots[s] !== 0) s = (s + 1) & mask;
+      slots[s] = id + 1;
+    }
+    this.slots = slots;
+  }
+}
+
 /** Values of an unpacked repeated varint field as they are read, before they are copied out at their count. */
 let varintScratch = new Float64Array(1024);
 
@@ -130,6 +201,13 @@ export class Reader {
     const n = this.length();
     this.pos += n;
     return decode(this.buf, this.text, this.pos - n, n);
+  }
+
+  /** A value name's id in `names`; -1 for the empty name (an optional input or output left out). */
+  nameId(names: NameIds): number {
+    const n = this.length();
+    this.pos += n;
+    return n === 0 ? -1 : names.id(this.buf, this.pos - n, n);
   }
 
   float(): number {
