@@ -70,7 +70,7 @@ async function limit(store: string, window: string): Promise<Measured> {
  * The autoencoder's peer at 10,000 devices ran at 189k rows/s right after the page cache was dropped and at 300k to
  * 500k rows/s with its pickles cached (2026-12-02). Pickles larger than half the machine's memory are left alone
  * (false): the peer reads them from disk, as a cron job on this machine would. (Half the free memory, counted before
- * 2026-12-03 21:40, put the 11 GB of pickles of 10,000 100-tree forests on either side of the line from one run
+ * 2026-12-03 21:25, put the 11 GB of pickles of 10,000 100-tree forests on either side of the line from one run
  * to the next, and their peer at 9 or at 18 to 23 ms a device.)
  */
 function readEveryFile(dir: string): boolean {
