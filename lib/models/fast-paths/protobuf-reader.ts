@@ -40,6 +40,12 @@ function decode(buf: Uint8Array, text: Buffer, start: number, n: number): string
 
 const encoder = new TextEncoder();
 
+/** Whether the `n` bytes of `a` from `at` are those of `b` from `start`. */
+function sameBytes(a: Uint8Array, at: number, b: Uint8Array, start: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[at + i] !== b[start + i]) return false;
+  return true;
+}
+
 /**
  * The value names of one model as numbers, 0, 1, 2, ... in order of first mention, found by their bytes: a
  * forest's 8,000 input and output names are wired without a string each (or a map of strings). A name is decoded
@@ -76,12 +82,12 @@ export class NameIds {
         return id;
       }
       const id = entry - 1;
-      if (this.hashes[id] !== hash || this.lengths[id] !== n) continue;
-      const b = this.bufs[id]!;
-      const at = this.starts[id]!;
-      let same = true;
-      for (let i = 0; i < n && same; i++) same = b[at + i] === buf[start + i];
-      if (same) return id;
+      if (
+        this.hashes[id] === hash &&
+        this.lengths[id] === n &&
+        sameBytes(this.bufs[id]!, this.starts[id]!, buf, start, n)
+      )
+        return id;
     }
   }
 
@@ -288,9 +294,7 @@ export class Reader {
       let text: string | undefined;
       for (let k = 0; k < seen.length && text === undefined; k++) {
         const v = seen[k]!;
-        let same = v.n === n;
-        for (let i = 0; i < n && same; i++) same = this.buf[v.start + i] === this.buf[start + i];
-        if (same) text = v.text;
+        if (v.n === n && sameBytes(this.buf, v.start, this.buf, start, n)) text = v.text;
       }
       if (text === undefined) {
         text = decode(this.buf, this.text, start, n);
