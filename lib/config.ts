@@ -96,6 +96,11 @@ export const VARIABLES = {
     default: '`768`',
     meaning: 'MiB of compiled models a worker keeps (`--compiled-cache-mb`)',
   },
+  FLEETSCORE_PROGRAMS_DIR: {
+    schema: z.string().min(1),
+    default: '`<data dir>/programs`',
+    meaning: 'compiled forests kept across restarts (`--programs-dir`; `off`: none)',
+  },
   FLEETSCORE_S3_ENDPOINT: {
     schema: url,
     default: 'AWS',
@@ -180,6 +185,8 @@ export interface FleetscoreConfig {
   /** A worker's cache budgets in MiB when set; see workers/pool-worker's `cacheBudgets`. */
   partsCacheMb: number | undefined;
   compiledCacheMb: number | undefined;
+  /** The folder of saved compiled programs (`FLEETSCORE_PROGRAMS_DIR`), or `undefined` for none (`off`). */
+  programsDir: string | undefined;
   s3Endpoint: string | undefined;
   s3ForcePathStyle: boolean;
   awsRegion: string;
@@ -218,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
       (parsed.FLEETSCORE_METRICS_PORT === undefined ? undefined : `0.0.0.0:${parsed.FLEETSCORE_METRICS_PORT}`),
     partsCacheMb: parsed.FLEETSCORE_PARTS_CACHE_MB,
     compiledCacheMb: parsed.FLEETSCORE_COMPILED_CACHE_MB,
+    programsDir: programsDir(parsed.FLEETSCORE_PROGRAMS_DIR, dataDir),
     s3Endpoint: parsed.FLEETSCORE_S3_ENDPOINT,
     s3ForcePathStyle: parsed.FLEETSCORE_S3_FORCE_PATH_STYLE ?? false,
     awsRegion: parsed.AWS_REGION ?? 'us-east-1',
@@ -227,6 +235,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
     testServer: parsed.FLEETSCORE_TEST_SERVER,
     faults: parsed.FLEETSCORE_FAULTS ?? false,
   };
+}
+
+/** A programs folder as given (`off`: none), resolved; the data folder's `programs` when none is given. */
+export function programsDir(given: string | undefined, dataDir: string): string | undefined {
+  if (given === undefined) return resolve(dataDir, 'programs');
+  return given.toLowerCase() === 'off' ? undefined : resolve(given);
 }
 
 /** The Web UI base of printed links: `FLEETSCORE_UI_URL`, else the local dev server's UI on the configured port. */

@@ -7,6 +7,7 @@ import { createActivities } from '../activities';
 import { AggregatesCache, DEFAULT_AGGREGATES_BYTES } from '../lib/arrow/aggregates-cache';
 import { config, type FleetscoreConfig } from '../lib/config';
 import { DEFAULT_MAX_COMPILED_BYTES } from '../lib/models/fast-paths/compiled-models';
+import { sweepSavedPrograms } from '../lib/models/fast-paths/saved-programs';
 import { createWorkerMetrics, placementClass } from '../lib/metrics/worker-metrics';
 import {
   chooseProviders,
@@ -16,6 +17,7 @@ import {
   type ProviderChoice,
 } from '../lib/models/execution-providers';
 import { ModelSessionCache } from '../lib/models/model-sessions';
+import type { ModelSessionObserver } from '../lib/models/onnx-session-pool';
 import { ShardThreads } from '../lib/scoring/shard-threads';
 import { describePlacement } from '../lib/models/provider-probe';
 import { TASK_QUEUES, type Pool } from '../lib/shared/names';
@@ -66,6 +68,11 @@ export interface PoolWorkerOptions {
   partsCacheMb?: number;
   /** Budget of compiled fast-path programs in MiB, shared likewise (default `FLEETSCORE_COMPILED_CACHE_MB`, 768). */
   compiledCacheMb?: number;
+  /**
+   * The folder where compiled forests are kept across restarts (saved-programs.ts), null for none; default
+   * `FLEETSCORE_PROGRAMS_DIR`, else `<data dir>/programs`.
+   */
+  programsDir?: string | null;
 }
 
 /** A worker's cache budgets in bytes, and how its start line states them. */
@@ -129,7 +136,9 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
       ? `scored on ${sizing.threads} shard thread${sizing.threads === 1 ? '' : 's'}`
       : 'scored on the event loop';
   const budgets = cacheBudgets(options);
-  const decision = `${providers.decision}; ${tunerText}, ${threadText}; ${budgets.text}`;
+  const programsDir = options.programsDir === undefined ? config().programsDir : (options.programsDir ?? undefined);
+  const programsText = programsDir ? `compiled forests kept in ${programsDir}` : 'compiled forests not kept';
+  const decision = `${providers.decision}; ${tunerText}, ${threadText}; ${budgets.text}; ${programsText}`;
   logger.info(decision, { pool: providers.pool, providers: providers.executionProviders, shards: sizing.slots });
 
   const metrics = createWorkerMetrics(Runtime.instance().metricMeter, options.pool, (p) => {
@@ -145,17 +154,36 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     checkPlacement: providers.gpu,
     batching: options.batching,
     maxCompiledBytes: budgets.compiledBytes,
+    ...(programsDir ? { programsDir } : {}),
   };
-  const sessions = new ModelSessionCache({ ...cache, observer: metrics.sessions });
+  const observer: ModelSessionObserver = {
+    ...metrics.sessions,
+    warning: (message) => {
+      logger.warn(message);
+    },
+  };
+  const sessions = new ModelSessionCache({ ...cache, observer });
   const shardThreads =
     sizing.threads > 0
       ? new ShardThreads({
           threads: sizing.threads,
           cache,
           aggregatesBytes: budgets.partsBytes,
-          observer: metrics.sessions,
+          observer,
         })
       : undefined;
+  // Programs not read for a week go, in the background: a sweep of 100,000 files takes seconds, and a failed one
+  // costs disk space, never a result.
+  if (programsDir)
+    void sweepSavedPrograms(programsDir).then(
+      (r) => {
+        const kept = `${r.kept} kept (${Math.round(r.keptBytes / 2 ** 20)} MiB)`;
+        logger.info(`saved programs in ${programsDir}: ${kept}, ${r.deleted} not read for a week deleted`);
+      },
+      (err: unknown) => {
+        logger.warn(`saved programs in ${programsDir} could not be swept: ${String(err)}`);
+      },
+    );
   // Threads start with the worker, so a cold shard does not wait for them.
   if (shardThreads) shardThreads.start();
   else if (options.batching !== false) sessions.startCompileThreads();

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { POOLS } from '../../lib/shared/names';
 import { connectWorker, temporalTarget } from '../../lib/temporal/connection';
-import { config } from '../../lib/config';
+import { config, programsDir } from '../../lib/config';
 import { installRuntime, logFormatFrom } from '../../lib/temporal/runtime';
 import { startBacklogGauges } from '../../workers/backlog-gauges';
 import { createPoolWorker } from '../../workers/pool-worker';
@@ -24,6 +24,7 @@ const optionsSchema = z.object({
   batching: z.boolean(),
   partsCacheMb: wholeNumber(1, 1024 * 1024).optional(),
   compiledCacheMb: wholeNumber(1, 1024 * 1024).optional(),
+  programsDir: z.string().min(1).optional(),
 });
 
 /** `fleetscore worker --pool cpu|gpu`: one pool worker until SIGINT/SIGTERM, which drain it gracefully. */
@@ -45,6 +46,10 @@ export const workerCommand = new Command('worker')
   .option('--log-format <format>', 'text (default) | json (or FLEETSCORE_LOG_FORMAT)')
   .option('--parts-cache-mb <n>', 'MiB of parsed Arrow parts the worker keeps (or FLEETSCORE_PARTS_CACHE_MB; 768)')
   .option('--compiled-cache-mb <n>', 'MiB of compiled models the worker keeps (or FLEETSCORE_COMPILED_CACHE_MB; 768)')
+  .option(
+    '--programs-dir <dir>',
+    'folder where compiled forests are kept across restarts; off for nowhere (or FLEETSCORE_PROGRAMS_DIR; <data dir>/programs)',
+  )
   .option('--no-batching', 'give every model its own session, even Mahalanobis models that could be stacked')
   .action(async (raw: Record<string, unknown>, command: Command) => {
     const options = parseOptions(command, optionsSchema, raw);
@@ -69,6 +74,9 @@ export const workerCommand = new Command('worker')
         batching: options.batching,
         partsCacheMb: options.partsCacheMb,
         compiledCacheMb: options.compiledCacheMb,
+        ...(options.programsDir === undefined
+          ? {}
+          : { programsDir: programsDir(options.programsDir, config().dataDir) ?? null }),
       });
       process.stderr.write(
         `fleetscore: ${pool.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,

@@ -10,8 +10,9 @@ import { LruCache } from '../lru-cache';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 import type { IndexEntry, ModelMeta } from './model-meta';
-import { CompiledModels } from './fast-paths/compiled-models';
+import { CompiledModels, type ProgramOrigin } from './fast-paths/compiled-models';
 import type { LinkedProgram } from './fast-paths/graph-evaluator';
+import { SavedPrograms } from './fast-paths/saved-programs';
 import { MahalanobisBatcher, recognizeMahalanobis, type MahalanobisParams } from './mahalanobis-batch';
 import { readModelMeta } from './model-registry';
 import { checkFinite, preprocess, readScores } from './model-output';
@@ -59,6 +60,11 @@ export interface ModelSessionCacheOptions {
    * calling thread (a shard thread, itself off the worker's event loop).
    */
   compileThreads?: number;
+  /**
+   * A folder on this host where compiled programs of large models (forests) are kept across restarts
+   * (saved-programs.ts); none by default.
+   */
+  programsDir?: string;
 }
 
 /**
@@ -73,7 +79,16 @@ export type FastPath = 'stacked-mahalanobis' | `compiled:${LinkedProgram['progra
  */
 export type PreparedModel =
   | { kind: 'stacked'; path: FastPath; device: string; version: string; meta: ModelMeta; params: MahalanobisParams }
-  | { kind: 'session'; path: FastPath; device: string; version: string; meta: ModelMeta; model: LoadedModel };
+  | {
+      kind: 'session';
+      path: FastPath;
+      device: string;
+      version: string;
+      meta: ModelMeta;
+      model: LoadedModel;
+      /** For a compiled program: where it came from (held in memory, the saved-programs folder, compiled now). */
+      program?: ProgramOrigin;
+    };
 
 /**
  * Every model a worker scores, prepared once and cached: the fast paths' forms (stacked parameters by sha256,
@@ -101,7 +116,15 @@ export class ModelSessionCache {
     this.batching = options.batching ?? true;
     this.maxStackedModels = options.maxStackedModels ?? DEFAULT_MAX_STACKED_MODELS;
     this.batcher = new MahalanobisBatcher(executionProviders);
-    this.compiled = new CompiledModels({ maxBytes: options.maxCompiledBytes, threads: options.compileThreads });
+    const observer = this.observer;
+    const saved = options.programsDir
+      ? new SavedPrograms(options.programsDir, observer.warning ? { warn: (m) => observer.warning?.(m) } : {})
+      : undefined;
+    this.compiled = new CompiledModels({
+      maxBytes: options.maxCompiledBytes,
+      threads: options.compileThreads,
+      ...(saved ? { saved } : {}),
+    });
     this.sessions = new OnnxSessionPool({
       executionProviders,
       maxSessions,
@@ -186,11 +209,10 @@ export class ModelSessionCache {
     }
     if (this.batching) {
       const key = compiledKey(meta, sha256);
-      const hit = this.compiled.known(key) === true;
-      const program = await this.compiled.get(key, load, meta.input.name, meta.output.name, meta.features.length);
-      if (program) {
+      const found = await this.compiled.get(key, load, meta.input.name, meta.output.name, meta.features.length);
+      if (found) {
         await verified();
-        return this.compiledPrepared(device, version, meta, program, hit);
+        return this.compiledPrepared(device, version, meta, found.linked, found.origin);
       }
     }
     return { kind: 'session', path: 'session', device, version, meta, model: await this.load(store, device, entry) };
@@ -219,7 +241,7 @@ export class ModelSessionCache {
       if (params) return this.stackedModel(device, version, meta, params, true);
     }
     const program = this.compiled.cached(compiledKey(meta, sha256));
-    return program && this.compiledPrepared(device, version, meta, program, true);
+    return program && this.compiledPrepared(device, version, meta, program, 'cached');
   }
 
   /** Starts the compile threads of the fast path now rather than on the first model (a worker does at start). */
@@ -291,17 +313,18 @@ export class ModelSessionCache {
     return { kind: 'stacked', path: 'stacked-mahalanobis', device, version, meta, params };
   }
 
-  /** A compiled program as a prepared model; counts a cache lookup (hit or not) for the observer. */
+  /** A compiled program as a prepared model; counts a cache lookup (a hit when it was in memory) for the observer. */
   private compiledPrepared(
     device: string,
     version: string,
     meta: ModelMeta,
     program: LinkedProgram,
-    hit: boolean,
+    origin: ProgramOrigin,
   ): PreparedModel {
-    this.observer.cacheLookup?.(hit);
+    this.observer.cacheLookup?.(origin === 'cached');
     const path: FastPath = `compiled:${program.program.family}`;
-    return { kind: 'session', path, device, version, meta, model: this.compiledModel(device, version, meta, program) };
+    const model = this.compiledModel(device, version, meta, program);
+    return { kind: 'session', path, device, version, meta, model, program: origin };
   }
 
   /** A compiled program as a LoadedModel: preprocessing, evaluation and the score read as a session's is. */

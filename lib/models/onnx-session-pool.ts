@@ -32,6 +32,8 @@ export interface ModelSessionObserver {
   inference?(seconds: number, rows: number): void;
   /** Where a new session's nodes ran (only with `checkPlacement`). */
   placement?(placement: SessionPlacement): void;
+  /** A problem that costs speed but no result, e.g. a saved program that could not be read or written. */
+  warning?(message: string): void;
 }
 
 /** A model ready to score: its validated model.json and a function from feature rows to scores. */

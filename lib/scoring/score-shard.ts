@@ -9,6 +9,7 @@ import { keys } from '../shared/keys';
 import { RowsArena, type DeviceRows } from '../arrow/device-rows';
 import { isAnomaly } from '../models/model-output';
 import type { ModelSessionCache, PreparedModel } from '../models/model-sessions';
+import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow } from '../shared/window';
 import { readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
@@ -133,7 +134,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     const scores = await inferAll(deps.sessions, ready, ctx, log);
 
     // 3. Predictions and outcomes, in plan order; how many devices each fast path scored goes to the log.
-    const paths = collect(plan.devices, ready, scores, outcomes, predictions);
+    const { paths, programs } = collect(plan.devices, ready, scores, outcomes, predictions);
     const { counts, failures } = outcomes;
 
     ctx.signal?.throwIfAborted();
@@ -152,7 +153,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       devices: outcomes.devices,
     };
     await deps.store.put(keys.shardStatus(window.id, req.runId, req.shard), JSON.stringify(status));
-    log.add({ event: 'fast-paths', level: 'info', devices: paths });
+    log.add({ event: 'fast-paths', level: 'info', devices: paths, programs });
     const durationMs = Date.now() - started;
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();
@@ -249,8 +250,9 @@ function collect(
   scores: readonly (Float32Array | Error | undefined)[],
   outcomes: ShardOutcomes,
   predictions: PredictionsBuilder,
-): Record<string, number> {
+): { paths: Record<string, number>; programs: Partial<Record<ProgramOrigin, number>> } {
   const paths: Record<string, number> = {};
+  const programs: Partial<Record<ProgramOrigin, number>> = {};
   for (let i = 0; i < devices.length; i++) {
     const { device, version } = devices[i]!;
     if (outcomes.devices[device]) continue;
@@ -270,9 +272,11 @@ function collect(
       predictions.append(device, version, r.rows.ts, score, flags, r.rows.tsNanos);
       outcomes.scored(device, version, r, anomalies);
       paths[r.model.path] = (paths[r.model.path] ?? 0) + 1;
+      const origin = r.model.kind === 'session' ? r.model.program : undefined;
+      if (origin) programs[origin] = (programs[origin] ?? 0) + 1;
     }
   }
-  return paths;
+  return { paths, programs };
 }
 
 /** A shard's device outcomes, counts and first failures, with the log lines they write. */

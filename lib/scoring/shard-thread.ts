@@ -49,6 +49,7 @@ const sessions = new ModelSessionCache({
       placements.push(p);
       flushObserved();
     },
+    warning: (message) => post({ type: 'warning', message }),
   },
 });
 const aggregates = new AggregatesCache(setup.aggregatesBytes);

@@ -33,7 +33,13 @@ import type { ShardContext } from './score-shard';
 /** The cache options a shard thread builds its {@link ModelSessionCache} with. */
 export type ShardThreadCacheOptions = Pick<
   ModelSessionCacheOptions,
-  'executionProviders' | 'checkPlacement' | 'batching' | 'maxSessions' | 'maxStackedModels' | 'maxCompiledBytes'
+  | 'executionProviders'
+  | 'checkPlacement'
+  | 'batching'
+  | 'maxSessions'
+  | 'maxStackedModels'
+  | 'maxCompiledBytes'
+  | 'programsDir'
 >;
 
 /** What a shard thread starts with: its caches' options and budgets. */
@@ -77,6 +83,7 @@ export type FromShardThread =
   | { type: 'prepared'; id: number }
   | { type: 'log'; id: number; level: 'info' | 'warn'; message: string; attrs?: Record<string, unknown> }
   | { type: 'observed'; hits: number; misses: number; inferences: number[]; placements: SessionPlacement[] }
+  | { type: 'warning'; message: string }
   | { type: 'done'; id: number; summary: ShardSummary }
   | { type: 'window-devices'; id: number; devices: string[] }
   | { type: 'failed'; id: number; error: ThreadError };
@@ -317,6 +324,11 @@ export class ShardThreads {
         for (let i = 0; i < msg.inferences.length; i += 2)
           observer?.inference?.(msg.inferences[i]!, msg.inferences[i + 1]!);
         for (const p of msg.placements) observer?.placement?.(p);
+        return;
+      }
+      if (msg.type === 'warning') {
+        if (observer?.warning) observer.warning(msg.message);
+        else process.emitWarning(msg.message);
         return;
       }
       const running = thread.running.get(msg.id);

@@ -29,6 +29,7 @@ describe('loadConfig', () => {
       faults: false,
     });
     expect(cfg.store).toBe(join(cfg.dataDir, 'store'));
+    expect(cfg.programsDir).toBe(join(cfg.dataDir, 'programs'));
     expect(webUiBase(cfg)).toBe('http://localhost:8233');
   });
 
@@ -46,6 +47,7 @@ describe('loadConfig', () => {
     });
     expect(cfg).toMatchObject({
       dataDir: '/var/lib/fleetscore',
+      programsDir: '/var/lib/fleetscore/programs',
       store: '/var/lib/fleetscore/store',
       uiPort: 18233,
       logLevel: 'DEBUG',
@@ -56,6 +58,8 @@ describe('loadConfig', () => {
       partsCacheMb: 2048,
       compiledCacheMb: 256,
     });
+    expect(loadConfig({ FLEETSCORE_PROGRAMS_DIR: '/cache/programs' }).programsDir).toBe('/cache/programs');
+    expect(loadConfig({ FLEETSCORE_PROGRAMS_DIR: 'off' }).programsDir).toBeUndefined();
     // Links follow the UI port unless a URL is given.
     expect(webUiBase(cfg)).toBe('http://localhost:18233');
     expect(webUiBase(loadConfig({ FLEETSCORE_UI_URL: 'https://temporal.example.com/' }))).toBe(

@@ -4,7 +4,9 @@
  * real `fleetscore worker` under a 3 s shard heartbeat timeout: the fast path compiles the forests in worker
  * threads, so the worker's event loop keeps heartbeating and running workflow tasks, and the run completes with no
  * heartbeat, activity or workflow-task timeout. The forests are fitted and written in TypeScript
- * (test/support/isolation-forest.ts), each device on its own data: no Python, seconds per forest.
+ * (test/support/isolation-forest.ts), each device on its own data: no Python, seconds per forest. A worker
+ * started afterwards on the same host reads the forests' saved programs instead of compiling them again, and
+ * commits the same scores.
  */
 import { keys } from '../../lib/shared/keys';
 import { registerModel } from '../../lib/models/model-registry';
@@ -93,4 +95,30 @@ test('300-tree forests are scored cold with no heartbeat or workflow-task timeou
     new Array(DEVICES).fill('compiled:tree-ensemble'),
   );
   expect(manifest.shards.every((s) => s.attempt === 1)).toBe(true);
+  expect(await programOrigins(manifest.runId)).toEqual({ compiled: DEVICES });
 });
+
+test('a worker restarted on the same host reads the saved programs and commits the same scores', async () => {
+  const first = await rig.committed();
+  await rig.stopWorkers();
+  await rig.startWorkers(1);
+  const summary = await rig.result(await rig.start('forests-restarted'), 600_000);
+  expect(summary).toMatchObject({ scored: DEVICES, failed: 0, rows: DEVICES * 60 });
+  const again = await rig.committed();
+  expect(again.manifest.runId).not.toBe(first.manifest.runId);
+  expect(again.rows).toEqual(first.rows);
+  expect(await programOrigins(again.manifest.runId)).toEqual({ saved: DEVICES });
+});
+
+/** Where the programs of a run's shards came from, summed over their logs' `fast-paths` events. */
+async function programOrigins(runId: string): Promise<Record<string, number>> {
+  const sums: Record<string, number> = {};
+  for (const key of await rig.store.list(keys.runLogsPrefix(WINDOW, runId))) {
+    for (const line of Buffer.from(await rig.store.get(key)).toString().split('\n')) {
+      if (!line.includes('"fast-paths"')) continue;
+      const { programs } = JSON.parse(line) as { programs: Record<string, number> };
+      for (const [origin, n] of Object.entries(programs)) sums[origin] = (sums[origin] ?? 0) + n;
+    }
+  }
+  return sums;
+}

@@ -30,13 +30,17 @@ it('compiles an SVM on the calling thread and a forest on a compile thread', asy
 
     const svmProgram = await cache.get('svm', () => Promise.resolve(svm), 'X', 'scores', 4);
     expect(cache.threadsRunning).toBe(0);
-    expect(svmProgram?.program.family).toBe('svm');
-    expect(Float32Array.from(svmProgram!.run(x, 40, 4).data)).toEqual(direct(svm));
+    expect(svmProgram?.linked.program.family).toBe('svm');
+    expect(svmProgram?.origin).toBe('compiled');
+    expect(Float32Array.from(svmProgram!.linked.run(x, 40, 4).data)).toEqual(direct(svm));
 
     const forestProgram = await cache.get('forest', () => Promise.resolve(forest), 'X', 'scores', 4);
     expect(cache.threadsRunning).toBe(1);
-    expect(forestProgram?.program.family).toBe('tree-ensemble');
-    expect(Float32Array.from(forestProgram!.run(x, 40, 4).data)).toEqual(direct(forest));
+    expect(forestProgram?.linked.program.family).toBe('tree-ensemble');
+    expect(Float32Array.from(forestProgram!.linked.run(x, 40, 4).data)).toEqual(direct(forest));
+    expect((await cache.get('forest', () => Promise.reject(new Error('read')), 'X', 'scores', 4))?.origin).toBe(
+      'cached',
+    );
 
     expect(
       await cache.get('junk', () => Promise.resolve(new Uint8Array([8, 1, 255])), 'X', 'scores', 4),
@@ -59,7 +63,7 @@ it('keeps the programs an hourly run used when more come than fit, and makes roo
   const hour = async (models: string[]) => {
     for (const key of models) {
       const program = await cache.get(key, () => (loads.push(key), Promise.resolve(svm)), 'X', 'scores', 4);
-      expect(Float32Array.from(program!.run(x, 40, 4).data)).toEqual(direct(svm));
+      expect(Float32Array.from(program!.linked.run(x, 40, 4).data)).toEqual(direct(svm));
       now += 60_000;
     }
   };

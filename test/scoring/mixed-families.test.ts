@@ -124,6 +124,8 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
   expect(manifest.counts).toMatchObject({ devices: devices.length + 1, scored: devices.length + 1, failed: 0 });
   expect(manifest.devices['softplus-cpu']).toMatchObject({ status: 'scored', path: 'session' });
   expect(logs).toContain('"event":"fast-paths"');
+  // Where each shard's programs came from: compiled here, by a worker with nothing saved or cached.
+  expect(logs).toMatch(/"event":"fast-paths".*"programs":\{[^}]*"compiled":\d+/);
 
   const committed = new Map<string, { score: number; isAnomaly: boolean }[]>();
   for (const shard of manifest.shards) {

@@ -14,7 +14,9 @@ import { LruCache } from '../../lru-cache';
 import { compileModel } from './compile-model';
 import { CompileThreads } from './compile-threads';
 import { linkProgram, type LinkedProgram } from './graph-evaluator';
+import type { GraphProgram } from './graph-program';
 import { graphOpTypes } from './onnx-reader';
+import type { SavedPrograms } from './saved-programs';
 import { UnsupportedGraph } from './tensor';
 
 /**
@@ -40,6 +42,22 @@ export interface CompiledModelsOptions {
   inlineMaxBytes?: number;
   /** The clock programs' last uses are read from (ms); default Date.now. */
   now?: () => number;
+  /**
+   * Where programs of models over {@link CompiledModelsOptions.saveMinBytes} are kept across restarts (read before
+   * compiling, written after); none by default.
+   */
+  saved?: SavedPrograms;
+  /** The smallest model whose program is saved; default {@link INLINE_MAX_BYTES} (smaller ones compile faster). */
+  saveMinBytes?: number;
+}
+
+/** Where a program came from: this cache's memory, the saved-programs folder, or a compile just now. */
+export type ProgramOrigin = 'cached' | 'saved' | 'compiled';
+
+/** A program and where it came from. */
+export interface FoundProgram {
+  linked: LinkedProgram;
+  origin: ProgramOrigin;
 }
 
 /** A cached program and when it was last used. */
@@ -75,10 +93,12 @@ const MAX_REFUSED = 100_000;
 export class CompiledModels {
   private readonly programs: LruCache<string, Held>;
   private readonly refused = new LruCache<string, string>(MAX_REFUSED);
-  private readonly inFlight = new Map<string, Promise<LinkedProgram | undefined>>();
+  private readonly inFlight = new Map<string, Promise<FoundProgram | undefined>>();
   private readonly threads: CompileThreads | undefined;
   private readonly inlineMaxBytes: number;
   private readonly now: () => number;
+  private readonly saved: SavedPrograms | undefined;
+  private readonly saveMinBytes: number;
 
   constructor(options: CompiledModelsOptions = {}) {
     this.programs = new LruCache(options.maxBytes ?? DEFAULT_MAX_COMPILED_BYTES);
@@ -86,6 +106,8 @@ export class CompiledModels {
     this.threads = threads === 0 ? undefined : new CompileThreads(threads);
     this.inlineMaxBytes = options.inlineMaxBytes ?? INLINE_MAX_BYTES;
     this.now = options.now ?? Date.now;
+    this.saved = options.saved;
+    this.saveMinBytes = options.saveMinBytes ?? INLINE_MAX_BYTES;
   }
 
   /** Starts every compile thread now. */
@@ -117,7 +139,8 @@ export class CompiledModels {
 
   /**
    * The program computing `output` from `input` ([rows, features] float32) for the model `key` (sha256, names
-   * and feature count), compiled from `load()`'s bytes on a miss; undefined when the fast path does not take it.
+   * and feature count), read from the saved-programs folder or compiled from `load()`'s bytes on a miss;
+   * undefined when the fast path does not take it.
    */
   async get(
     key: string,
@@ -125,9 +148,9 @@ export class CompiledModels {
     input: string,
     output: string,
     features: number,
-  ): Promise<LinkedProgram | undefined> {
+  ): Promise<FoundProgram | undefined> {
     const hit = this.cached(key);
-    if (hit) return hit;
+    if (hit) return { linked: hit, origin: 'cached' };
     if (this.refused.has(key)) return undefined;
     let pending = this.inFlight.get(key);
     if (!pending) {
@@ -166,20 +189,26 @@ export class CompiledModels {
     input: string,
     output: string,
     features: number,
-  ): Promise<LinkedProgram | undefined> {
+  ): Promise<FoundProgram | undefined> {
     const bytes = await load();
-    const result =
-      !this.threads || this.small(bytes)
-        ? compileModel(bytes, input, output, features)
-        : await this.threads.compile(bytes, input, output, features);
-    if ('unsupported' in result) {
-      this.refused.set(key, result.unsupported);
-      return undefined;
+    const saved = bytes.length >= this.saveMinBytes ? this.saved : undefined;
+    let program: GraphProgram | undefined = await saved?.read(key);
+    const origin = program ? 'saved' : 'compiled';
+    if (!program) {
+      const result =
+        !this.threads || this.small(bytes)
+          ? compileModel(bytes, input, output, features)
+          : await this.threads.compile(bytes, input, output, features);
+      if ('unsupported' in result) {
+        this.refused.set(key, result.unsupported);
+        return undefined;
+      }
+      program = result.program;
+      await saved?.write(key, program);
     }
-    const linked = linkProgram(result.program);
-    const { bytes: weight } = result.program;
-    if (this.admits(weight)) this.programs.set(key, { linked, usedAt: this.now() }, weight);
-    return linked;
+    const linked = linkProgram(program);
+    if (this.admits(program.bytes)) this.programs.set(key, { linked, usedAt: this.now() }, program.bytes);
+    return { linked, origin };
   }
 
   /** Whether a new program of `weight` bytes is cached: it fits, or the oldest program is past its protection. */

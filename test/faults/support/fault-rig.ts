@@ -133,6 +133,8 @@ export class FaultRig {
       TEMPORAL_ADDRESS: server.address,
       TEMPORAL_NAMESPACE: 'default',
       FLEETSCORE_LOG_LEVEL: 'WARN',
+      // The rig's workers share one host folder of saved programs, empty at the start of each rig.
+      FLEETSCORE_PROGRAMS_DIR: join(this.dir, 'programs'),
       ...this.options.workerEnv,
     };
     if (this.options.s3) {
