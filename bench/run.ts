@@ -2,7 +2,8 @@
  * `npm run bench`: one hourly run's cost per model family and fleet size (devices x 60 rows x 7 features), side
  * by side: the limit (fleetscore's scoring kernel over in-memory rows), the usual per-device Python loop (peer)
  * over the same models, and fleetscore through the real Temporal dev server, a worker process and the local
- * store, cold (fresh worker) and warm (second run). Prints a table and writes bench/results/latest.json.
+ * store: cold (a fresh worker on a host that has compiled nothing), warm (its second run) and restart (a fresh
+ * worker on the same host, with the programs the first saved). Prints a table and writes bench/results/latest.json.
  *
  * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
  *   [--max-parallel-shards 8] [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000]
@@ -44,6 +45,8 @@ interface Measured {
 interface FleetscoreMeasured {
   cold: Measured;
   warm: Measured;
+  /** A fresh worker after the first, reading the compiled programs it saved (only when asked for). */
+  restart?: Measured;
   worker_peak_rss_mb: number;
   history_events: number;
   history_bytes: number;
@@ -196,24 +199,41 @@ async function fleetscore(
   profileDir?: string,
   /** The worker's `--shard-threads` (`--shard-threads N` here), when not its default. */
   shardThreads?: string,
+  /** Measure a third run on a fresh worker that finds the first worker's saved programs. */
+  restart = false,
 ): Promise<FleetscoreMeasured> {
   const server = await startDevServer({
     dbFile: join(work, `temporal-${batching}.db`),
     port: await freePort(),
     uiPort: await freePort(),
   });
-  const env = { ...process.env, TEMPORAL_ADDRESS: server.address, FLEETSCORE_LOG_LEVEL: 'WARN' };
-  const worker = spawn(
-    process.execPath,
-    [
-      ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
-      ...['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', ...(batching ? [] : ['--no-batching'])],
-      ...(shardThreads ? ['--shard-threads', shardThreads] : []),
-    ],
-    { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: server.address,
+    FLEETSCORE_LOG_LEVEL: 'WARN',
+    // Empty at the first worker's start: its cold run compiles everything, as on a new host.
+    FLEETSCORE_PROGRAMS_DIR: join(work, `programs-${batching}`),
+  };
+  const startWorker = async (): Promise<ChildProcess> => {
+    const started = spawn(
+      process.execPath,
+      [
+        ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+        ...['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', ...(batching ? [] : ['--no-batching'])],
+        ...(shardThreads ? ['--shard-threads', shardThreads] : []),
+      ],
+      { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    await waitForLine(started, 'polling fleetscore-cpu');
+    return started;
+  };
+  const stopWorker = async (w: ChildProcess): Promise<void> => {
+    w.kill('SIGTERM');
+    await new Promise((done) => (w.exitCode === null ? w.once('exit', done) : done(null)));
+  };
+  let worker: ChildProcess | undefined;
   try {
-    await waitForLine(worker, 'polling fleetscore-cpu');
+    worker = await startWorker();
     const { client, connection } = await connectClient(temporalTarget({ address: server.address }));
     try {
       const once = async (): Promise<{ m: Measured; handle: Awaited<ReturnType<typeof startRun>> }> => {
@@ -227,10 +247,18 @@ async function fleetscore(
       const warm = await once();
       const history = await warm.handle.fetchHistory();
       const workerPeak = peakRssMb(worker.pid!);
+      let restarted: Measured | undefined;
+      if (restart) {
+        await stopWorker(worker);
+        worker = await startWorker();
+        const again = await once();
+        restarted = { ...again.m, peak_rss_mb: peakRssMb(worker.pid!) };
+      }
       return {
         cold: { ...cold.m, peak_rss_mb: workerPeak },
         warm: { ...warm.m, peak_rss_mb: workerPeak },
-        worker_peak_rss_mb: workerPeak,
+        ...(restarted ? { restart: restarted } : {}),
+        worker_peak_rss_mb: Math.max(workerPeak, restarted?.peak_rss_mb ?? 0),
         history_events: history.events?.length ?? 0,
         history_bytes: temporal.api.history.v1.History.encode(history).finish().length,
         shards: Math.ceil(warm.m.rows / 60 / shardSize),
@@ -240,8 +268,7 @@ async function fleetscore(
       await connection.close();
     }
   } finally {
-    worker.kill('SIGTERM');
-    await new Promise((done) => (worker.exitCode === null ? worker.once('exit', done) : done(null)));
+    if (worker) await stopWorker(worker);
     await server.stop();
   }
 }
@@ -288,7 +315,7 @@ async function run(): Promise<void> {
         const l = await limit(fleet.store, window.id);
         process.stderr.write('bench: peer (python loop)\n');
         const p = await peer(python, fleet.store, window.id, join(work, 'peer'), fleet.pickles);
-        process.stderr.write('bench: fleetscore (cold, warm)\n');
+        process.stderr.write('bench: fleetscore (cold, warm, restart)\n');
         const f = await fleetscore(
           fleet.store,
           window.id,
@@ -298,6 +325,7 @@ async function run(): Promise<void> {
           true,
           profileDir,
           shardThreads,
+          true,
         );
         // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
         const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
@@ -321,12 +349,20 @@ async function run(): Promise<void> {
           peer_pickles_cached: p.pickles_cached,
           fleetscore_cold_rows_per_s: f.cold.rows_per_s,
           fleetscore_warm_rows_per_s: f.warm.rows_per_s,
+          fleetscore_restart_rows_per_s: f.restart?.rows_per_s ?? null,
           fleetscore_unstacked_cold_rows_per_s: u?.cold.rows_per_s ?? null,
           fleetscore_unstacked_warm_rows_per_s: u?.warm.rows_per_s ?? null,
           ratio_warm_to_limit: f.warm.rows_per_s / l.rows_per_s,
           ratio_warm_to_peer: f.warm.rows_per_s / p.rows_per_s,
           ratio_cold_to_peer: f.cold.rows_per_s / p.rows_per_s,
-          wall_s: { limit: l.wall_s, peer: p.wall_s, fleetscore_cold: f.cold.wall_s, fleetscore_warm: f.warm.wall_s },
+          ratio_restart_to_peer: f.restart ? f.restart.rows_per_s / p.rows_per_s : null,
+          wall_s: {
+            limit: l.wall_s,
+            peer: p.wall_s,
+            fleetscore_cold: f.cold.wall_s,
+            fleetscore_warm: f.warm.wall_s,
+            fleetscore_restart: f.restart?.wall_s ?? null,
+          },
           peak_rss_mb: {
             limit: l.peak_rss_mb,
             peer: p.peak_rss_mb,
@@ -363,10 +399,12 @@ async function run(): Promise<void> {
         'peer pickles',
         'cold rows/s',
         'warm rows/s',
+        'restart rows/s',
         'unstacked warm',
         'warm/limit',
         'warm/peer',
         'cold/peer',
+        'restart/peer',
         'warm wall s',
         'worker MB',
         'history events',
@@ -381,10 +419,12 @@ async function run(): Promise<void> {
         r.peer_pickles_cached ? 'memory' : 'disk',
         fmt(r.fleetscore_cold_rows_per_s),
         fmt(r.fleetscore_warm_rows_per_s),
+        r.fleetscore_restart_rows_per_s === null ? 'not run' : fmt(r.fleetscore_restart_rows_per_s),
         r.fleetscore_unstacked_warm_rows_per_s === null ? 'not run' : fmt(r.fleetscore_unstacked_warm_rows_per_s),
         fmt(r.ratio_warm_to_limit, 2),
         fmt(r.ratio_warm_to_peer, 2),
         fmt(r.ratio_cold_to_peer, 2),
+        r.ratio_restart_to_peer === null ? 'not run' : fmt(r.ratio_restart_to_peer, 2),
         fmt(r.wall_s.fleetscore_warm, 2),
         fmt(r.peak_rss_mb.fleetscore_worker),
         r.history_events,
