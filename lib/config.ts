@@ -97,7 +97,10 @@ export const VARIABLES = {
     meaning: 'MiB of compiled models a worker keeps (`--compiled-cache-mb`)',
   },
   FLEETSCORE_PROGRAMS_DIR: {
-    schema: z.string().min(1),
+    schema: z
+      .string()
+      .min(1)
+      .refine((v) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(v), "must be a folder on the worker's host, not a URI"),
     default: '`<data dir>/programs`',
     meaning: 'compiled forests kept across restarts (`--programs-dir`; `off`: none)',
   },
@@ -237,9 +240,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
   };
 }
 
-/** A programs folder as given (`off`: none), resolved; the data folder's `programs` when none is given. */
+/**
+ * A programs folder as given (`off`: none), resolved; the data folder's `programs` when none is given. Saved
+ * programs live on the worker's host: a URI (`s3://...`) is refused.
+ */
 export function programsDir(given: string | undefined, dataDir: string): string | undefined {
   if (given === undefined) return resolve(dataDir, 'programs');
+  const parsed = VARIABLES.FLEETSCORE_PROGRAMS_DIR.schema.safeParse(given);
+  if (!parsed.success) {
+    const message = parsed.error.issues.map((i) => i.message).join('; ');
+    throw new InvalidConfig(`programs folder ${JSON.stringify(given)}: ${message}`, { field: 'programsDir' });
+  }
   return given.toLowerCase() === 'off' ? undefined : resolve(given);
 }
 

@@ -53,6 +53,9 @@ export const workerCommand = new Command('worker')
   .option('--no-batching', 'give every model its own session, even Mahalanobis models that could be stacked')
   .action(async (raw: Record<string, unknown>, command: Command) => {
     const options = parseOptions(command, optionsSchema, raw);
+    // Checked before connecting: a bad folder fails at once, naming itself.
+    const programs =
+      options.programsDir === undefined ? undefined : (programsDir(options.programsDir, config().dataDir) ?? null);
     const metricsAddress =
       options.metricsPort === undefined ? config().metricsAddress : `0.0.0.0:${options.metricsPort}`;
     installRuntime({
@@ -74,9 +77,7 @@ export const workerCommand = new Command('worker')
         batching: options.batching,
         partsCacheMb: options.partsCacheMb,
         compiledCacheMb: options.compiledCacheMb,
-        ...(options.programsDir === undefined
-          ? {}
-          : { programsDir: programsDir(options.programsDir, config().dataDir) ?? null }),
+        ...(programs === undefined ? {} : { programsDir: programs }),
       });
       process.stderr.write(
         `fleetscore: ${pool.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { configurationTable, loadConfig, VARIABLES, webUiBase } from '../../lib/config';
+import { configurationTable, loadConfig, programsDir, VARIABLES, webUiBase } from '../../lib/config';
 import { InvalidConfig } from '../../lib/shared/errors';
 
 const ROOT = join(__dirname, '..', '..');
@@ -60,6 +60,11 @@ describe('loadConfig', () => {
     });
     expect(loadConfig({ FLEETSCORE_PROGRAMS_DIR: '/cache/programs' }).programsDir).toBe('/cache/programs');
     expect(loadConfig({ FLEETSCORE_PROGRAMS_DIR: 'off' }).programsDir).toBeUndefined();
+    // Saved programs are files on the worker's host, never in the store.
+    expect(() => loadConfig({ FLEETSCORE_PROGRAMS_DIR: 's3://bucket/programs' })).toThrow(
+      /FLEETSCORE_PROGRAMS_DIR="s3:\/\/bucket\/programs": must be a folder on the worker's host, not a URI/,
+    );
+    expect(() => programsDir('file:///var/cache', '/data')).toThrow(/must be a folder on the worker's host/);
     // Links follow the UI port unless a URL is given.
     expect(webUiBase(cfg)).toBe('http://localhost:18233');
     expect(webUiBase(loadConfig({ FLEETSCORE_UI_URL: 'https://temporal.example.com/' }))).toBe(
