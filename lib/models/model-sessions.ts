@@ -65,6 +65,11 @@ export interface ModelSessionCacheOptions {
    * (saved-programs.ts); none by default.
    */
   programsDir?: string;
+  /**
+   * Read saved programs synchronously (a cache on a shard thread, where nothing else waits on the event loop);
+   * default false.
+   */
+  blockingReads?: boolean;
 }
 
 /**
@@ -118,7 +123,10 @@ export class ModelSessionCache {
     this.batcher = new MahalanobisBatcher(executionProviders);
     const observer = this.observer;
     const saved = options.programsDir
-      ? new SavedPrograms(options.programsDir, observer.warning ? { warn: (m) => observer.warning?.(m) } : {})
+      ? new SavedPrograms(options.programsDir, {
+          blockingReads: options.blockingReads ?? false,
+          ...(observer.warning ? { warn: (m: string) => observer.warning?.(m) } : {}),
+        })
       : undefined;
     this.compiled = new CompiledModels({
       maxBytes: options.maxCompiledBytes,

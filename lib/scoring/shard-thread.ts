@@ -42,6 +42,8 @@ const sessions = new ModelSessionCache({
   // it took 48.9 and 51.2 s cold and 3.44 and 4.31 s warm, against 36.5 and 58.1 s cold and 2.86 and 3.28 s warm
   // compiling here, and 230 MB more worker memory.
   compileThreads: 0,
+  // Saved programs too are read synchronously here, as the store is (storeAt).
+  blockingReads: true,
   observer: {
     cacheLookup: (hit) => (hit ? hits++ : misses++),
     inference: (seconds, rows) => inferences.push(seconds, rows),

@@ -190,3 +190,27 @@ it('sweeps files not read for a week, temporary files of dead writers and empty 
   expect(await readdir(dir)).toEqual([]);
   expect(await sweepSavedPrograms(join(dir, 'never-made'))).toEqual({ deleted: 0, kept: 0, keptBytes: 0 });
 });
+
+it('reads the same way synchronously, as on a shard thread: programs, damage, errors and last uses', async () => {
+  const first = worker();
+  await score(first.cache, 'forest', forest);
+  await score(first.cache, 'damaged', forest);
+  const old = Date.now() - 3 * 24 * 3_600_000;
+  await utimes(first.saved.fileOf('forest'), new Date(old), new Date(old));
+  const damaged = await readFile(first.saved.fileOf('damaged'));
+  await writeFile(first.saved.fileOf('damaged'), damaged.subarray(0, damaged.length - 1));
+  await mkdir(first.saved.fileOf('unreadable'), { recursive: true });
+
+  const warnings: string[] = [];
+  const saved = new SavedPrograms(dir, { warn: (m) => warnings.push(m), blockingReads: true });
+  const cache = new CompiledModels({ threads: 0, saved, saveMinBytes: 0 });
+  expect(await score(cache, 'forest', forest)).toEqual({ origin: 'saved', scores: direct(forest) });
+  expect((await stat(saved.fileOf('forest'))).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+  expect(await score(cache, 'damaged', forest)).toMatchObject({ origin: 'compiled' });
+  expect(warnings).toEqual([expect.stringMatching(/damaged \(checksum mismatch\)/)]);
+  const next = new SavedPrograms(dir, { warn: (m) => warnings.push(m), blockingReads: true });
+  expect(await next.read('unreadable')).toBeUndefined();
+  expect(warnings[1]).toMatch(/could not be read \(EISDIR/);
+  expect(await next.read('never-saved')).toBeUndefined();
+  expect(warnings).toHaveLength(2);
+});

@@ -269,9 +269,11 @@ export function graphOpTypes(bytes: Uint8Array, limit: number): string[] | undef
     r.leave(outer);
   }
   let count = 0;
+  // Stops at the first node past the limit: a 100-tree forest has about 8,000.
   forEachNode(r, graphs, () => {
     count++;
     r.skip(2);
+    return count <= limit;
   });
   if (count > limit) return undefined;
   const ops: string[] = [];
@@ -289,15 +291,18 @@ export function graphOpTypes(bytes: Uint8Array, limit: number): string[] | undef
   return ops;
 }
 
-/** Calls `node` with the reader at each node field of the graphs at `graphs` (start and end offsets). */
-function forEachNode(r: Reader, graphs: [number, number][], node: () => void): void {
+/**
+ * Calls `node` with the reader at each node field of the graphs at `graphs` (start and end offsets), until it
+ * returns false.
+ */
+function forEachNode(r: Reader, graphs: [number, number][], node: () => boolean | void): void {
   for (const [start, end] of graphs) {
     r.pos = start;
     r.end = end;
     while (r.pos < r.end) {
       const k = r.varint();
-      if (k === key(1, 2)) node();
-      else r.skip(k & 7);
+      if (k !== key(1, 2)) r.skip(k & 7);
+      else if (node() === false) return;
     }
   }
 }
