@@ -1,13 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fstatSync,
-  openSync,
-  readFile as readFileWithCallback,
-  readFileSync,
-  readSync,
-  statSync,
-} from 'node:fs';
+import { closeSync, fstatSync, openSync, readFile as readFileWithCallback, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -16,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type VersionedObject } from './object-store';
 import { ObjectNotFound, StoreContended } from '../shared/errors';
 import { forEachLimited } from '../shared/concurrency';
+import { readOpenFileSync } from '../read-sync';
 
 /** File system calls a listing has in flight at once (libuv runs four at a time by default). */
 const FS_CONCURRENCY = 16;
@@ -110,14 +103,8 @@ export class LocalStore implements ObjectStore {
       const size = stat.size;
       if (size > BLOCKING_READ_MAX_BYTES) return ownBytes(await readWithCallback(fd, signal));
       // Its own memory, not the shared pool's, so the bytes are handed out without a copy.
-      const bytes = Buffer.allocUnsafeSlow(size);
-      let read = 0;
-      while (read < size) {
-        const n = readSync(fd, bytes, read, size - read, read);
-        if (n === 0) break;
-        read += n;
-      }
-      return new Uint8Array(bytes.buffer, 0, read);
+      const bytes = readOpenFileSync(fd, size);
+      return new Uint8Array(bytes.buffer, 0, bytes.length);
     } finally {
       closeSync(fd);
     }

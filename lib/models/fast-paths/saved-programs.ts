@@ -16,11 +16,12 @@
  * verified against the index before its program is used (model-sessions.ts).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, futimesSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, futimesSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { threadId } from 'node:worker_threads';
+import { readOpenFileSync } from '../../read-sync';
 import type { GraphProgram } from './graph-program';
 
 /** A file not read for this long is deleted by a sweep (a week: a model scored hourly, or daily, stays). */
@@ -153,16 +154,10 @@ export class SavedPrograms {
     const fd = openSync(file, 'r');
     try {
       const { size, mtimeMs } = fstatSync(fd);
-      const bytes = Buffer.allocUnsafeSlow(size);
-      let read = 0;
-      while (read < size) {
-        const n = readSync(fd, bytes, read, size - read, read);
-        if (n === 0) break;
-        read += n;
-      }
+      const bytes = readOpenFileSync(fd, size);
       const now = this.now();
       if (now - mtimeMs > REFRESH_MS) futimesSync(fd, new Date(now), new Date(now));
-      return read === size ? bytes : bytes.subarray(0, read);
+      return bytes;
     } finally {
       closeSync(fd);
     }
