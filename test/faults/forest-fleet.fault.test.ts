@@ -114,7 +114,9 @@ test('a worker restarted on the same host reads the saved programs and commits t
 async function programOrigins(runId: string): Promise<Record<string, number>> {
   const sums: Record<string, number> = {};
   for (const key of await rig.store.list(keys.runLogsPrefix(WINDOW, runId))) {
-    for (const line of Buffer.from(await rig.store.get(key)).toString().split('\n')) {
+    for (const line of Buffer.from(await rig.store.get(key))
+      .toString()
+      .split('\n')) {
       if (!line.includes('"fast-paths"')) continue;
       const { programs } = JSON.parse(line) as { programs: Record<string, number> };
       for (const [origin, n] of Object.entries(programs)) sums[origin] = (sums[origin] ?? 0) + n;
