@@ -1,10 +1,12 @@
 /**
  * fleetscore's own worker metrics, emitted through the Temporal runtime's metric meter so they reach the same
  * Prometheus exporter as the SDK's worker metrics (lib/temporal/runtime.ts): devices scored, failed and without
- * data, rows, anomalies, inference seconds, model cache hits and misses, and where model sessions really ran.
+ * data, rows, anomalies, inference seconds, model cache hits and misses, where model sessions really ran, and
+ * where compiled programs came from.
  */
 import type { MetricMeter } from '@temporalio/common';
 import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
+import { PROGRAM_ORIGINS } from '../models/fast-paths/compiled-models';
 import { CUDA_PROVIDER } from '../models/provider-probe';
 import type { Pool } from '../shared/names';
 import type { ShardSummary } from '../shared/run-types';
@@ -33,6 +35,7 @@ export const METRIC_NAMES = {
   cacheHits: 'fleetscore_model_cache_hits',
   cacheMisses: 'fleetscore_model_cache_misses',
   sessions: 'fleetscore_model_sessions_created',
+  programs: 'fleetscore_model_programs',
 } as const;
 
 /** Which provider class ran a session's nodes: all on CUDA, all on CPU, or split. */
@@ -64,6 +67,7 @@ export function createWorkerMetrics(
   const cacheHits = counter(METRIC_NAMES.cacheHits, 'model loads served by a cached session');
   const cacheMisses = counter(METRIC_NAMES.cacheMisses, 'model loads that created a session');
   const sessions = counter(METRIC_NAMES.sessions, 'sessions whose placement was checked, by where nodes ran');
+  const programs = counter(METRIC_NAMES.programs, "devices' compiled programs, by origin: cached, saved or compiled");
   const shardSeconds = m.createHistogram(METRIC_NAMES.shardSeconds, 'float', 's', 'wall time of a shard attempt');
   const inferenceSeconds = m.createHistogram(
     METRIC_NAMES.inferenceSeconds,
@@ -74,6 +78,7 @@ export function createWorkerMetrics(
   // Exported at 0 from the start, so a dashboard shows "none yet" rather than "no data" (deploy/grafana).
   const counters = [devicesScored, devicesFailed, devicesNoData, rows, anomalies, shards, attemptsFailed];
   for (const c of [...counters, cacheHits, cacheMisses]) c.add(0);
+  for (const origin of PROGRAM_ORIGINS) programs.add(0, { origin });
   return {
     sessions: {
       cacheLookup: (hit) => (hit ? cacheHits : cacheMisses).add(1),
@@ -82,6 +87,7 @@ export function createWorkerMetrics(
         sessions.add(1, { placement: placementClass(p.placement) });
         onPlacement?.(p);
       },
+      program: (origin) => programs.add(1, { origin }),
     },
     shardScored(s) {
       devicesScored.add(s.scored);

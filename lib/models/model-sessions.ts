@@ -330,6 +330,7 @@ export class ModelSessionCache {
     origin: ProgramOrigin,
   ): PreparedModel {
     this.observer.cacheLookup?.(origin === 'cached');
+    this.observer.program?.(origin);
     const path: FastPath = `compiled:${program.program.family}`;
     const model = this.compiledModel(device, version, meta, program);
     return { kind: 'session', path, device, version, meta, model, program: origin };

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { LruCache } from '../lru-cache';
+import type { ProgramOrigin } from './fast-paths/compiled-models';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 import { ModelInferenceFailed, ModelOutputMismatch, ModelSessionFailed } from '../shared/errors';
@@ -32,6 +33,8 @@ export interface ModelSessionObserver {
   inference?(seconds: number, rows: number): void;
   /** Where a new session's nodes ran (only with `checkPlacement`). */
   placement?(placement: SessionPlacement): void;
+  /** A device's compiled program: where it came from (this cache's memory, the saved programs, a compile now). */
+  program?(origin: ProgramOrigin): void;
   /** A problem that costs speed but no result, e.g. a saved program that could not be read or written. */
   warning?(message: string): void;
 }

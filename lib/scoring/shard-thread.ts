@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AggregatesCache } from '../arrow/aggregates-cache';
+import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
 import { ModelSessionCache } from '../models/model-sessions';
 import type { SessionPlacement } from '../models/onnx-session-pool';
 import { openStore } from '../store/open-store';
@@ -26,12 +27,14 @@ let hits = 0;
 let misses = 0;
 let inferences: number[] = [];
 let placements: SessionPlacement[] = [];
+let programs: Partial<Record<ProgramOrigin, number>> = {};
 const flushObserved = () => {
-  if (hits + misses + inferences.length + placements.length === 0) return;
-  post({ type: 'observed', hits, misses, inferences, placements });
+  if (hits + misses + inferences.length + placements.length + Object.keys(programs).length === 0) return;
+  post({ type: 'observed', hits, misses, inferences, placements, programs });
   hits = misses = 0;
   inferences = [];
   placements = [];
+  programs = {};
 };
 
 const setup = (workerData as { data: ShardThreadSetup }).data;
@@ -51,6 +54,7 @@ const sessions = new ModelSessionCache({
       placements.push(p);
       flushObserved();
     },
+    program: (origin) => void (programs[origin] = (programs[origin] ?? 0) + 1),
     warning: (message) => post({ type: 'warning', message }),
   },
 });

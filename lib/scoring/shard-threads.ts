@@ -23,6 +23,7 @@ import {
   DEFAULT_MAX_STACKED_MODELS,
   type ModelSessionCacheOptions,
 } from '../models/model-sessions';
+import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
 import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
 import { startModuleThread } from '../node-thread';
 import { ERROR_CLASSES } from '../shared/error-types';
@@ -82,7 +83,14 @@ export type FromShardThread =
   | { type: 'heartbeat'; id: number; devicesDone: number }
   | { type: 'prepared'; id: number }
   | { type: 'log'; id: number; level: 'info' | 'warn'; message: string; attrs?: Record<string, unknown> }
-  | { type: 'observed'; hits: number; misses: number; inferences: number[]; placements: SessionPlacement[] }
+  | {
+      type: 'observed';
+      hits: number;
+      misses: number;
+      inferences: number[];
+      placements: SessionPlacement[];
+      programs: Partial<Record<ProgramOrigin, number>>;
+    }
   | { type: 'warning'; message: string }
   | { type: 'done'; id: number; summary: ShardSummary }
   | { type: 'window-devices'; id: number; devices: string[] }
@@ -324,6 +332,8 @@ export class ShardThreads {
         for (let i = 0; i < msg.inferences.length; i += 2)
           observer?.inference?.(msg.inferences[i]!, msg.inferences[i + 1]!);
         for (const p of msg.placements) observer?.placement?.(p);
+        for (const [origin, n] of Object.entries(msg.programs) as [ProgramOrigin, number][])
+          for (let i = 0; i < n; i++) observer?.program?.(origin);
         return;
       }
       if (msg.type === 'warning') {

@@ -69,10 +69,11 @@ const ctx: ShardContext = {
 
 /** Scores the window's one shard on a new one-thread worker over `programsDir`; its predictions and programs. */
 async function scoreOnNewWorker(runId: string, programsDir: string, warnings: string[] = []) {
+  const origins: string[] = [];
   const threads = new ShardThreads({
     threads: 1,
     cache: { programsDir },
-    observer: { warning: (m) => warnings.push(m) },
+    observer: { warning: (m) => warnings.push(m), program: (origin) => origins.push(origin) },
   });
   try {
     await planRun(store, { store: store.uri, window: WINDOW, shardSize: 10, pool: 'cpu', runId });
@@ -85,7 +86,7 @@ async function scoreOnNewWorker(runId: string, programsDir: string, warnings: st
       .map((l) => JSON.parse(l) as { event: string; programs?: Record<string, number> })
       .find((e) => e.event === 'fast-paths');
     const predictions = Buffer.from(await store.get(keys.predictions(WINDOW, runId, 0)));
-    return { programs: event?.programs, predictions };
+    return { programs: event?.programs, predictions, origins };
   } finally {
     await threads.close();
   }
@@ -95,10 +96,13 @@ test("a forest compiled on one worker's thread is read by the next worker's, wit
   const programs = join(dir, 'programs');
   const first = await scoreOnNewWorker('first', programs);
   expect(first.programs).toEqual({ compiled: 1 });
+  // The worker's metrics hear the same from the thread (fleetscore_model_programs_total{origin}).
+  expect(first.origins).toEqual(['compiled']);
   expect(await readdir(programs)).toHaveLength(1);
   const warnings: string[] = [];
   const next = await scoreOnNewWorker('next', programs, warnings);
   expect(next.programs).toEqual({ saved: 1 });
+  expect(next.origins).toEqual(['saved']);
   expect(next.predictions.equals(first.predictions)).toBe(true);
   expect(warnings).toEqual([]);
 });

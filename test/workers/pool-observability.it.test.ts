@@ -104,6 +104,10 @@ test('workers export the SDK metrics and fleetscore counters on the Prometheus p
   // Demo models are stacked: one inference call per shard (each shard holds fewer than 256 devices).
   expect(sample(metrics, 'fleetscore_inference_seconds_count', 'pool=')).toBe(summary.shards);
   expect(metrics).toMatch(/^fleetscore_devices_failed_total\{/m);
+  // Demo models are stacked, not compiled: the program counters are exported at 0.
+  for (const origin of ['cached', 'saved', 'compiled'])
+    expect(sample(metrics, 'fleetscore_model_programs_total', `origin="${origin}"`)).toBe(0);
+  expect(metrics).toMatch(/^fleetscore_model_programs_total\{[^}]*origin="compiled"/m);
   // The SDK's own worker metrics on the same port.
   expect(metrics).toMatch(/^temporal_activity_execution_latency_count\{.*activity_type="scoreShard"/m);
   expect(metrics).toMatch(/^temporal_worker_task_slots_available\{/m);

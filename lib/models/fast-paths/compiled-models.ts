@@ -52,7 +52,8 @@ export interface CompiledModelsOptions {
 }
 
 /** Where a program came from: this cache's memory, the saved-programs folder, or a compile just now. */
-export type ProgramOrigin = 'cached' | 'saved' | 'compiled';
+export const PROGRAM_ORIGINS = ['cached', 'saved', 'compiled'] as const;
+export type ProgramOrigin = (typeof PROGRAM_ORIGINS)[number];
 
 /** A program and where it came from. */
 export interface FoundProgram {
