@@ -66,8 +66,8 @@ export interface ModelSessionCacheOptions {
    */
   programsDir?: string;
   /**
-   * Read saved programs synchronously (a cache on a shard thread, where nothing else waits on the event loop);
-   * default false.
+   * Read and write saved programs synchronously (a cache on a shard thread, where nothing else waits on the event
+   * loop); default false.
    */
   blockingReads?: boolean;
 }
@@ -124,7 +124,7 @@ export class ModelSessionCache {
     const observer = this.observer;
     const saved = options.programsDir
       ? new SavedPrograms(options.programsDir, {
-          blockingReads: options.blockingReads ?? false,
+          blocking: options.blockingReads ?? false,
           ...(observer.warning ? { warn: (m: string) => observer.warning?.(m) } : {}),
         })
       : undefined;

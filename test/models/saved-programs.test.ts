@@ -202,15 +202,32 @@ it('reads the same way synchronously, as on a shard thread: programs, damage, er
   await mkdir(first.saved.fileOf('unreadable'), { recursive: true });
 
   const warnings: string[] = [];
-  const saved = new SavedPrograms(dir, { warn: (m) => warnings.push(m), blockingReads: true });
+  const saved = new SavedPrograms(dir, { warn: (m) => warnings.push(m), blocking: true });
   const cache = new CompiledModels({ threads: 0, saved, saveMinBytes: 0 });
   expect(await score(cache, 'forest', forest)).toEqual({ origin: 'saved', scores: direct(forest) });
   expect((await stat(saved.fileOf('forest'))).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
   expect(await score(cache, 'damaged', forest)).toMatchObject({ origin: 'compiled' });
   expect(warnings).toEqual([expect.stringMatching(/damaged \(checksum mismatch\)/)]);
-  const next = new SavedPrograms(dir, { warn: (m) => warnings.push(m), blockingReads: true });
+  const next = new SavedPrograms(dir, { warn: (m) => warnings.push(m), blocking: true });
   expect(await next.read('unreadable')).toBeUndefined();
   expect(warnings[1]).toMatch(/could not be read \(EISDIR/);
   expect(await next.read('never-saved')).toBeUndefined();
   expect(warnings).toHaveLength(2);
 });
+
+it.each([false, true])(
+  'makes the folders it writes to, also after a sweep removed them (blocking: %s)',
+  async (blocking) => {
+    const warnings: string[] = [];
+    const saved = new SavedPrograms(join(dir, 'not-yet'), { warn: (m) => warnings.push(m), blocking });
+    const cache = new CompiledModels({ threads: 0, saved, saveMinBytes: 0 });
+    expect(await score(cache, 'first', forest)).toMatchObject({ origin: 'compiled' });
+    await rm(join(dir, 'not-yet'), { recursive: true });
+    expect(await score(cache, 'second', forest)).toMatchObject({ origin: 'compiled' });
+    expect(await stat(saved.fileOf('second'))).toBeTruthy();
+    expect(saved.stats.written).toBe(2);
+    expect(warnings).toEqual([]);
+    const next = new CompiledModels({ threads: 0, saved, saveMinBytes: 0 });
+    expect(await score(next, 'second', forest)).toEqual({ origin: 'saved', scores: direct(forest) });
+  },
+);

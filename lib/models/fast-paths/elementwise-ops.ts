@@ -9,7 +9,17 @@ import { alloc, broadcastDims, broadcastIndex, expectType, UnsupportedGraph, typ
 const NUMERIC: DType[] = ['float', 'double', 'int64'];
 const FLOATS: DType[] = ['float', 'double'];
 
-function unary(fn: (x: number) => number, types: DType[] = FLOATS): OpDef<string> {
+type Data = Tensor['data'];
+
+/**
+ * An operator's loop over whole arrays, written out per operator: one loop shared by every operator and calling
+ * its scalar function per element cannot have the arithmetic inlined (V8 shares the loop's type feedback between
+ * them) and runs about six times slower, which a forest's compile (its per-leaf chains) and every small model's
+ * element-wise nodes pay.
+ */
+type UnaryLoop = (a: Data, o: Data, n: number) => void;
+
+function unary(fn: (x: number) => number, types: DType[] = FLOATS, loop?: UnaryLoop): OpDef<string> {
   return {
     prepare: (ctx) => ctx.op,
     run(op, [x]) {
@@ -17,16 +27,25 @@ function unary(fn: (x: number) => number, types: DType[] = FLOATS): OpDef<string
       const out = alloc(x!.type, x!.dims);
       const a = x!.data;
       const o = out.data;
-      for (let i = 0; i < a.length; i++) o[i] = fn(a[i]!);
+      if (loop) loop(a, o, a.length);
+      else for (let i = 0; i < a.length; i++) o[i] = fn(a[i]!);
       return [out];
     },
   };
+}
+
+/** A binary operator's loops (see {@link UnaryLoop}): both operands whole, a scalar right, a scalar left. */
+interface BinaryLoops {
+  both(x: Data, y: Data, o: Data, n: number): void;
+  right(x: Data, c: number, o: Data, n: number): void;
+  left(c: number, y: Data, o: Data, n: number): void;
 }
 
 function binary(
   fn: (a: number, b: number) => number,
   result: 'same' | 'bool',
   types: DType[] = NUMERIC,
+  loops?: BinaryLoops,
 ): OpDef<string> {
   return {
     prepare: (ctx) => ctx.op,
@@ -41,13 +60,16 @@ function binary(
       const int = result === 'same' && a!.type === 'int64';
       const n = o.length;
       if (x.length === n && y.length === n) {
-        for (let i = 0; i < n; i++) o[i] = fn(x[i]!, y[i]!);
+        if (loops) loops.both(x, y, o, n);
+        else for (let i = 0; i < n; i++) o[i] = fn(x[i]!, y[i]!);
       } else if (x.length === n && y.length === 1) {
         const c = y[0]!;
-        for (let i = 0; i < n; i++) o[i] = fn(x[i]!, c);
+        if (loops) loops.right(x, c, o, n);
+        else for (let i = 0; i < n; i++) o[i] = fn(x[i]!, c);
       } else if (x.length === 1 && y.length === n) {
         const c = x[0]!;
-        for (let i = 0; i < n; i++) o[i] = fn(c, y[i]!);
+        if (loops) loops.left(c, y, o, n);
+        else for (let i = 0; i < n; i++) o[i] = fn(c, y[i]!);
       } else if (x.length === n && trailing(b!.dims, dims)) {
         // A row of parameters against every row of the input (a mean, a bias): no index arrays.
         const m = y.length;
@@ -78,8 +100,14 @@ function trailing(dims: readonly number[], out: readonly number[]): boolean {
   return true;
 }
 
+/** A variadic operator's fold of one operand into the accumulator (see {@link UnaryLoop}): whole, or a scalar. */
+interface FoldLoops {
+  both(acc: Data, d: Data, n: number): void;
+  scalar(acc: Data, c: number, n: number): void;
+}
+
 /** Max, Min, Sum, Mean: any number of inputs, broadcast together, folded left to right. */
-function variadic(fn: (a: number, b: number) => number, mean = false): OpDef<string> {
+function variadic(fn: (a: number, b: number) => number, loops: FoldLoops, mean = false): OpDef<string> {
   return {
     prepare: (ctx) => ctx.op,
     run(op, inputs) {
@@ -99,10 +127,11 @@ function variadic(fn: (a: number, b: number) => number, mean = false): OpDef<str
         const d = x.data;
         // An operand of the output's size is the output's shape (it broadcast to it); a single value, a constant.
         if (d.length === acc.length) {
-          for (let i = 0; i < acc.length; i++) acc[i] = k === 0 ? d[i]! : fn(acc[i]!, d[i]!);
+          if (k === 0) acc.set(d);
+          else loops.both(acc, d, acc.length);
         } else if (d.length === 1) {
-          const c = d[0]!;
-          for (let i = 0; i < acc.length; i++) acc[i] = k === 0 ? c : fn(acc[i]!, c);
+          if (k === 0) acc.fill(d[0]!);
+          else loops.scalar(acc, d[0]!, acc.length);
         } else {
           const ix = broadcastIndex(x.dims, dims)!;
           for (let i = 0; i < acc.length; i++) acc[i] = k === 0 ? d[ix[i]!]! : fn(acc[i]!, d[ix[i]!]!);
@@ -158,39 +187,88 @@ const where: OpDef<null> = {
   },
 };
 
+/** Sum's and Mean's fold. */
+const SUM: FoldLoops = {
+  both: (acc, d, n) => {
+    for (let i = 0; i < n; i++) acc[i] = acc[i]! + d[i]!;
+  },
+  scalar: (acc, c, n) => {
+    for (let i = 0; i < n; i++) acc[i] = acc[i]! + c;
+  },
+};
+
+const relu = (x: number) => (x > 0 ? x : 0);
 const sigmoid = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+
+/** Max's comparison (NaN wins, as in onnxruntime), and Min's. */
+const max = (a: number, b: number) => (a >= b || Number.isNaN(a) ? a : b);
+const min = (a: number, b: number) => (a <= b || Number.isNaN(a) ? a : b);
 
 /** The element-wise operators of the default (ai.onnx) domain, by name. */
 export const elementwiseOps: Record<string, OpDef> = {
-  Add: binary((a, b) => a + b, 'same'),
-  Sub: binary((a, b) => a - b, 'same'),
-  Mul: binary((a, b) => a * b, 'same'),
-  Div: binary((a, b) => a / b, 'same'),
+  Add: binary((a, b) => a + b, 'same', NUMERIC, {
+    both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! + y[i]!; },
+    right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! + c; },
+    left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c + y[i]!; },
+  }),
+  Sub: binary((a, b) => a - b, 'same', NUMERIC, {
+    both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! - y[i]!; },
+    right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! - c; },
+    left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c - y[i]!; },
+  }),
+  Mul: binary((a, b) => a * b, 'same', NUMERIC, {
+    both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! * y[i]!; },
+    right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! * c; },
+    left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c * y[i]!; },
+  }),
+  Div: binary((a, b) => a / b, 'same', NUMERIC, {
+    both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! / y[i]!; },
+    right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! / c; },
+    left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c / y[i]!; },
+  }),
   Pow: binary((a, b) => Math.pow(a, b), 'same', FLOATS),
-  Equal: binary((a, b) => (a === b ? 1 : 0), 'bool'),
-  Greater: binary((a, b) => (a > b ? 1 : 0), 'bool'),
+  Equal: binary((a, b) => (a === b ? 1 : 0), 'bool', NUMERIC, {
+    both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i] === y[i] ? 1 : 0; },
+    right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i] === c ? 1 : 0; },
+    left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c === y[i] ? 1 : 0; },
+  }),
+  Greater: binary((a, b) => (a > b ? 1 : 0), 'bool', NUMERIC, {
+    both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! > y[i]! ? 1 : 0; },
+    right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! > c ? 1 : 0; },
+    left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c > y[i]! ? 1 : 0; },
+  }),
   GreaterOrEqual: binary((a, b) => (a >= b ? 1 : 0), 'bool'),
-  Less: binary((a, b) => (a < b ? 1 : 0), 'bool'),
+  Less: binary((a, b) => (a < b ? 1 : 0), 'bool', NUMERIC, {
+    both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! < y[i]! ? 1 : 0; },
+    right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! < c ? 1 : 0; },
+    left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c < y[i]! ? 1 : 0; },
+  }),
   LessOrEqual: binary((a, b) => (a <= b ? 1 : 0), 'bool'),
   And: binary((a, b) => (a && b ? 1 : 0), 'bool', ['bool']),
   Or: binary((a, b) => (a || b ? 1 : 0), 'bool', ['bool']),
-  Max: variadic((a, b) => (a >= b || Number.isNaN(a) ? a : b)),
-  Min: variadic((a, b) => (a <= b || Number.isNaN(a) ? a : b)),
-  Sum: variadic((a, b) => a + b),
-  Mean: variadic((a, b) => a + b, true),
-  Neg: unary((x) => -x, NUMERIC),
+  Max: variadic(max, {
+    both: (acc, d, n) => { for (let i = 0; i < n; i++) acc[i] = max(acc[i]!, d[i]!); },
+    scalar: (acc, c, n) => { for (let i = 0; i < n; i++) acc[i] = max(acc[i]!, c); },
+  }),
+  Min: variadic(min, {
+    both: (acc, d, n) => { for (let i = 0; i < n; i++) acc[i] = min(acc[i]!, d[i]!); },
+    scalar: (acc, c, n) => { for (let i = 0; i < n; i++) acc[i] = min(acc[i]!, c); },
+  }),
+  Sum: variadic((a, b) => a + b, SUM),
+  Mean: variadic((a, b) => a + b, SUM, true),
+  Neg: unary((x) => -x, NUMERIC, (a, o, n) => { for (let i = 0; i < n; i++) o[i] = -a[i]!; }),
   Abs: unary(Math.abs, NUMERIC),
   Sign: unary((x) => (x > 0 ? 1 : x < 0 ? -1 : 0), NUMERIC),
-  Log: unary(Math.log),
-  Exp: unary(Math.exp),
-  Sqrt: unary(Math.sqrt),
+  Log: unary(Math.log, FLOATS, (a, o, n) => { for (let i = 0; i < n; i++) o[i] = Math.log(a[i]!); }),
+  Exp: unary(Math.exp, FLOATS, (a, o, n) => { for (let i = 0; i < n; i++) o[i] = Math.exp(a[i]!); }),
+  Sqrt: unary(Math.sqrt, FLOATS, (a, o, n) => { for (let i = 0; i < n; i++) o[i] = Math.sqrt(a[i]!); }),
   Reciprocal: unary((x) => 1 / x),
   Floor: unary(Math.floor),
   Ceil: unary(Math.ceil),
-  Relu: unary((x) => (x > 0 ? x : 0)),
-  Sigmoid: unary(sigmoid),
-  Tanh: unary(Math.tanh),
+  Relu: unary(relu, FLOATS, (a, o, n) => { for (let i = 0; i < n; i++) o[i] = relu(a[i]!); }),
+  Sigmoid: unary(sigmoid, FLOATS, (a, o, n) => { for (let i = 0; i < n; i++) o[i] = sigmoid(a[i]!); }),
+  Tanh: unary(Math.tanh, FLOATS, (a, o, n) => { for (let i = 0; i < n; i++) o[i] = Math.tanh(a[i]!); }),
   Not: unary((x) => (x ? 0 : 1), ['bool']),
   Cast: cast,
   Where: where,
-};
+}; // prettier-ignore
