@@ -4,7 +4,7 @@
  * into a JavaScript array, which makes a 100-tree forest take hundreds of milliseconds to read; this reader
  * decodes packed numbers straight into typed arrays and skips every field it does not need.
  */
-import { concat, key, makeFloat32, makeFloat64, NameIds, Reader } from './protobuf-reader';
+import { concat, concatInts, key, makeFloat32, makeFloat64, NameIds, Reader } from './protobuf-reader';
 import { UnsupportedGraph } from './tensor';
 
 /** A TensorProto's fields the fast path reads. */
@@ -17,7 +17,7 @@ export interface RawTensor {
   floats?: Float32Array;
   doubles?: Float64Array;
   /** int32_data or int64_data, as numbers. */
-  ints?: Float64Array;
+  ints?: number[];
   external: boolean;
 }
 
@@ -31,7 +31,7 @@ export interface RawAttribute {
   t?: RawTensor;
   floats: Float32Array;
   /** As numbers: exact below 2^53, which covers ids, counts and shapes. */
-  ints: Float64Array;
+  ints: number[];
   strings: string[];
   refAttrName: string;
 }
@@ -66,14 +66,14 @@ function readTensor(r: Reader, names: NameIds): RawTensor {
   const t: RawTensor = { name: -1, dims: [], dataType: 0, external: false };
   let floats = NO_FLOATS;
   let doubles = NO_DOUBLES;
-  let ints = NO_DOUBLES;
-  let dims = NO_DOUBLES;
+  let ints: number[] = [];
+  let dims: number[] = [];
   while (r.pos < r.end) {
     const k = r.varint();
     const wire = k & 7;
     switch (k >>> 3) {
       case 1:
-        dims = concat(dims, r.varints(wire, key(1, 0)));
+        dims = concatInts(dims, r.varints(wire, key(1, 0)));
         break;
       case 2:
         t.dataType = r.varint();
@@ -83,7 +83,7 @@ function readTensor(r: Reader, names: NameIds): RawTensor {
         break;
       case 5:
       case 7:
-        ints = concat(ints, r.varints(wire, key(k >>> 3, 0)));
+        ints = concatInts(ints, r.varints(wire, key(k >>> 3, 0)));
         break;
       case 8:
         t.name = r.nameId(names);
@@ -104,7 +104,7 @@ function readTensor(r: Reader, names: NameIds): RawTensor {
         r.skip(wire);
     }
   }
-  t.dims = Array.from(dims);
+  t.dims = dims;
   if (floats.length) t.floats = floats;
   if (doubles.length) t.doubles = doubles;
   if (ints.length) t.ints = ints;
@@ -119,7 +119,7 @@ function readAttribute(r: Reader, names: NameIds): RawAttribute {
     i: 0,
     s: NO_BYTES,
     floats: NO_FLOATS,
-    ints: NO_DOUBLES,
+    ints: [],
     strings: [],
     refAttrName: '',
   };
@@ -149,7 +149,7 @@ function readAttribute(r: Reader, names: NameIds): RawAttribute {
         a.floats = concat(a.floats, r.fixed(wire, key(7, 5), 4, makeFloat32));
         break;
       case 8:
-        a.ints = concat(a.ints, r.varints(wire, key(8, 0)));
+        a.ints = concatInts(a.ints, r.varints(wire, key(8, 0)));
         break;
       case 9: {
         const more = r.strings(key(9, 2));

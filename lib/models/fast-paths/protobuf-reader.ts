@@ -116,7 +116,7 @@ export class NameIds {
 }
 
 /** Values of an unpacked repeated varint field as they are read, before they are copied out at their count. */
-let varintScratch = new Float64Array(1024);
+const varintScratch: number[] = [];
 
 /**
  * Reads one protobuf message and the messages inside it: `enter` narrows the reader to a length-delimited field
@@ -237,29 +237,21 @@ export class Reader {
    * one key per value), when this value and the ones right after it under the same one-byte key are read in
    * one loop into an array of their exact length. `key` is the field's unpacked key.
    */
-  varints(wire: number, key: number): Float64Array {
+  varints(wire: number, key: number): number[] {
+    // A plain array, not a Float64Array: a forest has about a thousand such fields, and a typed array of more than
+    // 64 bytes allocates a backing store of its own, several times the cost of the array (which callers copy anyway).
     if (wire === 2) {
       const outer = this.enter();
-      let n = 0;
-      for (let p = this.pos; p < this.end; p++) if (this.buf[p]! < 0x80) n++;
-      const out = new Float64Array(n);
-      for (let i = 0; i < n; i++) out[i] = this.varint();
-      if (this.pos !== this.end) throw new UnsupportedGraph('truncated protobuf');
+      const out: number[] = [];
+      while (this.pos < this.end) out.push(this.varint());
       this.leave(outer);
       return out;
     }
     if (wire !== 0) throw new UnsupportedGraph(`protobuf wire type ${wire} for varints`);
-    let values = varintScratch;
     let n = 0;
-    do {
-      if (n === values.length) {
-        const more = new Float64Array(2 * n);
-        more.set(values);
-        values = varintScratch = more;
-      }
-      values[n++] = this.varint();
-    } while (this.again(key));
-    return values.slice(0, n);
+    do varintScratch[n++] = this.varint();
+    while (this.again(key));
+    return varintScratch.slice(0, n);
   }
 
   /** A repeated float (width 4) or double (width 8) field, packed or unpacked as {@link varints} reads them. */
@@ -338,6 +330,11 @@ export function concat<T extends Float32Array | Float64Array>(values: T, more: T
   out.set(values);
   out.set(more, values.length);
   return out;
+}
+
+/** {@link concat} for varints. */
+export function concatInts(values: number[], more: number[]): number[] {
+  return values.length === 0 ? more : values.concat(more);
 }
 
 /** A Float32Array of `n` values, for {@link Reader.fixed} reading floats. */
