@@ -6,7 +6,7 @@
  *
  * Usage: tsx bench/compile.ts [--models N (default 100)] [--fleets SUBSTRING] [--json]
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileModel } from '../lib/models/fast-paths/compile-model';
 import { keys } from '../lib/shared/keys';
@@ -71,13 +71,10 @@ function run(): void {
   const rows: Row[] = [];
   for (const fleet of readdirSync(FLEETS).sort()) {
     if (only && !fleet.includes(only)) continue;
+    // A fleet whose generation has not finished has no fleet.json yet, and maybe no index.
+    if (!existsSync(join(FLEETS, fleet, 'fleet.json'))) continue;
     const info = JSON.parse(readFileSync(join(FLEETS, fleet, 'fleet.json'), 'utf8')) as { family: string };
-    let list;
-    try {
-      list = models(fleet, n);
-    } catch {
-      continue; // A fleet whose generation has not finished.
-    }
+    const list = models(fleet, n);
     if (list.length === 0) continue;
     const first = pass(list);
     const second = pass(list);

@@ -61,30 +61,43 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   // One tree numbered 0..n-1 in order (as skl2onnx writes each of an isolation forest's) needs no lookup table.
   let ordered = true;
   for (let i = 0; i < n && ordered; i++) ordered = treeIds[i] === treeIds[0] && nodeIds[i] === i;
-  const at = new Map<number, number>();
-  if (!ordered) for (let i = 0; i < n; i++) at.set(key(treeIds[i]!, nodeIds[i]!), i);
+  const byKey = new Map<number, number>();
+  if (!ordered) for (let i = 0; i < n; i++) byKey.set(key(treeIds[i]!, nodeIds[i]!), i);
   const index = (tree: number, node: number) => {
-    const i = ordered ? (tree === treeIds[0] && node >= 0 && node < n ? node : undefined) : at.get(key(tree, node));
+    const i = ordered ? (tree === treeIds[0] && node >= 0 && node < n ? node : undefined) : byKey.get(key(tree, node));
     if (i === undefined) throw new UnsupportedGraph(`TreeEnsembleRegressor: tree ${tree} has no node ${node}`);
     return i;
   };
+  // One buffer for the node arrays (and the roots' search below): a typed array of more than 64 bytes allocates a
+  // backing store of its own, and a forest of 100 one-tree ensembles would allocate a thousand.
+  const float32 = !(values instanceof Float64Array);
+  const buffer = new ArrayBuffer(8 * n * targets + 4 * n * (float32 ? 4 : 3) + 3 * n);
+  let offset = 0;
+  const take = <T>(make: new (b: ArrayBuffer, offset: number, length: number) => T, length: number, width: number) => {
+    const view = new make(buffer, offset, length);
+    offset += length * width;
+    return view;
+  };
   const p: TreeParams = {
     roots: new Int32Array(0),
-    // The typed arrays' constructors convert as `from` does, without calling an iterator per value.
-    feature: new Int32Array(features),
+    weights: take(Float64Array, n * targets, 8),
+    feature: take(Int32Array, n, 4),
+    trueChild: take(Int32Array, n, 4),
+    falseChild: take(Int32Array, n, 4),
     // Thresholds given as floats compare in float32; as a double tensor, in double.
-    threshold: values instanceof Float64Array ? values : new Float32Array(values),
-    mode: modeCodes(modes),
-    trueChild: new Int32Array(n),
-    falseChild: new Int32Array(n),
-    missingTrue: missing ? new Uint8Array(missing) : new Uint8Array(n),
-    weights: new Float64Array(n * targets),
+    threshold: float32 ? take(Float32Array, n, 4) : values,
+    mode: take(Uint8Array, n, 1),
+    missingTrue: take(Uint8Array, n, 1),
     targets,
     base: new Float64Array(floatsOrTensor(attr, 'base_values') ?? new Array<number>(targets).fill(0)),
     average: agg === 'AVERAGE',
   };
+  p.feature.set(features);
+  if (float32) p.threshold.set(values);
+  modeCodes(modes, p.mode);
+  if (missing) p.missingTrue.set(missing);
   if (p.base.length !== targets) throw new UnsupportedGraph('TreeEnsembleRegressor: base_values length');
-  const child = new Uint8Array(n);
+  const child = take(Uint8Array, n, 1);
   for (let i = 0; i < n; i++) {
     if (p.mode[i] === LEAF) continue;
     p.trueChild[i] = index(treeIds[i]!, trues[i]!);
@@ -123,9 +136,8 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   return p;
 }
 
-/** The code of each mode name (a forest repeats a few names thousands of times: each is looked up once). */
-function modeCodes(modes: readonly string[]): Uint8Array {
-  const codes = new Uint8Array(modes.length);
+/** The code of each mode name into `codes` (a forest repeats a few names thousands of times: each is looked up once). */
+function modeCodes(modes: readonly string[], codes: Uint8Array): void {
   const known = new Map<string, number>();
   for (let i = 0; i < modes.length; i++) {
     const m = modes[i]!;
@@ -137,7 +149,6 @@ function modeCodes(modes: readonly string[]): Uint8Array {
     }
     codes[i] = k;
   }
-  return codes;
 }
 
 /** Fails unless every split of `p` reads one of the `width` columns of its input. */
