@@ -89,11 +89,6 @@ export class AggregatesPart {
     return [...this.runsByDevice.keys()];
   }
 
-  /** Whether the part holds rows of `device`. */
-  has(device: string): boolean {
-    return this.runsByDevice.has(device);
-  }
-
   /** The run indexes of `device` (empty when the part has none of its rows). */
   runsOf(device: string): readonly number[] {
     return this.runsByDevice.get(device) ?? [];

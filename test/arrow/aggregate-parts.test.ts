@@ -125,4 +125,26 @@ describe('the parts of a window', () => {
     expect(Array.from(got.x.subarray(1990))).toEqual([2, 4, 1, 3, 2, 4, 1, 3, 2, 4]); // rows 995 to 999
     expect(got.ts[999]).toBe(window.startMs + 999_000);
   });
+
+  it("finds each device's parts whichever windows were read before on the thread", () => {
+    const part = (file: string, ...devices: string[]) =>
+      readAggregatesPart(
+        file,
+        RecordBatchFileWriter.writeAll(rows(devices[0]!).concat(...devices.slice(1).map((d) => rows(d)))).toUint8Array(
+          true,
+        ),
+      );
+    const a = part('a.arrow', 'x', 'w');
+    const b = part('b.arrow', 'y', 'z');
+    const both = new WindowAggregates(window, [a, b]);
+    expect(both.device('x', ['s00'])!.rows).toBe(2);
+    expect(both.device('y', ['s00'])!.rows).toBe(2);
+    // Another window over some of the same parsed parts must not see the first one's index.
+    const onlyB = new WindowAggregates(window, [b]);
+    expect(onlyB.device('x', ['s00'])).toBeUndefined();
+    expect(onlyB.device('z', ['s00'])!.rows).toBe(2);
+    // Two windows over the same parts share it and answer alike.
+    expect(new WindowAggregates(window, [a, b]).device('w', ['s00'])!.rows).toBe(2);
+    expect(both.device('nobody', ['s00'])).toBeUndefined();
+  });
 });
