@@ -12,7 +12,7 @@ import { finerUnit, MILLISECONDS_UTC, type TimestampType } from './timestamps';
 /**
  * The parts holding each device, for the window whose parts were indexed last on this thread: every shard of a run
  * builds its own WindowAggregates over the same parsed parts, and finding a device's parts by asking each part cost
- * a 100,000-device window (50 parts) 5 million lookups a run per thread, where the index is built once.
+ * a 100,000-device window (50 parts) 5 million lookups a run, where the index is built once per thread.
  */
 let lastIndex: { parts: readonly AggregatesPart[]; byDevice: Map<string, AggregatesPart[]> } | undefined;
 
