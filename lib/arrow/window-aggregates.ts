@@ -12,7 +12,9 @@ import { finerUnit, MILLISECONDS_UTC, type TimestampType } from './timestamps';
 /**
  * The parts holding each device, for the window whose parts were indexed last on this thread: every shard of a run
  * builds its own WindowAggregates over the same parsed parts, and finding a device's parts by asking each part cost
- * a 100,000-device window (50 parts) 5 million lookups a run, where the index is built once per thread.
+ * a 100,000-device window (50 parts) 5 million lookups a run, where the index is built once per thread. It keeps
+ * that window's parsed parts alive until another window is indexed, even after the parts cache has let them go: at
+ * most one window per thread beyond the cache's budget.
  */
 let lastIndex: { parts: readonly AggregatesPart[]; byDevice: Map<string, AggregatesPart[]> } | undefined;
 
