@@ -274,6 +274,19 @@ export class FaultRig {
     }
   }
 
+  /** The scoreShard activities completed so far, counted in the run's history (the server's answer alone). */
+  async shardsCompleted(handle: WorkflowHandle): Promise<number> {
+    const { events } = await handle.fetchHistory();
+    const shards = new Set<string>();
+    let done = 0;
+    for (const e of events ?? []) {
+      if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'scoreShard') shards.add(String(e.eventId));
+      const completed = e.activityTaskCompletedEventAttributes;
+      if (completed && shards.has(String(completed.scheduledEventId))) done++;
+    }
+    return done;
+  }
+
   /** The scoreShard attempts running now: which worker, which attempt, how many devices done. */
   async runningShards(handle: WorkflowHandle): Promise<{ identity: string; devicesDone: number; attempt: number }[]> {
     try {
@@ -311,9 +324,13 @@ export class FaultRig {
     const deadline = Date.now() + timeoutMs;
     const seen = new Map<string, number>();
     while (Date.now() < deadline) {
-      // Query and describe at once: a worker busy scoring answers queries late, and a late shard is short.
-      const [progress, running] = await Promise.all([this.progress(handle), this.runningShards(handle)]);
-      if (progress && progress.shardsDone >= point.shardsDone) {
+      // Both from the server, never a query: a worker busy scoring answers a query late (seconds on a loaded CI
+      // machine), and a late shard could end before the answer came.
+      const [done, running] = await Promise.all([
+        this.shardsCompleted(handle).catch(() => -1),
+        this.runningShards(handle),
+      ]);
+      if (done >= point.shardsDone) {
         for (const s of running) {
           const key = `${s.identity}#${s.attempt}`;
           const since = seen.get(key) ?? Date.now();
