@@ -5,6 +5,7 @@
  * runs a probe session with profiling on and uses CUDA only when the probe's nodes really ran there; otherwise it
  * refuses to start, or runs on CPU when told to, and says which and why.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Pool } from '../shared/names';
@@ -35,6 +36,8 @@ export interface CudaEnvironment {
   providerLibrary(): string | undefined;
   /** Runs a probe session with the providers and returns where its nodes ran (throws if a provider fails). */
   probe(executionProviders: readonly ExecutionProviderName[]): Promise<NodePlacement>;
+  /** The shared libraries `lib` needs that the dynamic loader cannot find; see {@link missingLibraries}. */
+  missingLibraries(lib: string): string[] | undefined;
 }
 
 /** The CUDA provider library onnxruntime-node loads, or `undefined` when it is not installed. */
@@ -50,14 +53,31 @@ export function cudaProviderLibrary(): string | undefined {
   return existsSync(lib) ? lib : undefined;
 }
 
-/** The real machine: onnxruntime-node's install folder and a real probe session. */
+/**
+ * The shared libraries `lib` needs that the dynamic loader cannot find, as `ldd` lists them (`libcublasLt.so.13`);
+ * undefined where ldd cannot say (no ldd, not an ELF file). onnxruntime reports a provider library whose CUDA
+ * libraries are missing only as "Failed to load shared library"; this names them.
+ */
+export function missingLibraries(lib: string): string[] | undefined {
+  let listing: string;
+  try {
+    listing = execFileSync('ldd', [lib], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return undefined;
+  }
+  return [...listing.matchAll(/^\s*(\S+) => not found\s*$/gm)].map((m) => m[1]!);
+}
+
+/** The real machine: onnxruntime-node's install folder, a real probe session and the real loader. */
 export const LOCAL_CUDA: CudaEnvironment = {
   providerLibrary: cudaProviderLibrary,
   probe: (providers) => probeExecutionProviders(providers),
+  missingLibraries,
 };
 
 const INSTALL_HINT =
-  'install it with ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node on a machine with CUDA 12 and cuDNN 9';
+  'install it with ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --ignore-scripts=false, or copy ' +
+  'it from the onnxruntime-gpu wheel of the same version (docs/operations.md, "GPU workers")';
 
 /**
  * The providers for `pool`. The cpu pool uses the CPU provider. The gpu pool uses CUDA (then CPU for operators
@@ -93,7 +113,10 @@ export async function chooseProviders(
       }
       why = `a probe session asked for CUDA but onnxruntime ran it on ${describePlacement(probe)}`;
     } catch (err) {
+      const missing = cuda.missingLibraries(lib);
       why = `onnxruntime could not start the CUDA provider (${lib}): ${messageOf(err)}`;
+      if (missing?.length)
+        why += `; the loader cannot find ${missing.join(', ')} (install them, or add their folder to LD_LIBRARY_PATH)`;
     }
   }
   if (fallback === 'cpu') {

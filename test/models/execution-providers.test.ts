@@ -3,7 +3,7 @@
  * (library missing, CUDA failing to start, onnxruntime silently placing the probe on CPU, CUDA working), and the
  * real probe runs on this machine's onnxruntime to show the placement check reads real profiles.
  */
-import { chooseProviders, type CudaEnvironment } from '../../lib/models/execution-providers';
+import { chooseProviders, missingLibraries, type CudaEnvironment } from '../../lib/models/execution-providers';
 import { LocalStore } from '../../lib/store/local-store';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
 import type { SessionPlacement } from '../../lib/models/onnx-session-pool';
@@ -15,9 +15,9 @@ import {
   probeExecutionProviders,
   describePlacement,
 } from '../../lib/models/provider-probe';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CudaUnavailable } from '../../lib/shared/errors';
 
 const LIB = '/opt/ort/libonnxruntime_providers_cuda.so';
@@ -25,6 +25,7 @@ const LIB = '/opt/ort/libonnxruntime_providers_cuda.so';
 function fakeCuda(
   lib: string | undefined,
   probe: () => Promise<Record<string, number>>,
+  missing: string[] = [],
 ): CudaEnvironment & {
   probed: string[][];
 } {
@@ -36,6 +37,7 @@ function fakeCuda(
       probed.push([...providers]);
       return probe();
     },
+    missingLibraries: () => missing,
   };
 }
 
@@ -88,6 +90,43 @@ describe('chooseProviders', () => {
     const failing = fakeCuda(LIB, () => Promise.reject(new Error('CUDA failure 100: no CUDA-capable device')));
     const err = await chooseProviders('gpu', 'refuse', failing).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/could not start the CUDA provider .*no CUDA-capable device/);
+  });
+
+  test('a provider library whose CUDA libraries are missing refuses, naming them', async () => {
+    // What onnxruntime 1.30 says for a CUDA 13 provider library on a host without CUDA 13: only that it failed.
+    const failing = fakeCuda(
+      LIB,
+      () => Promise.reject(new Error('OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library')),
+      ['libcublasLt.so.13', 'libcudart.so.13'],
+    );
+    const err = await chooseProviders('gpu', 'refuse', failing).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(
+      /Failed to load shared library; the loader cannot find libcublasLt\.so\.13, libcudart\.so\.13 \(install them/,
+    );
+  });
+});
+
+describe('missingLibraries', () => {
+  const binding = join(dirname(require.resolve('onnxruntime-node/package.json')), 'bin/napi-v6/linux/x64');
+  const linux = process.platform === 'linux' && process.arch === 'x64';
+
+  (linux ? test : test.skip)(
+    'names what the loader cannot find for a real library, and nothing when all is there',
+    async () => {
+      expect(missingLibraries(join(binding, 'onnxruntime_binding.node'))).toEqual([]);
+      // Alone in a folder, onnxruntime's binding no longer finds libonnxruntime.so.1 beside it (its RUNPATH is $ORIGIN).
+      const dir = await mkdtemp(join(tmpdir(), 'fleetscore-ldd-'));
+      try {
+        await copyFile(join(binding, 'onnxruntime_binding.node'), join(dir, 'binding.node'));
+        expect(missingLibraries(join(dir, 'binding.node'))).toEqual(['libonnxruntime.so.1']);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  test('says nothing for a file ldd cannot read', () => {
+    expect(missingLibraries(join(tmpdir(), 'no-such-library.so'))).toBeUndefined();
   });
 });
 
