@@ -3,7 +3,7 @@
  * server, seeds the demo fleet, runs the workers and the latest window, and exits. Then the CLI reads what
  * was committed, and every prediction is checked against the demo's ground truth and an independent score.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -61,11 +61,20 @@ function fleetscore(...args: string[]): Promise<{ stdout: string; stderr: string
   return fleetscoreIn(undefined, ...args);
 }
 
+interface UpProcess {
+  child: ChildProcessWithoutNullStreams;
+  exited: Promise<number | null>;
+  stderr(): string;
+  /** Sends `signal` as the test would: to the process group when detached. */
+  signal(signal: NodeJS.Signals): void;
+  until(text: string): Promise<void>;
+}
+
 /**
  * `fleetscore up ARGS` in the background with the data folder `data`; `detached` puts it in a process group of
  * its own, which a test signals as a whole, as a terminal's Ctrl-C does. `until` waits for a text on its stderr.
  */
-function upIn(data: string, args: string[], detached = false) {
+function upIn(data: string, args: string[], detached = false): UpProcess {
   const child = spawn(process.execPath, [CLI, 'up', ...args], {
     cwd: ROOT,
     env: { ...env, FLEETSCORE_DATA_DIR: data },
@@ -74,15 +83,33 @@ function upIn(data: string, args: string[], detached = false) {
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  return {
+  const up = {
     child,
     exited,
     stderr: () => stderr,
+    signal(signal: NodeJS.Signals): void {
+      if (detached) process.kill(-child.pid!, signal);
+      else child.kill(signal);
+    },
     async until(text: string): Promise<void> {
       for (let i = 0; i < 240 && !stderr.includes(text); i++) await new Promise((r) => setTimeout(r, 250));
     },
   };
+  ups.push(up);
+  return up;
 }
+
+/** Every `up` a test started: one a failed expectation left running is stopped after the test (Ctrl-C, then kill). */
+const ups: UpProcess[] = [];
+afterEach(async () => {
+  for (const up of ups.splice(0)) {
+    if (up.child.exitCode !== null || up.child.signalCode !== null) continue;
+    up.signal('SIGINT');
+    const timer = setTimeout(() => up.signal('SIGKILL'), 30_000);
+    await up.exited;
+    clearTimeout(timer);
+  }
+});
 
 test('npm start -- --once scores the latest window and commits predictions that match the ground truth', async () => {
   const start = await run(
@@ -220,7 +247,7 @@ test('fleetscore up serves the schedule until SIGINT, then stops the workers and
   await up.until('serving schedule fleetscore-hourly');
   expect(up.stderr()).toContain('Ctrl-C to stop');
   expect(await isReachable(temporalTarget({ address }))).toBe(true);
-  up.child.kill('SIGINT');
+  up.signal('SIGINT');
   expect(await up.exited).toBe(0);
   expect(up.stderr()).toContain('stopping the Temporal dev server');
   expect(up.stderr()).toMatch(/fleetscore: stopped cleanly: workers drained, dev server down \(its history stays in /);
@@ -251,7 +278,7 @@ test('Ctrl-C while the first run waits for its input stops cleanly and leaves th
   expect(up.stderr()).toMatch(
     new RegExp(`WARN waiting for the input of window ${window} until \\S+Z \\(inputWait 15m\\) `),
   );
-  process.kill(-up.child.pid!, 'SIGINT');
+  up.signal('SIGINT');
   expect(await up.exited).toBe(0);
   const stderr = up.stderr();
   const workflowId = runWorkflowId(new LocalStore(join(data, 'store')).uri, window!);
@@ -266,17 +293,13 @@ test('Ctrl-C while the first run waits for its input stops cleanly and leaves th
 
   // The next start joins that run, whose workers replay its wait without logging it again: up says so itself.
   const again = upIn(data, ['--once'], true);
-  try {
-    await again.until('that run is waiting for input until');
-    expect(again.stderr()).toContain(`fleetscore: window ${window} already has an open run, started `);
-    expect(again.stderr()).toMatch(
-      new RegExp(
-        `that run is waiting for input until \\S+Z: 1 folder\\(s\\) empty, e\\.g\\. \\S+/aggregates/window=${window}/`,
-      ),
-    );
-  } finally {
-    // Stopped as a user stops it, also when an expectation failed, so no server outlives the suite.
-    process.kill(-again.child.pid!, 'SIGINT');
-  }
+  await again.until('that run is waiting for input until');
+  expect(again.stderr()).toContain(`fleetscore: window ${window} already has an open run, started `);
+  expect(again.stderr()).toMatch(
+    new RegExp(
+      `that run is waiting for input until \\S+Z: 1 folder\\(s\\) empty, e\\.g\\. \\S+/aggregates/window=${window}/`,
+    ),
+  );
+  again.signal('SIGINT');
   expect(await again.exited).toBe(0);
 });
