@@ -3,7 +3,7 @@
  * runs it. Every case must exit 1 with one `fleetscore:` message that names the argument as typed (or the address,
  * namespace and where they came from) and what to do, and no stack trace (that needs `--verbose`).
  */
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
@@ -74,7 +74,7 @@ describe('a server that does not answer', () => {
       TEMPORAL_NAMESPACE: undefined,
       TEMPORAL_CONFIG_FILE: file,
       TEMPORAL_PROFILE: 'prod',
-    });
+    }).finally(() => rm(file, { force: true }));
     expect(code).toBe(1);
     expect(stderr).toMatch(unreachable(`both from profile "prod" of ${file.replace(/[.]/g, '\\.')}`));
     expect(stderr).toContain('(namespace fleet-eu;');
