@@ -77,7 +77,7 @@ export const LOCAL_CUDA: CudaEnvironment = {
 
 const INSTALL_HINT =
   'install it with ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --ignore-scripts=false, or copy ' +
-  'it from the onnxruntime-gpu wheel of the same version (docs/operations.md, "GPU workers")';
+  'it from the onnxruntime-gpu wheel of the same version: docs/operations.md, "GPU workers"';
 
 /**
  * The providers for `pool`. The cpu pool uses the CPU provider. The gpu pool uses CUDA (then CPU for operators
