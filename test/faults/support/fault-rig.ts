@@ -12,7 +12,13 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client, Connection, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  WorkflowFailedError,
+  type Client,
+  type Connection,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { decodePredictions, predictionRows } from '../../../lib/arrow/predictions';
@@ -511,8 +517,11 @@ export const storeRequests = {
 
 /** Polls `condition` every 50 ms until it holds; fails after `timeoutMs` with `what`. */
 function isUnavailable(err: unknown): boolean {
+  // A run's failure is its result, whatever its message says (a window id such as 2026-12-04T14 matched a bare
+  // "14 " here, and each such run was waited on for the whole timeout).
+  if (err instanceof WorkflowFailedError) return false;
   const text = `${messageOf(err)} ${messageOf((err as { cause?: unknown } | undefined)?.cause ?? '')}`;
-  return /UNAVAILABLE|ECONNREFUSED|Connection dropped|connect|deadline|14 |ServiceError/i.test(text);
+  return /UNAVAILABLE|ECONNREFUSED|Connection dropped|connect|deadline|ServiceError/i.test(text);
 }
 
 async function copyStore(from: ObjectStore, to: ObjectStore): Promise<void> {
