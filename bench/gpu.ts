@@ -16,17 +16,17 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { decodePredictions, predictionRows } from '../lib/arrow/predictions';
 import { seedDemoFleet } from '../lib/demo/demo-fleet';
-import { readManifest } from '../lib/scoring/manifest';
 import type { Pool } from '../lib/shared/names';
 import { LocalStore } from '../lib/store/local-store';
 import { connectClient, temporalTarget } from '../lib/temporal/connection';
 import { startDevServer } from '../lib/temporal/dev-server';
 import { startRun } from '../lib/temporal/runs';
+import { gatherPredictions } from '../cli/commands/predictions';
 import { formatTable } from '../cli/utils/table';
 import { WorkerProcess } from '../test/faults/support/worker-process';
 import { freePort } from '../test/support/free-port';
+import { metricSamples } from '../test/support/prometheus-text';
 
 const ROOT = resolve(__dirname, '..');
 
@@ -69,29 +69,20 @@ const { values: args } = parseArgs({
   },
 });
 
-/** Sums the samples of one Prometheus metric, by the value of `label` (or under '' without it). */
-function metricSums(text: string, name: string, label?: string): Record<string, number> {
+/** Sums the samples of one Prometheus metric by the value of `label` (under '' for samples without it). */
+function metricSums(text: string, name: string, label: string): Record<string, number> {
   const sums: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (rest[0] !== '{' && rest[0] !== ' ') continue;
-    const key = label ? (new RegExp(`${label}="([^"]*)"`).exec(rest)?.[1] ?? '') : '';
-    sums[key] = (sums[key] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  for (const { labels, value } of metricSamples(text, name)) {
+    const key = new RegExp(`${label}="([^"]*)"`).exec(labels)?.[1] ?? '';
+    sums[key] = (sums[key] ?? 0) + value;
   }
   return sums;
 }
 
-async function committedPredictions(store: LocalStore, window: string): Promise<Predictions> {
-  const manifest = await readManifest(store, window);
-  if (!manifest) throw new Error(`window ${window} has no manifest`);
-  const rows: Predictions = new Map();
-  for (const shard of manifest.shards) {
-    if (!shard.predictions) continue;
-    for (const r of predictionRows(decodePredictions(await store.get(shard.predictions))))
-      rows.set(`${r.device}@${r.ts}`, { score: r.score, isAnomaly: r.isAnomaly });
-  }
-  return rows;
+/** The window's committed predictions by `device@ts`, read as `predictions show` reads them. */
+async function committedPredictions(store: string, window: string): Promise<Predictions> {
+  const { rows } = await gatherPredictions({ store, window, limit: Number.MAX_SAFE_INTEGER });
+  return new Map(rows.map((r) => [`${r.device}@${r.ts}`, { score: r.score, isAnomaly: r.isAnomaly }]));
 }
 
 function compare(reference: Predictions, rows: Predictions): { max_rel_diff: number; flags_differ: number } {
@@ -189,7 +180,7 @@ async function main(): Promise<void> {
         const cold = await once();
         const warm = await once();
         const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-        const rows = await committedPredictions(store, window);
+        const rows = await committedPredictions(fleet.store, window);
         reference ??= rows;
         results.push({
           ...config,
@@ -198,7 +189,7 @@ async function main(): Promise<void> {
           cold,
           warm,
           sessions: metricSums(metrics, 'fleetscore_model_sessions_created_total', 'placement'),
-          inference_s: metricSums(metrics, 'fleetscore_inference_seconds_sum')[''] ?? 0,
+          inference_s: metricSamples(metrics, 'fleetscore_inference_seconds_sum').reduce((t, m) => t + m.value, 0),
           ...compare(reference, rows),
         });
       } finally {

@@ -19,6 +19,7 @@ import { windowAt } from '../../lib/shared/window';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
 import { freePort } from '../support/free-port';
+import { metricSamples } from '../support/prometheus-text';
 
 jest.setTimeout(180_000);
 
@@ -81,10 +82,9 @@ function start(input: Partial<ScoringRunInput>, id: string) {
 
 /** Sums the samples of a Prometheus metric whose labels include `labels`. */
 function sample(metrics: string, name: string, labels: string): number {
-  return metrics
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
-    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return metricSamples(metrics, name)
+    .filter((s) => s.labels.includes(labels))
+    .reduce((sum, s) => sum + s.value, 0);
 }
 
 test('workers export the SDK metrics and fleetscore counters on the Prometheus port, and log JSON with ids', async () => {
