@@ -2,7 +2,8 @@
  * `npm run bench:gpu`: the gpu pool against the cpu pool on one window of the demo fleet, through the real Temporal
  * dev server, `fleetscore worker` processes and the local store. Four workers in turn, each scoring the window cold
  * and then warm: gpu and cpu, each stacking the Mahalanobis models (the default) and with `--no-batching` (one
- * onnxruntime session per device, whose placement the gpu pool checks by profiling its first inference). The table
+ * onnxruntime session per device); the gpu pool checks each session's placement, the stacked one's too, by
+ * profiling its first inference. The table
  * gives each worker's provider decision, its sessions by placement, both runs' wall time and rows/s, and how far its
  * predictions are from the first cpu worker's. A gpu worker that refuses to start (no CUDA here) is a row that says
  * why; `--gpu-fallback cpu` runs it on the CPU provider instead. Writes bench/results/gpu-latest.json.

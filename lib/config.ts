@@ -96,6 +96,11 @@ export const VARIABLES = {
     default: '`768`',
     meaning: 'MiB of compiled models a worker keeps (`--compiled-cache-mb`)',
   },
+  FLEETSCORE_MAX_SESSIONS: {
+    schema: z.coerce.number().int().min(1).max(1_000_000),
+    default: '`4096`; gpu `64`',
+    meaning: 'onnxruntime sessions a worker keeps (`--max-sessions`)',
+  },
   FLEETSCORE_PROGRAMS_DIR: {
     schema: z
       .string()
@@ -188,6 +193,8 @@ export interface FleetscoreConfig {
   /** A worker's cache budgets in MiB when set; see workers/pool-worker's `cacheBudgets`. */
   partsCacheMb: number | undefined;
   compiledCacheMb: number | undefined;
+  /** onnxruntime sessions a worker keeps when set; see workers/pool-worker's `createPoolWorker`. */
+  maxSessions: number | undefined;
   /** The folder of saved compiled programs (`FLEETSCORE_PROGRAMS_DIR`), or `undefined` for none (`off`). */
   programsDir: string | undefined;
   s3Endpoint: string | undefined;
@@ -228,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
       (parsed.FLEETSCORE_METRICS_PORT === undefined ? undefined : `0.0.0.0:${parsed.FLEETSCORE_METRICS_PORT}`),
     partsCacheMb: parsed.FLEETSCORE_PARTS_CACHE_MB,
     compiledCacheMb: parsed.FLEETSCORE_COMPILED_CACHE_MB,
+    maxSessions: parsed.FLEETSCORE_MAX_SESSIONS,
     programsDir: programsDir(parsed.FLEETSCORE_PROGRAMS_DIR, dataDir),
     s3Endpoint: parsed.FLEETSCORE_S3_ENDPOINT,
     s3ForcePathStyle: parsed.FLEETSCORE_S3_FORCE_PATH_STYLE ?? false,

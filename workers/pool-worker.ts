@@ -16,8 +16,8 @@ import {
   type GpuFallback,
   type ProviderChoice,
 } from '../lib/models/execution-providers';
-import { ModelSessionCache } from '../lib/models/model-sessions';
-import type { ModelSessionObserver } from '../lib/models/onnx-session-pool';
+import { DEFAULT_MAX_SESSIONS, GPU_MAX_SESSIONS, ModelSessionCache } from '../lib/models/model-sessions';
+import { sessionName, type ModelSessionObserver } from '../lib/models/onnx-session-pool';
 import { ShardThreads } from '../lib/scoring/shard-threads';
 import { describePlacement } from '../lib/models/provider-probe';
 import { TASK_QUEUES, type Pool } from '../lib/shared/names';
@@ -69,35 +69,45 @@ export interface PoolWorkerOptions {
   /** Budget of compiled fast-path programs in MiB, shared likewise (default `FLEETSCORE_COMPILED_CACHE_MB`, 768). */
   compiledCacheMb?: number;
   /**
+   * onnxruntime sessions kept, least recently used released first (default `FLEETSCORE_MAX_SESSIONS`, else 4096,
+   * or {@link GPU_MAX_SESSIONS} on CUDA); shared by the shard threads.
+   */
+  maxSessions?: number;
+  /**
    * The folder where compiled forests are kept across restarts (saved-programs.ts), null for none; default
    * `FLEETSCORE_PROGRAMS_DIR`, else `<data dir>/programs`.
    */
   programsDir?: string | null;
 }
 
-/** A worker's cache budgets in bytes, and how its start line states them. */
+/** A worker's cache budgets (bytes, sessions), and how its start line states them. */
 export interface CacheBudgets {
   partsBytes: number;
   compiledBytes: number;
+  maxSessions: number;
   text: string;
 }
 
 /**
- * The worker's budgets for its two caches that grow with the fleet: parsed Arrow parts (counted by their files'
- * sizes) and compiled fast-path programs (about 23 KB per 25-tree forest from skl2onnx, an SVM a few kilobytes).
- * Given in MiB (an option, else the environment, else 768 each).
+ * The worker's budgets for its caches that grow with the fleet: parsed Arrow parts (counted by their files' sizes)
+ * and compiled fast-path programs (about 23 KB per 25-tree forest from skl2onnx, an SVM a few kilobytes), given in
+ * MiB (an option, else the environment, else 768 each), and onnxruntime sessions (an option, else the environment,
+ * else 4096, or {@link GPU_MAX_SESSIONS} where sessions run on CUDA: each holds GPU memory of its own).
  */
 export function cacheBudgets(
-  given: Pick<PoolWorkerOptions, 'partsCacheMb' | 'compiledCacheMb'>,
-  cfg: Pick<FleetscoreConfig, 'partsCacheMb' | 'compiledCacheMb'> = config(),
+  given: Pick<PoolWorkerOptions, 'partsCacheMb' | 'compiledCacheMb' | 'maxSessions'>,
+  cfg: Pick<FleetscoreConfig, 'partsCacheMb' | 'compiledCacheMb' | 'maxSessions'> = config(),
+  cuda = false,
 ): CacheBudgets {
   const MIB = 2 ** 20;
   const partsBytes = (given.partsCacheMb ?? cfg.partsCacheMb ?? DEFAULT_AGGREGATES_BYTES / MIB) * MIB;
   const compiledBytes = (given.compiledCacheMb ?? cfg.compiledCacheMb ?? DEFAULT_MAX_COMPILED_BYTES / MIB) * MIB;
+  const maxSessions = given.maxSessions ?? cfg.maxSessions ?? (cuda ? GPU_MAX_SESSIONS : DEFAULT_MAX_SESSIONS);
   return {
     partsBytes,
     compiledBytes,
-    text: `caches: parsed parts ${partsBytes / MIB} MiB, compiled models ${compiledBytes / MIB} MiB`,
+    maxSessions,
+    text: `caches: parsed parts ${partsBytes / MIB} MiB, compiled models ${compiledBytes / MIB} MiB, model sessions ${maxSessions}`,
   };
 }
 
@@ -135,23 +145,27 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
     sizing.threads > 0
       ? `scored on ${sizing.threads} shard thread${sizing.threads === 1 ? '' : 's'}`
       : 'scored on the event loop';
-  const budgets = cacheBudgets(options);
+  const budgets = cacheBudgets(options, config(), providers.gpu);
   const programsDir = options.programsDir === undefined ? config().programsDir : (options.programsDir ?? undefined);
   const programsText = programsDir ? `compiled forests kept in ${programsDir}` : 'compiled forests not kept';
   const decision = `${providers.decision}; ${tunerText}, ${threadText}; ${budgets.text}; ${programsText}`;
   logger.info(decision, { pool: providers.pool, providers: providers.executionProviders, shards: sizing.slots });
 
   const metrics = createWorkerMetrics(Runtime.instance().metricMeter, options.pool, (p) => {
-    const attrs = { pool: options.pool, device: p.device, version: p.version, placement: p.placement };
-    const where = describePlacement(p.placement);
+    const { placement, ...session } = p;
+    const attrs = { pool: options.pool, ...session, placement };
+    const where = describePlacement(placement);
     // Only worth a warning where CUDA was meant to run the model.
-    if (providers.gpu && placementClass(p.placement) !== 'cuda')
-      logger.warn(`model ${p.device}@${p.version} runs (partly) on CPU in the gpu pool: ${where}`, attrs);
-    else logger.debug(`model ${p.device}@${p.version} placement: ${where}`, attrs);
+    if (providers.gpu && placementClass(placement) !== 'cuda')
+      logger.warn(`${sessionName(p)} runs (partly) on CPU in the gpu pool: ${where}`, attrs);
+    // One stacked session per worker: its placement is worth a line; one per device model is not.
+    else if (p.session === 'stacked') logger.info(`${sessionName(p)} placement: ${where}`, attrs);
+    else logger.debug(`${sessionName(p)} placement: ${where}`, attrs);
   });
   const cache = {
     executionProviders: providers.executionProviders,
     checkPlacement: providers.gpu,
+    maxSessions: budgets.maxSessions,
     batching: options.batching,
     maxCompiledBytes: budgets.compiledBytes,
     ...(programsDir ? { programsDir } : {}),

@@ -24,6 +24,7 @@ const optionsSchema = z.object({
   batching: z.boolean(),
   partsCacheMb: wholeNumber(1, 1024 * 1024).optional(),
   compiledCacheMb: wholeNumber(1, 1024 * 1024).optional(),
+  maxSessions: wholeNumber(1, 1_000_000).optional(),
   programsDir: z.string().min(1).optional(),
 });
 
@@ -46,6 +47,10 @@ export const workerCommand = new Command('worker')
   .option('--log-format <format>', 'text (default) | json (or FLEETSCORE_LOG_FORMAT)')
   .option('--parts-cache-mb <n>', 'MiB of parsed Arrow parts the worker keeps (or FLEETSCORE_PARTS_CACHE_MB; 768)')
   .option('--compiled-cache-mb <n>', 'MiB of compiled models the worker keeps (or FLEETSCORE_COMPILED_CACHE_MB; 768)')
+  .option(
+    '--max-sessions <n>',
+    'onnxruntime sessions the worker keeps (or FLEETSCORE_MAX_SESSIONS; 4096, gpu 64: each CUDA session holds ~150 MiB of GPU memory)',
+  )
   .option(
     '--programs-dir <dir>',
     'folder where compiled forests are kept across restarts; off for nowhere (or FLEETSCORE_PROGRAMS_DIR; <data dir>/programs)',
@@ -77,6 +82,7 @@ export const workerCommand = new Command('worker')
         batching: options.batching,
         partsCacheMb: options.partsCacheMb,
         compiledCacheMb: options.compiledCacheMb,
+        maxSessions: options.maxSessions,
         ...(programs === undefined ? {} : { programsDir: programs }),
       });
       process.stderr.write(

@@ -38,6 +38,8 @@ export interface CudaEnvironment {
   probe(executionProviders: readonly ExecutionProviderName[]): Promise<NodePlacement>;
   /** The shared libraries `lib` needs that the dynamic loader cannot find; see {@link missingLibraries}. */
   missingLibraries(lib: string): string[] | undefined;
+  /** The environment CUDA's libraries read (NVIDIA_TF32_OVERRIDE); see {@link fullFloatMath}. */
+  env: NodeJS.ProcessEnv;
 }
 
 /** The CUDA provider library onnxruntime-node loads, or `undefined` when it is not installed. */
@@ -68,11 +70,32 @@ export function missingLibraries(lib: string): string[] | undefined {
   return [...listing.matchAll(/^\s*(\S+) => not found\s*$/gm)].map((m) => m[1]!);
 }
 
-/** The real machine: onnxruntime-node's install folder, a real probe session and the real loader. */
+/**
+ * Keeps the GPU's FP32 matrix products in full FP32, unless the operator chose. cuBLAS and cuDNN may round their
+ * inputs to TF32 (a 10-bit mantissa) on Ampere and newer GPUs, and onnxruntime's CUDA provider lets them by
+ * default (onnxruntime-node cannot pass its `use_tf32` option): measured on an H200, a per-device Mahalanobis
+ * model's scores then differ from the cpu pool's by up to 4e-3 of their size, against 1e-6 without. An anomaly
+ * flag must not depend on which pool scored it, and per-device models are far too small for TF32 to pay, so the
+ * gpu pool sets NVIDIA_TF32_OVERRIDE=0 (read by CUDA's libraries when they start, so before the probe) where it is
+ * unset, and honours any value it finds. Returns the decision, for the worker's log.
+ */
+export function fullFloatMath(env: NodeJS.ProcessEnv): string {
+  const chosen = env.NVIDIA_TF32_OVERRIDE;
+  if (chosen === undefined) {
+    env.NVIDIA_TF32_OVERRIDE = '0';
+    return 'FP32 math, TF32 off (NVIDIA_TF32_OVERRIDE=0)';
+  }
+  return chosen === '0'
+    ? 'FP32 math, TF32 off (NVIDIA_TF32_OVERRIDE=0 as set)'
+    : `TF32 as onnxruntime chooses (NVIDIA_TF32_OVERRIDE=${chosen} as set)`;
+}
+
+/** The real machine: onnxruntime-node's install folder, a real probe session, the real loader and environment. */
 export const LOCAL_CUDA: CudaEnvironment = {
   providerLibrary: cudaProviderLibrary,
   probe: (providers) => probeExecutionProviders(providers),
   missingLibraries,
+  env: process.env,
 };
 
 const INSTALL_HINT =
@@ -98,6 +121,7 @@ export async function chooseProviders(
   if (!lib) {
     why = `the CUDA provider library libonnxruntime_providers_cuda.so is not installed (${INSTALL_HINT})`;
   } else {
+    const math = fullFloatMath(cuda.env);
     try {
       // CUDA alone, without the CPU provider behind it, so a CUDA that cannot start fails here instead of
       // quietly becoming CPU; nodes CUDA has no kernel for still land on CPU and show in the placement.
@@ -108,7 +132,7 @@ export async function chooseProviders(
           executionProviders: ['cuda', 'cpu'],
           gpu: true,
           probe,
-          decision: `gpu pool: CUDA execution provider (${lib}); probe session ran ${describePlacement(probe)}`,
+          decision: `gpu pool: CUDA execution provider (${lib}); ${math}; probe session ran ${describePlacement(probe)}`,
         };
       }
       why = `a probe session asked for CUDA but onnxruntime ran it on ${describePlacement(probe)}`;

@@ -5,10 +5,14 @@
  * stacked session. One onnxruntime call costs tens of microseconds of overhead however small the model, so
  * stacking hundreds of devices per call removes most of a shard's inference time.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { graphOpTypes } from './fast-paths/onnx-reader';
 import { buildStackedMahalanobisModel } from './onnx-builder';
+import { readProfiles, type NodePlacement } from './provider-probe';
 import { appendTo } from '../shared/multimap';
 
 /** The parameters of a recognised Mahalanobis model. */
@@ -105,14 +109,26 @@ export function recognizeMahalanobis(bytes: Uint8Array, input: string, output: s
 /** Devices per inference call: large enough to amortise the call, small enough to keep tensors in cache. */
 const DEVICES_PER_CALL = 256;
 
+/** How a {@link MahalanobisBatcher} runs its stacked session. */
+export interface MahalanobisBatcherOptions {
+  executionProviders?: readonly InferenceSession.ExecutionProviderConfig[];
+  /**
+   * Profiles the stacked session's first inference and reports where onnxruntime ran its nodes (the gpu pool
+   * does: asking for CUDA proves nothing, see provider-probe.ts).
+   */
+  onPlacement?: (placement: NodePlacement) => void;
+}
+
 /**
  * Scores batches of recognised Mahalanobis models with one stacked session per worker. Items with the same K
  * are stacked; rows are padded to the batch's longest device and the padding's scores dropped.
  */
 export class MahalanobisBatcher {
   private session: Promise<InferenceSession> | undefined;
+  /** The folder the stacked session profiles its first inference into, until that profile has been read. */
+  private profileDir: string | undefined;
 
-  constructor(private readonly executionProviders: readonly InferenceSession.ExecutionProviderConfig[] = ['cpu']) {}
+  constructor(private readonly options: MahalanobisBatcherOptions = {}) {}
 
   /** One Float32Array of scores per item, in order. */
   async score(items: readonly BatchItem[]): Promise<Float32Array[]> {
@@ -147,23 +163,53 @@ export class MahalanobisBatcher {
       mean: new Tensor('float32', mean, [b, 1, k]),
       precision: new Tensor('float32', precision, [b, k, k]),
     });
+    if (this.profileDir) await this.reportPlacement(session);
     const score = result.score?.data as Float32Array;
     return chunk.map((i, j) => score.slice(j * r, j * r + items[i]!.rows));
   }
 
   private stackedSession(): Promise<InferenceSession> {
-    this.session ??= InferenceSession.create(buildStackedMahalanobisModel(), {
-      executionProviders: this.executionProviders,
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: 1,
-    });
+    this.session ??= this.createSession();
     return this.session;
   }
 
-  /** Releases the stacked session. */
+  private async createSession(): Promise<InferenceSession> {
+    const { executionProviders = ['cpu'], onPlacement } = this.options;
+    const profileDir = onPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-stacked-')) : undefined;
+    try {
+      const session = await InferenceSession.create(buildStackedMahalanobisModel(), {
+        executionProviders,
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: 1,
+        ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'stacked') } : {}),
+      });
+      this.profileDir = profileDir;
+      return session;
+    } catch (err) {
+      if (profileDir) await rm(profileDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Ends the stacked session's profiling after its first inference and reports where the nodes ran. */
+  private async reportPlacement(session: InferenceSession): Promise<void> {
+    const dir = this.profileDir;
+    if (!dir) return;
+    this.profileDir = undefined;
+    try {
+      session.endProfiling();
+      this.options.onPlacement?.(await readProfiles(dir));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Releases the stacked session (and its profiling folder, if it never ran). */
   async close(): Promise<void> {
     const session = await this.session;
     this.session = undefined;
     await session?.release();
+    if (this.profileDir) await rm(this.profileDir, { recursive: true, force: true });
+    this.profileDir = undefined;
   }
 }

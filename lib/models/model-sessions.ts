@@ -27,6 +27,13 @@ import { ModelChecksumMismatch, ModelInferenceFailed, ModelOutputMismatch } from
 
 /** Sessions a cache keeps by default. */
 export const DEFAULT_MAX_SESSIONS = 4096;
+/**
+ * Sessions a gpu pool worker keeps by default. Each CUDA session holds a memory arena, cuBLAS and cuDNN handles
+ * and a stream of its own: measured on an H200 (onnxruntime 1.30, driver 580), about 147 MiB of GPU memory for a
+ * 16-feature Mahalanobis model, so that the 969th live session found the GPU full (docs/operations.md, "GPU
+ * workers"). 64 of them hold about 9.2 GiB there; a large GPU takes more (`--max-sessions`).
+ */
+export const GPU_MAX_SESSIONS = 64;
 /** Stacked parameter sets a cache keeps by default (about 300 bytes each at K = 8). */
 export const DEFAULT_MAX_STACKED_MODELS = 250_000;
 /** The largest model.onnx the Mahalanobis recogniser decodes. */
@@ -120,8 +127,13 @@ export class ModelSessionCache {
     this.observer = options.observer ?? {};
     this.batching = options.batching ?? true;
     this.maxStackedModels = options.maxStackedModels ?? DEFAULT_MAX_STACKED_MODELS;
-    this.batcher = new MahalanobisBatcher(executionProviders);
     const observer = this.observer;
+    this.batcher = new MahalanobisBatcher({
+      executionProviders,
+      ...(options.checkPlacement
+        ? { onPlacement: (placement) => observer.placement?.({ session: 'stacked', placement }) }
+        : {}),
+    });
     const saved = options.programsDir
       ? new SavedPrograms(options.programsDir, {
           blocking: options.blockingReads ?? false,

@@ -12,17 +12,35 @@ import { LruCache } from '../lru-cache';
 import type { ProgramOrigin } from './fast-paths/compiled-models';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
-import { ModelInferenceFailed, ModelOutputMismatch, ModelSessionFailed } from '../shared/errors';
+import { GpuResourcesExhausted, ModelInferenceFailed, ModelOutputMismatch, ModelSessionFailed } from '../shared/errors';
 import type { IndexEntry, ModelMeta } from './model-meta';
 import { preprocess, readScores } from './model-output';
 import { readProfiles, type NodePlacement } from './provider-probe';
 
-/** Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it. */
-export interface SessionPlacement {
-  device: string;
-  version: string;
-  sha256: string;
-  placement: NodePlacement;
+/**
+ * Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it: a device model's
+ * own session, or the worker's one stacked session that scores every recognised Mahalanobis model.
+ */
+export type SessionPlacement =
+  | { session: 'model'; device: string; version: string; sha256: string; placement: NodePlacement }
+  | { session: 'stacked'; placement: NodePlacement };
+
+/** What a placement's log line calls its session: `model dev-00017@v0003`, or the stacked session. */
+export function sessionName(p: SessionPlacement): string {
+  return p.session === 'model' ? `model ${p.device}@${p.version}` : 'the stacked Mahalanobis session';
+}
+
+/**
+ * Whether an onnxruntime error of a CUDA session says the GPU ran out of memory or handles (CUDA error 2, cuBLAS
+ * status 3, cuDNN's or the arena's failed allocation) rather than that the model or its input is wrong. Seen on an
+ * H200 with about 1,000 CUDA sessions alive: `CUBLAS failure 3: the resource allocation failed ...
+ * expr=cublasCreate(&cublas_handle_)`. Only asked of sessions with the CUDA provider.
+ */
+export function isGpuExhaustion(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return /CUDA failure 2:|CUBLAS failure 3:|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|out of memory|Failed to allocate memory/i.test(
+    message,
+  );
 }
 
 /** Hooks for worker metrics and logs; every hook is optional and must not throw. */
@@ -73,7 +91,7 @@ interface SessionEntry {
   released: boolean;
   /** The folder the session profiles its first inference into, until that profile has been read. */
   profileDir?: string;
-  placement?: Omit<SessionPlacement, 'placement'>;
+  placement?: { device: string; version: string; sha256: string };
 }
 
 /**
@@ -86,12 +104,15 @@ export class OnnxSessionPool {
   private readonly pending = new Map<string, Promise<SessionEntry>>();
   /** Sessions the last insertion evicted, released (once idle) by `acquire`. */
   private evicted: SessionEntry[] = [];
+  /** Whether sessions run on CUDA, whose running out of memory or handles is the worker's state, not the model's. */
+  private readonly onGpu: boolean;
 
   constructor(private readonly options: OnnxSessionPoolOptions) {
     if (!Number.isInteger(options.maxSessions) || options.maxSessions < 1) {
       throw new RangeError('maxSessions must be an integer of at least 1');
     }
     this.sessions = new LruCache(options.maxSessions, (_, victim) => this.evicted.push(victim));
+    this.onGpu = options.executionProviders.some((p) => (typeof p === 'string' ? p : p.name) === 'cuda');
   }
 
   /** Sessions held now. */
@@ -192,7 +213,9 @@ export class OnnxSessionPool {
       };
     } catch (err) {
       if (profileDir) await rm(profileDir, { recursive: true, force: true });
-      throw new ModelSessionFailed(device, file, err);
+      throw this.onGpu && isGpuExhaustion(err)
+        ? new GpuResourcesExhausted(device, file, err)
+        : new ModelSessionFailed(device, file, err);
     }
   }
 
@@ -222,7 +245,10 @@ export class OnnxSessionPool {
     try {
       const feeds = { [meta.input.name]: new Tensor('float32', input, [rows, k]) };
       result = await entry.session.run(feeds, [meta.output.name]).catch((err: unknown) => {
-        throw new ModelInferenceFailed(device, keys.modelOnnx(device, version), err);
+        const file = keys.modelOnnx(device, version);
+        throw this.onGpu && isGpuExhaustion(err)
+          ? new GpuResourcesExhausted(device, file, err)
+          : new ModelInferenceFailed(device, file, err);
       });
       this.options.observer.inference?.((performance.now() - started) / 1000, rows);
       if (entry.profileDir) await this.reportPlacement(entry);
@@ -240,7 +266,7 @@ export class OnnxSessionPool {
     entry.profileDir = undefined;
     try {
       entry.session.endProfiling();
-      this.options.observer.placement?.({ ...entry.placement, placement: await readProfiles(dir) });
+      this.options.observer.placement?.({ session: 'model', ...entry.placement, placement: await readProfiles(dir) });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

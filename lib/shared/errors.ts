@@ -400,6 +400,23 @@ export class ObjectNotFound extends TransientError {
  */
 export class StoreContended extends TransientError {}
 
+/**
+ * The GPU ran out of memory or handles while onnxruntime created or ran a device's session (CUDA's "out of
+ * memory", cuBLAS's or cuDNN's failed allocations): the worker's state, not the device's model, so the shard
+ * attempt fails and is retried rather than failing the device; the gpu pool keeps few sessions (GPU_MAX_SESSIONS).
+ */
+export class GpuResourcesExhausted extends TransientError {
+  constructor(device: string, file: string, cause: unknown) {
+    super(
+      `${file}: the GPU ran out of resources for this device's session: ${messageOf(cause)}`,
+      { device, file },
+      {
+        cause,
+      },
+    );
+  }
+}
+
 /** An S3 request failed for a reason other than a missing object; names the bucket and the full key. */
 export class S3RequestFailed extends TransientError {
   constructor(

@@ -44,6 +44,7 @@ describe('loadConfig', () => {
       FLEETSCORE_VERBOSE: 'true',
       FLEETSCORE_PARTS_CACHE_MB: '2048',
       FLEETSCORE_COMPILED_CACHE_MB: '256',
+      FLEETSCORE_MAX_SESSIONS: '128',
     });
     expect(cfg).toMatchObject({
       dataDir: '/var/lib/fleetscore',
@@ -57,6 +58,7 @@ describe('loadConfig', () => {
       verbose: true,
       partsCacheMb: 2048,
       compiledCacheMb: 256,
+      maxSessions: 128,
     });
     expect(loadConfig({ FLEETSCORE_PROGRAMS_DIR: '/cache/programs' }).programsDir).toBe('/cache/programs');
     expect(loadConfig({ FLEETSCORE_PROGRAMS_DIR: 'off' }).programsDir).toBeUndefined();
@@ -87,6 +89,7 @@ describe('loadConfig', () => {
     ['FLEETSCORE_S3_FORCE_PATH_STYLE', 'yes'],
     ['FLEETSCORE_PARTS_CACHE_MB', '0'],
     ['FLEETSCORE_COMPILED_CACHE_MB', '1.5'],
+    ['FLEETSCORE_MAX_SESSIONS', '0'],
   ])('refuses %s=%s by name', (name, value) => {
     let err: unknown;
     try {

@@ -6,7 +6,7 @@
 import { chooseProviders, missingLibraries, type CudaEnvironment } from '../../lib/models/execution-providers';
 import { LocalStore } from '../../lib/store/local-store';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
-import type { SessionPlacement } from '../../lib/models/onnx-session-pool';
+import { isGpuExhaustion, type SessionPlacement } from '../../lib/models/onnx-session-pool';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { registerModel } from '../../lib/models/model-registry';
 import {
@@ -22,19 +22,36 @@ import { CudaUnavailable } from '../../lib/shared/errors';
 
 const LIB = '/opt/ort/libonnxruntime_providers_cuda.so';
 
+/** model.json of the two-feature gpu-pool models the placement tests register. */
+const GPU_META = {
+  pool: 'gpu' as const,
+  features: ['a', 'b'],
+  input: { name: 'X' },
+  output: { name: 'score' },
+  anomalyWhen: 'above' as const,
+  threshold: 9,
+};
+
 function fakeCuda(
   lib: string | undefined,
   probe: () => Promise<Record<string, number>>,
   missing: string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): CudaEnvironment & {
   probed: string[][];
+  /** NVIDIA_TF32_OVERRIDE as each probe saw it. */
+  tf32: (string | undefined)[];
 } {
   const probed: string[][] = [];
+  const tf32: (string | undefined)[] = [];
   return {
     probed,
+    tf32,
+    env,
     providerLibrary: () => lib,
     probe: (providers) => {
       probed.push([...providers]);
+      tf32.push(env.NVIDIA_TF32_OVERRIDE);
       return probe();
     },
     missingLibraries: () => missing,
@@ -56,6 +73,24 @@ describe('chooseProviders', () => {
     expect(choice.decision).toContain('CUDA execution provider');
     // The probe asks for CUDA alone, so a CUDA that cannot start throws instead of quietly becoming CPU.
     expect(cuda.probed).toEqual([['cuda']]);
+  });
+
+  test('gpu turns TF32 off before CUDA starts, unless the operator set NVIDIA_TF32_OVERRIDE', async () => {
+    const unset = fakeCuda(LIB, () => Promise.resolve({ [CUDA_PROVIDER]: 4 }));
+    const choice = await chooseProviders('gpu', 'refuse', unset);
+    // Set before the probe: CUDA's libraries read it when they start.
+    expect(unset.tf32).toEqual(['0']);
+    expect(unset.env.NVIDIA_TF32_OVERRIDE).toBe('0');
+    expect(choice.decision).toContain('FP32 math, TF32 off (NVIDIA_TF32_OVERRIDE=0)');
+    const chosen = fakeCuda(LIB, () => Promise.resolve({ [CUDA_PROVIDER]: 4 }), [], { NVIDIA_TF32_OVERRIDE: '1' });
+    expect((await chooseProviders('gpu', 'refuse', chosen)).decision).toContain(
+      'TF32 as onnxruntime chooses (NVIDIA_TF32_OVERRIDE=1 as set)',
+    );
+    expect(chosen.tf32).toEqual(['1']);
+    // The cpu pool leaves the environment alone.
+    const cpu = fakeCuda(LIB, () => Promise.reject(new Error('must not probe')));
+    await chooseProviders('cpu', 'refuse', cpu);
+    expect(cpu.env).toEqual({});
   });
 
   test('gpu without the provider library refuses to start, naming the library and the fix', async () => {
@@ -103,6 +138,33 @@ describe('chooseProviders', () => {
     expect((err as Error).message).toMatch(
       /Failed to load shared library; the loader cannot find libcublasLt\.so\.13, libcudart\.so\.13 \(install them/,
     );
+  });
+});
+
+describe('isGpuExhaustion', () => {
+  test("tells the GPU running out of memory or handles from a model's own failure", () => {
+    // What onnxruntime 1.30 said on an H200 when the 969th live CUDA session needed a cuBLAS handle.
+    const cublas =
+      '/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_call.cc:154 std::conditional_t<THRW, void, ' +
+      'onnxruntime::common::Status> onnxruntime::CudaCall(...) CUBLAS failure 3: the resource allocation failed ; ' +
+      'GPU=0 ; hostname=vm ; file=/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_stream_handle.cc ; line=79 ; ' +
+      'expr=cublasCreate(&cublas_handle_);';
+    expect(isGpuExhaustion(new Error(cublas))).toBe(true);
+    expect(
+      isGpuExhaustion(new Error('CUDA failure 2: out of memory ; GPU=0 ; expr=cudaMalloc((void**)&p, size);')),
+    ).toBe(true);
+    expect(
+      isGpuExhaustion('BFCArena::AllocateRawInternal Failed to allocate memory for requested buffer of size 8'),
+    ).toBe(true);
+    // A model or input problem, and CUDA missing altogether, are something else.
+    expect(
+      isGpuExhaustion(
+        new Error('Got invalid dimensions for input: X for the following indices index: 1 Got: 3 Expected: 4'),
+      ),
+    ).toBe(false);
+    expect(
+      isGpuExhaustion(new Error('OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library')),
+    ).toBe(false);
   });
 });
 
@@ -167,15 +229,7 @@ describe('provider placement from onnxruntime profiles', () => {
           [0, 1],
         ],
       });
-      const meta = {
-        pool: 'gpu' as const,
-        features: ['a', 'b'],
-        input: { name: 'X' },
-        output: { name: 'score' },
-        anomalyWhen: 'above' as const,
-        threshold: 9,
-      };
-      const entry = await registerModel(store, { device: 'dev-1', onnx, meta });
+      const entry = await registerModel(store, { device: 'dev-1', onnx, meta: GPU_META });
       const placements: SessionPlacement[] = [];
       const lookups: boolean[] = [];
       let inferences = 0;
@@ -195,10 +249,56 @@ describe('provider placement from onnxruntime profiles', () => {
       await model.score(new Float32Array([1, 2]), 1);
       await cache.load(store, 'dev-1', entry);
       expect(placements).toEqual([
-        { device: 'dev-1', version: entry.version, sha256: entry.sha256, placement: { CPUExecutionProvider: 4 } },
+        {
+          session: 'model',
+          device: 'dev-1',
+          version: entry.version,
+          sha256: entry.sha256,
+          placement: { CPUExecutionProvider: 4 },
+        },
       ]);
       expect(lookups).toEqual([false, true]);
       expect(inferences).toBe(3);
+      await cache.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the stacked session reports where it ran, once, on its first inference', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetscore-placement-'));
+    try {
+      const store = new LocalStore(dir);
+      const placements: SessionPlacement[] = [];
+      const cache = new ModelSessionCache({ checkPlacement: true, observer: { placement: (p) => placements.push(p) } });
+      const stacked = [];
+      for (const [device, m] of [
+        ['dev-1', 0],
+        ['dev-2', 5],
+      ] as const) {
+        const onnx = buildMahalanobisModel({
+          mean: [m, m],
+          precision: [
+            [1, 0],
+            [0, 1],
+          ],
+        });
+        const prepared = await cache.prepare(
+          store,
+          device,
+          await registerModel(store, { device, onnx, meta: GPU_META }),
+        );
+        if (prepared.kind !== 'stacked') throw new Error(`${device} was not stacked: ${prepared.kind}`);
+        stacked.push({ model: prepared, x: new Float32Array([1, 2, 3, 4]), rows: 2 });
+      }
+      const first = await cache.scoreStacked(stacked);
+      await cache.scoreStacked(stacked);
+      expect(first.map((s) => Array.from(s as Float32Array))).toEqual([
+        [5, 25],
+        [25, 5],
+      ]);
+      // One stacked session for both devices, on this machine's CPU (a GPU host's gpu pool sees CUDA here).
+      expect(placements).toEqual([{ session: 'stacked', placement: { CPUExecutionProvider: 4 } }]);
       await cache.close();
     } finally {
       await rm(dir, { recursive: true, force: true });

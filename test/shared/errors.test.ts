@@ -56,6 +56,7 @@ const EXPECTED: Record<string, { scope: 'device' | 'run'; retryable: boolean }> 
   ObjectNotFound: { scope: 'run', retryable: true },
   StoreContended: { scope: 'run', retryable: true },
   S3RequestFailed: { scope: 'run', retryable: true },
+  GpuResourcesExhausted: { scope: 'run', retryable: true },
   S3RequestRefused: { scope: 'run', retryable: false },
   TemporalUnreachable: { scope: 'run', retryable: true },
 };

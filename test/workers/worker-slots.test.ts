@@ -72,19 +72,27 @@ test('--shards and --shard-threads override the sizing; scoring counts the threa
   });
 });
 
-test('cache budgets: an option wins over the environment, which wins over 768 MiB each', () => {
+test('cache budgets: an option wins over the environment, which wins over the defaults', () => {
   const MIB = 2 ** 20;
-  const unset = { partsCacheMb: undefined, compiledCacheMb: undefined };
+  const unset = { partsCacheMb: undefined, compiledCacheMb: undefined, maxSessions: undefined };
   expect(cacheBudgets({}, unset)).toEqual({
     partsBytes: 768 * MIB,
     compiledBytes: 768 * MIB,
-    text: 'caches: parsed parts 768 MiB, compiled models 768 MiB',
+    maxSessions: 4096,
+    text: 'caches: parsed parts 768 MiB, compiled models 768 MiB, model sessions 4096',
   });
-  const env = { partsCacheMb: 2048, compiledCacheMb: 256 };
-  expect(cacheBudgets({}, env)).toMatchObject({ partsBytes: 2048 * MIB, compiledBytes: 256 * MIB });
-  expect(cacheBudgets({ compiledCacheMb: 4096 }, env)).toMatchObject({
+  // Sessions on CUDA hold GPU memory each: fewer by default.
+  expect(cacheBudgets({}, unset, true)).toMatchObject({ maxSessions: 64, text: expect.stringMatching(/sessions 64$/) });
+  const env = { partsCacheMb: 2048, compiledCacheMb: 256, maxSessions: 500 };
+  expect(cacheBudgets({}, env, true)).toMatchObject({
+    partsBytes: 2048 * MIB,
+    compiledBytes: 256 * MIB,
+    maxSessions: 500,
+  });
+  expect(cacheBudgets({ compiledCacheMb: 4096, maxSessions: 8 }, env)).toMatchObject({
     partsBytes: 2048 * MIB,
     compiledBytes: 4096 * MIB,
+    maxSessions: 8,
   });
 });
 
