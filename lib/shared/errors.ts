@@ -408,11 +408,11 @@ export class StoreContended extends TransientError {}
 export class GpuResourcesExhausted extends TransientError {
   constructor(device: string, file: string, cause: unknown) {
     super(
-      `${file}: the GPU ran out of resources for this device's session: ${messageOf(cause)}`,
+      `${file}: the GPU ran out of memory or handles for this device's session (the shard is retried; a worker ` +
+        `whose models do not fit keeps fewer sessions with --max-sessions or FLEETSCORE_MAX_SESSIONS): ` +
+        messageOf(cause),
       { device, file },
-      {
-        cause,
-      },
+      { cause },
     );
   }
 }

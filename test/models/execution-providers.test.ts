@@ -18,7 +18,7 @@ import {
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { CudaUnavailable } from '../../lib/shared/errors';
+import { CudaUnavailable, GpuResourcesExhausted } from '../../lib/shared/errors';
 
 const LIB = '/opt/ort/libonnxruntime_providers_cuda.so';
 
@@ -150,6 +150,11 @@ describe('isGpuExhaustion', () => {
       'GPU=0 ; hostname=vm ; file=/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_stream_handle.cc ; line=79 ; ' +
       'expr=cublasCreate(&cublas_handle_);';
     expect(isGpuExhaustion(new Error(cublas))).toBe(true);
+    // What the shard's failure then says: the model file, that it is retried, the remedy, and CUDA's own words.
+    const err = new GpuResourcesExhausted('dev-1', 'models/dev-1/v0001/model.onnx', new Error(cublas));
+    expect(err).toMatchObject({ device: 'dev-1', retryable: true, scope: 'run' });
+    expect(err.message).toMatch(/^models\/dev-1\/v0001\/model\.onnx: the GPU ran out of memory or handles .*retried/);
+    expect(err.message).toMatch(/--max-sessions or FLEETSCORE_MAX_SESSIONS\): .*CUBLAS failure 3/);
     expect(
       isGpuExhaustion(new Error('CUDA failure 2: out of memory ; GPU=0 ; expr=cudaMalloc((void**)&p, size);')),
     ).toBe(true);
