@@ -13,7 +13,8 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { progressQuery, TASK_QUEUES, type RunProgress, type WaitingShard } from '../lib/shared/names';
+import { TASK_QUEUES, type RunProgress, type WaitingShard } from '../lib/shared/names';
+import { progressQuery } from '../lib/shared/queries';
 import { NON_RETRYABLE_ERROR_TYPES } from '../lib/shared/error-types';
 import {
   FAILURES_LISTED,

@@ -15,7 +15,8 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { progressQuery, SCHEDULED_START_TIME, SEARCH_ATTRIBUTES, type RunProgress } from '../lib/shared/names';
+import { SCHEDULED_START_TIME, SEARCH_ATTRIBUTES, type RunProgress } from '../lib/shared/names';
+import { progressQuery } from '../lib/shared/queries';
 import { NON_RETRYABLE_ERROR_TYPES, toApplicationFailure } from '../lib/shared/error-types';
 import { InvalidInput, messageOf, WindowNotComplete } from '../lib/shared/errors';
 import { durationMs } from '../lib/shared/duration';

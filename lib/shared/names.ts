@@ -1,9 +1,10 @@
 /**
  * Names shared by workflows, workers, schedules, the CLI and tests: task queues, the workflow type, search
- * attributes and queries. This module has no Node imports because workflow code imports it.
+ * attributes and the progress query's answer (the query itself is in queries.ts, so that code outside workflows,
+ * such as a worker's shard threads, does not load @temporalio/workflow). This module has no Node imports because
+ * workflow code imports it.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
 
 /** The worker pools and the task queue each one polls. */
 export const TASK_QUEUES = { cpu: 'fleetscore-cpu', gpu: 'fleetscore-gpu' } as const;
@@ -114,6 +115,3 @@ export interface WaitingShard {
   /** Schedule-to-start timeouts so far: how many notice periods it has waited. */
   notices: number;
 }
-
-/** Query that returns a running run's progress. */
-export const progressQuery = defineQuery<RunProgress>('progress');

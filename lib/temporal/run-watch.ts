@@ -4,7 +4,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { progressQuery, SCORING_WORKFLOW, SEARCH_ATTRIBUTES, type RunProgress } from '../shared/names';
+import { SCORING_WORKFLOW, SEARCH_ATTRIBUTES, type RunProgress } from '../shared/names';
+import { progressQuery } from '../shared/queries';
 import type { RunSummary } from '../shared/run-types';
 import { messageOf } from '../shared/errors';
 import { appendTo } from '../shared/multimap';

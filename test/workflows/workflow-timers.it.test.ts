@@ -10,7 +10,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { createActivities } from '../../activities';
-import { progressQuery, SCORING_WORKFLOW, type RunProgress } from '../../lib/shared/names';
+import { SCORING_WORKFLOW, type RunProgress } from '../../lib/shared/names';
+import { progressQuery } from '../../lib/shared/queries';
 import type {
   CommitRequest,
   InputCheck,
