@@ -82,10 +82,14 @@ export interface OnnxSessionPoolOptions {
   observer: ModelSessionObserver;
   /** Reads a model's bytes, verified against `sha256` (the caller may remember which devices it verified). */
   readModel(store: ObjectStore, device: string, version: string, sha256: string): Promise<Uint8Array>;
+  /** Creates a session (default `InferenceSession.create`; tests stand in a GPU that fills up). */
+  createSession?: (bytes: Uint8Array, options: InferenceSession.SessionOptions) => Promise<InferenceSession>;
 }
 
 interface SessionEntry {
   session: InferenceSession;
+  /** The key it is cached under: its model bytes' sha256. */
+  sha256: string;
   inFlight: number;
   evicted: boolean;
   released: boolean;
@@ -195,17 +199,20 @@ export class OnnxSessionPool {
     const file = keys.modelOnnx(device, version);
     const bytes = await this.options.readModel(store, device, version, sha256);
     const profileDir = this.options.checkPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-')) : undefined;
+    const options: InferenceSession.SessionOptions = {
+      executionProviders: this.options.executionProviders,
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: this.options.intraOpNumThreads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'session') } : {}),
+    };
+    const createSession = this.options.createSession ?? ((b, o) => InferenceSession.create(b, o));
     try {
-      const session = await InferenceSession.create(bytes, {
-        executionProviders: this.options.executionProviders,
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: this.options.intraOpNumThreads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'session') } : {}),
-      });
+      const session = await this.retryOnGpuExhaustion(() => createSession(bytes, options));
       return {
         session,
+        sha256,
         inFlight: 0,
         evicted: false,
         released: false,
@@ -217,6 +224,34 @@ export class OnnxSessionPool {
         ? new GpuResourcesExhausted(device, file, err)
         : new ModelSessionFailed(device, file, err);
     }
+  }
+
+  /**
+   * Runs `attempt`; where it fails because the GPU ran out of memory or handles, releases the idle sessions (what
+   * they hold on the GPU comes back) and, if there were any, tries once more. What still fails is thrown.
+   */
+  private async retryOnGpuExhaustion<T>(attempt: () => Promise<T>): Promise<T> {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!this.onGpu || !isGpuExhaustion(err) || (await this.releaseIdle()) === 0) throw err;
+      return attempt();
+    }
+  }
+
+  /** Releases every session no inference is running on, and says so; returns how many. */
+  private async releaseIdle(): Promise<number> {
+    const idle = this.sessions.values().filter((e) => e.inFlight === 0);
+    for (const entry of idle) this.sessions.delete(entry.sha256);
+    this.stats.evictions += idle.length;
+    await Promise.all(idle.map((entry) => this.evict(entry)));
+    if (idle.length > 0) {
+      this.options.observer.warning?.(
+        `the GPU ran out of memory or handles: released ${idle.length} idle model sessions and tried again ` +
+          `(a worker whose models do not fit keeps fewer with --max-sessions or FLEETSCORE_MAX_SESSIONS)`,
+      );
+    }
+    return idle.length;
   }
 
   /** Marks the entry evicted and releases it now, or when its last running inference finishes. */
@@ -244,7 +279,8 @@ export class OnnxSessionPool {
     const started = performance.now();
     try {
       const feeds = { [meta.input.name]: new Tensor('float32', input, [rows, k]) };
-      result = await entry.session.run(feeds, [meta.output.name]).catch((err: unknown) => {
+      const run = () => entry.session.run(feeds, [meta.output.name]);
+      result = await this.retryOnGpuExhaustion(run).catch((err: unknown) => {
         const file = keys.modelOnnx(device, version);
         throw this.onGpu && isGpuExhaustion(err)
           ? new GpuResourcesExhausted(device, file, err)

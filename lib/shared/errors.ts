@@ -402,8 +402,9 @@ export class StoreContended extends TransientError {}
 
 /**
  * The GPU ran out of memory or handles while onnxruntime created or ran a device's session (CUDA's "out of
- * memory", cuBLAS's or cuDNN's failed allocations): the worker's state, not the device's model, so the shard
- * attempt fails and is retried rather than failing the device; the gpu pool keeps few sessions (GPU_MAX_SESSIONS).
+ * memory", cuBLAS's or cuDNN's failed allocations), even after the worker released its idle sessions: the
+ * worker's state, not the device's model, so the shard attempt fails and is retried rather than failing the
+ * device; the gpu pool keeps few sessions (GPU_MAX_SESSIONS).
  */
 export class GpuResourcesExhausted extends TransientError {
   constructor(device: string, file: string, cause: unknown) {

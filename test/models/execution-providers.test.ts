@@ -6,9 +6,11 @@
 import { chooseProviders, missingLibraries, type CudaEnvironment } from '../../lib/models/execution-providers';
 import { LocalStore } from '../../lib/store/local-store';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
-import { isGpuExhaustion, type SessionPlacement } from '../../lib/models/onnx-session-pool';
+import { isGpuExhaustion, OnnxSessionPool, type SessionPlacement } from '../../lib/models/onnx-session-pool';
+import { InferenceSession } from 'onnxruntime-node';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
 import { registerModel } from '../../lib/models/model-registry';
+import { modelMetaSchema } from '../../lib/models/model-meta';
 import {
   CUDA_PROVIDER,
   placementFromProfile,
@@ -170,6 +172,88 @@ describe('isGpuExhaustion', () => {
     expect(
       isGpuExhaustion(new Error('OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library')),
     ).toBe(false);
+  });
+});
+
+describe('a GPU that fills up', () => {
+  const CUBLAS_FULL = 'CUBLAS failure 3: the resource allocation failed ; GPU=0 ; expr=cublasCreate(&cublas_handle_);';
+  /** Mahalanobis models of two features, one per device, each its own bytes (its own session). */
+  const models = Array.from({ length: 5 }, (_, d) =>
+    buildMahalanobisModel({
+      mean: [d, d],
+      precision: [
+        [1, 0],
+        [0, 1],
+      ],
+    }),
+  );
+  const meta = modelMetaSchema.parse({
+    ...GPU_META,
+    schema: 'fleetscore.model/v1',
+    device: 'dev-0',
+    version: 'v0001',
+    sha256: '0'.repeat(64),
+    createdAt: '2026-12-04T00:00:00Z',
+  });
+
+  /** A pool asking for CUDA whose "GPU" holds `room` sessions: real CPU sessions, refused beyond that. */
+  function poolOnGpu(room: number, warnings: string[]): { pool: OnnxSessionPool; live: () => number } {
+    let live = 0;
+    const pool = new OnnxSessionPool({
+      executionProviders: ['cuda'],
+      maxSessions: 100,
+      intraOpNumThreads: 1,
+      checkPlacement: false,
+      observer: { warning: (m) => warnings.push(m) },
+      readModel: (_store, device) => Promise.resolve(models[Number(device.slice(4))]!),
+      createSession: async (bytes) => {
+        if (live >= room) throw new Error(CUBLAS_FULL);
+        const session = await InferenceSession.create(bytes, { executionProviders: ['cpu'] });
+        live++;
+        const release = session.release.bind(session);
+        session.release = () => {
+          live--;
+          return release();
+        };
+        return session;
+      },
+    });
+    return { pool, live: () => live };
+  }
+  const store = new LocalStore(tmpdir());
+  const entry = (d: number) => ({ version: 'v0001', sha256: `sha-${d}` });
+  const x = new Float32Array([1, 2]);
+
+  test('releases the idle sessions and tries again, and a released model is loaded again when used', async () => {
+    const warnings: string[] = [];
+    const { pool, live } = poolOnGpu(3, warnings);
+    const loaded = [];
+    for (let d = 0; d < 5; d++) {
+      const model = await pool.load(store, `dev-${d}`, entry(d), meta);
+      // (1 - d)² + (2 - d)²
+      expect(Array.from(await model.score(x, 1))).toEqual([(1 - d) ** 2 + (2 - d) ** 2]);
+      loaded.push(model);
+      expect(live()).toBeLessThanOrEqual(3);
+    }
+    // The 4th session found the GPU full: the three idle ones went, and it was created.
+    expect(warnings).toEqual([
+      expect.stringMatching(/released 3 idle model sessions and tried again .*--max-sessions/),
+    ]);
+    expect(pool.size).toBe(2);
+    // dev-0's session was released: scoring it loads it again (room for it: 2 of 3 are used).
+    expect(Array.from(await loaded[0]!.score(x, 1))).toEqual([5]);
+    expect(pool.size).toBe(3);
+    await pool.close();
+    expect(live()).toBe(0);
+  });
+
+  test('with nothing idle to release, fails with GpuResourcesExhausted (retried), not a device error', async () => {
+    const warnings: string[] = [];
+    const { pool } = poolOnGpu(0, warnings);
+    const err = await pool.load(store, 'dev-0', entry(0), meta).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GpuResourcesExhausted);
+    expect(err).toMatchObject({ device: 'dev-0', retryable: true });
+    expect(warnings).toEqual([]);
   });
 });
 
