@@ -55,6 +55,12 @@ const ROOT = resolve(__dirname, '../../..');
 /** The seeded window every run scores. */
 export const END_MS = Date.UTC(2026, 10, 21, 12);
 export const WINDOW = windowAt(END_MS - 3_600_000).id;
+/** A protobuf Timestamp as milliseconds since the epoch. */
+function timestampMs(t: { seconds?: Long | number | null; nanos?: number | null }): number {
+  const seconds = typeof t.seconds === 'number' ? t.seconds : (t.seconds?.toNumber() ?? 0);
+  return seconds * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+}
+
 /** How long a shard attempt has run before `waitForShard` calls it mid-shard. */
 const SHARD_RUNNING_MS = 250;
 
@@ -294,11 +300,17 @@ export class FaultRig {
     return done;
   }
 
-  /** The scoreShard attempts running now: which worker, which attempt, how many devices done. */
-  async runningShards(handle: WorkflowHandle): Promise<{ identity: string; devicesDone: number; attempt: number }[]> {
+  /**
+   * The scoreShard attempts running now: which worker, which attempt, how many devices done, and how long ago the
+   * server saw the attempt start (ms); `closed` once the run is no longer running.
+   */
+  async runningShards(
+    handle: WorkflowHandle,
+  ): Promise<{ closed: boolean; shards: { identity: string; devicesDone: number; attempt: number; ageMs: number }[] }> {
     try {
       const d = await handle.describe();
-      return (d.raw.pendingActivities ?? [])
+      const now = Date.now();
+      const shards = (d.raw.pendingActivities ?? [])
         .filter(
           (a) =>
             a.activityType?.name === 'scoreShard' &&
@@ -311,17 +323,21 @@ export class FaultRig {
             identity: a.lastWorkerIdentity ?? '',
             devicesDone: details?.devicesDone ?? 0,
             attempt: a.attempt ?? 1,
+            ageMs: a.lastStartedTime ? now - timestampMs(a.lastStartedTime) : 0,
           };
         });
+      return { closed: d.status.name !== 'RUNNING', shards };
     } catch {
-      return [];
+      return { closed: false, shards: [] };
     }
   }
 
   /**
    * Waits until a shard is being scored at the given point of the run: at least `shardsDone` shards finished and a
-   * shard attempt has been started on a worker for {@link SHARD_RUNNING_MS} (a cold shard takes seconds, so this lands
-   * mid-shard; heartbeat details are throttled by the SDK and too coarse to aim with). Returns the worker scoring it.
+   * shard attempt started on a worker at least {@link SHARD_RUNNING_MS} ago by the server's clock (a cold shard
+   * takes seconds, so this lands mid-shard; heartbeat details are throttled by the SDK and too coarse to aim with).
+   * Of several, the one started last, which has the most left to do. Returns the worker scoring it; throws at once
+   * when the run ends first.
    */
   async waitForShard(
     handle: WorkflowHandle,
@@ -329,7 +345,6 @@ export class FaultRig {
     timeoutMs = 120_000,
   ): Promise<WorkerProcess> {
     const deadline = Date.now() + timeoutMs;
-    const seen = new Map<string, number>();
     while (Date.now() < deadline) {
       // Both from the server, never a query: a worker busy scoring answers a query late (seconds on a loaded CI
       // machine), and a late shard could end before the answer came.
@@ -337,14 +352,14 @@ export class FaultRig {
         this.shardsCompleted(handle).catch(() => -1),
         this.runningShards(handle),
       ]);
+      if (running.closed) throw new Error(`the run ended before a shard reached ${JSON.stringify(point)}`);
       if (done >= point.shardsDone) {
-        for (const s of running) {
-          const key = `${s.identity}#${s.attempt}`;
-          const since = seen.get(key) ?? Date.now();
-          seen.set(key, since);
-          const worker = this.workers.find((w) => w.identity === s.identity && w.running);
-          if (worker && Date.now() - since >= SHARD_RUNNING_MS) return worker;
-        }
+        const youngest = running.shards
+          .filter((s) => s.ageMs >= SHARD_RUNNING_MS)
+          .sort((a, b) => a.ageMs - b.ageMs)
+          .map((s) => this.workers.find((w) => w.identity === s.identity && w.running))
+          .find((w) => w !== undefined);
+        if (youngest) return youngest;
       }
       await sleep(50);
     }
