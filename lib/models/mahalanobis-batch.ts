@@ -5,14 +5,12 @@
  * stacked session. One onnxruntime call costs tens of microseconds of overhead however small the model, so
  * stacking hundreds of devices per call removes most of a shard's inference time.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { graphOpTypes } from './fast-paths/onnx-reader';
 import { buildStackedMahalanobisModel } from './onnx-builder';
-import { readProfiles, type NodePlacement } from './provider-probe';
+import { endProfile, startProfile, type NodePlacement } from './provider-probe';
 import { appendTo } from '../shared/multimap';
 
 /** The parameters of a recognised Mahalanobis model. */
@@ -175,18 +173,18 @@ export class MahalanobisBatcher {
 
   private async createSession(): Promise<InferenceSession> {
     const { executionProviders = ['cpu'], onPlacement } = this.options;
-    const profileDir = onPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-stacked-')) : undefined;
+    const profile = onPlacement ? await startProfile('fleetscore-ort-stacked-') : undefined;
     try {
       const session = await InferenceSession.create(buildStackedMahalanobisModel(), {
         executionProviders,
         graphOptimizationLevel: 'all',
         intraOpNumThreads: 1,
-        ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'stacked') } : {}),
+        ...profile?.options,
       });
-      this.profileDir = profileDir;
+      this.profileDir = profile?.dir;
       return session;
     } catch (err) {
-      if (profileDir) await rm(profileDir, { recursive: true, force: true });
+      if (profile) await rm(profile.dir, { recursive: true, force: true });
       throw err;
     }
   }
@@ -196,12 +194,7 @@ export class MahalanobisBatcher {
     const dir = this.profileDir;
     if (!dir) return;
     this.profileDir = undefined;
-    try {
-      session.endProfiling();
-      this.options.onPlacement?.(await readProfiles(dir));
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    this.options.onPlacement?.(await endProfile(session, dir));
   }
 
   /** Releases the stacked session (and its profiling folder, if it never ran). */

@@ -3,19 +3,23 @@
  * (devices sharing the same bytes share one session), each created only after its bytes match the checksum, and
  * released when evicted once no inference is running on it.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { LruCache } from '../lru-cache';
 import type { ProgramOrigin } from './fast-paths/compiled-models';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
-import { GpuResourcesExhausted, ModelInferenceFailed, ModelOutputMismatch, ModelSessionFailed } from '../shared/errors';
+import {
+  GpuResourcesExhausted,
+  messageOf,
+  ModelInferenceFailed,
+  ModelOutputMismatch,
+  ModelSessionFailed,
+} from '../shared/errors';
 import type { IndexEntry, ModelMeta } from './model-meta';
 import { preprocess, readScores } from './model-output';
-import { readProfiles, type NodePlacement } from './provider-probe';
+import { endProfile, startProfile, type NodePlacement } from './provider-probe';
 
 /**
  * Where a new session's nodes ran on its first inference, as onnxruntime's profiler recorded it: a device model's
@@ -37,9 +41,8 @@ export function sessionName(p: SessionPlacement): string {
  * expr=cublasCreate(&cublas_handle_)`. Only asked of sessions with the CUDA provider.
  */
 export function isGpuExhaustion(err: unknown): boolean {
-  const message = err instanceof Error ? err.message : String(err);
   return /CUDA failure 2:|CUBLAS failure 3:|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|out of memory|Failed to allocate memory/i.test(
-    message,
+    messageOf(err),
   );
 }
 
@@ -198,14 +201,14 @@ export class OnnxSessionPool {
   private async create(store: ObjectStore, device: string, version: string, sha256: string): Promise<SessionEntry> {
     const file = keys.modelOnnx(device, version);
     const bytes = await this.options.readModel(store, device, version, sha256);
-    const profileDir = this.options.checkPlacement ? await mkdtemp(join(tmpdir(), 'fleetscore-ort-')) : undefined;
+    const profile = this.options.checkPlacement ? await startProfile('fleetscore-ort-') : undefined;
     const options: InferenceSession.SessionOptions = {
       executionProviders: this.options.executionProviders,
       graphOptimizationLevel: 'all',
       intraOpNumThreads: this.options.intraOpNumThreads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
-      ...(profileDir ? { enableProfiling: true, profileFilePrefix: join(profileDir, 'session') } : {}),
+      ...profile?.options,
     };
     const createSession = this.options.createSession ?? ((b, o) => InferenceSession.create(b, o));
     try {
@@ -216,11 +219,11 @@ export class OnnxSessionPool {
         inFlight: 0,
         evicted: false,
         released: false,
-        ...(profileDir ? { profileDir, placement: { device, version, sha256 } } : {}),
+        ...(profile ? { profileDir: profile.dir, placement: { device, version, sha256 } } : {}),
       };
     } catch (err) {
-      if (profileDir) await rm(profileDir, { recursive: true, force: true });
-      throw this.onGpu && isGpuExhaustion(err)
+      if (profile) await rm(profile.dir, { recursive: true, force: true });
+      throw this.gpuExhausted(err)
         ? new GpuResourcesExhausted(device, file, err)
         : new ModelSessionFailed(device, file, err);
     }
@@ -234,9 +237,14 @@ export class OnnxSessionPool {
     try {
       return await attempt();
     } catch (err) {
-      if (!this.onGpu || !isGpuExhaustion(err) || (await this.releaseIdle()) === 0) throw err;
+      if (!this.gpuExhausted(err) || (await this.releaseIdle()) === 0) throw err;
       return attempt();
     }
+  }
+
+  /** Whether `err` is a GPU out of memory or handles (only sessions on CUDA can say so). */
+  private gpuExhausted(err: unknown): boolean {
+    return this.onGpu && isGpuExhaustion(err);
   }
 
   /** Releases every session no inference is running on, and says so; returns how many. */
@@ -282,7 +290,7 @@ export class OnnxSessionPool {
       const run = () => entry.session.run(feeds, [meta.output.name]);
       result = await this.retryOnGpuExhaustion(run).catch((err: unknown) => {
         const file = keys.modelOnnx(device, version);
-        throw this.onGpu && isGpuExhaustion(err)
+        throw this.gpuExhausted(err)
           ? new GpuResourcesExhausted(device, file, err)
           : new ModelInferenceFailed(device, file, err);
       });
@@ -300,12 +308,11 @@ export class OnnxSessionPool {
     const dir = entry.profileDir;
     if (!dir || !entry.placement) return;
     entry.profileDir = undefined;
-    try {
-      entry.session.endProfiling();
-      this.options.observer.placement?.({ session: 'model', ...entry.placement, placement: await readProfiles(dir) });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    this.options.observer.placement?.({
+      session: 'model',
+      ...entry.placement,
+      placement: await endProfile(entry.session, dir),
+    });
   }
 }
 

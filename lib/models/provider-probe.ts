@@ -27,14 +27,36 @@ export function placementFromProfile(profile: unknown): NodePlacement {
   return placement;
 }
 
-/** Reads and deletes the profile files an onnxruntime session wrote under `dir`. */
-export async function readProfiles(dir: string): Promise<NodePlacement> {
+/** Reads the profile files an onnxruntime session wrote under `dir`. */
+async function readProfiles(dir: string): Promise<NodePlacement> {
   const placement: NodePlacement = {};
   for (const file of (await readdir(dir)).filter((f) => f.endsWith('.json'))) {
     const counts = placementFromProfile(JSON.parse(await readFile(join(dir, file), 'utf8')));
     for (const [provider, n] of Object.entries(counts)) placement[provider] = (placement[provider] ?? 0) + n;
   }
   return placement;
+}
+
+/** A session's profile: the folder it is written into and the session options that write it there. */
+export interface SessionProfile {
+  dir: string;
+  options: { enableProfiling: true; profileFilePrefix: string };
+}
+
+/** A new folder (named from `prefix`) for one session's profile; {@link endProfile} reads and deletes it. */
+export async function startProfile(prefix: string): Promise<SessionProfile> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, options: { enableProfiling: true, profileFilePrefix: join(dir, 'session') } };
+}
+
+/** Ends `session`'s profiling, returns where its nodes ran so far, and deletes the profile's folder. */
+export async function endProfile(session: InferenceSession, dir: string): Promise<NodePlacement> {
+  try {
+    session.endProfiling();
+    return await readProfiles(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** A short human form of a placement: `CUDAExecutionProvider 4, CPUExecutionProvider 1`. */
@@ -60,21 +82,17 @@ export async function probeExecutionProviders(
       [0, 0, 0, 1],
     ],
   });
-  const dir = await mkdtemp(join(tmpdir(), 'fleetscore-ort-probe-'));
+  const profile = await startProfile('fleetscore-ort-probe-');
   try {
-    const session = await InferenceSession.create(onnx, {
-      executionProviders,
-      enableProfiling: true,
-      profileFilePrefix: join(dir, 'probe'),
-    });
+    const session = await InferenceSession.create(onnx, { executionProviders, ...profile.options });
     try {
       await session.run({ X: new Tensor('float32', new Float32Array(64), [16, 4]) });
-      session.endProfiling();
+      return await endProfile(session, profile.dir);
     } finally {
       await session.release();
     }
-    return await readProfiles(dir);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    // Where the session could not be created or run, its profile was never read.
+    await rm(profile.dir, { recursive: true, force: true });
   }
 }
