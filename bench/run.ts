@@ -236,12 +236,17 @@ async function fleetscore(
     worker = await startWorker();
     const { client, connection } = await connectClient(temporalTarget({ address: server.address }));
     try {
-      const once = async (): Promise<{ m: Measured; handle: Awaited<ReturnType<typeof startRun>> }> => {
+      const once = async (): Promise<{
+        m: Measured;
+        handle: Awaited<ReturnType<typeof startRun>>;
+        shards: number;
+      }> => {
         const start = performance.now();
         const handle = await startRun(client, { store, window, shardSize, pool: 'cpu', maxParallelShards });
         const summary = await handle.result();
         const wall = (performance.now() - start) / 1000;
-        return { m: { rows: summary.rows, wall_s: wall, rows_per_s: summary.rows / wall, peak_rss_mb: NaN }, handle };
+        const m = { rows: summary.rows, wall_s: wall, rows_per_s: summary.rows / wall, peak_rss_mb: NaN };
+        return { m, handle, shards: summary.shards };
       };
       const cold = await once();
       const warm = await once();
@@ -261,7 +266,7 @@ async function fleetscore(
         worker_peak_rss_mb: Math.max(workerPeak, restarted?.peak_rss_mb ?? 0),
         history_events: history.events?.length ?? 0,
         history_bytes: temporal.api.history.v1.History.encode(history).finish().length,
-        shards: Math.ceil(warm.m.rows / 60 / shardSize),
+        shards: warm.shards,
         orchestration_s: orchestrationSeconds(history),
       };
     } finally {

@@ -133,6 +133,7 @@ export async function scoringRun(input: ScoringRunInput): Promise<RunSummary> {
     store: input.store,
     window: window.id,
     shardSize,
+    maxParallelShards: maxParallel,
     pool: input.pool,
     aggregatesLayout: input.aggregatesLayout,
     predictionsFormat: input.predictionsFormat,

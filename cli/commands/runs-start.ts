@@ -24,7 +24,7 @@ export const runsStartCommand = new Command('start')
   .option('--settle <duration>', "how long after the window's end it may be scored", RUN_DEFAULTS.settle)
   .option('--input-wait <duration>', "how long to wait for the window's input (0: look once)", RUN_DEFAULTS.inputWait)
   .option('--input-marker', "wait for the producer's _SUCCESS marker in every hourly input folder")
-  .option('--shard-size <n>', 'devices per shard', String(RUN_DEFAULTS.shardSize))
+  .option('--shard-size <n>', 'the most devices per shard (a small fleet is cut finer)', String(RUN_DEFAULTS.shardSize))
   .option(
     '--aggregates-layout <layout>',
     `where each device's rows are: ${AGGREGATES_LAYOUTS.join(' | ')} (device-partitioned: one part per device, ` +

@@ -6,12 +6,13 @@ import { readIndex } from '../models/model-index';
 import type { Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
 import { inputPart, type PlannedDevice, type RunInputFile, type ShardPlanFile } from './manifest';
-import type { PlanRequest, RunPlan, ShardRef } from '../shared/run-types';
+import { MIN_SPLIT_SHARD, type PlanRequest, type RunPlan, type ShardRef } from '../shared/run-types';
 
 /**
  * Plans a run: pins each device's model version from the index and the window's aggregate parts, groups
- * devices into shards per pool, and writes one plan file per shard under the plan's own folder. The workflow gets only shard numbers and
- * counts, so its history stays small however large the fleet.
+ * devices into shards per pool (of {@link shardSizeFor} devices), and writes one plan file per shard under the
+ * plan's own folder. The workflow gets only shard numbers and counts, so its history stays small however large the
+ * fleet.
  */
 export async function planRun(store: ObjectStore, req: PlanRequest): Promise<RunPlan> {
   const index = await readIndex(store);
@@ -31,9 +32,10 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
   const writes: Promise<void>[] = [];
   for (const pool of [...byPool.keys()].sort()) {
     const devices = byPool.get(pool) ?? [];
-    for (let i = 0; i < devices.length; i += req.shardSize) {
+    const size = shardSizeFor(devices.length, req.shardSize, req.maxParallelShards);
+    for (let i = 0; i < devices.length; i += size) {
       const shard = shards.length;
-      const slice = devices.slice(i, i + req.shardSize);
+      const slice = devices.slice(i, i + size);
       const file: ShardPlanFile = {
         schema: 'fleetscore.shard-plan/v1',
         window: req.window,
@@ -59,4 +61,16 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
   await Promise.all(writes);
   const devices = shards.reduce((n, s) => n + s.devices, 0);
   return { window: req.window, runId, devices, parts: parts.length, shards };
+}
+
+/**
+ * Devices per shard for a pool of `devices`: `shardSize`, or, when the pool would make fewer than `maxParallel`
+ * shards of it, the size that makes `maxParallel` shards, but not under {@link MIN_SPLIT_SHARD} (nor over
+ * `shardSize`). One shard runs on one shard thread of one worker: a fleet of 1,000 devices in one shard of 1,000
+ * left a two-thread worker's second thread idle (and every other worker of the pool); in four shards of 250 it
+ * does not.
+ */
+export function shardSizeFor(devices: number, shardSize: number, maxParallel: number | undefined): number {
+  if (maxParallel === undefined) return shardSize;
+  return Math.min(shardSize, Math.max(MIN_SPLIT_SHARD, Math.ceil(devices / maxParallel)));
 }

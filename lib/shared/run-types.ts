@@ -41,7 +41,11 @@ export interface ScoringRunInput {
    * again by a run of its own (started, not awaited). Off by default.
    */
   rescoreLateWithin?: Duration;
-  /** Devices per shard, the unit of retry (default 500). */
+  /**
+   * The most devices per shard, the unit of retry (default 1,000). A pool of fewer devices than `maxParallelShards`
+   * shards of this size is cut finer, into up to `maxParallelShards` shards of at least {@link MIN_SPLIT_SHARD}
+   * devices, so that its shards run side by side (see `shardSizeFor`).
+   */
   shardSize?: number;
   /** Shards in flight at once (default 8). */
   maxParallelShards?: number;
@@ -113,13 +117,29 @@ export const SHARD_TIMEOUTS = {
  */
 export const MAX_SHARD_SIZE = 20_000;
 
+/**
+ * The fewest devices a shard holds when a small pool is cut finer than `shardSize`: a shard costs a run a fixed
+ * share (its activity, four durable writes, a workflow task), which a quarter of the default shard outweighs. At
+ * 1,000 devices (ocsvm-rbf, one worker, two shard threads, 7 warm runs each way) shards of 500 and 250 ran a
+ * warm run in 0.15 s and a cold one in 0.52 to 0.55 s, against 0.18 and 0.78 s in one shard of 1,000, and 0.19 and
+ * 0.61 s in shards of 125 (docs/benchmarks.md).
+ */
+export const MIN_SPLIT_SHARD = 250;
+
 /** Input of planRun. */
 export interface PlanRequest {
   store: string;
   window: string;
   /** The window's length; a window id with `_<N>h` names it too (default 1). */
   windowHours?: number;
+  /** The most devices per shard. */
   shardSize: number;
+  /**
+   * The run's shards in flight at once: when given, a pool of fewer than this many shards of `shardSize` is cut
+   * into this many, of at least {@link MIN_SPLIT_SHARD} devices (`shardSizeFor`). Without it, shards of
+   * `shardSize` (plans of runs started before this was passed).
+   */
+  maxParallelShards?: number;
   pool?: Pool;
   /** Recorded in every shard's plan file; default `any`. */
   aggregatesLayout?: AggregatesLayout;
