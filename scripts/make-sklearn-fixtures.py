@@ -8,6 +8,9 @@ assigns), cases.json (input rows with scikit-learn's decision_function and predi
 On 7 features, for the fast-path tests: a OneClassSVM (poly), a PCA exported by skl2onnx with its inverse
 transform appended (a reconstruction, scored by its mse) and a 7-4-7 tanh autoencoder (Gemm, Tanh, Gemm as
 torch.onnx.export writes a Linear-Tanh-Linear module); their cases hold scikit-learn's (numpy's) scores.
+On the 4 features again, as users pipeline them: StandardScaler + OneClassSVM and StandardScaler + IsolationForest
+(the scaler in the graph, an ai.onnx.ml Scaler node), and a GaussianMixture scored by its score_samples (log
+likelihood: ReduceLogSumExp).
 
 Run: .cache/py-bench/bin/python scripts/make-sklearn-fixtures.py   (from the repository root; `npm run bench`
 creates that venv with the pinned versions above)
@@ -28,6 +31,8 @@ import skl2onnx
 import sklearn
 from skl2onnx import to_onnx
 from sklearn.ensemble import IsolationForest
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
@@ -61,8 +66,8 @@ def case_rows(rng: np.random.Generator, train: np.ndarray, model_decision) -> np
     return np.concatenate([inliers, outliers])
 
 
-def convert(model, name: str) -> bytes:
-    onx = to_onnx(model, np.zeros((1, 4), dtype=np.float32), target_opset=TARGET_OPSET)
+def convert(model, name: str, options=None) -> bytes:
+    onx = to_onnx(model, np.zeros((1, 4), dtype=np.float32), target_opset=TARGET_OPSET, options=options)
     # skl2onnx emits opset imports in set order (varies with PYTHONHASHSEED); sort them so the bytes are reproducible.
     opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
     del onx.opset_import[:]
@@ -181,6 +186,34 @@ def wide_fixtures(rng: np.random.Generator) -> None:
     write_wide("autoencoder", autoencoder_onnx(w), meta, rows, err, err > threshold)
 
 
+def pipeline_fixtures(rng: np.random.Generator) -> None:
+    """The 4-feature fixtures exported as users export them: the scaler in the graph, a GaussianMixture's score_samples."""
+    train = training_data(rng)
+    x64 = train.astype(np.float64)
+
+    svm = make_pipeline(StandardScaler(), OneClassSVM(kernel="rbf", gamma="scale", nu=0.05)).fit(x64)
+    rows = case_rows(rng, train, svm.decision_function)
+    meta = decision_meta("sklearn Pipeline(StandardScaler, OneClassSVM(kernel=rbf))", {"type": "none"})
+    r64 = rows.astype(np.float64)
+    write_fixture("ocsvm-pipeline", convert(svm, "ocsvm_pipeline"), meta, rows, svm.decision_function(r64), svm.predict(r64))
+
+    forest = make_pipeline(StandardScaler(), IsolationForest(n_estimators=8, max_samples=24, random_state=SEED)).fit(x64)
+    rows = case_rows(rng, train, forest.decision_function)
+    meta = decision_meta("sklearn Pipeline(StandardScaler, IsolationForest)", {"type": "none"})
+    r64 = rows.astype(np.float64)
+    onx = convert(forest, "isoforest_pipeline")
+    write_fixture("isoforest-pipeline", onx, meta, rows, forest.decision_function(r64), forest.predict(r64))
+
+    gmm = GaussianMixture(n_components=3, random_state=SEED).fit(x64)
+    threshold = float(np.quantile(gmm.score_samples(x64), 0.02))
+    rows = case_rows(rng, train, lambda x: gmm.score_samples(x) - threshold)
+    meta = decision_meta("sklearn.mixture.GaussianMixture score_samples", {"type": "none"})
+    meta.update(output={"name": "score_samples", "column": 0}, threshold=threshold)
+    onx = convert(gmm, "gaussian_mixture", options={id(gmm): {"score_samples": True}})
+    scores = gmm.score_samples(rows.astype(np.float64))
+    write_fixture("gaussian-mixture", onx, meta, rows, scores, np.where(scores < threshold, -1, 1))
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     train = training_data(rng)
@@ -228,6 +261,7 @@ def main() -> None:
             tar.addfile(info, io.BytesIO(data))
     (OUT / "isoforest.tar.gz").write_bytes(gzip.compress(buf.getvalue(), mtime=0))
     wide_fixtures(np.random.default_rng(SEED + 1))
+    pipeline_fixtures(np.random.default_rng(SEED + 2))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

@@ -1,8 +1,8 @@
 /**
  * Operators of the compiled fast path on one-node graphs, against onnxruntime running the same graph: every
  * broadcast of an element-wise operator's operands (either side: a row, a column, a scalar, a full tensor), Gemm
- * with each transpose of A and B, MatMul, and LabelEncoder's tables of small and of scattered keys. The model
- * fixtures use only some of these layouts.
+ * with each transpose of A and B, MatMul, LabelEncoder's tables of small and of scattered keys, Scaler on float
+ * and double input, and ReduceLogSumExp over either axis. The model fixtures use only some of these layouts.
  */
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
@@ -161,5 +161,87 @@ describe('LabelEncoder', () => {
     const { fast, ort } = await both(encoder([-3, 1, 100, 123456, 1e6], [1, 2, 3, 4, 5]), input);
     expect(fast).toEqual(ort);
     expect(fast.filter((v) => v !== -7)).toHaveLength(5);
+  });
+});
+
+/** X [ROWS, FEATURES] through `nodes` (ai.onnx 17 and ai.onnx.ml 3) to a float output Y. */
+function graphOf(nodes: onnx.INodeProto[]): Uint8Array {
+  const info = (name: string) => ({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } });
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [
+      { domain: '', version: 17 },
+      { domain: 'ai.onnx.ml', version: 3 },
+    ],
+    graph: { name: 'graph', node: nodes, input: [info('X')], output: [info('Y')] },
+  });
+  return new Uint8Array(onnx.ModelProto.encode(model).finish());
+}
+
+const { FLOATS, INT, INTS } = onnx.AttributeProto.AttributeType;
+
+describe('Scaler', () => {
+  const scaler = (input: string, offset: number[], scale: number[]): onnx.INodeProto => ({
+    opType: 'Scaler',
+    domain: 'ai.onnx.ml',
+    input: [input],
+    output: ['Y'],
+    attribute: [
+      { name: 'offset', type: FLOATS, floats: offset },
+      { name: 'scale', type: FLOATS, floats: scale },
+    ],
+  });
+  // Offsets and scales that are not exact in float32 products, as a StandardScaler's mean and 1/std are not.
+  const offset = [0.1, -1.7, 3.3333, 1e-3];
+  const scale = [1 / 3, 7.1, 0.0123, 1e4];
+
+  it('scales float input per column, and by one value, rounding as onnxruntime does', async () => {
+    for (const [o, sc] of [
+      [offset, scale],
+      [[0.7], [1 / 7]],
+    ]) {
+      const { fast, ort } = await both(graphOf([scaler('X', o!, sc!)]));
+      expect(fast).toEqual(ort);
+    }
+  });
+
+  it('scales double input in double, rounding once to float as onnxruntime does', async () => {
+    const cast = { opType: 'Cast', input: ['X'], output: ['D'], attribute: [{ name: 'to', type: INT, i: 11 }] };
+    const { fast, ort } = await both(graphOf([cast, scaler('D', offset, scale)]));
+    expect(fast).toEqual(ort);
+  });
+});
+
+describe('ReduceLogSumExp', () => {
+  const lse = (axes: number[], keepdims: number): onnx.INodeProto => ({
+    opType: 'ReduceLogSumExp',
+    input: ['Z'],
+    output: ['Y'],
+    attribute: [
+      { name: 'axes', type: INTS, ints: axes },
+      { name: 'keepdims', type: INT, i: keepdims },
+    ],
+  });
+  // X times 100: exp of values this large overflows float32 unless the largest is taken out first.
+  const times100 = {
+    opType: 'Mul',
+    input: ['X', 'C'],
+    output: ['Z'],
+  };
+  const graph = (node: onnx.INodeProto) => {
+    const model = onnx.ModelProto.decode(graphOf([times100, node]));
+    model.graph!.initializer = [{ name: 'C', dims: [], dataType: onnx.TensorProto.DataType.FLOAT, floatData: [100] }];
+    return new Uint8Array(onnx.ModelProto.encode(model).finish());
+  };
+
+  it.each([
+    [[1], 0],
+    [[1], 1],
+    [[0], 1],
+    [[-1], 0],
+  ])('over axes %j (keepdims %i) as onnxruntime, for values whose exp overflows float32', async (axes, keepdims) => {
+    const { fast, ort } = await both(graph(lse(axes, keepdims)));
+    expect(fast.every(Number.isFinite)).toBe(true);
+    close(fast, ort);
   });
 });

@@ -20,6 +20,10 @@ const FAMILIES = [
   { name: 'isoforest', path: 'compiled:tree-ensemble', tol: 1e-5 },
   { name: 'pca-reconstruction', path: 'compiled:linear', tol: 1e-5 },
   { name: 'autoencoder', path: 'compiled:mlp', tol: 1e-5 },
+  // As users pipeline them: the scaler in the graph (an ai.onnx.ml Scaler node), and a mixture's log likelihood.
+  { name: 'ocsvm-pipeline', path: 'compiled:svm', tol: 1e-4 },
+  { name: 'isoforest-pipeline', path: 'compiled:tree-ensemble', tol: 1e-5 },
+  { name: 'gaussian-mixture', path: 'compiled:linear', tol: 1e-4 },
 ] as const;
 
 const fixture = sklearnFixture;

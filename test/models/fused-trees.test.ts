@@ -11,7 +11,7 @@ import type { TreeSumParams } from '../../lib/models/fast-paths/fused-trees';
 import { compileGraph, type GraphProgram } from '../../lib/models/fast-paths/graph-program';
 import { buildIsolationForestOnnx, fitIsolationForest, type IsolationForestParams } from '../support/isolation-forest';
 import { random } from '../support/random';
-import { sklearnFixture } from '../support/sklearn-cases';
+import { sklearnCases, sklearnFixture } from '../support/sklearn-cases';
 
 /** A forest fitted on its own seeded rows, with the rows it was fitted on. */
 function forest(features: number, trees: number, seed: number) {
@@ -165,6 +165,37 @@ it('fuses the skl2onnx fixture and scores it as its onnxruntime session', async 
   expect(layoutOf(fused)).toBe('compact');
   const got = programScores(fused, x, rows.length, 4);
   const session = await sessionScores(bytes, x, rows.length, 4);
+  got.forEach((s, i) => expect(Math.abs(s - session[i]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(session[i]!)));
+});
+
+it('fuses a pipeline whose scaler comes before the trees, keeping the scaler, and scores it as onnxruntime does', async () => {
+  const bytes = new Uint8Array(sklearnFixture('isoforest-pipeline', 'model.onnx'));
+  const { rows } = sklearnCases('isoforest-pipeline');
+  const x = Float32Array.from(rows.flat());
+  const fused = compileGraph(bytes, 'X', 'scores');
+  expect(isFused(fused)).toBe(true);
+  expect(fused.nodes.slice(0, 2).map((n) => n.op)).toEqual(['Scaler', 'TreeSum']);
+  const got = programScores(fused, x, rows.length, 4);
+  const byNode = programScores(compileGraph(bytes, 'X', 'scores', false), x, rows.length, 4);
+  const session = await sessionScores(bytes, x, rows.length, 4);
+  got.forEach((s, i) => {
+    expect({ row: i, score: s }).toEqual({ row: i, score: byNode[i] });
+    expect(Math.abs(s - session[i]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(session[i]!));
+  });
+  expect(new Set(Array.from(got, (s) => s < 0))).toEqual(new Set([true, false]));
+});
+
+it('leaves a pipeline unfused when a tree reads the input beside the scaled input', async () => {
+  const model = onnx.ModelProto.decode(sklearnFixture('isoforest-pipeline', 'model.onnx'));
+  const scaler = model.graph!.node!.find((n) => n.opType === 'Scaler')!;
+  // The first tree's Gather reads the raw input, the others the scaler's output: no one value feeds every tree.
+  model.graph!.node!.find((n) => n.opType === 'Gather' && n.input![0] === scaler.output![0])!.input![0] = 'X';
+  const bytes = new Uint8Array(onnx.ModelProto.encode(model).finish());
+  const program = compileGraph(bytes, 'X', 'scores');
+  expect(isFused(program)).toBe(false);
+  const x = Float32Array.from([60, 0.5, 101.3, 12, 90, 0.1, 99, 30]);
+  const got = programScores(program, x, 2, 4);
+  const session = await sessionScores(bytes, x, 2, 4);
   got.forEach((s, i) => expect(Math.abs(s - session[i]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(session[i]!)));
 });
 

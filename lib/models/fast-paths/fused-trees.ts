@@ -4,7 +4,9 @@
  * the tree's path length; then one Sum over the trees and a few element-wise nodes) into one loop over all trees.
  *
  * Recognised by structure, not by names: a Sum whose every input depends on exactly one one-tree ensemble through
- * element-wise nodes and scalar constants. Each tree's chain depends on nothing but the leaf a row reaches, so it
+ * element-wise nodes and scalar constants. The trees may read the input through a row-wise prefix (a pipeline's
+ * scaler: a Scaler node, or Cast, Mul, Add, ... with constants of one row at most), which is kept before the fused
+ * node. Each tree's chain depends on nothing but the leaf a row reaches, so it
  * is evaluated once per leaf, at compile time, by the same operators the generic path runs (tree-chains.ts: the
  * chain's value per leaf, exact as onnxruntime computes it); a row then walks each tree to its leaf and adds the leaf's value,
  * in the Sum's order and rounding. What follows the Sum keeps its generic nodes. Any other graph is unchanged.
@@ -90,7 +92,12 @@ export const treeSum: OpDef<TreeSumParams> = {
 };
 
 type Label =
-  { kind: 'input' | 'const' | 'sum' | 'tail' } | { kind: 'gather'; columns: number[] } | { kind: 'tree'; t: number };
+  | { kind: 'input' | 'const' | 'sum' | 'tail' | 'replaced' }
+  | { kind: 'gather'; columns: number[] }
+  | { kind: 'tree'; t: number };
+
+/** Operators a row-wise prefix before the trees may use (each row's values from that row and constants alone). */
+const PREFIX = new Set(['Scaler', 'Cast', 'Identity', 'Add', 'Sub', 'Mul', 'Div']);
 
 interface Tree extends TreeChain {
   columns: number[] | undefined;
@@ -111,6 +118,9 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
   const trees: Tree[] = [];
   let sum: ProgramNode | undefined;
   const tail: ProgramNode[] = [];
+  // The nodes between the input and the trees, and the value the trees read (the input, or the prefix's output).
+  const prefix: ProgramNode[] = [];
+  let source = program.input;
   for (const n of program.nodes) {
     const ins = n.inputs.map((s) => labels[s]);
     const live = ins.filter((l) => l?.kind !== 'const');
@@ -118,6 +128,13 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
     const scalarConstants = n.inputs.every(
       (s, i) => ins[i]?.kind !== 'const' || (n.op === 'Reshape' && i === 1) || size(constants.get(s)!.dims) === 1,
     );
+    if (trees.length === 0 && isPrefixStep(n, source, labels, constants)) {
+      prefix.push(n);
+      labels[source] = { kind: 'replaced' };
+      source = n.outputs[0]!;
+      labels[source] = { kind: 'input' };
+      continue;
+    }
     let label: Label | undefined;
     if (
       n.op === 'Gather' &&
@@ -168,15 +185,35 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
     domain: 'fused',
     op: 'TreeSum',
     params: treeSumParams(sum, trees, labels, constants, ops),
-    inputs: [program.input],
+    inputs: [source],
     outputs: [sum.outputs[0]!],
   };
-  const used = new Set(tail.flatMap((n) => n.inputs));
+  const used = new Set([...prefix, ...tail].flatMap((n) => n.inputs));
   return {
     ...program,
     constants: program.constants.filter(([slot]) => used.has(slot)),
-    nodes: [fused, ...tail],
+    nodes: [...prefix, fused, ...tail],
   };
+}
+
+/**
+ * Whether `n` is a row-wise step from `source` (the input or the prefix so far) with one output: a {@link PREFIX}
+ * operator whose other inputs are constants of at most one row (`[k]` or `[1, k]`), so each row of its output depends on
+ * that row alone. Whether the shapes then fit is what the compiler's trial run checks.
+ */
+function isPrefixStep(
+  n: ProgramNode,
+  source: number,
+  labels: readonly (Label | undefined)[],
+  constants: ReadonlyMap<number, Tensor>,
+): boolean {
+  if (!PREFIX.has(n.op) || n.domain === 'fused' || n.outputs.length !== 1 || n.outputs[0]! < 0) return false;
+  if (n.op === 'Scaler' ? n.domain !== 'ai.onnx.ml' : n.domain !== 'ai.onnx') return false;
+  return n.inputs.every((s, i) => {
+    if (i === 0) return s === source;
+    const c = labels[s]?.kind === 'const' ? constants.get(s) : undefined;
+    return c !== undefined && c.dims.length <= 2 && (c.dims.length < 2 || c.dims[0] === 1);
+  });
 }
 
 /** The flat trees in the Sum's order, each leaf holding its chain's value, computed by the generic operators. */

@@ -1,7 +1,7 @@
 /**
  * ONNX linear-algebra and reduction operators (MatMul, Gemm, ReduceSum, ReduceMean, ReduceSumSquare, ReduceMax,
- * ReduceMin, ReduceL2) as the fast path evaluates them: sums accumulate in double and round once to the output
- * type, which is within float32 tolerance of onnxruntime's float accumulation.
+ * ReduceMin, ReduceL2, ReduceLogSumExp) as the fast path evaluates them: sums accumulate in double and round once
+ * to the output type, which is within float32 tolerance of onnxruntime's float accumulation.
  */
 import { attrReader, type OpDef } from './op-types';
 import { intsFrom } from './shape-ops';
@@ -91,7 +91,7 @@ interface ReduceParams {
   noopWithEmptyAxes: boolean;
 }
 
-type Reduction = 'sum' | 'mean' | 'sumsquare' | 'max' | 'min' | 'l2';
+type Reduction = 'sum' | 'mean' | 'sumsquare' | 'max' | 'min' | 'l2' | 'logsumexp';
 
 /** ReduceSum takes its axes as an input from opset 13, the others from opset 18. */
 function reduce(kind: Reduction, axesInputFrom: number): OpDef<ReduceParams> {
@@ -125,25 +125,41 @@ function reduce(kind: Reduction, axesInputFrom: number): OpDef<ReduceParams> {
           stride *= x!.dims[i]!;
         }
       }
-      const counter = new Array<number>(r).fill(0);
-      let at = 0;
+      // LogSumExp as onnxruntime computes it: log(Σ exp(v - m)) + m, m the largest finite value (0 when none), found
+      // by a first pass over the same elements.
+      const peak = kind === 'logsumexp' ? alloc('double', [n]).data.fill(-Infinity) : undefined;
       const data = x!.data;
-      for (let k = 0; k < data.length; k++) {
-        const v = data[k]!;
-        if (kind === 'max') acc[at] = Math.max(acc[at]!, v);
-        else if (kind === 'min') acc[at] = Math.min(acc[at]!, v);
-        else acc[at] = acc[at]! + (kind === 'sumsquare' || kind === 'l2' ? v * v : v);
-        for (let j = r - 1; j >= 0; j--) {
-          counter[j]! += 1;
-          at += strides[j]!;
-          if (counter[j]! < x!.dims[j]!) break;
-          at -= strides[j]! * x!.dims[j]!;
-          counter[j] = 0;
+      for (let pass = peak ? 0 : 1; pass < 2; pass++) {
+        const counter = new Array<number>(r).fill(0);
+        let at = 0;
+        for (let k = 0; k < data.length; k++) {
+          const v = data[k]!;
+          if (pass === 0) {
+            if (v - v === 0 && v > peak![at]!) peak![at] = v;
+          } else if (kind === 'max') acc[at] = Math.max(acc[at]!, v);
+          else if (kind === 'min') acc[at] = Math.min(acc[at]!, v);
+          else if (peak) acc[at] = acc[at]! + Math.exp(v - peak[at]!);
+          else acc[at] = acc[at]! + (kind === 'sumsquare' || kind === 'l2' ? v * v : v);
+          for (let j = r - 1; j >= 0; j--) {
+            counter[j]! += 1;
+            at += strides[j]!;
+            if (counter[j]! < x!.dims[j]!) break;
+            at -= strides[j]! * x!.dims[j]!;
+            counter[j] = 0;
+          }
         }
+        if (pass === 0) for (let i = 0; i < n; i++) if (peak![i] === -Infinity) peak![i] = 0;
       }
       const count = size(x!.dims) / Math.max(1, n);
       for (let i = 0; i < n; i++) {
-        out.data[i] = kind === 'mean' ? acc[i]! / count : kind === 'l2' ? Math.sqrt(acc[i]!) : acc[i]!;
+        out.data[i] =
+          kind === 'mean'
+            ? acc[i]! / count
+            : kind === 'l2'
+              ? Math.sqrt(acc[i]!)
+              : peak
+                ? Math.log(acc[i]!) + peak[i]!
+                : acc[i]!;
       }
       return [out];
     },
@@ -160,4 +176,5 @@ export const linearOps: Record<string, OpDef> = {
   ReduceMax: reduce('max', 18),
   ReduceMin: reduce('min', 18),
   ReduceL2: reduce('l2', 18),
+  ReduceLogSumExp: reduce('logsumexp', 18),
 };

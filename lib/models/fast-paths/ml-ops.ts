@@ -1,8 +1,9 @@
 /**
  * The ai.onnx.ml operators scikit-learn models are exported with (TreeEnsembleRegressor for forests,
- * LabelEncoder for the isolation forest's path-length tables, SVMRegressor for one-class SVMs), following
- * onnxruntime's semantics: tree thresholds compared in float32, NaN taking the true branch only where
- * `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`, `(γ x·s + c)^d`, `tanh(γ x·s + c)`.
+ * LabelEncoder for the isolation forest's path-length tables, SVMRegressor for one-class SVMs, Scaler for a
+ * pipeline's StandardScaler), following onnxruntime's semantics: tree thresholds compared in float32, NaN taking
+ * the true branch only where `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`,
+ * `(γ x·s + c)^d`, `tanh(γ x·s + c)`, a Scaler's `(x - offset) · scale` rounded as onnxruntime rounds it.
  */
 import { attrReader, type OpDef } from './op-types';
 import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
@@ -293,9 +294,49 @@ function kernelOf({ gamma, coef0, degree }: SvmParams, power: number, v: number)
   return q;
 }
 
+interface ScalerParams {
+  offset: Float32Array;
+  scale: Float32Array;
+}
+
+/**
+ * `(x - offset) · scale` per column (or one offset and scale for every value), as a float32 output. onnxruntime
+ * holds the attributes as float32 and computes in the input's type: a float32 input rounds after the subtraction
+ * and after the product, a double input only once at the end. A pipeline's StandardScaler exports as this node.
+ */
+const scaler: OpDef<ScalerParams> = {
+  prepare(ctx) {
+    const attr = attrReader(ctx);
+    const scale = Float32Array.from(attr.numbers('scale', []));
+    const offset = Float32Array.from(attr.numbers('offset', []));
+    if (scale.length === 0 || scale.length !== offset.length) {
+      throw new UnsupportedGraph('Scaler: scale and offset of one length, not empty');
+    }
+    return { offset, scale };
+  },
+  run({ offset, scale }, [x]) {
+    expectType(x!, ['float', 'double'], 'Scaler');
+    const dims = x!.dims;
+    if (dims.length === 0) throw new UnsupportedGraph('Scaler: a scalar input');
+    const stride = dims.length === 1 ? dims[0]! : dims[1]!;
+    const per = offset.length === stride ? stride : offset.length === 1 ? 1 : 0;
+    if (per === 0) throw new UnsupportedGraph(`Scaler: ${offset.length} offsets for ${stride} columns`);
+    const out = alloc('float', [...dims]);
+    const xs = x!.data;
+    const ys = out.data;
+    if (x!.type === 'float') {
+      for (let i = 0; i < xs.length; i++) ys[i] = Math.fround(xs[i]! - offset[i % per]!) * scale[i % per]!;
+    } else {
+      for (let i = 0; i < xs.length; i++) ys[i] = (xs[i]! - offset[i % per]!) * scale[i % per]!;
+    }
+    return [out];
+  },
+};
+
 /** The ai.onnx.ml operators of the fast path, by name. */
 export const mlOps: Record<string, OpDef> = {
   TreeEnsembleRegressor: treeEnsembleRegressor,
   LabelEncoder: labelEncoder,
   SVMRegressor: svmRegressor,
+  Scaler: scaler,
 };
