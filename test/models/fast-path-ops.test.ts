@@ -164,13 +164,13 @@ describe('LabelEncoder', () => {
   });
 });
 
-/** X [ROWS, FEATURES] through `nodes` (ai.onnx 17 and ai.onnx.ml 3) to a float output Y. */
-function graphOf(nodes: onnx.INodeProto[]): Uint8Array {
+/** X [ROWS, FEATURES] through `nodes` (ai.onnx `opset`, 17 by default, and ai.onnx.ml 3) to a float output Y. */
+function graphOf(nodes: onnx.INodeProto[], opset = 17): Uint8Array {
   const info = (name: string) => ({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } });
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [
-      { domain: '', version: 17 },
+      { domain: '', version: opset },
       { domain: 'ai.onnx.ml', version: 3 },
     ],
     graph: { name: 'graph', node: nodes, input: [info('X')], output: [info('Y')] },
@@ -243,5 +243,122 @@ describe('ReduceLogSumExp', () => {
     const { fast, ort } = await both(graph(lse(axes, keepdims)));
     expect(fast.every(Number.isFinite)).toBe(true);
     close(fast, ort);
+  });
+});
+
+describe('layers of exported autoencoders', () => {
+  const node = (opType: string, attribute: onnx.IAttributeProto[] = [], input = ['X']): onnx.INodeProto => ({
+    opType,
+    input,
+    output: ['Y'],
+    attribute,
+  });
+  const f = (name: string, value: number) => ({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f: value });
+
+  it.each([
+    ['LeakyRelu', [f('alpha', 0.1)]],
+    ['Elu', [f('alpha', 0.7)]],
+    ['Selu', []],
+    ['Celu', [f('alpha', 1.3)]],
+    ['HardSigmoid', [f('alpha', 0.3), f('beta', 0.4)]],
+    ['HardSwish', []],
+    ['Softplus', []],
+    ['Softsign', []],
+    ['ThresholdedRelu', [f('alpha', 0.5)]],
+    ['Erf', []],
+  ] as const)('%s as onnxruntime computes it', async (op, attribute) => {
+    const { fast, ort } = await both(graphOf([node(op, [...attribute])]));
+    close(fast, ort);
+    expect(new Set(fast).size).toBeGreaterThan(ROWS);
+  });
+
+  it('Erf far into both tails, and GELU written with it as torch exports it', async () => {
+    const wide = new Float32Array(values(ROWS * FEATURES).map((v) => Math.fround(v * 3.5)));
+    const gelu = graphOf([
+      { opType: 'Div', input: ['X', 'SQRT2'], output: ['A'] },
+      { opType: 'Erf', input: ['A'], output: ['B'] },
+      { opType: 'Add', input: ['B', 'ONE'], output: ['C'] },
+      { opType: 'Mul', input: ['X', 'C'], output: ['D'] },
+      { opType: 'Mul', input: ['D', 'HALF'], output: ['Y'] },
+    ]);
+    const model = onnx.ModelProto.decode(gelu);
+    const scalar = (name: string, v: number) => ({ name, dims: [], dataType: 1, floatData: [v] });
+    model.graph!.initializer = [scalar('SQRT2', Math.SQRT2), scalar('ONE', 1), scalar('HALF', 0.5)];
+    const { fast, ort } = await both(new Uint8Array(onnx.ModelProto.encode(model).finish()), wide);
+    close(fast, ort);
+  });
+
+  it.each(['none', 'tanh'])('Gelu (opset 20), approximate %s', async (approximate) => {
+    const attribute = [
+      { name: 'approximate', type: onnx.AttributeProto.AttributeType.STRING, s: Buffer.from(approximate) },
+    ];
+    const { fast, ort } = await both(graphOf([node('Gelu', attribute)], 20));
+    close(fast, ort);
+  });
+
+  it('PRelu with a slope per column', async () => {
+    const model = onnx.ModelProto.decode(graphOf([node('PRelu', [], ['X', 'S'])]));
+    model.graph!.initializer = [{ name: 'S', dims: [FEATURES], dataType: 1, floatData: [0.1, 0.2, -0.3, 2] }];
+    const { fast, ort } = await both(new Uint8Array(onnx.ModelProto.encode(model).finish()));
+    close(fast, ort);
+  });
+
+  it('BatchNormalization with running statistics, on [N, C] and on [N, C, D]', async () => {
+    const stats = (c: number) => [
+      { name: 'G', dims: [c], dataType: 1, floatData: values(c).map((v) => v + 2.5) },
+      { name: 'B', dims: [c], dataType: 1, floatData: values(c) },
+      { name: 'M', dims: [c], dataType: 1, floatData: values(c) },
+      { name: 'V', dims: [c], dataType: 1, floatData: values(c).map((v) => v * v + 0.1) },
+    ];
+    const bn = (input: string): onnx.INodeProto => ({
+      opType: 'BatchNormalization',
+      input: [input, 'G', 'B', 'M', 'V'],
+      output: ['Y'],
+      attribute: [f('epsilon', 1e-3)],
+    });
+    const flat = onnx.ModelProto.decode(graphOf([bn('X')]));
+    flat.graph!.initializer = stats(FEATURES);
+    const { fast, ort } = await both(new Uint8Array(onnx.ModelProto.encode(flat).finish()));
+    close(fast, ort);
+    // [5, 4] as [5, 2, 2]: two channels of two values each, then back.
+    const deep = onnx.ModelProto.decode(
+      graphOf([
+        { opType: 'Reshape', input: ['X', 'S3'], output: ['X3'] },
+        { ...bn('X3'), output: ['Y3'] },
+        { opType: 'Reshape', input: ['Y3', 'S2'], output: ['Y'] },
+      ]),
+    );
+    const ints = (name: string, v: number[]) => ({ name, dims: [v.length], dataType: 7, int64Data: v });
+    deep.graph!.initializer = [...stats(2), ints('S3', [ROWS, 2, 2]), ints('S2', [ROWS, FEATURES])];
+    const again = await both(new Uint8Array(onnx.ModelProto.encode(deep).finish()));
+    close(again.fast, again.ort);
+  });
+
+  it('Dropout in inference, and a shape computed from the input (torch x.view(x.size(0), -1))', async () => {
+    const ints = (name: string, v: number[], dims = [v.length]) => ({ name, dims, dataType: 7, int64Data: v });
+    const model = onnx.ModelProto.decode(
+      graphOf([
+        { opType: 'Shape', input: ['X'], output: ['S'] },
+        { opType: 'Gather', input: ['S', 'ZERO'], output: ['N'], attribute: [{ name: 'axis', type: INT, i: 0 }] },
+        { opType: 'Unsqueeze', input: ['N', 'AXES'], output: ['N1'] },
+        {
+          opType: 'Concat',
+          input: ['N1', 'MINUS1'],
+          output: ['SHAPE'],
+          attribute: [{ name: 'axis', type: INT, i: 0 }],
+        },
+        { opType: 'Reshape', input: ['X', 'SHAPE'], output: ['R'] },
+        { opType: 'Dropout', input: ['R', 'RATIO'], output: ['Y'] },
+      ]),
+    );
+    model.graph!.initializer = [
+      ints('ZERO', [0], []),
+      ints('AXES', [0]),
+      ints('MINUS1', [-1]),
+      { name: 'RATIO', dims: [], dataType: 1, floatData: [0.5] },
+    ];
+    const { fast, ort } = await both(new Uint8Array(onnx.ModelProto.encode(model).finish()));
+    expect(fast).toEqual(ort);
+    expect(fast).toEqual(Array.from(x));
   });
 });

@@ -127,15 +127,76 @@ describe('SVM kernels', () => {
   });
 });
 
+describe('an autoencoder as torch.onnx.export writes one', () => {
+  it('with BatchNorm1d, GELU, Dropout and x.view(x.size(0), -1) takes compiled:mlp and matches its session', async () => {
+    // The 7-4-7 fixture rewritten with the layers torch exports: the view's Shape-Gather-Unsqueeze-Concat-Reshape,
+    // a BatchNormalization after the first Linear, GELU as Div-Erf-Add-Mul-Mul instead of Tanh, Dropout (eval).
+    const model = onnx.ModelProto.decode(fixture('autoencoder', 'model.onnx'));
+    const graph = model.graph!;
+    const [first, , second] = graph.node!;
+    first!.input![0] = 'flat';
+    second!.input![0] = 'dropped';
+    const int = (name: string, i: number) => ({ name, type: onnx.AttributeProto.AttributeType.INT, i });
+    graph.node = [
+      { opType: 'Shape', input: ['input'], output: ['shape'] },
+      { opType: 'Gather', input: ['shape', 'zero'], output: ['n'], attribute: [int('axis', 0)] },
+      { opType: 'Unsqueeze', input: ['n', 'axes'], output: ['n1'] },
+      { opType: 'Concat', input: ['n1', 'minus1'], output: ['view'], attribute: [int('axis', 0)] },
+      { opType: 'Reshape', input: ['input', 'view'], output: ['flat'] },
+      first!,
+      { opType: 'BatchNormalization', input: ['h0', 'bn_g', 'bn_b', 'bn_m', 'bn_v'], output: ['bn'] },
+      { opType: 'Div', input: ['bn', 'sqrt2'], output: ['g0'] },
+      { opType: 'Erf', input: ['g0'], output: ['g1'] },
+      { opType: 'Add', input: ['g1', 'one'], output: ['g2'] },
+      { opType: 'Mul', input: ['bn', 'g2'], output: ['g3'] },
+      { opType: 'Mul', input: ['g3', 'half'], output: ['g4'] },
+      { opType: 'Dropout', input: ['g4', 'ratio'], output: ['dropped'] },
+      second!,
+    ];
+    const floats = (name: string, v: number[]) => ({
+      name,
+      dims: v.length === 1 ? [] : [v.length],
+      dataType: 1,
+      floatData: v,
+    });
+    const ints = (name: string, v: number[], dims = [v.length]) => ({ name, dims, dataType: 7, int64Data: v });
+    graph.initializer!.push(
+      ints('zero', [0], []),
+      ints('axes', [0]),
+      ints('minus1', [-1]),
+      floats('bn_g', [1.2, 0.8, 1.1, 0.9]),
+      floats('bn_b', [0.1, -0.2, 0.05, 0]),
+      floats('bn_m', [0.3, -0.1, 0.2, 0.4]),
+      floats('bn_v', [0.5, 1.5, 0.9, 2.2]),
+      floats('sqrt2', [Math.SQRT2]),
+      floats('one', [1]),
+      floats('half', [0.5]),
+      floats('ratio', [0.2]),
+    );
+    const bytes = new Uint8Array(onnx.ModelProto.encode(model).finish());
+    const entry = await register('autoencoder', 'torch-ae-1', bytes);
+    const c = cases('autoencoder');
+    const x = new Float32Array(c.rows.flat());
+    const compiled = await fast.prepare(store, 'torch-ae-1', entry);
+    expect(compiled.path).toBe('compiled:mlp');
+    const got = await scoreWith(compiled, x, c.rows.length);
+    const reference = await scoreWith(await sessions.prepare(store, 'torch-ae-1', entry), x, c.rows.length);
+    got.forEach((s, i) =>
+      expect(Math.abs(s - reference[i]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(reference[i]!)),
+    );
+    expect(new Set(got).size).toBe(c.rows.length);
+  });
+});
+
 describe('fast path refusals', () => {
   it('keeps a graph with an operator it does not implement on its own session, with the same scores', async () => {
-    // The autoencoder with Softplus instead of Tanh: no fast-path operator for it.
+    // The autoencoder with Sin instead of Tanh: no fast-path operator for it.
     const model = onnx.ModelProto.decode(fixture('autoencoder', 'model.onnx'));
     const tanh = model.graph!.node!.find((n) => n.opType === 'Tanh')!;
-    tanh.opType = 'Softplus';
+    tanh.opType = 'Sin';
     const bytes = new Uint8Array(onnx.ModelProto.encode(model).finish());
-    const entry = await register('autoencoder', 'softplus-1', bytes);
-    const prepared = await fast.prepare(store, 'softplus-1', entry);
+    const entry = await register('autoencoder', 'sin-1', bytes);
+    const prepared = await fast.prepare(store, 'sin-1', entry);
     expect(prepared.path).toBe('session');
     const c = cases('autoencoder');
     const scores = await scoreWith(prepared, new Float32Array(c.rows.flat()), c.rows.length);

@@ -13,6 +13,7 @@
  */
 import type { GraphProgram, ProgramNode } from './graph-program';
 import type { OpDef } from './op-types';
+import type { ReshapeParams } from './shape-ops';
 import { alloc, size, UnsupportedGraph, type Tensor } from './tensor';
 import { leafValues, type TreeChain } from './tree-chains';
 import { LEAF, leafOf, type TreeArrays, type TreeParams } from './tree-ensemble';
@@ -158,10 +159,7 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
         sum = n;
         label = { kind: 'sum' };
       }
-    } else if (
-      ELEMENTWISE.has(n.op) ||
-      (n.op === 'Reshape' && (n.params as { shape: number[] }).shape.join() === '-1,1')
-    ) {
+    } else if (ELEMENTWISE.has(n.op) || (n.op === 'Reshape' && (n.params as ReshapeParams).shape?.join() === '-1,1')) {
       const first = live[0];
       const same = live.every(
         (l) => l?.kind === first?.kind && (l?.kind !== 'tree' || (first?.kind === 'tree' && l.t === first.t)),

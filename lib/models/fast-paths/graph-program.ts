@@ -8,6 +8,7 @@ import { elementwiseOps } from './elementwise-ops';
 import { fuseTreeSums, treeSum } from './fused-trees';
 import { linearOps } from './linear-ops';
 import { mlOps } from './ml-ops';
+import { NN_OPS, nnOps } from './nn-ops';
 import type { AttrValue, OpDef } from './op-types';
 import { readOnnx, type RawAttribute, type RawModel, type RawTensor } from './onnx-reader';
 import type { NameIds } from './protobuf-reader';
@@ -44,8 +45,8 @@ const DOMAINS: Record<
   string,
   { name: 'ai.onnx' | 'ai.onnx.ml'; min: number; max: number; ops: Record<string, OpDef> }
 > = {
-  '': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps } },
-  'ai.onnx': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps } },
+  '': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps, ...nnOps } },
+  'ai.onnx': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps, ...nnOps } },
   'ai.onnx.ml': { name: 'ai.onnx.ml', min: 1, max: 3, ops: mlOps },
 };
 
@@ -104,7 +105,7 @@ const decoder = new TextDecoder();
 function familyOf(ops: Set<string>): GraphFamily {
   if (ops.has('TreeEnsembleRegressor')) return 'tree-ensemble';
   if (ops.has('SVMRegressor')) return 'svm';
-  if (['Relu', 'Sigmoid', 'Tanh'].some((o) => ops.has(o))) return 'mlp';
+  if (['Relu', 'Sigmoid', 'Tanh', ...NN_OPS].some((o) => ops.has(o))) return 'mlp';
   return 'linear';
 }
 

@@ -1,6 +1,8 @@
 /**
  * ONNX operators that move data without arithmetic (Reshape, Flatten, Squeeze, Unsqueeze, Gather, Concat,
- * Transpose of a matrix, Identity, Constant's value), as the fast path evaluates them.
+ * Transpose of a matrix, Identity, Constant's value) and Shape, as the fast path evaluates them. A shape computed
+ * from the input (`x.view(x.size(0), -1)` in torch: Shape, Gather, Unsqueeze, Concat, Reshape) is followed at
+ * run time.
  */
 import { attrReader, type OpDef, type PrepareContext } from './op-types';
 import { alloc, size, UnsupportedGraph, type Tensor } from './tensor';
@@ -15,13 +17,25 @@ export function intsFrom(ctx: PrepareContext, input: number, attr: string): numb
 
 const view = (t: Tensor, dims: number[]): Tensor => ({ type: t.type, dims, data: t.data });
 
-const reshape: OpDef<{ shape: number[]; allowzero: number }> = {
+/** Reshape to a constant shape (`shape`), or to the one its second input computes (`shape` undefined). */
+export interface ReshapeParams {
+  shape: number[] | undefined;
+  allowzero: number;
+}
+
+const reshape: OpDef<ReshapeParams> = {
   prepare(ctx) {
+    const allowzero = attrReader(ctx).int('allowzero', 0);
+    const constant = ctx.constants[1];
+    if (constant) return { shape: Array.from(constant.data), allowzero };
+    if (ctx.inputCount > 1) return { shape: undefined, allowzero };
     const shape = intsFrom(ctx, 1, 'shape');
     if (!shape) throw new UnsupportedGraph('Reshape: no shape');
-    return { shape, allowzero: attrReader(ctx).int('allowzero', 0) };
+    return { shape, allowzero };
   },
-  run({ shape, allowzero }, [x]) {
+  run({ shape: fixed, allowzero }, [x, computed]) {
+    if (!fixed && computed?.type !== 'int64') throw new UnsupportedGraph('Reshape: shape not int64');
+    const shape = fixed ?? Array.from(computed!.data);
     const dims = shape.map((d, i) => (d === 0 && !allowzero ? x!.dims[i]! : d));
     const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
     const out = dims.map((d) => (d === -1 ? size(x!.dims) / known : d));
@@ -29,6 +43,22 @@ const reshape: OpDef<{ shape: number[]; allowzero: number }> = {
       throw new UnsupportedGraph(`Reshape: [${x!.dims.join(',')}] cannot become [${shape.join(',')}]`);
     }
     return [view(x!, out)];
+  },
+};
+
+/** Shape: the input's dimensions as int64, `start` to `end` (opset 15), negative ones counting from the end. */
+const shapeOf: OpDef<{ start: number; end: number | undefined }> = {
+  prepare(ctx) {
+    const attr = attrReader(ctx);
+    return { start: attr.int('start', 0), end: attr.has('end') ? attr.int('end') : undefined };
+  },
+  run({ start, end }, [x]) {
+    const r = x!.dims.length;
+    const clamp = (i: number) => Math.min(r, Math.max(0, i < 0 ? i + r : i));
+    const dims = x!.dims.slice(clamp(start), clamp(end ?? r));
+    const out = alloc('int64', [dims.length]);
+    out.data.set(dims);
+    return [out];
   },
 };
 
@@ -133,6 +163,7 @@ const transpose: OpDef<number[] | undefined> = {
 /** The data-movement operators of the default (ai.onnx) domain, by name. */
 export const shapeOps: Record<string, OpDef> = {
   Reshape: reshape,
+  Shape: shapeOf,
   Flatten: flatten,
   Squeeze: squeeze,
   Unsqueeze: unsqueeze,

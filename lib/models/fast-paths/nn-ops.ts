@@ -1,0 +1,207 @@
+/**
+ * The layers `torch.onnx.export` (and tf2onnx) write into small autoencoders besides Gemm/MatMul and the plain
+ * activations: activations with parameters (LeakyRelu, PRelu, Elu, Selu, Celu, HardSigmoid, HardSwish, Softplus,
+ * Softsign, ThresholdedRelu), GELU (as `Erf` arithmetic, or the opset 20 `Gelu`), BatchNormalization and Dropout
+ * as they run in inference. Each value is computed in double and rounded once to the output type, within float32
+ * tolerance of onnxruntime's float kernels.
+ */
+import { attrReader, type OpDef } from './op-types';
+import { alloc, broadcastDims, broadcastIndex, expectType, size, UnsupportedGraph, type Tensor } from './tensor';
+
+const FLOATS = ['float', 'double'] as const;
+
+/** An element-wise activation whose formula takes the node's attributes (`a`, `b`: alpha and beta or gamma). */
+function activation(
+  read: (attr: ReturnType<typeof attrReader>) => { a: number; b: number },
+  fn: (x: number, a: number, b: number) => number,
+): OpDef<{ op: string; a: number; b: number }> {
+  return {
+    prepare: (ctx) => ({ op: ctx.op, ...read(attrReader(ctx)) }),
+    run({ op, a, b }, [x]) {
+      expectType(x!, [...FLOATS], op);
+      const out = alloc(x!.type, x!.dims);
+      const xs = x!.data;
+      const o = out.data;
+      for (let i = 0; i < xs.length; i++) o[i] = fn(xs[i]!, a, b);
+      return [out];
+    },
+  };
+}
+
+const alpha = (fallback: number) => (attr: ReturnType<typeof attrReader>) => ({
+  a: attr.float('alpha', fallback),
+  b: 0,
+});
+const clip01 = (v: number) => Math.max(0, Math.min(1, v));
+
+/**
+ * The error function in double precision (JavaScript has none): its Maclaurin series below |x| = 3 (terms fall
+ * below 1e-17 of the sum; cancellation costs at most e^9 ulps, about 1e-12), the continued fraction of erfc above,
+ * and ±1 past 6, where erfc is below 2e-17.
+ */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (!(ax < 6)) return Number.isNaN(x) ? x : Math.sign(x);
+  if (ax < 3) {
+    let term = x;
+    let sum = x;
+    const x2 = x * x;
+    for (let n = 1; n < 80 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
+      term *= -x2 / n;
+      sum += term / (2 * n + 1);
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc(x) = exp(-x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), evaluated from the tail.
+  let tail = ax;
+  for (let k = 60; k >= 1; k--) tail = ax + k / 2 / tail;
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / tail;
+  return Math.sign(x) * (1 - erfc);
+}
+
+/** PRelu: the slope broadcast to the input (one per channel, usually). */
+const prelu: OpDef<null> = {
+  prepare: () => null,
+  run(_, [x, slope]) {
+    expectType(x!, [...FLOATS], 'PRelu');
+    if (slope!.type !== x!.type) throw new UnsupportedGraph('PRelu: slope of another type');
+    const dims = broadcastDims([x!.dims, slope!.dims], 'PRelu');
+    if (dims.join() !== x!.dims.join()) throw new UnsupportedGraph('PRelu: slope wider than the input');
+    const out = alloc(x!.type, dims);
+    const is = broadcastIndex(slope!.dims, dims);
+    const xs = x!.data;
+    const s = slope!.data;
+    for (let i = 0; i < xs.length; i++) {
+      const v = xs[i]!;
+      out.data[i] = v < 0 ? s[is ? is[i]! : i]! * v : v;
+    }
+    return [out];
+  },
+};
+
+interface BatchNormParams {
+  /** Per channel: the factor and the offset a value is mapped by, `x * scale + bias`. */
+  scale: Float64Array;
+  bias: Float64Array;
+  /** The factors rounded as onnxruntime rounds them for float input (it folds them in the input's type). */
+  scale32: Float32Array;
+  bias32: Float32Array;
+}
+
+/**
+ * BatchNormalization with its running statistics (inference): onnxruntime folds them into one factor and offset
+ * per channel (axis 1), `1 / sqrt(var + ε) · scale` and `B - mean · factor`, and maps `x · factor + offset`.
+ */
+const batchNormalization: OpDef<BatchNormParams> = {
+  prepare(ctx) {
+    const attr = attrReader(ctx);
+    if (attr.int('training_mode', 0) !== 0) throw new UnsupportedGraph('BatchNormalization: training mode');
+    if (ctx.opset < 9 && attr.int('spatial', 1) !== 1) throw new UnsupportedGraph('BatchNormalization: spatial 0');
+    const [, scale, bias, mean, variance] = ctx.constants;
+    if (!scale || !bias || !mean || !variance) throw new UnsupportedGraph('BatchNormalization: statistics as inputs');
+    const c = scale.data.length;
+    if ([bias, mean, variance].some((t) => t.data.length !== c)) {
+      throw new UnsupportedGraph('BatchNormalization: parameters of different lengths');
+    }
+    const epsilon = attr.float('epsilon', 1e-5);
+    const out: BatchNormParams = {
+      scale: new Float64Array(c),
+      bias: new Float64Array(c),
+      scale32: new Float32Array(c),
+      bias32: new Float32Array(c),
+    };
+    const f = Math.fround;
+    for (let i = 0; i < c; i++) {
+      const factor = scale.data[i]! / Math.sqrt(variance.data[i]! + epsilon);
+      out.scale[i] = factor;
+      out.bias[i] = bias.data[i]! - mean.data[i]! * factor;
+      out.scale32[i] = f(f(1 / f(Math.sqrt(f(variance.data[i]! + f(epsilon))))) * scale.data[i]!);
+      out.bias32[i] = f(bias.data[i]! - f(mean.data[i]! * out.scale32[i]!));
+    }
+    return out;
+  },
+  run(p, [x]) {
+    expectType(x!, [...FLOATS], 'BatchNormalization');
+    const c = p.scale.length;
+    if (x!.dims.length < 2 || x!.dims[1] !== c) {
+      throw new UnsupportedGraph(`BatchNormalization: input [${x!.dims.join(',')}] for ${c} channels`);
+    }
+    const inner = size(x!.dims.slice(2));
+    const out = alloc(x!.type, x!.dims);
+    const float = x!.type === 'float';
+    const scale = float ? p.scale32 : p.scale;
+    const bias = float ? p.bias32 : p.bias;
+    const xs = x!.data;
+    for (let i = 0; i < xs.length; i++) {
+      const ch = Math.floor(i / inner) % c;
+      out.data[i] = float ? Math.fround(xs[i]! * scale[ch]!) + bias[ch]! : xs[i]! * scale[ch]! + bias[ch]!;
+    }
+    return [out];
+  },
+};
+
+/** Dropout in inference: the input itself, and a mask of all true. A constant training mode of true is refused. */
+const dropout: OpDef<null> = {
+  prepare(ctx) {
+    const training = ctx.inputCount > 2 ? ctx.constants[2] : undefined;
+    if (ctx.inputCount > 2 && (!training || training.data[0] !== 0)) {
+      throw new UnsupportedGraph('Dropout: training mode not a constant false');
+    }
+    if (ctx.opset < 7 && attrReader(ctx).int('is_test', 0) === 0) throw new UnsupportedGraph('Dropout: training');
+    return null;
+  },
+  run(_, [x]) {
+    const mask: Tensor = alloc('bool', x!.dims);
+    mask.data.fill(1);
+    return [x!, mask];
+  },
+};
+
+/** The layer operators of the default (ai.onnx) domain, by name. */
+export const nnOps: Record<string, OpDef> = {
+  LeakyRelu: activation(alpha(0.01), (x, a) => (x >= 0 ? x : a * x)),
+  PRelu: prelu,
+  Elu: activation(alpha(1), (x, a) => (x >= 0 ? x : a * (Math.exp(x) - 1))),
+  Selu: activation(
+    (attr) => ({ a: attr.float('alpha', 1.6732632423543772), b: attr.float('gamma', 1.0507010221481018) }),
+    (x, a, g) => (x > 0 ? g * x : g * (a * Math.exp(x) - a)),
+  ),
+  Celu: activation(alpha(1), (x, a) => Math.max(0, x) + Math.min(0, a * (Math.exp(x / a) - 1))),
+  HardSigmoid: activation(
+    (attr) => ({ a: attr.float('alpha', 0.2), b: attr.float('beta', 0.5) }),
+    (x, a, b) => clip01(a * x + b),
+  ),
+  HardSwish: activation(
+    () => ({ a: 1 / 6, b: 0.5 }),
+    (x, a, b) => x * clip01(a * x + b),
+  ),
+  Softplus: activation(
+    () => ({ a: 0, b: 0 }),
+    (x) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x))),
+  ),
+  Softsign: activation(
+    () => ({ a: 0, b: 0 }),
+    (x) => x / (1 + Math.abs(x)),
+  ),
+  ThresholdedRelu: activation(alpha(1), (x, a) => (x > a ? x : 0)),
+  Erf: activation(
+    () => ({ a: 0, b: 0 }),
+    (x) => erf(x),
+  ),
+  Gelu: activation(
+    (attr) => {
+      const approximate = attr.string('approximate', 'none');
+      if (approximate !== 'none' && approximate !== 'tanh') throw new UnsupportedGraph(`Gelu: ${approximate}`);
+      return { a: approximate === 'tanh' ? 1 : 0, b: 0 };
+    },
+    (x, tanh) =>
+      tanh
+        ? 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))
+        : 0.5 * x * (1 + erf(x / Math.SQRT2)),
+  ),
+  BatchNormalization: batchNormalization,
+  Dropout: dropout,
+};
+
+/** The operators whose presence makes a graph a neural network (`compiled:mlp`) in the path names. */
+export const NN_OPS = Object.keys(nnOps);
