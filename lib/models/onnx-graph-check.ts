@@ -65,6 +65,15 @@ function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo {
   };
 }
 
+/** Names of the ONNX element types a model's input is likely to have instead of float32. */
+const ELEMENT_TYPES: Partial<Record<number, string>> = {
+  6: 'int32',
+  7: 'int64',
+  10: 'float16',
+  11: 'float64',
+  16: 'bfloat16',
+};
+
 function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): void {
   const fail = (message: string, field: string) =>
     new InvalidModel(`${context.file}: ${message}`, { ...context, field });
@@ -77,7 +86,13 @@ function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): v
     throw fail(`has inputs ${names(graph.inputs)}; fleetscore feeds exactly one`, 'input.name');
   }
   if (input.elemType !== undefined && input.elemType !== onnx.TensorProto.DataType.FLOAT) {
-    throw fail(`input ${meta.input.name} must be float32 (element type ${input.elemType})`, 'input.name');
+    const type = ELEMENT_TYPES[input.elemType] ?? `element type ${input.elemType}`;
+    // skl2onnx types the input after the sample it is given: numpy's default float64 makes a double input.
+    const hint =
+      input.elemType === onnx.TensorProto.DataType.DOUBLE
+        ? '; export it with a float32 sample, e.g. skl2onnx to_onnx(model, X[:1].astype(np.float32))'
+        : '';
+    throw fail(`input ${meta.input.name} must be float32, not ${type}${hint}`, 'input.name');
   }
   if (input.dims !== undefined) {
     if (input.dims.length !== 2) throw fail(`input ${meta.input.name} must be 2-D [rows, features]`, 'input.name');

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { onnx } from 'onnx-proto';
 import { Header, type HeaderData } from 'tar';
 import { keys } from '../../lib/shared/keys';
 import { readIndex } from '../../lib/models/model-index';
@@ -167,6 +168,18 @@ describe('registerModel', () => {
     expect(err.field).toBe(field);
     expect(err.message).toMatch(message);
     expect(await store.tryGet(keys.modelIndex())).toBeUndefined();
+  });
+
+  it('rejects a float64 input, saying how to export a float32 one', async () => {
+    // The Mahalanobis model with its input declared float64, as skl2onnx types it from a float64 numpy sample.
+    const decoded = onnx.ModelProto.decode(model);
+    decoded.graph!.input![0]!.type!.tensorType!.elemType = onnx.TensorProto.DataType.DOUBLE;
+    const double = new Uint8Array(onnx.ModelProto.encode(decoded).finish());
+    const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: double, meta }));
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.field).toBe('input.name');
+    expect(err.message).toMatch(/input X must be float32, not float64; export it with a float32 sample/);
+    expect(err.message).toContain('X[:1].astype(np.float32)');
   });
 
   it('rejects a model.json that breaks the schema, naming the field', async () => {
