@@ -4,6 +4,7 @@
  * .cache/bench/fleets/ keyed by its parameters (generation is resumable: a stopped one continues where it was).
  */
 import { execFile } from 'node:child_process';
+import { childOfBench } from './stop-with-bench';
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -83,6 +84,7 @@ export async function benchFleet(
     args.push('--out', fleet, '--window-start-ms', String(window.startMs), '--window-id', window.id);
     args.push('--procs', String(procs));
     const child = exec(python, args, { cwd: ROOT, maxBuffer: 1 << 26 });
+    childOfBench(child.child);
     child.child.stderr?.on('data', (chunk: Buffer) => {
       const last = chunk.toString().trim().split('\n').pop();
       if (last) process.stderr.write(`\r${last}    `);

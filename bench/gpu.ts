@@ -22,6 +22,7 @@ import type { Pool } from '../lib/shared/names';
 import { LocalStore } from '../lib/store/local-store';
 import { connectClient, temporalTarget } from '../lib/temporal/connection';
 import { startDevServer } from '../lib/temporal/dev-server';
+import { childOfBench, serverOfBench } from './stop-with-bench';
 import { startRun } from '../lib/temporal/runs';
 import { gatherPredictions } from '../cli/commands/predictions';
 import { formatTable } from '../cli/utils/table';
@@ -110,20 +111,22 @@ async function startWorker(
 ): Promise<{ worker: WorkerProcess; decision: string; metricsPort: number }> {
   const metricsPort = await freePort();
   const worker = new WorkerProcess(
-    spawn(
-      process.execPath,
-      ['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', pool, '--metrics-port', String(metricsPort), ...flags],
-      {
-        cwd: ROOT,
-        env: {
-          ...process.env,
-          TEMPORAL_ADDRESS: address,
-          FLEETSCORE_LOG_LEVEL: 'INFO',
-          // A host of its own per worker: each cold run compiles what it needs.
-          FLEETSCORE_PROGRAMS_DIR: join(work, `programs-${++workers}`),
+    childOfBench(
+      spawn(
+        process.execPath,
+        ['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', pool, '--metrics-port', String(metricsPort), ...flags],
+        {
+          cwd: ROOT,
+          env: {
+            ...process.env,
+            TEMPORAL_ADDRESS: address,
+            FLEETSCORE_LOG_LEVEL: 'INFO',
+            // A host of its own per worker: each cold run compiles what it needs.
+            FLEETSCORE_PROGRAMS_DIR: join(work, `programs-${++workers}`),
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
         },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      ),
     ),
   );
   while (worker.running && !worker.output.includes(`polling fleetscore-${pool}`)) await sleep(100);
@@ -140,7 +143,9 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'fleetscore-bench-gpu-'));
   const store = new LocalStore(join(work, 'store'));
   const [server, fleet] = await Promise.all([
-    startDevServer({ dbFile: join(work, 'temporal.db'), port: await freePort(), uiPort: await freePort() }),
+    startDevServer({ dbFile: join(work, 'temporal.db'), port: await freePort(), uiPort: await freePort() }).then(
+      serverOfBench,
+    ),
     seedDemoFleet(store, { devices, sensors, hours: 1, gpuEvery: 1 }),
   ]);
   const window = fleet.windows[fleet.windows.length - 1]!;

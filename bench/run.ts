@@ -25,6 +25,7 @@ import { formatTable } from '../cli/utils/table';
 import { benchFleet, FAMILIES, type Family } from './fleets';
 import { measureOtherLoad } from './other-load';
 import { ensurePeerPython } from './peer-python';
+import { childOfBench, serverOfBench } from './stop-with-bench';
 import { freePort } from '../test/support/free-port';
 
 const ROOT = resolve(__dirname, '..');
@@ -60,11 +61,12 @@ function option(name: string, fallback: string): string {
 }
 
 async function limit(store: string, window: string): Promise<Measured> {
-  const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'bench/limit.ts', store, window], {
+  const run = exec(process.execPath, ['--import', 'tsx', 'bench/limit.ts', store, window], {
     cwd: ROOT,
     maxBuffer: 1 << 24,
   });
-  return JSON.parse(stdout) as Measured;
+  childOfBench(run.child);
+  return JSON.parse((await run).stdout) as Measured;
 }
 
 /**
@@ -102,11 +104,9 @@ async function peer(
 ): Promise<Measured & { pickles_cached: boolean }> {
   const cached = pickles ? readEveryFile(pickles) : true;
   const args = ['bench/peer.py', '--store', store, '--window', window, '--work', work];
-  const { stdout } = await exec(python, pickles ? [...args, '--pickles', pickles] : args, {
-    cwd: ROOT,
-    maxBuffer: 1 << 24,
-  });
-  return { ...(JSON.parse(stdout) as Measured), pickles_cached: cached };
+  const run = exec(python, pickles ? [...args, '--pickles', pickles] : args, { cwd: ROOT, maxBuffer: 1 << 24 });
+  childOfBench(run.child);
+  return { ...(JSON.parse((await run).stdout) as Measured), pickles_cached: cached };
 }
 
 /** Peak resident memory of a live process, from /proc (Linux). */
@@ -202,11 +202,13 @@ async function fleetscore(
   /** Measure a third run on a fresh worker that finds the first worker's saved programs. */
   restart = false,
 ): Promise<FleetscoreMeasured> {
-  const server = await startDevServer({
-    dbFile: join(work, `temporal-${batching}.db`),
-    port: await freePort(),
-    uiPort: await freePort(),
-  });
+  const server = serverOfBench(
+    await startDevServer({
+      dbFile: join(work, `temporal-${batching}.db`),
+      port: await freePort(),
+      uiPort: await freePort(),
+    }),
+  );
   const env = {
     ...process.env,
     TEMPORAL_ADDRESS: server.address,
@@ -215,14 +217,16 @@ async function fleetscore(
     FLEETSCORE_PROGRAMS_DIR: join(work, `programs-${batching}`),
   };
   const startWorker = async (): Promise<ChildProcess> => {
-    const started = spawn(
-      process.execPath,
-      [
-        ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
-        ...['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', ...(batching ? [] : ['--no-batching'])],
-        ...(shardThreads ? ['--shard-threads', shardThreads] : []),
-      ],
-      { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
+    const started = childOfBench(
+      spawn(
+        process.execPath,
+        [
+          ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+          ...['--import', 'tsx', 'cli/main.ts', 'worker', '--pool', 'cpu', ...(batching ? [] : ['--no-batching'])],
+          ...(shardThreads ? ['--shard-threads', shardThreads] : []),
+        ],
+        { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
+      ),
     );
     await waitForLine(started, 'polling fleetscore-cpu');
     return started;
