@@ -119,10 +119,11 @@ export const MAX_SHARD_SIZE = 20_000;
 
 /**
  * The fewest devices a shard holds when a small pool is cut finer than `shardSize`: a shard costs a run a fixed
- * share (its activity, four durable writes, a workflow task), which a quarter of the default shard outweighs. At
- * 1,000 devices (ocsvm-rbf, one worker, two shard threads, 7 warm runs each way) shards of 500 and 250 ran a
- * warm run in 0.15 s and a cold one in 0.52 to 0.55 s, against 0.18 and 0.78 s in one shard of 1,000, and 0.19 and
- * 0.61 s in shards of 125 (docs/benchmarks.md).
+ * share (its activity, four durable writes, a workflow task). At 1,000 devices (`npm run bench`, one worker of two
+ * shard threads, 2026-12-04) four shards of 250 against one of 1,000: 100-tree forests cold in 6.4 s against 8.6 s,
+ * warm in 0.32 s against 0.51 s; the five small families (SVMs, PCA, autoencoder, Mahalanobis) within 0.02 s
+ * warm (their cold runs 0.03 to 0.09 s slower; docs/benchmarks.md). In 125-device shards a warm run of one-class SVMs
+ * took longer than in one shard.
  */
 export const MIN_SPLIT_SHARD = 250;
 
