@@ -1,6 +1,7 @@
 /**
  * One window over a fleet that mixes every model family (one-class SVMs rbf and poly, an isolation forest, PCA
- * and autoencoder reconstructions, demo Mahalanobis models, and a graph no fast path takes), 4 and 7 features,
+ * and autoencoder reconstructions, scikit-learn pipelines with their scaler in the graph, a Gaussian mixture, demo
+ * Mahalanobis models, and a graph no fast path takes), 4 and 7 features,
  * and both pools: each device is scored by the fast path of its family, its committed scores match scikit-learn's
  * (numpy's) within float32 tolerance with the same anomaly flags, and the manifest and shard log say which path
  * scored it.
@@ -66,6 +67,9 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     isoforest: 'compiled:tree-ensemble',
     'pca-reconstruction': 'compiled:linear',
     autoencoder: 'compiled:mlp',
+    'ocsvm-pipeline': 'compiled:svm',
+    'isoforest-pipeline': 'compiled:tree-ensemble',
+    'gaussian-mixture': 'compiled:linear',
   };
   for (const [name, path] of Object.entries(paths)) {
     const c = sklearnCases(name);
@@ -76,16 +80,10 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
       devices.push({ device, path, features: c.features, rows: c.rows, expected: c.decisionFunction, anomalies });
     }
   }
-  // A graph no fast path takes (Softplus) keeps its own session.
+  // A graph no fast path takes (Sin) keeps its own session.
   const ae = onnx.ModelProto.decode(fixture('autoencoder', 'model.onnx'));
-  ae.graph!.node!.find((n) => n.opType === 'Tanh')!.opType = 'Softplus';
-  await registerFixture(
-    store,
-    'autoencoder',
-    'softplus-cpu',
-    'cpu',
-    new Uint8Array(onnx.ModelProto.encode(ae).finish()),
-  );
+  ae.graph!.node!.find((n) => n.opType === 'Tanh')!.opType = 'Sin';
+  await registerFixture(store, 'autoencoder', 'sin-cpu', 'cpu', new Uint8Array(onnx.ModelProto.encode(ae).finish()));
   // Demo Mahalanobis models on the same 7 features, stacked.
   const wide = sklearnCases('autoencoder').rows;
   const features = [...Array(7).keys()].map((j) => `f${j}`);
@@ -109,7 +107,7 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     });
   }
 
-  const rows: PartRows = [...devices, { device: 'softplus-cpu', features, rows: wide }].map((d) => ({
+  const rows: PartRows = [...devices, { device: 'sin-cpu', features, rows: wide }].map((d) => ({
     device: d.device,
     minutes: d.rows.map((_, i) => i),
     values: Object.fromEntries(d.features.map((f, j) => [f, d.rows.map((r) => r[j]!)])),
@@ -122,7 +120,7 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
   const { manifest, logs } = await runWindow(store, WINDOW.id, { perModelPools: true, shardSize: 4 });
   expect(new Set(manifest.shards.map((s) => s.pool))).toEqual(new Set(['cpu', 'gpu']));
   expect(manifest.counts).toMatchObject({ devices: devices.length + 1, scored: devices.length + 1, failed: 0 });
-  expect(manifest.devices['softplus-cpu']).toMatchObject({ status: 'scored', path: 'session' });
+  expect(manifest.devices['sin-cpu']).toMatchObject({ status: 'scored', path: 'session' });
   expect(logs).toContain('"event":"fast-paths"');
   // Where each shard's programs came from: compiled here, by a worker with nothing saved or cached.
   expect(logs).toMatch(/"event":"fast-paths".*"programs":\{[^}]*"compiled":\d+/);
