@@ -67,6 +67,7 @@ interface UpProcess {
   stderr(): string;
   /** Sends `signal` as the test would: to the process group when detached. */
   signal(signal: NodeJS.Signals): void;
+  /** Waits until its stderr holds `text`; fails, with the stderr's tail, when it exits first or after 60 s. */
   until(text: string): Promise<void>;
 }
 
@@ -92,7 +93,15 @@ function upIn(data: string, args: string[], detached = false): UpProcess {
       else child.kill(signal);
     },
     async until(text: string): Promise<void> {
-      for (let i = 0; i < 240 && !stderr.includes(text); i++) await new Promise((r) => setTimeout(r, 250));
+      for (let i = 0; i < 240 && !stderr.includes(text); i++) {
+        if (child.exitCode !== null || child.signalCode !== null) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      if (stderr.includes(text)) return;
+      const state = child.exitCode !== null || child.signalCode !== null ? 'exited' : 'still running after 60 s';
+      throw new Error(
+        `fleetscore up ${state} without printing ${JSON.stringify(text)}; its stderr:\n${stderr.slice(-2000)}`,
+      );
     },
   };
   ups.push(up);
