@@ -6,7 +6,9 @@ import { z } from 'zod';
 import { registerModels, type RegisterModelsResult } from '../../lib/models/bulk-register';
 import { readIndex } from '../../lib/models/model-index';
 import { registerModelPackage } from '../../lib/models/model-package';
-import type { RegisteredModel } from '../../lib/models/model-registry';
+import { readModelMeta, type RegisteredModel } from '../../lib/models/model-registry';
+import { fastPathOf } from '../../lib/models/model-sessions';
+import { keys } from '../../lib/shared/keys';
 import { modelsInFolder, modelsInList } from '../../lib/models/model-sources';
 import { openStore } from '../../lib/store/open-store';
 import type { ObjectStore } from '../../lib/store/object-store';
@@ -85,11 +87,21 @@ async function registerOne(opts: RegisterOptions & { device: string; file: strin
     pool: opts.pool,
     threshold: opts.threshold,
   });
+  // What the model was registered as (a package's own model.onnx, with the overrides), read back.
+  const [registeredMeta, onnx] = await Promise.all([
+    readModelMeta(store, result.device, result.version),
+    store.get(keys.modelOnnx(result.device, result.version)),
+  ]);
+  const { path, reason } = fastPathOf(onnx, registeredMeta);
   output(
     opts.json,
-    { ...result, store: store.uri },
+    { ...result, store: store.uri, path, ...(reason === undefined ? {} : { pathReason: reason }) },
     (r: RegisteredModel & { store: string }) =>
-      `registered ${r.device} ${r.version} (pool ${r.pool}, sha256 ${r.sha256.slice(0, 12)}) in ${r.store}`,
+      `registered ${r.device} ${r.version} (pool ${r.pool}, sha256 ${r.sha256.slice(0, 12)}) in ${r.store}\n` +
+      (reason === undefined
+        ? `scored by ${path}`
+        : `scored by its own onnxruntime session, not a compiled fast path (${reason}); a fleet of such models ` +
+          'costs a session per device: see docs/data-and-models.md#model-families-and-their-fast-paths'),
   );
 }
 

@@ -11,6 +11,7 @@ import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
 import type { IndexEntry, ModelMeta } from './model-meta';
 import { CompiledModels, type ProgramOrigin } from './fast-paths/compiled-models';
+import { compileModel } from './fast-paths/compile-model';
 import type { LinkedProgram } from './fast-paths/graph-evaluator';
 import { SavedPrograms } from './fast-paths/saved-programs';
 import { MahalanobisBatcher, recognizeMahalanobis, type MahalanobisParams } from './mahalanobis-batch';
@@ -211,15 +212,7 @@ export class ModelSessionCache {
       let params = this.stacked.get(sha256);
       const hit = params !== undefined;
       if (params === undefined) {
-        // A Mahalanobis graph of K features holds K + K² floats: one over 1 MiB (K > 500) is not worth decoding
-        // here, on the event loop's thread (a large forest would block it); the compiled path takes it instead.
-        const bytes = await load();
-        params =
-          bytes.length > MAX_STACKED_BYTES
-            ? null
-            : (recognizeMahalanobis(bytes, meta.input.name, meta.output.name) ?? null);
-        // A feature count that disagrees with model.json goes the session way, which reports it precisely.
-        if (params && params.k !== meta.features.length) params = null;
+        params = stackedParams(await load(), meta);
         this.stacked.set(sha256, params);
       }
       if (params) {
@@ -413,6 +406,30 @@ export class ModelSessionCache {
 }
 
 /** What a compiled program is cached under: the model's bytes and the names and width it is evaluated with. */
+/**
+ * The parameters of a Mahalanobis graph that `meta` scores as it is (stacked), or null. A graph of K features holds
+ * K + K² floats: one over 1 MiB (K > 500) is not worth decoding on the event loop's thread (a large forest would
+ * block it); the compiled path takes it instead. A feature count that disagrees with model.json goes the session
+ * way, which reports it precisely.
+ */
+function stackedParams(bytes: Uint8Array, meta: ModelMeta): MahalanobisParams | null {
+  if (meta.output.column !== 0 || meta.output.reconstructionError || bytes.length > MAX_STACKED_BYTES) return null;
+  const params = recognizeMahalanobis(bytes, meta.input.name, meta.output.name);
+  return params && params.k === meta.features.length ? params : null;
+}
+
+/**
+ * The path a worker scores a model on (batching on, its default), and why not a compiled one when it is `session`:
+ * what registration reports, so that a model that will cost a session per device is known before its first run.
+ * Decided as {@link ModelSessionCache.prepare} decides, on this thread (a 100-tree forest compiles in about 10 ms).
+ */
+export function fastPathOf(bytes: Uint8Array, meta: ModelMeta): { path: FastPath; reason?: string } {
+  if (stackedParams(bytes, meta)) return { path: 'stacked-mahalanobis' };
+  const result = compileModel(bytes, meta.input.name, meta.output.name, meta.features.length);
+  if ('program' in result) return { path: `compiled:${result.program.family}` };
+  return { path: 'session', reason: result.unsupported };
+}
+
 function compiledKey(meta: ModelMeta, sha256: string): string {
   return `${sha256}|${meta.input.name}|${meta.output.name}|${meta.features.length}`;
 }

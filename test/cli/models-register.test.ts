@@ -1,8 +1,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onnx } from 'onnx-proto';
 import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
 import { writeModelFolder } from '../support/model-files';
+import { sklearnFixture } from '../support/sklearn-cases';
 
 jest.setTimeout(120_000);
 
@@ -18,6 +20,59 @@ async function listed(store: string): Promise<string[]> {
   const list = await fleetscore(['models', 'list', '--store', store, '--json']);
   return (JSON.parse(list.stdout) as { device: string }[]).map((m) => m.device);
 }
+
+describe('fleetscore models register --device --file', () => {
+  /** A fixture's model.json as a user writes it (without what registration assigns), in a file of its own. */
+  async function metaFile(fixture: string): Promise<string> {
+    const { schema: _s, sha256: _h, ...meta } = JSON.parse(sklearnFixture(fixture, 'model.json').toString('utf8'));
+    const file = join(dir, `${fixture}.model.json`);
+    await writeFile(file, JSON.stringify(meta));
+    return file;
+  }
+
+  it('says which fast path will score the model, and why none when a session will', async () => {
+    const store = join(dir, 'one-store');
+    const onnxFile = join(dir, 'pipeline.onnx');
+    await writeFile(onnxFile, sklearnFixture('ocsvm-pipeline', 'model.onnx'));
+    const meta = await metaFile('ocsvm-pipeline');
+    const ok = await fleetscore([
+      'models',
+      'register',
+      '--device',
+      'p-1',
+      '--file',
+      onnxFile,
+      '--meta',
+      meta,
+      '--store',
+      store,
+    ]);
+    expect(ok.stderr).not.toMatch(STACK_TRACE);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(
+      /^registered p-1 v0001 \(pool cpu, sha256 [0-9a-f]{12}\) in .*\nscored by compiled:svm$/m,
+    );
+
+    // The autoencoder with Sin instead of Tanh: no compiled operator for it.
+    const model = onnx.ModelProto.decode(sklearnFixture('autoencoder', 'model.onnx'));
+    model.graph!.node!.find((n) => n.opType === 'Tanh')!.opType = 'Sin';
+    const sinFile = join(dir, 'sin.onnx');
+    await writeFile(sinFile, onnx.ModelProto.encode(model).finish());
+    const args = ['models', 'register', '--device', 'ae-1', '--file', sinFile, '--meta', await metaFile('autoencoder')];
+    const session = await fleetscore([...args, '--store', store]);
+    expect(session.code).toBe(0);
+    expect(session.stdout).toContain(
+      'scored by its own onnxruntime session, not a compiled fast path (UnsupportedGraph: operator ai.onnx.Sin)',
+    );
+    const json = await fleetscore([...args, '--store', store, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      device: 'ae-1',
+      version: 'v0002',
+      path: 'session',
+      pathReason: 'UnsupportedGraph: operator ai.onnx.Sin',
+    });
+  });
+});
 
 describe('fleetscore models register --dir / --list', () => {
   it('registers a folder of models with one index move, and refuses a fleet with a misspelled key by name', async () => {
