@@ -101,6 +101,8 @@ export type PreparedModel =
       model: LoadedModel;
       /** For a compiled program: where it came from (held in memory, the saved-programs folder, compiled now). */
       program?: ProgramOrigin;
+      /** For the model's own session, with the fast paths on: why the compiler refused the graph. */
+      refused?: string;
     };
 
 /**
@@ -228,7 +230,9 @@ export class ModelSessionCache {
         return this.compiledPrepared(device, version, meta, found.linked, found.origin);
       }
     }
-    return { kind: 'session', path: 'session', device, version, meta, model: await this.load(store, device, entry) };
+    const refused = this.batching ? this.compiled.refusal(compiledKey(meta, sha256)) : undefined;
+    const model = await this.load(store, device, entry);
+    return { kind: 'session', path: 'session', device, version, meta, model, ...(refused ? { refused } : {}) };
   }
 
   /**

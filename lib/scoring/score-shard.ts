@@ -134,7 +134,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     const scores = await inferAll(deps.sessions, ready, ctx, log);
 
     // 3. Predictions and outcomes, in plan order; how many devices each fast path scored goes to the log.
-    const { paths, programs } = collect(plan.devices, ready, scores, outcomes, predictions);
+    const { paths, programs, refused } = collect(plan.devices, ready, scores, outcomes, predictions);
     const { counts, failures } = outcomes;
 
     ctx.signal?.throwIfAborted();
@@ -153,7 +153,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       devices: outcomes.devices,
     };
     await deps.store.put(keys.shardStatus(window.id, req.runId, req.shard), JSON.stringify(status));
-    log.add({ event: 'fast-paths', level: 'info', devices: paths, programs });
+    log.add({ event: 'fast-paths', level: 'info', devices: paths, programs, ...(refused ? { refused } : {}) });
     const durationMs = Date.now() - started;
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();
@@ -240,9 +240,13 @@ async function inferAll(
   return scores;
 }
 
+/** Distinct reasons a shard's log lists for models on their own session; more are counted under "others". */
+const REFUSALS_LISTED = 10;
+
 /**
  * Appends every scored device's predictions and records each device's outcome, in plan order. Returns how many
- * devices each fast path scored.
+ * devices each fast path scored, where their programs came from, and why the devices scored by their own session
+ * were refused by the compiler (devices per reason; undefined when none was).
  */
 function collect(
   devices: ShardPlanFile['devices'],
@@ -250,9 +254,14 @@ function collect(
   scores: readonly (Float32Array | Error | undefined)[],
   outcomes: ShardOutcomes,
   predictions: PredictionsBuilder,
-): { paths: Record<string, number>; programs: Partial<Record<ProgramOrigin, number>> } {
+): {
+  paths: Record<string, number>;
+  programs: Partial<Record<ProgramOrigin, number>>;
+  refused: Record<string, number> | undefined;
+} {
   const paths: Record<string, number> = {};
   const programs: Partial<Record<ProgramOrigin, number>> = {};
+  let refused: Record<string, number> | undefined;
   for (let i = 0; i < devices.length; i++) {
     const { device, version } = devices[i]!;
     if (outcomes.devices[device]) continue;
@@ -274,9 +283,16 @@ function collect(
       paths[r.model.path] = (paths[r.model.path] ?? 0) + 1;
       const origin = r.model.kind === 'session' ? r.model.program : undefined;
       if (origin) programs[origin] = (programs[origin] ?? 0) + 1;
+      const why = r.model.kind === 'session' ? r.model.refused : undefined;
+      if (why !== undefined) {
+        refused ??= {};
+        const listed = Object.hasOwn(refused, why) || Object.keys(refused).length < REFUSALS_LISTED;
+        const reason = listed ? why : 'others';
+        refused[reason] = (refused[reason] ?? 0) + 1;
+      }
     }
   }
-  return { paths, programs };
+  return { paths, programs, refused };
 }
 
 /** A shard's device outcomes, counts and first failures, with the log lines they write. */

@@ -121,6 +121,8 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
   expect(new Set(manifest.shards.map((s) => s.pool))).toEqual(new Set(['cpu', 'gpu']));
   expect(manifest.counts).toMatchObject({ devices: devices.length + 1, scored: devices.length + 1, failed: 0 });
   expect(manifest.devices['sin-cpu']).toMatchObject({ status: 'scored', path: 'session' });
+  // Its shard's log says why no compiled path took it.
+  expect(logs).toMatch(/"event":"fast-paths".*"refused":\{"UnsupportedGraph: operator ai\.onnx\.Sin":1\}/);
   expect(logs).toContain('"event":"fast-paths"');
   // Where each shard's programs came from: compiled here, by a worker with nothing saved or cached.
   expect(logs).toMatch(/"event":"fast-paths".*"programs":\{[^}]*"compiled":\d+/);
