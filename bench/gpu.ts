@@ -130,9 +130,10 @@ async function startWorker(
     ),
   );
   while (worker.running && !worker.output.includes(`polling fleetscore-${pool}`)) await sleep(100);
-  // The worker's decision line (up to its first ';'), or its refusal; onnxruntime's own log lines are left out.
+  // The worker's decision line without its cache budgets (its provider, a gpu pool's FP32/TF32 choice and probe,
+  // its slots), or its refusal; onnxruntime's own log lines are left out.
   const line = /(?:cpu|gpu) pool\b[^\n]*/.exec(worker.output)?.[0] ?? worker.output.trim();
-  const decision = worker.running ? line.split(';')[0]! : line;
+  const decision = worker.running ? line.split('; caches:')[0]! : line;
   return { worker, decision, metricsPort };
 }
 
