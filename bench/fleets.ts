@@ -4,13 +4,13 @@
  * .cache/bench/fleets/ keyed by its parameters (generation is resumable: a stopped one continues where it was).
  */
 import { execFile } from 'node:child_process';
-import { childOfBench } from './stop-with-bench';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, statfsSync, statSync, symlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { seedDemoFleet } from '../lib/demo/demo-fleet';
 import { LocalStore } from '../lib/store/local-store';
 import type { Window } from '../lib/shared/window';
+import { childOfBench } from './stop-with-bench';
 
 const ROOT = resolve(__dirname, '..');
 const exec = promisify(execFile);
@@ -49,6 +49,48 @@ export interface BenchFleet {
  */
 const GENERATOR: Partial<Record<Family, number>> = { 'isolation-forest': 2, autoencoder: 2 };
 
+/** The files under `dir` (recursively) with their sizes; none when it does not exist. */
+export function filesUnder(dir: string): { path: string; size: number }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true }).flatMap((entry) => {
+    if (!entry.isFile()) return [];
+    const path = join(entry.parentPath, entry.name);
+    return [{ path, size: statSync(path).size }];
+  });
+}
+
+/**
+ * Bytes a generated fleet takes on disk (its store and the peer's pickles), per device: about 19 KB a tree for a
+ * forest (1.9 GB for 1,000 100-tree forests, 48 GB for 100,000 of 25 trees) and 25 KB for the other families
+ * (23 to 24 KB measured), as cached on 2026-12-04.
+ */
+function fleetBytes(family: Family, devices: number, trees: number): number {
+  return devices * (family === 'isolation-forest' ? 19_500 * trees : 25_000);
+}
+
+/** Disk space a fleet's generation leaves free: the worker, its saved programs and the dev server need room too. */
+const DISK_SPARE_BYTES = 4 * 2 ** 30;
+
+/**
+ * Refuses to generate a fleet the disk cannot hold (with the part already generated counted as written): on
+ * 2026-12-04 `--families isolation-forest --sizes 1000,10000` started a 10,000-forest fleet (about 20 GB) with 16 GB
+ * free, and filled the disk.
+ */
+function checkRoomFor(fleet: string, family: Family, devices: number, trees: number): void {
+  const done = filesUnder(fleet).reduce((n, f) => n + f.size, 0);
+  const need = Math.max(0, fleetBytes(family, devices, trees) - done);
+  mkdirSync(dirname(fleet), { recursive: true });
+  const { bavail, bsize } = statfsSync(dirname(fleet));
+  const free = bavail * bsize;
+  if (need + DISK_SPARE_BYTES <= free) return;
+  const gb = (n: number) => `${(n / 2 ** 30).toFixed(1)} GB`;
+  throw new Error(
+    `bench: generating ${family} at ${devices} devices needs about ${gb(need)} more on disk and ${gb(free)} are free ` +
+      `in ${dirname(fleet)} (keeping ${gb(DISK_SPARE_BYTES)} spare); free space (old fleets there can go), or ask for ` +
+      'fewer --sizes or --trees',
+  );
+}
+
 /**
  * A fresh store folder under `work` for `family` at `devices` devices: models and aggregates are the cached
  * fleet's (linked, not copied: a 10,000-forest fleet is gigabytes), predictions and logs go to `work`.
@@ -78,6 +120,7 @@ export async function benchFleet(
   const fleet = join(ROOT, '.cache', 'bench', 'fleets', name);
   let generatedS = 0;
   if (!existsSync(join(fleet, 'fleet.json'))) {
+    checkRoomFor(fleet, family, devices, forest ? trees : 0);
     process.stderr.write(`bench: generating ${name} (cached for later runs; resumable)\n`);
     const started = performance.now();
     const args = ['bench/make_fleet.py', '--family', family, '--devices', String(devices), '--trees', String(trees)];

@@ -10,7 +10,7 @@
  *   [--worker-cpu-prof DIR] [--shard-threads N]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,7 +22,7 @@ import { startRun } from '../lib/temporal/runs';
 import { RUN_DEFAULTS } from '../lib/shared/run-types';
 import { windowAt } from '../lib/shared/window';
 import { formatTable } from '../cli/utils/table';
-import { benchFleet, FAMILIES, type Family } from './fleets';
+import { benchFleet, FAMILIES, filesUnder, type Family } from './fleets';
 import { measureOtherLoad } from './other-load';
 import { ensurePeerPython } from './peer-python';
 import { childOfBench, serverOfBench } from './stop-with-bench';
@@ -79,10 +79,8 @@ async function limit(store: string, window: string): Promise<Measured> {
  * to the next, and their peer at 9 or at 18 to 23 ms a device.)
  */
 function readEveryFile(dir: string): boolean {
-  const files = readdirSync(dir, { withFileTypes: true, recursive: true }).flatMap((entry) =>
-    entry.isFile() ? [join(entry.parentPath, entry.name)] : [],
-  );
-  const bytes = files.reduce((n, file) => n + statSync(file).size, 0);
+  const files = filesUnder(dir);
+  const bytes = files.reduce((n, file) => n + file.size, 0);
   if (bytes > totalmem() / 2) {
     const gb = (n: number) => (n / 2 ** 30).toFixed(1);
     process.stderr.write(
@@ -91,7 +89,7 @@ function readEveryFile(dir: string): boolean {
     );
     return false;
   }
-  for (const file of files) readFileSync(file);
+  for (const file of files) readFileSync(file.path);
   return true;
 }
 
