@@ -409,7 +409,6 @@ export class ModelSessionCache {
   }
 }
 
-/** What a compiled program is cached under: the model's bytes and the names and width it is evaluated with. */
 /**
  * The parameters of a Mahalanobis graph that `meta` scores as it is (stacked), or null. A graph of K features holds
  * K + K² floats: one over 1 MiB (K > 500) is not worth decoding on the event loop's thread (a large forest would
@@ -434,6 +433,7 @@ export function fastPathOf(bytes: Uint8Array, meta: ModelMeta): { path: FastPath
   return { path: 'session', reason: result.unsupported };
 }
 
+/** What a compiled program is cached under: the model's bytes and the names and width it is evaluated with. */
 function compiledKey(meta: ModelMeta, sha256: string): string {
   return `${sha256}|${meta.input.name}|${meta.output.name}|${meta.features.length}`;
 }

@@ -205,7 +205,7 @@ function isPrefixStep(
   labels: readonly (Label | undefined)[],
   constants: ReadonlyMap<number, Tensor>,
 ): boolean {
-  if (!PREFIX.has(n.op) || n.domain === 'fused' || n.outputs.length !== 1 || n.outputs[0]! < 0) return false;
+  if (!PREFIX.has(n.op) || n.outputs.length !== 1 || n.outputs[0]! < 0) return false;
   if (n.op === 'Scaler' ? n.domain !== 'ai.onnx.ml' : n.domain !== 'ai.onnx') return false;
   return n.inputs.every((s, i) => {
     if (i === 0) return s === source;

@@ -6,7 +6,7 @@
  * tolerance of onnxruntime's float kernels.
  */
 import { attrReader, type OpDef } from './op-types';
-import { alloc, broadcastDims, broadcastIndex, expectType, size, UnsupportedGraph, type Tensor } from './tensor';
+import { alloc, broadcastDims, broadcastIndex, expectType, size, UnsupportedGraph } from './tensor';
 
 const FLOATS = ['float', 'double'] as const;
 
@@ -28,6 +28,8 @@ function activation(
   };
 }
 
+/** The parameters of an activation without attributes. */
+const none = () => ({ a: 0, b: 0 });
 const alpha = (fallback: number) => (attr: ReturnType<typeof attrReader>) => ({
   a: attr.float('alpha', fallback),
   b: 0,
@@ -151,7 +153,7 @@ const dropout: OpDef<null> = {
     return null;
   },
   run(_, [x]) {
-    const mask: Tensor = alloc('bool', x!.dims);
+    const mask = alloc('bool', x!.dims);
     mask.data.fill(1);
     return [x!, mask];
   },
@@ -175,19 +177,10 @@ export const nnOps: Record<string, OpDef> = {
     () => ({ a: 1 / 6, b: 0.5 }),
     (x, a, b) => x * clip01(a * x + b),
   ),
-  Softplus: activation(
-    () => ({ a: 0, b: 0 }),
-    (x) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x))),
-  ),
-  Softsign: activation(
-    () => ({ a: 0, b: 0 }),
-    (x) => x / (1 + Math.abs(x)),
-  ),
+  Softplus: activation(none, (x) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)))),
+  Softsign: activation(none, (x) => x / (1 + Math.abs(x))),
   ThresholdedRelu: activation(alpha(1), (x, a) => (x > a ? x : 0)),
-  Erf: activation(
-    () => ({ a: 0, b: 0 }),
-    (x) => erf(x),
-  ),
+  Erf: activation(none, erf),
   Gelu: activation(
     (attr) => {
       const approximate = attr.string('approximate', 'none');

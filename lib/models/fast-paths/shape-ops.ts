@@ -26,9 +26,8 @@ export interface ReshapeParams {
 const reshape: OpDef<ReshapeParams> = {
   prepare(ctx) {
     const allowzero = attrReader(ctx).int('allowzero', 0);
-    const constant = ctx.constants[1];
-    if (constant) return { shape: Array.from(constant.data), allowzero };
-    if (ctx.inputCount > 1) return { shape: undefined, allowzero };
+    // A shape input that is not a constant is computed from the input: read at run time.
+    if (ctx.inputCount > 1 && !ctx.constants[1]) return { shape: undefined, allowzero };
     const shape = intsFrom(ctx, 1, 'shape');
     if (!shape) throw new UnsupportedGraph('Reshape: no shape');
     return { shape, allowzero };
