@@ -10,7 +10,7 @@ transform appended (a reconstruction, scored by its mse) and a 7-4-7 tanh autoen
 torch.onnx.export writes a Linear-Tanh-Linear module); their cases hold scikit-learn's (numpy's) scores.
 On the 4 features again, as users pipeline them: StandardScaler + OneClassSVM and StandardScaler + IsolationForest
 (the scaler in the graph, an ai.onnx.ml Scaler node), and a GaussianMixture scored by its score_samples (log
-likelihood: ReduceLogSumExp).
+likelihood: ReduceLogSumExp). On the 4 features, a LocalOutlierFactor(novelty=True) (Scan, TopK, Gather).
 
 Run: .cache/py-bench/bin/python scripts/make-sklearn-fixtures.py   (from the repository root; `npm run bench`
 creates that venv with the pinned versions above)
@@ -32,6 +32,7 @@ import sklearn
 from skl2onnx import to_onnx
 from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
@@ -214,6 +215,17 @@ def pipeline_fixtures(rng: np.random.Generator) -> None:
     write_fixture("gaussian-mixture", onx, meta, rows, scores, np.where(scores < threshold, -1, 1))
 
 
+def neighbors_fixtures(rng: np.random.Generator) -> None:
+    """A LocalOutlierFactor(novelty=True): distances to the training rows by a Scan, its neighbours by TopK."""
+    train = training_data(rng)
+    x64 = train.astype(np.float64)
+    lof = LocalOutlierFactor(n_neighbors=20, novelty=True).fit(x64)
+    rows = case_rows(rng, train, lof.decision_function)
+    meta = decision_meta("sklearn.neighbors.LocalOutlierFactor(novelty=True)", {"type": "none"})
+    r64 = rows.astype(np.float64)
+    write_fixture("lof", convert(lof, "lof"), meta, rows, lof.decision_function(r64), lof.predict(r64))
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     train = training_data(rng)
@@ -262,6 +274,7 @@ def main() -> None:
     (OUT / "isoforest.tar.gz").write_bytes(gzip.compress(buf.getvalue(), mtime=0))
     wide_fixtures(np.random.default_rng(SEED + 1))
     pipeline_fixtures(np.random.default_rng(SEED + 2))
+    neighbors_fixtures(np.random.default_rng(SEED + 3))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

@@ -2,12 +2,14 @@
  * Operators of the compiled fast path on one-node graphs, against onnxruntime running the same graph: every
  * broadcast of an element-wise operator's operands (either side: a row, a column, a scalar, a full tensor), Gemm
  * with each transpose of A and B, MatMul, LabelEncoder's tables of small and of scattered keys, Scaler on float
- * and double input, and ReduceLogSumExp over either axis. The model fixtures use only some of these layouts.
+ * and double input, ReduceLogSumExp over either axis, TopK's ties, and Scan (its distance loop and a state carried
+ * in either direction). The model fixtures use only some of these layouts.
  */
 import { onnx } from 'onnx-proto';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
 import { compileGraph } from '../../lib/models/fast-paths/graph-program';
+import type { ScanParams } from '../../lib/models/fast-paths/scan-op';
 import { random as seeded } from '../support/random';
 
 const ROWS = 5;
@@ -360,5 +362,132 @@ describe('layers of exported autoencoders', () => {
     const { fast, ort } = await both(new Uint8Array(onnx.ModelProto.encode(model).finish()));
     expect(fast).toEqual(ort);
     expect(fast).toEqual(Array.from(x));
+  });
+});
+
+describe('TopK and Scan (a LocalOutlierFactor or nearest-neighbour export)', () => {
+  const floored: onnx.INodeProto = { opType: 'Floor', input: ['X'], output: ['F'] };
+  const topK = (axis: number, largest: number): onnx.INodeProto[] => [
+    floored,
+    {
+      opType: 'TopK',
+      input: ['F', 'K'],
+      output: ['V', 'I'],
+      attribute: [
+        { name: 'axis', type: INT, i: axis },
+        { name: 'largest', type: INT, i: largest },
+      ],
+    },
+  ];
+  const withK = (nodes: onnx.INodeProto[], k: number) => {
+    const model = onnx.ModelProto.decode(graphOf(nodes));
+    model.graph!.initializer = [{ name: 'K', dims: [1], dataType: 7, int64Data: [k] }];
+    return new Uint8Array(onnx.ModelProto.encode(model).finish());
+  };
+
+  it.each([
+    [-1, 1, 3],
+    [-1, 0, 2],
+    [0, 1, 2],
+    [0, 0, 4],
+  ])(
+    'TopK axis %i largest %i k %i: values and indices, ties lower index first, as onnxruntime',
+    async (axis, largest, k) => {
+      // Floored values in [-2, 2): every row and column has ties.
+      const values = await both(
+        withK([...topK(axis, largest), { opType: 'Identity', input: ['V'], output: ['Y'] }], k),
+      );
+      expect(values.fast).toEqual(values.ort);
+      const cast = { opType: 'Cast', input: ['I'], output: ['Y'], attribute: [{ name: 'to', type: INT, i: 1 }] };
+      const indices = await both(withK([...topK(axis, largest), cast], k));
+      expect(indices.fast).toEqual(indices.ort);
+      expect(new Set(Array.from(x, Math.floor)).size).toBeLessThan(x.length / 2);
+    },
+  );
+
+  const tensorInfo = (name: string, dims: number[]) => ({
+    name,
+    type: {
+      tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } },
+    },
+  });
+  /** Scan of X's rows with state S0 (an initializer [n, FEATURES] or [FEATURES]), body `nodes` [s, row] -> [s', out]. */
+  function scanGraph(
+    nodes: onnx.INodeProto[],
+    state: number[],
+    attribute: onnx.IAttributeProto[] = [],
+    data = values(state.reduce((a, b) => a * b, 1)),
+  ): Uint8Array {
+    // onnxruntime wants the body's shapes: a row is [FEATURES]; the output one value per state row (or a row).
+    const out = state.length === 2 ? [state[0]!] : [FEATURES];
+    const body = {
+      name: 'body',
+      node: nodes,
+      input: [tensorInfo('s', state), tensorInfo('row', [FEATURES])],
+      output: [tensorInfo('s_out', state), tensorInfo('out', out)],
+    };
+    const model = onnx.ModelProto.decode(
+      graphOf([
+        {
+          opType: 'Scan',
+          input: ['S0', 'X'],
+          output: ['S_final', 'Y'],
+          attribute: [
+            { name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body },
+            { name: 'num_scan_inputs', type: INT, i: 1 },
+            ...attribute,
+          ],
+        },
+      ]),
+    );
+    model.graph!.initializer = [{ name: 'S0', dims: state, dataType: 1, floatData: data }];
+    return new Uint8Array(onnx.ModelProto.encode(model).finish());
+  }
+  const sumSquare = (input: string, output: string): onnx.INodeProto => ({
+    opType: 'ReduceSumSquare',
+    input: [input],
+    output: [output],
+    attribute: [
+      { name: 'axes', type: INTS, ints: [1] },
+      { name: 'keepdims', type: INT, i: 0 },
+    ],
+  });
+  const distanceBody = (extra: boolean): onnx.INodeProto[] => [
+    { opType: 'Identity', input: ['s'], output: ['s_out'] },
+    { opType: 'Sub', input: ['row', 's'], output: extra ? ['d0'] : ['d'] },
+    ...(extra ? [{ opType: 'Identity', input: ['d0'], output: ['d'] }] : []),
+    sumSquare('d', 'out'),
+  ];
+
+  it('squared distances of each row to the rows of the state, in one loop, bit for bit as the body node by node', async () => {
+    const samples = values(6 * FEATURES);
+    const fused = scanGraph(distanceBody(false), [6, FEATURES], [], samples);
+    const nodeByNode = scanGraph(distanceBody(true), [6, FEATURES], [], samples);
+    const isLoop = (bytes: Uint8Array) => (compileGraph(bytes, 'X', 'Y').nodes[0]!.params as ScanParams).distances;
+    expect([isLoop(fused), isLoop(nodeByNode)]).toEqual([true, false]);
+    const a = await both(fused);
+    const b = await both(nodeByNode);
+    close(a.fast, a.ort);
+    expect(a.fast).toEqual(b.fast);
+    expect(a.fast).toHaveLength(ROWS * 6);
+  });
+
+  it.each([
+    ['forward', []],
+    [
+      'with both directions reversed',
+      [
+        { name: 'scan_input_directions', type: INTS, ints: [1] },
+        { name: 'scan_output_directions', type: INTS, ints: [1] },
+      ],
+    ],
+  ])('carries its state from row to row, %s, as onnxruntime', async (_, attribute) => {
+    // s' = s + row; out = s' * row.
+    const body: onnx.INodeProto[] = [
+      { opType: 'Add', input: ['s', 'row'], output: ['s_out'] },
+      { opType: 'Mul', input: ['s_out', 'row'], output: ['out'] },
+    ];
+    const { fast, ort } = await both(scanGraph(body, [FEATURES], attribute));
+    close(fast, ort);
   });
 });

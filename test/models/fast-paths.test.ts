@@ -24,6 +24,8 @@ const FAMILIES = [
   { name: 'ocsvm-pipeline', path: 'compiled:svm', tol: 1e-4 },
   { name: 'isoforest-pipeline', path: 'compiled:tree-ensemble', tol: 1e-5 },
   { name: 'gaussian-mixture', path: 'compiled:linear', tol: 1e-4 },
+  // Distances to the training rows by a Scan, the 20 nearest by TopK.
+  { name: 'lof', path: 'compiled:neighbors', tol: 1e-4 },
 ] as const;
 
 const fixture = sklearnFixture;

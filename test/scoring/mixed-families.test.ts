@@ -70,6 +70,7 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     'ocsvm-pipeline': 'compiled:svm',
     'isoforest-pipeline': 'compiled:tree-ensemble',
     'gaussian-mixture': 'compiled:linear',
+    lof: 'compiled:neighbors',
   };
   for (const [name, path] of Object.entries(paths)) {
     const c = sklearnCases(name);

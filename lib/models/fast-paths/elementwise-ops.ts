@@ -34,11 +34,16 @@ function unary(fn: (x: number) => number, types: DType[] = FLOATS, loop?: UnaryL
   };
 }
 
-/** A binary operator's loops (see {@link UnaryLoop}): both operands whole, a scalar right, a scalar left. */
+/**
+ * A binary operator's loops (see {@link UnaryLoop}): both operands whole, a scalar right, a scalar left, and
+ * optionally a row of `m` right (or left) repeated against the other operand whole.
+ */
 interface BinaryLoops {
   both(x: Data, y: Data, o: Data, n: number): void;
   right(x: Data, c: number, o: Data, n: number): void;
   left(c: number, y: Data, o: Data, n: number): void;
+  rowRight?(x: Data, y: Data, o: Data, n: number, m: number): void;
+  rowLeft?(x: Data, y: Data, o: Data, n: number, m: number): void;
 }
 
 function binary(
@@ -73,10 +78,12 @@ function binary(
       } else if (x.length === n && trailing(b!.dims, dims)) {
         // A row of parameters against every row of the input (a mean, a bias): no index arrays.
         const m = y.length;
-        for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = fn(x[at + j]!, y[j]!);
+        if (loops?.rowRight) loops.rowRight(x, y, o, n, m);
+        else for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = fn(x[at + j]!, y[j]!);
       } else if (y.length === n && trailing(a!.dims, dims)) {
         const m = x.length;
-        for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = fn(x[j]!, y[at + j]!);
+        if (loops?.rowLeft) loops.rowLeft(x, y, o, n, m);
+        else for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = fn(x[j]!, y[at + j]!);
       } else {
         const ix = broadcastIndex(a!.dims, dims);
         const iy = broadcastIndex(b!.dims, dims);
@@ -210,21 +217,29 @@ export const elementwiseOps: Record<string, OpDef> = {
     both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! + y[i]!; },
     right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! + c; },
     left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c + y[i]!; },
+    rowRight: (x, y, o, n, m) => { for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = x[at + j]! + y[j]!; },
+    rowLeft: (x, y, o, n, m) => { for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = x[j]! + y[at + j]!; },
   }),
   Sub: binary((a, b) => a - b, 'same', NUMERIC, {
     both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! - y[i]!; },
     right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! - c; },
     left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c - y[i]!; },
+    rowRight: (x, y, o, n, m) => { for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = x[at + j]! - y[j]!; },
+    rowLeft: (x, y, o, n, m) => { for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = x[j]! - y[at + j]!; },
   }),
   Mul: binary((a, b) => a * b, 'same', NUMERIC, {
     both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! * y[i]!; },
     right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! * c; },
     left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c * y[i]!; },
+    rowRight: (x, y, o, n, m) => { for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = x[at + j]! * y[j]!; },
+    rowLeft: (x, y, o, n, m) => { for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = x[j]! * y[at + j]!; },
   }),
   Div: binary((a, b) => a / b, 'same', NUMERIC, {
     both: (x, y, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! / y[i]!; },
     right: (x, c, o, n) => { for (let i = 0; i < n; i++) o[i] = x[i]! / c; },
     left: (c, y, o, n) => { for (let i = 0; i < n; i++) o[i] = c / y[i]!; },
+    rowRight: (x, y, o, n, m) => { for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = x[at + j]! / y[j]!; },
+    rowLeft: (x, y, o, n, m) => { for (let at = 0; at < n; at += m) for (let j = 0; j < m; j++) o[at + j] = x[j]! / y[at + j]!; },
   }),
   Pow: binary((a, b) => Math.pow(a, b), 'same', FLOATS),
   Equal: binary((a, b) => (a === b ? 1 : 0), 'bool', NUMERIC, {

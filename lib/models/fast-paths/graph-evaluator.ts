@@ -3,8 +3,8 @@
  * in a window this beats any onnxruntime call (no session, no per-call overhead), and a program costs its
  * parameters' bytes instead of a session's megabytes.
  */
-import { opsOf, type GraphProgram } from './graph-program';
-import type { OpDef } from './op-types';
+import { opsOf, type GraphProgram, type ProgramBody, type ProgramNode } from './graph-program';
+import type { LinkedBody, OpDef } from './op-types';
 import { resetScratch, UnsupportedGraph, type Tensor } from './tensor';
 
 /** A program linked to its operator implementations, ready to score rows. */
@@ -14,13 +14,16 @@ export interface LinkedProgram {
   run(x: Float32Array, rows: number, k: number): Tensor;
 }
 
+interface Step {
+  def: OpDef;
+  params: unknown;
+  node: ProgramNode;
+  args: (Tensor | undefined)[];
+}
+
 /** Links a program (possibly received from a compile thread) to the operators that evaluate it. */
 export function linkProgram(program: GraphProgram): LinkedProgram {
-  const steps = program.nodes.map((n) => {
-    const def: OpDef | undefined = opsOf(n.domain)[n.op];
-    if (!def) throw new UnsupportedGraph(`operator ${n.domain}.${n.op}`);
-    return { def, node: n, args: new Array<Tensor | undefined>(n.inputs.length) };
-  });
+  const steps = stepsOf(program.nodes);
   return {
     program,
     run(x, rows, k) {
@@ -28,21 +31,52 @@ export function linkProgram(program: GraphProgram): LinkedProgram {
       const values = new Array<Tensor | undefined>(program.slots);
       for (const [s, t] of program.constants) values[s] = t;
       values[program.input] = { type: 'float', dims: [rows, k], data: x };
-      for (const { def, node, args } of steps) {
-        for (let i = 0; i < args.length; i++) {
-          const slot = node.inputs[i]!;
-          args[i] = slot < 0 ? undefined : values[slot];
-        }
-        const outs = def.run(node.params, args);
-        for (let j = 0; j < node.outputs.length; j++) {
-          const o = node.outputs[j]!;
-          if (o >= 0) values[o] = outs[j];
-        }
-      }
+      runSteps(steps, values);
       const out = values[program.output];
       if (!out) throw new UnsupportedGraph('the output was not computed');
       // The result leaves scratch memory: the next evaluation reuses it.
       return { type: out.type, dims: out.dims, data: out.data.slice() };
     },
   };
+}
+
+/** Links a subgraph (a Scan's body); its results are in the scratch memory of the evaluation running it. */
+function linkBody(body: ProgramBody): LinkedBody {
+  const steps = stepsOf(body.nodes);
+  return {
+    run(inputs) {
+      const values = new Array<Tensor | undefined>(body.slots);
+      for (const [s, t] of body.constants) values[s] = t;
+      for (let i = 0; i < body.inputs.length; i++) values[body.inputs[i]!] = inputs[i];
+      runSteps(steps, values);
+      return body.outputs.map((s) => {
+        const out = values[s];
+        if (!out) throw new UnsupportedGraph('a subgraph output was not computed');
+        return out;
+      });
+    },
+  };
+}
+
+function stepsOf(nodes: readonly ProgramNode[]): Step[] {
+  return nodes.map((node) => {
+    const def: OpDef | undefined = opsOf(node.domain)[node.op];
+    if (!def) throw new UnsupportedGraph(`operator ${node.domain}.${node.op}`);
+    const params = def.link ? def.link(node.params, linkBody) : node.params;
+    return { def, params, node, args: new Array<Tensor | undefined>(node.inputs.length) };
+  });
+}
+
+function runSteps(steps: readonly Step[], values: (Tensor | undefined)[]): void {
+  for (const { def, params, node, args } of steps) {
+    for (let i = 0; i < args.length; i++) {
+      const slot = node.inputs[i]!;
+      args[i] = slot < 0 ? undefined : values[slot];
+    }
+    const outs = def.run(params, args);
+    for (let j = 0; j < node.outputs.length; j++) {
+      const o = node.outputs[j]!;
+      if (o >= 0) values[o] = outs[j];
+    }
+  }
 }

@@ -10,13 +10,14 @@ import { linearOps } from './linear-ops';
 import { mlOps } from './ml-ops';
 import { NN_OPS, nnOps } from './nn-ops';
 import type { AttrValue, OpDef } from './op-types';
-import { readOnnx, type RawAttribute, type RawModel, type RawTensor } from './onnx-reader';
+import { readOnnx, type RawAttribute, type RawGraph, type RawModel, type RawTensor } from './onnx-reader';
 import type { NameIds } from './protobuf-reader';
+import { scanOps } from './scan-op';
 import { shapeOps } from './shape-ops';
 import { UnsupportedGraph, type DType, type Tensor } from './tensor';
 
 /** The model families the fast path names in logs and counts, from the operators a graph uses. */
-export type GraphFamily = 'tree-ensemble' | 'svm' | 'mlp' | 'linear';
+export type GraphFamily = 'tree-ensemble' | 'svm' | 'neighbors' | 'mlp' | 'linear';
 
 /** One node of a program: an operator, its prepared parameters and its value slots. */
 export interface ProgramNode {
@@ -26,6 +27,18 @@ export interface ProgramNode {
   params: unknown;
   inputs: number[];
   outputs: number[];
+}
+
+/**
+ * A compiled subgraph (a Scan's body): evaluate `nodes` in order over `slots` values, the inputs given in slots
+ * `inputs`, and read the `outputs`' slots.
+ */
+export interface ProgramBody {
+  slots: number;
+  inputs: number[];
+  outputs: number[];
+  constants: [number, Tensor][];
+  nodes: ProgramNode[];
 }
 
 /** A compiled graph: evaluate `nodes` in order over `slots` values, the input in slot `input`. */
@@ -40,13 +53,15 @@ export interface GraphProgram {
   bytes: number;
 }
 
+const DEFAULT_OPS = { ...elementwiseOps, ...linearOps, ...shapeOps, ...nnOps, ...scanOps };
+
 /** Opset ranges whose operators the fast path implements as they are defined there. */
 const DOMAINS: Record<
   string,
   { name: 'ai.onnx' | 'ai.onnx.ml'; min: number; max: number; ops: Record<string, OpDef> }
 > = {
-  '': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps, ...nnOps } },
-  'ai.onnx': { name: 'ai.onnx', min: 7, max: 23, ops: { ...elementwiseOps, ...linearOps, ...shapeOps, ...nnOps } },
+  '': { name: 'ai.onnx', min: 7, max: 23, ops: DEFAULT_OPS },
+  'ai.onnx': { name: 'ai.onnx', min: 7, max: 23, ops: DEFAULT_OPS },
   'ai.onnx.ml': { name: 'ai.onnx.ml', min: 1, max: 3, ops: mlOps },
 };
 
@@ -105,6 +120,7 @@ const decoder = new TextDecoder();
 function familyOf(ops: Set<string>): GraphFamily {
   if (ops.has('TreeEnsembleRegressor')) return 'tree-ensemble';
   if (ops.has('SVMRegressor')) return 'svm';
+  if (ops.has('TopK')) return 'neighbors';
   if (['Relu', 'Sigmoid', 'Tanh', ...NN_OPS].some((o) => ops.has(o))) return 'mlp';
   return 'linear';
 }
@@ -114,6 +130,14 @@ function bytesOf(value: unknown, depth = 0): number {
   if (depth > 3 || value === null || typeof value !== 'object') return 8;
   if (value instanceof Map) return value.size * 48;
   return Object.values(value).reduce<number>((s, v) => s + bytesOf(v, depth + 1), 16);
+}
+
+/** What the nodes of a graph or subgraph compile against: the model's names and opsets, the constants in scope. */
+interface Scope {
+  names: NameIds;
+  opsets: Map<string, number>;
+  /** Constants by value id: the outer graphs' initializers and Constant outputs, then this graph's own. */
+  known: (Tensor | undefined)[];
 }
 
 /**
@@ -133,35 +157,59 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
   }
   // Every value name is a number (model.names), so the walk below uses arrays rather than maps.
   const names = model.names;
+  const outputId = names.idOf(output);
   const known: (Tensor | undefined)[] = [];
-  for (const t of model.initializers) if (t.name >= 0) known[t.name] = tensorOf(t, names);
+  const body = compileBody(model, { names, opsets, known }, [names.idOf(input)], [outputId]);
+  if (known[outputId]) throw new UnsupportedGraph('the output is a constant');
+  const program: GraphProgram = {
+    family: familyOf(new Set(body.nodes.map((n) => n.op))),
+    slots: body.slots,
+    input: body.inputs[0]!,
+    output: body.outputs[0]!,
+    constants: body.constants,
+    nodes: body.nodes,
+    bytes: 0,
+  };
+  const compiled = fuse ? fuseTreeSums(program, (n) => opsOf(n.domain)[n.op]!) : program;
+  compiled.bytes =
+    256 + compiled.nodes.length * 160 + bytesOf(compiled.nodes.map((n) => n.params)) + bytesOf(compiled.constants);
+  return compiled;
+}
+
+/**
+ * Compiles the nodes of `graph` that its `outputs` depend on, given its `inputs` (value ids), into a body over
+ * slots of its own; `scope.known` gains the graph's initializers and Constant outputs. A graph attribute (a Scan's
+ * body) is compiled the same way, seeing the constants in scope where it is, and nothing else of the outer graph.
+ */
+function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: number[]): ProgramBody {
+  const { names, opsets, known } = scope;
+  for (const t of graph.initializers) if (t.name >= 0) known[t.name] = tensorOf(t, names);
   const producers: number[] = [];
-  model.nodes.forEach((n, k) => {
+  graph.nodes.forEach((n, k) => {
     for (const o of n.output) if (o >= 0) producers[o] = k;
   });
-  const inputId = names.idOf(input);
-  const outputId = names.idOf(output);
   const count = names.size;
-  // The nodes `output` depends on; evaluated below in graph order (ONNX requires topological order).
-  const needed = new Uint8Array(model.nodes.length);
+  // The nodes the outputs depend on; evaluated below in graph order (ONNX requires topological order).
+  const needed = new Uint8Array(graph.nodes.length);
   const visited = new Uint8Array(count);
-  const stack = [outputId];
+  for (const i of inputs) visited[i] = 1;
+  const stack = [...outputs];
   while (stack.length > 0) {
     const v = stack.pop()!;
-    if (visited[v] || v === inputId || known[v]) continue;
+    if (visited[v] || known[v]) continue;
     visited[v] = 1;
     const k = producers[v];
     if (k === undefined) throw new UnsupportedGraph(`value ${names.name(v)} has no producer`);
     needed[k] = 1;
-    for (const i of model.nodes[k]!.input) if (i >= 0) stack.push(i);
+    for (const i of graph.nodes[k]!.input) if (i >= 0) stack.push(i);
   }
-  // Program slots, numbered in order of first use by the program.
+  // Slots, numbered in order of first use by the nodes.
   const slotOf = new Int32Array(count).fill(-1);
   let slotCount = 0;
   const slot = (v: number) => (slotOf[v]! >= 0 ? slotOf[v]! : (slotOf[v] = slotCount++));
   const nodes: ProgramNode[] = [];
   const used = new Uint8Array(count);
-  model.nodes.forEach((n, k) => {
+  graph.nodes.forEach((n, k) => {
     if (!needed[k]) return;
     const domain = n.domain;
     const d = DOMAINS[domain];
@@ -169,11 +217,17 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
     if (!d || !opsets.has(domain === 'ai.onnx' ? '' : domain)) throw new UnsupportedGraph(`domain ${domain}`);
     if (n.attribute.some((a) => a.refAttrName)) throw new UnsupportedGraph('attribute references');
     const attrs = new Map<string, AttrValue>();
-    for (const a of n.attribute) attrs.set(a.name, attrOf(a, names));
+    for (const a of n.attribute) {
+      // A subgraph sees the constants defined so far and adds its own to a copy.
+      attrs.set(
+        a.name,
+        a.g ? compileBody(a.g, { ...scope, known: known.slice() }, a.g.inputs, a.g.outputs) : attrOf(a, names),
+      );
+    }
     const inputs = n.input;
     if (op === 'Constant') {
       const value = attrs.get('value');
-      if (typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
+      if (typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value) || !('type' in value)) {
         throw new UnsupportedGraph('Constant without a tensor');
       }
       if (n.output[0] !== undefined && n.output[0] >= 0) known[n.output[0]] = value;
@@ -197,25 +251,14 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
       outputs: n.output.map((o) => (o >= 0 ? slot(o) : -1)),
     });
   });
-  // The constants the program reads, in order of their names' first mention.
+  for (const o of outputs) used[o] = 1;
+  // The constants the body reads, in order of their names' first mention.
   const constants: [number, Tensor][] = [];
   for (let v = 0; v < count; v++) {
     const t = known[v];
     if (t && used[v]) constants.push([slot(v), t]);
   }
-  if (known[outputId]) throw new UnsupportedGraph('the output is a constant');
-  const program: GraphProgram = {
-    family: familyOf(new Set(nodes.map((n) => n.op))),
-    slots: 0,
-    input: slot(inputId),
-    output: slot(outputId),
-    constants,
-    nodes,
-    bytes: 0,
-  };
-  program.slots = slotCount;
-  const compiled = fuse ? fuseTreeSums(program, (n) => opsOf(n.domain)[n.op]!) : program;
-  compiled.bytes =
-    256 + compiled.nodes.length * 160 + bytesOf(compiled.nodes.map((n) => n.params)) + bytesOf(compiled.constants);
-  return compiled;
+  const inputSlots = inputs.map(slot);
+  const outputSlots = outputs.map(slot);
+  return { slots: slotCount, inputs: inputSlots, outputs: outputSlots, constants, nodes };
 }

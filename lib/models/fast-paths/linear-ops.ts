@@ -1,11 +1,11 @@
 /**
  * ONNX linear-algebra and reduction operators (MatMul, Gemm, ReduceSum, ReduceMean, ReduceSumSquare, ReduceMax,
- * ReduceMin, ReduceL2, ReduceLogSumExp) as the fast path evaluates them: sums accumulate in double and round once
+ * ReduceMin, ReduceL2, ReduceLogSumExp) and TopK as the fast path evaluates them: sums accumulate in double and round once
  * to the output type, which is within float32 tolerance of onnxruntime's float accumulation.
  */
 import { attrReader, type OpDef } from './op-types';
 import { intsFrom } from './shape-ops';
-import { alloc, expectType, size, UnsupportedGraph } from './tensor';
+import { alloc, expectType, size, UnsupportedGraph, type Tensor } from './tensor';
 
 const FLOATS = ['float', 'double'] as const;
 
@@ -85,7 +85,7 @@ const gemm: OpDef<GemmParams> = {
   },
 };
 
-interface ReduceParams {
+export interface ReduceParams {
   axes: number[] | undefined;
   keepdims: boolean;
   noopWithEmptyAxes: boolean;
@@ -129,7 +129,10 @@ function reduce(kind: Reduction, axesInputFrom: number): OpDef<ReduceParams> {
       // by a first pass over the same elements.
       const peak = kind === 'logsumexp' ? alloc('double', [n]).data.fill(-Infinity) : undefined;
       const data = x!.data;
-      for (let pass = peak ? 0 : 1; pass < 2; pass++) {
+      // The last axes reduced: each output sums a block of consecutive elements, in the same order as below.
+      const lastAxes = [...reduced].every((i) => i >= r - reduced.size);
+      if (lastAxes && !peak) reduceBlocks(kind, data, acc, n);
+      for (let pass = peak ? 0 : lastAxes ? 2 : 1; pass < 2; pass++) {
         const counter = new Array<number>(r).fill(0);
         let at = 0;
         for (let k = 0; k < data.length; k++) {
@@ -166,6 +169,90 @@ function reduce(kind: Reduction, axesInputFrom: number): OpDef<ReduceParams> {
   };
 }
 
+/**
+ * Reduces consecutive blocks of `data` into `acc` (one block per element of `acc`), element by element in order
+ * as the general loop does, with one loop per reduction.
+ */
+function reduceBlocks(kind: Reduction, data: Tensor['data'], acc: Tensor['data'], n: number): void {
+  const block = n === 0 ? 0 : data.length / n;
+  for (let i = 0, at = 0; i < n; i++, at += block) {
+    let a = acc[i]!;
+    const end = at + block;
+    if (kind === 'max') for (let k = at; k < end; k++) a = Math.max(a, data[k]!);
+    else if (kind === 'min') for (let k = at; k < end; k++) a = Math.min(a, data[k]!);
+    else if (kind === 'sumsquare' || kind === 'l2') for (let k = at; k < end; k++) a += data[k]! * data[k]!;
+    else for (let k = at; k < end; k++) a += data[k]!;
+    acc[i] = a;
+  }
+}
+
+interface TopKParams {
+  axis: number;
+  largest: boolean;
+  /** The attribute k (before opset 10); from opset 10 k is the second input. */
+  k: number | undefined;
+}
+
+/**
+ * TopK: the k largest (or smallest) values along an axis and their int64 indices, sorted, an equal value's lower
+ * index first, as onnxruntime orders them. Each line keeps its best k so far in order, a new value shifting in
+ * where it belongs: about n comparisons a line when k is small against n (a LocalOutlierFactor's 20 neighbours
+ * among hundreds of training samples).
+ */
+const topK: OpDef<TopKParams> = {
+  prepare(ctx) {
+    const attr = attrReader(ctx);
+    if (attr.int('sorted', 1) === 0) throw new UnsupportedGraph('TopK: unsorted (its order is not specified)');
+    return {
+      axis: attr.int('axis', -1),
+      largest: attr.int('largest', 1) !== 0,
+      k: ctx.opset < 10 ? attr.int('k') : undefined,
+    };
+  },
+  run({ axis, largest, k: kAttr }, [x, kInput]) {
+    expectType(x!, ['float', 'double', 'int64'], 'TopK');
+    const dims = x!.dims;
+    const a = axis < 0 ? axis + dims.length : axis;
+    const n = dims[a]!;
+    const k = kAttr ?? kInput?.data[0];
+    if (k === undefined || !(k >= 0 && k <= n)) throw new UnsupportedGraph(`TopK: k ${k} of ${n}`);
+    const inner = size(dims.slice(a + 1));
+    const lines = size(dims) / Math.max(1, n * inner);
+    const outDims = dims.map((d, i) => (i === a ? k : d));
+    const values = alloc(x!.type, outDims);
+    const indices = alloc('int64', outDims);
+    // Comparing sign * v finds the smallest with the same `>` (negation is exact).
+    const sign = largest ? 1 : -1;
+    const data = x!.data;
+    const best = new Float64Array(k);
+    const at = new Int32Array(k);
+    for (let line = 0; line < lines; line++) {
+      for (let q = 0; q < inner; q++) {
+        const base = line * n * inner + q;
+        let kept = 0;
+        for (let i = 0; i < n; i++) {
+          const v = sign * data[base + i * inner]!;
+          // Strictly better only: an equal value found later stays behind the earlier index.
+          if (kept === k && !(k > 0 && v > best[k - 1]!)) continue;
+          let j = kept < k ? kept++ : k - 1;
+          for (; j > 0 && v > best[j - 1]!; j--) {
+            best[j] = best[j - 1]!;
+            at[j] = at[j - 1]!;
+          }
+          best[j] = v;
+          at[j] = i;
+        }
+        const out = line * k * inner + q;
+        for (let j = 0; j < k; j++) {
+          values.data[out + j * inner] = sign * best[j]!;
+          indices.data[out + j * inner] = at[j]!;
+        }
+      }
+    }
+    return [values, indices];
+  },
+};
+
 /** The linear-algebra and reduction operators of the default (ai.onnx) domain, by name. */
 export const linearOps: Record<string, OpDef> = {
   MatMul: matmul,
@@ -177,4 +264,5 @@ export const linearOps: Record<string, OpDef> = {
   ReduceMin: reduce('min', 18),
   ReduceL2: reduce('l2', 18),
   ReduceLogSumExp: reduce('logsumexp', 18),
+  TopK: topK,
 };

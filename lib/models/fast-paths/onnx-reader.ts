@@ -33,6 +33,8 @@ export interface RawAttribute {
   /** As numbers: exact below 2^53, which covers ids, counts and shapes. */
   ints: number[];
   strings: string[];
+  /** A graph attribute (a Scan's body). */
+  g?: RawGraph;
   refAttrName: string;
 }
 
@@ -46,11 +48,17 @@ export interface RawNode {
   attribute: RawAttribute[];
 }
 
-/** A ModelProto reduced to what the fast path compiles. */
-export interface RawModel {
-  opsets: { domain: string; version: number }[];
+/** A GraphProto's nodes, initializers and the ids of its inputs and outputs, in order. */
+export interface RawGraph {
   nodes: RawNode[];
   initializers: RawTensor[];
+  inputs: number[];
+  outputs: number[];
+}
+
+/** A ModelProto reduced to what the fast path compiles: its main graph's fields, and its opsets. */
+export interface RawModel extends RawGraph {
+  opsets: { domain: string; version: number }[];
   /** The ids of the value names that nodes and initializers mention. */
   names: NameIds;
   /** Whether the graph has subgraphs or other content this reader does not follow. */
@@ -162,12 +170,17 @@ function readAttribute(r: Reader, names: NameIds): RawAttribute {
       case 21:
         a.refAttrName = r.string();
         break;
-      case 6:
+      case 6: {
+        const outer = r.enter();
+        a.g = readGraph(r, names);
+        r.leave(outer);
+        break;
+      }
       case 10:
       case 11:
       case 22:
       case 23:
-        throw new UnsupportedGraph('graph or sparse-tensor attributes');
+        throw new UnsupportedGraph('graph-list or sparse-tensor attributes');
       default:
         r.skip(wire);
     }
@@ -205,9 +218,46 @@ function readNode(r: Reader, names: NameIds): RawNode {
   return n;
 }
 
+/** Reads a GraphProto (the reader inside it): a subgraph's value names are numbered in the model's `names`. */
+function readGraph(r: Reader, names: NameIds): RawGraph {
+  const g: RawGraph = { nodes: [], initializers: [], inputs: [], outputs: [] };
+  while (r.pos < r.end) {
+    const h = r.varint();
+    const field = h >>> 3;
+    if (h === key(1, 2) || h === key(5, 2) || h === key(11, 2) || h === key(12, 2)) {
+      const inner = r.enter();
+      if (field === 1) g.nodes.push(readNode(r, names));
+      else if (field === 5) g.initializers.push(readTensor(r, names));
+      else (field === 11 ? g.inputs : g.outputs).push(valueInfoName(r, names));
+      r.leave(inner);
+    } else if (field === 15) throw new UnsupportedGraph('sparse initializers');
+    else r.skip(h & 7);
+  }
+  return g;
+}
+
+/** The id of a ValueInfoProto's name (-1 for none). */
+function valueInfoName(r: Reader, names: NameIds): number {
+  let id = -1;
+  while (r.pos < r.end) {
+    const k = r.varint();
+    if (k === key(1, 2)) id = r.nameId(names);
+    else r.skip(k & 7);
+  }
+  return id;
+}
+
 /** Reads `bytes` as an ONNX ModelProto; throws UnsupportedGraph when it is not one this reader follows. */
 export function readOnnx(bytes: Uint8Array): RawModel {
-  const m: RawModel = { opsets: [], nodes: [], initializers: [], names: new NameIds(), hasGraph: false };
+  const m: RawModel = {
+    opsets: [],
+    nodes: [],
+    initializers: [],
+    inputs: [],
+    outputs: [],
+    names: new NameIds(),
+    hasGraph: false,
+  };
   const r = reader(bytes);
   while (r.pos < r.end) {
     const k = r.varint();
@@ -226,16 +276,7 @@ export function readOnnx(bytes: Uint8Array): RawModel {
     } else if (field === 7) {
       m.hasGraph = true;
       const outer = r.enter();
-      while (r.pos < r.end) {
-        const h = r.varint();
-        if (h === key(1, 2) || h === key(5, 2)) {
-          const inner = r.enter();
-          if (h === key(1, 2)) m.nodes.push(readNode(r, m.names));
-          else m.initializers.push(readTensor(r, m.names));
-          r.leave(inner);
-        } else if (h >>> 3 === 15) throw new UnsupportedGraph('sparse initializers');
-        else r.skip(h & 7);
-      }
+      Object.assign(m, readGraph(r, m.names));
       r.leave(outer);
     } else if (field === 25) {
       throw new UnsupportedGraph('model-local functions');

@@ -3,10 +3,11 @@
  * operator validates its attributes once (`prepare`, in the compile thread) into plain, transferable parameters,
  * and evaluates tensors with them (`run`). Anything an operator cannot reproduce exactly throws UnsupportedGraph.
  */
+import type { ProgramBody } from './graph-program';
 import { UnsupportedGraph, type Tensor } from './tensor';
 
-/** A decoded ONNX attribute. */
-export type AttrValue = number | string | number[] | Float32Array | Float64Array | string[] | Tensor;
+/** A decoded ONNX attribute; a graph attribute comes compiled. */
+export type AttrValue = number | string | number[] | Float32Array | Float64Array | string[] | Tensor | ProgramBody;
 
 /** What an operator sees when it is prepared. */
 export interface PrepareContext {
@@ -20,9 +21,19 @@ export interface PrepareContext {
   opset: number;
 }
 
+/** A subgraph linked to its operators: its outputs from its inputs, in the running evaluation's scratch memory. */
+export interface LinkedBody {
+  run(inputs: readonly (Tensor | undefined)[]): Tensor[];
+}
+
 /** One operator of the fast path. */
 export interface OpDef<P = unknown> {
   prepare(ctx: PrepareContext): P;
+  /**
+   * Turns the prepared parameters, plain data that crosses threads, into what `run` takes where the program is
+   * linked: an operator with a subgraph (Scan) links its body here with `link`.
+   */
+  link?(params: P, link: (body: ProgramBody) => LinkedBody): P;
   run(params: P, inputs: readonly (Tensor | undefined)[]): Tensor[];
 }
 
@@ -67,7 +78,17 @@ class AttrReader {
   tensor(name: string): Tensor | undefined {
     const v = this.ctx.attrs.get(name);
     if (v === undefined) return undefined;
-    if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v)) throw this.fail(name, 'a tensor');
+    if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v) || !('type' in v)) {
+      throw this.fail(name, 'a tensor');
+    }
+    return v;
+  }
+
+  graph(name: string): ProgramBody {
+    const v = this.ctx.attrs.get(name);
+    if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v) || !('nodes' in v)) {
+      throw this.fail(name, 'a graph');
+    }
     return v;
   }
 

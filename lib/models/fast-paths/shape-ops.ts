@@ -109,14 +109,17 @@ const gather: OpDef<number> = {
     const n = x!.dims[a]!;
     const outer = size(x!.dims.slice(0, a));
     const inner = size(x!.dims.slice(a + 1));
-    const idx = Array.from(indices!.data, (i) => (i < 0 ? i + n : i));
-    if (idx.some((i) => i < 0 || i >= n)) throw new UnsupportedGraph('Gather: index out of range');
+    const idx = indices!.data;
     const out = alloc(x!.type, [...x!.dims.slice(0, a), ...indices!.dims, ...x!.dims.slice(a + 1)]);
+    const from = x!.data;
+    const to = out.data;
     let o = 0;
     for (let p = 0; p < outer; p++) {
-      for (const i of idx) {
-        const from = (p * n + i) * inner;
-        for (let q = 0; q < inner; q++) out.data[o++] = x!.data[from + q]!;
+      for (let t = 0; t < idx.length; t++) {
+        const i = idx[t]! < 0 ? idx[t]! + n : idx[t]!;
+        if (!(i >= 0 && i < n)) throw new UnsupportedGraph('Gather: index out of range');
+        const at = (p * n + i) * inner;
+        for (let q = 0; q < inner; q++) to[o++] = from[at + q]!;
       }
     }
     return [out];
