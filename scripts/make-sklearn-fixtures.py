@@ -10,7 +10,8 @@ transform appended (a reconstruction, scored by its mse) and a 7-4-7 tanh autoen
 torch.onnx.export writes a Linear-Tanh-Linear module); their cases hold scikit-learn's (numpy's) scores.
 On the 4 features again, as users pipeline them: StandardScaler + OneClassSVM and StandardScaler + IsolationForest
 (the scaler in the graph, an ai.onnx.ml Scaler node), and a GaussianMixture scored by its score_samples (log
-likelihood: ReduceLogSumExp). On the 4 features, a LocalOutlierFactor(novelty=True) (Scan, TopK, Gather).
+likelihood: ReduceLogSumExp). On the 4 features, a LocalOutlierFactor(novelty=True) (Scan, TopK, Gather), exported from a float32 sample and
+from a float64 one (a double input), and a OneClassSVM from a float64 sample (onnxruntime cannot run it).
 
 Run: .cache/py-bench/bin/python scripts/make-sklearn-fixtures.py   (from the repository root; `npm run bench`
 creates that venv with the pinned versions above)
@@ -67,8 +68,8 @@ def case_rows(rng: np.random.Generator, train: np.ndarray, model_decision) -> np
     return np.concatenate([inliers, outliers])
 
 
-def convert(model, name: str, options=None) -> bytes:
-    onx = to_onnx(model, np.zeros((1, 4), dtype=np.float32), target_opset=TARGET_OPSET, options=options)
+def convert(model, name: str, options=None, dtype=np.float32) -> bytes:
+    onx = to_onnx(model, np.zeros((1, 4), dtype=dtype), target_opset=TARGET_OPSET, options=options)
     # skl2onnx emits opset imports in set order (varies with PYTHONHASHSEED); sort them so the bytes are reproducible.
     opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
     del onx.opset_import[:]
@@ -97,9 +98,9 @@ def decision_meta(algorithm: str, preprocessing: dict) -> dict:
 def write_fixture(name: str, onnx_bytes: bytes, meta: dict, rows: np.ndarray, decision, predict) -> dict:
     folder = OUT / name
     folder.mkdir(parents=True, exist_ok=True)
-    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    inputs = [i.name for i in sess.get_inputs()]
-    outputs = [o.name for o in sess.get_outputs()]
+    graph = onnx.load_from_string(onnx_bytes).graph
+    inputs = [i.name for i in graph.input]
+    outputs = [o.name for o in graph.output]
     assert inputs == [meta["input"]["name"]], inputs
     assert meta["output"]["name"] in outputs, outputs
     meta = {
@@ -224,6 +225,26 @@ def neighbors_fixtures(rng: np.random.Generator) -> None:
     meta = decision_meta("sklearn.neighbors.LocalOutlierFactor(novelty=True)", {"type": "none"})
     r64 = rows.astype(np.float64)
     write_fixture("lof", convert(lof, "lof"), meta, rows, lof.decision_function(r64), lof.predict(r64))
+    # The same model exported as numpy's default float64 sample makes it: a double input, computed in double.
+    onx = convert(lof, "lof_float64", dtype=np.float64)
+    write_fixture("lof-float64", onx, meta, rows, lof.decision_function(r64), lof.predict(r64))
+
+
+def float64_fixtures(rng: np.random.Generator) -> None:
+    """A OneClassSVM exported from a float64 sample: a double SVMRegressor, which onnxruntime has no kernel for."""
+    train = training_data(rng)
+    x64 = train.astype(np.float64)
+    svm = OneClassSVM(kernel="rbf", gamma="scale", nu=0.05).fit(x64)
+    rows = case_rows(rng, train, svm.decision_function)
+    meta = decision_meta("sklearn.svm.OneClassSVM(kernel=rbf), exported from a float64 sample", {"type": "none"})
+    r64 = rows.astype(np.float64)
+    onx = convert(svm, "ocsvm_float64", dtype=np.float64)
+    try:
+        ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
+        raise AssertionError("onnxruntime now runs a double SVMRegressor: test it against its session")
+    except ort.capi.onnxruntime_pybind11_state.NotImplemented:
+        pass
+    write_fixture("ocsvm-float64", onx, meta, rows, svm.decision_function(r64), svm.predict(r64))
 
 
 def main() -> None:
@@ -275,6 +296,7 @@ def main() -> None:
     wide_fixtures(np.random.default_rng(SEED + 1))
     pipeline_fixtures(np.random.default_rng(SEED + 2))
     neighbors_fixtures(np.random.default_rng(SEED + 3))
+    float64_fixtures(np.random.default_rng(SEED + 4))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

@@ -1,6 +1,6 @@
 /**
  * Checks a model.onnx against its model.json before registration makes it visible: the bytes parse as a
- * self-contained ONNX model, with one float32 2-D input of the model's feature count under the declared name and
+ * self-contained ONNX model, with one float32 (or float64) 2-D input of the model's feature count under the declared name and
  * a float output holding the declared score column.
  */
 import { onnx } from 'onnx-proto';
@@ -65,12 +65,11 @@ function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo {
   };
 }
 
-/** Names of the ONNX element types a model's input is likely to have instead of float32. */
+/** Names of the ONNX element types a model's input is likely to have instead of float32 or float64. */
 const ELEMENT_TYPES: Partial<Record<number, string>> = {
   6: 'int32',
   7: 'int64',
   10: 'float16',
-  11: 'float64',
   16: 'bfloat16',
 };
 
@@ -85,14 +84,12 @@ function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): v
   if (graph.inputs.size > 1) {
     throw fail(`has inputs ${names(graph.inputs)}; fleetscore feeds exactly one`, 'input.name');
   }
-  if (input.elemType !== undefined && input.elemType !== onnx.TensorProto.DataType.FLOAT) {
+  const { FLOAT, DOUBLE } = onnx.TensorProto.DataType;
+  // skl2onnx types the input after the sample it is given: numpy's default float64 makes a double input, which
+  // is fed the same float32 rows converted.
+  if (input.elemType !== undefined && input.elemType !== FLOAT && input.elemType !== DOUBLE) {
     const type = ELEMENT_TYPES[input.elemType] ?? `element type ${input.elemType}`;
-    // skl2onnx types the input after the sample it is given: numpy's default float64 makes a double input.
-    const hint =
-      input.elemType === onnx.TensorProto.DataType.DOUBLE
-        ? '; export it with a float32 sample, e.g. skl2onnx to_onnx(model, X[:1].astype(np.float32))'
-        : '';
-    throw fail(`input ${meta.input.name} must be float32, not ${type}${hint}`, 'input.name');
+    throw fail(`input ${meta.input.name} must be float32 or float64, not ${type}`, 'input.name');
   }
   if (input.dims !== undefined) {
     if (input.dims.length !== 2) throw fail(`input ${meta.input.name} must be 2-D [rows, features]`, 'input.name');
@@ -105,7 +102,6 @@ function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): v
   if (!output) {
     throw fail(`has no output ${JSON.stringify(meta.output.name)} (outputs: ${names(graph.outputs)})`, 'output.name');
   }
-  const { FLOAT, DOUBLE } = onnx.TensorProto.DataType;
   if (output.elemType !== undefined && output.elemType !== FLOAT && output.elemType !== DOUBLE) {
     const message = `output ${meta.output.name} must be float32 or float64 (element type ${output.elemType})`;
     throw fail(message, 'output.name');

@@ -101,6 +101,13 @@ interface SessionEntry {
   placement?: { device: string; version: string; sha256: string };
 }
 
+/** The rows as the session's input takes them: float32, or float64 for a model exported with a float64 sample. */
+function inputTensor(session: InferenceSession, name: string, input: Float32Array, dims: number[]): Tensor {
+  const info = session.inputMetadata?.find((m) => m.name === name);
+  const double = info?.isTensor === true && info.type === 'float64';
+  return double ? new Tensor('float64', Float64Array.from(input), dims) : new Tensor('float32', input, dims);
+}
+
 /**
  * Verified, cached onnxruntime sessions. A `LoadedModel` whose session was evicted transparently loads (and
  * re-verifies) it again.
@@ -286,7 +293,7 @@ export class OnnxSessionPool {
     let result: InferenceSession.ReturnType;
     const started = performance.now();
     try {
-      const feeds = { [meta.input.name]: new Tensor('float32', input, [rows, k]) };
+      const feeds = { [meta.input.name]: inputTensor(entry.session, meta.input.name, input, [rows, k]) };
       const run = () => entry.session.run(feeds, [meta.output.name]);
       result = await this.retryOnGpuExhaustion(run).catch((err: unknown) => {
         const file = keys.modelOnnx(device, version);

@@ -26,6 +26,8 @@ const FAMILIES = [
   { name: 'gaussian-mixture', path: 'compiled:linear', tol: 1e-4 },
   // Distances to the training rows by a Scan, the 20 nearest by TopK.
   { name: 'lof', path: 'compiled:neighbors', tol: 1e-4 },
+  // Exported from numpy's default float64 sample: a double input, fed the float32 rows converted.
+  { name: 'lof-float64', path: 'compiled:neighbors', tol: 1e-4 },
 ] as const;
 
 const fixture = sklearnFixture;
@@ -95,6 +97,22 @@ describe.each(FAMILIES)('$name', ({ name, path, tol }) => {
     expect(sessions.prepareCached(store, device, entry)).toBeUndefined();
     fast.forget(store, device, entry.version);
     expect(fast.prepareCached(store, device, entry)).toBeUndefined();
+  });
+});
+
+describe('a OneClassSVM exported from a float64 sample', () => {
+  it('is scored by compiled:svm as scikit-learn scores it, though onnxruntime has no double SVMRegressor', async () => {
+    const entry = await register('ocsvm-float64', 'svm64-1');
+    const c = cases('ocsvm-float64');
+    const x = new Float32Array(c.rows.flat());
+    const model = await fast.prepare(store, 'svm64-1', entry);
+    expect(model.path).toBe('compiled:svm');
+    const got = await scoreWith(model, x, c.rows.length);
+    got.forEach((s, i) => expect(Math.abs(s - c.decisionFunction[i]!)).toBeLessThanOrEqual(1e-4));
+    expect(Array.from(got, (s) => (isAnomaly(model.meta, s) ? -1 : 1))).toEqual(c.predict);
+    // Its own session cannot be made: a worker without the fast path fails the device, saying why.
+    const viaSession = sessions.prepare(store, 'svm64-1', entry).then((m) => scoreWith(m, x, c.rows.length));
+    await expect(viaSession).rejects.toThrow(/SVMRegressor/);
   });
 });
 

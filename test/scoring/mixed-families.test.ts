@@ -71,6 +71,7 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     'isoforest-pipeline': 'compiled:tree-ensemble',
     'gaussian-mixture': 'compiled:linear',
     lof: 'compiled:neighbors',
+    'lof-float64': 'compiled:neighbors',
   };
   for (const [name, path] of Object.entries(paths)) {
     const c = sklearnCases(name);

@@ -5,12 +5,15 @@
  */
 import { opsOf, type GraphProgram, type ProgramBody, type ProgramNode } from './graph-program';
 import type { LinkedBody, OpDef } from './op-types';
-import { resetScratch, UnsupportedGraph, type Tensor } from './tensor';
+import { alloc, resetScratch, UnsupportedGraph, type Tensor } from './tensor';
 
 /** A program linked to its operator implementations, ready to score rows. */
 export interface LinkedProgram {
   readonly program: GraphProgram;
-  /** The model's output for `rows` rows of `k` float32 features: [rows] or [rows, columns], float or double. */
+  /**
+   * The model's output for `rows` rows of `k` float32 features (converted to double for a double input): [rows] or
+   * [rows, columns], float or double.
+   */
   run(x: Float32Array, rows: number, k: number): Tensor;
 }
 
@@ -30,7 +33,11 @@ export function linkProgram(program: GraphProgram): LinkedProgram {
       resetScratch();
       const values = new Array<Tensor | undefined>(program.slots);
       for (const [s, t] of program.constants) values[s] = t;
-      values[program.input] = { type: 'float', dims: [rows, k], data: x };
+      if (program.inputType === 'double') {
+        const input = alloc('double', [rows, k]);
+        input.data.set(x);
+        values[program.input] = input;
+      } else values[program.input] = { type: 'float', dims: [rows, k], data: x };
       runSteps(steps, values);
       const out = values[program.output];
       if (!out) throw new UnsupportedGraph('the output was not computed');

@@ -46,6 +46,8 @@ export interface GraphProgram {
   family: GraphFamily;
   slots: number;
   input: number;
+  /** The graph input's type: a model exported with a float64 sample takes double (the rows are converted). */
+  inputType: 'float' | 'double';
   output: number;
   constants: [number, Tensor][];
   nodes: ProgramNode[];
@@ -157,14 +159,16 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
   }
   // Every value name is a number (model.names), so the walk below uses arrays rather than maps.
   const names = model.names;
+  const inputId = names.idOf(input);
   const outputId = names.idOf(output);
   const known: (Tensor | undefined)[] = [];
-  const body = compileBody(model, { names, opsets, known }, [names.idOf(input)], [outputId]);
+  const body = compileBody(model, { names, opsets, known }, [inputId], [outputId]);
   if (known[outputId]) throw new UnsupportedGraph('the output is a constant');
   const program: GraphProgram = {
     family: familyOf(new Set(body.nodes.map((n) => n.op))),
     slots: body.slots,
     input: body.inputs[0]!,
+    inputType: inputTypeOf(model, inputId, input),
     output: body.outputs[0]!,
     constants: body.constants,
     nodes: body.nodes,
@@ -174,6 +178,15 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
   compiled.bytes =
     256 + compiled.nodes.length * 160 + bytesOf(compiled.nodes.map((n) => n.params)) + bytesOf(compiled.constants);
   return compiled;
+}
+
+/** The element type of the graph's input `input` (id `id`): float32, float64, or unset (taken as float32). */
+function inputTypeOf(model: RawModel, id: number, input: string): GraphProgram['inputType'] {
+  const at = model.inputs.indexOf(id);
+  const type = at < 0 ? 0 : model.inputTypes[at]!;
+  if (type === 11) return 'double';
+  if (type === 1 || type === 0) return 'float';
+  throw new UnsupportedGraph(`input ${input} of element type ${type}`);
 }
 
 /**

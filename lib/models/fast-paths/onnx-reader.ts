@@ -53,6 +53,8 @@ export interface RawGraph {
   nodes: RawNode[];
   initializers: RawTensor[];
   inputs: number[];
+  /** Each input's tensor element type (TensorProto.DataType; 0 where the graph does not say). */
+  inputTypes: number[];
   outputs: number[];
 }
 
@@ -220,7 +222,7 @@ function readNode(r: Reader, names: NameIds): RawNode {
 
 /** Reads a GraphProto (the reader inside it): a subgraph's value names are numbered in the model's `names`. */
 function readGraph(r: Reader, names: NameIds): RawGraph {
-  const g: RawGraph = { nodes: [], initializers: [], inputs: [], outputs: [] };
+  const g: RawGraph = { nodes: [], initializers: [], inputs: [], inputTypes: [], outputs: [] };
   while (r.pos < r.end) {
     const h = r.varint();
     const field = h >>> 3;
@@ -228,7 +230,13 @@ function readGraph(r: Reader, names: NameIds): RawGraph {
       const inner = r.enter();
       if (field === 1) g.nodes.push(readNode(r, names));
       else if (field === 5) g.initializers.push(readTensor(r, names));
-      else (field === 11 ? g.inputs : g.outputs).push(valueInfoName(r, names));
+      else {
+        const [id, type] = valueInfo(r, names);
+        if (field === 11) {
+          g.inputs.push(id);
+          g.inputTypes.push(type);
+        } else g.outputs.push(id);
+      }
       r.leave(inner);
     } else if (field === 15) throw new UnsupportedGraph('sparse initializers');
     else r.skip(h & 7);
@@ -236,15 +244,34 @@ function readGraph(r: Reader, names: NameIds): RawGraph {
   return g;
 }
 
-/** The id of a ValueInfoProto's name (-1 for none). */
-function valueInfoName(r: Reader, names: NameIds): number {
+/** A ValueInfoProto's name id (-1 for none) and tensor element type (0 for none). */
+function valueInfo(r: Reader, names: NameIds): [number, number] {
   let id = -1;
+  let type = 0;
   while (r.pos < r.end) {
     const k = r.varint();
     if (k === key(1, 2)) id = r.nameId(names);
-    else r.skip(k & 7);
+    else if (k === key(2, 2)) {
+      // TypeProto.tensor_type (1) .elem_type (1)
+      const typeProto = r.enter();
+      while (r.pos < r.end) {
+        const t = r.varint();
+        if (t !== key(1, 2)) {
+          r.skip(t & 7);
+          continue;
+        }
+        const tensorType = r.enter();
+        while (r.pos < r.end) {
+          const e = r.varint();
+          if (e === key(1, 0)) type = r.varint();
+          else r.skip(e & 7);
+        }
+        r.leave(tensorType);
+      }
+      r.leave(typeProto);
+    } else r.skip(k & 7);
   }
-  return id;
+  return [id, type];
 }
 
 /** Reads `bytes` as an ONNX ModelProto; throws UnsupportedGraph when it is not one this reader follows. */
@@ -254,6 +281,7 @@ export function readOnnx(bytes: Uint8Array): RawModel {
     nodes: [],
     initializers: [],
     inputs: [],
+    inputTypes: [],
     outputs: [],
     names: new NameIds(),
     hasGraph: false,
