@@ -2,12 +2,13 @@
  * `npm run bench`: one hourly run's cost per model family and fleet size (devices x 60 rows x 7 features), side
  * by side: the limit (fleetscore's scoring kernel over in-memory rows), the usual per-device Python loop (peer)
  * over the same models, and fleetscore through the real Temporal dev server, a worker process and the local
- * store: cold (a fresh worker on a host that has compiled nothing), warm (its second run) and restart (a fresh
- * worker on the same host, with the programs the first saved). Prints a table and writes bench/results/latest.json.
+ * store: cold (a fresh worker on a host that has compiled nothing), warm (the median of its next `--repeats`
+ * runs) and restart (a fresh worker on the same host, with the programs the first saved). The peer is the median of
+ * `--repeats` runs too. Prints a table and writes bench/results/latest.json.
  *
  * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
  *   [--max-parallel-shards 8] [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000]
- *   [--worker-cpu-prof DIR] [--shard-threads N]
+ *   [--repeats 3] [--worker-cpu-prof DIR] [--shard-threads N]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -45,7 +46,9 @@ interface Measured {
 
 interface FleetscoreMeasured {
   cold: Measured;
+  /** The warm run of median wall among `warm_walls_s`. */
   warm: Measured;
+  warm_walls_s: number[];
   /** A fresh worker after the first, reading the compiled programs it saved (only when asked for). */
   restart?: Measured;
   worker_peak_rss_mb: number;
@@ -93,18 +96,29 @@ function readEveryFile(dir: string): boolean {
   return true;
 }
 
+/** The peer's run of median wall among `repeats` (its pickles read once beforehand), and every run's wall. */
 async function peer(
   python: string,
   store: string,
   window: string,
   work: string,
+  repeats: number,
   pickles?: string,
-): Promise<Measured & { pickles_cached: boolean }> {
+): Promise<Measured & { pickles_cached: boolean; walls_s: number[] }> {
   const cached = pickles ? readEveryFile(pickles) : true;
-  const args = ['bench/peer.py', '--store', store, '--window', window, '--work', work];
-  const run = exec(python, pickles ? [...args, '--pickles', pickles] : args, { cwd: ROOT, maxBuffer: 1 << 24 });
-  childOfBench(run.child);
-  return { ...(JSON.parse((await run).stdout) as Measured), pickles_cached: cached };
+  const runs: Measured[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const args = ['bench/peer.py', '--store', store, '--window', window, '--work', work];
+    const run = exec(python, pickles ? [...args, '--pickles', pickles] : args, { cwd: ROOT, maxBuffer: 1 << 24 });
+    childOfBench(run.child);
+    runs.push(JSON.parse((await run).stdout) as Measured);
+  }
+  return { ...medianOf(runs, (r) => r.wall_s), pickles_cached: cached, walls_s: runs.map((r) => r.wall_s) };
+}
+
+/** The element of median `key` (the lower middle one of an even count). */
+function medianOf<T>(items: readonly T[], key: (t: T) => number): T {
+  return [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)]!;
 }
 
 /** Peak resident memory of a live process, from /proc (Linux). */
@@ -193,6 +207,8 @@ async function fleetscore(
   /** Shards a run has scheduled at once (a run's own default unless `--max-parallel-shards`). */
   maxParallelShards: number,
   batching: boolean,
+  /** Warm runs, of which the median is reported. */
+  repeats: number,
   /** Where the worker writes its V8 CPU profile (`--worker-cpu-prof DIR`), if anywhere. */
   profileDir?: string,
   /** The worker's `--shard-threads` (`--shard-threads N` here), when not its default. */
@@ -251,7 +267,9 @@ async function fleetscore(
         return { m, handle, shards: summary.shards };
       };
       const cold = await once();
-      const warm = await once();
+      const warms = [];
+      for (let i = 0; i < repeats; i++) warms.push(await once());
+      const warm = medianOf(warms, (w) => w.m.wall_s);
       const history = await warm.handle.fetchHistory();
       const workerPeak = peakRssMb(worker.pid!);
       let restarted: Measured | undefined;
@@ -264,6 +282,7 @@ async function fleetscore(
       return {
         cold: { ...cold.m, peak_rss_mb: workerPeak },
         warm: { ...warm.m, peak_rss_mb: workerPeak },
+        warm_walls_s: warms.map((w) => w.m.wall_s),
         ...(restarted ? { restart: restarted } : {}),
         worker_peak_rss_mb: Math.max(workerPeak, restarted?.peak_rss_mb ?? 0),
         history_events: history.events?.length ?? 0,
@@ -298,6 +317,8 @@ async function run(): Promise<void> {
   const procs = Number(option('procs', '2'));
   const profileDir = option('worker-cpu-prof', '') || undefined;
   const shardThreads = option('shard-threads', '') || undefined;
+  const repeats = Number(option('repeats', '3'));
+  if (!(Number.isInteger(repeats) && repeats >= 1)) throw new Error(`--repeats must be a whole number from 1`);
   const python = await ensurePeerPython();
   const machine = {
     cpus: cpus().length,
@@ -321,7 +342,7 @@ async function run(): Promise<void> {
         process.stderr.write('bench: limit\n');
         const l = await limit(fleet.store, window.id);
         process.stderr.write('bench: peer (python loop)\n');
-        const p = await peer(python, fleet.store, window.id, join(work, 'peer'), fleet.pickles);
+        const p = await peer(python, fleet.store, window.id, join(work, 'peer'), repeats, fleet.pickles);
         process.stderr.write('bench: fleetscore (cold, warm, restart)\n');
         const f = await fleetscore(
           fleet.store,
@@ -330,6 +351,7 @@ async function run(): Promise<void> {
           shardSize,
           maxParallelShards,
           true,
+          repeats,
           profileDir,
           shardThreads,
           true,
@@ -337,7 +359,17 @@ async function run(): Promise<void> {
         // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
         const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
         const u = unstacked
-          ? await fleetscore(fleet.store, window.id, work, shardSize, maxParallelShards, false, undefined, shardThreads)
+          ? await fleetscore(
+              fleet.store,
+              window.id,
+              work,
+              shardSize,
+              maxParallelShards,
+              false,
+              1,
+              undefined,
+              shardThreads,
+            )
           : undefined;
         const other = otherLoad();
         if (other !== undefined && other > OTHER_LOAD_WARN) {
@@ -369,7 +401,11 @@ async function run(): Promise<void> {
             fleetscore_cold: f.cold.wall_s,
             fleetscore_warm: f.warm.wall_s,
             fleetscore_restart: f.restart?.wall_s ?? null,
+            // Every run the medians above were taken from.
+            peer_runs: p.walls_s,
+            fleetscore_warm_runs: f.warm_walls_s,
           },
+          repeats,
           peak_rss_mb: {
             limit: l.peak_rss_mb,
             peer: p.peak_rss_mb,
