@@ -405,6 +405,34 @@ describe('TopK and Scan (a LocalOutlierFactor or nearest-neighbour export)', () 
     },
   );
 
+  it.each([1, 0])('TopK of 20 among 64 tied values a row (largest %i), as onnxruntime', async (largest) => {
+    // X times a [4, 64] matrix, floored: 64 values a row with many ties, so the kept 20 are replaced often.
+    const model = onnx.ModelProto.decode(
+      withK(
+        [
+          { opType: 'MatMul', input: ['X', 'W'], output: ['P'] },
+          { opType: 'Floor', input: ['P'], output: ['F'] },
+          {
+            opType: 'TopK',
+            input: ['F', 'K'],
+            output: ['V', 'I'],
+            attribute: [{ name: 'largest', type: INT, i: largest }],
+          },
+          { opType: 'Cast', input: ['I'], output: ['C'], attribute: [{ name: 'to', type: INT, i: 1 }] },
+          // Values and indices side by side in Y.
+          { opType: 'Concat', input: ['V', 'C'], output: ['Y'], attribute: [{ name: 'axis', type: INT, i: 1 }] },
+        ],
+        20,
+      ),
+    );
+    // Small weights: a few distinct values a row, so the 20th is tied with many others.
+    const w = values(FEATURES * 64).map((v) => Math.fround(v / 4));
+    model.graph!.initializer!.push({ name: 'W', dims: [FEATURES, 64], dataType: 1, floatData: w });
+    const { fast, ort } = await both(new Uint8Array(onnx.ModelProto.encode(model).finish()));
+    expect(fast).toEqual(ort);
+    expect(fast).toHaveLength(ROWS * 40);
+  });
+
   const tensorInfo = (name: string, dims: number[]) => ({
     name,
     type: {
