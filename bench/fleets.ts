@@ -140,8 +140,10 @@ export async function benchFleet(
     process.stderr.write('\n');
     generatedS = (performance.now() - started) / 1000;
   }
-  mkdirSync(store, { recursive: true });
+  mkdirSync(join(store, 'aggregates'), { recursive: true });
   symlinkSync(join(fleet, 'store', 'models'), join(store, 'models'));
-  symlinkSync(join(fleet, 'store', 'aggregates'), join(store, 'aggregates'));
+  // The window itself is linked; the warm runs' next windows are written beside it (bench/next_windows.py).
+  const windowDir = `window=${window.id}`;
+  symlinkSync(join(fleet, 'store', 'aggregates', windowDir), join(store, 'aggregates', windowDir));
   return { store, pickles: join(fleet, 'peer'), trees: forest ? trees : undefined, generatedS };
 }

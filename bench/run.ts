@@ -3,7 +3,7 @@
  * by side: the limit (fleetscore's scoring kernel over in-memory rows), the usual per-device Python loop (peer)
  * over the same models, and fleetscore through the real Temporal dev server, a worker process and the local
  * store: cold (a fresh worker on a host that has compiled nothing), warm (the median of its next `--repeats`
- * runs) and restart (a fresh worker on the same host, with the programs the first saved). The peer is the median of
+ * runs, each of the next hour's window: its models warm, its parts unread) and restart (a fresh worker on the same host, with the programs the first saved). The peer is the median of
  * `--repeats` runs too. Prints a table and writes bench/results/latest.json.
  *
  * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
@@ -21,7 +21,7 @@ import { connectClient, temporalTarget } from '../lib/temporal/connection';
 import { startDevServer } from '../lib/temporal/dev-server';
 import { startRun } from '../lib/temporal/runs';
 import { RUN_DEFAULTS } from '../lib/shared/run-types';
-import { windowAt } from '../lib/shared/window';
+import { HOUR_MS, windowAt } from '../lib/shared/window';
 import { formatTable } from '../cli/utils/table';
 import { benchFleet, FAMILIES, filesUnder, type Family } from './fleets';
 import { measureOtherLoad } from './other-load';
@@ -207,8 +207,8 @@ async function fleetscore(
   /** Shards a run has scheduled at once (a run's own default unless `--max-parallel-shards`). */
   maxParallelShards: number,
   batching: boolean,
-  /** Warm runs, of which the median is reported. */
-  repeats: number,
+  /** The windows the warm runs score, one each (the median is reported): windows the worker has not read. */
+  warmWindows: readonly string[],
   /** Where the worker writes its V8 CPU profile (`--worker-cpu-prof DIR`), if anywhere. */
   profileDir?: string,
   /** The worker's `--shard-threads` (`--shard-threads N` here), when not its default. */
@@ -254,13 +254,15 @@ async function fleetscore(
     worker = await startWorker();
     const { client, connection } = await connectClient(temporalTarget({ address: server.address }));
     try {
-      const once = async (): Promise<{
+      const once = async (
+        scored = window,
+      ): Promise<{
         m: Measured;
         handle: Awaited<ReturnType<typeof startRun>>;
         shards: number;
       }> => {
         const start = performance.now();
-        const handle = await startRun(client, { store, window, shardSize, pool: 'cpu', maxParallelShards });
+        const handle = await startRun(client, { store, window: scored, shardSize, pool: 'cpu', maxParallelShards });
         const summary = await handle.result();
         const wall = (performance.now() - start) / 1000;
         const m = { rows: summary.rows, wall_s: wall, rows_per_s: summary.rows / wall, peak_rss_mb: NaN };
@@ -268,7 +270,7 @@ async function fleetscore(
       };
       const cold = await once();
       const warms = [];
-      for (let i = 0; i < repeats; i++) warms.push(await once());
+      for (const next of warmWindows) warms.push(await once(next));
       const warm = medianOf(warms, (w) => w.m.wall_s);
       const history = await warm.handle.fetchHistory();
       const workerPeak = peakRssMb(worker.pid!);
@@ -328,7 +330,7 @@ async function run(): Promise<void> {
     platform: `${process.platform}-${process.arch}`,
     loadavg_at_start: loadavg(),
   };
-  const window = windowAt(END_MS - 3_600_000);
+  const window = windowAt(END_MS - HOUR_MS);
   const results = [];
   for (const family of families) {
     for (const devices of sizes) {
@@ -343,6 +345,19 @@ async function run(): Promise<void> {
         const l = await limit(fleet.store, window.id);
         process.stderr.write('bench: peer (python loop)\n');
         const p = await peer(python, fleet.store, window.id, join(work, 'peer'), repeats, fleet.pickles);
+        // Each warm run scores the next hour's window (the same rows, timestamps moved): its parts are new to the
+        // worker, as every hourly run's are, while its models are warm.
+        const warmWindows = Array.from({ length: repeats }, (_, i) => windowAt(window.startMs + (i + 1) * HOUR_MS).id);
+        await exec(
+          python,
+          ['bench/next_windows.py', '--aggregates', join(fleet.store, 'aggregates')].concat([
+            '--window',
+            window.id,
+            '--to',
+            warmWindows.join(','),
+          ]),
+          { cwd: ROOT },
+        );
         process.stderr.write('bench: fleetscore (cold, warm, restart)\n');
         const f = await fleetscore(
           fleet.store,
@@ -351,7 +366,7 @@ async function run(): Promise<void> {
           shardSize,
           maxParallelShards,
           true,
-          repeats,
+          warmWindows,
           profileDir,
           shardThreads,
           true,
@@ -366,7 +381,7 @@ async function run(): Promise<void> {
               shardSize,
               maxParallelShards,
               false,
-              1,
+              warmWindows.slice(0, 1),
               undefined,
               shardThreads,
             )

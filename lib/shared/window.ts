@@ -22,7 +22,7 @@ export interface Window {
   endMs: number;
 }
 
-const HOUR_MS = 3_600_000;
+export const HOUR_MS = 3_600_000;
 const WINDOW_ID = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})(?:_(\d{1,3})h)?$/;
 const MAX_HOURS = 24 * 31;
 
