@@ -439,6 +439,22 @@ describe('TopK and Scan (a LocalOutlierFactor or nearest-neighbour export)', () 
       tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } },
     },
   });
+  /** A Scan of one scanned input (the last of `input`) running `body`. */
+  const scanNode = (
+    input: string[],
+    output: string[],
+    body: onnx.IGraphProto,
+    attribute: onnx.IAttributeProto[] = [],
+  ): onnx.INodeProto => ({
+    opType: 'Scan',
+    input,
+    output,
+    attribute: [
+      { name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body },
+      { name: 'num_scan_inputs', type: INT, i: 1 },
+      ...attribute,
+    ],
+  });
   /** Scan of X's rows with state S0 (an initializer [n, FEATURES] or [FEATURES]), body `nodes` [s, row] -> [s', out]. */
   function scanGraph(
     nodes: onnx.INodeProto[],
@@ -454,20 +470,7 @@ describe('TopK and Scan (a LocalOutlierFactor or nearest-neighbour export)', () 
       input: [tensorInfo('s', state), tensorInfo('row', [FEATURES])],
       output: [tensorInfo('s_out', state), tensorInfo('out', out)],
     };
-    const model = onnx.ModelProto.decode(
-      graphOf([
-        {
-          opType: 'Scan',
-          input: ['S0', 'X'],
-          output: ['S_final', 'Y'],
-          attribute: [
-            { name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body },
-            { name: 'num_scan_inputs', type: INT, i: 1 },
-            ...attribute,
-          ],
-        },
-      ]),
-    );
+    const model = onnx.ModelProto.decode(graphOf([scanNode(['S0', 'X'], ['S_final', 'Y'], body, attribute)]));
     model.graph!.initializer = [{ name: 'S0', dims: state, dataType: 1, floatData: data }];
     return new Uint8Array(onnx.ModelProto.encode(model).finish());
   }
@@ -498,6 +501,90 @@ describe('TopK and Scan (a LocalOutlierFactor or nearest-neighbour export)', () 
     close(a.fast, a.ort);
     expect(a.fast).toEqual(b.fast);
     expect(a.fast).toHaveLength(ROWS * 6);
+  });
+
+  /**
+   * The front of a nearest-neighbour export, as skl2onnx writes it: a Scan of X's squared distances to each of the
+   * samples (the state X, the samples scanned), a Transpose, a Sqrt and the k smallest; then the k-distance of each
+   * neighbour, gathered from a [samples, k] table and its last column picked. Y: values, indices and k-distances.
+   */
+  function nearestGraph(samples: number[], table: number[], k: number): Uint8Array {
+    const m = samples.length / FEATURES;
+    const body = {
+      name: 'body',
+      node: distanceBody(false).map((n) => ({ ...n, input: n.input!.map((i) => (i === 'row' ? 'sample' : i)) })),
+      input: [tensorInfo('s', [ROWS, FEATURES]), tensorInfo('sample', [FEATURES])],
+      output: [tensorInfo('s_out', [ROWS, FEATURES]), tensorInfo('out', [ROWS])],
+    };
+    const cast = (from: string, to: string) => ({
+      opType: 'Cast',
+      input: [from],
+      output: [to],
+      attribute: [{ name: 'to', type: INT, i: 1 }],
+    });
+    const model = onnx.ModelProto.decode(
+      graphOf([
+        scanNode(['X', 'S'], ['X_final', 'D2t'], body),
+        {
+          opType: 'Transpose',
+          input: ['D2t'],
+          output: ['D2'],
+          attribute: [{ name: 'perm', type: INTS, ints: [1, 0] }],
+        },
+        { opType: 'Sqrt', input: ['D2'], output: ['D'] },
+        {
+          opType: 'TopK',
+          input: ['D', 'K'],
+          output: ['V', 'I'],
+          attribute: [{ name: 'largest', type: INT, i: 0 }],
+        },
+        { opType: 'Gather', input: ['T', 'I'], output: ['G'] },
+        { opType: 'Gather', input: ['G', 'LAST'], output: ['GL'], attribute: [{ name: 'axis', type: INT, i: 2 }] },
+        { opType: 'Squeeze', input: ['GL', 'AXIS2'], output: ['KD'] },
+        cast('I', 'C'),
+        { opType: 'Concat', input: ['V', 'C', 'KD'], output: ['Y'], attribute: [{ name: 'axis', type: INT, i: 1 }] },
+      ]),
+    );
+    model.graph!.initializer = [
+      { name: 'S', dims: [m, FEATURES], dataType: 1, floatData: samples },
+      { name: 'T', dims: [m, table.length / m], dataType: 1, floatData: table },
+      { name: 'K', dims: [1], dataType: 7, int64Data: [k] },
+      { name: 'LAST', dims: [1], dataType: 7, int64Data: [table.length / m - 1] },
+      { name: 'AXIS2', dims: [1], dataType: 7, int64Data: [2] },
+    ];
+    return new Uint8Array(onnx.ModelProto.encode(model).finish());
+  }
+
+  it('fuses the distances, Sqrt and TopK into one loop and the k-distance Gathers into one, bit for bit as unfused', async () => {
+    // 12 samples, each one twice (rows 0-5 and 6-11): every distance is tied with another's, so the lower index wins.
+    const distinct = values(6 * FEATURES);
+    const samples = [...distinct, ...distinct];
+    const table = values(12 * 3);
+    const bytes = nearestGraph(samples, table, 5);
+    const fused = compileGraph(bytes, 'X', 'Y');
+    expect(fused.nodes.map((n) => n.op)).toEqual(['Nearest', 'Gather', 'Squeeze', 'Cast', 'Concat']);
+    // The [12, 3] table is gathered down to its last column at compile time.
+    expect(fused.constants.map(([, t]) => t.dims)).toContainEqual([12, 1]);
+    expect(fused.constants.map(([, t]) => t.dims)).not.toContainEqual([12, 3]);
+    const plain = compileGraph(bytes, 'X', 'Y', false);
+    expect(plain.nodes.map((n) => n.op)).toContain('Scan');
+    const a = linkProgram(fused).run(x, ROWS, FEATURES);
+    const b = linkProgram(plain).run(x, ROWS, FEATURES);
+    expect(a.dims).toEqual([ROWS, 15]);
+    expect(Array.from(a.data)).toEqual(Array.from(b.data));
+    // As onnxruntime; and each row's nearest come in tied pairs, the sample before its copy.
+    const { fast, ort } = await both(bytes);
+    close(fast, ort);
+    let ties = 0;
+    for (let r = 0; r < ROWS; r++) {
+      const indices = fast.slice(r * 15 + 5, r * 15 + 10);
+      for (let j = 0; j < 4; j++) {
+        if (fast[r * 15 + j] !== fast[r * 15 + j + 1]) continue;
+        ties++;
+        expect(indices[j]! + 6).toBe(indices[j + 1]);
+      }
+    }
+    expect(ties).toBeGreaterThanOrEqual(2 * ROWS);
   });
 
   it.each([

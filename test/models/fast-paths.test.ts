@@ -7,6 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
+import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
+import { compileGraph } from '../../lib/models/fast-paths/graph-program';
 import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
 import { isAnomaly } from '../../lib/models/model-output';
 import { ModelSessionCache, type PreparedModel } from '../../lib/models/model-sessions';
@@ -114,6 +116,32 @@ describe('a OneClassSVM exported from a float64 sample', () => {
     const viaSession = sessions.prepare(store, 'svm64-1', entry).then((m) => scoreWith(m, x, c.rows.length));
     await expect(viaSession).rejects.toThrow(/SVMRegressor/);
   });
+});
+
+describe('a LocalOutlierFactor', () => {
+  it.each(['lof', 'lof-float64'])(
+    '%s: its distances and TopK run fused, bit for bit as its nodes one by one',
+    (name) => {
+      const meta = JSON.parse(fixture(name, 'model.json').toString('utf8')) as {
+        input: { name: string };
+        output: { name: string };
+      };
+      const c = cases(name);
+      const bytes = new Uint8Array(fixture(name, 'model.onnx'));
+      const fused = compileGraph(bytes, meta.input.name, meta.output.name);
+      const plain = compileGraph(bytes, meta.input.name, meta.output.name, false);
+      expect(fused.nodes.map((n) => n.op)).toContain('Nearest');
+      expect(fused.nodes.length).toBeLessThan(plain.nodes.length - 3);
+      // Smaller: the [samples, k] table of the training samples' neighbour distances is down to one column.
+      expect(fused.bytes).toBeLessThan(plain.bytes);
+      const x = new Float32Array(c.rows.flat());
+      const rows = c.rows.length;
+      const width = c.features.length;
+      const a = linkProgram(fused).run(x, rows, width);
+      const b = linkProgram(plain).run(x, rows, width);
+      expect(Array.from(a.data)).toEqual(Array.from(b.data));
+    },
+  );
 });
 
 describe('SVM kernels', () => {

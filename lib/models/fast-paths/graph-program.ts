@@ -5,6 +5,7 @@
  * maps, numbers), so it is built in a worker thread and handed to the event loop's thread without copying.
  */
 import { elementwiseOps } from './elementwise-ops';
+import { fuseNeighbors, nearest } from './fused-neighbors';
 import { fuseTreeSums, treeSum } from './fused-trees';
 import { linearOps } from './linear-ops';
 import { mlOps } from './ml-ops';
@@ -21,7 +22,7 @@ export type GraphFamily = 'tree-ensemble' | 'svm' | 'neighbors' | 'mlp' | 'linea
 
 /** One node of a program: an operator, its prepared parameters and its value slots. */
 export interface ProgramNode {
-  /** `fused`: a node the compiler made from several of the graph's (see fused-trees.ts). */
+  /** `fused`: a node the compiler made from several of the graph's (fused-trees.ts, fused-neighbors.ts). */
   domain: 'ai.onnx' | 'ai.onnx.ml' | 'fused';
   op: string;
   params: unknown;
@@ -72,7 +73,7 @@ export function opsOf(domain: ProgramNode['domain']): Record<string, OpDef> {
   return domain === 'fused' ? FUSED : DOMAINS[domain === 'ai.onnx' ? '' : domain]!.ops;
 }
 
-const FUSED: Record<string, OpDef> = { TreeSum: treeSum };
+const FUSED: Record<string, OpDef> = { TreeSum: treeSum, Nearest: nearest };
 
 const TYPES: Partial<Record<number, DType>> = { 1: 'float', 7: 'int64', 9: 'bool', 11: 'double' };
 
@@ -145,7 +146,8 @@ interface Scope {
 /**
  * Compiles `bytes` into a program computing `output` from the float32 input `input`; throws UnsupportedGraph
  * when any node the output depends on is outside what the fast path evaluates exactly. With `fuse` (the
- * default), an isolation forest's per-tree nodes become one loop over its trees (fused-trees.ts).
+ * default), an isolation forest's per-tree nodes become one loop over its trees (fused-trees.ts), and a
+ * nearest-neighbour model's distances and TopK one loop over its rows (fused-neighbors.ts).
  */
 export function compileGraph(bytes: Uint8Array, input: string, output: string, fuse = true): GraphProgram {
   const model: RawModel = readOnnx(bytes);
@@ -174,7 +176,12 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
     nodes: body.nodes,
     bytes: 0,
   };
-  const compiled = fuse ? fuseTreeSums(program, (n) => opsOf(n.domain)[n.op]!) : program;
+  const compiled = fuse
+    ? fuseNeighbors(
+        fuseTreeSums(program, (n) => opsOf(n.domain)[n.op]!),
+        shapeOps.Gather!,
+      )
+    : program;
   compiled.bytes =
     256 + compiled.nodes.length * 160 + bytesOf(compiled.nodes.map((n) => n.params)) + bytesOf(compiled.constants);
   return compiled;

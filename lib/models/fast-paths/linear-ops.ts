@@ -186,7 +186,7 @@ function reduceBlocks(kind: Reduction, data: Tensor['data'], acc: Tensor['data']
   }
 }
 
-interface TopKParams {
+export interface TopKParams {
   axis: number;
   largest: boolean;
   /** The attribute k (before opset 10); from opset 10 k is the second input. */
@@ -249,7 +249,7 @@ const topK: OpDef<TopKParams> = {
  * value, of equal values the greatest i. Each new i is greater than every kept one, so it enters only when its
  * value is strictly greater than the root's.
  */
-function bestOfLine(
+export function bestOfLine(
   data: Tensor['data'],
   base: number,
   stride: number,
