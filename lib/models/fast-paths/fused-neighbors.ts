@@ -2,9 +2,10 @@
  * Fuses the graph skl2onnx writes for a nearest-neighbour model (a LocalOutlierFactor, a KNeighbors model): its
  * distances are a Scan over the training samples (each iteration the squared distance of every input row to one
  * sample, scan-op.ts), a Transpose to rows by samples, a Sqrt and a TopK of the k smallest. Those four nodes
- * become one loop per input row ({@link nearest}): the row's distance to each sample, rounded exactly as the
- * Scan's body, the Sqrt and their stored tensors round it, into one line, of which the k nearest are kept as TopK
- * keeps them (linear-ops.ts). The same numbers bit for bit, without three rows-by-samples tensors.
+ * become one node ({@link nearest}): each row's distance to each sample, rounded exactly as the Scan's body, the
+ * Sqrt and their stored tensors round it (float32 in WebAssembly SIMD, simd-distances.ts; double, or without
+ * SIMD, in a scalar loop), into one line, of which the k nearest are kept as TopK keeps them (linear-ops.ts).
+ * The same numbers bit for bit, without three rows-by-samples tensors.
  *
  * Then a Gather of a constant by those neighbours' indices whose only use is a second Gather, with constant
  * indices, along one of the constant's own later axes (the LocalOutlierFactor's k-distance of each neighbour: all
@@ -15,6 +16,7 @@ import type { GraphProgram, ProgramNode } from './graph-program';
 import { bestOfLine, type TopKParams } from './linear-ops';
 import type { OpDef } from './op-types';
 import type { ScanParams } from './scan-op';
+import { simdDistances } from './simd-distances';
 import { alloc, UnsupportedGraph, type Tensor } from './tensor';
 
 /** The fused distances and TopK: the number of neighbours kept. */
@@ -42,25 +44,44 @@ export const nearest: OpDef<NearestParams> = {
     }
     const values = alloc(t, [n, k]);
     const indices = alloc('int64', [n, k]);
-    // One line of distances, stored in the element type: each store rounds as the graph's tensors round.
-    const line = alloc(t, [m]).data;
     const best = new Float64Array(k);
     const at = new Int32Array(k);
-    for (let r = 0; r < n; r++) {
-      if (t === 'float') distancesFloat(x!.data as Float32Array, samples!.data as Float32Array, line, r, m, f);
-      else distancesDouble(x!.data as Float64Array, samples!.data as Float64Array, line, r, m, f);
-      bestOfLine(line, 0, 1, m, k, -1, best, at);
+    const keep = (lines: Tensor['data'], base: number, r: number) => {
+      bestOfLine(lines, base, 1, m, k, -1, best, at);
       for (let j = 0; j < k; j++) {
         values.data[r * k + j] = -best[j]!;
         indices.data[r * k + j] = at[j]!;
       }
+    };
+    const simd =
+      t === 'float' ? simdDistances(x!.data as Float32Array, n, f, samples!.data as Float32Array, m) : undefined;
+    if (simd) {
+      for (let r = 0; r < n; r++) keep(simd.lines, r * simd.stride, r);
+      return [values, indices];
+    }
+    // One line of distances, stored in the element type: each store rounds as the graph's tensors round.
+    const line = alloc(t, [m]).data;
+    for (let r = 0; r < n; r++) {
+      if (t === 'float') distancesFloat(x!.data as Float32Array, samples!.data as Float32Array, line, r, m, f);
+      else distancesDouble(x!.data as Float64Array, samples!.data as Float64Array, line, r, m, f);
+      keep(line, 0, r);
     }
     return [values, indices];
   },
 };
 
-/** Row r's distance to each sample into `line`: differences rounded to float32, squares summed in double. */
-function distancesFloat(x: Float32Array, s: Float32Array, line: Tensor['data'], r: number, m: number, f: number): void {
+/**
+ * Row r's distance to each sample into `line`: differences rounded to float32, squares summed in double (where
+ * WebAssembly SIMD is not available).
+ */
+export function distancesFloat(
+  x: Float32Array,
+  s: Float32Array,
+  line: Tensor['data'],
+  r: number,
+  m: number,
+  f: number,
+): void {
   for (let j = 0; j < m; j++) {
     let sum = 0;
     for (let c = 0; c < f; c++) {
