@@ -44,31 +44,48 @@ export const nearest: OpDef<NearestParams> = {
     }
     const values = alloc(t, [n, k]);
     const indices = alloc('int64', [n, k]);
-    const best = new Float64Array(k);
-    const at = new Int32Array(k);
-    const keep = (lines: Tensor['data'], base: number, r: number) => {
-      bestOfLine(lines, base, 1, m, k, -1, best, at);
-      for (let j = 0; j < k; j++) {
-        values.data[r * k + j] = -best[j]!;
-        indices.data[r * k + j] = at[j]!;
-      }
-    };
     const simd =
       t === 'float' ? simdDistances(x!.data as Float32Array, n, f, samples!.data as Float32Array, m) : undefined;
     if (simd) {
-      for (let r = 0; r < n; r++) keep(simd.lines, r * simd.stride, r);
+      keepNearest(simd.lines, simd.stride, n, m, k, values, indices);
       return [values, indices];
     }
-    // One line of distances, stored in the element type: each store rounds as the graph's tensors round.
+    // Line by line, each stored in the element type: each store rounds as the graph's tensors round.
     const line = alloc(t, [m]).data;
     for (let r = 0; r < n; r++) {
       if (t === 'float') distancesFloat(x!.data as Float32Array, samples!.data as Float32Array, line, r, m, f);
       else distancesDouble(x!.data as Float64Array, samples!.data as Float64Array, line, r, m, f);
-      keep(line, 0, r);
+      keepNearest(line, 0, 1, m, k, values, indices, r);
     }
     return [values, indices];
   },
 };
+
+/**
+ * The k nearest of each of `rows` lines of distances (line r at r * stride in `lines`) into row `first` + r of
+ * `values` and `indices`, as TopK keeps the k smallest (linear-ops.ts).
+ */
+function keepNearest(
+  lines: Tensor['data'],
+  stride: number,
+  rows: number,
+  m: number,
+  k: number,
+  values: Tensor,
+  indices: Tensor,
+  first = 0,
+): void {
+  const best = new Float64Array(k);
+  const at = new Int32Array(k);
+  for (let r = 0; r < rows; r++) {
+    bestOfLine(lines, r * stride, 1, m, k, -1, best, at);
+    const out = (first + r) * k;
+    for (let j = 0; j < k; j++) {
+      values.data[out + j] = -best[j]!;
+      indices.data[out + j] = at[j]!;
+    }
+  }
+}
 
 /**
  * Row r's distance to each sample into `line`: differences rounded to float32, squares summed in double (where
