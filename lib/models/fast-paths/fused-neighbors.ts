@@ -16,7 +16,7 @@ import type { GraphProgram, ProgramNode } from './graph-program';
 import { bestOfLine, type TopKParams } from './linear-ops';
 import type { OpDef } from './op-types';
 import type { ScanParams } from './scan-op';
-import { simdDistances } from './simd-distances';
+import { simdNearest } from './simd-distances';
 import { alloc, UnsupportedGraph, type Tensor } from './tensor';
 
 /** The fused distances and TopK: the number of neighbours kept. */
@@ -44,10 +44,15 @@ export const nearest: OpDef<NearestParams> = {
     }
     const values = alloc(t, [n, k]);
     const indices = alloc('int64', [n, k]);
+    if (k === 0) return [values, indices];
     const simd =
-      t === 'float' ? simdDistances(x!.data as Float32Array, n, f, samples!.data as Float32Array, m) : undefined;
+      t === 'float' ? simdNearest(x!.data as Float32Array, n, f, samples!.data as Float32Array, m, k) : undefined;
     if (simd) {
-      keepNearest(simd.lines, simd.stride, n, m, k, values, indices);
+      values.data.set(simd.values);
+      for (let i = 0; i < n * k; i++) indices.data[i] = simd.indices[i]!;
+      for (let r = 0; r < n; r++) {
+        if (simd.indices[r * k] === -1) keepNearest(simd.lines, r * simd.stride, m, k, values, indices, r);
+      }
       return [values, indices];
     }
     // Line by line, each stored in the element type: each store rounds as the graph's tensors round.
@@ -55,35 +60,31 @@ export const nearest: OpDef<NearestParams> = {
     for (let r = 0; r < n; r++) {
       if (t === 'float') distancesFloat(x!.data as Float32Array, samples!.data as Float32Array, line, r, m, f);
       else distancesDouble(x!.data as Float64Array, samples!.data as Float64Array, line, r, m, f);
-      keepNearest(line, 0, 1, m, k, values, indices, r);
+      keepNearest(line, 0, m, k, values, indices, r);
     }
     return [values, indices];
   },
 };
 
 /**
- * The k nearest of each of `rows` lines of distances (line r at r * stride in `lines`) into row `first` + r of
- * `values` and `indices`, as TopK keeps the k smallest (linear-ops.ts).
+ * The k nearest of the distances at `base` of `lines` (m of them) into row `row` of `values` and `indices`, as TopK
+ * keeps the k smallest (linear-ops.ts).
  */
 function keepNearest(
   lines: Tensor['data'],
-  stride: number,
-  rows: number,
+  base: number,
   m: number,
   k: number,
   values: Tensor,
   indices: Tensor,
-  first = 0,
+  row: number,
 ): void {
   const best = new Float64Array(k);
   const at = new Int32Array(k);
-  for (let r = 0; r < rows; r++) {
-    bestOfLine(lines, r * stride, 1, m, k, -1, best, at);
-    const out = (first + r) * k;
-    for (let j = 0; j < k; j++) {
-      values.data[out + j] = -best[j]!;
-      indices.data[out + j] = at[j]!;
-    }
+  bestOfLine(lines, base, 1, m, k, -1, best, at);
+  for (let j = 0; j < k; j++) {
+    values.data[row * k + j] = -best[j]!;
+    indices.data[row * k + j] = at[j]!;
   }
 }
 

@@ -1,15 +1,21 @@
 /**
- * Euclidean distances of float32 rows to float32 samples in WebAssembly SIMD, four samples at a time, for the fused
- * nearest-neighbour node (fused-neighbors.ts). Each lane computes exactly what the scalar loop computes: the
- * difference in float32 (`f32x4.sub`, as `Math.fround(s - x)`), its square added in double in feature order
- * (`f64x2.mul`, `f64x2.add` from 0: a float32's square is exact in double), the sum rounded to float32
+ * The fused nearest-neighbour node's work in WebAssembly SIMD (fused-neighbors.ts): float32 rows' Euclidean
+ * distances to float32 samples, and each row's k nearest.
+ *
+ * Distances, four samples at a time. Each lane computes exactly what the scalar loop computes: the difference in
+ * float32 (`f32x4.sub`, as `Math.fround(s - x)`), its square added in double in feature order (`f64x2.mul`,
+ * `f64x2.add` from 0: a float32's square is exact in double), the sum rounded to float32
  * (`f32x4.demote_f64x2_zero`) and its square root in float32 (`f32x4.sqrt`, correctly rounded as
  * `Math.fround(Math.sqrt(v))`). So the distances are the same bit for bit: 60 rows to 240 samples of 7 features in
  * 36 µs, against 230 µs for the scalar loop (one thread, 2026-12-04).
  *
+ * The k nearest, as TopK keeps the k smallest (an equal distance's lower index first), with few branches on the
+ * data: TopK's heap (linear-ops.ts) costs about 2 µs a line of 240 across many devices' models, most of it
+ * mispredicted branches. See `SELECT` below; a line with NaN is left to the caller's heap.
+ *
  * The module is a few hundred bytes written below, instantiated once per thread on first use; where WebAssembly
- * SIMD is not available (`WebAssembly.validate` refuses the module) {@link simdDistances} is undefined and the
- * scalar loop runs.
+ * SIMD is not available (`WebAssembly.validate` refuses the module) {@link simdNearest} is undefined and the
+ * scalar loop and the heap run.
  */
 
 /** Operand bytes of an unsigned LEB128 integer. */
@@ -24,6 +30,17 @@ function leb(n: number): number[] {
   return out;
 }
 
+/** Operand bytes of a signed LEB128 integer (an i32.const's). */
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
+    out.push(b | 0x80);
+  }
+}
+
 /** A section: its id, then its length and contents. */
 const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
 const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
@@ -32,23 +49,58 @@ const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
 const get = (i: number) => [0x20, i];
 const set = (i: number) => [0x21, i];
 const tee = (i: number) => [0x22, i];
-const i32 = (v: number) => [0x41, ...leb(v)];
+const i32 = (v: number) => [0x41, ...sleb(v)];
 const ADD = 0x6a;
+const SUB = 0x6b;
 const MUL = 0x6c;
+const DIV_U = 0x6e;
+const AND = 0x71;
 const SHL = 0x74;
+const SHR_U = 0x76;
+const CTZ = 0x68;
+const EQZ = 0x45;
+const LT_U = 0x49;
 const GE_U = 0x4f;
+const F32_EQ = 0x5b;
+const F32_MAX = 0x97;
+const IF = [0x04, 0x40];
 const BLOCK = [0x02, 0x40];
 const LOOP = [0x03, 0x40];
 const END = 0x0b;
 const brIf = (depth: number) => [0x0d, depth];
 const br = (depth: number) => [0x0c, depth];
 const F32_LOAD = [0x2a, 2, 0];
+const I32_LOAD = [0x28, 2, 0];
+const F32_STORE = [0x38, 2, 0];
+const I32_STORE = [0x36, 2, 0];
+const f32 = (v: number) => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)];
 const simd = (op: number) => [0xfd, ...leb(op)];
 const V128_LOAD = [...simd(0x00), 4, 0];
 const V128_STORE = [...simd(0x0b), 4, 0];
-const V128_ZERO = [...simd(0x0c), ...new Array<number>(16).fill(0)];
+/** A vector of any alignment (the candidates' tail). */
+const V128_STORE_ANY = [...simd(0x0b), 0, 0];
+const v128Const = (bytes: Uint8Array) => [...simd(0x0c), ...Array.from(bytes)];
+const V128_ZERO = v128Const(new Uint8Array(16));
+const F32X4_INF = v128Const(new Uint8Array(new Float32Array(4).fill(Infinity).buffer));
+const F32X4_NEG_INF = v128Const(new Uint8Array(new Float32Array(4).fill(-Infinity).buffer));
+const I32X4_MAX = v128Const(new Uint8Array(new Int32Array(4).fill(0x7fffffff).buffer));
 const shuffle = (lanes: number[]) => [...simd(0x0d), ...lanes];
+const I32X4_SPLAT = simd(0x11);
 const F32X4_SPLAT = simd(0x13);
+const i32x4Lane = (lane: number) => [...simd(0x1b), lane];
+const f32x4Lane = (lane: number) => [...simd(0x1f), lane];
+const I32X4_LT_S = simd(0x39);
+const F32X4_EQ = simd(0x41);
+const F32X4_NE = simd(0x42);
+const F32X4_LT = simd(0x43);
+const F32X4_LE = simd(0x45);
+const V128_AND = simd(0x4e);
+const V128_OR = simd(0x50);
+const ANY_TRUE = simd(0x53);
+const I32X4_BITMASK = simd(0xa4);
+const I32X4_SUB = simd(0xb1);
+const F32X4_MIN = simd(0xe8);
+const F32X4_MAX = simd(0xe9);
 const DEMOTE = simd(0x5e);
 const PROMOTE_LOW = simd(0x5f);
 const F32X4_SQRT = simd(0xe3);
@@ -98,23 +150,128 @@ const CODE = [
   END,
 ]; // prettier-ignore
 
+/**
+ * nearest(lines, stride, n, k, outV, outI, candV, candI, cap): per line of distances (line r at lines + r * stride
+ * floats, its lanes past the samples +inf), its k smallest in order, an equal distance's lower index first, into
+ * outV and outI at r * k; where the line holds NaN, or more than `cap` distances are at most the bound below,
+ * outI[r * k] is -1 and the caller keeps that line's k (TopK's heap, whose order for NaN this does not copy).
+ *
+ * 1. A bound: the line's vectors in ceil(k / 4) blocks; each block's minimum per lane is the least of a set of
+ *    its own, so the greatest of those 4 * ceil(k / 4) >= k minima is at least the k-th smallest distance.
+ * 2. The candidates, in index order: every distance at most the bound (the k smallest are among them).
+ * 3. Each candidate's rank: the candidates smaller than it, or equal with a lower index, counted four at a time,
+ *    without a branch on the data; a candidate of rank below k is written at its rank.
+ */
+const [LINES, STRIDE, NN, K, OUT_V, OUT_I, CAND_V, CAND_I, CAP] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+const [RR, BASE, GG, BB, Q, GI, TO, CC, MASK, J, I, RANK, JJ, T0] = [
+  9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+];
+const [TMAX, BMIN, NANS, VI, II, ACC] = [23, 24, 25, 26, 27, 28];
+/** Address of element `index` (a local) of the 4-byte array at `array` (a local). */
+const at4 = (array: number, index: number) => [...get(array), ...get(index), ...i32(2), SHL, ADD];
+const SELECT = [
+  ...get(STRIDE), ...i32(2), SHR_U, ...set(GG),
+  ...get(K), ...i32(3), ADD, ...i32(2), SHR_U, ...set(BB),
+  ...i32(0), ...set(RR),
+  ...BLOCK, ...LOOP, // rows
+  ...get(RR), ...get(NN), GE_U, ...brIf(1),
+  ...get(LINES), ...get(RR), ...get(STRIDE), MUL, ...i32(2), SHL, ADD, ...set(BASE),
+  ...BLOCK, // done with the row
+  ...BLOCK, // the row falls back
+  // 1. The bound, and whether the line holds NaN.
+  ...F32X4_NEG_INF, ...set(TMAX), ...V128_ZERO, ...set(NANS),
+  ...i32(0), ...set(Q),
+  ...BLOCK, ...LOOP, // blocks
+  ...get(Q), ...get(BB), GE_U, ...brIf(1),
+  ...get(Q), ...get(GG), MUL, ...get(BB), DIV_U, ...set(GI),
+  ...get(Q), ...i32(1), ADD, ...get(GG), MUL, ...get(BB), DIV_U, ...set(TO),
+  ...F32X4_INF, ...set(BMIN),
+  ...BLOCK, ...LOOP, // the block's vectors
+  ...get(GI), ...get(TO), GE_U, ...brIf(1),
+  ...get(BASE), ...get(GI), ...i32(4), SHL, ADD, ...V128_LOAD, ...tee(VI),
+  ...get(BMIN), ...F32X4_MIN, ...set(BMIN),
+  ...get(NANS), ...get(VI), ...get(VI), ...F32X4_NE, ...V128_OR, ...set(NANS),
+  ...get(GI), ...i32(1), ADD, ...set(GI),
+  ...br(0), END, END,
+  ...get(TMAX), ...get(BMIN), ...F32X4_MAX, ...set(TMAX),
+  ...get(Q), ...i32(1), ADD, ...set(Q),
+  ...br(0), END, END,
+  ...get(NANS), ...ANY_TRUE, ...brIf(0),
+  ...get(TMAX), ...f32x4Lane(0), ...get(TMAX), ...f32x4Lane(1), F32_MAX,
+  ...get(TMAX), ...f32x4Lane(2), F32_MAX, ...get(TMAX), ...f32x4Lane(3), F32_MAX, ...set(T0),
+  // An infinite bound would let the lanes past the samples in.
+  ...get(T0), ...f32(Infinity), F32_EQ, ...brIf(0),
+  // 2. The candidates.
+  ...i32(0), ...set(CC),
+  ...get(T0), ...F32X4_SPLAT, ...set(BMIN),
+  ...i32(0), ...set(GI),
+  ...BLOCK, ...LOOP, // vectors
+  ...get(GI), ...get(GG), GE_U, ...brIf(1),
+  ...get(BASE), ...get(GI), ...i32(4), SHL, ADD, ...V128_LOAD, ...get(BMIN), ...F32X4_LE, ...I32X4_BITMASK, ...set(MASK),
+  ...BLOCK, ...LOOP, // its lanes at most the bound
+  ...get(MASK), EQZ, ...brIf(1),
+  ...get(CC), ...get(CAP), GE_U, ...brIf(4), // too many: the row falls back
+  ...get(GI), ...i32(2), SHL, ...get(MASK), CTZ, ADD, ...set(J),
+  ...at4(CAND_V, CC), ...at4(BASE, J), ...F32_LOAD, ...F32_STORE,
+  ...at4(CAND_I, CC), ...get(J), ...I32_STORE,
+  ...get(CC), ...i32(1), ADD, ...set(CC),
+  ...get(MASK), ...get(MASK), ...i32(1), SUB, AND, ...set(MASK),
+  ...br(0), END, END,
+  ...get(GI), ...i32(1), ADD, ...set(GI),
+  ...br(0), END, END,
+  // Four entries past the last that no candidate counts: +inf at the greatest index.
+  ...at4(CAND_V, CC), ...F32X4_INF, ...V128_STORE_ANY,
+  ...at4(CAND_I, CC), ...I32X4_MAX, ...V128_STORE_ANY,
+  // 3. Ranks.
+  ...i32(0), ...set(I),
+  ...BLOCK, ...LOOP, // candidates
+  ...get(I), ...get(CC), GE_U, ...brIf(1),
+  ...at4(CAND_V, I), ...F32_LOAD, ...F32X4_SPLAT, ...set(VI),
+  ...at4(CAND_I, I), ...I32_LOAD, ...I32X4_SPLAT, ...set(II),
+  ...V128_ZERO, ...set(ACC),
+  ...i32(0), ...set(JJ),
+  ...BLOCK, ...LOOP, // the candidates four at a time
+  ...get(JJ), ...get(CC), GE_U, ...brIf(1),
+  ...get(ACC),
+  ...at4(CAND_V, JJ), ...V128_LOAD, ...get(VI), ...F32X4_LT,
+  ...at4(CAND_V, JJ), ...V128_LOAD, ...get(VI), ...F32X4_EQ,
+  ...at4(CAND_I, JJ), ...V128_LOAD, ...get(II), ...I32X4_LT_S,
+  ...V128_AND, ...V128_OR, ...I32X4_SUB, ...set(ACC),
+  ...get(JJ), ...i32(4), ADD, ...set(JJ),
+  ...br(0), END, END,
+  ...get(ACC), ...i32x4Lane(0), ...get(ACC), ...i32x4Lane(1), ADD,
+  ...get(ACC), ...i32x4Lane(2), ADD, ...get(ACC), ...i32x4Lane(3), ADD, ...set(RANK),
+  ...get(RANK), ...get(K), LT_U, ...IF,
+  ...get(OUT_V), ...get(RR), ...get(K), MUL, ...get(RANK), ADD, ...i32(2), SHL, ADD, ...at4(CAND_V, I), ...F32_LOAD, ...F32_STORE,
+  ...get(OUT_I), ...get(RR), ...get(K), MUL, ...get(RANK), ADD, ...i32(2), SHL, ADD, ...at4(CAND_I, I), ...I32_LOAD, ...I32_STORE,
+  END,
+  ...get(I), ...i32(1), ADD, ...set(I),
+  ...br(0), END, END,
+  ...br(1), // done
+  END, // the row falls back
+  ...get(OUT_I), ...get(RR), ...get(K), MUL, ...i32(2), SHL, ADD, ...i32(-1), ...I32_STORE,
+  END, // done with the row
+  ...get(RR), ...i32(1), ADD, ...set(RR),
+  ...br(0), END, END,
+  END,
+]; // prettier-ignore
+
 const I32 = 0x7f;
+const F32 = 0x7d;
 const V128 = 0x7b;
 const name = (text: string) => [...leb(text.length), ...Array.from(text, (ch) => ch.charCodeAt(0))];
-const code = [
-  ...vec([
-    [5, I32],
-    [4, V128],
-  ]),
-  ...CODE,
-];
+const body = (locals: number[][], code: number[]) => {
+  const bytes = [...vec(locals), ...code];
+  return [...leb(bytes.length), ...bytes];
+};
+const params = (n: number) => vec(new Array<number[]>(n).fill([I32]));
 const MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-  ...section(1, vec([[0x60, ...vec(new Array<number[]>(6).fill([I32])), 0]])),
-  ...section(3, vec([[0]])),
+  ...section(1, vec([[0x60, ...params(6), 0], [0x60, ...params(9), 0]])),
+  ...section(3, vec([[0], [1]])),
   ...section(5, vec([[0x00, 1]])),
-  ...section(7, vec([[...name('distances'), 0x00, 0], [...name('memory'), 0x02, 0]])),
-  ...section(10, vec([[...leb(code.length), ...code]])),
+  ...section(7, vec([[...name('distances'), 0x00, 0], [...name('nearest'), 0x00, 1], [...name('memory'), 0x02, 0]])),
+  ...section(10, vec([body([[5, I32], [4, V128]], CODE), body([[13, I32], [1, F32], [6, V128]], SELECT)])),
 ]); // prettier-ignore
 
 /** The part of the WebAssembly JavaScript API used here (the project's type libraries do not declare it). */
@@ -128,6 +285,17 @@ const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 interface Kernel {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
   distances(s: number, x: number, o: number, n: number, f: number, groups: number): void;
+  nearest(
+    lines: number,
+    stride: number,
+    n: number,
+    k: number,
+    outV: number,
+    outI: number,
+    candV: number,
+    candI: number,
+    cap: number,
+  ): void;
 }
 
 /** This thread's instance; null where WebAssembly SIMD is not available. */
@@ -145,35 +313,65 @@ export function simdAvailable(): boolean {
   return instance() !== null;
 }
 
+/** The most candidates a line's selection ranks (their count squared is its cost); a line with more falls back. */
+const MAX_CANDIDATES = 128;
+
+/** What {@link simdNearest} computed, views valid until the next call on this thread. */
+export interface SimdNearest {
+  /** Row r's distance to sample j at r * stride + j (stride: m rounded up to 4; the lanes past m are not samples). */
+  lines: Float32Array;
+  stride: number;
+  /** Row r's k nearest distances at r * k, nearest first. */
+  values: Float32Array;
+  /**
+   * Their sample indices; -1 at r * k where the caller keeps the row's k from its line (a line with NaN, or with
+   * more than MAX_CANDIDATES distances under the bound).
+   */
+  indices: Int32Array;
+}
+
+const align16 = (bytes: number) => (bytes + 15) & ~15;
+
 /**
- * Each of the `n` rows of `x` ([n, f] float32) to each of the `m` samples ([m, f] float32): a [n, stride] view of
- * distances (stride: m rounded up to 4; the lanes past m are not distances), valid until the next call on this
- * thread; undefined where WebAssembly SIMD is not available.
+ * Each of the `n` rows of `x` ([n, f] float32) to each of the `m` samples ([m, f] float32), and each row's `k`
+ * nearest, an equal distance's lower index first; undefined where WebAssembly SIMD is not available.
  */
-export function simdDistances(
+export function simdNearest(
   x: Float32Array,
   n: number,
   f: number,
   samples: Float32Array,
   m: number,
-): { lines: Float32Array; stride: number } | undefined {
-  const k = instance();
-  if (!k) return undefined;
+  k: number,
+): SimdNearest | undefined {
+  const w = instance();
+  if (!w) return undefined;
   const stride = (m + 3) & ~3;
   const xAt = f * stride * 4;
-  const linesAt = xAt + ((n * f * 4 + 15) & ~15);
-  const bytes = linesAt + n * stride * 4;
-  const have = k.memory.buffer.byteLength;
-  if (bytes > have) k.memory.grow(Math.ceil((bytes - have) / 65_536));
-  const buffer = k.memory.buffer;
-  // The samples feature by feature, each feature's m values padded with zeros to the stride.
+  const linesAt = xAt + align16(n * f * 4);
+  const valuesAt = linesAt + n * stride * 4;
+  const indicesAt = valuesAt + align16(n * k * 4);
+  const candidatesAt = indicesAt + align16(n * k * 4);
+  const candidateIndicesAt = candidatesAt + align16((MAX_CANDIDATES + 4) * 4);
+  const bytes = candidateIndicesAt + (MAX_CANDIDATES + 4) * 4;
+  const have = w.memory.buffer.byteLength;
+  if (bytes > have) w.memory.grow(Math.ceil((bytes - have) / 65_536));
+  const buffer = w.memory.buffer;
+  // The samples feature by feature, each feature's m values padded to the stride with +inf: a padded lane's
+  // distance is +inf (NaN for a row that is not finite), which no selection keeps.
   const s = new Float32Array(buffer, 0, f * stride);
   for (let c = 0; c < f; c++) {
     const row = c * stride;
     for (let j = 0; j < m; j++) s[row + j] = samples[j * f + c]!;
-    for (let j = m; j < stride; j++) s[row + j] = 0;
+    for (let j = m; j < stride; j++) s[row + j] = Infinity;
   }
   new Float32Array(buffer, xAt, n * f).set(x.subarray(0, n * f));
-  k.distances(0, xAt, linesAt, n, f, stride >> 2);
-  return { lines: new Float32Array(buffer, linesAt, n * stride), stride };
+  w.distances(0, xAt, linesAt, n, f, stride >> 2);
+  w.nearest(linesAt, stride, n, k, valuesAt, indicesAt, candidatesAt, candidateIndicesAt, MAX_CANDIDATES);
+  return {
+    lines: new Float32Array(buffer, linesAt, n * stride),
+    stride,
+    values: new Float32Array(buffer, valuesAt, n * k),
+    indices: new Int32Array(buffer, indicesAt, n * k),
+  };
 }
