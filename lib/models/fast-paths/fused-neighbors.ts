@@ -3,9 +3,9 @@
  * distances are a Scan over the training samples (each iteration the squared distance of every input row to one
  * sample, scan-op.ts), a Transpose to rows by samples, a Sqrt and a TopK of the k smallest. Those four nodes
  * become one node ({@link nearest}): each row's distance to each sample, rounded exactly as the Scan's body, the
- * Sqrt and their stored tensors round it (float32 in WebAssembly SIMD, simd-distances.ts; double, or without
- * SIMD, in a scalar loop), into one line, of which the k nearest are kept as TopK keeps them (linear-ops.ts).
- * The same numbers bit for bit, without three rows-by-samples tensors.
+ * Sqrt and their stored tensors round it, into one line, of which the k nearest are kept as TopK keeps them
+ * (float32 rows in WebAssembly SIMD, simd-distances.ts; double rows, rows with NaN, or no SIMD: a scalar loop and
+ * TopK's heap, linear-ops.ts). The same numbers bit for bit, without three rows-by-samples tensors.
  *
  * Then a Gather of a constant by those neighbours' indices whose only use is a second Gather, with constant
  * indices, along one of the constant's own later axes (the LocalOutlierFactor's k-distance of each neighbour: all
