@@ -4,7 +4,7 @@
  * double in feature order, the sum rounded to float32 and its float32 square root; and each row's k nearest as
  * TopK keeps them (linear-ops.ts: ties to the lower index), the rows it leaves to the caller being those with NaN.
  */
-import { distancesFloat } from '../../lib/models/fast-paths/fused-neighbors';
+import { scalarDistances } from '../../lib/models/fast-paths/fused-neighbors';
 import { bestOfLine } from '../../lib/models/fast-paths/linear-ops';
 import { simdAvailable, simdNearest } from '../../lib/models/fast-paths/simd-distances';
 import { random as seeded } from '../support/random';
@@ -59,11 +59,11 @@ describe.each([false, true])('nearest-neighbour distances (NaN and infinities: %
   it.each(SHAPES)('%i rows to %i samples of %i features, in the scalar loop, bit for bit as the graph', (n, m, f) => {
     const x = values(n * f, special);
     const s = values(m * f, special);
-    const line = new Float32Array(m);
+    const lines = new Float32Array(n * m);
+    scalarDistances({ type: 'float', dims: [n, f], data: x }, { type: 'float', dims: [m, f], data: s }, lines);
     const wrong: string[] = [];
     for (let r = 0; r < n; r++) {
-      distancesFloat(x, s, line, r, m, f);
-      for (let j = 0; j < m; j++) if (!Object.is(line[j], reference(x, s, r, j, f))) wrong.push(`[${r},${j}]`);
+      for (let j = 0; j < m; j++) if (!Object.is(lines[r * m + j], reference(x, s, r, j, f))) wrong.push(`[${r},${j}]`);
     }
     expect(wrong).toEqual([]);
   });

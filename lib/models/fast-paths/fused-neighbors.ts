@@ -15,7 +15,7 @@
 import type { GraphProgram, ProgramNode } from './graph-program';
 import { bestOfLine, type TopKParams } from './linear-ops';
 import type { OpDef } from './op-types';
-import type { ScanParams } from './scan-op';
+import { distancesDouble, distancesFloat, type ScanParams } from './scan-op';
 import { simdNearest } from './simd-distances';
 import { alloc, UnsupportedGraph, type Tensor } from './tensor';
 
@@ -45,89 +45,41 @@ export const nearest: OpDef<NearestParams> = {
     const values = alloc(t, [n, k]);
     const indices = alloc('int64', [n, k]);
     if (k === 0) return [values, indices];
+    const best = new Float64Array(k);
+    const at = new Int32Array(k);
+    const keep = (lines: Tensor['data'], base: number, row: number) => {
+      bestOfLine(lines, base, 1, m, k, -1, best, at);
+      for (let j = 0; j < k; j++) {
+        values.data[row * k + j] = -best[j]!;
+        indices.data[row * k + j] = at[j]!;
+      }
+    };
     const simd =
       t === 'float' ? simdNearest(x!.data as Float32Array, n, f, samples!.data as Float32Array, m, k) : undefined;
     if (simd) {
       values.data.set(simd.values);
       for (let i = 0; i < n * k; i++) indices.data[i] = simd.indices[i]!;
-      for (let r = 0; r < n; r++) {
-        if (simd.indices[r * k] === -1) keepNearest(simd.lines, r * simd.stride, m, k, values, indices, r);
-      }
+      for (let r = 0; r < n; r++) if (simd.indices[r * k] === -1) keep(simd.lines, r * simd.stride, r);
       return [values, indices];
     }
-    // Line by line, each stored in the element type: each store rounds as the graph's tensors round.
-    const line = alloc(t, [m]).data;
-    for (let r = 0; r < n; r++) {
-      if (t === 'float') distancesFloat(x!.data as Float32Array, samples!.data as Float32Array, line, r, m, f);
-      else distancesDouble(x!.data as Float64Array, samples!.data as Float64Array, line, r, m, f);
-      keepNearest(line, 0, m, k, values, indices, r);
-    }
+    const lines = alloc(t, [n, m]).data;
+    scalarDistances(x!, samples!, lines);
+    for (let r = 0; r < n; r++) keep(lines, r * m, r);
     return [values, indices];
   },
 };
 
 /**
- * The k nearest of the distances at `base` of `lines` (m of them) into row `row` of `values` and `indices`, as TopK
- * keeps the k smallest (linear-ops.ts).
+ * Each of the rows of `x` ([n, f]) to each of the `samples` ([m, f]) into `lines` ([n, m], of their element type),
+ * as the graph computes them node by node: the Scan's squared distances (its loops, scan-op.ts), each stored in
+ * the element type, then their square roots, stored again. Where WebAssembly SIMD is not available, and for double.
  */
-function keepNearest(
-  lines: Tensor['data'],
-  base: number,
-  m: number,
-  k: number,
-  values: Tensor,
-  indices: Tensor,
-  row: number,
-): void {
-  const best = new Float64Array(k);
-  const at = new Int32Array(k);
-  bestOfLine(lines, base, 1, m, k, -1, best, at);
-  for (let j = 0; j < k; j++) {
-    values.data[row * k + j] = -best[j]!;
-    indices.data[row * k + j] = at[j]!;
-  }
-}
-
-/**
- * Row r's distance to each sample into `line`: differences rounded to float32, squares summed in double (where
- * WebAssembly SIMD is not available).
- */
-export function distancesFloat(
-  x: Float32Array,
-  s: Float32Array,
-  line: Tensor['data'],
-  r: number,
-  m: number,
-  f: number,
-): void {
-  for (let j = 0; j < m; j++) {
-    let sum = 0;
-    for (let c = 0; c < f; c++) {
-      const d = Math.fround(s[j * f + c]! - x[r * f + c]!);
-      sum += d * d;
-    }
-    line[j] = sum;
-    line[j] = Math.sqrt(line[j]!);
-  }
-}
-
-/** {@link distancesFloat} in double. */
-function distancesDouble(
-  x: Float64Array,
-  s: Float64Array,
-  line: Tensor['data'],
-  r: number,
-  m: number,
-  f: number,
-): void {
-  for (let j = 0; j < m; j++) {
-    let sum = 0;
-    for (let c = 0; c < f; c++) {
-      const d = s[j * f + c]! - x[r * f + c]!;
-      sum += d * d;
-    }
-    line[j] = Math.sqrt(sum);
-  }
+export function scalarDistances(x: Tensor, samples: Tensor, lines: Tensor['data']): void {
+  const [n, f] = x.dims as [number, number];
+  const m = samples.dims[0]!;
+  if (x.type === 'float') distancesFloat(samples.data as Float32Array, x.data as Float32Array, lines, n, m, f);
+  else distancesDouble(samples.data as Float64Array, x.data as Float64Array, lines, n, m, f);
+  for (let i = 0; i < n * m; i++) lines[i] = Math.sqrt(lines[i]!);
 }
 
 /**

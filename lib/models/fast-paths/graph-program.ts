@@ -10,7 +10,7 @@ import { fuseTreeSums, treeSum } from './fused-trees';
 import { linearOps } from './linear-ops';
 import { mlOps } from './ml-ops';
 import { NN_OPS, nnOps } from './nn-ops';
-import type { AttrValue, OpDef } from './op-types';
+import { isTensorValue, type AttrValue, type OpDef } from './op-types';
 import { readOnnx, type RawAttribute, type RawGraph, type RawModel, type RawTensor } from './onnx-reader';
 import type { NameIds } from './protobuf-reader';
 import { scanOps } from './scan-op';
@@ -247,9 +247,7 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
     const inputs = n.input;
     if (op === 'Constant') {
       const value = attrs.get('value');
-      if (typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value) || !('type' in value)) {
-        throw new UnsupportedGraph('Constant without a tensor');
-      }
+      if (!isTensorValue(value)) throw new UnsupportedGraph('Constant without a tensor');
       if (n.output[0] !== undefined && n.output[0] >= 0) known[n.output[0]] = value;
       return;
     }

@@ -21,6 +21,11 @@ export interface PrepareContext {
   opset: number;
 }
 
+/** Whether an attribute's value is a tensor (a TensorProto read), not a list, an array of numbers or a subgraph. */
+export function isTensorValue(v: AttrValue | undefined): v is Tensor {
+  return typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v) && 'type' in v;
+}
+
 /** A subgraph linked to its operators: its outputs from its inputs, in the running evaluation's scratch memory. */
 export interface LinkedBody {
   run(inputs: readonly (Tensor | undefined)[]): Tensor[];
@@ -78,9 +83,7 @@ class AttrReader {
   tensor(name: string): Tensor | undefined {
     const v = this.ctx.attrs.get(name);
     if (v === undefined) return undefined;
-    if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v) || !('type' in v)) {
-      throw this.fail(name, 'a tensor');
-    }
+    if (!isTensorValue(v)) throw this.fail(name, 'a tensor');
     return v;
   }
 

@@ -130,7 +130,14 @@ function squaredDistances(state: Tensor, rows: Tensor): Tensor | undefined {
 }
 
 /** {@link squaredDistances} of float32 tensors, each difference rounded to float32 (one loop per type: see elementwise-ops.ts). */
-function distancesFloat(s: Float32Array, x: Float32Array, o: Tensor['data'], m: number, n: number, k: number): void {
+export function distancesFloat(
+  s: Float32Array,
+  x: Float32Array,
+  o: Tensor['data'],
+  m: number,
+  n: number,
+  k: number,
+): void {
   for (let r = 0; r < m; r++) {
     for (let j = 0; j < n; j++) {
       let sum = 0;
@@ -144,7 +151,14 @@ function distancesFloat(s: Float32Array, x: Float32Array, o: Tensor['data'], m: 
 }
 
 /** {@link squaredDistances} of float64 tensors. */
-function distancesDouble(s: Float64Array, x: Float64Array, o: Tensor['data'], m: number, n: number, k: number): void {
+export function distancesDouble(
+  s: Float64Array,
+  x: Float64Array,
+  o: Tensor['data'],
+  m: number,
+  n: number,
+  k: number,
+): void {
   for (let r = 0; r < m; r++) {
     for (let j = 0; j < n; j++) {
       let sum = 0;
