@@ -2,8 +2,9 @@
  * The compiled-programs cache compiles a small model on the calling thread and anything with a forest's node count
  * on a compile thread (a forest never compiles on the event loop's thread, issue 10), with the same programs either
  * way; bytes that are no model are refused with the reason, on the calling thread; a fleet larger than the byte
- * budget keeps the same programs compiled from hour to hour.
+ * budget keeps the same programs compiled from hour to hour; a program counts about the memory it really holds.
  */
+import { execFileSync } from 'node:child_process';
 import { compileModel } from '../../lib/models/fast-paths/compile-model';
 import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
 import { CompiledModels, INLINE_MAX_BYTES } from '../../lib/models/fast-paths/compiled-models';
@@ -84,4 +85,21 @@ it('keeps the programs an hourly run used when more come than fit, and makes roo
   } finally {
     await cache.close();
   }
+});
+
+it.each([
+  ['lof', 'X', 'scores'],
+  ['ocsvm', 'X', 'scores'],
+  ['isoforest', 'X', 'scores'],
+  ['autoencoder', 'input', 'reconstruction'],
+])('counts a compiled %s program at the memory it holds once linked, within a quarter', (fixture, input, output) => {
+  // 1,000 programs kept in a process of their own, measured after full collections (test/support/program-memory.ts).
+  const line = execFileSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', 'test/support/program-memory.ts', fixture, input, output, '1000'],
+    { encoding: 'utf8' },
+  );
+  const { counted, real } = JSON.parse(line) as { counted: number; real: number };
+  expect(counted / real).toBeGreaterThan(0.75);
+  expect(counted / real).toBeLessThan(1.25);
 });
