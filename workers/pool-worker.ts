@@ -90,9 +90,10 @@ export interface CacheBudgets {
 
 /**
  * The worker's budgets for its caches that grow with the fleet: parsed Arrow parts (counted by their files' sizes)
- * and compiled fast-path programs (about 23 KB per 25-tree forest from skl2onnx, an SVM a few kilobytes), given in
- * MiB (an option, else the environment, else 768 each), and onnxruntime sessions (an option, else the environment,
- * else 4096, or {@link GPU_MAX_SESSIONS} where sessions run on CUDA: each holds GPU memory of its own).
+ * and compiled fast-path programs (counted as V8 holds them: about 27 KB per 25-tree forest from skl2onnx, 3 KB per
+ * SVM), given in MiB (an option, else the environment, else 768 each), and onnxruntime sessions (an option, else
+ * the environment, else 4096, or {@link GPU_MAX_SESSIONS} where sessions run on CUDA: each holds GPU memory of its
+ * own).
  */
 export function cacheBudgets(
   given: Pick<PoolWorkerOptions, 'partsCacheMb' | 'compiledCacheMb' | 'maxSessions'>,
