@@ -120,11 +120,13 @@ function attrOf(a: RawAttribute, names: NameIds): AttrValue {
 
 const decoder = new TextDecoder();
 
+const MLP_OPS = ['Relu', 'Sigmoid', 'Tanh', ...NN_OPS];
+
 function familyOf(ops: Set<string>): GraphFamily {
   if (ops.has('TreeEnsembleRegressor')) return 'tree-ensemble';
   if (ops.has('SVMRegressor')) return 'svm';
   if (ops.has('TopK')) return 'neighbors';
-  if (['Relu', 'Sigmoid', 'Tanh', ...NN_OPS].some((o) => ops.has(o))) return 'mlp';
+  if (MLP_OPS.some((o) => ops.has(o))) return 'mlp';
   return 'linear';
 }
 
@@ -139,9 +141,11 @@ function heldBytes(value: unknown, seen = new Set<object>()): number {
   if (value === null || typeof value !== 'object' || seen.has(value)) return 0;
   seen.add(value);
   if (ArrayBuffer.isView(value)) return value.byteLength + 240;
-  const children = value instanceof Map ? [...value.keys(), ...value.values()] : Object.values(value);
-  const own = Array.isArray(value) ? 32 : 24;
-  return children.reduce<number>((s, v) => s + 8 + heldBytes(v, seen), own);
+  let sum = Array.isArray(value) ? 32 : 24;
+  if (Array.isArray(value)) for (const v of value as unknown[]) sum += 8 + heldBytes(v, seen);
+  else if (value instanceof Map) for (const [k, v] of value) sum += 16 + heldBytes(k, seen) + heldBytes(v, seen);
+  else for (const key in value) sum += 8 + heldBytes((value as Record<string, unknown>)[key], seen);
+  return sum;
 }
 
 /** A linked program's own objects (its run closure, slot table) and each node's step, beyond what they refer to. */
@@ -179,8 +183,9 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
   const known: (Tensor | undefined)[] = [];
   const body = compileBody(model, { names, opsets, known }, [inputId], [outputId]);
   if (known[outputId]) throw new UnsupportedGraph('the output is a constant');
-  const program: GraphProgram = {
-    family: familyOf(new Set(body.nodes.map((n) => n.op))),
+  const ops = new Set(body.nodes.map((n) => n.op));
+  let compiled: GraphProgram = {
+    family: familyOf(ops),
     slots: body.slots,
     input: body.inputs[0]!,
     inputType: inputTypeOf(model, inputId, input),
@@ -189,12 +194,9 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
     nodes: body.nodes,
     bytes: 0,
   };
-  const compiled = fuse
-    ? fuseNeighbors(
-        fuseTreeSums(program, (n) => opsOf(n.domain)[n.op]!),
-        shapeOps.Gather!,
-      )
-    : program;
+  // Each fusion walks the whole program: only where its operators are.
+  if (fuse && ops.has('TreeEnsembleRegressor')) compiled = fuseTreeSums(compiled, (n) => opsOf(n.domain)[n.op]!);
+  if (fuse && ops.has('Scan') && ops.has('TopK')) compiled = fuseNeighbors(compiled, shapeOps.Gather!);
   compiled.bytes = PROGRAM_BYTES + compiled.nodes.length * NODE_BYTES + heldBytes(compiled);
   return compiled;
 }
