@@ -198,7 +198,7 @@ async function prepareDevice(
     rows && rows.rows > 0
       ? { model: cached ?? (await sessions.prepareUncached(shared, device, planned)), rows }
       : undefined;
-  if (fingerprint !== undefined) freshness?.prepared(shared, device, version, fingerprint);
+  if (fingerprint !== undefined) await freshness?.prepared(shared, device, version, fingerprint);
   return ready;
 }
 

@@ -42,6 +42,12 @@ export interface ObjectStore {
    * S3 has no such method, since one ListObjectsV2 request returns 1,000 keys for the price of one HEAD.
    */
   statObjects?(keys: readonly string[], options?: CallOptions): Promise<(StoredObject | undefined)[]>;
+  /**
+   * What the store's latest read of `key` found (its size and last-modified time, from the descriptor it read),
+   * handed out once: undefined when the key was not read since the last call, or its read kept no such record.
+   * Only where reads see it for free (the local store's synchronous reads, which `fstat` before reading).
+   */
+  takeReadStat?(key: string): StoredObject | undefined;
 }
 
 /** Options of one store call. */

@@ -21,5 +21,6 @@ export function withSignal(store: ObjectStore, signal: AbortSignal | undefined):
     ...(store.statObjects && {
       statObjects: (keys: readonly string[], options?: CallOptions) => store.statObjects!(keys, opts(options)),
     }),
+    ...(store.takeReadStat && { takeReadStat: (key: string) => store.takeReadStat!(key) }),
   };
 }

@@ -55,11 +55,16 @@ async function score(runId: string, deps: ShardDeps): Promise<Record<string, Dev
   return status.devices;
 }
 
+/** How freshness finds a device's files: stat each, list `models/` (as on S3), or take what reading them found. */
+type Lookup = 'stat' | 'list' | 'reads';
+
 /**
- * A store that counts the model.onnx reads; with `stat`, it offers the local store's per-key `statObjects` (what
- * freshness uses where it has it), without, freshness lists `models/` as it does on S3.
+ * A store that counts the model.onnx reads and offers freshness what `lookup` says: the local store's per-key
+ * `statObjects` ('stat'), that and the synchronous reads' records of a shard thread's store ('reads'), or neither,
+ * so that freshness lists `models/` as it does on S3 ('list').
  */
-function counting(inner: LocalStore, reads: string[], stat: boolean): ObjectStore {
+function counting(inner: LocalStore, reads: string[], lookup: Lookup): ObjectStore {
+  const stat = lookup !== 'list';
   return {
     ...inner,
     uri: inner.uri,
@@ -75,21 +80,26 @@ function counting(inner: LocalStore, reads: string[], stat: boolean): ObjectStor
     listObjects: (p, o) => inner.listObjects(p, o),
     delete: (k, o) => inner.delete(k, o),
     ...(stat && { statObjects: (k: readonly string[], o?: CallOptions) => inner.statObjects(k, o) }),
+    ...(lookup === 'reads' && { takeReadStat: (k: string) => inner.takeReadStat(k) }),
   };
 }
 
 test.each([
-  ['stacked', 'a stat per file', true, true],
-  ['stacked', 'a listing per run', true, false],
-  ['one session per model', 'a stat per file', false, true],
-  ['one session per model', 'a listing per run', false, false],
-])(
+  ['stacked', 'a stat per file', true, 'stat'],
+  ['stacked', 'a listing per run', true, 'list'],
+  ['stacked', 'what reading them found', true, 'reads'],
+  ['one session per model', 'a stat per file', false, 'stat'],
+  ['one session per model', 'a listing per run', false, 'list'],
+  ['one session per model', 'what reading them found', false, 'reads'],
+] as const)(
   'a warm worker (%s, %s) fails a deleted or replaced model as a fresh worker does',
-  async (_m, _f, batching, stat) => {
+  async (_m, _f, batching, lookup) => {
     const reads: string[] = [];
+    // A shard thread's store reads synchronously, and keeps what each read found.
+    const inner = lookup === 'reads' ? new LocalStore(dir, { blockingReads: true }) : store;
     const warm: ShardDeps = {
       store,
-      sharedStore: counting(store, reads, stat),
+      sharedStore: counting(inner, reads, lookup),
       sessions: new ModelSessionCache({ batching }),
       aggregates: new AggregatesCache(),
       freshness: new ModelFreshness(),

@@ -67,4 +67,22 @@ describe('LocalStore', () => {
       await cleanup();
     }
   });
+
+  it('hands out what a synchronous read of a key found, once, as its stat reports it', async () => {
+    const { dir, store, cleanup } = await tempStore({ blockingReads: true });
+    try {
+      await store.put('m/a/model.onnx', new Uint8Array(70));
+      expect(store.takeReadStat('m/a/model.onnx')).toBeUndefined();
+      await store.get('m/a/model.onnx');
+      const [listed] = await store.statObjects(['m/a/model.onnx']);
+      expect(store.takeReadStat('m/a/model.onnx')).toEqual(listed);
+      expect(store.takeReadStat('m/a/model.onnx')).toBeUndefined();
+      // An event loop's store reads asynchronously, without the file's stat: nothing is kept.
+      const plain = new LocalStore(dir);
+      await plain.get('m/a/model.onnx');
+      expect(plain.takeReadStat('m/a/model.onnx')).toBeUndefined();
+    } finally {
+      await cleanup();
+    }
+  });
 });
