@@ -228,12 +228,13 @@ async function fleetscore(
       uiPort: await freePort(),
     }),
   );
+  // Empty at the first worker's start: its cold run compiles everything, as on a new host.
+  const programsDir = join(work, `programs-${batching}`);
   const env = {
     ...process.env,
     TEMPORAL_ADDRESS: server.address,
     FLEETSCORE_LOG_LEVEL: 'WARN',
-    // Empty at the first worker's start: its cold run compiles everything, as on a new host.
-    FLEETSCORE_PROGRAMS_DIR: join(work, `programs-${batching}`),
+    FLEETSCORE_PROGRAMS_DIR: programsDir,
   };
   const startWorker = async (): Promise<ChildProcess> => {
     const started = childOfBench(
@@ -290,7 +291,7 @@ async function fleetscore(
       for (let i = 1; i < coldRuns; i++) {
         await stopWorker(worker);
         // A host that has compiled nothing again: the programs the workers before saved are removed.
-        rmSync(env.FLEETSCORE_PROGRAMS_DIR, { recursive: true, force: true });
+        rmSync(programsDir, { recursive: true, force: true });
         worker = await startWorker();
         colds.push(await once());
         coldPeak = Math.max(coldPeak, peakRssMb(worker.pid!));
