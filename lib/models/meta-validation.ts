@@ -12,7 +12,7 @@
 import type { z } from 'zod';
 import { InvalidModel } from '../shared/errors';
 import { isPool } from '../shared/names';
-import { modelMetaSchema, type ModelMeta } from './model-meta';
+import { modelMetaSchema, SHA256_HEX, type ModelMeta } from './model-meta';
 
 /** Which device and file a model.json is, for the error it throws. */
 interface MetaContext {
@@ -54,11 +54,10 @@ const INPUT_KEYS = new Set(['name']);
 const OUTPUT_KEYS = new Set(['name', 'column', 'reconstructionError']);
 const NONE_KEYS = new Set(['type']);
 const STANDARDIZE_KEYS = new Set(['type', 'mean', 'scale']);
-const SHA256 = /^[0-9a-f]{64}$/;
 
 const isText = (v: unknown): v is string => typeof v === 'string';
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
-const isFinite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const allOf = <T>(v: unknown, is: (x: unknown) => x is T): v is T[] => Array.isArray(v) && v.every((x) => is(x));
 /** An optional field with a default: absent, or present and of its type. */
 const orAbsent = <T>(v: unknown, is: (x: unknown) => x is T): v is T | undefined => v === undefined || is(v);
@@ -91,10 +90,10 @@ export function plainMeta(value: unknown): ModelMeta | undefined {
     !(error === undefined || error === 'mse' || error === 'mae') ||
     (error !== undefined && column !== 0) ||
     !(m.anomalyWhen === 'above' || m.anomalyWhen === 'below') ||
-    !isFinite(m.threshold) ||
+    !isFiniteNumber(m.threshold) ||
     !pre ||
     !isText(m.sha256) ||
-    !SHA256.test(m.sha256) ||
+    !SHA256_HEX.test(m.sha256) ||
     !orAbsent(m.algorithm, isText) ||
     !isText(m.createdAt) ||
     !orAbsent(m.source, isText)
@@ -104,7 +103,7 @@ export function plainMeta(value: unknown): ModelMeta | undefined {
   if (pre.type === 'none') preprocessing = { type: 'none' };
   else {
     const { mean, scale } = pre;
-    if (!allOf(mean, isFinite) || !allOf(scale, isFinite)) return undefined;
+    if (!allOf(mean, isFiniteNumber) || !allOf(scale, isFiniteNumber)) return undefined;
     if (mean.length !== features.length || scale.length !== features.length) return undefined;
     preprocessing = { type: 'standardize', mean: mean.slice(), scale: scale.slice() };
   }

@@ -7,6 +7,9 @@ import { isPool } from '../shared/names';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 
+/** A sha256 as model.json and the index write it: 64 lowercase hex digits. */
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
+
 /** Feature preprocessing applied in TypeScript before inference (models may also bake it into the graph). */
 export const preprocessingSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('none') }),
@@ -42,7 +45,7 @@ export const modelMetaSchema = z
     threshold: finite,
     preprocessing: preprocessingSchema.default({ type: 'none' }),
     /** sha256 (hex) of model.onnx; verified before a session is created. */
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    sha256: z.string().regex(SHA256_HEX),
     algorithm: z.string().default('unknown'),
     createdAt: z.string(),
     source: z.string().default('unknown'),
@@ -75,7 +78,7 @@ export const indexEntrySchema = z.object({
     .string()
     .refine(isPool, 'must be "cpu" or "gpu"')
     .transform((p) => p),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sha256: z.string().regex(SHA256_HEX),
 });
 
 /** `models/index.json`: the version each device is scored with now. */

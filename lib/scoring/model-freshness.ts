@@ -39,7 +39,7 @@ export class ModelFreshness {
     sessions: ModelSessionCache,
   ): Promise<string | undefined> {
     const files = filesOf(device, version);
-    const id = `${store.uri}|${device}|${version}`;
+    const id = idOf(store, device, version);
     const known = this.used.get(id);
     if (known === undefined && store.takeReadStat) {
       // Records of earlier reads say nothing of this preparation's.
@@ -80,7 +80,7 @@ export class ModelFreshness {
         }),
       );
     }
-    this.used.set(`${store.uri}|${device}|${version}`, recorded);
+    this.used.set(idOf(store, device, version), recorded);
   }
 
   /** The run's listing of model files, key to fingerprint: listed once per run (and store) on this worker (S3). */
@@ -99,6 +99,11 @@ export class ModelFreshness {
 
 /** Stands for a fingerprint {@link ModelFreshness.prepared} takes from the files preparing read. */
 const FROM_READS = 'from-reads';
+
+/** A device's model version in one store: the key of what this worker records of it. */
+function idOf(store: ObjectStore, device: string, version: string): string {
+  return `${store.uri}|${device}|${version}`;
+}
 
 /** The model files whose fingerprint is the device's. */
 function filesOf(device: string, version: string): string[] {
