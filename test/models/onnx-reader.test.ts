@@ -59,8 +59,11 @@ it('reads packed numbers and a field repeated in two runs', () => {
   expect(Array.from(readOnnx(split).nodes[0]!.attribute[0]!.ints)).toEqual([1, 2, 3, 4]);
 });
 
-it('refuses a truncated packed field', () => {
+it('refuses a truncated field, packed or not', () => {
   expect(() => readOnnx(modelWithInts(field(8, [1, 0xac])))).toThrow(UnsupportedGraph);
+  // A value's key with no value after it, and a value cut after its first byte.
+  expect(() => readOnnx(modelWithInts([8 << 3, 1, 8 << 3]))).toThrow(UnsupportedGraph);
+  expect(() => readOnnx(modelWithInts([8 << 3, 1, 8 << 3, 0xac]))).toThrow(UnsupportedGraph);
 });
 
 it('numbers value names by their bytes, in order of first mention, past its table growing', () => {
@@ -76,4 +79,51 @@ it('numbers value names by their bytes, in order of first mention, past its tabl
   expect(names.size).toBe(5000);
   expect([names.idOf('v1'), names.idOf('é-7'), names.idOf('v1 ')]).toEqual([1, 7, 5000]);
   expect([names.name(7), names.name(4999), names.name(-1)]).toEqual(['é-7', 'v4999', '']);
+});
+
+it('reads number lists past the buffers they share, each list whole where it crosses into a new one', () => {
+  // Three lists of 20,000 ints and three of 20,000 floats: the model's first buffers (32,768 values) fill up in
+  // the second list of each kind, whose values so far move to the next buffer.
+  const lists = [0, 1, 2].map((k) => Array.from({ length: 20_000 }, (_, i) => (i * 7919 + k) % 100_003));
+  const bytes = onnx.ModelProto.encode({
+    graph: {
+      node: [
+        {
+          opType: 'Op',
+          attribute: lists.flatMap((values, k) => [
+            { name: `i${k}`, type: onnx.AttributeProto.AttributeType.INTS, ints: values },
+            { name: `f${k}`, type: onnx.AttributeProto.AttributeType.FLOATS, floats: values.map((v) => v / 8) },
+          ]),
+        },
+      ],
+    },
+  }).finish();
+  const attributes = readOnnx(bytes).nodes[0]!.attribute;
+  lists.forEach((values, k) => {
+    expect(Array.from(attributes[2 * k]!.ints)).toEqual(values);
+    expect(Array.from(attributes[2 * k + 1]!.floats)).toEqual(values.map((v) => v / 8));
+  });
+});
+
+it("keeps a node's inputs and outputs apart from those of the subgraph read inside its attribute", () => {
+  const body = onnx.GraphProto.encode({
+    node: [
+      { opType: 'Neg', input: ['a'], output: ['b'] },
+      { opType: 'Abs', input: ['b'], output: ['c'] },
+    ],
+  }).finish();
+  // type (field 20, a two-byte key) = GRAPH (5), g (field 6)
+  const attribute = field(5, [...field(1, text('body')), 0xa0, 0x01, 5, ...field(6, Array.from(body))]);
+  // The node's second input and its output come after the attribute, as a writer may put them.
+  const node = [...field(4, text('Scan')), ...field(1, text('x')), ...attribute, ...field(1, text('s'))];
+  const bytes = new Uint8Array(field(7, field(1, [...node, ...field(2, text('y'))])));
+  const model = readOnnx(bytes);
+  const name = (ids: number[]) => ids.map((id) => model.names.name(id));
+  const [scan] = model.nodes;
+  const inner = scan!.attribute[0]!.g!.nodes;
+  expect([name(scan!.input), name(scan!.output)]).toEqual([['x', 's'], ['y']]);
+  expect(inner.map((n) => [n.opType, name(n.input), name(n.output)])).toEqual([
+    ['Neg', ['a'], ['b']],
+    ['Abs', ['b'], ['c']],
+  ]);
 });

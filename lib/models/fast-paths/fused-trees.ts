@@ -123,12 +123,24 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
   const prefix: ProgramNode[] = [];
   let source = program.input;
   for (const n of program.nodes) {
-    const ins = n.inputs.map((s) => labels[s]);
-    const live = ins.filter((l) => l?.kind !== 'const');
-    // Constants broadcast as scalars keep a chain row by row (a Reshape's second input is its shape).
-    const scalarConstants = n.inputs.every(
-      (s, i) => ins[i]?.kind !== 'const' || (n.op === 'Reshape' && i === 1) || size(constants.get(s)!.dims) === 1,
-    );
+    // Without an array per node (a forest has 2,700): the inputs that are not constants, how many, the first one's
+    // label and whether they are all one value (one tree's, or the sum's); and whether every constant broadcasts
+    // as a scalar, which keeps a chain row by row (a Reshape's second input is its shape).
+    let live = 0;
+    let first: Label | undefined;
+    let same = true;
+    let scalarConstants = true;
+    for (let i = 0; i < n.inputs.length; i++) {
+      const s = n.inputs[i]!;
+      const l = labels[s];
+      if (l?.kind === 'const') {
+        if (!(n.op === 'Reshape' && i === 1) && size(constants.get(s)!.dims) !== 1) scalarConstants = false;
+      } else if (live++ === 0) first = l;
+      else if (l?.kind !== first?.kind || (l?.kind === 'tree' && first?.kind === 'tree' && l.t !== first.t)) {
+        same = false;
+      }
+    }
+    const in0 = labels[n.inputs[0]!];
     if (trees.length === 0 && isPrefixStep(n, source, labels, constants)) {
       prefix.push(n);
       labels[source] = { kind: 'replaced' };
@@ -139,31 +151,27 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
     let label: Label | undefined;
     if (
       n.op === 'Gather' &&
-      ins[0]?.kind === 'input' &&
-      ins[1]?.kind === 'const' &&
+      in0?.kind === 'input' &&
+      labels[n.inputs[1]!]?.kind === 'const' &&
       (n.params === 1 || n.params === -1)
     ) {
       const indices = constants.get(n.inputs[1]!)!;
       const columns = Array.from(indices.data);
       const ok = indices.dims.length === 1 && columns.every((c) => Number.isInteger(c) && c >= 0);
       if (ok) label = { kind: 'gather', columns };
-    } else if (n.op === 'TreeEnsembleRegressor' && (ins[0]?.kind === 'gather' || ins[0]?.kind === 'input')) {
+    } else if (n.op === 'TreeEnsembleRegressor' && (in0?.kind === 'gather' || in0?.kind === 'input')) {
       const p = n.params as TreeParams;
       if (p.roots.length === 1 && p.targets === 1) {
-        trees.push({ node: n, columns: ins[0].kind === 'gather' ? ins[0].columns : undefined, chain: [] });
+        trees.push({ node: n, columns: in0.kind === 'gather' ? in0.columns : undefined, chain: [] });
         label = { kind: 'tree', t: trees.length - 1 };
       }
-    } else if (n.op === 'Sum' && !sum && live.length === ins.length && live.length === trees.length) {
-      const seen = new Set(live.map((l) => (l?.kind === 'tree' ? l.t : -1)));
+    } else if (n.op === 'Sum' && !sum && live === n.inputs.length && live === trees.length) {
+      const seen = new Set(n.inputs.map((s) => labels[s]).map((l) => (l?.kind === 'tree' ? l.t : -1)));
       if (!seen.has(-1) && seen.size === trees.length) {
         sum = n;
         label = { kind: 'sum' };
       }
-    } else if (ELEMENTWISE.has(n.op) || (n.op === 'Reshape' && (n.params as ReshapeParams).shape?.join() === '-1,1')) {
-      const first = live[0];
-      const same = live.every(
-        (l) => l?.kind === first?.kind && (l?.kind !== 'tree' || (first?.kind === 'tree' && l.t === first.t)),
-      );
+    } else if (ELEMENTWISE.has(n.op) || (n.op === 'Reshape' && isColumn((n.params as ReshapeParams).shape))) {
       if (first && same && scalarConstants) {
         if (first.kind === 'tree') {
           trees[first.t]!.chain.push(n);
@@ -192,6 +200,11 @@ export function fuseTreeSums(program: GraphProgram, ops: (n: ProgramNode) => OpD
     constants: program.constants.filter(([slot]) => used.has(slot)),
     nodes: [...prefix, fused, ...tail],
   };
+}
+
+/** Whether a Reshape's target shape is `[-1, 1]` (one value per row). */
+function isColumn(shape: readonly number[] | undefined): boolean {
+  return shape !== undefined && shape.length === 2 && shape[0] === -1 && shape[1] === 1;
 }
 
 /**

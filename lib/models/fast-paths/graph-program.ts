@@ -120,6 +120,9 @@ function attrOf(a: RawAttribute, names: NameIds): AttrValue {
 
 const decoder = new TextDecoder();
 
+/** The attributes of every node without any (read only). */
+const NO_ATTRS: ReadonlyMap<string, AttrValue> = new Map();
+
 const MLP_OPS = ['Relu', 'Sigmoid', 'Tanh', ...NN_OPS];
 
 function familyOf(ops: Set<string>): GraphFamily {
@@ -241,6 +244,9 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
   const slotOf = new Int32Array(count).fill(-1);
   let slotCount = 0;
   const slot = (v: number) => (slotOf[v]! >= 0 ? slotOf[v]! : (slotOf[v] = slotCount++));
+  // Made once, not per node (a forest has 2,700).
+  const slotOrNone = (v: number) => (v >= 0 ? slot(v) : -1);
+  const constantOf = (v: number) => (v >= 0 ? known[v] : undefined);
   const nodes: ProgramNode[] = [];
   const used = new Uint8Array(count);
   graph.nodes.forEach((n, k) => {
@@ -249,14 +255,19 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
     const d = DOMAINS[domain];
     const op = n.opType;
     if (!d || !opsets.has(domain === 'ai.onnx' ? '' : domain)) throw new UnsupportedGraph(`domain ${domain}`);
-    if (n.attribute.some((a) => a.refAttrName)) throw new UnsupportedGraph('attribute references');
-    const attrs = new Map<string, AttrValue>();
-    for (const a of n.attribute) {
-      // A subgraph sees the constants defined so far and adds its own to a copy.
-      attrs.set(
-        a.name,
-        a.g ? compileBody(a.g, { ...scope, known: known.slice() }, a.g.inputs, a.g.outputs) : attrOf(a, names),
-      );
+    // Most nodes of a forest (Add, Mul, Max, ...) have no attributes: they share one empty map.
+    let attrs = NO_ATTRS;
+    if (n.attribute.length > 0) {
+      const read = new Map<string, AttrValue>();
+      for (const a of n.attribute) {
+        if (a.refAttrName) throw new UnsupportedGraph('attribute references');
+        // A subgraph sees the constants defined so far and adds its own to a copy.
+        read.set(
+          a.name,
+          a.g ? compileBody(a.g, { ...scope, known: known.slice() }, a.g.inputs, a.g.outputs) : attrOf(a, names),
+        );
+      }
+      attrs = read;
     }
     const inputs = n.input;
     if (op === 'Constant') {
@@ -270,7 +281,7 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
     const params = def.prepare({
       op,
       attrs,
-      constants: inputs.map((i) => (i >= 0 ? known[i] : undefined)),
+      constants: inputs.map(constantOf),
       inputCount: inputs.length,
       opset: opsets.get(domain === 'ai.onnx' ? '' : domain) ?? 0,
     });
@@ -279,8 +290,8 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
       domain: d.name,
       op,
       params,
-      inputs: inputs.map((i) => (i >= 0 ? slot(i) : -1)),
-      outputs: n.output.map((o) => (o >= 0 ? slot(o) : -1)),
+      inputs: inputs.map(slotOrNone),
+      outputs: n.output.map(slotOrNone),
     });
   });
   for (const o of outputs) used[o] = 1;

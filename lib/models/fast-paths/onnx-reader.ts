@@ -4,7 +4,7 @@
  * into a JavaScript array, which makes a 100-tree forest take hundreds of milliseconds to read; this reader
  * decodes packed numbers straight into typed arrays and skips every field it does not need.
  */
-import { concat, concatInts, key, makeFloat32, makeFloat64, NameIds, Reader } from './protobuf-reader';
+import { concat, concatInts, key, makeFloat32, makeFloat64, NameIds, NumberArena, Reader } from './protobuf-reader';
 import { UnsupportedGraph } from './tensor';
 
 /** A TensorProto's fields the fast path reads. */
@@ -29,9 +29,10 @@ export interface RawAttribute {
   i: number;
   s: Uint8Array;
   t?: RawTensor;
+  /** A view of the model's {@link NumberArena}. */
   floats: Float32Array;
-  /** As numbers: exact below 2^53, which covers ids, counts and shapes. */
-  ints: number[];
+  /** As numbers, exact below 2^53 (which covers ids, counts and shapes): a view of the model's {@link NumberArena}. */
+  ints: Float64Array;
   strings: string[];
   /** A graph attribute (a Scan's body). */
   g?: RawGraph;
@@ -71,6 +72,20 @@ export interface RawModel extends RawGraph {
 const NO_BYTES: Uint8Array = new Uint8Array(0);
 const NO_FLOATS: Float32Array = new Float32Array(0);
 const NO_DOUBLES: Float64Array = new Float64Array(0);
+const NO_INTS: Float64Array = new Float64Array(0);
+const NO_STRINGS: string[] = [];
+const NO_IDS: number[] = [];
+const NO_ATTRIBUTES: RawAttribute[] = [];
+
+/**
+ * The inputs, outputs and attributes of the nodes being read, each node's from where its reading began (a Scan
+ * body's nodes are read inside their Scan's attribute) up to the top, before they are copied out at their count:
+ * pushing into a fresh array gives it room for 16 (a forest has 2,700 nodes of one or two inputs and one output,
+ * most without an attribute), which the scavenger then copies while the model is compiled. Never shortened, so
+ * their room is allocated once.
+ */
+const pending = { inputs: [] as number[], outputs: [] as number[], attributes: [] as (RawAttribute | undefined)[] };
+const top = { inputs: 0, outputs: 0, attributes: 0 };
 
 function readTensor(r: Reader, names: NameIds): RawTensor {
   const t: RawTensor = { name: -1, dims: [], dataType: 0, external: false };
@@ -121,7 +136,13 @@ function readTensor(r: Reader, names: NameIds): RawTensor {
   return t;
 }
 
-function readAttribute(r: Reader, names: NameIds): RawAttribute {
+/** What the reading of one model shares: its value names' ids and the buffers of its attributes' number lists. */
+interface ReadContext {
+  names: NameIds;
+  arena: NumberArena;
+}
+
+function readAttribute(r: Reader, cx: ReadContext): RawAttribute {
   const a: RawAttribute = {
     name: '',
     type: 0,
@@ -129,8 +150,8 @@ function readAttribute(r: Reader, names: NameIds): RawAttribute {
     i: 0,
     s: NO_BYTES,
     floats: NO_FLOATS,
-    ints: [],
-    strings: [],
+    ints: NO_INTS,
+    strings: NO_STRINGS,
     refAttrName: '',
   };
   while (r.pos < r.end) {
@@ -151,15 +172,18 @@ function readAttribute(r: Reader, names: NameIds): RawAttribute {
         break;
       case 5: {
         const outer = r.enter();
-        a.t = readTensor(r, names);
+        a.t = readTensor(r, cx.names);
         r.leave(outer);
         break;
       }
       case 7:
-        a.floats = concat(a.floats, r.fixed(wire, key(7, 5), 4, makeFloat32));
+        a.floats = concat(
+          a.floats,
+          r.fixed(wire, key(7, 5), 4, (n) => cx.arena.float32(n)),
+        );
         break;
       case 8:
-        a.ints = concatInts(a.ints, r.varints(wire, key(8, 0)));
+        a.ints = concat(a.ints, r.varintsInto(wire, key(8, 0), cx.arena));
         break;
       case 9: {
         const more = r.strings(key(9, 2));
@@ -174,7 +198,7 @@ function readAttribute(r: Reader, names: NameIds): RawAttribute {
         break;
       case 6: {
         const outer = r.enter();
-        a.g = readGraph(r, names);
+        a.g = readGraph(r, cx);
         r.leave(outer);
         break;
       }
@@ -190,26 +214,31 @@ function readAttribute(r: Reader, names: NameIds): RawAttribute {
   return a;
 }
 
-function readNode(r: Reader, names: NameIds): RawNode {
-  const n: RawNode = { input: [], output: [], opType: '', domain: '', attribute: [] };
+function readNode(r: Reader, cx: ReadContext): RawNode {
+  let opType = '';
+  let domain = '';
+  const inputsFrom = top.inputs;
+  const outputsFrom = top.outputs;
+  const attributesFrom = top.attributes;
   while (r.pos < r.end) {
     const k = r.varint();
     switch (k >>> 3) {
       case 1:
-        n.input.push(r.nameId(names));
+        pending.inputs[top.inputs++] = r.nameId(cx.names);
         break;
       case 2:
-        n.output.push(r.nameId(names));
+        pending.outputs[top.outputs++] = r.nameId(cx.names);
         break;
       case 4:
-        n.opType = r.string();
+        opType = r.string();
         break;
       case 7:
-        n.domain = r.string();
+        domain = r.string();
         break;
       case 5: {
         const outer = r.enter();
-        n.attribute.push(readAttribute(r, names));
+        const attribute = readAttribute(r, cx);
+        pending.attributes[top.attributes++] = attribute;
         r.leave(outer);
         break;
       }
@@ -217,21 +246,36 @@ function readNode(r: Reader, names: NameIds): RawNode {
         r.skip(k & 7);
     }
   }
-  return n;
+  const node: RawNode = {
+    input: top.inputs === inputsFrom ? NO_IDS : pending.inputs.slice(inputsFrom, top.inputs),
+    output: top.outputs === outputsFrom ? NO_IDS : pending.outputs.slice(outputsFrom, top.outputs),
+    opType,
+    domain,
+    attribute:
+      top.attributes === attributesFrom
+        ? NO_ATTRIBUTES
+        : (pending.attributes.slice(attributesFrom, top.attributes) as RawAttribute[]),
+  };
+  // The attributes' arrays are the model's: not kept past it.
+  for (let i = attributesFrom; i < top.attributes; i++) pending.attributes[i] = undefined;
+  top.inputs = inputsFrom;
+  top.outputs = outputsFrom;
+  top.attributes = attributesFrom;
+  return node;
 }
 
 /** Reads a GraphProto (the reader inside it): a subgraph's value names are numbered in the model's `names`. */
-function readGraph(r: Reader, names: NameIds): RawGraph {
+function readGraph(r: Reader, cx: ReadContext): RawGraph {
   const g: RawGraph = { nodes: [], initializers: [], inputs: [], inputTypes: [], outputs: [] };
   while (r.pos < r.end) {
     const h = r.varint();
     const field = h >>> 3;
     if (h === key(1, 2) || h === key(5, 2) || h === key(11, 2) || h === key(12, 2)) {
       const inner = r.enter();
-      if (field === 1) g.nodes.push(readNode(r, names));
-      else if (field === 5) g.initializers.push(readTensor(r, names));
+      if (field === 1) g.nodes.push(readNode(r, cx));
+      else if (field === 5) g.initializers.push(readTensor(r, cx.names));
       else {
-        const [id, type] = valueInfo(r, names);
+        const [id, type] = valueInfo(r, cx.names);
         if (field === 11) {
           g.inputs.push(id);
           g.inputTypes.push(type);
@@ -286,6 +330,9 @@ export function readOnnx(bytes: Uint8Array): RawModel {
     names: new NameIds(),
     hasGraph: false,
   };
+  // A model that failed to read left its nodes' pending values behind.
+  top.inputs = top.outputs = top.attributes = 0;
+  pending.attributes.fill(undefined);
   const r = reader(bytes);
   while (r.pos < r.end) {
     const k = r.varint();
@@ -304,7 +351,7 @@ export function readOnnx(bytes: Uint8Array): RawModel {
     } else if (field === 7) {
       m.hasGraph = true;
       const outer = r.enter();
-      Object.assign(m, readGraph(r, m.names));
+      Object.assign(m, readGraph(r, { names: m.names, arena: new NumberArena(bytes.length) }));
       r.leave(outer);
     } else if (field === 25) {
       throw new UnsupportedGraph('model-local functions');

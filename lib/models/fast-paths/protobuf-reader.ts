@@ -1,8 +1,9 @@
 /**
  * The protobuf wire format as the ONNX reader (onnx-reader.ts) reads it: varints, length-delimited fields entered
  * and left without an object per message, and repeated fields (packed, or unpacked as proto2 writes them, which
- * ONNX keeps: one key per value) read in one loop into arrays of their exact length. A 100-tree forest is about
- * 230,000 such values in 0.8 MB; reading them one field at a time through a callback cost most of its compile.
+ * ONNX keeps: one key per value) read in one loop, attributes' number lists into views of a few buffers per model
+ * (NumberArena). A 100-tree forest is about 230,000 such values in 0.8 MB; reading them one field at a time
+ * through a callback cost most of its compile, and an array per list a fifth of what was left.
  */
 import { UnsupportedGraph } from './tensor';
 
@@ -117,6 +118,67 @@ export class NameIds {
 
 /** Values of an unpacked repeated varint field as they are read, before they are copied out at their count. */
 const varintScratch: number[] = [];
+
+/** Values of an unpacked repeated string field as they are read (a forest's modes, one per node), as above. */
+const stringScratch: string[] = [];
+
+/** Values a model's first buffer of each kind holds at most: a forest's 0.8 MB reads into about six. */
+const ARENA_CHUNK = 32768;
+
+/**
+ * The number lists of one model's attributes, read into a few shared buffers and handed out as views: a forest's
+ * thousand id, threshold and table lists then cost no array (or backing store) each, and leave nothing for the
+ * scavenger to copy while the model compiles. Whoever keeps a list copies it: an operator's prepared parameters
+ * never hold a view (a program crossing threads would carry the whole buffer).
+ */
+export class NumberArena {
+  private doubles: Float64Array;
+  private floats: Float32Array;
+  private doublesUsed = 0;
+  private floatsUsed = 0;
+
+  /** An arena for a model of `bytes` bytes (a small model gets small buffers: it has few lists). */
+  constructor(bytes: number) {
+    const first = Math.min(ARENA_CHUNK, 16 + (bytes >>> 2));
+    this.doubles = new Float64Array(first);
+    this.floats = new Float32Array(first);
+  }
+
+  /** Room for `n` float32 values, as a view. */
+  float32(n: number): Float32Array {
+    if (this.floatsUsed + n > this.floats.length) {
+      this.floats = new Float32Array(Math.max(ARENA_CHUNK, n));
+      this.floatsUsed = 0;
+    }
+    const view = new Float32Array(this.floats.buffer, 4 * this.floatsUsed, n);
+    this.floatsUsed += n;
+    return view;
+  }
+
+  /**
+   * The buffer with room for `n` values of a new list from {@link next}: write them there and call {@link done}
+   * with how many were written.
+   */
+  reserve(n: number): Float64Array {
+    if (this.doublesUsed + n > this.doubles.length) {
+      this.doubles = new Float64Array(Math.max(ARENA_CHUNK, n));
+      this.doublesUsed = 0;
+    }
+    return this.doubles;
+  }
+
+  /** Where in the buffer {@link reserve} returned the new list starts. */
+  get next(): number {
+    return this.doublesUsed;
+  }
+
+  /** The `count` values written from {@link next}, as a view. */
+  done(count: number): Float64Array {
+    const view = new Float64Array(this.doubles.buffer, 8 * this.doublesUsed, count);
+    this.doublesUsed += count;
+    return view;
+  }
+}
 
 /**
  * Reads one protobuf message and the messages inside it: `enter` narrows the reader to a length-delimited field
@@ -254,6 +316,48 @@ export class Reader {
     return varintScratch.slice(0, n);
   }
 
+  /**
+   * {@link varints} into `arena`, as a view of it: room is made for as many values as the bytes left could hold,
+   * and values of one or two bytes (a forest's ids) are read without a call each.
+   */
+  varintsInto(wire: number, key: number, arena: NumberArena): Float64Array {
+    const packed = wire === 2;
+    if (!packed && wire !== 0) throw new UnsupportedGraph(`protobuf wire type ${wire} for varints`);
+    const outer = packed ? this.enter() : this.end;
+    const buf = this.buf;
+    const end = this.end;
+    // Unpacked, each value after the first takes its key's byte as well.
+    const out = arena.reserve(packed ? end - this.pos : ((end - this.pos + 1) >>> 1) + 1);
+    const first = arena.next;
+    let at = first;
+    let pos = this.pos;
+    for (;;) {
+      if (pos >= end) {
+        if (packed) break;
+        throw new UnsupportedGraph('truncated protobuf');
+      }
+      const b = buf[pos]!;
+      if (b < 0x80) {
+        out[at++] = b;
+        pos++;
+      } else if (pos + 1 < end && buf[pos + 1]! < 0x80) {
+        out[at++] = (b & 0x7f) | (buf[pos + 1]! << 7);
+        pos += 2;
+      } else {
+        this.pos = pos;
+        out[at++] = this.varint();
+        pos = this.pos;
+      }
+      if (!packed) {
+        if (key >= 0x80 || pos >= end || buf[pos] !== key) break;
+        pos++;
+      }
+    }
+    this.pos = pos;
+    if (packed) this.leave(outer);
+    return arena.done(at - first);
+  }
+
   /** A repeated float (width 4) or double (width 8) field, packed or unpacked as {@link varints} reads them. */
   fixed<T extends Float32Array | Float64Array>(wire: number, key: number, width: 4 | 8, make: (n: number) => T): T {
     const fixedWire = width === 4 ? 5 : 1;
@@ -275,26 +379,26 @@ export class Reader {
 
   /** A repeated string field (unpacked, as every repeated string is), read as {@link varints} reads numbers. */
   strings(key: number): string[] {
-    const out: string[] = [];
+    let n = 0;
     // The distinct values of this field so far (a forest's modes are a few names repeated): a repeat is found by
     // comparing bytes, without hashing.
     const seen: { start: number; n: number; text: string }[] = [];
     do {
-      const n = this.length();
+      const length = this.length();
       const start = this.pos;
-      this.pos += n;
+      this.pos += length;
       let text: string | undefined;
       for (let k = 0; k < seen.length && text === undefined; k++) {
         const v = seen[k]!;
-        if (v.n === n && sameBytes(this.buf, v.start, this.buf, start, n)) text = v.text;
+        if (v.n === length && sameBytes(this.buf, v.start, this.buf, start, length)) text = v.text;
       }
       if (text === undefined) {
-        text = decode(this.buf, this.text, start, n);
-        if (seen.length < 8) seen.push({ start, n, text });
+        text = decode(this.buf, this.text, start, length);
+        if (seen.length < 8) seen.push({ start, n: length, text });
       }
-      out.push(text);
+      stringScratch[n++] = text;
     } while (this.again(key));
-    return out;
+    return stringScratch.slice(0, n);
   }
 
   /** Whether the next field is `key` again (an unpacked repeated field's next value); if so, moves past the key. */

@@ -39,11 +39,10 @@ export function leafValues(
   const shapes: ChainShape[] = [];
   const groups: number[][] = [];
   trees.forEach((tree, k) => {
-    const shape = chainShape(tree, values[k]!);
-    const g = shapes.findIndex((other) => sameShape(other, shape));
+    const g = shapes.findIndex((other) => hasShape(other, tree, values[k]!));
     if (g >= 0) groups[g]!.push(k);
     else {
-      shapes.push(shape);
+      shapes.push(chainShape(tree, values[k]!));
       groups.push([k]);
     }
   });
@@ -94,10 +93,51 @@ function chainShape(tree: TreeChain, value: number): ChainShape {
   return { chain: tree.chain, roles, wiring, value: role(value) };
 }
 
-function sameShape(a: ChainShape, b: ChainShape): boolean {
-  if (a.value !== b.value || a.chain.length !== b.chain.length || a.wiring.length !== b.wiring.length) return false;
-  for (let i = 0; i < a.wiring.length; i++) if (a.wiring[i] !== b.wiring[i]) return false;
-  return a.chain.every((n, j) => n.op === b.chain[j]!.op && n.domain === b.chain[j]!.domain);
+/**
+ * The role each slot has in the chain being matched by {@link hasShape} (0: none given yet), by slot: a forest
+ * matches a hundred chains, each without a map of its own. Cleared after each match.
+ */
+let roleOf = new Int32Array(4096);
+
+/** The role of slot `s` in the chain being matched, as {@link chainShape} numbers roles. */
+function roleIn(s: number): number {
+  if (s < 0) return -1;
+  return s < roleOf.length && roleOf[s] !== 0 ? roleOf[s]! : -2 - s;
+}
+
+function giveRole(s: number, role: number): void {
+  if (s >= roleOf.length) {
+    const grown = new Int32Array(Math.max(2 * roleOf.length, s + 1));
+    grown.set(roleOf);
+    roleOf = grown;
+  }
+  roleOf[s] = role;
+}
+
+/** Whether `tree`'s chain, wanting slot `value`, is `shape`: the same steps with the same roles wired in. */
+function hasShape(shape: ChainShape, tree: TreeChain, value: number): boolean {
+  const { chain } = tree;
+  const { wiring } = shape;
+  if (chain.length !== shape.chain.length) return false;
+  giveRole(tree.node.outputs[0]!, 1);
+  let same = true;
+  let w = 0;
+  let next = 2;
+  for (let j = 0; j < chain.length && same; j++) {
+    const n = chain[j]!;
+    const m = shape.chain[j]!;
+    same = n.op === m.op && n.domain === m.domain && wiring[w++] === n.inputs.length;
+    for (let i = 0; i < n.inputs.length && same; i++) same = wiring[w++] === roleIn(n.inputs[i]!);
+    same &&= wiring[w++] === n.outputs.length;
+    for (const o of n.outputs) {
+      if (o >= 0) giveRole(o, next);
+      next++;
+    }
+  }
+  same &&= w === wiring.length && roleIn(value) === shape.value;
+  roleOf[tree.node.outputs[0]!] = 0;
+  for (const n of chain) for (const o of n.outputs) if (o >= 0) roleOf[o] = 0;
+  return same;
 }
 
 /** The chains of `trees`, all of `shape`, run on one tensor of all their leaves. */

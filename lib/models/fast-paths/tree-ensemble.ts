@@ -61,10 +61,10 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   // One tree numbered 0..n-1 in order (as skl2onnx writes each of an isolation forest's) needs no lookup table.
   let ordered = true;
   for (let i = 0; i < n && ordered; i++) ordered = treeIds[i] === treeIds[0] && nodeIds[i] === i;
-  const byKey = new Map<number, number>();
-  if (!ordered) for (let i = 0; i < n; i++) byKey.set(key(treeIds[i]!, nodeIds[i]!), i);
+  const byKey = ordered ? undefined : new Map<number, number>();
+  if (byKey) for (let i = 0; i < n; i++) byKey.set(key(treeIds[i]!, nodeIds[i]!), i);
   const index = (tree: number, node: number) => {
-    const i = ordered ? (tree === treeIds[0] && node >= 0 && node < n ? node : undefined) : byKey.get(key(tree, node));
+    const i = byKey ? byKey.get(key(tree, node)) : tree === treeIds[0] && node >= 0 && node < n ? node : undefined;
     if (i === undefined) throw new UnsupportedGraph(`TreeEnsembleRegressor: tree ${tree} has no node ${node}`);
     return i;
   };
@@ -136,18 +136,24 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   return p;
 }
 
-/** The code of each mode name into `codes` (a forest repeats a few names thousands of times: each is looked up once). */
+/**
+ * The code of each mode name into `codes`. A forest repeats a few names thousands of times, each repeat the same
+ * string (the reader shares them): the names seen so far are compared first, by identity before content.
+ */
 function modeCodes(modes: readonly string[], codes: Uint8Array): void {
-  const known = new Map<string, number>();
+  const seen: string[] = [];
+  const seenCodes: number[] = [];
   for (let i = 0; i < modes.length; i++) {
     const m = modes[i]!;
-    let k = known.get(m);
-    if (k === undefined) {
-      k = MODES.indexOf(m);
+    let s = 0;
+    while (s < seen.length && seen[s] !== m) s++;
+    if (s === seen.length) {
+      const k = MODES.indexOf(m);
       if (k < 0) throw new UnsupportedGraph(`TreeEnsembleRegressor: mode ${m}`);
-      known.set(m, k);
+      seen.push(m);
+      seenCodes.push(k);
     }
-    codes[i] = k;
+    codes[i] = seenCodes[s]!;
   }
 }
 
