@@ -244,26 +244,57 @@ function treeSumParams(
   );
   if (size(tail) !== 1) throw new UnsupportedGraph('TreeSum: a tree chain does not give one number per leaf');
   const params = order.map((t) => trees[t]!.node.params as TreeParams);
+  const columns = order.map((t) => trees[t]!.columns);
+  // First the input columns the splits read and whether every tree fits the compact layout; then the trees are
+  // laid out once, in the layout they take.
+  let width = 0;
+  let compact = true;
+  let farthest = 0;
+  params.forEach((p, k) => {
+    for (let i = 0; i < p.mode.length; i++) {
+      if (p.mode[i] === LEAF) continue;
+      const column = columnOf(columns[k], p.feature[i]!);
+      if (column >= width) width = column + 1;
+      if (p.mode[i] !== 0 || p.missingTrue[i] || p.trueChild[i] !== i + 1 || p.falseChild[i]! <= i) compact = false;
+      else farthest = Math.max(farthest, p.falseChild[i]! - i);
+    }
+  });
+  const float = type === 'float';
+  const laid = compact
+    ? compactTrees(params, columns, byNode, width, farthest, !float)
+    : generalTrees(params, columns, byNode, float);
+  return { ...laid, float, width, tail };
+}
+
+/** The input column split feature `f` of a tree reads: through its Gather's `columns`, if any. */
+function columnOf(columns: readonly number[] | undefined, f: number): number {
+  const column = columns ? columns[f] : f;
+  if (column === undefined || f < 0) throw new UnsupportedGraph(`TreeSum: feature ${f} outside the Gather`);
+  return column;
+}
+
+/** The trees one after the other in flat arrays, each leaf holding its value (`values[k]`, by tree k's node). */
+function generalTrees(
+  params: readonly TreeParams[],
+  columns: readonly (number[] | undefined)[],
+  values: readonly Float64Array[],
+  float: boolean,
+): GeneralTreeSum {
   const total = params.reduce((n, p) => n + p.mode.length, 0);
   const double = params.some((p) => p.threshold instanceof Float64Array);
   const out: GeneralTreeSum = {
     layout: 'general',
-    roots: new Int32Array(order.length),
+    roots: new Int32Array(params.length),
     feature: new Int32Array(total),
     threshold: double ? new Float64Array(total) : new Float32Array(total),
     mode: new Uint8Array(total),
     trueChild: new Int32Array(total),
     falseChild: new Int32Array(total),
     missingTrue: new Uint8Array(total),
-    value: type === 'float' ? new Float32Array(total) : new Float64Array(total),
+    value: float ? new Float32Array(total) : new Float64Array(total),
   };
-  let width = 0;
-  let compact = true;
   let at = 0;
-  order.forEach((t, k) => {
-    const p = params[k]!;
-    const columns = trees[t]!.columns;
-    const values = byNode[k]!;
+  params.forEach((p, k) => {
     out.roots[k] = at + p.roots[0]!;
     out.mode.set(p.mode, at);
     out.threshold.set(p.threshold, at);
@@ -273,42 +304,52 @@ function treeSumParams(
       if (p.mode[i] === LEAF) {
         out.trueChild[j] = -1;
         out.falseChild[j] = -1;
-        out.value[j] = values[i]!;
+        out.value[j] = values[k]![i]!;
         continue;
       }
       out.trueChild[j] = at + p.trueChild[i]!;
       out.falseChild[j] = at + p.falseChild[i]!;
-      const f = p.feature[i]!;
-      const column = columns ? columns[f] : f;
-      if (column === undefined || f < 0) throw new UnsupportedGraph(`TreeSum: feature ${f} outside the Gather`);
-      out.feature[j] = column;
-      if (column >= width) width = column + 1;
-      if (p.mode[i] !== 0 || p.missingTrue[i] || p.trueChild[i] !== i + 1 || p.falseChild[i]! <= i) compact = false;
+      out.feature[j] = columnOf(columns[k], p.feature[i]!);
     }
     at += p.mode.length;
   });
-  const float = type === 'float';
-  return { ...(compact ? compactTrees(out, width) : out), float, width, tail };
+  return out;
 }
 
-/** `trees` in the compact layout; each split's true child must follow it and its false child come later. */
-function compactTrees(trees: GeneralTreeSum, width: number): CompactTreeSum {
-  const n = trees.feature.length;
-  let farthest = 0;
-  for (let i = 0; i < n; i++) if (trees.falseChild[i]! - i > farthest) farthest = trees.falseChild[i]! - i;
+/**
+ * The trees in the compact layout: every split's true child follows it and its false child comes later, at most
+ * `farthest` nodes ahead; splits read columns below `width`. Values in double when `doubleValues` (or any
+ * threshold is a double).
+ */
+function compactTrees(
+  params: readonly TreeParams[],
+  columns: readonly (number[] | undefined)[],
+  values: readonly Float64Array[],
+  width: number,
+  farthest: number,
+  doubleValues: boolean,
+): CompactTreeSum {
+  const n = params.reduce((total, p) => total + p.mode.length, 0);
+  const roots = new Int32Array(params.length);
   const column = width <= 2 ** 8 ? new Uint8Array(n) : width <= 2 ** 16 ? new Uint16Array(n) : new Int32Array(n);
-  const double = trees.threshold instanceof Float64Array || trees.value instanceof Float64Array;
+  const double = doubleValues || params.some((p) => p.threshold instanceof Float64Array);
   // Float32 thresholds and values are exact in a Float64Array, and float32 inputs compare with them as in float32.
   const split = double ? new Float64Array(n) : new Float32Array(n);
   const skip = farthest < 2 ** 16 ? new Uint16Array(n) : new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    if (trees.trueChild[i]! < 0) {
-      split[i] = trees.value[i]!;
-      continue;
+  let at = 0;
+  params.forEach((p, k) => {
+    roots[k] = at + p.roots[0]!;
+    for (let i = 0; i < p.mode.length; i++) {
+      const j = at + i;
+      if (p.mode[i] === LEAF) {
+        split[j] = values[k]![i]!;
+        continue;
+      }
+      column[j] = columnOf(columns[k], p.feature[i]!);
+      split[j] = p.threshold[i]!;
+      skip[j] = p.falseChild[i]! - i;
     }
-    column[i] = trees.feature[i]!;
-    split[i] = trees.threshold[i]!;
-    skip[i] = trees.falseChild[i]! - i;
-  }
-  return { layout: 'compact', roots: trees.roots, column, split, skip };
+    at += p.mode.length;
+  });
+  return { layout: 'compact', roots, column, split, skip };
 }

@@ -65,7 +65,12 @@ const labelEncoder: OpDef<LabelEncoderParams> = {
       max = Number.isInteger(k) && k >= 0 ? Math.max(max, k) : Infinity;
     }
     if (max <= DENSE_SPREAD * keys.length + DENSE_SLACK) {
-      const dense = { value: new Float64Array(max + 1), has: new Uint8Array(max + 1) };
+      // One buffer for both (a forest has two encoders a tree, each array of them a backing store of its own).
+      const buffer = new ArrayBuffer(9 * (max + 1));
+      const dense = {
+        value: new Float64Array(buffer, 0, max + 1),
+        has: new Uint8Array(buffer, 8 * (max + 1), max + 1),
+      };
       // In order, so a repeated key maps to its last value, as in the table below.
       for (let i = 0; i < keys.length; i++) {
         dense.value[keys[i]!] = values[i]!;

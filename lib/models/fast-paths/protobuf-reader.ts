@@ -122,6 +122,9 @@ const varintScratch: number[] = [];
 /** Values of an unpacked repeated string field as they are read (a forest's modes, one per node), as above. */
 const stringScratch: string[] = [];
 
+const NO_DOUBLES = new Float64Array(0);
+const NO_FLOATS = new Float32Array(0);
+
 /** Values a model's first buffer of each kind holds at most: a forest's 0.8 MB reads into about six. */
 const ARENA_CHUNK = 32768;
 
@@ -132,22 +135,22 @@ const ARENA_CHUNK = 32768;
  * never hold a view (a program crossing threads would carry the whole buffer).
  */
 export class NumberArena {
-  private doubles: Float64Array;
-  private floats: Float32Array;
+  private doubles = NO_DOUBLES;
+  private floats = NO_FLOATS;
   private doublesUsed = 0;
   private floatsUsed = 0;
+  /** Values the first buffer of each kind holds (made when first needed: most small models have no lists). */
+  private readonly first: number;
 
   /** An arena for a model of `bytes` bytes (a small model gets small buffers: it has few lists). */
   constructor(bytes: number) {
-    const first = Math.min(ARENA_CHUNK, 16 + (bytes >>> 2));
-    this.doubles = new Float64Array(first);
-    this.floats = new Float32Array(first);
+    this.first = Math.min(ARENA_CHUNK, 16 + (bytes >>> 2));
   }
 
   /** Room for `n` float32 values, as a view. */
   float32(n: number): Float32Array {
     if (this.floatsUsed + n > this.floats.length) {
-      this.floats = new Float32Array(Math.max(ARENA_CHUNK, n));
+      this.floats = new Float32Array(Math.max(this.floats.length === 0 ? this.first : ARENA_CHUNK, n));
       this.floatsUsed = 0;
     }
     const view = new Float32Array(this.floats.buffer, 4 * this.floatsUsed, n);
@@ -161,7 +164,7 @@ export class NumberArena {
    */
   reserve(n: number): Float64Array {
     if (this.doublesUsed + n > this.doubles.length) {
-      this.doubles = new Float64Array(Math.max(ARENA_CHUNK, n));
+      this.doubles = new Float64Array(Math.max(this.doubles.length === 0 ? this.first : ARENA_CHUNK, n));
       this.doublesUsed = 0;
     }
     return this.doubles;
