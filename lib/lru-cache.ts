@@ -94,6 +94,8 @@ export class LruCache<K, V> {
   }
 
   private evict(keep: K): void {
+    // Most writes are within the limit: no iterator made for them.
+    if (this.total <= this.maxWeight) return;
     for (const [key, entry] of this.entries) {
       // Only entries older than the one just written or reweighed make room for it.
       if (this.total <= this.maxWeight || key === keep) return;

@@ -54,9 +54,12 @@ export async function readModelMeta(store: ObjectStore, device: string, version:
   const file = keys.modelMeta(device, version);
   const bytes = await store.tryGet(file);
   if (bytes === undefined) throw new ModelNotFound(device, file);
-  const invalidJson = (message: string, cause: unknown) =>
-    new InvalidModel(`${file}: ${message}`, { device, file }, { cause });
-  const meta = parseMeta(parseJsonBytes(bytes, invalidJson), { device, file });
+  // An argument, not a named closure: tsx names each named closure it makes, once per model here.
+  const json = parseJsonBytes(
+    bytes,
+    (message, cause) => new InvalidModel(`${file}: ${message}`, { device, file }, { cause }),
+  );
+  const meta = parseMeta(json, { device, file });
   for (const [field, expected] of [
     ['device', device],
     ['version', version],

@@ -205,11 +205,8 @@ export class ModelSessionCache {
     // Read (and verified) at most once here; a cache hit keyed by the bytes' sha256 (stacked parameters, a compiled
     // program) is used only once this device's own bytes were verified, so the answer does not depend on which
     // device, or which worker, filled the cache.
-    let bytes: Promise<Uint8Array> | undefined;
-    const load = () => (bytes ??= this.readOwn(store, device, version, sha256));
-    const verified = async () => {
-      if (!bytes && !this.verified.has(this.id(store, device, version))) await load();
-    };
+    // Made by a call, not a named closure: tsx names each named closure it makes, once per cold device here.
+    const load = once(() => this.readOwn(store, device, version, sha256));
     if (this.batching && meta.output.column === 0 && !meta.output.reconstructionError) {
       let params = this.stacked.get(sha256);
       const hit = params !== undefined;
@@ -218,7 +215,7 @@ export class ModelSessionCache {
         this.stacked.set(sha256, params);
       }
       if (params) {
-        await verified();
+        if (!this.verified.has(this.id(store, device, version))) await load();
         return this.stackedModel(device, version, meta, params, hit);
       }
     }
@@ -226,7 +223,7 @@ export class ModelSessionCache {
       const key = compiledKey(meta, sha256);
       const found = await this.compiled.get(key, load, meta.input.name, meta.output.name, meta.features.length);
       if (found) {
-        await verified();
+        if (!this.verified.has(this.id(store, device, version))) await load();
         return this.compiledPrepared(device, version, meta, found.linked, found.origin);
       }
     }
@@ -349,11 +346,13 @@ export class ModelSessionCache {
   private compiledModel(device: string, version: string, meta: ModelMeta, program: LinkedProgram): LoadedModel {
     const file = keys.modelOnnx(device, version);
     const k = meta.features.length;
+    const { observer } = this;
+    // A method, not an arrow property: tsx names each named closure it makes, once per cold device here.
     return {
       device,
       version,
       meta,
-      score: (x, rows) => {
+      score(x, rows) {
         if (!Number.isInteger(rows) || rows < 0 || x.length !== rows * k) {
           throw new RangeError(`device ${device}: expected ${rows} rows × ${k} features, got ${x.length} values`);
         }
@@ -366,7 +365,7 @@ export class ModelSessionCache {
         } catch (err) {
           return Promise.reject(new ModelInferenceFailed(device, file, err));
         }
-        this.observer.inference?.((performance.now() - started) / 1000, rows);
+        observer.inference?.((performance.now() - started) / 1000, rows);
         const data = out.type === 'float' ? (out.data as Float32Array) : Float32Array.from(out.data);
         return Promise.resolve(readScores(new Tensor('float32', data, out.dims), meta, rows, device, file, input));
       },
@@ -431,6 +430,12 @@ export function fastPathOf(bytes: Uint8Array, meta: ModelMeta): { path: FastPath
   const result = compileModel(bytes, meta.input.name, meta.output.name, meta.features.length);
   if ('program' in result) return { path: `compiled:${result.program.family}` };
   return { path: 'session', reason: result.unsupported };
+}
+
+/** `read`, called at most once: its first call's promise, returned to every call. */
+function once<T>(read: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= read());
 }
 
 /** What a compiled program is cached under: the model's bytes and the names and width it is evaluated with. */

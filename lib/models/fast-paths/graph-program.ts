@@ -155,6 +155,33 @@ function heldBytes(value: unknown, seen = new Set<object>()): number {
 const PROGRAM_BYTES = 640;
 const NODE_BYTES = 160;
 
+/**
+ * Value slots, numbered in order of first use by a body's nodes. A class, not closures made per body: tsx names
+ * every closure it makes (a property definition each), which a cold worker compiling thousands of small models
+ * pays per model.
+ */
+class Slots {
+  count = 0;
+  private readonly slotOf: Int32Array;
+
+  constructor(values: number) {
+    this.slotOf = new Int32Array(values).fill(-1);
+  }
+
+  /** The slot of value `v`, numbered now if it has none yet. */
+  slot(v: number): number {
+    const s = this.slotOf[v]!;
+    return s >= 0 ? s : (this.slotOf[v] = this.count++);
+  }
+
+  /** The slots of `values`, -1 for a value left out (-1). */
+  of(values: readonly number[]): number[] {
+    const out = new Array<number>(values.length);
+    for (let i = 0; i < values.length; i++) out[i] = values[i]! >= 0 ? this.slot(values[i]!) : -1;
+    return out;
+  }
+}
+
 /** What the nodes of a graph or subgraph compile against: the model's names and opsets, the constants in scope. */
 interface Scope {
   names: NameIds;
@@ -240,13 +267,7 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
     needed[k] = 1;
     for (const i of graph.nodes[k]!.input) if (i >= 0) stack.push(i);
   }
-  // Slots, numbered in order of first use by the nodes.
-  const slotOf = new Int32Array(count).fill(-1);
-  let slotCount = 0;
-  const slot = (v: number) => (slotOf[v]! >= 0 ? slotOf[v]! : (slotOf[v] = slotCount++));
-  // Made once, not per node (a forest has 2,700).
-  const slotOrNone = (v: number) => (v >= 0 ? slot(v) : -1);
-  const constantOf = (v: number) => (v >= 0 ? known[v] : undefined);
+  const slots = new Slots(count);
   const nodes: ProgramNode[] = [];
   const used = new Uint8Array(count);
   graph.nodes.forEach((n, k) => {
@@ -281,7 +302,7 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
     const params = def.prepare({
       op,
       attrs,
-      constants: inputs.map(constantOf),
+      constants: inputs.map((v) => (v >= 0 ? known[v] : undefined)),
       inputCount: inputs.length,
       opset: opsets.get(domain === 'ai.onnx' ? '' : domain) ?? 0,
     });
@@ -290,8 +311,8 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
       domain: d.name,
       op,
       params,
-      inputs: inputs.map(slotOrNone),
-      outputs: n.output.map(slotOrNone),
+      inputs: slots.of(inputs),
+      outputs: slots.of(n.output),
     });
   });
   for (const o of outputs) used[o] = 1;
@@ -299,9 +320,9 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
   const constants: [number, Tensor][] = [];
   for (let v = 0; v < count; v++) {
     const t = known[v];
-    if (t && used[v]) constants.push([slot(v), t]);
+    if (t && used[v]) constants.push([slots.slot(v), t]);
   }
-  const inputSlots = inputs.map(slot);
-  const outputSlots = outputs.map(slot);
-  return { slots: slotCount, inputs: inputSlots, outputs: outputSlots, constants, nodes };
+  const inputSlots = slots.of(inputs);
+  const outputSlots = slots.of(outputs);
+  return { slots: slots.count, inputs: inputSlots, outputs: outputSlots, constants, nodes };
 }

@@ -327,7 +327,7 @@ export function readOnnx(bytes: Uint8Array): RawModel {
     inputs: [],
     inputTypes: [],
     outputs: [],
-    names: new NameIds(),
+    names: new NameIds(bytes.length),
     hasGraph: false,
   };
   // A model that failed to read left its nodes' pending values behind.

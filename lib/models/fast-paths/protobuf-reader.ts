@@ -54,11 +54,22 @@ function sameBytes(a: Uint8Array, at: number, b: Uint8Array, start: number, n: n
  */
 export class NameIds {
   /** Open addressing: id + 1 of the name hashed to each slot, 0 where none is. */
-  private slots = new Int32Array(1024);
+  private slots: Int32Array;
   private readonly bufs: Uint8Array[] = [];
   private readonly starts: number[] = [];
   private readonly lengths: number[] = [];
   private readonly hashes: number[] = [];
+
+  /**
+   * Names for a model of `bytes` bytes: a table sized for about a name per 64 bytes (a forest's 8,000 names in
+   * 0.8 MB), so a small model's is small (a table over 64 bytes has a backing store of its own) and a forest's
+   * does not grow four times.
+   */
+  constructor(bytes = 0) {
+    let size = 16;
+    while (size < bytes >>> 6 && size < 1 << 20) size *= 2;
+    this.slots = new Int32Array(size);
+  }
 
   /** How many names have ids. */
   get size(): number {

@@ -56,38 +56,21 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   const lengths = [nodeIds, values, modes, features, trues, falses, missing ?? treeIds].map((a) => a.length);
   if (lengths.some((l) => l !== n)) throw new UnsupportedGraph('TreeEnsembleRegressor: node arrays differ in length');
   const targets = attr.int('n_targets', 1);
-  // (tree, node) as one number: tree ids stay far below 2^21 and node ids below 2^32.
-  const key = (tree: number, node: number) => tree * 4294967296 + node;
-  // One tree numbered 0..n-1 in order (as skl2onnx writes each of an isolation forest's) needs no lookup table.
-  let ordered = true;
-  for (let i = 0; i < n && ordered; i++) ordered = treeIds[i] === treeIds[0] && nodeIds[i] === i;
-  const byKey = ordered ? undefined : new Map<number, number>();
-  if (byKey) for (let i = 0; i < n; i++) byKey.set(key(treeIds[i]!, nodeIds[i]!), i);
-  const index = (tree: number, node: number) => {
-    const i = byKey ? byKey.get(key(tree, node)) : tree === treeIds[0] && node >= 0 && node < n ? node : undefined;
-    if (i === undefined) throw new UnsupportedGraph(`TreeEnsembleRegressor: tree ${tree} has no node ${node}`);
-    return i;
-  };
+  const index = new NodeIndex(treeIds, nodeIds);
   // One buffer for the node arrays (and the roots' search below): a typed array of more than 64 bytes allocates a
   // backing store of its own, and a forest of 100 one-tree ensembles would allocate a thousand.
   const float32 = !(values instanceof Float64Array);
-  const buffer = new ArrayBuffer(8 * n * targets + 4 * n * (float32 ? 4 : 3) + 3 * n);
-  let offset = 0;
-  const take = <T>(make: new (b: ArrayBuffer, offset: number, length: number) => T, length: number, width: number) => {
-    const view = new make(buffer, offset, length);
-    offset += length * width;
-    return view;
-  };
+  const buffer = new Carve(new ArrayBuffer(8 * n * targets + 4 * n * (float32 ? 4 : 3) + 3 * n));
   const p: TreeParams = {
     roots: new Int32Array(0),
-    weights: take(Float64Array, n * targets, 8),
-    feature: take(Int32Array, n, 4),
-    trueChild: take(Int32Array, n, 4),
-    falseChild: take(Int32Array, n, 4),
+    weights: buffer.take(Float64Array, n * targets, 8),
+    feature: buffer.take(Int32Array, n, 4),
+    trueChild: buffer.take(Int32Array, n, 4),
+    falseChild: buffer.take(Int32Array, n, 4),
     // Thresholds given as floats compare in float32; as a double tensor, in double.
-    threshold: float32 ? take(Float32Array, n, 4) : values,
-    mode: take(Uint8Array, n, 1),
-    missingTrue: take(Uint8Array, n, 1),
+    threshold: float32 ? buffer.take(Float32Array, n, 4) : values,
+    mode: buffer.take(Uint8Array, n, 1),
+    missingTrue: buffer.take(Uint8Array, n, 1),
     targets,
     base: new Float64Array(floatsOrTensor(attr, 'base_values') ?? new Array<number>(targets).fill(0)),
     average: agg === 'AVERAGE',
@@ -97,11 +80,11 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   modeCodes(modes, p.mode);
   if (missing) p.missingTrue.set(missing);
   if (p.base.length !== targets) throw new UnsupportedGraph('TreeEnsembleRegressor: base_values length');
-  const child = take(Uint8Array, n, 1);
+  const child = buffer.take(Uint8Array, n, 1);
   for (let i = 0; i < n; i++) {
     if (p.mode[i] === LEAF) continue;
-    p.trueChild[i] = index(treeIds[i]!, trues[i]!);
-    p.falseChild[i] = index(treeIds[i]!, falses[i]!);
+    p.trueChild[i] = index.of(treeIds[i]!, trues[i]!);
+    p.falseChild[i] = index.of(treeIds[i]!, falses[i]!);
     child[p.trueChild[i]!] = 1;
     child[p.falseChild[i]!] = 1;
   }
@@ -113,7 +96,7 @@ export function readTrees(ctx: PrepareContext): TreeParams {
     throw new UnsupportedGraph('TreeEnsembleRegressor: target arrays differ in length');
   }
   for (let j = 0; j < tIds.length; j++) {
-    const i = index(tIds[j]!, tNodes[j]!);
+    const i = index.of(tIds[j]!, tNodes[j]!);
     const t = tTargets[j]!;
     if (t < 0 || t >= targets || p.mode[i] !== LEAF) throw new UnsupportedGraph('TreeEnsembleRegressor: target');
     p.weights[i * targets + t] = p.weights[i * targets + t]! + tWeights[j]!;
@@ -126,7 +109,7 @@ export function readTrees(ctx: PrepareContext): TreeParams {
     roots.push(i);
   }
   let trees = 1;
-  if (!ordered) {
+  if (!index.ordered) {
     const ids = new Set<number>();
     for (let i = 0; i < n; i++) ids.add(treeIds[i]!);
     trees = ids.size;
@@ -134,6 +117,61 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   if (n > 0 && seen.size !== trees) throw new UnsupportedGraph('TreeEnsembleRegressor: a tree has no root');
   p.roots = Int32Array.from(roots);
   return p;
+}
+
+/**
+ * Where node (tree, id) of an ensemble's node arrays is. Module-level classes rather than closures made per call
+ * here and below: tsx names every closure it makes (a property definition each), and a forest prepares a hundred
+ * ensembles.
+ */
+class NodeIndex {
+  /** One tree numbered 0..n-1 in order (as skl2onnx writes each of an isolation forest's) needs no table. */
+  readonly ordered: boolean;
+  private readonly byKey: Map<number, number> | undefined;
+
+  constructor(
+    private readonly treeIds: ArrayLike<number>,
+    nodeIds: ArrayLike<number>,
+  ) {
+    const n = treeIds.length;
+    let ordered = true;
+    for (let i = 0; i < n && ordered; i++) ordered = treeIds[i] === treeIds[0] && nodeIds[i] === i;
+    this.ordered = ordered;
+    if (!ordered) {
+      this.byKey = new Map();
+      for (let i = 0; i < n; i++) this.byKey.set(treeNodeKey(treeIds[i]!, nodeIds[i]!), i);
+    }
+  }
+
+  /** The index of node `node` of tree `tree`; throws when there is none. */
+  of(tree: number, node: number): number {
+    const n = this.treeIds.length;
+    const i = this.byKey
+      ? this.byKey.get(treeNodeKey(tree, node))
+      : tree === this.treeIds[0] && node >= 0 && node < n
+        ? node
+        : undefined;
+    if (i === undefined) throw new UnsupportedGraph(`TreeEnsembleRegressor: tree ${tree} has no node ${node}`);
+    return i;
+  }
+}
+
+/** (tree, node) as one number: tree ids stay far below 2^21 and node ids below 2^32. */
+function treeNodeKey(tree: number, node: number): number {
+  return tree * 4294967296 + node;
+}
+
+/** Typed arrays cut one after the other from one buffer. */
+class Carve {
+  private offset = 0;
+
+  constructor(private readonly buffer: ArrayBuffer) {}
+
+  take<T>(make: new (b: ArrayBuffer, offset: number, length: number) => T, length: number, width: number): T {
+    const view = new make(this.buffer, this.offset, length);
+    this.offset += length * width;
+    return view;
+  }
 }
 
 /**
