@@ -215,7 +215,7 @@ export class ModelSessionCache {
         this.stacked.set(sha256, params);
       }
       if (params) {
-        if (!this.verified.has(this.id(store, device, version))) await load();
+        await this.verifyOnce(store, device, version, sha256);
         return this.stackedModel(device, version, meta, params, hit);
       }
     }
@@ -223,7 +223,7 @@ export class ModelSessionCache {
       const key = compiledKey(meta, sha256);
       const found = await this.compiled.get(key, load, meta.input.name, meta.output.name, meta.features.length);
       if (found) {
-        if (!this.verified.has(this.id(store, device, version))) await load();
+        await this.verifyOnce(store, device, version, sha256);
         return this.compiledPrepared(device, version, meta, found.linked, found.origin);
       }
     }

@@ -7,7 +7,7 @@
  */
 import { attrReader, type OpDef } from './op-types';
 import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
-import { checkFeatures, leafOf, readTrees, type TreeParams } from './tree-ensemble';
+import { Carve, checkFeatures, leafOf, readTrees, type TreeParams } from './tree-ensemble';
 
 const treeEnsembleRegressor: OpDef<TreeParams> = {
   prepare: readTrees,
@@ -66,11 +66,8 @@ const labelEncoder: OpDef<LabelEncoderParams> = {
     }
     if (max <= DENSE_SPREAD * keys.length + DENSE_SLACK) {
       // One buffer for both (a forest has two encoders a tree, each array of them a backing store of its own).
-      const buffer = new ArrayBuffer(9 * (max + 1));
-      const dense = {
-        value: new Float64Array(buffer, 0, max + 1),
-        has: new Uint8Array(buffer, 8 * (max + 1), max + 1),
-      };
+      const buffer = new Carve(new ArrayBuffer(9 * (max + 1)));
+      const dense = { value: buffer.take(Float64Array, max + 1, 8), has: buffer.take(Uint8Array, max + 1, 1) };
       // In order, so a repeated key maps to its last value, as in the table below.
       for (let i = 0; i < keys.length; i++) {
         dense.value[keys[i]!] = values[i]!;

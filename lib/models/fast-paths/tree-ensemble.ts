@@ -162,7 +162,7 @@ function treeNodeKey(tree: number, node: number): number {
 }
 
 /** Typed arrays cut one after the other from one buffer. */
-class Carve {
+export class Carve {
   private offset = 0;
 
   constructor(private readonly buffer: ArrayBuffer) {}
