@@ -78,6 +78,11 @@ export interface ModelSessionCacheOptions {
    * loop); default false.
    */
   blockingReads?: boolean;
+  /**
+   * Save compiled programs when told ({@link ModelSessionCache.saveDeferredPrograms}), when evicted or on close,
+   * not as they compile (a shard thread saves them once idle); default false.
+   */
+  deferProgramSaves?: boolean;
 }
 
 /**
@@ -146,6 +151,7 @@ export class ModelSessionCache {
     this.compiled = new CompiledModels({
       maxBytes: options.maxCompiledBytes,
       threads: options.compileThreads,
+      deferSaves: options.deferProgramSaves ?? false,
       ...(saved ? { saved } : {}),
     });
     this.sessions = new OnnxSessionPool({
@@ -305,7 +311,15 @@ export class ModelSessionCache {
     this.verified.delete(id);
   }
 
-  /** Releases every session. The cache stays usable: a later `load` creates sessions again. */
+  /** Saves up to `max` compiled programs whose save was deferred; how many are left. */
+  saveDeferredPrograms(max?: number): Promise<number> {
+    return this.compiled.saveDeferred(max);
+  }
+
+  /**
+   * Saves the programs whose save was deferred and releases every session. The cache stays usable: a later `load`
+   * creates sessions again.
+   */
   async close(): Promise<void> {
     this.metas.clear();
     this.verified.clear();

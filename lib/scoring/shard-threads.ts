@@ -76,7 +76,9 @@ export interface WindowDevicesQuery {
 export type ToShardThread =
   | { type: 'score'; id: number; req: ShardRequest; ctx: ThreadShardContext }
   | { type: 'abort'; id: number }
-  | { type: 'window-devices'; id: number; query: WindowDevicesQuery };
+  | { type: 'window-devices'; id: number; query: WindowDevicesQuery }
+  /** The worker is closing: save what is unsaved and answer `closed`. */
+  | { type: 'close' };
 
 /** What a shard thread sends the worker. `observed` carries the session cache's metrics since the last one. */
 export type FromShardThread =
@@ -94,7 +96,8 @@ export type FromShardThread =
   | { type: 'warning'; message: string }
   | { type: 'done'; id: number; summary: ShardSummary }
   | { type: 'window-devices'; id: number; devices: string[] }
-  | { type: 'failed'; id: number; error: ThreadError };
+  | { type: 'failed'; id: number; error: ThreadError }
+  | { type: 'closed' };
 
 /** A request a thread has not answered yet: a shard (with its context) or a window-devices query. */
 interface Running {
@@ -108,6 +111,8 @@ interface Running {
 interface Thread {
   worker: Worker;
   running: Map<number, Running>;
+  /** Called when the thread answers `closed`. */
+  closed?: () => void;
 }
 
 /** A shard no thread has scored, waiting for a thread with no shard preparing. */
@@ -120,6 +125,12 @@ interface Waiting {
 
 /** How often a shard waiting for a thread heartbeats. */
 const WAITING_HEARTBEAT_MS = 1_000;
+
+/**
+ * The most a closing worker waits for a thread to save the programs it compiled (saves are deferred to idle time:
+ * shard-thread.ts): 5,000 forests' programs take about 0.5 s on a quiet host. Past it, unsaved ones compile again.
+ */
+const CLOSE_SAVE_MS = 30_000;
 
 /** Shards whose thread a worker remembers (a few dozen bytes each): 100,000 devices are 200 shards of a store. */
 const MAX_PLACED_SHARDS = 100_000;
@@ -298,11 +309,14 @@ export class ShardThreads {
     this.sendWaiting();
   }
 
-  /** Ends the threads; shards still running on them fail, and so do shards waiting for one. */
+  /**
+   * Ends the threads once each has saved the programs it compiled (within {@link CLOSE_SAVE_MS}); shards still
+   * running on them fail, and so do shards waiting for one.
+   */
   async close(): Promise<void> {
     for (const w of [...this.waiting]) w.fail(new Error('the shard threads were closed'));
     const threads = this.threads.splice(0, this.threads.length, ...this.threads.map(() => undefined));
-    await Promise.all(threads.flatMap((t) => (t ? [t.worker.terminate()] : [])));
+    await Promise.all(threads.flatMap((t) => (t ? [end(t)] : [])));
   }
 
   /** What a thread builds its caches with: the worker's budgets divided by the threads. */
@@ -341,6 +355,10 @@ export class ShardThreads {
         else process.emitWarning(msg.message);
         return;
       }
+      if (msg.type === 'closed') {
+        thread.closed?.();
+        return;
+      }
       const running = thread.running.get(msg.id);
       if (!running) return;
       if (msg.type === 'heartbeat') running.ctx?.heartbeat({ devicesDone: msg.devicesDone });
@@ -359,6 +377,20 @@ export class ShardThreads {
     worker.on('exit', (code) => died(new Error(`shard thread ${index} exited with code ${code}`)));
     return thread;
   }
+}
+
+/** Ends `thread` once it has answered `closed`, exited, or had {@link CLOSE_SAVE_MS}. */
+async function end(thread: Thread): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, CLOSE_SAVE_MS);
+    thread.closed = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    thread.worker.once('exit', thread.closed);
+    thread.worker.postMessage({ type: 'close' } satisfies ToShardThread);
+  });
+  await thread.worker.terminate();
 }
 
 /** The key a shard's thread is remembered by. */

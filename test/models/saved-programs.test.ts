@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from '
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { compileModel } from '../../lib/models/fast-paths/compile-model';
-import { CompiledModels } from '../../lib/models/fast-paths/compiled-models';
+import { CompiledModels, PROTECTED_MS } from '../../lib/models/fast-paths/compiled-models';
 import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
 import {
   compilerFingerprint,
@@ -79,6 +79,47 @@ it('compiles a forest once: the next worker reads its program, which scores the 
   expect(await score(next.cache, 'forest-2', forest)).toMatchObject({ origin: 'compiled' });
   expect(warnings).toEqual([]);
   await next.cache.close();
+});
+
+it('defers saves when asked: oldest first when told, the rest on close, and the next worker reads them', async () => {
+  const saved = new SavedPrograms(dir);
+  const cache = new CompiledModels({ threads: 0, saved, saveMinBytes: 0, deferSaves: true });
+  expect(await score(cache, 'a', forest)).toEqual({ origin: 'compiled', scores: direct(forest) });
+  expect(await score(cache, 'b', forest)).toMatchObject({ origin: 'compiled' });
+  expect(await files()).toEqual([]);
+  expect(cache.unsavedCount).toBe(2);
+  expect(await cache.saveDeferred(1)).toBe(1);
+  expect(await files()).toEqual([saved.fileOf('a')]);
+  await cache.close();
+  expect((await files()).sort()).toEqual([saved.fileOf('a'), saved.fileOf('b')].sort());
+  expect(saved.stats).toEqual({ read: 0, written: 2, damaged: 0 });
+  const next = worker();
+  expect(await score(next.cache, 'b', forest)).toEqual({ origin: 'saved', scores: direct(forest) });
+});
+
+it('saves a deferred program when it is evicted, and one the cache does not hold at once', async () => {
+  let now = 0;
+  // Synchronous, as on a shard thread: an evicted program's file is written before the compile that evicted it ends.
+  const saved = new SavedPrograms(dir, { blocking: true });
+  // Room for one program: the first is held, the next (while the first is protected) is not.
+  const cache = new CompiledModels({
+    threads: 0,
+    saved,
+    saveMinBytes: 0,
+    deferSaves: true,
+    maxBytes: 1,
+    now: () => now,
+  });
+  await score(cache, 'held', forest);
+  await score(cache, 'not-held', forest);
+  expect(await files()).toEqual([saved.fileOf('not-held')]);
+  now = PROTECTED_MS + 1;
+  // This one evicts the first, which is saved as it goes.
+  await score(cache, 'evicting', forest);
+  expect((await files()).sort()).toEqual([saved.fileOf('not-held'), saved.fileOf('held')].sort());
+  expect(cache.unsavedCount).toBe(1);
+  await cache.close();
+  expect(await files()).toHaveLength(3);
 });
 
 it('does not save small models: they compile faster than a file is read', async () => {

@@ -67,8 +67,16 @@ const ctx: ShardContext = {
   log: { info: () => undefined, warn: () => undefined },
 };
 
-/** Scores the window's one shard on a new one-thread worker over `programsDir`; its predictions and programs. */
-async function scoreOnNewWorker(runId: string, programsDir: string, warnings: string[] = []) {
+/**
+ * Scores the window's one shard on a new one-thread worker over `programsDir`, then runs `beforeClose` and closes
+ * the worker; the shard's predictions and programs.
+ */
+async function scoreOnNewWorker(
+  runId: string,
+  programsDir: string,
+  warnings: string[] = [],
+  beforeClose: () => Promise<void> = () => Promise.resolve(),
+) {
   const origins: string[] = [];
   const threads = new ShardThreads({
     threads: 1,
@@ -86,6 +94,7 @@ async function scoreOnNewWorker(runId: string, programsDir: string, warnings: st
       .map((l) => JSON.parse(l) as { event: string; programs?: Record<string, number> })
       .find((e) => e.event === 'fast-paths');
     const predictions = Buffer.from(await store.get(keys.predictions(WINDOW, runId, 0)));
+    await beforeClose();
     return { programs: event?.programs, predictions, origins };
   } finally {
     await threads.close();
@@ -105,6 +114,18 @@ test("a forest compiled on one worker's thread is read by the next worker's, wit
   expect(next.origins).toEqual(['saved']);
   expect(next.predictions.equals(first.predictions)).toBe(true);
   expect(warnings).toEqual([]);
+});
+
+test('a thread saves the programs it compiled once idle, without waiting for the worker to close', async () => {
+  const programs = join(dir, 'idle');
+  const saved = async () => (await readdir(programs).catch(() => [])).length > 0;
+  await scoreOnNewWorker('idle', programs, [], async () => {
+    // Not in the shard's way: the program is saved after it.
+    for (let waited = 0; !(await saved()); waited += 50) {
+      if (waited > 20_000) throw new Error('the idle thread saved nothing in 20 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
 });
 
 test('a folder that cannot be written is a warning from the thread, and the shard is scored', async () => {
