@@ -24,9 +24,19 @@ export interface ErrorContext {
   field?: string | undefined;
 }
 
-/** The message of any thrown value: an Error's message, or the value as a string. */
+/**
+ * The message of any thrown value: an Error's message (one from another realm too, such as Node's own errors under
+ * jest), or the value as a string.
+ */
 export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return typeof message === 'string' ? message : String(err);
+}
+
+/** The code of a failed system call (`ENOENT`, `EEXIST`, ...), when `err` is one. */
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 /** The base of every fleetscore error: its name is its class's name, and it says what it fails and if a retry helps. */

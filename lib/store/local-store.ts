@@ -6,7 +6,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type VersionedObject } from './object-store';
-import { ObjectNotFound, StoreContended } from '../shared/errors';
+import { errnoCode, ObjectNotFound, StoreContended } from '../shared/errors';
 import { forEachLimited } from '../shared/concurrency';
 import { readOpenFileSync } from '../read-sync';
 
@@ -252,7 +252,7 @@ export class LocalStore implements ObjectStore {
         }
         return () => rm(path, { force: true });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (errnoCode(err) !== 'EEXIST') throw err;
       }
       if (await isStaleLock(path)) {
         await rm(path, { force: true });
@@ -343,11 +343,11 @@ function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoCode(err) === 'EPERM';
   }
 }
 
 function isMissing(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const code = errnoCode(err);
   return code === 'ENOENT' || code === 'ENOTDIR';
 }

@@ -32,6 +32,7 @@ import { dirname, join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { threadId } from 'node:worker_threads';
 import { readOpenFileSync } from '../../read-sync';
+import { errnoCode, messageOf } from '../../shared/errors';
 import type { GraphProgram } from './graph-program';
 
 /** A file not read for this long is deleted by a sweep (a week: a model scored hourly, or daily, stays). */
@@ -128,9 +129,9 @@ export class SavedPrograms {
     try {
       bytes = this.blocking ? this.readBlocking(file) : await this.readFile(file);
     } catch (err) {
-      const code = codeOf(err);
+      const code = errnoCode(err);
       if (code !== 'ENOENT' && code !== 'ENOTDIR')
-        this.warn(`saved program ${file} could not be read (${describe(err)}): compiling`);
+        this.warn(`saved program ${file} could not be read (${messageOf(err)}): compiling`);
       return undefined;
     }
     const program = decode(bytes, key);
@@ -138,7 +139,7 @@ export class SavedPrograms {
       this.stats.damaged++;
       this.warn(`saved program ${file} is damaged (${program}): deleted, compiling again`);
       await unlink(file).catch((err: unknown) => {
-        if (codeOf(err) !== 'ENOENT') this.warn(`saved program ${file} could not be deleted (${describe(err)})`);
+        if (errnoCode(err) !== 'ENOENT') this.warn(`saved program ${file} could not be deleted (${messageOf(err)})`);
       });
       return undefined;
     }
@@ -187,14 +188,14 @@ export class SavedPrograms {
         try {
           writeFileSync(temp, bytes);
         } catch (err) {
-          if (codeOf(err) !== 'ENOENT') throw err;
+          if (errnoCode(err) !== 'ENOENT') throw err;
           mkdirSync(dirname(file), { recursive: true });
           writeFileSync(temp, bytes);
         }
         renameSync(temp, file);
       } else {
         await writeFile(temp, bytes).catch(async (err: unknown) => {
-          if (codeOf(err) !== 'ENOENT') throw err;
+          if (errnoCode(err) !== 'ENOENT') throw err;
           await mkdir(dirname(file), { recursive: true });
           await writeFile(temp, bytes);
         });
@@ -202,7 +203,7 @@ export class SavedPrograms {
       }
       this.stats.written++;
     } catch (err) {
-      this.warn(`program could not be saved to ${file} (${describe(err)}): it is compiled again next time`);
+      this.warn(`program could not be saved to ${file} (${messageOf(err)}): it is compiled again next time`);
       await unlink(temp).catch(() => undefined);
     }
   }
@@ -248,7 +249,7 @@ export async function sweepSavedPrograms(
     try {
       entries = await readdir(folder, { withFileTypes: true });
     } catch (err) {
-      if (codeOf(err) === 'ENOENT') return;
+      if (errnoCode(err) === 'ENOENT') return;
       throw err;
     }
     for (const e of entries) {
@@ -256,20 +257,20 @@ export async function sweepSavedPrograms(
       if (e.isDirectory() && depth < 2) {
         await walk(path, depth + 1);
         await rmdir(path).catch((err: unknown) => {
-          if (codeOf(err) !== 'ENOTEMPTY' && codeOf(err) !== 'EEXIST' && codeOf(err) !== 'ENOENT') throw err;
+          if (errnoCode(err) !== 'ENOTEMPTY' && errnoCode(err) !== 'EEXIST' && errnoCode(err) !== 'ENOENT') throw err;
         });
         continue;
       }
       if (!e.isFile() || !(e.name.endsWith(SUFFIX) || e.name.endsWith('.tmp'))) continue;
       const info = await stat(path).catch((err: unknown) => {
-        if (codeOf(err) === 'ENOENT') return undefined;
+        if (errnoCode(err) === 'ENOENT') return undefined;
         throw err;
       });
       if (!info) continue;
       const age = now - info.mtimeMs;
       if (age > (e.name.endsWith('.tmp') ? STALE_TEMP_MS : maxAge)) {
         await unlink(path).catch((err: unknown) => {
-          if (codeOf(err) !== 'ENOENT') throw err;
+          if (errnoCode(err) !== 'ENOENT') throw err;
         });
         result.deleted++;
       } else {
@@ -292,19 +293,10 @@ function decode(bytes: Buffer, key: string): GraphProgram | string {
   try {
     value = deserialize(payload);
   } catch (err) {
-    return `unreadable: ${describe(err)}`;
+    return `unreadable: ${messageOf(err)}`;
   }
   const saved = value as { key?: unknown; program?: Partial<GraphProgram> } | null;
   if (saved?.key !== key) return 'saved for another model';
   if (!Array.isArray(saved.program?.nodes)) return 'no program';
   return saved.program as GraphProgram;
-}
-
-function codeOf(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | null)?.code;
-}
-
-function describe(err: unknown): string {
-  const message = (err as { message?: unknown } | null)?.message;
-  return typeof message === 'string' ? message : String(err);
 }
