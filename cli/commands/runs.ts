@@ -96,6 +96,7 @@ const showCommand = new Command('show')
         ...(m.supersedes ? [`replaced   run ${m.supersedes.runId}, committed ${m.supersedes.committedAt}`] : []),
         `devices    ${c.devices}: ${c.scored} scored, ${c.noData} no data, ${c.failed} failed; ${c.rows} rows, ${c.anomalies} anomalies`,
         ...fastPathLine(m.devices),
+        ...programsLine(m.shards),
         ...(m.unknownDevices
           ? [
               `unknown    ${m.unknownDevices.count} device ids have rows but no model (not scored): ` +
@@ -138,6 +139,20 @@ function fastPathLine(devices: Manifest['devices']): string[] {
   if (counts.size === 0) return [];
   const parts = [...counts].sort((a, b) => b[1] - a[1]).map(([path, n]) => `${path} ${n}`);
   return [`scored by  ${parts.join(', ')}`];
+}
+
+/**
+ * Where the compiled fast path's programs came from, summed over the shards, e.g.
+ * `programs   cached 9500, saved 300, compiled 200` (held in the worker's memory, read from the saved-programs
+ * folder on its host, compiled now).
+ */
+function programsLine(shards: Manifest['shards']): string[] {
+  const sums = new Map<string, number>();
+  for (const s of shards)
+    for (const [origin, n] of Object.entries(s.programs ?? {})) sums.set(origin, (sums.get(origin) ?? 0) + n);
+  if (sums.size === 0) return [];
+  const parts = [...sums].sort((a, b) => b[1] - a[1]).map(([origin, n]) => `${origin} ${n}`);
+  return [`programs   ${parts.join(', ')}`];
 }
 
 /** Devices not scored that `runs show` lists by name (failed ones first); `--json` has them all. */

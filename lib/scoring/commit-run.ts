@@ -124,6 +124,7 @@ async function writeManifest(
       status: 'committed',
       predictions: status.predictions,
       attempt: status.attempt,
+      ...(status.programs ? { programs: status.programs } : {}),
     });
   }
   const parts = req.shards[0] ? (await readPlan(req.shards[0].shard)).parts : await listAggregateParts(store, window);

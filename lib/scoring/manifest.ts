@@ -4,6 +4,7 @@
  */
 import { keys } from '../shared/keys';
 import type { AggregatesLayout, Pool, PredictionsFormat } from '../shared/names';
+import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
 import type { ObjectStore, StoredObject } from '../store/object-store';
 import { withRunId, type RunCounts } from '../shared/run-types';
 import { InvalidPlan, messageOf } from '../shared/errors';
@@ -80,8 +81,13 @@ export interface ShardStatusFile {
   /** Key of the predictions file, absent when no device produced a row. */
   predictions?: string;
   counts: RunCounts;
+  /** Where the compiled fast path's programs of its scored devices came from; absent when none (or before it). */
+  programs?: ProgramOriginCounts;
   devices: Record<string, DeviceOutcome>;
 }
+
+/** Devices whose compiled program was in the worker's memory, read from the saved-programs folder, or compiled. */
+export type ProgramOriginCounts = Partial<Record<ProgramOrigin, number>>;
 
 /** One shard in the manifest. */
 export interface ManifestShard {
@@ -92,6 +98,8 @@ export interface ManifestShard {
   predictions?: string;
   attempt?: number;
   reason?: string;
+  /** Where its compiled programs came from (as in its shard status). */
+  programs?: ProgramOriginCounts;
 }
 
 /** `_manifest.json`: the commit marker of a window, with counts and every device's outcome. */

@@ -9,10 +9,15 @@ import { keys } from '../shared/keys';
 import { RowsArena, type DeviceRows } from '../arrow/device-rows';
 import { isAnomaly } from '../models/model-output';
 import type { ModelSessionCache, PreparedModel } from '../models/model-sessions';
-import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow } from '../shared/window';
-import { readJsonFile, type DeviceOutcome, type ShardPlanFile, type ShardStatusFile } from './manifest';
+import {
+  readJsonFile,
+  type DeviceOutcome,
+  type ProgramOriginCounts,
+  type ShardPlanFile,
+  type ShardStatusFile,
+} from './manifest';
 import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from '../shared/run-types';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
 import type { ModelFreshness } from './model-freshness';
@@ -150,6 +155,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       attempt: log.attempt,
       predictions: predictionsKey,
       counts,
+      ...(Object.keys(programs).length > 0 ? { programs } : {}),
       devices: outcomes.devices,
     };
     await deps.store.put(keys.shardStatus(window.id, req.runId, req.shard), JSON.stringify(status));
@@ -256,11 +262,11 @@ function collect(
   predictions: PredictionsBuilder,
 ): {
   paths: Record<string, number>;
-  programs: Partial<Record<ProgramOrigin, number>>;
+  programs: ProgramOriginCounts;
   refused: Record<string, number> | undefined;
 } {
   const paths: Record<string, number> = {};
-  const programs: Partial<Record<ProgramOrigin, number>> = {};
+  const programs: ProgramOriginCounts = {};
   let refused: Record<string, number> | undefined;
   for (let i = 0; i < devices.length; i++) {
     const { device, version } = devices[i]!;

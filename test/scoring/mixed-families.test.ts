@@ -18,6 +18,7 @@ import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/shared/window';
 import { referenceMahalanobis } from '../support/expected-scores';
 import { aggregatesPart, type PartRows } from '../support/aggregates-part';
+import { fleetscore } from '../support/fleetscore-cli';
 import { runWindow } from '../support/run-window';
 import { sklearnCases, sklearnFixture } from '../support/sklearn-cases';
 
@@ -128,6 +129,21 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
   expect(logs).toContain('"event":"fast-paths"');
   // Where each shard's programs came from: compiled here, by a worker with nothing saved or cached.
   expect(logs).toMatch(/"event":"fast-paths".*"programs":\{[^}]*"compiled":\d+/);
+  // And the manifest, shard by shard: every device scored by a compiled program is counted once (devices whose
+  // models are the same bytes share one program: cached after the first).
+  const compiledDevices = Object.values(manifest.devices).filter(
+    (o) => o.status === 'scored' && o.path?.startsWith('compiled:'),
+  ).length;
+  expect(compiledDevices).toBeGreaterThan(0);
+  const origins: Record<string, number> = {};
+  for (const s of manifest.shards)
+    for (const [origin, n] of Object.entries(s.programs ?? {})) origins[origin] = (origins[origin] ?? 0) + n;
+  expect(origins.compiled).toBeGreaterThan(0);
+  expect((origins.compiled ?? 0) + (origins.cached ?? 0)).toBe(compiledDevices);
+  expect(Object.keys(origins).filter((o) => o !== 'compiled' && o !== 'cached')).toEqual([]);
+  // `runs show` sums them.
+  const shown = await fleetscore(['runs', 'show', WINDOW.id, '--store', store.uri]);
+  expect(shown.stdout).toContain(`\nprograms   compiled ${origins.compiled}, cached ${origins.cached}\n`);
 
   const committed = new Map<string, { score: number; isAnomaly: boolean }[]>();
   for (const shard of manifest.shards) {
