@@ -136,9 +136,7 @@ function fastPathLine(devices: Manifest['devices']): string[] {
   for (const o of Object.values(devices)) {
     if (o.status === 'scored' && o.path) counts.set(o.path, (counts.get(o.path) ?? 0) + 1);
   }
-  if (counts.size === 0) return [];
-  const parts = [...counts].sort((a, b) => b[1] - a[1]).map(([path, n]) => `${path} ${n}`);
-  return [`scored by  ${parts.join(', ')}`];
+  return counts.size === 0 ? [] : [`scored by  ${byCount(counts)}`];
 }
 
 /**
@@ -150,9 +148,15 @@ function programsLine(shards: Manifest['shards']): string[] {
   const sums = new Map<string, number>();
   for (const s of shards)
     for (const [origin, n] of Object.entries(s.programs ?? {})) sums.set(origin, (sums.get(origin) ?? 0) + n);
-  if (sums.size === 0) return [];
-  const parts = [...sums].sort((a, b) => b[1] - a[1]).map(([origin, n]) => `${origin} ${n}`);
-  return [`programs   ${parts.join(', ')}`];
+  return sums.size === 0 ? [] : [`programs   ${byCount(sums)}`];
+}
+
+/** Named counts, the largest first: `compiled:tree-ensemble 480, session 20`. */
+function byCount(counts: Map<string, number>): string {
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, n]) => `${name} ${n}`)
+    .join(', ');
 }
 
 /** Devices not scored that `runs show` lists by name (failed ones first); `--json` has them all. */

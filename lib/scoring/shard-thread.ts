@@ -12,6 +12,7 @@ import { openStore } from '../store/open-store';
 import type { ObjectStore } from '../store/object-store';
 import { withSignal } from '../store/signal-store';
 import { Turns } from '../shared/concurrency';
+import { messageOf } from '../shared/errors';
 import { ModelFreshness } from './model-freshness';
 import { scoreShard } from './score-shard';
 import { threadError, type FromShardThread, type ShardThreadSetup, type ToShardThread } from './shard-threads';
@@ -91,23 +92,21 @@ port.on('message', (msg: ToShardThread) => {
 /** Saves the programs whose save was deferred, a batch at a time, while no shard is running. */
 function saveWhenIdle(): void {
   if (attempts.size > 0) return;
-  sessions.saveDeferredPrograms(SAVE_BATCH).then(
-    (left) => {
-      if (left > 0) idle = setTimeout(saveWhenIdle, 0);
-    },
-    (err: unknown) => post({ type: 'warning', message: `saving compiled programs failed: ${String(err)}` }),
-  );
+  sessions.saveDeferredPrograms(SAVE_BATCH).then((left) => {
+    if (left > 0) idle = setTimeout(saveWhenIdle, 0);
+  }, saveFailed);
 }
 
 /** Saves every program whose save was deferred, then says so: the worker ends the thread after. */
 async function close(): Promise<void> {
   clearTimeout(idle);
-  try {
-    await sessions.saveDeferredPrograms();
-  } catch (err) {
-    post({ type: 'warning', message: `saving compiled programs failed: ${String(err)}` });
-  }
+  await sessions.saveDeferredPrograms().catch(saveFailed);
   post({ type: 'closed' });
+}
+
+/** Tells the worker that saving failed (a folder's own problems are warnings of the saved-programs folder). */
+function saveFailed(err: unknown): void {
+  post({ type: 'warning', message: `saving compiled programs failed: ${messageOf(err)}` });
 }
 
 /** This thread's client of the store at `uri`. */

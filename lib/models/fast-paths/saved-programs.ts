@@ -257,7 +257,8 @@ export async function sweepSavedPrograms(
       if (e.isDirectory() && depth < 2) {
         await walk(path, depth + 1);
         await rmdir(path).catch((err: unknown) => {
-          if (errnoCode(err) !== 'ENOTEMPTY' && errnoCode(err) !== 'EEXIST' && errnoCode(err) !== 'ENOENT') throw err;
+          const code = errnoCode(err);
+          if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw err;
         });
         continue;
       }
