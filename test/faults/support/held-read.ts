@@ -1,11 +1,21 @@
 /**
  * A file of a local store whose next read waits until the test lets it go: the file becomes a named pipe (FIFO),
- * so the worker that reads it blocks in the read itself, at the device the test chose, however fast the machine
- * is. The test waits for the reader, acts (cancels the run), then gives the reader the file's own bytes and puts
+ * so the worker that reads it blocks (opening it, then reading it), at the device the test chose, however fast the
+ * machine is. The test waits for the reader, acts (cancels the run), then gives the reader the file's own bytes and puts
  * the file back as it was. The local-store counterpart of the S3 rigs' store gate.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const errno = (err: unknown) => (err as NodeJS.ErrnoException).code;
@@ -31,6 +41,20 @@ export class HeldRead {
     }
   }
 
+  /** Whether process `pid` has the file open (Linux: its descriptors in /proc), i.e. is the reader waiting in it. */
+  openBy(pid: number): boolean {
+    const fds = `/proc/${pid}/fd`;
+    return readdirSync(fds).some((fd) => {
+      try {
+        return readlinkSync(`${fds}/${fd}`) === this.path;
+      } catch (err) {
+        // A descriptor closed since the listing.
+        if (errno(err) === 'ENOENT') return false;
+        throw err;
+      }
+    });
+  }
+
   /**
    * Gives a waiting reader (if any) the file's bytes and restores the file. Idempotent, so a test calls it in
    * `finally` too: a FIFO left behind would hang the next case's runs.
@@ -45,6 +69,8 @@ export class HeldRead {
           try {
             at += writeSync(fd, this.bytes, at);
           } catch (err) {
+            // The reader is gone (a test killed it): nobody to give the bytes to.
+            if (errno(err) === 'EPIPE') break;
             // A pipe holds 64 KiB: wait for the reader to take some.
             if (errno(err) !== 'EAGAIN') throw err;
             await sleep(5);
