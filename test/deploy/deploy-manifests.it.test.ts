@@ -64,7 +64,7 @@ test.each([
     'scaleTargetRef: { name: gpu }',
     /scaleTargetRef gpu/,
   ],
-  ['a wrong type', 'terminationGracePeriodSeconds: 330', "terminationGracePeriodSeconds: 'long'", /must be integer/],
+  ['a wrong type', 'terminationGracePeriodSeconds: 360', "terminationGracePeriodSeconds: 'long'", /must be integer/],
 ])('catches %s', async (_what, from, to, expected) => {
   const source = await readFile(join(__dirname, '../../deploy/self-hosted/fleetscore.yaml'), 'utf8');
   expect(source).toContain(from);
