@@ -1,6 +1,6 @@
 /** `fleetscore models register|list`: upload per-device models into the store and show what the index points at. */
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { registerModels, type RegisterModelsResult } from '../../lib/models/bulk-register';
@@ -9,7 +9,7 @@ import { registerModelPackage } from '../../lib/models/model-package';
 import { readModelMeta, type RegisteredModel } from '../../lib/models/model-registry';
 import { fastPathOf } from '../../lib/models/model-sessions';
 import { keys } from '../../lib/shared/keys';
-import { modelsInFolder, modelsInList } from '../../lib/models/model-sources';
+import { filesIn, modelsInFolder, modelsInList } from '../../lib/models/model-sources';
 import { openStore } from '../../lib/store/open-store';
 import type { ObjectStore } from '../../lib/store/object-store';
 import { positiveInt, storeOption } from '../utils/options';
@@ -83,6 +83,7 @@ async function registerOne(opts: RegisterOptions & { device: string; file: strin
   const store = openStore(opts.store);
   const result = await registerModelPackage(store, opts.device, new Uint8Array(bytes), basename(opts.file), {
     meta,
+    externalFiles: filesIn(dirname(opts.file)),
     ...(opts.meta === undefined ? {} : { metaFile: opts.meta }),
     pool: opts.pool,
     threshold: opts.threshold,
@@ -146,7 +147,10 @@ const register = new Command('register')
       'fleet (--dir, --list) with one index move at the end',
   )
   .option('--device <id>', 'device id (one model)')
-  .option('--file <path>', 'model.onnx, or a model.tar.gz holding model.onnx and model.json (one model)')
+  .option(
+    '--file <path>',
+    'model.onnx (any external data file it names beside it), or a model.tar.gz holding model.onnx and model.json (one model)',
+  )
   .option('--meta <path>', 'model.json for a bare .onnx (replaces the one in a package)')
   .option('--dir <folder>', 'a folder of <device>/ subfolders (model.onnx, model.json) or <device>.tar.gz files')
   .option('--list <file>', 'a file of lines device,file[,meta] (paths relative to it)')

@@ -1,12 +1,14 @@
 /**
  * A model upload turned into a registration: a `model.tar.gz` (or `.tgz`) holding model.onnx and model.json at
- * its root, or a bare `.onnx` with its model.json given apart, with the CLI's overrides applied.
+ * its root, or a bare `.onnx` with its model.json given apart, with the CLI's overrides applied. A model whose
+ * weights are external data (model.onnx.data beside it, in its folder or package) is stored with them inside.
  */
 import { safeSegment } from '../shared/keys';
 import type { Pool } from '../shared/names';
 import type { ObjectStore } from '../store/object-store';
 import { parseJsonBytes } from './json-bytes';
 import { InvalidModel, ModelChecksumMismatch } from '../shared/errors';
+import { inlineExternalData, type ExternalFiles } from './external-data';
 import { readPackage } from './package-reader';
 import {
   META_SCHEMA,
@@ -25,6 +27,11 @@ export interface PackageOverrides {
   metaFile?: string;
   pool?: Pool;
   threshold?: number;
+  /**
+   * Reads the files a bare `.onnx`'s external data names, relative to its folder (a package's come from the
+   * package); without it such a model is refused.
+   */
+  externalFiles?: ExternalFiles;
 }
 
 /**
@@ -41,11 +48,18 @@ export async function readModelUpload(
   safeSegment('device id', device);
   const lower = fileName.toLowerCase();
   let onnxBytes: Uint8Array;
+  let onnxFile = 'model.onnx';
+  let externalFiles = overrides.externalFiles;
   let metaSource: unknown;
   let metaFile: string;
   if (lower.endsWith('.tar.gz') || lower.endsWith('.tgz')) {
     const files = await readPackage(bytes, fileName, device);
     onnxBytes = files.onnx;
+    onnxFile = `${fileName}:model.onnx`;
+    externalFiles = (location) => {
+      const file = files.others.get(location.replaceAll('\\', '/').replace(/^(\.\/)+/, ''));
+      return file ? Promise.resolve(file) : Promise.reject(new Error(`${fileName} holds no ${location}`));
+    };
     metaFile = overrides.meta === undefined ? `${fileName}:model.json` : (overrides.metaFile ?? 'model.json');
     metaSource =
       overrides.meta ??
@@ -55,6 +69,7 @@ export async function readModelUpload(
       );
   } else if (lower.endsWith('.onnx')) {
     onnxBytes = bytes;
+    onnxFile = fileName;
     metaFile = overrides.metaFile ?? 'model.json';
     if (overrides.meta === undefined) {
       throw new InvalidModel(`${fileName}: a bare .onnx needs its model.json given separately (--meta)`, {
@@ -90,6 +105,8 @@ export async function readModelUpload(
     const recorded = typeof sha256 === 'string' ? sha256 : JSON.stringify(sha256);
     if (sha256 !== actual) throw new ModelChecksumMismatch(device, 'model.onnx', recorded, actual, metaFile);
   }
+  // After the checksum, which is of the model as given: the stored model holds its external data.
+  onnxBytes = await inlineExternalData(onnxBytes, externalFiles, { device, file: onnxFile });
   const meta = {
     ...rest,
     ...(overrides.pool === undefined ? {} : { pool: overrides.pool }),

@@ -14,6 +14,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidModelSource } from '../shared/errors';
 import type { Pool } from '../shared/names';
 import type { ModelSource } from './bulk-register';
+import type { ExternalFiles } from './external-data';
 import { readModelUpload } from './model-package';
 import type { RegisterModelInput } from './model-registry';
 
@@ -71,7 +72,13 @@ function folderSource(device: string, folder: string, overrides: SourceOverrides
     read: async () => {
       const metaFile = join(folder, 'model.json');
       const [onnx, meta] = await Promise.all([readFile(join(folder, 'model.onnx')), readJson(metaFile)]);
-      return readModelUpload(device, new Uint8Array(onnx), 'model.onnx', { ...overrides, meta, metaFile });
+      const externalFiles = filesIn(folder);
+      return readModelUpload(device, new Uint8Array(onnx), 'model.onnx', {
+        ...overrides,
+        meta,
+        metaFile,
+        externalFiles,
+      });
     },
   };
 }
@@ -92,9 +99,20 @@ function fileSource(
         readFile(file),
         metaFile === undefined ? Promise.resolve(undefined) : readJson(metaFile),
       ]);
-      return readModelUpload(device, new Uint8Array(bytes), basename(file), { ...overrides, meta, metaFile });
+      const externalFiles = filesIn(dirname(file));
+      return readModelUpload(device, new Uint8Array(bytes), basename(file), {
+        ...overrides,
+        meta,
+        metaFile,
+        externalFiles,
+      });
     },
   };
+}
+
+/** The files of `folder`, for a model's external data (which checks each location before it asks). */
+export function filesIn(folder: string): ExternalFiles {
+  return async (location) => new Uint8Array(await readFile(join(folder, location)));
 }
 
 async function readJson(path: string): Promise<unknown> {

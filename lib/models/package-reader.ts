@@ -1,7 +1,7 @@
 /**
- * Reads model.onnx and model.json out of a (gzipped) tar in memory, never extracting anything to disk, and
- * refuses every member that could escape a folder or surprise a reader: links, devices, absolute or `..` paths,
- * members over 256 MiB, a name given twice.
+ * Reads model.onnx, model.json and the package's other files (a model's external data) out of a (gzipped) tar in
+ * memory, never extracting anything to disk, and refuses every member that could escape a folder or surprise a
+ * reader: links, devices, absolute or `..` paths, members over 256 MiB, a name given twice.
  */
 import { Parser, type ReadEntry } from 'tar';
 import { InvalidModel } from '../shared/errors';
@@ -9,13 +9,15 @@ import { InvalidModel } from '../shared/errors';
 /** The largest member a model package may hold: bigger models belong in an object store upload, not a tarball. */
 const MAX_PACKAGE_MEMBER_BYTES = 256 * 1024 * 1024;
 
-/** The two files of a model package, as bytes. */
+/** The files of a model package, as bytes. */
 export interface PackageFiles {
   onnx: Uint8Array;
   meta: Uint8Array;
+  /** Every other file, by its path in the package: the model's external data (model.onnx.data), if it has any. */
+  others: Map<string, Uint8Array>;
 }
 
-/** Reads model.onnx and model.json from the root of the tar.gz `bytes` (named `fileName` in errors) for `device`. */
+/** Reads the files of the tar.gz `bytes` (named `fileName` in errors) for `device`: model.onnx and model.json at its root. */
 export async function readPackage(bytes: Uint8Array, fileName: string, device: string): Promise<PackageFiles> {
   const wanted = new Map<string, Buffer[]>([
     ['model.onnx', []],
@@ -48,9 +50,9 @@ export async function readPackage(bytes: Uint8Array, fileName: string, device: s
       }
       if (seen.has(name)) return fail(refuse(path, 'appears twice'));
       seen.add(name);
-      const chunks = wanted.get(name);
-      if (chunks) entry.on('data', (c: Buffer) => chunks.push(c));
-      else entry.resume();
+      let chunks = wanted.get(name);
+      if (!chunks) wanted.set(name, (chunks = []));
+      entry.on('data', (c: Buffer) => chunks.push(c));
     });
     parser.on('error', (err: Error) => {
       const context = { device, file: fileName };
@@ -60,11 +62,14 @@ export async function readPackage(bytes: Uint8Array, fileName: string, device: s
     parser.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   });
 
-  const missing = [...wanted.keys()].filter((m) => !seen.has(m));
+  const missing = ['model.onnx', 'model.json'].filter((m) => !seen.has(m));
   if (missing.length > 0) {
     const message = `${fileName}: package must hold model.onnx and model.json at its root`;
     throw new InvalidModel(`${message} (missing ${missing.join(', ')})`, { device, file: fileName, field: missing[0] });
   }
   const concat = (m: string) => new Uint8Array(Buffer.concat(wanted.get(m) ?? []));
-  return { onnx: concat('model.onnx'), meta: concat('model.json') };
+  const others = new Map(
+    [...wanted.keys()].filter((m) => m !== 'model.onnx' && m !== 'model.json').map((m) => [m, concat(m)]),
+  );
+  return { onnx: concat('model.onnx'), meta: concat('model.json'), others };
 }

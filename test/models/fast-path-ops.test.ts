@@ -336,6 +336,42 @@ describe('layers of exported autoencoders', () => {
     close(again.fast, again.ort);
   });
 
+  it('LayerNormalization over the last axis, over all, and its Mean and InvStdDev outputs (torch nn.LayerNorm)', async () => {
+    const ln = (axis: number, output: string[], bias = true): Uint8Array => {
+      const model = onnx.ModelProto.decode(
+        graphOf(
+          [
+            {
+              opType: 'LayerNormalization',
+              input: bias ? ['X', 'G', 'B'] : ['X', 'G'],
+              output,
+              attribute: [{ name: 'axis', type: INT, i: axis }, f('epsilon', 1e-3)],
+            },
+          ],
+          17,
+        ),
+      );
+      const n = axis === 0 ? ROWS * FEATURES : FEATURES;
+      const dims = axis === 0 ? [ROWS, FEATURES] : [FEATURES];
+      model.graph!.initializer = [
+        { name: 'G', dims, dataType: 1, floatData: values(n).map((v) => v + 2) },
+        { name: 'B', dims, dataType: 1, floatData: values(n) },
+      ];
+      return new Uint8Array(onnx.ModelProto.encode(model).finish());
+    };
+    for (const [axis, output, bias] of [
+      [-1, ['Y'], true],
+      [1, ['Y'], false],
+      [0, ['Y'], true],
+      [-1, ['Z', 'Y'], true],
+      [-1, ['Z', '', 'Y'], true],
+    ] as const) {
+      const { fast, ort } = await both(ln(axis, [...output], bias));
+      close(fast, ort);
+      expect(new Set(fast).size).toBeGreaterThan(output.length === 1 ? ROWS : ROWS - 1);
+    }
+  });
+
   it('Dropout in inference, and a shape computed from the input (torch x.view(x.size(0), -1))', async () => {
     const ints = (name: string, v: number[], dims = [v.length]) => ({ name, dims, dataType: 7, int64Data: v });
     const model = onnx.ModelProto.decode(

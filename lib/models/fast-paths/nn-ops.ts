@@ -1,12 +1,12 @@
 /**
  * The layers `torch.onnx.export` (and tf2onnx) write into small autoencoders besides Gemm/MatMul and the plain
  * activations: activations with parameters (LeakyRelu, PRelu, Elu, Selu, Celu, HardSigmoid, HardSwish, Softplus,
- * Softsign, ThresholdedRelu), GELU (as `Erf` arithmetic, or the opset 20 `Gelu`), BatchNormalization and Dropout
- * as they run in inference. Each value is computed in double and rounded once to the output type, within float32
+ * Softsign, ThresholdedRelu), GELU (as `Erf` arithmetic, or the opset 20 `Gelu`), BatchNormalization,
+ * LayerNormalization and Dropout as they run in inference. Each value is computed in double and rounded once to the output type, within float32
  * tolerance of onnxruntime's float kernels.
  */
 import { attrReader, type OpDef } from './op-types';
-import { alloc, broadcastDims, broadcastIndex, expectType, size, UnsupportedGraph } from './tensor';
+import { alloc, broadcastDims, broadcastIndex, expectType, size, UnsupportedGraph, type Tensor } from './tensor';
 
 const FLOATS = ['float', 'double'] as const;
 
@@ -142,6 +142,55 @@ const batchNormalization: OpDef<BatchNormParams> = {
   },
 };
 
+/**
+ * LayerNormalization (opset 17, torch's `nn.LayerNorm`): the values of each row from `axis` on, less their mean,
+ * over the square root of their variance plus ε, times Scale plus B (each of the normalised shape, or one value).
+ * The optional outputs Mean and InvStdDev come out too, of the input's shape with the normalised dimensions 1.
+ * Computed in double and rounded once (onnxruntime computes a float input's in float, within float32 tolerance).
+ */
+const layerNormalization: OpDef<{ axis: number; epsilon: number }> = {
+  prepare(ctx) {
+    const attr = attrReader(ctx);
+    return { axis: attr.int('axis', -1), epsilon: attr.float('epsilon', 1e-5) };
+  },
+  run({ axis, epsilon }, [x, scale, bias]) {
+    expectType(x!, [...FLOATS], 'LayerNormalization');
+    const rank = x!.dims.length;
+    const at = axis < 0 ? axis + rank : axis;
+    if (at < 0 || at >= rank) throw new UnsupportedGraph(`LayerNormalization: axis ${axis} of a ${rank}-D input`);
+    const n = size(x!.dims.slice(at));
+    const param = (t: Tensor | undefined, name: string) => {
+      if (t && t.data.length !== n && t.data.length !== 1) {
+        throw new UnsupportedGraph(`LayerNormalization: ${name} of ${t.data.length} values for ${n}`);
+      }
+      return t;
+    };
+    if (!scale) throw new UnsupportedGraph('LayerNormalization: no Scale');
+    const s = param(scale, 'Scale')!.data;
+    const b = param(bias, 'B')?.data;
+    const xs = x!.data;
+    const out = alloc(x!.type, x!.dims);
+    const statsDims = x!.dims.map((d, i) => (i < at ? d : 1));
+    const means = alloc(x!.type, statsDims);
+    const invStd = alloc(x!.type, statsDims);
+    for (let row = 0, start = 0; start < xs.length; row++, start += n) {
+      let sum = 0;
+      for (let i = start; i < start + n; i++) sum += xs[i]!;
+      const mean = sum / n;
+      let squares = 0;
+      for (let i = start; i < start + n; i++) squares += (xs[i]! - mean) ** 2;
+      const inv = 1 / Math.sqrt(squares / n + epsilon);
+      for (let i = 0; i < n; i++) {
+        const v = (xs[start + i]! - mean) * inv * s[s.length === 1 ? 0 : i]!;
+        out.data[start + i] = b ? v + b[b.length === 1 ? 0 : i]! : v;
+      }
+      means.data[row] = mean;
+      invStd.data[row] = inv;
+    }
+    return [out, means, invStd];
+  },
+};
+
 /** Dropout in inference: the input itself, and a mask of all true. A constant training mode of true is refused. */
 const dropout: OpDef<null> = {
   prepare(ctx) {
@@ -193,6 +242,7 @@ export const nnOps: Record<string, OpDef> = {
         : 0.5 * x * (1 + erf(x / Math.SQRT2)),
   ),
   BatchNormalization: batchNormalization,
+  LayerNormalization: layerNormalization,
   Dropout: dropout,
 };
 
