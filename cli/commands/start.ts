@@ -4,6 +4,7 @@
  * code, scores the most recent window at once and prints its summary, then serves the hourly schedule until Ctrl-C
  * (or exits with `--once`), and says what it stopped.
  */
+import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
@@ -157,6 +158,10 @@ export const upCommand = new Command('up')
         // Ctrl-C while it runs (waiting for input, say) stops the workers; the run stays open on the server, and the
         // wait for its result is cancelled, so no retry of it outlives the connection.
         const waiting = new AbortController();
+        // The SDK adds an abort listener to the signal for each call made under it and never removes it: one per
+        // long poll of the result (about every 20 s while the run waits for its input), which made Node warn of a
+        // leak past ten. They go with the signal once the wait is over.
+        setMaxListeners(0, waiting.signal);
         const summary = await Promise.race([
           connection.withAbortSignal(waiting.signal, () => handle.result()),
           running.then(() => undefined),
