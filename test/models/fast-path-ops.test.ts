@@ -336,6 +336,43 @@ describe('layers of exported autoencoders', () => {
     close(again.fast, again.ort);
   });
 
+  it('Mish (opset 18), and Clip as torch writes ReLU6 and Hardtanh: bounds as inputs, one left out, as attributes', async () => {
+    const mish = await both(graphOf([node('Mish')], 18));
+    close(mish.fast, mish.ort);
+    const scalar = (name: string, v: number) => ({ name, dims: [], dataType: 1, floatData: [v] });
+    for (const [input, bounds] of [
+      [
+        ['X', 'LO', 'HI'],
+        [scalar('LO', 0), scalar('HI', 1.5)],
+      ],
+      [['X', '', 'HI'], [scalar('HI', 0.5)]],
+      [['X', 'LO'], [scalar('LO', -1)]],
+    ] as const) {
+      const model = onnx.ModelProto.decode(graphOf([node('Clip', [], [...input])]));
+      model.graph!.initializer = [...bounds];
+      const { fast, ort } = await both(new Uint8Array(onnx.ModelProto.encode(model).finish()));
+      close(fast, ort);
+      expect(fast).not.toEqual(Array.from(x));
+    }
+    const old = await both(graphOf([node('Clip', [f('min', -0.5), f('max', 0.75)])], 7));
+    close(old.fast, old.ort);
+  });
+
+  it.each(['Softmax', 'LogSoftmax'])(
+    '%s over each axis (opset 17), and flattened at the axis (opset 11)',
+    async (op) => {
+      for (const [opset, axis] of [
+        [17, -1],
+        [17, 0],
+        [11, 1],
+        [11, 0],
+      ] as const) {
+        const { fast, ort } = await both(graphOf([node(op, [{ name: 'axis', type: INT, i: axis }])], opset));
+        close(fast, ort);
+      }
+    },
+  );
+
   it('LayerNormalization over the last axis, over all, and its Mean and InvStdDev outputs (torch nn.LayerNorm)', async () => {
     const ln = (axis: number, output: string[], bias = true): Uint8Array => {
       const model = onnx.ModelProto.decode(

@@ -1,8 +1,8 @@
 /**
  * The layers `torch.onnx.export` (and tf2onnx) write into small autoencoders besides Gemm/MatMul and the plain
  * activations: activations with parameters (LeakyRelu, PRelu, Elu, Selu, Celu, HardSigmoid, HardSwish, Softplus,
- * Softsign, ThresholdedRelu), GELU (as `Erf` arithmetic, or the opset 20 `Gelu`), BatchNormalization,
- * LayerNormalization and Dropout as they run in inference. Each value is computed in double and rounded once to the output type, within float32
+ * Softsign, ThresholdedRelu, Mish, Clip as ReLU6 and Hardtanh), GELU (as `Erf` arithmetic, or the opset 20
+ * `Gelu`), Softmax and LogSoftmax, BatchNormalization, LayerNormalization and Dropout as they run in inference. Each value is computed in double and rounded once to the output type, within float32
  * tolerance of onnxruntime's float kernels.
  */
 import { attrReader, type OpDef } from './op-types';
@@ -191,6 +191,71 @@ const layerNormalization: OpDef<{ axis: number; epsilon: number }> = {
   },
 };
 
+/**
+ * Clip (torch's ReLU6 and Hardtanh): the input bounded by `min` and `max`, attributes before opset 11 and inputs
+ * (one value each) from it; either may be left out: unbounded on that side. NaN stays NaN.
+ */
+const clip: OpDef<{ lo: number; hi: number } | null> = {
+  prepare(ctx) {
+    if (ctx.opset >= 11) return null;
+    const attr = attrReader(ctx);
+    return { lo: attr.float('min', -Infinity), hi: attr.float('max', Infinity) };
+  },
+  run(bounds, [x, min, max]) {
+    expectType(x!, [...FLOATS], 'Clip');
+    const bound = (t: Tensor | undefined, fallback: number) => {
+      if (t && t.data.length !== 1) throw new UnsupportedGraph('Clip: a bound of more than one value');
+      return t ? t.data[0]! : fallback;
+    };
+    const lo = bounds ? bounds.lo : bound(min, -Infinity);
+    const hi = bounds ? bounds.hi : bound(max, Infinity);
+    const out = alloc(x!.type, x!.dims);
+    const xs = x!.data;
+    for (let i = 0; i < xs.length; i++) {
+      const v = xs[i]!;
+      out.data[i] = v < lo ? lo : v > hi ? hi : v;
+    }
+    return [out];
+  },
+};
+
+/**
+ * Softmax and LogSoftmax: from opset 13 over the one axis `axis` (default -1); before, over the input flattened to
+ * two dimensions at `axis` (default 1), every value from `axis` on in one group. Largest value subtracted first.
+ */
+function softmax(log: boolean): OpDef<{ op: string; axis: number; flatten: boolean }> {
+  return {
+    prepare(ctx) {
+      const flatten = ctx.opset < 13;
+      return { op: ctx.op, axis: attrReader(ctx).int('axis', flatten ? 1 : -1), flatten };
+    },
+    run({ op, axis, flatten }, [x]) {
+      expectType(x!, [...FLOATS], op);
+      const dims = x!.dims;
+      const at = axis < 0 ? axis + dims.length : axis;
+      if (at < 0 || at >= dims.length) throw new UnsupportedGraph(`${op}: axis ${axis} of a ${dims.length}-D input`);
+      // Groups of `n` values `stride` apart: `outer` blocks of `n * stride`, each holding `stride` groups.
+      const n = flatten ? size(dims.slice(at)) : dims[at]!;
+      const stride = flatten ? 1 : size(dims.slice(at + 1));
+      const xs = x!.data;
+      const out = alloc(x!.type, dims);
+      for (let block = 0; block < xs.length; block += n * stride) {
+        for (let g = block; g < block + stride; g++) {
+          let max = -Infinity;
+          for (let i = 0; i < n; i++) max = Math.max(max, xs[g + i * stride]!);
+          let sum = 0;
+          for (let i = 0; i < n; i++) sum += Math.exp(xs[g + i * stride]! - max);
+          for (let i = 0; i < n; i++) {
+            const v = xs[g + i * stride]! - max;
+            out.data[g + i * stride] = log ? v - Math.log(sum) : Math.exp(v) / sum;
+          }
+        }
+      }
+      return [out];
+    },
+  };
+}
+
 /** Dropout in inference: the input itself, and a mask of all true. A constant training mode of true is refused. */
 const dropout: OpDef<null> = {
   prepare(ctx) {
@@ -241,6 +306,10 @@ export const nnOps: Record<string, OpDef> = {
         ? 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))
         : 0.5 * x * (1 + erf(x / Math.SQRT2)),
   ),
+  Mish: activation(none, (x) => x * Math.tanh(x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)))),
+  Clip: clip,
+  Softmax: softmax(false),
+  LogSoftmax: softmax(true),
   BatchNormalization: batchNormalization,
   LayerNormalization: layerNormalization,
   Dropout: dropout,
