@@ -93,6 +93,15 @@ function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): v
   }
   if (input.dims !== undefined) {
     if (input.dims.length !== 2) throw fail(`input ${meta.input.name} must be 2-D [rows, features]`, 'input.name');
+    const rows = input.dims[0];
+    if (typeof rows === 'number') {
+      const name = meta.input.name;
+      const message =
+        `input ${name} has a fixed first dimension of ${rows}: it takes exactly ${rows} row(s) at a time, and a ` +
+        `device's rows in a window vary; export it with a dynamic first dimension (torch.onnx.export: ` +
+        `dynamic_shapes=({0: torch.export.Dim("N")},), or dynamic_axes={"${name}": {0: "N"}})`;
+      throw fail(message, 'input.name');
+    }
     const k = input.dims[1];
     if (typeof k === 'number' && k !== meta.features.length) {
       throw fail(`input ${meta.input.name} takes ${k} features, model.json lists ${meta.features.length}`, 'features');

@@ -180,6 +180,17 @@ describe('registerModel', () => {
     expect(err.message).toMatch(/input X must be float32 or float64, not int64/);
   });
 
+  it('rejects an input of a fixed row count (an export without a dynamic first dimension), saying how to export', async () => {
+    const decoded = onnx.ModelProto.decode(model);
+    decoded.graph!.input![0]!.type!.tensorType!.shape!.dim![0] = { dimValue: 2 };
+    const fixed = new Uint8Array(onnx.ModelProto.encode(decoded).finish());
+    const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: fixed, meta }));
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.field).toBe('input.name');
+    expect(err.message).toMatch(/input X has a fixed first dimension of 2: .* dynamic_axes=\{"X": \{0: "N"\}\}/);
+    expect(await store.list('models/')).toEqual([]);
+  });
+
   it('rejects a model.json that breaks the schema, naming the field', async () => {
     const bad = { ...meta, anomalyWhen: 'sideways' } as unknown as ModelMetaInput;
     const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: model, meta: bad }));
