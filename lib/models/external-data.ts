@@ -11,7 +11,7 @@
  * data is returned as it is, byte for byte.
  */
 import { createHash } from 'node:crypto';
-import { InvalidModel } from '../shared/errors';
+import { InvalidModel, messageOf } from '../shared/errors';
 import { Reader, key } from './fast-paths/protobuf-reader';
 import { UnsupportedGraph } from './fast-paths/tensor';
 
@@ -90,7 +90,8 @@ export async function inlineExternalData(
     throw fail(refs[0]!, 'cannot be read here: register the folder or package holding model.onnx and its data file');
   }
   const read = new Map<string, Promise<Uint8Array>>();
-  const data = new Map<ExternalRef, Uint8Array>();
+  // Each tensor's bytes, in the order the walk meets the tensors.
+  const slices: Uint8Array[] = [];
   for (const ref of refs) {
     const { location } = ref;
     if (location === '' || /^([/\\]|[A-Za-z]:)/.test(location) || location.split(/[/\\]/).includes('..')) {
@@ -101,7 +102,7 @@ export async function inlineExternalData(
     try {
       file = await read.get(location)!;
     } catch (err) {
-      throw fail(ref, `could not be read (${(err as Error).message})`, err);
+      throw fail(ref, `could not be read (${messageOf(err)})`, err);
     }
     const end = ref.length === undefined ? file.length : ref.offset + ref.length;
     if (ref.offset > file.length || end > file.length) {
@@ -112,13 +113,12 @@ export async function inlineExternalData(
       const sha1 = createHash('sha1').update(slice).digest('hex');
       if (sha1 !== ref.checksum.toLowerCase()) throw fail(ref, `has checksum ${sha1}, the model says ${ref.checksum}`);
     }
-    data.set(ref, slice);
+    slices.push(slice);
   }
   let next = 0;
-  return rewrite(bytes, 'model', (tensor) => {
-    if (!externalRef(tensor, context)) return undefined;
-    return inlined(tensor, data.get(refs[next++]!)!);
-  })!;
+  return rewrite(bytes, 'model', (tensor) =>
+    externalRef(tensor, context) ? inlined(tensor, slices[next++]!) : undefined,
+  )!;
 }
 
 /**
