@@ -42,8 +42,12 @@ function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo {
   }
   const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
   if ((graph.initializer ?? []).some((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)) {
-    // External data would make onnxruntime read other files: a model must be one self-contained artifact.
-    throw new InvalidModel(`${context.file}: initializers with external data are not supported`, context);
+    // External data would make onnxruntime read other files: a stored model is one self-contained artifact.
+    // Registration from a folder or package (model-package.ts) writes the data in first.
+    const message =
+      `${context.file}: initializers with external data: register it from the folder or package that holds its ` +
+      'data file (`fleetscore models register --file`, `--dir`), which stores the weights inside';
+    throw new InvalidModel(message, context);
   }
   const info = (v: onnx.IValueInfoProto): [string, TensorInfo] => {
     const t = v.type?.tensorType;

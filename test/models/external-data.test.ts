@@ -13,7 +13,9 @@ import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import * as tar from 'tar';
 import { inlineExternalData, type ExternalFiles } from '../../lib/models/external-data';
 import { readModelUpload } from '../../lib/models/model-package';
+import { registerModel, type RegisterModelInput } from '../../lib/models/model-registry';
 import { filesIn } from '../../lib/models/model-sources';
+import { LocalStore } from '../../lib/store/local-store';
 import { InvalidModel } from '../../lib/shared/errors';
 
 const { FLOAT } = onnx.TensorProto.DataType;
@@ -200,6 +202,15 @@ describe('registration reads the data file', () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
   const meta = { pool: 'cpu', features: ['a', 'b', 'c', 'd'], input: { name: 'X' }, output: { name: 'Y' } };
+
+  it('is required: a model with external data given as bytes alone is refused, saying how to register it', async () => {
+    const store = new LocalStore(join(dir, 'store'));
+    const input = { device: 'pump-1', onnx: externalModel(), meta: { ...meta, anomalyWhen: 'above', threshold: 1 } };
+    await expect(registerModel(store, input as RegisterModelInput)).rejects.toThrow(
+      /model.onnx: initializers with external data: register it from the folder or package that holds its data file/,
+    );
+    expect(await store.list('models/')).toEqual([]);
+  });
 
   it('beside a bare .onnx, and inside a package', async () => {
     await writeFile(join(dir, 'model.onnx'), externalModel());
