@@ -17,9 +17,12 @@ export interface PackageFiles {
   others: Map<string, Uint8Array>;
 }
 
-/** Reads the files of the tar.gz `bytes` (named `fileName` in errors) for `device`: model.onnx and model.json at its root. */
+/**
+ * Reads the files of the tar.gz `bytes` (named `fileName` in errors) for `device`: model.onnx and model.json at its
+ * root, and the others.
+ */
 export async function readPackage(bytes: Uint8Array, fileName: string, device: string): Promise<PackageFiles> {
-  const wanted = new Map<string, Buffer[]>([
+  const members = new Map<string, Buffer[]>([
     ['model.onnx', []],
     ['model.json', []],
   ]);
@@ -50,8 +53,8 @@ export async function readPackage(bytes: Uint8Array, fileName: string, device: s
       }
       if (seen.has(name)) return fail(refuse(path, 'appears twice'));
       seen.add(name);
-      let chunks = wanted.get(name);
-      if (!chunks) wanted.set(name, (chunks = []));
+      let chunks = members.get(name);
+      if (!chunks) members.set(name, (chunks = []));
       entry.on('data', (c: Buffer) => chunks.push(c));
     });
     parser.on('error', (err: Error) => {
@@ -67,9 +70,9 @@ export async function readPackage(bytes: Uint8Array, fileName: string, device: s
     const message = `${fileName}: package must hold model.onnx and model.json at its root`;
     throw new InvalidModel(`${message} (missing ${missing.join(', ')})`, { device, file: fileName, field: missing[0] });
   }
-  const concat = (m: string) => new Uint8Array(Buffer.concat(wanted.get(m) ?? []));
+  const concat = (m: string) => new Uint8Array(Buffer.concat(members.get(m) ?? []));
   const others = new Map(
-    [...wanted.keys()].filter((m) => m !== 'model.onnx' && m !== 'model.json').map((m) => [m, concat(m)]),
+    [...members.keys()].filter((m) => m !== 'model.onnx' && m !== 'model.json').map((m) => [m, concat(m)]),
   );
   return { onnx: concat('model.onnx'), meta: concat('model.json'), others };
 }
