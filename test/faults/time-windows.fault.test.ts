@@ -12,13 +12,10 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { Command } from 'commander';
 import { ApplicationFailure } from '@temporalio/common';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { listAggregateParts } from '../../lib/arrow/window-input';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readDemoTruth } from '../../lib/demo/demo-truth';
-import { readIndex } from '../../lib/models/model-index';
 import type { StaleReport } from '../../lib/scoring/stale-windows';
 import { keys } from '../../lib/shared/keys';
 import { SCHEDULED_BY_ID, type RunProgress } from '../../lib/shared/names';
@@ -34,7 +31,6 @@ import { fleetscore } from '../support/fleetscore-cli';
 import { firingAt, testSchedule } from '../support/test-schedule';
 import { END_MS, measureFault, useFaultRig, WINDOW } from './support/fault-rig';
 import { CLEAN, compareRows, type CommittedRows, type Comparison } from './support/fault-record';
-import { HeldRead } from './support/held-read';
 
 jest.setTimeout(300_000);
 
@@ -294,10 +290,7 @@ test('a run cancelled mid-shard (runs cancel): no later shard runs, and nothing 
     const before = (await rig.committed()).manifest;
     // One shard at a time, and the read of the second shard's second model waits until the test lets it go: the
     // cancel lands with shard 0 written, shard 1 mid-way and shards 2 and 3 not started, however fast the machine.
-    const index = await readIndex(rig.store);
-    const device = Object.keys(index.devices).sort()[SHARD_SIZE + 1]!;
-    const model = keys.modelOnnx(device, index.devices[device]!.version);
-    const held = new HeldRead(join(fileURLToPath(rig.storeUri), model));
+    const held = await rig.holdShard(1, 1);
     try {
       await rig.startWorkers(2);
       const handle = await rig.start('cancelled', { maxParallelShards: 1 });

@@ -25,11 +25,17 @@ const POINTS = [
 
 const rig = useFaultRig({ devices: 3000, sensors: 4, shardSize: SHARD_SIZE });
 
-/** Starts two workers and a run, and catches the worker scoring `shard` half-way. */
+/** Starts two workers and a run, and catches the worker scoring `shard` half-way (the hold made before the run). */
 async function catchMidShard(label: string, shard: number) {
   await rig.startWorkers(2);
-  const handle = await rig.start(label);
-  return { handle, ...(await rig.holdShard(shard, SHARD_SIZE / 2)) };
+  const held = await rig.holdShard(shard, SHARD_SIZE / 2);
+  try {
+    const handle = await rig.start(label);
+    return { handle, held, victim: await rig.readerOf(held) };
+  } catch (err) {
+    await held.release();
+    throw err;
+  }
 }
 
 test.each(POINTS)('SIGKILL of the worker scoring the %s', async (point, shard) => {

@@ -369,29 +369,28 @@ export class FaultRig {
   }
 
   /**
-   * Catches a worker in the middle of shard `shard`, however fast the machine: holds the read of the model of the
-   * shard's `at`th device (see {@link HeldRead}), waits until a worker blocks in it and returns that worker with
-   * the hold. Act on the worker, then release the hold at once: a held shard sends no heartbeats (the rig's
-   * heartbeat timeout is 3 s), and its retry must find the file as it was. Local rigs without stacking only (each
-   * device's model.onnx is read while its shard is scored).
+   * Holds the read of the model of shard `shard`'s `at`th device (see {@link HeldRead}), so the worker scoring
+   * that shard stops there, however fast the machine. Make it before the run starts; release it (`held.release()`)
+   * once the test has acted: a held shard sends no heartbeats (the rig's heartbeat timeout is 3 s), and a retry
+   * must find the file as it was. Local rigs without stacking only (each device's model.onnx is read while its
+   * shard is scored).
    */
-  async holdShard(shard: number, at: number): Promise<{ victim: WorkerProcess; held: HeldRead }> {
+  async holdShard(shard: number, at: number): Promise<HeldRead> {
     const device = (await this.shardDevices(shard))[at];
     if (device === undefined || this.s3 || this.options.stacked) throw new Error(`cannot hold shard ${shard} at ${at}`);
     const version = (await readIndex(this.store)).devices[device]!.version;
-    const held = new HeldRead(join(fileURLToPath(this.storeUri), keys.modelOnnx(device, version)));
-    try {
-      await held.reader();
-      // The reader waits in open() until the hold opens the write end, so its descriptor shows a moment later.
-      for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(10)) {
-        const victim = this.workers.find((w) => w.running && held.openBy(w.child.pid!));
-        if (victim) return { victim, held };
-      }
-      throw new Error(`no worker of this rig is reading ${held.path}`);
-    } catch (err) {
-      await held.release();
-      throw err;
+    return new HeldRead(join(fileURLToPath(this.storeUri), keys.modelOnnx(device, version)));
+  }
+
+  /** Waits until a worker of this rig blocks in the held read, and returns it. */
+  async readerOf(held: HeldRead): Promise<WorkerProcess> {
+    await held.reader();
+    // The reader waits in open() until the hold opens the write end, so its descriptor shows a moment later.
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(10)) {
+      const victim = this.workers.find((w) => w.running && held.openBy(w.child.pid!));
+      if (victim) return victim;
     }
+    throw new Error(`no worker of this rig is reading ${held.path}`);
   }
 
   /** Reads a window's commit: the manifest and every row of the shard files it lists. */

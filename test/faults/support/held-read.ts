@@ -1,8 +1,8 @@
 /**
  * A file of a local store whose next read waits until the test lets it go: the file becomes a named pipe (FIFO),
  * so the worker that reads it blocks (opening it, then reading it), at the device the test chose, however fast the
- * machine is. The test waits for the reader, acts (cancels the run), then gives the reader the file's own bytes and puts
- * the file back as it was. The local-store counterpart of the S3 rigs' store gate.
+ * machine is. The test waits for the reader, acts (cancels the run, signals the worker), then gives the reader the
+ * file's own bytes and puts the file back as it was. The local-store counterpart of the S3 rigs' store gate.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -17,8 +17,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-
-const errno = (err: unknown) => (err as NodeJS.ErrnoException).code;
+import { errnoCode } from '../../../lib/shared/errors';
 
 export class HeldRead {
   private readonly bytes: Buffer;
@@ -49,7 +48,7 @@ export class HeldRead {
         return readlinkSync(`${fds}/${fd}`) === this.path;
       } catch (err) {
         // A descriptor closed since the listing.
-        if (errno(err) === 'ENOENT') return false;
+        if (errnoCode(err) === 'ENOENT') return false;
         throw err;
       }
     });
@@ -70,9 +69,9 @@ export class HeldRead {
             at += writeSync(fd, this.bytes, at);
           } catch (err) {
             // The reader is gone (a test killed it): nobody to give the bytes to.
-            if (errno(err) === 'EPIPE') break;
+            if (errnoCode(err) === 'EPIPE') break;
             // A pipe holds 64 KiB: wait for the reader to take some.
-            if (errno(err) !== 'EAGAIN') throw err;
+            if (errnoCode(err) !== 'EAGAIN') throw err;
             await sleep(5);
           }
         }
@@ -89,7 +88,7 @@ export class HeldRead {
     try {
       return openSync(this.path, constants.O_WRONLY | constants.O_NONBLOCK);
     } catch (err) {
-      if (errno(err) === 'ENXIO') return undefined;
+      if (errnoCode(err) === 'ENXIO') return undefined;
       throw err;
     }
   }
