@@ -11,8 +11,9 @@ import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
 import { compileGraph } from '../../lib/models/fast-paths/graph-program';
 import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
 import { isAnomaly } from '../../lib/models/model-output';
-import { ModelSessionCache, type PreparedModel } from '../../lib/models/model-sessions';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
 import { LocalStore } from '../../lib/store/local-store';
+import { scoreWith } from '../support/score-prepared';
 import { sklearnCases, sklearnFixture } from '../support/sklearn-cases';
 
 /** Every fixture, the fast path it must take, and how close scikit-learn's double-precision scores must be. */
@@ -57,11 +58,6 @@ async function register(name: string, device: string, onnxBytes?: Uint8Array, me
     onnx: onnxBytes ?? new Uint8Array(fixture(name, 'model.onnx')),
     meta: { ...rest, ...meta } as ModelMetaInput,
   });
-}
-
-async function scoreWith(model: PreparedModel, x: Float32Array, rows: number): Promise<Float32Array> {
-  if (model.kind !== 'session') throw new Error(`expected a per-device model, got ${model.kind}`);
-  return model.model.score(x, rows);
 }
 
 describe.each(FAMILIES)('$name', ({ name, path, tol }) => {

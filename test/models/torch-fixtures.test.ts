@@ -11,11 +11,12 @@ import { registerModels } from '../../lib/models/bulk-register';
 import { readIndex } from '../../lib/models/model-index';
 import { readModelUpload } from '../../lib/models/model-package';
 import { isAnomaly } from '../../lib/models/model-output';
-import { ModelSessionCache, type PreparedModel } from '../../lib/models/model-sessions';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
 import { modelsInFolder } from '../../lib/models/model-sources';
 import { InvalidModel } from '../../lib/shared/errors';
 import { keys } from '../../lib/shared/keys';
 import { LocalStore } from '../../lib/store/local-store';
+import { scoreWith } from '../support/score-prepared';
 import type { SklearnCases } from '../support/sklearn-cases';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'torch');
@@ -39,11 +40,6 @@ afterAll(async () => {
 
 const cases = async (name: string) =>
   JSON.parse(await readFile(join(FIXTURES, name, 'cases.json'), 'utf8')) as SklearnCases;
-
-async function scoreWith(model: PreparedModel, x: Float32Array, rows: number): Promise<Float32Array> {
-  if (model.kind !== 'session') throw new Error(`expected a per-device model, got ${model.kind}`);
-  return model.model.score(x, rows);
-}
 
 it.each(EXPORTS)('%s takes compiled:mlp and matches torch and its onnxruntime session', async (name) => {
   const entry = (await readIndex(store)).devices[name]!;
