@@ -9,7 +9,7 @@ import type { ObjectStore } from '../store/object-store';
 import { parseJsonBytes } from './json-bytes';
 import { InvalidModel, ModelChecksumMismatch } from '../shared/errors';
 import { inlineExternalData, type ExternalFiles } from './external-data';
-import { readPackage } from './package-reader';
+import { memberName, readPackage } from './package-reader';
 import {
   META_SCHEMA,
   registerModel,
@@ -57,7 +57,7 @@ export async function readModelUpload(
     onnxBytes = files.onnx;
     onnxFile = `${fileName}:model.onnx`;
     externalFiles = (location) => {
-      const file = files.others.get(location.replaceAll('\\', '/').replace(/^(\.\/)+/, ''));
+      const file = files.others.get(memberName(location.replaceAll('\\', '/')));
       return file ? Promise.resolve(file) : Promise.reject(new Error(`${fileName} holds no ${location}`));
     };
     metaFile = overrides.meta === undefined ? `${fileName}:model.json` : (overrides.metaFile ?? 'model.json');

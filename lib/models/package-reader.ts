@@ -17,6 +17,11 @@ export interface PackageFiles {
   others: Map<string, Uint8Array>;
 }
 
+/** A member's path as the package's files are keyed: without leading `./` or trailing `/`. */
+export function memberName(path: string): string {
+  return path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+}
+
 /**
  * Reads the files of the tar.gz `bytes` (named `fileName` in errors) for `device`: model.onnx and model.json at its
  * root, and the others.
@@ -39,7 +44,7 @@ export async function readPackage(bytes: Uint8Array, fileName: string, device: s
     };
     parser.on('entry', (entry: ReadEntry) => {
       const path = entry.path;
-      const name = path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+      const name = memberName(path);
       if (path.startsWith('/') || /^[A-Za-z]:/.test(path) || path.includes('\\')) {
         return fail(refuse(path, 'has an absolute path'));
       }

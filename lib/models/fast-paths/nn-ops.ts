@@ -2,8 +2,9 @@
  * The layers `torch.onnx.export` (and tf2onnx) write into small autoencoders besides Gemm/MatMul and the plain
  * activations: activations with parameters (LeakyRelu, PRelu, Elu, Selu, Celu, HardSigmoid, HardSwish, Softplus,
  * Softsign, ThresholdedRelu, Mish, Clip as ReLU6 and Hardtanh), GELU (as `Erf` arithmetic, or the opset 20
- * `Gelu`), Softmax and LogSoftmax, BatchNormalization, LayerNormalization and Dropout as they run in inference. Each value is computed in double and rounded once to the output type, within float32
- * tolerance of onnxruntime's float kernels.
+ * `Gelu`), Softmax and LogSoftmax, BatchNormalization, LayerNormalization and Dropout as they run in inference.
+ * Each value is computed in double and rounded once to the output type, within float32 tolerance of onnxruntime's
+ * float kernels.
  */
 import { attrReader, type OpDef } from './op-types';
 import { alloc, broadcastDims, broadcastIndex, expectType, size, UnsupportedGraph, type Tensor } from './tensor';
@@ -234,7 +235,7 @@ function softmax(log: boolean): OpDef<{ op: string; axis: number; flatten: boole
       const dims = x!.dims;
       const at = axis < 0 ? axis + dims.length : axis;
       if (at < 0 || at >= dims.length) throw new UnsupportedGraph(`${op}: axis ${axis} of a ${dims.length}-D input`);
-      // Groups of `n` values `stride` apart: `outer` blocks of `n * stride`, each holding `stride` groups.
+      // Groups of `n` values `stride` apart: blocks of `n * stride` values, each holding `stride` groups.
       const n = flatten ? size(dims.slice(at)) : dims[at]!;
       const stride = flatten ? 1 : size(dims.slice(at + 1));
       const xs = x!.data;
