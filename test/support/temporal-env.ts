@@ -7,16 +7,19 @@ import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../../lib/shared/names';
 import { installRuntime, type RuntimeSettings } from '../../lib/temporal/runtime';
 import { requireTemporalCli } from '../../lib/temporal/temporal-cli';
 import { createPoolWorker } from '../../workers/pool-worker';
+import { freePort } from './free-port';
 
 /**
  * Starts a local dev server (in-memory) and returns the SDK's test environment around it. `runtime` installs the
- * worker runtime first (once per test file): quiet by default; tests of logs and metrics pass their own.
+ * worker runtime first (once per test file): quiet by default; tests of logs and metrics pass their own. The port is
+ * the tests' own pick, below the ephemeral range (the SDK's would come from it: see `freePort`).
  */
-export function startTemporal(runtime: RuntimeSettings = { quiet: true }): Promise<TestWorkflowEnvironment> {
+export async function startTemporal(runtime: RuntimeSettings = { quiet: true }): Promise<TestWorkflowEnvironment> {
   installRuntime(runtime);
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: requireTemporalCli() },
+      port: await freePort(),
       searchAttributes: Object.values(SEARCH_ATTRIBUTES),
       extraArgs: ['--log-level', 'error'],
     },
