@@ -145,10 +145,16 @@ describe('registerModel', () => {
   });
 
   it('rejects bytes that are not ONNX, naming the file', async () => {
-    const notOnnx = [new TextEncoder().encode('not a model'), new Uint8Array([0xff, 0xff]), new Uint8Array()];
+    const notOnnx = [
+      new TextEncoder().encode('not a model'),
+      new Uint8Array([0xff, 0xff]),
+      new Uint8Array(),
+      model.subarray(0, model.length - 5),
+    ];
     for (const bytes of notOnnx) {
       const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: bytes, meta }));
       expect(err).toBeInstanceOf(InvalidModel);
+      expect(err.message).toMatch(/^model\.onnx: not an ONNX model \(/);
       expect(err.file).toBe('model.onnx');
       expect(err.device).toBe('pump-1');
     }
