@@ -9,7 +9,8 @@ import { InvalidAggregates, messageOf } from '../shared/errors';
 import {
   deviceRunsFromDictionary,
   deviceRunsFromStrings,
-  isFloat32or64,
+  featureValues,
+  isNumeric,
   isString,
   readTimestamps,
 } from './column-decoding';
@@ -99,7 +100,7 @@ export class AggregatesPart {
     return this.table.schema.fields.map((f) => f.name).filter((n) => n !== DEVICE_COLUMN && n !== TS_COLUMN);
   }
 
-  /** A feature column's chunks, or why it cannot be used (missing, not Float32/Float64). Cached per name. */
+  /** A feature column's chunks, or why it cannot be used (missing, not numeric). Cached per name. */
   feature(name: string): FeatureColumn {
     let col = this.featureCache.get(name);
     if (!col) {
@@ -119,13 +120,13 @@ export class AggregatesPart {
     if (!field || name === DEVICE_COLUMN || name === TS_COLUMN) {
       return { ok: false, reason: 'is not a column of the file' };
     }
-    if (!isFloat32or64(field)) {
-      return { ok: false, reason: `has type ${String(field.type)}, expected Float32 or Float64` };
+    if (!isNumeric(field)) {
+      return { ok: false, reason: `has type ${String(field.type)}, expected a float or integer type` };
     }
     const vector: Vector | null = this.table.getChild(name);
     if (!vector) return { ok: false, reason: 'is not a column of the file' };
     const chunks = vector.data.map((d: Data) => ({
-      values: d.values as Float32Array | Float64Array,
+      values: featureValues(d),
       nullBitmap: d.nullCount > 0 ? (d.nullBitmap ?? null) : null,
       offset: d.offset,
     }));
@@ -170,7 +171,7 @@ function checkSchema(file: string, table: Table): TimestampType {
   const dt = deviceField.type as DataType;
   if (!(isString(dt) || (DataType.isDictionary(dt) && isString(dt.dictionary as DataType)))) {
     throw new InvalidAggregates(
-      `column ${DEVICE_COLUMN} has type ${String(deviceField.type)}, expected Utf8, LargeUtf8 or a Dictionary of them`,
+      `column ${DEVICE_COLUMN} has type ${String(deviceField.type)}, expected Utf8, LargeUtf8, Utf8View or a Dictionary of them`,
       { file, field: DEVICE_COLUMN },
     );
   }

@@ -2,19 +2,37 @@
  * Column-wise decoding of an aggregates part's Arrow chunks into typed arrays, without a JS object or string per
  * row: timestamps exactly in any unit (see timestamps.ts), device ids as runs of equal values (one string decoded per run).
  */
-import { DataType, Precision, type Data, type Field, type TimeUnit, type Vector } from 'apache-arrow';
+import { DataType, Precision, util, type Data, type Field, type TimeUnit, type Vector } from 'apache-arrow';
 import type { TextDecoder } from 'node:util';
 import { decodeTimestamps } from './timestamps';
 
-/** Whether a column holds Float32 or Float64 values, the feature types a model can read. */
-export function isFloat32or64(field: Field): boolean {
+/**
+ * Whether a column can be a feature: a float of any precision or an integer of any width, signed or not (pandas and
+ * polars write counts as Int64). Models read float32 or float64: see {@link featureValues}.
+ */
+export function isNumeric(field: Field): boolean {
   const type = field.type as DataType;
-  return DataType.isFloat(type) && (type.precision === Precision.SINGLE || type.precision === Precision.DOUBLE);
+  return DataType.isFloat(type) || DataType.isInt(type);
 }
 
-/** Whether a type is Utf8 or LargeUtf8. */
+/**
+ * A numeric chunk's values as floats, row for row: Float32 and Float64 as they are, Float16 and integers converted
+ * (exact for integers up to 2^53 in magnitude; the model's float32 input rounds past 2^24 either way).
+ */
+export function featureValues(data: Data): Float32Array | Float64Array {
+  const type = data.type;
+  const values: unknown = data.values;
+  if (DataType.isFloat(type)) {
+    if (type.precision !== Precision.HALF) return values as Float32Array | Float64Array;
+    return Float32Array.from(values as Uint16Array, (half) => util.uint16ToFloat64(half));
+  }
+  if (values instanceof BigInt64Array || values instanceof BigUint64Array) return Float64Array.from(values, Number);
+  return Float64Array.from(values as ArrayLike<number>);
+}
+
+/** Whether a type is Utf8, LargeUtf8 or Utf8View. */
 export function isString(type: DataType): boolean {
-  return DataType.isUtf8(type) || DataType.isLargeUtf8(type);
+  return DataType.isUtf8(type) || DataType.isLargeUtf8(type) || DataType.isUtf8View(type);
 }
 
 /**
@@ -42,7 +60,9 @@ export function readTimestamps(
 /** Receives one run of equal device ids: rows `[start, end)` of the part, in record batch `batch`. */
 export type AddRun = (device: string, start: number, end: number, batch: number) => void;
 
-/** Runs of equal ids from a Utf8/LargeUtf8 chunk, comparing bytes and decoding one string per run. */
+/**
+ * Runs of equal ids from a Utf8, LargeUtf8 or Utf8View chunk, comparing bytes and decoding one string per run.
+ */
 export function deviceRunsFromStrings(
   data: Data,
   row0: number,
@@ -50,10 +70,7 @@ export function deviceRunsFromStrings(
   decoder: TextDecoder,
   addRun: AddRun,
 ): void {
-  const bytes = data.values as Uint8Array;
-  const rawOffsets = data.valueOffsets as Int32Array | BigInt64Array;
-  // Arrow slices the offsets buffer with the data (`data.offset` only applies to the validity bitmap).
-  const offsets = rawOffsets instanceof BigInt64Array ? Float64Array.from(rawOffsets, Number) : rawOffsets;
+  const { bytes, offsets } = DataType.isUtf8View(data.type) ? fromViews(data) : stringLayout(data);
   const n = data.length;
   let start = 0;
   let prevLo = 0;
@@ -82,6 +99,48 @@ export function deviceRunsFromStrings(
     prevLo = lo;
     prevHi = hi;
   }
+}
+
+/** A Utf8 or LargeUtf8 chunk's bytes and row offsets (row `i` is `bytes[offsets[i], offsets[i + 1])`). */
+function stringLayout(data: Data): { bytes: Uint8Array; offsets: Int32Array | Float64Array } {
+  const rawOffsets = data.valueOffsets as Int32Array | BigInt64Array;
+  // Arrow slices the offsets buffer with the data (`data.offset` only applies to the validity bitmap).
+  const offsets = rawOffsets instanceof BigInt64Array ? Float64Array.from(rawOffsets, Number) : rawOffsets;
+  return { bytes: data.values as Uint8Array, offsets };
+}
+
+/** Bytes a view holds itself; longer values are in a data buffer it names. */
+const VIEW_INLINE = 12;
+
+/**
+ * A Utf8View chunk (polars' string type) in the Utf8 layout: each row's 16-byte view holds its length and either its
+ * bytes (12 or fewer) or the data buffer and offset they are at; they are copied into one buffer, in row order.
+ */
+function fromViews(data: Data): { bytes: Uint8Array; offsets: Int32Array } {
+  const views = data.values as Uint8Array;
+  const n = data.length;
+  if (views.byteLength < n * 16)
+    throw new Error(`${n} rows need ${n * 16} bytes of views, the batch has ${views.byteLength}`);
+  const dv = new DataView(views.buffer, views.byteOffset, views.byteLength);
+  const offsets = new Int32Array(n + 1);
+  const where: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const at = i * 16;
+    const size = dv.getInt32(at, true);
+    let row: Uint8Array | undefined;
+    if (size <= VIEW_INLINE) row = views.subarray(at + 4, at + 4 + Math.max(size, 0));
+    else {
+      const buffer = data.variadicBuffers[dv.getInt32(at + 8, true)];
+      const lo = dv.getInt32(at + 12, true);
+      if (buffer && lo >= 0 && lo + size <= buffer.length) row = buffer.subarray(lo, lo + size);
+    }
+    if (!row) throw new Error(`row ${i}'s view points outside the batch's data buffers`);
+    where.push(row);
+    offsets[i + 1] = offsets[i]! + row.length;
+  }
+  const bytes = new Uint8Array(offsets[n]!);
+  for (let i = 0; i < n; i++) bytes.set(where[i]!, offsets[i]);
+  return { bytes, offsets };
 }
 
 /** Runs of equal ids from a Dictionary chunk: the dictionary is decoded once, rows compare integer keys. */

@@ -6,10 +6,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  Bool,
   Dictionary,
+  Float16,
   Float32,
   Float64,
   Int32,
+  Int64,
+  Int8,
+  Uint32,
+  Uint8,
   type RecordBatch,
   Table,
   tableToIPC,
@@ -18,6 +24,7 @@ import {
   TimestampNanosecond,
   TimestampSecond,
   Utf8,
+  Utf8View,
   vectorFromArray,
   type DataType,
   type Vector,
@@ -59,15 +66,16 @@ const PER_MS: Record<Unit, bigint> = { s: 0n, ms: 1n, us: 1000n, ns: 1000000n };
 /** A table written with apache-arrow's own builders, as any producer would. */
 function table(
   rows: Rows,
-  opts: { dictionary?: boolean | Dictionary; unit?: Unit; s01Type?: DataType; omit?: string[] } = {},
+  opts: { dictionary?: boolean | Dictionary; idType?: DataType; unit?: Unit; s01Type?: DataType; omit?: string[] } = {},
 ): Table {
   const unit = opts.unit ?? 'ms';
   const idType =
-    opts.dictionary instanceof Dictionary
+    opts.idType ??
+    (opts.dictionary instanceof Dictionary
       ? opts.dictionary
       : opts.dictionary
         ? new Dictionary(new Utf8(), new Int32())
-        : new Utf8();
+        : new Utf8());
   const columns: Record<string, Vector> = {
     device_id: vectorFromArray(rows.device, idType),
     // Arrow's timestamp builders take epoch ms and store the column's unit.
@@ -157,6 +165,50 @@ describe('readAggregatesPart + WindowAggregates.device', () => {
     const agg = new WindowAggregates(window, [p]);
     expect(nums(agg.device('dev-a', ['s00'])!.x)).toEqual([0, 1, 2, 3]);
     expect(nums(agg.device('dev-c', ['s01'])!.x)).toEqual([-20]);
+  });
+
+  it.each([
+    ['Utf8View', () => new Utf8View()],
+    ['a Dictionary of Utf8View', () => new Dictionary(new Utf8View(), new Uint32())],
+  ])('reads device ids written as %s (polars), short ids held in the view and long ones in a data buffer', (_, ids) => {
+    // Over 12 bytes: a view names the data buffer and offset of the id instead of holding it.
+    const long = 'turbine-north-sector-0001';
+    const rows = concat(deviceRows('dev-a', 3, 0), deviceRows(long, 2, 100), deviceRows(`${long}-b`, 1, 50));
+    for (const format of ['file', 'stream'] as const) {
+      const p = part('p0', table(concat(rows, deviceRows('dev-a', 2, 3, 3)), { idType: ids() }), format);
+      expect(p.devices).toEqual(['dev-a', long, `${long}-b`]);
+      const agg = new WindowAggregates(window, [p]);
+      expect(nums(agg.device('dev-a', ['s00'])!.x)).toEqual([0, 1, 2, 3, 4]);
+      expect(nums(agg.device(long, ['s00'])!.x)).toEqual([100, 101]);
+      expect(nums(agg.device(`${long}-b`, ['s01'])!.x)).toEqual([-50]);
+    }
+  });
+
+  it.each([
+    ['Int64', () => new Int64(), [0n, 7n, 2n ** 40n]],
+    ['Int32', () => new Int32(), [0, 7, -3]],
+    ['Int8', () => new Int8(), [0, 7, -3]],
+    ['Uint8', () => new Uint8(), [0, 7, 255]],
+    ['Float16', () => new Float16(), [0, 7.5, -3]],
+  ])('reads a %s feature as floats, as pandas and polars write counts', (_, type, values) => {
+    const t = new Table({
+      device_id: vectorFromArray(['d', 'd', 'd'], new Utf8()),
+      ts: vectorFromArray([T0, T0 + MIN, T0 + 2 * MIN], new TimestampMillisecond('UTC')),
+      count: vectorFromArray(values, type()),
+    });
+    const got = new WindowAggregates(window, [part('p', t)]).device('d', ['count'])!;
+    expect(nums(got.x)).toEqual(values.map(Number));
+  });
+
+  it('names a null in an integer feature like a null float', () => {
+    const t = new Table({
+      device_id: vectorFromArray(['d', 'd'], new Utf8()),
+      ts: vectorFromArray([T0, T0 + MIN], new TimestampMillisecond('UTC')),
+      count: vectorFromArray([1n, null], new Int64()),
+    });
+    const err = thrown(() => new WindowAggregates(window, [part('p', t)]).device('d', ['count']));
+    expect([err.file, err.device, err.field]).toEqual(['p', 'd', 'count']);
+    expect(err.message).toMatch(/feature "count" is null at /);
   });
 
   it.each(['s', 'ms', 'us', 'ns'] as const)('reads Timestamp(%s) as epoch milliseconds', (unit) => {
@@ -265,6 +317,18 @@ describe('InvalidAggregates: whole-file problems', () => {
     expect(wrong.message).toMatch(/Int32/);
   });
 
+  it('refuses a Utf8View device id whose view points outside the data buffers, naming the file and column', () => {
+    const long = 'turbine-north-sector-0001';
+    const bytes = tableToIPC(table(deviceRows(long, 1, 0), { idType: new Utf8View() }), 'file');
+    // The view: length 25, the first 4 bytes, then the data buffer's index, which is made one the batch lacks.
+    const view = Buffer.from(bytes).indexOf(Buffer.concat([Buffer.from([25, 0, 0, 0]), Buffer.from('turb')]));
+    expect(view).toBeGreaterThan(0);
+    bytes[view + 8] = 9;
+    const err = thrown(() => readAggregatesPart('f', bytes));
+    expect([err.file, err.field]).toEqual(['f', 'device_id']);
+    expect(err.message).toMatch(/column device_id is corrupt: .*row 0's view points outside the batch's data buffers/);
+  });
+
   it('requires a Timestamp ts column', () => {
     const missing = thrown(() => part('f', table(deviceRows('d', 1, 0), { omit: ['ts'] })));
     expect([missing.file, missing.field]).toEqual(['f', 'ts']);
@@ -320,16 +384,16 @@ describe('InvalidAggregates: whole-file problems', () => {
 });
 
 describe('InvalidAggregates: one device', () => {
-  it('names file, device and field for a missing or non-float feature, and only fails devices in that file', () => {
+  it('names file, device and field for a missing or non-numeric feature, and only fails devices in that file', () => {
     const p0 = part('p0', table(deviceRows('a', 2, 0), { omit: ['s01'] }));
-    const p1 = part('p1', table(deviceRows('b', 2, 0), { s01Type: new Int32() }));
+    const p1 = part('p1', table(deviceRows('b', 2, 0), { s01Type: new Bool() }));
     const p2 = part('p2', table(deviceRows('c', 2, 0)));
     const agg = new WindowAggregates(window, [p0, p1, p2]);
     const missing = thrown(() => agg.device('a', FEATURES));
     expect([missing.file, missing.device, missing.field]).toEqual(['p0', 'a', 's01']);
     const notFloat = thrown(() => agg.device('b', FEATURES));
     expect([notFloat.file, notFloat.device, notFloat.field]).toEqual(['p1', 'b', 's01']);
-    expect(notFloat.message).toMatch(/Int32.*Float32 or Float64/);
+    expect(notFloat.message).toMatch(/has type Bool, expected a float or integer type/);
     expect(agg.device('a', ['s00'])!.rows).toBe(2);
     expect(agg.device('c', FEATURES)!.rows).toBe(2);
   });

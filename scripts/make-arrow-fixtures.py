@@ -1,0 +1,53 @@
+# requirements: polars==2.1.0 pandas==3.1.1 pyarrow==26.0.1
+"""Writes the Arrow test fixtures under test/fixtures/arrow/: one window's aggregates as other writers' defaults
+write them, for the reader's tests (test/arrow/writer-fixtures.test.ts).
+
+- polars-default.arrow: polars' `write_ipc` (device ids as Utf8View, ts as timestamp[us], a count as Int64);
+- polars-categorical.arrows: polars' `write_ipc_stream` with the device id a `Categorical` (a Dictionary of Utf8View);
+- pandas-default.feather: pandas' `to_feather` of its default dtypes (str, datetime64[ns], int64; LZ4 compressed).
+
+Three devices, one with an id over 12 bytes (a view then names a data buffer instead of holding it), four rows each
+in the window 2026-11-21T12, the same rows in every file; expected.json holds them per device in time order.
+
+Run: python scripts/make-arrow-fixtures.py   (from the repository root, in a venv with the packages above)
+"""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+
+OUT = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "arrow"
+START = dt.datetime(2026, 11, 21, 12)
+DEVICES = ["pump-1", "pump-2", "compressor-north-sector-0007"]
+
+
+def rows():
+    out = {"device_id": [], "ts": [], "s0": [], "s1": [], "events": []}
+    for d, device in enumerate(DEVICES):
+        for m in range(4):
+            out["device_id"].append(device)
+            out["ts"].append(START + dt.timedelta(minutes=15 * m, seconds=d))
+            out["s0"].append(0.25 * m - d)
+            out["s1"].append(1.5 + d * 0.125 - m)
+            out["events"].append(3 * m + 40 * d)
+    return out
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = rows()
+    frame = pl.DataFrame(data)
+    frame.write_ipc(OUT / "polars-default.arrow")
+    frame.with_columns(pl.col("device_id").cast(pl.Categorical)).write_ipc_stream(OUT / "polars-categorical.arrows")
+    pd.DataFrame(data).to_feather(OUT / "pandas-default.feather")
+    expected = {}
+    for i, device in enumerate(data["device_id"]):
+        ts = int((data["ts"][i] - dt.datetime(1970, 1, 1)).total_seconds() * 1000)
+        expected.setdefault(device, []).append([ts, data["s0"][i], data["s1"][i], data["events"][i]])
+    (OUT / "expected.json").write_text(json.dumps({"window": "2026-11-21T12", "devices": expected}, indent=1) + "\n")
+
+
+main()

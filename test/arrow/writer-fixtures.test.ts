@@ -1,0 +1,30 @@
+/**
+ * One window's aggregates as other writers write them by default (scripts/make-arrow-fixtures.py: polars 2.1 with its
+ * Utf8View ids and Categorical, pandas 3.1's feather), read to the same rows: ids, times and features, an Int64
+ * count among them.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readAggregatesPart, WindowAggregates } from '../../lib/arrow/aggregates';
+import { parseWindow } from '../../lib/shared/window';
+
+const DIR = join(__dirname, '..', 'fixtures', 'arrow');
+const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {
+  window: string;
+  devices: Record<string, [number, number, number, number][]>;
+};
+const FEATURES = ['s0', 's1', 'events'];
+
+it.each(['polars-default.arrow', 'polars-categorical.arrows', 'pandas-default.feather'])(
+  'reads %s to the rows its writer was given',
+  (file) => {
+    const part = readAggregatesPart(file, readFileSync(join(DIR, file)));
+    expect([...part.devices].sort()).toEqual(Object.keys(expected.devices).sort());
+    const window = new WindowAggregates(parseWindow(expected.window), [part]);
+    for (const [device, rows] of Object.entries(expected.devices)) {
+      const got = window.device(device, FEATURES)!;
+      expect(Array.from(got.ts)).toEqual(rows.map((r) => r[0]));
+      expect(Array.from(got.x)).toEqual(Array.from(Float32Array.from(rows.flatMap((r) => r.slice(1)))));
+    }
+  },
+);
