@@ -44,7 +44,7 @@ async function seeded(name: string, devices: number, devicesPerPart?: number): P
 }
 
 /** An Arrow part of this test's window. */
-const part = (rows: PartRows, columns: Record<string, 'float' | 'int'>) => aggregatesPart(WINDOW, rows, columns);
+const part = (rows: PartRows, columns: Record<string, 'float' | 'bool'>) => aggregatesPart(WINDOW, rows, columns);
 
 /** Copies dev-00001's model to `device` (same bytes, its own index entry and model.json). */
 async function copyModel(store: LocalStore, device: string): Promise<void> {
@@ -109,8 +109,8 @@ test('every kind of bad data and bad model fails only its device, naming file an
       { s00: 'float', s01: 'float', extra: 'float' },
     ),
   );
-  // A wrongly typed feature column.
-  await store.put(part3, part([{ device: 'dev-typed', minutes }], { s00: 'float', s01: 'int' }));
+  // A feature column that is not numeric.
+  await store.put(part3, part([{ device: 'dev-typed', minutes }], { s00: 'float', s01: 'bool' }));
 
   // Models: missing, not ONNX (a shell script), truncated, failing its sha256, a shape and an input name that do
   // not match model.json, and one that produces NaN scores.
@@ -147,7 +147,7 @@ test('every kind of bad data and bad model fails only its device, naming file an
   };
   expectFailed('dev-renamed', 'InvalidAggregates', part1, 's01');
   expectFailed('dev-typed', 'InvalidAggregates', part3, 's01');
-  expect(failed('dev-typed').reason).toMatch(/Int32/);
+  expect(failed('dev-typed').reason).toMatch(/has type Bool, expected a float or integer type/);
   expectFailed('dev-nan', 'InvalidAggregates', part2, 's00');
   expectFailed('dev-inf', 'InvalidAggregates', part2, 's00');
   expect(failed('dev-inf').reason).toMatch(/Infinity/);

@@ -1,5 +1,5 @@
 /** Arrow aggregates parts written by tests, row by row. */
-import { Float32, Int32, Table, tableToIPC, TimestampMillisecond, Utf8, vectorFromArray } from 'apache-arrow';
+import { Bool, Float32, Table, tableToIPC, TimestampMillisecond, Utf8, vectorFromArray } from 'apache-arrow';
 import type { Window } from '../../lib/shared/window';
 
 /** One device's rows: the minutes of the window they fall on, and any column values given (else made up). */
@@ -9,7 +9,7 @@ export type PartRows = { device: string; minutes: number[]; values?: Record<stri
  * An Arrow aggregates part with `device_id`, `ts` and the given columns, one row per listed minute of the window;
  * a column a device gives no values for gets small made-up ones.
  */
-export function aggregatesPart(window: Window, rows: PartRows, columns: Record<string, 'float' | 'int'>): Uint8Array {
+export function aggregatesPart(window: Window, rows: PartRows, columns: Record<string, 'float' | 'bool'>): Uint8Array {
   const device: string[] = [];
   const ts: number[] = [];
   const values: Record<string, (number | null)[]> = Object.fromEntries(Object.keys(columns).map((c) => [c, []]));
@@ -25,7 +25,12 @@ export function aggregatesPart(window: Window, rows: PartRows, columns: Record<s
   }
   const features = Object.entries(columns).map(([c, t]) => [
     c,
-    vectorFromArray(values[c]!, t === 'int' ? new Int32() : new Float32()),
+    t === 'bool'
+      ? vectorFromArray(
+          values[c]!.map((v) => v !== 0),
+          new Bool(),
+        )
+      : vectorFromArray(values[c]!, new Float32()),
   ]);
   return tableToIPC(
     new Table({
