@@ -31,6 +31,7 @@ import onnxruntime as ort
 import skl2onnx
 import sklearn
 from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import LocalOutlierFactor
@@ -247,6 +248,34 @@ def float64_fixtures(rng: np.random.Generator) -> None:
     write_fixture("ocsvm-float64", onx, meta, rows, svm.decision_function(r64), svm.predict(r64))
 
 
+def column_fixtures(rng: np.random.Generator) -> None:
+    """StandardScaler + OneClassSVM with one input per feature, [rows, 1] each, joined by a FeatureVectorizer: what
+    skl2onnx writes for a model fitted on a pandas DataFrame (`to_onnx(model, df[:1])` types each column as an
+    input; here the same input types are given by hand, so the venv needs no pandas)."""
+    train = training_data(rng)
+    x64 = train.astype(np.float64)
+    svm = make_pipeline(StandardScaler(), OneClassSVM(kernel="rbf", gamma="scale", nu=0.05)).fit(x64)
+    rows = case_rows(rng, train, svm.decision_function)
+    types = [(name, FloatTensorType([None, 1])) for name in FEATURES]
+    onx = to_onnx(svm, initial_types=types, target_opset=TARGET_OPSET)
+    opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
+    del onx.opset_import[:]
+    onx.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
+    onx.producer_name = f"skl2onnx {skl2onnx.__version__} / scikit-learn {sklearn.__version__}"
+    onx.graph.name = "ocsvm_columns"
+    onnx.checker.check_model(onx, full_check=True)
+    assert [i.name for i in onx.graph.input] == FEATURES, [i.name for i in onx.graph.input]
+    assert "FeatureVectorizer" in [n.op_type for n in onx.graph.node]
+    onnx_bytes = onx.SerializeToString()
+    meta = decision_meta("sklearn Pipeline(StandardScaler, OneClassSVM), one input per DataFrame column", {"type": "none"})
+    folder = OUT / "ocsvm-columns"
+    folder.mkdir(parents=True, exist_ok=True)
+    # No sha256: the model registration stores has its columns joined into the input X, and so another checksum.
+    meta = {"schema": "fleetscore.model/v1", **meta}
+    r64 = rows.astype(np.float64)
+    save(folder, onnx_bytes, meta, FEATURES, rows, svm.decision_function(r64), [int(v) for v in svm.predict(r64)])
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     train = training_data(rng)
@@ -297,6 +326,7 @@ def main() -> None:
     pipeline_fixtures(np.random.default_rng(SEED + 2))
     neighbors_fixtures(np.random.default_rng(SEED + 3))
     float64_fixtures(np.random.default_rng(SEED + 4))
+    column_fixtures(np.random.default_rng(SEED + 5))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { InvalidModel, messageOf } from '../shared/errors';
-import { Reader, key } from './fast-paths/protobuf-reader';
+import { Reader, key, varint } from './fast-paths/protobuf-reader';
 import { UnsupportedGraph } from './fast-paths/tensor';
 
 /** Reads a file a model's external data names: `location`, relative to the folder or package of the model. */
@@ -220,15 +220,4 @@ function inlined(tensor: Uint8Array, data: Uint8Array): Uint8Array {
   }
   parts.push(varint(key(TENSOR.rawData, 2)), varint(data.length), data);
   return Buffer.concat(parts);
-}
-
-/** `n` as a protobuf varint. */
-function varint(n: number): Uint8Array {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
 }

@@ -15,6 +15,7 @@ import { InvalidModel, ModelNotFound, ModelVersionExists } from '../shared/error
 import { moveIndex } from './model-index';
 import type { modelMetaSchema, ModelMeta } from './model-meta';
 import { parseMeta } from './meta-validation';
+import { joinColumnInputs } from './column-inputs';
 import { checkOnnxAgainstMeta } from './onnx-graph-check';
 
 /** The schema tag of every model.json. */
@@ -80,16 +81,25 @@ export async function readModelMeta(store: ObjectStore, device: string, version:
  */
 export async function writeModelVersion(store: ObjectStore, input: RegisterModelInput): Promise<RegisteredModel> {
   const device = safeSegment('device id', input.device);
-  const bytes = input.onnx;
-  const sha256 = sha256Hex(bytes);
   const version = await nextVersion(store, device);
   const onnxKey = keys.modelOnnx(device, version);
   const metaKey = keys.modelMeta(device, version);
 
-  const meta = parseMeta(
-    { ...input.meta, schema: META_SCHEMA, device, version, sha256, createdAt: new Date().toISOString() },
+  const parsed = parseMeta(
+    {
+      ...input.meta,
+      schema: META_SCHEMA,
+      device,
+      version,
+      sha256: sha256Hex(input.onnx),
+      createdAt: new Date().toISOString(),
+    },
     { device, file: input.metaFile ?? 'model.json' },
   );
+  // The model stored is the one scored: with its per-column inputs joined, when it has them, and its checksum.
+  const bytes = joinColumnInputs(input.onnx, parsed, { device, file: 'model.onnx' });
+  const meta = bytes === input.onnx ? parsed : { ...parsed, sha256: sha256Hex(bytes) };
+  const sha256 = meta.sha256;
   checkOnnxAgainstMeta(bytes, meta, { device, file: 'model.onnx' });
 
   if ((await store.tryGet(onnxKey)) !== undefined) throw new ModelVersionExists(device, onnxKey);

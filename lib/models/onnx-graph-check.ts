@@ -15,13 +15,14 @@ interface CheckContext {
   file: string;
 }
 
-interface TensorInfo {
+export interface TensorInfo {
   elemType: onnx.TensorProto.DataType | undefined;
   /** One entry per dimension: a number when static, a string (or undefined) when symbolic or unknown. */
   dims: (number | string | undefined)[] | undefined;
 }
 
-interface GraphInfo {
+/** A graph's inputs (initializers left out) and outputs, by name. */
+export interface GraphInfo {
   inputs: Map<string, TensorInfo>;
   outputs: Map<string, TensorInfo>;
 }
@@ -40,7 +41,7 @@ const GRAPH = { node: 1, initializer: 5, input: 11, output: 12 };
  * every other field is checked to lie within its message and skipped (onnx-proto's decode of a whole 100-tree forest
  * took 29 ms and most of registration's garbage; this takes a fraction of a millisecond).
  */
-function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo {
+export function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo {
   let irVersion = 0;
   let opsets = 0;
   let nodes = 0;
@@ -130,12 +131,15 @@ function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): v
   const fail = (message: string, field: string) =>
     new InvalidModel(`${context.file}: ${message}`, { ...context, field });
   const names = (m: Map<string, TensorInfo>) => [...m.keys()].join(', ') || 'none';
+  if (graph.inputs.size > 1) {
+    const message =
+      `has inputs ${names(graph.inputs)}; fleetscore feeds exactly one, or one per feature of model.json named ` +
+      'after it ([rows, 1] each, as skl2onnx exports a DataFrame)';
+    throw fail(message, 'input.name');
+  }
   const input = graph.inputs.get(meta.input.name);
   if (!input) {
     throw fail(`has no input ${JSON.stringify(meta.input.name)} (inputs: ${names(graph.inputs)})`, 'input.name');
-  }
-  if (graph.inputs.size > 1) {
-    throw fail(`has inputs ${names(graph.inputs)}; fleetscore feeds exactly one`, 'input.name');
   }
   const { FLOAT, DOUBLE } = onnx.TensorProto.DataType;
   // skl2onnx types the input after the sample it is given: numpy's default float64 makes a double input, which

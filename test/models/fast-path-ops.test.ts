@@ -1,8 +1,8 @@
 /**
  * Operators of the compiled fast path on one-node graphs, against onnxruntime running the same graph: every
  * broadcast of an element-wise operator's operands (either side: a row, a column, a scalar, a full tensor), Gemm
- * with each transpose of A and B, MatMul, LabelEncoder's tables of small and of scattered keys, Scaler on float
- * and double input, ReduceLogSumExp over either axis, TopK's ties, and Scan (its distance loop and a state carried
+ * with each transpose of A and B, MatMul, LabelEncoder's tables of small and of scattered keys, FeatureVectorizer,
+ * Scaler on float and double input, ReduceLogSumExp over either axis, TopK's ties, and Scan (its distance loop and a state carried
  * in either direction). The model fixtures use only some of these layouts.
  */
 import { onnx } from 'onnx-proto';
@@ -181,6 +181,26 @@ function graphOf(nodes: onnx.INodeProto[], opset = 17): Uint8Array {
 }
 
 const { FLOATS, INT, INTS } = onnx.AttributeProto.AttributeType;
+
+describe('FeatureVectorizer', () => {
+  it.each([
+    ['float', 1],
+    ['double', 11],
+    ['int64', 7],
+  ])('joins %s inputs, cutting one short and padding one with zeros, as onnxruntime does', async (_, to) => {
+    const cast = { opType: 'Cast', input: ['X'], output: ['A'], attribute: [{ name: 'to', type: INT, i: to }] };
+    const vectorizer = {
+      opType: 'FeatureVectorizer',
+      domain: 'ai.onnx.ml',
+      input: ['A', 'A', 'A'],
+      output: ['Y'],
+      attribute: [{ name: 'inputdimensions', type: INTS, ints: [FEATURES, 2, FEATURES + 2] }],
+    };
+    const { fast, ort } = await both(graphOf([cast, vectorizer]));
+    expect(fast).toEqual(ort);
+    expect(fast).toHaveLength(ROWS * (2 * FEATURES + 4));
+  });
+});
 
 describe('Scaler', () => {
   const scaler = (input: string, offset: number[], scale: number[]): onnx.INodeProto => ({

@@ -31,6 +31,8 @@ const FAMILIES = [
   { name: 'lof', path: 'compiled:neighbors', tol: 1e-4 },
   // Exported from numpy's default float64 sample: a double input, fed the float32 rows converted.
   { name: 'lof-float64', path: 'compiled:neighbors', tol: 1e-4 },
+  // One input per column, as skl2onnx exports a pipeline fitted on a DataFrame: registration joins them into X.
+  { name: 'ocsvm-columns', path: 'compiled:svm', tol: 1e-4 },
 ] as const;
 
 const fixture = sklearnFixture;

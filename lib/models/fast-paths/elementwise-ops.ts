@@ -168,7 +168,8 @@ const cast: OpDef<DType> = {
     if (to === 'int64' && x!.type !== 'bool') {
       for (let i = 0; i < a.length; i++) {
         if (!Number.isFinite(a[i]!)) throw new UnsupportedGraph(`Cast: ${a[i]} has no int64 value`);
-        o[i] = Math.trunc(a[i]!);
+        // + 0: an int64 has no negative zero (Math.trunc(-0.5) is -0, and 1 / -0 would be -Infinity downstream).
+        o[i] = Math.trunc(a[i]!) + 0;
       }
     } else if (to === 'bool') {
       for (let i = 0; i < a.length; i++) o[i] = a[i] !== 0 ? 1 : 0;

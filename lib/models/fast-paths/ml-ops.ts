@@ -1,9 +1,10 @@
 /**
  * The ai.onnx.ml operators scikit-learn models are exported with (TreeEnsembleRegressor for forests,
  * LabelEncoder for the isolation forest's path-length tables, SVMRegressor for one-class SVMs, Scaler for a
- * pipeline's StandardScaler), following onnxruntime's semantics: tree thresholds compared in float32, NaN taking
- * the true branch only where `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`,
- * `(γ x·s + c)^d`, `tanh(γ x·s + c)`, a Scaler's `(x - offset) · scale` rounded as onnxruntime rounds it.
+ * pipeline's StandardScaler, FeatureVectorizer for a DataFrame's columns joined), following onnxruntime's
+ * semantics: tree thresholds compared in float32, NaN taking the true branch only where
+ * `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`, `(γ x·s + c)^d`, `tanh(γ x·s + c)`, a
+ * Scaler's `(x - offset) · scale` rounded as onnxruntime rounds it.
  */
 import { attrReader, type OpDef } from './op-types';
 import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
@@ -335,10 +336,47 @@ const scaler: OpDef<ScalerParams> = {
   },
 };
 
+/**
+ * FeatureVectorizer: its inputs side by side in one float [N, sum(inputdimensions)], as skl2onnx joins the one input
+ * per column it writes for a DataFrame. As onnxruntime does: input i gives each row its first `inputdimensions[i]`
+ * values (a [C] input is one row), zeros past the ones it has, cast to float32.
+ */
+const featureVectorizer: OpDef<{ widths: number[] }> = {
+  prepare(ctx) {
+    const widths = Array.from(attrReader(ctx).numbers('inputdimensions'));
+    if (widths.length !== ctx.inputCount || widths.some((w) => !Number.isInteger(w) || w < 0)) {
+      throw new UnsupportedGraph(
+        `FeatureVectorizer: inputdimensions [${widths.join(', ')}] for ${ctx.inputCount} inputs`,
+      );
+    }
+    return { widths };
+  },
+  run({ widths }, inputs) {
+    const rowsOf = (t: Tensor) => (t.dims.length === 1 ? 1 : t.dims[0]!);
+    const rows = rowsOf(inputs[0]!);
+    const total = widths.reduce((a, b) => a + b, 0);
+    const out = alloc('float', [rows, total]);
+    out.data.fill(0);
+    let at = 0;
+    inputs.forEach((x, i) => {
+      expectType(x!, ['float', 'double', 'int64'], 'FeatureVectorizer');
+      if (rowsOf(x!) !== rows) throw new UnsupportedGraph('FeatureVectorizer: inputs of different row counts');
+      const per = rows === 0 ? 0 : x!.data.length / rows;
+      const take = Math.min(per, widths[i]!);
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < take; c++) out.data[r * total + at + c] = x!.data[r * per + c]!;
+      }
+      at += widths[i]!;
+    });
+    return [out];
+  },
+};
+
 /** The ai.onnx.ml operators of the fast path, by name. */
 export const mlOps: Record<string, OpDef> = {
   TreeEnsembleRegressor: treeEnsembleRegressor,
   LabelEncoder: labelEncoder,
   SVMRegressor: svmRegressor,
   Scaler: scaler,
+  FeatureVectorizer: featureVectorizer,
 };

@@ -462,3 +462,19 @@ export const makeFloat64 = (n: number) => new Float64Array(n);
 
 /** The key of an unpacked field: its number and wire type as protobuf writes them before each value. */
 export const key = (field: number, wire: number) => field * 8 + wire;
+
+/** `n` as a protobuf varint, for the few places that write protobuf on the wire. */
+export function varint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
+/** A length-delimited field on the wire: its key, its length and `body`. */
+export function lengthDelimited(field: number, body: Uint8Array): Uint8Array[] {
+  return [varint(key(field, 2)), varint(body.length), body];
+}

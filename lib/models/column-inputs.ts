@@ -1,0 +1,157 @@
+/**
+ * Models with one input per feature column, joined into one input at registration. skl2onnx exports a model fitted
+ * on a pandas DataFrame (`to_onnx(model, df[:1])`) with an input per column, each [rows, 1] and named after the
+ * column, joined by a `FeatureVectorizer` (or `Concat`). fleetscore feeds a model one [rows, features] tensor, so
+ * registration gives such a model that input, named as model.json's `input.name`, and a `Gather` per column that
+ * takes the column out of it under the old input's name: the rest of the graph is kept byte for byte (on the wire,
+ * as external-data.ts rewrites tensors) and sees the values it saw before.
+ */
+import { onnx } from 'onnx-proto';
+import { InvalidModel } from '../shared/errors';
+import { Reader, key, lengthDelimited } from './fast-paths/protobuf-reader';
+import type { ModelMeta } from './model-meta';
+import { inspectOnnx, type TensorInfo } from './onnx-graph-check';
+
+/** Which device and file the model is, for errors. */
+interface Context {
+  device: string;
+  file: string;
+}
+
+/** ModelProto's graph; GraphProto's node, initializer, input, output and value_info; the name fields inside. */
+const MODEL_GRAPH = 7;
+const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 };
+const NODE = { input: 1, output: 2 };
+const TENSOR_NAME = 8;
+const VALUE_INFO_NAME = 1;
+
+/**
+ * `bytes` with its per-column inputs joined into one input `meta.input.name`, when the graph has more than one input
+ * and those inputs are exactly model.json's features, each a float (or each a double) [rows, 1] or [rows]; `bytes`
+ * itself otherwise (the graph check that follows says what does not fit). Throws InvalidModel when the input's name
+ * is already a value of the graph.
+ */
+export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Context): Uint8Array {
+  const { inputs } = inspectOnnx(bytes, context);
+  const features = meta.features;
+  if (inputs.size < 2 || inputs.size !== features.length || inputs.has(meta.input.name)) return bytes;
+  if (![...inputs.keys()].every((name) => features.includes(name))) return bytes;
+  const types = new Set([...inputs.values()].map((t) => t.elemType));
+  const [elemType] = types;
+  const { FLOAT, DOUBLE } = onnx.TensorProto.DataType;
+  if (types.size !== 1 || (elemType !== FLOAT && elemType !== DOUBLE)) return bytes;
+  if (![...inputs.values()].every(isColumn)) return bytes;
+
+  const joined = meta.input.name;
+  const indexName = (column: string) => `${joined}.fleetscore_column.${column}`;
+  const taken = valueNames(bytes);
+  for (const name of [joined, ...features.map(indexName)]) {
+    if (taken.has(name)) {
+      const message =
+        `${context.file}: has one input per feature, which registration joins into one input named by ` +
+        `input.name, but ${JSON.stringify(name)} already names a value of the graph: choose another input.name`;
+      throw new InvalidModel(message, { ...context, field: 'input.name' });
+    }
+  }
+  const columns: Uint8Array[] = [];
+  features.forEach((column, j) => {
+    const rank = inputs.get(column)!.dims?.length ?? 2;
+    const node = onnx.NodeProto.encode({
+      name: `fleetscore_column.${column}`,
+      opType: 'Gather',
+      input: [joined, indexName(column)],
+      output: [column],
+      attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+    }).finish();
+    // A [1] index keeps the column's [rows, 1]; a scalar one gives [rows].
+    const index = onnx.TensorProto.encode({
+      name: indexName(column),
+      dataType: onnx.TensorProto.DataType.INT64,
+      dims: rank === 2 ? [1] : [],
+      int64Data: [j],
+    }).finish();
+    columns.push(...lengthDelimited(GRAPH.node, node), ...lengthDelimited(GRAPH.initializer, index));
+  });
+  const input = onnx.ValueInfoProto.encode({
+    name: joined,
+    type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'N' }, { dimValue: features.length }] } } },
+  }).finish();
+  return rewriteGraph(bytes, (graph) => {
+    // The new nodes first (a graph's nodes are in an order that computes each value before its use), then every
+    // field as it was but the per-column inputs, then the joined input.
+    const kept: Uint8Array[] = [];
+    const r = new Reader(graph);
+    while (r.pos < r.end) {
+      const start = r.pos;
+      const k = r.varint();
+      if (k === key(GRAPH.input, 2)) {
+        if (inputs.has(nameOf(r.bytes(), VALUE_INFO_NAME))) continue;
+      } else r.skip(k & 7);
+      kept.push(graph.subarray(start, r.pos));
+    }
+    return Buffer.concat([...columns, ...kept, ...lengthDelimited(GRAPH.input, input)]);
+  });
+}
+
+/** Whether an input is one column: [rows, 1] or [rows]. */
+function isColumn(info: TensorInfo): boolean {
+  const dims = info.dims;
+  return dims !== undefined && (dims.length === 1 || (dims.length === 2 && dims[1] === 1));
+}
+
+/** The string field `field` of the message `buf`; '' when it has none. */
+function nameOf(buf: Uint8Array, field: number): string {
+  const r = new Reader(buf);
+  let name = '';
+  while (r.pos < r.end) {
+    const k = r.varint();
+    if (k === key(field, 2)) name = r.string();
+    else r.skip(k & 7);
+  }
+  return name;
+}
+
+/** Every name a value has in the main graph: node inputs and outputs, initializers, inputs, outputs, value infos. */
+function valueNames(bytes: Uint8Array): Set<string> {
+  const names = new Set<string>();
+  const r = new Reader(bytes);
+  while (r.pos < r.end) {
+    const k = r.varint();
+    if (k !== key(MODEL_GRAPH, 2)) {
+      r.skip(k & 7);
+      continue;
+    }
+    const graph = new Reader(r.bytes());
+    while (graph.pos < graph.end) {
+      const g = graph.varint();
+      if (g === key(GRAPH.node, 2)) {
+        const node = new Reader(graph.bytes());
+        while (node.pos < node.end) {
+          const n = node.varint();
+          if (n === key(NODE.input, 2) || n === key(NODE.output, 2)) names.add(node.string());
+          else node.skip(n & 7);
+        }
+      } else if (g === key(GRAPH.initializer, 2)) names.add(nameOf(graph.bytes(), TENSOR_NAME));
+      else if (g === key(GRAPH.input, 2) || g === key(GRAPH.output, 2) || g === key(GRAPH.valueInfo, 2)) {
+        names.add(nameOf(graph.bytes(), VALUE_INFO_NAME));
+      } else graph.skip(g & 7);
+    }
+  }
+  return names;
+}
+
+/** The model `bytes` with its graph replaced by what `edit` makes of it; every other field kept as it was. */
+function rewriteGraph(bytes: Uint8Array, edit: (graph: Uint8Array) => Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const r = new Reader(bytes);
+  while (r.pos < r.end) {
+    const start = r.pos;
+    const k = r.varint();
+    if (k === key(MODEL_GRAPH, 2)) parts.push(...lengthDelimited(MODEL_GRAPH, edit(r.bytes())));
+    else {
+      r.skip(k & 7);
+      parts.push(bytes.subarray(start, r.pos));
+    }
+  }
+  return Buffer.concat(parts);
+}

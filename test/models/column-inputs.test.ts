@@ -1,0 +1,102 @@
+/**
+ * A model with one input per feature column (skl2onnx's export of a pipeline fitted on a DataFrame: fixture
+ * ocsvm-columns) is stored with them joined into model.json's one input, the rest of its graph kept; a name that
+ * would collide is refused, and inputs that are not the features keep the graph check's refusal. Scores of the
+ * joined model against scikit-learn: test/models/fast-paths.test.ts.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { onnx } from 'onnx-proto';
+import { readModelMeta, registerModel, sha256Hex, type ModelMetaInput } from '../../lib/models/model-registry';
+import { ModelSessionCache } from '../../lib/models/model-sessions';
+import { InvalidModel } from '../../lib/shared/errors';
+import { keys } from '../../lib/shared/keys';
+import { LocalStore } from '../../lib/store/local-store';
+import { scoreWith } from '../support/score-prepared';
+import { sklearnCases, sklearnFixture } from '../support/sklearn-cases';
+
+const original = new Uint8Array(sklearnFixture('ocsvm-columns', 'model.onnx'));
+const { schema: _schema, ...meta } = JSON.parse(
+  sklearnFixture('ocsvm-columns', 'model.json').toString('utf8'),
+) as ModelMetaInput & { schema: string };
+const FEATURES = ['temperature', 'vibration', 'pressure', 'current'];
+
+let dir: string;
+let store: LocalStore;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetscore-columns-'));
+  store = new LocalStore(dir);
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function refusal(input: Partial<ModelMetaInput>, bytes = original): Promise<InvalidModel> {
+  try {
+    await registerModel(store, { device: 'pump-1', onnx: bytes, meta: { ...meta, ...input } });
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidModel);
+    return err as InvalidModel;
+  }
+  throw new Error('expected InvalidModel');
+}
+
+it('stores the model with one input [N, features] and a Gather per column, its own nodes kept as they were', async () => {
+  const before = onnx.ModelProto.decode(original);
+  expect(before.graph!.input!.map((i) => i.name)).toEqual(FEATURES);
+
+  const entry = await registerModel(store, { device: 'pump-1', onnx: original, meta });
+  const stored = (await store.tryGet(keys.modelOnnx('pump-1', entry.version)))!;
+  const after = onnx.ModelProto.decode(stored);
+  const graph = after.graph!;
+  const [nodes, initializers, inputs] = [graph.node ?? [], graph.initializer ?? [], graph.input ?? []];
+  expect(inputs.map((i) => i.name)).toEqual(['X']);
+  const shape = inputs[0]!.type!.tensorType!;
+  expect(shape.elemType).toBe(onnx.TensorProto.DataType.FLOAT);
+  expect(shape.shape!.dim!.map((d) => Number(d.dimValue) || d.dimParam)).toEqual(['N', 4]);
+  const gathers = nodes.slice(0, 4);
+  expect(gathers.map((n) => [n.opType, n.input![0], n.output![0]])).toEqual(FEATURES.map((f) => ['Gather', 'X', f]));
+  gathers.forEach((n, j) => {
+    const index = initializers.find((t) => t.name === n.input![1])!;
+    expect([index.dims!.map(Number), index.int64Data!.map(Number)]).toEqual([[1], [j]]);
+  });
+  // skl2onnx's nodes follow, as they were.
+  expect(nodes.slice(4).map((n) => onnx.NodeProto.encode(n).finish())).toEqual(
+    before.graph!.node!.map((n) => onnx.NodeProto.encode(n).finish()),
+  );
+  expect(graph.output).toEqual(before.graph!.output);
+  // The checksum is the stored model's, not the upload's.
+  expect(entry.sha256).toBe(sha256Hex(stored));
+  expect((await readModelMeta(store, 'pump-1', entry.version)).sha256).toBe(sha256Hex(stored));
+  expect(entry.sha256).not.toBe(sha256Hex(original));
+});
+
+it('gives each column input its own column when model.json lists the features in another order', async () => {
+  const features = [...FEATURES].reverse();
+  const entry = await registerModel(store, { device: 'pump-1', onnx: original, meta: { ...meta, features } });
+  const c = sklearnCases('ocsvm-columns');
+  const x = new Float32Array(c.rows.flatMap((row) => [...row].reverse()));
+  for (const cache of [new ModelSessionCache(), new ModelSessionCache({ batching: false })]) {
+    try {
+      const model = await cache.prepare(store, 'pump-1', entry);
+      const scores = await scoreWith(model, x, c.rows.length);
+      scores.forEach((s, i) => expect(Math.abs(s - c.decisionFunction[i]!)).toBeLessThanOrEqual(1e-4));
+    } finally {
+      await cache.close();
+    }
+  }
+});
+
+it('refuses an input.name the graph already uses, naming the field', async () => {
+  const err = await refusal({ input: { name: 'scores' } });
+  expect([err.device, err.file, err.field]).toEqual(['pump-1', 'model.onnx', 'input.name']);
+  expect(err.message).toMatch(/one input per feature.*"scores" already names a value of the graph/);
+});
+
+it('leaves inputs that are not the features to the graph check, which says how they must be named', async () => {
+  const err = await refusal({ features: ['a', 'b', 'c', 'd'] });
+  expect(err.field).toBe('input.name');
+  expect(err.message).toMatch(/has inputs temperature, vibration, pressure, current; .* one per feature of model.json/);
+  expect(await store.list('models/')).toEqual([]);
+});
