@@ -1,10 +1,12 @@
-# requirements: polars==2.1.0 pandas==3.1.1 pyarrow==26.0.1
+# requirements: polars==2.1.0 pandas==3.1.1 pyarrow==26.0.1 duckdb==2.0.1
 """Writes the Arrow test fixtures under test/fixtures/arrow/: one window's aggregates as other writers' defaults
 write them, for the reader's tests (test/arrow/writer-fixtures.test.ts).
 
 - polars-default.arrow: polars' `write_ipc` (device ids as Utf8View, ts as timestamp[us], a count as Int64);
 - polars-categorical.arrows: polars' `write_ipc_stream` with the device id a `Categorical` (a Dictionary of Utf8View);
-- pandas-default.feather: pandas' `to_feather` of its default dtypes (str, datetime64[ns], int64; LZ4 compressed).
+- pandas-default.feather: pandas' `to_feather` of its default dtypes (str, datetime64[us], int64; LZ4 compressed);
+- duckdb-aggregates.arrow: a DuckDB aggregation (`avg` as double, `sum` of an integer as decimal128(38, 0)), written by
+  pyarrow.
 
 Three devices, one with an id over 12 bytes (a view then names a data buffer instead of holding it), four rows each
 in the window 2026-11-21T12, the same rows in every file; expected.json holds them per device in time order.
@@ -16,8 +18,10 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import polars as pl
+import pyarrow.feather as feather
 
 OUT = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "arrow"
 START = dt.datetime(2026, 11, 21, 12)
@@ -43,6 +47,11 @@ def main():
     frame.write_ipc(OUT / "polars-default.arrow")
     frame.with_columns(pl.col("device_id").cast(pl.Categorical)).write_ipc_stream(OUT / "polars-categorical.arrows")
     pd.DataFrame(data).to_feather(OUT / "pandas-default.feather")
+    rows_table = frame.to_arrow()
+    query = "select device_id, ts, avg(s0) as s0, avg(s1) as s1, sum(events) as events from rows_table group by all"
+    aggregated = duckdb.sql(query).to_arrow_table()
+    assert str(aggregated.schema.field("events").type) == "decimal128(38, 0)", aggregated.schema
+    feather.write_feather(aggregated, OUT / "duckdb-aggregates.arrow", compression="uncompressed")
     expected = {}
     for i, device in enumerate(data["device_id"]):
         ts = int((data["ts"][i] - dt.datetime(1970, 1, 1)).total_seconds() * 1000)

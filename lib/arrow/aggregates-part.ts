@@ -121,7 +121,7 @@ export class AggregatesPart {
       return { ok: false, reason: 'is not a column of the file' };
     }
     if (!isNumeric(field)) {
-      return { ok: false, reason: `has type ${String(field.type)}, expected a float or integer type` };
+      return { ok: false, reason: `has type ${String(field.type)}, expected a float, integer or decimal type` };
     }
     const vector: Vector | null = this.table.getChild(name);
     if (!vector) return { ok: false, reason: 'is not a column of the file' };

@@ -7,17 +7,19 @@ import type { TextDecoder } from 'node:util';
 import { decodeTimestamps } from './timestamps';
 
 /**
- * Whether a column can be a feature: a float of any precision or an integer of any width, signed or not (pandas and
- * polars write counts as Int64). Models read float32 or float64: see {@link featureValues}.
+ * Whether a column can be a feature: a float of any precision, an integer of any width, signed or not (pandas and
+ * polars write counts as Int64), or a decimal (DuckDB's SUM of integers is a Decimal128(38, 0)). Models read float32
+ * or float64: see {@link featureValues}.
  */
 export function isNumeric(field: Field): boolean {
   const type = field.type as DataType;
-  return DataType.isFloat(type) || DataType.isInt(type);
+  return DataType.isFloat(type) || DataType.isInt(type) || DataType.isDecimal(type);
 }
 
 /**
- * A numeric chunk's values as floats, row for row: Float32 and Float64 as they are, Float16 and integers converted
- * (exact for integers up to 2^53 in magnitude; the model's float32 input rounds past 2^24 either way).
+ * A numeric chunk's values as floats, row for row: Float32 and Float64 as they are, Float16, integers and decimals
+ * converted (exact for integers up to 2^53 in magnitude, a decimal to the nearest double; the model's float32 input
+ * rounds past 2^24 either way).
  */
 export function featureValues(data: Data): Float32Array | Float64Array {
   const type = data.type;
@@ -25,6 +27,19 @@ export function featureValues(data: Data): Float32Array | Float64Array {
   if (DataType.isFloat(type)) {
     if (type.precision !== Precision.HALF) return values as Float32Array | Float64Array;
     return Float32Array.from(values as Uint16Array, (half) => util.uint16ToFloat64(half));
+  }
+  if (DataType.isDecimal(type)) {
+    // Two's complement in 32-bit words, least significant first: the top word signed, the others not.
+    const words = values as Uint32Array;
+    const per = type.bitWidth / 32;
+    const unit = 10 ** type.scale;
+    const out = new Float64Array(data.length);
+    for (let i = 0; i < data.length; i++) {
+      let v = words[i * per + per - 1]! | 0;
+      for (let k = per - 2; k >= 0; k--) v = v * 4294967296 + words[i * per + k]!;
+      out[i] = v / unit;
+    }
+    return out;
   }
   if (values instanceof BigInt64Array || values instanceof BigUint64Array) return Float64Array.from(values, Number);
   return Float64Array.from(values as ArrayLike<number>);

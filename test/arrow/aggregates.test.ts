@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   Bool,
+  Decimal,
   Dictionary,
   Float16,
   Float32,
@@ -14,6 +15,8 @@ import {
   Int32,
   Int64,
   Int8,
+  makeData,
+  makeVector,
   Uint32,
   Uint8,
   type RecordBatch,
@@ -198,6 +201,28 @@ describe('readAggregatesPart + WindowAggregates.device', () => {
     });
     const got = new WindowAggregates(window, [part('p', t)]).device('d', ['count'])!;
     expect(nums(got.x)).toEqual(values.map(Number));
+  });
+
+  it.each([
+    [128, 0],
+    [128, 2],
+    [256, 3],
+  ])('reads a %i-bit decimal feature of scale %i as floats, as DuckDB writes a SUM', (bitWidth, scale) => {
+    // -425, 7 and 3 * 2^70 + 1 in two's complement 32-bit words, least significant first.
+    const ints = [-425n, 7n, 3n * 2n ** 70n + 1n];
+    const per = bitWidth / 32;
+    const words = new Uint32Array(ints.length * per);
+    ints.forEach((v, i) => {
+      for (let k = 0; k < per; k++) words[i * per + k] = Number(BigInt.asUintN(32, v >> BigInt(32 * k)));
+    });
+    const type = new Decimal(scale, 38, bitWidth);
+    const t = new Table({
+      device_id: vectorFromArray(['d', 'd', 'd'], new Utf8()),
+      ts: vectorFromArray([T0, T0 + MIN, T0 + 2 * MIN], new TimestampMillisecond('UTC')),
+      total: makeVector(makeData({ type, length: 3, nullCount: 0, data: words })),
+    });
+    const got = new WindowAggregates(window, [part('p', t)]).device('d', ['total'])!;
+    expect(nums(got.x)).toEqual(ints.map((v) => Math.fround(Number(v) / 10 ** scale)));
   });
 
   it('names a null in an integer feature like a null float', () => {
@@ -393,7 +418,7 @@ describe('InvalidAggregates: one device', () => {
     expect([missing.file, missing.device, missing.field]).toEqual(['p0', 'a', 's01']);
     const notFloat = thrown(() => agg.device('b', FEATURES));
     expect([notFloat.file, notFloat.device, notFloat.field]).toEqual(['p1', 'b', 's01']);
-    expect(notFloat.message).toMatch(/has type Bool, expected a float or integer type/);
+    expect(notFloat.message).toMatch(/has type Bool, expected a float, integer or decimal type/);
     expect(agg.device('a', ['s00'])!.rows).toBe(2);
     expect(agg.device('c', FEATURES)!.rows).toBe(2);
   });

@@ -1,7 +1,7 @@
 /**
  * One window's aggregates as other writers write them by default (scripts/make-arrow-fixtures.py: polars 2.1 with its
- * Utf8View ids and Categorical, pandas 3.1's feather), read to the same rows: ids, times and features, an Int64
- * count among them.
+ * Utf8View ids and Categorical, pandas 3.1's feather, a DuckDB 2.0 aggregation), read to the same rows: ids, times
+ * and features, a count among them (Int64; DuckDB's SUM makes it a decimal128(38, 0)).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as
 };
 const FEATURES = ['s0', 's1', 'events'];
 
-it.each(['polars-default.arrow', 'polars-categorical.arrows', 'pandas-default.feather'])(
+it.each(['polars-default.arrow', 'polars-categorical.arrows', 'pandas-default.feather', 'duckdb-aggregates.arrow'])(
   'reads %s to the rows its writer was given',
   (file) => {
     const part = readAggregatesPart(file, readFileSync(join(DIR, file)));

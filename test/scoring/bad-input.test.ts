@@ -147,7 +147,7 @@ test('every kind of bad data and bad model fails only its device, naming file an
   };
   expectFailed('dev-renamed', 'InvalidAggregates', part1, 's01');
   expectFailed('dev-typed', 'InvalidAggregates', part3, 's01');
-  expect(failed('dev-typed').reason).toMatch(/has type Bool, expected a float or integer type/);
+  expect(failed('dev-typed').reason).toMatch(/has type Bool, expected a float, integer or decimal type/);
   expectFailed('dev-nan', 'InvalidAggregates', part2, 's00');
   expectFailed('dev-inf', 'InvalidAggregates', part2, 's00');
   expect(failed('dev-inf').reason).toMatch(/Infinity/);
