@@ -3,8 +3,9 @@
  * on a pandas DataFrame (`to_onnx(model, df[:1])`) with an input per column, each [rows, 1] and named after the
  * column, joined by a `FeatureVectorizer` (or `Concat`). fleetscore feeds a model one [rows, features] tensor, so
  * registration gives such a model that input, named as model.json's `input.name`, and a `Gather` per column that
- * takes the column out of it under the old input's name: the rest of the graph is kept byte for byte (on the wire,
- * as external-data.ts rewrites tensors) and sees the values it saw before.
+ * takes the column out of it under the old input's name (and a `Cast` to the old input's type where it differs, as
+ * for an integer column): the rest of the graph is kept byte for byte (on the wire, as external-data.ts rewrites
+ * tensors) and sees the values it saw before.
  */
 import { onnx } from 'onnx-proto';
 import { InvalidModel } from '../shared/errors';
@@ -27,25 +28,27 @@ const VALUE_INFO_NAME = 1;
 
 /**
  * `bytes` with its per-column inputs joined into one input `meta.input.name`, when the graph has more than one input
- * and those inputs are exactly model.json's features, each a float (or each a double) [rows, 1] or [rows]; `bytes`
- * itself otherwise (the graph check that follows says what does not fit). Throws InvalidModel when the input's name
- * is already a value of the graph.
+ * and those inputs are exactly model.json's features, each [rows, 1] or [rows] of float, double, int64 or int32 (a
+ * DataFrame's integer column); `bytes` itself otherwise (the graph check that follows says what does not fit). The
+ * joined input is double if a column is, else float; a column of another type is cast to it from there. Throws
+ * InvalidModel when a name the join adds is already a value of the graph.
  */
 export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Context): Uint8Array {
   const { inputs } = inspectOnnx(bytes, context);
   const features = meta.features;
   if (inputs.size < 2 || inputs.size !== features.length || inputs.has(meta.input.name)) return bytes;
   if (![...inputs.keys()].every((name) => features.includes(name))) return bytes;
-  const types = new Set([...inputs.values()].map((t) => t.elemType));
-  const [elemType] = types;
-  const { FLOAT, DOUBLE } = onnx.TensorProto.DataType;
-  if (types.size !== 1 || (elemType !== FLOAT && elemType !== DOUBLE)) return bytes;
+  const { FLOAT, DOUBLE, INT64, INT32 } = onnx.TensorProto.DataType;
+  const typeOf = (column: string) => inputs.get(column)!.elemType;
+  if (!features.every((f) => [FLOAT, DOUBLE, INT64, INT32].includes(typeOf(f)!))) return bytes;
   if (![...inputs.values()].every(isColumn)) return bytes;
+  const elemType = features.some((f) => typeOf(f) === DOUBLE) ? DOUBLE : FLOAT;
 
   const joined = meta.input.name;
   const indexName = (column: string) => `${joined}.fleetscore_column.${column}`;
+  const valueName = (column: string) => `${joined}.fleetscore_column.${column}.value`;
   const taken = valueNames(bytes);
-  for (const name of [joined, ...features.map(indexName)]) {
+  for (const name of [joined, ...features.flatMap((f) => [indexName(f), valueName(f)])]) {
     if (taken.has(name)) {
       const message =
         `${context.file}: has one input per feature, which registration joins into one input named by ` +
@@ -53,24 +56,38 @@ export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Co
       throw new InvalidModel(message, { ...context, field: 'input.name' });
     }
   }
+  const { INT } = onnx.AttributeProto.AttributeType;
   const columns: Uint8Array[] = [];
   features.forEach((column, j) => {
     const rank = inputs.get(column)!.dims?.length ?? 2;
-    const node = onnx.NodeProto.encode({
-      name: `fleetscore_column.${column}`,
-      opType: 'Gather',
-      input: [joined, indexName(column)],
-      output: [column],
-      attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
-    }).finish();
+    const cast = typeOf(column) !== elemType;
+    const nodes: onnx.INodeProto[] = [
+      {
+        name: `fleetscore_column.${column}`,
+        opType: 'Gather',
+        input: [joined, indexName(column)],
+        output: [cast ? valueName(column) : column],
+        attribute: [{ name: 'axis', type: INT, i: 1 }],
+      },
+    ];
+    if (cast) {
+      nodes.push({
+        name: `fleetscore_column.${column}.cast`,
+        opType: 'Cast',
+        input: [valueName(column)],
+        output: [column],
+        attribute: [{ name: 'to', type: INT, i: typeOf(column) }],
+      });
+    }
     // A [1] index keeps the column's [rows, 1]; a scalar one gives [rows].
     const index = onnx.TensorProto.encode({
       name: indexName(column),
-      dataType: onnx.TensorProto.DataType.INT64,
+      dataType: INT64,
       dims: rank === 2 ? [1] : [],
       int64Data: [j],
     }).finish();
-    columns.push(...lengthDelimited(GRAPH.node, node), ...lengthDelimited(GRAPH.initializer, index));
+    for (const node of nodes) columns.push(...lengthDelimited(GRAPH.node, onnx.NodeProto.encode(node).finish()));
+    columns.push(...lengthDelimited(GRAPH.initializer, index));
   });
   const input = onnx.ValueInfoProto.encode({
     name: joined,

@@ -88,6 +88,43 @@ it('gives each column input its own column when model.json lists the features in
   }
 });
 
+it('casts a column to the integer type of its input, as a DataFrame with a count column exports', async () => {
+  const { FLOAT, INT64 } = onnx.TensorProto.DataType;
+  const column = (name: string, elemType: number) => ({
+    name,
+    type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } },
+  });
+  const cast = { name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: FLOAT };
+  const model = onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'sum',
+      node: [
+        { opType: 'Cast', input: ['count'], output: ['countFloat'], attribute: [cast] },
+        { opType: 'Add', input: ['level', 'countFloat'], output: ['score'] },
+      ],
+      input: [column('level', FLOAT), column('count', INT64)],
+      output: [column('score', FLOAT)],
+    },
+  }).finish();
+  const features = ['count', 'level'];
+  const entry = await registerModel(store, {
+    device: 'pump-1',
+    onnx: model,
+    meta: { ...meta, features, output: { name: 'score', column: 0 } },
+  });
+  // Rows of [count, level].
+  const x = new Float32Array([3, 1.5, 7, -2.25, 0, 0.5]);
+  for (const cache of [new ModelSessionCache(), new ModelSessionCache({ batching: false })]) {
+    try {
+      expect(Array.from(await scoreWith(await cache.prepare(store, 'pump-1', entry), x, 3))).toEqual([4.5, 4.75, 0.5]);
+    } finally {
+      await cache.close();
+    }
+  }
+});
+
 it('refuses an input.name the graph already uses, naming the field', async () => {
   const err = await refusal({ input: { name: 'scores' } });
   expect([err.device, err.file, err.field]).toEqual(['pump-1', 'model.onnx', 'input.name']);
