@@ -36,7 +36,7 @@ const VALUE_INFO_NAME = 1;
 export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Context): Uint8Array {
   const { inputs } = inspectOnnx(bytes, context);
   const features = meta.features;
-  if (inputs.size < 2 || inputs.size !== features.length || inputs.has(meta.input.name)) return bytes;
+  if (inputs.size < 2 || inputs.size !== features.length) return bytes;
   if (![...inputs.keys()].every((name) => features.includes(name))) return bytes;
   const { FLOAT, DOUBLE, INT64, INT32 } = onnx.TensorProto.DataType;
   const typeOf = (column: string) => inputs.get(column)!.elemType;

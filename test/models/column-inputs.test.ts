@@ -125,11 +125,14 @@ it('casts a column to the integer type of its input, as a DataFrame with a count
   }
 });
 
-it('refuses an input.name the graph already uses, naming the field', async () => {
-  const err = await refusal({ input: { name: 'scores' } });
-  expect([err.device, err.file, err.field]).toEqual(['pump-1', 'model.onnx', 'input.name']);
-  expect(err.message).toMatch(/one input per feature.*"scores" already names a value of the graph/);
-});
+it.each(['scores', 'temperature'])(
+  'refuses an input.name the graph already uses (%s), naming the field',
+  async (name) => {
+    const err = await refusal({ input: { name } });
+    expect([err.device, err.file, err.field]).toEqual(['pump-1', 'model.onnx', 'input.name']);
+    expect(err.message).toMatch(new RegExp(`one input per feature.*"${name}" already names a value of the graph`));
+  },
+);
 
 it('leaves inputs that are not the features to the graph check, which says how they must be named', async () => {
   const err = await refusal({ features: ['a', 'b', 'c', 'd'] });
