@@ -6,7 +6,9 @@ write them, for the reader's tests (test/arrow/writer-fixtures.test.ts).
 - polars-categorical.arrows: polars' `write_ipc_stream` with the device id a `Categorical` (a Dictionary of Utf8View);
 - pandas-default.feather: pandas' `to_feather` of its default dtypes (str, datetime64[us], int64; LZ4 compressed);
 - duckdb-aggregates.arrow: a DuckDB aggregation (`avg` as double, `sum` of an integer as decimal128(38, 0)), written by
-  pyarrow.
+  pyarrow;
+- the same as Parquet, each writer's own defaults: polars-default.parquet (`write_parquet`, ZSTD),
+  pandas-default.parquet (`to_parquet`, pyarrow, Snappy) and duckdb-aggregates.parquet (DuckDB's `COPY ... TO`).
 
 Three devices, one with an id over 12 bytes (a view then names a data buffer instead of holding it), four rows each
 in the window 2026-11-21T12, the same rows in every file; expected.json holds them per device in time order.
@@ -49,9 +51,13 @@ def main():
     pd.DataFrame(data).to_feather(OUT / "pandas-default.feather")
     rows_table = frame.to_arrow()
     query = "select device_id, ts, avg(s0) as s0, avg(s1) as s1, sum(events) as events from rows_table group by all"
+    query += " order by device_id, ts"
     aggregated = duckdb.sql(query).to_arrow_table()
     assert str(aggregated.schema.field("events").type) == "decimal128(38, 0)", aggregated.schema
     feather.write_feather(aggregated, OUT / "duckdb-aggregates.arrow", compression="uncompressed")
+    frame.write_parquet(OUT / "polars-default.parquet")
+    pd.DataFrame(data).to_parquet(OUT / "pandas-default.parquet")
+    duckdb.sql(f"copy ({query}) to '{OUT / 'duckdb-aggregates.parquet'}' (format parquet)")
     expected = {}
     for i, device in enumerate(data["device_id"]):
         ts = int((data["ts"][i] - dt.datetime(1970, 1, 1)).total_seconds() * 1000)

@@ -61,7 +61,7 @@ export async function gatherPredictions(options: z.infer<typeof showSchema>): Pr
   const rows: PredictionRow[] = [];
   for (const shard of manifest.shards) {
     if (!shard.predictions || rows.length >= options.limit) continue;
-    for (const row of predictionRows(await readPredictions(await store.get(shard.predictions), shard.predictions))) {
+    for (const row of predictionRows(readPredictions(await store.get(shard.predictions), shard.predictions))) {
       if (options.anomalies && !row.isAnomaly) continue;
       if (options.device && row.device !== options.device) continue;
       rows.push(row);

@@ -61,7 +61,8 @@ export class AggregatesCache {
       if (refused !== undefined) return { error: new InvalidAggregates(refused, { file: key }), bytes: 0 };
       const bytes = await store.get(key);
       try {
-        return { part: readAggregatesPart(key, bytes), bytes: bytes.byteLength };
+        const part = readAggregatesPart(key, bytes);
+        return { part, bytes: part.byteLength };
       } catch (err) {
         // A part that fails as a whole is remembered as such; WindowAggregates fails the devices that ask.
         if (err instanceof InvalidAggregates) return { error: err, bytes: 0 };

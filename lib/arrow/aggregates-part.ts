@@ -15,6 +15,7 @@ import {
   readTimestamps,
 } from './column-decoding';
 import { checkFraming } from './ipc-framing';
+import { hasParquetFooter, isParquet, parquetToIpc } from './parquet';
 import { readIpcTable } from './ipc-reader';
 import { isSubMillisecond, type TimestampType } from './timestamps';
 
@@ -70,6 +71,8 @@ export class AggregatesPart {
     decoded: DecodedPart,
     /** The `ts` column's unit and time zone, which the predictions of its rows keep. */
     readonly tsType: TimestampType,
+    /** Bytes of the Arrow IPC it was read from (a Parquet part's once decoded): what a cache weighs it by. */
+    readonly byteLength: number,
   ) {
     this.ts = decoded.ts;
     this.tsNanos = decoded.tsNanos;
@@ -135,15 +138,30 @@ export class AggregatesPart {
 }
 
 /**
- * Decodes one part file's bytes (IPC file or stream format). Throws `InvalidAggregates` naming `file` for
- * problems that fail the whole file (see lib/arrow/aggregates.ts); device-level problems are found later, only
- * for the devices asked for.
+ * Decodes one part file's bytes (Arrow IPC file or stream format, or Parquet, told apart by their bytes). Throws
+ * `InvalidAggregates` naming `file` for problems that fail the whole file (see lib/arrow/aggregates.ts);
+ * device-level problems are found later, only for the devices asked for.
  */
 export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesPart {
-  checkFraming(file, bytes);
+  let ipc = bytes;
+  if (isParquet(bytes)) {
+    if (!hasParquetFooter(bytes)) {
+      throw new InvalidAggregates('is a truncated Parquet file (no footer magic at the end)', { file });
+    }
+    try {
+      ipc = parquetToIpc(bytes);
+    } catch (err) {
+      const reason = messageOf(err);
+      throw new InvalidAggregates(
+        `is not readable Parquet (corrupt or truncated): ${reason}`,
+        { file },
+        { cause: err },
+      );
+    }
+  } else checkFraming(file, bytes);
   let table: Table;
   try {
-    table = readIpcTable(bytes);
+    table = readIpcTable(ipc);
   } catch (err) {
     const reason = messageOf(err);
     throw new InvalidAggregates(
@@ -153,7 +171,7 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
     );
   }
   const tsType = checkSchema(file, table);
-  return new AggregatesPart(file, table, decodeRows(file, table, tsType.unit), tsType);
+  return new AggregatesPart(file, table, decodeRows(file, table, tsType.unit), tsType, ipc.byteLength);
 }
 
 /** Checks the columns every part needs (no duplicates, `device_id` a string, `ts` a timestamp); returns ts's type. */

@@ -12,7 +12,6 @@ const OTHER_FORMATS: { magic: number[]; what: string }[] = [
     magic: [0x46, 0x45, 0x41, 0x31], // "FEA1"
     what: "Feather v1 (the format before Arrow IPC); write Feather v2 (pyarrow's default) or Arrow IPC",
   },
-  { magic: [0x50, 0x41, 0x52, 0x31], what: 'Parquet, not Arrow IPC' }, // "PAR1"
 ];
 
 function startsWithMagic(bytes: Uint8Array, at: number, magic: readonly number[] = FILE_MAGIC): boolean {

@@ -13,7 +13,7 @@ import {
 import { readIpcTable } from './ipc-reader';
 import { InvalidPredictions, messageOf } from '../shared/errors';
 import type { PredictionColumns, PredictionRun } from './predictions-columns';
-import { isParquet, parquetToIpc } from './predictions-parquet';
+import { isParquet, parquetToIpc } from './parquet';
 import { decodeTimestamps, isMillisecondsUtc, isSubMillisecond, type TimestampType } from './timestamps';
 
 /**
@@ -100,11 +100,11 @@ export function decodePredictions(bytes: Uint8Array, file?: string): PredictionC
  * Decodes a predictions file of either format (Arrow IPC file or stream, or Parquet, told apart by their bytes).
  * Throws `InvalidPredictions` naming `file` and the column.
  */
-export async function readPredictions(bytes: Uint8Array, file?: string): Promise<PredictionColumns> {
+export function readPredictions(bytes: Uint8Array, file?: string): PredictionColumns {
   if (!isParquet(bytes)) return decodePredictions(bytes, file);
   let ipc: Uint8Array;
   try {
-    ipc = await parquetToIpc(bytes);
+    ipc = parquetToIpc(bytes);
   } catch (err) {
     const reason = messageOf(err);
     throw new InvalidPredictions(`not a readable Parquet file: ${reason}`, file, undefined, { cause: err });

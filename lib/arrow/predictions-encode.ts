@@ -24,7 +24,7 @@ import {
   type PredictionRun,
   type PredictionsFormat,
 } from './predictions-columns';
-import { streamToParquet } from './predictions-parquet';
+import { streamToParquet } from './parquet';
 import { encodeTimestamp, MILLISECONDS_UTC } from './timestamps';
 
 /** Encodes predictions as an Arrow IPC file (the format with a footer, so a reader can tell it is complete). */
@@ -112,7 +112,7 @@ function repeatedStrings(runs: readonly PredictionRun[], pick: (r: PredictionRun
 }
 
 /** Encodes predictions in `format`: Arrow IPC file format, or Parquet with the same schema. */
-export async function encodePredictionsAs(columns: PredictionColumns, format: PredictionsFormat): Promise<Uint8Array> {
+export function encodePredictionsAs(columns: PredictionColumns, format: PredictionsFormat): Uint8Array {
   const table = predictionsTable(columns);
   return format === 'parquet' ? streamToParquet(tableToIPC(table, 'stream')) : tableToIPC(table, 'file');
 }

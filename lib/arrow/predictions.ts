@@ -9,7 +9,7 @@
  *
  * Rows are columnar typed arrays plus device runs (device, model version, row count), so a shard of 100k
  * devices x 60 rows is written without a JS object or string per row. The rooms: predictions-columns.ts (the
- * shape), predictions-builder.ts, predictions-encode.ts, predictions-decode.ts, predictions-parquet.ts.
+ * shape), predictions-builder.ts, predictions-encode.ts, predictions-decode.ts, and parquet.ts for Parquet.
  */
 export { PredictionsBuilder } from './predictions-builder';
 export { InvalidPredictions } from '../shared/errors';

@@ -145,7 +145,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     ctx.signal?.throwIfAborted();
     const format = plan.predictionsFormat ?? 'arrow';
     const predictionsKey = predictions.rows > 0 ? keys.predictions(window.id, req.runId, req.shard, format) : undefined;
-    if (predictionsKey) await deps.store.put(predictionsKey, await encodePredictionsAs(predictions.columns(), format));
+    if (predictionsKey) await deps.store.put(predictionsKey, encodePredictionsAs(predictions.columns(), format));
     const status: ShardStatusFile = {
       schema: 'fleetscore.shard-status/v1',
       window: window.id,

@@ -22,6 +22,7 @@ import {
   WindowAggregates,
 } from '../../lib/arrow/aggregates';
 import { registerIpcCodecs } from '../../lib/arrow/ipc-reader';
+import { parquetToIpc, streamToParquet } from '../../lib/arrow/parquet';
 import { keys } from '../../lib/shared/keys';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/shared/window';
@@ -75,19 +76,20 @@ describe('the parts of a window', () => {
     expect(names).toEqual(['b/part-2.arrows', 'notes.csv', 'part-0.arrow', 'part-1.feather']);
   });
 
-  it('are read under every Arrow IPC name, whatever the format, and refused by name otherwise', async () => {
+  it('are read under every Arrow IPC and Parquet name, whatever the format, and refused by name otherwise', async () => {
     await store.put(`${prefix}a.feather`, tableToIPC(rows('a'), 'file'));
     await store.put(`${prefix}b.arrows`, tableToIPC(rows('b'), 'stream'));
     await store.put(`${prefix}c.ipc`, tableToIPC(rows('c'), 'stream'));
     await store.put(`${prefix}d.IPC`, tableToIPC(rows('d'), 'file'));
+    await store.put(`${prefix}e.parquet`, streamToParquet(tableToIPC(rows('e'), 'stream')));
     const agg = await loadWindowAggregates(store, window);
     expect(agg.failedParts).toEqual([]);
-    for (const device of ['a', 'b', 'c', 'd']) expect(agg.device(device, ['s00', 's01'])!.rows).toBe(2);
+    for (const device of ['a', 'b', 'c', 'd', 'e']) expect(agg.device(device, ['s00', 's01'])!.rows).toBe(2);
 
-    await store.put(`${prefix}e.parquet`, 'PAR1 not read');
+    await store.put(`${prefix}f.csv`, 'device_id,ts,s00,s01');
     const refused = await loadWindowAggregates(store, window);
-    expect(refused.failedParts.map((e) => e.file)).toEqual([`${prefix}e.parquet`]);
-    expect(refused.failedParts[0]!.message).toMatch(/e\.parquet: is Parquet; fleetscore reads Arrow IPC aggregates/);
+    expect(refused.failedParts.map((e) => e.file)).toEqual([`${prefix}f.csv`]);
+    expect(refused.failedParts[0]!.message).toMatch(/f\.csv: is not named as an Arrow IPC or Parquet part/);
     // Under the default layout every device may have rows in it: each fails, naming the file.
     const err = (() => {
       try {
@@ -97,17 +99,24 @@ describe('the parts of a window', () => {
       }
       throw new Error('expected InvalidAggregates');
     })();
-    expect([err.file, err.device]).toEqual([`${prefix}e.parquet`, 'a']);
+    expect([err.file, err.device]).toEqual([`${prefix}f.csv`, 'a']);
     // Device-partitioned: the devices of readable parts are scored.
     const partitioned = new WindowAggregates(window, refused.parts, refused.failedParts, 'device-partitioned');
     expect(partitioned.device('a', ['s00'])!.rows).toBe(2);
   });
 
-  it('refuses Feather v1 and Parquet bytes under an Arrow name, saying what they are', () => {
+  it('reads Parquet bytes under an Arrow name, and refuses Feather v1 and Parquet cut short or corrupt', () => {
+    const parquet = streamToParquet(tableToIPC(rows('p', 3), 'stream'));
+    const part = readAggregatesPart('p.arrow', parquet);
+    expect(new WindowAggregates(window, [part]).device('p', ['s01'])!.rows).toBe(3);
+    // Weighed by the Arrow it decodes to, not by the compressed Parquet.
+    expect(part.byteLength).toBe(parquetToIpc(parquet).byteLength);
     const feather1 = new Uint8Array([0x46, 0x45, 0x41, 0x31, 0, 0, 0, 0, 0x46, 0x45, 0x41, 0x31]);
     expect(() => readAggregatesPart('p.feather', feather1)).toThrow(/p\.feather: is Feather v1 .* Feather v2/);
-    const parquet = new Uint8Array([0x50, 0x41, 0x52, 0x31, 1, 2, 3, 4, 0x50, 0x41, 0x52, 0x31]);
-    expect(() => readAggregatesPart('p.arrow', parquet)).toThrow(/p\.arrow: is Parquet, not Arrow IPC/);
+    const cut = parquet.subarray(0, parquet.length - 10);
+    expect(() => readAggregatesPart('p.parquet', cut)).toThrow(/p\.parquet: is a truncated Parquet file/);
+    const corrupt = new Uint8Array([0x50, 0x41, 0x52, 0x31, 1, 2, 3, 4, 0x50, 0x41, 0x52, 0x31]);
+    expect(() => readAggregatesPart('p.parquet', corrupt)).toThrow(/p\.parquet: is not readable Parquet/);
   });
 
   it.each(['file', 'stream'] as const)('reads LZ4-frame compressed IPC (%s format)', (format) => {

@@ -79,8 +79,8 @@ describe('timestamps of any unit, kept exactly', () => {
       const rows = agg.device('d', ['s00'])!;
       const builder = new PredictionsBuilder(agg.tsType);
       builder.append('d', 'v0001', rows.ts, Float32Array.of(0.5, 9), Uint8Array.of(0, 1), rows.tsNanos);
-      const bytes = await encodePredictionsAs(builder.columns(), format);
-      const decoded = await readPredictions(bytes, 'f');
+      const bytes = encodePredictionsAs(builder.columns(), format);
+      const decoded = readPredictions(bytes, 'f');
       expect(decoded.tsType).toEqual({ unit: TimeUnit.MICROSECOND, timezone: 'UTC' });
       expect(Array.from(decoded.ts)).toEqual(Array.from(rows.ts));
       expect(Array.from(decoded.tsNanos!)).toEqual([1_000, 123_000]);
@@ -100,6 +100,6 @@ describe('timestamps of any unit, kept exactly', () => {
     builder.append('d', 'v1', Float64Array.of(T0, T0 + 60_000), Float32Array.of(1, 2), Uint8Array.of(0, 0));
     const columns = builder.columns();
     expect(columns.tsType).toBeUndefined();
-    expect(await readPredictions(await encodePredictionsAs(columns, 'parquet'))).toEqual(columns);
+    expect(readPredictions(encodePredictionsAs(columns, 'parquet'))).toEqual(columns);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * One window's aggregates as other writers write them by default (scripts/make-arrow-fixtures.py: polars 2.1 with its
- * Utf8View ids and Categorical, pandas 3.1's feather, a DuckDB 2.0 aggregation), read to the same rows: ids, times
- * and features, a count among them (Int64; DuckDB's SUM makes it a decimal128(38, 0)).
+ * Utf8View ids and Categorical, pandas 3.1's feather, a DuckDB 2.0 aggregation, and each one's Parquet), read to the
+ * same rows: ids, times and features, a count among them (Int64; DuckDB's SUM makes it a decimal128(38, 0) in
+ * Arrow and a double in Parquet).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,16 +16,21 @@ const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as
 };
 const FEATURES = ['s0', 's1', 'events'];
 
-it.each(['polars-default.arrow', 'polars-categorical.arrows', 'pandas-default.feather', 'duckdb-aggregates.arrow'])(
-  'reads %s to the rows its writer was given',
-  (file) => {
-    const part = readAggregatesPart(file, readFileSync(join(DIR, file)));
-    expect([...part.devices].sort()).toEqual(Object.keys(expected.devices).sort());
-    const window = new WindowAggregates(parseWindow(expected.window), [part]);
-    for (const [device, rows] of Object.entries(expected.devices)) {
-      const got = window.device(device, FEATURES)!;
-      expect(Array.from(got.ts)).toEqual(rows.map((r) => r[0]));
-      expect(Array.from(got.x)).toEqual(Array.from(Float32Array.from(rows.flatMap((r) => r.slice(1)))));
-    }
-  },
-);
+it.each([
+  'polars-default.arrow',
+  'polars-categorical.arrows',
+  'pandas-default.feather',
+  'duckdb-aggregates.arrow',
+  'polars-default.parquet',
+  'pandas-default.parquet',
+  'duckdb-aggregates.parquet',
+])('reads %s to the rows its writer was given', (file) => {
+  const part = readAggregatesPart(file, readFileSync(join(DIR, file)));
+  expect([...part.devices].sort()).toEqual(Object.keys(expected.devices).sort());
+  const window = new WindowAggregates(parseWindow(expected.window), [part]);
+  for (const [device, rows] of Object.entries(expected.devices)) {
+    const got = window.device(device, FEATURES)!;
+    expect(Array.from(got.ts)).toEqual(rows.map((r) => r[0]));
+    expect(Array.from(got.x)).toEqual(Array.from(Float32Array.from(rows.flatMap((r) => r.slice(1)))));
+  }
+});

@@ -1,0 +1,44 @@
+/**
+ * Parquet, through the Rust `parquet` crate (Apache Arrow's own implementation, compiled to WebAssembly as the npm
+ * package parquet-wasm): aggregates parts written as Parquet are read as Arrow (the schema written with them kept),
+ * and predictions can be written as Parquet, the format query engines (DuckDB, Spark, Athena, Trino) read without an
+ * extension, with ZSTD pages and column statistics. The WebAssembly module (a few MB) loads on first use only, so a
+ * process that meets no Parquet never pays for it.
+ */
+import type * as ParquetWasm from 'parquet-wasm';
+
+/** The 4 bytes every Parquet file starts (and ends) with. */
+const PARQUET_MAGIC = [0x50, 0x41, 0x52, 0x31]; // "PAR1"
+
+let loaded: typeof ParquetWasm | undefined;
+
+function parquetWasm(): typeof ParquetWasm {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only where Parquet is read or written
+  loaded ??= require('parquet-wasm') as typeof ParquetWasm;
+  return loaded;
+}
+
+/** Whether `bytes` are a Parquet file (by its leading magic). */
+export function isParquet(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && PARQUET_MAGIC.every((b, i) => bytes[i] === b);
+}
+
+/** Whether a Parquet file ends with its footer's magic (one cut short does not). */
+export function hasParquetFooter(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && PARQUET_MAGIC.every((b, i) => bytes[bytes.length - 4 + i] === b);
+}
+
+/** Writes an Arrow IPC stream as Parquet with ZSTD pages; schema and types are kept. */
+export function streamToParquet(stream: Uint8Array): Uint8Array {
+  const parquet = parquetWasm();
+  const props = new parquet.WriterPropertiesBuilder()
+    .setCompression(parquet.Compression.ZSTD)
+    .setCreatedBy('fleetscore')
+    .build();
+  return parquet.writeParquet(parquet.Table.fromIPCStream(stream), props);
+}
+
+/** Reads a Parquet file as Arrow IPC (stream format), with the Arrow schema it was written with. */
+export function parquetToIpc(bytes: Uint8Array): Uint8Array {
+  return parquetWasm().readParquet(bytes).intoIPCStream();
+}
