@@ -19,10 +19,14 @@ interface Context {
   file: string;
 }
 
-/** ModelProto's graph; GraphProto's node, initializer, input, output and value_info; the name fields inside. */
+/**
+ * ModelProto's graph; GraphProto's node, initializer, input, output and value_info; NodeProto's names and attributes;
+ * AttributeProto's graphs; the name fields inside.
+ */
 const MODEL_GRAPH = 7;
 const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 };
-const NODE = { input: 1, output: 2 };
+const NODE = { input: 1, output: 2, attribute: 5 };
+const ATTRIBUTE = { g: 6, graphs: 11 };
 const TENSOR_NAME = 8;
 const VALUE_INFO_NAME = 1;
 
@@ -128,33 +132,45 @@ function nameOf(buf: Uint8Array, field: number): string {
   return name;
 }
 
-/** Every name a value has in the main graph: node inputs and outputs, initializers, inputs, outputs, value infos. */
+/**
+ * Every name a value has in the model's graph and its subgraphs (a Scan's body, an If's branches): node inputs and
+ * outputs, initializers, inputs, outputs, value infos. A name added to the main graph must be none of them: ONNX lets
+ * no subgraph define a name the graph around it has.
+ */
 function valueNames(bytes: Uint8Array): Set<string> {
   const names = new Set<string>();
   const r = new Reader(bytes);
   while (r.pos < r.end) {
     const k = r.varint();
-    if (k !== key(MODEL_GRAPH, 2)) {
-      r.skip(k & 7);
-      continue;
-    }
-    const graph = new Reader(r.bytes());
-    while (graph.pos < graph.end) {
-      const g = graph.varint();
-      if (g === key(GRAPH.node, 2)) {
-        const node = new Reader(graph.bytes());
-        while (node.pos < node.end) {
-          const n = node.varint();
-          if (n === key(NODE.input, 2) || n === key(NODE.output, 2)) names.add(node.string());
-          else node.skip(n & 7);
-        }
-      } else if (g === key(GRAPH.initializer, 2)) names.add(nameOf(graph.bytes(), TENSOR_NAME));
-      else if (g === key(GRAPH.input, 2) || g === key(GRAPH.output, 2) || g === key(GRAPH.valueInfo, 2)) {
-        names.add(nameOf(graph.bytes(), VALUE_INFO_NAME));
-      } else graph.skip(g & 7);
-    }
+    if (k === key(MODEL_GRAPH, 2)) addGraphNames(r.bytes(), names);
+    else r.skip(k & 7);
   }
   return names;
+}
+
+function addGraphNames(buf: Uint8Array, names: Set<string>): void {
+  const graph = new Reader(buf);
+  while (graph.pos < graph.end) {
+    const g = graph.varint();
+    if (g === key(GRAPH.node, 2)) {
+      const node = new Reader(graph.bytes());
+      while (node.pos < node.end) {
+        const n = node.varint();
+        if (n === key(NODE.input, 2) || n === key(NODE.output, 2)) names.add(node.string());
+        else if (n === key(NODE.attribute, 2)) {
+          const attribute = new Reader(node.bytes());
+          while (attribute.pos < attribute.end) {
+            const a = attribute.varint();
+            if (a === key(ATTRIBUTE.g, 2) || a === key(ATTRIBUTE.graphs, 2)) addGraphNames(attribute.bytes(), names);
+            else attribute.skip(a & 7);
+          }
+        } else node.skip(n & 7);
+      }
+    } else if (g === key(GRAPH.initializer, 2)) names.add(nameOf(graph.bytes(), TENSOR_NAME));
+    else if (g === key(GRAPH.input, 2) || g === key(GRAPH.output, 2) || g === key(GRAPH.valueInfo, 2)) {
+      names.add(nameOf(graph.bytes(), VALUE_INFO_NAME));
+    } else graph.skip(g & 7);
+  }
 }
 
 /** The model `bytes` with its graph replaced by what `edit` makes of it; every other field kept as it was. */

@@ -32,7 +32,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function refusal(input: Partial<ModelMetaInput>, bytes = original): Promise<InvalidModel> {
+async function refusal(input: Partial<ModelMetaInput>, bytes: Uint8Array = original): Promise<InvalidModel> {
   try {
     await registerModel(store, { device: 'pump-1', onnx: bytes, meta: { ...meta, ...input } });
   } catch (err) {
@@ -133,6 +133,45 @@ it.each(['scores', 'temperature'])(
     expect(err.message).toMatch(new RegExp(`one input per feature.*"${name}" already names a value of the graph`));
   },
 );
+
+it('refuses an input.name that a subgraph defines (an If branch), which ONNX would not let the graph shadow', async () => {
+  const { FLOAT, BOOL } = onnx.TensorProto.DataType;
+  const info = (name: string, elemType = FLOAT) => ({
+    name,
+    type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } },
+  });
+  const branch = (op: string) => ({
+    name: op,
+    node: [{ opType: op, input: ['a'], output: ['X'] }],
+    output: [info('X')],
+  });
+  const { GRAPH } = onnx.AttributeProto.AttributeType;
+  const model = onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'branches',
+      node: [
+        { opType: 'Greater', input: ['a', 'b'], output: ['c'] },
+        { opType: 'ReduceMin', input: ['c'], output: ['cond'], attribute: [{ name: 'keepdims', type: 2, i: 0 }] },
+        {
+          opType: 'If',
+          input: ['cond'],
+          output: ['score'],
+          attribute: [
+            { name: 'then_branch', type: GRAPH, g: branch('Identity') },
+            { name: 'else_branch', type: GRAPH, g: branch('Neg') },
+          ],
+        },
+      ],
+      input: [info('a'), info('b')],
+      output: [info('score'), info('c', BOOL)],
+    },
+  }).finish();
+  const err = await refusal({ features: ['a', 'b'], output: { name: 'score', column: 0 } }, model);
+  expect(err.field).toBe('input.name');
+  expect(err.message).toMatch(/"X" already names a value of the graph/);
+});
 
 it('leaves inputs that are not the features to the graph check, which says how they must be named', async () => {
   const err = await refusal({ features: ['a', 'b', 'c', 'd'] });
