@@ -22,6 +22,18 @@ const { schema: _schema, ...meta } = JSON.parse(
 ) as ModelMetaInput & { schema: string };
 const FEATURES = ['temperature', 'vibration', 'pressure', 'current'];
 
+const { FLOAT } = onnx.TensorProto.DataType;
+
+/** A [rows, 1] value of `elemType`, as skl2onnx types a DataFrame's column. */
+const column = (name: string, elemType: number = FLOAT) => ({
+  name,
+  type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } },
+});
+
+/** A model of `graph`, opset 17. */
+const modelOf = (graph: onnx.IGraphProto) =>
+  onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph }).finish();
+
 let dir: string;
 let store: LocalStore;
 beforeEach(async () => {
@@ -89,25 +101,16 @@ it('gives each column input its own column when model.json lists the features in
 });
 
 it('casts a column to the integer type of its input, as a DataFrame with a count column exports', async () => {
-  const { FLOAT, INT64 } = onnx.TensorProto.DataType;
-  const column = (name: string, elemType: number) => ({
-    name,
-    type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } },
-  });
   const cast = { name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: FLOAT };
-  const model = onnx.ModelProto.encode({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'sum',
-      node: [
-        { opType: 'Cast', input: ['count'], output: ['countFloat'], attribute: [cast] },
-        { opType: 'Add', input: ['level', 'countFloat'], output: ['score'] },
-      ],
-      input: [column('level', FLOAT), column('count', INT64)],
-      output: [column('score', FLOAT)],
-    },
-  }).finish();
+  const model = modelOf({
+    name: 'sum',
+    node: [
+      { opType: 'Cast', input: ['count'], output: ['countFloat'], attribute: [cast] },
+      { opType: 'Add', input: ['level', 'countFloat'], output: ['score'] },
+    ],
+    input: [column('level'), column('count', onnx.TensorProto.DataType.INT64)],
+    output: [column('score')],
+  });
   const features = ['count', 'level'];
   const entry = await registerModel(store, {
     device: 'pump-1',
@@ -135,39 +138,30 @@ it.each(['scores', 'temperature'])(
 );
 
 it('refuses an input.name that a subgraph defines (an If branch), which ONNX would not let the graph shadow', async () => {
-  const { FLOAT, BOOL } = onnx.TensorProto.DataType;
-  const info = (name: string, elemType = FLOAT) => ({
-    name,
-    type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } },
-  });
   const branch = (op: string) => ({
     name: op,
     node: [{ opType: op, input: ['a'], output: ['X'] }],
-    output: [info('X')],
+    output: [column('X')],
   });
   const { GRAPH } = onnx.AttributeProto.AttributeType;
-  const model = onnx.ModelProto.encode({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'branches',
-      node: [
-        { opType: 'Greater', input: ['a', 'b'], output: ['c'] },
-        { opType: 'ReduceMin', input: ['c'], output: ['cond'], attribute: [{ name: 'keepdims', type: 2, i: 0 }] },
-        {
-          opType: 'If',
-          input: ['cond'],
-          output: ['score'],
-          attribute: [
-            { name: 'then_branch', type: GRAPH, g: branch('Identity') },
-            { name: 'else_branch', type: GRAPH, g: branch('Neg') },
-          ],
-        },
-      ],
-      input: [info('a'), info('b')],
-      output: [info('score'), info('c', BOOL)],
-    },
-  }).finish();
+  const model = modelOf({
+    name: 'branches',
+    node: [
+      { opType: 'Greater', input: ['a', 'b'], output: ['c'] },
+      { opType: 'ReduceMin', input: ['c'], output: ['cond'], attribute: [{ name: 'keepdims', type: 2, i: 0 }] },
+      {
+        opType: 'If',
+        input: ['cond'],
+        output: ['score'],
+        attribute: [
+          { name: 'then_branch', type: GRAPH, g: branch('Identity') },
+          { name: 'else_branch', type: GRAPH, g: branch('Neg') },
+        ],
+      },
+    ],
+    input: [column('a'), column('b')],
+    output: [column('score'), column('c', onnx.TensorProto.DataType.BOOL)],
+  });
   const err = await refusal({ features: ['a', 'b'], output: { name: 'score', column: 0 } }, model);
   expect(err.field).toBe('input.name');
   expect(err.message).toMatch(/"X" already names a value of the graph/);
