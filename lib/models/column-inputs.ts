@@ -25,7 +25,7 @@ interface Context {
  */
 const MODEL_GRAPH = 7;
 const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 };
-const NODE = { input: 1, output: 2, attribute: 5 };
+const NODE = { input: 1, output: 2, opType: 4, attribute: 5 };
 const ATTRIBUTE = { g: 6, graphs: 11 };
 const TENSOR_NAME = 8;
 const VALUE_INFO_NAME = 1;
@@ -35,7 +35,8 @@ const VALUE_INFO_NAME = 1;
  * and those inputs are exactly model.json's features, each [rows, 1] or [rows] of float, double, int64 or int32 (a
  * DataFrame's integer column); `bytes` itself otherwise (the graph check that follows says what does not fit). The
  * joined input is double if a column is, else float; a column of another type is cast to it from there. Throws
- * InvalidModel when a name the join adds is already a value of the graph.
+ * InvalidModel when a name the join adds is already a value of the graph, or when the columns are not joined as a
+ * pipeline's are (see {@link checkJoined}).
  */
 export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Context): Uint8Array {
   const { inputs } = inspectOnnx(bytes, context);
@@ -51,15 +52,16 @@ export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Co
   const joined = meta.input.name;
   const indexName = (column: string) => `${joined}.fleetscore_column.${column}`;
   const valueName = (column: string) => `${joined}.fleetscore_column.${column}.value`;
-  const taken = valueNames(bytes);
+  const values = graphValues(bytes);
   for (const name of [joined, ...features.flatMap((f) => [indexName(f), valueName(f)])]) {
-    if (taken.has(name)) {
+    if (values.names.has(name)) {
       const message =
         `${context.file}: has one input per feature, which registration joins into one input named by ` +
         `input.name, but ${JSON.stringify(name)} already names a value of the graph: choose another input.name`;
       throw new InvalidModel(message, { ...context, field: 'input.name' });
     }
   }
+  checkJoined(features, values, context);
   const { INT } = onnx.AttributeProto.AttributeType;
   const columns: Uint8Array[] = [];
   features.forEach((column, j) => {
@@ -132,45 +134,90 @@ function nameOf(buf: Uint8Array, field: number): string {
   return name;
 }
 
-/**
- * Every name a value has in the model's graph and its subgraphs (a Scan's body, an If's branches): node inputs and
- * outputs, initializers, inputs, outputs, value infos. A name added to the main graph must be none of them: ONNX lets
- * no subgraph define a name the graph around it has.
- */
-function valueNames(bytes: Uint8Array): Set<string> {
-  const names = new Set<string>();
+/** What the join needs to know of a graph, its subgraphs included. */
+interface GraphValues {
+  /**
+   * Every name a value has: node inputs and outputs, initializers, inputs, outputs, value infos. A name added to the
+   * main graph must be none of them: ONNX lets no subgraph define a name the graph around it has.
+   */
+  names: Set<string>;
+  /** Every node's operator and inputs, subgraphs' (a Scan's body, an If's branches) too. */
+  nodes: { op: string; inputs: string[] }[];
+  /** The main graph's outputs. */
+  outputs: string[];
+}
+
+function graphValues(bytes: Uint8Array): GraphValues {
+  const values: GraphValues = { names: new Set(), nodes: [], outputs: [] };
   const r = new Reader(bytes);
   while (r.pos < r.end) {
     const k = r.varint();
-    if (k === key(MODEL_GRAPH, 2)) addGraphNames(r.bytes(), names);
+    if (k === key(MODEL_GRAPH, 2)) readGraph(r.bytes(), values, true);
     else r.skip(k & 7);
   }
-  return names;
+  return values;
 }
 
-function addGraphNames(buf: Uint8Array, names: Set<string>): void {
+function readGraph(buf: Uint8Array, values: GraphValues, main: boolean): void {
+  const { names } = values;
   const graph = new Reader(buf);
   while (graph.pos < graph.end) {
     const g = graph.varint();
     if (g === key(GRAPH.node, 2)) {
       const node = new Reader(graph.bytes());
+      const read = { op: '', inputs: [] as string[] };
       while (node.pos < node.end) {
         const n = node.varint();
-        if (n === key(NODE.input, 2) || n === key(NODE.output, 2)) names.add(node.string());
+        if (n === key(NODE.input, 2)) read.inputs.push(node.string());
+        else if (n === key(NODE.output, 2)) names.add(node.string());
+        else if (n === key(NODE.opType, 2)) read.op = node.string();
         else if (n === key(NODE.attribute, 2)) {
           const attribute = new Reader(node.bytes());
           while (attribute.pos < attribute.end) {
             const a = attribute.varint();
-            if (a === key(ATTRIBUTE.g, 2) || a === key(ATTRIBUTE.graphs, 2)) addGraphNames(attribute.bytes(), names);
+            if (a === key(ATTRIBUTE.g, 2) || a === key(ATTRIBUTE.graphs, 2))
+              readGraph(attribute.bytes(), values, false);
             else attribute.skip(a & 7);
           }
         } else node.skip(n & 7);
       }
+      for (const input of read.inputs) names.add(input);
+      values.nodes.push(read);
     } else if (g === key(GRAPH.initializer, 2)) names.add(nameOf(graph.bytes(), TENSOR_NAME));
-    else if (g === key(GRAPH.input, 2) || g === key(GRAPH.output, 2) || g === key(GRAPH.valueInfo, 2)) {
+    else if (g === key(GRAPH.output, 2)) {
+      const name = nameOf(graph.bytes(), VALUE_INFO_NAME);
+      names.add(name);
+      if (main) values.outputs.push(name);
+    } else if (g === key(GRAPH.input, 2) || g === key(GRAPH.valueInfo, 2)) {
       names.add(nameOf(graph.bytes(), VALUE_INFO_NAME));
     } else graph.skip(g & 7);
   }
+}
+
+/**
+ * Throws InvalidModel when the per-column inputs are not joined as skl2onnx joins a pipeline's: it writes an estimator
+ * fitted on a DataFrame outside a pipeline with every column fed straight into the estimator's operator (a
+ * OneClassSVM's SVMRegressor given four inputs) or all but the first left unused (a LocalOutlierFactor's Scan), a
+ * model onnxruntime cannot load.
+ */
+function checkJoined(columns: readonly string[], values: GraphValues, context: Context): void {
+  const isInput = new Set(columns);
+  const fail = (what: string) => {
+    const message =
+      `${context.file}: ${what}: skl2onnx writes this for an estimator fitted on a DataFrame outside a pipeline, ` +
+      'and onnxruntime cannot load it; export it from an array (`to_onnx(model, df.to_numpy(np.float32)[:1])`) ' +
+      'or in a pipeline';
+    return new InvalidModel(message, { ...context, field: 'input.name' });
+  };
+  for (const node of values.nodes) {
+    const fed = node.inputs.filter((i) => isInput.has(i));
+    if (fed.length > 1 && node.op !== 'FeatureVectorizer' && node.op !== 'Concat') {
+      throw fail(`inputs ${fed.join(', ')} all go into one ${node.op || 'unnamed'} node, which does not join columns`);
+    }
+  }
+  const used = new Set([...values.nodes.flatMap((n) => n.inputs), ...values.outputs]);
+  const unused = columns.filter((c) => !used.has(c));
+  if (unused.length > 0) throw fail(`inputs ${unused.join(', ')} are used by no node`);
 }
 
 /** The model `bytes` with its graph replaced by what `edit` makes of it; every other field kept as it was. */

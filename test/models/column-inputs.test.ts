@@ -167,6 +167,25 @@ it('refuses an input.name that a subgraph defines (an If branch), which ONNX wou
   expect(err.message).toMatch(/"X" already names a value of the graph/);
 });
 
+it.each([
+  ['all go into one node that does not join them', ['a', 'b'], /inputs a, b all go into one SVMRegressor node/],
+  ['are not all used', ['a'], /inputs b are used by no node/],
+])(
+  'refuses per-column inputs that %s, as skl2onnx exports an estimator fitted on a DataFrame outside a pipeline',
+  async (_, fed, message) => {
+    const model = modelOf({
+      name: 'estimator',
+      node: [{ opType: 'SVMRegressor', domain: 'ai.onnx.ml', input: fed, output: ['score'] }],
+      input: [column('a'), column('b')],
+      output: [column('score')],
+    });
+    const err = await refusal({ features: ['a', 'b'], output: { name: 'score', column: 0 } }, model);
+    expect([err.file, err.field]).toEqual(['model.onnx', 'input.name']);
+    expect(err.message).toMatch(message);
+    expect(err.message).toMatch(/outside a pipeline, and onnxruntime cannot load it; export it from an array/);
+  },
+);
+
 it('leaves inputs that are not the features to the graph check, which says how they must be named', async () => {
   const err = await refusal({ features: ['a', 'b', 'c', 'd'] });
   expect(err.field).toBe('input.name');
