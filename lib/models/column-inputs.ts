@@ -8,7 +8,7 @@
  * tensors) and sees the values it saw before.
  */
 import { onnx } from 'onnx-proto';
-import { InvalidModel } from '../shared/errors';
+import { InvalidModel, messageOf } from '../shared/errors';
 import { Reader, key, lengthDelimited } from './fast-paths/protobuf-reader';
 import type { ModelMeta } from './model-meta';
 import { inspectOnnx, type TensorInfo } from './onnx-graph-check';
@@ -52,7 +52,14 @@ export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Co
   const joined = meta.input.name;
   const indexName = (column: string) => `${joined}.fleetscore_column.${column}`;
   const valueName = (column: string) => `${joined}.fleetscore_column.${column}.value`;
-  const values = graphValues(bytes);
+  let values: GraphValues;
+  try {
+    values = graphValues(bytes);
+  } catch (err) {
+    // A node or subgraph whose bytes are no protobuf (the check before read only the graph's own fields).
+    const message = `${context.file}: not an ONNX model (${messageOf(err)})`;
+    throw new InvalidModel(message, context, { cause: err });
+  }
   for (const name of [joined, ...features.flatMap((f) => [indexName(f), valueName(f)])]) {
     if (values.names.has(name)) {
       const message =

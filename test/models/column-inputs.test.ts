@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
+import { lengthDelimited } from '../../lib/models/fast-paths/protobuf-reader';
 import { readModelMeta, registerModel, sha256Hex, type ModelMetaInput } from '../../lib/models/model-registry';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
 import { InvalidModel } from '../../lib/shared/errors';
@@ -185,6 +186,25 @@ it.each([
     expect(err.message).toMatch(/outside a pipeline, and onnxruntime cannot load it; export it from an array/);
   },
 );
+
+it('refuses a per-column model whose node is no protobuf as not an ONNX model', async () => {
+  const value = (name: string) => onnx.ValueInfoProto.encode(column(name)).finish();
+  // A node whose first field says 5 bytes of input name and has 1.
+  const graph = Buffer.concat([
+    ...lengthDelimited(1, new Uint8Array([0x0a, 0x05, 0x61])),
+    ...lengthDelimited(11, value('a')),
+    ...lengthDelimited(11, value('b')),
+    ...lengthDelimited(12, value('score')),
+  ]);
+  const opset = onnx.OperatorSetIdProto.encode({ domain: '', version: 17 }).finish();
+  const model = Buffer.concat([
+    new Uint8Array([0x08, 0x08]),
+    ...lengthDelimited(8, opset),
+    ...lengthDelimited(7, graph),
+  ]);
+  const err = await refusal({ features: ['a', 'b'], output: { name: 'score', column: 0 } }, model);
+  expect(err.message).toMatch(/^model\.onnx: not an ONNX model \(truncated protobuf\)/);
+});
 
 it('leaves inputs that are not the features to the graph check, which says how they must be named', async () => {
   const err = await refusal({ features: ['a', 'b', 'c', 'd'] });
