@@ -15,7 +15,7 @@ import {
   readTimestamps,
 } from './column-decoding';
 import { checkFraming } from './ipc-framing';
-import { hasParquetFooter, isParquet, parquetToIpc } from './parquet';
+import { isParquet, parquetToIpc } from './parquet';
 import { readIpcTable } from './ipc-reader';
 import { isSubMillisecond, type TimestampType } from './timestamps';
 
@@ -143,11 +143,9 @@ export class AggregatesPart {
  * device-level problems are found later, only for the devices asked for.
  */
 export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesPart {
+  checkFraming(file, bytes);
   let ipc = bytes;
   if (isParquet(bytes)) {
-    if (!hasParquetFooter(bytes)) {
-      throw new InvalidAggregates('is a truncated Parquet file (no footer magic at the end)', { file });
-    }
     try {
       ipc = parquetToIpc(bytes);
     } catch (err) {
@@ -158,7 +156,7 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
         { cause: err },
       );
     }
-  } else checkFraming(file, bytes);
+  }
   let table: Table;
   try {
     table = readIpcTable(ipc);

@@ -1,9 +1,11 @@
 /**
- * The framing checks apache-arrow's IPC reader is lenient about. A file-format part must end with the magic (its
- * footer is written last), and a stream-format part must end with the end-of-stream marker, because a stream cut
- * at a message boundary otherwise reads as a shorter, valid stream and rows would vanish silently.
+ * The framing checks of a part. apache-arrow's IPC reader is lenient about them: a file-format part must end with the
+ * magic (its footer is written last), and a stream-format part must end with the end-of-stream marker, because a
+ * stream cut at a message boundary otherwise reads as a shorter, valid stream and rows would vanish silently. A
+ * Parquet part must end with its footer's magic, so one cut short is refused as such.
  */
 import { InvalidAggregates } from '../shared/errors';
+import { isParquet, PARQUET_MAGIC } from './parquet';
 
 const FILE_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
 /** Formats that are not Arrow IPC but turn up under its names, each told apart by its first bytes. */
@@ -19,11 +21,17 @@ function startsWithMagic(bytes: Uint8Array, at: number, magic: readonly number[]
   return magic.every((b, i) => bytes[at + i] === b);
 }
 
-/** Throws `InvalidAggregates` naming `file` when `bytes` are empty, or a truncated IPC file or stream. */
+/** Throws `InvalidAggregates` naming `file` when `bytes` are empty, or a truncated IPC file, stream or Parquet file. */
 export function checkFraming(file: string, bytes: Uint8Array): void {
   if (bytes.length === 0) throw new InvalidAggregates('is empty, expected an Arrow IPC file or stream', { file });
   const other = OTHER_FORMATS.find((f) => startsWithMagic(bytes, 0, f.magic));
   if (other) throw new InvalidAggregates(`is ${other.what}`, { file });
+  if (isParquet(bytes)) {
+    if (!startsWithMagic(bytes, bytes.length - PARQUET_MAGIC.length, PARQUET_MAGIC)) {
+      throw new InvalidAggregates('is a truncated Parquet file (no footer magic at the end)', { file });
+    }
+    return;
+  }
   if (startsWithMagic(bytes, 0)) {
     if (!startsWithMagic(bytes, bytes.length - FILE_MAGIC.length)) {
       throw new InvalidAggregates('is a truncated Arrow IPC file (no footer magic at the end)', { file });

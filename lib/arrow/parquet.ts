@@ -8,7 +8,7 @@
 import type * as ParquetWasm from 'parquet-wasm';
 
 /** The 4 bytes every Parquet file starts (and ends) with. */
-const PARQUET_MAGIC = [0x50, 0x41, 0x52, 0x31]; // "PAR1"
+export const PARQUET_MAGIC = [0x50, 0x41, 0x52, 0x31]; // "PAR1"
 
 let loaded: typeof ParquetWasm | undefined;
 
@@ -21,11 +21,6 @@ function parquetWasm(): typeof ParquetWasm {
 /** Whether `bytes` are a Parquet file (by its leading magic). */
 export function isParquet(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && PARQUET_MAGIC.every((b, i) => bytes[i] === b);
-}
-
-/** Whether a Parquet file ends with its footer's magic (one cut short does not). */
-export function hasParquetFooter(bytes: Uint8Array): boolean {
-  return bytes.length >= 8 && PARQUET_MAGIC.every((b, i) => bytes[bytes.length - 4 + i] === b);
 }
 
 /** Writes an Arrow IPC stream as Parquet with ZSTD pages; schema and types are kept. */
