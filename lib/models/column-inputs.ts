@@ -12,23 +12,13 @@ import { InvalidModel, messageOf } from '../shared/errors';
 import { Reader, key, lengthDelimited } from './fast-paths/protobuf-reader';
 import type { ModelMeta } from './model-meta';
 import { inspectOnnx, type TensorInfo } from './onnx-graph-check';
+import { ATTRIBUTE, GRAPH, MODEL, NODE, TENSOR, VALUE_INFO } from './onnx-wire';
 
 /** Which device and file the model is, for errors. */
 interface Context {
   device: string;
   file: string;
 }
-
-/**
- * ModelProto's graph; GraphProto's node, initializer, input, output and value_info; NodeProto's names and attributes;
- * AttributeProto's graphs; the name fields inside.
- */
-const MODEL_GRAPH = 7;
-const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 };
-const NODE = { input: 1, output: 2, opType: 4, attribute: 5 };
-const ATTRIBUTE = { g: 6, graphs: 11 };
-const TENSOR_NAME = 8;
-const VALUE_INFO_NAME = 1;
 
 /**
  * `bytes` with its per-column inputs joined into one input `meta.input.name`, when the graph has more than one input
@@ -115,7 +105,7 @@ export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Co
       const start = r.pos;
       const k = r.varint();
       if (k === key(GRAPH.input, 2)) {
-        if (inputs.has(nameOf(r.bytes(), VALUE_INFO_NAME))) continue;
+        if (inputs.has(nameOf(r.bytes(), VALUE_INFO.name))) continue;
       } else r.skip(k & 7);
       kept.push(graph.subarray(start, r.pos));
     }
@@ -159,7 +149,7 @@ function graphValues(bytes: Uint8Array): GraphValues {
   const r = new Reader(bytes);
   while (r.pos < r.end) {
     const k = r.varint();
-    if (k === key(MODEL_GRAPH, 2)) readGraph(r.bytes(), values, true);
+    if (k === key(MODEL.graph, 2)) readGraph(r.bytes(), values, true);
     else r.skip(k & 7);
   }
   return values;
@@ -190,13 +180,13 @@ function readGraph(buf: Uint8Array, values: GraphValues, main: boolean): void {
       }
       for (const input of read.inputs) names.add(input);
       values.nodes.push(read);
-    } else if (g === key(GRAPH.initializer, 2)) names.add(nameOf(graph.bytes(), TENSOR_NAME));
+    } else if (g === key(GRAPH.initializer, 2)) names.add(nameOf(graph.bytes(), TENSOR.name));
     else if (g === key(GRAPH.output, 2)) {
-      const name = nameOf(graph.bytes(), VALUE_INFO_NAME);
+      const name = nameOf(graph.bytes(), VALUE_INFO.name);
       names.add(name);
       if (main) values.outputs.push(name);
     } else if (g === key(GRAPH.input, 2) || g === key(GRAPH.valueInfo, 2)) {
-      names.add(nameOf(graph.bytes(), VALUE_INFO_NAME));
+      names.add(nameOf(graph.bytes(), VALUE_INFO.name));
     } else graph.skip(g & 7);
   }
 }
@@ -234,7 +224,7 @@ function rewriteGraph(bytes: Uint8Array, edit: (graph: Uint8Array) => Uint8Array
   while (r.pos < r.end) {
     const start = r.pos;
     const k = r.varint();
-    if (k === key(MODEL_GRAPH, 2)) parts.push(...lengthDelimited(MODEL_GRAPH, edit(r.bytes())));
+    if (k === key(MODEL.graph, 2)) parts.push(...lengthDelimited(MODEL.graph, edit(r.bytes())));
     else {
       r.skip(k & 7);
       parts.push(bytes.subarray(start, r.pos));

@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { InvalidModel, messageOf } from '../shared/errors';
 import { Reader, key, varint } from './fast-paths/protobuf-reader';
 import { UnsupportedGraph } from './fast-paths/tensor';
+import { EXTERNAL, TENSOR } from './onnx-wire';
 
 /** Reads a file a model's external data names: `location`, relative to the folder or package of the model. */
 export type ExternalFiles = (location: string) => Promise<Uint8Array>;
@@ -52,10 +53,6 @@ const NESTED: Record<Exclude<Kind, 'tensor'>, Record<number, Kind>> = {
   // initialization, algorithm
   training: { 1: 'graph', 2: 'graph' },
 };
-
-/** TensorProto fields: name, raw_data, external_data, data_location; and data_location's EXTERNAL. */
-export const TENSOR = { name: 8, rawData: 9, externalData: 13, dataLocation: 14 };
-export const EXTERNAL = 1;
 
 /**
  * `bytes` with every tensor's external data read (through `files`) and written into it; `bytes` itself when no

@@ -5,9 +5,9 @@
  */
 import { onnx } from 'onnx-proto';
 import { InvalidModel, messageOf } from '../shared/errors';
-import { EXTERNAL, TENSOR } from './external-data';
 import { Reader, key } from './fast-paths/protobuf-reader';
 import type { ModelMeta } from './model-meta';
+import { EXTERNAL, GRAPH, MODEL, TENSOR } from './onnx-wire';
 
 /** Which device and file a check is about, for the error it throws. */
 interface CheckContext {
@@ -31,10 +31,6 @@ export interface GraphInfo {
 export function checkOnnxAgainstMeta(bytes: Uint8Array, meta: ModelMeta, context: CheckContext): void {
   checkGraph(inspectOnnx(bytes, context), meta, context);
 }
-
-/** The ModelProto and GraphProto fields the check reads. */
-const MODEL = { irVersion: 1, graph: 7, opsetImport: 8 };
-const GRAPH = { node: 1, initializer: 5, input: 11, output: 12 };
 
 /**
  * The graph's inputs (less its initializers) and outputs. Read on the wire: only the value infos are decoded, and
