@@ -11,7 +11,7 @@ import { onnx } from 'onnx-proto';
 import { InvalidModel, messageOf } from '../shared/errors';
 import { Reader, key, lengthDelimited } from './fast-paths/protobuf-reader';
 import type { ModelMeta } from './model-meta';
-import { inspectOnnx, type TensorInfo } from './onnx-graph-check';
+import type { GraphInfo, TensorInfo } from './onnx-graph-check';
 import { ATTRIBUTE, GRAPH, MODEL, NODE, TENSOR, VALUE_INFO } from './onnx-wire';
 
 /** Which device and file the model is, for errors. */
@@ -21,15 +21,20 @@ interface Context {
 }
 
 /**
- * `bytes` with its per-column inputs joined into one input `meta.input.name`, when the graph has more than one input
+ * `bytes` (whose graph `inspectOnnx` read as `graph`) with its per-column inputs joined into one input
+ * `meta.input.name`, when the graph has more than one input
  * and those inputs are exactly model.json's features, each [rows, 1] or [rows] of float, double, int64 or int32 (a
  * DataFrame's integer column); `bytes` itself otherwise (the graph check that follows says what does not fit). The
  * joined input is double if a column is, else float; a column of another type is cast to it from there. Throws
  * InvalidModel when a name the join adds is already a value of the graph, or when the columns are not joined as a
  * pipeline's are (see {@link checkJoined}).
  */
-export function joinColumnInputs(bytes: Uint8Array, meta: ModelMeta, context: Context): Uint8Array {
-  const { inputs } = inspectOnnx(bytes, context);
+export function joinColumnInputs(
+  bytes: Uint8Array,
+  { inputs }: GraphInfo,
+  meta: ModelMeta,
+  context: Context,
+): Uint8Array {
   const features = meta.features;
   if (inputs.size < 2 || inputs.size !== features.length) return bytes;
   if (![...inputs.keys()].every((name) => features.includes(name))) return bytes;

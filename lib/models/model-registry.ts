@@ -16,7 +16,7 @@ import { moveIndex } from './model-index';
 import type { modelMetaSchema, ModelMeta } from './model-meta';
 import { parseMeta } from './meta-validation';
 import { joinColumnInputs } from './column-inputs';
-import { checkOnnxAgainstMeta } from './onnx-graph-check';
+import { checkGraph, inspectOnnx } from './onnx-graph-check';
 
 /** The schema tag of every model.json. */
 export const META_SCHEMA = 'fleetscore.model/v1';
@@ -97,10 +97,13 @@ export async function writeModelVersion(store: ObjectStore, input: RegisterModel
     { device, file: input.metaFile ?? 'model.json' },
   );
   // The model stored is the one scored: with its per-column inputs joined, when it has them, and its checksum.
-  const bytes = joinColumnInputs(input.onnx, parsed, { device, file: 'model.onnx' });
-  const meta = bytes === input.onnx ? parsed : { ...parsed, sha256: sha256Hex(bytes) };
+  const context = { device, file: 'model.onnx' };
+  const graph = inspectOnnx(input.onnx, context);
+  const bytes = joinColumnInputs(input.onnx, graph, parsed, context);
+  const joined = bytes !== input.onnx;
+  const meta = joined ? { ...parsed, sha256: sha256Hex(bytes) } : parsed;
   const sha256 = meta.sha256;
-  checkOnnxAgainstMeta(bytes, meta, { device, file: 'model.onnx' });
+  checkGraph(joined ? inspectOnnx(bytes, context) : graph, meta, context);
 
   if ((await store.tryGet(onnxKey)) !== undefined) throw new ModelVersionExists(device, onnxKey);
   if ((await store.tryGet(metaKey)) !== undefined) throw new ModelVersionExists(device, metaKey);

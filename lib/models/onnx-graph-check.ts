@@ -27,11 +27,6 @@ export interface GraphInfo {
   outputs: Map<string, TensorInfo>;
 }
 
-/** Throws `InvalidModel` naming the file and the model.json field when `bytes` cannot be scored as `meta` says. */
-export function checkOnnxAgainstMeta(bytes: Uint8Array, meta: ModelMeta, context: CheckContext): void {
-  checkGraph(inspectOnnx(bytes, context), meta, context);
-}
-
 /**
  * The graph's inputs (less its initializers) and outputs. Read on the wire: only the value infos are decoded, and
  * every other field is checked to lie within its message and skipped (onnx-proto's decode of a whole 100-tree forest
@@ -123,7 +118,11 @@ const ELEMENT_TYPES: Partial<Record<number, string>> = {
   16: 'bfloat16',
 };
 
-function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): void {
+/**
+ * Throws `InvalidModel` naming the file and the model.json field when the graph `inspectOnnx` read cannot be scored
+ * as `meta` says.
+ */
+export function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): void {
   const fail = (message: string, field: string) =>
     new InvalidModel(`${context.file}: ${message}`, { ...context, field });
   const names = (m: Map<string, TensorInfo>) => [...m.keys()].join(', ') || 'none';
