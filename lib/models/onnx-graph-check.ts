@@ -16,6 +16,8 @@ interface CheckContext {
 }
 
 export interface TensorInfo {
+  /** What the value is when not a tensor (a ZipMap's `sequenceType` of maps, ...); undefined for a tensor. */
+  notTensor?: string;
   elemType: onnx.TensorProto.DataType | undefined;
   /** One entry per dimension: a number when static, a string (or undefined) when symbolic or unknown. */
   dims: (number | string | undefined)[] | undefined;
@@ -92,9 +94,11 @@ export function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo
   }
   const info = (v: onnx.IValueInfoProto): [string, TensorInfo] => {
     const t = v.type?.tensorType;
+    const kind = NOT_TENSOR_KINDS.find((k) => v.type?.[k]);
     return [
       v.name ?? '',
       {
+        ...(kind ? { notTensor: NOT_TENSOR[kind] } : {}),
         elemType: t?.elemType ?? undefined,
         dims: t?.shape?.dim?.map((d) =>
           d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0
@@ -109,6 +113,15 @@ export function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo
     outputs: new Map(outputs.map(info)),
   };
 }
+
+/** How a value that is not a tensor is named in errors. */
+const NOT_TENSOR = {
+  sequenceType: 'a sequence',
+  mapType: 'a map',
+  optionalType: 'an optional',
+  sparseTensorType: 'a sparse tensor',
+} as const;
+const NOT_TENSOR_KINDS = Object.keys(NOT_TENSOR) as (keyof typeof NOT_TENSOR)[];
 
 /** Names of the ONNX element types a model's input is likely to have instead of float32 or float64. */
 const ELEMENT_TYPES: Partial<Record<number, string>> = {
@@ -162,6 +175,13 @@ export function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckCont
   const output = graph.outputs.get(meta.output.name);
   if (!output) {
     throw fail(`has no output ${JSON.stringify(meta.output.name)} (outputs: ${names(graph.outputs)})`, 'output.name');
+  }
+  if (output.notTensor) {
+    const message =
+      `output ${meta.output.name} is ${output.notTensor}, not a tensor (skl2onnx's ZipMap writes a classifier's ` +
+      `probabilities as a sequence of maps by default): export it with to_onnx(..., options={"zipmap": False}) and ` +
+      'name its probabilities output in model.json, with output.column the class that is the anomaly';
+    throw fail(message, 'output.name');
   }
   if (output.elemType !== undefined && output.elemType !== FLOAT && output.elemType !== DOUBLE) {
     const message = `output ${meta.output.name} must be float32 or float64 (element type ${output.elemType})`;

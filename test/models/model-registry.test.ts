@@ -197,6 +197,19 @@ describe('registerModel', () => {
     expect(await store.list('models/')).toEqual([]);
   });
 
+  it("rejects a score output that is not a tensor (skl2onnx's ZipMap), saying how to export", async () => {
+    const decoded = onnx.ModelProto.decode(model);
+    const int64 = onnx.TensorProto.DataType.INT64;
+    const mapType = { keyType: int64, valueType: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } };
+    decoded.graph!.output![0]!.type = { sequenceType: { elemType: { mapType } } };
+    const zipmap = new Uint8Array(onnx.ModelProto.encode(decoded).finish());
+    const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: zipmap, meta }));
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.field).toBe('output.name');
+    expect(err.message).toMatch(/output score is a sequence, not a tensor .* options=\{"zipmap": False\}/);
+    expect(await store.list('models/')).toEqual([]);
+  });
+
   it('rejects a model.json that breaks the schema, naming the field', async () => {
     const bad = { ...meta, anomalyWhen: 'sideways' } as unknown as ModelMetaInput;
     const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: model, meta: bad }));
