@@ -10,6 +10,7 @@ import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
 import { compileGraph } from '../../lib/models/fast-paths/graph-program';
 import type { ScanParams } from '../../lib/models/fast-paths/scan-op';
+import { mlModel, valueInfo } from '../support/onnx-models';
 import { random as seeded } from '../support/random';
 
 const ROWS = 5;
@@ -114,39 +115,30 @@ describe('Gemm and MatMul', () => {
 describe('LabelEncoder', () => {
   /** X cast to int64, then a LabelEncoder of `keys` to float `values` (default -7). */
   function encoder(keys: number[], values: number[]): Uint8Array {
-    const info = (name: string, elemType: number) => ({ name, type: { tensorType: { elemType } } });
-    const model = onnx.ModelProto.create({
-      irVersion: 8,
-      opsetImport: [
-        { domain: '', version: 17 },
-        { domain: 'ai.onnx.ml', version: 3 },
+    return mlModel({
+      name: 'encoder',
+      node: [
+        {
+          opType: 'Cast',
+          input: ['X'],
+          output: ['K'],
+          attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: 7 }],
+        },
+        {
+          opType: 'LabelEncoder',
+          domain: 'ai.onnx.ml',
+          input: ['K'],
+          output: ['Y'],
+          attribute: [
+            { name: 'keys_int64s', type: onnx.AttributeProto.AttributeType.INTS, ints: keys },
+            { name: 'values_floats', type: onnx.AttributeProto.AttributeType.FLOATS, floats: values },
+            { name: 'default_float', type: onnx.AttributeProto.AttributeType.FLOAT, f: -7 },
+          ],
+        },
       ],
-      graph: {
-        name: 'encoder',
-        node: [
-          {
-            opType: 'Cast',
-            input: ['X'],
-            output: ['K'],
-            attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: 7 }],
-          },
-          {
-            opType: 'LabelEncoder',
-            domain: 'ai.onnx.ml',
-            input: ['K'],
-            output: ['Y'],
-            attribute: [
-              { name: 'keys_int64s', type: onnx.AttributeProto.AttributeType.INTS, ints: keys },
-              { name: 'values_floats', type: onnx.AttributeProto.AttributeType.FLOATS, floats: values },
-              { name: 'default_float', type: onnx.AttributeProto.AttributeType.FLOAT, f: -7 },
-            ],
-          },
-        ],
-        input: [info('X', onnx.TensorProto.DataType.FLOAT)],
-        output: [info('Y', onnx.TensorProto.DataType.FLOAT)],
-      },
+      input: [valueInfo('X')],
+      output: [valueInfo('Y')],
     });
-    return new Uint8Array(onnx.ModelProto.encode(model).finish());
   }
   // Keys present and absent, below and past either table's range, and negative.
   const input = new Float32Array([

@@ -33,6 +33,14 @@ const FAMILIES = [
   { name: 'lof-float64', path: 'compiled:neighbors', tol: 1e-4 },
   // One input per column, as skl2onnx exports a pipeline fitted on a DataFrame: registration joins them into X.
   { name: 'ocsvm-columns', path: 'compiled:svm', tol: 1e-4 },
+  // Supervised: a classifier's probability of a fault (scripts/make-classifier-fixtures.py). String labels, whose
+  // label output the fast path leaves out; three classes scored by the probability of normal; a pipeline's
+  // LinearClassifier; XGBoost and LightGBM through onnxmltools.
+  { name: 'rf-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
+  { name: 'gbdt-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
+  { name: 'logreg-classifier', path: 'compiled:linear', tol: 1e-5 },
+  { name: 'xgboost-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
+  { name: 'lightgbm-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
 ] as const;
 
 const fixture = sklearnFixture;

@@ -1,7 +1,8 @@
 /**
  * One window over a fleet that mixes every model family (one-class SVMs rbf and poly, an isolation forest, PCA
- * and autoencoder reconstructions, scikit-learn pipelines with their scaler in the graph, a Gaussian mixture, demo
- * Mahalanobis models, and a graph no fast path takes), 4 and 7 features,
+ * and autoencoder reconstructions, scikit-learn pipelines with their scaler in the graph, a Gaussian mixture,
+ * supervised classifiers scored by a class probability (scikit-learn, XGBoost, LightGBM), demo Mahalanobis models,
+ * and a graph no fast path takes), 4 and 7 features,
  * and both pools: each device is scored by the fast path of its family, its committed scores match scikit-learn's
  * (numpy's) within float32 tolerance with the same anomaly flags, and the manifest and shard log say which path
  * scored it.
@@ -73,6 +74,11 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     'gaussian-mixture': 'compiled:linear',
     lof: 'compiled:neighbors',
     'lof-float64': 'compiled:neighbors',
+    'rf-classifier': 'compiled:tree-ensemble',
+    'gbdt-classifier': 'compiled:tree-ensemble',
+    'logreg-classifier': 'compiled:linear',
+    'xgboost-classifier': 'compiled:tree-ensemble',
+    'lightgbm-classifier': 'compiled:tree-ensemble',
   };
   for (const [name, path] of Object.entries(paths)) {
     const c = sklearnCases(name);

@@ -126,7 +126,7 @@ const NO_ATTRS: ReadonlyMap<string, AttrValue> = new Map();
 const MLP_OPS = ['Relu', 'Sigmoid', 'Tanh', ...NN_OPS];
 
 function familyOf(ops: Set<string>): GraphFamily {
-  if (ops.has('TreeEnsembleRegressor')) return 'tree-ensemble';
+  if (ops.has('TreeEnsembleRegressor') || ops.has('TreeEnsembleClassifier')) return 'tree-ensemble';
   if (ops.has('SVMRegressor')) return 'svm';
   if (ops.has('TopK')) return 'neighbors';
   if (MLP_OPS.some((o) => ops.has(o))) return 'mlp';
@@ -188,6 +188,8 @@ interface Scope {
   opsets: Map<string, number>;
   /** Constants by value id: the outer graphs' initializers and Constant outputs, then this graph's own. */
   known: (Tensor | undefined)[];
+  /** Initializers of an element type the fast path does not hold, by value id: why a graph reading one fails. */
+  unreadable: Map<number, string>;
 }
 
 /**
@@ -211,7 +213,7 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
   const inputId = names.idOf(input);
   const outputId = names.idOf(output);
   const known: (Tensor | undefined)[] = [];
-  const body = compileBody(model, { names, opsets, known }, [inputId], [outputId]);
+  const body = compileBody(model, { names, opsets, known, unreadable: new Map() }, [inputId], [outputId]);
   if (known[outputId]) throw new UnsupportedGraph('the output is a constant');
   const ops = new Set(body.nodes.map((n) => n.op));
   let compiled: GraphProgram = {
@@ -247,7 +249,12 @@ function inputTypeOf(model: RawModel, id: number, input: string): GraphProgram['
  */
 function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: number[]): ProgramBody {
   const { names, opsets, known } = scope;
-  for (const t of graph.initializers) if (t.name >= 0) known[t.name] = tensorOf(t, names);
+  for (const t of graph.initializers) {
+    if (t.name < 0) continue;
+    // An initializer of a type the fast path does not hold (int32 class labels) fails the graph only if needed.
+    if (TYPES[t.dataType]) known[t.name] = tensorOf(t, names);
+    else scope.unreadable.set(t.name, `tensor ${names.name(t.name)}: element type ${t.dataType} is not supported`);
+  }
   const producers: number[] = [];
   graph.nodes.forEach((n, k) => {
     for (const o of n.output) if (o >= 0) producers[o] = k;
@@ -261,6 +268,8 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
   while (stack.length > 0) {
     const v = stack.pop()!;
     if (visited[v] || known[v]) continue;
+    const unreadable = scope.unreadable.get(v);
+    if (unreadable) throw new UnsupportedGraph(unreadable);
     visited[v] = 1;
     const k = producers[v];
     if (k === undefined) throw new UnsupportedGraph(`value ${names.name(v)} has no producer`);
@@ -306,6 +315,12 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
       inputCount: inputs.length,
       opset: opsets.get(domain === 'ai.onnx' ? '' : domain) ?? 0,
     });
+    for (const j of def.absent?.(params) ?? []) {
+      const v = n.output[j];
+      if (v !== undefined && v >= 0 && visited[v]) {
+        throw new UnsupportedGraph(`${op}: output ${names.name(v)} is not computed by the fast path`);
+      }
+    }
     for (const i of inputs) if (i >= 0) used[i] = 1;
     nodes.push({
       domain: d.name,

@@ -6,12 +6,17 @@
  * `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`, `(γ x·s + c)^d`, `tanh(γ x·s + c)`, a
  * Scaler's `(x - offset) · scale` rounded as onnxruntime rounds it.
  */
+import { classifierOps } from './classifier-ops';
 import { attrReader, type OpDef } from './op-types';
 import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
 import { Carve, checkFeatures, leafOf, readTrees, type TreeParams } from './tree-ensemble';
 
 const treeEnsembleRegressor: OpDef<TreeParams> = {
-  prepare: readTrees,
+  prepare(ctx) {
+    const post = attrReader(ctx).string('post_transform', 'NONE');
+    if (post !== 'NONE') throw new UnsupportedGraph(`TreeEnsembleRegressor: post_transform ${post}`);
+    return readTrees(ctx);
+  },
   run(p, [x]) {
     expectType(x!, ['float', 'double'], 'TreeEnsembleRegressor');
     if (x!.dims.length !== 2) throw new UnsupportedGraph('TreeEnsembleRegressor: input must be [N, F]');
@@ -379,4 +384,5 @@ export const mlOps: Record<string, OpDef> = {
   SVMRegressor: svmRegressor,
   Scaler: scaler,
   FeatureVectorizer: featureVectorizer,
+  ...classifierOps,
 };

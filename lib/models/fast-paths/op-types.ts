@@ -40,6 +40,11 @@ export interface OpDef<P = unknown> {
    */
   link?(params: P, link: (body: ProgramBody) => LinkedBody): P;
   run(params: P, inputs: readonly (Tensor | undefined)[]): Tensor[];
+  /**
+   * The outputs, by position, `run` does not compute for these parameters (a classifier's string labels): a graph
+   * whose result depends on one is refused when it compiles.
+   */
+  absent?(params: P): number[];
 }
 
 /**

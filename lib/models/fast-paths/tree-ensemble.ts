@@ -1,8 +1,8 @@
 /**
- * A TreeEnsembleRegressor's trees as flat arrays, read from its attributes with onnxruntime's semantics, and the
- * walk from a root to the leaf a row reaches: tree thresholds compared in float32 (in double when given as a
- * double tensor), NaN taking the true branch only where `nodes_missing_value_tracks_true` says so. The
- * TreeEnsembleRegressor operator and the fused tree-sum evaluator both walk trees with these.
+ * A TreeEnsembleRegressor's or TreeEnsembleClassifier's trees as flat arrays, read from its attributes with
+ * onnxruntime's semantics, and the walk from a root to the leaf a row reaches: tree thresholds compared in float32
+ * (in double when given as a double tensor), NaN taking the true branch only where
+ * `nodes_missing_value_tracks_true` says so. Both operators and the fused tree-sum evaluator walk trees with these.
  */
 import { attrReader, type PrepareContext } from './op-types';
 import { UnsupportedGraph } from './tensor';
@@ -22,10 +22,12 @@ export interface TreeArrays {
   missingTrue: Uint8Array;
 }
 
-/** A TreeEnsembleRegressor's trees with (for leaves) per-target weights. */
+/** An ensemble's trees with (for leaves) per-target weights: a regressor's targets, a classifier's classes. */
 export interface TreeParams extends TreeArrays {
   /** [nodes * targets] */
   weights: Float64Array;
+  /** A classifier's [nodes * classes]: 1 where the node's weights list the class, even with weight 0 (empty for a regressor). */
+  listed: Uint8Array;
   targets: number;
   base: Float64Array;
   average: boolean;
@@ -37,10 +39,14 @@ function floatsOrTensor(attr: ReturnType<typeof attrReader>, name: string): Arra
   return attr.has(name) ? attr.numbers(name) : undefined;
 }
 
-/** The trees of a TreeEnsembleRegressor node; throws UnsupportedGraph for anything it does not reproduce. */
-export function readTrees(ctx: PrepareContext): TreeParams {
+/**
+ * The trees of a TreeEnsembleRegressor node (leaf weights in its `target_*` attributes, `n_targets` of them) or of a
+ * TreeEnsembleClassifier (in `class_*`, one per class of `classes`); throws UnsupportedGraph for anything it does
+ * not reproduce.
+ */
+export function readTrees(ctx: PrepareContext, classes?: number): TreeParams {
   const attr = attrReader(ctx);
-  if (attr.string('post_transform', 'NONE') !== 'NONE') throw new UnsupportedGraph('tree post_transform');
+  const op = ctx.op;
   const agg = attr.string('aggregate_function', 'SUM');
   if (agg !== 'SUM' && agg !== 'AVERAGE') throw new UnsupportedGraph(`tree aggregate_function ${agg}`);
   const treeIds = attr.numbers('nodes_treeids');
@@ -54,16 +60,18 @@ export function readTrees(ctx: PrepareContext): TreeParams {
   const missingName = 'nodes_missing_value_tracks_true';
   const missing = attr.has(missingName) ? attr.numbers(missingName) : undefined;
   const lengths = [nodeIds, values, modes, features, trues, falses, missing ?? treeIds].map((a) => a.length);
-  if (lengths.some((l) => l !== n)) throw new UnsupportedGraph('TreeEnsembleRegressor: node arrays differ in length');
-  const targets = attr.int('n_targets', 1);
-  const index = new NodeIndex(treeIds, nodeIds);
+  if (lengths.some((l) => l !== n)) throw new UnsupportedGraph(`${op}: node arrays differ in length`);
+  const targets = classes ?? attr.int('n_targets', 1);
+  const index = new NodeIndex(treeIds, nodeIds, op);
   // One buffer for the node arrays (and the roots' search below): a typed array of more than 64 bytes allocates a
   // backing store of its own, and a forest of 100 one-tree ensembles would allocate a thousand.
   const float32 = !(values instanceof Float64Array);
-  const buffer = new Carve(new ArrayBuffer(8 * n * targets + 4 * n * (float32 ? 4 : 3) + 3 * n));
+  const listed = classes === undefined ? 0 : n * targets;
+  const buffer = new Carve(new ArrayBuffer(8 * n * targets + 4 * n * (float32 ? 4 : 3) + 3 * n + listed));
   const p: TreeParams = {
     roots: new Int32Array(0),
     weights: buffer.take(Float64Array, n * targets, 8),
+    listed: new Uint8Array(0),
     feature: buffer.take(Int32Array, n, 4),
     trueChild: buffer.take(Int32Array, n, 4),
     falseChild: buffer.take(Int32Array, n, 4),
@@ -72,14 +80,17 @@ export function readTrees(ctx: PrepareContext): TreeParams {
     mode: buffer.take(Uint8Array, n, 1),
     missingTrue: buffer.take(Uint8Array, n, 1),
     targets,
-    base: new Float64Array(floatsOrTensor(attr, 'base_values') ?? new Array<number>(targets).fill(0)),
+    // A regressor without base values adds zeros; a classifier's count of them changes how its scores finish.
+    base: Float64Array.from(floatsOrTensor(attr, 'base_values') ?? new Array<number>(classes ? 0 : targets).fill(0)),
     average: agg === 'AVERAGE',
   };
   p.feature.set(features);
   if (float32) p.threshold.set(values);
-  modeCodes(modes, p.mode);
+  modeCodes(modes, p.mode, op);
   if (missing) p.missingTrue.set(missing);
-  if (p.base.length !== targets) throw new UnsupportedGraph('TreeEnsembleRegressor: base_values length');
+  p.listed = buffer.take(Uint8Array, listed, 1);
+  // A classifier's base values are checked by the classifier: onnxruntime reads 0, 1, 2 or one per class.
+  if (classes === undefined && p.base.length !== targets) throw new UnsupportedGraph(`${op}: base_values length`);
   const child = buffer.take(Uint8Array, n, 1);
   for (let i = 0; i < n; i++) {
     if (p.mode[i] === LEAF) continue;
@@ -88,18 +99,20 @@ export function readTrees(ctx: PrepareContext): TreeParams {
     child[p.trueChild[i]!] = 1;
     child[p.falseChild[i]!] = 1;
   }
-  const tIds = attr.numbers('target_treeids');
-  const tNodes = attr.numbers('target_nodeids');
-  const tTargets = attr.numbers('target_ids');
-  const tWeights = floatsOrTensor(attr, 'target_weights') ?? [];
+  const prefix = classes === undefined ? 'target' : 'class';
+  const tIds = attr.numbers(`${prefix}_treeids`);
+  const tNodes = attr.numbers(`${prefix}_nodeids`);
+  const tTargets = attr.numbers(`${prefix}_ids`);
+  const tWeights = floatsOrTensor(attr, `${prefix}_weights`) ?? [];
   if ([tNodes, tTargets, tWeights].some((a) => a.length !== tIds.length)) {
-    throw new UnsupportedGraph('TreeEnsembleRegressor: target arrays differ in length');
+    throw new UnsupportedGraph(`${op}: ${prefix} arrays differ in length`);
   }
   for (let j = 0; j < tIds.length; j++) {
     const i = index.of(tIds[j]!, tNodes[j]!);
     const t = tTargets[j]!;
-    if (t < 0 || t >= targets || p.mode[i] !== LEAF) throw new UnsupportedGraph('TreeEnsembleRegressor: target');
+    if (t < 0 || t >= targets || p.mode[i] !== LEAF) throw new UnsupportedGraph(`${op}: ${prefix} id ${t}`);
     p.weights[i * targets + t] = p.weights[i * targets + t]! + tWeights[j]!;
+    if (listed) p.listed[i * targets + t] = 1;
   }
   const roots: number[] = [];
   const seen = new Set<number>();
@@ -114,7 +127,7 @@ export function readTrees(ctx: PrepareContext): TreeParams {
     for (let i = 0; i < n; i++) ids.add(treeIds[i]!);
     trees = ids.size;
   }
-  if (n > 0 && seen.size !== trees) throw new UnsupportedGraph('TreeEnsembleRegressor: a tree has no root');
+  if (n > 0 && seen.size !== trees) throw new UnsupportedGraph(`${op}: a tree has no root`);
   p.roots = Int32Array.from(roots);
   return p;
 }
@@ -132,6 +145,7 @@ class NodeIndex {
   constructor(
     private readonly treeIds: ArrayLike<number>,
     nodeIds: ArrayLike<number>,
+    private readonly op: string,
   ) {
     const n = treeIds.length;
     let ordered = true;
@@ -151,7 +165,7 @@ class NodeIndex {
       : tree === this.treeIds[0] && node >= 0 && node < n
         ? node
         : undefined;
-    if (i === undefined) throw new UnsupportedGraph(`TreeEnsembleRegressor: tree ${tree} has no node ${node}`);
+    if (i === undefined) throw new UnsupportedGraph(`${this.op}: tree ${tree} has no node ${node}`);
     return i;
   }
 }
@@ -178,7 +192,7 @@ export class Carve {
  * The code of each mode name into `codes`. A forest repeats a few names thousands of times, each repeat the same
  * string (the reader shares them): the names seen so far are compared first, by identity before content.
  */
-function modeCodes(modes: readonly string[], codes: Uint8Array): void {
+function modeCodes(modes: readonly string[], codes: Uint8Array, op: string): void {
   const seen: string[] = [];
   const seenCodes: number[] = [];
   for (let i = 0; i < modes.length; i++) {
@@ -187,7 +201,7 @@ function modeCodes(modes: readonly string[], codes: Uint8Array): void {
     while (s < seen.length && seen[s] !== m) s++;
     if (s === seen.length) {
       const k = MODES.indexOf(m);
-      if (k < 0) throw new UnsupportedGraph(`TreeEnsembleRegressor: mode ${m}`);
+      if (k < 0) throw new UnsupportedGraph(`${op}: mode ${m}`);
       seen.push(m);
       seenCodes.push(k);
     }

@@ -1,0 +1,356 @@
+/**
+ * The ai.onnx.ml classifiers supervised anomaly models are exported with: TreeEnsembleClassifier (scikit-learn's
+ * RandomForest, ExtraTrees, DecisionTree and GradientBoosting classifiers through skl2onnx, XGBoost and LightGBM
+ * through onnxmltools) and LinearClassifier (LogisticRegression, LinearSVC), with the Normalizer and
+ * ArrayFeatureExtractor skl2onnx puts after some. Their class probabilities follow what onnxruntime-node 1.30
+ * computes, checked case by case against it (test/models/classifier-ops.test.ts), quirks included: a binary
+ * ensemble whose leaves weigh one class writes `[1 - s, s]` (weights all positive) or `[-s, s]`, `[σ(-s), σ(s)]`
+ * under LOGISTIC; a class no leaf weighs is written as 0; a LinearClassifier with one row of coefficients and two
+ * labels adds `1 - s` as the first column. Sums and transforms are rounded to float32 as onnxruntime computes them.
+ * PROBIT and SOFTMAX_ZERO, and string labels where the graph reads the label output, are left to the session.
+ */
+import { attrReader, type OpDef, type PrepareContext } from './op-types';
+import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
+import { checkFeatures, LEAF, leafOf, readTrees, type TreeParams } from './tree-ensemble';
+
+type Transform = 'NONE' | 'LOGISTIC' | 'SOFTMAX';
+
+const f32 = Math.fround;
+
+/** The post_transform attribute, failing for the two this module does not compute. */
+function transformOf(ctx: PrepareContext): Transform {
+  const post = attrReader(ctx).string('post_transform', 'NONE');
+  if (post !== 'NONE' && post !== 'LOGISTIC' && post !== 'SOFTMAX') {
+    throw new UnsupportedGraph(`${ctx.op}: post_transform ${post}`);
+  }
+  return post;
+}
+
+/** The int64 class labels, or undefined when the labels are strings (the label output is then not computed). */
+function labelsOf(ctx: PrepareContext, intsName: string): { labels: number[] | undefined; count: number } {
+  const attr = attrReader(ctx);
+  if (attr.has('classlabels_strings')) return { labels: undefined, count: attr.strings('classlabels_strings').length };
+  const labels = Array.from(attr.numbers(intsName, []));
+  return { labels, count: labels.length };
+}
+
+/** onnxruntime's ComputeLogistic in float32: `1 / (1 + e^-|x|)`, mirrored for negative x. */
+function logistic(x: number): number {
+  const v = f32(1 / f32(1 + f32(Math.exp(-Math.abs(x)))));
+  return x < 0 ? f32(1 - v) : v;
+}
+
+/** `scores[at..at+n)` transformed in place as onnxruntime's write_scores does for two or more scores. */
+function transform(scores: Float32Array, at: number, n: number, post: Transform): void {
+  if (post === 'LOGISTIC') {
+    for (let i = at; i < at + n; i++) scores[i] = logistic(scores[i]!);
+  } else if (post === 'SOFTMAX') {
+    let max = -Infinity;
+    for (let i = at; i < at + n; i++) if (scores[i]! > max) max = scores[i]!;
+    let sum = 0;
+    for (let i = at; i < at + n; i++) {
+      scores[i] = Math.exp(scores[i]! - max);
+      sum = f32(sum + scores[i]!);
+    }
+    for (let i = at; i < at + n; i++) scores[i] = scores[i]! / sum;
+  }
+}
+
+interface TreeClassifierParams {
+  trees: TreeParams;
+  labels: number[] | undefined;
+  post: Transform;
+  base: number[];
+  /** One class weighed of two: onnxruntime's binary case. */
+  binary: boolean;
+  positive: boolean;
+}
+
+const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
+  prepare(ctx) {
+    const post = transformOf(ctx);
+    const { labels, count: classes } = labelsOf(ctx, 'classlabels_int64s');
+    if (classes < 2) throw new UnsupportedGraph(`TreeEnsembleClassifier: ${classes} class label(s)`);
+    const trees = readTrees(ctx, classes);
+    const base = Array.from(trees.base);
+    const weighed = new Set<number>();
+    let positive = true;
+    // Whether some leaf lists no weight for class 1, or for any class.
+    let without1 = false;
+    let withoutAny = false;
+    for (let i = 0; i < trees.mode.length; i++) {
+      if (trees.mode[i] !== LEAF) continue;
+      let any = false;
+      for (let c = 0; c < classes; c++) {
+        if (!trees.listed[i * classes + c]) continue;
+        any = true;
+        weighed.add(c);
+        if (trees.weights[i * classes + c]! < 0) positive = false;
+      }
+      without1 ||= !trees.listed[i * classes + 1];
+      withoutAny ||= !any;
+    }
+    const binary = classes === 2 && weighed.size === 1;
+    // What onnxruntime leaves undefined: a score column it never writes, a label of class -1.
+    if (classes === 2 && base.length === 1 && !binary && without1) {
+      throw new UnsupportedGraph('TreeEnsembleClassifier: a binary score without its second column');
+    }
+    if (classes > 2 && base.length !== 0 && base.length !== classes) {
+      throw new UnsupportedGraph(`TreeEnsembleClassifier: ${base.length} base_values for ${classes} classes`);
+    }
+    if (classes > 2 && base.length === 0 && withoutAny) {
+      throw new UnsupportedGraph('TreeEnsembleClassifier: a leaf weighs no class');
+    }
+    return { trees, labels, post, base, binary, positive };
+  },
+  absent: (p) => (p.labels ? [] : [0]),
+  run(p, [x]) {
+    expectType(x!, ['float', 'double'], 'TreeEnsembleClassifier');
+    if (x!.dims.length !== 2) throw new UnsupportedGraph('TreeEnsembleClassifier: input must be [N, F]');
+    const [rows, f] = x!.dims as [number, number];
+    const { trees } = p;
+    checkFeatures(trees, f, 'TreeEnsembleClassifier');
+    const classes = trees.targets;
+    const label = alloc('int64', [rows]);
+    const out = alloc('float', [rows, classes]);
+    const z = out.data;
+    const { weights, listed } = trees;
+    // Sums in float32 as onnxruntime keeps them (in double for thresholds given as doubles).
+    const round = trees.threshold instanceof Float32Array ? f32 : (v: number) => v;
+    const acc = new Float64Array(classes);
+    // Which classes the row's leaves list a weight for: onnxruntime's has_score.
+    const has = new Uint8Array(classes);
+    for (let r = 0; r < rows; r++) {
+      acc.fill(0);
+      has.fill(0);
+      for (const root of trees.roots) {
+        const i = leafOf(trees, root, x!.data, r * f) * classes;
+        for (let c = 0; c < classes; c++) {
+          if (!listed[i + c]) continue;
+          acc[c] = round(acc[c]! + weights[i + c]!);
+          has[c] = 1;
+        }
+      }
+      const at = r * classes;
+      label.data[r] = classes > 2 ? finishMany(p, acc, has, z, at) : finishTwo(p, acc, has, z, at, round);
+    }
+    return [label, out];
+  },
+};
+
+/** Three or more classes: base values added, scores transformed; the label of the class with the top score. */
+function finishMany(
+  p: TreeClassifierParams,
+  acc: Float64Array,
+  has: Uint8Array,
+  z: Tensor['data'],
+  at: number,
+): number {
+  const classes = acc.length;
+  for (let c = 0; c < p.base.length; c++) {
+    acc[c] = has[c] ? f32(acc[c]! + p.base[c]!) : p.base[c]!;
+    has[c] = 1;
+  }
+  let top = -1;
+  for (let c = 0; c < classes; c++) if (has[c] && (top < 0 || acc[c]! > acc[top]!)) top = c;
+  for (let c = 0; c < classes; c++) z[at + c] = acc[c]!;
+  transform(z as Float32Array, at, classes, p.post);
+  return p.labels?.[top] ?? 0;
+}
+
+/**
+ * Two classes, as onnxruntime's TreeAggregatorClassifier finishes them: the label it picks and `[score of class 0,
+ * score of class 1]` written at `at`.
+ */
+function finishTwo(
+  p: TreeClassifierParams,
+  acc: Float64Array,
+  has: Uint8Array,
+  z: Tensor['data'],
+  at: number,
+  round: (v: number) => number,
+): number {
+  const has0 = has[0] === 1;
+  let has1 = has[1] === 1;
+  let s0 = acc[0]!;
+  let s1 = acc[1]!;
+  let one = false;
+  let second = -1;
+  if (p.base.length === 2) {
+    if (has1) {
+      // As onnxruntime: class 1's score becomes its base value plus class 0's sum.
+      s1 = round(p.base[1]! + s0);
+      s0 = -s1;
+    } else {
+      s1 = round(s1 + p.base[1]!);
+      s0 = round(s0 + p.base[0]!);
+    }
+  } else if (p.base.length === 1) {
+    s0 = round(s0 + p.base[0]!);
+    one = !has1;
+  } else if (p.base.length === 0) {
+    second = 3;
+    one = !has1;
+  }
+  if (one) has1 = false;
+  const pos = has1 ? s1 : has0 ? s0 : 0;
+  // Outside the binary case onnxruntime labels a row 1 or 0 whatever the model's labels are.
+  let y = pos > 0 ? 1 : 0;
+  if (p.binary) {
+    second = p.positive ? (pos > 0.5 ? 0 : 1) : pos > 0 ? 2 : 3;
+    y = p.labels?.[second === 0 || second === 2 ? 1 : 0] ?? 0;
+  }
+  if (!one) {
+    // A class no leaf scored is written as 0, whatever its sum or base value.
+    z[at] = has0 ? s0 : 0;
+    z[at + 1] = has1 ? s1 : 0;
+    transform(z as Float32Array, at, 2, p.post);
+  } else if (p.post === 'LOGISTIC') {
+    z[at] = logistic(-s0);
+    z[at + 1] = logistic(s0);
+  } else {
+    z[at] = second <= 1 ? f32(1 - s0) : -s0;
+    z[at + 1] = s0;
+  }
+  return y;
+}
+
+interface LinearClassifierParams {
+  coefficients: Float32Array;
+  intercepts: Float32Array;
+  labels: number[] | undefined;
+  labelCount: number;
+  post: Transform;
+}
+
+const linearClassifier: OpDef<LinearClassifierParams> = {
+  prepare(ctx) {
+    const attr = attrReader(ctx);
+    const post = transformOf(ctx);
+    const coefficients = Float32Array.from(attr.numbers('coefficients'));
+    const intercepts = Float32Array.from(attr.numbers('intercepts', []));
+    const { labels, count } = labelsOf(ctx, 'classlabels_ints');
+    const k = intercepts.length;
+    if (k === 0 || coefficients.length % k !== 0) {
+      throw new UnsupportedGraph(`LinearClassifier: ${coefficients.length} coefficients for ${k} intercepts`);
+    }
+    return { coefficients, intercepts, labels, labelCount: count, post };
+  },
+  absent: (p) => (p.labels ? [] : [0]),
+  run(p, [x]) {
+    expectType(x!, ['float', 'double'], 'LinearClassifier');
+    if (x!.dims.length !== 2) throw new UnsupportedGraph('LinearClassifier: input must be [N, F]');
+    const [rows, f] = x!.dims as [number, number];
+    const { coefficients: w, intercepts: b } = p;
+    const k = b.length;
+    if (w.length !== k * f)
+      throw new UnsupportedGraph(`LinearClassifier: ${w.length / k} coefficients a class for ${f} features`);
+    // One row of coefficients for two labels: onnxruntime adds the second column as 1 - s.
+    const second = k === 1 && p.labelCount === 2;
+    const cols = second ? 2 : k;
+    const label = alloc('int64', [rows]);
+    const out = alloc('float', [rows, cols]);
+    const z = out.data;
+    for (let r = 0; r < rows; r++) {
+      // onnxruntime casts a double input to float32 before its Gemm.
+      const xr = r * f;
+      let top = 0;
+      for (let c = 0; c < k; c++) {
+        let v = 0;
+        for (let j = 0; j < f; j++) v += f32(x!.data[xr + j]!) * w[c * f + j]!;
+        const s = f32(f32(v) + b[c]!);
+        z[r * cols + c] = s;
+        if (s > z[r * cols + top]!) top = c;
+      }
+      if (k === 1) {
+        const s = z[r * cols]!;
+        const y = s > 0 ? 1 : 0;
+        label.data[r] = p.labels && p.labels.length === 2 ? p.labels[y]! : y;
+        if (second) {
+          const v = p.post === 'LOGISTIC' ? logistic(s) : s;
+          z[r * 2] = f32(1 - v);
+          z[r * 2 + 1] = v;
+        }
+      } else {
+        if (p.labels) label.data[r] = p.labels[top] ?? top;
+        transform(z as Float32Array, r * cols, k, p.post);
+      }
+    }
+    return [label, out];
+  },
+};
+
+/**
+ * Normalizer: each row divided by its largest value (MAX), the sum of its absolute values (L1) or its L2 norm, in
+ * float32 as onnxruntime computes it; a row whose divisor is 0 is left as it is. skl2onnx follows a one-vs-rest
+ * LogisticRegression's LinearClassifier with an L1 Normalizer.
+ */
+const normalizer: OpDef<{ norm: 'MAX' | 'L1' | 'L2' }> = {
+  prepare(ctx) {
+    const norm = attrReader(ctx).string('norm', 'MAX');
+    if (norm !== 'MAX' && norm !== 'L1' && norm !== 'L2') throw new UnsupportedGraph(`Normalizer: norm ${norm}`);
+    return { norm };
+  },
+  run({ norm }, [x]) {
+    expectType(x!, ['float', 'double'], 'Normalizer');
+    const dims = x!.dims;
+    if (dims.length < 1 || dims.length > 2) throw new UnsupportedGraph('Normalizer: input must be [N, C] or [C]');
+    const width = dims[dims.length - 1]!;
+    const out = alloc('float', [...dims]);
+    const xs = x!.data;
+    const ys = out.data;
+    for (let at = 0; at < xs.length; at += width) {
+      let d = norm === 'MAX' ? -3.4028234663852886e38 : 0;
+      for (let i = at; i < at + width; i++) {
+        const v = f32(xs[i]!);
+        if (norm === 'MAX') d = Math.max(d, v);
+        else if (norm === 'L1') d = f32(d + Math.abs(v));
+        else {
+          ys[i] = f32(xs[i]! * xs[i]!);
+          d = f32(d + ys[i]!);
+        }
+      }
+      for (let i = at; i < at + width; i++) {
+        const v = f32(xs[i]!);
+        if (d === 0) ys[i] = v;
+        else if (norm === 'L2') ys[i] = (xs[i]! < 0 ? -1 : 1) * Math.sqrt(f32(ys[i]! / d));
+        else ys[i] = v / d;
+      }
+    }
+    return [out];
+  },
+};
+
+/**
+ * ArrayFeatureExtractor: the columns `indices` of each row of X (a [C] input is one row), as skl2onnx picks a
+ * binary LinearSVC's positive-class score from LinearClassifier's two columns.
+ */
+const arrayFeatureExtractor: OpDef<undefined> = {
+  prepare: () => undefined,
+  run(_p, [x, indices]) {
+    expectType(x!, ['float', 'double', 'int64'], 'ArrayFeatureExtractor');
+    expectType(indices!, ['int64'], 'ArrayFeatureExtractor');
+    const dims = x!.dims;
+    if (dims.length === 0) throw new UnsupportedGraph('ArrayFeatureExtractor: a scalar input');
+    const stride = dims[dims.length - 1]!;
+    const picks = indices!.data;
+    for (const k of picks) {
+      if (k < 0 || k >= stride) throw new UnsupportedGraph(`ArrayFeatureExtractor: index ${k} of ${stride}`);
+    }
+    const n = picks.length;
+    const out = alloc(x!.type, dims.length === 1 ? [1, n] : [...dims.slice(0, -1), n]);
+    const rows = stride === 0 ? 0 : x!.data.length / stride;
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < n; j++) out.data[r * n + j] = x!.data[r * stride + picks[j]!]!;
+    }
+    return [out];
+  },
+};
+
+/** The classifiers of the fast path and the operators that follow them in exports, by name. */
+export const classifierOps: Record<string, OpDef> = {
+  TreeEnsembleClassifier: treeEnsembleClassifier,
+  LinearClassifier: linearClassifier,
+  Normalizer: normalizer,
+  ArrayFeatureExtractor: arrayFeatureExtractor,
+};
