@@ -117,22 +117,28 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     const { weights, listed } = trees;
     // Sums in float32 as onnxruntime keeps them (in double for thresholds given as doubles).
     const round = trees.threshold instanceof Float32Array ? f32 : (v: number) => v;
-    const acc = new Float64Array(classes);
-    // Which classes the row's leaves list a weight for: onnxruntime's has_score.
-    const has = new Uint8Array(classes);
-    for (let r = 0; r < rows; r++) {
-      acc.fill(0);
-      has.fill(0);
-      for (const root of trees.roots) {
+    // Tree by tree over the rows (a tree's nodes stay in cache for every row), each row's sums in float32 as
+    // onnxruntime keeps them (in double for thresholds given as doubles), and which classes the leaves it reached
+    // list a weight for (onnxruntime's has_score).
+    const sums = new Float64Array(rows * classes);
+    const has = new Uint8Array(rows * classes);
+    const float = trees.threshold instanceof Float32Array;
+    for (const root of trees.roots) {
+      for (let r = 0; r < rows; r++) {
         const i = leafOf(trees, root, x!.data, r * f) * classes;
+        const at = r * classes;
         for (let c = 0; c < classes; c++) {
           if (!listed[i + c]) continue;
-          acc[c] = round(acc[c]! + weights[i + c]!);
-          has[c] = 1;
+          sums[at + c] = float ? f32(sums[at + c]! + weights[i + c]!) : sums[at + c]! + weights[i + c]!;
+          has[at + c] = 1;
         }
       }
+    }
+    for (let r = 0; r < rows; r++) {
       const at = r * classes;
-      label.data[r] = classes > 2 ? finishMany(p, acc, has, z, at) : finishTwo(p, acc, has, z, at, round);
+      const acc = sums.subarray(at, at + classes);
+      const scored = has.subarray(at, at + classes);
+      label.data[r] = classes > 2 ? finishMany(p, acc, scored, z, at) : finishTwo(p, acc, scored, z, at, round);
     }
     return [label, out];
   },
