@@ -82,10 +82,10 @@ async function expectAsOnnxruntime(bytes: Uint8Array): Promise<number[]> {
 }
 
 /**
- * Three depth-2 trees (each split on its own feature at a random threshold, LEQ) whose leaves weigh the classes
+ * Three depth-2 trees (each split on its own feature at a random threshold, `mode`) whose leaves weigh the classes
  * `weighs(tree)` lists, weights in [0.05, 0.6] or, when `mixed`, in [-0.6, 0.6].
  */
-function trees(weighs: (tree: number) => number[], mixed: boolean): Attr[] {
+function trees(weighs: (tree: number) => number[], mixed: boolean, mode = 'BRANCH_LEQ'): Attr[] {
   const nodes = { tree: [] as number[], id: [] as number[], feature: [] as number[], value: [] as number[] };
   const modes: string[] = [];
   const [trues, falses] = [[] as number[], [] as number[]];
@@ -96,7 +96,7 @@ function trees(weighs: (tree: number) => number[], mixed: boolean): Attr[] {
       nodes.id.push(n);
       nodes.feature.push(n === 0 ? t : 0);
       nodes.value.push(n === 0 ? uniform(-0.8, 0.8) : 0);
-      modes.push(n === 0 ? 'BRANCH_LEQ' : 'LEAF');
+      modes.push(n === 0 ? mode : 'LEAF');
       trues.push(n === 0 ? 1 : 0);
       falses.push(n === 0 ? 2 : 0);
       if (n === 0) continue;
@@ -133,17 +133,30 @@ describe('TreeEnsembleClassifier', () => {
     ['both classes', () => [0, 1]],
   ];
   const binaryBases = [[], [0.3], [-0.2, 0.4]];
-  it.each(binaryWeighs)('two classes, leaves weighing %s, every base and post_transform', async (_, weighs) => {
-    for (const base of binaryBases) {
-      for (const post of POSTS) {
-        for (const mixed of [false, true]) {
-          const attrs: Attr[] = [...trees(weighs, mixed), ['classlabels_int64s', [4, 9]], ['post_transform', post]];
-          if (base.length > 0) attrs.push(['base_values', base]);
-          await expectAsOnnxruntime(classifier('TreeEnsembleClassifier', attrs));
+  // LEQ splits in depth-first order take the compact layout where the leaves weigh one class; LT splits do not.
+  it.each(binaryWeighs)(
+    'two classes, leaves weighing %s, every base and post_transform, both layouts',
+    async (_, weighs) => {
+      for (const mode of ['BRANCH_LEQ', 'BRANCH_LT']) {
+        for (const base of binaryBases) {
+          for (const post of POSTS) {
+            for (const mixed of [false, true]) {
+              const attrs: Attr[] = [
+                ...trees(weighs, mixed, mode),
+                ['classlabels_int64s', [4, 9]],
+                ['post_transform', post],
+              ];
+              if (base.length > 0) attrs.push(['base_values', base]);
+              const bytes = classifier('TreeEnsembleClassifier', attrs);
+              const { compact } = compileGraph(bytes, 'X', 'Y').nodes[0]!.params as { compact?: unknown };
+              expect(compact !== undefined).toBe(mode === 'BRANCH_LEQ' && weighs(0).length === 1);
+              await expectAsOnnxruntime(bytes);
+            }
+          }
         }
       }
-    }
-  });
+    },
+  );
 
   it('three classes, leaves weighing all or one class a tree (gradient boosting), with and without base values', async () => {
     for (const weighs of [() => [0, 1, 2], (t: number) => [t % 3]]) {

@@ -7,10 +7,12 @@
  * ensemble whose leaves weigh one class writes `[1 - s, s]` (weights all positive) or `[-s, s]`, `[σ(-s), σ(s)]`
  * under LOGISTIC; a class no leaf weighs is written as 0; a LinearClassifier with one row of coefficients and two
  * labels adds `1 - s` as the first column. Sums and transforms are rounded to float32 as onnxruntime computes them.
- * PROBIT and SOFTMAX_ZERO, and string labels where the graph reads the label output, are left to the session.
+ * PROBIT and SOFTMAX_ZERO, and string labels where the graph reads the label output, are left to the session. A
+ * binary forest as skl2onnx writes it is walked in the isolation forest's compact layout (fused-trees.ts).
  */
 import { attrReader, type OpDef, type PrepareContext } from './op-types';
 import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
+import { compactSums, compactTrees, treeShape, type CompactTreeSum } from './fused-trees';
 import { checkFeatures, LEAF, leafOf, readTrees, type TreeParams } from './tree-ensemble';
 
 type Transform = 'NONE' | 'LOGISTIC' | 'SOFTMAX';
@@ -57,7 +59,17 @@ function transform(scores: Float32Array, at: number, n: number, post: Transform)
 }
 
 interface TreeClassifierParams {
-  trees: TreeParams;
+  /** The trees in the general layout, or undefined when {@link compact} holds them. */
+  trees: TreeParams | undefined;
+  /**
+   * The trees in the compact layout (fused-trees.ts), each leaf holding its weight, where every leaf weighs the
+   * same one class of two (a binary forest or boosting model as exporters write them) and every split is a
+   * depth-first `x <= threshold`: 7 bytes a node against 40, and a faster walk.
+   */
+  compact: (CompactTreeSum & { width: number; weighs: number }) | undefined;
+  classes: number;
+  /** Sums in float32 as onnxruntime keeps them (in double for thresholds given as doubles). */
+  float: boolean;
   labels: number[] | undefined;
   post: Transform;
   base: number[];
@@ -75,9 +87,11 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     const base = Array.from(trees.base);
     const weighed = new Set<number>();
     let positive = true;
-    // Whether some leaf lists no weight for class 1, or for any class.
+    // Whether some leaf lists no weight for class 1, or for any class, or lists other classes than the first.
     let without1 = false;
     let withoutAny = false;
+    let uneven = false;
+    let first: string | undefined;
     for (let i = 0; i < trees.mode.length; i++) {
       if (trees.mode[i] !== LEAF) continue;
       let any = false;
@@ -89,6 +103,9 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
       }
       without1 ||= !trees.listed[i * classes + 1];
       withoutAny ||= !any;
+      const row = trees.listed.subarray(i * classes, (i + 1) * classes).join();
+      first ??= row;
+      uneven ||= row !== first;
     }
     const binary = classes === 2 && weighed.size === 1;
     // What onnxruntime leaves undefined: a score column it never writes, a label of class -1.
@@ -101,36 +118,54 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     if (classes > 2 && base.length === 0 && withoutAny) {
       throw new UnsupportedGraph('TreeEnsembleClassifier: a leaf weighs no class');
     }
-    return { trees, labels, post, base, binary, positive };
+    const float = trees.threshold instanceof Float32Array;
+    const params = { classes, float, labels, post, base, binary, positive };
+    const { width, farthest } = treeShape([trees], [undefined]);
+    if (binary && !uneven && farthest !== undefined && trees.roots.length > 0) {
+      const weighs = [...weighed][0]!;
+      const values = new Float64Array(trees.mode.length);
+      for (let i = 0; i < values.length; i++) values[i] = trees.weights[i * classes + weighs]!;
+      const compact = { ...compactTrees([trees], [undefined], [values], width, farthest, !float), width, weighs };
+      return { ...params, trees: undefined, compact };
+    }
+    return { ...params, trees, compact: undefined };
   },
   absent: (p) => (p.labels ? [] : [0]),
   run(p, [x]) {
     expectType(x!, ['float', 'double'], 'TreeEnsembleClassifier');
     if (x!.dims.length !== 2) throw new UnsupportedGraph('TreeEnsembleClassifier: input must be [N, F]');
     const [rows, f] = x!.dims as [number, number];
-    const { trees } = p;
-    checkFeatures(trees, f, 'TreeEnsembleClassifier');
-    const classes = trees.targets;
+    const { classes } = p;
     const label = alloc('int64', [rows]);
     const out = alloc('float', [rows, classes]);
     const z = out.data;
-    const { weights, listed } = trees;
-    // Sums in float32 as onnxruntime keeps them (in double for thresholds given as doubles).
-    const round = trees.threshold instanceof Float32Array ? f32 : (v: number) => v;
-    // Tree by tree over the rows (a tree's nodes stay in cache for every row), each row's sums in float32 as
-    // onnxruntime keeps them (in double for thresholds given as doubles), and which classes the leaves it reached
-    // list a weight for (onnxruntime's has_score).
+    const round = p.float ? f32 : (v: number) => v;
     const sums = new Float64Array(rows * classes);
+    // Which classes the leaves a row reached list a weight for: onnxruntime's has_score.
     const has = new Uint8Array(rows * classes);
-    const float = trees.threshold instanceof Float32Array;
-    for (const root of trees.roots) {
+    if (p.compact) {
+      if (f < p.compact.width) throw new UnsupportedGraph('TreeEnsembleClassifier: input narrower than its splits');
+      // Each row's sum of its leaves' weights, rounded by the array's type as it grows.
+      const sum = alloc(p.float ? 'float' : 'double', [rows]).data;
+      compactSums(p.compact, x!.data, rows, f, sum);
       for (let r = 0; r < rows; r++) {
-        const i = leafOf(trees, root, x!.data, r * f) * classes;
-        const at = r * classes;
-        for (let c = 0; c < classes; c++) {
-          if (!listed[i + c]) continue;
-          sums[at + c] = float ? f32(sums[at + c]! + weights[i + c]!) : sums[at + c]! + weights[i + c]!;
-          has[at + c] = 1;
+        sums[r * classes + p.compact.weighs] = sum[r]!;
+        has[r * classes + p.compact.weighs] = 1;
+      }
+    } else {
+      const trees = p.trees!;
+      checkFeatures(trees, f, 'TreeEnsembleClassifier');
+      const { weights, listed } = trees;
+      // Tree by tree over the rows: a tree's nodes stay in cache for every row.
+      for (const root of trees.roots) {
+        for (let r = 0; r < rows; r++) {
+          const i = leafOf(trees, root, x!.data, r * f) * classes;
+          const at = r * classes;
+          for (let c = 0; c < classes; c++) {
+            if (!listed[i + c]) continue;
+            sums[at + c] = round(sums[at + c]! + weights[i + c]!);
+            has[at + c] = 1;
+          }
         }
       }
     }

@@ -81,13 +81,7 @@ export const treeSum: OpDef<TreeSumParams> = {
  * sum is rounded to float32 at each step by the output's own type, as the Sum rounds; a tree's nodes stay in cache
  * for every row, 22 % faster than row by row for 60 rows of 100 trees.
  */
-function compactSums(
-  p: CompactTreeSum & TreeSumParams,
-  xs: Tensor['data'],
-  rows: number,
-  f: number,
-  out: Tensor['data'],
-) {
+export function compactSums(p: CompactTreeSum, xs: Tensor['data'], rows: number, f: number, out: Tensor['data']) {
   const { roots, column, split, skip } = p;
   for (let k = 0; k < roots.length; k++) {
     const root = roots[k]!;
@@ -275,23 +269,36 @@ function treeSumParams(
   const columns = order.map((t) => trees[t]!.columns);
   // First the input columns the splits read and whether every tree fits the compact layout; then the trees are
   // laid out once, in the layout they take.
+  const { width, farthest } = treeShape(params, columns);
+  const float = type === 'float';
+  const laid =
+    farthest !== undefined
+      ? compactTrees(params, columns, byNode, width, farthest, !float)
+      : generalTrees(params, columns, byNode, float);
+  return { ...laid, float, width, tail };
+}
+
+/**
+ * How wide an input the splits of `params` read (through each one's Gather `columns`), and, where every tree fits
+ * the compact layout, how many nodes ahead its farthest false child is (undefined where one does not).
+ */
+export function treeShape(
+  params: readonly TreeParams[],
+  columns: readonly (number[] | undefined)[],
+): { width: number; farthest: number | undefined } {
   let width = 0;
-  let compact = true;
-  let farthest = 0;
+  let farthest: number | undefined = 0;
   params.forEach((p, k) => {
     for (let i = 0; i < p.mode.length; i++) {
       if (p.mode[i] === LEAF) continue;
       const column = columnOf(columns[k], p.feature[i]!);
       if (column >= width) width = column + 1;
-      if (p.mode[i] !== 0 || p.missingTrue[i] || p.trueChild[i] !== i + 1 || p.falseChild[i]! <= i) compact = false;
-      else farthest = Math.max(farthest, p.falseChild[i]! - i);
+      if (p.mode[i] !== 0 || p.missingTrue[i] || p.trueChild[i] !== i + 1 || p.falseChild[i]! <= i) {
+        farthest = undefined;
+      } else if (farthest !== undefined) farthest = Math.max(farthest, p.falseChild[i]! - i);
     }
   });
-  const float = type === 'float';
-  const laid = compact
-    ? compactTrees(params, columns, byNode, width, farthest, !float)
-    : generalTrees(params, columns, byNode, float);
-  return { ...laid, float, width, tail };
+  return { width, farthest };
 }
 
 /** The input column split feature `f` of a tree reads: through its Gather's `columns`, if any. */
@@ -347,9 +354,9 @@ function generalTrees(
 /**
  * The trees in the compact layout: every split's true child follows it and its false child comes later, at most
  * `farthest` nodes ahead; splits read columns below `width`. Values in double when `doubleValues` (or any
- * threshold is a double).
+ * threshold is a double). Every root of each ensemble, in order.
  */
-function compactTrees(
+export function compactTrees(
   params: readonly TreeParams[],
   columns: readonly (number[] | undefined)[],
   values: readonly Float64Array[],
@@ -358,7 +365,8 @@ function compactTrees(
   doubleValues: boolean,
 ): CompactTreeSum {
   const n = params.reduce((total, p) => total + p.mode.length, 0);
-  const roots = new Int32Array(params.length);
+  const roots = new Int32Array(params.reduce((total, p) => total + p.roots.length, 0));
+  let r = 0;
   const column = width <= 2 ** 8 ? new Uint8Array(n) : width <= 2 ** 16 ? new Uint16Array(n) : new Int32Array(n);
   const double = doubleValues || params.some((p) => p.threshold instanceof Float64Array);
   // Float32 thresholds and values are exact in a Float64Array, and float32 inputs compare with them as in float32.
@@ -366,7 +374,7 @@ function compactTrees(
   const skip = farthest < 2 ** 16 ? new Uint16Array(n) : new Uint32Array(n);
   let at = 0;
   params.forEach((p, k) => {
-    roots[k] = at + p.roots[0]!;
+    for (const root of p.roots) roots[r++] = at + root;
     for (let i = 0; i < p.mode.length; i++) {
       const j = at + i;
       if (p.mode[i] === LEAF) {
