@@ -82,7 +82,7 @@ async function expectAsOnnxruntime(bytes: Uint8Array): Promise<number[]> {
 }
 
 /**
- * Three depth-2 trees (each split on its own feature at a random threshold, `mode`) whose leaves weigh the classes
+ * Three depth-2 trees (each split on its own feature at one row's value, `mode`) whose leaves weigh the classes
  * `weighs(tree)` lists, weights in [0.05, 0.6] or, when `mixed`, in [-0.6, 0.6].
  */
 function trees(weighs: (tree: number) => number[], mixed: boolean, mode = 'BRANCH_LEQ'): Attr[] {
@@ -95,7 +95,8 @@ function trees(weighs: (tree: number) => number[], mixed: boolean, mode = 'BRANC
       nodes.tree.push(t);
       nodes.id.push(n);
       nodes.feature.push(n === 0 ? t : 0);
-      nodes.value.push(n === 0 ? uniform(-0.8, 0.8) : 0);
+      // Tree t splits at a value of its feature some row has: that row sits on the threshold.
+      nodes.value.push(n === 0 ? x[((7 * t + 3) % ROWS) * FEATURES + t]! : 0);
       modes.push(n === 0 ? mode : 'LEAF');
       trues.push(n === 0 ? 1 : 0);
       falses.push(n === 0 ? 2 : 0);
@@ -133,11 +134,12 @@ describe('TreeEnsembleClassifier', () => {
     ['both classes', () => [0, 1]],
   ];
   const binaryBases = [[], [0.3], [-0.2, 0.4]];
-  // LEQ splits in depth-first order take the compact layout where the leaves weigh one class; LT splits do not.
+  // Where the leaves weigh one class, LEQ splits in depth-first order take the compact layout, and so do LT splits
+  // (as LEQ splits at the float32 below); GTE splits keep the general layout.
   it.each(binaryWeighs)(
     'two classes, leaves weighing %s, every base and post_transform, both layouts',
     async (_, weighs) => {
-      for (const mode of ['BRANCH_LEQ', 'BRANCH_LT']) {
+      for (const mode of ['BRANCH_LEQ', 'BRANCH_LT', 'BRANCH_GTE']) {
         for (const base of binaryBases) {
           for (const post of POSTS) {
             for (const mixed of [false, true]) {
@@ -149,7 +151,7 @@ describe('TreeEnsembleClassifier', () => {
               if (base.length > 0) attrs.push(['base_values', base]);
               const bytes = classifier('TreeEnsembleClassifier', attrs);
               const { compact } = compileGraph(bytes, 'X', 'Y').nodes[0]!.params as { compact?: unknown };
-              expect(compact !== undefined).toBe(mode === 'BRANCH_LEQ' && weighs(0).length === 1);
+              expect(compact !== undefined).toBe(mode !== 'BRANCH_GTE' && weighs(0).length === 1);
               await expectAsOnnxruntime(bytes);
             }
           }

@@ -66,7 +66,7 @@ interface TreeClassifierParams {
    * same one class of two (a binary forest or boosting model as exporters write them) and every split is a
    * depth-first `x <= threshold`: 7 bytes a node against 40, and a faster walk.
    */
-  compact: (CompactTreeSum & { width: number; weighs: number }) | undefined;
+  compact: (CompactTreeSum & { width: number; weighs: number; strict: boolean }) | undefined;
   classes: number;
   /** Sums in float32 as onnxruntime keeps them (in double for thresholds given as doubles). */
   float: boolean;
@@ -120,13 +120,18 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     }
     const float = trees.threshold instanceof Float32Array;
     const params = { classes, float, labels, post, base, binary, positive };
-    const { width, farthest } = treeShape([trees], [undefined]);
-    if (binary && !uneven && farthest !== undefined && trees.roots.length > 0) {
-      const weighs = [...weighed][0]!;
-      const values = new Float64Array(trees.mode.length);
-      for (let i = 0; i < values.length; i++) values[i] = trees.weights[i * classes + weighs]!;
-      const compact = { ...compactTrees([trees], [undefined], [values], width, farthest, !float), width, weighs };
-      return { ...params, trees: undefined, compact };
+    if (binary && !uneven && trees.roots.length > 0) {
+      // XGBoost's `x < t` splits, over float32 values, are `x <= t'` with t' the float32 just below t.
+      const strict = float && splitsAll(trees, 1);
+      const compared = strict ? lessThanAsAtMost(trees) : trees;
+      const { width, farthest } = treeShape([compared], [undefined]);
+      if (farthest !== undefined) {
+        const weighs = [...weighed][0]!;
+        const values = new Float64Array(trees.mode.length);
+        for (let i = 0; i < values.length; i++) values[i] = trees.weights[i * classes + weighs]!;
+        const laid = compactTrees([compared], [undefined], [values], width, farthest, !float);
+        return { ...params, trees: undefined, compact: { ...laid, width, weighs, strict } };
+      }
     }
     return { ...params, trees, compact: undefined };
   },
@@ -145,6 +150,9 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     const has = new Uint8Array(rows * classes);
     if (p.compact) {
       if (f < p.compact.width) throw new UnsupportedGraph('TreeEnsembleClassifier: input narrower than its splits');
+      if (p.compact.strict && x!.type !== 'float') {
+        throw new UnsupportedGraph('TreeEnsembleClassifier: x < threshold splits over a double input');
+      }
       // Each row's sum of its leaves' weights, rounded by the array's type as it grows.
       const sum = alloc(p.float ? 'float' : 'double', [rows]).data;
       compactSums(p.compact, x!.data, rows, f, sum);
@@ -178,6 +186,33 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     return [label, out];
   },
 };
+
+/** Whether every split of `trees` has mode `mode` (0 `x <= t`, 1 `x < t`) and sends NaN to its false child. */
+function splitsAll(trees: TreeParams, mode: number): boolean {
+  for (let i = 0; i < trees.mode.length; i++) {
+    if (trees.mode[i] !== LEAF && (trees.mode[i] !== mode || trees.missingTrue[i])) return false;
+  }
+  return true;
+}
+
+/**
+ * `trees` (float32 thresholds, every split `x < t`) with every split `x <= t'`, t' the float32 below t: the same
+ * branch for every float32 x and NaN (t = -Infinity, which no x is below, becomes NaN, which no x is at most).
+ */
+function lessThanAsAtMost(trees: TreeParams): TreeParams {
+  const mode = trees.mode.slice();
+  const threshold = (trees.threshold as Float32Array).slice();
+  const bits = new Int32Array(threshold.buffer);
+  for (let i = 0; i < mode.length; i++) {
+    if (mode[i] === LEAF) continue;
+    mode[i] = 0;
+    const t = threshold[i]!;
+    if (t === -Infinity) threshold[i] = NaN;
+    else if (t === 0) threshold[i] = -1.401298464324817e-45;
+    else if (t === t) bits[i] = bits[i]! + (t > 0 ? -1 : 1);
+  }
+  return { ...trees, mode, threshold };
+}
 
 /** Three or more classes: base values added, scores transformed; the label of the class with the top score. */
 function finishMany(
