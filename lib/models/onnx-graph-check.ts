@@ -172,16 +172,18 @@ export function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckCont
       throw fail(`input ${meta.input.name} takes ${k} features, model.json lists ${meta.features.length}`, 'features');
     }
   }
+  const zipmap =
+    `(skl2onnx's ZipMap writes a classifier's probabilities as a sequence of maps by default): export it with ` +
+    `to_onnx(..., options={"zipmap": False}) and name its probabilities output in model.json, with output.column ` +
+    'the class that is the anomaly';
   const output = graph.outputs.get(meta.output.name);
   if (!output) {
-    throw fail(`has no output ${JSON.stringify(meta.output.name)} (outputs: ${names(graph.outputs)})`, 'output.name');
+    const message = `has no output ${JSON.stringify(meta.output.name)} (outputs: ${names(graph.outputs)})`;
+    const maps = [...graph.outputs].filter(([, o]) => o.notTensor).map(([name]) => name);
+    throw fail(maps.length > 0 ? `${message}; ${maps.join(', ')} is not a tensor ${zipmap}` : message, 'output.name');
   }
   if (output.notTensor) {
-    const message =
-      `output ${meta.output.name} is ${output.notTensor}, not a tensor (skl2onnx's ZipMap writes a classifier's ` +
-      `probabilities as a sequence of maps by default): export it with to_onnx(..., options={"zipmap": False}) and ` +
-      'name its probabilities output in model.json, with output.column the class that is the anomaly';
-    throw fail(message, 'output.name');
+    throw fail(`output ${meta.output.name} is ${output.notTensor}, not a tensor ${zipmap}`, 'output.name');
   }
   if (output.elemType !== undefined && output.elemType !== FLOAT && output.elemType !== DOUBLE) {
     const message = `output ${meta.output.name} must be float32 or float64 (element type ${output.elemType})`;

@@ -207,6 +207,15 @@ describe('registerModel', () => {
     expect(err).toBeInstanceOf(InvalidModel);
     expect(err.field).toBe('output.name');
     expect(err.message).toMatch(/output score is a sequence, not a tensor .* options=\{"zipmap": False\}/);
+    // Naming the probabilities as the docs do, of a model exported with ZipMap on, says the same.
+    const named = registerModel(store, {
+      device: 'pump-1',
+      onnx: zipmap,
+      meta: { ...meta, output: { name: 'probabilities' } },
+    });
+    await expect(named).rejects.toThrow(
+      /has no output "probabilities" \(outputs: score\); score is not a tensor .*"zipmap": False/,
+    );
     expect(await store.list('models/')).toEqual([]);
   });
 
