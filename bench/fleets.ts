@@ -24,6 +24,7 @@ export const FAMILIES = [
   'pca-reconstruction',
   'autoencoder',
   'lof',
+  'rf-classifier',
 ] as const;
 
 /** A benchmark family. */
@@ -37,7 +38,7 @@ export interface BenchFleet {
   store: string;
   /** The peer's per-device pickles; undefined for Mahalanobis, whose peer pickles from the store itself. */
   pickles?: string;
-  /** Trees per forest (isolation forest only). */
+  /** Trees per forest (isolation forest and random forest classifier only). */
   trees?: number;
   /** Seconds spent generating it now (0 when it came from the cache). */
   generatedS: number;
@@ -61,16 +62,22 @@ export function filesUnder(dir: string): { path: string; size: number }[] {
 }
 
 /**
- * Bytes a generated fleet takes on disk (its store and the peer's pickles), per device: about 19 KB a tree for a
- * forest (1.9 GB for 1,000 100-tree forests, 48 GB for 100,000 of 25 trees), LOF_BYTES for a local outlier factor
+ * Bytes a generated fleet takes on disk (its store and the peer's pickles), per device: about 19 KB a tree for an
+ * isolation forest (1.9 GB for 1,000 100-tree forests, 48 GB for 100,000 of 25 trees), 1.3 KB a tree for a random
+ * forest classifier (36 KB of ONNX and 89 KB of pickle for 100 trees, 2026-12-05), LOF_BYTES for a local outlier factor
  * (which holds its 240 training rows twice: in its ONNX and in its pickle) and 25 KB for the other families (23 to
  * 24 KB measured), as cached on 2026-12-04.
  */
 function fleetBytes(family: Family, devices: number, trees: number): number {
-  return devices * (family === 'isolation-forest' ? 19_500 * trees : family === 'lof' ? LOF_BYTES : 25_000);
+  const perTree = family === 'isolation-forest' ? 19_500 : family === 'rf-classifier' ? RF_CLASSIFIER_TREE_BYTES : 0;
+  return devices * (perTree > 0 ? perTree * trees : family === 'lof' ? LOF_BYTES : 25_000);
 }
 
+/** The families whose fleets are forests of `--trees` trees. */
+const TREE_FAMILIES: ReadonlySet<Family> = new Set(['isolation-forest', 'rf-classifier']);
+
 const LOF_BYTES = 110_000;
+const RF_CLASSIFIER_TREE_BYTES = 1_300;
 
 /** Disk space a fleet's generation leaves free: the worker, its saved programs and the dev server need room too. */
 const DISK_SPARE_BYTES = 4 * 2 ** 30;
@@ -119,7 +126,7 @@ export async function benchFleet(
     });
     return { store, generatedS: (performance.now() - started) / 1000 };
   }
-  const forest = family === 'isolation-forest';
+  const forest = TREE_FAMILIES.has(family);
   const name = `${family}-d${devices}${forest ? `-t${trees}` : ''}-k${BENCH_FEATURES}-s1-g${GENERATOR[family] ?? 1}-${window.id}`;
   const fleet = join(ROOT, '.cache', 'bench', 'fleets', name);
   let generatedS = 0;

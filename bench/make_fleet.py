@@ -2,8 +2,9 @@
 
 Every device gets its own data (a seeded draw: its own feature means and spreads), its own model trained on 240
 rows of it, exported as users export it (skl2onnx for scikit-learn models; PCA gets its inverse transform
-appended, since skl2onnx exports only the projection), registered with a model.json, and 60 rows of one window
-(a few of them shifted outliers) in the window's Arrow aggregates. The peer's pickle holds the same fitted
+appended, since skl2onnx exports only the projection; a random forest classifier, trained on the device's rows
+and as many labelled faults, without ZipMap), registered with a model.json, and 60 rows of one window (a few of
+them shifted outliers) in the window's Arrow aggregates. The peer's pickle holds the same fitted
 estimator (or the autoencoder's weights) and its threshold.
 
 What skl2onnx writes is written without it per device: isolation forests by forest_onnx.py (skl2onnx's graph in
@@ -55,6 +56,8 @@ GENERATOR = {"isolation-forest": 2, "autoencoder": 2}
 AUTOENCODER_BATCH = 32
 # Devices whose template-written model is compared with skl2onnx's own conversion, byte for byte, every generation.
 TEMPLATE_CHECKS = 16
+# Labelled fault rows a random forest classifier is trained on besides the device's TRAIN_ROWS normal ones.
+FAULT_ROWS = 60
 
 
 def device_id(i: int) -> str:
@@ -78,10 +81,10 @@ def device_data(seed: int, i: int):
     return train.astype(np.float32), window.astype(np.float32)
 
 
-def to_onnx_bytes(model, name: str) -> bytes:
+def to_onnx_bytes(model, name: str, options=None) -> bytes:
     from skl2onnx import to_onnx
 
-    onx = to_onnx(model, np.zeros((1, FEATURES), dtype=np.float32), target_opset=TARGET_OPSET)
+    onx = to_onnx(model, np.zeros((1, FEATURES), dtype=np.float32), target_opset=TARGET_OPSET, options=options)
     # skl2onnx emits opset imports in set order (varies with PYTHONHASHSEED); sorted, the bytes are reproducible.
     opsets = sorted((o.domain, o.version) for o in onx.opset_import)
     del onx.opset_import[:]
@@ -117,11 +120,21 @@ def skl2onnx_export(family: str, model) -> bytes:
     return pca_reconstruction(model) if family == "pca-reconstruction" else to_onnx_bytes(model, family)
 
 
+def labelled(seed: int, i: int, train: np.ndarray) -> tuple:
+    """Device i's training rows (label 0) and FAULT_ROWS labelled faults (1): its rows shifted by 6 spreads along
+    every feature, as the window's outliers are."""
+    rng = np.random.default_rng([seed, i, 2])
+    shift = rng.choice([-1.0, 1.0], (FAULT_ROWS, FEATURES)) * 6 * train.std(axis=0)
+    faults = train[rng.integers(0, len(train), FAULT_ROWS)] + shift
+    return np.concatenate([train, faults]), np.repeat([0, 1], [len(train), FAULT_ROWS])
+
+
 def fit(family: str, trees: int, seed: int, i: int, train: np.ndarray):
-    """Device i's fitted scikit-learn estimator (one-class SVM, isolation forest, PCA or local outlier factor)."""
+    """Device i's fitted scikit-learn estimator (one-class SVM, isolation forest, PCA, local outlier factor, or a
+    random forest classifier of its labelled faults)."""
     import sklearn
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import IsolationForest
+    from sklearn.ensemble import IsolationForest, RandomForestClassifier
     from sklearn.neighbors import LocalOutlierFactor
     from sklearn.svm import OneClassSVM
 
@@ -136,6 +149,9 @@ def fit(family: str, trees: int, seed: int, i: int, train: np.ndarray):
             return PCA(n_components=3).fit(x64)
         if family == "lof":
             return LocalOutlierFactor(n_neighbors=20, novelty=True).fit(x64)
+        if family == "rf-classifier":
+            x, y = labelled(seed, i, x64)
+            return RandomForestClassifier(n_estimators=trees, random_state=seed * 1_000_003 + i).fit(x, y)
     raise SystemExit(f"unknown family {family}")
 
 
@@ -241,6 +257,13 @@ def make_devices(family: str, trees: int, seed: int, ids: list):
             threshold = float(np.quantile(err, 0.99) * 1.5)
             entry = {"kind": "pca", "model": model, "threshold": threshold}
             yield i, template(family, seed).convert(model), reconstruction_meta(threshold, "X"), entry, window
+            continue
+        if family == "rf-classifier":
+            # The probability of a fault: skl2onnx's probabilities output without ZipMap, column 1.
+            output = {"name": "probabilities", "column": 1}
+            meta = {"anomalyWhen": "above", "threshold": 0.5, "output": output, "input": {"name": "X"}}
+            entry = {"kind": "predict_proba", "model": model}
+            yield i, to_onnx_bytes(model, family, {"zipmap": False}), meta, entry, window
             continue
         output = {"name": "scores", "column": 0}
         meta = {"anomalyWhen": "below", "threshold": 0.0, "output": output, "input": {"name": "X"}}

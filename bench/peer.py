@@ -4,7 +4,8 @@ scikit-learn model, as a cron job or the Azure batch-scoring reference implement
 For the demo's Mahalanobis fleet, each device's parameters are read from its model.onnx and put into a
 scikit-learn EmpiricalCovariance (whose `mahalanobis` is the same squared distance), pickled per device. For the
 other families (`--pickles`, written by bench/make_fleet.py) each pickle holds the device's own fitted estimator,
-scored with `decision_function` (one-class SVM, isolation forest), PCA's inverse_transform(transform(x)) error, or
+scored with `decision_function` (one-class SVM, isolation forest), `predict_proba` (the random forest classifier's
+probability of a fault), PCA's inverse_transform(transform(x)) error, or
 a numpy forward pass of the autoencoder. Pickling is preparation and is not timed; the timed part reads the
 window's Arrow parts, then for every device loads its pickle, scores its rows and flags anomalies, and writes one
 Arrow file of predictions.
@@ -57,6 +58,9 @@ def device_scores(entry: dict, x: np.ndarray) -> tuple:
     if kind == "decision_function":
         s = entry["model"].decision_function(x)
         return s, s < entry["threshold"]
+    if kind == "predict_proba":
+        s = entry["model"].predict_proba(x)[:, 1]
+        return s, s > entry["threshold"]
     if kind == "pca":
         m = entry["model"]
         s = ((m.inverse_transform(m.transform(x)) - x) ** 2).mean(axis=1)
