@@ -8,7 +8,8 @@
  * under LOGISTIC; a class no leaf weighs is written as 0; a LinearClassifier with one row of coefficients and two
  * labels adds `1 - s` as the first column. Sums and transforms are rounded to float32 as onnxruntime computes them.
  * PROBIT and SOFTMAX_ZERO, and string labels where the graph reads the label output, are left to the session. A
- * binary forest as skl2onnx writes it is walked in the isolation forest's compact layout (fused-trees.ts).
+ * binary forest as skl2onnx and onnxmltools write XGBoost's is walked in the isolation forest's compact layout
+ * (fused-trees.ts).
  */
 import { attrReader, type OpDef, type PrepareContext } from './op-types';
 import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
@@ -64,7 +65,8 @@ interface TreeClassifierParams {
   /**
    * The trees in the compact layout (fused-trees.ts), each leaf holding its weight, where every leaf weighs the
    * same one class of two (a binary forest or boosting model as exporters write them) and every split is a
-   * depth-first `x <= threshold`: 7 bytes a node against 40, and a faster walk.
+   * depth-first `x <= threshold`, or `x < threshold` over a float32 input (`strict`: XGBoost's): 7 bytes a node
+   * against 40, and a faster walk.
    */
   compact: (CompactTreeSum & { width: number; weighs: number; strict: boolean }) | undefined;
   classes: number;
