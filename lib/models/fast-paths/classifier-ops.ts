@@ -94,18 +94,19 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     let withoutAny = false;
     let uneven = false;
     let first: string | undefined;
+    const listed = trees.listed!;
     for (let i = 0; i < trees.mode.length; i++) {
       if (trees.mode[i] !== LEAF) continue;
       let any = false;
       for (let c = 0; c < classes; c++) {
-        if (!trees.listed[i * classes + c]) continue;
+        if (!listed[i * classes + c]) continue;
         any = true;
         weighed.add(c);
         if (trees.weights[i * classes + c]! < 0) positive = false;
       }
-      without1 ||= !trees.listed[i * classes + 1];
+      without1 ||= !listed[i * classes + 1];
       withoutAny ||= !any;
-      const row = trees.listed.subarray(i * classes, (i + 1) * classes).join();
+      const row = listed.subarray(i * classes, (i + 1) * classes).join();
       first ??= row;
       uneven ||= row !== first;
     }
@@ -165,7 +166,8 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     } else {
       const trees = p.trees!;
       checkFeatures(trees, f, 'TreeEnsembleClassifier');
-      const { weights, listed } = trees;
+      const { weights } = trees;
+      const listed = trees.listed!;
       // Tree by tree over the rows: a tree's nodes stay in cache for every row.
       for (const root of trees.roots) {
         for (let r = 0; r < rows; r++) {

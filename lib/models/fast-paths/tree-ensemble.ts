@@ -26,8 +26,8 @@ export interface TreeArrays {
 export interface TreeParams extends TreeArrays {
   /** [nodes * targets] */
   weights: Float64Array;
-  /** A classifier's [nodes * classes]: 1 where the node's weights list the class, even with weight 0 (empty for a regressor). */
-  listed: Uint8Array;
+  /** A classifier's [nodes * classes]: 1 where the node's weights list the class, even with weight 0. */
+  listed?: Uint8Array;
   targets: number;
   base: Float64Array;
   average: boolean;
@@ -71,7 +71,6 @@ export function readTrees(ctx: PrepareContext, classes?: number): TreeParams {
   const p: TreeParams = {
     roots: new Int32Array(0),
     weights: buffer.take(Float64Array, n * targets, 8),
-    listed: new Uint8Array(0),
     feature: buffer.take(Int32Array, n, 4),
     trueChild: buffer.take(Int32Array, n, 4),
     falseChild: buffer.take(Int32Array, n, 4),
@@ -88,7 +87,7 @@ export function readTrees(ctx: PrepareContext, classes?: number): TreeParams {
   if (float32) p.threshold.set(values);
   modeCodes(modes, p.mode, op);
   if (missing) p.missingTrue.set(missing);
-  p.listed = buffer.take(Uint8Array, listed, 1);
+  if (listed) p.listed = buffer.take(Uint8Array, listed, 1);
   // A classifier's base values are checked by the classifier: onnxruntime reads 0, 1, 2 or one per class.
   if (classes === undefined && p.base.length !== targets) throw new UnsupportedGraph(`${op}: base_values length`);
   const child = buffer.take(Uint8Array, n, 1);
@@ -112,7 +111,7 @@ export function readTrees(ctx: PrepareContext, classes?: number): TreeParams {
     const t = tTargets[j]!;
     if (t < 0 || t >= targets || p.mode[i] !== LEAF) throw new UnsupportedGraph(`${op}: ${prefix} id ${t}`);
     p.weights[i * targets + t] = p.weights[i * targets + t]! + tWeights[j]!;
-    if (listed) p.listed[i * targets + t] = 1;
+    if (p.listed) p.listed[i * targets + t] = 1;
   }
   const roots: number[] = [];
   const seen = new Set<number>();
