@@ -54,6 +54,21 @@ it('compiles an SVM on the calling thread and a forest on a compile thread', asy
   }
 });
 
+it('compiles a tree classifier on a compile thread, though its forest is one node under the byte limit', async () => {
+  const cache = new CompiledModels({ threads: 1 });
+  try {
+    const boosted = new Uint8Array(sklearnFixture('xgboost-classifier', 'model.onnx'));
+    expect(boosted.length).toBeLessThan(INLINE_MAX_BYTES);
+    const program = await cache.get('xgb', () => Promise.resolve(boosted), 'input', 'probabilities', 4);
+    expect(cache.threadsRunning).toBe(1);
+    const here = compileModel(boosted, 'input', 'probabilities', 4);
+    if (!('program' in here)) throw new Error(here.unsupported);
+    expect(program!.linked.run(x, 40, 4).data).toEqual(linkProgram(here.program).run(x, 40, 4).data);
+  } finally {
+    await cache.close();
+  }
+});
+
 it('keeps the programs an hourly run used when more come than fit, and makes room once they are an hour old', async () => {
   let now = Date.parse('2026-11-21T11:00Z');
   const svm = new Uint8Array(sklearnFixture('ocsvm', 'model.onnx'));
