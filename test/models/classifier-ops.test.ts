@@ -160,13 +160,18 @@ describe('TreeEnsembleClassifier', () => {
     },
   );
 
+  // Leaves weighing every class keep the general layout; a tree per class (gradient boosting) takes the compact
+  // one, also where a class has no tree.
   it('three classes, leaves weighing all or one class a tree (gradient boosting), with and without base values', async () => {
-    for (const weighs of [() => [0, 1, 2], (t: number) => [t % 3]]) {
+    for (const weighs of [() => [0, 1, 2], (t: number) => [t % 3], (t: number) => [t % 2]]) {
       for (const base of [[], [0.1, -0.3, 0.2]]) {
         for (const post of POSTS) {
           const attrs: Attr[] = [...trees(weighs, true), ['classlabels_int64s', [0, 1, 2]], ['post_transform', post]];
           if (base.length > 0) attrs.push(['base_values', base]);
-          const scores = await expectAsOnnxruntime(classifier('TreeEnsembleClassifier', attrs));
+          const bytes = classifier('TreeEnsembleClassifier', attrs);
+          const { compact } = compileGraph(bytes, 'X', 'Y').nodes[0]!.params as { compact?: unknown };
+          expect(compact !== undefined).toBe(weighs(0).length === 1);
+          const scores = await expectAsOnnxruntime(bytes);
           expect(scores).toHaveLength(ROWS * 3);
         }
       }

@@ -7,13 +7,13 @@
  * ensemble whose leaves weigh one class writes `[1 - s, s]` (weights all positive) or `[-s, s]`, `[σ(-s), σ(s)]`
  * under LOGISTIC; a class no leaf weighs is written as 0; a LinearClassifier with one row of coefficients and two
  * labels adds `1 - s` as the first column. Sums and transforms are rounded to float32 as onnxruntime computes them.
- * PROBIT and SOFTMAX_ZERO, and string labels where the graph reads the label output, are left to the session. A
- * binary forest as skl2onnx and onnxmltools write XGBoost's is walked in the isolation forest's compact layout
- * (fused-trees.ts).
+ * PROBIT and SOFTMAX_ZERO, and string labels where the graph reads the label output, are left to the session.
+ * Trees that each weigh one class (a binary forest, a boosting model's tree per class, as skl2onnx and onnxmltools
+ * write scikit-learn's and XGBoost's) are walked in the isolation forest's compact layout (fused-trees.ts).
  */
 import { attrReader, type OpDef, type PrepareContext } from './op-types';
 import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
-import { compactSums, compactTrees, treeShape, type CompactTreeSum } from './fused-trees';
+import { compactSums, compactTrees, treeShape, type CompactTreeSum, type TreeClasses } from './fused-trees';
 import { checkFeatures, LEAF, leafOf, readTrees, type TreeParams } from './tree-ensemble';
 
 type Transform = 'NONE' | 'LOGISTIC' | 'SOFTMAX';
@@ -63,12 +63,12 @@ interface TreeClassifierParams {
   /** The trees in the general layout, or undefined when {@link compact} holds them. */
   trees: TreeParams | undefined;
   /**
-   * The trees in the compact layout (fused-trees.ts), each leaf holding its weight, where every leaf weighs the
-   * same one class of two (a binary forest or boosting model as exporters write them) and every split is a
+   * The trees in the compact layout (fused-trees.ts), each leaf holding its weight, where each tree's leaves weigh
+   * one class (a binary forest, a boosting model's tree per class, as exporters write them) and every split is a
    * depth-first `x <= threshold`, or `x < threshold` over a float32 input (`strict`: XGBoost's): 7 bytes a node
    * against 40, and a faster walk.
    */
-  compact: (CompactTreeSum & { width: number; weighs: number; strict: boolean }) | undefined;
+  compact: (CompactTreeSum & { width: number; strict: boolean; classes: TreeClasses; weighed: number[] }) | undefined;
   classes: number;
   /** Sums in float32 as onnxruntime keeps them (in double for thresholds given as doubles). */
   float: boolean;
@@ -89,11 +89,9 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     const base = Array.from(trees.base);
     const weighed = new Set<number>();
     let positive = true;
-    // Whether some leaf lists no weight for class 1, or for any class, or lists other classes than the first.
+    // Whether some leaf lists no weight for class 1, or for any class.
     let without1 = false;
     let withoutAny = false;
-    let uneven = false;
-    let first: string | undefined;
     const listed = trees.listed!;
     for (let i = 0; i < trees.mode.length; i++) {
       if (trees.mode[i] !== LEAF) continue;
@@ -106,9 +104,6 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
       }
       without1 ||= !listed[i * classes + 1];
       withoutAny ||= !any;
-      const row = listed.subarray(i * classes, (i + 1) * classes).join();
-      first ??= row;
-      uneven ||= row !== first;
     }
     const binary = classes === 2 && weighed.size === 1;
     // What onnxruntime leaves undefined: a score column it never writes, a label of class -1.
@@ -123,17 +118,31 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     }
     const float = trees.threshold instanceof Float32Array;
     const params = { classes, float, labels, post, base, binary, positive };
-    if (binary && !uneven && trees.roots.length > 0) {
+    const treeClasses = trees.roots.length > 0 ? classOfEachTree(trees) : undefined;
+    if (treeClasses) {
       // XGBoost's `x < t` splits, over float32 values, are `x <= t'` with t' the float32 just below t.
       const strict = float && splitsAll(trees, 1);
       const compared = strict ? lessThanAsAtMost(trees) : trees;
       const { width, farthest } = treeShape([compared], [undefined]);
       if (farthest !== undefined) {
-        const weighs = [...weighed][0]!;
+        // Each leaf holds its weight of the one class its tree weighs.
         const values = new Float64Array(trees.mode.length);
-        for (let i = 0; i < values.length; i++) values[i] = trees.weights[i * classes + weighs]!;
+        for (let i = 0; i < values.length; i++) {
+          for (let c = 0; c < classes; c++) if (listed[i * classes + c]) values[i] = trees.weights[i * classes + c]!;
+        }
         const laid = compactTrees([compared], [undefined], [values], width, farthest, !float);
-        return { ...params, trees: undefined, compact: { ...laid, width, weighs, strict } };
+        const first = new Uint8Array(treeClasses.length);
+        const seen = new Set<number>();
+        treeClasses.forEach((c, k) => {
+          if (!seen.has(c)) first[k] = 1;
+          seen.add(c);
+        });
+        const trained = { of: Int32Array.from(treeClasses), first, count: classes };
+        return {
+          ...params,
+          trees: undefined,
+          compact: { ...laid, width, strict, classes: trained, weighed: [...seen] },
+        };
       }
     }
     return { ...params, trees, compact: undefined };
@@ -156,12 +165,14 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
       if (p.compact.strict && x!.type !== 'float') {
         throw new UnsupportedGraph('TreeEnsembleClassifier: x < threshold splits over a double input');
       }
-      // Each row's sum of its leaves' weights, rounded by the array's type as it grows.
-      const sum = alloc(p.float ? 'float' : 'double', [rows]).data;
-      compactSums(p.compact, x!.data, rows, f, sum);
+      // Each row's sums of its leaves' weights per class, rounded by the array's type as they grow.
+      const sum = alloc(p.float ? 'float' : 'double', [rows, classes]).data;
+      compactSums(p.compact, x!.data, rows, f, sum, p.compact.classes);
       for (let r = 0; r < rows; r++) {
-        sums[r * classes + p.compact.weighs] = sum[r]!;
-        has[r * classes + p.compact.weighs] = 1;
+        for (const c of p.compact.weighed) {
+          sums[r * classes + c] = sum[r * classes + c]!;
+          has[r * classes + c] = 1;
+        }
       }
     } else {
       const trees = p.trees!;
@@ -190,6 +201,37 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     return [label, out];
   },
 };
+
+/**
+ * The one class each tree's leaves weigh, in the order of the roots, or undefined where a leaf weighs none or
+ * several, or two leaves of a tree weigh different classes.
+ */
+function classOfEachTree(trees: TreeParams): number[] | undefined {
+  const classes = trees.targets;
+  const listed = trees.listed!;
+  const out: number[] = [];
+  for (const root of trees.roots) {
+    let tree = -1;
+    const stack = [root];
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      if (trees.mode[i] !== LEAF) {
+        stack.push(trees.trueChild[i]!, trees.falseChild[i]!);
+        continue;
+      }
+      let only = -1;
+      for (let c = 0; c < classes; c++) {
+        if (!listed[i * classes + c]) continue;
+        if (only >= 0) return undefined;
+        only = c;
+      }
+      if (only < 0 || (tree >= 0 && only !== tree)) return undefined;
+      tree = only;
+    }
+    out.push(tree);
+  }
+  return out;
+}
 
 /** Whether every split of `trees` has mode `mode` (0 `x <= t`, 1 `x < t`) and sends NaN to its false child. */
 function splitsAll(trees: TreeParams, mode: number): boolean {
