@@ -77,10 +77,15 @@ const FUSED: Record<string, OpDef> = { TreeSum: treeSum, Nearest: nearest };
 
 const TYPES: Partial<Record<number, DType>> = { 1: 'float', 7: 'int64', 9: 'bool', 11: 'double' };
 
+/** Why a TensorProto of an element type the fast path does not hold cannot be read. */
+function unheldType(t: RawTensor, names: NameIds): string {
+  return `tensor ${names.name(t.name)}: element type ${t.dataType} is not supported`;
+}
+
 /** A TensorProto (named in `names`) as a fast-path tensor, owning aligned data. */
 export function tensorOf(t: RawTensor, names: NameIds): Tensor {
   const type = TYPES[t.dataType];
-  if (!type) throw new UnsupportedGraph(`tensor ${names.name(t.name)}: element type ${t.dataType} is not supported`);
+  if (!type) throw new UnsupportedGraph(unheldType(t, names));
   if (t.external) throw new UnsupportedGraph('external data');
   const n = t.dims.reduce((a, b) => a * b, 1);
   const raw = t.raw && t.raw.length > 0 ? t.raw.slice().buffer : undefined;
@@ -253,7 +258,7 @@ function compileBody(graph: RawGraph, scope: Scope, inputs: number[], outputs: n
     if (t.name < 0) continue;
     // An initializer of a type the fast path does not hold (int32 class labels) fails the graph only if needed.
     if (TYPES[t.dataType]) known[t.name] = tensorOf(t, names);
-    else scope.unreadable.set(t.name, `tensor ${names.name(t.name)}: element type ${t.dataType} is not supported`);
+    else scope.unreadable.set(t.name, unheldType(t, names));
   }
   const producers: number[] = [];
   graph.nodes.forEach((n, k) => {
