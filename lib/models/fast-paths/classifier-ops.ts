@@ -293,7 +293,7 @@ function finishTwo(
   round: (v: number) => number,
 ): number {
   const has0 = has[0] === 1;
-  let has1 = has[1] === 1;
+  const has1 = has[1] === 1;
   let s0 = acc[0]!;
   let s1 = acc[1]!;
   let one = false;
@@ -314,7 +314,6 @@ function finishTwo(
     second = 3;
     one = !has1;
   }
-  if (one) has1 = false;
   const pos = has1 ? s1 : has0 ? s0 : 0;
   // Outside the binary case onnxruntime labels a row 1 or 0 whatever the model's labels are.
   let y = pos > 0 ? 1 : 0;
