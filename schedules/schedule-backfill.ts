@@ -12,7 +12,7 @@ import { forEachLimited } from '../lib/shared/concurrency';
 import { messageOf, WindowNotComplete } from '../lib/shared/errors';
 import { SCORING_WORKFLOW } from '../lib/shared/names';
 import { RUN_DEFAULTS, type RunSummary, type ScoringRunInput } from '../lib/shared/run-types';
-import { assertComplete, windowAt } from '../lib/shared/window';
+import { assertComplete, scoreableAt, windowAt } from '../lib/shared/window';
 import { backfillRange, type ScheduleTiming } from './backfill-range';
 import { startRun } from '../lib/temporal/runs';
 
@@ -28,6 +28,12 @@ export interface BackfillRequest {
   parallel: number;
   /** Wait for every run to close. */
   wait: boolean;
+  /**
+   * How long each run waits for its window's input, ms. Default: until the schedule's own run of the window would
+   * have stopped waiting (the window's end, plus settle, plus the schedule's `inputWait`), so a window long past
+   * whose input is missing fails at once instead of holding a slot of the backfill for the whole wait.
+   */
+  inputWait?: number;
   /** The clock, for the completeness check (tests). */
   now?: number;
 }
@@ -61,6 +67,8 @@ export interface ScheduleRun {
   taskQueue: string;
   /** How long after a window's end its runs may score it: the declared `settle`, else the schedule's offset. */
   settleMs: number;
+  /** How long its runs wait for their input once they start (`run.inputWait`, else the default). */
+  inputWaitMs: number;
 }
 
 /** Reads what a schedule runs from its description; throws when it is not a fleetscore scoring schedule. */
@@ -85,7 +93,9 @@ export function scheduleRun(d: ScheduleDescription): ScheduleRun {
   const offsetMs = interval.offset ?? 0;
   const settleMs = input.settle === undefined ? offsetMs : durationMs(input.settle);
   if (settleMs === undefined) throw new Error(`schedule ${d.scheduleId} has a settle that is not a duration`);
-  return { timing: { windowHours, offsetMs }, input, taskQueue: d.action.taskQueue, settleMs };
+  const inputWaitMs = durationMs(input.inputWait ?? RUN_DEFAULTS.inputWait);
+  if (inputWaitMs === undefined) throw new Error(`schedule ${d.scheduleId} has an inputWait that is not a duration`);
+  return { timing: { windowHours, offsetMs }, input, taskQueue: d.action.taskQueue, settleMs, inputWaitMs };
 }
 
 /**
@@ -98,12 +108,13 @@ export async function runBackfill(
   request: BackfillRequest,
   progress?: (done: number, total: number) => void,
 ): Promise<BackfillResult> {
-  const { timing, input, taskQueue, settleMs } = scheduleRun(
+  const { timing, input, taskQueue, settleMs, inputWaitMs } = scheduleRun(
     await client.schedule.getHandle(request.schedule).describe(),
   );
   const { windowStarts } = backfillRange(timing, request.from, request.to);
   const windows = windowStarts.map((start) => windowAt(start, timing.windowHours));
-  const now = request.now ?? Date.now();
+  const clock = () => request.now ?? Date.now();
+  const now = clock();
   for (const window of windows) {
     try {
       assertComplete(window, settleMs, now);
@@ -119,7 +130,14 @@ export async function runBackfill(
   let done = 0;
   const limit = request.wait ? request.parallel : windows.length;
   await forEachLimited(windows, Math.max(1, limit), async (window, i) => {
-    const handle = await startRun(client, { ...input, scheduleId: request.schedule, window: window.id }, taskQueue);
+    // Whole seconds, so a failure says `after waiting 512s`, not a count of milliseconds.
+    const inputWait =
+      request.inputWait ?? Math.ceil(Math.max(0, scoreableAt(window, settleMs) + inputWaitMs - clock()) / 1000) * 1000;
+    const handle = await startRun(
+      client,
+      { ...input, scheduleId: request.schedule, window: window.id, inputWait },
+      taskQueue,
+    );
     const run: BackfillRun = {
       window: window.id,
       status: 'started',

@@ -10,7 +10,7 @@ import { runBackfill, type BackfillResult } from '../../schedules/schedule-backf
 import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
 import { messageOf } from '../../lib/shared/errors';
-import { positiveInt } from '../utils/options';
+import { durationOption, positiveInt } from '../utils/options';
 import { parseOptions } from '../utils/parse-options';
 import { withClient } from '../utils/with-client';
 
@@ -30,6 +30,7 @@ const optionsSchema = z
     from: windowTime,
     to: windowTime,
     parallel: positiveInt,
+    inputWait: durationOption().optional(),
     wait: z.boolean(),
     json: z.boolean().default(false),
   })
@@ -57,6 +58,11 @@ export const backfillCommand = new Command('backfill')
   .requiredOption('--from <window>', 'first window, e.g. 2026-11-21T12 (or an ISO time on a whole hour)')
   .requiredOption('--to <window>', 'end of the range, exclusive: the window after the last one scored')
   .option('--parallel <n>', 'windows scored at once', '1')
+  .option(
+    '--input-wait <duration>',
+    "how long each run waits for its window's input (0: look once; default: until the schedule's own run of the " +
+      'window would have stopped waiting, its end + settle + inputWait, so past windows look once)',
+  )
   .option('--no-wait', 'return once every run has started (all at once)')
   .option('--json', 'print the runs as JSON')
   .action(async (raw: Record<string, unknown>, command: Command) => {

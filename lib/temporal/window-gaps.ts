@@ -6,6 +6,8 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { readManifest } from '../scoring/manifest';
 import { messageOf } from '../shared/errors';
+import { progressQuery } from '../shared/queries';
+import { progressStatus } from './run-watch';
 import { SCORING_WORKFLOW, SEARCH_ATTRIBUTES } from '../shared/names';
 import { scoreableAt, windowAt, type Window } from '../shared/window';
 import type { ObjectStore } from '../store/object-store';
@@ -21,7 +23,10 @@ export type GapReason =
 export interface WindowGap {
   window: string;
   reason: GapReason;
-  /** The failure's message, when the newest run failed. */
+  /**
+   * The failure's message, when the newest run failed; while it runs, what it is doing (`waiting for input until
+   * …` for a run whose window has no input yet), or why that is unknown.
+   */
   detail?: string;
   workflowId?: string;
   runId?: string;
@@ -82,7 +87,7 @@ async function whyNotCommitted(
   const ids = { window: window.id, workflowId: newest.workflowId, runId: newest.runId };
   switch (newest.status.name) {
     case 'RUNNING':
-      return { ...ids, reason: 'running' };
+      return { ...ids, reason: 'running', detail: await runningDetail(client, newest) };
     case 'CANCELLED':
       return { ...ids, reason: 'cancelled' };
     case 'TERMINATED':
@@ -94,6 +99,22 @@ async function whyNotCommitted(
       const reason = type === 'WindowNotComplete' ? 'refused' : type === 'InputMissing' ? 'input missing' : 'failed';
       return { ...ids, reason, detail: message };
     }
+  }
+}
+
+/** How long `runs gaps` waits for a running run to say what it is doing (no worker of its pool answers queries). */
+const PROGRESS_DEADLINE_MS = 5_000;
+
+/** What a running run is doing, from its progress query. */
+async function runningDetail(client: Client, info: WorkflowExecutionInfo): Promise<string> {
+  const handle = client.workflow.getHandle(info.workflowId, info.runId);
+  try {
+    const progress = await client.connection.withDeadline(Date.now() + PROGRESS_DEADLINE_MS, () =>
+      handle.query(progressQuery),
+    );
+    return progressStatus(progress);
+  } catch (err) {
+    return `progress unknown: ${messageOf(err)}`;
   }
 }
 

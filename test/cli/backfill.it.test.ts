@@ -2,7 +2,8 @@
  * `fleetscore backfill` through the command's own code path, on a real dev server with a real cpu pool worker and
  * a seeded local store: every window of the range is checked before anything starts, each backfilled window is a
  * run of its own that commits a manifest, and a backfill of the latest windows never takes or blocks the
- * schedule's own action: the schedule fires while the backfill runs and its run starts and commits.
+ * schedule's own action: the schedule fires while the backfill runs and its run starts and commits. A past window
+ * without input fails at once instead of waiting the schedule's whole input wait.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { backfillCommand } from '../../cli/commands/backfill';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { readManifest } from '../../lib/scoring/manifest';
+import { keys } from '../../lib/shared/keys';
 import { SCHEDULED_BY_ID, SCORING_WORKFLOW, SEARCH_ATTRIBUTES } from '../../lib/shared/names';
 import { windowAt, windowBefore } from '../../lib/shared/window';
 import { LocalStore } from '../../lib/store/local-store';
@@ -88,9 +90,17 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs `fleetscore backfill ARGS --json` in this process and returns its result, or what it threw. */
+/** Runs `fleetscore backfill ARGS --json` in this process and returns its result, or throws what it threw. */
 async function backfill(args: string[]): Promise<BackfillResult> {
+  const { result, error } = await backfillOutput(args);
+  if (error) throw error;
+  return result!;
+}
+
+/** Runs `fleetscore backfill ARGS --json` in this process: the result it printed, and what it threw after. */
+async function backfillOutput(args: string[]): Promise<{ result?: BackfillResult; error?: Error }> {
   const stdout: string[] = [];
+  let error: Error | undefined;
   const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
     stdout.push(String(chunk));
     return true;
@@ -98,11 +108,13 @@ async function backfill(args: string[]): Promise<BackfillResult> {
   const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
     await backfillCommand.parseAsync([...args, '--json'], { from: 'user' });
+  } catch (err) {
+    error = err as Error;
   } finally {
     write.mockRestore();
     stderr.mockRestore();
   }
-  return JSON.parse(stdout.join('')) as BackfillResult;
+  return { ...(stdout.length > 0 ? { result: JSON.parse(stdout.join('')) as BackfillResult } : {}), error };
 }
 
 async function list(query: string): Promise<WorkflowExecutionInfo[]> {
@@ -162,4 +174,47 @@ it('backfills the latest windows while the schedule fires; the scheduled action 
   expect(all).toHaveLength(3);
   const manifest = await readManifest(store, latest.id);
   expect(manifest).toMatchObject({ scheduleId: SCHEDULE_ID, counts: { devices: 6, scored: 6 } });
+});
+
+it("fails a past window without input at once, not after the schedule's input wait, unless --input-wait says", async () => {
+  // Its own store and schedule (paused: it never fires): three hours long past, the middle one without input, and
+  // an hour of input wait, which the schedule's own runs of these windows stopped waiting long ago.
+  const past = new LocalStore(join(dir, 'past-store'));
+  const endMs = Date.UTC(2026, 10, 21, 12);
+  const [w1, w2, w3] = [3, 2, 1].map((h) => windowAt(endMs - h * HOUR_MS));
+  await seedDemoFleet(past, { devices: 3, sensors: 2, hours: 3, endMs, seed: 5 });
+  for (const key of await past.list(keys.aggregatesPrefix(w2!.id))) await past.delete(key);
+  const id = 'backfill-past';
+  const run = { store: past.uri, shardSize: 4, maxParallelShards: 2, pool: 'cpu', taskQueues, settle: '0s' } as const;
+  await applySchedules(env.client, [testSchedule(id, { paused: true, run: { ...run, inputWait: '1h' } })]);
+  try {
+    const started = Date.now();
+    const { result, error } = await backfillOutput([
+      '--schedule',
+      id,
+      '--from',
+      w1!.id,
+      '--to',
+      windowAt(endMs).id,
+      '--parallel',
+      '3',
+    ]);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(error).toEqual(new Error(`1 of 3 window(s) were not scored: ${w2!.id} failed`));
+    expect(result!.runs.map((r) => [r.window, r.status, r.summary?.scored])).toEqual([
+      [w1!.id, 'completed', 3],
+      [w2!.id, 'failed', undefined],
+      [w3!.id, 'completed', 3],
+    ]);
+    expect(result!.runs[1]!.failure).toBe(
+      `no input for window ${w2!.id} after waiting 0s: an aggregates part missing under ${past.uri}/aggregates/window=${w2!.id}/`,
+    );
+
+    // Told to wait, the run waits that long (and the input, still missing, fails it after).
+    const told = await backfillOutput(['--schedule', id, '--from', w2!.id, '--to', w3!.id, '--input-wait', '2s']);
+    expect(told.result!.runs[0]).toMatchObject({ window: w2!.id, status: 'failed' });
+    expect(told.result!.runs[0]!.failure).toContain(`no input for window ${w2!.id} after waiting 2s`);
+  } finally {
+    await env.client.schedule.getHandle(id).delete();
+  }
 });

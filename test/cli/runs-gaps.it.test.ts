@@ -1,7 +1,8 @@
 /**
  * Failures where people look, through the real `fleetscore` entry point against a real dev server and pool worker:
  * `runs start` lists the failed devices and exits 1 when any failed, `runs show` lists them with the manifest, and
- * `runs gaps` lists the windows that are due and not committed with why (input missing, missed), exiting 1.
+ * `runs gaps` lists the windows that are due and not committed with why (input missing, missed, running and what
+ * the run is doing), exiting 1.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { keys } from '../../lib/shared/keys';
 import { readIndex } from '../../lib/models/model-index';
 import { LocalStore } from '../../lib/store/local-store';
-import { runWorkflowId } from '../../lib/temporal/runs';
+import { runWorkflowId, startRun } from '../../lib/temporal/runs';
 import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
 import { runCpuWorker, startTemporal, type RunningPools } from '../support/temporal-env';
 
@@ -82,4 +83,27 @@ it('runs gaps lists the due windows without a commit and why, and exits 1', asyn
   const text = await cli('runs', 'gaps', '--from', W1, '--to', W2);
   expect(text.code).toBe(0);
   expect(text.stdout).toContain('no gaps: every due 1h window of');
+});
+
+it('runs gaps says what a running window waits for', async () => {
+  const handle = await startRun(env.client, { store: store.uri, window: W3, inputWait: '1h' });
+  try {
+    const gaps = await cli('runs', 'gaps', '--from', W3, '--to', '2026-11-21T12', '--json');
+    expect(gaps.code).toBe(1);
+    expect((JSON.parse(gaps.stdout) as GapsReport).gaps).toEqual([
+      {
+        window: W3,
+        reason: 'running',
+        detail: expect.stringMatching(
+          new RegExp(
+            `^waiting for input until \\S+Z: 1 folder\\(s\\) empty, e\\.g\\. ${store.uri}/aggregates/window=${W3}/$`,
+          ),
+        ),
+        workflowId: runWorkflowId(store.uri, W3),
+        runId: handle.firstExecutionRunId,
+      },
+    ]);
+  } finally {
+    await handle.cancel();
+  }
 });
