@@ -10,7 +10,9 @@ with a fixed seed:
   anomaly below 0.5;
 - logreg-classifier: StandardScaler + LogisticRegression, binary, in the graph (Scaler, LinearClassifier);
 - xgboost-classifier: XGBClassifier, binary, converted by onnxmltools;
-- lightgbm-classifier: LGBMClassifier on the three classes, converted by onnxmltools.
+- lightgbm-classifier: LGBMClassifier on the three classes, converted by onnxmltools;
+- extra-trees-classifier: ExtraTreesClassifier on the three classes (every leaf weighs every class, as in any
+  scikit-learn forest of three classes or more), score = the probability of normal (column 0), anomaly below 0.5.
 All exported with ZipMap off (the probabilities a tensor). cases.json holds the library's predict_proba column.
 
 Run (from the repository root), in a venv of its own with the versions pinned on the first line:
@@ -32,7 +34,7 @@ import sklearn
 import xgboost
 from onnxmltools.convert.common.data_types import FloatTensorType
 from skl2onnx import to_onnx
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -142,6 +144,11 @@ def main() -> None:
     onx.producer_name = f"onnxmltools {onnxmltools.__version__} / lightgbm {lightgbm.__version__}"
     write("lightgbm-classifier", finish(onx, "lightgbm_classifier"), "probabilities", 0, "below",
           "lightgbm LGBMClassifier, 3 classes", rows, lg.predict_proba(rows)[:, 0].astype(np.float64))
+
+    et = ExtraTreesClassifier(n_estimators=10, max_depth=4, random_state=SEED).fit(x64, classes)
+    rows = case_rows(rng, lambda r: 1 - et.predict_proba(r)[:, 0])
+    write("extra-trees-classifier", skl(et, "extra_trees_classifier"), "probabilities", 0, "below",
+          "sklearn ExtraTreesClassifier, 3 classes", rows, et.predict_proba(rows.astype(np.float64))[:, 0])
     print(f"wrote the classifier fixtures to {base.OUT}")
 
 

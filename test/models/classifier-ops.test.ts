@@ -11,6 +11,7 @@ import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
 import { compileGraph } from '../../lib/models/fast-paths/graph-program';
 import { UnsupportedGraph } from '../../lib/shared/errors';
 import { mlModel, valueInfo } from '../support/onnx-models';
+import { sklearnFixture } from '../support/sklearn-cases';
 import { random as seeded } from '../support/random';
 
 const ROWS = 40;
@@ -160,22 +161,45 @@ describe('TreeEnsembleClassifier', () => {
     },
   );
 
-  // Leaves weighing every class keep the general layout; a tree per class (gradient boosting) takes the compact
-  // one, also where a class has no tree.
-  it('three classes, leaves weighing all or one class a tree (gradient boosting), with and without base values', async () => {
-    for (const weighs of [() => [0, 1, 2], (t: number) => [t % 3], (t: number) => [t % 2]]) {
-      for (const base of [[], [0.1, -0.3, 0.2]]) {
-        for (const post of POSTS) {
-          const attrs: Attr[] = [...trees(weighs, true), ['classlabels_int64s', [0, 1, 2]], ['post_transform', post]];
-          if (base.length > 0) attrs.push(['base_values', base]);
-          const bytes = classifier('TreeEnsembleClassifier', attrs);
-          const { compact } = compileGraph(bytes, 'X', 'Y').nodes[0]!.params as { compact?: unknown };
-          expect(compact !== undefined).toBe(weighs(0).length === 1);
-          const scores = await expectAsOnnxruntime(bytes);
-          expect(scores).toHaveLength(ROWS * 3);
+  // A tree per class (gradient boosting) takes the compact layout, each leaf holding its weight, also where a class
+  // has no tree; leaves weighing every class (a multiclass forest) take it too, each holding its row of weights;
+  // leaves weighing some classes, and GTE splits, keep the general layout.
+  it('three classes, leaves weighing all, some or one class a tree (gradient boosting), with and without base values', async () => {
+    const layouts: [(t: number) => number[], string][] = [
+      [() => [0, 1, 2], 'rows'],
+      [(t) => [t % 3], 'one class'],
+      [(t) => [t % 2], 'one class'],
+      [() => [0, 2], 'general'],
+    ];
+    for (const [weighs, layout] of layouts) {
+      for (const mode of ['BRANCH_LEQ', 'BRANCH_GTE']) {
+        for (const base of [[], [0.1, -0.3, 0.2]]) {
+          for (const post of POSTS) {
+            const attrs: Attr[] = [
+              ...trees(weighs, true, mode),
+              ['classlabels_int64s', [0, 1, 2]],
+              ['post_transform', post],
+            ];
+            if (base.length > 0) attrs.push(['base_values', base]);
+            const bytes = classifier('TreeEnsembleClassifier', attrs);
+            const { compact } = compileGraph(bytes, 'X', 'Y').nodes[0]!.params as {
+              compact?: { leafWeights?: unknown };
+            };
+            const laid = !compact ? 'general' : compact.leafWeights ? 'rows' : 'one class';
+            expect(laid).toBe(mode === 'BRANCH_GTE' ? 'general' : layout);
+            const scores = await expectAsOnnxruntime(bytes);
+            expect(scores).toHaveLength(ROWS * 3);
+          }
         }
       }
     }
+  });
+
+  it('lays out a scikit-learn forest of three classes in the compact layout, each leaf holding its row of weights', () => {
+    const bytes = new Uint8Array(sklearnFixture('extra-trees-classifier', 'model.onnx'));
+    const node = compileGraph(bytes, 'X', 'probabilities').nodes.find((n) => n.op === 'TreeEnsembleClassifier')!;
+    const { compact } = node.params as { compact?: { leafWeights?: Float32Array } };
+    expect(compact?.leafWeights).toBeInstanceOf(Float32Array);
   });
 
   it('leaves a post_transform it does not compute (PROBIT, SOFTMAX_ZERO) to the session', () => {

@@ -35,12 +35,13 @@ const FAMILIES = [
   { name: 'ocsvm-columns', path: 'compiled:svm', tol: 1e-4 },
   // Supervised: a classifier's probability of a fault (scripts/make-classifier-fixtures.py). String labels, whose
   // label output the fast path leaves out; three classes scored by the probability of normal; a pipeline's
-  // LinearClassifier; XGBoost and LightGBM through onnxmltools.
+  // LinearClassifier; XGBoost and LightGBM through onnxmltools; a forest of three classes (every leaf weighing each).
   { name: 'rf-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
   { name: 'gbdt-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
   { name: 'logreg-classifier', path: 'compiled:linear', tol: 1e-5 },
   { name: 'xgboost-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
   { name: 'lightgbm-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
+  { name: 'extra-trees-classifier', path: 'compiled:tree-ensemble', tol: 1e-5 },
 ] as const;
 
 const fixture = sklearnFixture;

@@ -79,6 +79,7 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     'logreg-classifier': 'compiled:linear',
     'xgboost-classifier': 'compiled:tree-ensemble',
     'lightgbm-classifier': 'compiled:tree-ensemble',
+    'extra-trees-classifier': 'compiled:tree-ensemble',
   };
   for (const [name, path] of Object.entries(paths)) {
     const c = sklearnCases(name);

@@ -9,11 +9,19 @@
  * labels adds `1 - s` as the first column. Sums and transforms are rounded to float32 as onnxruntime computes them.
  * PROBIT and SOFTMAX_ZERO, and string labels where the graph reads the label output, are left to the session.
  * Trees that each weigh one class (a binary forest, a boosting model's tree per class, as skl2onnx and onnxmltools
- * write scikit-learn's and XGBoost's) are walked in the isolation forest's compact layout (fused-trees.ts).
+ * write scikit-learn's and XGBoost's), and trees whose every leaf weighs every class (scikit-learn's forests of
+ * three classes or more), are walked in the isolation forest's compact layout (fused-trees.ts).
  */
 import { attrReader, type OpDef, type PrepareContext } from './op-types';
 import { alloc, expectType, UnsupportedGraph, type Tensor } from './tensor';
-import { compactSums, compactTrees, treeShape, type CompactTreeSum, type TreeClasses } from './fused-trees';
+import {
+  compactRowSums,
+  compactSums,
+  compactTrees,
+  treeShape,
+  type CompactTreeSum,
+  type TreeClasses,
+} from './fused-trees';
 import { checkFeatures, LEAF, leafOf, readTrees, type TreeParams } from './tree-ensemble';
 
 type Transform = 'NONE' | 'LOGISTIC' | 'SOFTMAX';
@@ -63,12 +71,18 @@ interface TreeClassifierParams {
   /** The trees in the general layout, or undefined when {@link compact} holds them. */
   trees: TreeParams | undefined;
   /**
-   * The trees in the compact layout (fused-trees.ts), each leaf holding its weight, where each tree's leaves weigh
-   * one class (a binary forest, a boosting model's tree per class, as exporters write them) and every split is a
-   * depth-first `x <= threshold`, or `x < threshold` over a float32 input (`strict`: XGBoost's): 7 bytes a node
-   * against 40, and a faster walk.
+   * The trees in the compact layout (fused-trees.ts) where every split is a depth-first `x <= threshold`, or
+   * `x < threshold` over a float32 input (`strict`: XGBoost's): 7 bytes a node against 40, and a faster walk. Each
+   * leaf holds its weight where each tree's leaves weigh one class (`classes`: a binary forest, a boosting model's
+   * tree per class, as exporters write them), or the row of its weights in `leafWeights` ([leaves, classes]) where
+   * every leaf weighs every class of three or more (scikit-learn's multiclass forests).
    */
-  compact: (CompactTreeSum & { width: number; strict: boolean; classes: TreeClasses; weighed: number[] }) | undefined;
+  compact:
+    | (CompactTreeSum & { width: number; strict: boolean } & (
+          | { classes: TreeClasses; weighed: number[]; leafWeights?: undefined }
+          | { leafWeights: Float32Array | Float64Array; classes?: undefined }
+        ))
+    | undefined;
   classes: number;
   /** Sums in float32 as onnxruntime keeps them (in double for thresholds given as doubles). */
   float: boolean;
@@ -118,32 +132,44 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     }
     const float = trees.threshold instanceof Float32Array;
     const params = { classes, float, labels, post, base, binary, positive };
-    const treeClasses = trees.roots.length > 0 ? classOfEachTree(trees) : undefined;
-    if (treeClasses) {
-      // XGBoost's `x < t` splits, over float32 values, are `x <= t'` with t' the float32 just below t.
-      const strict = float && splitsAll(trees, 1);
-      const compared = strict ? lessThanAsAtMost(trees) : trees;
-      const { width, farthest } = treeShape([compared], [undefined]);
-      if (farthest !== undefined) {
-        // Each leaf holds its weight of the one class its tree weighs.
-        const values = new Float64Array(trees.mode.length);
-        for (let i = 0; i < values.length; i++) {
-          for (let c = 0; c < classes; c++) if (listed[i * classes + c]) values[i] = trees.weights[i * classes + c]!;
-        }
-        const laid = compactTrees([compared], [undefined], [values], width, farthest, !float);
-        const first = new Uint8Array(treeClasses.length);
-        const seen = new Set<number>();
-        treeClasses.forEach((c, k) => {
-          if (!seen.has(c)) first[k] = 1;
-          seen.add(c);
-        });
-        const trained = { of: Int32Array.from(treeClasses), first, count: classes };
-        return {
-          ...params,
-          trees: undefined,
-          compact: { ...laid, width, strict, classes: trained, weighed: [...seen] },
-        };
+    if (trees.roots.length === 0) return { ...params, trees, compact: undefined };
+    // XGBoost's `x < t` splits, over float32 values, are `x <= t'` with t' the float32 just below t.
+    const strict = float && splitsAll(trees, 1);
+    const compared = strict ? lessThanAsAtMost(trees) : trees;
+    const { width, farthest } = treeShape([compared], [undefined]);
+    const treeClasses = farthest !== undefined ? classOfEachTree(trees) : undefined;
+    if (farthest !== undefined && treeClasses) {
+      // Each leaf holds its weight of the one class its tree weighs.
+      const values = new Float64Array(trees.mode.length);
+      for (let i = 0; i < values.length; i++) {
+        for (let c = 0; c < classes; c++) if (listed[i * classes + c]) values[i] = trees.weights[i * classes + c]!;
       }
+      const laid = compactTrees([compared], [undefined], [values], width, farthest, !float);
+      const first = new Uint8Array(treeClasses.length);
+      const seen = new Set<number>();
+      treeClasses.forEach((c, k) => {
+        if (!seen.has(c)) first[k] = 1;
+        seen.add(c);
+      });
+      const trained = { of: Int32Array.from(treeClasses), first, count: classes };
+      return {
+        ...params,
+        trees: undefined,
+        compact: { ...laid, width, strict, classes: trained, weighed: [...seen] },
+      };
+    }
+    const leaves = leavesWeighingAll(trees);
+    if (farthest !== undefined && classes > 2 && leaves !== undefined && leaves < 2 ** 24) {
+      // Each leaf holds the number of its row of weights (exact in a float32 split below 2^24).
+      const row = new Float64Array(trees.mode.length);
+      const leafWeights = float ? new Float32Array(leaves * classes) : new Float64Array(leaves * classes);
+      for (let i = 0, l = 0; i < row.length; i++) {
+        if (trees.mode[i] !== LEAF) continue;
+        row[i] = l;
+        leafWeights.set(trees.weights.subarray(i * classes, (i + 1) * classes), l++ * classes);
+      }
+      const laid = compactTrees([compared], [undefined], [row], width, farthest, !float);
+      return { ...params, trees: undefined, compact: { ...laid, width, strict, leafWeights } };
     }
     return { ...params, trees, compact: undefined };
   },
@@ -167,11 +193,17 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
       }
       // Each row's sums of its leaves' weights per class, rounded by the array's type as they grow.
       const sum = alloc(p.float ? 'float' : 'double', [rows, classes]).data;
-      compactSums(p.compact, x!.data, rows, f, sum, p.compact.classes);
-      for (let r = 0; r < rows; r++) {
-        for (const c of p.compact.weighed) {
-          sums[r * classes + c] = sum[r * classes + c]!;
-          has[r * classes + c] = 1;
+      if (p.compact.leafWeights) {
+        compactRowSums(p.compact, x!.data, rows, f, sum, p.compact.leafWeights, classes);
+        sums.set(sum);
+        has.fill(1);
+      } else {
+        compactSums(p.compact, x!.data, rows, f, sum, p.compact.classes);
+        for (let r = 0; r < rows; r++) {
+          for (const c of p.compact.weighed) {
+            sums[r * classes + c] = sum[r * classes + c]!;
+            has[r * classes + c] = 1;
+          }
         }
       }
     } else {
@@ -231,6 +263,19 @@ function classOfEachTree(trees: TreeParams): number[] | undefined {
     out.push(tree);
   }
   return out;
+}
+
+/** How many leaves `trees` has when every one lists a weight for every class, else undefined. */
+function leavesWeighingAll(trees: TreeParams): number | undefined {
+  const classes = trees.targets;
+  const listed = trees.listed!;
+  let leaves = 0;
+  for (let i = 0; i < trees.mode.length; i++) {
+    if (trees.mode[i] !== LEAF) continue;
+    for (let c = 0; c < classes; c++) if (!listed[i * classes + c]) return undefined;
+    leaves++;
+  }
+  return leaves;
 }
 
 /** Whether every split of `trees` has mode `mode` (0 `x <= t`, 1 `x < t`) and sends NaN to its false child. */

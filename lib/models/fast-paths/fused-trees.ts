@@ -105,6 +105,33 @@ export function compactSums(
   }
 }
 
+/**
+ * {@link compactSums} for trees whose every leaf weighs each of `width` classes (scikit-learn's forests of three
+ * classes or more): a leaf holds the row of its weights in `weights` ([leaves, width]), and each row's `width` sums
+ * grow in `out` ([rows, width]) tree by tree, rounded by the output's type as they grow.
+ */
+export function compactRowSums(
+  p: CompactTreeSum,
+  xs: Tensor['data'],
+  rows: number,
+  f: number,
+  out: Tensor['data'],
+  weights: Float32Array | Float64Array,
+  width: number,
+) {
+  const { roots, column, split, skip } = p;
+  for (let k = 0; k < roots.length; k++) {
+    const root = roots[k]!;
+    for (let r = 0, base = 0, o = 0; r < rows; r++, base += f, o += width) {
+      let i = root;
+      for (let s = skip[i]!; s !== 0; s = skip[i]!) i += xs[base + column[i]!]! <= split[i]! ? 1 : s;
+      const w = split[i]! * width;
+      if (k === 0) for (let c = 0; c < width; c++) out[o + c] = weights[w + c]!;
+      else for (let c = 0; c < width; c++) out[o + c] = out[o + c]! + weights[w + c]!;
+    }
+  }
+}
+
 /** The class each compact tree of a classifier weighs, in the order of its roots, and which tree comes first for its class. */
 export interface TreeClasses {
   of: Int32Array;
