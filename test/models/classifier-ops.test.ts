@@ -37,6 +37,7 @@ function attribute([name, value]: Attr, ints: readonly string[]): onnx.IAttribut
 const INT_ATTRS = [
   'nodes_treeids', 'nodes_nodeids', 'nodes_featureids', 'nodes_truenodeids', 'nodes_falsenodeids',
   'class_treeids', 'class_nodeids', 'class_ids', 'classlabels_int64s', 'classlabels_ints', 'multi_class',
+  'nodes_missing_value_tracks_true',
 ]; // prettier-ignore
 
 /** An ai.onnx.ml node `op` of `attrs`. */
@@ -58,10 +59,14 @@ const classifier = (op: string, attrs: Attr[], labels: 'int64' | 'string' = 'int
   });
 
 /** onnxruntime's output `name` of `bytes` on X. */
-async function ortRun(bytes: Uint8Array, name: string): Promise<{ dims: readonly number[]; data: number[] }> {
+async function ortRun(
+  bytes: Uint8Array,
+  name: string,
+  input = x,
+): Promise<{ dims: readonly number[]; data: number[] }> {
   const session = await InferenceSession.create(bytes);
   try {
-    const out = (await session.run({ X: new OrtTensor('float32', x, [ROWS, FEATURES]) }))[name]!;
+    const out = (await session.run({ X: new OrtTensor('float32', input, [ROWS, FEATURES]) }))[name]!;
     return { dims: out.dims, data: Array.from(out.data as ArrayLike<number | bigint>, Number) };
   } finally {
     await session.release();
@@ -69,10 +74,10 @@ async function ortRun(bytes: Uint8Array, name: string): Promise<{ dims: readonly
 }
 
 /** Expects the fast path's L and Y of `bytes` to be onnxruntime's: labels exactly, scores to float32 rounding. */
-async function expectAsOnnxruntime(bytes: Uint8Array): Promise<number[]> {
-  const run = (output: string) => linkProgram(compileGraph(bytes, 'X', output)).run(x, ROWS, FEATURES);
+async function expectAsOnnxruntime(bytes: Uint8Array, input = x): Promise<number[]> {
+  const run = (output: string) => linkProgram(compileGraph(bytes, 'X', output)).run(input, ROWS, FEATURES);
   const [labels, scores] = [run('L'), run('Y')];
-  const [ortLabels, ortScores] = [await ortRun(bytes, 'L'), await ortRun(bytes, 'Y')];
+  const [ortLabels, ortScores] = [await ortRun(bytes, 'L', input), await ortRun(bytes, 'Y', input)];
   expect(Array.from(labels.data)).toEqual(ortLabels.data);
   expect(scores.dims).toEqual(ortScores.dims);
   scores.data.forEach((v, i) => {
@@ -118,6 +123,54 @@ function trees(weighs: (tree: number) => number[], mixed: boolean, mode = 'BRANC
     ['nodes_modes', modes],
     ['nodes_truenodeids', trues],
     ['nodes_falsenodeids', falses],
+    ['class_treeids', weights.tree],
+    ['class_nodeids', weights.node],
+    ['class_ids', weights.class],
+    ['class_weights', weights.weight],
+  ];
+}
+
+/**
+ * Three depth-3 trees numbered breadth first (children of node n at 2n+1 and 2n+2), `x <= threshold` at each split
+ * (thresholds some rows sit on), NaN going to the true child at every split or (`allMissingTrue` false) at the
+ * root only; leaves weighing the classes `weighs(tree)` lists, weights in [-0.6, 0.6].
+ */
+function breadthFirstTrees(weighs: (tree: number) => readonly number[], allMissingTrue: boolean): Attr[] {
+  const a = {
+    tree: [] as number[], id: [] as number[], feature: [] as number[], value: [] as number[], modes: [] as string[],
+    trues: [] as number[], falses: [] as number[], missing: [] as number[],
+  }; // prettier-ignore
+  const weights = { tree: [] as number[], node: [] as number[], class: [] as number[], weight: [] as number[] };
+  for (let t = 0; t < 3; t++) {
+    for (let n = 0; n < 7; n++) {
+      const split = n < 3;
+      const feature = (t + n) % FEATURES;
+      a.tree.push(t);
+      a.id.push(n);
+      a.feature.push(split ? feature : 0);
+      a.value.push(split ? x[((5 * t + n) % ROWS) * FEATURES + feature]! : 0);
+      a.modes.push(split ? 'BRANCH_LEQ' : 'LEAF');
+      a.trues.push(split ? 2 * n + 1 : 0);
+      a.falses.push(split ? 2 * n + 2 : 0);
+      a.missing.push(split && (allMissingTrue || n === 0) ? 1 : 0);
+      if (split) continue;
+      for (const c of weighs(t)) {
+        weights.tree.push(t);
+        weights.node.push(n);
+        weights.class.push(c);
+        weights.weight.push(uniform(-0.6, 0.6));
+      }
+    }
+  }
+  return [
+    ['nodes_treeids', a.tree],
+    ['nodes_nodeids', a.id],
+    ['nodes_featureids', a.feature],
+    ['nodes_values', a.value],
+    ['nodes_modes', a.modes],
+    ['nodes_truenodeids', a.trues],
+    ['nodes_falsenodeids', a.falses],
+    ['nodes_missing_value_tracks_true', a.missing],
     ['class_treeids', weights.tree],
     ['class_nodeids', weights.node],
     ['class_ids', weights.class],
@@ -195,11 +248,40 @@ describe('TreeEnsembleClassifier', () => {
     }
   });
 
-  it('lays out a scikit-learn forest of three classes in the compact layout, each leaf holding its row of weights', () => {
-    const bytes = new Uint8Array(sklearnFixture('extra-trees-classifier', 'model.onnx'));
-    const node = compileGraph(bytes, 'X', 'probabilities').nodes.find((n) => n.op === 'TreeEnsembleClassifier')!;
-    const { compact } = node.params as { compact?: { leafWeights?: Float32Array } };
-    expect(compact?.leafWeights).toBeInstanceOf(Float32Array);
+  // LightGBM's trees through onnxmltools: numbered breadth first, every split sending NaN to its true child.
+  it('trees numbered breadth first, NaN going to the true child at every split or some, on rows with NaN', async () => {
+    // Rows 0 to 7 hold a NaN in one column each.
+    const withNaN = x.slice();
+    for (let r = 0; r < 8; r++) withNaN[r * FEATURES + (r % FEATURES)] = NaN;
+    for (const missing of ['every split', 'some splits']) {
+      for (const [weighs, classes, post] of [
+        [() => [1], [0, 1], 'LOGISTIC'],
+        [(t: number) => [t % 3], [0, 1, 2], 'SOFTMAX'],
+        [() => [0, 1, 2], [0, 1, 2], 'NONE'],
+      ] as const) {
+        const attrs: Attr[] = [
+          ...breadthFirstTrees(weighs, missing === 'every split'),
+          ['classlabels_int64s', [...classes]],
+          ['post_transform', post],
+        ];
+        const bytes = classifier('TreeEnsembleClassifier', attrs);
+        const { compact } = compileGraph(bytes, 'X', 'Y').nodes[0]!.params as { compact?: unknown };
+        expect(compact !== undefined).toBe(missing === 'every split');
+        await expectAsOnnxruntime(bytes, withNaN);
+      }
+    }
+  });
+
+  it('lays out exported multiclass ensembles compactly: a scikit-learn forest and LightGBM (breadth first, NaN true)', () => {
+    const layout = (name: string) => {
+      const bytes = new Uint8Array(sklearnFixture(name, 'model.onnx'));
+      const { input } = JSON.parse(sklearnFixture(name, 'model.json').toString()) as { input: { name: string } };
+      const program = compileGraph(bytes, input.name, 'probabilities');
+      const node = program.nodes.find((n) => n.op === 'TreeEnsembleClassifier')!;
+      return node.params as { compact?: { leafWeights?: unknown; nanTrue: boolean } };
+    };
+    expect(layout('extra-trees-classifier').compact).toMatchObject({ leafWeights: expect.any(Float32Array) });
+    expect(layout('lightgbm-classifier').compact).toMatchObject({ nanTrue: true, classes: { count: 3 } });
   });
 
   it('leaves a post_transform it does not compute (PROBIT, SOFTMAX_ZERO) to the session', () => {

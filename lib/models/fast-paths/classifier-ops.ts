@@ -22,7 +22,7 @@ import {
   type CompactTreeSum,
   type TreeClasses,
 } from './fused-trees';
-import { checkFeatures, LEAF, leafOf, readTrees, type TreeParams } from './tree-ensemble';
+import { checkFeatures, depthFirst, LEAF, leafOf, readTrees, type TreeParams } from './tree-ensemble';
 
 type Transform = 'NONE' | 'LOGISTIC' | 'SOFTMAX';
 
@@ -78,7 +78,7 @@ interface TreeClassifierParams {
    * every leaf weighs every class of three or more (scikit-learn's multiclass forests).
    */
   compact:
-    | (CompactTreeSum & { width: number; strict: boolean } & (
+    | (CompactTreeSum & { width: number; strict: boolean; nanTrue: boolean } & (
           | { classes: TreeClasses; weighed: number[]; leafWeights?: undefined }
           | { leafWeights: Float32Array | Float64Array; classes?: undefined }
         ))
@@ -133,16 +133,27 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     const float = trees.threshold instanceof Float32Array;
     const params = { classes, float, labels, post, base, binary, positive };
     if (trees.roots.length === 0) return { ...params, trees, compact: undefined };
+    // Where every split sends NaN to its true child (LightGBM's), NaN inputs are walked as -Infinity instead.
+    const nanTrue = everySplit(trees, (i) => trees.missingTrue[i] === 1);
+    const plain = nanTrue ? { ...trees, missingTrue: new Uint8Array(trees.mode.length) } : trees;
     // XGBoost's `x < t` splits, over float32 values, are `x <= t'` with t' the float32 just below t.
-    const strict = float && splitsAll(trees, 1);
-    const compared = strict ? lessThanAsAtMost(trees) : trees;
-    const { width, farthest } = treeShape([compared], [undefined]);
-    const treeClasses = farthest !== undefined ? classOfEachTree(trees) : undefined;
+    const strict = float && everySplit(plain, (i) => plain.mode[i] === 1 && plain.missingTrue[i] === 0);
+    const compared = depthFirst(strict ? lessThanAsAtMost(plain) : plain);
+    const shape = treeShape([compared], [undefined]);
+    const { width } = shape;
+    // A NaN walked as -Infinity goes true at every threshold but a NaN one.
+    const farthest =
+      nanTrue && !everySplit(compared, (i) => compared.threshold[i] === compared.threshold[i])
+        ? undefined
+        : shape.farthest;
+    const treeClasses = farthest !== undefined ? classOfEachTree(compared) : undefined;
     if (farthest !== undefined && treeClasses) {
       // Each leaf holds its weight of the one class its tree weighs.
-      const values = new Float64Array(trees.mode.length);
+      const values = new Float64Array(compared.mode.length);
       for (let i = 0; i < values.length; i++) {
-        for (let c = 0; c < classes; c++) if (listed[i * classes + c]) values[i] = trees.weights[i * classes + c]!;
+        for (let c = 0; c < classes; c++) {
+          if (compared.listed![i * classes + c]) values[i] = compared.weights[i * classes + c]!;
+        }
       }
       const laid = compactTrees([compared], [undefined], [values], width, farthest, !float);
       const first = new Uint8Array(treeClasses.length);
@@ -155,21 +166,21 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
       return {
         ...params,
         trees: undefined,
-        compact: { ...laid, width, strict, classes: trained, weighed: [...seen] },
+        compact: { ...laid, width, strict, nanTrue, classes: trained, weighed: [...seen] },
       };
     }
-    const leaves = leavesWeighingAll(trees);
+    const leaves = leavesWeighingAll(compared);
     if (farthest !== undefined && classes > 2 && leaves !== undefined && leaves < 2 ** 24) {
       // Each leaf holds the number of its row of weights (exact in a float32 split below 2^24).
-      const row = new Float64Array(trees.mode.length);
+      const row = new Float64Array(compared.mode.length);
       const leafWeights = float ? new Float32Array(leaves * classes) : new Float64Array(leaves * classes);
       for (let i = 0, l = 0; i < row.length; i++) {
-        if (trees.mode[i] !== LEAF) continue;
+        if (compared.mode[i] !== LEAF) continue;
         row[i] = l;
-        leafWeights.set(trees.weights.subarray(i * classes, (i + 1) * classes), l++ * classes);
+        leafWeights.set(compared.weights.subarray(i * classes, (i + 1) * classes), l++ * classes);
       }
       const laid = compactTrees([compared], [undefined], [row], width, farthest, !float);
-      return { ...params, trees: undefined, compact: { ...laid, width, strict, leafWeights } };
+      return { ...params, trees: undefined, compact: { ...laid, width, strict, nanTrue, leafWeights } };
     }
     return { ...params, trees, compact: undefined };
   },
@@ -191,14 +202,15 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
       if (p.compact.strict && x!.type !== 'float') {
         throw new UnsupportedGraph('TreeEnsembleClassifier: x < threshold splits over a double input');
       }
+      const xs = p.compact.nanTrue ? nanAsLowest(x!.data) : x!.data;
       // Each row's sums of its leaves' weights per class, rounded by the array's type as they grow.
       const sum = alloc(p.float ? 'float' : 'double', [rows, classes]).data;
       if (p.compact.leafWeights) {
-        compactRowSums(p.compact, x!.data, rows, f, sum, p.compact.leafWeights, classes);
+        compactRowSums(p.compact, xs, rows, f, sum, p.compact.leafWeights, classes);
         sums.set(sum);
         has.fill(1);
       } else {
-        compactSums(p.compact, x!.data, rows, f, sum, p.compact.classes);
+        compactSums(p.compact, xs, rows, f, sum, p.compact.classes);
         for (let r = 0; r < rows; r++) {
           for (const c of p.compact.weighed) {
             sums[r * classes + c] = sum[r * classes + c]!;
@@ -265,6 +277,16 @@ function classOfEachTree(trees: TreeParams): number[] | undefined {
   return out;
 }
 
+/** `xs` with every NaN as -Infinity (a copy where it has one). */
+function nanAsLowest(xs: Tensor['data']): Tensor['data'] {
+  let i = 0;
+  while (i < xs.length && xs[i] === xs[i]) i++;
+  if (i === xs.length) return xs;
+  const out = xs.slice();
+  for (; i < out.length; i++) if (out[i] !== out[i]) out[i] = -Infinity;
+  return out;
+}
+
 /** How many leaves `trees` has when every one lists a weight for every class, else undefined. */
 function leavesWeighingAll(trees: TreeParams): number | undefined {
   const classes = trees.targets;
@@ -278,11 +300,9 @@ function leavesWeighingAll(trees: TreeParams): number | undefined {
   return leaves;
 }
 
-/** Whether every split of `trees` has mode `mode` (0 `x <= t`, 1 `x < t`) and sends NaN to its false child. */
-function splitsAll(trees: TreeParams, mode: number): boolean {
-  for (let i = 0; i < trees.mode.length; i++) {
-    if (trees.mode[i] !== LEAF && (trees.mode[i] !== mode || trees.missingTrue[i])) return false;
-  }
+/** Whether `test` holds for every split of `trees` (by its index). */
+function everySplit(trees: TreeParams, test: (i: number) => boolean): boolean {
+  for (let i = 0; i < trees.mode.length; i++) if (trees.mode[i] !== LEAF && !test(i)) return false;
   return true;
 }
 

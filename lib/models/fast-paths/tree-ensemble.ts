@@ -229,3 +229,66 @@ export function leafOf(p: Omit<TreeArrays, 'roots'>, root: number, x: ArrayLike<
   }
   return i;
 }
+
+/**
+ * `trees` with each tree's nodes renumbered depth first, a split's true child right after it, as scikit-learn
+ * numbers them and as the compact layout (fused-trees.ts) needs; LightGBM's trees, through onnxmltools, are
+ * numbered breadth first. Nodes no root reaches are left out. `trees` itself where it is in that order already, or
+ * where a node is reached twice (trees sharing a subtree stay in the general layout).
+ */
+export function depthFirst(trees: TreeParams): TreeParams {
+  const { mode, trueChild, falseChild, targets } = trees;
+  const n = mode.length;
+  let ordered = true;
+  for (let i = 0; i < n && ordered; i++) {
+    ordered = mode[i] === LEAF || (trueChild[i] === i + 1 && falseChild[i]! > i);
+  }
+  if (ordered) return trees;
+  // old[j]: the node that comes j-th; at[i]: where node i comes (-1 until reached).
+  const old: number[] = [];
+  const at = new Int32Array(n).fill(-1);
+  const roots = new Int32Array(trees.roots.length);
+  const stack: number[] = [];
+  for (let k = 0; k < roots.length; k++) {
+    roots[k] = old.length;
+    stack.push(trees.roots[k]!);
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      if (at[i]! >= 0) return trees;
+      at[i] = old.length;
+      old.push(i);
+      if (mode[i] !== LEAF) stack.push(falseChild[i]!, trueChild[i]!);
+    }
+  }
+  const m = old.length;
+  const threshold = trees.threshold instanceof Float64Array ? new Float64Array(m) : new Float32Array(m);
+  const out: TreeParams = {
+    ...trees,
+    roots,
+    feature: new Int32Array(m),
+    threshold,
+    mode: new Uint8Array(m),
+    trueChild: new Int32Array(m),
+    falseChild: new Int32Array(m),
+    missingTrue: new Uint8Array(m),
+    weights: new Float64Array(m * targets),
+    ...(trees.listed ? { listed: new Uint8Array(m * targets) } : {}),
+  };
+  for (let j = 0; j < m; j++) {
+    const i = old[j]!;
+    out.feature[j] = trees.feature[i]!;
+    out.threshold[j] = trees.threshold[i]!;
+    out.mode[j] = mode[i]!;
+    out.missingTrue[j] = trees.missingTrue[i]!;
+    if (mode[i] !== LEAF) {
+      out.trueChild[j] = at[trueChild[i]!]!;
+      out.falseChild[j] = at[falseChild[i]!]!;
+      continue;
+    }
+    for (let t = 0; t < targets; t++) {
+      out.weights[j * targets + t] = trees.weights[i * targets + t]!;
+      if (out.listed) out.listed[j * targets + t] = trees.listed![i * targets + t]!;
+    }
+  }
+  return out;
+}
