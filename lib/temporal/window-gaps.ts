@@ -102,7 +102,7 @@ async function whyNotCommitted(
   }
 }
 
-/** How long `runs gaps` waits for a running run to say what it is doing (no worker of its pool answers queries). */
+/** How long `runs gaps` waits for a running run to say what it is doing (with no cpu pool worker up, a query waits). */
 const PROGRESS_DEADLINE_MS = 5_000;
 
 /** What a running run is doing, from its progress query. */

@@ -75,7 +75,9 @@ interface TreeClassifierParams {
    * `x < threshold` over a float32 input (`strict`: XGBoost's): 7 bytes a node against 40, and a faster walk. Each
    * leaf holds its weight where each tree's leaves weigh one class (`classes`: a binary forest, a boosting model's
    * tree per class, as exporters write them), or the row of its weights in `leafWeights` ([leaves, classes]) where
-   * every leaf weighs every class of three or more (scikit-learn's multiclass forests).
+   * every leaf weighs every class of three or more (scikit-learn's multiclass forests). Trees numbered otherwise are
+   * renumbered depth first; `nanTrue` where every split sends NaN to its true child (LightGBM's): NaN inputs are
+   * then walked as -Infinity.
    */
   compact:
     | (CompactTreeSum & { width: number; strict: boolean; nanTrue: boolean } & (
