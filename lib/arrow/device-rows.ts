@@ -7,6 +7,13 @@ import { InvalidAggregates } from '../shared/errors';
 import { TS_COLUMN, type AggregatesPart, type FeatureChunk } from './aggregates-part';
 import { isoTime } from './timestamps';
 
+/**
+ * What a NaN or null feature value does: fail the device (`fail`, the default), or reach the model as NaN (`model`:
+ * for models that handle missing values themselves, such as XGBoost's and LightGBM's trees or a pipeline with an
+ * imputer). An infinite value fails the device either way.
+ */
+export type MissingValues = 'fail' | 'model';
+
 /** One device's rows of a window, sorted by `ts`: the model input, row-major. */
 export interface DeviceRows {
   device: string;
@@ -90,9 +97,10 @@ export function gatherDeviceRows(
   features: readonly string[],
   range: Range,
   arena?: RowsArena,
+  missing: MissingValues = 'fail',
 ): DeviceRows {
   const { rows, dropped } = countRows(holders, device, features, range);
-  const sorted = sortByTs(copyRows(holders, device, features, range, rows, arena), features.length);
+  const sorted = sortByTs(copyRows(holders, device, features, range, rows, arena, missing), features.length);
   checkDistinct(sorted, holders, device);
   const { ts, nanos: tsNanos, x } = sorted;
   return { device, rows, ts, tsNanos, x, features, droppedOutsideWindow: dropped };
@@ -131,7 +139,8 @@ function countRows(
 
 /**
  * Pass 2: copies timestamps and features column-wise and remembers where each row came from (for error messages).
- * Throws for the earliest NaN, infinite or null feature value in the range.
+ * Throws for the earliest infinite feature value in the range, and NaN or null unless `missing` passes them on (a
+ * null as NaN).
  */
 function copyRows(
   holders: readonly AggregatesPart[],
@@ -140,6 +149,7 @@ function copyRows(
   { startMs, endMs }: Range,
   rows: number,
   arena: RowsArena | undefined,
+  missing: MissingValues,
 ): Gathered {
   const k = features.length;
   const { ts, nanos, x } = arena
@@ -181,11 +191,14 @@ function copyRows(
           }
           const li = i - base;
           const v = values[li]!;
-          x[o * k + j] = v;
+          const at = o * k + j;
+          x[at] = v;
           o++;
           // v - v is NaN for NaN and +-Infinity; the null bit is only read for chunks that have nulls.
           const isNull = nullBitmap !== null && (nullBitmap[(offset + li) >> 3]! & (1 << ((offset + li) & 7))) === 0;
-          if ((isNull || v - v !== 0) && (bad === undefined || partTs[i]! < bad.ts)) {
+          if (!isNull && v - v === 0) continue;
+          if (missing === 'model' && (isNull || v !== v)) x[at] = NaN;
+          else if (bad === undefined || partTs[i]! < bad.ts) {
             bad = { ts: partTs[i]!, file: part.file, field: features[j]!, what: isNull ? 'null' : String(v) };
           }
         }

@@ -6,7 +6,7 @@ import type { AggregatesLayout } from '../shared/names';
 import type { Window } from '../shared/window';
 import { InvalidAggregates } from '../shared/errors';
 import { DEVICE_COLUMN, type AggregatesPart } from './aggregates-part';
-import { gatherDeviceRows, type DeviceRows, type RowsArena } from './device-rows';
+import { gatherDeviceRows, type DeviceRows, type MissingValues, type RowsArena } from './device-rows';
 import { finerUnit, MILLISECONDS_UTC, type TimestampType } from './timestamps';
 
 /**
@@ -64,11 +64,17 @@ export class WindowAggregates {
    * `InvalidAggregates` naming file, device and field for a device-level problem, and for a device whose rows
    * an unreadable part may hold: every device under the layout `any`, under `device-partitioned` a device no
    * readable part holds. With `arena`, the rows are views into its buffers (a shard's devices share one).
+   * `missing` says what a NaN or null feature value does (fail the device, by default).
    */
-  device(device: string, features: readonly string[], arena?: RowsArena): DeviceRows | undefined {
+  device(
+    device: string,
+    features: readonly string[],
+    arena?: RowsArena,
+    missing?: MissingValues,
+  ): DeviceRows | undefined {
     const holders = this.holdersOf(device);
     if (holders.length === 0) return undefined;
-    return gatherDeviceRows(holders, device, features, this.window, arena);
+    return gatherDeviceRows(holders, device, features, this.window, arena, missing);
   }
 
   /** Device id to the parts that hold its rows, in the order of {@link parts} (shared with an equal window). */

@@ -92,6 +92,7 @@ export function plainMeta(value: unknown): ModelMeta | undefined {
     !(m.anomalyWhen === 'above' || m.anomalyWhen === 'below') ||
     !isFiniteNumber(m.threshold) ||
     !pre ||
+    !(m.missingValues === undefined || m.missingValues === 'fail' || m.missingValues === 'model') ||
     !isText(m.sha256) ||
     !SHA256_HEX.test(m.sha256) ||
     !orAbsent(m.algorithm, isText) ||
@@ -118,6 +119,7 @@ export function plainMeta(value: unknown): ModelMeta | undefined {
     anomalyWhen: m.anomalyWhen,
     threshold: m.threshold,
     preprocessing,
+    missingValues: m.missingValues === undefined ? 'fail' : m.missingValues,
     sha256: m.sha256,
     algorithm: m.algorithm === undefined ? 'unknown' : m.algorithm,
     createdAt: m.createdAt,

@@ -199,7 +199,7 @@ async function prepareDevice(
   // compiled for a device without rows.
   const cached = sessions.prepareCached(shared, device, planned);
   const meta = cached?.meta ?? (await sessions.modelMeta(shared, device, planned));
-  const rows = aggregates.device(device, meta.features, arena);
+  const rows = aggregates.device(device, meta.features, arena, meta.missingValues);
   const ready =
     rows && rows.rows > 0
       ? { model: cached ?? (await sessions.prepareUncached(shared, device, planned)), rows }

@@ -441,6 +441,23 @@ describe('InvalidAggregates: one device', () => {
     expect(agg.device('b', FEATURES)!.rows).toBe(5);
   });
 
+  it('gives a model that handles missing values its NaN and null values as NaN; an infinite value still fails', () => {
+    const a = deviceRows('a', 4, 0);
+    a.s01[1] = NaN;
+    a.s00[2] = null;
+    const agg = new WindowAggregates(window, [part('p', table(a))]);
+    const got = agg.device('a', FEATURES, undefined, 'model')!;
+    const k = FEATURES.length;
+    const cell = (r: number, f: string) => got.x[r * k + FEATURES.indexOf(f)]!;
+    expect([cell(1, 's01'), cell(2, 's00')]).toEqual([NaN, NaN]);
+    expect(cell(0, 's01')).toBe(Math.fround(a.s01[0] as number));
+    expect(thrown(() => agg.device('a', FEATURES)).message).toMatch(/feature "s01" is NaN at /);
+    a.s01[3] = Infinity;
+    const infinite = new WindowAggregates(window, [part('p', table(a))]);
+    const err = thrown(() => infinite.device('a', FEATURES, undefined, 'model'));
+    expect([err.file, err.device, err.field, err.ts]).toEqual(['p', 'a', 's01', T0 + 3 * MIN]);
+  });
+
   it('ignores bad values in rows outside the window', () => {
     const a = deviceRows('a', 2, 0);
     a.ts[0] = window.endMs + MIN;

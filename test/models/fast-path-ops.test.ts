@@ -172,7 +172,7 @@ function graphOf(nodes: onnx.INodeProto[], opset = 17): Uint8Array {
   return new Uint8Array(onnx.ModelProto.encode(model).finish());
 }
 
-const { FLOATS, INT, INTS } = onnx.AttributeProto.AttributeType;
+const { FLOAT, FLOATS, INT, INTS } = onnx.AttributeProto.AttributeType;
 
 describe('FeatureVectorizer', () => {
   it.each([
@@ -223,6 +223,36 @@ describe('Scaler', () => {
     const cast = { opType: 'Cast', input: ['X'], output: ['D'], attribute: [{ name: 'to', type: INT, i: 11 }] };
     const { fast, ort } = await both(graphOf([cast, scaler('D', offset, scale)]));
     expect(fast).toEqual(ort);
+  });
+});
+
+describe('Imputer', () => {
+  const imputer = (imputed: number[], replaced?: number): onnx.INodeProto => ({
+    opType: 'Imputer',
+    domain: 'ai.onnx.ml',
+    input: ['X'],
+    output: ['Y'],
+    attribute: [
+      { name: 'imputed_value_floats', type: FLOATS, floats: imputed },
+      ...(replaced === undefined ? [] : [{ name: 'replaced_value_float', type: FLOAT, f: replaced }]),
+    ],
+  });
+  // NaN in some cells, a value equal to the replaced one (-1.5) in others, 0 (the default replaced value) in one.
+  const holed = x.slice();
+  [1, 6, 11].forEach((i) => (holed[i] = NaN));
+  [2, 13].forEach((i) => (holed[i] = -1.5));
+  holed[17] = 0;
+
+  it('replaces NaN (as a SimpleImputer exports) per column and by one value, and a replaced value or 0', async () => {
+    for (const [imputed, replaced] of [
+      [[0.25, -3, 7.5, 1 / 3], NaN],
+      [[4.2], NaN],
+      [[0.25, -3, 7.5, 1 / 3], -1.5],
+      [[9], undefined],
+    ] as const) {
+      const { fast, ort } = await both(graphOf([imputer([...imputed], replaced)]), holed);
+      expect(fast).toEqual(ort);
+    }
   });
 });
 

@@ -29,6 +29,7 @@ const documents: Record<string, unknown>[] = [
     source: 'skl2onnx',
   },
   { ...base, output: { name: 'probabilities', column: 1 }, preprocessing: { type: 'none' } },
+  { ...base, missingValues: 'model' },
 ];
 
 /** Values a field is replaced with: each type, empty ones, near misses of the valid ones. */
@@ -54,6 +55,8 @@ const VALUES: unknown[] = [
   'below',
   'none',
   'standardize',
+  'fail',
+  'model',
   'fleetscore.model/v1',
   'ab'.repeat(32),
   'AB'.repeat(32),

@@ -1,7 +1,8 @@
 /**
  * The ai.onnx.ml operators scikit-learn models are exported with (TreeEnsembleRegressor for forests,
  * LabelEncoder for the isolation forest's path-length tables, SVMRegressor for one-class SVMs, Scaler for a
- * pipeline's StandardScaler, FeatureVectorizer for a DataFrame's columns joined), following onnxruntime's
+ * pipeline's StandardScaler, FeatureVectorizer for a DataFrame's columns joined, Imputer for a SimpleImputer),
+ * following onnxruntime's
  * semantics: tree thresholds compared in float32, NaN taking the true branch only where
  * `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`, `(γ x·s + c)^d`, `tanh(γ x·s + c)`, a
  * Scaler's `(x - offset) · scale` rounded as onnxruntime rounds it.
@@ -377,6 +378,42 @@ const featureVectorizer: OpDef<{ widths: number[] }> = {
   },
 };
 
+interface ImputerParams {
+  imputed: Float32Array;
+  /** The value replaced: NaN replaces NaNs (scikit-learn's SimpleImputer), a number the values equal to it. */
+  replaced: number;
+}
+
+/**
+ * Imputer over a float32 input, as skl2onnx exports a SimpleImputer: every value equal to `replaced_value_float`
+ * (every NaN when it is NaN) becomes its column's `imputed_value_floats` (or the one value given); others stay.
+ */
+const imputer: OpDef<ImputerParams> = {
+  prepare(ctx) {
+    const attr = attrReader(ctx);
+    const imputed = Float32Array.from(attr.numbers('imputed_value_floats', []));
+    if (imputed.length === 0) throw new UnsupportedGraph('Imputer: no imputed_value_floats (int64 values)');
+    return { imputed, replaced: Math.fround(attr.float('replaced_value_float', 0)) };
+  },
+  run({ imputed, replaced }, [x]) {
+    expectType(x!, ['float'], 'Imputer');
+    const dims = x!.dims;
+    if (dims.length === 0) throw new UnsupportedGraph('Imputer: a scalar input');
+    const stride = dims[dims.length - 1]!;
+    const per = imputed.length === 1 ? 1 : imputed.length === stride ? stride : 0;
+    if (per === 0) throw new UnsupportedGraph(`Imputer: ${imputed.length} imputed values for ${stride} columns`);
+    const out = alloc('float', [...dims]);
+    const xs = x!.data;
+    const ys = out.data;
+    const nan = replaced !== replaced;
+    for (let i = 0; i < xs.length; i++) {
+      const v = xs[i]!;
+      ys[i] = (nan ? v !== v : v === replaced) ? imputed[per === 1 ? 0 : i % per]! : v;
+    }
+    return [out];
+  },
+};
+
 /** The ai.onnx.ml operators of the fast path, by name. */
 export const mlOps: Record<string, OpDef> = {
   TreeEnsembleRegressor: treeEnsembleRegressor,
@@ -384,5 +421,6 @@ export const mlOps: Record<string, OpDef> = {
   SVMRegressor: svmRegressor,
   Scaler: scaler,
   FeatureVectorizer: featureVectorizer,
+  Imputer: imputer,
   ...classifierOps,
 };
