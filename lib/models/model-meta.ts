@@ -46,7 +46,7 @@ export const modelMetaSchema = z
     preprocessing: preprocessingSchema.default({ type: 'none' }),
     /**
      * What a NaN or null feature value does: fail the device, or reach the model as NaN (models that handle missing
-     * values: XGBoost, LightGBM, HistGradientBoosting, a pipeline with an imputer).
+     * values: XGBoost, LightGBM, a pipeline with an imputer).
      */
     missingValues: z.enum(['fail', 'model']).default('fail'),
     /** sha256 (hex) of model.onnx; verified before a session is created. */

@@ -2,8 +2,7 @@
  * The ai.onnx.ml operators scikit-learn models are exported with (TreeEnsembleRegressor for forests,
  * LabelEncoder for the isolation forest's path-length tables, SVMRegressor for one-class SVMs, Scaler for a
  * pipeline's StandardScaler, FeatureVectorizer for a DataFrame's columns joined, Imputer for a SimpleImputer),
- * following onnxruntime's
- * semantics: tree thresholds compared in float32, NaN taking the true branch only where
+ * following onnxruntime's semantics: tree thresholds compared in float32, NaN taking the true branch only where
  * `nodes_missing_value_tracks_true` says so, SVM kernels `exp(-γ‖x-s‖²)`, `(γ x·s + c)^d`, `tanh(γ x·s + c)`, a
  * Scaler's `(x - offset) · scale` rounded as onnxruntime rounds it.
  */
@@ -303,6 +302,19 @@ function kernelOf({ gamma, coef0, degree }: SvmParams, power: number, v: number)
   return q;
 }
 
+/**
+ * How many values of an attribute that holds one value a column, or one for all, a value of `x` cycles through, as
+ * onnxruntime reads Scaler's and Imputer's: the input's columns (`dims[1]`, or `dims[0]` for a [C] input) or 1; fails
+ * for any other count of `noun`.
+ */
+function perColumn(count: number, dims: readonly number[], op: string, noun: string): number {
+  if (dims.length === 0) throw new UnsupportedGraph(`${op}: a scalar input`);
+  const stride = dims.length === 1 ? dims[0]! : dims[1]!;
+  const per = count === stride ? stride : count === 1 ? 1 : 0;
+  if (per === 0) throw new UnsupportedGraph(`${op}: ${count} ${noun} for ${stride} columns`);
+  return per;
+}
+
 interface ScalerParams {
   offset: Float32Array;
   scale: Float32Array;
@@ -326,10 +338,7 @@ const scaler: OpDef<ScalerParams> = {
   run({ offset, scale }, [x]) {
     expectType(x!, ['float', 'double'], 'Scaler');
     const dims = x!.dims;
-    if (dims.length === 0) throw new UnsupportedGraph('Scaler: a scalar input');
-    const stride = dims.length === 1 ? dims[0]! : dims[1]!;
-    const per = offset.length === stride ? stride : offset.length === 1 ? 1 : 0;
-    if (per === 0) throw new UnsupportedGraph(`Scaler: ${offset.length} offsets for ${stride} columns`);
+    const per = perColumn(offset.length, dims, 'Scaler', 'offsets');
     const out = alloc('float', [...dims]);
     const xs = x!.data;
     const ys = out.data;
@@ -398,17 +407,14 @@ const imputer: OpDef<ImputerParams> = {
   run({ imputed, replaced }, [x]) {
     expectType(x!, ['float'], 'Imputer');
     const dims = x!.dims;
-    if (dims.length === 0) throw new UnsupportedGraph('Imputer: a scalar input');
-    const stride = dims[dims.length - 1]!;
-    const per = imputed.length === 1 ? 1 : imputed.length === stride ? stride : 0;
-    if (per === 0) throw new UnsupportedGraph(`Imputer: ${imputed.length} imputed values for ${stride} columns`);
+    const per = perColumn(imputed.length, dims, 'Imputer', 'imputed values');
     const out = alloc('float', [...dims]);
     const xs = x!.data;
     const ys = out.data;
     const nan = replaced !== replaced;
     for (let i = 0; i < xs.length; i++) {
       const v = xs[i]!;
-      ys[i] = (nan ? v !== v : v === replaced) ? imputed[per === 1 ? 0 : i % per]! : v;
+      ys[i] = (nan ? v !== v : v === replaced) ? imputed[i % per]! : v;
     }
     return [out];
   },
