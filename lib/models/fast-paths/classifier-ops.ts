@@ -105,21 +105,25 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
     const base = Array.from(trees.base);
     const weighed = new Set<number>();
     let positive = true;
-    // Whether some leaf lists no weight for class 1, or for any class.
+    // Whether some leaf lists no weight for class 1, for any class, or for some class; how many leaves there are.
     let without1 = false;
     let withoutAny = false;
+    let withoutSome = false;
+    let leaves = 0;
     const listed = trees.listed!;
     for (let i = 0; i < trees.mode.length; i++) {
       if (trees.mode[i] !== LEAF) continue;
-      let any = false;
+      leaves++;
+      let count = 0;
       for (let c = 0; c < classes; c++) {
         if (!listed[i * classes + c]) continue;
-        any = true;
+        count++;
         weighed.add(c);
         if (trees.weights[i * classes + c]! < 0) positive = false;
       }
       without1 ||= !listed[i * classes + 1];
-      withoutAny ||= !any;
+      withoutAny ||= count === 0;
+      withoutSome ||= count < classes;
     }
     const binary = classes === 2 && weighed.size === 1;
     // What onnxruntime leaves undefined: a score column it never writes, a label of class -1.
@@ -171,8 +175,8 @@ const treeEnsembleClassifier: OpDef<TreeClassifierParams> = {
         compact: { ...laid, width, strict, nanTrue, classes: trained, weighed: [...seen] },
       };
     }
-    const leaves = leavesWeighingAll(compared);
-    if (farthest !== undefined && classes > 2 && leaves !== undefined && leaves < 2 ** 24) {
+    // Where every leaf weighs every class (`leaves` counts those no root reaches too, which renumbering drops).
+    if (farthest !== undefined && classes > 2 && !withoutSome && leaves < 2 ** 24) {
       // Each leaf holds the number of its row of weights (exact in a float32 split below 2^24).
       const row = new Float64Array(compared.mode.length);
       const leafWeights = float ? new Float32Array(leaves * classes) : new Float64Array(leaves * classes);
@@ -287,19 +291,6 @@ function nanAsLowest(xs: Tensor['data']): Tensor['data'] {
   const out = xs.slice();
   for (; i < out.length; i++) if (out[i] !== out[i]) out[i] = -Infinity;
   return out;
-}
-
-/** How many leaves `trees` has when every one lists a weight for every class, else undefined. */
-function leavesWeighingAll(trees: TreeParams): number | undefined {
-  const classes = trees.targets;
-  const listed = trees.listed!;
-  let leaves = 0;
-  for (let i = 0; i < trees.mode.length; i++) {
-    if (trees.mode[i] !== LEAF) continue;
-    for (let c = 0; c < classes; c++) if (!listed[i * classes + c]) return undefined;
-    leaves++;
-  }
-  return leaves;
 }
 
 /** Whether `test` holds for every split of `trees` (by its index). */
