@@ -11,7 +11,9 @@ torch.onnx.export writes a Linear-Tanh-Linear module); their cases hold scikit-l
 On the 4 features again, as users pipeline them: StandardScaler + OneClassSVM and StandardScaler + IsolationForest
 (the scaler in the graph, an ai.onnx.ml Scaler node), and a GaussianMixture scored by its score_samples (log
 likelihood: ReduceLogSumExp). On the 4 features, a LocalOutlierFactor(novelty=True) (Scan, TopK, Gather), exported from a float32 sample and
-from a float64 one (a double input), and a OneClassSVM from a float64 sample (onnxruntime cannot run it).
+from a float64 one (a double input), and a OneClassSVM from a float64 sample (onnxruntime cannot run it). On the 4
+features, StandardScaler + KMeans scored by the distance to the nearest centroid (`"reduce": "min"` over skl2onnx's
+`scores`, the distance to each centroid).
 
 Run: .cache/py-bench/bin/python scripts/make-sklearn-fixtures.py   (from the repository root; `npm run bench`
 creates that venv with the pinned versions above)
@@ -32,6 +34,7 @@ import skl2onnx
 import sklearn
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
+from sklearn.cluster import KMeans
 from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import LocalOutlierFactor
@@ -276,6 +279,20 @@ def column_fixtures(rng: np.random.Generator) -> None:
     save(folder, onnx_bytes, meta, FEATURES, rows, svm.decision_function(r64), [int(v) for v in svm.predict(r64)])
 
 
+def cluster_fixtures(rng: np.random.Generator) -> None:
+    """StandardScaler + KMeans, the score a row's distance to the nearest centroid: `transform(x).min(axis=1)`, which
+    model.json takes from skl2onnx's `scores` output (the distance to each centroid) with `"reduce": "min"`."""
+    train = training_data(rng)
+    x64 = train.astype(np.float64)
+    kmeans = make_pipeline(StandardScaler(), KMeans(n_clusters=4, n_init=4, random_state=SEED)).fit(x64)
+    threshold = float(np.quantile(kmeans.transform(x64).min(axis=1), 0.98))
+    rows = case_rows(rng, train, lambda x: threshold - kmeans.transform(x).min(axis=1))
+    meta = decision_meta("sklearn Pipeline(StandardScaler, KMeans) distance to the nearest centroid", {"type": "none"})
+    meta.update(output={"name": "scores", "column": 0, "reduce": "min"}, anomalyWhen="above", threshold=threshold)
+    scores = kmeans.transform(rows.astype(np.float64)).min(axis=1)
+    write_fixture("kmeans", convert(kmeans, "kmeans"), meta, rows, scores, np.where(scores > threshold, -1, 1))
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     train = training_data(rng)
@@ -327,6 +344,7 @@ def main() -> None:
     neighbors_fixtures(np.random.default_rng(SEED + 3))
     float64_fixtures(np.random.default_rng(SEED + 4))
     column_fixtures(np.random.default_rng(SEED + 5))
+    cluster_fixtures(np.random.default_rng(SEED + 6))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

@@ -51,7 +51,7 @@ function fieldsOf(value: unknown, allowed: ReadonlySet<string>): Fields | undefi
 
 const META_KEYS = new Set(Object.keys(modelMetaSchema.shape));
 const INPUT_KEYS = new Set(['name']);
-const OUTPUT_KEYS = new Set(['name', 'column', 'reconstructionError']);
+const OUTPUT_KEYS = new Set(['name', 'column', 'reconstructionError', 'reduce']);
 const NONE_KEYS = new Set(['type']);
 const STANDARDIZE_KEYS = new Set(['type', 'mean', 'scale']);
 
@@ -77,6 +77,7 @@ export function plainMeta(value: unknown): ModelMeta | undefined {
   // Defaults stand in for absent fields only: null is a value, and the schema refuses it.
   const column = output.column === undefined ? 0 : output.column;
   const error = output.reconstructionError;
+  const reduce = output.reduce;
   if (
     m.schema !== 'fleetscore.model/v1' ||
     !isText(m.device) ||
@@ -89,6 +90,8 @@ export function plainMeta(value: unknown): ModelMeta | undefined {
     !(typeof column === 'number' && Number.isSafeInteger(column) && column >= 0) ||
     !(error === undefined || error === 'mse' || error === 'mae') ||
     (error !== undefined && column !== 0) ||
+    !(reduce === undefined || reduce === 'min' || reduce === 'max') ||
+    (reduce !== undefined && (column !== 0 || error !== undefined)) ||
     !(m.anomalyWhen === 'above' || m.anomalyWhen === 'below') ||
     !isFiniteNumber(m.threshold) ||
     !pre ||
@@ -115,7 +118,12 @@ export function plainMeta(value: unknown): ModelMeta | undefined {
     pool: m.pool,
     features: features.slice(),
     input: { name: input.name },
-    output: { name: output.name, column, ...(error === undefined ? {} : { reconstructionError: error }) },
+    output: {
+      name: output.name,
+      column,
+      ...(error === undefined ? {} : { reconstructionError: error }),
+      ...(reduce === undefined ? {} : { reduce }),
+    },
     anomalyWhen: m.anomalyWhen,
     threshold: m.threshold,
     preprocessing,

@@ -30,7 +30,7 @@ export const modelMetaSchema = z
     features: z.array(z.string().min(1)).min(1),
     /** The float32 input tensor of shape [rows, features.length]. */
     input: z.strictObject({ name: z.string().min(1) }),
-    /** The output holding the score: shape [rows] or [rows, k], in which case `column` picks one. */
+    /** The output holding the score: shape [rows] or [rows, k], in which case `column` (or `reduce`) picks it. */
     output: z.strictObject({
       name: z.string().min(1),
       column: z.number().int().min(0).default(0),
@@ -39,6 +39,11 @@ export const modelMetaSchema = z
        * its per-row mean squared (`mse`) or mean absolute (`mae`) error: autoencoders and PCA as exported.
        */
       reconstructionError: z.enum(['mse', 'mae']).optional(),
+      /**
+       * The score is the smallest (`min`) or largest (`max`) value of each row across the output's columns: a
+       * KMeans' distance to the nearest centroid from its distances to each, as skl2onnx exports them.
+       */
+      reduce: z.enum(['min', 'max']).optional(),
     }),
     /** Whether a row is anomalous when its score is above or below the threshold. */
     anomalyWhen: z.enum(['above', 'below']),
@@ -59,6 +64,14 @@ export const modelMetaSchema = z
     if (m.output.reconstructionError && m.output.column !== 0) {
       const message = 'a reconstruction is scored whole: column must be 0 with reconstructionError';
       ctx.addIssue({ code: 'custom', path: ['output', 'column'], message });
+    }
+    if (m.output.reduce && m.output.column !== 0) {
+      const message = 'a row is reduced across its columns: column must be 0 with reduce';
+      ctx.addIssue({ code: 'custom', path: ['output', 'column'], message });
+    }
+    if (m.output.reduce && m.output.reconstructionError) {
+      const message = 'a reconstruction is scored by its error: reduce cannot be given with reconstructionError';
+      ctx.addIssue({ code: 'custom', path: ['output', 'reduce'], message });
     }
     if (m.preprocessing.type === 'standardize') {
       for (const field of ['mean', 'scale'] as const) {

@@ -31,8 +31,8 @@ export function preprocess(meta: ModelMeta, x: Float32Array): Float32Array {
 }
 
 /**
- * The output `tensor` as one finite score per row: its `output.column`, or the reconstruction's error against the
- * preprocessed `input`. Throws ModelOutputMismatch naming the device, file and field when it is not that.
+ * The output `tensor` as one finite score per row: its `output.column`, each row's smallest or largest value
+ * (`output.reduce`), or the reconstruction's error against the preprocessed `input`. Throws ModelOutputMismatch naming the device, file and field when it is not that.
  */
 export function readScores(
   tensor: Tensor | undefined,
@@ -63,6 +63,7 @@ export function readScores(
     }
     return checkFinite(reconstructionError(meta.output.reconstructionError, input, data, rows, k), name, device, file);
   }
+  if (meta.output.reduce) return checkFinite(reduceRows(meta.output.reduce, data, rows, cols), name, device, file);
   const column = meta.output.column;
   if (column >= cols) {
     const message = `output ${name} has ${cols} column(s); column ${column} does not exist`;
@@ -71,6 +72,28 @@ export function readScores(
   const out = cols === 1 && data instanceof Float32Array ? data : new Float32Array(rows);
   if (out !== data) for (let r = 0; r < rows; r++) out[r] = data[r * cols + column] as number;
   return checkFinite(out, name, device, file);
+}
+
+/**
+ * Whether the score is the output's first column as the model wrote it (no reconstruction error, no reduction):
+ * what the stacked Mahalanobis path computes.
+ */
+export function scoresFirstColumn(meta: Pick<ModelMeta, 'output'>): boolean {
+  const { column, reconstructionError, reduce } = meta.output;
+  return column === 0 && !reconstructionError && !reduce;
+}
+
+/** Each row's smallest or largest value across its `cols` columns; NaN where the row holds one (which then fails). */
+function reduceRows(kind: 'min' | 'max', data: Float32Array | Float64Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = data[r * cols] as number;
+    for (let j = r * cols + 1; j < (r + 1) * cols; j++) {
+      best = kind === 'min' ? Math.min(best, data[j] as number) : Math.max(best, data[j] as number);
+    }
+    out[r] = best;
+  }
+  return out;
 }
 
 /** Returns `out` when every score is finite: a NaN or infinite score fails the device instead of being committed. */

@@ -16,7 +16,7 @@ import type { LinkedProgram } from './fast-paths/graph-evaluator';
 import { SavedPrograms } from './fast-paths/saved-programs';
 import { MahalanobisBatcher, recognizeMahalanobis, type MahalanobisParams } from './mahalanobis-batch';
 import { readModelMeta } from './model-registry';
-import { checkFinite, preprocess, readScores } from './model-output';
+import { checkFinite, preprocess, readScores, scoresFirstColumn } from './model-output';
 import {
   OnnxSessionPool,
   type LoadedModel,
@@ -213,7 +213,7 @@ export class ModelSessionCache {
     // device, or which worker, filled the cache.
     // Made by a call, not a named closure: tsx names each named closure it makes, once per cold device here.
     const load = once(() => this.readOwn(store, device, version, sha256));
-    if (this.batching && meta.output.column === 0 && !meta.output.reconstructionError) {
+    if (this.batching && scoresFirstColumn(meta)) {
       let params = this.stacked.get(sha256);
       const hit = params !== undefined;
       if (params === undefined) {
@@ -255,7 +255,7 @@ export class ModelSessionCache {
     const id = this.id(store, device, version);
     const meta = this.metas.get(id);
     if (!meta || meta.sha256 !== sha256 || !this.verified.has(id)) return undefined;
-    if (meta.output.column === 0 && !meta.output.reconstructionError) {
+    if (scoresFirstColumn(meta)) {
       const params = this.stacked.get(sha256);
       if (params === undefined) return undefined;
       if (params) return this.stackedModel(device, version, meta, params, true);
@@ -429,7 +429,7 @@ export class ModelSessionCache {
  * way, which reports it precisely.
  */
 function stackedParams(bytes: Uint8Array, meta: ModelMeta): MahalanobisParams | null {
-  if (meta.output.column !== 0 || meta.output.reconstructionError || bytes.length > MAX_STACKED_BYTES) return null;
+  if (!scoresFirstColumn(meta) || bytes.length > MAX_STACKED_BYTES) return null;
   const params = recognizeMahalanobis(bytes, meta.input.name, meta.output.name);
   return params && params.k === meta.features.length ? params : null;
 }

@@ -33,6 +33,8 @@ const FAMILIES = [
   { name: 'lof-float64', path: 'compiled:neighbors', tol: 1e-4 },
   // One input per column, as skl2onnx exports a pipeline fitted on a DataFrame: registration joins them into X.
   { name: 'ocsvm-columns', path: 'compiled:svm', tol: 1e-4 },
+  // A KMeans' distance to each centroid, scored by the nearest (model.json's "reduce": "min").
+  { name: 'kmeans', path: 'compiled:linear', tol: 1e-4 },
   // Supervised: a classifier's probability of a fault (scripts/make-classifier-fixtures.py). String labels, whose
   // label output the fast path leaves out; three classes scored by the probability of normal; a pipeline's
   // LinearClassifier; XGBoost and LightGBM through onnxmltools; a forest of three classes (every leaf weighing each).
@@ -240,6 +242,35 @@ describe('an autoencoder as torch.onnx.export writes one', () => {
       expect(Math.abs(s - reference[i]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(reference[i]!)),
     );
     expect(new Set(got).size).toBe(c.rows.length);
+  });
+});
+
+describe('an output reduced across its columns', () => {
+  it('scores each row by its smallest or largest column, compiled and in its session alike', async () => {
+    const c = cases('kmeans');
+    const x = new Float32Array(c.rows.flat());
+    const rows = c.rows.length;
+    const byColumn: Float32Array[] = [];
+    for (let column = 0; column < 4; column++) {
+      const device = `kmeans-column-${column}`;
+      const entry = await register('kmeans', device, undefined, { output: { name: 'scores', column } });
+      byColumn.push(await scoreWith(await fast.prepare(store, device, entry), x, rows));
+    }
+    for (const reduce of ['min', 'max'] as const) {
+      const entry = await register('kmeans', `kmeans-${reduce}`, undefined, { output: { name: 'scores', reduce } });
+      const got = await scoreWith(await fast.prepare(store, `kmeans-${reduce}`, entry), x, rows);
+      const viaSession = await scoreWith(await sessions.prepare(store, `kmeans-${reduce}`, entry), x, rows);
+      const pick = reduce === 'min' ? Math.min : Math.max;
+      got.forEach((s, r) => {
+        expect(s).toBe(pick(...byColumn.map((scores) => scores[r]!)));
+        expect(Math.abs(s - viaSession[r]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(s));
+      });
+    }
+    // The nearest centroid is not always the same column: the reduction is per row.
+    const nearest = c.rows.map((_, r) =>
+      byColumn.findIndex((scores) => scores[r] === Math.min(...byColumn.map((b) => b[r]!))),
+    );
+    expect(new Set(nearest).size).toBeGreaterThan(1);
   });
 });
 

@@ -30,6 +30,7 @@ const documents: Record<string, unknown>[] = [
   },
   { ...base, output: { name: 'probabilities', column: 1 }, preprocessing: { type: 'none' } },
   { ...base, missingValues: 'model' },
+  { ...base, output: { name: 'scores', reduce: 'min' }, anomalyWhen: 'above' },
 ];
 
 /** Values a field is replaced with: each type, empty ones, near misses of the valid ones. */
@@ -57,6 +58,8 @@ const VALUES: unknown[] = [
   'standardize',
   'fail',
   'model',
+  'min',
+  'max',
   'fleetscore.model/v1',
   'ab'.repeat(32),
   'AB'.repeat(32),
@@ -81,6 +84,10 @@ const VALUES: unknown[] = [
   { name: 'Y', column: 2 },
   { name: 'Y', reconstructionError: 'mse' },
   { name: 'Y', column: 1, reconstructionError: 'mse' },
+  { name: 'Y', reduce: 'max' },
+  { name: 'Y', column: 1, reduce: 'min' },
+  { name: 'Y', reduce: 'min', reconstructionError: 'mae' },
+  { name: 'Y', reduce: 'sum' },
   { name: 'Y', column: -1 },
   { name: 'Y', column: 0.5 },
   { name: 'Y', extra: 1 },
@@ -146,5 +153,19 @@ it('takes the plain check for what registration writes, and leaves the rest to t
   );
   expect(() => parseMeta({ ...base, threshold: Infinity }, { device: 'pump-1', file: 'f.json' })).toThrow(
     /f\.json: threshold: .*Infinity/,
+  );
+});
+
+it('refuses a reduce with a column or a reconstruction error, naming the field', () => {
+  const context = { device: 'pump-1', file: 'f.json' };
+  expect(() => parseMeta({ ...base, output: { name: 'scores', column: 2, reduce: 'min' } }, context)).toThrow(
+    /f\.json: output\.column: a row is reduced across its columns: column must be 0 with reduce/,
+  );
+  const reconstruction = { name: 'recon', reduce: 'max', reconstructionError: 'mse' };
+  expect(() => parseMeta({ ...base, output: reconstruction }, context)).toThrow(
+    /f\.json: output\.reduce: a reconstruction is scored by its error/,
+  );
+  expect(() => parseMeta({ ...base, output: { name: 'scores', reduce: 'sum' } }, context)).toThrow(
+    /f\.json: output\.reduce: .*"min".*"max"/,
   );
 });

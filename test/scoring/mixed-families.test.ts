@@ -72,6 +72,7 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     'ocsvm-pipeline': 'compiled:svm',
     'isoforest-pipeline': 'compiled:tree-ensemble',
     'gaussian-mixture': 'compiled:linear',
+    kmeans: 'compiled:linear',
     lof: 'compiled:neighbors',
     'lof-float64': 'compiled:neighbors',
     'rf-classifier': 'compiled:tree-ensemble',
