@@ -4,7 +4,7 @@
  * .cache/bench/fleets/ keyed by its parameters (generation is resumable: a stopped one continues where it was).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statfsSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statfsSync, statSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { seedDemoFleet } from '../lib/demo/demo-fleet';
@@ -34,6 +34,26 @@ export type Family = (typeof FAMILIES)[number];
 export const BENCH_FEATURES = 7;
 
 /** Where a family's fleet is, ready to score: a store folder and, for the peer, the folder of its pickles. */
+/** How the bench's windows of aggregates are written: Arrow IPC files, or Parquet as pyarrow writes it by default. */
+export type InputFormat = 'arrow' | 'parquet';
+
+/**
+ * Writes the window whose parts are in `source` into `store` as `to` windows (the same window, or the next hours'
+ * with every timestamp moved), in `format` (bench/next_windows.py).
+ */
+export async function writeWindow(
+  python: string,
+  source: string,
+  window: Window,
+  store: string,
+  format: InputFormat,
+  to: readonly string[] = [window.id],
+): Promise<void> {
+  const args = ['bench/next_windows.py', '--source', source, '--window', window.id];
+  args.push('--aggregates', join(store, 'aggregates'), '--to', to.join(','), '--format', format);
+  await exec(python, args, { cwd: ROOT });
+}
+
 export interface BenchFleet {
   store: string;
   /** The peer's per-device pickles; undefined for Mahalanobis, whose peer pickles from the store itself. */
@@ -114,8 +134,10 @@ export async function benchFleet(
   work: string,
   python: string,
   procs: number,
+  inputFormat: InputFormat,
   store = join(work, 'store'),
 ): Promise<BenchFleet> {
+  const windowDir = `window=${window.id}`;
   if (family === 'mahalanobis') {
     const started = performance.now();
     await seedDemoFleet(new LocalStore(store), {
@@ -124,6 +146,11 @@ export async function benchFleet(
       hours: 1,
       endMs: window.endMs,
     });
+    if (inputFormat === 'parquet') {
+      const seeded = join(work, 'seeded-window');
+      renameSync(join(store, 'aggregates', windowDir), seeded);
+      await writeWindow(python, seeded, window, store, 'parquet');
+    }
     return { store, generatedS: (performance.now() - started) / 1000 };
   }
   const forest = TREE_FAMILIES.has(family);
@@ -149,8 +176,10 @@ export async function benchFleet(
   }
   mkdirSync(join(store, 'aggregates'), { recursive: true });
   symlinkSync(join(fleet, 'store', 'models'), join(store, 'models'));
-  // The window itself is linked; the warm runs' next windows are written beside it (bench/next_windows.py).
-  const windowDir = `window=${window.id}`;
-  symlinkSync(join(fleet, 'store', 'aggregates', windowDir), join(store, 'aggregates', windowDir));
+  // The window itself is linked (written as Parquet for that input); the warm runs' next windows are written beside
+  // it (bench/next_windows.py).
+  const fleetWindow = join(fleet, 'store', 'aggregates', windowDir);
+  if (inputFormat === 'parquet') await writeWindow(python, fleetWindow, window, store, 'parquet');
+  else symlinkSync(fleetWindow, join(store, 'aggregates', windowDir));
   return { store, pickles: join(fleet, 'peer'), trees: forest ? trees : undefined, generatedS };
 }

@@ -7,8 +7,8 @@ other families (`--pickles`, written by bench/make_fleet.py) each pickle holds t
 scored with `decision_function` (one-class SVM, isolation forest), `predict_proba` (the random forest classifier's
 probability of a fault), PCA's inverse_transform(transform(x)) error, or
 a numpy forward pass of the autoencoder. Pickling is preparation and is not timed; the timed part reads the
-window's Arrow parts, then for every device loads its pickle, scores its rows and flags anomalies, and writes one
-Arrow file of predictions.
+window's parts (Arrow IPC or Parquet), then for every device loads its pickle, scores its rows and flags
+anomalies, and writes one Arrow file of predictions.
 
 Usage: python bench/peer.py --store DIR --window 2026-11-21T12 --work DIR [--pickles DIR]   (prints one JSON line)
 """
@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 from onnx import numpy_helper
 from sklearn.covariance import EmpiricalCovariance
 
@@ -74,8 +75,9 @@ def device_scores(entry: dict, x: np.ndarray) -> tuple:
 
 
 def score(store: Path, window: str, pickles: Path, work: Path, devices: list, features: list) -> int:
-    parts = sorted((store / "aggregates" / f"window={window}").glob("part-*.arrow"))
-    table = pa.concat_tables([ipc.open_file(str(p)).read_all() for p in parts])
+    parts = sorted((store / "aggregates" / f"window={window}").glob("part-*"))
+    read = lambda p: pq.read_table(p) if p.suffix == ".parquet" else ipc.open_file(str(p)).read_all()  # noqa: E731
+    table = pa.concat_tables([read(p) for p in parts])
     ids = table.column("device_id").to_numpy(zero_copy_only=False)
     ts = table.column("ts").cast(pa.int64()).to_numpy()
     x = np.column_stack([table.column(f).to_numpy() for f in features])

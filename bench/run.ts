@@ -24,7 +24,7 @@ import { startRun } from '../lib/temporal/runs';
 import { RUN_DEFAULTS } from '../lib/shared/run-types';
 import { HOUR_MS, windowAt } from '../lib/shared/window';
 import { formatTable } from '../cli/utils/table';
-import { benchFleet, FAMILIES, filesUnder, type Family } from './fleets';
+import { benchFleet, FAMILIES, filesUnder, writeWindow, type Family, type InputFormat } from './fleets';
 import { measureOtherLoad } from './other-load';
 import { ensurePeerPython } from './peer-python';
 import { childOfBench, serverOfBench } from './stop-with-bench';
@@ -338,6 +338,8 @@ async function run(): Promise<void> {
   const shardThreads = option('shard-threads', '') || undefined;
   const repeats = Number(option('repeats', '3'));
   if (!(Number.isInteger(repeats) && repeats >= 1)) throw new Error(`--repeats must be a whole number from 1`);
+  const inputFormat = option('input-format', 'arrow') as InputFormat;
+  if (inputFormat !== 'arrow' && inputFormat !== 'parquet') throw new Error(`--input-format must be arrow or parquet`);
   const coldRepeats = Number(option('cold-repeats', '1'));
   if (!(Number.isInteger(coldRepeats) && coldRepeats >= 1)) {
     throw new Error(`--cold-repeats must be a whole number from 1`);
@@ -360,7 +362,7 @@ async function run(): Promise<void> {
         // 100,000 forests of 100 trees are about 80 GB of ONNX: at 100k the forests are smaller (said in the table).
         const t = devices >= 100_000 ? treesAt100k : trees;
         process.stderr.write(`bench: ${family} at ${devices} devices x 60 rows\n`);
-        const fleet = await benchFleet(family, devices, t, window, work, python, procs);
+        const fleet = await benchFleet(family, devices, t, window, work, python, procs, inputFormat);
         const otherLoad = measureOtherLoad();
         process.stderr.write('bench: limit\n');
         const l = await limit(fleet.store, window.id);
@@ -369,16 +371,8 @@ async function run(): Promise<void> {
         // Each warm run scores the next hour's window (the same rows, timestamps moved): its parts are new to the
         // worker, as every hourly run's are, while its models are warm.
         const warmWindows = Array.from({ length: repeats }, (_, i) => windowAt(window.startMs + (i + 1) * HOUR_MS).id);
-        await exec(
-          python,
-          ['bench/next_windows.py', '--aggregates', join(fleet.store, 'aggregates')].concat([
-            '--window',
-            window.id,
-            '--to',
-            warmWindows.join(','),
-          ]),
-          { cwd: ROOT },
-        );
+        const source = join(fleet.store, 'aggregates', `window=${window.id}`);
+        await writeWindow(python, source, window, fleet.store, inputFormat, warmWindows);
         process.stderr.write('bench: fleetscore (cold, warm, restart)\n');
         const f = await fleetscore(
           fleet.store,
@@ -418,6 +412,7 @@ async function run(): Promise<void> {
           family,
           devices,
           trees: fleet.trees ?? null,
+          input_format: inputFormat,
           rows: devices * 60,
           fast_paths: l.paths ?? {},
           limit_rows_per_s: l.rows_per_s,
@@ -494,7 +489,7 @@ async function run(): Promise<void> {
         'other load',
       ],
       results.map((r) => [
-        r.trees === null ? r.family : `${r.family} (${r.trees} trees)`,
+        `${r.trees === null ? r.family : `${r.family} (${r.trees} trees)`}${r.input_format === 'parquet' ? ' [parquet]' : ''}`,
         fmt(r.devices),
         fmt(r.limit_rows_per_s),
         fmt(r.peer_rows_per_s),

@@ -33,7 +33,15 @@ export function streamToParquet(stream: Uint8Array): Uint8Array {
   return parquet.writeParquet(parquet.Table.fromIPCStream(stream), props);
 }
 
+/**
+ * Rows per record batch read from Parquet. The reader's default, 1,024, cuts a 2,000-device window part (120,000
+ * rows) into 118 batches, each then decoded on its own: reading such a part (pyarrow's snappy) took 43 to 51 ms, and
+ * 14 to 17 ms in one batch (Arrow IPC: 4.4 ms). The whole file is held in memory either way; a small file allocates
+ * no more for it.
+ */
+const PARQUET_BATCH_ROWS = 1 << 20;
+
 /** Reads a Parquet file as Arrow IPC (stream format), with the Arrow schema it was written with. */
 export function parquetToIpc(bytes: Uint8Array): Uint8Array {
-  return parquetWasm().readParquet(bytes).intoIPCStream();
+  return parquetWasm().readParquet(bytes, { batchSize: PARQUET_BATCH_ROWS }).intoIPCStream();
 }

@@ -111,6 +111,11 @@ describe('the parts of a window', () => {
     expect(new WindowAggregates(window, [part]).device('p', ['s01'])!.rows).toBe(3);
     // Weighed by the Arrow it decodes to, not by the compressed Parquet.
     expect(part.byteLength).toBe(parquetToIpc(parquet).byteLength);
+    // Read in one record batch, not the Parquet reader's default of 1,024 rows each (decoded batch by batch).
+    const large = readAggregatesPart('l.parquet', streamToParquet(tableToIPC(rows('l', 3000), 'stream')));
+    const chunks = large.feature('s01');
+    expect(chunks.ok && chunks.chunks.length).toBe(1);
+    expect(new WindowAggregates(window, [large]).device('l', ['s01'])!.rows).toBe(3000);
     const feather1 = new Uint8Array([0x46, 0x45, 0x41, 0x31, 0, 0, 0, 0, 0x46, 0x45, 0x41, 0x31]);
     expect(() => readAggregatesPart('p.feather', feather1)).toThrow(/p\.feather: is Feather v1 .* Feather v2/);
     const cut = parquet.subarray(0, parquet.length - 10);
