@@ -133,9 +133,16 @@ const ELEMENT_TYPES: Partial<Record<number, string>> = {
 
 /**
  * Throws `InvalidModel` naming the file and the model.json field when the graph `inspectOnnx` read cannot be scored
- * as `meta` says.
+ * as `meta` says. `given` is model.json's `output` as written, before defaults (at registration): an output of
+ * several columns must say which is the score, since column 0 by default would score a KMeans' distance to its
+ * first centroid, or a classifier's probability of its first class, without a word.
  */
-export function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckContext): void {
+export function checkGraph(
+  graph: GraphInfo,
+  meta: ModelMeta,
+  context: CheckContext,
+  given?: { column?: unknown; reduce?: unknown },
+): void {
   const fail = (message: string, field: string) =>
     new InvalidModel(`${context.file}: ${message}`, { ...context, field });
   const names = (m: Map<string, TensorInfo>) => [...m.keys()].join(', ') || 'none';
@@ -196,6 +203,13 @@ export function checkGraph(graph: GraphInfo, meta: ModelMeta, context: CheckCont
     if (meta.output.reconstructionError && (output.dims.length !== 2 || (typeof cols === 'number' && cols !== k))) {
       const message = `output ${meta.output.name} must be a reconstruction [rows, ${k}] to score its error`;
       throw fail(message, 'output.reconstructionError');
+    }
+    const unsaid = given !== undefined && given.column === undefined && given.reduce === undefined;
+    if (typeof cols === 'number' && cols > 1 && unsaid && !meta.output.reconstructionError) {
+      const message =
+        `output ${meta.output.name} has ${cols} columns: say which is the score, "column": 0 to ${cols - 1}, or ` +
+        `"reduce": "min" or "max" (each row's smallest or largest, as a KMeans' distance to its nearest centroid)`;
+      throw fail(message, 'output.column');
     }
     if (typeof cols === 'number' && meta.output.column >= cols) {
       const message = `output ${meta.output.name} has ${cols} column(s); column ${meta.output.column} does not exist`;

@@ -266,6 +266,14 @@ describe('an output reduced across its columns', () => {
         expect(Math.abs(s - viaSession[r]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(s));
       });
     }
+    // Registration refuses an output of several columns whose model.json does not say which is the score.
+    await expect(register('kmeans', 'kmeans-unsaid', undefined, { output: { name: 'scores' } })).rejects.toMatchObject({
+      name: 'InvalidModel',
+      field: 'output.column',
+      message: expect.stringMatching(
+        /model\.onnx: output scores has 4 columns: say which is the score, "column": 0 to 3/,
+      ),
+    });
     // The nearest centroid is not always the same column: the reduction is per row.
     const nearest = c.rows.map((_, r) =>
       byColumn.findIndex((scores) => scores[r] === Math.min(...byColumn.map((b) => b[r]!))),
