@@ -207,7 +207,7 @@ export function checkGraph(
     const unsaid = given !== undefined && given.column === undefined && given.reduce === undefined;
     if (typeof cols === 'number' && cols > 1 && unsaid && !meta.output.reconstructionError) {
       const message =
-        `output ${meta.output.name} has ${cols} columns: say which is the score, "column": 0 to ${cols - 1}, or ` +
+        `output ${meta.output.name} has ${cols} columns: say which is the score, "column": 0 ${cols > 2 ? 'to' : 'or'} ${cols - 1}, or ` +
         `"reduce": "min" or "max" (each row's smallest or largest, as a KMeans' distance to its nearest centroid)`;
       throw fail(message, 'output.column');
     }
