@@ -13,7 +13,9 @@ On the 4 features again, as users pipeline them: StandardScaler + OneClassSVM an
 likelihood: ReduceLogSumExp). On the 4 features, a LocalOutlierFactor(novelty=True) (Scan, TopK, Gather), exported from a float32 sample and
 from a float64 one (a double input), and a OneClassSVM from a float64 sample (onnxruntime cannot run it). On the 4
 features, StandardScaler + KMeans scored by the distance to the nearest centroid (`"reduce": "min"` over skl2onnx's
-`scores`, the distance to each centroid).
+`scores`, the distance to each centroid). On the 4 features, an EllipticEnvelope, which skl2onnx cannot convert,
+written with onnx.helper as the Mahalanobis graph fleetscore stacks (`elliptic_envelope_onnx`, the recipe
+docs/data-and-models.md points to).
 
 Run: .cache/py-bench/bin/python scripts/make-sklearn-fixtures.py   (from the repository root; `npm run bench`
 creates that venv with the pinned versions above)
@@ -34,7 +36,9 @@ import skl2onnx
 import sklearn
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
+from onnx import TensorProto, helper, numpy_helper
 from sklearn.cluster import KMeans
+from sklearn.covariance import EllipticEnvelope
 from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import LocalOutlierFactor
@@ -293,6 +297,48 @@ def cluster_fixtures(rng: np.random.Generator) -> None:
     write_fixture("kmeans", convert(kmeans, "kmeans"), meta, rows, scores, np.where(scores > threshold, -1, 1))
 
 
+def elliptic_envelope_onnx(envelope: EllipticEnvelope, features: int) -> onnx.ModelProto:
+    """An EllipticEnvelope as an ONNX graph of its squared Mahalanobis distance, (x - location_)ᵀ precision_
+    (x - location_): Sub, MatMul, Mul, ReduceSum over the features, the graph fleetscore scores many devices at a
+    time (`stacked-mahalanobis`). Its `decision_function` is -score - offset_: score it `"anomalyWhen": "above"`,
+    `"threshold": -offset_`."""
+    initializers = [
+        numpy_helper.from_array(envelope.location_.astype(np.float32), "location"),
+        numpy_helper.from_array(envelope.precision_.astype(np.float32), "precision"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["X", "location"], ["centered"]),
+        helper.make_node("MatMul", ["centered", "precision"], ["projected"]),
+        helper.make_node("Mul", ["projected", "centered"], ["terms"]),
+        helper.make_node("ReduceSum", ["terms", "axes"], ["score"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "elliptic_envelope",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, features])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def covariance_fixtures(rng: np.random.Generator) -> None:
+    """An EllipticEnvelope as the Mahalanobis graph (elliptic_envelope_onnx); its cases hold scikit-learn's
+    `mahalanobis` (the score the graph computes) and `predict`."""
+    train = training_data(rng)
+    x64 = train.astype(np.float64)
+    envelope = EllipticEnvelope(contamination=0.05, random_state=SEED).fit(x64)
+    rows = case_rows(rng, train, envelope.decision_function)
+    onx = elliptic_envelope_onnx(envelope, len(FEATURES))
+    onx.producer_name = f"onnx.helper (scripts/make-sklearn-fixtures.py) / scikit-learn {sklearn.__version__}"
+    onnx.checker.check_model(onx, full_check=True)
+    meta = decision_meta("sklearn.covariance.EllipticEnvelope, squared Mahalanobis distance", {"type": "none"})
+    meta.update(output={"name": "score", "column": 0}, anomalyWhen="above", threshold=float(-envelope.offset_))
+    r64 = rows.astype(np.float64)
+    write_fixture("elliptic-envelope", onx.SerializeToString(), meta, rows, envelope.mahalanobis(r64), envelope.predict(r64))
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     train = training_data(rng)
@@ -345,6 +391,7 @@ def main() -> None:
     float64_fixtures(np.random.default_rng(SEED + 4))
     column_fixtures(np.random.default_rng(SEED + 5))
     cluster_fixtures(np.random.default_rng(SEED + 6))
+    covariance_fixtures(np.random.default_rng(SEED + 7))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

@@ -39,6 +39,16 @@ function floats(t: onnx.ITensorProto | undefined, count: number): Float32Array |
   return undefined;
 }
 
+/** An int64 tensor's values, from `int64_data` or `raw_data` (as numpy_helper.from_array writes them). */
+function int64s(t: onnx.ITensorProto | undefined): number[] {
+  if (!t || t.dataType !== onnx.TensorProto.DataType.INT64) return [];
+  if (t.rawData && t.rawData.length > 0) {
+    if (t.rawData.length % 8 !== 0) return [];
+    return Array.from(new BigInt64Array(new Uint8Array(t.rawData).buffer), Number);
+  }
+  return (t.int64Data ?? []).map(Number);
+}
+
 function dims(t: onnx.ITensorProto | undefined): number[] {
   return (t?.dims ?? []).map(Number);
 }
@@ -90,7 +100,7 @@ export function recognizeMahalanobis(bytes: Uint8Array, input: string, output: s
   const precT = init.get(precName);
   const axesT = init.get(axesName);
   const k = dims(meanT)[0] ?? 0;
-  const axes = (axesT?.int64Data ?? []).map(Number);
+  const axes = int64s(axesT);
   if (
     dims(meanT).length !== 1 ||
     dims(precT).join() !== `${k},${k}` ||

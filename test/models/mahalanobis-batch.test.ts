@@ -3,7 +3,7 @@ import { MahalanobisBatcher, recognizeMahalanobis } from '../../lib/models/mahal
 import { buildMahalanobisModel, buildStackedMahalanobisModel } from '../../lib/models/onnx-builder';
 import { referenceMahalanobis } from '../support/expected-scores';
 import { random, spd } from '../support/random';
-import { sklearnFixture } from '../support/sklearn-cases';
+import { sklearnCases, sklearnFixture } from '../support/sklearn-cases';
 
 describe('recognizeMahalanobis', () => {
   test('reads back the parameters of a model built by buildMahalanobisModel', () => {
@@ -18,6 +18,22 @@ describe('recognizeMahalanobis', () => {
     expect(params?.k).toBe(3);
     expect([...params!.mean]).toEqual(mean.map(Math.fround));
     expect([...params!.precision]).toEqual(precision.flat().map(Math.fround));
+  });
+
+  test('reads the graph written in Python with onnx.helper, its constants as raw data (an EllipticEnvelope)', () => {
+    // scripts/make-sklearn-fixtures.py, elliptic_envelope_onnx: numpy_helper writes the axes as raw_data.
+    const params = recognizeMahalanobis(
+      new Uint8Array(sklearnFixture('elliptic-envelope', 'model.onnx')),
+      'X',
+      'score',
+    );
+    expect(params?.k).toBe(4);
+    const x = sklearnCases('elliptic-envelope').rows;
+    const mahalanobis = sklearnCases('elliptic-envelope').decisionFunction;
+    x.forEach((row, i) => {
+      const got = referenceMahalanobis(row, [...params!.mean], [...params!.precision]);
+      expect(Math.abs(got - mahalanobis[i]!)).toBeLessThanOrEqual(1e-4 * (1 + mahalanobis[i]!));
+    });
   });
 
   test('does not recognise other graphs or other names', () => {

@@ -73,6 +73,8 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     'isoforest-pipeline': 'compiled:tree-ensemble',
     'gaussian-mixture': 'compiled:linear',
     kmeans: 'compiled:linear',
+    // Written with onnx.helper as the Mahalanobis graph (skl2onnx has no EllipticEnvelope converter): stacked.
+    'elliptic-envelope': 'stacked-mahalanobis',
     lof: 'compiled:neighbors',
     'lof-float64': 'compiled:neighbors',
     'rf-classifier': 'compiled:tree-ensemble',
