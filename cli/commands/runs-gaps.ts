@@ -44,21 +44,30 @@ export interface GapsReport {
   gaps: WindowGap[];
 }
 
-function render(r: GapsReport): string {
+/**
+ * The report as text: a table of the gaps, then how many and, with a schedule, the backfill that rescores those not
+ * running (a running window commits when its run ends; a backfill over it would only follow that run).
+ */
+export function renderGaps(r: GapsReport): string {
   const what = `${r.schedule ? `schedule ${r.schedule}` : r.store} in [${r.from}, ${r.to})`;
   if (r.gaps.length === 0) return `no gaps: every due ${r.windowHours}h window of ${what} is committed`;
-  const first = r.gaps[0]!.window;
-  const end = windowAt(parseWindow(r.gaps.at(-1)!.window).endMs, 1).id;
+  const stopped = r.gaps.filter((g) => g.reason !== 'running');
+  const running = r.gaps.length - stopped.length;
+  let summary = `${r.gaps.length} window(s) of ${what} not committed`;
+  if (running > 0)
+    summary += ` (${running} still running: committed when ${running === 1 ? 'its run ends' : 'their runs end'})`;
+  if (r.schedule && stopped.length > 0) {
+    const first = stopped[0]!.window;
+    const end = windowAt(parseWindow(stopped.at(-1)!.window).endMs, 1).id;
+    summary += `; rescore ${running > 0 ? 'the others' : 'them'} with: fleetscore backfill --schedule ${r.schedule} --from ${first} --to ${end}`;
+  }
   return [
     formatTable(
       ['window', 'reason', 'workflow id', 'detail'],
       r.gaps.map((g) => [g.window, g.reason, g.workflowId, g.detail]),
     ),
     '',
-    `${r.gaps.length} window(s) of ${what} not committed` +
-      (r.schedule
-        ? `; rescore them with: fleetscore backfill --schedule ${r.schedule} --from ${first} --to ${end}`
-        : ''),
+    summary,
   ].join('\n');
 }
 
@@ -101,7 +110,7 @@ export const gapsCommand = new Command('gaps')
         to: options.to,
         gaps,
       };
-      output(options.json, report, render);
+      output(options.json, report, renderGaps);
       if (gaps.length > 0) process.exitCode = 1;
     });
   });
