@@ -320,7 +320,9 @@ def elliptic_envelope_onnx(envelope: EllipticEnvelope, features: int) -> onnx.Mo
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None])],
         initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # IR version 8 (ONNX 1.12), as opset 17 asks: onnx.helper writes its own newest by default, which onnxruntime
+    # 1.31 (IR 13 at most) refuses.
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 def covariance_fixtures(rng: np.random.Generator) -> None:
@@ -333,6 +335,8 @@ def covariance_fixtures(rng: np.random.Generator) -> None:
     onx = elliptic_envelope_onnx(envelope, len(FEATURES))
     onx.producer_name = f"onnx.helper (scripts/make-sklearn-fixtures.py) / scikit-learn {sklearn.__version__}"
     onnx.checker.check_model(onx, full_check=True)
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert np.allclose(session.run(["score"], {"X": rows})[0], envelope.mahalanobis(rows.astype(np.float64)), rtol=1e-4)
     meta = decision_meta("sklearn.covariance.EllipticEnvelope, squared Mahalanobis distance", {"type": "none"})
     meta.update(output={"name": "score", "column": 0}, anomalyWhen="above", threshold=float(-envelope.offset_))
     r64 = rows.astype(np.float64)

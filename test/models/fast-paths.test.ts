@@ -35,6 +35,13 @@ const FAMILIES = [
   { name: 'ocsvm-columns', path: 'compiled:svm', tol: 1e-4 },
   // A KMeans' distance to each centroid, scored by the nearest (model.json's "reduce": "min").
   { name: 'kmeans', path: 'compiled:linear', tol: 1e-4 },
+  // PyOD's detectors, their scikit-learn estimators exported and PyOD's rule mapped in model.json
+  // (scripts/make-pyod-fixtures.py): the reference is PyOD's own decision_function and predict.
+  { name: 'pyod-iforest', path: 'compiled:tree-ensemble', tol: 1e-5 },
+  { name: 'pyod-ocsvm', path: 'compiled:svm', tol: 1e-4 },
+  { name: 'pyod-lof', path: 'compiled:neighbors', tol: 1e-4 },
+  { name: 'pyod-knn', path: 'compiled:neighbors', tol: 1e-4 },
+  { name: 'pyod-gmm', path: 'compiled:linear', tol: 1e-4 },
   // Supervised: a classifier's probability of a fault (scripts/make-classifier-fixtures.py). String labels, whose
   // label output the fast path leaves out; three classes scored by the probability of normal; a pipeline's
   // LinearClassifier; XGBoost and LightGBM through onnxmltools; a forest of three classes (every leaf weighing each).
@@ -242,6 +249,22 @@ describe('an autoencoder as torch.onnx.export writes one', () => {
       expect(Math.abs(s - reference[i]!)).toBeLessThanOrEqual(2e-6 + 2e-6 * Math.abs(reference[i]!)),
     );
     expect(new Set(got).size).toBe(c.rows.length);
+  });
+});
+
+describe('a Mahalanobis graph written in Python (EllipticEnvelope, PyOD MCD)', () => {
+  it.each(['elliptic-envelope', 'pyod-mcd'])('%s is stacked, and its own session scores it too', async (name) => {
+    const entry = await register(name, `${name}-1`);
+    expect((await fast.prepare(store, `${name}-1`, entry)).path).toBe('stacked-mahalanobis');
+    const c = cases(name);
+    const viaSession = await scoreWith(
+      await sessions.prepare(store, `${name}-1`, entry),
+      new Float32Array(c.rows.flat()),
+      c.rows.length,
+    );
+    viaSession.forEach((s, i) =>
+      expect(Math.abs(s - c.decisionFunction[i]!)).toBeLessThanOrEqual(1e-4 * (1 + c.decisionFunction[i]!)),
+    );
   });
 });
 

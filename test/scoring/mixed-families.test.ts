@@ -75,6 +75,12 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     kmeans: 'compiled:linear',
     // Written with onnx.helper as the Mahalanobis graph (skl2onnx has no EllipticEnvelope converter): stacked.
     'elliptic-envelope': 'stacked-mahalanobis',
+    'pyod-iforest': 'compiled:tree-ensemble',
+    'pyod-ocsvm': 'compiled:svm',
+    'pyod-lof': 'compiled:neighbors',
+    'pyod-knn': 'compiled:neighbors',
+    'pyod-mcd': 'stacked-mahalanobis',
+    'pyod-gmm': 'compiled:linear',
     lof: 'compiled:neighbors',
     'lof-float64': 'compiled:neighbors',
     'rf-classifier': 'compiled:tree-ensemble',
