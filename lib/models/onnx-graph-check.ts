@@ -30,6 +30,12 @@ export interface GraphInfo {
 }
 
 /**
+ * The newest ONNX IR version onnxruntime-node 1.30 loads: a newer model fails every session ("Unsupported model IR
+ * version"). onnx.helper.make_model writes its own package's newest unless given `ir_version` (14 with onnx 1.23).
+ */
+export const MAX_IR_VERSION = 13;
+
+/**
  * The graph's inputs (less its initializers) and outputs. Read on the wire: only the value infos are decoded, and
  * every other field is checked to lie within its message and skipped (onnx-proto's decode of a whole 100-tree forest
  * took 29 ms and most of registration's garbage; this takes a fraction of a millisecond).
@@ -83,6 +89,12 @@ export function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo
   }
   if (!hasGraph || irVersion <= 0 || opsets === 0 || nodes === 0) {
     throw new InvalidModel(`${context.file}: not an ONNX model (no ir_version, opset or graph)`, context);
+  }
+  if (irVersion > MAX_IR_VERSION) {
+    const message =
+      `${context.file}: ONNX IR version ${irVersion} is newer than onnxruntime-node reads (${MAX_IR_VERSION} at ` +
+      `most), so no session could load it; write it with an older one (onnx.helper.make_model(..., ir_version=10))`;
+    throw new InvalidModel(message, context);
   }
   if (external) {
     // External data would make onnxruntime read other files: a stored model is one self-contained artifact.

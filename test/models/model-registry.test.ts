@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { InferenceSession } from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { Header, type HeaderData } from 'tar';
 import { keys } from '../../lib/shared/keys';
@@ -9,6 +10,7 @@ import { readIndex } from '../../lib/models/model-index';
 import { registerModelPackage } from '../../lib/models/model-package';
 import { readModelMeta, registerModel, sha256Hex, type ModelMetaInput } from '../../lib/models/model-registry';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
+import { MAX_IR_VERSION } from '../../lib/models/onnx-graph-check';
 import { LocalStore } from '../../lib/store/local-store';
 import { withListing } from '../support/store-view';
 import {
@@ -159,6 +161,22 @@ describe('registerModel', () => {
       expect(err.device).toBe('pump-1');
     }
     expect(await store.list('models/')).toEqual([]);
+  });
+
+  it('rejects an IR version newer than onnxruntime-node loads, saying how to write it', async () => {
+    const decoded = onnx.ModelProto.decode(model);
+    decoded.irVersion = MAX_IR_VERSION;
+    const newest = new Uint8Array(onnx.ModelProto.encode(decoded).finish());
+    // The bound is onnxruntime's own: it loads the newest version taken, and refuses the next.
+    await expect(InferenceSession.create(newest)).resolves.toBeDefined();
+    decoded.irVersion = MAX_IR_VERSION + 1;
+    const tooNew = new Uint8Array(onnx.ModelProto.encode(decoded).finish());
+    await expect(InferenceSession.create(tooNew)).rejects.toThrow(/Unsupported model IR version/);
+    const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: tooNew, meta }));
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.message).toMatch(/^model\.onnx: ONNX IR version 14 is newer than onnxruntime-node reads \(13 at most\)/);
+    expect(await store.list('models/')).toEqual([]);
+    await registerModel(store, { device: 'pump-1', onnx: newest, meta });
   });
 
   it.each([
