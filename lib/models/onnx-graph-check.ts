@@ -7,7 +7,7 @@ import { onnx } from 'onnx-proto';
 import { InvalidModel, messageOf } from '../shared/errors';
 import { Reader, key } from './fast-paths/protobuf-reader';
 import type { ModelMeta } from './model-meta';
-import { EXTERNAL, GRAPH, MODEL, TENSOR } from './onnx-wire';
+import { EXTERNAL, GRAPH, MODEL, OPSET, TENSOR } from './onnx-wire';
 
 /** Which device and file a check is about, for the error it throws. */
 interface CheckContext {
@@ -36,6 +36,12 @@ export interface GraphInfo {
 export const MAX_IR_VERSION = 13;
 
 /**
+ * The newest opset of each domain onnxruntime-node 1.30 loads a model of ("" is ai.onnx); other domains are not
+ * checked. onnx.helper.make_model imports its package's newest unless given `opset_imports` (28 with onnx 1.23).
+ */
+export const MAX_OPSETS: Readonly<Record<string, number>> = { '': 26, 'ai.onnx': 26, 'ai.onnx.ml': 5 };
+
+/**
  * The graph's inputs (less its initializers) and outputs. Read on the wire: only the value infos are decoded, and
  * every other field is checked to lie within its message and skipped (onnx-proto's decode of a whole 100-tree forest
  * took 29 ms and most of registration's garbage; this takes a fraction of a millisecond).
@@ -43,6 +49,7 @@ export const MAX_IR_VERSION = 13;
 export function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo {
   let irVersion = 0;
   let opsets = 0;
+  let newerOpset: string | undefined;
   let nodes = 0;
   let hasGraph = false;
   let external = false;
@@ -55,7 +62,18 @@ export function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo
       const k = r.varint();
       if (k === key(MODEL.irVersion, 0)) irVersion = r.varint();
       else if (k === key(MODEL.opsetImport, 2)) {
-        r.bytes();
+        const opset = r.enter();
+        let domain = '';
+        let version = 0;
+        while (r.pos < r.end) {
+          const o = r.varint();
+          if (o === key(OPSET.domain, 2)) domain = r.string();
+          else if (o === key(OPSET.version, 0)) version = r.varint();
+          else r.skip(o & 7);
+        }
+        r.leave(opset);
+        const max = MAX_OPSETS[domain];
+        if (max !== undefined && version > max) newerOpset ??= `${domain || 'ai.onnx'} ${version} (${max} at most)`;
         opsets++;
       } else if (k === key(MODEL.graph, 2)) {
         hasGraph = true;
@@ -94,6 +112,13 @@ export function inspectOnnx(bytes: Uint8Array, context: CheckContext): GraphInfo
     const message =
       `${context.file}: ONNX IR version ${irVersion} is newer than onnxruntime-node reads (${MAX_IR_VERSION} at ` +
       `most), so no session could load it; write it with an older one (onnx.helper.make_model(..., ir_version=10))`;
+    throw new InvalidModel(message, context);
+  }
+  if (newerOpset !== undefined) {
+    const message =
+      `${context.file}: opset ${newerOpset} is newer than onnxruntime-node reads, so no session could load it; ` +
+      `export it for an older opset (onnx.helper.make_model(..., opset_imports=[onnx.helper.make_opsetid("", 17)]), ` +
+      'or the target_opset of skl2onnx and torch.onnx.export)';
     throw new InvalidModel(message, context);
   }
   if (external) {

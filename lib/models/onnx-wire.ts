@@ -2,6 +2,8 @@
 
 /** ModelProto: ir_version, graph, opset_import. */
 export const MODEL = { irVersion: 1, graph: 7, opsetImport: 8 };
+/** OperatorSetIdProto: domain, version. */
+export const OPSET = { domain: 1, version: 2 };
 /** GraphProto: node, initializer, input, output, value_info. */
 export const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 };
 /** NodeProto: input, output, op_type, attribute. */

@@ -10,8 +10,9 @@ import { readIndex } from '../../lib/models/model-index';
 import { registerModelPackage } from '../../lib/models/model-package';
 import { readModelMeta, registerModel, sha256Hex, type ModelMetaInput } from '../../lib/models/model-registry';
 import { buildMahalanobisModel } from '../../lib/models/onnx-builder';
-import { MAX_IR_VERSION } from '../../lib/models/onnx-graph-check';
+import { MAX_IR_VERSION, MAX_OPSETS } from '../../lib/models/onnx-graph-check';
 import { LocalStore } from '../../lib/store/local-store';
+import { sklearnFixture } from '../support/sklearn-cases';
 import { withListing } from '../support/store-view';
 import {
   InvalidModel,
@@ -177,6 +178,33 @@ describe('registerModel', () => {
     expect(err.message).toMatch(/^model\.onnx: ONNX IR version 14 is newer than onnxruntime-node reads \(13 at most\)/);
     expect(await store.list('models/')).toEqual([]);
     await registerModel(store, { device: 'pump-1', onnx: newest, meta });
+  });
+
+  it.each([
+    ['ai.onnx', ''],
+    ['ai.onnx.ml', 'ai.onnx.ml'],
+  ])('rejects an %s opset newer than onnxruntime-node loads', async (name, domain) => {
+    const ocsvmMeta = JSON.parse(sklearnFixture('ocsvm', 'model.json').toString('utf8')) as ModelMetaInput & {
+      sha256?: string;
+    };
+    delete ocsvmMeta.sha256;
+    const decoded = onnx.ModelProto.decode(sklearnFixture('ocsvm', 'model.onnx'));
+    const opset = decoded.opsetImport.find((o) => (o.domain ?? '') === domain)!;
+    const withOpset = (version: number) => {
+      opset.version = version;
+      return new Uint8Array(onnx.ModelProto.encode(decoded).finish());
+    };
+    // The bound is onnxruntime's own: it loads the newest opset taken, and refuses the next.
+    const newest = withOpset(MAX_OPSETS[domain]!);
+    await expect(InferenceSession.create(newest)).resolves.toBeDefined();
+    const tooNew = withOpset(MAX_OPSETS[domain]! + 1);
+    await expect(InferenceSession.create(tooNew)).rejects.toThrow();
+    const err = await rejection<InvalidModel>(registerModel(store, { device: 'svm-1', onnx: tooNew, meta: ocsvmMeta }));
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.message).toContain(
+      `model.onnx: opset ${name} ${MAX_OPSETS[domain]! + 1} (${MAX_OPSETS[domain]} at most)`,
+    );
+    await registerModel(store, { device: 'svm-1', onnx: newest, meta: ocsvmMeta });
   });
 
   it.each([
