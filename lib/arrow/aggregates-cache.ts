@@ -16,8 +16,8 @@ type Entry = { part: AggregatesPart } | { error: InvalidAggregates };
 
 /**
  * Bytes of parsed Arrow parts a worker's caches keep by default (shared out among its shard threads, each of which
- * parses the whole window): a 100,000-device window of 60 rows and 7 features is 281 MB and fits each of two
- * threads' shares; with 1 GiB a worker at 100,000 forests peaked at 4,377 MB, with 768 MiB (and as much for
+ * parses the whole window): a 100,000-device window of 60 rows and 7 float features is 281 MB of Arrow, about 330 MB
+ * held with its timestamps and runs (AggregatesPart.heldBytes), and fits each of two threads' shares; with 1 GiB a worker at 100,000 forests peaked at 4,377 MB, with 768 MiB (and as much for
  * compiled programs) at 4,046 MB (docs/benchmarks.md).
  */
 export const DEFAULT_AGGREGATES_BYTES = 768 * 2 ** 20;
@@ -56,23 +56,25 @@ export class AggregatesCache {
     const id = `${runId}\n${store.uri}\n${key}`;
     const hit = this.entries.get(id);
     if (hit) return hit;
-    const loading = (async (): Promise<Entry & { bytes: number }> => {
+    const loading = (async (): Promise<Entry> => {
       const refused = refusedPartName(key);
-      if (refused !== undefined) return { error: new InvalidAggregates(refused, { file: key }), bytes: 0 };
+      if (refused !== undefined) return { error: new InvalidAggregates(refused, { file: key }) };
       const bytes = await store.get(key);
       try {
         const part = readAggregatesPart(key, bytes);
-        return { part, bytes: part.byteLength };
+        // Features converted to floats as devices ask for them add to what the part holds.
+        part.onGrow = () => this.entries.reweigh(id, part.heldBytes);
+        return { part };
       } catch (err) {
         // A part that fails as a whole is remembered as such; WindowAggregates fails the devices that ask.
-        if (err instanceof InvalidAggregates) return { error: err, bytes: 0 };
+        if (err instanceof InvalidAggregates) return { error: err };
         throw err;
       }
     })();
     // Weighs nothing until its bytes are known.
     this.entries.set(id, loading, 0);
     loading.then(
-      (e) => this.entries.reweigh(id, e.bytes),
+      (e) => this.entries.reweigh(id, 'part' in e ? e.part.heldBytes : 0),
       // A store error is not cached: the next shard (or the retry) reads the file again.
       () => this.entries.delete(id),
     );

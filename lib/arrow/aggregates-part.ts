@@ -62,6 +62,12 @@ export class AggregatesPart {
   private readonly runsByDevice: Map<string, number[]>;
   private readonly batchStart: Int32Array;
   private readonly featureCache = new Map<string, FeatureColumn>();
+  /** Bytes of the typed arrays decoded from the table: timestamps, runs, batch starts. */
+  private readonly decodedBytes: number;
+  /** Bytes of feature columns converted to floats so far (integers, decimals, float16). */
+  private convertedBytes = 0;
+  /** Called when a feature converted to floats made the part hold more (its cache weighs it again). */
+  onGrow?: () => void;
 
   /** @internal use `readAggregatesPart`. */
   constructor(
@@ -71,7 +77,7 @@ export class AggregatesPart {
     decoded: DecodedPart,
     /** The `ts` column's unit and time zone, which the predictions of its rows keep. */
     readonly tsType: TimestampType,
-    /** Bytes of the Arrow IPC it was read from (a Parquet part's once decoded): what a cache weighs it by. */
+    /** Bytes of the Arrow IPC it was read from (a Parquet part's once decoded); see `heldBytes`. */
     readonly byteLength: number,
   ) {
     this.ts = decoded.ts;
@@ -81,6 +87,16 @@ export class AggregatesPart {
     this.runBatch = decoded.runBatch;
     this.runsByDevice = decoded.runsByDevice;
     this.batchStart = decoded.batchStart;
+    const arrays = [decoded.ts, decoded.tsNanos, decoded.runStart, decoded.runEnd, decoded.runBatch, decoded.batchStart];
+    this.decodedBytes = arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);
+  }
+
+  /**
+   * What a cache weighs the part by: the Arrow it was read from, the typed arrays decoded from it, and the feature
+   * columns converted to floats so far (a converted int64 column holds as much again as its Arrow).
+   */
+  get heldBytes(): number {
+    return this.byteLength + this.decodedBytes + this.convertedBytes;
   }
 
   /** Number of rows in the part. */
@@ -128,11 +144,16 @@ export class AggregatesPart {
     }
     const vector: Vector | null = this.table.getChild(name);
     if (!vector) return { ok: false, reason: 'is not a column of the file' };
-    const chunks = vector.data.map((d: Data) => ({
-      values: featureValues(d),
-      nullBitmap: d.nullCount > 0 ? (d.nullBitmap ?? null) : null,
-      offset: d.offset,
-    }));
+    let converted = 0;
+    const chunks = vector.data.map((d: Data) => {
+      const values = featureValues(d);
+      if (values !== d.values) converted += values.byteLength;
+      return { values, nullBitmap: d.nullCount > 0 ? (d.nullBitmap ?? null) : null, offset: d.offset };
+    });
+    if (converted > 0) {
+      this.convertedBytes += converted;
+      this.onGrow?.();
+    }
     return { ok: true, chunks };
   }
 }
