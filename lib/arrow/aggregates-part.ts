@@ -87,7 +87,14 @@ export class AggregatesPart {
     this.runBatch = decoded.runBatch;
     this.runsByDevice = decoded.runsByDevice;
     this.batchStart = decoded.batchStart;
-    const arrays = [decoded.ts, decoded.tsNanos, decoded.runStart, decoded.runEnd, decoded.runBatch, decoded.batchStart];
+    const arrays = [
+      decoded.ts,
+      decoded.tsNanos,
+      decoded.runStart,
+      decoded.runEnd,
+      decoded.runBatch,
+      decoded.batchStart,
+    ];
     this.decodedBytes = arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);
   }
 
