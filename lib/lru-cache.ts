@@ -36,6 +36,11 @@ export class LruCache<K, V> {
     return entry.value;
   }
 
+  /** The value of `key` without touching its recency; `undefined` when absent. */
+  peek(key: K): V | undefined {
+    return this.entries.get(key)?.value;
+  }
+
   /** Whether `key` is held, without touching its recency. */
   has(key: K): boolean {
     return this.entries.has(key);

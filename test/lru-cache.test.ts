@@ -13,6 +13,16 @@ describe('LruCache', () => {
     expect(cache.values()).toEqual([1, 3]);
   });
 
+  it('peeks at a value without refreshing its recency', () => {
+    const evicted: string[] = [];
+    const cache = new LruCache<string, number>(2, (key) => evicted.push(key));
+    cache.set('a', 1);
+    cache.set('b', 2);
+    expect([cache.peek('a'), cache.peek('z')]).toEqual([1, undefined]);
+    cache.set('c', 3);
+    expect(evicted).toEqual(['a']);
+  });
+
   it('bounds the total weight, keeps an entry just written even when it alone is over, and reweighs', () => {
     const cache = new LruCache<string, string>(10);
     cache.set('small', 's', 4);

@@ -62,8 +62,11 @@ export class AggregatesCache {
       const bytes = await store.get(key);
       try {
         const part = readAggregatesPart(key, bytes);
-        // Features converted to floats as devices ask for them add to what the part holds.
-        part.onGrow = () => this.entries.reweigh(id, part.heldBytes);
+        // Features converted to floats as devices ask for them add to what the part holds (weighed while this entry
+        // is the one held: a part evicted and read again is another entry).
+        part.onGrow = () => {
+          if (this.entries.peek(id) === loading) this.entries.reweigh(id, part.heldBytes);
+        };
         return { part };
       } catch (err) {
         // A part that fails as a whole is remembered as such; WindowAggregates fails the devices that ask.
