@@ -340,7 +340,8 @@ def covariance_fixtures(rng: np.random.Generator) -> None:
     meta = decision_meta("sklearn.covariance.EllipticEnvelope, squared Mahalanobis distance", {"type": "none"})
     meta.update(output={"name": "score", "column": 0}, anomalyWhen="above", threshold=float(-envelope.offset_))
     r64 = rows.astype(np.float64)
-    write_fixture("elliptic-envelope", onx.SerializeToString(), meta, rows, envelope.mahalanobis(r64), envelope.predict(r64))
+    scores, predict = envelope.mahalanobis(r64), envelope.predict(r64)
+    write_fixture("elliptic-envelope", onx.SerializeToString(), meta, rows, scores, predict)
 
 
 def main() -> None:

@@ -59,7 +59,8 @@ export function renderGaps(r: GapsReport): string {
   if (r.schedule && stopped.length > 0) {
     const first = stopped[0]!.window;
     const end = windowAt(parseWindow(stopped.at(-1)!.window).endMs, 1).id;
-    summary += `; rescore ${running > 0 ? 'the others' : 'them'} with: fleetscore backfill --schedule ${r.schedule} --from ${first} --to ${end}`;
+    const backfill = `fleetscore backfill --schedule ${r.schedule} --from ${first} --to ${end}`;
+    summary += `; rescore ${running > 0 ? 'the others' : 'them'} with: ${backfill}`;
   }
   return [
     formatTable(

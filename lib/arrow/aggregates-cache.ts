@@ -17,8 +17,9 @@ type Entry = { part: AggregatesPart } | { error: InvalidAggregates };
 /**
  * Bytes of parsed Arrow parts a worker's caches keep by default (shared out among its shard threads, each of which
  * parses the whole window): a 100,000-device window of 60 rows and 7 float features is 281 MB of Arrow, about 330 MB
- * held with its timestamps and runs (AggregatesPart.heldBytes), and fits each of two threads' shares; with 1 GiB a worker at 100,000 forests peaked at 4,377 MB, with 768 MiB (and as much for
- * compiled programs) at 4,046 MB (docs/benchmarks.md).
+ * held with its timestamps and runs (AggregatesPart.heldBytes), and fits each of two threads' shares; with 1 GiB a
+ * worker at 100,000 forests peaked at 4,377 MB, with 768 MiB (and as much for compiled programs) at 4,046 MB
+ * (docs/benchmarks.md).
  */
 export const DEFAULT_AGGREGATES_BYTES = 768 * 2 ** 20;
 

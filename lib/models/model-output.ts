@@ -32,7 +32,8 @@ export function preprocess(meta: ModelMeta, x: Float32Array): Float32Array {
 
 /**
  * The output `tensor` as one finite score per row: its `output.column`, each row's smallest or largest value
- * (`output.reduce`), or the reconstruction's error against the preprocessed `input`. Throws ModelOutputMismatch naming the device, file and field when it is not that.
+ * (`output.reduce`), or the reconstruction's error against the preprocessed `input`. Throws ModelOutputMismatch
+ * naming the device, file and field when it is not that.
  */
 export function readScores(
   tensor: Tensor | undefined,
