@@ -103,14 +103,6 @@ export function latestScoreableWindow(nowMs: number, hours: number, settleMs: nu
   return windowBefore(nowMs - settleMs, hours);
 }
 
-/** The windows of `hours` hours whose starts lie in `[fromMs, toMs)`, oldest first. */
-export function windowsBetween(fromMs: number, toMs: number, hours = 1): Window[] {
-  const first = Math.ceil(fromMs / HOUR_MS) * HOUR_MS;
-  const out: Window[] = [];
-  for (let t = first; t < toMs; t += hours * HOUR_MS) out.push(windowAt(t, hours));
-  return out;
-}
-
 /** When a window may be scored: its end plus the settle time that late rows get to land. */
 export function scoreableAt(window: Window, settleMs: number): number {
   return window.endMs + settleMs;

@@ -8,10 +8,10 @@
  * worker-process.ts, the store gate in store-gate.ts.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   WorkflowFailedError,
@@ -577,23 +577,4 @@ async function copyStore(from: ObjectStore, to: ObjectStore): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
-}
-
-/** Every file under a folder, relative to it (for grepping local stores and logs). */
-export async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(relative(dir, p));
-    }
-  };
-  await walk(dir);
-  return out;
-}
-
-/** Reads a file as text, or '' when it is gone. */
-export async function readText(path: string): Promise<string> {
-  return readFile(path, 'utf8').catch(() => '');
 }
