@@ -5,11 +5,14 @@
  * store: cold (a fresh worker on a host that has compiled nothing; the median of `--cold-repeats` such workers),
  * warm (the median of its next `--repeats` runs, each of the next hour's window: its models warm, its parts
  * unread) and restart (a fresh worker on the same host, with the programs the first saved). The peer is the
- * median of `--repeats` runs too. Prints a table and writes bench/results/latest.json.
+ * median of `--repeats` runs too. With `--store s3` the worker reads and writes a bucket of a local MinIO server
+ * (the fleet uploaded first) instead of the local folder; the limit and the peer read the folder either way.
+ * Prints a table and writes bench/results/latest.json.
  *
  * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
  *   [--max-parallel-shards 8] [--trees 100] [--trees-at-100k 25] [--procs 2] [--unstacked-max 10000]
- *   [--repeats 3] [--cold-repeats 1] [--worker-cpu-prof DIR] [--shard-threads N]
+ *   [--repeats 3] [--cold-repeats 1] [--worker-cpu-prof DIR] [--shard-threads N] [--input-format arrow|parquet]
+ *   [--store local|s3]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,11 +27,15 @@ import { startRun } from '../lib/temporal/runs';
 import { RUN_DEFAULTS } from '../lib/shared/run-types';
 import { HOUR_MS, windowAt } from '../lib/shared/window';
 import { formatTable } from '../cli/utils/table';
+import { copyObjects } from '../lib/store/copy-objects';
+import { LocalStore } from '../lib/store/local-store';
+import { openStore } from '../lib/store/open-store';
 import { benchFleet, FAMILIES, filesUnder, writeWindow, type Family, type InputFormat } from './fleets';
 import { measureOtherLoad } from './other-load';
 import { ensurePeerPython } from './peer-python';
 import { childOfBench, serverOfBench } from './stop-with-bench';
 import { freePort } from '../test/support/free-port';
+import { startS3Server, type S3TestServer } from '../test/support/s3-server';
 
 const ROOT = resolve(__dirname, '..');
 const END_MS = Date.UTC(2026, 10, 21, 12);
@@ -323,6 +330,27 @@ function writeResults(results: unknown[]): void {
   writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 }
 
+/**
+ * Uploads what a row's runs read (every model and the windows `windows`) from the fleet's local store to the
+ * bucket under `prefix`, and returns the store URI the worker is given (its endpoint and credentials come from
+ * the environment, as in production) with the seconds the upload took.
+ */
+async function uploadFleet(
+  s3: S3TestServer,
+  local: string,
+  prefix: string,
+  windows: readonly string[],
+): Promise<{ uri: string; objects: number; seconds: number }> {
+  const started = performance.now();
+  const uri = `s3://${s3.bucket}/${prefix}`;
+  const from = new LocalStore(local);
+  const to = openStore(uri);
+  let objects = await copyObjects(from, to, 'models/');
+  // One window at a time: the fleet's own window is a link, which a listing of aggregates/ itself does not enter.
+  for (const w of windows) objects += await copyObjects(from, to, `aggregates/window=${w}/`);
+  return { uri, objects, seconds: (performance.now() - started) / 1000 };
+}
+
 async function run(): Promise<void> {
   const families = option('families', 'mahalanobis').split(',') as Family[];
   for (const f of families)
@@ -340,6 +368,8 @@ async function run(): Promise<void> {
   if (!(Number.isInteger(repeats) && repeats >= 1)) throw new Error(`--repeats must be a whole number from 1`);
   const inputFormat = option('input-format', 'arrow') as InputFormat;
   if (inputFormat !== 'arrow' && inputFormat !== 'parquet') throw new Error(`--input-format must be arrow or parquet`);
+  const storeKind = option('store', 'local');
+  if (storeKind !== 'local' && storeKind !== 's3') throw new Error(`--store must be local or s3`);
   const coldRepeats = Number(option('cold-repeats', '1'));
   if (!(Number.isInteger(coldRepeats) && coldRepeats >= 1)) {
     throw new Error(`--cold-repeats must be a whole number from 1`);
@@ -355,115 +385,134 @@ async function run(): Promise<void> {
   };
   const window = windowAt(END_MS - HOUR_MS);
   const results = [];
-  for (const family of families) {
-    for (const devices of sizes) {
-      const work = mkdtempSync(join(tmpdir(), `fleetscore-bench-${family}-${devices}-`));
-      try {
-        // 100,000 forests of 100 trees are about 80 GB of ONNX: at 100k the forests are smaller (said in the table).
-        const t = devices >= 100_000 ? treesAt100k : trees;
-        process.stderr.write(`bench: ${family} at ${devices} devices x 60 rows\n`);
-        const fleet = await benchFleet(family, devices, t, window, work, python, procs, inputFormat);
-        const otherLoad = measureOtherLoad();
-        process.stderr.write('bench: limit\n');
-        const l = await limit(fleet.store, window.id);
-        process.stderr.write('bench: peer (python loop)\n');
-        const p = await peer(python, fleet.store, window.id, join(work, 'peer'), repeats, fleet.pickles);
-        // Each warm run scores the next hour's window (the same rows, timestamps moved): its parts are new to the
-        // worker, as every hourly run's are, while its models are warm.
-        const warmWindows = Array.from({ length: repeats }, (_, i) => windowAt(window.startMs + (i + 1) * HOUR_MS).id);
-        const source = join(fleet.store, 'aggregates', `window=${window.id}`);
-        await writeWindow(python, source, window, fleet.store, inputFormat, warmWindows);
-        process.stderr.write('bench: fleetscore (cold, warm, restart)\n');
-        const f = await fleetscore(
-          fleet.store,
-          window.id,
-          work,
-          shardSize,
-          maxParallelShards,
-          true,
-          warmWindows,
-          profileDir,
-          shardThreads,
-          true,
-          coldRepeats,
-        );
-        // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
-        const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
-        const u = unstacked
-          ? await fleetscore(
-              fleet.store,
-              window.id,
-              work,
-              shardSize,
-              maxParallelShards,
-              false,
-              warmWindows.slice(0, 1),
-              undefined,
-              shardThreads,
-            )
-          : undefined;
-        const other = otherLoad();
-        if (other !== undefined && other > OTHER_LOAD_WARN) {
-          process.stderr.write(
-            `bench: other processes used ${other.toFixed(2)} cores while this row ran: its numbers are not comparable\n`,
+  // The workers get its credentials and endpoint through the environment they inherit from this process.
+  const s3 = storeKind === 's3' ? await startS3Server() : undefined;
+  if (s3) Object.assign(process.env, s3.env);
+  try {
+    for (const family of families) {
+      for (const devices of sizes) {
+        const work = mkdtempSync(join(tmpdir(), `fleetscore-bench-${family}-${devices}-`));
+        try {
+          // 100,000 forests of 100 trees are about 80 GB of ONNX: at 100k the forests are smaller (said in the table).
+          const t = devices >= 100_000 ? treesAt100k : trees;
+          process.stderr.write(`bench: ${family} at ${devices} devices x 60 rows\n`);
+          const fleet = await benchFleet(family, devices, t, window, work, python, procs, inputFormat);
+          const otherLoad = measureOtherLoad();
+          process.stderr.write('bench: limit\n');
+          const l = await limit(fleet.store, window.id);
+          process.stderr.write('bench: peer (python loop)\n');
+          const p = await peer(python, fleet.store, window.id, join(work, 'peer'), repeats, fleet.pickles);
+          // Each warm run scores the next hour's window (the same rows, timestamps moved): its parts are new to the
+          // worker, as every hourly run's are, while its models are warm.
+          const warmWindows = Array.from(
+            { length: repeats },
+            (_, i) => windowAt(window.startMs + (i + 1) * HOUR_MS).id,
           );
+          const source = join(fleet.store, 'aggregates', `window=${window.id}`);
+          await writeWindow(python, source, window, fleet.store, inputFormat, warmWindows);
+          let runStore = fleet.store;
+          let upload: Awaited<ReturnType<typeof uploadFleet>> | undefined;
+          if (s3) {
+            process.stderr.write('bench: uploading the fleet to the S3 server\n');
+            upload = await uploadFleet(s3, fleet.store, `${family}-${devices}`, [window.id, ...warmWindows]);
+            runStore = upload.uri;
+          }
+          process.stderr.write('bench: fleetscore (cold, warm, restart)\n');
+          const f = await fleetscore(
+            runStore,
+            window.id,
+            work,
+            shardSize,
+            maxParallelShards,
+            true,
+            warmWindows,
+            profileDir,
+            shardThreads,
+            true,
+            coldRepeats,
+          );
+          // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
+          const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
+          const u = unstacked
+            ? await fleetscore(
+                runStore,
+                window.id,
+                work,
+                shardSize,
+                maxParallelShards,
+                false,
+                warmWindows.slice(0, 1),
+                undefined,
+                shardThreads,
+              )
+            : undefined;
+          const other = otherLoad();
+          if (other !== undefined && other > OTHER_LOAD_WARN) {
+            process.stderr.write(
+              `bench: other processes used ${other.toFixed(2)} cores while this row ran: its numbers are not comparable\n`,
+            );
+          }
+          results.push({
+            family,
+            devices,
+            trees: fleet.trees ?? null,
+            input_format: inputFormat,
+            store: storeKind,
+            store_upload: upload ? { objects: upload.objects, seconds: upload.seconds } : null,
+            rows: devices * 60,
+            fast_paths: l.paths ?? {},
+            limit_rows_per_s: l.rows_per_s,
+            peer_rows_per_s: p.rows_per_s,
+            peer_pickles_cached: p.pickles_cached,
+            fleetscore_cold_rows_per_s: f.cold.rows_per_s,
+            fleetscore_warm_rows_per_s: f.warm.rows_per_s,
+            fleetscore_restart_rows_per_s: f.restart?.rows_per_s ?? null,
+            fleetscore_unstacked_cold_rows_per_s: u?.cold.rows_per_s ?? null,
+            fleetscore_unstacked_warm_rows_per_s: u?.warm.rows_per_s ?? null,
+            ratio_warm_to_limit: f.warm.rows_per_s / l.rows_per_s,
+            ratio_warm_to_peer: f.warm.rows_per_s / p.rows_per_s,
+            ratio_cold_to_peer: f.cold.rows_per_s / p.rows_per_s,
+            ratio_restart_to_peer: f.restart ? f.restart.rows_per_s / p.rows_per_s : null,
+            wall_s: {
+              limit: l.wall_s,
+              peer: p.wall_s,
+              fleetscore_cold: f.cold.wall_s,
+              fleetscore_warm: f.warm.wall_s,
+              fleetscore_restart: f.restart?.wall_s ?? null,
+              // Every run the medians above were taken from.
+              peer_runs: p.walls_s,
+              fleetscore_warm_runs: f.warm_walls_s,
+              fleetscore_cold_runs: f.cold_walls_s,
+            },
+            repeats,
+            cold_repeats: coldRepeats,
+            peak_rss_mb: {
+              limit: l.peak_rss_mb,
+              peer: p.peak_rss_mb,
+              fleetscore_worker: f.worker_peak_rss_mb,
+              fleetscore_unstacked_worker: u?.worker_peak_rss_mb ?? null,
+            },
+            history_events: f.history_events,
+            history_bytes: f.history_bytes,
+            shards: f.shards,
+            shard_size: shardSize,
+            max_parallel_shards: maxParallelShards,
+            orchestration_s: f.orchestration_s,
+            orchestration_share: f.orchestration_s / f.warm.wall_s,
+            fleet_generated_s: fleet.generatedS,
+            other_load_cores: other ?? null,
+            loadavg_at_end: loadavg(),
+            machine,
+          });
+          // Written after every row, so a long run that is stopped keeps what it measured.
+          writeResults(results);
+        } finally {
+          rmSync(work, { recursive: true, force: true });
         }
-        results.push({
-          family,
-          devices,
-          trees: fleet.trees ?? null,
-          input_format: inputFormat,
-          rows: devices * 60,
-          fast_paths: l.paths ?? {},
-          limit_rows_per_s: l.rows_per_s,
-          peer_rows_per_s: p.rows_per_s,
-          peer_pickles_cached: p.pickles_cached,
-          fleetscore_cold_rows_per_s: f.cold.rows_per_s,
-          fleetscore_warm_rows_per_s: f.warm.rows_per_s,
-          fleetscore_restart_rows_per_s: f.restart?.rows_per_s ?? null,
-          fleetscore_unstacked_cold_rows_per_s: u?.cold.rows_per_s ?? null,
-          fleetscore_unstacked_warm_rows_per_s: u?.warm.rows_per_s ?? null,
-          ratio_warm_to_limit: f.warm.rows_per_s / l.rows_per_s,
-          ratio_warm_to_peer: f.warm.rows_per_s / p.rows_per_s,
-          ratio_cold_to_peer: f.cold.rows_per_s / p.rows_per_s,
-          ratio_restart_to_peer: f.restart ? f.restart.rows_per_s / p.rows_per_s : null,
-          wall_s: {
-            limit: l.wall_s,
-            peer: p.wall_s,
-            fleetscore_cold: f.cold.wall_s,
-            fleetscore_warm: f.warm.wall_s,
-            fleetscore_restart: f.restart?.wall_s ?? null,
-            // Every run the medians above were taken from.
-            peer_runs: p.walls_s,
-            fleetscore_warm_runs: f.warm_walls_s,
-            fleetscore_cold_runs: f.cold_walls_s,
-          },
-          repeats,
-          cold_repeats: coldRepeats,
-          peak_rss_mb: {
-            limit: l.peak_rss_mb,
-            peer: p.peak_rss_mb,
-            fleetscore_worker: f.worker_peak_rss_mb,
-            fleetscore_unstacked_worker: u?.worker_peak_rss_mb ?? null,
-          },
-          history_events: f.history_events,
-          history_bytes: f.history_bytes,
-          shards: f.shards,
-          shard_size: shardSize,
-          max_parallel_shards: maxParallelShards,
-          orchestration_s: f.orchestration_s,
-          orchestration_share: f.orchestration_s / f.warm.wall_s,
-          fleet_generated_s: fleet.generatedS,
-          other_load_cores: other ?? null,
-          loadavg_at_end: loadavg(),
-          machine,
-        });
-        // Written after every row, so a long run that is stopped keeps what it measured.
-        writeResults(results);
-      } finally {
-        rmSync(work, { recursive: true, force: true });
       }
     }
+  } finally {
+    await s3?.stop();
   }
   const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   process.stdout.write(
@@ -489,7 +538,7 @@ async function run(): Promise<void> {
         'other load',
       ],
       results.map((r) => [
-        `${r.trees === null ? r.family : `${r.family} (${r.trees} trees)`}${r.input_format === 'parquet' ? ' [parquet]' : ''}`,
+        `${r.trees === null ? r.family : `${r.family} (${r.trees} trees)`}${r.input_format === 'parquet' ? ' [parquet]' : ''}${r.store === 's3' ? ' [s3]' : ''}`,
         fmt(r.devices),
         fmt(r.limit_rows_per_s),
         fmt(r.peer_rows_per_s),

@@ -31,6 +31,7 @@ import { SCORING_WORKFLOW, type RunProgress } from '../../../lib/shared/names';
 import { progressQuery } from '../../../lib/shared/queries';
 import { readManifest } from '../../../lib/scoring/manifest';
 import type { RunSummary, ScoringRunInput } from '../../../lib/shared/run-types';
+import { copyObjects } from '../../../lib/store/copy-objects';
 import { LocalStore } from '../../../lib/store/local-store';
 import type { ObjectStore } from '../../../lib/store/object-store';
 import { S3Store } from '../../../lib/store/s3-store';
@@ -164,7 +165,7 @@ export class FaultRig {
       });
       // The SDK reads credentials from the environment; this process uses them too.
       Object.assign(process.env, this.s3.env);
-      await copyStore(seedStore, s3);
+      await copyObjects(seedStore, s3);
       this.store = s3;
       // No endpoint in the URI: each worker reaches the server through its own gate port (FLEETSCORE_S3_ENDPOINT).
       this.gate = new StoreGate(this.s3.endpoint);
@@ -565,16 +566,4 @@ function isUnavailable(err: unknown): boolean {
   if (err instanceof WorkflowFailedError) return false;
   const text = `${messageOf(err)} ${messageOf((err as { cause?: unknown } | undefined)?.cause ?? '')}`;
   return /UNAVAILABLE|ECONNREFUSED|Connection dropped|connect|deadline|ServiceError/i.test(text);
-}
-
-async function copyStore(from: ObjectStore, to: ObjectStore): Promise<void> {
-  const keys = await from.list('');
-  let next = 0;
-  const worker = async () => {
-    while (next < keys.length) {
-      const key = keys[next++]!;
-      await to.put(key, await from.get(key));
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
 }

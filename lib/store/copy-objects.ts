@@ -1,0 +1,22 @@
+import type { ObjectStore } from './object-store';
+
+/** Store calls in flight at once while copying: enough to hide an S3 round trip, few enough for a local disk. */
+const COPY_CONCURRENCY = 16;
+
+/**
+ * Copies every object under `prefix` from one store to another under the same keys (a local fleet into a bucket,
+ * say), `COPY_CONCURRENCY` at a time. Returns the number of objects copied. Each object is written whole, as
+ * `put` writes it; objects already in `to` are overwritten, and nothing in `to` is deleted.
+ */
+export async function copyObjects(from: ObjectStore, to: ObjectStore, prefix = ''): Promise<number> {
+  const keys = await from.list(prefix);
+  let next = 0;
+  const copyNext = async (): Promise<void> => {
+    while (next < keys.length) {
+      const key = keys[next++]!;
+      await to.put(key, await from.get(key));
+    }
+  };
+  await Promise.all(Array.from({ length: COPY_CONCURRENCY }, copyNext));
+  return keys.length;
+}
