@@ -20,7 +20,7 @@ import {
 } from './manifest';
 import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from '../shared/run-types';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
-import type { ModelFreshness } from './model-freshness';
+import type { FreshnessScope, ModelFreshness } from './model-freshness';
 import { FleetscoreError, InvalidPlan } from '../shared/errors';
 
 /** The worker's store and caches a shard uses. */
@@ -102,6 +102,9 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       throw new InvalidPlan(`belongs to plan ${plan.runId} shard ${plan.shard} of window ${plan.window}`, file);
     }
     const shared = deps.sharedStore ?? deps.store;
+    // The devices whose model files one listing covers (S3): this shard's.
+    const scope: FreshnessScope = { id: `${req.runId}/${req.shard}`, devices: plan.devices };
+    deps.freshness?.prefetch(shared, scope);
     const aggregates = await deps.aggregates.window(shared, window, plan.parts, plan.runId, plan.layout);
     const predictions = new PredictionsBuilder(aggregates.tsType);
     const outcomes = new ShardOutcomes(plan.devices.length, log, ctx);
@@ -122,7 +125,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
           await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
         }
         try {
-          ready[i] = await prepareDevice(deps, shared, req.runId, planned, aggregates, arena);
+          ready[i] = await prepareDevice(deps, shared, scope, planned, aggregates, arena);
         } catch (err) {
           outcomes.failed(planned.device, planned.version, err);
         }
@@ -187,14 +190,14 @@ interface Ready {
 async function prepareDevice(
   deps: ShardDeps,
   shared: ObjectStore,
-  runId: string,
+  scope: FreshnessScope,
   planned: ShardPlanFile['devices'][number],
   aggregates: WindowAggregates,
   arena: RowsArena,
 ): Promise<Ready | undefined> {
   const { device, version } = planned;
   const { sessions, freshness } = deps;
-  const fingerprint = await freshness?.check(shared, runId, device, version, sessions);
+  const fingerprint = await freshness?.check(shared, scope, device, version, sessions);
   // A warm worker has most devices' model.json and model at hand: taken without a promise each. Nothing is read or
   // compiled for a device without rows.
   const cached = sessions.prepareCached(shared, device, planned);

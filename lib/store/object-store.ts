@@ -37,6 +37,12 @@ export interface ObjectStore {
   /** Deletes the object; deleting a missing key is not an error. */
   delete(key: string, options?: CallOptions): Promise<void>;
   /**
+   * The objects under `prefix` whose keys lie between `first` and `last` (both included, in {@link compareKeys}
+   * order), sorted. Only where a listing can begin at a key and end early (S3's StartAfter): the model files of one
+   * shard's devices are then a few pages, where the fleet's, with every version, are many.
+   */
+  listRange?(prefix: string, first: string, last: string, options?: CallOptions): Promise<StoredObject[]>;
+  /**
    * Each key's object (size and last-modified time), or `undefined` where there is none, in the order of `keys`.
    * Only where one call per key is cheaper than listing the folder around them (the local store: a `stat` each);
    * S3 has no such method, since one ListObjectsV2 request returns 1,000 keys for the price of one HEAD.
@@ -74,6 +80,14 @@ export interface StoredObject {
   lastModified: Date;
   /** S3's ETag (changes with every write); absent in the local store, where size and time tell a change. */
   etag?: string;
+}
+
+/**
+ * S3's order of keys: by their UTF-8 bytes. JavaScript's `<` compares UTF-16 code units, which orders characters
+ * above U+FFFF before U+E000 to U+FFFF, where UTF-8 puts them after.
+ */
+export function compareKeys(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 /** Returns `key` when every `/`-separated segment is a plain name; a trailing `/` is allowed for prefixes. */

@@ -5,7 +5,14 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { checkKey, type CallOptions, type ObjectStore, type StoredObject, type VersionedObject } from './object-store';
+import {
+  checkKey,
+  compareKeys,
+  type CallOptions,
+  type ObjectStore,
+  type StoredObject,
+  type VersionedObject,
+} from './object-store';
 import { config, type FleetscoreConfig } from '../config';
 import { ObjectNotFound, S3RequestFailed, S3RequestRefused } from '../shared/errors';
 
@@ -157,14 +164,35 @@ export class S3Store implements ObjectStore {
   }
 
   async listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]> {
+    return this.listPages(prefix, undefined, options);
+  }
+
+  /**
+   * One ListObjectsV2 from `first` on (StartAfter: the key less its last character, which sorts before it) that
+   * stops at the first page reaching past `last`: a shard's model files are a few pages of a fleet's.
+   */
+  async listRange(prefix: string, first: string, last: string, options?: CallOptions): Promise<StoredObject[]> {
+    checkKey(this.uri, first);
+    checkKey(this.uri, last);
+    const inRange = (key: string) => compareKeys(key, first) >= 0 && compareKeys(key, last) <= 0;
+    return (await this.listPages(prefix, { first, last }, options)).filter((o) => inRange(o.key));
+  }
+
+  /** Every object under `prefix`, page by page, or those of the pages that cover `range`; sorted by key. */
+  private async listPages(
+    prefix: string,
+    range: { first: string; last: string } | undefined,
+    options?: CallOptions,
+  ): Promise<StoredObject[]> {
     checkKey(this.uri, prefix, { prefix: true });
     const Prefix = this.prefix + prefix;
     const out: StoredObject[] = [];
     let ContinuationToken: string | undefined;
+    const StartAfter = range && this.prefix + range.first.slice(0, -1);
     try {
       do {
         const res = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken }),
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken, StartAfter }),
           abortable(options),
         );
         for (const o of res.Contents ?? []) {
@@ -178,7 +206,8 @@ export class S3Store implements ObjectStore {
             ...(o.ETag === undefined ? {} : { etag: o.ETag }),
           });
         }
-        ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
+        const passed = range !== undefined && out.length > 0 && compareKeys(out[out.length - 1]!.key, range.last) >= 0;
+        ContinuationToken = res.IsTruncated && !passed ? res.NextContinuationToken : undefined;
       } while (ContinuationToken);
     } catch (err) {
       throw this.failure('ListObjectsV2', Prefix, err, options);

@@ -18,6 +18,10 @@ export function withSignal(store: ObjectStore, signal: AbortSignal | undefined):
     list: (prefix, options) => store.list(prefix, opts(options)),
     listObjects: (prefix, options) => store.listObjects(prefix, opts(options)),
     delete: (key, options) => store.delete(key, opts(options)),
+    ...(store.listRange && {
+      listRange: (prefix: string, first: string, last: string, options?: CallOptions) =>
+        store.listRange!(prefix, first, last, opts(options)),
+    }),
     ...(store.statObjects && {
       statObjects: (keys: readonly string[], options?: CallOptions) => store.statObjects!(keys, opts(options)),
     }),

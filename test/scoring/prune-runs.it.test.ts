@@ -14,7 +14,7 @@ import { pruneRuns, type RunFolder } from '../../lib/scoring/prune-runs';
 import { LocalStore } from '../../lib/store/local-store';
 import type { ObjectStore } from '../../lib/store/object-store';
 import { S3Store } from '../../lib/store/s3-store';
-import { startS3Server, type S3TestServer } from '../support/s3-server';
+import { useS3Server } from '../support/s3-server';
 import { withListing } from '../support/store-view';
 
 jest.setTimeout(60_000);
@@ -24,26 +24,11 @@ const GRACE = 24 * HOUR;
 /** A moment at which everything the test wrote is past the grace period. */
 const later = () => Date.now() + GRACE + HOUR;
 
-let server: S3TestServer;
-const savedEnv: Record<string, string | undefined> = {};
+const server = useS3Server();
 const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  server = await startS3Server();
-  // The store reaches MinIO through the SDK's credential chain, here its environment provider.
-  for (const [name, value] of Object.entries(server.env)) {
-    savedEnv[name] = process.env[name];
-    process.env[name] = value;
-  }
-}, 15 * 60_000); // the first run builds MinIO from source
 
 afterAll(async () => {
   for (const cleanup of cleanups) await cleanup();
-  for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  await server?.stop();
 });
 
 async function localStore(): Promise<ObjectStore> {
@@ -54,7 +39,7 @@ async function localStore(): Promise<ObjectStore> {
 
 async function s3Store(): Promise<ObjectStore> {
   const prefix = `prune-${randomBytes(4).toString('hex')}`;
-  const store = S3Store.fromUri(`s3://${server.bucket}/${prefix}?endpoint=${server.endpoint}&forcePathStyle=true`);
+  const store = S3Store.fromUri(`s3://${server().bucket}/${prefix}?endpoint=${server().endpoint}&forcePathStyle=true`);
   cleanups.push(async () => store.destroy());
   return store;
 }

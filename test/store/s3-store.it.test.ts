@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { openStore } from '../../lib/store/open-store';
+import { compareKeys } from '../../lib/store/object-store';
 import { loadConfig } from '../../lib/config';
 import { parseS3Uri, S3Store } from '../../lib/store/s3-store';
 import { startS3Server, type S3TestServer } from '../support/s3-server';
@@ -224,6 +225,26 @@ describe('S3Store against a real S3 server (MinIO)', () => {
     for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => store.put(k, '')));
     expect(await store.list('logs/')).toEqual(keys);
     expect(await store.list('logs/window=2026-11-21T12/shard-0100')).toEqual(keys.slice(1000));
+  });
+
+  it("lists a range of keys in S3's order (UTF-8 bytes), across pages", async () => {
+    const store = open();
+    // In JavaScript's order p-1 comes before p-1-a and p-1.b, and U+1F600 before U+E000; in S3's, after them.
+    const odd = ['m/p-1/x', 'm/p-1-a/x', 'm/p-1.b/x', 'm/p-1/y', 'm/\uE000/x', 'm/\u{1F600}/x', 'n/p-1/x'];
+    const many = Array.from({ length: 1020 }, (_, i) => `m/q-${String(i).padStart(4, '0')}/x`);
+    const all = [...odd, ...many];
+    for (let i = 0; i < all.length; i += 50) await Promise.all(all.slice(i, i + 50).map((k) => store.put(k, '')));
+    const range = async (first: string, last: string) => (await store.listRange('m/', first, last)).map((o) => o.key);
+
+    expect(await range('m/p-1-a/x', 'm/p-1/x')).toEqual(['m/p-1-a/x', 'm/p-1.b/x', 'm/p-1/x']);
+    expect((await range('m/\uE000/x', 'm/\u{1F600}/x')).sort(compareKeys)).toEqual(['m/\uE000/x', 'm/\u{1F600}/x']);
+    // From the second page's keys alone, and across the page boundary.
+    expect(await range('m/q-1005/x', 'm/q-1019/x')).toEqual(many.slice(1005));
+    expect(await range('m/q-0003/x', 'm/q-1010/x')).toEqual(many.slice(3, 1011));
+    // Bounds that are not keys themselves, and a range with nothing in it.
+    expect(await range('m/q-0001', 'm/q-0002/z')).toEqual(many.slice(1, 3));
+    expect(await range('m/q-0003/y', 'm/q-0003/z')).toEqual([]);
+    await expect(store.listRange('m/', '../x', 'm/y')).rejects.toThrow(InvalidKey);
   });
 
   it('fails loudly for a missing bucket instead of reading it as a missing object', async () => {

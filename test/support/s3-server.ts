@@ -173,6 +173,34 @@ async function startOnce(bin: string): Promise<S3TestServer> {
   };
 }
 
+/**
+ * One S3 test server for the calling test file: started before its tests (building MinIO on the first run) with
+ * its credentials and endpoint in `process.env`, as a deployed worker's environment has them; stopped, and the
+ * environment restored, after them. Returns the running server.
+ */
+export function useS3Server(): () => S3TestServer {
+  let server: S3TestServer | undefined;
+  const saved: Record<string, string | undefined> = {};
+  beforeAll(async () => {
+    server = await startS3Server();
+    for (const [name, value] of Object.entries(server.env)) {
+      saved[name] = process.env[name];
+      process.env[name] = value;
+    }
+  }, 15 * 60_000);
+  afterAll(async () => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await server?.stop();
+  });
+  return () => {
+    if (!server) throw new Error('the S3 test server is not running (useS3Server starts it before the tests)');
+    return server;
+  };
+}
+
 /** The MinIO binary: the one `FLEETSCORE_S3_SERVER` names, else `.tools/bin/minio`, built once under a lock. */
 async function ensureMinio(): Promise<string> {
   const fromEnv = loadConfig().s3Server;
