@@ -201,7 +201,17 @@ export function checkGraph(
     throw fail(`input ${meta.input.name} must be float32 or float64, not ${type}`, 'input.name');
   }
   if (input.dims !== undefined) {
-    if (input.dims.length !== 2) throw fail(`input ${meta.input.name} must be 2-D [rows, features]`, 'input.name');
+    if (input.dims.length !== 2) {
+      const shape = `[${input.dims.map((d) => d ?? '?').join(', ')}]`;
+      // A recurrent or convolutional model over windows of rows: [batch, steps, features] (or channels first).
+      const sequence =
+        input.dims.length === 3
+          ? ': a model over sequences of rows (an LSTM or a 1-D convolution over time) is not scored; fleetscore ' +
+            'scores each row on its own, so give such a model its context as features (lags or rolling means ' +
+            'computed into the aggregates) and export it over one row'
+          : '';
+      throw fail(`input ${meta.input.name} is ${shape}; it must be 2-D [rows, features]${sequence}`, 'input.name');
+    }
     const rows = input.dims[0];
     if (typeof rows === 'number') {
       const name = meta.input.name;

@@ -243,6 +243,20 @@ describe('registerModel', () => {
     expect(await store.list('models/')).toEqual([]);
   });
 
+  it('rejects an input over sequences of rows ([batch, steps, features], an LSTM), saying what to do instead', async () => {
+    const decoded = onnx.ModelProto.decode(model);
+    decoded.graph!.input![0]!.type!.tensorType!.shape!.dim = [{ dimParam: 'batch' }, { dimValue: 10 }, { dimValue: 3 }];
+    const sequences = new Uint8Array(onnx.ModelProto.encode(decoded).finish());
+    const err = await rejection<InvalidModel>(registerModel(store, { device: 'pump-1', onnx: sequences, meta }));
+    expect(err).toBeInstanceOf(InvalidModel);
+    expect(err.field).toBe('input.name');
+    expect(err.message).toMatch(
+      /input X is \[batch, 10, 3\]; it must be 2-D \[rows, features\]: a model over sequences/,
+    );
+    expect(err.message).toMatch(/give such a model its context as features \(lags or rolling means/);
+    expect(await store.list('models/')).toEqual([]);
+  });
+
   it("rejects a score output that is not a tensor (skl2onnx's ZipMap), saying how to export", async () => {
     const decoded = onnx.ModelProto.decode(model);
     const int64 = onnx.TensorProto.DataType.INT64;
