@@ -386,7 +386,7 @@ async function run(): Promise<void> {
   const window = windowAt(END_MS - HOUR_MS);
   const results = [];
   // The workers get its credentials and endpoint through the environment they inherit from this process.
-  const s3 = storeKind === 's3' ? await startS3Server() : undefined;
+  const s3 = storeKind === 's3' ? serverOfBench(await startS3Server()) : undefined;
   if (s3) Object.assign(process.env, s3.env);
   try {
     for (const family of families) {

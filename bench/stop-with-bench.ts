@@ -1,13 +1,18 @@
 /**
- * Stops what the bench started when the bench itself is stopped (SIGINT, SIGTERM): its Temporal dev servers,
- * workers, the limit's and the peer's processes, the fleet generators. Node exits on those signals without running
+ * Stops what the bench started when the bench itself is stopped (SIGINT, SIGTERM): its Temporal dev servers and
+ * S3 server, workers, the limit's and the peer's processes, the fleet generators. Node exits on those signals without running
  * `finally` blocks, so a bench stopped by `timeout` or `kill` used to leave its dev server and worker running.
  */
 import type { ChildProcess } from 'node:child_process';
-import type { DevServer } from '../lib/temporal/dev-server';
+
+/** A server the bench started: a Temporal dev server, or the S3 server of `--store s3`. */
+interface Server {
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+}
 
 const children = new Set<ChildProcess>();
-const servers = new Set<DevServer>();
+const servers = new Set<Server>();
 /** How long workers and the like get to exit on SIGTERM (a worker drains with its server up), then the servers. */
 const STOP_WAIT_MS = 10_000;
 
@@ -22,7 +27,7 @@ export function childOfBench<T extends ChildProcess>(child: T): T {
 }
 
 /** `server`, stopped if the bench is stopped before it is. */
-export function serverOfBench(server: DevServer): DevServer {
+export function serverOfBench<T extends Server>(server: T): T {
   servers.add(server);
   return {
     ...server,

@@ -6,7 +6,7 @@ import { loadConfig } from '../../lib/config';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -94,20 +94,26 @@ async function startOnce(bin: string): Promise<S3TestServer> {
     return { child, exited: new Promise<void>((done) => child.once('exit', () => done())) };
   };
   let { child, exited } = launch();
-  const killOnExit = (): void => killGroup(child, 'SIGKILL');
+  // A process that exits before stop() is done (jest's forced exit, a bench stopped by a signal) leaves neither
+  // the server nor its data behind.
+  const killOnExit = (): void => {
+    killGroup(child, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+  };
   process.once('exit', killOnExit);
 
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    process.off('exit', killOnExit);
     if (isRunning(child)) {
       killGroup(child, 'SIGTERM');
       const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
       await exited;
       clearTimeout(timer);
     }
+    // Only now: a process that exits while the server still stops (a bench stopped by a signal) kills it on exit.
+    process.off('exit', killOnExit);
     await rm(dir, { recursive: true, force: true });
   };
 
