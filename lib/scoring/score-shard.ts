@@ -65,6 +65,7 @@ export interface ShardContext {
 const HEARTBEAT_EVERY = 25;
 const PREPARE_HEARTBEAT_MS = 1_000;
 const FAILURES_REPORTED = 20;
+/** Devices a shard prepares at once from a local store; a remote one says how many it wants (`concurrentReads`). */
 const PREPARE_CONCURRENCY = 8;
 
 /**
@@ -118,7 +119,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     let prepared = 0;
     const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
     const prepareAll = () =>
-      forEachLimited(plan.devices, PREPARE_CONCURRENCY, async (planned, i) => {
+      forEachLimited(plan.devices, shared.concurrentReads ?? PREPARE_CONCURRENCY, async (planned, i) => {
         ctx.signal?.throwIfAborted();
         if (i % HEARTBEAT_EVERY === 0) {
           ctx.heartbeat({ devicesDone: i + 1 });

@@ -9,6 +9,11 @@ import { InvalidKey } from '../shared/errors';
 export interface ObjectStore {
   /** The URI the store was opened with, credentials removed: safe to log and to put in a manifest. */
   readonly uri: string;
+  /**
+   * Reads worth having in flight at once where a caller has many to make (a shard reading its devices' models): a
+   * remote store's round trips overlap (S3); undefined for a local one, whose reads wait for no network.
+   */
+  readonly concurrentReads?: number;
   /** The object's bytes; throws `ObjectNotFound` when there is none. */
   get(key: string, options?: CallOptions): Promise<Uint8Array>;
   /** The object's bytes, or `undefined` when there is none. */

@@ -10,6 +10,7 @@ export function withSignal(store: ObjectStore, signal: AbortSignal | undefined):
   const opts = (options?: CallOptions): CallOptions => ({ signal, ...options });
   return {
     uri: store.uri,
+    ...(store.concurrentReads !== undefined && { concurrentReads: store.concurrentReads }),
     get: (key, options) => store.get(key, opts(options)),
     tryGet: (key, options) => store.tryGet(key, opts(options)),
     getVersioned: (key, options) => store.getVersioned(key, opts(options)),

@@ -1,6 +1,7 @@
 /**
  * Two shards that share a thread's caches prepare their models in turns: while one is reading and compiling, the
- * other reads no model; once the first is done, the second goes on, and both score every device.
+ * other reads no model; once the first is done, the second goes on, and both score every device. Within its turn a
+ * shard reads as many devices' models at once as its store wants (`concurrentReads`: S3's round trips overlap).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -89,4 +90,35 @@ test('two shards sharing prepare turns never read models at the same time, and b
   // Then the other shard read its four: every device's model once, shard by shard.
   expect(halves).toContainEqual([...reads.slice(4)].sort());
   expect([...reads].sort()).toEqual(halves.flat());
+});
+
+test.each([
+  ['a local store', undefined, 8],
+  ['a store that asks for 16 (a remote one, as S3 asks for 32)', 16, 16],
+])('a shard reads as many models at once as its store wants: %s', async (_s, concurrentReads, expected) => {
+  const local = new LocalStore(dir);
+  await seedDemoFleet(local, { devices: 40, sensors: 2, hours: 1, endMs: Date.parse('2026-11-21T12:00Z'), seed: 3 });
+  await planRun(local, { store: local.uri, window: WINDOW, shardSize: 40, pool: 'cpu', runId: RUN });
+  // Every model.json read waits until released.
+  let waiting = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const store: ObjectStore = Object.assign(Object.create(local) as LocalStore, {
+    ...(concurrentReads !== undefined && { concurrentReads }),
+    tryGet: async (key: string, options?: Parameters<ObjectStore['tryGet']>[1]) => {
+      if (key.endsWith('model.json')) {
+        waiting++;
+        await gate;
+      }
+      return local.tryGet(key, options);
+    },
+  });
+  const deps = { store, sessions, aggregates: new AggregatesCache() };
+  const ctx = { attempt: 1, taskQueue: 'q', workflowId: 'wf', workflowRunId: RUN, heartbeat: () => {}, log: quiet };
+  const scored = scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: 0 }, ctx);
+  await waitUntil(`${expected} model.json reads at once`, () => waiting >= expected, 10_000);
+  await sleep(200);
+  expect(waiting).toBe(expected);
+  release();
+  expect((await scored).scored).toBe(40);
 });
