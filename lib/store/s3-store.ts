@@ -95,6 +95,7 @@ export class S3Store implements ObjectStore {
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle,
     });
+    if (!options.bucket.endsWith('--x-s3')) this.listRange = (...args) => this.listKeyRange(...args);
   }
 
   /** Opens the store an `s3://` URI names; see `parseS3Uri` for the URI form and the environment it reads. */
@@ -175,9 +176,18 @@ export class S3Store implements ObjectStore {
 
   /**
    * One ListObjectsV2 from `first` on (StartAfter: the key less its last character, which sorts before it) that
-   * stops at the first page reaching past `last`: a shard's model files are a few pages of a fleet's.
+   * stops at the first page reaching past `last`: a shard's model files are a few pages of a fleet's. Undefined for
+   * a directory bucket (S3 Express One Zone, a name ending in `--x-s3`), which lists neither from a key nor in order:
+   * callers list the whole prefix there.
    */
-  async listRange(prefix: string, first: string, last: string, options?: CallOptions): Promise<StoredObject[]> {
+  readonly listRange?: (prefix: string, first: string, last: string, options?: CallOptions) => Promise<StoredObject[]>;
+
+  private async listKeyRange(
+    prefix: string,
+    first: string,
+    last: string,
+    options?: CallOptions,
+  ): Promise<StoredObject[]> {
     checkKey(this.uri, first);
     checkKey(this.uri, last);
     const inRange = (key: string) => compareKeys(key, first) >= 0 && compareKeys(key, last) <= 0;
