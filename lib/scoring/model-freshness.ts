@@ -16,13 +16,14 @@ import { keys } from '../shared/keys';
 import type { ModelSessionCache } from '../models/model-sessions';
 import { compareKeys, type ObjectStore, type StoredObject } from '../store/object-store';
 
-/** The devices of one shard of a run, which share a listing: `id` names the shard (its run and number). */
+/** The devices of one shard of a run, which share a listing where the store lists ranges. */
 export interface FreshnessScope {
-  id: string;
+  runId: string;
+  shard: number;
   devices: readonly { device: string; version: string }[];
 }
 
-/** Listings of the most recent shards a worker keeps (a worker scores a few shards at once at most). */
+/** Listings of the most recent shards (or runs) a worker keeps (it scores a few shards at once at most). */
 const LISTINGS_KEPT = 16;
 /** Model versions whose fingerprint a worker remembers; more than that are checked again (read) when next used. */
 const FINGERPRINTS_KEPT = 500_000;
@@ -101,12 +102,12 @@ export class ModelFreshness {
   }
 
   /**
-   * The shard's listing of model files, key to fingerprint, listed once per shard (and store) on this worker (S3):
-   * from the first of its devices' files to the last, in the store's key order, where the store can list a range;
-   * all of `models/` otherwise.
+   * The model files' listing, key to fingerprint (S3): where the store lists ranges, the shard's, from the first of
+   * its devices' files to the last in the store's key order, once per shard; otherwise all of `models/`, once per
+   * run (and store) on this worker.
    */
   private listing(store: ObjectStore, scope: FreshnessScope): Promise<Map<string, string>> {
-    const id = `${scope.id}|${store.uri}`;
+    const id = `${scope.runId}${store.listRange ? `/${scope.shard}` : ''}|${store.uri}`;
     let listing = this.listings.get(id);
     if (!listing) {
       const range = store.listRange && keyRange(scope);

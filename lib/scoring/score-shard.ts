@@ -104,7 +104,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     }
     const shared = deps.sharedStore ?? deps.store;
     // The devices whose model files one listing covers (S3): this shard's.
-    const scope: FreshnessScope = { id: `${req.runId}/${req.shard}`, devices: plan.devices };
+    const scope: FreshnessScope = { runId: req.runId, shard: req.shard, devices: plan.devices };
     deps.freshness?.prefetch(shared, scope);
     const aggregates = await deps.aggregates.window(shared, window, plan.parts, plan.runId, plan.layout);
     const predictions = new PredictionsBuilder(aggregates.tsType);

@@ -12,7 +12,9 @@ import { LocalStore } from '../../lib/store/local-store';
 import {
   expectWarmFailsAsFresh,
   recording,
+  scoreRun,
   seedFreshnessFleet,
+  warmDeps,
   type Calls,
   type Offered,
 } from '../support/model-freshness-scenario';
@@ -53,4 +55,16 @@ describe.each([
     // The listing, where there is one, is one per shard and run.
     expect(calls.listObjects).toEqual(offered.statObjects ? [] : [keys.modelsRoot(), keys.modelsRoot()]);
   });
+});
+
+test('shards of one run share one listing of models/ where the store lists no ranges', async () => {
+  const calls: Calls = { onnxReads: [], listObjects: [], listRange: [] };
+  const deps = warmDeps(store, recording(store, calls, {}));
+  try {
+    const outcomes = await scoreRun(store, 'run-1', deps, 2);
+    expect(Object.values(outcomes).map((o) => o.status)).toEqual(['scored', 'scored', 'scored', 'scored']);
+    expect(calls.listObjects).toEqual([keys.modelsRoot()]);
+  } finally {
+    await deps.sessions.close();
+  }
 });

@@ -69,17 +69,35 @@ export function recording(inner: ObjectStore, calls: Calls, offered: Offered): O
   };
 }
 
-/** Plans run `runId` of `store` and scores its one shard with `deps`; returns every device's outcome. */
-async function score(store: ObjectStore, runId: string, deps: ShardDeps): Promise<Record<string, DeviceOutcome>> {
-  await planRun(store, { store: store.uri, window: WINDOW, shardSize: 10, pool: 'cpu', runId });
-  const ctx = { attempt: 1, taskQueue: 'q', workflowId: 'wf', workflowRunId: runId, heartbeat: () => undefined };
-  await scoreShard(deps, { store: store.uri, window: WINDOW, windowHours: 1, runId, shard: 0 }, { ...ctx, log: quiet });
-  const status = await readJsonFile<ShardStatusFile>(
+/** A warm worker's caches and freshness check, reading models through `shared` (close its `sessions` after). */
+export function warmDeps(store: ObjectStore, shared: ObjectStore, batching = true): ShardDeps {
+  return {
     store,
-    keys.shardStatus(WINDOW, runId, 0),
-    'fleetscore.shard-status/v1',
-  );
-  return status.devices;
+    sharedStore: shared,
+    sessions: new ModelSessionCache({ batching }),
+    aggregates: new AggregatesCache(),
+    freshness: new ModelFreshness(),
+  };
+}
+
+/** Plans run `runId` of `store` in shards of `shardSize` and scores them one by one with `deps`; every outcome. */
+export async function scoreRun(
+  store: ObjectStore,
+  runId: string,
+  deps: ShardDeps,
+  shardSize = 10,
+): Promise<Record<string, DeviceOutcome>> {
+  const plan = await planRun(store, { store: store.uri, window: WINDOW, shardSize, pool: 'cpu', runId });
+  const ctx = { attempt: 1, taskQueue: 'q', workflowId: 'wf', workflowRunId: runId, heartbeat: () => undefined };
+  const outcomes: Record<string, DeviceOutcome> = {};
+  for (const { shard } of plan.shards) {
+    const req = { store: store.uri, window: WINDOW, windowHours: 1, runId, shard };
+    await scoreShard(deps, req, { ...ctx, log: quiet });
+    const file = keys.shardStatus(WINDOW, runId, shard);
+    const status = await readJsonFile<ShardStatusFile>(store, file, 'fleetscore.shard-status/v1');
+    Object.assign(outcomes, status.devices);
+  }
+  return outcomes;
 }
 
 /**
@@ -92,16 +110,10 @@ export async function expectWarmFailsAsFresh(
   calls: Calls,
   batching: boolean,
 ): Promise<void> {
-  const warm: ShardDeps = {
-    store,
-    sharedStore: warmShared,
-    sessions: new ModelSessionCache({ batching }),
-    aggregates: new AggregatesCache(),
-    freshness: new ModelFreshness(),
-  };
+  const warm = warmDeps(store, warmShared, batching);
   const fresh: ShardDeps = { store, sessions: new ModelSessionCache({ batching }), aggregates: new AggregatesCache() };
   try {
-    const first = await score(store, 'run-1', warm);
+    const first = await scoreRun(store, 'run-1', warm);
     expect(Object.values(first).every((o) => o.status === 'scored')).toBe(true);
     expect(calls.onnxReads).toHaveLength(4);
 
@@ -110,8 +122,8 @@ export async function expectWarmFailsAsFresh(
     await store.put(keys.modelOnnx('dev-00002', index.devices['dev-00002']!.version), 'garbage');
 
     calls.onnxReads.length = 0;
-    const again = await score(store, 'run-2', warm);
-    const cold = await score(store, 'run-3', fresh);
+    const again = await scoreRun(store, 'run-2', warm);
+    const cold = await scoreRun(store, 'run-3', fresh);
     expect(again).toEqual(cold);
     expect(again['dev-00001']).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^ModelNotFound: /) });
     expect(again['dev-00002']).toMatchObject({
