@@ -1,7 +1,8 @@
 /**
- * Stops what the bench started when the bench itself is stopped (SIGINT, SIGTERM): its Temporal dev servers and
- * S3 server, workers, the limit's and the peer's processes, the fleet generators. Node exits on those signals without running
- * `finally` blocks, so a bench stopped by `timeout` or `kill` used to leave its dev server and worker running.
+ * Stops what the bench started when the bench itself is stopped (SIGINT, SIGTERM): its Temporal dev servers and S3
+ * server, workers, the limit's and the peer's processes, the fleet generators. Node exits on those signals without
+ * running `finally` blocks, so a bench stopped by `timeout` or `kill` used to leave its dev server and worker
+ * running.
  */
 import type { ChildProcess } from 'node:child_process';
 

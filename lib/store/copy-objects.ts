@@ -1,3 +1,4 @@
+import { forEachLimited } from '../shared/concurrency';
 import type { ObjectStore } from './object-store';
 
 /** Store calls in flight at once while copying: enough to hide an S3 round trip, few enough for a local disk. */
@@ -10,13 +11,6 @@ const COPY_CONCURRENCY = 16;
  */
 export async function copyObjects(from: ObjectStore, to: ObjectStore, prefix = ''): Promise<number> {
   const keys = await from.list(prefix);
-  let next = 0;
-  const copyNext = async (): Promise<void> => {
-    while (next < keys.length) {
-      const key = keys[next++]!;
-      await to.put(key, await from.get(key));
-    }
-  };
-  await Promise.all(Array.from({ length: COPY_CONCURRENCY }, copyNext));
+  await forEachLimited(keys, COPY_CONCURRENCY, async (key) => to.put(key, await from.get(key)));
   return keys.length;
 }
