@@ -4,9 +4,10 @@
  * over the same models, and fleetscore through the real Temporal dev server, a worker process and the local
  * store: cold (a fresh worker on a host that has compiled nothing; the median of `--cold-repeats` such workers),
  * warm (the median of its next `--repeats` runs, each of the next hour's window: its models warm, its parts
- * unread) and restart (a fresh worker on the same host, with the programs the first saved). The peer is the
- * median of `--repeats` runs too. With `--store s3` the worker reads and writes a bucket of a local MinIO server
- * (the fleet uploaded first) instead of the local folder; the limit and the peer read the folder either way.
+ * unread) and restart (a fresh worker on the same host, with the programs the first saved and, on S3, the model
+ * files it kept). The peer is the median of `--repeats` runs too. With `--store s3` the worker reads and writes a
+ * bucket of a local MinIO server (the fleet uploaded first) instead of the local folder; the limit and the peer
+ * read the folder either way.
  * Prints a table and writes bench/results/latest.json.
  *
  * Usage: npm run bench -- [--families mahalanobis,ocsvm-rbf,...] [--sizes 1000,10000,100000] [--shard-size 500]
@@ -235,13 +236,16 @@ async function fleetscore(
       uiPort: await freePort(),
     }),
   );
-  // Empty at the first worker's start: its cold run compiles everything, as on a new host.
+  // Empty at the first worker's start: its cold run compiles everything and reads every model from the store, as
+  // on a new host.
   const programsDir = join(work, `programs-${batching}`);
+  const modelFilesDir = join(work, `model-files-${batching}`);
   const env = {
     ...process.env,
     TEMPORAL_ADDRESS: server.address,
     FLEETSCORE_LOG_LEVEL: 'WARN',
     FLEETSCORE_PROGRAMS_DIR: programsDir,
+    FLEETSCORE_MODEL_FILES_DIR: modelFilesDir,
   };
   const startWorker = async (): Promise<ChildProcess> => {
     const started = childOfBench(
@@ -297,8 +301,9 @@ async function fleetscore(
       let coldPeak = 0;
       for (let i = 1; i < coldRuns; i++) {
         await stopWorker(worker);
-        // A host that has compiled nothing again: the programs the workers before saved are removed.
+        // A host that has compiled and kept nothing again: what the workers before saved is removed.
         rmSync(programsDir, { recursive: true, force: true });
+        rmSync(modelFilesDir, { recursive: true, force: true });
         worker = await startWorker();
         colds.push(await once());
         coldPeak = Math.max(coldPeak, peakRssMb(worker.pid!));

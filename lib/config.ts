@@ -22,6 +22,11 @@ const port = z.coerce.number().int().min(1).max(65535);
 const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464');
 const url = z.url();
+/** A folder on the worker's host, or `off`. */
+const hostFolder = z
+  .string()
+  .min(1)
+  .refine((v) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(v), "must be a folder on the worker's host, not a URI");
 const mebibytes = z.coerce
   .number()
   .int()
@@ -102,12 +107,19 @@ export const VARIABLES = {
     meaning: 'onnxruntime sessions a worker keeps (`--max-sessions`)',
   },
   FLEETSCORE_PROGRAMS_DIR: {
-    schema: z
-      .string()
-      .min(1)
-      .refine((v) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(v), "must be a folder on the worker's host, not a URI"),
+    schema: hostFolder,
     default: '`<data dir>/programs`',
     meaning: 'compiled forests kept across restarts (`--programs-dir`; `off`: none)',
+  },
+  FLEETSCORE_MODEL_FILES_DIR: {
+    schema: hostFolder,
+    default: '`<data dir>/model-files`',
+    meaning: 'S3 models kept across restarts (`--model-files-dir`; `off`: none)',
+  },
+  FLEETSCORE_MODEL_FILES_MB: {
+    schema: mebibytes,
+    default: '`2048`',
+    meaning: 'MiB of model files the folder keeps (`--model-files-mb`)',
   },
   FLEETSCORE_S3_ENDPOINT: {
     schema: url,
@@ -197,6 +209,10 @@ export interface FleetscoreConfig {
   maxSessions: number | undefined;
   /** The folder of saved compiled programs (`FLEETSCORE_PROGRAMS_DIR`), or `undefined` for none (`off`). */
   programsDir: string | undefined;
+  /** The folder of an S3 store's kept model files (`FLEETSCORE_MODEL_FILES_DIR`), or `undefined` for none. */
+  modelFilesDir: string | undefined;
+  /** Its bound in MiB when set; see workers/pool-worker's `createPoolWorker`. */
+  modelFilesMb: number | undefined;
   s3Endpoint: string | undefined;
   s3ForcePathStyle: boolean;
   awsRegion: string;
@@ -236,7 +252,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
     partsCacheMb: parsed.FLEETSCORE_PARTS_CACHE_MB,
     compiledCacheMb: parsed.FLEETSCORE_COMPILED_CACHE_MB,
     maxSessions: parsed.FLEETSCORE_MAX_SESSIONS,
-    programsDir: programsDir(parsed.FLEETSCORE_PROGRAMS_DIR, dataDir),
+    programsDir: workerFolder('programs', parsed.FLEETSCORE_PROGRAMS_DIR, dataDir),
+    modelFilesDir: workerFolder('model files', parsed.FLEETSCORE_MODEL_FILES_DIR, dataDir),
+    modelFilesMb: parsed.FLEETSCORE_MODEL_FILES_MB,
     s3Endpoint: parsed.FLEETSCORE_S3_ENDPOINT,
     s3ForcePathStyle: parsed.FLEETSCORE_S3_FORCE_PATH_STYLE ?? false,
     awsRegion: parsed.AWS_REGION ?? 'us-east-1',
@@ -248,16 +266,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
   };
 }
 
+/** The folders a worker keeps files in on its host, by what they hold: the data folder's subfolder by default. */
+const WORKER_FOLDERS = { programs: 'programs', 'model files': 'model-files' } as const;
+
 /**
- * A programs folder as given (`off`: none), resolved; the data folder's `programs` when none is given. Saved
- * programs live on the worker's host: a URI (`s3://...`) is refused.
+ * A worker's folder of `what` as given (`off`: none), resolved; the data folder's subfolder when none is given.
+ * They live on the worker's host: a URI (`s3://...`) is refused.
  */
-export function programsDir(given: string | undefined, dataDir: string): string | undefined {
-  if (given === undefined) return resolve(dataDir, 'programs');
-  const parsed = VARIABLES.FLEETSCORE_PROGRAMS_DIR.schema.safeParse(given);
+export function workerFolder(
+  what: keyof typeof WORKER_FOLDERS,
+  given: string | undefined,
+  dataDir: string,
+): string | undefined {
+  if (given === undefined) return resolve(dataDir, WORKER_FOLDERS[what]);
+  const parsed = hostFolder.safeParse(given);
   if (!parsed.success) {
     const message = parsed.error.issues.map((i) => i.message).join('; ');
-    throw new InvalidConfig(`programs folder ${JSON.stringify(given)}: ${message}`, { field: 'programsDir' });
+    const field = what === 'programs' ? 'programsDir' : 'modelFilesDir';
+    throw new InvalidConfig(`${what} folder ${JSON.stringify(given)}: ${message}`, { field });
   }
   return given.toLowerCase() === 'off' ? undefined : resolve(given);
 }

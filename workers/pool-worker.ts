@@ -22,6 +22,8 @@ import { ShardThreads } from '../lib/scoring/shard-threads';
 import { describePlacement } from '../lib/models/provider-probe';
 import { TASK_QUEUES, type Pool } from '../lib/shared/names';
 import { openStore } from '../lib/store/open-store';
+import { sweepKeptModelFiles } from '../lib/store/kept-model-files';
+import type { SweepResult } from '../lib/kept-files';
 import type { ObjectStore } from '../lib/store/object-store';
 import { activityLogAttributes } from './activity-log-attributes';
 import { shardSizing, slotOptions, type TunerMode } from './worker-slots';
@@ -78,7 +80,17 @@ export interface PoolWorkerOptions {
    * `FLEETSCORE_PROGRAMS_DIR`, else `<data dir>/programs`.
    */
   programsDir?: string | null;
+  /**
+   * The folder where an S3 store's model files are kept across restarts (lib/store/kept-model-files.ts), null for
+   * none; default `FLEETSCORE_MODEL_FILES_DIR`, else `<data dir>/model-files`.
+   */
+  modelFilesDir?: string | null;
+  /** The bound of that folder in MiB (default `FLEETSCORE_MODEL_FILES_MB`, else {@link DEFAULT_MODEL_FILES_MB}). */
+  modelFilesMb?: number;
 }
+
+/** MiB of an S3 store's model files a host keeps by default: 500,000 SVMs, or 2,600 100-tree forests from skl2onnx. */
+export const DEFAULT_MODEL_FILES_MB = 2048;
 
 /** A worker's cache budgets (bytes, sessions), and how its start line states them. */
 export interface CacheBudgets {
@@ -149,7 +161,14 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
   const budgets = cacheBudgets(options, config(), providers.gpu);
   const programsDir = options.programsDir === undefined ? config().programsDir : (options.programsDir ?? undefined);
   const programsText = programsDir ? `compiled forests kept in ${programsDir}` : 'compiled forests not kept';
-  const decision = `${providers.decision}; ${tunerText}, ${threadText}; ${budgets.text}; ${programsText}`;
+  const modelFilesDir =
+    options.modelFilesDir === undefined ? config().modelFilesDir : (options.modelFilesDir ?? undefined);
+  const modelFilesMb = options.modelFilesMb ?? config().modelFilesMb ?? DEFAULT_MODEL_FILES_MB;
+  const modelFiles = modelFilesDir ? { dir: modelFilesDir, maxBytes: modelFilesMb * 2 ** 20 } : undefined;
+  const modelFilesText = modelFiles
+    ? `S3 model files kept in ${modelFiles.dir} (${modelFilesMb} MiB)`
+    : 'S3 model files not kept';
+  const decision = `${providers.decision}; ${tunerText}, ${threadText}; ${budgets.text}; ${programsText}; ${modelFilesText}`;
   logger.info(decision, { pool: providers.pool, providers: providers.executionProviders, shards: sizing.slots });
 
   const metrics = createWorkerMetrics(Runtime.instance().metricMeter, options.pool, (p) => {
@@ -184,21 +203,27 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
           threads: sizing.threads,
           cache,
           aggregatesBytes: budgets.partsBytes,
+          ...(modelFiles ? { modelFiles } : {}),
           observer,
         })
       : undefined;
-  // Programs not read for a week go, in the background: a sweep of 100,000 files takes seconds, and a failed one
-  // costs disk space, never a result.
-  if (programsDir)
-    void sweepSavedPrograms(programsDir).then(
+  // Files not read for a week go, in the background: a sweep of 100,000 files takes seconds, and a failed one costs
+  // disk space, never a result.
+  const sweep = (what: string, dir: string, swept: Promise<SweepResult>, deleted: string): void =>
+    void swept.then(
       (r) => {
         const kept = `${r.kept} kept (${Math.round(r.keptBytes / 2 ** 20)} MiB)`;
-        logger.info(`saved programs in ${programsDir}: ${kept}, ${r.deleted} not read for a week deleted`);
+        logger.info(`${what} in ${dir}: ${kept}, ${r.deleted} ${deleted} deleted`);
       },
       (err: unknown) => {
-        logger.warn(`saved programs in ${programsDir} could not be swept: ${String(err)}`);
+        logger.warn(`${what} in ${dir} could not be swept: ${String(err)}`);
       },
     );
+  if (programsDir) sweep('saved programs', programsDir, sweepSavedPrograms(programsDir), 'not read for a week');
+  if (modelFiles) {
+    const deleted = 'not read for a week or past the bound';
+    sweep('kept model files', modelFiles.dir, sweepKeptModelFiles(modelFiles), deleted);
+  }
   // Threads start with the worker, so a cold shard does not wait for them.
   if (shardThreads) shardThreads.start();
   else if (options.batching !== false) sessions.startCompileThreads();
@@ -206,7 +231,7 @@ export async function createPoolWorker(options: PoolWorkerOptions): Promise<Pool
   const activities = createActivities({
     openStore(uri) {
       let store = stores.get(uri);
-      if (!store) stores.set(uri, (store = openStore(uri)));
+      if (!store) stores.set(uri, (store = openStore(uri, { modelFiles, warn: (m) => void logger.warn(m) })));
       return store;
     },
     sessions,

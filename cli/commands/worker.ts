@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { POOLS } from '../../lib/shared/names';
 import { connectWorker, temporalTarget } from '../../lib/temporal/connection';
-import { config, programsDir } from '../../lib/config';
+import { config, workerFolder } from '../../lib/config';
 import { installRuntime, logFormatFrom } from '../../lib/temporal/runtime';
 import { startBacklogGauges } from '../../workers/backlog-gauges';
 import { createPoolWorker } from '../../workers/pool-worker';
@@ -26,6 +26,8 @@ const optionsSchema = z.object({
   compiledCacheMb: wholeNumber(1, 1024 * 1024).optional(),
   maxSessions: wholeNumber(1, 1_000_000).optional(),
   programsDir: z.string().min(1).optional(),
+  modelFilesDir: z.string().min(1).optional(),
+  modelFilesMb: wholeNumber(1, 1024 * 1024).optional(),
 });
 
 /** `fleetscore worker --pool cpu|gpu`: one pool worker until SIGINT/SIGTERM, which drain it gracefully. */
@@ -55,12 +57,19 @@ export const workerCommand = new Command('worker')
     '--programs-dir <dir>',
     'folder where compiled forests are kept across restarts; off for nowhere (or FLEETSCORE_PROGRAMS_DIR; <data dir>/programs)',
   )
+  .option(
+    '--model-files-dir <dir>',
+    "folder where an S3 store's model files are kept across restarts; off for nowhere (or FLEETSCORE_MODEL_FILES_DIR; <data dir>/model-files)",
+  )
+  .option('--model-files-mb <n>', 'MiB of model files that folder keeps (or FLEETSCORE_MODEL_FILES_MB; 2048)')
   .option('--no-batching', 'give every model its own session, even Mahalanobis models that could be stacked')
   .action(async (raw: Record<string, unknown>, command: Command) => {
     const options = parseOptions(command, optionsSchema, raw);
     // Checked before connecting: a bad folder fails at once, naming itself.
-    const programs =
-      options.programsDir === undefined ? undefined : (programsDir(options.programsDir, config().dataDir) ?? null);
+    const folder = (what: 'programs' | 'model files', given: string | undefined) =>
+      given === undefined ? undefined : (workerFolder(what, given, config().dataDir) ?? null);
+    const programs = folder('programs', options.programsDir);
+    const modelFiles = folder('model files', options.modelFilesDir);
     const metricsAddress =
       options.metricsPort === undefined ? config().metricsAddress : `0.0.0.0:${options.metricsPort}`;
     installRuntime({
@@ -84,6 +93,8 @@ export const workerCommand = new Command('worker')
         compiledCacheMb: options.compiledCacheMb,
         maxSessions: options.maxSessions,
         ...(programs === undefined ? {} : { programsDir: programs }),
+        ...(modelFiles === undefined ? {} : { modelFilesDir: modelFiles }),
+        modelFilesMb: options.modelFilesMb,
       });
       process.stderr.write(
         `fleetscore: ${pool.decision}; polling ${pool.worker.options.taskQueue} on ${target.address}\n`,

@@ -112,8 +112,12 @@ function saveFailed(err: unknown): void {
 /** This thread's client of the store at `uri`. */
 function storeAt(uri: string): ObjectStore {
   let store = stores.get(uri);
-  // Nothing else runs on this thread's event loop: a local folder is read synchronously (local-store.ts).
-  if (!store) stores.set(uri, (store = openStore(uri, { blockingReads: true })));
+  // Nothing else runs on this thread's event loop: a local folder, and the model files kept on the host for an S3
+  // store, are read synchronously (local-store.ts, kept-model-files.ts).
+  if (!store) {
+    const warn = (message: string) => post({ type: 'warning', message });
+    stores.set(uri, (store = openStore(uri, { blockingReads: true, modelFiles: setup.modelFiles, warn })));
+  }
   return store;
 }
 

@@ -26,6 +26,7 @@ import {
 import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
 import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
 import { startModuleThread } from '../node-thread';
+import type { ModelFilesFolder } from '../store/kept-model-files';
 import { ERROR_CLASSES } from '../shared/error-types';
 import type { ShardRequest, ShardSummary } from '../shared/run-types';
 import type { Window } from '../shared/window';
@@ -48,6 +49,8 @@ export interface ShardThreadSetup {
   cache: ShardThreadCacheOptions;
   /** Bytes of parsed Arrow parts its aggregates cache keeps. */
   aggregatesBytes: number;
+  /** Where an S3 store's model files are kept on the host (lib/store/kept-model-files.ts); none when absent. */
+  modelFiles?: ModelFilesFolder;
 }
 
 /**
@@ -143,6 +146,8 @@ export interface ShardThreadsOptions {
   cache: ShardThreadCacheOptions;
   /** The worker's budget for parsed Arrow parts (default `DEFAULT_AGGREGATES_BYTES`), shared as `cache`'s are. */
   aggregatesBytes?: number;
+  /** Where the threads keep an S3 store's model files on the host; none when absent. */
+  modelFiles?: ModelFilesFolder;
   /** Gets the threads' session cache metrics (cache lookups, inference calls, placements). */
   observer?: ModelSessionObserver;
 }
@@ -331,6 +336,7 @@ export class ShardThreads {
         maxCompiledBytes: share(cache.maxCompiledBytes ?? DEFAULT_MAX_COMPILED_BYTES),
       },
       aggregatesBytes: share(this.options.aggregatesBytes ?? DEFAULT_AGGREGATES_BYTES),
+      ...(this.options.modelFiles ? { modelFiles: this.options.modelFiles } : {}),
     };
   }
 

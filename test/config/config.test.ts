@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { configurationTable, loadConfig, programsDir, VARIABLES, webUiBase } from '../../lib/config';
+import { configurationTable, loadConfig, VARIABLES, webUiBase, workerFolder } from '../../lib/config';
 import { InvalidConfig } from '../../lib/shared/errors';
 
 const ROOT = join(__dirname, '..', '..');
@@ -30,6 +30,7 @@ describe('loadConfig', () => {
     });
     expect(cfg.store).toBe(join(cfg.dataDir, 'store'));
     expect(cfg.programsDir).toBe(join(cfg.dataDir, 'programs'));
+    expect(cfg.modelFilesDir).toBe(join(cfg.dataDir, 'model-files'));
     expect(webUiBase(cfg)).toBe('http://localhost:8233');
   });
 
@@ -66,7 +67,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ FLEETSCORE_PROGRAMS_DIR: 's3://bucket/programs' })).toThrow(
       /FLEETSCORE_PROGRAMS_DIR="s3:\/\/bucket\/programs": must be a folder on the worker's host, not a URI/,
     );
-    expect(() => programsDir('file:///var/cache', '/data')).toThrow(/must be a folder on the worker's host/);
+    expect(() => workerFolder('programs', 'file:///var/cache', '/data')).toThrow(
+      /programs folder "file:\/\/\/var\/cache": must be a folder on the worker's host/,
+    );
+    expect(loadConfig({ FLEETSCORE_MODEL_FILES_DIR: 'OFF' }).modelFilesDir).toBeUndefined();
+    expect(() => loadConfig({ FLEETSCORE_MODEL_FILES_DIR: 's3://bucket/models' })).toThrow(
+      /FLEETSCORE_MODEL_FILES_DIR="s3:\/\/bucket\/models": must be a folder on the worker's host, not a URI/,
+    );
     // Links follow the UI port unless a URL is given.
     expect(webUiBase(cfg)).toBe('http://localhost:18233');
     expect(webUiBase(loadConfig({ FLEETSCORE_UI_URL: 'https://temporal.example.com/' }))).toBe(

@@ -10,12 +10,8 @@ import { dirname, join } from 'node:path';
 import { compileModel } from '../../lib/models/fast-paths/compile-model';
 import { CompiledModels, PROTECTED_MS } from '../../lib/models/fast-paths/compiled-models';
 import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
-import {
-  compilerFingerprint,
-  MAX_AGE_MS,
-  SavedPrograms,
-  sweepSavedPrograms,
-} from '../../lib/models/fast-paths/saved-programs';
+import { MAX_AGE_MS } from '../../lib/kept-files';
+import { compilerFingerprint, SavedPrograms, sweepSavedPrograms } from '../../lib/models/fast-paths/saved-programs';
 import { random } from '../support/random';
 import { sklearnFixture } from '../support/sklearn-cases';
 
@@ -173,7 +169,7 @@ it('scores with a warning when the folder cannot be written', async () => {
   const cache = new CompiledModels({ threads: 0, saved, saveMinBytes: 0 });
   expect(await score(cache, 'forest', forest)).toEqual({ origin: 'compiled', scores: direct(forest) });
   expect(warnings).toHaveLength(1);
-  expect(warnings[0]).toMatch(/program could not be saved to .*not-a-folder.*: it is compiled again next time/);
+  expect(warnings[0]).toMatch(/saved program could not be written to .*not-a-folder.*: it is compiled again next time/);
   expect(saved.stats.written).toBe(0);
   // Every later problem within the minute is counted, not written: ten thousand forests make one line.
   await score(cache, 'forest-2', forest);

@@ -30,7 +30,7 @@ export interface Offered {
   listRange?: boolean;
 }
 
-/** What the warm worker asked of its store: model.onnx reads, and the listings of `models/`. */
+/** What the warm worker asked of its store: model.onnx reads (of any kind), and the listings of `models/`. */
 export interface Calls {
   onnxReads: string[];
   listObjects: string[];
@@ -50,7 +50,10 @@ export function recording(inner: ObjectStore, calls: Calls, offered: Offered): O
       if (k.endsWith('model.onnx')) calls.onnxReads.push(k);
       return inner.tryGet(k, o);
     },
-    getVersioned: (k, o) => inner.getVersioned(k, o),
+    getVersioned: (k, o) => {
+      if (k.endsWith('model.onnx')) calls.onnxReads.push(k);
+      return inner.getVersioned(k, o);
+    },
     put: (k, b, o) => inner.put(k, b, o),
     putIf: (k, b, e, o) => inner.putIf(k, b, e, o),
     list: (p, o) => inner.list(p, o),

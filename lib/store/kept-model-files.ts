@@ -1,0 +1,217 @@
+/**
+ * Model files of an S3 store kept on the worker's host, so that a restarted worker, another worker process on the
+ * same host (the autoscaler's) or another shard thread reads a device's model.json and model.onnx from the host's
+ * disk instead of two GETs (about 0.8 ms of the worker's CPU each in the AWS SDK, and a round trip: a cold
+ * 10,000-device run took 26.6 s on S3 against 2.6 s from a local folder, docs/benchmarks.md).
+ *
+ * A kept copy is used only where it is what a fresh worker would read: the freshness check lists the model files of
+ * every shard before the shard reads any (lib/scoring/model-freshness.ts), and a copy is read only when the latest
+ * listing that covers its key, less than an hour old, has the object with the size and ETag the copy was kept
+ * with. A model.onnx replaced or deleted in the store therefore fails the device as on a fresh worker; a key that no
+ * listing covers, or one listed without an ETag, is read from the store. What is kept is what a GET returned with
+ * the listed ETag, under a file named by the store, the key, the ETag and the size; files are checksummed, renamed
+ * into place whole and swept once not read for a week (lib/kept-files.ts). Only a model version's own files
+ * (`models/<device>/<version>/...`) are kept: the index, which changes, is always read from the store.
+ */
+import { KeptFiles, sweepKeptFiles, type SweepResult } from '../kept-files';
+import { messageOf, ObjectNotFound } from '../shared/errors';
+import { keys } from '../shared/keys';
+import {
+  compareKeys,
+  type CallOptions,
+  type ObjectStore,
+  type StoredObject,
+  type VersionedObject,
+} from './object-store';
+
+/** Listings remembered: the shards a worker thread has scored lately (it holds two at once). */
+const LISTINGS_KEPT = 16;
+/** A listing older than this vouches for no copy: every run lists its shards again. */
+const LISTING_TRUSTED_MS = 3_600_000;
+
+const SUFFIX = '.model';
+/** The namespace folder of this layout of kept model files. */
+const NAMESPACE = 'v1';
+
+/** Where a worker keeps an S3 store's model files, and how many bytes of them at most. */
+export interface ModelFilesFolder {
+  dir: string;
+  maxBytes: number;
+}
+
+/** Options of {@link KeptModelFiles}. */
+export interface KeptModelFilesOptions {
+  /** Told of a file that could not be read or written (the store is read instead), at most once a minute. */
+  warn?: ((message: string) => void) | undefined;
+  /** Read and write the host's files synchronously (a shard thread, where nothing else waits on the event loop). */
+  blocking?: boolean | undefined;
+  /** The clock (ms); default Date.now. */
+  now?: (() => number) | undefined;
+}
+
+/**
+ * Deletes the model files kept in `folder` that were not read for a week, and the least recently used past its
+ * bytes; see {@link sweepKeptFiles}.
+ */
+export function sweepKeptModelFiles(folder: ModelFilesFolder, now?: () => number): Promise<SweepResult> {
+  return sweepKeptFiles(folder.dir, SUFFIX, { maxBytes: folder.maxBytes, ...(now ? { now } : {}) });
+}
+
+/** A writer sweeps the folder each time it has written this share of its bytes (so it stays near its bound). */
+const SWEEP_EVERY_SHARE = 1 / 8;
+
+/** One listing a worker made: what it covered and what it found there. */
+interface Listing {
+  prefix: string;
+  /** The range listed (`listRange`), or undefined for all of `prefix`. */
+  range: { first: string; last: string } | undefined;
+  at: number;
+  objects: Map<string, StoredObject>;
+}
+
+/**
+ * `store` with its model files kept in a folder on this host (see the module's comment); every other call goes to
+ * the store as it is.
+ */
+export class KeptModelFiles implements ObjectStore {
+  readonly uri: string;
+  readonly concurrentReads?: number;
+  readonly listRange?: ObjectStore['listRange'];
+  readonly files: KeptFiles;
+  private readonly now: () => number;
+  /** Newest last. */
+  private readonly listings: Listing[] = [];
+  private writtenSinceSweep = 0;
+  private sweeping = false;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly folder: ModelFilesFolder,
+    private readonly options: KeptModelFilesOptions = {},
+  ) {
+    this.uri = store.uri;
+    if (store.concurrentReads !== undefined) this.concurrentReads = store.concurrentReads;
+    this.now = options.now ?? Date.now;
+    this.files = new KeptFiles(folder.dir, NAMESPACE, {
+      magic: 'FSMF',
+      suffix: SUFFIX,
+      wording: {
+        file: 'kept model file',
+        instead: 'reading it from the store',
+        later: 'it is read from the store again next time',
+        files: 'kept model files',
+      },
+      warn: options.warn,
+      now: options.now,
+      blocking: options.blocking,
+    });
+    if (store.listRange) {
+      this.listRange = async (prefix, first, last, callOptions) => {
+        const at = this.now();
+        const found = await store.listRange!(prefix, first, last, callOptions);
+        this.remember({ prefix, range: { first, last }, at, objects: byKey(found) });
+        return found;
+      };
+    }
+  }
+
+  async get(key: string, options?: CallOptions): Promise<Uint8Array> {
+    const body = await this.tryGet(key, options);
+    if (body === undefined) throw new ObjectNotFound(this.uri, key);
+    return body;
+  }
+
+  async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
+    const listed = isVersionFile(key) ? this.listed(key) : undefined;
+    if (!listed?.etag) return this.store.tryGet(key, options);
+    const id = `${this.uri}\n${key}\n${listed.etag}\n${listed.size}`;
+    const kept = await this.files.read(id, (data) =>
+      data.length === listed.size ? undefined : `${data.length} bytes, listed with ${listed.size}`,
+    );
+    if (kept) return kept;
+    const got = await this.store.getVersioned(key, options);
+    // Kept only as listed: a write between the listing and this read is not what the listing vouches for.
+    if (got && got.version === listed.etag && got.body.length === listed.size) {
+      await this.files.write(id, got.body);
+      this.written(got.body.length);
+    }
+    return got?.body;
+  }
+
+  getVersioned(key: string, options?: CallOptions): Promise<VersionedObject | undefined> {
+    return this.store.getVersioned(key, options);
+  }
+
+  put(key: string, body: Uint8Array | string, options?: CallOptions): Promise<void> {
+    return this.store.put(key, body, options);
+  }
+
+  putIf(
+    key: string,
+    body: Uint8Array | string,
+    expected: string | null,
+    options?: CallOptions,
+  ): Promise<string | undefined> {
+    return this.store.putIf(key, body, expected, options);
+  }
+
+  list(prefix: string, options?: CallOptions): Promise<string[]> {
+    return this.store.list(prefix, options);
+  }
+
+  async listObjects(prefix: string, options?: CallOptions): Promise<StoredObject[]> {
+    const at = this.now();
+    const found = await this.store.listObjects(prefix, options);
+    this.remember({ prefix, range: undefined, at, objects: byKey(found) });
+    return found;
+  }
+
+  delete(key: string, options?: CallOptions): Promise<void> {
+    return this.store.delete(key, options);
+  }
+
+  /** Counts bytes written, and sweeps the folder (in the background) each time they reach a share of its bound. */
+  private written(bytes: number): void {
+    this.writtenSinceSweep += bytes;
+    if (this.sweeping || this.writtenSinceSweep < this.folder.maxBytes * SWEEP_EVERY_SHARE) return;
+    this.sweeping = true;
+    this.writtenSinceSweep = 0;
+    void sweepKeptModelFiles(this.folder, this.options.now)
+      .catch((err: unknown) => {
+        const warn = this.options.warn ?? ((message: string) => process.emitWarning(message));
+        warn(`kept model files in ${this.folder.dir} could not be swept: ${messageOf(err)}`);
+      })
+      .finally(() => (this.sweeping = false));
+  }
+
+  private remember(listing: Listing): void {
+    this.listings.push(listing);
+    if (this.listings.length > LISTINGS_KEPT) this.listings.shift();
+  }
+
+  /**
+   * What the newest listing that covers `key` found of it: the object, null when it was not there, undefined when
+   * no listing of the last hour covers the key.
+   */
+  private listed(key: string): StoredObject | null | undefined {
+    const since = this.now() - LISTING_TRUSTED_MS;
+    for (let i = this.listings.length - 1; i >= 0; i--) {
+      const { prefix, range, at, objects } = this.listings[i]!;
+      if (at < since) continue;
+      if (!key.startsWith(prefix)) continue;
+      if (range && (compareKeys(key, range.first) < 0 || compareKeys(key, range.last) > 0)) continue;
+      return objects.get(key) ?? null;
+    }
+    return undefined;
+  }
+}
+
+function byKey(objects: readonly StoredObject[]): Map<string, StoredObject> {
+  return new Map(objects.map((o) => [o.key, o]));
+}
+
+/** Whether `key` is a file of one model version (`models/<device>/<version>/<file>`), which is never rewritten. */
+function isVersionFile(key: string): boolean {
+  const root = keys.modelsRoot();
+  return key.startsWith(root) && key.split('/').length === 4;
+}
