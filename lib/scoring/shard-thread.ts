@@ -8,6 +8,7 @@ import { AggregatesCache } from '../arrow/aggregates-cache';
 import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
 import { ModelSessionCache } from '../models/model-sessions';
 import type { SessionPlacement } from '../models/onnx-session-pool';
+import { KeptModelFiles } from '../store/kept-model-files';
 import { openStore } from '../store/open-store';
 import type { ObjectStore } from '../store/object-store';
 import { withSignal } from '../store/signal-store';
@@ -25,6 +26,8 @@ const SAVE_IDLE_MS = 1_000;
 
 /** Programs saved between two looks at the thread's messages (a new shard stops the saving). */
 const SAVE_BATCH = 16;
+/** Model files kept at a time when the thread is idle (0.1 to 0.6 ms each): a new shard waits for one batch at most. */
+const WRITE_BATCH = 64;
 
 const port = parentPort!;
 const post = (msg: FromShardThread) => port.postMessage(msg);
@@ -89,18 +92,35 @@ port.on('message', (msg: ToShardThread) => {
   }
 });
 
-/** Saves the programs whose save was deferred, a batch at a time, while no shard is running. */
+/**
+ * Saves the programs whose save was deferred, then keeps the S3 model files whose writing was, a batch at a time,
+ * while no shard is running.
+ */
 function saveWhenIdle(): void {
   if (attempts.size > 0) return;
-  sessions.saveDeferredPrograms(SAVE_BATCH).then((left) => {
+  saveBatch().then((left) => {
     if (left > 0) idle = setTimeout(saveWhenIdle, 0);
   }, saveFailed);
 }
 
-/** Saves every program whose save was deferred, then says so: the worker ends the thread after. */
+/** One batch of deferred programs, or when none is left of model files; how many are left. */
+async function saveBatch(): Promise<number> {
+  const programs = await sessions.saveDeferredPrograms(SAVE_BATCH);
+  if (programs > 0) return programs;
+  let left = 0;
+  for (const store of stores.values())
+    if (store instanceof KeptModelFiles) left += await store.writeDeferred(WRITE_BATCH);
+  return left;
+}
+
+/**
+ * Saves every program and keeps every model file whose saving was deferred, then says so: the worker ends the thread
+ * after.
+ */
 async function close(): Promise<void> {
   clearTimeout(idle);
   await sessions.saveDeferredPrograms().catch(saveFailed);
+  for (const store of stores.values()) if (store instanceof KeptModelFiles) await store.writeDeferred();
   post({ type: 'closed' });
 }
 
@@ -116,7 +136,10 @@ function storeAt(uri: string): ObjectStore {
   // store, are read synchronously (local-store.ts, kept-model-files.ts).
   if (!store) {
     const warn = (message: string) => post({ type: 'warning', message });
-    stores.set(uri, (store = openStore(uri, { blockingReads: true, modelFiles: setup.modelFiles, warn })));
+    stores.set(
+      uri,
+      (store = openStore(uri, { blockingReads: true, modelFiles: setup.modelFiles, warn, deferWrites: true })),
+    );
   }
   return store;
 }

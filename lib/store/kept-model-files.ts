@@ -10,8 +10,9 @@
  * with. A model.onnx replaced or deleted in the store therefore fails the device as on a fresh worker; a key that no
  * listing covers, or one listed without an ETag, is read from the store. What is kept is what a GET returned with
  * the listed ETag, under a file named by the store, the key, the ETag and the size; files are checksummed, renamed
- * into place whole and swept once not read for a week (lib/kept-files.ts). Only a model version's own files
- * (`models/<device>/<version>/...`) are kept: the index, which changes, is always read from the store.
+ * into place whole and swept once not read for a week, or past the folder's bytes (lib/kept-files.ts). Only a model
+ * version's own files (`models/<device>/<version>/...`) are kept: the index, which changes, is always read from the
+ * store.
  */
 import { KeptFiles, sweepKeptFiles, type SweepResult } from '../kept-files';
 import { messageOf, ObjectNotFound } from '../shared/errors';
@@ -45,6 +46,13 @@ export interface KeptModelFilesOptions {
   warn?: ((message: string) => void) | undefined;
   /** Read and write the host's files synchronously (a shard thread, where nothing else waits on the event loop). */
   blocking?: boolean | undefined;
+  /**
+   * Keep the files read when told ({@link KeptModelFiles.writeDeferred}: a shard thread once idle, and as it closes),
+   * not as they are read, up to {@link DEFERRED_MAX_BYTES}; past that they are written at once. Creating a file
+   * costs about as much of the thread's CPU as the GET it saves (0.1 to 0.6 ms here), so a cold run does not pay
+   * for the next worker's files.
+   */
+  deferWrites?: boolean | undefined;
   /** The clock (ms); default Date.now. */
   now?: (() => number) | undefined;
 }
@@ -56,6 +64,9 @@ export interface KeptModelFilesOptions {
 export function sweepKeptModelFiles(folder: ModelFilesFolder, now?: () => number): Promise<SweepResult> {
   return sweepKeptFiles(folder.dir, SUFFIX, { maxBytes: folder.maxBytes, ...(now ? { now } : {}) });
 }
+
+/** Bytes of files a store holds in memory to write later (see {@link KeptModelFilesOptions.deferWrites}). */
+const DEFERRED_MAX_BYTES = 64 * 2 ** 20;
 
 /** A writer sweeps the folder each time it has written this share of its bytes (so it stays near its bound). */
 const SWEEP_EVERY_SHARE = 1 / 8;
@@ -83,6 +94,9 @@ export class KeptModelFiles implements ObjectStore {
   private readonly listings: Listing[] = [];
   private writtenSinceSweep = 0;
   private sweeping = false;
+  /** Files to keep later, by id, oldest first; see {@link KeptModelFilesOptions.deferWrites}. */
+  private readonly deferred = new Map<string, Uint8Array>();
+  private deferredBytes = 0;
 
   constructor(
     private readonly store: ObjectStore,
@@ -125,17 +139,28 @@ export class KeptModelFiles implements ObjectStore {
     const listed = isVersionFile(key) ? this.listed(key) : undefined;
     if (!listed?.etag) return this.store.tryGet(key, options);
     const id = `${this.uri}\n${key}\n${listed.etag}\n${listed.size}`;
-    const kept = await this.files.read(id, (data) =>
-      data.length === listed.size ? undefined : `${data.length} bytes, listed with ${listed.size}`,
-    );
+    const kept =
+      this.deferred.get(id) ??
+      (await this.files.read(id, (data) =>
+        data.length === listed.size ? undefined : `${data.length} bytes, listed with ${listed.size}`,
+      ));
     if (kept) return kept;
     const got = await this.store.getVersioned(key, options);
     // Kept only as listed: a write between the listing and this read is not what the listing vouches for.
-    if (got && got.version === listed.etag && got.body.length === listed.size) {
-      await this.files.write(id, got.body);
-      this.written(got.body.length);
-    }
+    if (got && got.version === listed.etag && got.body.length === listed.size) await this.keep(id, got.body);
     return got?.body;
+  }
+
+  /** Writes up to `max` of the files whose writing was deferred, oldest first; returns how many are left. */
+  async writeDeferred(max = Infinity): Promise<number> {
+    let n = 0;
+    for (const [id, body] of this.deferred) {
+      if (n++ >= max) break;
+      this.deferred.delete(id);
+      this.deferredBytes -= body.length;
+      await this.write(id, body);
+    }
+    return this.deferred.size;
   }
 
   getVersioned(key: string, options?: CallOptions): Promise<VersionedObject | undefined> {
@@ -170,9 +195,20 @@ export class KeptModelFiles implements ObjectStore {
     return this.store.delete(key, options);
   }
 
-  /** Counts bytes written, and sweeps the folder (in the background) each time they reach a share of its bound. */
-  private written(bytes: number): void {
-    this.writtenSinceSweep += bytes;
+  /** Keeps `body` as the file `id`, now or once the thread is idle (see {@link KeptModelFilesOptions.deferWrites}). */
+  private async keep(id: string, body: Uint8Array): Promise<void> {
+    if (this.options.deferWrites && this.deferredBytes + body.length <= DEFERRED_MAX_BYTES) {
+      this.deferred.set(id, body);
+      this.deferredBytes += body.length;
+    } else {
+      await this.write(id, body);
+    }
+  }
+
+  /** Writes the file, and sweeps the folder (in the background) each time writes reach a share of its bound. */
+  private async write(id: string, body: Uint8Array): Promise<void> {
+    await this.files.write(id, body);
+    this.writtenSinceSweep += body.length;
     if (this.sweeping || this.writtenSinceSweep < this.folder.maxBytes * SWEEP_EVERY_SHARE) return;
     this.sweeping = true;
     this.writtenSinceSweep = 0;

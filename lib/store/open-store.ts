@@ -13,6 +13,8 @@ export interface OpenStoreOptions extends LocalStoreOptions {
   modelFiles?: ModelFilesFolder | undefined;
   /** Told of a kept model file that could not be read or written (the store is read instead). */
   warn?: ((message: string) => void) | undefined;
+  /** Keep model files when told, not as they are read (a shard thread: see {@link KeptModelFiles.writeDeferred}). */
+  deferWrites?: boolean | undefined;
 }
 
 /**
@@ -22,12 +24,14 @@ export interface OpenStoreOptions extends LocalStoreOptions {
  * open the store, and a local one then spares every thread about 60 ms and 20 MB of loading the SDK.
  */
 export function openStore(uri: string, options: OpenStoreOptions = {}): ObjectStore {
-  const { modelFiles, warn, ...local } = options;
+  const { modelFiles, warn, deferWrites, ...local } = options;
   if (uri.startsWith('s3://')) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only where an S3 store is opened
     const { S3Store } = require('./s3-store') as typeof S3StoreModule;
     const store = S3Store.fromUri(uri);
-    return modelFiles ? new KeptModelFiles(store, modelFiles, { warn, blocking: local.blockingReads }) : store;
+    return modelFiles
+      ? new KeptModelFiles(store, modelFiles, { warn, deferWrites, blocking: local.blockingReads })
+      : store;
   }
   if (uri.startsWith('file://')) return new LocalStore(fileURLToPath(uri), local);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri))

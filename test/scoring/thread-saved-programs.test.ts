@@ -134,5 +134,5 @@ test('a folder that cannot be written is a warning from the thread, and the shar
   const warnings: string[] = [];
   const scored = await scoreOnNewWorker('unwritable', notAFolder, warnings);
   expect(scored.programs).toEqual({ compiled: 1 });
-  expect(warnings).toEqual([expect.stringMatching(/program could not be saved to .*not-a-folder/)]);
+  expect(warnings).toEqual([expect.stringMatching(/saved program could not be written to .*not-a-folder/)]);
 });

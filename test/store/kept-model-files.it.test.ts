@@ -12,12 +12,15 @@ import { join } from 'node:path';
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { readIndex } from '../../lib/models/model-index';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
-import type { ShardDeps } from '../../lib/scoring/score-shard';
+import { planRun } from '../../lib/scoring/plan-run';
+import type { ShardContext, ShardDeps } from '../../lib/scoring/score-shard';
+import { ShardThreads } from '../../lib/scoring/shard-threads';
 import { ObjectNotFound } from '../../lib/shared/errors';
 import { keys } from '../../lib/shared/keys';
 import { KeptModelFiles, sweepKeptModelFiles } from '../../lib/store/kept-model-files';
 import { S3Store } from '../../lib/store/s3-store';
 import { recording, scoreRun, seedFreshnessFleet, warmDeps, type Calls } from '../support/model-freshness-scenario';
+import { quiet } from '../support/run-window';
 import { useS3Server } from '../support/s3-server';
 
 const server = useS3Server();
@@ -206,4 +209,73 @@ test('keeps the folder within its bytes: the least recently used go first, also 
   expect(small.kept.files.stats.written).toBe(8);
   await sleep(200);
   expect((await files()).length).toBeLessThan(8);
+});
+
+test('a store told to defer keeps what it read when told, and serves it from memory meanwhile', async () => {
+  const store = await seeded();
+  const calls: Calls = { onnxReads: [], listObjects: [], listRange: [] };
+  const folder = { dir, maxBytes: 2 ** 30 };
+  const kept = new KeptModelFiles(recording(store, calls, { listRange: true }), folder, { deferWrites: true });
+  const first = warmDeps(store, kept);
+  const again = warmDeps(store, kept);
+  const next = worker(store);
+  await closing([first, again, next.deps], async () => {
+    const scored = await scoreRun(store, 'run-1', first);
+    expect(await files()).toEqual([]);
+    // Another cache over the same store (another shard of the thread) reads what is held, not S3.
+    expect(await scoreRun(store, 'run-2', again)).toEqual(scored);
+    expect(calls.onnxReads).toHaveLength(4);
+    expect(await kept.writeDeferred(3)).toBe(5);
+    expect(await files()).toHaveLength(3);
+    expect(await kept.writeDeferred()).toBe(0);
+    expect(await files()).toHaveLength(8);
+    expect(await scoreRun(store, 'run-3', next.deps)).toEqual(scored);
+    expect(next.calls.onnxReads).toEqual([]);
+  });
+});
+
+describe('through shard threads, as the cpu pool scores', () => {
+  const ctx: ShardContext = {
+    attempt: 1,
+    taskQueue: 'q',
+    workflowId: 'wf',
+    workflowRunId: 'r',
+    heartbeat: () => {},
+    log: quiet,
+  };
+
+  /** Scores the store's one shard on a new one-thread worker keeping model files in `dir`; its predictions. */
+  async function scoreOnNewWorker(store: S3Store, runId: string, untilClose: () => Promise<void> = async () => {}) {
+    const threads = new ShardThreads({ threads: 1, cache: {}, modelFiles: { dir, maxBytes: 2 ** 30 } });
+    try {
+      await planRun(store, { store: store.uri, window: '2026-11-21T11', shardSize: 10, pool: 'cpu', runId });
+      const req = { store: store.uri, window: '2026-11-21T11', windowHours: 1, runId, shard: 0 };
+      expect(await threads.score(req, ctx)).toMatchObject({ scored: 4, failed: 0 });
+      await untilClose();
+      return Buffer.from(await store.get(keys.predictions('2026-11-21T11', runId, 0)));
+    } finally {
+      await threads.close();
+    }
+  }
+
+  test('a thread keeps the files once idle, and the next worker reads them from the host', async () => {
+    const store = await seeded();
+    const first = await scoreOnNewWorker(store, 'run-1', async () => {
+      for (let waited = 0; (await files()).length < 8; waited += 50) {
+        if (waited > 20_000) throw new Error('the idle thread kept nothing in 20 s');
+        await sleep(50);
+      }
+    });
+    // Aged two days: a read refreshes a file's time once a day, so the next worker's reads show.
+    const old = new Date(Date.now() - 2 * 24 * 3_600_000);
+    for (const f of await files()) await utimes(f, old, old);
+    expect((await scoreOnNewWorker(store, 'run-2')).equals(first)).toBe(true);
+    for (const f of await files()) expect((await stat(f)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  test('a worker that closes before its thread was idle keeps the files as it closes', async () => {
+    const store = await seeded();
+    await scoreOnNewWorker(store, 'run-1');
+    expect(await files()).toHaveLength(8);
+  });
 });
