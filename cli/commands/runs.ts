@@ -97,6 +97,7 @@ const showCommand = new Command('show')
         `devices    ${c.devices}: ${c.scored} scored, ${c.noData} no data, ${c.failed} failed; ${c.rows} rows, ${c.anomalies} anomalies`,
         ...fastPathLine(m.devices),
         ...programsLine(m.shards),
+        ...modelFilesLine(m.shards),
         ...(m.unknownDevices
           ? [
               `unknown    ${m.unknownDevices.count} device ids have rows but no model (not scored): ` +
@@ -149,6 +150,24 @@ function programsLine(shards: Manifest['shards']): string[] {
   for (const s of shards)
     for (const [origin, n] of Object.entries(s.programs ?? {})) sums.set(origin, (sums.get(origin) ?? 0) + n);
   return sums.size === 0 ? [] : [`programs   ${byCount(sums)}`];
+}
+
+/**
+ * Where the model files the run read came from, summed over the shards, e.g. `model files host 19990, store 10`
+ * (the folder where workers keep an S3 store's model files, or S3); absent when no shard read any through it.
+ */
+function modelFilesLine(shards: Manifest['shards']): string[] {
+  const read = shards.flatMap((s) => (s.modelFiles ? [s.modelFiles] : []));
+  if (read.length === 0) return [];
+  const sum = (from: 'host' | 'store') => read.reduce((n, r) => n + r[from], 0);
+  return [
+    `model files ${byCount(
+      new Map([
+        ['host', sum('host')],
+        ['store', sum('store')],
+      ]),
+    )}`,
+  ];
 }
 
 /** Named counts, the largest first: `compiled:tree-ensemble 480, session 20`. */

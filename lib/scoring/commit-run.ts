@@ -125,6 +125,7 @@ async function writeManifest(
       predictions: status.predictions,
       attempt: status.attempt,
       ...(status.programs ? { programs: status.programs } : {}),
+      ...(status.modelFiles ? { modelFiles: status.modelFiles } : {}),
     });
   }
   const parts = req.shards[0] ? (await readPlan(req.shards[0].shard)).parts : await listAggregateParts(store, window);

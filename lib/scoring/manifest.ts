@@ -5,6 +5,7 @@
 import { keys } from '../shared/keys';
 import type { AggregatesLayout, Pool, PredictionsFormat } from '../shared/names';
 import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
+import type { ModelFileReads } from '../store/kept-model-files';
 import type { ObjectStore, StoredObject } from '../store/object-store';
 import { withRunId, type RunCounts } from '../shared/run-types';
 import { InvalidPlan, messageOf } from '../shared/errors';
@@ -83,6 +84,11 @@ export interface ShardStatusFile {
   counts: RunCounts;
   /** Where the compiled fast path's programs of its scored devices came from; absent when none (or before it). */
   programs?: ProgramOriginCounts;
+  /**
+   * Where the model files it read came from, on an S3 store whose files the worker keeps on its host: that folder or
+   * S3 (lib/store/kept-model-files.ts); absent when it read none (a warm worker), or keeps none.
+   */
+  modelFiles?: ModelFileReads;
   devices: Record<string, DeviceOutcome>;
 }
 
@@ -100,6 +106,8 @@ export interface ManifestShard {
   reason?: string;
   /** Where its compiled programs came from (as in its shard status). */
   programs?: ProgramOriginCounts;
+  /** Where the model files it read came from (as in its shard status). */
+  modelFiles?: ModelFileReads;
 }
 
 /** `_manifest.json`: the commit marker of a window, with counts and every device's outcome. */

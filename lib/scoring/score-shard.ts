@@ -21,6 +21,7 @@ import {
 import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from '../shared/run-types';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
 import type { FreshnessScope, ModelFreshness } from './model-freshness';
+import { KeptModelFiles, type ModelFileReads } from '../store/kept-model-files';
 import { FleetscoreError, InvalidPlan } from '../shared/errors';
 
 /** The worker's store and caches a shard uses. */
@@ -103,9 +104,12 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       throw new InvalidPlan(`belongs to plan ${plan.runId} shard ${plan.shard} of window ${plan.window}`, file);
     }
     const shared = deps.sharedStore ?? deps.store;
+    // Model files kept on the host (S3): where this shard's came from is counted for its log and status.
+    const modelFiles: ModelFileReads = { host: 0, store: 0 };
+    const models = shared instanceof KeptModelFiles ? shared.counting(modelFiles) : shared;
     // The devices whose model files one listing covers (S3): this shard's.
     const scope: FreshnessScope = { runId: req.runId, shard: req.shard, devices: plan.devices };
-    deps.freshness?.prefetch(shared, scope);
+    deps.freshness?.prefetch(models, scope);
     const aggregates = await deps.aggregates.window(shared, window, plan.parts, plan.runId, plan.layout);
     const predictions = new PredictionsBuilder(aggregates.tsType);
     const outcomes = new ShardOutcomes(plan.devices.length, log, ctx);
@@ -119,14 +123,14 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     let prepared = 0;
     const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
     const prepareAll = () =>
-      forEachLimited(plan.devices, shared.concurrentReads ?? PREPARE_CONCURRENCY, async (planned, i) => {
+      forEachLimited(plan.devices, models.concurrentReads ?? PREPARE_CONCURRENCY, async (planned, i) => {
         ctx.signal?.throwIfAborted();
         if (i % HEARTBEAT_EVERY === 0) {
           ctx.heartbeat({ devicesDone: i + 1 });
           await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
         }
         try {
-          ready[i] = await prepareDevice(deps, shared, scope, planned, aggregates, arena);
+          ready[i] = await prepareDevice(deps, models, scope, planned, aggregates, arena);
         } catch (err) {
           outcomes.failed(planned.device, planned.version, err);
         }
@@ -160,10 +164,18 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       predictions: predictionsKey,
       counts,
       ...(Object.keys(programs).length > 0 ? { programs } : {}),
+      ...(modelFiles.host + modelFiles.store > 0 ? { modelFiles } : {}),
       devices: outcomes.devices,
     };
     await deps.store.put(keys.shardStatus(window.id, req.runId, req.shard), JSON.stringify(status));
-    log.add({ event: 'fast-paths', level: 'info', devices: paths, programs, ...(refused ? { refused } : {}) });
+    log.add({
+      event: 'fast-paths',
+      level: 'info',
+      devices: paths,
+      programs,
+      ...(refused ? { refused } : {}),
+      ...(status.modelFiles ? { modelFiles } : {}),
+    });
     const durationMs = Date.now() - started;
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();

@@ -34,6 +34,12 @@ const SUFFIX = '.model';
 /** The namespace folder of this layout of kept model files. */
 const NAMESPACE = 'v1';
 
+/** Model files read, by where from: the host's folder (or the memory of files not yet written), or the store. */
+export interface ModelFileReads {
+  host: number;
+  store: number;
+}
+
 /** Where a worker keeps an S3 store's model files, and how many bytes of them at most. */
 export interface ModelFilesFolder {
   dir: string;
@@ -135,16 +141,53 @@ export class KeptModelFiles implements ObjectStore {
     return body;
   }
 
-  async tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
-    const listed = isVersionFile(key) ? this.listed(key) : undefined;
-    if (!listed?.etag) return this.store.tryGet(key, options);
+  tryGet(key: string, options?: CallOptions): Promise<Uint8Array | undefined> {
+    return this.read(key, options);
+  }
+
+  /**
+   * This store as one shard reads its models through it: every call goes here, and `reads` counts where each model
+   * file the shard read came from (its log, status and manifest say so).
+   */
+  counting(reads: ModelFileReads): ObjectStore {
+    const tryGet = (key: string, options?: CallOptions) => this.read(key, options, reads);
+    return {
+      uri: this.uri,
+      ...(this.concurrentReads !== undefined && { concurrentReads: this.concurrentReads }),
+      get: async (key, options) => {
+        const body = await tryGet(key, options);
+        if (body === undefined) throw new ObjectNotFound(this.uri, key);
+        return body;
+      },
+      tryGet,
+      getVersioned: (key, options) => this.getVersioned(key, options),
+      put: (key, body, options) => this.put(key, body, options),
+      putIf: (key, body, expected, options) => this.putIf(key, body, expected, options),
+      list: (prefix, options) => this.list(prefix, options),
+      listObjects: (prefix, options) => this.listObjects(prefix, options),
+      delete: (key, options) => this.delete(key, options),
+      ...(this.listRange && { listRange: this.listRange }),
+    };
+  }
+
+  private async read(key: string, options?: CallOptions, reads?: ModelFileReads): Promise<Uint8Array | undefined> {
+    if (!isVersionFile(key)) return this.store.tryGet(key, options);
+    const listed = this.listed(key);
+    if (!listed?.etag) {
+      if (reads) reads.store++;
+      return this.store.tryGet(key, options);
+    }
     const id = `${this.uri}\n${key}\n${listed.etag}\n${listed.size}`;
     const kept =
       this.deferred.get(id) ??
       (await this.files.read(id, (data) =>
         data.length === listed.size ? undefined : `${data.length} bytes, listed with ${listed.size}`,
       ));
-    if (kept) return kept;
+    if (kept) {
+      if (reads) reads.host++;
+      return kept;
+    }
+    if (reads) reads.store++;
     const got = await this.store.getVersioned(key, options);
     // Kept only as listed: a write between the listing and this read is not what the listing vouches for.
     if (got && got.version === listed.etag && got.body.length === listed.size) await this.keep(id, got.body);
@@ -220,9 +263,11 @@ export class KeptModelFiles implements ObjectStore {
       .finally(() => (this.sweeping = false));
   }
 
+  /** Remembers a listing, forgetting the oldest past {@link LISTINGS_KEPT} and those that vouch for nothing now. */
   private remember(listing: Listing): void {
     this.listings.push(listing);
-    if (this.listings.length > LISTINGS_KEPT) this.listings.shift();
+    const since = this.now() - LISTING_TRUSTED_MS;
+    while (this.listings.length > LISTINGS_KEPT || (this.listings[0]?.at ?? Infinity) < since) this.listings.shift();
   }
 
   /**

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { readIndex } from '../../lib/models/model-index';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
+import { commitRun } from '../../lib/scoring/commit-run';
+import { readJsonFile, readManifest, type ShardPlanFile, type ShardStatusFile } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
 import type { ShardContext, ShardDeps } from '../../lib/scoring/score-shard';
 import { ShardThreads } from '../../lib/scoring/shard-threads';
@@ -20,9 +22,13 @@ import { keys } from '../../lib/shared/keys';
 import { KeptModelFiles, sweepKeptModelFiles } from '../../lib/store/kept-model-files';
 import { S3Store } from '../../lib/store/s3-store';
 import { recording, scoreRun, seedFreshnessFleet, warmDeps, type Calls } from '../support/model-freshness-scenario';
+import { fleetscore } from '../support/fleetscore-cli';
 import { quiet } from '../support/run-window';
 import { useS3Server } from '../support/s3-server';
 
+jest.setTimeout(60_000);
+
+const WINDOW = '2026-11-21T11';
 const server = useS3Server();
 const opened: S3Store[] = [];
 let dir: string;
@@ -88,8 +94,31 @@ test('a worker started after another on the host reads no model file from S3 and
     expect(second.kept.files.stats).toEqual({ read: 8, written: 0, damaged: 0 });
     // The shard was listed, as on any worker: that listing is what vouches for the copies.
     expect(second.calls.listRange).toHaveLength(1);
+    // Each shard's status says where its model files came from; a warm run read none.
+    expect((await shardStatus(store, 'run-1')).modelFiles).toEqual({ host: 0, store: 8 });
+    expect((await shardStatus(store, 'run-2')).modelFiles).toEqual({ host: 8, store: 0 });
+    await scoreRun(store, 'run-3', second.deps);
+    expect((await shardStatus(store, 'run-3')).modelFiles).toBeUndefined();
+    // The commit carries it into the manifest, and `runs show` sums it.
+    const run2 = { store: store.uri, window: WINDOW, windowHours: 1, workflowId: 'wf', runId: 'run-2' };
+    const plan = await readJsonFile<ShardPlanFile>(
+      store,
+      keys.shardPlan(WINDOW, 'run-2', 0),
+      'fleetscore.shard-plan/v1',
+    );
+    const shards = [{ shard: 0, pool: plan.pool, devices: plan.devices.length }];
+    const request = { ...run2, shards, failedShards: [], runStartedAt: new Date().toISOString() };
+    await commitRun(store, request, { logger: quiet });
+    expect((await readManifest(store, WINDOW))?.shards[0]?.modelFiles).toEqual({ host: 8, store: 0 });
+    const shown = await fleetscore(['runs', 'show', WINDOW, '--store', store.uri]);
+    expect(shown.stdout).toContain('\nmodel files host 8, store 0\n');
   });
 });
+
+/** The status of run `runId`'s one shard. */
+function shardStatus(store: S3Store, runId: string): Promise<ShardStatusFile> {
+  return readJsonFile<ShardStatusFile>(store, keys.shardStatus(WINDOW, runId, 0), 'fleetscore.shard-status/v1');
+}
 
 test('a model replaced or deleted in the store after it was kept fails as on a fresh worker', async () => {
   const store = await seeded();
@@ -248,11 +277,11 @@ describe('through shard threads, as the cpu pool scores', () => {
   async function scoreOnNewWorker(store: S3Store, runId: string, untilClose: () => Promise<void> = async () => {}) {
     const threads = new ShardThreads({ threads: 1, cache: {}, modelFiles: { dir, maxBytes: 2 ** 30 } });
     try {
-      await planRun(store, { store: store.uri, window: '2026-11-21T11', shardSize: 10, pool: 'cpu', runId });
-      const req = { store: store.uri, window: '2026-11-21T11', windowHours: 1, runId, shard: 0 };
+      await planRun(store, { store: store.uri, window: WINDOW, shardSize: 10, pool: 'cpu', runId });
+      const req = { store: store.uri, window: WINDOW, windowHours: 1, runId, shard: 0 };
       expect(await threads.score(req, ctx)).toMatchObject({ scored: 4, failed: 0 });
       await untilClose();
-      return Buffer.from(await store.get(keys.predictions('2026-11-21T11', runId, 0)));
+      return Buffer.from(await store.get(keys.predictions(WINDOW, runId, 0)));
     } finally {
       await threads.close();
     }
