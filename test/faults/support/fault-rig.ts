@@ -149,8 +149,10 @@ export class FaultRig {
       TEMPORAL_ADDRESS: server.address,
       TEMPORAL_NAMESPACE: 'default',
       FLEETSCORE_LOG_LEVEL: 'WARN',
-      // The rig's workers share one host folder of saved programs, empty at the start of each rig.
+      // The rig's workers share one host folder of saved programs and one of kept S3 model files, as workers on one
+      // host do, both empty at the start of each rig.
       FLEETSCORE_PROGRAMS_DIR: join(this.dir, 'programs'),
+      FLEETSCORE_MODEL_FILES_DIR: join(this.dir, 'model-files'),
       ...this.options.workerEnv,
     };
     if (this.options.s3) {
