@@ -24,7 +24,16 @@ import type { HeldRequest, HoldPhase, StoreRequest } from './support/store-gate'
 
 jest.setTimeout(300_000);
 
-const rig = useFaultRig({ devices: 1500, sensors: 4, shardSize: 250, s3: true, stacked: true });
+// Every test starts cold workers as on a new host, which GET their models through the gate: the rig's workers keep
+// no model files (a restarted worker would read its models from the host, and no model request would be held).
+const rig = useFaultRig({
+  devices: 1500,
+  sensors: 4,
+  shardSize: 250,
+  s3: true,
+  stacked: true,
+  workerEnv: { FLEETSCORE_MODEL_FILES_DIR: 'off' },
+});
 
 /** Where in a shard a fault is aimed: the request held, and the shard it belongs to (of 6). */
 const SHARD_POINTS = [
