@@ -266,8 +266,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetscoreConf
   };
 }
 
-/** The folders a worker keeps files in on its host, by what they hold: the data folder's subfolder by default. */
-const WORKER_FOLDERS = { programs: 'programs', 'model files': 'model-files' } as const;
+/**
+ * The folders a worker keeps files in on its host, by what they hold: the data folder's subfolder by default, and
+ * the configuration field an error names.
+ */
+const WORKER_FOLDERS = {
+  programs: { subfolder: 'programs', field: 'programsDir' },
+  'model files': { subfolder: 'model-files', field: 'modelFilesDir' },
+} as const;
 
 /**
  * A worker's folder of `what` as given (`off`: none), resolved; the data folder's subfolder when none is given.
@@ -278,11 +284,11 @@ export function workerFolder(
   given: string | undefined,
   dataDir: string,
 ): string | undefined {
-  if (given === undefined) return resolve(dataDir, WORKER_FOLDERS[what]);
+  const { subfolder, field } = WORKER_FOLDERS[what];
+  if (given === undefined) return resolve(dataDir, subfolder);
   const parsed = hostFolder.safeParse(given);
   if (!parsed.success) {
     const message = parsed.error.issues.map((i) => i.message).join('; ');
-    const field = what === 'programs' ? 'programsDir' : 'modelFilesDir';
     throw new InvalidConfig(`${what} folder ${JSON.stringify(given)}: ${message}`, { field });
   }
   return given.toLowerCase() === 'off' ? undefined : resolve(given);

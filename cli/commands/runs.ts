@@ -96,8 +96,7 @@ const showCommand = new Command('show')
         ...(m.supersedes ? [`replaced   run ${m.supersedes.runId}, committed ${m.supersedes.committedAt}`] : []),
         `devices    ${c.devices}: ${c.scored} scored, ${c.noData} no data, ${c.failed} failed; ${c.rows} rows, ${c.anomalies} anomalies`,
         ...fastPathLine(m.devices),
-        ...programsLine(m.shards),
-        ...modelFilesLine(m.shards),
+        ...originLines(m.shards),
         ...(m.unknownDevices
           ? [
               `unknown    ${m.unknownDevices.count} device ids have rows but no model (not scored): ` +
@@ -141,33 +140,29 @@ function fastPathLine(devices: Manifest['devices']): string[] {
 }
 
 /**
- * Where the compiled fast path's programs came from, summed over the shards, e.g.
- * `programs   cached 9500, saved 300, compiled 200` (held in the worker's memory, read from the saved-programs
- * folder on its host, compiled now).
+ * Where the compiled fast path's programs came from, e.g. `programs   cached 9500, saved 300, compiled 200` (held in
+ * the worker's memory, read from the saved-programs folder on its host, compiled now), and where the model files
+ * the run read came from, e.g. `model files host 19990, store 10` (the folder where workers keep an S3 store's
+ * model files, or S3): each summed over the shards, absent when no shard counted any.
  */
-function programsLine(shards: Manifest['shards']): string[] {
-  const sums = new Map<string, number>();
-  for (const s of shards)
-    for (const [origin, n] of Object.entries(s.programs ?? {})) sums.set(origin, (sums.get(origin) ?? 0) + n);
-  return sums.size === 0 ? [] : [`programs   ${byCount(sums)}`];
+function originLines(shards: Manifest['shards']): string[] {
+  return [
+    ...summedLine(
+      'programs  ',
+      shards.map((s) => s.programs),
+    ),
+    ...summedLine(
+      'model files',
+      shards.map((s) => s.modelFiles),
+    ),
+  ];
 }
 
-/**
- * Where the model files the run read came from, summed over the shards, e.g. `model files host 19990, store 10`
- * (the folder where workers keep an S3 store's model files, or S3); absent when no shard read any through it.
- */
-function modelFilesLine(shards: Manifest['shards']): string[] {
-  const read = shards.flatMap((s) => (s.modelFiles ? [s.modelFiles] : []));
-  if (read.length === 0) return [];
-  const sum = (from: 'host' | 'store') => read.reduce((n, r) => n + r[from], 0);
-  return [
-    `model files ${byCount(
-      new Map([
-        ['host', sum('host')],
-        ['store', sum('store')],
-      ]),
-    )}`,
-  ];
+/** `label` and `counts` summed by name, or nothing when no shard has counts. */
+function summedLine(label: string, counts: readonly (Readonly<Record<string, number>> | undefined)[]): string[] {
+  const sums = new Map<string, number>();
+  for (const c of counts) for (const [name, n] of Object.entries(c ?? {})) sums.set(name, (sums.get(name) ?? 0) + n);
+  return sums.size === 0 ? [] : [`${label} ${byCount(sums)}`];
 }
 
 /** Named counts, the largest first: `compiled:tree-ensemble 480, session 20`. */

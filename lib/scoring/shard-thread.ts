@@ -106,10 +106,13 @@ function saveWhenIdle(): void {
 /** One batch of deferred programs, or when none is left of model files; how many are left. */
 async function saveBatch(): Promise<number> {
   const programs = await sessions.saveDeferredPrograms(SAVE_BATCH);
-  if (programs > 0) return programs;
+  return programs > 0 ? programs : writeKeptModelFiles(WRITE_BATCH);
+}
+
+/** Keeps up to `max` deferred model files of each store on the host; how many are left. */
+async function writeKeptModelFiles(max?: number): Promise<number> {
   let left = 0;
-  for (const store of stores.values())
-    if (store instanceof KeptModelFiles) left += await store.writeDeferred(WRITE_BATCH);
+  for (const store of stores.values()) if (store instanceof KeptModelFiles) left += await store.writeDeferred(max);
   return left;
 }
 
@@ -120,7 +123,7 @@ async function saveBatch(): Promise<number> {
 async function close(): Promise<void> {
   clearTimeout(idle);
   await sessions.saveDeferredPrograms().catch(saveFailed);
-  for (const store of stores.values()) if (store instanceof KeptModelFiles) await store.writeDeferred();
+  await writeKeptModelFiles();
   post({ type: 'closed' });
 }
 

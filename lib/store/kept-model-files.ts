@@ -35,10 +35,10 @@ const SUFFIX = '.model';
 const NAMESPACE = 'v1';
 
 /** Model files read, by where from: the host's folder (or the memory of files not yet written), or the store. */
-export interface ModelFileReads {
+export type ModelFileReads = {
   host: number;
   store: number;
-}
+};
 
 /** Where a worker keeps an S3 store's model files, and how many bytes of them at most. */
 export interface ModelFilesFolder {
