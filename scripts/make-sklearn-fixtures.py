@@ -15,7 +15,8 @@ from a float64 one (a double input), and a OneClassSVM from a float64 sample (on
 features, StandardScaler + KMeans scored by the distance to the nearest centroid (`"reduce": "min"` over skl2onnx's
 `scores`, the distance to each centroid). On the 4 features, an EllipticEnvelope, which skl2onnx cannot convert,
 written with onnx.helper as the Mahalanobis graph fleetscore stacks (`elliptic_envelope_onnx`, the recipe
-docs/data-and-models.md points to).
+docs/data-and-models.md points to). On the 4 features, an MLPRegressor reconstructing its standardized input (an
+autoencoder), exported by skl2onnx unchanged: its output is the reconstruction flattened to [rows * 4, 1].
 
 Run: .cache/py-bench/bin/python scripts/make-sklearn-fixtures.py   (from the repository root; `npm run bench`
 creates that venv with the pinned versions above)
@@ -344,6 +345,27 @@ def covariance_fixtures(rng: np.random.Generator) -> None:
     write_fixture("elliptic-envelope", onx.SerializeToString(), meta, rows, scores, predict)
 
 
+def mlp_fixtures(rng: np.random.Generator) -> None:
+    """An MLPRegressor trained to reproduce its standardized input (an autoencoder in scikit-learn), exported by
+    skl2onnx as it is: its converter ends the graph in a Reshape to [-1, 1], so the reconstruction [rows, 4] comes
+    out flattened row by row, [rows * 4, 1]; scored by its mse against the input model.json standardizes."""
+    from sklearn.neural_network import MLPRegressor
+
+    train = training_data(rng)
+    x64 = train.astype(np.float64)
+    scaler = StandardScaler().fit(x64)
+    z = scaler.transform(x64).astype(np.float32)
+    mlp = MLPRegressor(hidden_layer_sizes=(2,), max_iter=3000, random_state=SEED).fit(z, z)
+    error = lambda x: ((mlp.predict(x) - x) ** 2).mean(axis=1)  # noqa: E731
+    threshold = float(np.quantile(error(z), 0.99))
+    rows = case_rows(rng, train, lambda x: threshold - error(scaler.transform(x).astype(np.float32)))
+    preprocessing = {"type": "standardize", "mean": [float(v) for v in scaler.mean_], "scale": [float(v) for v in scaler.scale_]}
+    meta = decision_meta("sklearn.neural_network.MLPRegressor(hidden_layer_sizes=(2,)) reconstructing its input", preprocessing)
+    meta.update(output={"name": "variable", "reconstructionError": "mse"}, anomalyWhen="above", threshold=threshold)
+    scores = error(scaler.transform(rows.astype(np.float64)).astype(np.float32))
+    write_fixture("mlp-autoencoder", convert(mlp, "mlp_autoencoder"), meta, rows, scores, np.where(scores > threshold, -1, 1))
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     train = training_data(rng)
@@ -397,6 +419,7 @@ def main() -> None:
     column_fixtures(np.random.default_rng(SEED + 5))
     cluster_fixtures(np.random.default_rng(SEED + 6))
     covariance_fixtures(np.random.default_rng(SEED + 7))
+    mlp_fixtures(np.random.default_rng(SEED + 8))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

@@ -51,18 +51,21 @@ export function readScores(
   }
   const data = tensor.data as Float32Array | Float64Array;
   const dims = tensor.dims;
-  const cols = dims.length === 1 ? 1 : dims.length === 2 ? (dims[1] as number) : -1;
-  if (cols < 1 || dims[0] !== rows || data.length !== rows * cols) {
-    const message = `output ${name} has shape [${dims.join(', ')}] for ${rows} rows; expected [${rows}] or [${rows}, k]`;
-    throw new ModelOutputMismatch(message, device, file, 'output.name');
-  }
   if (meta.output.reconstructionError) {
     const k = meta.features.length;
-    if (cols !== k || dims.length !== 2) {
+    // [rows, k], or the same flattened row by row to [rows * k, 1] (skl2onnx's MLPRegressor of k outputs).
+    const shaped =
+      dims.length === 2 && ((dims[0] === rows && dims[1] === k) || (dims[0] === rows * k && dims[1] === 1));
+    if (!shaped || data.length !== rows * k) {
       const message = `output ${name} has shape [${dims.join(', ')}]; a reconstruction must be [${rows}, ${k}]`;
       throw new ModelOutputMismatch(message, device, file, 'output.reconstructionError');
     }
     return checkFinite(reconstructionError(meta.output.reconstructionError, input, data, rows, k), name, device, file);
+  }
+  const cols = dims.length === 1 ? 1 : dims.length === 2 ? (dims[1] as number) : -1;
+  if (cols < 1 || dims[0] !== rows || data.length !== rows * cols) {
+    const message = `output ${name} has shape [${dims.join(', ')}] for ${rows} rows; expected [${rows}] or [${rows}, k]`;
+    throw new ModelOutputMismatch(message, device, file, 'output.name');
   }
   if (meta.output.reduce) return checkFinite(reduceRows(meta.output.reduce, data, rows, cols), name, device, file);
   const column = meta.output.column;

@@ -103,7 +103,7 @@ export async function writeModelVersion(store: ObjectStore, input: RegisterModel
   const joined = bytes !== input.onnx;
   const meta = joined ? { ...parsed, sha256: sha256Hex(bytes) } : parsed;
   const sha256 = meta.sha256;
-  checkGraph(joined ? inspectOnnx(bytes, context) : graph, meta, context, input.meta.output);
+  checkGraph(bytes, joined ? inspectOnnx(bytes, context) : graph, meta, context, input.meta.output);
 
   if ((await store.tryGet(onnxKey)) !== undefined) throw new ModelVersionExists(device, onnxKey);
   if ((await store.tryGet(metaKey)) !== undefined) throw new ModelVersionExists(device, metaKey);

@@ -5,6 +5,9 @@
  */
 import { onnx } from 'onnx-proto';
 import { InvalidModel, messageOf } from '../shared/errors';
+import { tensorOf } from './fast-paths/graph-program';
+import { readOnnx } from './fast-paths/onnx-reader';
+import { UnsupportedGraph } from './fast-paths/tensor';
 import { Reader, key } from './fast-paths/protobuf-reader';
 import type { ModelMeta } from './model-meta';
 import { EXTERNAL, GRAPH, MODEL, OPSET, TENSOR } from './onnx-wire';
@@ -175,6 +178,7 @@ const ELEMENT_TYPES: Partial<Record<number, string>> = {
  * first centroid, or a classifier's probability of its first class, without a word.
  */
 export function checkGraph(
+  bytes: Uint8Array,
   graph: GraphInfo,
   meta: ModelMeta,
   context: CheckContext,
@@ -247,8 +251,14 @@ export function checkGraph(
     const cols = output.dims.length === 1 ? 1 : output.dims.length === 2 ? output.dims[1] : null;
     if (cols === null) throw fail(`output ${meta.output.name} must be [rows] or [rows, k]`, 'output.name');
     const k = meta.features.length;
-    if (meta.output.reconstructionError && (output.dims.length !== 2 || (typeof cols === 'number' && cols !== k))) {
-      const message = `output ${meta.output.name} must be a reconstruction [rows, ${k}] to score its error`;
+    const reconstructionShape = output.dims.length === 2 && (typeof cols !== 'number' || cols === k);
+    if (
+      meta.output.reconstructionError &&
+      !reconstructionShape &&
+      !(output.dims.length === 2 && cols === 1 && reshapedToOneColumn(bytes, meta.output.name))
+    ) {
+      const shape = `[${output.dims.map((d) => d ?? '?').join(', ')}]`;
+      const message = `output ${meta.output.name} is ${shape}; it must be a reconstruction [rows, ${k}] to score its error`;
       throw fail(message, 'output.reconstructionError');
     }
     const unsaid = given !== undefined && given.column === undefined && given.reduce === undefined;
@@ -268,4 +278,29 @@ export function checkGraph(
 function toNumber(v: number | { toNumber(): number } | null | undefined): number {
   if (v === null || v === undefined) return 0;
   return typeof v === 'number' ? v : v.toNumber();
+}
+
+/**
+ * Whether the graph's output `name` is made by a Reshape to the constant shape [-1, 1]: how skl2onnx 1.20 writes an
+ * MLPRegressor of k outputs (an autoencoder's reconstruction [rows, k], flattened row by row to [rows * k, 1]).
+ */
+function reshapedToOneColumn(bytes: Uint8Array, name: string): boolean {
+  try {
+    const model = readOnnx(bytes);
+    const id = model.names.idOf(name);
+    const node = model.nodes.find((n) => n.output.includes(id));
+    if (node?.opType !== 'Reshape' || node.domain !== '') return false;
+    const shape = node.input[1];
+    const constant =
+      model.initializers.find((t) => t.name === shape) ??
+      model.nodes
+        .find((n) => n.opType === 'Constant' && n.output[0] === shape)
+        ?.attribute.find((a) => a.name === 'value')?.t;
+    const values = constant && tensorOf(constant, model.names);
+    return values?.type === 'int64' && values.data.length === 2 && values.data[0] === -1 && values.data[1] === 1;
+  } catch (err) {
+    // A graph the fast path's reader does not follow (sparse or segmented tensors, functions): not this shape.
+    if (err instanceof UnsupportedGraph) return false;
+    throw err;
+  }
 }

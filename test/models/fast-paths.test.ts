@@ -23,6 +23,9 @@ const FAMILIES = [
   { name: 'isoforest', path: 'compiled:tree-ensemble', tol: 1e-5 },
   { name: 'pca-reconstruction', path: 'compiled:linear', tol: 1e-5 },
   { name: 'autoencoder', path: 'compiled:mlp', tol: 1e-5 },
+  // scikit-learn's MLPRegressor reconstructing its input, as skl2onnx writes it: the reconstruction flattened to
+  // [rows * 4, 1] by the converter's last Reshape.
+  { name: 'mlp-autoencoder', path: 'compiled:mlp', tol: 1e-4 },
   // As users pipeline them: the scaler in the graph (an ai.onnx.ml Scaler node), and a mixture's log likelihood.
   { name: 'ocsvm-pipeline', path: 'compiled:svm', tol: 1e-4 },
   { name: 'isoforest-pipeline', path: 'compiled:tree-ensemble', tol: 1e-5 },
@@ -339,9 +342,28 @@ describe('fast path refusals', () => {
 
   it('refuses at registration a reconstruction whose output is not [rows, features]', async () => {
     const output = { name: 'scores', reconstructionError: 'mse' };
-    await expect(register('ocsvm-poly', 'bad-recon', undefined, { output })).rejects.toMatchObject({
-      name: 'InvalidModel',
-      field: 'output.reconstructionError',
-    });
+    const refused = register('ocsvm-poly', 'bad-recon', undefined, { output });
+    await expect(refused).rejects.toMatchObject({ name: 'InvalidModel', field: 'output.reconstructionError' });
+    await expect(refused).rejects.toThrow(/output scores is \[\?, 1\]; it must be a reconstruction \[rows, 7\]/);
+  });
+
+  it('reads a reconstruction flattened to [rows * k, 1] only from a Reshape to [-1, 1], and its rows in order', async () => {
+    // skl2onnx's MLPRegressor: the same graph reshaped to [-1, 2] instead is neither [rows, 4] nor flattened.
+    const model = onnx.ModelProto.decode(fixture('mlp-autoencoder', 'model.onnx'));
+    const shape = model.graph!.initializer!.find((t) => t.name === 'shape_tensor')!;
+    shape.rawData = new Uint8Array(new BigInt64Array([-1n, 2n]).buffer);
+    shape.int64Data = [];
+    await expect(
+      register('mlp-autoencoder', 'mlp-halves', new Uint8Array(onnx.ModelProto.encode(model).finish())),
+    ).rejects.toMatchObject({ name: 'InvalidModel', field: 'output.reconstructionError' });
+    // Row r's error is computed over elements 4r to 4r + 3 of the flattened output: scoring the rows one at a
+    // time gives the same scores as all at once.
+    const entry = await register('mlp-autoencoder', 'mlp-rows');
+    const prepared = await fast.prepare(store, 'mlp-rows', entry);
+    const c = cases('mlp-autoencoder');
+    const all = await scoreWith(prepared, new Float32Array(c.rows.flat()), c.rows.length);
+    for (const [i, row] of c.rows.entries()) {
+      expect(Array.from(await scoreWith(prepared, new Float32Array(row), 1))).toEqual([all[i]]);
+    }
   });
 });

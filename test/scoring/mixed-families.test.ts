@@ -1,6 +1,6 @@
 /**
  * One window over a fleet that mixes every model family (one-class SVMs rbf and poly, an isolation forest, PCA
- * and autoencoder reconstructions, scikit-learn pipelines with their scaler in the graph, a Gaussian mixture,
+ * and autoencoder reconstructions (a scikit-learn MLPRegressor among them), scikit-learn pipelines with their scaler in the graph, a Gaussian mixture,
  * supervised classifiers scored by a class probability (scikit-learn, XGBoost, LightGBM), demo Mahalanobis models,
  * and a graph no fast path takes), 4 and 7 features,
  * and both pools: each device is scored by the fast path of its family, its committed scores match scikit-learn's
@@ -69,6 +69,8 @@ it('scores every family by its fast path, exactly, in one window with mixed feat
     isoforest: 'compiled:tree-ensemble',
     'pca-reconstruction': 'compiled:linear',
     autoencoder: 'compiled:mlp',
+    // scikit-learn's MLPRegressor as skl2onnx writes it: the reconstruction flattened to [rows * 4, 1].
+    'mlp-autoencoder': 'compiled:mlp',
     'ocsvm-pipeline': 'compiled:svm',
     'isoforest-pipeline': 'compiled:tree-ensemble',
     'gaussian-mixture': 'compiled:linear',

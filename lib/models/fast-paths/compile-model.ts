@@ -28,5 +28,9 @@ export function compileModel(bytes: Uint8Array, input: string, output: string, f
 function trial(program: GraphProgram, features: number): void {
   const out = linkProgram(program).run(new Float32Array(2 * features), 2, features);
   if (out.type !== 'float' && out.type !== 'double') throw new UnsupportedGraph(`output of type ${out.type}`);
-  if (out.dims[0] !== 2 || out.dims.length > 2) throw new UnsupportedGraph(`output of shape [${out.dims.join(',')}]`);
+  // [rows, k], or a reconstruction flattened row by row to [rows * features, 1] (skl2onnx's MLPRegressor).
+  const flattened = out.dims.length === 2 && out.dims[0] === 2 * features && out.dims[1] === 1;
+  if ((out.dims[0] !== 2 && !flattened) || out.dims.length > 2) {
+    throw new UnsupportedGraph(`output of shape [${out.dims.join(',')}]`);
+  }
 }
