@@ -2,7 +2,7 @@
  * fleetscore's own worker metrics, emitted through the Temporal runtime's metric meter so they reach the same
  * Prometheus exporter as the SDK's worker metrics (lib/temporal/runtime.ts): devices scored, failed and without
  * data, rows, anomalies, inference seconds, model cache hits and misses, where model sessions really ran, and
- * where compiled programs came from.
+ * where compiled programs and S3 model files came from.
  */
 import type { MetricMeter } from '@temporalio/common';
 import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
@@ -36,7 +36,11 @@ export const METRIC_NAMES = {
   cacheMisses: 'fleetscore_model_cache_misses',
   sessions: 'fleetscore_model_sessions_created',
   programs: 'fleetscore_model_programs',
+  modelFiles: 'fleetscore_model_files_read',
 } as const;
+
+/** Where a shard's S3 model files came from: the worker's host (kept files) or the store. */
+const MODEL_FILE_SOURCES = ['host', 'store'] as const;
 
 /** Which provider class ran a session's nodes: all on CUDA, all on CPU, or split. */
 export function placementClass(p: SessionPlacement['placement']): 'cuda' | 'cpu' | 'mixed' | 'none' {
@@ -68,6 +72,10 @@ export function createWorkerMetrics(
   const cacheMisses = counter(METRIC_NAMES.cacheMisses, 'model loads that created a session');
   const sessions = counter(METRIC_NAMES.sessions, 'sessions whose placement was checked, by where nodes ran');
   const programs = counter(METRIC_NAMES.programs, "devices' compiled programs, by origin: cached, saved or compiled");
+  const modelFiles = counter(
+    METRIC_NAMES.modelFiles,
+    'S3 model files read, by source: host (kept on this host) or store (a GET)',
+  );
   const shardSeconds = m.createHistogram(METRIC_NAMES.shardSeconds, 'float', 's', 'wall time of a shard attempt');
   const inferenceSeconds = m.createHistogram(
     METRIC_NAMES.inferenceSeconds,
@@ -79,6 +87,7 @@ export function createWorkerMetrics(
   const counters = [devicesScored, devicesFailed, devicesNoData, rows, anomalies, shards, attemptsFailed];
   for (const c of [...counters, cacheHits, cacheMisses]) c.add(0);
   for (const origin of PROGRAM_ORIGINS) programs.add(0, { origin });
+  for (const source of MODEL_FILE_SOURCES) modelFiles.add(0, { source });
   return {
     sessions: {
       cacheLookup: (hit) => (hit ? cacheHits : cacheMisses).add(1),
@@ -97,6 +106,7 @@ export function createWorkerMetrics(
       anomalies.add(s.anomalies);
       shards.add(1);
       shardSeconds.record(s.durationMs / 1000);
+      for (const source of MODEL_FILE_SOURCES) if (s.modelFiles) modelFiles.add(s.modelFiles[source], { source });
     },
     shardAttemptFailed: () => attemptsFailed.add(1),
   };

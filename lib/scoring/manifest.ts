@@ -5,9 +5,8 @@
 import { keys } from '../shared/keys';
 import type { AggregatesLayout, Pool, PredictionsFormat } from '../shared/names';
 import type { ProgramOrigin } from '../models/fast-paths/compiled-models';
-import type { ModelFileReads } from '../store/kept-model-files';
 import type { ObjectStore, StoredObject } from '../store/object-store';
-import { withRunId, type RunCounts } from '../shared/run-types';
+import { withRunId, type ModelFileReads, type RunCounts } from '../shared/run-types';
 import { InvalidPlan, messageOf } from '../shared/errors';
 
 /** The model version planned for one device. */

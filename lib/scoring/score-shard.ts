@@ -18,10 +18,10 @@ import {
   type ShardPlanFile,
   type ShardStatusFile,
 } from './manifest';
-import type { DeviceFailure, RunCounts, ShardRequest, ShardSummary } from '../shared/run-types';
+import type { DeviceFailure, ModelFileReads, RunCounts, ShardRequest, ShardSummary } from '../shared/run-types';
 import { AttemptLog, type WorkerLogger } from './attempt-log';
 import type { FreshnessScope, ModelFreshness } from './model-freshness';
-import { KeptModelFiles, type ModelFileReads } from '../store/kept-model-files';
+import { KeptModelFiles } from '../store/kept-model-files';
 import { FleetscoreError, InvalidPlan } from '../shared/errors';
 
 /** The worker's store and caches a shard uses. */
@@ -180,7 +180,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     log.add({ event: 'attempt-completed', level: 'info', ...counts, durationMs });
     await log.flush();
     ctx.log.info('shard scored', { window: window.id, shard: req.shard, ...counts, durationMs });
-    return { shard: req.shard, pool: plan.pool, attempt: log.attempt, ...counts, failures, durationMs };
+    const summary = { shard: req.shard, pool: plan.pool, attempt: log.attempt, ...counts, failures, durationMs };
+    return status.modelFiles ? { ...summary, modelFiles } : summary;
   } catch (err) {
     // A cancelled attempt writes nothing more, not even its log's last line: the next attempt notes it cut off.
     if (ctx.signal?.aborted) throw err;

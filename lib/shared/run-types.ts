@@ -225,7 +225,15 @@ export interface ShardSummary extends RunCounts {
   /** The first few failures, for the run summary; all of them are in the manifest and the shard log. */
   failures: DeviceFailure[];
   durationMs: number;
+  /** Where the S3 model files it read came from (the worker's metrics count them); absent when it read none. */
+  modelFiles?: ModelFileReads;
 }
+
+/** Model files read, by where from: the host's folder (or the memory of files not yet written), or the store. */
+export type ModelFileReads = {
+  host: number;
+  store: number;
+};
 
 /** Input of the `scoringRunShards` child workflow, and of the shard loop a run runs itself. */
 export interface ShardBatchInput {

@@ -17,6 +17,7 @@
 import { KeptFiles, sweepKeptFiles, type SweepResult } from '../kept-files';
 import { messageOf, ObjectNotFound } from '../shared/errors';
 import { keys } from '../shared/keys';
+import type { ModelFileReads } from '../shared/run-types';
 import {
   compareKeys,
   type CallOptions,
@@ -33,12 +34,6 @@ const LISTING_TRUSTED_MS = 3_600_000;
 const SUFFIX = '.model';
 /** The namespace folder of this layout of kept model files. */
 const NAMESPACE = 'v1';
-
-/** Model files read, by where from: the host's folder (or the memory of files not yet written), or the store. */
-export type ModelFileReads = {
-  host: number;
-  store: number;
-};
 
 /** Where a worker keeps an S3 store's model files, and how many bytes of them at most. */
 export interface ModelFilesFolder {

@@ -16,6 +16,7 @@ import { commitRun } from '../../lib/scoring/commit-run';
 import { readJsonFile, readManifest, type ShardPlanFile, type ShardStatusFile } from '../../lib/scoring/manifest';
 import { planRun } from '../../lib/scoring/plan-run';
 import type { ShardContext, ShardDeps } from '../../lib/scoring/score-shard';
+import type { ShardSummary } from '../../lib/shared/run-types';
 import { ShardThreads } from '../../lib/scoring/shard-threads';
 import { ObjectNotFound } from '../../lib/shared/errors';
 import { keys } from '../../lib/shared/keys';
@@ -87,8 +88,11 @@ test('a worker started after another on the host reads no model file from S3 and
     expect(first.kept.files.stats).toEqual({ read: 0, written: 8, damaged: 0 });
     expect(await files()).toHaveLength(8);
 
-    const after = await scoreRun(store, 'run-2', second.deps);
+    const summaries: ShardSummary[] = [];
+    const after = await scoreRun(store, 'run-2', second.deps, 10, summaries);
     expect(after).toEqual(before);
+    // What the activity returns says so too, for the worker's metrics (fleetscore_model_files_read_total).
+    expect(summaries.map((s) => s.modelFiles)).toEqual([{ host: 8, store: 0 }]);
     expect(second.calls.onnxReads).toEqual([]);
     // Both files of every device came from the host: model.json and model.onnx.
     expect(second.kept.files.stats).toEqual({ read: 8, written: 0, damaged: 0 });

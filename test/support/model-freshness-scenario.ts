@@ -12,6 +12,7 @@ import { readJsonFile, type DeviceOutcome, type ShardStatusFile } from '../../li
 import { ModelFreshness } from '../../lib/scoring/model-freshness';
 import { planRun } from '../../lib/scoring/plan-run';
 import { scoreShard, type ShardDeps } from '../../lib/scoring/score-shard';
+import type { ShardSummary } from '../../lib/shared/run-types';
 import { keys } from '../../lib/shared/keys';
 import type { CallOptions, ObjectStore } from '../../lib/store/object-store';
 import { quiet } from './run-window';
@@ -83,19 +84,23 @@ export function warmDeps(store: ObjectStore, shared: ObjectStore, batching = tru
   };
 }
 
-/** Plans run `runId` of `store` in shards of `shardSize` and scores them one by one with `deps`; every outcome. */
+/**
+ * Plans run `runId` of `store` in shards of `shardSize` and scores them one by one with `deps`; every outcome. What
+ * each shard returned goes to `summaries`.
+ */
 export async function scoreRun(
   store: ObjectStore,
   runId: string,
   deps: ShardDeps,
   shardSize = 10,
+  summaries: ShardSummary[] = [],
 ): Promise<Record<string, DeviceOutcome>> {
   const plan = await planRun(store, { store: store.uri, window: WINDOW, shardSize, pool: 'cpu', runId });
   const ctx = { attempt: 1, taskQueue: 'q', workflowId: 'wf', workflowRunId: runId, heartbeat: () => undefined };
   const outcomes: Record<string, DeviceOutcome> = {};
   for (const { shard } of plan.shards) {
     const req = { store: store.uri, window: WINDOW, windowHours: 1, runId, shard };
-    await scoreShard(deps, req, { ...ctx, log: quiet });
+    summaries.push(await scoreShard(deps, req, { ...ctx, log: quiet }));
     const file = keys.shardStatus(WINDOW, runId, shard);
     const status = await readJsonFile<ShardStatusFile>(store, file, 'fleetscore.shard-status/v1');
     Object.assign(outcomes, status.devices);
