@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { registerModels, type RegisterModelsResult } from '../../lib/models/bulk-register';
+import { registerModels, type RegisteredPaths, type RegisterModelsResult } from '../../lib/models/bulk-register';
 import { readIndex } from '../../lib/models/model-index';
 import { registerModelPackage } from '../../lib/models/model-package';
 import { readModelMeta, type RegisteredModel } from '../../lib/models/model-registry';
@@ -117,6 +117,7 @@ async function registerMany(opts: RegisterOptions): Promise<void> {
     result = await registerModels(store, sources, {
       concurrency: opts.concurrency,
       partial: opts.partial,
+      pathOf: fastPathOf,
       // About a hundred updates whatever the fleet's size: a log gets one line per update.
       onProgress: (done, total, failed) => {
         if (done % Math.ceil(total / 100) === 0 || done === total)
@@ -130,15 +131,30 @@ async function registerMany(opts: RegisterOptions): Promise<void> {
   if (result.failed.length > 0) process.exitCode = 1;
 }
 
-function describe({ registered, failed, indexMoved }: RegisterModelsResult): string {
+function describe({ registered, failed, indexMoved, paths }: RegisterModelsResult): string {
   const lines = failed.map((f) => `  ${f.device}: ${f.reason}`);
-  if (failed.length === 0) return `registered ${registered.length} models; the index now points at them`;
+  const scoredBy = paths ? describePaths(paths) : [];
+  if (failed.length === 0)
+    return [`registered ${registered.length} models; the index now points at them`, ...scoredBy].join('\n');
   const head = indexMoved
     ? `registered ${registered.length} models and moved the index to them (--partial); ${failed.length} failed:`
     : `${failed.length} of ${registered.length + failed.length} models failed, so the index was not moved ` +
       `(the ${registered.length} versions written stay unused; fix the models and register again, or pass ` +
       `--partial to move the index for the good ones):`;
-  return [head, ...lines].join('\n');
+  return [head, ...lines, ...scoredBy].join('\n');
+}
+
+/** Which paths the registered models take, and why those on their own session are not compiled. */
+function describePaths({ counts, sessions }: RegisteredPaths): string[] {
+  const byCount = Object.entries(counts).sort(([a, x], [b, y]) => y - x || a.localeCompare(b));
+  if (byCount.length === 0) return [];
+  const head = `scored by ${byCount.map(([path, n]) => `${path} ${n}`).join(', ')}`;
+  if (sessions.length === 0) return [head];
+  return [
+    `${head}; on their own onnxruntime session, not a compiled fast path, each costing a session per device ` +
+      '(docs/data-and-models.md#model-families-and-their-fast-paths):',
+    ...sessions.map((s) => `  ${s.models} like ${s.device}: ${s.reason}`),
+  ];
 }
 
 const register = new Command('register')

@@ -8,7 +8,9 @@ import { forEachLimited } from '../shared/concurrency';
 import type { ObjectStore } from '../store/object-store';
 import { FleetscoreError, ModelSourceUnreadable } from '../shared/errors';
 import { appendTo } from '../shared/multimap';
+import { graphOpTypes } from './fast-paths/onnx-reader';
 import { moveIndex } from './model-index';
+import type { ModelMeta } from './model-meta';
 import { writeModelVersion, type RegisteredModel, type RegisterModelInput } from './model-registry';
 
 /** One model to register: its device, where it comes from (named in errors), and how to read it when its turn comes. */
@@ -36,6 +38,20 @@ export interface RegisterModelsOptions {
   partial?: boolean;
   /** Called after each model, for progress output. */
   onProgress?: (done: number, total: number, failed: number) => void;
+  /**
+   * The path a worker scores a model on, and why not a compiled one (`fastPathOf`): given, the result says which
+   * paths the fleet takes, deciding it for the first model of each kind of graph only (its operators, and the
+   * input, output and feature count model.json gives), so 10,000 forests compile one.
+   */
+  pathOf?: (onnx: Uint8Array, meta: ModelMeta) => { path: string; reason?: string };
+}
+
+/** The paths registered models take (with {@link RegisterModelsOptions.pathOf}). */
+export interface RegisteredPaths {
+  /** Models by path: `compiled:svm`, `stacked-mahalanobis`, `session`, ... */
+  counts: Record<string, number>;
+  /** Why models go to their own session: each reason, with how many models and one of their devices. */
+  sessions: { reason: string; models: number; device: string }[];
 }
 
 /** What a bulk registration did: the versions written, the models refused, and whether the index now names them. */
@@ -43,6 +59,8 @@ export interface RegisterModelsResult {
   registered: RegisteredModel[];
   failed: FailedModel[];
   indexMoved: boolean;
+  /** With {@link RegisterModelsOptions.pathOf}: the paths of the models written. */
+  paths?: RegisteredPaths;
 }
 
 /**
@@ -54,8 +72,9 @@ export interface RegisterModelsResult {
 export async function registerModels(
   store: ObjectStore,
   sources: readonly ModelSource[],
-  { concurrency = 16, partial = false, onProgress }: RegisterModelsOptions = {},
+  { concurrency = 16, partial = false, onProgress, pathOf }: RegisterModelsOptions = {},
 ): Promise<RegisterModelsResult> {
+  const paths = pathOf && tally(pathOf);
   const failed: FailedModel[] = duplicateDevices(sources);
   const refused = new Set(failed.map((f) => f.device));
   const todo = sources.filter((s) => !refused.has(s.device));
@@ -68,7 +87,11 @@ export async function registerModels(
       const input = await source.read().catch((err: unknown) => {
         throw new ModelSourceUnreadable(err);
       });
-      written[i] = await writeModelVersion(store, input);
+      written[i] = await writeModelVersion(
+        store,
+        input,
+        paths && ((onnx, meta) => paths.add(source.device, onnx, meta)),
+      );
     } catch (err) {
       if (!isModelProblem(err)) throw err;
       const { field } = err;
@@ -80,7 +103,30 @@ export async function registerModels(
   const registered = written.filter((r): r is RegisteredModel => r !== undefined);
   const indexMoved = registered.length > 0 && (failed.length === 0 || partial);
   if (indexMoved) await moveIndex(store, registered);
-  return { registered, failed, indexMoved };
+  return { registered, failed, indexMoved, ...(paths ? { paths: paths.result } : {}) };
+}
+
+/** Graphs of more nodes than this are told apart by their input, output and width only (a forest has a few). */
+const KIND_MAX_NODES = 256;
+
+/** Counts the paths of models as they are written, deciding each kind of graph's once. */
+function tally(pathOf: NonNullable<RegisterModelsOptions['pathOf']>) {
+  const kinds = new Map<string, { path: string; reason?: string }>();
+  const result: RegisteredPaths = { counts: {}, sessions: [] };
+  return {
+    result,
+    add(device: string, onnx: Uint8Array, meta: ModelMeta): void {
+      const { input, output, features } = meta;
+      const kind = JSON.stringify([graphOpTypes(onnx, KIND_MAX_NODES) ?? null, input, output, features.length]);
+      let decided = kinds.get(kind);
+      if (!decided) kinds.set(kind, (decided = pathOf(onnx, meta)));
+      result.counts[decided.path] = (result.counts[decided.path] ?? 0) + 1;
+      if (decided.reason === undefined) return;
+      const same = result.sessions.find((s) => s.reason === decided.reason);
+      if (same) same.models++;
+      else result.sessions.push({ reason: decided.reason, models: 1, device });
+    },
+  };
 }
 
 /** A device named by two sources is refused for both: which one was meant is not ours to guess. */

@@ -77,9 +77,14 @@ export async function readModelMeta(store: ObjectStore, device: string, version:
  * Step one of registration: validates model.json and the ONNX graph against each other, then writes model.onnx
  * and model.json under the device's next version (`v0001`, `v0002`, …). The index is not touched, so nothing
  * scores the version until {@link moveIndex} names it. A version never moved to stays unreferenced, and the
- * next registration of the device skips past it.
+ * next registration of the device skips past it. `stored` is given the bytes and model.json written (a model with
+ * one input per column, joined).
  */
-export async function writeModelVersion(store: ObjectStore, input: RegisterModelInput): Promise<RegisteredModel> {
+export async function writeModelVersion(
+  store: ObjectStore,
+  input: RegisterModelInput,
+  stored?: (onnx: Uint8Array, meta: ModelMeta) => void,
+): Promise<RegisteredModel> {
   const device = safeSegment('device id', input.device);
   const version = await nextVersion(store, device);
   const onnxKey = keys.modelOnnx(device, version);
@@ -109,6 +114,7 @@ export async function writeModelVersion(store: ObjectStore, input: RegisterModel
   if ((await store.tryGet(metaKey)) !== undefined) throw new ModelVersionExists(device, metaKey);
   await store.put(onnxKey, bytes);
   await store.put(metaKey, `${JSON.stringify(meta, null, 2)}\n`);
+  stored?.(bytes, meta);
   return { device, version, sha256, pool: meta.pool };
 }
 

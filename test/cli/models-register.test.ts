@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
@@ -75,13 +75,44 @@ describe('fleetscore models register --device --file', () => {
 });
 
 describe('fleetscore models register --dir / --list', () => {
+  it('says which paths the fleet takes, and why some models need a session of their own', async () => {
+    const fleet = join(dir, 'mixed');
+    const sin = onnx.ModelProto.decode(sklearnFixture('autoencoder', 'model.onnx'));
+    sin.graph!.node!.find((n) => n.opType === 'Tanh')!.opType = 'Sin';
+    const models: [string, string, Uint8Array?][] = [
+      ['svm-1', 'ocsvm-pipeline'],
+      ['svm-2', 'ocsvm-pipeline'],
+      ['forest-1', 'isoforest'],
+      ['ae-1', 'autoencoder', onnx.ModelProto.encode(sin).finish()],
+      ['ae-2', 'autoencoder', onnx.ModelProto.encode(sin).finish()],
+    ];
+    for (const [device, fixture, bytes] of models) {
+      await mkdir(join(fleet, device), { recursive: true });
+      await writeFile(join(fleet, device, 'model.onnx'), bytes ?? sklearnFixture(fixture, 'model.onnx'));
+      const { schema: _s, sha256: _h, ...meta } = JSON.parse(sklearnFixture(fixture, 'model.json').toString('utf8'));
+      await writeFile(join(fleet, device, 'model.json'), JSON.stringify(meta));
+    }
+    const store = join(dir, 'mixed-store');
+    const result = await fleetscore(['models', 'register', '--dir', fleet, '--store', store]);
+    expect(result.stderr).not.toMatch(STACK_TRACE);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      'scored by compiled:svm 2, session 2, compiled:tree-ensemble 1; on their own onnxruntime session, not a ' +
+        'compiled fast path, each costing a session per device',
+    );
+    expect(result.stdout).toMatch(/\n  2 like ae-[12]: UnsupportedGraph: operator ai\.onnx\.Sin\n/);
+  });
+
   it('registers a folder of models with one index move, and refuses a fleet with a misspelled key by name', async () => {
     const store = join(dir, 'store');
     const good = join(dir, 'good');
     for (const d of ['pump-1', 'pump-2', 'pump-3']) await writeModelFolder(good, d);
     const ok = await fleetscore(['models', 'register', '--dir', good, '--store', store]);
     expect(ok.stderr).not.toMatch(STACK_TRACE);
-    expect([ok.code, ok.stdout.trim()]).toEqual([0, 'registered 3 models; the index now points at them']);
+    expect([ok.code, ok.stdout.trim()]).toEqual([
+      0,
+      'registered 3 models; the index now points at them\nscored by stacked-mahalanobis 3',
+    ]);
     expect(await listed(store)).toEqual(['pump-1', 'pump-2', 'pump-3']);
 
     const bad = join(dir, 'bad');

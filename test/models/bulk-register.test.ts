@@ -43,13 +43,21 @@ describe('registerModels', () => {
     expect(result.indexMoved).toBe(true);
     expect(store.indexWrites).toBe(1);
     expect(progress).toHaveLength(40);
+    // Not told how to decide a model's path, it says none.
+    expect(result.paths).toBeUndefined();
     const index = await readIndex(store);
     expect(Object.keys(index.devices).sort()).toEqual(devices);
     expect(index.devices['pump-007']).toEqual({ version: 'v0001', pool: 'gpu', sha256: sha256Hex(twoFeatureModel) });
 
     // A second bulk registration writes the next version of each device.
-    const again = await registerModels(store, await modelsInFolder(root));
+    // Told how, it decides it once for 40 models of one kind of graph.
+    const decided: number[] = [];
+    const again = await registerModels(store, await modelsInFolder(root), {
+      pathOf: (onnx) => (decided.push(onnx.length), { path: 'stacked-mahalanobis' }),
+    });
     expect(new Set(again.registered.map((r) => r.version))).toEqual(new Set(['v0002']));
+    expect(decided).toHaveLength(1);
+    expect(again.paths).toEqual({ counts: { 'stacked-mahalanobis': 40 }, sessions: [] });
     expect(store.indexWrites).toBe(2);
   });
 
