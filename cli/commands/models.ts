@@ -6,9 +6,8 @@ import { z } from 'zod';
 import { registerModels, type RegisteredPaths, type RegisterModelsResult } from '../../lib/models/bulk-register';
 import { readIndex } from '../../lib/models/model-index';
 import { registerModelPackage } from '../../lib/models/model-package';
-import { readModelMeta, type RegisteredModel } from '../../lib/models/model-registry';
+import type { RegisteredModel } from '../../lib/models/model-registry';
 import { fastPathOf } from '../../lib/models/model-sessions';
-import { keys } from '../../lib/shared/keys';
 import { filesIn, modelsInFolder, modelsInList } from '../../lib/models/model-sources';
 import { openStore } from '../../lib/store/open-store';
 import type { ObjectStore } from '../../lib/store/object-store';
@@ -81,19 +80,24 @@ async function registerOne(opts: RegisterOptions & { device: string; file: strin
     opts.meta === undefined ? Promise.resolve(undefined) : readMetaFile(opts.meta),
   ]);
   const store = openStore(opts.store);
-  const result = await registerModelPackage(store, opts.device, new Uint8Array(bytes), basename(opts.file), {
-    meta,
-    externalFiles: filesIn(dirname(opts.file)),
-    ...(opts.meta === undefined ? {} : { metaFile: opts.meta }),
-    pool: opts.pool,
-    threshold: opts.threshold,
-  });
-  // What the model was registered as (a package's own model.onnx, with the overrides), read back.
-  const [registeredMeta, onnx] = await Promise.all([
-    readModelMeta(store, result.device, result.version),
-    store.get(keys.modelOnnx(result.device, result.version)),
-  ]);
-  const { path, reason } = fastPathOf(onnx, registeredMeta);
+  // Decided on what was registered (a package's own model.onnx, with the overrides), as a worker will read it; told
+  // before the registration resolves.
+  let decided: ReturnType<typeof fastPathOf> | undefined;
+  const result = await registerModelPackage(
+    store,
+    opts.device,
+    new Uint8Array(bytes),
+    basename(opts.file),
+    {
+      meta,
+      externalFiles: filesIn(dirname(opts.file)),
+      ...(opts.meta === undefined ? {} : { metaFile: opts.meta }),
+      pool: opts.pool,
+      threshold: opts.threshold,
+    },
+    (onnx, registered) => (decided = fastPathOf(onnx, registered)),
+  );
+  const { path, reason } = decided!;
   output(
     opts.json,
     { ...result, store: store.uri, path, ...(reason === undefined ? {} : { pathReason: reason }) },

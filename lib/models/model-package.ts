@@ -17,6 +17,7 @@ import {
   type ModelMetaInput,
   type RegisteredModel,
   type RegisterModelInput,
+  type StoredModel,
 } from './model-registry';
 
 /** Overrides for {@link registerModelPackage}: a model.json given apart from the package, pool and threshold. */
@@ -115,13 +116,17 @@ export async function readModelUpload(
   return { device, onnx: onnxBytes, meta, metaFile };
 }
 
-/** Registers a model from an upload (see {@link readModelUpload}): a new version, then the index moved to it. */
+/**
+ * Registers a model from an upload (see {@link readModelUpload}): a new version, then the index moved to it;
+ * `stored` is told what was written.
+ */
 export async function registerModelPackage(
   store: ObjectStore,
   device: string,
   bytes: Uint8Array,
   fileName: string,
   overrides: PackageOverrides = {},
+  stored?: StoredModel,
 ): Promise<RegisteredModel> {
-  return registerModel(store, await readModelUpload(device, bytes, fileName, overrides));
+  return registerModel(store, await readModelUpload(device, bytes, fileName, overrides), stored);
 }

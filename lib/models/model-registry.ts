@@ -73,6 +73,9 @@ export async function readModelMeta(store: ObjectStore, device: string, version:
   return meta;
 }
 
+/** Told the bytes and model.json a registration wrote, as workers will read them. */
+export type StoredModel = (onnx: Uint8Array, meta: ModelMeta) => void;
+
 /**
  * Step one of registration: validates model.json and the ONNX graph against each other, then writes model.onnx
  * and model.json under the device's next version (`v0001`, `v0002`, …). The index is not touched, so nothing
@@ -83,7 +86,7 @@ export async function readModelMeta(store: ObjectStore, device: string, version:
 export async function writeModelVersion(
   store: ObjectStore,
   input: RegisterModelInput,
-  stored?: (onnx: Uint8Array, meta: ModelMeta) => void,
+  stored?: StoredModel,
 ): Promise<RegisteredModel> {
   const device = safeSegment('device id', input.device);
   const version = await nextVersion(store, device);
@@ -121,10 +124,15 @@ export async function writeModelVersion(
 /**
  * Registers a new immutable version of one device's model and points the index at it: {@link writeModelVersion}
  * then {@link moveIndex}. A crash between the two leaves an unreferenced version, which the next registration
- * skips. For many devices write every version first and move the index once (see bulk registration).
+ * skips. For many devices write every version first and move the index once (see bulk registration). `stored` as
+ * for {@link writeModelVersion}.
  */
-export async function registerModel(store: ObjectStore, input: RegisterModelInput): Promise<RegisteredModel> {
-  const registered = await writeModelVersion(store, input);
+export async function registerModel(
+  store: ObjectStore,
+  input: RegisterModelInput,
+  stored?: StoredModel,
+): Promise<RegisteredModel> {
+  const registered = await writeModelVersion(store, input, stored);
   await moveIndex(store, [registered]);
   return registered;
 }
