@@ -106,7 +106,8 @@ export function createWorkerMetrics(
       anomalies.add(s.anomalies);
       shards.add(1);
       shardSeconds.record(s.durationMs / 1000);
-      for (const source of MODEL_FILE_SOURCES) if (s.modelFiles) modelFiles.add(s.modelFiles[source], { source });
+      const files = s.modelFiles;
+      if (files) for (const source of MODEL_FILE_SOURCES) modelFiles.add(files[source], { source });
     },
     shardAttemptFailed: () => attemptsFailed.add(1),
   };
