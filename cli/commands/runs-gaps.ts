@@ -101,7 +101,6 @@ export const gapsCommand = new Command('gaps')
         windowHours,
         settleMs,
         nowMs: Date.now(),
-        ...(options.schedule ? { scheduleId: options.schedule } : {}),
       });
       const report: GapsReport = {
         store,

@@ -38,8 +38,6 @@ export interface GapQuery {
   fromMs: number;
   toMs: number;
   windowHours: number;
-  /** Only runs of this schedule count as its runs. */
-  scheduleId?: string;
   /** Windows not scoreable by `nowMs` (end plus settle) are not due yet, so not gaps. */
   settleMs: number;
   nowMs: number;
@@ -50,7 +48,7 @@ export async function findGaps(client: Client, store: ObjectStore, query: GapQue
   const gaps: WindowGap[] = [];
   for (const window of dueWindows(query)) {
     if (await readManifest(store, window.id)) continue;
-    gaps.push(await whyNotCommitted(client, store.uri, window, query.scheduleId));
+    gaps.push(await whyNotCommitted(client, store.uri, window));
   }
   return gaps;
 }
@@ -66,15 +64,13 @@ export function dueWindows(q: Pick<GapQuery, 'fromMs' | 'toMs' | 'windowHours' |
   return out;
 }
 
-async function whyNotCommitted(
-  client: Client,
-  store: string,
-  window: Window,
-  scheduleId: string | undefined,
-): Promise<WindowGap> {
-  const query =
-    `WorkflowType = '${SCORING_WORKFLOW}' AND ${SEARCH_ATTRIBUTES.window.name} = '${window.id}'` +
-    (scheduleId ? ` AND ${SEARCH_ATTRIBUTES.schedule.name} = '${scheduleId}'` : '');
+/**
+ * The newest run of the window into this store, whoever started it: a schedule's, a backfill's or a `runs start`.
+ * A store holds one commit per window, so a manual run scoring a schedule's window is that window's run (reported as
+ * running, not missed, and left out of the backfill advice).
+ */
+async function whyNotCommitted(client: Client, store: string, window: Window): Promise<WindowGap> {
+  const query = `WorkflowType = '${SCORING_WORKFLOW}' AND ${SEARCH_ATTRIBUTES.window.name} = '${window.id}'`;
   const canonical = canonicalStoreUri(store);
   let newest: WorkflowExecutionInfo | undefined;
   for await (const info of client.workflow.list({ query })) {

@@ -2,7 +2,7 @@
  * Failures where people look, through the real `fleetscore` entry point against a real dev server and pool worker:
  * `runs start` lists the failed devices and exits 1 when any failed, `runs show` lists them with the manifest, and
  * `runs gaps` lists the windows that are due and not committed with why (input missing, missed, running and what
- * the run is doing), exiting 1.
+ * the run is doing), exiting 1; with `--schedule`, counting the windows a `runs start` scores into its store.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,13 +14,16 @@ import { keys } from '../../lib/shared/keys';
 import { readIndex } from '../../lib/models/model-index';
 import { LocalStore } from '../../lib/store/local-store';
 import { runWorkflowId, startRun } from '../../lib/temporal/runs';
+import { applySchedules } from '../../schedules/schedule-reconciler';
 import { fleetscore, STACK_TRACE } from '../support/fleetscore-cli';
 import { runCpuWorker, startTemporal, type RunningPools } from '../support/temporal-env';
+import { testSchedule } from '../support/test-schedule';
 
 jest.setTimeout(240_000);
 
 const END_MS = Date.UTC(2026, 10, 21, 12);
 const [W1, W2, W3] = ['2026-11-21T09', '2026-11-21T10', '2026-11-21T11'];
+const SCHEDULE_ID = 'gaps-hourly';
 
 let env: TestWorkflowEnvironment;
 let dir: string;
@@ -103,7 +106,28 @@ it('runs gaps says what a running window waits for', async () => {
         runId: handle.firstExecutionRunId,
       },
     ]);
+
+    // A schedule's gaps count the windows any run scores into its store: W2's failed `runs start` and W3's running
+    // one, so only W2 is left to backfill.
+    await applySchedules(env.client, [
+      testSchedule(SCHEDULE_ID, { paused: true, run: { store: store.uri, shardSize: 500, maxParallelShards: 8 } }),
+    ]);
+    const scheduled = await cli('runs', 'gaps', '--schedule', SCHEDULE_ID, '--from', W2, '--to', '2026-11-21T12');
+    expect(scheduled.code).toBe(1);
+    expect(scheduled.stdout).toMatch(new RegExp(`${W2}\\s+input missing`));
+    expect(scheduled.stdout).toMatch(
+      new RegExp(`${W3}\\s+running\\s+${runWorkflowId(store.uri, W3)}\\s+waiting for input`),
+    );
+    expect(scheduled.stdout).toContain(
+      `2 window(s) of schedule ${SCHEDULE_ID} in [${W2}, 2026-11-21T12) not committed (1 still running: committed ` +
+        `when its run ends); rescore the others with: fleetscore backfill --schedule ${SCHEDULE_ID} --from ${W2} ` +
+        `--to ${W3}`,
+    );
   } finally {
     await handle.cancel();
+    await env.client.schedule
+      .getHandle(SCHEDULE_ID)
+      .delete()
+      .catch(() => undefined);
   }
 });
