@@ -19,6 +19,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
@@ -136,6 +137,24 @@ function medianOf<T>(items: readonly T[], key: (t: T) => number): T {
 function peakRssMb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Resolves once the bytes of the files under `dir` stopped changing for two seconds (or after ten minutes). */
+async function untilSettled(dir: string): Promise<void> {
+  const bytes = () => {
+    try {
+      return filesUnder(dir).reduce((sum, f) => sum + f.size, 0);
+    } catch {
+      return -1; // a file renamed or swept between the listing and its stat: still changing
+    }
+  };
+  let last = bytes();
+  for (let stable = 0, waited = 0; stable < 4 && waited < 600_000; waited += 500) {
+    await sleep(500);
+    const now = bytes();
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+  }
 }
 
 function waitForLine(child: ChildProcess, text: string): Promise<void> {
@@ -293,6 +312,9 @@ async function fleetscore(
       const workerPeak = peakRssMb(worker.pid!);
       let restarted: Measured | undefined;
       if (restart) {
+        // On S3 the first worker keeps the model files it could not hold in memory by reading them again once
+        // idle, as it would in the hour before the next run: the restart finds what it kept by then.
+        await untilSettled(modelFilesDir);
         await stopWorker(worker);
         worker = await startWorker();
         const again = await once();

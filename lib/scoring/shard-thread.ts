@@ -109,21 +109,25 @@ async function saveBatch(): Promise<number> {
   return programs > 0 ? programs : writeKeptModelFiles(WRITE_BATCH);
 }
 
-/** Keeps up to `max` deferred model files of each store on the host; how many are left. */
-async function writeKeptModelFiles(max?: number): Promise<number> {
+/**
+ * Keeps up to `max` deferred model files of each store on the host (with `fetch`, also those to GET again); how many
+ * are left.
+ */
+async function writeKeptModelFiles(max?: number, fetch = true): Promise<number> {
   let left = 0;
-  for (const store of stores.values()) if (store instanceof KeptModelFiles) left += await store.writeDeferred(max);
+  for (const store of stores.values())
+    if (store instanceof KeptModelFiles) left += await store.writeDeferred(max, { fetch });
   return left;
 }
 
 /**
- * Saves every program and keeps every model file whose saving was deferred, then says so: the worker ends the thread
- * after.
+ * Saves every program and keeps every model file whose saving was deferred and that is held in memory (no GETs
+ * while the worker stops), then says so: the worker ends the thread after.
  */
 async function close(): Promise<void> {
   clearTimeout(idle);
   await sessions.saveDeferredPrograms().catch(saveFailed);
-  await writeKeptModelFiles();
+  await writeKeptModelFiles(Infinity, false);
   post({ type: 'closed' });
 }
 

@@ -49,11 +49,13 @@ export interface KeptModelFilesOptions {
   blocking?: boolean | undefined;
   /**
    * Keep the files read when told ({@link KeptModelFiles.writeDeferred}: a shard thread once idle, and as it closes),
-   * not as they are read, up to {@link DEFERRED_MAX_BYTES}; past that they are written at once. Creating a file
-   * costs about as much of the thread's CPU as the GET it saves (0.1 to 0.6 ms here), so a cold run does not pay
-   * for the next worker's files.
+   * not as they are read: up to {@link KeptModelFilesOptions.heldMaxBytes} of them held in memory, the rest GET
+   * again from the store when told. Creating a file costs about as much of the thread's CPU as the GET it saves (0.1
+   * to 0.6 ms here, 4 ms for a 100-tree forest under load), so a cold run does not pay for the next worker's files.
    */
   deferWrites?: boolean | undefined;
+  /** Bytes of deferred files held in memory until written; default {@link HELD_MAX_BYTES}. */
+  heldMaxBytes?: number | undefined;
   /** The clock (ms); default Date.now. */
   now?: (() => number) | undefined;
 }
@@ -67,7 +69,7 @@ export function sweepKeptModelFiles(folder: ModelFilesFolder, now?: () => number
 }
 
 /** Bytes of files a store holds in memory to write later (see {@link KeptModelFilesOptions.deferWrites}). */
-const DEFERRED_MAX_BYTES = 64 * 2 ** 20;
+const HELD_MAX_BYTES = 64 * 2 ** 20;
 
 /** A writer sweeps the folder each time it has written this share of its bytes (so it stays near its bound). */
 const SWEEP_EVERY_SHARE = 1 / 8;
@@ -98,6 +100,9 @@ export class KeptModelFiles implements ObjectStore {
   /** Files to keep later, by id, oldest first; see {@link KeptModelFilesOptions.deferWrites}. */
   private readonly deferred = new Map<string, Uint8Array>();
   private deferredBytes = 0;
+  /** Files to keep later that were not held (past the bytes held): GET again as listed then. By id, oldest first. */
+  private readonly refetch = new Map<string, StoredObject>();
+  private refetchBytes = 0;
 
   constructor(
     private readonly store: ObjectStore,
@@ -185,12 +190,17 @@ export class KeptModelFiles implements ObjectStore {
     if (reads) reads.store++;
     const got = await this.store.getVersioned(key, options);
     // Kept only as listed: a write between the listing and this read is not what the listing vouches for.
-    if (got && got.version === listed.etag && got.body.length === listed.size) await this.keep(id, got.body);
+    if (got && got.version === listed.etag && got.body.length === listed.size) await this.keep(id, got.body, listed);
     return got?.body;
   }
 
-  /** Writes up to `max` of the files whose writing was deferred, oldest first; returns how many are left. */
-  async writeDeferred(max = Infinity): Promise<number> {
+  /**
+   * Writes up to `max` of the files whose writing was deferred, oldest first: those held in memory, then (unless
+   * `fetch` is false: a thread that is closing) those GET again from the store, each kept only if the store still
+   * has it as it was listed. Returns how many are left. A GET that fails is warned of, and the files not fetched yet
+   * are not kept (the next worker reads them from the store).
+   */
+  async writeDeferred(max = Infinity, { fetch = true }: { fetch?: boolean } = {}): Promise<number> {
     let n = 0;
     for (const [id, body] of this.deferred) {
       if (n++ >= max) break;
@@ -198,7 +208,32 @@ export class KeptModelFiles implements ObjectStore {
       this.deferredBytes -= body.length;
       await this.write(id, body);
     }
-    return this.deferred.size;
+    if (fetch) await this.fetchAndWrite(max - n);
+    return this.deferred.size + this.refetch.size;
+  }
+
+  /** GETs again and writes up to `max` of the files to keep that were not held in memory (see writeDeferred). */
+  private async fetchAndWrite(max: number): Promise<void> {
+    let n = 0;
+    for (const [id, listed] of this.refetch) {
+      if (n++ >= max) break;
+      this.refetch.delete(id);
+      this.refetchBytes -= listed.size;
+      let got: VersionedObject | undefined;
+      try {
+        got = await this.store.getVersioned(listed.key);
+      } catch (err) {
+        const warn = this.options.warn ?? ((message: string) => process.emitWarning(message));
+        warn(
+          `model file ${listed.key} could not be read from ${this.uri} to keep it on this host: ${messageOf(err)}; ` +
+            `${this.refetch.size} more not kept (read from the store again next time)`,
+        );
+        this.refetch.clear();
+        this.refetchBytes = 0;
+        break;
+      }
+      if (got && got.version === listed.etag && got.body.length === listed.size) await this.write(id, got.body);
+    }
   }
 
   getVersioned(key: string, options?: CallOptions): Promise<VersionedObject | undefined> {
@@ -233,13 +268,19 @@ export class KeptModelFiles implements ObjectStore {
     return this.store.delete(key, options);
   }
 
-  /** Keeps `body` as the file `id`, now or once the thread is idle (see {@link KeptModelFilesOptions.deferWrites}). */
-  private async keep(id: string, body: Uint8Array): Promise<void> {
-    if (this.options.deferWrites && this.deferredBytes + body.length <= DEFERRED_MAX_BYTES) {
+  /**
+   * Keeps `body`, read as `listed`, as the file `id`: now, or once the thread is idle from memory, or by a GET then
+   * (see {@link KeptModelFilesOptions.deferWrites}); not at all past what the folder keeps.
+   */
+  private async keep(id: string, body: Uint8Array, listed: StoredObject): Promise<void> {
+    if (!this.options.deferWrites) return this.write(id, body);
+    if (this.deferred.has(id) || this.refetch.has(id)) return;
+    if (this.deferredBytes + body.length <= (this.options.heldMaxBytes ?? HELD_MAX_BYTES)) {
       this.deferred.set(id, body);
       this.deferredBytes += body.length;
-    } else {
-      await this.write(id, body);
+    } else if (this.refetchBytes + body.length <= this.folder.maxBytes) {
+      this.refetch.set(id, listed);
+      this.refetchBytes += body.length;
     }
   }
 

@@ -267,6 +267,70 @@ test('a store told to defer keeps what it read when told, and serves it from mem
   });
 });
 
+test('past the bytes it holds, a deferring store GETs the files again when told, keeping only what is unchanged', async () => {
+  const store = await seeded();
+  const calls: Calls = { onnxReads: [], listObjects: [], listRange: [] };
+  const folder = { dir, maxBytes: 2 ** 30 };
+  // Holds the first file read (device 1's model.json) and no more.
+  const first = (await store.listObjects(keys.modelsRoot())).find((o) => o.key.endsWith('model.json'))!;
+  const kept = new KeptModelFiles(recording(store, calls, { listRange: true }), folder, {
+    deferWrites: true,
+    heldMaxBytes: first.size,
+  });
+  const deps = warmDeps(store, kept);
+  const next = worker(store);
+  await closing([deps, next.deps], async () => {
+    const scored = await scoreRun(store, 'run-1', deps);
+    expect(calls.onnxReads).toHaveLength(4);
+    // A closing thread writes what it holds and GETs nothing.
+    expect(await kept.writeDeferred(Infinity, { fetch: false })).toBe(7);
+    expect(await files()).toHaveLength(1);
+    expect(calls.onnxReads).toHaveLength(4);
+    // One model replaced since it was read: its new bytes are not what the listing vouched for, so not kept.
+    const replaced = calls.onnxReads[3]!;
+    await store.put(replaced, await store.get(calls.onnxReads[0]!));
+    expect(await kept.writeDeferred(2)).toBe(5);
+    expect(await kept.writeDeferred()).toBe(0);
+    expect(calls.onnxReads).toEqual([...calls.onnxReads.slice(0, 4), ...calls.onnxReads.slice(0, 4)]);
+    expect(await files()).toHaveLength(7);
+    // The next worker reads the seven from the host, and the replaced one from the store (failing it as changed).
+    const again = await scoreRun(store, 'run-2', next.deps);
+    expect(next.calls.onnxReads).toEqual([replaced]);
+    const device = replaced.split('/')[1]!;
+    expect(again[device]).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^ModelChecksumMismatch/) });
+    expect({ ...again, [device]: scored[device] }).toEqual(scored);
+  });
+});
+
+test('a GET again that fails is warned of once, and the files left are not kept', async () => {
+  const store = await seeded();
+  const calls: Calls = { onnxReads: [], listObjects: [], listRange: [] };
+  const warnings: string[] = [];
+  let down = false;
+  const inner = recording(store, calls, { listRange: true });
+  const flaky = {
+    ...inner,
+    getVersioned: (k: string) => (down ? Promise.reject(new Error('connect ECONNREFUSED')) : inner.getVersioned(k)),
+  };
+  const kept = new KeptModelFiles(
+    flaky,
+    { dir, maxBytes: 2 ** 30 },
+    {
+      deferWrites: true,
+      heldMaxBytes: 0,
+      warn: (m) => warnings.push(m),
+    },
+  );
+  const deps = warmDeps(store, kept);
+  await closing([deps], () => scoreRun(store, 'run-1', deps));
+  down = true;
+  expect(await kept.writeDeferred()).toBe(0);
+  expect(warnings).toEqual([
+    expect.stringMatching(/^model file models\/\S+ could not be read from s3:\/\/.*ECONNREFUSED; 7 more not kept/),
+  ]);
+  expect(await files()).toEqual([]);
+});
+
 describe('through shard threads, as the cpu pool scores', () => {
   const ctx: ShardContext = {
     attempt: 1,
