@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import {
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
+  WorkflowNotFoundError,
   type Client,
   type ScheduleDescription,
   type ScheduleOptions,
@@ -17,6 +18,7 @@ import type { Duration, Workflow } from '@temporalio/common';
 import { SCORING_WORKFLOW, TASK_QUEUES } from '../lib/shared/names';
 import type { ScoringRunInput } from '../lib/shared/run-types';
 import { durationMs } from '../lib/shared/duration';
+import { canonicalStoreUri } from '../lib/store/store-uri';
 import { DEFAULT_OVERLAP, DEFAULT_SCOPE, validateSchedules, type FleetSchedule } from './schedule-declaration';
 import { formatFieldChanges, scheduleDiff, type FieldChange } from './schedule-drift';
 
@@ -203,15 +205,22 @@ export async function applySchedules(
     const fields = scheduleDiff(current, compiled);
     const stored = scheduleRecord(current)?.declarationHash;
     const declaredPaused = decl.paused ?? false;
+    const runsNotice = await openRunsNotice(client, decl.id, current, compiled);
     if (stored !== undefined && stored !== compiled.hash) {
       const what = fields.length ? formatFieldChanges(fields) : 'description or pause state only';
       planned.push({
-        change: { id: decl.id, action: 'updated', reason: `declaration changed: ${what}`, fields },
+        change: {
+          id: decl.id,
+          action: 'updated',
+          reason: `declaration changed: ${what}`,
+          fields,
+          ...(runsNotice ? { notice: runsNotice } : {}),
+        },
         run: () => handle.update(() => updateOptions(compiled, { paused: declaredPaused, note: pauseNote(decl) })),
       });
       continue;
     }
-    const notice = pauseNotice(decl.id, declaredPaused, current);
+    const notice = [pauseNotice(decl.id, declaredPaused, current), runsNotice].filter(Boolean).join('\n') || undefined;
     if (stored === undefined || fields.length > 0) {
       const reason =
         stored === undefined
@@ -266,6 +275,50 @@ function pauseNotice(id: string, declaredPaused: boolean, current: ScheduleDescr
     ? `${id} is paused on the server${note ? ` ("${note}")` : ''} though declared active: no runs start; ` +
         `\`fleetscore schedules unpause ${id}\` resumes it (missed windows: \`fleetscore backfill\`)`
     : `${id} runs though declared paused (unpaused by hand); \`fleetscore schedules pause ${id}\` pauses it`;
+}
+
+/**
+ * A line when the declaration moves the schedule to another store while runs it started are open: those runs were
+ * started with the server's arguments (a catch-up run that fired as the server came up, say), so they score the
+ * previous store, and carry on there (waiting for its input, if it has none) unless cancelled. Else undefined.
+ * The open runs are found among the schedule's recent actions (its last ten), each described: the schedule's own
+ * list of running actions stays empty on the dev server.
+ */
+async function openRunsNotice(
+  client: Client,
+  id: string,
+  current: ScheduleDescription,
+  compiled: CompiledSchedule,
+): Promise<string | undefined> {
+  const previous = current.action.type === 'startWorkflow' ? storeOf(current.action.args?.[0]) : undefined;
+  const declared = compiled.options.action.args[0].store;
+  if (previous === undefined || canonicalStoreUri(previous) === canonicalStoreUri(declared)) return undefined;
+  const open: string[] = [];
+  for (const { action } of current.info.recentActions) {
+    // The id's latest run: one that continued as new is open under it.
+    const status = await client.workflow
+      .getHandle(action.workflow.workflowId)
+      .describe()
+      .then(
+        (d) => d.status.name,
+        (err: unknown) => {
+          if (err instanceof WorkflowNotFoundError) return 'GONE';
+          throw err;
+        },
+      );
+    if (status === 'RUNNING') open.push(action.workflow.workflowId);
+  }
+  if (open.length === 0) return undefined;
+  return (
+    `${id} has ${open.length} open run(s) started before this change, scoring its previous store ${previous}: ` +
+    `they carry on there; \`fleetscore runs cancel --workflow-id ID\` stops one (${open.join(', ')})`
+  );
+}
+
+/** The `store` of a scheduled run's input, if it has one. */
+function storeOf(input: unknown): string | undefined {
+  const store = (input as { store?: unknown } | undefined)?.store;
+  return typeof store === 'string' ? store : undefined;
 }
 
 /** Creates the schedule; if another writer created it meanwhile, updates it instead (apply is an upsert). */

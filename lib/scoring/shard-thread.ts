@@ -28,6 +28,8 @@ const SAVE_IDLE_MS = 1_000;
 const SAVE_BATCH = 16;
 /** Model files kept at a time when the thread is idle (0.1 to 0.6 ms each): a new shard waits for one batch at most. */
 const WRITE_BATCH = 64;
+/** Of those, files GET again from the store (a round trip each, and up to a megabyte for a forest). */
+const FETCH_BATCH = 8;
 
 const port = parentPort!;
 const post = (msg: FromShardThread) => port.postMessage(msg);
@@ -81,23 +83,34 @@ const stores = new Map<string, ObjectStore>();
 const attempts = new Map<number, AbortController>();
 
 let idle: NodeJS.Timeout | undefined;
+/** Whether any thread of the worker scores a shard (the worker says so): saving waits until none does. */
+let workerBusy = false;
 
 port.on('message', (msg: ToShardThread) => {
   if (msg.type === 'abort') attempts.get(msg.id)?.abort(new Error('the attempt was cancelled'));
   else if (msg.type === 'window-devices') void windowDevices(msg);
   else if (msg.type === 'close') void close();
-  else {
+  else if (msg.type === 'busy') {
+    workerBusy = msg.busy;
+    saveSoon();
+  } else {
     clearTimeout(idle);
     void score(msg);
   }
 });
+
+/** Saves once this thread and the whole worker have been idle for {@link SAVE_IDLE_MS}; not while either is busy. */
+function saveSoon(): void {
+  clearTimeout(idle);
+  if (attempts.size === 0 && !workerBusy) idle = setTimeout(saveWhenIdle, SAVE_IDLE_MS);
+}
 
 /**
  * Saves the programs whose save was deferred, then keeps the S3 model files whose writing was, a batch at a time,
  * while no shard is running.
  */
 function saveWhenIdle(): void {
-  if (attempts.size > 0) return;
+  if (attempts.size > 0 || workerBusy) return;
   saveBatch().then((left) => {
     if (left > 0) idle = setTimeout(saveWhenIdle, 0);
   }, saveFailed);
@@ -106,14 +119,14 @@ function saveWhenIdle(): void {
 /** One batch of deferred programs, or when none is left of model files; how many are left. */
 async function saveBatch(): Promise<number> {
   const programs = await sessions.saveDeferredPrograms(SAVE_BATCH);
-  return programs > 0 ? programs : writeKeptModelFiles(WRITE_BATCH);
+  return programs > 0 ? programs : writeKeptModelFiles(WRITE_BATCH, FETCH_BATCH);
 }
 
 /**
- * Keeps up to `max` deferred model files of each store on the host (with `fetch`, also those to GET again); how many
- * are left.
+ * Keeps up to `max` deferred model files of each store on the host, of which up to `fetch` GET again; how many are
+ * left.
  */
-async function writeKeptModelFiles(max?: number, fetch = true): Promise<number> {
+async function writeKeptModelFiles(max: number, fetch: number): Promise<number> {
   let left = 0;
   for (const store of stores.values())
     if (store instanceof KeptModelFiles) left += await store.writeDeferred(max, { fetch });
@@ -127,7 +140,7 @@ async function writeKeptModelFiles(max?: number, fetch = true): Promise<number> 
 async function close(): Promise<void> {
   clearTimeout(idle);
   await sessions.saveDeferredPrograms().catch(saveFailed);
-  await writeKeptModelFiles(Infinity, false);
+  await writeKeptModelFiles(Infinity, 0);
   post({ type: 'closed' });
 }
 
@@ -201,9 +214,6 @@ async function score({ id, req, ctx }: Extract<ToShardThread, { type: 'score' }>
     post({ type: 'failed', id, error: threadError(err) });
   } finally {
     attempts.delete(id);
-    if (attempts.size === 0) {
-      clearTimeout(idle);
-      idle = setTimeout(saveWhenIdle, SAVE_IDLE_MS);
-    }
+    saveSoon();
   }
 }

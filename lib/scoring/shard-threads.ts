@@ -80,6 +80,11 @@ export type ToShardThread =
   | { type: 'score'; id: number; req: ShardRequest; ctx: ThreadShardContext }
   | { type: 'abort'; id: number }
   | { type: 'window-devices'; id: number; query: WindowDevicesQuery }
+  /**
+   * Whether any thread of the worker scores a shard now: a thread saves programs and keeps model files only once
+   * the whole worker is idle, so that this work never takes a core from another thread's shard.
+   */
+  | { type: 'busy'; busy: boolean }
   /** The worker is closing: save what is unsaved and answer `closed`. */
   | { type: 'close' };
 
@@ -160,6 +165,8 @@ export class ShardThreads {
   /** Shards no thread has scored, in the order they came, until a thread is free to prepare them. */
   private readonly waiting: Waiting[] = [];
   private nextId = 0;
+  /** Shards running on any thread (see the `busy` message). */
+  private shardsRunning = 0;
 
   constructor(private readonly options: ShardThreadsOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1)
@@ -276,11 +283,13 @@ export class ShardThreads {
     const thread = (this.threads[index] ??= this.spawn(index));
     const id = this.nextId++;
     const signal = ctx?.signal;
+    if (ctx) this.shardStarted();
     return new Promise((resolve, reject) => {
       const onAbort = () => thread.worker.postMessage({ type: 'abort', id } satisfies ToShardThread);
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = () => {
         signal?.removeEventListener('abort', onAbort);
+        if (ctx) this.shardEnded();
         thread.running.delete(id);
         this.prepared(running);
         // A thread with nothing to do must not keep a finished process alive.
@@ -305,6 +314,20 @@ export class ShardThreads {
       thread.worker.postMessage(make(id));
       if (signal?.aborted) onAbort();
     });
+  }
+
+  /** Counts a shard sent to a thread, telling every thread when the worker turns busy (a new thread: spawn). */
+  private shardStarted(): void {
+    if (this.shardsRunning++ === 0) this.tellThreads(true);
+  }
+
+  /** Counts a shard that ended, telling every thread when the worker turns idle. */
+  private shardEnded(): void {
+    if (--this.shardsRunning === 0) this.tellThreads(false);
+  }
+
+  private tellThreads(busy: boolean): void {
+    for (const t of this.threads) t?.worker.postMessage({ type: 'busy', busy } satisfies ToShardThread);
   }
 
   /** Records that a shard has prepared its models (or ended), and sends the next waiting shard. */
@@ -343,6 +366,7 @@ export class ShardThreads {
   private spawn(index: number): Thread {
     const worker = startModuleThread(`${__dirname}/shard-thread`, this.setup());
     worker.unref();
+    if (this.shardsRunning > 0) worker.postMessage({ type: 'busy', busy: true } satisfies ToShardThread);
     const thread: Thread = { worker, running: new Map() };
     const observer = this.options.observer;
     worker.on('message', (msg: FromShardThread) => {

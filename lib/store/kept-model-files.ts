@@ -195,20 +195,21 @@ export class KeptModelFiles implements ObjectStore {
   }
 
   /**
-   * Writes up to `max` of the files whose writing was deferred, oldest first: those held in memory, then (unless
-   * `fetch` is false: a thread that is closing) those GET again from the store, each kept only if the store still
-   * has it as it was listed. Returns how many are left. A GET that fails is warned of, and the files not fetched yet
-   * are not kept (the next worker reads them from the store).
+   * Writes up to `max` of the files whose writing was deferred, oldest first: those held in memory, then up to
+   * `fetch` of those to GET again from the store (none for a thread that is closing), each kept only if the store
+   * still has it as it was listed. Returns how many are left. A GET that fails is warned of, and the files not
+   * fetched yet are not kept (the next worker reads them from the store).
    */
-  async writeDeferred(max = Infinity, { fetch = true }: { fetch?: boolean } = {}): Promise<number> {
+  async writeDeferred(max = Infinity, { fetch = Infinity }: { fetch?: number } = {}): Promise<number> {
     let n = 0;
     for (const [id, body] of this.deferred) {
-      if (n++ >= max) break;
+      if (n >= max) break;
+      n++;
       this.deferred.delete(id);
       this.deferredBytes -= body.length;
       await this.write(id, body);
     }
-    if (fetch) await this.fetchAndWrite(max - n);
+    await this.fetchAndWrite(Math.min(max - n, fetch));
     return this.deferred.size + this.refetch.size;
   }
 

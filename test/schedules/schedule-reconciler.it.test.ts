@@ -166,6 +166,42 @@ describe('applySchedules', () => {
     expect((await client.schedule.getHandle('someone-elses').describe()).action.taskQueue).toBe('elsewhere');
   });
 
+  it('names the open runs that still score the previous store when a declaration moves the schedule', async () => {
+    const id = 'rec-moved';
+    const scope = 'moved';
+    const before = testSchedule(id, { run: { ...hourly.run, store: '/tmp/fleetscore-old-store' } });
+    await applySchedules(client, [before], { scope });
+    const handle = client.schedule.getHandle(id);
+    try {
+      // A run it starts now (no worker polls here: it stays open), with the old store.
+      await handle.trigger();
+      let recent = (await handle.describe()).info.recentActions;
+      for (let i = 0; i < 100 && recent.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        recent = (await handle.describe()).info.recentActions;
+      }
+      const workflowId = recent[0]!.action.workflow.workflowId;
+      const moved = { ...before, run: { ...before.run, store: 'file:///tmp/fleetscore-new-store' } };
+      expect(await applySchedules(client, [moved], { scope, dryRun: true })).toEqual([
+        expect.objectContaining({
+          action: 'updated',
+          notice:
+            `${id} has 1 open run(s) started before this change, scoring its previous store ` +
+            `/tmp/fleetscore-old-store: they carry on there; \`fleetscore runs cancel --workflow-id ID\` stops one ` +
+            `(${workflowId})`,
+        }),
+      ]);
+      // The same store written another way is no move.
+      const same = { ...before, run: { ...before.run, store: 'file:///tmp/fleetscore-old-store' } };
+      const [unmoved] = await applySchedules(client, [same], { scope });
+      expect(unmoved).toMatchObject({ action: 'updated' });
+      expect(unmoved!.notice).toBeUndefined();
+      await client.workflow.getHandle(workflowId).terminate('test over');
+    } finally {
+      await handle.delete();
+    }
+  });
+
   it('rejects an invalid declaration before touching the server', async () => {
     await expect(applySchedules(client, [testSchedule('rec-bad', { catchupWindow: 'soon' as never })])).rejects.toThrow(
       /schedule "rec-bad" catchupWindow: catchupWindow must be a duration/,

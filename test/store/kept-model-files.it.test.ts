@@ -271,11 +271,12 @@ test('past the bytes it holds, a deferring store GETs the files again when told,
   const store = await seeded();
   const calls: Calls = { onnxReads: [], listObjects: [], listRange: [] };
   const folder = { dir, maxBytes: 2 ** 30 };
-  // Holds the first file read (device 1's model.json) and no more.
-  const first = (await store.listObjects(keys.modelsRoot())).find((o) => o.key.endsWith('model.json'))!;
+  // Holds the first file read (a model.json: devices are read at once, each its model.json first) and no more.
+  const listed = await store.listObjects(keys.modelsRoot());
+  const jsonBytes = Math.max(...listed.filter((o) => o.key.endsWith('model.json')).map((o) => o.size));
   const kept = new KeptModelFiles(recording(store, calls, { listRange: true }), folder, {
     deferWrites: true,
-    heldMaxBytes: first.size,
+    heldMaxBytes: jsonBytes,
   });
   const deps = warmDeps(store, kept);
   const next = worker(store);
@@ -283,7 +284,7 @@ test('past the bytes it holds, a deferring store GETs the files again when told,
     const scored = await scoreRun(store, 'run-1', deps);
     expect(calls.onnxReads).toHaveLength(4);
     // A closing thread writes what it holds and GETs nothing.
-    expect(await kept.writeDeferred(Infinity, { fetch: false })).toBe(7);
+    expect(await kept.writeDeferred(Infinity, { fetch: 0 })).toBe(7);
     expect(await files()).toHaveLength(1);
     expect(calls.onnxReads).toHaveLength(4);
     // One model replaced since it was read: its new bytes are not what the listing vouched for, so not kept.
@@ -291,7 +292,7 @@ test('past the bytes it holds, a deferring store GETs the files again when told,
     await store.put(replaced, await store.get(calls.onnxReads[0]!));
     expect(await kept.writeDeferred(2)).toBe(5);
     expect(await kept.writeDeferred()).toBe(0);
-    expect(calls.onnxReads).toEqual([...calls.onnxReads.slice(0, 4), ...calls.onnxReads.slice(0, 4)]);
+    expect(calls.onnxReads.slice(4).sort()).toEqual(calls.onnxReads.slice(0, 4).sort());
     expect(await files()).toHaveLength(7);
     // The next worker reads the seven from the host, and the replaced one from the store (failing it as changed).
     const again = await scoreRun(store, 'run-2', next.deps);
