@@ -21,12 +21,15 @@ import { threadError, type FromShardThread, type ShardThreadSetup, type ToShardT
 /** The least time between two heartbeats a thread posts for one attempt. */
 const HEARTBEAT_POST_MS = 250;
 
-/** How long a thread is idle before it saves the programs it compiled: past the gaps between a run's shards. */
+/**
+ * How long a thread and its worker are idle before the thread saves the programs it compiled: past the gaps between
+ * a run's shards.
+ */
 const SAVE_IDLE_MS = 1_000;
 
 /** Programs saved between two looks at the thread's messages (a new shard stops the saving). */
 const SAVE_BATCH = 16;
-/** Model files kept at a time when the thread is idle (0.1 to 0.6 ms each): a new shard waits for one batch at most. */
+/** Model files kept at a time when idle (0.1 to 0.6 ms each): a new shard waits for one batch at most. */
 const WRITE_BATCH = 64;
 /** Of those, files GET again from the store (a round trip each, and up to a megabyte for a forest). */
 const FETCH_BATCH = 8;
@@ -59,7 +62,7 @@ const sessions = new ModelSessionCache({
   compileThreads: 0,
   // Saved programs too are read synchronously here, as the store is (storeAt).
   blockingReads: true,
-  // And saved once the thread is idle (saveWhenIdle), not in a shard's way: creating the files took 9 % of a cold
+  // And saved once the worker is idle (saveWhenIdle), not in a shard's way: creating the files took 9 % of a cold
   // forest thread's time under the bench's load.
   deferProgramSaves: true,
   observer: {
