@@ -9,13 +9,14 @@ import {
   ScheduleNotFoundError,
   WorkflowNotFoundError,
   type Client,
+  type WorkflowHandle,
   type ScheduleDescription,
   type ScheduleOptions,
   type ScheduleOptionsStartWorkflowAction,
   type ScheduleUpdateOptions,
 } from '@temporalio/client';
-import type { Duration, Workflow } from '@temporalio/common';
-import { SCORING_WORKFLOW, TASK_QUEUES } from '../lib/shared/names';
+import { defaultPayloadConverter, type Duration, type Workflow } from '@temporalio/common';
+import { SCORING_WORKFLOW, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../lib/shared/names';
 import type { ScoringRunInput } from '../lib/shared/run-types';
 import { durationMs } from '../lib/shared/duration';
 import { canonicalStoreUri } from '../lib/store/store-uri';
@@ -278,11 +279,11 @@ function pauseNotice(id: string, declaredPaused: boolean, current: ScheduleDescr
 }
 
 /**
- * A line when the declaration moves the schedule to another store while runs it started are open: those runs were
- * started with the server's arguments (a catch-up run that fired as the server came up, say), so they score the
- * previous store, and carry on there (waiting for its input, if it has none) unless cancelled. Else undefined.
- * The open runs are found among the schedule's recent actions (its last ten), each described: the schedule's own
- * list of running actions stays empty on the dev server.
+ * A line when the declaration moves the schedule to another store while runs it started with another store are
+ * open (a catch-up run that fired as the dev server came up, before `up` applied the schedules, say): they carry on
+ * there, waiting for its input if it has none, unless cancelled. Else undefined. The open runs are found among the
+ * schedule's recent actions (its last ten), each described (the schedule's own list of running actions stays empty
+ * on the dev server); a run's store is its search attribute, or before its first workflow task its input.
  */
 async function openRunsNotice(
   client: Client,
@@ -291,28 +292,32 @@ async function openRunsNotice(
   compiled: CompiledSchedule,
 ): Promise<string | undefined> {
   const previous = current.action.type === 'startWorkflow' ? storeOf(current.action.args?.[0]) : undefined;
-  const declared = compiled.options.action.args[0].store;
-  if (previous === undefined || canonicalStoreUri(previous) === canonicalStoreUri(declared)) return undefined;
-  const open: string[] = [];
+  const declared = canonicalStoreUri(compiled.options.action.args[0].store);
+  if (previous === undefined || canonicalStoreUri(previous) === declared) return undefined;
+  const elsewhere: string[] = [];
   for (const { action } of current.info.recentActions) {
     // The id's latest run: one that continued as new is open under it.
-    const status = await client.workflow
-      .getHandle(action.workflow.workflowId)
-      .describe()
-      .then(
-        (d) => d.status.name,
-        (err: unknown) => {
-          if (err instanceof WorkflowNotFoundError) return 'GONE';
-          throw err;
-        },
-      );
-    if (status === 'RUNNING') open.push(action.workflow.workflowId);
+    const handle = client.workflow.getHandle(action.workflow.workflowId);
+    const run = await handle.describe().catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    });
+    if (run?.status.name !== 'RUNNING') continue;
+    const store = run.typedSearchAttributes.get(SEARCH_ATTRIBUTES.store) ?? (await startedStore(handle));
+    if (store !== undefined && canonicalStoreUri(store) !== declared) elsewhere.push(`${run.workflowId} ${store}`);
   }
-  if (open.length === 0) return undefined;
+  if (elsewhere.length === 0) return undefined;
   return (
-    `${id} has ${open.length} open run(s) started before this change, scoring its previous store ${previous}: ` +
-    `they carry on there; \`fleetscore runs cancel --workflow-id ID\` stops one (${open.join(', ')})`
+    `${id} has ${elsewhere.length} open run(s) started before this change that score a store it no longer ` +
+    `declares: they carry on there; \`fleetscore runs cancel --workflow-id ID\` stops one (${elsewhere.join(', ')})`
   );
+}
+
+/** The store a run was started with: its first history event's input. */
+async function startedStore(handle: WorkflowHandle): Promise<string | undefined> {
+  const history = await handle.fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return payload ? storeOf(defaultPayloadConverter.fromPayload(payload)) : undefined;
 }
 
 /** The `store` of a scheduled run's input, if it has one. */

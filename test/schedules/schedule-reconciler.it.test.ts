@@ -181,21 +181,22 @@ describe('applySchedules', () => {
         recent = (await handle.describe()).info.recentActions;
       }
       const workflowId = recent[0]!.action.workflow.workflowId;
-      const moved = { ...before, run: { ...before.run, store: 'file:///tmp/fleetscore-new-store' } };
-      expect(await applySchedules(client, [moved], { scope, dryRun: true })).toEqual([
-        expect.objectContaining({
-          action: 'updated',
-          notice:
-            `${id} has 1 open run(s) started before this change, scoring its previous store ` +
-            `/tmp/fleetscore-old-store: they carry on there; \`fleetscore runs cancel --workflow-id ID\` stops one ` +
-            `(${workflowId})`,
-        }),
+      const notice =
+        `${id} has 1 open run(s) started before this change that score a store it no longer declares: they ` +
+        `carry on there; \`fleetscore runs cancel --workflow-id ID\` stops one (${workflowId} ` +
+        `/tmp/fleetscore-old-store)`;
+      const movedTo = (store: string) => ({ ...before, run: { ...before.run, store } });
+      expect(await applySchedules(client, [movedTo('/tmp/fleetscore-middle-store')], { scope })).toEqual([
+        expect.objectContaining({ action: 'updated', notice }),
       ]);
-      // The same store written another way is no move.
-      const same = { ...before, run: { ...before.run, store: 'file:///tmp/fleetscore-old-store' } };
-      const [unmoved] = await applySchedules(client, [same], { scope });
-      expect(unmoved).toMatchObject({ action: 'updated' });
-      expect(unmoved!.notice).toBeUndefined();
+      // Moved again: the run still scores the store it started with, not the one the schedule held since.
+      expect(await applySchedules(client, [movedTo('/tmp/fleetscore-new-store')], { scope, dryRun: true })).toEqual([
+        expect.objectContaining({ action: 'updated', notice }),
+      ]);
+      // Back to the run's store, written another way: nothing open scores another store.
+      const [back] = await applySchedules(client, [movedTo('file:///tmp/fleetscore-old-store')], { scope });
+      expect(back).toMatchObject({ action: 'updated' });
+      expect(back!.notice).toBeUndefined();
       await client.workflow.getHandle(workflowId).terminate('test over');
     } finally {
       await handle.delete();
