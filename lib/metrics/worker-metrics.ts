@@ -74,7 +74,8 @@ export function createWorkerMetrics(
   const programs = counter(METRIC_NAMES.programs, "devices' compiled programs, by origin: cached, saved or compiled");
   const modelFiles = counter(
     METRIC_NAMES.modelFiles,
-    'S3 model files read, by source: host (kept on this host) or store (a GET)',
+    'S3 model files read, by source: host (kept on this host), store (a GET for a shard) or keep (a GET again, ' +
+      'once idle, to keep on this host a file a shard read)',
   );
   const shardSeconds = m.createHistogram(METRIC_NAMES.shardSeconds, 'float', 's', 'wall time of a shard attempt');
   const inferenceSeconds = m.createHistogram(
@@ -87,7 +88,7 @@ export function createWorkerMetrics(
   const counters = [devicesScored, devicesFailed, devicesNoData, rows, anomalies, shards, attemptsFailed];
   for (const c of [...counters, cacheHits, cacheMisses]) c.add(0);
   for (const origin of PROGRAM_ORIGINS) programs.add(0, { origin });
-  for (const source of MODEL_FILE_SOURCES) modelFiles.add(0, { source });
+  for (const source of [...MODEL_FILE_SOURCES, 'keep']) modelFiles.add(0, { source });
   return {
     sessions: {
       cacheLookup: (hit) => (hit ? cacheHits : cacheMisses).add(1),
@@ -97,6 +98,7 @@ export function createWorkerMetrics(
         onPlacement?.(p);
       },
       program: (origin) => programs.add(1, { origin }),
+      modelFilesFetched: (count) => modelFiles.add(count, { source: 'keep' }),
     },
     shardScored(s) {
       devicesScored.add(s.scored);

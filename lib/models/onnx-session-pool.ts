@@ -58,6 +58,11 @@ export interface ModelSessionObserver {
   program?(origin: ProgramOrigin): void;
   /** A problem that costs speed but no result, e.g. a saved program that could not be read or written. */
   warning?(message: string): void;
+  /**
+   * S3 model files a shard thread read from the store again to keep them on the host, once idle (the files it could
+   * not hold in memory: lib/store/kept-model-files.ts).
+   */
+  modelFilesFetched?(count: number): void;
 }
 
 /** A model ready to score: its validated model.json and a function from feature rows to scores. */

@@ -43,10 +43,12 @@ let misses = 0;
 let inferences: number[] = [];
 let placements: SessionPlacement[] = [];
 let programs: Partial<Record<ProgramOrigin, number>> = {};
+let modelFilesFetched = 0;
 const flushObserved = () => {
-  if (hits + misses + inferences.length + placements.length + Object.keys(programs).length === 0) return;
-  post({ type: 'observed', hits, misses, inferences, placements, programs });
-  hits = misses = 0;
+  const observed = hits + misses + inferences.length + placements.length + modelFilesFetched;
+  if (observed + Object.keys(programs).length === 0) return;
+  post({ type: 'observed', hits, misses, inferences, placements, programs, modelFilesFetched });
+  hits = misses = modelFilesFetched = 0;
   inferences = [];
   placements = [];
   programs = {};
@@ -131,8 +133,13 @@ async function saveBatch(): Promise<number> {
  */
 async function writeKeptModelFiles(max: number, fetch: number): Promise<number> {
   let left = 0;
-  for (const store of stores.values())
-    if (store instanceof KeptModelFiles) left += await store.writeDeferred(max, { fetch });
+  for (const store of stores.values()) {
+    if (!(store instanceof KeptModelFiles)) continue;
+    const before = store.fetched;
+    left += await store.writeDeferred(max, { fetch });
+    modelFilesFetched += store.fetched - before;
+  }
+  flushObserved();
   return left;
 }
 

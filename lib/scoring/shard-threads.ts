@@ -100,6 +100,8 @@ export type FromShardThread =
       inferences: number[];
       placements: SessionPlacement[];
       programs: Partial<Record<ProgramOrigin, number>>;
+      /** S3 model files GET again to keep them on the host. */
+      modelFilesFetched: number;
     }
   | { type: 'warning'; message: string }
   | { type: 'done'; id: number; summary: ShardSummary }
@@ -378,6 +380,7 @@ export class ShardThreads {
         for (const p of msg.placements) observer?.placement?.(p);
         for (const [origin, n] of Object.entries(msg.programs) as [ProgramOrigin, number][])
           for (let i = 0; i < n; i++) observer?.program?.(origin);
+        if (msg.modelFilesFetched > 0) observer?.modelFilesFetched?.(msg.modelFilesFetched);
         return;
       }
       if (msg.type === 'warning') {

@@ -39,6 +39,11 @@ const NAMESPACE = 'v1';
 export interface ModelFilesFolder {
   dir: string;
   maxBytes: number;
+  /**
+   * Bytes of files a store that defers its writes holds in memory; the rest it GETs again to keep them (see
+   * {@link KeptModelFilesOptions.deferWrites}). Default {@link HELD_MAX_BYTES}; tests set less.
+   */
+  heldMaxBytes?: number;
 }
 
 /** Options of {@link KeptModelFiles}. */
@@ -49,13 +54,11 @@ export interface KeptModelFilesOptions {
   blocking?: boolean | undefined;
   /**
    * Keep the files read when told ({@link KeptModelFiles.writeDeferred}: a shard thread once idle, and as it closes),
-   * not as they are read: up to {@link KeptModelFilesOptions.heldMaxBytes} of them held in memory, the rest GET
+   * not as they are read: up to {@link ModelFilesFolder.heldMaxBytes} of them held in memory, the rest GET
    * again from the store when told. Creating a file costs about as much of the thread's CPU as the GET it saves (0.1
    * to 0.6 ms here, 4 ms for a 100-tree forest under load), so a cold run does not pay for the next worker's files.
    */
   deferWrites?: boolean | undefined;
-  /** Bytes of deferred files held in memory until written; default {@link HELD_MAX_BYTES}. */
-  heldMaxBytes?: number | undefined;
   /** The clock (ms); default Date.now. */
   now?: (() => number) | undefined;
 }
@@ -103,6 +106,8 @@ export class KeptModelFiles implements ObjectStore {
   /** Files to keep later that were not held (past the bytes held): GET again as listed then. By id, oldest first. */
   private readonly refetch = new Map<string, StoredObject>();
   private refetchBytes = 0;
+  /** GETs made to keep files that were not held (see {@link KeptModelFiles.writeDeferred}), for metrics. */
+  fetched = 0;
 
   constructor(
     private readonly store: ObjectStore,
@@ -222,6 +227,7 @@ export class KeptModelFiles implements ObjectStore {
       this.refetchBytes -= listed.size;
       let got: VersionedObject | undefined;
       try {
+        this.fetched++;
         got = await this.store.getVersioned(listed.key);
       } catch (err) {
         const warn = this.options.warn ?? ((message: string) => process.emitWarning(message));
@@ -276,7 +282,7 @@ export class KeptModelFiles implements ObjectStore {
   private async keep(id: string, body: Uint8Array, listed: StoredObject): Promise<void> {
     if (!this.options.deferWrites) return this.write(id, body);
     if (this.deferred.has(id) || this.refetch.has(id)) return;
-    if (this.deferredBytes + body.length <= (this.options.heldMaxBytes ?? HELD_MAX_BYTES)) {
+    if (this.deferredBytes + body.length <= (this.folder.heldMaxBytes ?? HELD_MAX_BYTES)) {
       this.deferred.set(id, body);
       this.deferredBytes += body.length;
     } else if (this.refetchBytes + body.length <= this.folder.maxBytes) {

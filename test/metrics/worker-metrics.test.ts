@@ -1,6 +1,6 @@
 /**
  * The worker's own counters, recorded on a meter that keeps what it is given: where a shard's S3 model files came
- * from reaches `fleetscore_model_files_read{source}` (0 for both sources from the start, so a dashboard shows
+ * from reaches `fleetscore_model_files_read{source}` (0 for every source from the start, so a dashboard shows
  * "none"), next to the device counts of the same shard.
  */
 import type { MetricMeter, MetricTags } from '@temporalio/common';
@@ -59,15 +59,18 @@ test("counts where a shard's S3 model files came from, by source, from 0", () =>
   const recorded: Recorded[] = [];
   const metrics = createWorkerMetrics(recordingMeter(recorded), 'cpu');
   const files = METRIC_NAMES.modelFiles;
-  for (const source of ['host', 'store']) {
+  for (const source of ['host', 'store', 'keep']) {
     expect(recorded).toContainEqual({ name: files, value: 0, tags: { pool: 'cpu', source } });
   }
   metrics.shardScored({ ...summary, modelFiles: { host: 6, store: 2 } });
   metrics.shardScored({ ...summary, modelFiles: { host: 8, store: 0 } });
   // A shard that read no model file (a warm worker, or a local store) adds nothing.
   metrics.shardScored(summary);
+  // Files read again once idle, to keep them on the host, are counted apart.
+  metrics.sessions.modelFilesFetched?.(5);
   expect(total(recorded, files, { pool: 'cpu', source: 'host' })).toBe(14);
   expect(total(recorded, files, { pool: 'cpu', source: 'store' })).toBe(2);
+  expect(total(recorded, files, { pool: 'cpu', source: 'keep' })).toBe(5);
   expect(total(recorded, METRIC_NAMES.devicesScored, { pool: 'cpu' })).toBe(9);
   expect(total(recorded, METRIC_NAMES.shards, { pool: 'cpu' })).toBe(3);
 });

@@ -270,14 +270,11 @@ test('a store told to defer keeps what it read when told, and serves it from mem
 test('past the bytes it holds, a deferring store GETs the files again when told, keeping only what is unchanged', async () => {
   const store = await seeded();
   const calls: Calls = { onnxReads: [], listObjects: [], listRange: [] };
-  const folder = { dir, maxBytes: 2 ** 30 };
   // Holds the first file read (a model.json: devices are read at once, each its model.json first) and no more.
   const listed = await store.listObjects(keys.modelsRoot());
   const jsonBytes = Math.max(...listed.filter((o) => o.key.endsWith('model.json')).map((o) => o.size));
-  const kept = new KeptModelFiles(recording(store, calls, { listRange: true }), folder, {
-    deferWrites: true,
-    heldMaxBytes: jsonBytes,
-  });
+  const folder = { dir, maxBytes: 2 ** 30, heldMaxBytes: jsonBytes };
+  const kept = new KeptModelFiles(recording(store, calls, { listRange: true }), folder, { deferWrites: true });
   const deps = warmDeps(store, kept);
   const next = worker(store);
   await closing([deps, next.deps], async () => {
@@ -315,12 +312,8 @@ test('a GET again that fails is warned of once, and the files left are not kept'
   };
   const kept = new KeptModelFiles(
     flaky,
-    { dir, maxBytes: 2 ** 30 },
-    {
-      deferWrites: true,
-      heldMaxBytes: 0,
-      warn: (m) => warnings.push(m),
-    },
+    { dir, maxBytes: 2 ** 30, heldMaxBytes: 0 },
+    { deferWrites: true, warn: (m) => warnings.push(m) },
   );
   const deps = warmDeps(store, kept);
   await closing([deps], () => scoreRun(store, 'run-1', deps));
@@ -342,9 +335,22 @@ describe('through shard threads, as the cpu pool scores', () => {
     log: quiet,
   };
 
-  /** Scores the store's one shard on a new one-thread worker keeping model files in `dir`; its predictions. */
-  async function scoreOnNewWorker(store: S3Store, runId: string, untilClose: () => Promise<void> = async () => {}) {
-    const threads = new ShardThreads({ threads: 1, cache: {}, modelFiles: { dir, maxBytes: 2 ** 30 } });
+  /**
+   * Scores the store's one shard on a new one-thread worker keeping model files in `dir` (holding up to
+   * `heldMaxBytes` of them in memory), counting those it GETs again in `fetched`; its predictions.
+   */
+  async function scoreOnNewWorker(
+    store: S3Store,
+    runId: string,
+    untilClose: () => Promise<void> = async () => {},
+    { heldMaxBytes, fetched }: { heldMaxBytes?: number; fetched?: number[] } = {},
+  ) {
+    const threads = new ShardThreads({
+      threads: 1,
+      cache: {},
+      modelFiles: { dir, maxBytes: 2 ** 30, ...(heldMaxBytes !== undefined ? { heldMaxBytes } : {}) },
+      observer: { modelFilesFetched: (n) => fetched?.push(n) },
+    });
     try {
       await planRun(store, { store: store.uri, window: WINDOW, shardSize: 10, pool: 'cpu', runId });
       const req = { store: store.uri, window: WINDOW, windowHours: 1, runId, shard: 0 };
@@ -369,6 +375,24 @@ describe('through shard threads, as the cpu pool scores', () => {
     for (const f of await files()) await utimes(f, old, old);
     expect((await scoreOnNewWorker(store, 'run-2')).equals(first)).toBe(true);
     for (const f of await files()) expect((await stat(f)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  test('a thread holding none of the files GETs them again once idle, and the worker counts those GETs', async () => {
+    const store = await seeded();
+    const fetched: number[] = [];
+    const first = await scoreOnNewWorker(
+      store,
+      'run-1',
+      async () => {
+        for (let waited = 0; (await files()).length < 8; waited += 50) {
+          if (waited > 20_000) throw new Error('the idle thread kept nothing in 20 s');
+          await sleep(50);
+        }
+      },
+      { heldMaxBytes: 0, fetched },
+    );
+    expect(fetched.reduce((a, b) => a + b, 0)).toBe(8);
+    expect((await scoreOnNewWorker(store, 'run-2')).equals(first)).toBe(true);
   });
 
   test('a worker that closes before its thread was idle keeps the files as it closes', async () => {
