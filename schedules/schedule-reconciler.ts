@@ -9,17 +9,17 @@ import {
   ScheduleNotFoundError,
   WorkflowNotFoundError,
   type Client,
-  type WorkflowHandle,
   type ScheduleDescription,
   type ScheduleOptions,
   type ScheduleOptionsStartWorkflowAction,
   type ScheduleUpdateOptions,
 } from '@temporalio/client';
-import { defaultPayloadConverter, type Duration, type Workflow } from '@temporalio/common';
+import type { Duration, Workflow } from '@temporalio/common';
 import { SCORING_WORKFLOW, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../lib/shared/names';
 import type { ScoringRunInput } from '../lib/shared/run-types';
 import { durationMs } from '../lib/shared/duration';
 import { canonicalStoreUri } from '../lib/store/store-uri';
+import { runStartedWith } from '../lib/temporal/runs';
 import { DEFAULT_OVERLAP, DEFAULT_SCOPE, validateSchedules, type FleetSchedule } from './schedule-declaration';
 import { formatFieldChanges, scheduleDiff, type FieldChange } from './schedule-drift';
 
@@ -303,7 +303,8 @@ async function openRunsNotice(
       throw err;
     });
     if (run?.status.name !== 'RUNNING') continue;
-    const store = run.typedSearchAttributes.get(SEARCH_ATTRIBUTES.store) ?? (await startedStore(handle));
+    const store =
+      run.typedSearchAttributes.get(SEARCH_ATTRIBUTES.store) ?? storeOf((await runStartedWith(handle))?.input);
     if (store !== undefined && canonicalStoreUri(store) !== declared) elsewhere.push(`${run.workflowId} ${store}`);
   }
   if (elsewhere.length === 0) return undefined;
@@ -313,14 +314,7 @@ async function openRunsNotice(
   );
 }
 
-/** The store a run was started with: its first history event's input. */
-async function startedStore(handle: WorkflowHandle): Promise<string | undefined> {
-  const history = await handle.fetchHistory();
-  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  return payload ? storeOf(defaultPayloadConverter.fromPayload(payload)) : undefined;
-}
-
-/** The `store` of a scheduled run's input, if it has one. */
+/** The `store` of a run's input (a schedule's action argument, or what a run was started with), if it has one. */
 function storeOf(input: unknown): string | undefined {
   const store = (input as { store?: unknown } | undefined)?.store;
   return typeof store === 'string' ? store : undefined;

@@ -5,7 +5,6 @@
  * replace the window; its manifest names the run it superseded.
  */
 import { ScheduleNotFoundError, WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { forEachLimited } from '../../lib/shared/concurrency';
@@ -13,7 +12,7 @@ import { messageOf } from '../../lib/shared/errors';
 import type { RunSummary, ScoringRunInput } from '../../lib/shared/run-types';
 import { findStaleWindows, type StaleWindow } from '../../lib/scoring/stale-windows';
 import { openStore } from '../../lib/store/open-store';
-import { startRun } from '../../lib/temporal/runs';
+import { runStartedWith, startRun } from '../../lib/temporal/runs';
 import { scheduleRun } from '../../schedules/schedule-backfill';
 import { formatTable, output } from '../utils/table';
 import { positiveInt, storeOption } from '../utils/options';
@@ -55,13 +54,11 @@ interface RescoreRun {
  */
 async function rescoreRun(client: Client, store: string, stale: StaleWindow): Promise<RescoreRun> {
   try {
-    const history = await client.workflow.getHandle(stale.workflowId, stale.runId).fetchHistory();
-    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-    const payload = started?.input?.payloads?.[0];
-    if (payload) {
+    const started = await runStartedWith(client.workflow.getHandle(stale.workflowId, stale.runId));
+    if (started) {
       // Not its late-data horizon: a rescore scores its own window, nothing before it.
-      const { rescoreLateWithin: _late, ...input } = defaultPayloadConverter.fromPayload<ScoringRunInput>(payload);
-      return { input, taskQueue: started?.taskQueue?.name ?? undefined, settings: 'run' };
+      const { rescoreLateWithin: _late, ...input } = started.input;
+      return { input, taskQueue: started.taskQueue, settings: 'run' };
     }
   } catch (err) {
     // The server no longer keeps that run's history (retention): its schedule, or the defaults, tell the settings.

@@ -41,6 +41,8 @@ export const METRIC_NAMES = {
 
 /** Where a shard's S3 model files came from: the worker's host (kept files) or the store. */
 const MODEL_FILE_SOURCES = ['host', 'store'] as const;
+/** The source of the files a worker GOT again once idle, to keep them on its host. */
+const KEEP_SOURCE = 'keep';
 
 /** Which provider class ran a session's nodes: all on CUDA, all on CPU, or split. */
 export function placementClass(p: SessionPlacement['placement']): 'cuda' | 'cpu' | 'mixed' | 'none' {
@@ -88,7 +90,7 @@ export function createWorkerMetrics(
   const counters = [devicesScored, devicesFailed, devicesNoData, rows, anomalies, shards, attemptsFailed];
   for (const c of [...counters, cacheHits, cacheMisses]) c.add(0);
   for (const origin of PROGRAM_ORIGINS) programs.add(0, { origin });
-  for (const source of [...MODEL_FILE_SOURCES, 'keep']) modelFiles.add(0, { source });
+  for (const source of [...MODEL_FILE_SOURCES, KEEP_SOURCE]) modelFiles.add(0, { source });
   return {
     sessions: {
       cacheLookup: (hit) => (hit ? cacheHits : cacheMisses).add(1),
@@ -98,7 +100,7 @@ export function createWorkerMetrics(
         onPlacement?.(p);
       },
       program: (origin) => programs.add(1, { origin }),
-      modelFilesFetched: (count) => modelFiles.add(count, { source: 'keep' }),
+      modelFilesFetched: (count) => modelFiles.add(count, { source: KEEP_SOURCE }),
     },
     shardScored(s) {
       devicesScored.add(s.scored);

@@ -2,7 +2,8 @@
  * Starting and describing runs from outside a schedule (`runs start`, `backfill`, `runs rescore`, `fleetscore up`,
  * tests). Scheduled runs are started by Temporal itself; these are the same workflow with an explicit window.
  */
-import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { SCORING_WORKFLOW, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../shared/names';
 import type { ScoringRunInput } from '../shared/run-types';
 import { parseWindow, type Window } from '../shared/window';
@@ -62,4 +63,19 @@ export function startRun(
 /** The Web UI page of a run. */
 export function runUiUrl(uiBase: string, namespace: string, workflowId: string, runId: string): string {
   return `${uiBase}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${runId}/history`;
+}
+
+/**
+ * What a run was started with: its input and task queue, from the first event of its history (undefined when that
+ * event carries no input). Throws WorkflowNotFoundError once the server no longer keeps the run.
+ */
+export async function runStartedWith(
+  handle: WorkflowHandle,
+): Promise<{ input: ScoringRunInput; taskQueue: string | undefined } | undefined> {
+  const history = await handle.fetchHistory();
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const payload = started?.input?.payloads?.[0];
+  if (!payload) return undefined;
+  const input = defaultPayloadConverter.fromPayload<ScoringRunInput>(payload);
+  return { input, taskQueue: started?.taskQueue?.name ?? undefined };
 }
