@@ -85,22 +85,24 @@ async function limit(store: string, window: string): Promise<Measured> {
 }
 
 /**
- * Reads every file under `dir` once, untimed, so that the peer finds its pickles in the page cache as the worker
- * finds the models the limit has just read: a cron job that reads the same files every hour reads them from memory.
+ * Reads every file under `dir` once, untimed, so that the next run finds them in the page cache: the peer its
+ * pickles, as a cron job that reads the same files every hour does, and each fresh worker the store's model files.
  * The autoencoder's peer at 10,000 devices ran at 189k rows/s right after the page cache was dropped and at 300k to
- * 500k rows/s with its pickles cached (2026-12-02). Pickles larger than half the machine's memory are left alone
- * (false): the peer reads them from disk, as a cron job on this machine would. (Half the free memory, counted before
- * 2026-12-03 21:25, put the 11 GB of pickles of 10,000 100-tree forests on either side of the line from one run
- * to the next, and their peer at 9 or at 18 to 23 ms a device.)
+ * 500k rows/s with its pickles cached (2026-12-02). A worker's models were read by the limit just before, but this
+ * VM pages out files idle for a minute (DAMON reclaim), and a cold run read them back from disk at 50 µs a file
+ * against 8 µs cached (2026-12-06): the autoencoder's cold at 10,000 devices took 3.40 s, and 2.98 to 3.13 s with
+ * its files read first. Files larger than half the machine's memory are left alone (false): the run reads them
+ * from disk, as it would on this machine. (Half the free memory, counted before 2026-12-03 21:25, put the 11 GB of
+ * pickles of 10,000 100-tree forests on either side of the line from one run to the next, and their peer at 9 or
+ * at 18 to 23 ms a device.)
  */
-function readEveryFile(dir: string): boolean {
+function readEveryFile(dir: string, what: string): boolean {
   const files = filesUnder(dir);
   const bytes = files.reduce((n, file) => n + file.size, 0);
   if (bytes > totalmem() / 2) {
     const gb = (n: number) => (n / 2 ** 30).toFixed(1);
     process.stderr.write(
-      `bench: the peer's pickles (${gb(bytes)} GB) are more than half the memory (${gb(totalmem())} GB): ` +
-        'the peer reads them from disk\n',
+      `bench: ${what} (${gb(bytes)} GB) are more than half the memory (${gb(totalmem())} GB): read from disk\n`,
     );
     return false;
   }
@@ -117,7 +119,7 @@ async function peer(
   repeats: number,
   pickles?: string,
 ): Promise<Measured & { pickles_cached: boolean; walls_s: number[] }> {
-  const cached = pickles ? readEveryFile(pickles) : true;
+  const cached = pickles ? readEveryFile(pickles, "the peer's pickles") : true;
   const runs: Measured[] = [];
   for (let i = 0; i < repeats; i++) {
     const args = ['bench/peer.py', '--store', store, '--window', window, '--work', work];
@@ -247,6 +249,8 @@ async function fleetscore(
   restart = false,
   /** Fresh workers measured cold, each on a host that has compiled nothing (the median is reported). */
   coldRuns = 1,
+  /** The folder on this machine that holds the store's model files: read before each fresh worker's first run. */
+  modelFiles?: string,
 ): Promise<FleetscoreMeasured> {
   const server = serverOfBench(
     await startDevServer({
@@ -304,6 +308,9 @@ async function fleetscore(
         const m = { rows: summary.rows, wall_s: wall, rows_per_s: summary.rows / wall, peak_rss_mb: NaN };
         return { m, handle, shards: summary.shards };
       };
+      // A fresh worker finds the store's model files in the page cache, as the peer finds its pickles.
+      const cacheModelFiles = () => modelFiles && readEveryFile(modelFiles, "the store's model files");
+      cacheModelFiles();
       const colds = [await once()];
       const warms = [];
       for (const next of warmWindows) warms.push(await once(next));
@@ -317,6 +324,7 @@ async function fleetscore(
         await untilSettled(modelFilesDir);
         await stopWorker(worker);
         worker = await startWorker();
+        cacheModelFiles();
         const again = await once();
         restarted = { ...again.m, peak_rss_mb: peakRssMb(worker.pid!) };
       }
@@ -327,6 +335,7 @@ async function fleetscore(
         rmSync(programsDir, { recursive: true, force: true });
         rmSync(modelFilesDir, { recursive: true, force: true });
         worker = await startWorker();
+        cacheModelFiles();
         colds.push(await once());
         coldPeak = Math.max(coldPeak, peakRssMb(worker.pid!));
       }
@@ -438,11 +447,15 @@ async function run(): Promise<void> {
           const source = join(fleet.store, 'aggregates', `window=${window.id}`);
           await writeWindow(python, source, window, fleet.store, inputFormat, warmWindows);
           let runStore = fleet.store;
+          // Where this machine holds the files of the store's models/ (MinIO's data folder, for S3).
+          let modelFiles = join(fleet.store, 'models');
           let upload: Awaited<ReturnType<typeof uploadFleet>> | undefined;
           if (s3) {
             process.stderr.write('bench: uploading the fleet to the S3 server\n');
-            upload = await uploadFleet(s3, fleet.store, `${family}-${devices}`, [window.id, ...warmWindows]);
+            const prefix = `${family}-${devices}`;
+            upload = await uploadFleet(s3, fleet.store, prefix, [window.id, ...warmWindows]);
             runStore = upload.uri;
+            modelFiles = join(s3.dataDir, s3.bucket, prefix, 'models');
           }
           process.stderr.write('bench: fleetscore (cold, warm, restart)\n');
           const f = await fleetscore(
@@ -457,6 +470,7 @@ async function run(): Promise<void> {
             shardThreads,
             true,
             coldRepeats,
+            modelFiles,
           );
           // Without fast paths every device needs a session of its own; measured where that still fits the time budget.
           const unstacked = family === 'mahalanobis' && devices <= unstackedMax;
@@ -471,6 +485,9 @@ async function run(): Promise<void> {
                 warmWindows.slice(0, 1),
                 undefined,
                 shardThreads,
+                false,
+                1,
+                modelFiles,
               )
             : undefined;
           const other = otherLoad();

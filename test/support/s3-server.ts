@@ -28,6 +28,8 @@ export interface S3TestServer {
   endpoint: string;
   /** A fresh, empty bucket. */
   bucket: string;
+  /** The server's data folder: a bucket's objects are under `<dataDir>/<bucket>/<key>/`. */
+  dataDir: string;
   accessKeyId: string;
   secretAccessKey: string;
   /** `s3://<bucket>?endpoint=…&forcePathStyle=true&region=…`: opens the bucket once credentials are in the environment. */
@@ -160,6 +162,7 @@ async function startOnce(bin: string): Promise<S3TestServer> {
   return {
     endpoint,
     bucket,
+    dataDir: join(dir, 'data'),
     accessKeyId,
     secretAccessKey,
     storeUri: `s3://${bucket}?endpoint=${endpoint}&forcePathStyle=true&region=${REGION}`,
