@@ -1,8 +1,9 @@
 /**
  * `fleetscore up` (what `npm start` runs): the whole system on one machine. Starts a Temporal dev server unless one
  * answers, seeds a demo fleet into an empty store, runs a cpu and a gpu pool worker, applies the schedules from
- * code, scores the most recent window at once and prints its summary, then serves the hourly schedule until Ctrl-C
- * (or exits with `--once`), and says what it stopped.
+ * code, scores the most recent window at once and prints its summary (or shows the window's commit, when its input
+ * and models are as that run read them), then serves the hourly schedule until Ctrl-C (or exits with `--once`), and
+ * says what it stopped.
  */
 import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
@@ -16,7 +17,12 @@ import { readIndex } from '../../lib/models/model-index';
 import { nodeEndOfLifeNotice } from '../../lib/node-support';
 import { POOLS } from '../../lib/shared/names';
 import { progressQuery } from '../../lib/shared/queries';
-import { RUN_DEFAULTS, type RunSummary } from '../../lib/shared/run-types';
+import { listFailures } from '../../lib/scoring/commit-run';
+import { readManifest, type Manifest } from '../../lib/scoring/manifest';
+import { changesSinceCommit } from '../../lib/scoring/stale-windows';
+import { keys } from '../../lib/shared/keys';
+import { RUN_DEFAULTS, type RunCounts, type RunSummary } from '../../lib/shared/run-types';
+import type { ObjectStore } from '../../lib/store/object-store';
 import { openStore } from '../../lib/store/open-store';
 import { messageOf, TemporalUnreachable } from '../../lib/shared/errors';
 import { describeUnreachable } from '../../lib/temporal/connection-failure';
@@ -49,8 +55,12 @@ const optionsSchema = z.object({
   hours: positiveInt,
 });
 
-/** The run summary as the user sees it. */
-function renderSummary(s: RunSummary, store: string, url: string): string {
+/** The run summary as the user sees it (a run's result, or a committed window's manifest). */
+function renderSummary(
+  s: RunCounts & Pick<RunSummary, 'window' | 'manifest' | 'failures' | 'outcome' | 'supersededBy'>,
+  store: string,
+  url: string,
+): string {
   const table = formatTable(
     ['window', 'devices', 'scored', 'no data', 'failed', 'rows', 'anomalies'],
     [[s.window, s.devices, s.scored, s.noData, s.failed, s.rows, s.anomalies]],
@@ -149,35 +159,51 @@ export const upCommand = new Command('up')
           if (change.notice) say(change.notice);
         }
 
-        say(`scoring the most recent window past its settle time, ${window.id}`);
         // Asked before the start: this process's workers poll already, so a run it starts moves on at once.
         const joined = await openRunStart(client, runWorkflowId(input.store, window.id));
-        const handle = await startRun(client, { ...input, window: window.id });
-        const url = runUiUrl(uiBase, target.namespace, handle.workflowId, handle.firstExecutionRunId);
-        if (joined) await sayJoined(handle, window.id, joined, url);
-        // Ctrl-C while it runs (waiting for input, say) stops the workers; the run stays open on the server, and the
-        // wait for its result is cancelled, so no retry of it outlives the connection.
-        const waiting = new AbortController();
-        // The SDK adds an abort listener to the signal for each call made under it and never removes it: one per
-        // long poll of the result (about every 20 s while the run waits for its input), which made Node warn of a
-        // leak past ten. They go with the signal once the wait is over.
-        setMaxListeners(0, waiting.signal);
-        const summary = await Promise.race([
-          connection.withAbortSignal(waiting.signal, () => handle.result()),
-          running.then(() => undefined),
-        ]);
-        waiting.abort();
-        if (summary === undefined) {
-          say(
-            `stopped before the run of window ${window.id} ended: it stays open in Temporal (${url}) and carries on ` +
-              'when workers poll again (`npm start`)',
-          );
-        } else {
-          process.stdout.write(`${renderSummary(summary, store.uri, url)}\n`);
+        const standing = joined ? undefined : await standingCommit(store, window.id);
+        const serve = (): void => {
           if (options.once) {
             for (const w of workers) w.worker.shutdown();
           } else {
             say(`serving schedule ${schedule.id} (${uiBase}/namespaces/${target.namespace}/schedules); Ctrl-C to stop`);
+          }
+        };
+        if (standing) {
+          const url = runUiUrl(uiBase, target.namespace, standing.workflowId, standing.runId);
+          const shown = {
+            ...standing.counts,
+            window: window.id,
+            manifest: keys.manifest(window.id),
+            failures: listFailures(standing.devices),
+          };
+          process.stdout.write(`${renderSummary(shown, store.uri, url)}\n`);
+          serve();
+        } else {
+          say(`scoring the most recent window past its settle time, ${window.id}`);
+          const handle = await startRun(client, { ...input, window: window.id });
+          const url = runUiUrl(uiBase, target.namespace, handle.workflowId, handle.firstExecutionRunId);
+          if (joined) await sayJoined(handle, window.id, joined, url);
+          // Ctrl-C while it runs (waiting for input, say) stops the workers; the run stays open on the server, and the
+          // wait for its result is cancelled, so no retry of it outlives the connection.
+          const waiting = new AbortController();
+          // The SDK adds an abort listener to the signal for each call made under it and never removes it: one per
+          // long poll of the result (about every 20 s while the run waits for its input), which made Node warn of a
+          // leak past ten. They go with the signal once the wait is over.
+          setMaxListeners(0, waiting.signal);
+          const summary = await Promise.race([
+            connection.withAbortSignal(waiting.signal, () => handle.result()),
+            running.then(() => undefined),
+          ]);
+          waiting.abort();
+          if (summary === undefined) {
+            say(
+              `stopped before the run of window ${window.id} ended: it stays open in Temporal (${url}) and carries on ` +
+                'when workers poll again (`npm start`)',
+            );
+          } else {
+            process.stdout.write(`${renderSummary(summary, store.uri, url)}\n`);
+            serve();
           }
         }
         // Ctrl-C / SIGTERM: the SDK runtime shuts the workers down gracefully, and run() resolves.
@@ -204,6 +230,27 @@ export const upCommand = new Command('up')
             `${schedule.id} there: start workers (\`npm start\` or \`fleetscore worker\`) or pause it`,
     );
   });
+
+/**
+ * The window's committed manifest when it stands for the window as it is now (its input, and the models the index
+ * pins, as its run read them), so `up` shows it instead of scoring the window again at every start; undefined
+ * otherwise, having said why a committed window is scored again.
+ */
+async function standingCommit(store: ObjectStore, window: string): Promise<Manifest | undefined> {
+  const manifest = await readManifest(store, window);
+  if (!manifest) return undefined;
+  const changes = await changesSinceCommit(store, manifest, await readIndex(store));
+  const committed = `window ${window} was committed at ${manifest.committedAt} by run ${manifest.runId}`;
+  if (changes.length > 0) {
+    say(`${committed}, but ${changes.join(' and ')}: scoring it again`);
+    return undefined;
+  }
+  say(
+    `${committed}; its input and models are as that run read them, so it is not scored again ` +
+      `(\`fleetscore runs start ${window}\` would): its summary`,
+  );
+  return manifest;
+}
 
 /**
  * When the workflow `workflowId` has a run open now (a start with that id joins it rather than starting one), the

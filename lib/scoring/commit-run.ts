@@ -248,7 +248,7 @@ async function unknownDevices(
 }
 
 /** The first failed devices (by id) and why, whole-shard failures included: the list a run's result carries. */
-function listFailures(devices: Record<string, DeviceOutcome>): DeviceFailure[] {
+export function listFailures(devices: Record<string, DeviceOutcome>): DeviceFailure[] {
   const failed: DeviceFailure[] = [];
   for (const device of Object.keys(devices).sort()) {
     const outcome = devices[device];

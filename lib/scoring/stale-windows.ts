@@ -5,6 +5,7 @@
  * schedule with `rescoreLateWithin` re-scores on its own.
  */
 import { listWindowInput } from '../arrow/window-input';
+import type { ModelIndex } from '../models/model-meta';
 import { parseWindow, windowIdOf } from '../shared/window';
 import type { ObjectStore } from '../store/object-store';
 import { inputPart, listCommittedWindows, readManifest, type InputPart, type Manifest } from './manifest';
@@ -80,6 +81,41 @@ export async function checkWindows(store: ObjectStore, windows: readonly string[
       report.stale.push({ ...head(manifest), ...diff });
   }
   return report;
+}
+
+/**
+ * What changed since the committed run of `manifest` read its window, one phrase each: its input (parts added,
+ * replaced or removed, or not recorded by the manifest) and the models `index` pins now (devices registered at
+ * another version, added or removed). Empty when the commit stands for the window as it is now, so scoring it again
+ * would write the same predictions.
+ */
+export async function changesSinceCommit(store: ObjectStore, manifest: Manifest, index: ModelIndex): Promise<string[]> {
+  const changes: string[] = [];
+  if (manifest.input) {
+    const now = (await listWindowInput(store, parseWindow(manifest.window))).parts.map(inputPart);
+    const { added, replaced, removed } = compareInput(manifest.input.parts, now);
+    const parts = counted('part', [added.length, 'added'], [replaced.length, 'replaced'], [removed.length, 'removed']);
+    if (parts) changes.push(`its input changed since (${parts})`);
+  } else changes.push('its manifest does not record the input it read');
+  let other = 0;
+  let added = 0;
+  for (const [device, entry] of Object.entries(index.devices)) {
+    const scored = manifest.devices[device];
+    if (!scored) added++;
+    else if (scored.version !== undefined && scored.version !== entry.version) other++;
+  }
+  const removed = Object.keys(manifest.devices).filter((d) => !Object.hasOwn(index.devices, d)).length;
+  const models = counted('device', [other, 'at another version'], [added, 'added'], [removed, 'removed']);
+  if (models) changes.push(`its models changed since (${models})`);
+  return changes;
+}
+
+/** `2 parts added, 1 part removed` from counts of `noun`s, leaving out zeros; empty when every count is zero. */
+function counted(noun: string, ...counts: [number, string][]): string {
+  return counts
+    .filter(([n]) => n > 0)
+    .map(([n, what]) => `${n} ${noun}${n === 1 ? '' : 's'} ${what}`)
+    .join(', ');
 }
 
 function head(m: Manifest): Omit<StaleWindow, 'added' | 'replaced' | 'removed'> {

@@ -4,7 +4,7 @@
  * was committed, and every prediction is checked against the demo's ground truth and an independent score.
  */
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -238,6 +238,42 @@ test('a device that fails is one line on the console and one in the summary, wit
   );
   expect(again.stderr).not.toMatch(/\n\s+at /);
   expect(again.stderr).not.toContain('seeding');
+});
+
+test('npm start again shows the window it committed while its input and models are unchanged, else scores it again', async () => {
+  const data = join(dir, 'again');
+  const again = { ...env, FLEETSCORE_DATA_DIR: data };
+  const end = windowIdOf(Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 3_600_000);
+  await fleetscoreIn(data, 'demo', 'seed', '--devices', '5', '--sensors', '3', '--hours', '5', '--end', end);
+  const table = /^(\d{4}-\d\d-\d\dT\d\d)\s+5\s+5\s+0\s+0\s+300\s+\d+$/m;
+  const first = await run('npm', ['start', '--', '--once'], { cwd: ROOT, env: again });
+  const windowId = table.exec(first.stdout)?.[1];
+  expect(windowId).toBeDefined();
+  const store = new LocalStore(join(data, 'store'));
+  const committed = (await readManifest(store, windowId!))!;
+
+  // Started again within the hour: the same window, committed and unchanged, is shown from its manifest.
+  const shown = await run('npm', ['start', '--', '--once'], { cwd: ROOT, env: again });
+  expect(shown.stderr).toContain(
+    `window ${windowId} was committed at ${committed.committedAt} by run ${committed.runId}; its input and models ` +
+      `are as that run read them, so it is not scored again (\`fleetscore runs start ${windowId}\` would)`,
+  );
+  expect(shown.stderr).not.toContain('scoring the most recent window');
+  expect(table.exec(shown.stdout)?.[0]).toBe(table.exec(first.stdout)?.[0]);
+  expect(shown.stdout).toContain(`/workflows/${encodeURIComponent(committed.workflowId)}/${committed.runId}/history`);
+  expect((await readManifest(store, windowId!))!.runId).toBe(committed.runId);
+
+  // A part written again since (a producer's late rewrite): the window is scored again, by a run of its own.
+  const part = (await store.list(keys.aggregatesPrefix(windowId!)))[0]!;
+  const later = new Date(Date.now() + 5_000);
+  await utimes(join(data, 'store', part), later, later);
+  const rescored = await run('npm', ['start', '--', '--once'], { cwd: ROOT, env: again });
+  expect(rescored.stderr).toContain(
+    `window ${windowId} was committed at ${committed.committedAt} by run ${committed.runId}, but its input changed ` +
+      'since (1 part replaced): scoring it again',
+  );
+  expect(table.exec(rescored.stdout)?.[1]).toBe(windowId);
+  expect((await readManifest(store, windowId!))!.runId).not.toBe(committed.runId);
 });
 
 test('CLI errors are one clear line and exit 1, without a stack trace', async () => {

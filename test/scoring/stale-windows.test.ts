@@ -6,7 +6,14 @@ import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
-import { checkWindows, compareInput, findStaleWindows, windowsBefore } from '../../lib/scoring/stale-windows';
+import { readIndex } from '../../lib/models/model-index';
+import {
+  changesSinceCommit,
+  checkWindows,
+  compareInput,
+  findStaleWindows,
+  windowsBefore,
+} from '../../lib/scoring/stale-windows';
 import { keys } from '../../lib/shared/keys';
 import { LocalStore } from '../../lib/store/local-store';
 import { runWindow } from '../support/run-window';
@@ -94,4 +101,44 @@ test('a scheduled run names the windows of its length within its horizon, and on
   const report = await checkWindows(store, ['2026-11-21T08', W1, W2]);
   expect(report.checked).toBe(2);
   expect(report.stale.map((s) => s.window)).toEqual([W1, W2]);
+});
+
+test('what changed since a commit: nothing; the models the index pins; its input; or an input it does not record', async () => {
+  const ownDir = await mkdtemp(join(tmpdir(), 'fleetscore-changes-'));
+  const own = new LocalStore(ownDir);
+  try {
+    await seedDemoFleet(own, {
+      devices: 3,
+      sensors: 2,
+      hours: 1,
+      endMs: Date.UTC(2026, 10, 21, 12),
+      devicesPerPart: 2,
+    });
+    const { manifest } = await runWindow(own, W3, { shardSize: 10 });
+    const index = await readIndex(own);
+    expect(await changesSinceCommit(own, manifest, index)).toEqual([]);
+
+    const { 'dev-00002': removed, ...kept } = index.devices;
+    const models = {
+      ...index,
+      devices: { ...kept, 'dev-00001': { ...kept['dev-00001']!, version: 'v0099' }, 'dev-09999': removed! },
+    };
+    const changedModels = 'its models changed since (1 device at another version, 1 device added, 1 device removed)';
+    expect(await changesSinceCommit(own, manifest, models)).toEqual([changedModels]);
+
+    const part = keys.aggregatesPart(W3, 1);
+    const later = new Date(Date.now() + 5_000);
+    await utimes(join(ownDir, part), later, later);
+    await own.delete(keys.aggregatesPart(W3, 0));
+    expect(await changesSinceCommit(own, manifest, models)).toEqual([
+      'its input changed since (1 part replaced, 1 part removed)',
+      changedModels,
+    ]);
+    const unrecorded = { ...manifest, input: undefined };
+    expect(await changesSinceCommit(own, unrecorded, index)).toEqual([
+      'its manifest does not record the input it read',
+    ]);
+  } finally {
+    await rm(ownDir, { recursive: true, force: true });
+  }
 });
