@@ -246,8 +246,8 @@ async function standingCommit(store: ObjectStore, window: string): Promise<Manif
     return undefined;
   }
   say(
-    `${committed}; its input and models are as that run read them, so it is not scored again ` +
-      `(\`fleetscore runs start ${window}\` would): its summary`,
+    `${committed}, and its input and models are as that run read them: showing that commit, not scoring it ` +
+      `again (\`fleetscore runs start ${window}\` would)`,
   );
   return manifest;
 }

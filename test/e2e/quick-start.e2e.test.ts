@@ -255,8 +255,8 @@ test('npm start again shows the window it committed while its input and models a
   // Started again within the hour: the same window, committed and unchanged, is shown from its manifest.
   const shown = await run('npm', ['start', '--', '--once'], { cwd: ROOT, env: again });
   expect(shown.stderr).toContain(
-    `window ${windowId} was committed at ${committed.committedAt} by run ${committed.runId}; its input and models ` +
-      `are as that run read them, so it is not scored again (\`fleetscore runs start ${windowId}\` would)`,
+    `window ${windowId} was committed at ${committed.committedAt} by run ${committed.runId}, and its input and models ` +
+      `are as that run read them: showing that commit, not scoring it again (\`fleetscore runs start ${windowId}\` would)`,
   );
   expect(shown.stderr).not.toContain('scoring the most recent window');
   expect(table.exec(shown.stdout)?.[0]).toBe(table.exec(first.stdout)?.[0]);
