@@ -2,8 +2,10 @@
  * Saved programs through shard threads, as the cpu pool scores: a forest compiled on one worker's thread is read by
  * the next worker's thread from the same folder, with the same predictions, and each shard's log says where its
  * programs came from; a folder that cannot be written reaches the worker's observer as a warning from the thread,
- * and the shard is scored all the same.
+ * and the shard is scored all the same. A thread whose shard is done saves nothing while another thread of its worker
+ * still scores one.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,36 +27,39 @@ const FEATURES = ['a', 'b', 'c'];
 
 let dir: string;
 let store: LocalStore;
+let forest: Uint8Array;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fleetscore-thread-programs-'));
   store = new LocalStore(join(dir, 'store'));
   const rand = random(8);
   const draw = () => FEATURES.map(() => rand() * 2 - 1);
-  const onnx = buildIsolationForestOnnx(fitIsolationForest(Array.from({ length: 256 }, draw), 20, 3));
+  forest = buildIsolationForestOnnx(fitIsolationForest(Array.from({ length: 256 }, draw), 20, 3));
   // Large enough to be saved (64 KiB and more).
-  expect(onnx.length).toBeGreaterThanOrEqual(64 * 1024);
-  await registerModel(store, {
-    device: 'forest-1',
-    onnx,
-    meta: {
-      pool: 'cpu',
-      features: FEATURES,
-      input: { name: 'X' },
-      output: { name: 'scores' },
-      anomalyWhen: 'below',
-      threshold: 0,
-    },
-  });
-  const x = Array.from({ length: 60 }, draw);
-  const values = Object.fromEntries(FEATURES.map((f, j) => [f, x.map((r) => r[j]!)]));
-  const part = aggregatesPart(parseWindow(WINDOW), [{ device: 'forest-1', minutes: x.map((_, i) => i), values }], {
-    a: 'float',
-    b: 'float',
-    c: 'float',
-  });
-  await store.put(keys.aggregatesPart(WINDOW, 0), part);
+  expect(forest.length).toBeGreaterThanOrEqual(64 * 1024);
+  await registerForest(store, 'forest-1', forest);
+  await store.put(keys.aggregatesPart(WINDOW, 0), windowPart(['forest-1'], draw));
 });
+
+/** Registers `onnx` as the device's isolation forest (features a, b, c; anomalous below 0). */
+function registerForest(to: LocalStore, device: string, onnx: Uint8Array) {
+  const meta = { features: FEATURES, input: { name: 'X' }, output: { name: 'scores' }, threshold: 0 };
+  return registerModel(to, { device, onnx, meta: { ...meta, pool: 'cpu', anomalyWhen: 'below' } });
+}
+
+/** An aggregates part of WINDOW with 60 rows of `draw()` for each device. */
+function windowPart(devices: readonly string[], draw: () => number[]): Uint8Array {
+  const types = { a: 'float', b: 'float', c: 'float' } as const;
+  return aggregatesPart(
+    parseWindow(WINDOW),
+    devices.map((device) => {
+      const x = Array.from({ length: 60 }, draw);
+      const values = Object.fromEntries(FEATURES.map((f, j) => [f, x.map((r) => r[j]!)]));
+      return { device, minutes: x.map((_, i) => i), values };
+    }),
+    types,
+  );
+}
 
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -135,4 +140,51 @@ test('a folder that cannot be written is a warning from the thread, and the shar
   const scored = await scoreOnNewWorker('unwritable', notAFolder, warnings);
   expect(scored.programs).toEqual({ compiled: 1 });
   expect(warnings).toEqual([expect.stringMatching(/saved program could not be written to .*not-a-folder/)]);
+});
+
+test("a thread whose shard is done saves nothing while the worker's other thread still scores a shard", async () => {
+  // Two shards of one forest each; shard 0's model.onnx is a named pipe, so its thread blocks opening it until the
+  // test writes the bytes: shard 1 runs on the other thread and ends meanwhile.
+  const busy = new LocalStore(join(dir, 'busy-store'));
+  const rand = random(9);
+  const draw = () => FEATURES.map(() => rand() * 2 - 1);
+  const blockedForest = buildIsolationForestOnnx(fitIsolationForest(Array.from({ length: 256 }, draw), 20, 4));
+  const blocked = await registerForest(busy, 'blocked-1', blockedForest);
+  await registerForest(busy, 'forest-1', forest);
+  await busy.put(keys.aggregatesPart(WINDOW, 0), windowPart(['blocked-1', 'forest-1'], draw));
+  const pipe = join(dir, 'busy-store', keys.modelOnnx('blocked-1', blocked.version));
+  await rm(pipe);
+  execFileSync('mkfifo', [pipe]);
+  let unblocked: Promise<void> | undefined;
+  const unblock = () => (unblocked ??= writeFile(pipe, blockedForest));
+
+  const programs = join(dir, 'busy-programs');
+  // Program files, in the folder of this compiler's fingerprint.
+  const saved = async () =>
+    (await readdir(programs, { recursive: true }).catch(() => [])).filter((f) => f.endsWith('.prog')).length;
+  const threads = new ShardThreads({ threads: 2, cache: { programsDir: programs } });
+  try {
+    const runId = 'busy';
+    const plan = await planRun(busy, { store: busy.uri, window: WINDOW, shardSize: 1, pool: 'cpu', runId });
+    expect(plan.shards.map((s) => s.devices)).toEqual([1, 1]);
+    const req = { store: busy.uri, window: WINDOW, windowHours: 1, runId };
+    const first = threads.score({ ...req, shard: 0 }, ctx);
+    const second = await threads.score({ ...req, shard: 1 }, ctx);
+    expect(second).toMatchObject({ scored: 1, failed: 0 });
+    // Idle itself for more than its second of grace, the thread that scored shard 1 waits for the worker.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(await saved()).toBe(0);
+
+    await unblock();
+    expect(await first).toMatchObject({ scored: 1, failed: 0 });
+    // The worker is idle now: both threads save their programs.
+    for (let waited = 0; (await saved()) < 2; waited += 50) {
+      if (waited > 20_000) throw new Error(`the idle threads saved ${await saved()} of 2 programs in 20 s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    // A failed expectation leaves no thread blocked on the pipe.
+    await unblock();
+    await threads.close();
+  }
 });
