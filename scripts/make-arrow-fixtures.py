@@ -8,7 +8,9 @@ write them, for the reader's tests (test/arrow/writer-fixtures.test.ts).
 - duckdb-aggregates.arrow: a DuckDB aggregation (`avg` as double, `sum` of an integer as decimal128(38, 0)), written by
   pyarrow;
 - the same as Parquet, each writer's own defaults: polars-default.parquet (`write_parquet`, ZSTD),
-  pandas-default.parquet (`to_parquet`, pyarrow, Snappy) and duckdb-aggregates.parquet (DuckDB's `COPY ... TO`).
+  pandas-default.parquet (`to_parquet`, pyarrow, Snappy) and duckdb-aggregates.parquet (DuckDB's `COPY ... TO`);
+- many-batches-zstd.arrow: another table, 200 rows of 20 devices written by pyarrow as 20 record batches of 10 rows,
+  ZSTD compressed, s00 null every 7th row (for test/arrow/ipc-coalesce.test.ts, which joins such batches).
 
 Three devices, one with an id over 12 bytes (a view then names a data buffer instead of holding it), four rows each
 in the window 2026-11-21T12, the same rows in every file; expected.json holds them per device in time order.
@@ -23,7 +25,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pyarrow.feather as feather
+import pyarrow.ipc as ipc
 
 OUT = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "arrow"
 START = dt.datetime(2026, 11, 21, 12)
@@ -42,8 +46,25 @@ def rows():
     return out
 
 
+def many_batches():
+    n = 200
+    table = pa.table(
+        {
+            "device_id": [f"dev-{i // 10}" for i in range(n)],
+            "ts": pa.array([1763726400000 + i * 1000 for i in range(n)], pa.timestamp("ms", tz="UTC")),
+            "s00": pa.array([i / 3 if i % 7 else None for i in range(n)], pa.float32()),
+            "s01": pa.array(list(range(n)), pa.int64()),
+        }
+    )
+    options = ipc.IpcWriteOptions(compression="zstd")
+    with ipc.new_file(OUT / "many-batches-zstd.arrow", table.schema, options=options) as writer:
+        for batch in table.to_batches(max_chunksize=10):
+            writer.write_batch(batch)
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
+    many_batches()
     data = rows()
     frame = pl.DataFrame(data)
     frame.write_ipc(OUT / "polars-default.arrow")

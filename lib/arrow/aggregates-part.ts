@@ -16,6 +16,7 @@ import {
 } from './column-decoding';
 import { checkFraming } from './ipc-framing';
 import { isParquet, parquetToIpc } from './parquet';
+import { coalescedTable } from './ipc-coalesce';
 import { readIpcTable } from './ipc-reader';
 import { isSubMillisecond, type TimestampType } from './timestamps';
 
@@ -187,7 +188,8 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
   }
   let table: Table;
   try {
-    table = readIpcTable(ipc);
+    // Many small record batches are read as one (ipc-coalesce.ts); any other part as apache-arrow reads it.
+    table = coalescedTable(ipc) ?? readIpcTable(ipc);
   } catch (err) {
     const reason = messageOf(err);
     throw new InvalidAggregates(
