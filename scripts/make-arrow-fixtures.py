@@ -10,7 +10,8 @@ write them, for the reader's tests (test/arrow/writer-fixtures.test.ts).
 - the same as Parquet, each writer's own defaults: polars-default.parquet (`write_parquet`, ZSTD),
   pandas-default.parquet (`to_parquet`, pyarrow, Snappy) and duckdb-aggregates.parquet (DuckDB's `COPY ... TO`);
 - many-batches-zstd.arrow: another table, 200 rows of 20 devices written by pyarrow as 20 record batches of 10 rows,
-  ZSTD compressed, s00 null every 7th row (for test/arrow/ipc-coalesce.test.ts, which joins such batches).
+  ZSTD compressed: device ids as large_string (as pandas writes them), a string_view column (as polars does) of short
+  and long values, nulls in it and in s00 (for test/arrow/ipc-coalesce.test.ts, which joins such batches).
 
 Three devices, one with an id over 12 bytes (a view then names a data buffer instead of holding it), four rows each
 in the window 2026-11-21T12, the same rows in every file; expected.json holds them per device in time order.
@@ -48,12 +49,14 @@ def rows():
 
 def many_batches():
     n = 200
+    sites = [None if i % 9 == 0 else ("north-sector-compressor-%d" % i if i % 2 else "s%d" % i) for i in range(n)]
     table = pa.table(
         {
-            "device_id": [f"dev-{i // 10}" for i in range(n)],
+            "device_id": pa.array([f"dev-{i // 10}" for i in range(n)], pa.large_string()),
             "ts": pa.array([1763726400000 + i * 1000 for i in range(n)], pa.timestamp("ms", tz="UTC")),
             "s00": pa.array([i / 3 if i % 7 else None for i in range(n)], pa.float32()),
             "s01": pa.array(list(range(n)), pa.int64()),
+            "site": pa.array(sites, pa.string_view()),
         }
     )
     options = ipc.IpcWriteOptions(compression="zstd")

@@ -8,24 +8,27 @@
  * joined (values appended, validity bits shifted into place, string offsets rebased) and apache-arrow wraps the
  * result as one record batch of the part's schema, which the rest of the reading treats as any one-batch part.
  *
- * Only flat columns are joined: strings and binaries with 32-bit offsets, and fixed-width types (integers, floats,
- * timestamps, dates, times, durations, decimals, booleans, fixed-size binaries), uncompressed or LZ4-frame or ZSTD
- * compressed. A part with dictionaries (a categorical column), a nested, large or view column, or anything this
- * does not expect is left to apache-arrow (undefined), which reads it batch by batch and reports what is wrong with
- * it, and so is a part of few batches (where the join saves nothing).
+ * Only flat columns are joined: strings and binaries (plain, large as pandas writes them, or views as polars does;
+ * the large and view ones joined as plain Utf8 or Binary), and fixed-width types (integers, floats, timestamps,
+ * dates, times, durations, decimals, booleans, fixed-size binaries), uncompressed or LZ4-frame or ZSTD compressed. A
+ * part with dictionaries (a categorical column), a nested column, or anything this does not expect is left to
+ * apache-arrow (undefined), which reads it batch by batch and reports what is wrong with it, and so is a part of few
+ * batches (where the join saves nothing).
  */
 import {
+  Binary,
   compressionRegistry,
   DataType,
   DateUnit,
+  Field,
   makeData,
   RecordBatch,
   RecordBatchReader,
+  Schema,
   Struct,
   Table,
+  Utf8,
   type Data,
-  type Field,
-  type Schema,
 } from 'apache-arrow';
 import { registerIpcCodecs } from './ipc-reader';
 
@@ -93,6 +96,8 @@ interface BatchMessage {
   buffers: { offset: number; length: number }[];
   /** apache-arrow's CompressionType, or undefined for uncompressed buffers. */
   codec: number | undefined;
+  /** Data buffers of each string-view or binary-view column, in column order. */
+  variadic: number[];
   /** The batch's body within the part's bytes. */
   body: Uint8Array;
 }
@@ -142,12 +147,18 @@ function recordBatch(fb: Flatbuffer, at: number, body: Uint8Array): BatchMessage
     codec = CODECS[codecField === undefined ? 0 : fb.u8(codecField)];
     if (codec === undefined) throw new Error('unknown compression codec');
   }
-  if (fb.field(at, 4) !== undefined) throw new Error('variadic buffers');
+  const variadicField = fb.field(at, 4);
+  const variadic: number[] = [];
+  if (variadicField !== undefined) {
+    const v = fb.deref(variadicField);
+    for (let i = 0; i < fb.u32(v); i++) variadic.push(fb.i64(v + 4 + 8 * i));
+  }
   return {
     length: lengthField === undefined ? 0 : fb.i64(lengthField),
     nodes: structs(1).map(([length, nullCount]) => ({ length, nullCount })),
     buffers: structs(2).map(([offset, length]) => ({ offset, length })),
     codec,
+    variadic,
     body,
   };
 }
@@ -189,13 +200,18 @@ function recordBatches(bytes: Uint8Array): BatchMessage[] | undefined {
   return batches;
 }
 
-/** How a flat column lays out its buffers: validity, then fixed-width values or 32-bit offsets and data. */
-type Layout = { kind: 'fixed'; bitWidth: number } | { kind: 'strings' };
+/**
+ * How a flat column lays out its buffers after the validity bitmap: fixed-width values, offsets (32 or 64 bits) and
+ * data, or 16-byte views and the data buffers they point into.
+ */
+type Layout = { kind: 'fixed'; bitWidth: number } | { kind: 'offsets'; bytes: 4 | 8 } | { kind: 'views' };
 
-/** The layout of a column this joins, or undefined (nested, dictionary, large, view, null, ...). */
+/** The layout of a column this joins, or undefined (nested, dictionary, null, ...). */
 function layoutOf(type: DataType): Layout | undefined {
   if (DataType.isDictionary(type)) return undefined;
-  if (DataType.isUtf8(type) || DataType.isBinary(type)) return { kind: 'strings' };
+  if (DataType.isUtf8(type) || DataType.isBinary(type)) return { kind: 'offsets', bytes: 4 };
+  if (DataType.isLargeUtf8(type) || DataType.isLargeBinary(type)) return { kind: 'offsets', bytes: 8 };
+  if (DataType.isUtf8View(type) || DataType.isBinaryView(type)) return { kind: 'views' };
   if (DataType.isBool(type)) return { kind: 'fixed', bitWidth: 1 };
   if (DataType.isInt(type)) return { kind: 'fixed', bitWidth: type.bitWidth };
   if (DataType.isFloat(type)) return { kind: 'fixed', bitWidth: [16, 32, 64][type.precision]! };
@@ -205,6 +221,17 @@ function layoutOf(type: DataType): Layout | undefined {
   if (DataType.isDecimal(type)) return { kind: 'fixed', bitWidth: type.bitWidth };
   if (DataType.isFixedSizeBinary(type)) return { kind: 'fixed', bitWidth: 8 * type.byteWidth };
   return undefined;
+}
+
+/**
+ * The field as joined: large and view strings (and binaries) become plain Utf8 (Binary) with 32-bit offsets, which
+ * every reader of a part takes as it takes those; other fields keep their type.
+ */
+function joinedField(field: Field, layout: Layout): Field {
+  if (layout.kind === 'fixed' || (layout.kind === 'offsets' && layout.bytes === 4)) return field;
+  const type = field.type as DataType;
+  const text = DataType.isLargeUtf8(type) || DataType.isUtf8View(type);
+  return new Field(field.name, text ? new Utf8() : new Binary(), field.nullable, field.metadata);
 }
 
 /** Buffer `index` of a batch, decompressed when the batch is compressed (an 8-byte length, -1 for stored as is). */
@@ -231,32 +258,43 @@ function copyBits(dst: Uint8Array, at: number, src: Uint8Array | undefined, leng
 /** makeData's argument: it is overloaded per type, and a column's type is known only when the part is read. */
 type DataProps = Parameters<typeof makeData>[0];
 
-/** Column `c` of every batch joined: one Data of the column's type. */
+/** Where a column's buffers are in one batch: its first (the validity bitmap), and a view column's data buffers. */
+interface ColumnBuffers {
+  first: number;
+  dataBuffers: number;
+}
+
+/**
+ * Column `c` of every batch joined: one Data of the joined field's type (see {@link joinedField}); `at[b]` says
+ * where its buffers are in batch `b`.
+ */
 function joinColumn(
   field: Field,
   layout: Layout,
   batches: readonly BatchMessage[],
   c: number,
-  firstBuffer: number,
+  at: readonly ColumnBuffers[],
 ): Data {
+  const first = at.map((a) => a.first);
   const total = batches.reduce((n, b) => n + b.nodes[c]!.length, 0);
   const nullCount = batches.reduce((n, b) => n + b.nodes[c]!.nullCount, 0);
   let nullBitmap: Uint8Array | undefined;
   if (nullCount > 0) {
     nullBitmap = new Uint8Array(Math.ceil(total / 8));
     let row = 0;
-    for (const b of batches) {
+    batches.forEach((b, k) => {
       const node = b.nodes[c]!;
-      copyBits(nullBitmap, row, node.nullCount > 0 ? bufferOf(b, firstBuffer) : undefined, node.length);
+      copyBits(nullBitmap!, row, node.nullCount > 0 ? bufferOf(b, first[k]!) : undefined, node.length);
       row += node.length;
-    }
+    });
   }
+  const type = field.type as DataType;
   if (layout.kind === 'fixed') {
     const values = new Uint8Array(Math.ceil((total * layout.bitWidth) / 8));
     let row = 0;
-    for (const b of batches) {
+    batches.forEach((b, k) => {
       const n = b.nodes[c]!.length;
-      const data = bufferOf(b, firstBuffer + 1);
+      const data = bufferOf(b, first[k]! + 1);
       if (layout.bitWidth === 1) copyBits(values, row, data, n);
       else {
         const bytes = (n * layout.bitWidth) / 8;
@@ -264,42 +302,62 @@ function joinColumn(
         values.set(data.subarray(0, bytes), (row * layout.bitWidth) / 8);
       }
       row += n;
-    }
-    return makeData({ type: field.type as DataType, length: total, nullCount, nullBitmap, data: values } as DataProps);
+    });
+    return makeData({ type, length: total, nullCount, nullBitmap, data: values } as DataProps);
   }
+  // Strings (or binaries) of every batch into 32-bit offsets and one data buffer.
   const valueOffsets = new Int32Array(total + 1);
   const chunks: Uint8Array[] = [];
-  let row = 0;
   let size = 0;
-  for (const b of batches) {
+  const add = (at: number, bytes: Uint8Array) => {
+    if (size + bytes.length > 0x7fffffff) throw new Error('string data past 2 GiB');
+    chunks.push(bytes);
+    size += bytes.length;
+    valueOffsets[at + 1] = size;
+  };
+  let row = 0;
+  batches.forEach((b, k) => {
     const n = b.nodes[c]!.length;
-    const o = bufferOf(b, firstBuffer + 1);
-    if (o.length < 4 * (n + 1)) throw new Error('offsets buffer too short');
-    // A copy, aligned (the buffer may sit at any offset of the part's bytes).
-    const offsets = new Int32Array(new Uint8Array(o.subarray(0, 4 * (n + 1))).buffer);
-    const first = offsets[0]!;
-    const data = bufferOf(b, firstBuffer + 2);
-    if (offsets[n]! > data.length || offsets[n]! < first) throw new Error('string data too short');
-    if (size + offsets[n]! - first > 0x7fffffff) throw new Error('string data past 2 GiB');
-    for (let i = 1; i <= n; i++) valueOffsets[row + i] = size + offsets[i]! - first;
-    chunks.push(data.subarray(first, offsets[n]));
-    size += offsets[n]! - first;
+    if (layout.kind === 'views') {
+      const views = bufferOf(b, first[k]! + 1);
+      if (views.length < 16 * n) throw new Error('views buffer too short');
+      const view = new DataView(views.buffer, views.byteOffset, views.byteLength);
+      const data = Array.from({ length: at[k]!.dataBuffers }, (_, i) => bufferOf(b, first[k]! + 2 + i));
+      for (let i = 0; i < n; i++) {
+        const length = view.getInt32(16 * i, true);
+        if (length <= 12) add(row + i, views.subarray(16 * i + 4, 16 * i + 4 + length));
+        else {
+          const buffer = data[view.getInt32(16 * i + 8, true)];
+          const offset = view.getInt32(16 * i + 12, true);
+          if (!buffer || offset + length > buffer.length) throw new Error('a view past its data');
+          add(row + i, buffer.subarray(offset, offset + length));
+        }
+      }
+    } else {
+      const o = bufferOf(b, first[k]! + 1);
+      const w = layout.bytes;
+      if (o.length < w * (n + 1)) throw new Error('offsets buffer too short');
+      const offsets = new DataView(o.buffer, o.byteOffset, w * (n + 1));
+      const at = (i: number) => (w === 4 ? offsets.getInt32(4 * i, true) : Number(offsets.getBigInt64(8 * i, true)));
+      const data = bufferOf(b, first[k]! + 2);
+      const start = at(0);
+      const end = at(n);
+      if (end > data.length || end < start) throw new Error('string data too short');
+      const base = size - start;
+      if (size + end - start > 0x7fffffff) throw new Error('string data past 2 GiB');
+      for (let i = 1; i <= n; i++) valueOffsets[row + i] = base + at(i);
+      chunks.push(data.subarray(start, end));
+      size += end - start;
+    }
     row += n;
-  }
+  });
   const data = new Uint8Array(size);
-  let at = 0;
+  let end = 0;
   for (const chunk of chunks) {
-    data.set(chunk, at);
-    at += chunk.length;
+    data.set(chunk, end);
+    end += chunk.length;
   }
-  return makeData({
-    type: field.type as DataType,
-    length: total,
-    nullCount,
-    nullBitmap,
-    valueOffsets,
-    data,
-  } as DataProps);
+  return makeData({ type, length: total, nullCount, nullBitmap, valueOffsets, data } as DataProps);
 }
 
 /**
@@ -313,23 +371,39 @@ export function coalescedTable(bytes: Uint8Array): Table | undefined {
     // A plain view: a Node Buffer's subarray costs more, and a part is cut into thousands of them.
     const batches = recordBatches(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     if (!batches || batches.length < COALESCE_MIN_BATCHES) return undefined;
-    const schema: Schema = RecordBatchReader.from(bytes).open().schema;
+    const { schema } = RecordBatchReader.from(bytes).open();
     const layouts = schema.fields.map((f) => layoutOf(f.type as DataType));
     if (layouts.some((l) => l === undefined)) return undefined;
     const columns = schema.fields.length;
     for (const b of batches) {
       if (b.nodes.length !== columns || b.nodes.some((n) => n.length !== b.length)) return undefined;
     }
-    const children: Data[] = [];
-    let buffer = 0;
-    for (let c = 0; c < columns; c++) {
-      const layout = layouts[c]!;
-      children.push(joinColumn(schema.fields[c]!, layout, batches, c, buffer));
-      buffer += layout.kind === 'fixed' ? 2 : 3;
-    }
+    // Each batch's buffers of each column: 2 for a fixed-width column, 3 with offsets, 2 and its data for views.
+    const buffers = batches.map((b) => {
+      let next = 0;
+      let views = 0;
+      return layouts.map((layout): ColumnBuffers => {
+        const dataBuffers = layout!.kind === 'views' ? (b.variadic[views++] ?? -1) : 0;
+        if (dataBuffers < 0) throw new Error('a view column without its count of data buffers');
+        const at = { first: next, dataBuffers };
+        next += layout!.kind === 'fixed' ? 2 : layout!.kind === 'offsets' ? 3 : 2 + dataBuffers;
+        return at;
+      });
+    });
+    const fields = schema.fields.map((f, c) => joinedField(f, layouts[c]!));
+    const children = fields.map((f, c) =>
+      joinColumn(
+        f,
+        layouts[c]!,
+        batches,
+        c,
+        buffers.map((b) => b[c]!),
+      ),
+    );
     const length = batches.reduce((n, b) => n + b.length, 0);
-    const data = makeData({ type: new Struct(schema.fields), length, nullCount: 0, children });
-    return new Table(schema, [new RecordBatch(schema, data)]);
+    const joined = new Schema(fields, schema.metadata);
+    const data = makeData({ type: new Struct(fields), length, nullCount: 0, children });
+    return new Table(joined, [new RecordBatch(joined, data)]);
   } catch {
     // Not a part this reads: apache-arrow reads it, or says what is wrong with it.
     return undefined;

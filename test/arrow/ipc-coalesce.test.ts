@@ -1,6 +1,7 @@
 /**
  * A part of many small record batches read as one (lib/arrow/ipc-coalesce.ts): every column's values and nulls as
- * apache-arrow reads them batch by batch, in the file and stream formats, uncompressed, LZ4- and ZSTD-compressed; the same
+ * apache-arrow reads them batch by batch, in the file and stream formats, uncompressed, LZ4- and ZSTD-compressed, with
+ * large strings and string views joined as plain strings; the same
  * device rows through the aggregates reader; and the parts it leaves to apache-arrow (few batches, a dictionary,
  * a nested column, a damaged footer).
  */
@@ -124,15 +125,32 @@ describe.each(['file', 'stream'] as const)('the %s format', (format) => {
   });
 });
 
-test('joins ZSTD-compressed batches as pyarrow writes them', () => {
-  // Written by pyarrow 26 (scripts/make-arrow-fixtures.py): 200 rows of 20 devices in 20 batches, s00 null every 7th.
+test("joins ZSTD-compressed batches as pyarrow writes them, pandas' large strings and polars' string views as Utf8", () => {
+  // Written by pyarrow 26 (scripts/make-arrow-fixtures.py): 200 rows of 20 devices in 20 batches; device_id a
+  // large_string, site a string_view of short (inline) and long values with nulls, s00 null every 7th row.
   const bytes = readFileSync(join(__dirname, '..', 'fixtures', 'arrow', 'many-batches-zstd.arrow'));
   const reference = readIpcTable(bytes);
   expect(reference.batches).toHaveLength(20);
+  expect(reference.schema.fields.map((f) => String(f.type))).toEqual([
+    'LargeUtf8',
+    'Timestamp<MILLISECOND, UTC>',
+    'Float32',
+    'Int64',
+    'Utf8View',
+  ]);
   const joined = coalescedTable(bytes)!;
   expect(joined.batches).toHaveLength(1);
+  expect(joined.schema.fields.map((f) => String(f.type))).toEqual([
+    'Utf8',
+    'Timestamp<MILLISECOND, UTC>',
+    'Float32',
+    'Int64',
+    'Utf8',
+  ]);
   expect(columns(joined)).toEqual(columns(reference));
   expect(joined.getChild('s00')!.nullCount).toBe(29);
+  expect(joined.getChild('site')!.get(1)).toBe('north-sector-compressor-1');
+  expect(joined.getChild('site')!.nullCount).toBe(23);
 });
 
 test('a part of many batches gives the same device rows as the same rows in one batch', () => {
