@@ -44,6 +44,14 @@ const END_MS = Date.UTC(2026, 10, 21, 12);
 const exec = promisify(execFile);
 /** Cores used by other processes during a row above which the bench says the row is not comparable. */
 const OTHER_LOAD_WARN = 0.1;
+/**
+ * The peer runs once more after fleetscore's runs when its median took less than this: a peer as fast or slow
+ * after as before says the machine kept its speed while the row ran. (This VM's speed moved by a third within half
+ * an hour on 2026-12-06, with nothing else running in it: the same warm run took 0.97 s and then 1.65 s.)
+ */
+const PEER_AGAIN_MAX_S = 60;
+/** How far the peer after fleetscore's runs may be from its median before it, as a fraction, without a warning. */
+const PEER_DRIFT_WARN = 0.15;
 
 interface Measured {
   rows: number;
@@ -490,6 +498,17 @@ async function run(): Promise<void> {
                 modelFiles,
               )
             : undefined;
+          let peerAfter: number | undefined;
+          if (p.wall_s < PEER_AGAIN_MAX_S) {
+            process.stderr.write('bench: peer again (the machine kept its speed?)\n');
+            peerAfter = (await peer(python, fleet.store, window.id, join(work, 'peer'), 1, fleet.pickles)).wall_s;
+            if (Math.abs(peerAfter / p.wall_s - 1) > PEER_DRIFT_WARN) {
+              process.stderr.write(
+                `bench: the peer took ${p.wall_s.toFixed(2)} s before fleetscore's runs and ${peerAfter.toFixed(2)} s ` +
+                  "after: this machine's speed moved while the row ran, so its ratios are not reliable\n",
+              );
+            }
+          }
           const other = otherLoad();
           if (other !== undefined && other > OTHER_LOAD_WARN) {
             process.stderr.write(
@@ -523,6 +542,8 @@ async function run(): Promise<void> {
               fleetscore_cold: f.cold.wall_s,
               fleetscore_warm: f.warm.wall_s,
               fleetscore_restart: f.restart?.wall_s ?? null,
+              // The peer once more after fleetscore's runs (null when its median took PEER_AGAIN_MAX_S or more).
+              peer_after: peerAfter ?? null,
               // Every run the medians above were taken from.
               peer_runs: p.walls_s,
               fleetscore_warm_runs: f.warm_walls_s,
@@ -559,6 +580,7 @@ async function run(): Promise<void> {
     await s3?.stop();
   }
   const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  const signedPercent = (f: number) => `${f >= 0 ? '+' : ''}${fmt(f * 100)}%`;
   process.stdout.write(
     `${formatTable(
       [
@@ -580,6 +602,7 @@ async function run(): Promise<void> {
         'history events',
         'orchestration',
         'other load',
+        'peer after',
       ],
       results.map((r) => [
         `${r.trees === null ? r.family : `${r.family} (${r.trees} trees)`}${r.input_format === 'parquet' ? ' [parquet]' : ''}${r.store === 's3' ? ' [s3]' : ''}`,
@@ -600,6 +623,7 @@ async function run(): Promise<void> {
         r.history_events,
         `${fmt(r.orchestration_share * 100, 1)}%`,
         r.other_load_cores === null ? 'n/a' : fmt(r.other_load_cores, 2),
+        r.wall_s.peer_after === null ? 'not run' : signedPercent(r.wall_s.peer_after / r.wall_s.peer - 1),
       ]),
     )}\n`,
   );
