@@ -92,8 +92,10 @@ class Flatbuffer {
 /** One record batch of the part: its rows, field nodes, buffers (body-relative) and compression codec. */
 interface BatchMessage {
   length: number;
-  nodes: { length: number; nullCount: number }[];
-  buffers: { offset: number; length: number }[];
+  /** Per field node, two numbers: its length and null count. */
+  nodes: Float64Array;
+  /** Per buffer, two numbers: its offset in the body and its length. */
+  buffers: Float64Array;
   /** apache-arrow's CompressionType, or undefined for uncompressed buffers. */
   codec: number | undefined;
   /** Data buffers of each string-view or binary-view column, in column order. */
@@ -133,11 +135,14 @@ function headerOf(fb: Flatbuffer): { type: number; at: number } | undefined {
 /** The RecordBatch table at `at` with its body. */
 function recordBatch(fb: Flatbuffer, at: number, body: Uint8Array): BatchMessage {
   const lengthField = fb.field(at, 0);
-  const structs = (index: number) => {
+  // A vector of structs of two int64s (FieldNode, Buffer), flat.
+  const pairs = (index: number) => {
     const field = fb.field(at, index);
-    if (field === undefined) return [];
+    if (field === undefined) return new Float64Array(0);
     const v = fb.deref(field);
-    return Array.from({ length: fb.u32(v) }, (_, i) => [fb.i64(v + 4 + 16 * i), fb.i64(v + 12 + 16 * i)] as const);
+    const out = new Float64Array(2 * fb.u32(v));
+    for (let i = 0; i < out.length; i++) out[i] = fb.i64(v + 4 + 8 * i);
+    return out;
   };
   const compression = fb.field(at, 3);
   let codec: number | undefined;
@@ -155,8 +160,8 @@ function recordBatch(fb: Flatbuffer, at: number, body: Uint8Array): BatchMessage
   }
   return {
     length: lengthField === undefined ? 0 : fb.i64(lengthField),
-    nodes: structs(1).map(([length, nullCount]) => ({ length, nullCount })),
-    buffers: structs(2).map(([offset, length]) => ({ offset, length })),
+    nodes: pairs(1),
+    buffers: pairs(2),
     codec,
     variadic,
     body,
@@ -236,10 +241,11 @@ function joinedField(field: Field, layout: Layout): Field {
 
 /** Buffer `index` of a batch, decompressed when the batch is compressed (an 8-byte length, -1 for stored as is). */
 function bufferOf(batch: BatchMessage, index: number): Uint8Array {
-  const b = batch.buffers[index];
-  if (!b) throw new Error('fewer buffers than columns need');
-  if (b.offset + b.length > batch.body.length) throw new Error('buffer past its body');
-  const raw = batch.body.subarray(b.offset, b.offset + b.length);
+  if (2 * index + 1 >= batch.buffers.length) throw new Error('fewer buffers than columns need');
+  const offset = batch.buffers[2 * index]!;
+  const end = offset + batch.buffers[2 * index + 1]!;
+  if (end > batch.body.length) throw new Error('buffer past its body');
+  const raw = batch.body.subarray(offset, end);
   if (batch.codec === undefined || raw.length === 0) return raw;
   // The prefix is the uncompressed length, or -1 for a buffer stored as is. Only -1 is read, as apache-arrow does:
   // its own writer puts the compressed length there. The column's length checks catch a short buffer.
@@ -276,16 +282,16 @@ function joinColumn(
   at: readonly ColumnBuffers[],
 ): Data {
   const first = at.map((a) => a.first);
-  const total = batches.reduce((n, b) => n + b.nodes[c]!.length, 0);
-  const nullCount = batches.reduce((n, b) => n + b.nodes[c]!.nullCount, 0);
+  const total = batches.reduce((n, b) => n + b.nodes[2 * c]!, 0);
+  const nullCount = batches.reduce((n, b) => n + b.nodes[2 * c + 1]!, 0);
   let nullBitmap: Uint8Array | undefined;
   if (nullCount > 0) {
     nullBitmap = new Uint8Array(Math.ceil(total / 8));
     let row = 0;
     batches.forEach((b, k) => {
-      const node = b.nodes[c]!;
-      copyBits(nullBitmap!, row, node.nullCount > 0 ? bufferOf(b, first[k]!) : undefined, node.length);
-      row += node.length;
+      const n = b.nodes[2 * c]!;
+      copyBits(nullBitmap!, row, b.nodes[2 * c + 1]! > 0 ? bufferOf(b, first[k]!) : undefined, n);
+      row += n;
     });
   }
   const type = field.type as DataType;
@@ -293,7 +299,7 @@ function joinColumn(
     const values = new Uint8Array(Math.ceil((total * layout.bitWidth) / 8));
     let row = 0;
     batches.forEach((b, k) => {
-      const n = b.nodes[c]!.length;
+      const n = b.nodes[2 * c]!;
       const data = bufferOf(b, first[k]! + 1);
       if (layout.bitWidth === 1) copyBits(values, row, data, n);
       else {
@@ -317,7 +323,7 @@ function joinColumn(
   };
   let row = 0;
   batches.forEach((b, k) => {
-    const n = b.nodes[c]!.length;
+    const n = b.nodes[2 * c]!;
     if (layout.kind === 'views') {
       const views = bufferOf(b, first[k]! + 1);
       if (views.length < 16 * n) throw new Error('views buffer too short');
@@ -376,7 +382,8 @@ export function coalescedTable(bytes: Uint8Array): Table | undefined {
     if (layouts.some((l) => l === undefined)) return undefined;
     const columns = schema.fields.length;
     for (const b of batches) {
-      if (b.nodes.length !== columns || b.nodes.some((n) => n.length !== b.length)) return undefined;
+      if (b.nodes.length !== 2 * columns) return undefined;
+      for (let c = 0; c < columns; c++) if (b.nodes[2 * c] !== b.length) return undefined;
     }
     // Each batch's buffers of each column: 2 for a fixed-width column, 3 with offsets, 2 and its data for views.
     const buffers = batches.map((b) => {
