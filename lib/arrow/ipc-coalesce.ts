@@ -324,6 +324,8 @@ function joinColumn(
   let row = 0;
   batches.forEach((b, k) => {
     const n = b.nodes[2 * c]!;
+    // An empty batch may leave its offsets buffer out.
+    if (n === 0) return;
     if (layout.kind === 'views') {
       const views = bufferOf(b, first[k]! + 1);
       if (views.length < 16 * n) throw new Error('views buffer too short');
