@@ -30,6 +30,7 @@ import {
   Utf8,
   type Data,
 } from 'apache-arrow';
+import { isIpcFile } from './ipc-framing';
 import { registerIpcCodecs } from './ipc-reader';
 
 /** Parts of fewer record batches are read by apache-arrow as they are. */
@@ -46,7 +47,7 @@ const CODECS = [0, 1];
 class Flatbuffer {
   private readonly view: DataView;
 
-  constructor(readonly bytes: Uint8Array) {
+  constructor(bytes: Uint8Array) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
@@ -75,10 +76,6 @@ class Flatbuffer {
 
   u32(at: number): number {
     return this.view.getUint32(at, true);
-  }
-
-  i32(at: number): number {
-    return this.view.getInt32(at, true);
   }
 
   /** A non-negative int64 as a number (lengths and offsets); throws past 2^53 or below 0. */
@@ -171,8 +168,7 @@ function recordBatch(fb: Flatbuffer, at: number, body: Uint8Array): BatchMessage
 /** The record batches of an IPC file (by its footer) or stream; undefined when the part has dictionaries. */
 function recordBatches(bytes: Uint8Array): BatchMessage[] | undefined {
   const batches: BatchMessage[] = [];
-  const isFile = bytes.length >= 12 && String.fromCharCode(...bytes.subarray(0, 6)) === 'ARROW1';
-  if (isFile) {
+  if (isIpcFile(bytes)) {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const footerLength = view.getInt32(bytes.length - 10, true);
     const footerAt = bytes.length - 10 - footerLength;
@@ -281,7 +277,6 @@ function joinColumn(
   c: number,
   at: readonly ColumnBuffers[],
 ): Data {
-  const first = at.map((a) => a.first);
   const total = batches.reduce((n, b) => n + b.nodes[2 * c]!, 0);
   const nullCount = batches.reduce((n, b) => n + b.nodes[2 * c + 1]!, 0);
   let nullBitmap: Uint8Array | undefined;
@@ -290,7 +285,7 @@ function joinColumn(
     let row = 0;
     batches.forEach((b, k) => {
       const n = b.nodes[2 * c]!;
-      copyBits(nullBitmap!, row, b.nodes[2 * c + 1]! > 0 ? bufferOf(b, first[k]!) : undefined, n);
+      copyBits(nullBitmap!, row, b.nodes[2 * c + 1]! > 0 ? bufferOf(b, at[k]!.first) : undefined, n);
       row += n;
     });
   }
@@ -300,7 +295,7 @@ function joinColumn(
     let row = 0;
     batches.forEach((b, k) => {
       const n = b.nodes[2 * c]!;
-      const data = bufferOf(b, first[k]! + 1);
+      const data = bufferOf(b, at[k]!.first + 1);
       if (layout.bitWidth === 1) copyBits(values, row, data, n);
       else {
         const bytes = (n * layout.bitWidth) / 8;
@@ -315,47 +310,48 @@ function joinColumn(
   const valueOffsets = new Int32Array(total + 1);
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const add = (at: number, bytes: Uint8Array) => {
+  /** Appends `bytes` to the joined data; where they start in it. */
+  const append = (bytes: Uint8Array): number => {
     if (size + bytes.length > 0x7fffffff) throw new Error('string data past 2 GiB');
     chunks.push(bytes);
     size += bytes.length;
-    valueOffsets[at + 1] = size;
+    return size - bytes.length;
   };
   let row = 0;
   batches.forEach((b, k) => {
     const n = b.nodes[2 * c]!;
     // An empty batch may leave its offsets buffer out.
     if (n === 0) return;
+    const first = at[k]!.first;
     if (layout.kind === 'views') {
-      const views = bufferOf(b, first[k]! + 1);
+      const views = bufferOf(b, first + 1);
       if (views.length < 16 * n) throw new Error('views buffer too short');
       const view = new DataView(views.buffer, views.byteOffset, views.byteLength);
-      const data = Array.from({ length: at[k]!.dataBuffers }, (_, i) => bufferOf(b, first[k]! + 2 + i));
+      const data = Array.from({ length: at[k]!.dataBuffers }, (_, i) => bufferOf(b, first + 2 + i));
       for (let i = 0; i < n; i++) {
         const length = view.getInt32(16 * i, true);
-        if (length <= 12) add(row + i, views.subarray(16 * i + 4, 16 * i + 4 + length));
+        if (length <= 12) append(views.subarray(16 * i + 4, 16 * i + 4 + length));
         else {
           const buffer = data[view.getInt32(16 * i + 8, true)];
           const offset = view.getInt32(16 * i + 12, true);
           if (!buffer || offset + length > buffer.length) throw new Error('a view past its data');
-          add(row + i, buffer.subarray(offset, offset + length));
+          append(buffer.subarray(offset, offset + length));
         }
+        valueOffsets[row + i + 1] = size;
       }
     } else {
-      const o = bufferOf(b, first[k]! + 1);
+      const o = bufferOf(b, first + 1);
       const w = layout.bytes;
       if (o.length < w * (n + 1)) throw new Error('offsets buffer too short');
       const offsets = new DataView(o.buffer, o.byteOffset, w * (n + 1));
-      const at = (i: number) => (w === 4 ? offsets.getInt32(4 * i, true) : Number(offsets.getBigInt64(8 * i, true)));
-      const data = bufferOf(b, first[k]! + 2);
-      const start = at(0);
-      const end = at(n);
+      const offset = (i: number) =>
+        w === 4 ? offsets.getInt32(4 * i, true) : Number(offsets.getBigInt64(8 * i, true));
+      const data = bufferOf(b, first + 2);
+      const start = offset(0);
+      const end = offset(n);
       if (end > data.length || end < start) throw new Error('string data too short');
-      const base = size - start;
-      if (size + end - start > 0x7fffffff) throw new Error('string data past 2 GiB');
-      for (let i = 1; i <= n; i++) valueOffsets[row + i] = base + at(i);
-      chunks.push(data.subarray(start, end));
-      size += end - start;
+      const base = append(data.subarray(start, end)) - start;
+      for (let i = 1; i <= n; i++) valueOffsets[row + i] = base + offset(i);
     }
     row += n;
   });

@@ -21,6 +21,11 @@ function startsWithMagic(bytes: Uint8Array, at: number, magic: readonly number[]
   return magic.every((b, i) => bytes[at + i] === b);
 }
 
+/** Whether `bytes` start as an Arrow IPC file does (its magic); a stream starts with a message instead. */
+export function isIpcFile(bytes: Uint8Array): boolean {
+  return startsWithMagic(bytes, 0);
+}
+
 /** Throws `InvalidAggregates` naming `file` when `bytes` are empty, or a truncated IPC file, stream or Parquet file. */
 export function checkFraming(file: string, bytes: Uint8Array): void {
   if (bytes.length === 0) throw new InvalidAggregates('is empty, expected an Arrow IPC file or stream', { file });
@@ -32,7 +37,7 @@ export function checkFraming(file: string, bytes: Uint8Array): void {
     }
     return;
   }
-  if (startsWithMagic(bytes, 0)) {
+  if (isIpcFile(bytes)) {
     if (!startsWithMagic(bytes, bytes.length - FILE_MAGIC.length)) {
       throw new InvalidAggregates('is a truncated Arrow IPC file (no footer magic at the end)', { file });
     }
