@@ -11,7 +11,10 @@ write them, for the reader's tests (test/arrow/writer-fixtures.test.ts).
   pandas-default.parquet (`to_parquet`, pyarrow, Snappy) and duckdb-aggregates.parquet (DuckDB's `COPY ... TO`);
 - many-batches-zstd.arrow: another table, 200 rows of 20 devices written by pyarrow as 20 record batches of 10 rows,
   ZSTD compressed: device ids as large_string (as pandas writes them), a string_view column (as polars does) of short
-  and long values, nulls in it and in s00 (for test/arrow/ipc-coalesce.test.ts, which joins such batches).
+  and long values, nulls in it and in s00 (for test/arrow/ipc-coalesce.test.ts, which joins such batches);
+- pandas-serial-ids.feather, pandas-serial-ids.parquet and pandas-serial-categorical.feather: the same rows with the
+  devices keyed by integer serial numbers (int64, one of them past 2^53), as pandas writes them, and as a pandas
+  `category` of them (a Dictionary of int64); expected-serial.json maps each serial to the device it stands for.
 
 Three devices, one with an id over 12 bytes (a view then names a data buffer instead of holding it), four rows each
 in the window 2026-11-21T12, the same rows in every file; expected.json holds them per device in time order.
@@ -65,6 +68,19 @@ def many_batches():
             writer.write_batch(batch)
 
 
+SERIALS = [10234, 10235, 2**53 + 1]
+
+
+def serial_ids(data):
+    serial = dict(zip(DEVICES, SERIALS))
+    frame = pd.DataFrame({**data, "device_id": [serial[d] for d in data["device_id"]]})
+    assert str(frame["device_id"].dtype) == "int64", frame.dtypes
+    frame.to_feather(OUT / "pandas-serial-ids.feather")
+    frame.to_parquet(OUT / "pandas-serial-ids.parquet")
+    frame.astype({"device_id": "category"}).to_feather(OUT / "pandas-serial-categorical.feather")
+    (OUT / "expected-serial.json").write_text(json.dumps({str(v): k for k, v in serial.items()}, indent=1) + "\n")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     many_batches()
@@ -87,6 +103,7 @@ def main():
         ts = int((data["ts"][i] - dt.datetime(1970, 1, 1)).total_seconds() * 1000)
         expected.setdefault(device, []).append([ts, data["s0"][i], data["s1"][i], data["events"][i]])
     (OUT / "expected.json").write_text(json.dumps({"window": "2026-11-21T12", "devices": expected}, indent=1) + "\n")
+    serial_ids(data)
 
 
 main()

@@ -8,10 +8,11 @@ import { TextDecoder } from 'node:util';
 import { InvalidAggregates, messageOf } from '../shared/errors';
 import {
   deviceRunsFromDictionary,
+  deviceRunsFromIntegers,
   deviceRunsFromStrings,
   featureValues,
+  isDeviceIdType,
   isNumeric,
-  isString,
   readTimestamps,
 } from './column-decoding';
 import { checkFraming } from './ipc-framing';
@@ -214,10 +215,10 @@ function checkSchema(file: string, table: Table): TimestampType {
     const message = `has no ${DEVICE_COLUMN} column (columns: ${names.join(', ')})`;
     throw new InvalidAggregates(message, { file, field: DEVICE_COLUMN });
   }
-  const dt = deviceField.type as DataType;
-  if (!(isString(dt) || (DataType.isDictionary(dt) && isString(dt.dictionary as DataType)))) {
+  if (!isDeviceIdType(deviceField.type as DataType)) {
     throw new InvalidAggregates(
-      `column ${DEVICE_COLUMN} has type ${String(deviceField.type)}, expected Utf8, LargeUtf8, Utf8View or a Dictionary of them`,
+      `column ${DEVICE_COLUMN} has type ${String(deviceField.type)}, expected a string (Utf8, LargeUtf8, Utf8View), ` +
+        `an integer, or a Dictionary of them`,
       { file, field: DEVICE_COLUMN },
     );
   }
@@ -271,6 +272,7 @@ function decodeRows(file: string, table: Table, unit: TimeUnit): DecodedPart {
     readTimestamps(tsd, unit, ts, tsNanos, row);
     try {
       if (DataType.isDictionary(dev.type)) deviceRunsFromDictionary(dev, row, b, addRun);
+      else if (DataType.isInt(dev.type)) deviceRunsFromIntegers(dev, row, b, addRun);
       else deviceRunsFromStrings(dev, row, b, decoder, addRun);
     } catch (err) {
       if (err instanceof InvalidAggregates) throw err;

@@ -1,6 +1,7 @@
 /**
  * Column-wise decoding of an aggregates part's Arrow chunks into typed arrays, without a JS object or string per
- * row: timestamps exactly in any unit (see timestamps.ts), device ids as runs of equal values (one string decoded per run).
+ * row: timestamps exactly in any unit (see timestamps.ts), device ids as runs of equal values (one string decoded per
+ * run).
  */
 import { DataType, Precision, util, type Data, type Field, type TimeUnit, type Vector } from 'apache-arrow';
 import type { TextDecoder } from 'node:util';
@@ -48,6 +49,15 @@ export function featureValues(data: Data): Float32Array | Float64Array {
 /** Whether a type is Utf8, LargeUtf8 or Utf8View. */
 export function isString(type: DataType): boolean {
   return DataType.isUtf8(type) || DataType.isLargeUtf8(type) || DataType.isUtf8View(type);
+}
+
+/**
+ * Whether a column can hold device ids: a string type, an integer of any width, signed or not (a fleet keyed by
+ * serial number), or a Dictionary of either. An integer id is the device's name in decimal (`10234`, `-7`).
+ */
+export function isDeviceIdType(type: DataType): boolean {
+  const ids = (t: DataType) => isString(t) || DataType.isInt(t);
+  return ids(type) || (DataType.isDictionary(type) && ids(type.dictionary as DataType));
 }
 
 /**
@@ -158,9 +168,41 @@ function fromViews(data: Data): { bytes: Uint8Array; offsets: Int32Array } {
   return { bytes, offsets };
 }
 
+/** The values of an Arrow integer chunk of any width. */
+type IntegerValues =
+  Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array;
+
+/**
+ * Runs of equal ids from an integer chunk of any width (Int8 to Uint64), one decimal string per run (64-bit ids
+ * exactly, through BigInt).
+ */
+export function deviceRunsFromIntegers(data: Data, row0: number, batch: number, addRun: AddRun): void {
+  const values = data.values as IntegerValues;
+  const n = data.length;
+  let start = 0;
+  if (values instanceof BigInt64Array || values instanceof BigUint64Array) {
+    // Compared as pairs of 32-bit words, without a BigInt per row.
+    const words = new Int32Array(values.buffer, values.byteOffset, n * 2);
+    for (let i = 1; i <= n; i++) {
+      if (i < n && words[2 * i] === words[2 * i - 2] && words[2 * i + 1] === words[2 * i - 1]) continue;
+      addRun(String(values[start]), row0 + start, row0 + i, batch);
+      start = i;
+    }
+    return;
+  }
+  for (let i = 1; i <= n; i++) {
+    if (i < n && values[i] === values[i - 1]) continue;
+    addRun(String(values[start]), row0 + start, row0 + i, batch);
+    start = i;
+  }
+}
+
 /** Runs of equal ids from a Dictionary chunk: the dictionary is decoded once, rows compare integer keys. */
 export function deviceRunsFromDictionary(data: Data, row0: number, batch: number, addRun: AddRun): void {
-  const dictionary = (data.dictionary as Vector).toArray() as (string | null)[];
+  // Integer ids in decimal, as deviceRunsFromIntegers writes them.
+  const dictionary = Array.from((data.dictionary as Vector).toArray() as ArrayLike<unknown>, (id) =>
+    typeof id === 'number' || typeof id === 'bigint' ? String(id) : id,
+  );
   const raw = data.values as ArrayLike<number | bigint>;
   const indices =
     raw instanceof BigInt64Array || raw instanceof BigUint64Array

@@ -12,12 +12,14 @@ import {
   Float16,
   Float32,
   Float64,
+  Int16,
   Int32,
   Int64,
   Int8,
   makeData,
   makeVector,
   Uint32,
+  Uint64,
   Uint8,
   type RecordBatch,
   Table,
@@ -326,20 +328,54 @@ describe('InvalidAggregates: whole-file problems', () => {
     }
   });
 
-  it('requires a device_id column of strings', () => {
+  it('requires a device_id column of strings or integers', () => {
     const missing = thrown(() => part('f', table(deviceRows('d', 1, 0), { omit: ['device_id'] })));
     expect([missing.file, missing.field]).toEqual(['f', 'device_id']);
-    const wrong = thrown(() =>
-      part(
-        'f',
-        new Table({
-          device_id: vectorFromArray([1], new Int32()),
-          ts: vectorFromArray([T0], new TimestampMillisecond()),
-        }),
-      ),
-    );
-    expect(wrong.field).toBe('device_id');
-    expect(wrong.message).toMatch(/Int32/);
+    for (const type of [new Float64(), new Bool()]) {
+      const wrong = thrown(() =>
+        part(
+          'f',
+          new Table({
+            device_id: vectorFromArray([1], type),
+            ts: vectorFromArray([T0], new TimestampMillisecond()),
+          }),
+        ),
+      );
+      expect(wrong.field).toBe('device_id');
+      expect(wrong.message).toMatch(new RegExp(`has type ${String(type)}, expected a string .* an integer`));
+    }
+  });
+
+  it.each([
+    ['Int8', () => new Int8(), [-7, 0, 127]],
+    ['Int16', () => new Int16(), [-300, 0, 32767]],
+    ['Uint32', () => new Uint32(), [0, 1, 4294967295]],
+    ['Int64', () => new Int64(), [-(2n ** 63n), 9007199254740993n, 2n ** 63n - 1n]],
+    ['Uint64', () => new Uint64(), [0n, 2n ** 32n, 2n ** 64n - 1n]],
+    ['a Dictionary of Int64', () => new Dictionary(new Int64(), new Int8()), [-1n, 10234n, 9007199254740993n]],
+  ])('reads %s device ids as their decimal strings, across record batches', (_, type, ids) => {
+    // Two rows of device d in each batch, its rows in batches of the other devices between: equal ids join across
+    // them. Minute m of the window has s00 = 10 d + m.
+    const idType = type();
+    const batch = (id: number | bigint, d: number, m: number) =>
+      new Table({
+        device_id: vectorFromArray([id, id], idType),
+        ts: vectorFromArray([T0 + m * MIN, T0 + (m + 1) * MIN], new TimestampMillisecond()),
+        s00: vectorFromArray([10 * d + m, 10 * d + m + 1], new Float32()),
+      }).batches[0]!;
+    // 6 batches (read by apache-arrow batch by batch) and 18 (joined into one first: ipc-coalesce.ts).
+    for (const halves of [2, 6]) {
+      const batches = Array.from({ length: halves }, (_, h) => ids.map((id, d) => batch(id, d, 2 * h))).flat();
+      // Each batch its own dictionary: the stream format allows that, the file format does not.
+      const format = idType instanceof Dictionary ? 'stream' : 'file';
+      const p = part('serials', new Table(batches as RecordBatch[]), format);
+      expect([...p.devices].sort()).toEqual(ids.map(String).sort());
+      const agg = new WindowAggregates(window, [p]);
+      ids.forEach((id, d) => {
+        const minutes = Array.from({ length: 2 * halves }, (_, m) => 10 * d + m);
+        expect(nums(agg.device(String(id), ['s00'])!.x)).toEqual(minutes);
+      });
+    }
   });
 
   it('refuses a Utf8View device id whose view points outside the data buffers, naming the file and column', () => {

@@ -2,7 +2,7 @@
  * One window's aggregates as other writers write them by default (scripts/make-arrow-fixtures.py: polars 2.1 with its
  * Utf8View ids and Categorical, pandas 3.1's feather, a DuckDB 2.0 aggregation, and each one's Parquet), read to the
  * same rows: ids, times and features, a count among them (Int64; DuckDB's SUM makes it a decimal128(38, 0) in
- * Arrow and a double in Parquet).
+ * Arrow and a double in Parquet); and the same rows keyed by integer serial numbers, as pandas writes them.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,3 +34,20 @@ it.each([
     expect(Array.from(got.x)).toEqual(Array.from(Float32Array.from(rows.flatMap((r) => r.slice(1)))));
   }
 });
+
+const serials = JSON.parse(readFileSync(join(DIR, 'expected-serial.json'), 'utf8')) as Record<string, string>;
+
+it.each(['pandas-serial-ids.feather', 'pandas-serial-ids.parquet', 'pandas-serial-categorical.feather'])(
+  'reads %s: integer device ids (int64, one past 2^53, or a category of them) as their decimal strings',
+  (file) => {
+    const part = readAggregatesPart(file, readFileSync(join(DIR, file)));
+    expect([...part.devices].sort()).toEqual(Object.keys(serials).sort());
+    const window = new WindowAggregates(parseWindow(expected.window), [part]);
+    for (const [serial, device] of Object.entries(serials)) {
+      const rows = expected.devices[device]!;
+      const got = window.device(serial, FEATURES)!;
+      expect(Array.from(got.ts)).toEqual(rows.map((r) => r[0]));
+      expect(Array.from(got.x)).toEqual(Array.from(Float32Array.from(rows.flatMap((r) => r.slice(1)))));
+    }
+  },
+);

@@ -16,6 +16,7 @@ import { sha256Hex } from '../../lib/models/model-registry';
 import { LocalStore } from '../../lib/store/local-store';
 import { parseWindow } from '../../lib/shared/window';
 import { aggregatesPart, type PartRows } from '../support/aggregates-part';
+import { copyModel } from '../support/copy-model';
 import { runWindow as runWindowOf } from '../support/run-window';
 
 jest.setTimeout(120_000);
@@ -45,17 +46,6 @@ async function seeded(name: string, devices: number, devicesPerPart?: number): P
 
 /** An Arrow part of this test's window. */
 const part = (rows: PartRows, columns: Record<string, 'float' | 'bool'>) => aggregatesPart(WINDOW, rows, columns);
-
-/** Copies dev-00001's model to `device` (same bytes, its own index entry and model.json). */
-async function copyModel(store: LocalStore, device: string): Promise<void> {
-  const from = 'dev-00001';
-  await store.put(keys.modelOnnx(device, 'v0001'), await store.get(keys.modelOnnx(from, 'v0001')));
-  const meta = JSON.parse(Buffer.from(await store.get(keys.modelMeta(from, 'v0001'))).toString()) as object;
-  await store.put(keys.modelMeta(device, 'v0001'), JSON.stringify({ ...meta, device }));
-  const index = await readIndex(store);
-  index.devices[device] = { ...index.devices[from]! };
-  await store.put(keys.modelIndex(), JSON.stringify(index));
-}
 
 /** Replaces a device's model.onnx and, unless `keepSha`, records the new bytes' sha256 as registration would. */
 async function replaceModel(
