@@ -13,6 +13,7 @@ import {
   featureValues,
   isDeviceIdType,
   isNumeric,
+  isString,
   readTimestamps,
 } from './column-decoding';
 import { checkFraming } from './ipc-framing';
@@ -228,11 +229,32 @@ function checkSchema(file: string, table: Table): TimestampType {
     throw new InvalidAggregates(message, { file, field: TS_COLUMN });
   }
   if (!DataType.isTimestamp(tsField.type)) {
-    const message = `column ${TS_COLUMN} has type ${String(tsField.type)}, expected Timestamp`;
+    const hint = timestampHint(tsField.type as DataType);
+    const message = `column ${TS_COLUMN} has type ${String(tsField.type)}, expected Timestamp${hint}`;
     throw new InvalidAggregates(message, { file, field: TS_COLUMN });
   }
   const { unit, timezone } = tsField.type as { unit: TimeUnit; timezone?: string | null };
   return { unit, timezone: timezone ?? null };
+}
+
+/** How to write a `ts` column of the wrong type as a Timestamp, for the types producers use by mistake. */
+function timestampHint(type: DataType): string {
+  if (DataType.isInt(type) || DataType.isFloat(type)) {
+    // An epoch number does not say its unit: seconds and milliseconds both make plausible times.
+    return (
+      ': a number does not say its unit (seconds? milliseconds?); write the column as a timestamp of that unit ' +
+      "(pandas: pd.to_datetime(df.ts, unit='ms'); polars: pl.from_epoch('ts', time_unit='ms'); pyarrow: " +
+      "pc.cast(ts, pa.timestamp('ms')))"
+    );
+  }
+  if (isString(type) || (DataType.isDictionary(type) && isString(type.dictionary as DataType))) {
+    return (
+      ': strings are not parsed; write the column as a timestamp (pandas: pd.to_datetime(df.ts); polars: ' +
+      "pl.col('ts').str.to_datetime())"
+    );
+  }
+  if (DataType.isDate(type)) return ': a date has no time of day; a window is an hour';
+  return '';
 }
 
 /** Timestamps and device runs of every record batch, column-wise. */

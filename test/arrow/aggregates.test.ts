@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   Bool,
+  DateDay,
   Decimal,
   Dictionary,
   Float16,
@@ -390,14 +391,20 @@ describe('InvalidAggregates: whole-file problems', () => {
     expect(err.message).toMatch(/column device_id is corrupt: .*row 0's view points outside the batch's data buffers/);
   });
 
-  it('requires a Timestamp ts column', () => {
+  it('requires a Timestamp ts column, saying how to write epoch numbers, strings and dates as one', () => {
     const missing = thrown(() => part('f', table(deviceRows('d', 1, 0), { omit: ['ts'] })));
     expect([missing.file, missing.field]).toEqual(['f', 'ts']);
-    const wrong = thrown(() =>
-      part('f', new Table({ device_id: vectorFromArray(['d'], new Utf8()), ts: vectorFromArray([T0], new Float64()) })),
-    );
-    expect(wrong.field).toBe('ts');
-    expect(wrong.message).toMatch(/expected Timestamp/);
+    for (const [ts, hint] of [
+      [vectorFromArray([T0], new Float64()), /expected Timestamp: a number does not say its unit .*unit='ms'/],
+      [vectorFromArray([BigInt(T0)], new Int64()), /expected Timestamp: a number does not say its unit/],
+      [vectorFromArray(['2026-11-21 12:00:00'], new Utf8()), /expected Timestamp: strings are not parsed/],
+      [vectorFromArray([T0], new DateDay()), /expected Timestamp: a date has no time of day/],
+      [vectorFromArray([true], new Bool()), /has type Bool, expected Timestamp$/],
+    ] as const) {
+      const wrong = thrown(() => part('f', new Table({ device_id: vectorFromArray(['d'], new Utf8()), ts })));
+      expect([wrong.file, wrong.field]).toEqual(['f', 'ts']);
+      expect(wrong.message).toMatch(hint);
+    }
   });
 
   it('rejects null device ids (the rows cannot be attributed)', () => {
