@@ -7,7 +7,7 @@ import { registerModels, type RegisteredPaths, type RegisterModelsResult } from 
 import { readIndex } from '../../lib/models/model-index';
 import { registerModelPackage } from '../../lib/models/model-package';
 import type { RegisteredModel } from '../../lib/models/model-registry';
-import { fastPathOf } from '../../lib/models/model-sessions';
+import { scoringPathOf } from '../../lib/models/model-sessions';
 import { filesIn, modelsInFolder, modelsInList } from '../../lib/models/model-sources';
 import { openStore } from '../../lib/store/open-store';
 import type { ObjectStore } from '../../lib/store/object-store';
@@ -80,9 +80,9 @@ async function registerOne(opts: RegisterOptions & { device: string; file: strin
     opts.meta === undefined ? Promise.resolve(undefined) : readMetaFile(opts.meta),
   ]);
   const store = openStore(opts.store);
-  // Decided on what was registered (a package's own model.onnx, with the overrides), as a worker will read it; told
-  // before the registration resolves.
-  let decided: ReturnType<typeof fastPathOf> | undefined;
+  // Decided on what registration is about to write (a package's own model.onnx, with the overrides), as a worker
+  // will read it: a model no fast path takes and onnxruntime cannot load is refused here.
+  let decided: Awaited<ReturnType<typeof scoringPathOf>> | undefined;
   const result = await registerModelPackage(
     store,
     opts.device,
@@ -95,7 +95,7 @@ async function registerOne(opts: RegisterOptions & { device: string; file: strin
       pool: opts.pool,
       threshold: opts.threshold,
     },
-    (onnx, registered) => (decided = fastPathOf(onnx, registered)),
+    async (onnx, registered) => void (decided = await scoringPathOf(registered.device, onnx, registered)),
   );
   const { path, reason } = decided!;
   output(
@@ -121,7 +121,7 @@ async function registerMany(opts: RegisterOptions): Promise<void> {
     result = await registerModels(store, sources, {
       concurrency: opts.concurrency,
       partial: opts.partial,
-      pathOf: fastPathOf,
+      pathOf: scoringPathOf,
       // About a hundred updates whatever the fleet's size: a log gets one line per update.
       onProgress: (done, total, failed) => {
         if (done % Math.ceil(total / 100) === 0 || done === total)

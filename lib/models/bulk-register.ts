@@ -39,11 +39,13 @@ export interface RegisterModelsOptions {
   /** Called after each model, for progress output. */
   onProgress?: (done: number, total: number, failed: number) => void;
   /**
-   * The path a worker scores a model on, and why not a compiled one (`fastPathOf`): given, the result says which
-   * paths the fleet takes, deciding it for the first model of each kind of graph only (its operators, and the
-   * input, output and feature count model.json gives), so 10,000 forests compile one.
+   * The path a worker scores a model on, and why not a compiled one (`scoringPathOf`, which also refuses a model
+   * onnxruntime cannot load where no fast path takes it): given, the result says which paths the fleet takes,
+   * deciding it before each model is written, for the first model of each kind of graph only (its operators, and
+   * the input, output and feature count model.json gives), so 10,000 forests compile one. A model whose decision
+   * throws is refused with that error; the next model of its kind is decided on its own.
    */
-  pathOf?: (onnx: Uint8Array, meta: ModelMeta) => { path: string; reason?: string };
+  pathOf?: (device: string, onnx: Uint8Array, meta: ModelMeta) => Promise<{ path: string; reason?: string }>;
 }
 
 /** The paths registered models take (with {@link RegisterModelsOptions.pathOf}). */
@@ -109,17 +111,27 @@ export async function registerModels(
 /** Graphs of more nodes than this are told apart by their input, output and width only (a forest has a few). */
 const KIND_MAX_NODES = 256;
 
-/** Counts the paths of models as they are written, deciding each kind of graph's once. */
+/** Counts the paths of models before they are written, deciding each kind of graph's once (when it succeeds). */
 function tally(pathOf: NonNullable<RegisterModelsOptions['pathOf']>) {
-  const kinds = new Map<string, { path: string; reason?: string }>();
+  type Decided = Awaited<ReturnType<typeof pathOf>>;
+  const kinds = new Map<string, Promise<Decided>>();
   const result: RegisteredPaths = { counts: {}, sessions: [] };
   return {
     result,
-    add(device: string, onnx: Uint8Array, meta: ModelMeta): void {
+    async add(device: string, onnx: Uint8Array, meta: ModelMeta): Promise<void> {
       const { input, output, features } = meta;
       const kind = JSON.stringify([graphOpTypes(onnx, KIND_MAX_NODES) ?? null, input, output, features.length]);
-      let decided = kinds.get(kind);
-      if (!decided) kinds.set(kind, (decided = pathOf(onnx, meta)));
+      const known = kinds.get(kind);
+      let decided: Decided;
+      if (known) {
+        // A kind whose first decision failed is decided again for this model, so its error names this device.
+        decided = await known.catch(() => pathOf(device, onnx, meta));
+      } else {
+        const deciding = pathOf(device, onnx, meta);
+        kinds.set(kind, deciding);
+        deciding.catch(() => kinds.get(kind) === deciding && kinds.delete(kind));
+        decided = await deciding;
+      }
       result.counts[decided.path] = (result.counts[decided.path] ?? 0) + 1;
       if (decided.reason === undefined) return;
       const same = result.sessions.find((s) => s.reason === decided.reason);

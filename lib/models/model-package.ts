@@ -17,7 +17,7 @@ import {
   type ModelMetaInput,
   type RegisteredModel,
   type RegisterModelInput,
-  type StoredModel,
+  type ModelCheck,
 } from './model-registry';
 
 /** Overrides for {@link registerModelPackage}: a model.json given apart from the package, pool and threshold. */
@@ -118,7 +118,7 @@ export async function readModelUpload(
 
 /**
  * Registers a model from an upload (see {@link readModelUpload}): a new version, then the index moved to it;
- * `stored` is told what was written.
+ * `check` may refuse what would be written (see {@link ModelCheck}).
  */
 export async function registerModelPackage(
   store: ObjectStore,
@@ -126,7 +126,7 @@ export async function registerModelPackage(
   bytes: Uint8Array,
   fileName: string,
   overrides: PackageOverrides = {},
-  stored?: StoredModel,
+  check?: ModelCheck,
 ): Promise<RegisteredModel> {
-  return registerModel(store, await readModelUpload(device, bytes, fileName, overrides), stored);
+  return registerModel(store, await readModelUpload(device, bytes, fileName, overrides), check);
 }

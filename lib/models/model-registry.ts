@@ -73,20 +73,24 @@ export async function readModelMeta(store: ObjectStore, device: string, version:
   return meta;
 }
 
-/** Told the bytes and model.json a registration wrote, as workers will read them. */
-export type StoredModel = (onnx: Uint8Array, meta: ModelMeta) => void;
+/**
+ * Told the bytes and model.json a registration is about to write, as workers will read them, once they passed the
+ * graph checks: what it throws refuses the model, and nothing is written (`scoringPathOf` checks that a model no
+ * fast path compiles loads in onnxruntime).
+ */
+export type ModelCheck = (onnx: Uint8Array, meta: ModelMeta) => Promise<void>;
 
 /**
  * Step one of registration: validates model.json and the ONNX graph against each other, then writes model.onnx
  * and model.json under the device's next version (`v0001`, `v0002`, …). The index is not touched, so nothing
  * scores the version until {@link moveIndex} names it. A version never moved to stays unreferenced, and the
- * next registration of the device skips past it. `stored` is given the bytes and model.json written (a model with
- * one input per column, joined).
+ * next registration of the device skips past it. `check` is given the bytes and model.json to write (a model with
+ * one input per column, joined) before they are written, and may refuse them.
  */
 export async function writeModelVersion(
   store: ObjectStore,
   input: RegisterModelInput,
-  stored?: StoredModel,
+  check?: ModelCheck,
 ): Promise<RegisteredModel> {
   const device = safeSegment('device id', input.device);
   const version = await nextVersion(store, device);
@@ -112,27 +116,27 @@ export async function writeModelVersion(
   const meta = joined ? { ...parsed, sha256: sha256Hex(bytes) } : parsed;
   const sha256 = meta.sha256;
   checkGraph(bytes, joined ? inspectOnnx(bytes, context) : graph, meta, context, input.meta.output);
+  await check?.(bytes, meta);
 
   if ((await store.tryGet(onnxKey)) !== undefined) throw new ModelVersionExists(device, onnxKey);
   if ((await store.tryGet(metaKey)) !== undefined) throw new ModelVersionExists(device, metaKey);
   await store.put(onnxKey, bytes);
   await store.put(metaKey, `${JSON.stringify(meta, null, 2)}\n`);
-  stored?.(bytes, meta);
   return { device, version, sha256, pool: meta.pool };
 }
 
 /**
  * Registers a new immutable version of one device's model and points the index at it: {@link writeModelVersion}
  * then {@link moveIndex}. A crash between the two leaves an unreferenced version, which the next registration
- * skips. For many devices write every version first and move the index once (see bulk registration). `stored` as
+ * skips. For many devices write every version first and move the index once (see bulk registration). `check` as
  * for {@link writeModelVersion}.
  */
 export async function registerModel(
   store: ObjectStore,
   input: RegisterModelInput,
-  stored?: StoredModel,
+  check?: ModelCheck,
 ): Promise<RegisteredModel> {
-  const registered = await writeModelVersion(store, input, stored);
+  const registered = await writeModelVersion(store, input, check);
   await moveIndex(store, [registered]);
   return registered;
 }

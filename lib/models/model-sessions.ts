@@ -5,7 +5,7 @@
  * cached by device and version, and checked against the index's sha256 before anything is scored.
  */
 import { performance } from 'node:perf_hooks';
-import { Tensor, type InferenceSession } from 'onnxruntime-node';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { LruCache } from '../lru-cache';
 import { keys } from '../shared/keys';
 import type { ObjectStore } from '../store/object-store';
@@ -24,7 +24,7 @@ import {
   type ModelSessionObserver,
 } from './onnx-session-pool';
 import { readVerifiedModel } from './verified-model';
-import { ModelChecksumMismatch, ModelInferenceFailed, ModelOutputMismatch } from '../shared/errors';
+import { ModelChecksumMismatch, ModelInferenceFailed, ModelOutputMismatch, ModelSessionFailed } from '../shared/errors';
 
 /** Sessions a cache keeps by default. */
 export const DEFAULT_MAX_SESSIONS = 4096;
@@ -444,6 +444,29 @@ export function fastPathOf(bytes: Uint8Array, meta: ModelMeta): { path: FastPath
   const result = compileModel(bytes, meta.input.name, meta.output.name, meta.features.length);
   if ('program' in result) return { path: `compiled:${result.program.family}` };
   return { path: 'session', reason: result.unsupported };
+}
+
+/**
+ * {@link fastPathOf}, and for a cpu-pool model no fast path takes, a session created on the CPU and released: a model
+ * that onnxruntime cannot load (an operator it does not have, an opset it does not know) would otherwise be
+ * registered and fail its device at every run. A gpu-pool model is not loaded here: it may use operators only the
+ * CUDA provider has. Throws ModelSessionFailed naming the device and model.onnx.
+ */
+export async function scoringPathOf(
+  device: string,
+  bytes: Uint8Array,
+  meta: ModelMeta,
+): Promise<{ path: FastPath; reason?: string }> {
+  const decided = fastPathOf(bytes, meta);
+  if (decided.path !== 'session' || meta.pool !== 'cpu') return decided;
+  let session: InferenceSession;
+  try {
+    session = await InferenceSession.create(bytes, { executionProviders: ['cpu'] });
+  } catch (err) {
+    throw new ModelSessionFailed(device, 'model.onnx', err);
+  }
+  await session.release();
+  return decided;
 }
 
 /** `read`, called at most once: its first call's promise, returned to every call. */

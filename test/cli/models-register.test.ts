@@ -72,6 +72,27 @@ describe('fleetscore models register --device --file', () => {
       pathReason: 'UnsupportedGraph: operator ai.onnx.Sin',
     });
   });
+
+  it('refuses a model that no fast path compiles and onnxruntime cannot load, writing nothing', async () => {
+    const store = join(dir, 'unloadable-store');
+    // An operator onnxruntime does not have: before this check it registered, then failed its device every hour.
+    const model = onnx.ModelProto.decode(sklearnFixture('autoencoder', 'model.onnx'));
+    model.graph!.node!.find((n) => n.opType === 'Tanh')!.opType = 'Tanhh';
+    const file = join(dir, 'tanhh.onnx');
+    await writeFile(file, onnx.ModelProto.encode(model).finish());
+    const meta = await metaFile('autoencoder');
+    const args = ['models', 'register', '--device', 'ae-9', '--file', file, '--meta', meta, '--store', store];
+    const refused = await fleetscore(args);
+    expect(refused.stderr).not.toMatch(STACK_TRACE);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(
+      /^fleetscore: model\.onnx: onnxruntime cannot create a session: .*No Op registered for Tanhh/,
+    );
+    // Nothing was written for the device: its first good model is v0001.
+    await writeFile(file, sklearnFixture('autoencoder', 'model.onnx'));
+    const ok = await fleetscore([...args, '--json']);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ device: 'ae-9', version: 'v0001', path: 'compiled:mlp' });
+  });
 });
 
 describe('fleetscore models register --dir / --list', () => {
@@ -101,6 +122,31 @@ describe('fleetscore models register --dir / --list', () => {
         'compiled fast path, each costing a session per device',
     );
     expect(result.stdout).toMatch(/\n  2 like ae-[12]: UnsupportedGraph: operator ai\.onnx\.Sin\n/);
+
+    // Two models of one kind that onnxruntime cannot load: each refused by its own name, the index not moved.
+    const broken = join(dir, 'broken');
+    const tanhh = onnx.ModelProto.decode(sklearnFixture('autoencoder', 'model.onnx'));
+    tanhh.graph!.node!.find((n) => n.opType === 'Tanh')!.opType = 'Tanhh';
+    for (const device of ['bad-1', 'bad-2', 'good-1']) {
+      await mkdir(join(broken, device), { recursive: true });
+      const bytes = device.startsWith('bad')
+        ? onnx.ModelProto.encode(tanhh).finish()
+        : sklearnFixture('autoencoder', 'model.onnx');
+      await writeFile(join(broken, device, 'model.onnx'), bytes);
+      const {
+        schema: _s,
+        sha256: _h,
+        ...meta
+      } = JSON.parse(sklearnFixture('autoencoder', 'model.json').toString('utf8'));
+      await writeFile(join(broken, device, 'model.json'), JSON.stringify(meta));
+    }
+    const refused = await fleetscore(['models', 'register', '--dir', broken, '--store', store]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/2 of 3 models failed, so the index was not moved/);
+    for (const device of ['bad-1', 'bad-2'])
+      expect(refused.stdout).toMatch(
+        new RegExp(`${device}: .*model\\.onnx: onnxruntime cannot create a session: .*Tanhh`),
+      );
   });
 
   it('registers a folder of models with one index move, and refuses a fleet with a misspelled key by name', async () => {

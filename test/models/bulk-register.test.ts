@@ -53,7 +53,7 @@ describe('registerModels', () => {
     // Told how, it decides it once for 40 models of one kind of graph.
     const decided: number[] = [];
     const again = await registerModels(store, await modelsInFolder(root), {
-      pathOf: (onnx) => (decided.push(onnx.length), { path: 'stacked-mahalanobis' }),
+      pathOf: async (_device, onnx) => (decided.push(onnx.length), { path: 'stacked-mahalanobis' }),
     });
     expect(new Set(again.registered.map((r) => r.version))).toEqual(new Set(['v0002']));
     expect(decided).toHaveLength(1);
