@@ -89,11 +89,13 @@ export async function registerModels(
       const input = await source.read().catch((err: unknown) => {
         throw new ModelSourceUnreadable(err);
       });
+      let decided: Decided | undefined;
       written[i] = await writeModelVersion(
         store,
         input,
-        paths && ((onnx, meta) => paths.add(source.device, onnx, meta)),
+        paths && (async (onnx, meta) => void (decided = await paths.decide(source.device, onnx, meta))),
       );
+      if (decided) paths?.count(source.device, decided);
     } catch (err) {
       if (!isModelProblem(err)) throw err;
       const { field } = err;
@@ -111,27 +113,30 @@ export async function registerModels(
 /** Graphs of more nodes than this are told apart by their input, output and width only (a forest has a few). */
 const KIND_MAX_NODES = 256;
 
-/** Counts the paths of models before they are written, deciding each kind of graph's once (when it succeeds). */
+/** A model's path as {@link RegisterModelsOptions.pathOf} decides it. */
+type Decided = Awaited<ReturnType<NonNullable<RegisterModelsOptions['pathOf']>>>;
+
+/**
+ * Decides the paths of models before they are written, each kind of graph's once (when that succeeds), and counts
+ * those written.
+ */
 function tally(pathOf: NonNullable<RegisterModelsOptions['pathOf']>) {
-  type Decided = Awaited<ReturnType<typeof pathOf>>;
   const kinds = new Map<string, Promise<Decided>>();
   const result: RegisteredPaths = { counts: {}, sessions: [] };
   return {
     result,
-    async add(device: string, onnx: Uint8Array, meta: ModelMeta): Promise<void> {
+    decide(device: string, onnx: Uint8Array, meta: ModelMeta): Promise<Decided> {
       const { input, output, features } = meta;
       const kind = JSON.stringify([graphOpTypes(onnx, KIND_MAX_NODES) ?? null, input, output, features.length]);
       const known = kinds.get(kind);
-      let decided: Decided;
-      if (known) {
-        // A kind whose first decision failed is decided again for this model, so its error names this device.
-        decided = await known.catch(() => pathOf(device, onnx, meta));
-      } else {
-        const deciding = pathOf(device, onnx, meta);
-        kinds.set(kind, deciding);
-        deciding.catch(() => kinds.get(kind) === deciding && kinds.delete(kind));
-        decided = await deciding;
-      }
+      // A kind whose first decision failed is decided again for this model, so its error names this device.
+      if (known) return known.catch(() => pathOf(device, onnx, meta));
+      const deciding = pathOf(device, onnx, meta);
+      kinds.set(kind, deciding);
+      deciding.catch(() => kinds.get(kind) === deciding && kinds.delete(kind));
+      return deciding;
+    },
+    count(device: string, decided: Decided): void {
       result.counts[decided.path] = (result.counts[decided.path] ?? 0) + 1;
       if (decided.reason === undefined) return;
       const same = result.sessions.find((s) => s.reason === decided.reason);
