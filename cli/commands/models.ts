@@ -95,7 +95,7 @@ async function registerOne(opts: RegisterOptions & { device: string; file: strin
       pool: opts.pool,
       threshold: opts.threshold,
     },
-    async (onnx, registered) => void (decided = await scoringPathOf(registered.device, onnx, registered)),
+    async (onnx, registered, file) => void (decided = await scoringPathOf(registered.device, onnx, registered, file)),
   );
   const { path, reason } = decided!;
   output(

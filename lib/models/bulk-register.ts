@@ -45,7 +45,12 @@ export interface RegisterModelsOptions {
    * the input, output and feature count model.json gives), so 10,000 forests compile one. A model whose decision
    * throws is refused with that error; the next model of its kind is decided on its own.
    */
-  pathOf?: (device: string, onnx: Uint8Array, meta: ModelMeta) => Promise<{ path: string; reason?: string }>;
+  pathOf?: (
+    device: string,
+    onnx: Uint8Array,
+    meta: ModelMeta,
+    file: string,
+  ) => Promise<{ path: string; reason?: string }>;
 }
 
 /** The paths registered models take (with {@link RegisterModelsOptions.pathOf}). */
@@ -93,7 +98,7 @@ export async function registerModels(
       written[i] = await writeModelVersion(
         store,
         input,
-        paths && (async (onnx, meta) => void (decided = await paths.decide(source.device, onnx, meta))),
+        paths && (async (onnx, meta, file) => void (decided = await paths.decide(source.device, onnx, meta, file))),
       );
       if (decided) paths?.count(source.device, decided);
     } catch (err) {
@@ -125,13 +130,13 @@ function tally(pathOf: NonNullable<RegisterModelsOptions['pathOf']>) {
   const result: RegisteredPaths = { counts: {}, sessions: [] };
   return {
     result,
-    decide(device: string, onnx: Uint8Array, meta: ModelMeta): Promise<Decided> {
+    decide(device: string, onnx: Uint8Array, meta: ModelMeta, file: string): Promise<Decided> {
       const { input, output, features } = meta;
       const kind = JSON.stringify([graphOpTypes(onnx, KIND_MAX_NODES) ?? null, input, output, features.length]);
       const known = kinds.get(kind);
       // A kind whose first decision failed is decided again for this model, so its error names this device.
-      if (known) return known.catch(() => pathOf(device, onnx, meta));
-      const deciding = pathOf(device, onnx, meta);
+      if (known) return known.catch(() => pathOf(device, onnx, meta, file));
+      const deciding = pathOf(device, onnx, meta, file);
       kinds.set(kind, deciding);
       deciding.catch(() => kinds.get(kind) === deciding && kinds.delete(kind));
       return deciding;

@@ -113,7 +113,7 @@ export async function readModelUpload(
     ...(overrides.pool === undefined ? {} : { pool: overrides.pool }),
     ...(overrides.threshold === undefined ? {} : { threshold: overrides.threshold }),
   } as ModelMetaInput;
-  return { device, onnx: onnxBytes, meta, metaFile };
+  return { device, onnx: onnxBytes, meta, metaFile, onnxFile };
 }
 
 /**

@@ -35,6 +35,8 @@ export interface RegisterModelInput {
   meta: ModelMetaInput;
   /** Where `meta` came from, named in its errors (default `model.json`). */
   metaFile?: string;
+  /** Where `onnx` came from, named in its errors (default `model.onnx`). */
+  onnxFile?: string;
 }
 
 /** A version registration wrote: the index points the device at it once moved. */
@@ -75,10 +77,11 @@ export async function readModelMeta(store: ObjectStore, device: string, version:
 
 /**
  * Told the bytes and model.json a registration is about to write, as workers will read them, once they passed the
- * graph checks: what it throws refuses the model, and nothing is written (`scoringPathOf` checks that a model no
+ * graph checks, with the name of the file the model came from: what it throws refuses the model, and nothing is
+ * written (`scoringPathOf` checks that a model no
  * fast path compiles loads in onnxruntime).
  */
-export type ModelCheck = (onnx: Uint8Array, meta: ModelMeta) => Promise<void>;
+export type ModelCheck = (onnx: Uint8Array, meta: ModelMeta, file: string) => Promise<void>;
 
 /**
  * Step one of registration: validates model.json and the ONNX graph against each other, then writes model.onnx
@@ -109,14 +112,14 @@ export async function writeModelVersion(
     { device, file: input.metaFile ?? 'model.json' },
   );
   // The model stored is the one scored: with its per-column inputs joined, when it has them, and its checksum.
-  const context = { device, file: 'model.onnx' };
+  const context = { device, file: input.onnxFile ?? 'model.onnx' };
   const graph = inspectOnnx(input.onnx, context);
   const bytes = joinColumnInputs(input.onnx, graph, parsed, context);
   const joined = bytes !== input.onnx;
   const meta = joined ? { ...parsed, sha256: sha256Hex(bytes) } : parsed;
   const sha256 = meta.sha256;
   checkGraph(bytes, joined ? inspectOnnx(bytes, context) : graph, meta, context, input.meta.output);
-  await check?.(bytes, meta);
+  await check?.(bytes, meta, context.file);
 
   if ((await store.tryGet(onnxKey)) !== undefined) throw new ModelVersionExists(device, onnxKey);
   if ((await store.tryGet(metaKey)) !== undefined) throw new ModelVersionExists(device, metaKey);

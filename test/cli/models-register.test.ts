@@ -86,7 +86,7 @@ describe('fleetscore models register --device --file', () => {
     expect(refused.stderr).not.toMatch(STACK_TRACE);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(
-      /^fleetscore: model\.onnx: onnxruntime cannot create a session: .*No Op registered for Tanhh/,
+      /^fleetscore: tanhh\.onnx: onnxruntime cannot create a session: .*No Op registered for Tanhh/,
     );
     // Nothing was written for the device: its first good model is v0001.
     await writeFile(file, sklearnFixture('autoencoder', 'model.onnx'));
