@@ -15,6 +15,7 @@ import {
   isNumeric,
   isString,
   readTimestamps,
+  valueType,
 } from './column-decoding';
 import { checkFraming } from './ipc-framing';
 import { isParquet, parquetToIpc } from './parquet';
@@ -247,7 +248,7 @@ function timestampHint(type: DataType): string {
       "pc.cast(ts, pa.timestamp('ms')))"
     );
   }
-  if (isString(type) || (DataType.isDictionary(type) && isString(type.dictionary as DataType))) {
+  if (isString(valueType(type))) {
     return (
       ': strings are not parsed; write the column as a timestamp (pandas: pd.to_datetime(df.ts); polars: ' +
       "pl.col('ts').str.to_datetime())"

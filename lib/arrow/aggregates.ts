@@ -3,7 +3,8 @@
  * any Arrow writer) or Parquet ones (read into Arrow IPC first) with the columns `device_id` (Utf8, LargeUtf8,
  * Utf8View, an integer read as its decimal string, or a Dictionary of them), `ts` (Timestamp of any unit and time
  * zone, kept exactly: whole epoch ms plus nanoseconds) and numeric feature columns (floats of any precision,
- * integers or decimals, read as floats; nullable). This module is the public face of lib/arrow's reading rooms; each job lives in its own file:
+ * integers or decimals, read as floats; nullable). This module is the public face of lib/arrow's reading rooms;
+ * each job lives in its own file:
  * - aggregate-parts.ts: which objects of a window are part files, and which names are refused;
  * - ipc-framing.ts and ipc-reader.ts: framing checks (a truncated file or stream is refused, never read short),
  *   and decoding with the LZ4-frame and ZSTD codecs; parquet.ts: Parquet into Arrow IPC;

@@ -51,13 +51,18 @@ export function isString(type: DataType): boolean {
   return DataType.isUtf8(type) || DataType.isLargeUtf8(type) || DataType.isUtf8View(type);
 }
 
+/** The type of a column's values: a Dictionary's value type, any other type itself. */
+export function valueType(type: DataType): DataType {
+  return DataType.isDictionary(type) ? (type.dictionary as DataType) : type;
+}
+
 /**
  * Whether a column can hold device ids: a string type, an integer of any width, signed or not (a fleet keyed by
  * serial number), or a Dictionary of either. An integer id is the device's name in decimal (`10234`, `-7`).
  */
 export function isDeviceIdType(type: DataType): boolean {
-  const ids = (t: DataType) => isString(t) || DataType.isInt(t);
-  return ids(type) || (DataType.isDictionary(type) && ids(type.dictionary as DataType));
+  const values = valueType(type);
+  return isString(values) || DataType.isInt(values);
 }
 
 /**
@@ -179,19 +184,13 @@ type IntegerValues =
 export function deviceRunsFromIntegers(data: Data, row0: number, batch: number, addRun: AddRun): void {
   const values = data.values as IntegerValues;
   const n = data.length;
+  // 64-bit ids are compared as pairs of 32-bit words, without a BigInt per row.
+  const wide = values instanceof BigInt64Array || values instanceof BigUint64Array;
+  const words = wide ? new Int32Array(values.buffer, values.byteOffset, n * 2) : values;
+  const w = wide ? 2 : 1;
   let start = 0;
-  if (values instanceof BigInt64Array || values instanceof BigUint64Array) {
-    // Compared as pairs of 32-bit words, without a BigInt per row.
-    const words = new Int32Array(values.buffer, values.byteOffset, n * 2);
-    for (let i = 1; i <= n; i++) {
-      if (i < n && words[2 * i] === words[2 * i - 2] && words[2 * i + 1] === words[2 * i - 1]) continue;
-      addRun(String(values[start]), row0 + start, row0 + i, batch);
-      start = i;
-    }
-    return;
-  }
   for (let i = 1; i <= n; i++) {
-    if (i < n && values[i] === values[i - 1]) continue;
+    if (i < n && words[w * i] === words[w * i - w] && (!wide || words[w * i + 1] === words[w * i - 1])) continue;
     addRun(String(values[start]), row0 + start, row0 + i, batch);
     start = i;
   }

@@ -78,8 +78,7 @@ export async function readModelMeta(store: ObjectStore, device: string, version:
 /**
  * Told the bytes and model.json a registration is about to write, as workers will read them, once they passed the
  * graph checks, with the name of the file the model came from: what it throws refuses the model, and nothing is
- * written (`scoringPathOf` checks that a model no
- * fast path compiles loads in onnxruntime).
+ * written (`scoringPathOf` checks that a model no fast path compiles loads in onnxruntime).
  */
 export type ModelCheck = (onnx: Uint8Array, meta: ModelMeta, file: string) => Promise<void>;
 

@@ -450,13 +450,14 @@ export function fastPathOf(bytes: Uint8Array, meta: ModelMeta): { path: FastPath
  * {@link fastPathOf}, and for a cpu-pool model no fast path takes, a session created on the CPU and released: a model
  * that onnxruntime cannot load (an operator it does not have, an opset it does not know) would otherwise be
  * registered and fail its device at every run. A gpu-pool model is not loaded here: it may use operators only the
- * CUDA provider has. Throws ModelSessionFailed naming the device and `file` (the model's, as registration was given it).
+ * CUDA provider has. Throws ModelSessionFailed naming the device and `file` (the model as registration was given
+ * it).
  */
 export async function scoringPathOf(
   device: string,
   bytes: Uint8Array,
   meta: ModelMeta,
-  file = 'model.onnx',
+  file: string,
 ): Promise<{ path: FastPath; reason?: string }> {
   const decided = fastPathOf(bytes, meta);
   if (decided.path !== 'session' || meta.pool !== 'cpu') return decided;
