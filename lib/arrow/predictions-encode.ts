@@ -78,28 +78,29 @@ function predictionsTable(columns: PredictionColumns): Table {
   return new Table(schema, new RecordBatch(schema, struct));
 }
 
-/** A Utf8 column that repeats each run's string `rows` times, built from bytes (one encode per run). */
+/** A Utf8 column that repeats each run's string `rows` times, built from bytes (no encoder call for an ASCII string). */
 function repeatedStrings(runs: readonly PredictionRun[], pick: (r: PredictionRun) => string): Data<Utf8> {
-  const encoder = new TextEncoder();
-  const encoded = runs.map((r) => encoder.encode(pick(r)));
+  // Each run's string: itself when ASCII (its characters are its bytes), else its UTF-8 bytes.
+  const values = runs.map((r) => asciiOrBytes(pick(r)));
   let rows = 0;
   let bytes = 0;
   runs.forEach((r, i) => {
     rows += r.rows;
-    bytes += r.rows * encoded[i]!.length;
+    bytes += r.rows * values[i]!.length;
   });
   const offsets = new Int32Array(rows + 1);
   const data = new Uint8Array(bytes);
   let row = 0;
   let at = 0;
   runs.forEach((r, i) => {
-    const value = encoded[i]!;
+    const value = values[i]!;
     const n = value.length;
     if (r.rows === 0) return;
     // The run's first copy byte by byte (ids are a few bytes, where `data.set` costs more per call than the copy),
     // then the copies made so far doubled with `copyWithin`: about log2(rows) calls per run.
     const from = at;
-    for (let b = 0; b < n; b++) data[at++] = value[b]!;
+    if (typeof value === 'string') for (let b = 0; b < n; b++) data[at++] = value.charCodeAt(b);
+    else for (let b = 0; b < n; b++) data[at++] = value[b]!;
     for (let done = 1; done < r.rows;) {
       const more = Math.min(done, r.rows - done);
       data.copyWithin(at, from, from + more * n);
@@ -109,6 +110,14 @@ function repeatedStrings(runs: readonly PredictionRun[], pick: (r: PredictionRun
     for (let j = 0; j < r.rows; j++) offsets[++row] = from + (j + 1) * n;
   });
   return makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data });
+}
+
+const encoder = new TextEncoder();
+
+/** `s` itself when every character is ASCII (one byte each in UTF-8), else its UTF-8 bytes. */
+function asciiOrBytes(s: string): string | Uint8Array {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return encoder.encode(s);
+  return s;
 }
 
 /** Encodes predictions in `format`: Arrow IPC file format, or Parquet with the same schema. */

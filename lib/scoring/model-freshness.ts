@@ -34,6 +34,19 @@ export class ModelFreshness {
   private readonly used = new LruCache<string, string>(FINGERPRINTS_KEPT);
 
   /**
+   * Whether the device's model files are, by a look that waits on nothing (the store's `statObjectsNow`), as this
+   * worker last prepared them: true only then, and the caches may be used as they are (nothing is forgotten, or to
+   * be recorded). False where the store has no such look, this worker has not prepared the device, or its files
+   * changed: {@link check} then decides, as for any device.
+   */
+  unchangedNow(store: ObjectStore, device: string, version: string): boolean {
+    if (!store.statObjectsNow) return false;
+    const known = this.used.get(idOf(store, device, version));
+    if (known === undefined) return false;
+    return fingerprintOf(store.statObjectsNow(filesOf(device, version)).map((o) => o && print(o))) === known;
+  }
+
+  /**
    * Makes `sessions` forget the device's model when its files are not as they were when this worker last scored
    * with them. Call before preparing the device. Returns the files' fingerprint when it is new to this worker (pass
    * it to {@link ModelFreshness.prepared} once the device was prepared), undefined when unchanged. A device this

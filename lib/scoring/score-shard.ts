@@ -122,13 +122,34 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     // A large model can take seconds to compile (in a thread): heartbeat on a timer meanwhile, not only per device.
     let prepared = 0;
     const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
-    const prepareAll = () =>
-      forEachLimited(plan.devices, models.concurrentReads ?? PREPARE_CONCURRENCY, async (planned, i) => {
+    const progress = (devicesDone: number) => {
+      ctx.heartbeat({ devicesDone });
+      return log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone });
+    };
+    const prepareAll = async () => {
+      // A warm worker on a local store has most devices' models at hand: those are taken first, without a promise
+      // each; the others are read and compiled a few at a time.
+      const rest: number[] = [];
+      for (let i = 0; i < plan.devices.length; i++) {
+        const planned = plan.devices[i]!;
         ctx.signal?.throwIfAborted();
-        if (i % HEARTBEAT_EVERY === 0) {
-          ctx.heartbeat({ devicesDone: i + 1 });
-          await log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone: i + 1 });
+        if (i % HEARTBEAT_EVERY === 0) await progress(prepared + 1);
+        try {
+          const warm = prepareWarm(deps, models, planned, aggregates, arena);
+          if (warm === NOT_AT_HAND) {
+            rest.push(i);
+            continue;
+          }
+          ready[i] = warm;
+        } catch (err) {
+          outcomes.failed(planned.device, planned.version, err);
         }
+        prepared++;
+      }
+      await forEachLimited(rest, models.concurrentReads ?? PREPARE_CONCURRENCY, async (i, j) => {
+        const planned = plan.devices[i]!;
+        ctx.signal?.throwIfAborted();
+        if (j % HEARTBEAT_EVERY === 0) await progress(prepared + 1);
         try {
           ready[i] = await prepareDevice(deps, models, scope, planned, aggregates, arena);
         } catch (err) {
@@ -136,6 +157,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
         }
         prepared++;
       });
+    };
     try {
       await (deps.prepareTurns ? deps.prepareTurns.run(prepareAll) : prepareAll());
     } finally {
@@ -194,6 +216,29 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
 interface Ready {
   model: PreparedModel;
   rows: DeviceRows;
+}
+
+/** What {@link prepareWarm} answers for a device whose model is not at hand, or whose files changed. */
+const NOT_AT_HAND = Symbol('not at hand');
+
+/**
+ * One device's rows and, only when it has rows, its model, at once where everything it takes is at hand: its model
+ * cached by this worker, and its files unchanged by a look that waits on nothing (or no freshness check); else
+ * {@link NOT_AT_HAND}, and {@link prepareDevice} prepares it.
+ */
+function prepareWarm(
+  deps: ShardDeps,
+  shared: ObjectStore,
+  planned: ShardPlanFile['devices'][number],
+  aggregates: WindowAggregates,
+  arena: RowsArena,
+): Ready | undefined | typeof NOT_AT_HAND {
+  const { device, version } = planned;
+  if (deps.freshness && !deps.freshness.unchangedNow(shared, device, version)) return NOT_AT_HAND;
+  const model = deps.sessions.prepareCached(shared, device, planned);
+  if (!model) return NOT_AT_HAND;
+  const rows = aggregates.device(device, model.meta.features, arena, model.meta.missingValues);
+  return rows && rows.rows > 0 ? { model, rows } : undefined;
 }
 
 /**

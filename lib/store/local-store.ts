@@ -201,8 +201,12 @@ export class LocalStore implements ObjectStore {
   statObjects(keys: readonly string[], options?: CallOptions): Promise<(StoredObject | undefined)[]> {
     return Promise.resolve().then(() => {
       options?.signal?.throwIfAborted();
-      return keys.map((key) => this.statFile(key));
+      return this.statObjectsNow(keys);
     });
+  }
+
+  statObjectsNow(keys: readonly string[]): (StoredObject | undefined)[] {
+    return keys.map((key) => this.statFile(key));
   }
 
   private statFile(key: string): StoredObject | undefined {

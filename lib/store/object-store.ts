@@ -54,6 +54,11 @@ export interface ObjectStore {
    */
   statObjects?(keys: readonly string[], options?: CallOptions): Promise<(StoredObject | undefined)[]>;
   /**
+   * {@link statObjects} answered at once, without a promise: where the store's look is a synchronous system call
+   * (the local store), so that a warm shard checks its devices' model files without waiting on anything.
+   */
+  statObjectsNow?(keys: readonly string[]): (StoredObject | undefined)[];
+  /**
    * What the store's latest read of `key` found (its size and last-modified time, from the descriptor it read),
    * handed out once: undefined when the key was not read since the last call, or its read kept no such record.
    * Only where reads see it for free (the local store's synchronous reads, which `fstat` before reading).

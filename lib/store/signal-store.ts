@@ -26,6 +26,12 @@ export function withSignal(store: ObjectStore, signal: AbortSignal | undefined):
     ...(store.statObjects && {
       statObjects: (keys: readonly string[], options?: CallOptions) => store.statObjects!(keys, opts(options)),
     }),
+    ...(store.statObjectsNow && {
+      statObjectsNow: (keys: readonly string[]) => {
+        signal.throwIfAborted();
+        return store.statObjectsNow!(keys);
+      },
+    }),
     ...(store.takeReadStat && { takeReadStat: (key: string) => store.takeReadStat!(key) }),
   };
 }

@@ -33,12 +33,16 @@ afterEach(async () => {
 });
 
 /**
- * How freshness finds a device's files: a `stat` of each (the local store), what the synchronous reads of a shard
- * thread's store found, or neither, so that it lists all of `models/` (a store that can list no range).
+ * How freshness finds a device's files: a `stat` of each (the local store), also at once without a promise (a
+ * warm device is then prepared at once), what the synchronous reads of a shard thread's store found (with both
+ * kinds of `stat`, as a shard thread has them), or neither, so that it lists all of `models/` (a store that can
+ * list no range).
  */
 const LOOKUPS: Record<string, Offered> = {
   'a stat per file': { statObjects: true },
+  'a stat per file, at once': { statObjects: true, statObjectsNow: true },
   'what reading them found': { statObjects: true, takeReadStat: true },
+  'what reading them found, and a stat at once': { statObjects: true, takeReadStat: true, statObjectsNow: true },
   'a listing of models/': {},
 };
 

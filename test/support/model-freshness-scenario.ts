@@ -27,6 +27,7 @@ export async function seedFreshnessFleet(store: ObjectStore): Promise<void> {
 /** Which of a store's optional lookups the warm worker's store offers freshness. */
 export interface Offered {
   statObjects?: boolean;
+  statObjectsNow?: boolean;
   takeReadStat?: boolean;
   listRange?: boolean;
 }
@@ -43,7 +44,7 @@ export interface Calls {
  * and each listing; freshness lists the whole of `models/` where neither `statObjects` nor `listRange` is there.
  */
 export function recording(inner: ObjectStore, calls: Calls, offered: Offered): ObjectStore {
-  const { statObjects, takeReadStat, listRange } = inner;
+  const { statObjects, statObjectsNow, takeReadStat, listRange } = inner;
   return {
     uri: inner.uri,
     get: (k, o) => inner.get(k, o),
@@ -62,6 +63,8 @@ export function recording(inner: ObjectStore, calls: Calls, offered: Offered): O
     delete: (k, o) => inner.delete(k, o),
     ...(offered.statObjects &&
       statObjects && { statObjects: (k: readonly string[], o?: CallOptions) => statObjects.call(inner, k, o) }),
+    ...(offered.statObjectsNow &&
+      statObjectsNow && { statObjectsNow: (k: readonly string[]) => statObjectsNow.call(inner, k) }),
     ...(offered.takeReadStat && takeReadStat && { takeReadStat: (k: string) => takeReadStat.call(inner, k) }),
     ...(offered.listRange &&
       listRange && {

@@ -5,6 +5,7 @@
  * maps, numbers), so it is built in a worker thread and handed to the event loop's thread without copying.
  */
 import { elementwiseOps } from './elementwise-ops';
+import { dense, fuseDense } from './fused-dense';
 import { fuseNeighbors, nearest } from './fused-neighbors';
 import { fuseTreeSums, treeSum } from './fused-trees';
 import { linearOps } from './linear-ops';
@@ -22,7 +23,7 @@ export type GraphFamily = 'tree-ensemble' | 'svm' | 'neighbors' | 'mlp' | 'linea
 
 /** One node of a program: an operator, its prepared parameters and its value slots. */
 export interface ProgramNode {
-  /** `fused`: a node the compiler made from several of the graph's (fused-trees.ts, fused-neighbors.ts). */
+  /** `fused`: a node the compiler made from several of the graph's (fused-trees.ts, fused-neighbors.ts, fused-dense.ts). */
   domain: 'ai.onnx' | 'ai.onnx.ml' | 'fused';
   op: string;
   params: unknown;
@@ -73,7 +74,7 @@ export function opsOf(domain: ProgramNode['domain']): Record<string, OpDef> {
   return domain === 'fused' ? FUSED : DOMAINS[domain === 'ai.onnx' ? '' : domain]!.ops;
 }
 
-const FUSED: Record<string, OpDef> = { TreeSum: treeSum, Nearest: nearest };
+const FUSED: Record<string, OpDef> = { TreeSum: treeSum, Nearest: nearest, Dense: dense };
 
 const TYPES: Partial<Record<number, DType>> = { 1: 'float', 7: 'int64', 9: 'bool', 11: 'double' };
 
@@ -200,8 +201,9 @@ interface Scope {
 /**
  * Compiles `bytes` into a program computing `output` from the float32 input `input`; throws UnsupportedGraph
  * when any node the output depends on is outside what the fast path evaluates exactly. With `fuse` (the
- * default), an isolation forest's per-tree nodes become one loop over its trees (fused-trees.ts), and a
- * nearest-neighbour model's distances and TopK one loop over its rows (fused-neighbors.ts).
+ * default), an isolation forest's per-tree nodes become one loop over its trees (fused-trees.ts), a
+ * nearest-neighbour model's distances and TopK one loop over its rows (fused-neighbors.ts), and each dense layer
+ * (a Gemm, or a MatMul and its bias, and the Tanh or Relu after it) one node (fused-dense.ts).
  */
 export function compileGraph(bytes: Uint8Array, input: string, output: string, fuse = true): GraphProgram {
   const model: RawModel = readOnnx(bytes);
@@ -234,6 +236,7 @@ export function compileGraph(bytes: Uint8Array, input: string, output: string, f
   // Each fusion walks the whole program: only where its operators are.
   if (fuse && ops.has('TreeEnsembleRegressor')) compiled = fuseTreeSums(compiled, (n) => opsOf(n.domain)[n.op]!);
   if (fuse && ops.has('Scan') && ops.has('TopK')) compiled = fuseNeighbors(compiled, shapeOps.Gather!);
+  if (fuse && (ops.has('Gemm') || ops.has('MatMul'))) compiled = fuseDense(compiled);
   compiled.bytes = PROGRAM_BYTES + compiled.nodes.length * NODE_BYTES + heldBytes(compiled);
   return compiled;
 }

@@ -37,7 +37,7 @@ const matmul: OpDef<null> = {
   },
 };
 
-interface GemmParams {
+export interface GemmParams {
   alpha: number;
   beta: number;
   transA: boolean;

@@ -18,95 +18,18 @@
  * scalar loop and the heap run.
  */
 
-/** Operand bytes of an unsigned LEB128 integer. */
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
+import {
+  ADD, AND, ANY_TRUE, BLOCK, body, br, brIf, CTZ, DEMOTE, DIV_U, END, EQZ, F32, F32_EQ, F32_LOAD, F32_MAX,
+  F32_STORE, F32X4_EQ, F32X4_LE, F32X4_LT, F32X4_MAX, F32X4_MIN, F32X4_NE, F32X4_SPLAT, F32X4_SQRT, F32X4_SUB,
+  f32x4Lane, F64X2_ADD, F64X2_MUL, GE_U, get, HEADER, I32, I32_LOAD, I32_STORE, i32, I32X4_BITMASK, I32X4_LT_S,
+  I32X4_SPLAT, I32X4_SUB, i32x4Lane, IF, instantiate, LOOP, LT_U, MUL, name, params, PROMOTE_LOW, section, set, SHL,
+  SHR_U, shuffle, SUB, tee, f32, V128, V128_AND, V128_LOAD, V128_OR, V128_STORE, V128_STORE_ANY, V128_ZERO,
+  v128Const, vec,
+} from './wasm-encoding'; // prettier-ignore
 
-/** Operand bytes of a signed LEB128 integer (an i32.const's). */
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-/** A section: its id, then its length and contents. */
-const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
-const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
-
-// Instructions used (core and 0xfd-prefixed SIMD).
-const get = (i: number) => [0x20, i];
-const set = (i: number) => [0x21, i];
-const tee = (i: number) => [0x22, i];
-const i32 = (v: number) => [0x41, ...sleb(v)];
-const ADD = 0x6a;
-const SUB = 0x6b;
-const MUL = 0x6c;
-const DIV_U = 0x6e;
-const AND = 0x71;
-const SHL = 0x74;
-const SHR_U = 0x76;
-const CTZ = 0x68;
-const EQZ = 0x45;
-const LT_U = 0x49;
-const GE_U = 0x4f;
-const F32_EQ = 0x5b;
-const F32_MAX = 0x97;
-const IF = [0x04, 0x40];
-const BLOCK = [0x02, 0x40];
-const LOOP = [0x03, 0x40];
-const END = 0x0b;
-const brIf = (depth: number) => [0x0d, depth];
-const br = (depth: number) => [0x0c, depth];
-const F32_LOAD = [0x2a, 2, 0];
-const I32_LOAD = [0x28, 2, 0];
-const F32_STORE = [0x38, 2, 0];
-const I32_STORE = [0x36, 2, 0];
-const f32 = (v: number) => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)];
-const simd = (op: number) => [0xfd, ...leb(op)];
-const V128_LOAD = [...simd(0x00), 4, 0];
-const V128_STORE = [...simd(0x0b), 4, 0];
-/** A vector of any alignment (the candidates' tail). */
-const V128_STORE_ANY = [...simd(0x0b), 0, 0];
-const v128Const = (bytes: Uint8Array) => [...simd(0x0c), ...Array.from(bytes)];
-const V128_ZERO = v128Const(new Uint8Array(16));
 const F32X4_INF = v128Const(new Uint8Array(new Float32Array(4).fill(Infinity).buffer));
 const F32X4_NEG_INF = v128Const(new Uint8Array(new Float32Array(4).fill(-Infinity).buffer));
 const I32X4_MAX = v128Const(new Uint8Array(new Int32Array(4).fill(0x7fffffff).buffer));
-const shuffle = (lanes: number[]) => [...simd(0x0d), ...lanes];
-const I32X4_SPLAT = simd(0x11);
-const F32X4_SPLAT = simd(0x13);
-const i32x4Lane = (lane: number) => [...simd(0x1b), lane];
-const f32x4Lane = (lane: number) => [...simd(0x1f), lane];
-const I32X4_LT_S = simd(0x39);
-const F32X4_EQ = simd(0x41);
-const F32X4_NE = simd(0x42);
-const F32X4_LT = simd(0x43);
-const F32X4_LE = simd(0x45);
-const V128_AND = simd(0x4e);
-const V128_OR = simd(0x50);
-const ANY_TRUE = simd(0x53);
-const I32X4_BITMASK = simd(0xa4);
-const I32X4_SUB = simd(0xb1);
-const F32X4_MIN = simd(0xe8);
-const F32X4_MAX = simd(0xe9);
-const DEMOTE = simd(0x5e);
-const PROMOTE_LOW = simd(0x5f);
-const F32X4_SQRT = simd(0xe3);
-const F32X4_SUB = simd(0xe5);
-const F64X2_ADD = simd(0xf0);
-const F64X2_MUL = simd(0xf2);
 /** Bytes 8 to 15 (lanes 2 and 3 of four floats) in the low half. */
 const HIGH_TO_LOW = shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
 /** The low halves of two vectors side by side. */
@@ -256,31 +179,14 @@ const SELECT = [
   END,
 ]; // prettier-ignore
 
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-const name = (text: string) => [...leb(text.length), ...Array.from(text, (ch) => ch.charCodeAt(0))];
-const body = (locals: number[][], code: number[]) => {
-  const bytes = [...vec(locals), ...code];
-  return [...leb(bytes.length), ...bytes];
-};
-const params = (n: number) => vec(new Array<number[]>(n).fill([I32]));
 const MODULE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  ...HEADER,
   ...section(1, vec([[0x60, ...params(6), 0], [0x60, ...params(9), 0]])),
   ...section(3, vec([[0], [1]])),
   ...section(5, vec([[0x00, 1]])),
   ...section(7, vec([[...name('distances'), 0x00, 0], [...name('nearest'), 0x00, 1], [...name('memory'), 0x02, 0]])),
   ...section(10, vec([body([[5, I32], [4, V128]], CODE), body([[13, I32], [1, F32], [6, V128]], SELECT)])),
 ]); // prettier-ignore
-
-/** The part of the WebAssembly JavaScript API used here (the project's type libraries do not declare it). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: unknown };
-}
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 interface Kernel {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
@@ -303,7 +209,7 @@ let kernel: Kernel | null | undefined;
 
 function instance(): Kernel | null {
   if (kernel === undefined) {
-    kernel = wasm.validate(MODULE) ? (new wasm.Instance(new wasm.Module(MODULE)).exports as Kernel) : null;
+    kernel = instantiate<Kernel>(MODULE);
   }
   return kernel;
 }

@@ -1,0 +1,226 @@
+/**
+ * Dense layers fused (lib/models/fast-paths/fused-dense.ts): the WebAssembly SIMD layer against the scalar loop
+ * that runs without SIMD, bit for bit (products summed in double, the bias, float32 rounding, Relu, and the Tanh
+ * computed in double from an expm1), and graphs of Gemm, MatMul, Add, Tanh and Relu compiled with fusion against
+ * the same graphs evaluated node by node: which nodes fuse, which do not, and the same outputs bit for bit.
+ */
+import { onnx } from 'onnx-proto';
+import { dense, scalarDense, type DenseParams } from '../../lib/models/fast-paths/fused-dense';
+import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
+import { compileGraph } from '../../lib/models/fast-paths/graph-program';
+import { paddedWidth, simdDense, type DenseLayer } from '../../lib/models/fast-paths/simd-dense';
+import { mlModel, valueInfo } from '../support/onnx-models';
+import { random as seeded } from '../support/random';
+
+const random = seeded(23);
+
+/** Values over many magnitudes, with zeros of both signs and, where `special`, NaN and infinities. */
+function values(n: number, special: boolean): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = random();
+    out[i] = u < 0.03 ? [0, -0][i % 2]! : (random() - 0.5) * 10 ** Math.floor(random() * 7 - 4);
+    if (special && u > 0.97) out[i] = [NaN, Infinity, -Infinity][Math.floor(random() * 3)]!;
+  }
+  return out;
+}
+
+/** A layer of k inputs and n outputs with float32 weights (and bias, unless `bias` is false). */
+function layerOf(k: number, n: number, bias: boolean, roundFirst: boolean, activation: DenseLayer['activation']) {
+  const np = paddedWidth(n);
+  const w = new Float64Array(k * np);
+  for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) w[p * np + j] = Math.fround((random() - 0.5) * 4);
+  const b = bias ? Float64Array.from({ length: np }, (_, j) => (j < n ? Math.fround(random() - 0.5) : 0)) : undefined;
+  return { k, n, w, b, roundFirst, activation };
+}
+
+const SHAPES = [
+  // rows, inputs, outputs: the bench's 7-4-7 autoencoder, an odd number of outputs, one of each, one row.
+  [60, 7, 4],
+  [60, 4, 7],
+  [5, 1, 1],
+  [33, 16, 9],
+  [1, 3, 2],
+] as const;
+const KINDS = [
+  { bias: true, roundFirst: false, activation: 'tanh' },
+  { bias: true, roundFirst: true, activation: 'relu' },
+  { bias: false, roundFirst: false, activation: undefined },
+  { bias: true, roundFirst: true, activation: undefined },
+  { bias: false, roundFirst: false, activation: 'tanh' },
+] as const;
+
+describe.each([false, true])('a dense layer in SIMD (NaN and infinities: %s)', (special) => {
+  it.each(SHAPES)('%i rows of %i inputs to %i outputs: bit for bit as the scalar loop', (m, k, n) => {
+    for (const { bias, roundFirst, activation } of KINDS) {
+      const layer = layerOf(k, n, bias, roundFirst, activation);
+      const x = values(m * k, special);
+      // Twice, the second time with fewer rows: what the first call left in memory must not leak into the second.
+      for (const rows of [m, Math.max(1, m - 2)]) {
+        const got = new Float32Array(rows * n);
+        const want = new Float32Array(rows * n);
+        expect(simdDense(x, rows, layer, got)).toBe(true);
+        scalarDense(x, rows, layer, want, true);
+        for (let i = 0; i < want.length; i++) expect([i, got[i]]).toEqual([i, want[i]]);
+      }
+    }
+  });
+});
+
+it('computes Tanh as Math.tanh rounded to float32, over magnitudes from 1e-10 to 100', () => {
+  const layer: DenseLayer = {
+    k: 1,
+    n: 1,
+    w: Float64Array.of(1, 0),
+    b: undefined,
+    roundFirst: false,
+    activation: 'tanh',
+  };
+  const m = 50_000;
+  const x = Float32Array.from({ length: m }, () => (random() - 0.5) * 2 * 10 ** (random() * 12 - 10));
+  x.set([0, -0, NaN, Infinity, -Infinity, 9.01, -9.02, 20, 1e-30]);
+  const got = new Float32Array(m);
+  simdDense(x, m, layer, got);
+  // The product is summed from 0, as the Gemm does: -0 becomes 0 before the Tanh.
+  for (let i = 0; i < m; i++) expect([x[i], got[i]]).toEqual([x[i], Math.fround(Math.tanh(0 + x[i]!))]);
+});
+
+it('grows its memory for a layer larger than it has held, and stays exact', () => {
+  const layer = layerOf(40, 33, true, false, 'tanh');
+  const x = values(2_000 * 40, false);
+  const got = new Float32Array(2_000 * 33);
+  const want = new Float32Array(2_000 * 33);
+  expect(simdDense(x, 2_000, layer, got)).toBe(true);
+  scalarDense(x, 2_000, layer, want, true);
+  expect(Array.from(got)).toEqual(Array.from(want));
+});
+
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const DOUBLE = onnx.TensorProto.DataType.DOUBLE;
+
+/** An initializer of `dims` with random values (float32 unless `type`). */
+function init(name: string, dims: number[], type = FLOAT): onnx.ITensorProto {
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = Array.from({ length: n }, () => Math.fround(random() * 2 - 1));
+  return type === FLOAT
+    ? { name, dims, dataType: FLOAT, floatData: data }
+    : { name, dims, dataType: DOUBLE, doubleData: data };
+}
+
+function node(opType: string, input: string[], output: string, attrs: Record<string, number> = {}): onnx.INodeProto {
+  const attribute = Object.entries(attrs).map(([name, v]) =>
+    Number.isInteger(v)
+      ? { name, type: onnx.AttributeProto.AttributeType.INT, i: v }
+      : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v },
+  );
+  return { opType, input, output: [output], attribute };
+}
+
+/** A graph X -> Y of `nodes` and `initializers`, X of element type `type`. */
+function graph(nodes: onnx.INodeProto[], initializer: onnx.ITensorProto[], type = FLOAT): Uint8Array {
+  return mlModel({
+    name: 'dense',
+    node: nodes,
+    initializer,
+    input: [valueInfo('X', type)],
+    output: [valueInfo('Y', type)],
+  });
+}
+
+/** The graph compiled with and without fusion, run on the same rows: the fused ops, and both outputs. */
+function both(bytes: Uint8Array, rows: number, k: number) {
+  const fused = compileGraph(bytes, 'X', 'Y');
+  const plain = compileGraph(bytes, 'X', 'Y', false);
+  const x = values(rows * k, true);
+  const a = linkProgram(fused).run(x, rows, k);
+  const b = linkProgram(plain).run(x, rows, k);
+  return { ops: fused.nodes.map((n) => n.op), fused: a, plain: b };
+}
+
+describe('fusing the dense layers of a graph', () => {
+  it('a torch autoencoder (Gemm transB, Tanh, Gemm, Relu): two Dense nodes, bit for bit as its nodes', () => {
+    const bytes = graph(
+      [
+        node('Gemm', ['X', 'W1', 'B1'], 'H', { transB: 1 }),
+        node('Tanh', ['H'], 'T'),
+        node('Gemm', ['T', 'W2', 'B2'], 'G'),
+        node('Relu', ['G'], 'Y'),
+      ],
+      [init('W1', [4, 7]), init('B1', [4]), init('W2', [4, 7]), init('B2', [1, 7])],
+    );
+    const { ops, fused, plain } = both(bytes, 60, 7);
+    expect(ops).toEqual(['Dense', 'Dense']);
+    expect(fused.dims).toEqual([60, 7]);
+    expect(Array.from(fused.data)).toEqual(Array.from(plain.data));
+  });
+
+  it("scikit-learn's MLP (MatMul, Add, Relu; MatMul, Add of a scalar): the product rounded before its bias", () => {
+    const bytes = graph(
+      [
+        node('MatMul', ['X', 'W1'], 'M1'),
+        node('Add', ['B1', 'M1'], 'A1'),
+        node('Relu', ['A1'], 'R'),
+        node('MatMul', ['R', 'W2'], 'M2'),
+        node('Add', ['M2', 'B2'], 'Y'),
+      ],
+      [init('W1', [5, 3]), init('B1', [3]), init('W2', [3, 5]), init('B2', [])],
+    );
+    const { ops, fused, plain } = both(bytes, 17, 5);
+    expect(ops).toEqual(['Dense', 'Dense']);
+    expect(Array.from(fused.data)).toEqual(Array.from(plain.data));
+  });
+
+  it('double rows through the scalar loop, bit for bit', () => {
+    const bytes = graph(
+      [node('Gemm', ['X', 'W', 'B'], 'G', { transB: 1 }), node('Tanh', ['G'], 'Y')],
+      [init('W', [3, 6], DOUBLE), init('B', [3], DOUBLE)],
+      DOUBLE,
+    );
+    const { ops, fused, plain } = both(bytes, 9, 6);
+    expect(ops).toEqual(['Dense']);
+    expect(fused.type).toBe('double');
+    expect(Array.from(fused.data)).toEqual(Array.from(plain.data));
+  });
+
+  it('leaves what it does not reproduce as it is, and still gives the same outputs', () => {
+    const bytes = graph(
+      [
+        // alpha 0.5: not fused. beta 0: fused without the bias.
+        node('Gemm', ['X', 'W1', 'B1'], 'G1', { alpha: 0.5, transB: 1 }),
+        node('Gemm', ['G1', 'W2', 'B2'], 'G2', { beta: 0 }),
+        // A bias per row ([rows, 1] is not a constant row): the Gemm is left.
+        node('Gemm', ['G2', 'W3', 'B3'], 'G3'),
+        // Read twice: fused without its Tanh, which stays a node of its own.
+        node('MatMul', ['G3', 'W4'], 'M'),
+        node('Tanh', ['M'], 'T'),
+        // The Add of a computed value is not a bias: the MatMul fuses alone.
+        node('Add', ['T', 'M'], 'Y'),
+      ],
+      [
+        init('W1', [4, 6]),
+        init('B1', [4]),
+        init('W2', [4, 4]),
+        init('B2', [4]),
+        init('W3', [4, 3]),
+        init('B3', [8, 1]),
+        init('W4', [3, 3]),
+      ],
+    );
+    const { ops, fused, plain } = both(bytes, 8, 6);
+    expect(ops).toEqual(['Gemm', 'Dense', 'Gemm', 'Dense', 'Tanh', 'Add']);
+    expect(Array.from(fused.data)).toEqual(Array.from(plain.data));
+  });
+
+  it('refuses an input its nodes would refuse, as they do', () => {
+    const params: DenseParams = {
+      ...layerOf(3, 2, true, false, undefined),
+      origin: 'Gemm',
+      weightsType: 'float',
+      biasRank: 1,
+    };
+    const x = { type: 'float' as const, dims: [2, 2, 3], data: new Float32Array(12) };
+    expect(() => dense.run(params, [x])).toThrow(/Gemm: inputs must be matrices/);
+    const narrow = { type: 'float' as const, dims: [2, 4], data: new Float32Array(8) };
+    expect(() => dense.run({ ...params, origin: 'MatMul' }, [narrow])).toThrow(/MatMul: \[2,4\] by weights of 3/);
+  });
+});
