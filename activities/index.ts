@@ -5,7 +5,7 @@
 import { cancellationSignal, Context, log } from '@temporalio/activity';
 import type { ModelSessionCache } from '../lib/models/model-sessions';
 import { cachedWindowDevices, commitRun } from '../lib/scoring/commit-run';
-import { planRun } from '../lib/scoring/plan-run';
+import { planRun, type PlannedInput } from '../lib/scoring/plan-run';
 import { checkInput } from '../lib/scoring/check-input';
 import {
   withRunId,
@@ -25,6 +25,7 @@ import type { ShardThreads } from '../lib/scoring/shard-threads';
 import { ModelFreshness } from '../lib/scoring/model-freshness';
 import { checkWindows, windowsBefore } from '../lib/scoring/stale-windows';
 import { runWorkflowId } from '../lib/temporal/runs';
+import { parseWindow } from '../lib/shared/window';
 import type { AggregatesCache } from '../lib/arrow/aggregates-cache';
 import type { ObjectStore } from '../lib/store/object-store';
 import { withSignal } from '../lib/store/signal-store';
@@ -49,8 +50,21 @@ export function createActivities(deps: ActivityDeps) {
   const freshness = new ModelFreshness();
   return {
     /** Plans a window's shards; see lib/scoring/plan-run. */
-    async planRun(req: PlanRequest): Promise<RunPlan> {
-      return asFailure(() => planRun(attemptStore(deps, req.store), withRunId(req)));
+    async planRun(input: PlanRequest): Promise<RunPlan> {
+      const req = withRunId(input);
+      const threads = deps.shardThreads;
+      // This worker's shard threads read the parts while the run's shards are scheduled (most shards of a run land
+      // on the worker that planned it); a thread's shard waits for that read rather than starting another.
+      const readAhead = (planned: PlannedInput): void => {
+        const window = parseWindow(req.window, req.windowHours);
+        threads?.readAhead({ store: req.store, window, ...planned }).catch((err: unknown) => {
+          log.warn('reading the window ahead of its shards failed; each shard reads it itself', {
+            window: req.window,
+            error: err instanceof Error ? err.message : String(err),
+          });
+        });
+      };
+      return asFailure(() => planRun(attemptStore(deps, req.store), req, threads && readAhead));
     },
 
     /** Whether a window's input has arrived; see lib/scoring/check-input. */

@@ -8,13 +8,23 @@ import type { ObjectStore } from '../store/object-store';
 import { inputPart, type PlannedDevice, type RunInputFile, type ShardPlanFile } from './manifest';
 import { MIN_SPLIT_SHARD, type PlanRequest, type RunPlan, type ShardRef } from '../shared/run-types';
 
+/** The parts a run's shards will read, for a worker to read them ahead of its shards. */
+export interface PlannedInput {
+  runId: string;
+  parts: string[];
+}
+
 /**
  * Plans a run: pins each device's model version from the index and the window's aggregate parts, groups
  * devices into shards per pool (of {@link shardSizeFor} devices), and writes one plan file per shard under the
  * plan's own folder. The workflow gets only shard numbers and counts, so its history stays small however large the
- * fleet.
+ * fleet. `planned` is told the run's parts once its plan is written.
  */
-export async function planRun(store: ObjectStore, req: PlanRequest): Promise<RunPlan> {
+export async function planRun(
+  store: ObjectStore,
+  req: PlanRequest,
+  planned?: (input: PlannedInput) => void,
+): Promise<RunPlan> {
   const index = await readIndex(store);
   const listed = (await listWindowInput(store, parseWindow(req.window, req.windowHours))).parts;
   const parts = listed.map((p) => p.key);
@@ -59,6 +69,7 @@ export async function planRun(store: ObjectStore, req: PlanRequest): Promise<Run
   };
   writes.push(store.put(keys.runInput(req.window, runId), JSON.stringify(input)));
   await Promise.all(writes);
+  planned?.({ runId, parts });
   const devices = shards.reduce((n, s) => n + s.devices, 0);
   return { window: req.window, runId, devices, parts: parts.length, shards };
 }

@@ -276,6 +276,17 @@ export class ShardThreads {
     );
   }
 
+  /**
+   * Has every thread read and parse a run's parts now, into its aggregates cache, where its shards will find them:
+   * the plan's worker does so as its run's shards are being scheduled, which takes a workflow task and a dispatch,
+   * rather than in each thread's first shard. Resolves when all have.
+   */
+  readAhead(query: WindowDevicesQuery): Promise<void> {
+    return Promise.all(
+      this.threads.map((_, i) => this.ask(i, undefined, (id) => ({ type: 'window-devices', id, query }))),
+    ).then(() => undefined);
+  }
+
   /** Posts the message `make(id)` to thread `index` and waits for its answer; `ctx.signal` cancels a shard. */
   private ask(
     index: number,

@@ -225,6 +225,31 @@ test("a run's device ids come from a thread's cache, as the event loop reads the
   expect(err).toMatchObject({ name: expected.name, message: expected.message });
 });
 
+test("a run's parts read ahead by every thread are what its shards score, on either thread", async () => {
+  // Two runs of the window; only the first one's parts are read ahead, as its planning worker does.
+  let planned: { runId: string; parts: string[] } | undefined;
+  const req = { store: store.uri, window: WINDOW, shardSize: DEVICES / 2, pool: 'cpu' as const };
+  const ahead = await planRun(store, { ...req, runId: 'ahead' }, (p) => void (planned = p));
+  await planRun(store, { ...req, runId: 'not-ahead' });
+  expect(planned).toEqual({ runId: 'ahead', parts: expect.arrayContaining([expect.stringMatching(/\.arrow$/)]) });
+  await threads.readAhead({ store: store.uri, window: parseWindow(WINDOW), ...planned! });
+  // The parts gone from the store: the read-ahead run's shards score from the threads' caches, the other fails.
+  const saved = await Promise.all(planned!.parts.map(async (k) => [k, await store.get(k)] as const));
+  try {
+    await Promise.all(planned!.parts.map((k) => store.delete(k)));
+    const shard = (runId: string, n: number) => ({ store: store.uri, window: WINDOW, windowHours: 1, runId, shard: n });
+    // The two shards go to the two threads (where earlier tests placed shards 0 and 1 of this store).
+    expect(new Set(ahead.shards.map((s) => threads.route(shard('ahead', s.shard))))).toEqual(new Set([0, 1]));
+    const summaries = await Promise.all(
+      ahead.shards.map((s) => threads.score(shard('ahead', s.shard), recordingContext().ctx)),
+    );
+    expect(summaries.map((s) => s.scored)).toEqual([DEVICES / 2, DEVICES / 2]);
+    await expect(threads.score(shard('not-ahead', 0), recordingContext().ctx)).rejects.toThrow(/part-/);
+  } finally {
+    await Promise.all(saved.map(([k, body]) => store.put(k, body)));
+  }
+});
+
 test('a cancelled attempt fails with the cancellation and writes no status', async () => {
   const [req] = await plan('cancelled');
   const controller = new AbortController();
