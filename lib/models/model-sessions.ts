@@ -375,13 +375,15 @@ export class ModelSessionCache {
         const started = performance.now();
         let out;
         try {
-          out = program.run(input, rows, k);
+          out = program.runInScratch(input, rows, k);
         } catch (err) {
           return Promise.reject(new ModelInferenceFailed(device, file, err));
         }
         observer.inference?.((performance.now() - started) / 1000, rows);
         const data = out.type === 'float' ? (out.data as Float32Array) : Float32Array.from(out.data);
-        return Promise.resolve(readScores(new Tensor('float32', data, out.dims), meta, rows, device, file, input));
+        const scores = readScores(new Tensor('float32', data, out.dims), meta, rows, device, file, input);
+        // A score column read as it is still lies in the scratch memory the next evaluation reuses: kept as a copy.
+        return Promise.resolve(scores === data ? scores.slice() : scores);
       },
     };
   }

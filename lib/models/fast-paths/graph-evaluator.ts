@@ -15,6 +15,11 @@ export interface LinkedProgram {
    * [rows, columns], float or double.
    */
   run(x: Float32Array, rows: number, k: number): Tensor;
+  /**
+   * {@link run} without the copy: the output in this thread's scratch memory, valid until the next evaluation on
+   * the thread (for a caller that reads it at once, and copies what it keeps).
+   */
+  runInScratch(x: Float32Array, rows: number, k: number): Tensor;
 }
 
 interface Step {
@@ -27,20 +32,25 @@ interface Step {
 /** Links a program (possibly received from a compile thread) to the operators that evaluate it. */
 export function linkProgram(program: GraphProgram): LinkedProgram {
   const steps = stepsOf(program.nodes);
+  const runInScratch = (x: Float32Array, rows: number, k: number): Tensor => {
+    resetScratch();
+    const values = new Array<Tensor | undefined>(program.slots);
+    for (const [s, t] of program.constants) values[s] = t;
+    if (program.inputType === 'double') {
+      const input = alloc('double', [rows, k]);
+      input.data.set(x);
+      values[program.input] = input;
+    } else values[program.input] = { type: 'float', dims: [rows, k], data: x };
+    runSteps(steps, values);
+    const out = values[program.output];
+    if (!out) throw new UnsupportedGraph('the output was not computed');
+    return out;
+  };
   return {
     program,
+    runInScratch,
     run(x, rows, k) {
-      resetScratch();
-      const values = new Array<Tensor | undefined>(program.slots);
-      for (const [s, t] of program.constants) values[s] = t;
-      if (program.inputType === 'double') {
-        const input = alloc('double', [rows, k]);
-        input.data.set(x);
-        values[program.input] = input;
-      } else values[program.input] = { type: 'float', dims: [rows, k], data: x };
-      runSteps(steps, values);
-      const out = values[program.output];
-      if (!out) throw new UnsupportedGraph('the output was not computed');
+      const out = runInScratch(x, rows, k);
       // The result leaves scratch memory: the next evaluation reuses it.
       return { type: out.type, dims: out.dims, data: out.data.slice() };
     },
