@@ -41,38 +41,80 @@ interface Range {
  * Memory that the gathered rows of many devices (a shard's) share: each device's `ts`, `tsNanos` and `x` are views
  * into a few large buffers, not three typed arrays of their own. A typed array of more than 64 bytes allocates
  * its memory outside V8's heap (about 0.7 µs for 480 bytes here, and its collection adds "external memory
- * pressure" scavenges), and a device's rows are a few hundred bytes each. The views live as long as the arena's
- * buffers: one per shard, dropped with it.
+ * pressure" scavenges), and a device's rows are a few hundred bytes each. One arena per shard, whose buffers go
+ * back to the thread's next arenas once the shard no longer reads its rows (`release`).
  */
 export class RowsArena {
-  private readonly ts = new Slab((n) => new Float64Array(n));
-  private readonly nanos = new Slab((n) => new Int32Array(n));
-  private readonly x = new Slab((n) => new Float32Array(n));
+  private readonly ts = new Slab(TS_SLABS);
+  private readonly nanos = new Slab(NANOS_SLABS);
+  private readonly x = new Slab(X_SLABS);
 
   /** Room for `rows` rows of `k` features. */
   take(rows: number, k: number): { ts: Float64Array; nanos: Int32Array; x: Float32Array } {
     return { ts: this.ts.take(rows), nanos: this.nanos.take(rows), x: this.x.take(rows * k) };
   }
+
+  /**
+   * Gives the arena's buffers back to this thread's next arenas: call once nothing reads the rows taken from it (a
+   * shard's predictions are built), and take nothing more. Every value a later arena hands out is written by
+   * whoever takes it, so its old contents never show.
+   */
+  release(): void {
+    this.ts.release();
+    this.nanos.release();
+    this.x.release();
+  }
 }
 
 /** Elements a slab's buffer holds (more for a larger request): 64 Ki, about 1,000 devices' rows of `ts`. */
 const SLAB_ELEMENTS = 1 << 16;
+/** Buffers of one type a thread keeps for its next arenas (a shard of 1,000 devices of 7 features takes 8 of `x`). */
+const SLABS_KEPT = 16;
 
-/** Consecutive views of one typed-array type, from buffers of {@link SLAB_ELEMENTS} (zero-filled, never reused). */
+/** A thread's buffers of one typed-array type, given back by released arenas. */
+class SlabPool<T extends Float64Array | Float32Array | Int32Array> {
+  private readonly free: T[] = [];
+
+  constructor(readonly make: (n: number) => T) {}
+
+  /** A buffer of at least `n` elements: a kept one where `n` fits the usual size, else a new one. */
+  take(n: number): T {
+    const kept = n <= SLAB_ELEMENTS ? this.free.pop() : undefined;
+    return kept ?? this.make(Math.max(SLAB_ELEMENTS, n));
+  }
+
+  give(buffers: readonly T[]): void {
+    for (const b of buffers) if (this.free.length < SLABS_KEPT && b.length === SLAB_ELEMENTS) this.free.push(b);
+  }
+}
+
+const TS_SLABS = new SlabPool((n) => new Float64Array(n));
+const NANOS_SLABS = new SlabPool((n) => new Int32Array(n));
+const X_SLABS = new SlabPool((n) => new Float32Array(n));
+
+/** Consecutive views of one typed-array type, from buffers of {@link SLAB_ELEMENTS} taken from a thread's pool. */
 class Slab<T extends Float64Array | Float32Array | Int32Array> {
   private buffer: T | undefined;
   private used = 0;
+  private readonly taken: T[] = [];
 
-  constructor(private readonly make: (n: number) => T) {}
+  constructor(private readonly pool: SlabPool<T>) {}
 
   take(n: number): T {
     if (!this.buffer || this.used + n > this.buffer.length) {
-      this.buffer = this.make(Math.max(SLAB_ELEMENTS, n));
+      this.buffer = this.pool.take(n);
+      this.taken.push(this.buffer);
       this.used = 0;
     }
     const view = this.buffer.subarray(this.used, this.used + n) as T;
     this.used += n;
     return view;
+  }
+
+  release(): void {
+    this.pool.give(this.taken);
+    this.taken.length = 0;
+    this.buffer = undefined;
   }
 }
 

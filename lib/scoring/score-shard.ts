@@ -170,6 +170,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
 
     // 3. Predictions and outcomes, in plan order; how many devices each fast path scored goes to the log.
     const { paths, programs, refused } = collect(plan.devices, ready, scores, outcomes, predictions);
+    // The rows were copied into the predictions: their buffers serve the thread's next shard.
+    arena.release();
     const { counts, failures } = outcomes;
 
     ctx.signal?.throwIfAborted();

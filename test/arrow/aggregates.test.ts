@@ -263,6 +263,28 @@ describe('readAggregatesPart + WindowAggregates.device', () => {
     expect(new Set(shared.map((r) => r.ts.buffer)).size).toBe(2);
   });
 
+  it("gives a released arena's buffers to the next arena, whose rows are its own devices' exactly", () => {
+    const ids = Array.from({ length: 300 }, (_, d) => `dev-${d}`);
+    const agg = new WindowAggregates(window, [part('p0', table(concat(...ids.map((id, d) => deviceRows(id, 60, d)))))]);
+    const first = new RowsArena();
+    const before = ids.slice(0, 150).map((id) => agg.device(id, FEATURES, first)!);
+    first.release();
+    const next = new RowsArena();
+    // Other devices, in the reverse order: every value of the reused buffers is written again.
+    const after = ids
+      .slice(150)
+      .reverse()
+      .map((id) => agg.device(id, FEATURES, next)!);
+    expect(after[0]!.ts.buffer).toBe(before[0]!.ts.buffer);
+    expect(after[0]!.x.buffer).toBe(before[0]!.x.buffer);
+    after.forEach((rows) => {
+      const alone = agg.device(rows.device, FEATURES)!;
+      expect(Array.from(rows.ts)).toEqual(Array.from(alone.ts));
+      expect(Array.from(rows.tsNanos)).toEqual(Array.from(alone.tsNanos));
+      expect(nums(rows.x)).toEqual(nums(alone.x));
+    });
+  });
+
   it('sorts rows by ts when a writer did not', () => {
     const rows = deviceRows('d', 4, 0);
     const order = [2, 0, 3, 1];
