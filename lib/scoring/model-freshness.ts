@@ -43,7 +43,7 @@ export class ModelFreshness {
     if (!store.statObjectsNow) return false;
     const known = this.used.get(idOf(store, device, version));
     if (known === undefined) return false;
-    return fingerprintOf(store.statObjectsNow(filesOf(device, version)).map((o) => o && print(o))) === known;
+    return fingerprintOf(printsOf(store.statObjectsNow(filesOf(device, version)))) === known;
   }
 
   /**
@@ -72,7 +72,7 @@ export class ModelFreshness {
     }
     let prints: (string | undefined)[];
     if (store.statObjects) {
-      prints = (await store.statObjects(files)).map((o) => o && print(o));
+      prints = printsOf(await store.statObjects(files));
     } else {
       const listing = await this.listing(store, scope);
       prints = files.map((f) => listing.get(f));
@@ -165,6 +165,11 @@ function keyRange(scope: FreshnessScope): { first: string; last: string } | unde
 /** One string of the files' prints, `missing` for a file that is not there. */
 function fingerprintOf(prints: readonly (string | undefined)[]): string {
   return prints.map((p) => p ?? 'missing').join('|');
+}
+
+/** Each object's print, undefined where there is none. */
+function printsOf(objects: readonly (StoredObject | undefined)[]): (string | undefined)[] {
+  return objects.map((o) => o && print(o));
 }
 
 /** What changes when an object is written again: its size and ETag (S3), or size and modification time (local). */

@@ -31,8 +31,21 @@ interface Step {
 
 /** Links a program (possibly received from a compile thread) to the operators that evaluate it. */
 export function linkProgram(program: GraphProgram): LinkedProgram {
-  const steps = stepsOf(program.nodes);
-  const runInScratch = (x: Float32Array, rows: number, k: number): Tensor => {
+  return new Linked(program, stepsOf(program.nodes));
+}
+
+/**
+ * A linked program: a class, so that each of the thousands a worker holds is one small object, its methods shared
+ * on the prototype rather than closures of its own.
+ */
+class Linked implements LinkedProgram {
+  constructor(
+    readonly program: GraphProgram,
+    private readonly steps: Step[],
+  ) {}
+
+  runInScratch(x: Float32Array, rows: number, k: number): Tensor {
+    const { program } = this;
     resetScratch();
     const values = new Array<Tensor | undefined>(program.slots);
     for (const [s, t] of program.constants) values[s] = t;
@@ -41,20 +54,17 @@ export function linkProgram(program: GraphProgram): LinkedProgram {
       input.data.set(x);
       values[program.input] = input;
     } else values[program.input] = { type: 'float', dims: [rows, k], data: x };
-    runSteps(steps, values);
+    runSteps(this.steps, values);
     const out = values[program.output];
     if (!out) throw new UnsupportedGraph('the output was not computed');
     return out;
-  };
-  return {
-    program,
-    runInScratch,
-    run(x, rows, k) {
-      const out = runInScratch(x, rows, k);
-      // The result leaves scratch memory: the next evaluation reuses it.
-      return { type: out.type, dims: out.dims, data: out.data.slice() };
-    },
-  };
+  }
+
+  run(x: Float32Array, rows: number, k: number): Tensor {
+    const out = this.runInScratch(x, rows, k);
+    // The result leaves scratch memory: the next evaluation reuses it.
+    return { type: out.type, dims: out.dims, data: out.data.slice() };
+  }
 }
 
 /** Links a subgraph (a Scan's body); its results are in the scratch memory of the evaluation running it. */

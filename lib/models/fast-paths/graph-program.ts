@@ -157,7 +157,7 @@ function heldBytes(value: unknown, seen = new Set<object>()): number {
   return sum;
 }
 
-/** A linked program's own objects (its run closure, slot table) and each node's step, beyond what they refer to. */
+/** A linked program's own objects (the linked object, its steps' array) and each node's step, beyond what they refer to. */
 const PROGRAM_BYTES = 640;
 const NODE_BYTES = 160;
 

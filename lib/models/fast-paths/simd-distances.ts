@@ -19,13 +19,71 @@
  */
 
 import {
-  ADD, AND, ANY_TRUE, BLOCK, body, br, brIf, CTZ, DEMOTE, DIV_U, END, EQZ, F32, F32_EQ, F32_LOAD, F32_MAX,
-  F32_STORE, F32X4_EQ, F32X4_LE, F32X4_LT, F32X4_MAX, F32X4_MIN, F32X4_NE, F32X4_SPLAT, F32X4_SQRT, F32X4_SUB,
-  f32x4Lane, F64X2_ADD, F64X2_MUL, GE_U, get, HEADER, I32, I32_LOAD, I32_STORE, i32, I32X4_BITMASK, I32X4_LT_S,
-  I32X4_SPLAT, I32X4_SUB, i32x4Lane, IF, instantiate, LOOP, LT_U, MUL, name, params, PROMOTE_LOW, section, set, SHL,
-  SHR_U, shuffle, SUB, tee, f32, V128, V128_AND, V128_LOAD, V128_OR, V128_STORE, V128_STORE_ANY, V128_ZERO,
-  v128Const, vec,
-} from './wasm-encoding'; // prettier-ignore
+  ADD,
+  AND,
+  ANY_TRUE,
+  BLOCK,
+  br,
+  brIf,
+  CTZ,
+  DEMOTE,
+  DIV_U,
+  END,
+  EQZ,
+  F32,
+  F32_EQ,
+  F32_LOAD,
+  F32_MAX,
+  F32_STORE,
+  F32X4_EQ,
+  F32X4_LE,
+  F32X4_LT,
+  F32X4_MAX,
+  F32X4_MIN,
+  F32X4_NE,
+  F32X4_SPLAT,
+  F32X4_SQRT,
+  F32X4_SUB,
+  f32x4Lane,
+  F64X2_ADD,
+  F64X2_MUL,
+  GE_U,
+  get,
+  I32,
+  I32_LOAD,
+  I32_STORE,
+  i32,
+  I32X4_BITMASK,
+  I32X4_LT_S,
+  I32X4_SPLAT,
+  I32X4_SUB,
+  i32x4Lane,
+  IF,
+  instantiate,
+  LOOP,
+  LT_U,
+  MUL,
+  PROMOTE_LOW,
+  set,
+  SHL,
+  SHR_U,
+  shuffle,
+  SUB,
+  tee,
+  f32,
+  V128,
+  V128_AND,
+  V128_LOAD,
+  V128_OR,
+  V128_STORE,
+  V128_STORE_ANY,
+  V128_ZERO,
+  v128Const,
+  align16,
+  holdBytes,
+  kernelModule,
+  type KernelMemory,
+} from './wasm-encoding';
 
 const F32X4_INF = v128Const(new Uint8Array(new Float32Array(4).fill(Infinity).buffer));
 const F32X4_NEG_INF = v128Const(new Uint8Array(new Float32Array(4).fill(-Infinity).buffer));
@@ -179,17 +237,30 @@ const SELECT = [
   END,
 ]; // prettier-ignore
 
-const MODULE = new Uint8Array([
-  ...HEADER,
-  ...section(1, vec([[0x60, ...params(6), 0], [0x60, ...params(9), 0]])),
-  ...section(3, vec([[0], [1]])),
-  ...section(5, vec([[0x00, 1]])),
-  ...section(7, vec([[...name('distances'), 0x00, 0], [...name('nearest'), 0x00, 1], [...name('memory'), 0x02, 0]])),
-  ...section(10, vec([body([[5, I32], [4, V128]], CODE), body([[13, I32], [1, F32], [6, V128]], SELECT)])),
-]); // prettier-ignore
+const MODULE = kernelModule([
+  {
+    name: 'distances',
+    params: 6,
+    locals: [
+      [5, I32],
+      [4, V128],
+    ],
+    code: CODE,
+  },
+  {
+    name: 'nearest',
+    params: 9,
+    locals: [
+      [13, I32],
+      [1, F32],
+      [6, V128],
+    ],
+    code: SELECT,
+  },
+]);
 
 interface Kernel {
-  memory: { buffer: ArrayBuffer; grow(pages: number): number };
+  memory: KernelMemory;
   distances(s: number, x: number, o: number, n: number, f: number, groups: number): void;
   nearest(
     lines: number,
@@ -236,8 +307,6 @@ export interface SimdNearest {
   indices: Int32Array;
 }
 
-const align16 = (bytes: number) => (bytes + 15) & ~15;
-
 /**
  * Each of the `n` rows of `x` ([n, f] float32) to each of the `m` samples ([m, f] float32), and each row's `k`
  * nearest, an equal distance's lower index first; undefined where WebAssembly SIMD is not available.
@@ -260,8 +329,7 @@ export function simdNearest(
   const candidatesAt = indicesAt + align16(n * k * 4);
   const candidateIndicesAt = candidatesAt + align16((MAX_CANDIDATES + 4) * 4);
   const bytes = candidateIndicesAt + (MAX_CANDIDATES + 4) * 4;
-  const have = w.memory.buffer.byteLength;
-  if (bytes > have) w.memory.grow(Math.ceil((bytes - have) / 65_536));
+  holdBytes(w.memory, bytes);
   const buffer = w.memory.buffer;
   // The samples feature by feature, each feature's m values padded to the stride with +inf: a padded lane's
   // distance is +inf (NaN for a row that is not finite), which no selection keeps.

@@ -6,7 +6,7 @@
  */
 
 /** Operand bytes of an unsigned LEB128 integer. */
-export function leb(n: number): number[] {
+function leb(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n & 0x7f;
@@ -29,8 +29,8 @@ function sleb(n: number): number[] {
 }
 
 /** A section: its id, then its length and contents. */
-export const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
-export const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
+const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
+const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
 
 // Value types.
 export const I32 = 0x7f;
@@ -116,17 +116,52 @@ export const F64X2_MIN = simd(0xf4);
 export const F64X2_PMAX = simd(0xf7);
 export const I32X4_TRUNC_SAT_F64X2_S_ZERO = simd(0xfc);
 
-/** An export's or import's name. */
-export const name = (text: string) => [...leb(text.length), ...Array.from(text, (ch) => ch.charCodeAt(0))];
-/** A function body: its locals (count and type each) and code. */
-export const body = (locals: number[][], code: number[]) => {
-  const bytes = [...vec(locals), ...code];
-  return [...leb(bytes.length), ...bytes];
-};
-/** `n` i32 parameters, as a function type lists them. */
-export const params = (n: number) => vec(new Array<number[]>(n).fill([I32]));
-/** The module header (magic and version). */
-export const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+/** An export's name. */
+const name = (text: string) => [...leb(text.length), ...Array.from(text, (ch) => ch.charCodeAt(0))];
+
+/** One exported function of a kernel module: its name, i32 parameters, locals (count and type each) and code. */
+export interface KernelFunction {
+  name: string;
+  params: number;
+  locals: number[][];
+  code: number[];
+}
+
+/**
+ * A module of `functions` (each taking i32 parameters and returning nothing) and one memory of one page to start,
+ * exported as `memory` beside them.
+ */
+export function kernelModule(functions: readonly KernelFunction[]): Uint8Array {
+  const body = ({ locals, code }: KernelFunction) => {
+    const bytes = [...vec(locals), ...code];
+    return [...leb(bytes.length), ...bytes];
+  };
+  return new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, vec(functions.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]))),
+    ...section(3, vec(functions.map((_, i) => [i]))),
+    ...section(5, vec([[0x00, 1]])),
+    ...section(7, vec([...functions.map((f, i) => [...name(f.name), 0x00, i]), [...name('memory'), 0x02, 0]])),
+    ...section(10, vec(functions.map(body))),
+  ]);
+}
+
+/** A kernel's memory, as its instance exports it. */
+export interface KernelMemory {
+  buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+/** Grows `memory` to hold at least `bytes`; whether it grew (views of its old buffer are then detached). */
+export function holdBytes(memory: KernelMemory, bytes: number): boolean {
+  const have = memory.buffer.byteLength;
+  if (bytes <= have) return false;
+  memory.grow(Math.ceil((bytes - have) / 65_536));
+  return true;
+}
+
+/** `bytes` rounded up to a whole number of vectors (16 bytes). */
+export const align16 = (bytes: number) => (bytes + 15) & ~15;
 
 /** The part of the WebAssembly JavaScript API used here (the project's type libraries do not declare it). */
 interface WasmApi {
