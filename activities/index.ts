@@ -32,6 +32,12 @@ import { withSignal } from '../lib/store/signal-store';
 import { toApplicationFailure } from '../lib/shared/error-types';
 import { FleetscoreError } from '../lib/shared/errors';
 
+/**
+ * The INFO line a planning worker logs once its shard threads have read and parsed the run's parts (attributes
+ * `window`, `runId`, `parts`, `startedAt`, `ms`); bench/run.ts reads it.
+ */
+export const READ_AHEAD_MESSAGE = 'read the window ahead of its shards';
+
 /** The least time between two heartbeats a shard's activity passes on to the SDK. */
 const HEARTBEAT_CALL_MS = 1_000;
 
@@ -55,14 +61,29 @@ export function createActivities(deps: ActivityDeps) {
       const threads = deps.shardThreads;
       // This worker's shard threads read the parts while the run's shards are scheduled (most shards of a run land
       // on the worker that planned it); a thread's shard waits for that read rather than starting another.
+      // Logged with when it started and how long it took: it runs while the shards are dispatched, which the run's
+      // history shows as time with no activity running (the bench counts it as the worker's, not Temporal's).
       const readAhead = (planned: PlannedInput): void => {
         const window = parseWindow(req.window, req.windowHours);
-        threads?.readAhead({ store: req.store, window, ...planned }).catch((err: unknown) => {
-          log.warn('reading the window ahead of its shards failed; each shard reads it itself', {
-            window: req.window,
-            error: err instanceof Error ? err.message : String(err),
-          });
-        });
+        const startedAt = new Date();
+        threads?.readAhead({ store: req.store, window, ...planned }).then(
+          () => {
+            const ms = Date.now() - startedAt.getTime();
+            log.info(READ_AHEAD_MESSAGE, {
+              window: req.window,
+              runId: planned.runId,
+              parts: planned.parts.length,
+              startedAt: startedAt.toISOString(),
+              ms,
+            });
+          },
+          (err: unknown) => {
+            log.warn('reading the window ahead of its shards failed; each shard reads it itself', {
+              window: req.window,
+              error: err instanceof Error ? err.message : String(err),
+            });
+          },
+        );
       };
       return asFailure(() => planRun(attemptStore(deps, req.store), req, threads && readAhead));
     },

@@ -21,7 +21,6 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { connectClient, temporalTarget } from '../lib/temporal/connection';
 import { startDevServer } from '../lib/temporal/dev-server';
@@ -32,6 +31,8 @@ import { formatTable } from '../cli/utils/table';
 import { copyObjects } from '../lib/store/copy-objects';
 import { LocalStore } from '../lib/store/local-store';
 import { openStore } from '../lib/store/open-store';
+import { READ_AHEAD_MESSAGE } from '../activities';
+import { orchestration, type Interval } from './orchestration';
 import { benchFleet, FAMILIES, filesUnder, writeWindow, type Family, type InputFormat } from './fleets';
 import { measureOtherLoad } from './other-load';
 import { ensurePeerPython } from './peer-python';
@@ -76,6 +77,7 @@ interface FleetscoreMeasured {
   history_bytes: number;
   shards: number;
   orchestration_s: number;
+  read_ahead_in_gaps_s: number;
 }
 
 function option(name: string, fallback: string): string {
@@ -167,6 +169,25 @@ async function untilSettled(dir: string): Promise<void> {
   }
 }
 
+/**
+ * A listener for a worker's JSON log stream that passes on each read-ahead line's interval (its `startedAt` and
+ * `ms`); lines split across chunks are joined first.
+ */
+function readAheadLines(found: (interval: Interval) => void): (chunk: Buffer) => void {
+  let rest = '';
+  return (chunk) => {
+    const lines = (rest + chunk.toString()).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.includes(READ_AHEAD_MESSAGE)) continue;
+      const entry = JSON.parse(line) as { message?: string; startedAt?: string; ms?: number };
+      if (entry.message !== READ_AHEAD_MESSAGE || entry.startedAt === undefined || entry.ms === undefined) continue;
+      const start = Date.parse(entry.startedAt);
+      found([start, start + entry.ms]);
+    }
+  };
+}
+
 function waitForLine(child: ChildProcess, text: string): Promise<void> {
   return new Promise((done, fail) => {
     let seen = '';
@@ -176,67 +197,6 @@ function waitForLine(child: ChildProcess, text: string): Promise<void> {
     });
     child.once('exit', (code) => fail(new Error(`worker exited with ${code}: ${seen}`)));
   });
-}
-
-/** Core's marker for a local activity's result; its `data` detail says when the activity ran. */
-const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
-
-type Timestamp = { seconds?: unknown; nanos?: number | null } | null | undefined;
-const tsMs = (t: Timestamp) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
-
-/**
- * When a local activity (planRun, commitRun) ran, from its marker: the SDK records the wall-clock time it was
- * scheduled and a "complete time" that is the scheduling workflow task's start plus the activity's runtime.
- */
-function localActivityInterval(
-  marker: temporal.api.history.v1.IMarkerRecordedEventAttributes,
-  workflowTasksStarted: number[],
-): [number, number] | undefined {
-  const payload = marker.details?.data?.payloads?.[0];
-  if (!payload) return undefined;
-  const data = defaultPayloadConverter.fromPayload<{ complete_time?: Timestamp; original_schedule_time?: Timestamp }>(
-    payload,
-  );
-  if (!data.complete_time || !data.original_schedule_time) return undefined;
-  const scheduled = tsMs(data.original_schedule_time);
-  // The workflow task it was scheduled in: the last one started before it (same clock here: one machine).
-  const taskStarted = workflowTasksStarted.filter((t) => t <= scheduled).pop();
-  if (taskStarted === undefined) return undefined;
-  return [scheduled, scheduled + (tsMs(data.complete_time) - taskStarted)];
-}
-
-/**
- * Time between the run's start and end during which no activity, remote or local, was executing: Temporal's
- * share (round trips and workflow tasks).
- */
-function orchestrationSeconds(history: temporal.api.history.v1.IHistory): number {
-  const ms = (t: temporal.api.history.v1.IHistoryEvent) => tsMs(t.eventTime);
-  const events = history.events ?? [];
-  const started = new Map<string, number>();
-  const workflowTasksStarted: number[] = [];
-  const intervals: [number, number][] = [];
-  for (const e of events) {
-    if (e.workflowTaskStartedEventAttributes) workflowTasksStarted.push(ms(e));
-    if (e.activityTaskStartedEventAttributes)
-      started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), ms(e));
-    const done = e.activityTaskCompletedEventAttributes;
-    if (done) intervals.push([started.get(String(done.scheduledEventId)) ?? ms(e), ms(e)]);
-    const marker = e.markerRecordedEventAttributes;
-    if (marker?.markerName === LOCAL_ACTIVITY_MARKER) {
-      const ran = localActivityInterval(marker, workflowTasksStarted);
-      if (ran) intervals.push(ran);
-    }
-  }
-  intervals.sort((a, b) => a[0] - b[0]);
-  let busy = 0;
-  let end = -Infinity;
-  for (const [a, b] of intervals) {
-    if (a > end) busy += b - a;
-    else if (b > end) busy += b - end;
-    end = Math.max(end, b);
-  }
-  const wall = ms(events[events.length - 1]!) - ms(events[0]!);
-  return (wall - busy) / 1000;
 }
 
 async function fleetscore(
@@ -274,10 +234,13 @@ async function fleetscore(
   const env = {
     ...process.env,
     TEMPORAL_ADDRESS: server.address,
-    FLEETSCORE_LOG_LEVEL: 'WARN',
+    // INFO for the planning worker's read-ahead line (see bench/orchestration.ts), as JSON.
+    FLEETSCORE_LOG_LEVEL: 'INFO',
+    FLEETSCORE_LOG_FORMAT: 'json',
     FLEETSCORE_PROGRAMS_DIR: programsDir,
     FLEETSCORE_MODEL_FILES_DIR: modelFilesDir,
   };
+  const readAheads: Interval[] = [];
   const startWorker = async (): Promise<ChildProcess> => {
     const started = childOfBench(
       spawn(
@@ -289,6 +252,10 @@ async function fleetscore(
         ],
         { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] },
       ),
+    );
+    started.stderr?.on(
+      'data',
+      readAheadLines((r) => readAheads.push(r)),
     );
     await waitForLine(started, 'polling fleetscore-cpu');
     return started;
@@ -358,7 +325,7 @@ async function fleetscore(
         history_events: history.events?.length ?? 0,
         history_bytes: temporal.api.history.v1.History.encode(history).finish().length,
         shards: warm.shards,
-        orchestration_s: orchestrationSeconds(history),
+        ...orchestration(history, readAheads),
       };
     } finally {
       await connection.close();
@@ -564,6 +531,7 @@ async function run(): Promise<void> {
             max_parallel_shards: maxParallelShards,
             orchestration_s: f.orchestration_s,
             orchestration_share: f.orchestration_s / f.warm.wall_s,
+            read_ahead_in_gaps_s: f.read_ahead_in_gaps_s,
             fleet_generated_s: fleet.generatedS,
             other_load_cores: other ?? null,
             loadavg_at_end: loadavg(),

@@ -17,6 +17,7 @@ import type { RunSummary, ScoringRunInput } from '../../lib/shared/run-types';
 import { LocalStore } from '../../lib/store/local-store';
 import { progressStatus, watchRun, type RunSnapshot } from '../../lib/temporal/run-watch';
 import { windowAt } from '../../lib/shared/window';
+import { READ_AHEAD_MESSAGE } from '../../activities';
 import { createPoolWorker, type PoolWorker } from '../../workers/pool-worker';
 import { startTemporal, uniqueTaskQueue } from '../support/temporal-env';
 import { freePort } from '../support/free-port';
@@ -126,6 +127,13 @@ test('workers export the SDK metrics and fleetscore counters on the Prometheus p
     taskQueue: expect.stringMatching(/^obs-/),
   });
   expect(entries.find((e) => String(e.message).startsWith('gpu pool:'))).toMatchObject({ pool: 'gpu', shards: 2 });
+  // The planning worker's shard threads read the window ahead of its shards, and say when and for how long (the
+  // bench counts that time as the worker's, not Temporal's).
+  const readAhead = entries.find((e) => e.message === READ_AHEAD_MESSAGE && e.runId === handle.firstExecutionRunId);
+  expect(readAhead).toMatchObject({ level: 'info', window: WINDOW, parts: 1, ms: expect.any(Number) });
+  const startedAt = Date.parse(String(readAhead!.startedAt));
+  expect(startedAt).toBeGreaterThan(Date.now() - 120_000);
+  expect(startedAt).toBeLessThanOrEqual(Date.now());
 });
 
 test('gpu shards without a gpu worker are listed as waiting, then scored when a gpu worker arrives', async () => {
