@@ -188,14 +188,23 @@ function readAheadLines(found: (interval: Interval) => void): (chunk: Buffer) =>
   };
 }
 
+/**
+ * Resolves once the child's stderr says `text`; then stops keeping its output (a worker at INFO logs every run), or
+ * rejects with that output if it exits first.
+ */
 function waitForLine(child: ChildProcess, text: string): Promise<void> {
   return new Promise((done, fail) => {
     let seen = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
+    const exited = (code: number | null) => fail(new Error(`worker exited with ${code}: ${seen}`));
+    const read = (chunk: Buffer) => {
       seen += chunk.toString();
-      if (seen.includes(text)) done();
-    });
-    child.once('exit', (code) => fail(new Error(`worker exited with ${code}: ${seen}`)));
+      if (!seen.includes(text)) return;
+      child.stderr?.off('data', read);
+      child.off('exit', exited);
+      done();
+    };
+    child.stderr?.on('data', read);
+    child.once('exit', exited);
   });
 }
 

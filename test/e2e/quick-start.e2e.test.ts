@@ -17,7 +17,9 @@ import { keys } from '../../lib/shared/keys';
 import { readIndex } from '../../lib/models/model-index';
 import { readManifest, type Manifest } from '../../lib/scoring/manifest';
 import { nodeEndOfLifeNotice } from '../../lib/node-support';
-import { windowIdOf } from '../../lib/shared/window';
+import { durationMs } from '../../lib/shared/duration';
+import { RUN_DEFAULTS } from '../../lib/shared/run-types';
+import { latestScoreableWindow, scoreableAt, windowAt, windowIdOf } from '../../lib/shared/window';
 import { LocalStore } from '../../lib/store/local-store';
 import { isReachable, temporalTarget } from '../../lib/temporal/connection';
 import { runWorkflowId } from '../../lib/temporal/runs';
@@ -245,9 +247,9 @@ test('a device that fails is one line on the console and one in the summary, wit
  * just after it turns: a test that starts `npm start` several times expects each to find the same window.
  */
 async function clearOfWindowTurn(ms: number): Promise<void> {
-  const hour = 3_600_000;
-  const settle = 5 * 60_000;
-  const left = Math.floor((Date.now() - settle) / hour) * hour + hour + settle - Date.now();
+  const settleMs = durationMs(RUN_DEFAULTS.settle) ?? 0;
+  const next = windowAt(latestScoreableWindow(Date.now(), 1, settleMs).endMs);
+  const left = scoreableAt(next, settleMs) - Date.now();
   if (left < ms) await new Promise((r) => setTimeout(r, left + 10_000));
 }
 
