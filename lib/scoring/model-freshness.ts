@@ -14,6 +14,7 @@
 import { LruCache } from '../lru-cache';
 import { keys } from '../shared/keys';
 import type { ModelSessionCache } from '../models/model-sessions';
+import type { WatchedModels } from './model-watches';
 import { compareKeys, type ObjectStore, type StoredObject } from '../store/object-store';
 
 /** The devices of one shard of a run, which share a listing where the store lists ranges. */
@@ -34,6 +35,12 @@ export class ModelFreshness {
   private readonly used = new LruCache<string, string>(FINGERPRINTS_KEPT);
 
   /**
+   * `watches`: a shard thread's watched model files (model-watches.ts): a device whose files are watched and
+   * unchanged is taken as such without a `stat`.
+   */
+  constructor(private readonly watches?: WatchedModels) {}
+
+  /**
    * Whether the device's model files are, by a look that waits on nothing (the store's `statObjectsNow`), as this
    * worker last prepared them: true only then, and the caches may be used as they are (nothing is forgotten, or to
    * be recorded). False where the store has no such look, this worker has not prepared the device, or its files
@@ -41,9 +48,30 @@ export class ModelFreshness {
    */
   unchangedNow(store: ObjectStore, device: string, version: string): boolean {
     if (!store.statObjectsNow) return false;
-    const known = this.used.get(idOf(store, device, version));
+    const id = idOf(store, device, version);
+    const known = this.used.get(id);
     if (known === undefined) return false;
-    return fingerprintOf(printsOf(store.statObjectsNow(filesOf(device, version)))) === known;
+    if (this.watches?.unchanged(id)) return true;
+    const files = filesOf(device, version);
+    const unchanged = fingerprintOf(printsOf(store.statObjectsNow(files))) === known;
+    if (unchanged && this.watches && store.localPath) {
+      const paths: [string, string] = [store.localPath(files[0]!), store.localPath(files[1]!)];
+      this.watches.watch(id, store.localPath(''), device, paths, known);
+    }
+    return unchanged;
+  }
+
+  /**
+   * Resolves once every change to watched model files made before this call is known (a turn of the worker's event
+   * loop): call before a shard prepares its devices. At once without watches.
+   */
+  settle(): Promise<void> {
+    return this.watches?.settle() ?? Promise.resolve();
+  }
+
+  /** Asks for the watches of the devices found unchanged by `stat` since the last call (once a shard prepared). */
+  flush(): void {
+    this.watches?.flush();
   }
 
   /**
@@ -163,7 +191,7 @@ function keyRange(scope: FreshnessScope): { first: string; last: string } | unde
 }
 
 /** One string of the files' prints, `missing` for a file that is not there. */
-function fingerprintOf(prints: readonly (string | undefined)[]): string {
+export function fingerprintOf(prints: readonly (string | undefined)[]): string {
   return prints.map((p) => p ?? 'missing').join('|');
 }
 
@@ -173,6 +201,6 @@ function printsOf(objects: readonly (StoredObject | undefined)[]): (string | und
 }
 
 /** What changes when an object is written again: its size and ETag (S3), or size and modification time (local). */
-function print(o: StoredObject): string {
+export function print(o: StoredObject): string {
   return `${o.size}:${o.etag ?? o.lastModified.getTime()}`;
 }

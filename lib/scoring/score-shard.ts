@@ -127,6 +127,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       return log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone });
     };
     const prepareAll = async () => {
+      // Changes to watched model files made before now are known to the freshness check.
+      await deps.freshness?.settle();
       // A warm worker on a local store has most devices' models at hand: those are taken first, without a promise
       // each; the others are read and compiled a few at a time.
       const rest: number[] = [];
@@ -162,6 +164,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       await (deps.prepareTurns ? deps.prepareTurns.run(prepareAll) : prepareAll());
     } finally {
       clearInterval(beat);
+      deps.freshness?.flush();
     }
     ctx.prepared?.();
 

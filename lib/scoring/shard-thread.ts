@@ -15,6 +15,7 @@ import { withSignal } from '../store/signal-store';
 import { Turns } from '../shared/concurrency';
 import { messageOf } from '../shared/errors';
 import { ModelFreshness } from './model-freshness';
+import { WatchedModels } from './model-watches';
 import { scoreShard } from './score-shard';
 import { threadError, type FromShardThread, type ShardThreadSetup, type ToShardThread } from './shard-threads';
 
@@ -79,7 +80,8 @@ const sessions = new ModelSessionCache({
   },
 });
 const aggregates = new AggregatesCache(setup.aggregatesBytes);
-const freshness = new ModelFreshness();
+const watches = setup.watchBoard && new WatchedModels(setup.watchBoard, post);
+const freshness = new ModelFreshness(watches);
 // The worker holds two shards per thread (worker-slots.ts): they prepare their models one after the other. Cold
 // runs of 10,000 25-tree forests took 37 to 40 s with the two interleaving their reads and compiles (three times the
 // full garbage collections of one shard per thread) and 32 to 38 s in turns, as with one per thread (32 to 40 s).
@@ -95,6 +97,7 @@ port.on('message', (msg: ToShardThread) => {
   if (msg.type === 'abort') attempts.get(msg.id)?.abort(new Error('the attempt was cancelled'));
   else if (msg.type === 'window-devices') void windowDevices(msg);
   else if (msg.type === 'close') void close();
+  else if (msg.type === 'settled') watches?.settled(msg.id);
   else if (msg.type === 'busy') {
     workerBusy = msg.busy;
     saveSoon();

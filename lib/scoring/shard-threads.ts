@@ -17,6 +17,7 @@
 import type { Worker } from 'node:worker_threads';
 import { DEFAULT_AGGREGATES_BYTES } from '../arrow/aggregates-cache';
 import { LruCache } from '../lru-cache';
+import { ModelWatches, type WatchMessage } from './model-watches';
 import { DEFAULT_MAX_COMPILED_BYTES } from '../models/fast-paths/compiled-models';
 import {
   DEFAULT_MAX_SESSIONS,
@@ -51,6 +52,8 @@ export interface ShardThreadSetup {
   aggregatesBytes: number;
   /** Where an S3 store's model files are kept on the host (lib/store/kept-model-files.ts); none when absent. */
   modelFiles?: ModelFilesFolder;
+  /** The thread's board of watched model files (model-watches.ts); none when the worker watches none. */
+  watchBoard?: SharedArrayBuffer;
 }
 
 /**
@@ -86,7 +89,9 @@ export type ToShardThread =
    */
   | { type: 'busy'; busy: boolean }
   /** The worker is closing: save what is unsaved and answer `closed`. */
-  | { type: 'close' };
+  | { type: 'close' }
+  /** The worker's event loop has taken in the file events before the thread's `settle` of this id. */
+  | { type: 'settled'; id: number };
 
 /** What a shard thread sends the worker. `observed` carries the session cache's metrics since the last one. */
 export type FromShardThread =
@@ -107,7 +112,8 @@ export type FromShardThread =
   | { type: 'done'; id: number; summary: ShardSummary }
   | { type: 'window-devices'; id: number; devices: string[] }
   | { type: 'failed'; id: number; error: ThreadError }
-  | { type: 'closed' };
+  | { type: 'closed' }
+  | WatchMessage;
 
 /** A request a thread has not answered yet: a shard (with its context) or a window-devices query. */
 interface Running {
@@ -157,6 +163,11 @@ export interface ShardThreadsOptions {
   modelFiles?: ModelFilesFolder;
   /** Gets the threads' session cache metrics (cache lookups, inference calls, placements). */
   observer?: ModelSessionObserver;
+  /**
+   * Whether the worker's event loop watches the model files of a local store for the threads (model-watches.ts;
+   * default true), so that a warm thread checks them without a `stat` each.
+   */
+  watchModels?: boolean;
 }
 
 /** A worker's shard threads: started by {@link ShardThreads.start} (or the first shard), ended by `close`. */
@@ -169,11 +180,19 @@ export class ShardThreads {
   private nextId = 0;
   /** Shards running on any thread (see the `busy` message). */
   private shardsRunning = 0;
+  /** The model files watched for the threads; none when not asked for. */
+  private readonly watches: ModelWatches | undefined;
 
   constructor(private readonly options: ShardThreadsOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1)
       throw new RangeError('shard threads must be an integer of at least 1');
     this.threads = new Array<Thread | undefined>(options.threads).fill(undefined);
+    if (options.watchModels ?? true) this.watches = new ModelWatches((message) => this.warn(message));
+  }
+
+  private warn(message: string): void {
+    if (this.options.observer?.warning) this.options.observer.warning(message);
+    else process.emitWarning(message);
   }
 
   /** Starts every thread now, so the first shard does not wait for one. */
@@ -341,6 +360,7 @@ export class ShardThreads {
 
   private tellThreads(busy: boolean): void {
     for (const t of this.threads) t?.worker.postMessage({ type: 'busy', busy } satisfies ToShardThread);
+    this.watches?.setBusy(busy);
   }
 
   /** Records that a shard has prepared its models (or ended), and sends the next waiting shard. */
@@ -358,10 +378,11 @@ export class ShardThreads {
     for (const w of [...this.waiting]) w.fail(new Error('the shard threads were closed'));
     const threads = this.threads.splice(0, this.threads.length, ...this.threads.map(() => undefined));
     await Promise.all(threads.flatMap((t) => (t ? [end(t)] : [])));
+    this.watches?.close();
   }
 
   /** What a thread builds its caches with: the worker's budgets divided by the threads. */
-  private setup(): ShardThreadSetup {
+  private setup(index: number): ShardThreadSetup {
     const { cache } = this.options;
     const share = (total: number) => Math.ceil(total / this.threads.length);
     return {
@@ -373,11 +394,12 @@ export class ShardThreads {
       },
       aggregatesBytes: share(this.options.aggregatesBytes ?? DEFAULT_AGGREGATES_BYTES),
       ...(this.options.modelFiles ? { modelFiles: this.options.modelFiles } : {}),
+      ...(this.watches ? { watchBoard: this.watches.board(index) } : {}),
     };
   }
 
   private spawn(index: number): Thread {
-    const worker = startModuleThread(`${__dirname}/shard-thread`, this.setup());
+    const worker = startModuleThread(`${__dirname}/shard-thread`, this.setup(index));
     worker.unref();
     if (this.shardsRunning > 0) worker.postMessage({ type: 'busy', busy: true } satisfies ToShardThread);
     const thread: Thread = { worker, running: new Map() };
@@ -395,8 +417,11 @@ export class ShardThreads {
         return;
       }
       if (msg.type === 'warning') {
-        if (observer?.warning) observer.warning(msg.message);
-        else process.emitWarning(msg.message);
+        this.warn(msg.message);
+        return;
+      }
+      if (msg.type === 'watch' || msg.type === 'unwatch' || msg.type === 'settle') {
+        this.watches?.handle(index, msg, (id) => worker.postMessage({ type: 'settled', id } satisfies ToShardThread));
         return;
       }
       if (msg.type === 'closed') {

@@ -61,6 +61,10 @@ export class LocalStore implements ObjectStore {
     this.blockingReads = options.blockingReads ?? false;
   }
 
+  localPath(key: string): string {
+    return key === '' ? this.root : this.path(key);
+  }
+
   /** The file or folder of `key`: a checked key has no empty, `.` or `..` segment, so it never leaves the root. */
   private path(key: string, prefix = false): string {
     checkKey(this.uri, key, { prefix });

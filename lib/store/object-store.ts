@@ -64,6 +64,8 @@ export interface ObjectStore {
    * Only where reads see it for free (the local store's synchronous reads, which `fstat` before reading).
    */
   takeReadStat?(key: string): StoredObject | undefined;
+  /** The file of `key` on this host (`''`: the store's folder), where the store is a local folder. */
+  localPath?(key: string): string;
 }
 
 /** Options of one store call. */
