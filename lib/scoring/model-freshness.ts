@@ -54,10 +54,7 @@ export class ModelFreshness {
     if (this.watches?.unchanged(id)) return true;
     const files = filesOf(device, version);
     const unchanged = fingerprintOf(printsOf(store.statObjectsNow(files))) === known;
-    if (unchanged && this.watches && store.localPath) {
-      const paths: [string, string] = [store.localPath(files[0]!), store.localPath(files[1]!)];
-      this.watches.watch(id, store.localPath(''), device, paths, known);
-    }
+    if (unchanged && store.localPath) this.watches?.watch(id, store.localPath(''), device, version, known);
     return unchanged;
   }
 

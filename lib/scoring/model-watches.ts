@@ -17,8 +17,9 @@
  * before the shard started has been delivered: a warm worker answers as a fresh one, as with the `stat`s.
  */
 import { lstatSync, realpathSync, statfsSync, watch, type FSWatcher, type Stats } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename, join } from 'node:path';
 import { LruCache } from '../lru-cache';
+import { keys } from '../shared/keys';
 import { fingerprintOf, print } from './model-freshness';
 
 /** Devices a shard thread may have watched at once (each a watch of the kernel's and about 2.5 KB here). */
@@ -53,21 +54,34 @@ const LOCAL_FILE_SYSTEMS = new Set([
   0x794c7630, // overlayfs
 ]);
 
-/** A thread's request to watch one device's model files, found as `fingerprint` (model.json, model.onnx). */
-export interface WatchRequest {
-  slot: number;
-  generation: number;
+/**
+ * A thread's requests to watch devices' model files in one store folder, found as `fingerprints` (model.json's and
+ * model.onnx's prints), one column each: a message of 10,000 objects cost the worker more than their watches saved
+ * in the run that asked.
+ */
+export interface WatchRequests {
   /** The store's folder. */
   root: string;
+  slots: number[];
+  generations: number[];
+  devices: string[];
+  versions: string[];
+  fingerprints: string[];
+}
+
+/** One request of {@link WatchRequests}, as the worker queues it. */
+interface WatchRequest {
+  slot: number;
+  generation: number;
+  root: string;
   device: string;
-  /** The device's model files: model.json, then model.onnx, in its version folder. */
-  files: [string, string];
+  version: string;
   fingerprint: string;
 }
 
 /** What a shard thread tells the worker of its watches. */
 export type WatchMessage =
-  { type: 'watch'; requests: WatchRequest[] } | { type: 'unwatch'; slot: number } | { type: 'settle'; id: number };
+  { type: 'watch'; requests: WatchRequests } | { type: 'unwatch'; slot: number } | { type: 'settle'; id: number };
 
 /** The thread's half: which devices' files are watched, and requests for more. */
 export class WatchedModels {
@@ -75,7 +89,8 @@ export class WatchedModels {
   /** The slot and generation of each device (by the freshness check's id), least recently used first. */
   private readonly slots: LruCache<string, { id: string; slot: number; generation: number }>;
   private readonly free: number[] = [];
-  private requests: WatchRequest[] = [];
+  /** Requests not sent yet, by store folder. */
+  private requests = new Map<string, WatchRequests>();
   private readonly settling = new Map<number, () => void>();
   private nextSettle = 0;
 
@@ -99,7 +114,7 @@ export class WatchedModels {
    * Asks for the device's files to be watched, found unchanged (`fingerprint`) just now by `stat`: sent with the
    * next {@link flush}. Nothing when they are watched already, asked for, or refused (a link, say).
    */
-  watch(id: string, root: string, device: string, files: [string, string], fingerprint: string): void {
+  watch(id: string, root: string, device: string, version: string, fingerprint: string): void {
     let entry = this.slots.get(id);
     if (entry) {
       const state = Atomics.load(this.board, entry.slot);
@@ -116,14 +131,22 @@ export class WatchedModels {
     }
     entry.generation = ((Atomics.load(this.board, entry.slot) >>> STATE_BITS) + 1) % GENERATIONS;
     Atomics.store(this.board, entry.slot, (entry.generation << STATE_BITS) | PENDING);
-    this.requests.push({ slot: entry.slot, generation: entry.generation, root, device, files, fingerprint });
+    let r = this.requests.get(root);
+    if (!r) {
+      r = { root, slots: [], generations: [], devices: [], versions: [], fingerprints: [] };
+      this.requests.set(root, r);
+    }
+    r.slots.push(entry.slot);
+    r.generations.push(entry.generation);
+    r.devices.push(device);
+    r.versions.push(version);
+    r.fingerprints.push(fingerprint);
   }
 
   /** Sends the requests of {@link watch} made since the last flush. */
   flush(): void {
-    if (this.requests.length === 0) return;
-    this.post({ type: 'watch', requests: this.requests });
-    this.requests = [];
+    for (const requests of this.requests.values()) this.post({ type: 'watch', requests });
+    this.requests.clear();
   }
 
   /** Resolves once the worker's event loop has taken in every file event that happened before this call. */
@@ -202,7 +225,18 @@ export class ModelWatches {
   /** Handles a message of thread `thread`; `answer` gets the answer to a `settle`. */
   handle(thread: number, msg: WatchMessage, answer: (id: number) => void): void {
     if (msg.type === 'watch') {
-      for (const request of msg.requests) this.queue.push({ thread, request });
+      const { root, slots, generations, devices, versions, fingerprints } = msg.requests;
+      for (let i = 0; i < slots.length; i++) {
+        const request = {
+          slot: slots[i]!,
+          generation: generations[i]!,
+          root,
+          device: devices[i]!,
+          version: versions[i]!,
+          fingerprint: fingerprints[i]!,
+        };
+        this.queue.push({ thread, request });
+      }
       this.armSoon(this.idleMs);
     } else if (msg.type === 'unwatch') {
       const w = this.watched.get(`${thread}/${msg.slot}`);
@@ -251,7 +285,9 @@ export class ModelWatches {
     const root = this.exhausted ? undefined : this.rootWatch(r.root);
     // The version folder itself, not a link to one: a link moved in the device's folder raises no event here
     // (a device's folder, link or not, moved or removed does, in models/).
-    const versionDir = dirname(r.files[0]);
+    // Without modelDir's trailing separator, which would have lstat follow a link.
+    const versionDir = join(r.root, keys.modelDir(r.device, r.version).slice(0, -1));
+    const files = [join(versionDir, 'model.json'), join(versionDir, 'model.onnx')];
     if (!root || !isRealDir(versionDir)) return set(REFUSED);
     const key = `${thread}/${r.slot}`;
     const old = this.watched.get(key);
@@ -277,7 +313,7 @@ export class ModelWatches {
     if (!devices) root.devices.set(r.device, (devices = new Set()));
     devices.add(w);
     // Looked at after the watch was set: a change between the thread's look and this one shows here.
-    const prints = r.files.map((f) => soleFile(f));
+    const prints = files.map((f) => soleFile(f));
     if (prints.some((p) => p === undefined)) {
       this.drop(w);
       return set(REFUSED);
