@@ -23,7 +23,7 @@ import { keys } from '../shared/keys';
 import { fingerprintOf, print } from './model-freshness';
 
 /** Devices a shard thread may have watched at once (each a watch of the kernel's and about 2.5 KB here). */
-export const WATCH_SLOTS = 20_000;
+const WATCH_SLOTS = 20_000;
 
 /**
  * How long the worker is idle (no shard on any thread) before it sets the watches asked for: setting one takes a
@@ -239,9 +239,9 @@ export class ModelWatches {
       }
       this.armSoon(this.idleMs);
     } else if (msg.type === 'unwatch') {
+      // A request of the slot still queued is of an older generation than the slot's: arm skips it.
       const w = this.watched.get(`${thread}/${msg.slot}`);
       if (w) this.drop(w);
-      this.queue = this.queue.filter((q) => q.thread !== thread || q.request.slot !== msg.slot);
     } else {
       for (const [root, watch] of this.roots) if (watch && identityOf(root) !== watch.identity) this.dropRoot(root);
       // Two turns: the second's poll reads every event the kernel queued before the thread asked.
@@ -277,7 +277,8 @@ export class ModelWatches {
 
   private arm(thread: number, r: WatchRequest): void {
     const board = this.boards[thread];
-    if (!board) return;
+    // The slot given to another device (or asked for again) since: nothing to set.
+    if (!board || Atomics.load(board, r.slot) >>> STATE_BITS !== r.generation) return;
     const set = (state: number) => {
       if (Atomics.load(board, r.slot) >>> STATE_BITS === r.generation)
         Atomics.store(board, r.slot, (r.generation << STATE_BITS) | state);
@@ -344,7 +345,7 @@ export class ModelWatches {
   private rootWatch(root: string): RootWatch | undefined {
     const known = this.roots.get(root);
     if (known !== undefined) return known ?? undefined;
-    let watch: RootWatch | null = null;
+    let folder: RootWatch | null = null;
     try {
       if (process.platform === 'linux' && LOCAL_FILE_SYSTEMS.has(statfsSync(root).type)) {
         const identity = identityOf(root);
@@ -356,7 +357,7 @@ export class ModelWatches {
           for (const w of [...(this.roots.get(root)?.devices.get(String(name)) ?? [])]) this.changed(w);
         };
         const watchers: FSWatcher[] = [];
-        watch = { identity, watchers, devices: new Map() };
+        folder = { identity, watchers, devices: new Map() };
         // The folder: its models/ renamed, removed or replaced, or the folder itself moved or removed (its own
         // events carry its name). models/: a device's folder renamed or removed.
         const self = basename(root);
@@ -366,18 +367,18 @@ export class ModelWatches {
           [root, onRoot],
           [`${root}/models`, onDevice],
         ] as const) {
-          const w = watchFolder(dir, (_, name) => onEvent(name));
+          const w = watch(dir, { persistent: false }, (_, name) => onEvent(name));
           w.on('error', all);
           watchers.push(w);
         }
       }
     } catch {
       // No models/ yet, or no watch to be had: checked by stat.
-      if (watch) for (const w of watch.watchers) w.close();
-      watch = null;
+      if (folder) for (const w of folder.watchers) w.close();
+      folder = null;
     }
-    this.roots.set(root, watch);
-    return watch ?? undefined;
+    this.roots.set(root, folder);
+    return folder ?? undefined;
   }
 
   /** Marks every device of a store folder changed and ends its watches (set again when next asked for). */
@@ -388,10 +389,6 @@ export class ModelWatches {
     for (const w of watch.watchers) w.close();
     for (const devices of watch.devices.values()) for (const w of [...devices]) this.changed(w);
   }
-}
-
-function watchFolder(dir: string, listener: (event: string, name: string | Buffer | null) => void): FSWatcher {
-  return watch(dir, { persistent: false }, listener);
 }
 
 /** The folder's real path and inode; undefined when it is gone. */

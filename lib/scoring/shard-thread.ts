@@ -80,7 +80,7 @@ const sessions = new ModelSessionCache({
   },
 });
 const aggregates = new AggregatesCache(setup.aggregatesBytes);
-const watches = setup.watchBoard && new WatchedModels(setup.watchBoard, post);
+const watches = new WatchedModels(setup.watchBoard, post);
 const freshness = new ModelFreshness(watches);
 // The worker holds two shards per thread (worker-slots.ts): they prepare their models one after the other. Cold
 // runs of 10,000 25-tree forests took 37 to 40 s with the two interleaving their reads and compiles (three times the
@@ -97,7 +97,7 @@ port.on('message', (msg: ToShardThread) => {
   if (msg.type === 'abort') attempts.get(msg.id)?.abort(new Error('the attempt was cancelled'));
   else if (msg.type === 'window-devices') void windowDevices(msg);
   else if (msg.type === 'close') void close();
-  else if (msg.type === 'settled') watches?.settled(msg.id);
+  else if (msg.type === 'settled') watches.settled(msg.id);
   else if (msg.type === 'busy') {
     workerBusy = msg.busy;
     saveSoon();

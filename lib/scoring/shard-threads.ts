@@ -52,8 +52,8 @@ export interface ShardThreadSetup {
   aggregatesBytes: number;
   /** Where an S3 store's model files are kept on the host (lib/store/kept-model-files.ts); none when absent. */
   modelFiles?: ModelFilesFolder;
-  /** The thread's board of watched model files (model-watches.ts); none when the worker watches none. */
-  watchBoard?: SharedArrayBuffer;
+  /** The thread's board of watched model files (model-watches.ts). */
+  watchBoard: SharedArrayBuffer;
 }
 
 /**
@@ -163,11 +163,6 @@ export interface ShardThreadsOptions {
   modelFiles?: ModelFilesFolder;
   /** Gets the threads' session cache metrics (cache lookups, inference calls, placements). */
   observer?: ModelSessionObserver;
-  /**
-   * Whether the worker's event loop watches the model files of a local store for the threads (model-watches.ts;
-   * default true), so that a warm thread checks them without a `stat` each.
-   */
-  watchModels?: boolean;
 }
 
 /** A worker's shard threads: started by {@link ShardThreads.start} (or the first shard), ended by `close`. */
@@ -180,14 +175,13 @@ export class ShardThreads {
   private nextId = 0;
   /** Shards running on any thread (see the `busy` message). */
   private shardsRunning = 0;
-  /** The model files watched for the threads; none when not asked for. */
-  private readonly watches: ModelWatches | undefined;
+  /** The model files of a local store the event loop watches for the threads. */
+  private readonly watches = new ModelWatches((message) => this.warn(message));
 
   constructor(private readonly options: ShardThreadsOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1)
       throw new RangeError('shard threads must be an integer of at least 1');
     this.threads = new Array<Thread | undefined>(options.threads).fill(undefined);
-    if (options.watchModels ?? true) this.watches = new ModelWatches((message) => this.warn(message));
   }
 
   private warn(message: string): void {
@@ -360,7 +354,7 @@ export class ShardThreads {
 
   private tellThreads(busy: boolean): void {
     for (const t of this.threads) t?.worker.postMessage({ type: 'busy', busy } satisfies ToShardThread);
-    this.watches?.setBusy(busy);
+    this.watches.setBusy(busy);
   }
 
   /** Records that a shard has prepared its models (or ended), and sends the next waiting shard. */
@@ -378,7 +372,7 @@ export class ShardThreads {
     for (const w of [...this.waiting]) w.fail(new Error('the shard threads were closed'));
     const threads = this.threads.splice(0, this.threads.length, ...this.threads.map(() => undefined));
     await Promise.all(threads.flatMap((t) => (t ? [end(t)] : [])));
-    this.watches?.close();
+    this.watches.close();
   }
 
   /** What a thread builds its caches with: the worker's budgets divided by the threads. */
@@ -394,7 +388,7 @@ export class ShardThreads {
       },
       aggregatesBytes: share(this.options.aggregatesBytes ?? DEFAULT_AGGREGATES_BYTES),
       ...(this.options.modelFiles ? { modelFiles: this.options.modelFiles } : {}),
-      ...(this.watches ? { watchBoard: this.watches.board(index) } : {}),
+      watchBoard: this.watches.board(index),
     };
   }
 
@@ -421,7 +415,7 @@ export class ShardThreads {
         return;
       }
       if (msg.type === 'watch' || msg.type === 'unwatch' || msg.type === 'settle') {
-        this.watches?.handle(index, msg, (id) => worker.postMessage({ type: 'settled', id } satisfies ToShardThread));
+        this.watches.handle(index, msg, (id) => worker.postMessage({ type: 'settled', id } satisfies ToShardThread));
         return;
       }
       if (msg.type === 'closed') {
