@@ -26,6 +26,14 @@ import { fingerprintOf, print } from './model-freshness';
 const WATCH_SLOTS = 20_000;
 
 /**
+ * A thread idle this long between two shards starts a new stretch of work (the next hourly run; a backfill's runs
+ * back to back are one stretch). Past its slots a thread gives up only the watch of a device it has not used in
+ * the current stretch: a fleet larger than the slots, met in the same order each run, would otherwise give up
+ * every watch before its next use and pay both the `stat`s and the watches every run.
+ */
+const STRETCH_GAP_MS = 10_000;
+
+/**
  * How long the worker is idle (no shard on any thread) before it sets the watches asked for: setting one takes a
  * watch and three `lstat`s, about 35 µs, so 10,000 take a third of a second, which a run's plan and commit (on the
  * same event loop) should not wait for.
@@ -86,17 +94,25 @@ export type WatchMessage =
 /** The thread's half: which devices' files are watched, and requests for more. */
 export class WatchedModels {
   private readonly board: Int32Array;
-  /** The slot and generation of each device (by the freshness check's id), least recently used first. */
-  private readonly slots: LruCache<string, { id: string; slot: number; generation: number }>;
+  /**
+   * The slot and generation of each device (by the freshness check's id) and the stretch of work it was last used
+   * in, least recently used first.
+   */
+  private readonly slots: LruCache<string, { id: string; slot: number; generation: number; stretch: number }>;
   private readonly free: number[] = [];
   /** Requests not sent yet, by store folder. */
   private requests = new Map<string, WatchRequests>();
   private readonly settling = new Map<number, () => void>();
   private nextSettle = 0;
+  private stretch = 0;
+  /** When the thread last started or ended a shard (performance.now()). */
+  private lastActive = -Infinity;
 
   constructor(
     board: SharedArrayBuffer,
     private readonly post: (msg: WatchMessage) => void,
+    /** A pause between shards that starts a new stretch of work (default {@link STRETCH_GAP_MS}). */
+    private readonly stretchGapMs = STRETCH_GAP_MS,
   ) {
     this.board = new Int32Array(board);
     for (let i = this.board.length - 1; i >= 0; i--) this.free.push(i);
@@ -107,26 +123,31 @@ export class WatchedModels {
   /** Whether the device's files are watched and nothing happened to them since they were last found unchanged. */
   unchanged(id: string): boolean {
     const entry = this.slots.get(id);
-    return entry !== undefined && Atomics.load(this.board, entry.slot) === ((entry.generation << STATE_BITS) | ARMED);
+    if (entry === undefined) return false;
+    entry.stretch = this.stretch;
+    return Atomics.load(this.board, entry.slot) === ((entry.generation << STATE_BITS) | ARMED);
   }
 
   /**
    * Asks for the device's files to be watched, found unchanged (`fingerprint`) just now by `stat`: sent with the
-   * next {@link flush}. Nothing when they are watched already, asked for, or refused (a link, say).
+   * next {@link flush}. Nothing when they are watched already, asked for, or refused (a link, say), nor when every
+   * slot holds a device used in this stretch of work.
    */
   watch(id: string, root: string, device: string, version: string, fingerprint: string): void {
     let entry = this.slots.get(id);
     if (entry) {
+      entry.stretch = this.stretch;
       const state = Atomics.load(this.board, entry.slot);
       if (state >>> STATE_BITS === entry.generation && (state & STATE_MASK) !== DIRTY) return;
     } else {
       if (this.free.length === 0) {
         const oldest = this.slots.oldest()!;
+        if (oldest.stretch === this.stretch) return;
         this.slots.delete(oldest.id);
         this.post({ type: 'unwatch', slot: oldest.slot });
         this.free.push(oldest.slot);
       }
-      entry = { id, slot: this.free.pop()!, generation: 0 };
+      entry = { id, slot: this.free.pop()!, generation: 0, stretch: this.stretch };
       this.slots.set(id, entry);
     }
     entry.generation = ((Atomics.load(this.board, entry.slot) >>> STATE_BITS) + 1) % GENERATIONS;
@@ -145,12 +166,16 @@ export class WatchedModels {
 
   /** Sends the requests of {@link watch} made since the last flush. */
   flush(): void {
+    this.lastActive = performance.now();
     for (const requests of this.requests.values()) this.post({ type: 'watch', requests });
     this.requests.clear();
   }
 
   /** Resolves once the worker's event loop has taken in every file event that happened before this call. */
   settle(): Promise<void> {
+    const now = performance.now();
+    if (now - this.lastActive > this.stretchGapMs) this.stretch++;
+    this.lastActive = now;
     if (this.slots.size === 0) return Promise.resolve();
     const id = this.nextSettle++;
     return new Promise((resolve) => {

@@ -23,6 +23,8 @@ import { readPredictions } from '../../lib/arrow/predictions-decode';
 jest.setTimeout(60_000);
 
 const IDLE_MS = 20;
+/** Longer than {@link watchNow} takes. */
+const STRETCH_GAP_MS = 300;
 
 let root: string;
 let watches: ModelWatches;
@@ -34,7 +36,7 @@ beforeEach(async () => {
   warnings = [];
   watches = new ModelWatches((m) => void warnings.push(m), IDLE_MS);
   const post = (msg: Parameters<ModelWatches['handle']>[1]) => watches.handle(0, msg, (id) => watched.settled(id));
-  watched = new WatchedModels(watches.board(0, 3), post);
+  watched = new WatchedModels(watches.board(0, 3), post, STRETCH_GAP_MS);
 });
 
 afterEach(async () => {
@@ -138,10 +140,15 @@ test('hard-linked files, a linked version folder and files changed since the thr
   expect(warnings).toEqual([]);
 });
 
-test('past its slots a thread gives up the watch of the device it used least recently', async () => {
+test('past its slots a thread keeps the watches used in this stretch of work, else gives up the least recent', async () => {
   for (const d of ['dev-a', 'dev-b', 'dev-c']) expect(await watchNow(d, writeModel(d))).toBe(true);
-  // Used: dev-b, dev-c, then dev-a; dev-d takes dev-b's slot.
-  for (const d of ['dev-b', 'dev-c', 'dev-a']) expect(watched.unchanged(d)).toBe(true);
+  // Every slot holds a device used in this stretch: dev-d stays checked by stat, the others keep their watches.
+  expect(await watchNow('dev-d', writeModel('dev-d'))).toBe(false);
+  expect(['dev-a', 'dev-b', 'dev-c'].map((d) => watched.unchanged(d))).toEqual([true, true, true]);
+  // The next stretch (the next run, say) uses dev-c, then dev-a; dev-d takes dev-b's slot.
+  await new Promise((done) => setTimeout(done, STRETCH_GAP_MS * 1.5));
+  await watched.settle();
+  for (const d of ['dev-c', 'dev-a']) expect(watched.unchanged(d)).toBe(true);
   expect(await watchNow('dev-d', writeModel('dev-d'))).toBe(true);
   expect(['dev-a', 'dev-b', 'dev-c', 'dev-d'].map((d) => watched.unchanged(d))).toEqual([true, false, true, true]);
   // dev-b's old watch is gone: a change to it no longer touches the slot dev-d holds now.
