@@ -1,8 +1,8 @@
 /**
  * fleetscore's own worker metrics, emitted through the Temporal runtime's metric meter so they reach the same
  * Prometheus exporter as the SDK's worker metrics (lib/temporal/runtime.ts): devices scored, failed and without
- * data, rows, anomalies, inference seconds, model cache hits and misses, where model sessions really ran, and
- * where compiled programs and S3 model files came from.
+ * data, rows, anomalies, inference seconds, model cache hits and misses, where model sessions really ran, where
+ * compiled programs and S3 model files came from, and how many devices' model folders the worker watches.
  */
 import type { MetricMeter } from '@temporalio/common';
 import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
@@ -37,6 +37,7 @@ export const METRIC_NAMES = {
   sessions: 'fleetscore_model_sessions_created',
   programs: 'fleetscore_model_programs',
   modelFiles: 'fleetscore_model_files_read',
+  watchedModelFolders: 'fleetscore_watched_model_folders',
 } as const;
 
 /** Where a shard's S3 model files came from: the worker's host (kept files) or the store. */
@@ -79,6 +80,12 @@ export function createWorkerMetrics(
     'S3 model files read, by source: host (kept on this host), store (a GET for a shard) or keep (a GET again, ' +
       'once idle, to keep on this host a file a shard read)',
   );
+  const watched = m.createGauge(
+    METRIC_NAMES.watchedModelFolders,
+    'int',
+    undefined,
+    "devices' model folders watched (local store): checked without a stat per file",
+  );
   const shardSeconds = m.createHistogram(METRIC_NAMES.shardSeconds, 'float', 's', 'wall time of a shard attempt');
   const inferenceSeconds = m.createHistogram(
     METRIC_NAMES.inferenceSeconds,
@@ -91,6 +98,7 @@ export function createWorkerMetrics(
   for (const c of [...counters, cacheHits, cacheMisses]) c.add(0);
   for (const origin of PROGRAM_ORIGINS) programs.add(0, { origin });
   for (const source of [...MODEL_FILE_SOURCES, KEEP_SOURCE]) modelFiles.add(0, { source });
+  watched.set(0);
   return {
     sessions: {
       cacheLookup: (hit) => (hit ? cacheHits : cacheMisses).add(1),
@@ -101,6 +109,7 @@ export function createWorkerMetrics(
       },
       program: (origin) => programs.add(1, { origin }),
       modelFilesFetched: (count) => modelFiles.add(count, { source: KEEP_SOURCE }),
+      watchedModelFolders: (count) => watched.set(count),
     },
     shardScored(s) {
       devicesScored.add(s.scored);

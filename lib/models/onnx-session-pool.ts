@@ -63,6 +63,11 @@ export interface ModelSessionObserver {
    * not hold in memory: lib/store/kept-model-files.ts).
    */
   modelFilesFetched?(count: number): void;
+  /**
+   * How many devices' model folders the worker watches now, for all its threads (watched model files,
+   * lib/scoring/model-watches.ts): said when it changes.
+   */
+  watchedModelFolders?(count: number): void;
 }
 
 /** A model ready to score: its validated model.json and a function from feature rows to scores. */

@@ -223,11 +223,16 @@ export class ModelWatches {
   private arming: NodeJS.Timeout | undefined;
   /** Set when the kernel refused a watch for want of watches: no more are asked of it. */
   private exhausted = false;
+  /** The count last told to `counted`, and whether a count is due at the end of this turn. */
+  private told = 0;
+  private counting = false;
 
   constructor(
     private readonly warn: (message: string) => void,
     /** How long the worker is idle before watches are set (default {@link ARM_IDLE_MS}). */
     private readonly idleMs = ARM_IDLE_MS,
+    /** Gets the number of devices watched (all threads) when it changed, once a turn at most. */
+    private readonly counted?: (devices: number) => void,
   ) {}
 
   /** The board shared with thread `thread` (a new one when a thread is started again): its slots' states. */
@@ -335,6 +340,7 @@ export class ModelWatches {
     watcher.on('change', () => this.changed(w));
     watcher.on('error', () => this.changed(w));
     this.watched.set(key, w);
+    this.count();
     let devices = root.devices.get(r.device);
     if (!devices) root.devices.set(r.device, (devices = new Set()));
     devices.add(w);
@@ -360,6 +366,7 @@ export class ModelWatches {
     w.watcher.close();
     const key = `${w.thread}/${w.slot}`;
     if (this.watched.get(key) === w) this.watched.delete(key);
+    this.count();
     const root = this.roots.get(w.root);
     const devices = root?.devices.get(w.device);
     devices?.delete(w);
@@ -404,6 +411,16 @@ export class ModelWatches {
     }
     this.roots.set(root, folder);
     return folder ?? undefined;
+  }
+
+  /** Tells `counted` the number of devices watched at the end of this turn, if it changed. */
+  private count(): void {
+    if (!this.counted || this.counting) return;
+    this.counting = true;
+    setImmediate(() => {
+      this.counting = false;
+      if (this.watched.size !== this.told) this.counted?.((this.told = this.watched.size));
+    }).unref();
   }
 
   /** Marks every device of a store folder changed and ends its watches (set again when next asked for). */

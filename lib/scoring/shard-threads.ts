@@ -176,7 +176,11 @@ export class ShardThreads {
   /** Shards running on any thread (see the `busy` message). */
   private shardsRunning = 0;
   /** The model files of a local store the event loop watches for the threads. */
-  private readonly watches = new ModelWatches((message) => this.warn(message));
+  private readonly watches = new ModelWatches(
+    (message) => this.warn(message),
+    undefined,
+    (devices) => this.options.observer?.watchedModelFolders?.(devices),
+  );
 
   constructor(private readonly options: ShardThreadsOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1)

@@ -1,7 +1,7 @@
 /**
  * The worker's own counters, recorded on a meter that keeps what it is given: where a shard's S3 model files came
  * from reaches `fleetscore_model_files_read{source}` (0 for every source from the start, so a dashboard shows
- * "none"), next to the device counts of the same shard.
+ * "none"), next to the device counts of the same shard; the gauge of watched model folders from 0.
  */
 import type { MetricMeter, MetricTags } from '@temporalio/common';
 import { createWorkerMetrics, METRIC_NAMES } from '../../lib/metrics/worker-metrics';
@@ -73,4 +73,14 @@ test("counts where a shard's S3 model files came from, by source, from 0", () =>
   expect(total(recorded, files, { pool: 'cpu', source: 'keep' })).toBe(5);
   expect(total(recorded, METRIC_NAMES.devicesScored, { pool: 'cpu' })).toBe(9);
   expect(total(recorded, METRIC_NAMES.shards, { pool: 'cpu' })).toBe(3);
+});
+
+test('the gauge of watched model folders starts at 0 and takes what the watches count', () => {
+  const recorded: Recorded[] = [];
+  const metrics = createWorkerMetrics(recordingMeter(recorded), 'cpu');
+  const watched = () => recorded.filter((r) => r.name === METRIC_NAMES.watchedModelFolders).map((r) => r.value);
+  expect(watched()).toEqual([0]);
+  metrics.sessions.watchedModelFolders?.(10_000);
+  metrics.sessions.watchedModelFolders?.(9_999);
+  expect(watched()).toEqual([0, 10_000, 9_999]);
 });

@@ -29,12 +29,19 @@ const STRETCH_GAP_MS = 300;
 let root: string;
 let watches: ModelWatches;
 let warnings: string[];
+/** The counts of devices watched the worker told of. */
+let counts: number[];
 let watched: WatchedModels;
 
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'fleetscore-watches-'));
   warnings = [];
-  watches = new ModelWatches((m) => void warnings.push(m), IDLE_MS);
+  counts = [];
+  watches = new ModelWatches(
+    (m) => void warnings.push(m),
+    IDLE_MS,
+    (n) => void counts.push(n),
+  );
   const post = (msg: Parameters<ModelWatches['handle']>[1]) => watches.handle(0, msg, (id) => watched.settled(id));
   watched = new WatchedModels(watches.board(0, 3), post, STRETCH_GAP_MS);
 });
@@ -80,10 +87,13 @@ test('a watched device is unchanged until a file of it is written; asked again, 
   const files = writeModel('dev-a');
   expect(watched.unchanged('dev-a')).toBe(false);
   expect(await watchNow('dev-a', files)).toBe(true);
+  expect(counts).toEqual([1]);
   // The same bytes written again: a stat would see a new time, and so does the watch.
   writeFileSync(files[0], `${files[0]}:a`);
   await watched.settle();
   expect(watched.unchanged('dev-a')).toBe(false);
+  // The worker's metric counts it no longer.
+  expect(counts).toEqual([1, 0]);
   expect(await watchNow('dev-a', files)).toBe(true);
   // A time set back by hand (as `touch -d` or a copy keeping times would): the watch sees that too.
   utimesSync(files[1], new Date('2026-01-01'), new Date('2026-01-01'));

@@ -110,6 +110,8 @@ test('workers export the SDK metrics and fleetscore counters on the Prometheus p
   for (const origin of ['cached', 'saved', 'compiled'])
     expect(sample(metrics, 'fleetscore_model_programs_total', `origin="${origin}"`)).toBe(0);
   expect(metrics).toMatch(/^fleetscore_model_programs_total\{[^}]*origin="compiled"/m);
+  // The gauge of watched model folders, from 0 (a cold run watches nothing: its files were read just now).
+  expect(metrics).toMatch(/^fleetscore_watched_model_folders\{[^}]*pool="cpu"/m);
   // The SDK's own worker metrics on the same port.
   expect(metrics).toMatch(/^temporal_activity_execution_latency_count\{.*activity_type="scoreShard"/m);
   expect(metrics).toMatch(/^temporal_worker_task_slots_available\{/m);
