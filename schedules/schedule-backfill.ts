@@ -15,6 +15,7 @@ import { RUN_DEFAULTS, type RunSummary, type ScoringRunInput } from '../lib/shar
 import { assertComplete, scoreableAt, windowAt } from '../lib/shared/window';
 import { backfillRange, type ScheduleTiming } from './backfill-range';
 import { startRun } from '../lib/temporal/runs';
+import { isManaged } from './schedule-reconciler';
 
 const HOUR_MS = 3_600_000;
 
@@ -96,6 +97,24 @@ export function scheduleRun(d: ScheduleDescription): ScheduleRun {
   const inputWaitMs = durationMs(input.inputWait ?? RUN_DEFAULTS.inputWait);
   if (inputWaitMs === undefined) throw new Error(`schedule ${d.scheduleId} has an inputWait that is not a duration`);
   return { timing: { windowHours, offsetMs }, input, taskQueue: d.action.taskQueue, settleMs, inputWaitMs };
+}
+
+/**
+ * The id of the one fleetscore schedule on the server, for a backfill not told which; throws naming them when there
+ * are several, or saying there is none. (The server lists a schedule a moment after it is created.)
+ */
+export async function soleSchedule(client: Client): Promise<string> {
+  const ids: string[] = [];
+  for await (const s of client.schedule.list()) if (isManaged(s)) ids.push(s.scheduleId);
+  if (ids.length === 1) return ids[0]!;
+  if (ids.length === 0) {
+    throw new Error(
+      'no fleetscore schedule on the server: apply one (`fleetscore schedules apply`), or name one with --schedule',
+    );
+  }
+  throw new Error(
+    `${ids.length} fleetscore schedules on the server (${ids.sort().join(', ')}): name one with --schedule`,
+  );
 }
 
 /**

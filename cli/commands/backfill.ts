@@ -1,12 +1,13 @@
 /**
- * `fleetscore backfill --schedule ID --from T1 --to T2`: scores the windows in `[T1, T2)` with the schedule's run
- * settings, each as its own run (see schedules/schedule-backfill.ts for why not through the schedule), then waits
- * for them and prints one row per window.
+ * `fleetscore backfill [--schedule ID] --from T1 --to T2`: scores the windows in `[T1, T2)` with the schedule's run
+ * settings (the one fleetscore schedule on the server when not named), each as its own run (see
+ * schedules/schedule-backfill.ts for why not through the schedule), then waits for them and prints one row per
+ * window.
  */
 import { Command } from 'commander';
 import { z } from 'zod';
 import { parseWindow } from '../../lib/shared/window';
-import { runBackfill, type BackfillResult } from '../../schedules/schedule-backfill';
+import { runBackfill, soleSchedule, type BackfillResult } from '../../schedules/schedule-backfill';
 import { createProgressBar, type ProgressBar } from '../utils/progress-bar';
 import { formatTable, output } from '../utils/table';
 import { messageOf } from '../../lib/shared/errors';
@@ -26,7 +27,10 @@ const windowTime = z.string().transform((value, ctx) => {
 
 const optionsSchema = z
   .object({
-    schedule: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a schedule id such as fleetscore-hourly'),
+    schedule: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a schedule id such as fleetscore-hourly')
+      .optional(),
     from: windowTime,
     to: windowTime,
     parallel: positiveInt,
@@ -54,7 +58,7 @@ export const backfillCommand = new Command('backfill')
     "score the windows in [--from, --to) with a schedule's run settings, each as its own run that never takes " +
       "or blocks one of the schedule's own actions, and wait for them",
   )
-  .requiredOption('--schedule <id>', 'schedule id, e.g. fleetscore-hourly')
+  .option('--schedule <id>', 'schedule id, e.g. fleetscore-hourly (default: the one fleetscore schedule on the server)')
   .requiredOption('--from <window>', 'first window, e.g. 2026-11-21T12 (or an ISO time on a whole hour)')
   .requiredOption('--to <window>', 'end of the range, exclusive: the window after the last one scored')
   .option('--parallel <n>', 'windows scored at once', '1')
@@ -70,12 +74,13 @@ export const backfillCommand = new Command('backfill')
     let bar: ProgressBar | undefined;
     let result: BackfillResult;
     try {
-      result = await withClient((client) =>
-        runBackfill(client, options, (done, total) => {
-          bar ??= createProgressBar(`backfill ${options.schedule}`, total);
+      result = await withClient(async (client) => {
+        const schedule = options.schedule ?? (await soleSchedule(client));
+        return runBackfill(client, { ...options, schedule }, (done, total) => {
+          bar ??= createProgressBar(`backfill ${schedule}`, total);
           bar.update(done, `${done} of ${total} closed`);
-        }),
-      );
+        });
+      });
     } finally {
       bar?.stop();
     }

@@ -3,7 +3,8 @@
  * a seeded local store: every window of the range is checked before anything starts, each backfilled window is a
  * run of its own that commits a manifest, and a backfill of the latest windows never takes or blocks the
  * schedule's own action: the schedule fires while the backfill runs and its run starts and commits. A past window
- * without input fails at once instead of waiting the schedule's whole input wait.
+ * without input fails at once instead of waiting the schedule's whole input wait. Not told which schedule, it takes
+ * the one on the server, and names them when there are several.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -176,6 +177,14 @@ it('backfills the latest windows while the schedule fires; the scheduled action 
   expect(manifest).toMatchObject({ scheduleId: SCHEDULE_ID, counts: { devices: 6, scored: 6 } });
 });
 
+it('takes the one fleetscore schedule on the server when --schedule is not given', async () => {
+  const current = windowAt(windowBefore(Date.now()).endMs);
+  // Refused as with --schedule: the window is not complete by the schedule's settle time, which it read.
+  await expect(backfill(['--from', current.id, '--to', windowAt(current.endMs).id])).rejects.toThrow(
+    `backfill refused, nothing was started: window ${current.id} is not complete`,
+  );
+});
+
 it("fails a past window without input at once, not after the schedule's input wait, unless --input-wait says", async () => {
   // Its own store and schedule (paused: it never fires): three hours long past, the middle one without input, and
   // an hour of input wait, which the schedule's own runs of these windows stopped waiting long ago.
@@ -186,7 +195,9 @@ it("fails a past window without input at once, not after the schedule's input wa
   for (const key of await past.list(keys.aggregatesPrefix(w2!.id))) await past.delete(key);
   const id = 'backfill-past';
   const run = { store: past.uri, shardSize: 4, maxParallelShards: 2, pool: 'cpu', taskQueues, settle: '0s' } as const;
-  await applySchedules(env.client, [testSchedule(id, { paused: true, run: { ...run, inputWait: '1h' } })]);
+  const declared = testSchedule(id, { paused: true, run: { ...run, inputWait: '1h' } });
+  await applySchedules(env.client, [declared]);
+  const other = 'backfill-other';
   try {
     const started = Date.now();
     const { result, error } = await backfillOutput([
@@ -214,7 +225,25 @@ it("fails a past window without input at once, not after the schedule's input wa
     const told = await backfillOutput(['--schedule', id, '--from', w2!.id, '--to', w3!.id, '--input-wait', '2s']);
     expect(told.result!.runs[0]).toMatchObject({ window: w2!.id, status: 'failed' });
     expect(told.result!.runs[0]!.failure).toContain(`no input for window ${w2!.id} after waiting 2s`);
+
+    // Not told which, with two schedules on the server: nothing starts, and both are named. (Applying a list keeps
+    // only its schedules: backfill-hourly went when this test applied its own.)
+    await applySchedules(env.client, [declared, testSchedule(other, { paused: true, run })]);
+    // The server lists a schedule a moment after creating it.
+    for (let i = 0; i < 50 && (await listed()) < 2; i++) await sleep(200);
+    const unnamed = await backfillOutput(['--from', w1!.id, '--to', windowAt(endMs).id]);
+    expect(unnamed.error).toEqual(
+      new Error(`2 fleetscore schedules on the server (${other}, ${id}): name one with --schedule`),
+    );
+    expect(unnamed.result).toBeUndefined();
   } finally {
-    await env.client.schedule.getHandle(id).delete();
+    await applySchedules(env.client, []);
   }
 });
+
+/** How many schedules the server lists. */
+async function listed(): Promise<number> {
+  let n = 0;
+  for await (const _ of env.client.schedule.list()) n++;
+  return n;
+}
