@@ -9,10 +9,32 @@ import type { Window } from '../shared/window';
 import { refusedPartName } from './aggregate-parts';
 import { listAggregateParts } from './window-input';
 import { InvalidAggregates } from '../shared/errors';
-import { readAggregatesPart, type AggregatesPart } from './aggregates-part';
+import {
+  partFromShared,
+  readAggregatesPart,
+  readSharedPart,
+  type AggregatesPart,
+  type SharedPart,
+} from './aggregates-part';
 import { WindowAggregates } from './window-aggregates';
 
 type Entry = { part: AggregatesPart } | { error: InvalidAggregates };
+
+/** What another thread of the worker has of a part: nothing yet (this thread reads it), the part, or its failure. */
+export type ExchangedPart = { read: true } | { shared: SharedPart } | { error: InvalidAggregates };
+
+/**
+ * The worker's parts exchange, as a shard thread sees it (lib/scoring/part-exchange.ts): a part one thread read is
+ * taken by the others, in shared memory, instead of each reading and parsing the whole window.
+ */
+export interface PartExchange {
+  /** The part of id `id` from another thread, or `{ read: true }`: read it here, then say `parsed` or `released`. */
+  want(id: string): Promise<ExchangedPart>;
+  /** The part this thread read, for the others. */
+  parsed(id: string, part: { shared: SharedPart } | { error: InvalidAggregates }): void;
+  /** This thread could not read the part (a store error): another may try. */
+  released(id: string): void;
+}
 
 /**
  * Bytes of parsed Arrow parts a worker's caches keep by default (shared out among its shard threads, each of which
@@ -31,7 +53,11 @@ export const DEFAULT_AGGREGATES_BYTES = 768 * 2 ** 20;
 export class AggregatesCache {
   private readonly entries: LruCache<string, Promise<Entry>>;
 
-  constructor(maxBytes = DEFAULT_AGGREGATES_BYTES) {
+  constructor(
+    maxBytes = DEFAULT_AGGREGATES_BYTES,
+    /** The worker's exchange of parts between its shard threads; none on the event loop and in tools. */
+    private readonly exchange?: PartExchange,
+  ) {
     this.entries = new LruCache(maxBytes);
   }
 
@@ -60,20 +86,16 @@ export class AggregatesCache {
     const loading = (async (): Promise<Entry> => {
       const refused = refusedPartName(key);
       if (refused !== undefined) return { error: new InvalidAggregates(refused, { file: key }) };
-      const bytes = await store.get(key);
-      try {
-        const part = readAggregatesPart(key, bytes);
-        // Features converted to floats as devices ask for them add to what the part holds (weighed while this entry
-        // is the one held: a part evicted and read again is another entry).
-        part.onGrow = () => {
-          if (this.entries.peek(id) === loading) this.entries.reweigh(id, part.heldBytes);
-        };
-        return { part };
-      } catch (err) {
-        // A part that fails as a whole is remembered as such; WindowAggregates fails the devices that ask.
-        if (err instanceof InvalidAggregates) return { error: err };
-        throw err;
-      }
+      const got = await this.exchange?.want(id);
+      if (got && 'error' in got) return got;
+      const part = got && 'shared' in got ? partFromShared(got.shared) : await this.read(store, key, id);
+      if ('error' in part) return part;
+      // Features converted to floats as devices ask for them add to what the part holds (weighed while this entry
+      // is the one held: a part evicted and read again is another entry).
+      part.onGrow = () => {
+        if (this.entries.peek(id) === loading) this.entries.reweigh(id, part.heldBytes);
+      };
+      return { part };
     })();
     // Weighs nothing until its bytes are known.
     this.entries.set(id, loading, 0);
@@ -83,6 +105,30 @@ export class AggregatesCache {
       () => this.entries.delete(id),
     );
     return loading;
+  }
+
+  /** Reads and parses a part here (for the other threads too, with an exchange); its failure as a whole if it fails. */
+  private async read(
+    store: ObjectStore,
+    key: string,
+    id: string,
+  ): Promise<AggregatesPart | { error: InvalidAggregates }> {
+    const exchange = this.exchange;
+    try {
+      const bytes = await store.get(key);
+      if (!exchange) return readAggregatesPart(key, bytes);
+      const { part, shared } = readSharedPart(key, bytes);
+      exchange.parsed(id, { shared });
+      return part;
+    } catch (err) {
+      // A part that fails as a whole is remembered as such; WindowAggregates fails the devices that ask.
+      if (err instanceof InvalidAggregates) {
+        exchange?.parsed(id, { error: err });
+        return { error: err };
+      }
+      exchange?.released(id);
+      throw err;
+    }
   }
 }
 

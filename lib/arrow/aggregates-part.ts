@@ -3,7 +3,7 @@
  * feature columns read lazily (only those a model asks for). Problems that fail the whole file are thrown here;
  * device-level ones are left for `WindowAggregates.device`.
  */
-import { DataType, type Data, type Table, type TimeUnit, type Vector } from 'apache-arrow';
+import { DataType, tableToIPC, type Data, type Table, type TimeUnit, type Vector } from 'apache-arrow';
 import { TextDecoder } from 'node:util';
 import { InvalidAggregates, messageOf } from '../shared/errors';
 import {
@@ -38,6 +38,29 @@ export interface FeatureChunk {
 
 /** What a part knows about one feature column: its chunks, or why it cannot be used. */
 export type FeatureColumn = { ok: true; chunks: FeatureChunk[] } | { ok: false; reason: string };
+
+/**
+ * A decoded part in the form that crosses to another thread of the worker without a copy (shard-threads.ts: one
+ * thread parses a part, the others take it): uncompressed Arrow IPC whose columns are views into it, and the decoded
+ * arrays, all in SharedArrayBuffers; the device runs as columns.
+ */
+export interface SharedPart {
+  file: string;
+  ipc: Uint8Array;
+  tsType: TimestampType;
+  /** Bytes of `ipc`, what {@link AggregatesPart.heldBytes} counts of it. */
+  byteLength: number;
+  ts: Float64Array;
+  tsNanos: Int32Array | null;
+  runStart: Int32Array;
+  runEnd: Int32Array;
+  runBatch: Int32Array;
+  batchStart: Int32Array;
+  /** Device ids in order of first appearance: device i's runs are `deviceRuns[deviceRunStart[i], deviceRunStart[i + 1])`. */
+  devices: string[];
+  deviceRunStart: Int32Array;
+  deviceRuns: Int32Array;
+}
 
 /** The parsed, per-row-object-free form of a part; built by `readAggregatesPart`. */
 interface DecodedPart {
@@ -77,7 +100,8 @@ export class AggregatesPart {
   constructor(
     /** The part's store key, named in every error. */
     readonly file: string,
-    private readonly table: Table,
+    /** The Arrow table the part was read as (its columns views into the part's bytes where not converted). */
+    readonly table: Table,
     decoded: DecodedPart,
     /** The `ts` column's unit and time zone, which the predictions of its rows keep. */
     readonly tsType: TimestampType,
@@ -140,6 +164,11 @@ export class AggregatesPart {
     return col;
   }
 
+  /** The row of the part where each record batch starts. */
+  get batchBoundaries(): Int32Array {
+    return this.batchStart;
+  }
+
   /** Row of the part where record batch `batch` starts. */
   batchOffset(batch: number): number {
     return this.batchStart[batch] ?? 0;
@@ -189,10 +218,94 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
       );
     }
   }
-  let table: Table;
+  const table = tableOf(file, ipc);
+  const tsType = checkSchema(file, table);
+  return new AggregatesPart(file, table, decodeRows(file, table, tsType.unit), tsType, ipc.byteLength);
+}
+
+/**
+ * Decodes one part file's bytes as {@link readAggregatesPart} does (and throws as it does), in shared memory: the
+ * part, and its {@link SharedPart} for the worker's other threads. A part whose columns are not views of its bytes
+ * (compressed bodies, many small record batches read as one, Parquet) is shared as the uncompressed Arrow IPC of its
+ * table, so no thread decompresses it again.
+ */
+export function readSharedPart(file: string, bytes: Uint8Array): { part: AggregatesPart; shared: SharedPart } {
+  const parsed = readAggregatesPart(file, sharedCopy(bytes));
+  const table = parsed.table;
+  const views = viewsOf(table, bytes.byteLength) ?? undefined;
+  const ipc = views ?? sharedCopy(tableToIPC(table, 'stream'));
+  const devices = parsed.devices;
+  const deviceRunStart = new Int32Array(new SharedArrayBuffer((devices.length + 1) * 4));
+  const deviceRuns = new Int32Array(new SharedArrayBuffer(parsed.runStart.length * 4));
+  let at = 0;
+  devices.forEach((device, i) => {
+    deviceRunStart[i] = at;
+    for (const r of parsed.runsOf(device)) deviceRuns[at++] = r;
+  });
+  deviceRunStart[devices.length] = at;
+  const shared: SharedPart = {
+    file,
+    ipc,
+    tsType: parsed.tsType,
+    byteLength: ipc.byteLength,
+    ts: sharedCopy(parsed.ts),
+    tsNanos: parsed.tsNanos && sharedCopy(parsed.tsNanos),
+    runStart: sharedCopy(parsed.runStart),
+    runEnd: sharedCopy(parsed.runEnd),
+    runBatch: sharedCopy(parsed.runBatch),
+    batchStart: sharedCopy(parsed.batchBoundaries),
+    devices,
+    deviceRunStart,
+    deviceRuns,
+  };
+  return { part: partFromShared(shared, views ? table : undefined), shared };
+}
+
+/** The part another thread read ({@link readSharedPart}); `table` when the caller has it read already. */
+export function partFromShared(shared: SharedPart, table = tableOf(shared.file, shared.ipc)): AggregatesPart {
+  const runsByDevice = new Map<string, number[]>();
+  const { devices, deviceRunStart, deviceRuns } = shared;
+  for (let i = 0; i < devices.length; i++) {
+    runsByDevice.set(devices[i]!, Array.from(deviceRuns.subarray(deviceRunStart[i], deviceRunStart[i + 1])));
+  }
+  const decoded: DecodedPart = { ...shared, runsByDevice };
+  return new AggregatesPart(shared.file, table, decoded, shared.tsType, shared.byteLength);
+}
+
+/** `bytes` in a SharedArrayBuffer of their own. */
+function sharedCopy<T extends Uint8Array | Int32Array | Float64Array>(bytes: T): T {
+  const copy = new (bytes.constructor as new (buffer: SharedArrayBuffer) => T)(new SharedArrayBuffer(bytes.byteLength));
+  copy.set(bytes);
+  return copy;
+}
+
+/**
+ * The shared bytes every column of `table` views (the IPC it was read from, `byteLength` long), or null when any
+ * column holds its own (decompressed, coalesced or converted from Parquet).
+ */
+function viewsOf(table: Table, byteLength: number): Uint8Array | null {
+  let buffer: ArrayBufferLike | undefined;
+  const same = (a: ArrayBufferView | undefined | null) => {
+    if (!a || a.byteLength === 0) return true;
+    buffer ??= a.buffer;
+    return a.buffer === buffer;
+  };
+  const all = (d: Data): boolean =>
+    same(d.values as ArrayBufferView | undefined) &&
+    same(d.valueOffsets as ArrayBufferView | undefined) &&
+    same(d.nullBitmap) &&
+    (d.dictionary?.data.every(all) ?? true) &&
+    d.children.every(all);
+  for (const batch of table.batches) if (!all(batch.data)) return null;
+  if (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength !== byteLength) return null;
+  return new Uint8Array(buffer);
+}
+
+/** Reads Arrow IPC bytes into a table; throws `InvalidAggregates` naming `file` when they are not readable. */
+function tableOf(file: string, ipc: Uint8Array): Table {
   try {
     // Many small record batches are read as one (ipc-coalesce.ts); any other part as apache-arrow reads it.
-    table = coalescedTable(ipc) ?? readIpcTable(ipc);
+    return coalescedTable(ipc) ?? readIpcTable(ipc);
   } catch (err) {
     const reason = messageOf(err);
     throw new InvalidAggregates(
@@ -201,8 +314,6 @@ export function readAggregatesPart(file: string, bytes: Uint8Array): AggregatesP
       { cause: err },
     );
   }
-  const tsType = checkSchema(file, table);
-  return new AggregatesPart(file, table, decodeRows(file, table, tsType.unit), tsType, ipc.byteLength);
 }
 
 /** Checks the columns every part needs (no duplicates, `device_id` a string, `ts` a timestamp); returns ts's type. */

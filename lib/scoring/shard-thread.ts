@@ -13,11 +13,18 @@ import { openStore } from '../store/open-store';
 import type { ObjectStore } from '../store/object-store';
 import { withSignal } from '../store/signal-store';
 import { Turns } from '../shared/concurrency';
-import { messageOf } from '../shared/errors';
+import { messageOf, type InvalidAggregates } from '../shared/errors';
 import { ModelFreshness } from './model-freshness';
 import { WatchedModels } from './model-watches';
+import { ThreadPartExchange } from './part-exchange';
 import { scoreShard } from './score-shard';
-import { threadError, type FromShardThread, type ShardThreadSetup, type ToShardThread } from './shard-threads';
+import {
+  reviveError,
+  threadError,
+  type FromShardThread,
+  type ShardThreadSetup,
+  type ToShardThread,
+} from './shard-threads';
 
 /** The least time between two heartbeats a thread posts for one attempt. */
 const HEARTBEAT_POST_MS = 250;
@@ -79,7 +86,10 @@ const sessions = new ModelSessionCache({
     warning: (message) => post({ type: 'warning', message }),
   },
 });
-const aggregates = new AggregatesCache(setup.aggregatesBytes);
+// A part one thread reads, the others take from it (part-exchange.ts).
+// Only parts that fail as a whole cross as errors: InvalidAggregates, revived as such.
+const parts = new ThreadPartExchange(post, threadError, (e) => reviveError(e) as InvalidAggregates);
+const aggregates = new AggregatesCache(setup.aggregatesBytes, parts);
 const watches = new WatchedModels(setup.watchBoard, post);
 const freshness = new ModelFreshness(watches);
 // The worker holds two shards per thread (worker-slots.ts): they prepare their models one after the other. Cold
@@ -98,6 +108,7 @@ port.on('message', (msg: ToShardThread) => {
   else if (msg.type === 'window-devices') void windowDevices(msg);
   else if (msg.type === 'close') void close();
   else if (msg.type === 'settled') watches.settled(msg.id);
+  else if (msg.type === 'part') parts.answer(msg.id, msg.answer);
   else if (msg.type === 'busy') {
     workerBusy = msg.busy;
     saveSoon();

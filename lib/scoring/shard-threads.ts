@@ -18,6 +18,7 @@ import type { Worker } from 'node:worker_threads';
 import { DEFAULT_AGGREGATES_BYTES } from '../arrow/aggregates-cache';
 import { LruCache } from '../lru-cache';
 import { ModelWatches, type WatchMessage } from './model-watches';
+import { PartBroker, type PartAnswer, type PartMessage } from './part-exchange';
 import { DEFAULT_MAX_COMPILED_BYTES } from '../models/fast-paths/compiled-models';
 import {
   DEFAULT_MAX_SESSIONS,
@@ -91,7 +92,9 @@ export type ToShardThread =
   /** The worker is closing: save what is unsaved and answer `closed`. */
   | { type: 'close' }
   /** The worker's event loop has taken in the file events before the thread's `settle` of this id. */
-  | { type: 'settled'; id: number };
+  | { type: 'settled'; id: number }
+  /** The answer to the thread's `part-want` (part-exchange.ts). */
+  | { type: 'part'; id: string; answer: PartAnswer<ThreadError> };
 
 /** What a shard thread sends the worker. `observed` carries the session cache's metrics since the last one. */
 export type FromShardThread =
@@ -113,7 +116,8 @@ export type FromShardThread =
   | { type: 'window-devices'; id: number; devices: string[] }
   | { type: 'failed'; id: number; error: ThreadError }
   | { type: 'closed' }
-  | WatchMessage;
+  | WatchMessage
+  | PartMessage<ThreadError>;
 
 /** A request a thread has not answered yet: a shard (with its context) or a window-devices query. */
 interface Running {
@@ -182,10 +186,28 @@ export class ShardThreads {
     (devices) => this.options.observer?.watchedModelFolders?.(devices),
   );
 
+  /** The parts one thread read, for the others (part-exchange.ts). */
+  private readonly parts: PartBroker<ThreadError>;
+
   constructor(private readonly options: ShardThreadsOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1)
       throw new RangeError('shard threads must be an integer of at least 1');
     this.threads = new Array<Thread | undefined>(options.threads).fill(undefined);
+    this.parts = new PartBroker(
+      options.threads,
+      this.share(options.aggregatesBytes ?? DEFAULT_AGGREGATES_BYTES),
+      (i, id, answer) => this.threads[i]?.worker.postMessage({ type: 'part', id, answer } satisfies ToShardThread),
+    );
+  }
+
+  /** Parts of windows read by one thread and taken by another, since the threads started. */
+  get partsExchanged(): { read: number; taken: number } {
+    return { ...this.parts.counts };
+  }
+
+  /** A thread's share of a budget of the worker's. */
+  private share(total: number): number {
+    return Math.ceil(total / this.threads.length);
   }
 
   private warn(message: string): void {
@@ -382,7 +404,7 @@ export class ShardThreads {
   /** What a thread builds its caches with: the worker's budgets divided by the threads. */
   private setup(index: number): ShardThreadSetup {
     const { cache } = this.options;
-    const share = (total: number) => Math.ceil(total / this.threads.length);
+    const share = (total: number) => this.share(total);
     return {
       cache: {
         ...cache,
@@ -422,6 +444,10 @@ export class ShardThreads {
         this.watches.handle(index, msg, (id) => worker.postMessage({ type: 'settled', id } satisfies ToShardThread));
         return;
       }
+      if (msg.type === 'part-want' || msg.type === 'part-parsed' || msg.type === 'part-released') {
+        this.parts.handle(index, msg);
+        return;
+      }
       if (msg.type === 'closed') {
         thread.closed?.();
         return;
@@ -438,6 +464,7 @@ export class ShardThreads {
     // routed to it starts a new thread.
     const died = (err: Error) => {
       if (this.threads[index] === thread) this.threads[index] = undefined;
+      this.parts.threadGone(index);
       for (const r of [...thread.running.values()]) r.reject(err);
     };
     worker.on('error', (err) => died(new Error(`shard thread ${index} failed: ${err.message}`, { cause: err })));

@@ -250,6 +250,35 @@ test("a run's parts read ahead by every thread are what its shards score, on eit
   }
 });
 
+test('each part of a window is read by one thread and taken by the other; a part unreadable as a whole too', async () => {
+  const junk = `${keys.aggregatesPrefix(WINDOW)}part-junk.arrow`;
+  await store.put(junk, new TextEncoder().encode('not Arrow at all'));
+  try {
+    let planned: { runId: string; parts: string[] } | undefined;
+    const req = { store: store.uri, window: WINDOW, shardSize: DEVICES / 2, pool: 'cpu' as const, runId: 'exchange' };
+    const ahead = await planRun(store, req, (p) => void (planned = p));
+    expect(planned!.parts).toContain(junk);
+    const before = threads.partsExchanged;
+    await threads.readAhead({ store: store.uri, window: parseWindow(WINDOW), ...planned! });
+    const after = threads.partsExchanged;
+    const n = planned!.parts.length;
+    expect({ read: after.read - before.read, taken: after.taken - before.taken }).toEqual({ read: n, taken: n });
+    // Both threads' shards fail every device naming the unreadable part, as a thread that read it itself would.
+    const summaries = await Promise.all(
+      ahead.shards.map((s) => threads.score({ ...req, windowHours: 1, shard: s.shard }, recordingContext().ctx)),
+    );
+    expect(summaries.map((s) => [s.scored, s.failed])).toEqual([
+      [0, DEVICES / 2],
+      [0, DEVICES / 2],
+    ]);
+    for (const s of summaries) expect(s.failures[0]!.reason).toContain(`${junk}: is not a complete Arrow IPC stream`);
+    // Nothing was read again for the shards.
+    expect(threads.partsExchanged.read).toBe(after.read);
+  } finally {
+    await store.delete(junk);
+  }
+});
+
 test('a cancelled attempt fails with the cancellation and writes no status', async () => {
   const [req] = await plan('cancelled');
   const controller = new AbortController();
