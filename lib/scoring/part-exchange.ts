@@ -89,6 +89,11 @@ export class PartBroker<E> {
     /** Bytes of parts kept for threads that have not asked yet (a thread's share of the worker's parts budget). */
     maxBytes: number,
     private readonly send: (thread: number, id: string, answer: PartAnswer<E>) => void,
+    /**
+     * How much a thread has to do now (its shards): a part goes to the least busy thread that wants it, since a
+     * thread reads it only between the devices of its shards (a forest's compile can take a second).
+     */
+    private readonly load: (thread: number) => number = () => 0,
   ) {
     this.ready = new LruCache(maxBytes);
   }
@@ -159,17 +164,22 @@ export class PartBroker<E> {
     this.assign();
   }
 
-  /** Gives each part no thread reads to a thread that wants it and reads nothing now, in the order they were wanted. */
+  /**
+   * Gives each part no thread reads, in the order they were wanted, to the least busy thread that wants it and reads
+   * nothing now.
+   */
   private assign(): void {
     for (const [id, w] of this.wanted) {
       if (w.reader !== undefined) continue;
+      let reader: number | undefined;
       for (const thread of w.wanters) {
-        if (this.reading.has(thread)) continue;
-        w.reader = thread;
-        this.reading.add(thread);
-        this.send(thread, id, { read: true });
-        break;
+        if (!this.reading.has(thread) && (reader === undefined || this.load(thread) < this.load(reader)))
+          reader = thread;
       }
+      if (reader === undefined) continue;
+      w.reader = reader;
+      this.reading.add(reader);
+      this.send(reader, id, { read: true });
     }
   }
 }

@@ -197,6 +197,7 @@ export class ShardThreads {
       options.threads,
       this.share(options.aggregatesBytes ?? DEFAULT_AGGREGATES_BYTES),
       (i, id, answer) => this.threads[i]?.worker.postMessage({ type: 'part', id, answer } satisfies ToShardThread),
+      (i) => this.threads[i]?.running.size ?? 0,
     );
   }
 

@@ -30,13 +30,18 @@ function sharedPart(file: string, bytes = 100): SharedPart {
 }
 
 /** Three threads' exchanges and the broker between them, messages delivered at once; what each thread was told. */
-function wired(maxBytes = 1_000) {
+function wired(maxBytes = 1_000, load: number[] = [0, 0, 0]) {
   const told: [number, string, string][] = [];
   const threads: ThreadPartExchange<string>[] = [];
-  const broker = new PartBroker<string>(3, maxBytes, (thread, id, answer: PartAnswer<string>) => {
-    told.push([thread, id, Object.keys(answer)[0]!]);
-    threads[thread]!.answer(id, answer);
-  });
+  const broker = new PartBroker<string>(
+    3,
+    maxBytes,
+    (thread, id, answer: PartAnswer<string>) => {
+      told.push([thread, id, Object.keys(answer)[0]!]);
+      threads[thread]!.answer(id, answer);
+    },
+    (thread) => load[thread]!,
+  );
   for (const i of [0, 1, 2]) {
     threads.push(
       new ThreadPartExchange<string>(
@@ -87,6 +92,21 @@ test('two threads wanting the same parts take turns reading them; each is read o
   expect(await a.want('p2')).toEqual({ shared: sharedPart('p2') });
   expect(await threads[2]!.want('p2')).toEqual({ shared: sharedPart('p2') });
   expect(await a.want('p2')).toEqual({ read: true });
+});
+
+test('a part goes to the least busy of the threads that want it', async () => {
+  // Thread 1 scores three shards, thread 2 one.
+  const { threads, told } = wired(1_000, [0, 3, 1]);
+  expect(await threads[0]!.want('p0')).toEqual({ read: true });
+  const waiting = [track(threads[1]!.want('p0')), track(threads[2]!.want('p0'))];
+  // Thread 0 could not read it: of the two that want it, the less busy one reads it, though the other asked first.
+  threads[0]!.released('p0');
+  await settle();
+  expect(told).toEqual([
+    [0, 'p0', 'read'],
+    [2, 'p0', 'read'],
+  ]);
+  expect(waiting.map((w) => w.got)).toEqual([undefined, { read: true }]);
 });
 
 test('a part that fails as a whole is shared as its failure', async () => {
