@@ -38,10 +38,10 @@ export interface PartExchange {
 
 /**
  * Bytes of parsed Arrow parts a worker's caches keep by default (shared out among its shard threads, each of which
- * parses the whole window): a 100,000-device window of 60 rows and 7 float features is 281 MB of Arrow, about 330 MB
- * held with its timestamps and runs (AggregatesPart.heldBytes), and fits each of two threads' shares; with 1 GiB a
- * worker at 100,000 forests peaked at 4,377 MB, with 768 MiB (and as much for compiled programs) at 4,046 MB
- * (docs/benchmarks.md).
+ * holds the whole window, in memory shared with the others: part-exchange.ts): a 100,000-device window of 60 rows and
+ * 7 float features is 281 MB of Arrow, about 330 MB held with its timestamps and runs (AggregatesPart.heldBytes), and
+ * fits each of two threads' shares; with 1 GiB a worker at 100,000 forests peaked at 4,377 MB, with 768 MiB (and as
+ * much for compiled programs) at 4,046 MB, each thread then holding its own copy (docs/benchmarks.md).
  */
 export const DEFAULT_AGGREGATES_BYTES = 768 * 2 ** 20;
 
