@@ -2,12 +2,14 @@
  * Shards scored on shard threads (the cpu pool's default) against a real local store: the same files and summary
  * as on the worker's event loop, heartbeats, logs and session metrics relayed, a new shard sent to an idle thread
  * (or kept waiting until a thread has prepared its shard) and later back to the thread whose caches hold its models,
- * errors rebuilt as their fleetscore classes, and a cancel honoured.
+ * errors rebuilt as their fleetscore classes, a cancel honoured, and each part of a window read by one thread and
+ * taken by the other (the same predictions as the event loop's where devices' rows are split across parts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
+import { tableFromIPC, tableToIPC } from 'apache-arrow';
 import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
@@ -276,6 +278,38 @@ test('each part of a window is read by one thread and taken by the other; a part
     expect(threads.partsExchanged.read).toBe(after.read);
   } finally {
     await store.delete(junk);
+  }
+});
+
+test("a window whose devices' rows are split across parts scores on both threads as on the event loop", async () => {
+  const prefix = keys.aggregatesPrefix(WINDOW);
+  const [whole] = await store.list(prefix);
+  const bytes = await store.get(whole!);
+  const table = tableFromIPC(bytes);
+  // Three parts of consecutive rows, cut within devices' rows: a device's rows are in two parts.
+  const cuts = [0, Math.floor(table.numRows / 3) + 7, Math.floor((2 * table.numRows) / 3) + 13, table.numRows];
+  const split = cuts.slice(1).map((end, i) => tableToIPC(table.slice(cuts[i], end), 'file'));
+  const splitKeys = split.map((_, i) => `${prefix}part-split-${i}.arrow`);
+  await store.delete(whole!);
+  const sessions = new ModelSessionCache();
+  try {
+    await Promise.all(split.map((b, i) => store.put(splitKeys[i]!, b)));
+    const onLoop = await plan('split-loop');
+    const onThreads = await plan('split-threads');
+    const before = threads.partsExchanged.read;
+    const summaries = await Promise.all(onThreads.map((r) => threads.score(r, recordingContext().ctx)));
+    expect(summaries.map((s) => s.scored)).toEqual([DEVICES / 2, DEVICES / 2]);
+    // Each part read once, by one of the threads.
+    expect(threads.partsExchanged.read - before).toBe(3);
+    const predictions = (req: ShardRequest) => store.get(keys.predictions(WINDOW, req.runId, req.shard));
+    for (const [i, req] of onLoop.entries()) {
+      await scoreShard({ store, sessions, aggregates: new AggregatesCache() }, req, recordingContext().ctx);
+      expect(Buffer.from(await predictions(onThreads[i]!))).toEqual(Buffer.from(await predictions(req)));
+    }
+  } finally {
+    await sessions.close();
+    await Promise.all(splitKeys.map((k) => store.delete(k)));
+    await store.put(whole!, bytes);
   }
 });
 
