@@ -108,11 +108,7 @@ export class PartBroker<E> {
   /** A thread ended: what it was reading goes to another thread that wants it. */
   threadGone(thread: number): void {
     this.reading.delete(thread);
-    for (const [id, w] of this.wanted) {
-      w.wanters.delete(thread);
-      if (w.reader === thread) w.reader = undefined;
-      if (w.wanters.size === 0 && w.reader === undefined) this.wanted.delete(id);
-    }
+    for (const id of [...this.wanted.keys()]) this.forget(thread, id);
     this.assign();
   }
 
@@ -154,14 +150,18 @@ export class PartBroker<E> {
 
   private released(thread: number, id: string): void {
     this.reading.delete(thread);
-    const w = this.wanted.get(id);
-    if (w) {
-      // The thread's own want failed with it (its shard gets the store's error).
-      w.wanters.delete(thread);
-      if (w.reader === thread) w.reader = undefined;
-      if (w.wanters.size === 0 && w.reader === undefined) this.wanted.delete(id);
-    }
+    // The thread's own want failed with it (its shard gets the store's error).
+    this.forget(thread, id);
     this.assign();
+  }
+
+  /** Thread `thread` neither wants nor reads part `id` any more; a part nobody wants is forgotten. */
+  private forget(thread: number, id: string): void {
+    const w = this.wanted.get(id);
+    if (!w) return;
+    w.wanters.delete(thread);
+    if (w.reader === thread) w.reader = undefined;
+    if (w.wanters.size === 0 && w.reader === undefined) this.wanted.delete(id);
   }
 
   /**
