@@ -309,8 +309,8 @@ async function fleetscore(
       const colds = [await once()];
       const warms = [];
       for (const next of warmWindows) {
-        // An hourly worker is idle between its runs, and sets the watches of the model files its last run checked
-        // by `stat` then (lib/scoring/model-watches.ts): a pause, untimed, lets it.
+        // An hourly worker is idle between its runs, and sets the watches of the model files its last run read
+        // or checked by `stat` then (lib/scoring/model-watches.ts): a pause, untimed, lets it.
         await new Promise((done) => setTimeout(done, warmPauseMs(colds[0]!.m.rows / ROWS_PER_DEVICE)));
         warms.push(await once(next));
       }

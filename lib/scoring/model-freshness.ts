@@ -66,7 +66,7 @@ export class ModelFreshness {
     return this.watches?.settle() ?? Promise.resolve();
   }
 
-  /** Asks for the watches of the devices found unchanged by `stat` since the last call (once a shard prepared). */
+  /** Asks for the watches of the devices read or found unchanged by `stat` since the last call (once a shard prepared). */
   flush(): void {
     this.watches?.flush();
   }
@@ -136,7 +136,11 @@ export class ModelFreshness {
         }),
       );
     }
-    this.used.set(idOf(store, device, version), recorded);
+    const id = idOf(store, device, version);
+    this.used.set(id, recorded);
+    // Found as read just now: watched from the worker's next idle moment, so that the next run after a cold one
+    // takes the device without a `stat` too (the watch is armed only if the files are still as read).
+    if (store.localPath) this.watches?.watch(id, store.localPath(''), device, version, recorded);
   }
 
   /**

@@ -3,7 +3,7 @@
  *
  * A warm run checked every device's two model files with a `stat` each, 28 % of a warm autoencoder thread's time
  * on this project's VM. Where the store is a local folder on a local file system (Linux), the worker's event loop
- * instead watches (inotify) the version folder of each model a thread has found unchanged by `stat` once, and the
+ * instead watches (inotify) the version folder of each model a thread has read, or found unchanged by `stat`, and the
  * folders above it (the store's folder, `models/`); any event there marks the device changed. The thread then
  * takes a device whose watch holds as unchanged without a `stat`, and checks it by `stat` again otherwise.
  *

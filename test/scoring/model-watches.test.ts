@@ -222,6 +222,35 @@ describe("a worker's shard threads", () => {
     return flags;
   }
 
+  test('the models a cold run read are watched once the worker is idle: the next run needs no `stat`', async () => {
+    const watchedCounts: number[] = [];
+    const own = new ShardThreads({
+      threads: 1,
+      cache: {},
+      observer: { watchedModelFolders: (n) => void watchedCounts.push(n) },
+    });
+    try {
+      const runId = 'cold-watched';
+      const plan = await planRun(store, { store: dir, window: WINDOW, shardSize: 100, runId });
+      await own.score(
+        { store: dir, window: WINDOW, windowHours: 1, runId: plan.runId, shard: 0 },
+        {
+          attempt: 1,
+          taskQueue: 'q',
+          workflowId: 'wf',
+          workflowRunId: 'r',
+          heartbeat: () => {},
+          log: { info: () => {}, warn: () => {} },
+        },
+      );
+      await new Promise((done) => setTimeout(done, 1_500));
+      // Every device of the shard (the demo fleet's gpu device has a shard of its own).
+      expect(watchedCounts.at(-1)).toBe(plan.shards.find((s) => s.shard === 0)!.devices);
+    } finally {
+      await own.close();
+    }
+  });
+
   test('a model.json changed in place after its watch was set is scored as changed, as a fresh worker would', async () => {
     await run('cold');
     await run('warm-stat');
