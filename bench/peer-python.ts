@@ -1,6 +1,7 @@
 /**
  * The Python the peer benchmark, the bench's fleet generator and the sklearn fixtures run with: a project-local
- * venv (.cache/py-bench, git-ignored) with pinned scikit-learn, skl2onnx, onnxruntime, numpy, pyarrow and onnx,
+ * venv (.cache/py-bench, git-ignored) with pinned scikit-learn, skl2onnx, onnxruntime, numpy, pyarrow, onnx and
+ * pandas (a fixture's pipeline is fitted on a DataFrame),
  * created on first use from PyPI and made again when the pins change.
  */
 import { resolve } from 'node:path';
@@ -15,6 +16,7 @@ export const PEER_PACKAGES = [
   'numpy==2.4.6',
   'pyarrow==21.0.0',
   'onnx==1.23.2',
+  'pandas==3.1.1',
 ];
 
 /** The venv's python, created and filled if missing or made with other pins. */

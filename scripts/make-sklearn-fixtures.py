@@ -1,4 +1,4 @@
-# requirements: scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 onnxruntime==1.31.1 numpy==2.4.6
+# requirements: scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 onnxruntime==1.31.1 numpy==2.4.6 pandas==3.1.1
 """Writes the scikit-learn test fixtures under test/fixtures/sklearn/.
 
 Trains, with a fixed seed, a OneClassSVM (rbf, on standardized features: the scaler's mean/scale go to
@@ -17,6 +17,8 @@ features, StandardScaler + KMeans scored by the distance to the nearest centroid
 written with onnx.helper as the Mahalanobis graph fleetscore stacks (`elliptic_envelope_onnx`, the recipe
 docs/data-and-models.md points to). On the 4 features, an MLPRegressor reconstructing its standardized input (an
 autoencoder), exported by skl2onnx unchanged: its output is the reconstruction flattened to [rows * 4, 1].
+On the 4 features as a pandas DataFrame (float32 columns), a ColumnTransformer (StandardScaler on two columns,
+MinMaxScaler on one, the last passed through) + IsolationForest, exported from the DataFrame: one input per column.
 
 Run: .cache/py-bench/bin/python scripts/make-sklearn-fixtures.py   (from the repository root; `npm run bench`
 creates that venv with the pinned versions above)
@@ -39,12 +41,13 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.cluster import KMeans
+from sklearn.compose import ColumnTransformer
 from sklearn.covariance import EllipticEnvelope
 from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.svm import OneClassSVM
 
 SEED = 20261121
@@ -79,14 +82,19 @@ def case_rows(rng: np.random.Generator, train: np.ndarray, model_decision) -> np
 
 def convert(model, name: str, options=None, dtype=np.float32) -> bytes:
     onx = to_onnx(model, np.zeros((1, 4), dtype=dtype), target_opset=TARGET_OPSET, options=options)
-    # skl2onnx emits opset imports in set order (varies with PYTHONHASHSEED); sort them so the bytes are reproducible.
+    return finish(onx, name).SerializeToString()
+
+
+def finish(onx: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """skl2onnx's model, reproducible and named: its opset imports sorted (skl2onnx emits them in set order, which
+    varies with PYTHONHASHSEED), the versions that made it as producer, the graph named `name`; checked."""
     opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
     del onx.opset_import[:]
     onx.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
     onx.producer_name = f"skl2onnx {skl2onnx.__version__} / scikit-learn {sklearn.__version__}"
     onx.graph.name = name
     onnx.checker.check_model(onx, full_check=True)
-    return onx.SerializeToString()
+    return onx
 
 
 def decision_meta(algorithm: str, preprocessing: dict) -> dict:
@@ -265,13 +273,7 @@ def column_fixtures(rng: np.random.Generator) -> None:
     svm = make_pipeline(StandardScaler(), OneClassSVM(kernel="rbf", gamma="scale", nu=0.05)).fit(x64)
     rows = case_rows(rng, train, svm.decision_function)
     types = [(name, FloatTensorType([None, 1])) for name in FEATURES]
-    onx = to_onnx(svm, initial_types=types, target_opset=TARGET_OPSET)
-    opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
-    del onx.opset_import[:]
-    onx.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
-    onx.producer_name = f"skl2onnx {skl2onnx.__version__} / scikit-learn {sklearn.__version__}"
-    onx.graph.name = "ocsvm_columns"
-    onnx.checker.check_model(onx, full_check=True)
+    onx = finish(to_onnx(svm, initial_types=types, target_opset=TARGET_OPSET), "ocsvm_columns")
     assert [i.name for i in onx.graph.input] == FEATURES, [i.name for i in onx.graph.input]
     assert "FeatureVectorizer" in [n.op_type for n in onx.graph.node]
     onnx_bytes = onx.SerializeToString()
@@ -282,6 +284,37 @@ def column_fixtures(rng: np.random.Generator) -> None:
     meta = {"schema": "fleetscore.model/v1", **meta}
     r64 = rows.astype(np.float64)
     save(folder, onnx_bytes, meta, FEATURES, rows, svm.decision_function(r64), [int(v) for v in svm.predict(r64)])
+
+
+def column_transformer_fixtures(rng: np.random.Generator) -> None:
+    """A ColumnTransformer (StandardScaler on two columns, MinMaxScaler on one, the last passed through) +
+    IsolationForest, fitted on a pandas DataFrame and exported from it as users do (`to_onnx(pipeline, df[:1])`): one
+    input per column, each transformer's columns joined by a Concat. The DataFrame is float32: from numpy's float64
+    skl2onnx 1.20 stops on this pipeline ("Conflicted constraint 'T'" at an Add of the forest's)."""
+    # Imported here: make-classifier-fixtures.py loads this module in a venv without pandas.
+    import pandas as pd
+
+    train = pd.DataFrame(training_data(rng), columns=FEATURES)
+    columns = ColumnTransformer(
+        [
+            ("standard", StandardScaler(), FEATURES[:2]),
+            ("range", MinMaxScaler(), FEATURES[2:3]),
+        ],
+        remainder="passthrough",
+    )
+    forest = make_pipeline(columns, IsolationForest(n_estimators=8, max_samples=24, random_state=SEED)).fit(train)
+    frame = lambda x: pd.DataFrame(np.asarray(x, dtype=np.float32), columns=FEATURES)  # noqa: E731
+    rows = case_rows(rng, train.to_numpy(), lambda x: forest.decision_function(frame(x)))
+    onx = finish(to_onnx(forest, train[:1], target_opset=TARGET_OPSET), "isoforest_columntransformer")
+    assert [i.name for i in onx.graph.input] == FEATURES, [i.name for i in onx.graph.input]
+    algorithm = "sklearn Pipeline(ColumnTransformer(StandardScaler, MinMaxScaler, passthrough), IsolationForest)"
+    # No sha256: registration joins the columns into the input X, and so another checksum.
+    meta = {"schema": "fleetscore.model/v1", **decision_meta(f"{algorithm}, fitted on a DataFrame", {"type": "none"})}
+    scores = forest.decision_function(frame(rows))
+    predict = [int(v) for v in forest.predict(frame(rows))]
+    folder = OUT / "isoforest-columntransformer"
+    folder.mkdir(parents=True, exist_ok=True)
+    save(folder, onx.SerializeToString(), meta, FEATURES, rows, scores, predict)
 
 
 def cluster_fixtures(rng: np.random.Generator) -> None:
@@ -420,6 +453,7 @@ def main() -> None:
     cluster_fixtures(np.random.default_rng(SEED + 6))
     covariance_fixtures(np.random.default_rng(SEED + 7))
     mlp_fixtures(np.random.default_rng(SEED + 8))
+    column_transformer_fixtures(np.random.default_rng(SEED + 9))
     print(f"wrote {OUT} (isoforest sha256 {iso_meta['sha256'][:12]})")
 
 

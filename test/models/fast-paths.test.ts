@@ -36,6 +36,9 @@ const FAMILIES = [
   { name: 'lof-float64', path: 'compiled:neighbors', tol: 1e-4 },
   // One input per column, as skl2onnx exports a pipeline fitted on a DataFrame: registration joins them into X.
   { name: 'ocsvm-columns', path: 'compiled:svm', tol: 1e-4 },
+  // A ColumnTransformer (two scaled columns, one min-max scaled, one passed through) fitted on a DataFrame and
+  // exported from it: one input per column, each transformer's columns joined by a Concat before the forest.
+  { name: 'isoforest-columntransformer', path: 'compiled:tree-ensemble', tol: 1e-5 },
   // A KMeans' distance to each centroid, scored by the nearest (model.json's "reduce": "min").
   { name: 'kmeans', path: 'compiled:linear', tol: 1e-4 },
   // PyOD's detectors, their scikit-learn estimators exported and PyOD's rule mapped in model.json
