@@ -12,9 +12,10 @@
  * (SharedArrayBuffer, one slot per watched device). A watch is armed only after its files were found as the
  * thread last read them, by `lstat`s made after the watch was set; files with other links (a change through another
  * path of a hard link is not reported to this folder's watch) or reached through a symbolic link are never
- * watched, nor stores on network or FUSE file systems (changes made by other hosts raise no events here). Before a
- * shard prepares its devices the thread waits for one turn of the worker's event loop, so that every change made
- * before the shard started has been delivered: a warm worker answers as a fresh one, as with the `stat`s.
+ * watched, nor stores on network or FUSE file systems (changes made by other hosts raise no events here). When a
+ * shard starts the thread asks for one turn of the worker's event loop, and waits for it before preparing its
+ * devices, so that every change made before the shard started has been delivered: a warm worker answers as a fresh
+ * one, as with the `stat`s.
  */
 import { lstatSync, realpathSync, statfsSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { basename, join } from 'node:path';

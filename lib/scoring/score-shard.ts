@@ -77,6 +77,10 @@ const PREPARE_CONCURRENCY = 8;
 export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardContext): Promise<ShardSummary> {
   const started = Date.now();
   const window = parseWindow(req.window, req.windowHours);
+  // Every change to watched model files made before the shard started is known to the freshness check once this
+  // resolves (a turn of the worker's event loop): asked now, so the round trip overlaps the shard's first reads
+  // instead of delaying its devices.
+  const settled = deps.freshness?.settle();
   // Numbered after the logs already there, not by the activity's attempt: a shard scheduled again (after a pool
   // wait, or by another run of the same plan) starts again at activity attempt 1, and must not overwrite a log.
   const log = await AttemptLog.next(deps.store, window.id, req.runId, req.shard);
@@ -127,8 +131,7 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       return log.checkpoint({ event: 'progress', level: 'info', phase: 'prepare', devicesDone });
     };
     const prepareAll = async () => {
-      // Changes to watched model files made before now are known to the freshness check.
-      await deps.freshness?.settle();
+      await settled;
       // A warm worker on a local store has most devices' models at hand: those are taken first, without a promise
       // each; the others are read and compiled a few at a time.
       const rest: number[] = [];
