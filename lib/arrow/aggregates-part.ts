@@ -62,6 +62,15 @@ export interface SharedPart {
   deviceRuns: Int32Array;
 }
 
+/** The typed arrays decoded from a part's table (timestamps, runs, batch starts), as a part and a shared part hold them. */
+type DecodedArrays = Pick<DecodedPart, 'ts' | 'tsNanos' | 'runStart' | 'runEnd' | 'runBatch' | 'batchStart'>;
+
+/** Bytes of the typed arrays decoded from a part's table. */
+export function decodedArrayBytes(d: DecodedArrays): number {
+  const arrays = [d.ts, d.tsNanos, d.runStart, d.runEnd, d.runBatch, d.batchStart];
+  return arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);
+}
+
 /** The parsed, per-row-object-free form of a part; built by `readAggregatesPart`. */
 interface DecodedPart {
   ts: Float64Array;
@@ -87,7 +96,8 @@ export class AggregatesPart {
   readonly runEnd: Int32Array;
   readonly runBatch: Int32Array;
   private readonly runsByDevice: Map<string, number[]>;
-  private readonly batchStart: Int32Array;
+  /** The row of the part where each record batch starts. */
+  readonly batchStart: Int32Array;
   private readonly featureCache = new Map<string, FeatureColumn>();
   /** Bytes of the typed arrays decoded from the table: timestamps, runs, batch starts. */
   private readonly decodedBytes: number;
@@ -115,15 +125,7 @@ export class AggregatesPart {
     this.runBatch = decoded.runBatch;
     this.runsByDevice = decoded.runsByDevice;
     this.batchStart = decoded.batchStart;
-    const arrays = [
-      decoded.ts,
-      decoded.tsNanos,
-      decoded.runStart,
-      decoded.runEnd,
-      decoded.runBatch,
-      decoded.batchStart,
-    ];
-    this.decodedBytes = arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);
+    this.decodedBytes = decodedArrayBytes(decoded);
   }
 
   /**
@@ -162,11 +164,6 @@ export class AggregatesPart {
       this.featureCache.set(name, col);
     }
     return col;
-  }
-
-  /** The row of the part where each record batch starts. */
-  get batchBoundaries(): Int32Array {
-    return this.batchStart;
   }
 
   /** Row of the part where record batch `batch` starts. */
@@ -253,7 +250,7 @@ export function readSharedPart(file: string, bytes: Uint8Array): { part: Aggrega
     runStart: sharedCopy(parsed.runStart),
     runEnd: sharedCopy(parsed.runEnd),
     runBatch: sharedCopy(parsed.runBatch),
-    batchStart: sharedCopy(parsed.batchBoundaries),
+    batchStart: sharedCopy(parsed.batchStart),
     devices,
     deviceRunStart,
     deviceRuns,

@@ -12,7 +12,7 @@
  * wants it, as it would be read again by the next shard.
  */
 import type { ExchangedPart, PartExchange } from '../arrow/aggregates-cache';
-import type { SharedPart } from '../arrow/aggregates-part';
+import { decodedArrayBytes, type SharedPart } from '../arrow/aggregates-part';
 import type { InvalidAggregates } from '../shared/errors';
 import { LruCache } from '../lru-cache';
 
@@ -184,18 +184,7 @@ export class PartBroker<E> {
   }
 }
 
-/** The bytes a shared part holds: its IPC and decoded arrays. */
+/** The bytes a shared part holds: its IPC, decoded arrays and device index. */
 function sharedBytes(p: SharedPart): number {
-  const arrays = [
-    p.ipc,
-    p.ts,
-    p.tsNanos,
-    p.runStart,
-    p.runEnd,
-    p.runBatch,
-    p.batchStart,
-    p.deviceRunStart,
-    p.deviceRuns,
-  ];
-  return arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);
+  return p.ipc.byteLength + decodedArrayBytes(p) + p.deviceRunStart.byteLength + p.deviceRuns.byteLength;
 }
