@@ -105,10 +105,14 @@ export class PartBroker<E> {
     else this.released(thread, msg.id);
   }
 
-  /** A thread ended: what it was reading goes to another thread that wants it. */
+  /**
+   * A thread ended: what it was reading goes to another thread that wants it, and the parts it had are kept for the
+   * thread started in its place (same index), which has none of them.
+   */
   threadGone(thread: number): void {
     this.reading.delete(thread);
     for (const id of [...this.wanted.keys()]) this.forget(thread, id);
+    for (const kept of this.ready.values()) kept.holders.delete(thread);
     this.assign();
   }
 

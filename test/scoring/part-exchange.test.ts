@@ -136,6 +136,26 @@ test('a part a thread could not read, or whose thread ended, goes to another thr
   expect(told.map(([t, id, what]) => `${t} ${id} ${what}`)).toEqual(['0 p0 read', '1 p0 read', '0 p0 read']);
 });
 
+test('a thread started in place of one that ended takes the parts the other threads read, not read again', async () => {
+  const { broker, threads } = wired();
+  const [a, b, c] = threads as [ThreadPartExchange<string>, ...ThreadPartExchange<string>[]];
+  expect(await a.want('p0')).toEqual({ read: true });
+  const [fromB, fromC] = [b!.want('p0'), c!.want('p0')];
+  a.parsed('p0', { shared: sharedPart('p0') });
+  await Promise.all([fromB, fromC]);
+  // Every thread has p0, so it is no longer kept. Another part, read by thread 0 and taken by thread 2.
+  expect(await a.want('p1')).toEqual({ read: true });
+  const p1 = c!.want('p1');
+  a.parsed('p1', { shared: sharedPart('p1') });
+  await p1;
+  // Thread 2 ends and a new thread 2 starts; thread 1 takes p1: p1 is still kept, for the new thread 2.
+  broker.threadGone(2);
+  expect(await b!.want('p1')).toEqual({ shared: sharedPart('p1') });
+  expect(await c!.want('p1')).toEqual({ shared: sharedPart('p1') });
+  expect(await c!.want('p0')).toEqual({ read: true });
+  expect(broker.counts).toEqual({ read: 2, taken: 5 });
+});
+
 test('a thread told to read a part it no longer waits for gives it back', () => {
   const { broker, threads, told } = wired();
   void threads[0]!.want('p0');
