@@ -2,7 +2,8 @@
  * fleetscore's own worker metrics, emitted through the Temporal runtime's metric meter so they reach the same
  * Prometheus exporter as the SDK's worker metrics (lib/temporal/runtime.ts): devices scored, failed and without
  * data, rows, anomalies, inference seconds, model cache hits and misses, where model sessions really ran, where
- * compiled programs and S3 model files came from, and how many devices' model folders the worker watches.
+ * compiled programs and S3 model files came from, how many devices' model folders the worker watches, and the
+ * window parts its shard threads read or took from each other.
  */
 import type { MetricMeter } from '@temporalio/common';
 import type { ModelSessionObserver, SessionPlacement } from '../models/onnx-session-pool';
@@ -38,6 +39,7 @@ export const METRIC_NAMES = {
   programs: 'fleetscore_model_programs',
   modelFiles: 'fleetscore_model_files_read',
   watchedModelFolders: 'fleetscore_watched_model_folders',
+  windowParts: 'fleetscore_window_parts',
 } as const;
 
 /** Where a shard's S3 model files came from: the worker's host (kept files) or the store. */
@@ -86,6 +88,10 @@ export function createWorkerMetrics(
     undefined,
     "devices' model folders watched (local store): checked without a stat per file",
   );
+  const windowParts = counter(
+    METRIC_NAMES.windowParts,
+    "window parts a shard thread read from the store (how=read) or took from another thread's read (how=taken)",
+  );
   const shardSeconds = m.createHistogram(METRIC_NAMES.shardSeconds, 'float', 's', 'wall time of a shard attempt');
   const inferenceSeconds = m.createHistogram(
     METRIC_NAMES.inferenceSeconds,
@@ -99,6 +105,7 @@ export function createWorkerMetrics(
   for (const origin of PROGRAM_ORIGINS) programs.add(0, { origin });
   for (const source of [...MODEL_FILE_SOURCES, KEEP_SOURCE]) modelFiles.add(0, { source });
   watched.set(0);
+  for (const how of ['read', 'taken'] as const) windowParts.add(0, { how });
   return {
     sessions: {
       cacheLookup: (hit) => (hit ? cacheHits : cacheMisses).add(1),
@@ -110,6 +117,7 @@ export function createWorkerMetrics(
       program: (origin) => programs.add(1, { origin }),
       modelFilesFetched: (count) => modelFiles.add(count, { source: KEEP_SOURCE }),
       watchedModelFolders: (count) => watched.set(count),
+      windowParts: (how, count) => windowParts.add(count, { how }),
     },
     shardScored(s) {
       devicesScored.add(s.scored);

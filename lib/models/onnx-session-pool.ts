@@ -68,6 +68,11 @@ export interface ModelSessionObserver {
    * lib/scoring/model-watches.ts): said when it changes.
    */
   watchedModelFolders?(count: number): void;
+  /**
+   * Parts of windows a shard thread read from the store (`read`), or took from another thread's read without
+   * reading it (`taken`): parsed parts shared between shard threads, lib/scoring/part-exchange.ts.
+   */
+  windowParts?(how: 'read' | 'taken', count: number): void;
 }
 
 /** A model ready to score: its validated model.json and a function from feature rows to scores. */

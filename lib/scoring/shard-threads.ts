@@ -206,6 +206,15 @@ export class ShardThreads {
     return { ...this.parts.counts };
   }
 
+  /** Hands a thread's message about parts to the broker, and tells the observer of the parts read or taken. */
+  private partsMessage(index: number, msg: PartMessage<ThreadError>): void {
+    const { read, taken } = this.parts.counts;
+    this.parts.handle(index, msg);
+    const observer = this.options.observer;
+    if (this.parts.counts.read > read) observer?.windowParts?.('read', this.parts.counts.read - read);
+    if (this.parts.counts.taken > taken) observer?.windowParts?.('taken', this.parts.counts.taken - taken);
+  }
+
   /** A thread's share of a budget of the worker's. */
   private share(total: number): number {
     return Math.ceil(total / this.threads.length);
@@ -446,7 +455,7 @@ export class ShardThreads {
         return;
       }
       if (msg.type === 'part-want' || msg.type === 'part-parsed' || msg.type === 'part-released') {
-        this.parts.handle(index, msg);
+        this.partsMessage(index, msg);
         return;
       }
       if (msg.type === 'closed') {

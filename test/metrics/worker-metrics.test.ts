@@ -1,7 +1,8 @@
 /**
  * The worker's own counters, recorded on a meter that keeps what it is given: where a shard's S3 model files came
  * from reaches `fleetscore_model_files_read{source}` (0 for every source from the start, so a dashboard shows
- * "none"), next to the device counts of the same shard; the gauge of watched model folders from 0.
+ * "none"), next to the device counts of the same shard; the gauge of watched model folders from 0; the window parts
+ * read or taken, by how, from 0.
  */
 import type { MetricMeter, MetricTags } from '@temporalio/common';
 import { createWorkerMetrics, METRIC_NAMES } from '../../lib/metrics/worker-metrics';
@@ -83,4 +84,19 @@ test('the gauge of watched model folders starts at 0 and takes what the watches 
   metrics.sessions.watchedModelFolders?.(10_000);
   metrics.sessions.watchedModelFolders?.(9_999);
   expect(watched()).toEqual([0, 10_000, 9_999]);
+});
+
+test('counts the window parts shard threads read or took from each other, each from 0', () => {
+  const recorded: Recorded[] = [];
+  const metrics = createWorkerMetrics(recordingMeter(recorded), 'cpu');
+  const parts = METRIC_NAMES.windowParts;
+  expect(recorded.filter((r) => r.name === parts).map((r) => [r.tags.how, r.value])).toEqual([
+    ['read', 0],
+    ['taken', 0],
+  ]);
+  metrics.sessions.windowParts?.('read', 5);
+  metrics.sessions.windowParts?.('taken', 4);
+  metrics.sessions.windowParts?.('taken', 1);
+  expect(total(recorded, parts, { pool: 'cpu', how: 'read' })).toBe(5);
+  expect(total(recorded, parts, { pool: 'cpu', how: 'taken' })).toBe(5);
 });

@@ -110,8 +110,11 @@ test('workers export the SDK metrics and fleetscore counters on the Prometheus p
   for (const origin of ['cached', 'saved', 'compiled'])
     expect(sample(metrics, 'fleetscore_model_programs_total', `origin="${origin}"`)).toBe(0);
   expect(metrics).toMatch(/^fleetscore_model_programs_total\{[^}]*origin="compiled"/m);
-  // The gauge of watched model folders, from 0 (a cold run watches nothing: its files were read just now).
+  // The gauge of watched model folders, from 0 (the devices a run read are watched once the worker is idle).
   expect(metrics).toMatch(/^fleetscore_watched_model_folders\{[^}]*pool="cpu"/m);
+  // The window's parts: read by one shard thread each, and taken by the other (the plan's read ahead asks both).
+  expect(sample(metrics, 'fleetscore_window_parts_total', 'how="read"')).toBeGreaterThan(0);
+  expect(sample(metrics, 'fleetscore_window_parts_total', 'how="taken"')).toBeGreaterThan(0);
   // The SDK's own worker metrics on the same port.
   expect(metrics).toMatch(/^temporal_activity_execution_latency_count\{.*activity_type="scoreShard"/m);
   expect(metrics).toMatch(/^temporal_worker_task_slots_available\{/m);
