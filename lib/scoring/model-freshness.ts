@@ -54,8 +54,13 @@ export class ModelFreshness {
     if (this.watches?.unchanged(id)) return true;
     const files = filesOf(device, version);
     const unchanged = fingerprintOf(printsOf(store.statObjectsNow(files))) === known;
-    if (unchanged && store.localPath) this.watches?.watch(id, store.localPath(''), device, version, known);
+    if (unchanged) this.watch(store, id, device, version, known);
     return unchanged;
+  }
+
+  /** Asks for a watch of the device's files, found as `fingerprint` just now, where the store is a local folder. */
+  private watch(store: ObjectStore, id: string, device: string, version: string, fingerprint: string): void {
+    if (store.localPath) this.watches?.watch(id, store.localPath(''), device, version, fingerprint);
   }
 
   /**
@@ -140,7 +145,7 @@ export class ModelFreshness {
     this.used.set(id, recorded);
     // Found as read just now: watched from the worker's next idle moment, so that the next run after a cold one
     // takes the device without a `stat` too (the watch is armed only if the files are still as read).
-    if (store.localPath) this.watches?.watch(id, store.localPath(''), device, version, recorded);
+    this.watch(store, id, device, version, recorded);
   }
 
   /**
