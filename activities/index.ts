@@ -109,8 +109,10 @@ export function createActivities(deps: ActivityDeps) {
       const context = Context.current();
       const { info, cancellationSignal: signal } = context;
       // The SDK sends at most one heartbeat per throttle interval and keeps the latest details, but each call
-      // costs about a millisecond of its RxJS pipeline (a shard calls every 25 devices): pass on one a second.
-      let lastBeat = 0;
+      // costs about a millisecond of its RxJS pipeline (a shard calls every 25 devices): pass on one a second. The
+      // first goes a second into the attempt, not at once (the SDK sends an attempt's first call straight away): a
+      // shard done sooner, as warm ones are, costs the server no heartbeat (docs/benchmarks.md, 2026-12-07 15:14).
+      let lastBeat = Date.now();
       const beat = (details: { devicesDone: number }): void => {
         if (Date.now() - lastBeat < HEARTBEAT_CALL_MS) return;
         lastBeat = Date.now();
