@@ -42,6 +42,12 @@ export interface ShardDeps {
    * shard prepares at a time, so two cold shards do not interleave their reads and compiles (see shard-thread.ts).
    */
   prepareTurns?: Turns;
+  /**
+   * Whose turn it is to score prepared devices, where shards share a thread: one shard scores its devices at a time,
+   * in the order they prepared, so the first finishes (and its slot takes the next shard) before the other, rather
+   * than both together at the end.
+   */
+  inferTurns?: Turns;
 }
 
 /** Where the shard runs: the run and attempt, how to heartbeat, and the logger. */
@@ -172,10 +178,12 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     ctx.prepared?.();
 
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
-    const scores = await inferAll(deps.sessions, ready, ctx, log);
-
     // 3. Predictions and outcomes, in plan order; how many devices each fast path scored goes to the log.
-    const { paths, programs, refused } = collect(plan.devices, ready, scores, outcomes, predictions);
+    const inferAndCollect = async () =>
+      collect(plan.devices, ready, await inferAll(deps.sessions, ready, ctx, log), outcomes, predictions);
+    const { paths, programs, refused } = await (deps.inferTurns
+      ? deps.inferTurns.run(inferAndCollect)
+      : inferAndCollect());
     // The rows were copied into the predictions: their buffers serve the thread's next shard.
     arena.release();
     const { counts, failures } = outcomes;

@@ -96,6 +96,10 @@ const freshness = new ModelFreshness(watches);
 // runs of 10,000 25-tree forests took 37 to 40 s with the two interleaving their reads and compiles (three times the
 // full garbage collections of one shard per thread) and 32 to 38 s in turns, as with one per thread (32 to 40 s).
 const prepareTurns = new Turns();
+// And they score their prepared devices in turns: the first shard finishes, and its slot takes the next shard, while
+// the other goes on, instead of both finishing together. Warm 10,000 autoencoders: median 0.44 s against 0.49 s
+// over 35 runs each (docs/benchmarks.md, 2026-12-07 17:45).
+const inferTurns = new Turns();
 const stores = new Map<string, ObjectStore>();
 const attempts = new Map<number, AbortController>();
 
@@ -212,6 +216,7 @@ async function score({ id, req, ctx }: Extract<ToShardThread, { type: 'score' }>
         aggregates,
         freshness,
         prepareTurns,
+        inferTurns,
       },
       req,
       {

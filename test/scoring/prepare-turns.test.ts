@@ -2,6 +2,8 @@
  * Two shards that share a thread's caches prepare their models in turns: while one is reading and compiling, the
  * other reads no model; once the first is done, the second goes on, and both score every device. Within its turn a
  * shard reads as many devices' models at once as its store wants (`concurrentReads`: S3's round trips overlap).
+ * They score their prepared devices in turns too: the first to prepare scores all of its devices before the other
+ * scores any, so it finishes first rather than both together.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,9 +15,14 @@ import { ModelSessionCache } from '../../lib/models/model-sessions';
 import { planRun } from '../../lib/scoring/plan-run';
 import { scoreShard } from '../../lib/scoring/score-shard';
 import { Turns } from '../../lib/shared/concurrency';
+import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
+import { keys } from '../../lib/shared/keys';
+import { parseWindow } from '../../lib/shared/window';
 import { LocalStore } from '../../lib/store/local-store';
 import type { ObjectStore } from '../../lib/store/object-store';
+import { aggregatesPart } from '../support/aggregates-part';
 import { quiet } from '../support/run-window';
+import { sklearnCases, sklearnFixture } from '../support/sklearn-cases';
 import { waitUntil } from '../support/wait-until';
 
 const WINDOW = '2026-11-21T11';
@@ -90,6 +97,60 @@ test('two shards sharing prepare turns never read models at the same time, and b
   // Then the other shard read its four: every device's model once, shard by shard.
   expect(halves).toContainEqual([...reads.slice(4)].sort());
   expect([...reads].sort()).toEqual(halves.flat());
+});
+
+test('two shards sharing infer turns score their devices one shard after the other, first prepared first', async () => {
+  // 2 shards of 60 autoencoders (compiled programs, scored device by device with a heartbeat every 25).
+  const local = new LocalStore(dir);
+  const { schema: _s, sha256: _h, ...meta } = JSON.parse(sklearnFixture('autoencoder', 'model.json').toString('utf8'));
+  const onnxBytes = new Uint8Array(sklearnFixture('autoencoder', 'model.onnx'));
+  const devices = Array.from({ length: 120 }, (_, i) => `ae-${String(i).padStart(3, '0')}`);
+  for (const device of devices) await registerModel(local, { device, onnx: onnxBytes, meta: meta as ModelMetaInput });
+  const { features, rows } = sklearnCases('autoencoder');
+  const window = parseWindow(WINDOW);
+  const values = Object.fromEntries(features.map((f, j) => [f, rows.map((r) => r[j]!)]));
+  const part = devices.map((device) => ({ device, minutes: rows.map((_, i) => i), values }));
+  await local.put(
+    keys.aggregatesPart(window.id, 0),
+    aggregatesPart(window, part, Object.fromEntries(features.map((f) => [f, 'float' as const]))),
+  );
+  await planRun(local, { store: local.uri, window: WINDOW, shardSize: 60, pool: 'cpu', runId: RUN });
+
+  const deps = {
+    store: local,
+    sessions,
+    aggregates: new AggregatesCache(),
+    prepareTurns: new Turns(),
+    inferTurns: new Turns(),
+  };
+  // Each shard's heartbeats once it has prepared are its inference's (devices 0, 25 and 50).
+  const preparedOrder: number[] = [];
+  const inferred: string[] = [];
+  const shard = (n: number) => {
+    let prepared = false;
+    const ctx = {
+      attempt: 1,
+      taskQueue: 'q',
+      workflowId: 'wf',
+      workflowRunId: RUN,
+      log: quiet,
+      prepared: () => {
+        prepared = true;
+        preparedOrder.push(n);
+      },
+      heartbeat: ({ devicesDone }: { devicesDone: number }) => void (prepared && inferred.push(`${n}:${devicesDone}`)),
+    };
+    return scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: n }, ctx);
+  };
+  // Warm first, so that the second shard prepares without a store read, within the first's inference.
+  await Promise.all([shard(0), shard(1)]);
+  preparedOrder.length = 0;
+  inferred.length = 0;
+  const summaries = await Promise.all([shard(0), shard(1)]);
+  expect(summaries.map((s) => s.scored)).toEqual([60, 60]);
+  expect(summaries.map((s) => s.failed)).toEqual([0, 0]);
+  const [first, second] = preparedOrder;
+  expect(inferred).toEqual([`${first}:0`, `${first}:25`, `${first}:50`, `${second}:0`, `${second}:25`, `${second}:50`]);
 });
 
 test.each([
