@@ -129,7 +129,8 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     //    store's latency, and compiling runs in threads off this event loop.
     const ready = new Array<Ready | undefined>(plan.devices.length);
     const arena = new RowsArena();
-    // A large model can take seconds to compile (in a thread): heartbeat on a timer meanwhile, not only per device.
+    // A large model can take seconds to compile (in a thread), and a shard that shares a thread waits for its turns:
+    // heartbeat on a timer meanwhile, until the shard scores its devices, not only per device.
     let prepared = 0;
     const beat = setInterval(() => ctx.heartbeat({ devicesDone: prepared }), PREPARE_HEARTBEAT_MS);
     const progress = (devicesDone: number) => {
@@ -169,21 +170,25 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
         prepared++;
       });
     };
-    try {
-      await (deps.prepareTurns ? deps.prepareTurns.run(prepareAll) : prepareAll());
-    } finally {
-      clearInterval(beat);
-      deps.freshness?.flush();
-    }
-    ctx.prepared?.();
-
     // 2. Inference: recognised Mahalanobis models stacked, a few hundred devices per call; the rest one by one.
     // 3. Predictions and outcomes, in plan order; how many devices each fast path scored goes to the log.
-    const inferAndCollect = async () =>
-      collect(plan.devices, ready, await inferAll(deps.sessions, ready, ctx, log), outcomes, predictions);
-    const { paths, programs, refused } = await (deps.inferTurns
-      ? deps.inferTurns.run(inferAndCollect)
-      : inferAndCollect());
+    const inferAndCollect = async () => {
+      clearInterval(beat);
+      return collect(plan.devices, ready, await inferAll(deps.sessions, ready, ctx, log), outcomes, predictions);
+    };
+    let collected: ReturnType<typeof collect>;
+    try {
+      try {
+        await (deps.prepareTurns ? deps.prepareTurns.run(prepareAll) : prepareAll());
+      } finally {
+        deps.freshness?.flush();
+      }
+      ctx.prepared?.();
+      collected = await (deps.inferTurns ? deps.inferTurns.run(inferAndCollect) : inferAndCollect());
+    } finally {
+      clearInterval(beat);
+    }
+    const { paths, programs, refused } = collected;
     // The rows were copied into the predictions: their buffers serve the thread's next shard.
     arena.release();
     const { counts, failures } = outcomes;

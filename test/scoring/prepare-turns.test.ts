@@ -3,7 +3,7 @@
  * other reads no model; once the first is done, the second goes on, and both score every device. Within its turn a
  * shard reads as many devices' models at once as its store wants (`concurrentReads`: S3's round trips overlap).
  * They score their prepared devices in turns too: the first to prepare scores all of its devices before the other
- * scores any, so it finishes first rather than both together.
+ * scores any, so it finishes first rather than both together; the other heartbeats while it waits.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -152,6 +152,35 @@ test('two shards sharing infer turns score their devices one shard after the oth
   const [first, second] = preparedOrder;
   expect(inferred).toEqual([`${first}:0`, `${first}:25`, `${first}:50`, `${second}:0`, `${second}:25`, `${second}:50`]);
 });
+
+test('a shard waiting for its turn to score its devices heartbeats meanwhile', async () => {
+  const local = new LocalStore(dir);
+  await seedDemoFleet(local, { devices: 4, sensors: 2, hours: 1, endMs: Date.parse('2026-11-21T12:00Z'), seed: 3 });
+  await planRun(local, { store: local.uri, window: WINDOW, shardSize: 4, pool: 'cpu', runId: RUN });
+  // Another shard of the thread holds the turn to score until released.
+  const inferTurns = new Turns();
+  let release!: () => void;
+  const held = inferTurns.run(() => new Promise<void>((r) => (release = r)));
+  let prepared = false;
+  let beatsWaiting = 0;
+  const ctx = {
+    attempt: 1,
+    taskQueue: 'q',
+    workflowId: 'wf',
+    workflowRunId: RUN,
+    log: quiet,
+    prepared: () => void (prepared = true),
+    heartbeat: () => void (prepared && beatsWaiting++),
+  };
+  const deps = { store: local, sessions, aggregates: new AggregatesCache(), inferTurns };
+  const scored = scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: 0 }, ctx);
+  await waitUntil('the shard prepares its models', () => prepared, 10_000);
+  // Stacked Mahalanobis models score without a heartbeat of their own: these come from the timer, once a second.
+  await waitUntil('two heartbeats while the shard waits to score', () => beatsWaiting >= 2, 10_000);
+  release();
+  await held;
+  expect((await scored).scored).toBe(4);
+}, 30_000);
 
 test.each([
   ['a local store', undefined, 8],
