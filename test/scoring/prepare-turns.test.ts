@@ -13,7 +13,7 @@ import { AggregatesCache } from '../../lib/arrow/aggregates-cache';
 import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
 import { planRun } from '../../lib/scoring/plan-run';
-import { scoreShard } from '../../lib/scoring/score-shard';
+import { scoreShard, type ShardContext } from '../../lib/scoring/score-shard';
 import { Turns } from '../../lib/shared/concurrency';
 import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
 import { keys } from '../../lib/shared/keys';
@@ -30,6 +30,17 @@ const RUN = 'run-turns';
 
 let dir: string;
 let sessions: ModelSessionCache;
+
+/** A shard's context with a quiet log, and `overrides`. */
+const shardContext = (overrides: Partial<ShardContext> = {}): ShardContext => ({
+  attempt: 1,
+  taskQueue: 'q',
+  workflowId: 'wf',
+  workflowRunId: RUN,
+  heartbeat: () => {},
+  log: quiet,
+  ...overrides,
+});
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fleetscore-turns-'));
@@ -78,7 +89,7 @@ test('two shards sharing prepare turns never read models at the same time, and b
     },
   });
   const deps = { store, sessions, aggregates: new AggregatesCache(), prepareTurns: new Turns() };
-  const ctx = { attempt: 1, taskQueue: 'q', workflowId: 'wf', workflowRunId: RUN, heartbeat: () => {}, log: quiet };
+  const ctx = shardContext();
   const shard = (n: number) =>
     scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: n }, ctx);
   const both = Promise.all([shard(0), shard(1)]);
@@ -128,18 +139,13 @@ test('two shards sharing infer turns score their devices one shard after the oth
   const inferred: string[] = [];
   const shard = (n: number) => {
     let prepared = false;
-    const ctx = {
-      attempt: 1,
-      taskQueue: 'q',
-      workflowId: 'wf',
-      workflowRunId: RUN,
-      log: quiet,
+    const ctx = shardContext({
       prepared: () => {
         prepared = true;
         preparedOrder.push(n);
       },
-      heartbeat: ({ devicesDone }: { devicesDone: number }) => void (prepared && inferred.push(`${n}:${devicesDone}`)),
-    };
+      heartbeat: ({ devicesDone }) => void (prepared && inferred.push(`${n}:${devicesDone}`)),
+    });
     return scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: n }, ctx);
   };
   // Warm first, so that the second shard prepares without a store read, within the first's inference.
@@ -163,15 +169,10 @@ test('a shard waiting for its turn to score its devices heartbeats meanwhile', a
   const held = inferTurns.run(() => new Promise<void>((r) => (release = r)));
   let prepared = false;
   let beatsWaiting = 0;
-  const ctx = {
-    attempt: 1,
-    taskQueue: 'q',
-    workflowId: 'wf',
-    workflowRunId: RUN,
-    log: quiet,
+  const ctx = shardContext({
     prepared: () => void (prepared = true),
     heartbeat: () => void (prepared && beatsWaiting++),
-  };
+  });
   const deps = { store: local, sessions, aggregates: new AggregatesCache(), inferTurns };
   const scored = scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: 0 }, ctx);
   await waitUntil('the shard prepares its models', () => prepared, 10_000);
@@ -204,7 +205,7 @@ test.each([
     },
   });
   const deps = { store, sessions, aggregates: new AggregatesCache() };
-  const ctx = { attempt: 1, taskQueue: 'q', workflowId: 'wf', workflowRunId: RUN, heartbeat: () => {}, log: quiet };
+  const ctx = shardContext();
   const scored = scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: 0 }, ctx);
   await waitUntil(`${expected} model.json reads at once`, () => waiting >= expected, 10_000);
   await sleep(200);
