@@ -62,7 +62,8 @@ export interface ShardContext {
   log: WorkerLogger;
   /**
    * The attempt's cancellation signal (a workflow cancel, a heartbeat timeout or a worker's drain timeout, delivered
-   * with a heartbeat): checked at every device, so a cancelled attempt stops within one device's work.
+   * with a heartbeat): checked at every device, so a cancelled attempt stops within one device's work, and ends the
+   * wait for a turn (`prepareTurns`, `inferTurns`) at once.
    */
   signal?: AbortSignal;
   /** Called once the shard has prepared its models (a shard thread then takes the next shard waiting for one). */
@@ -179,12 +180,12 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
     let collected: ReturnType<typeof collect>;
     try {
       try {
-        await (deps.prepareTurns ? deps.prepareTurns.run(prepareAll) : prepareAll());
+        await (deps.prepareTurns ? deps.prepareTurns.run(prepareAll, ctx.signal) : prepareAll());
       } finally {
         deps.freshness?.flush();
       }
       ctx.prepared?.();
-      collected = await (deps.inferTurns ? deps.inferTurns.run(inferAndCollect) : inferAndCollect());
+      collected = await (deps.inferTurns ? deps.inferTurns.run(inferAndCollect, ctx.signal) : inferAndCollect());
     } finally {
       clearInterval(beat);
     }

@@ -21,10 +21,26 @@ export async function forEachLimited<T>(
 export class Turns {
   private last: Promise<unknown> = Promise.resolve();
 
-  /** Runs `work` once every earlier `run`'s work has settled; resolves or rejects as `work` does. */
-  run<T>(work: () => Promise<T>): Promise<T> {
-    const turn = this.last.then(work);
+  /**
+   * Runs `work` once every earlier `run`'s work has settled; resolves or rejects as `work` does. Aborted by `signal`
+   * before its turn, it rejects at once with the signal's reason, and `work` never runs (its turn passes on); once
+   * `work` has started, it settles as `work` does.
+   */
+  run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    let started = false;
+    const turn = this.last.then(() => {
+      signal?.throwIfAborted();
+      started = true;
+      return work();
+    });
     this.last = turn.catch(() => undefined);
-    return turn;
+    if (!signal) return turn;
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        if (!started) reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      turn.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 }

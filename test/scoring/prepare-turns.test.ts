@@ -14,6 +14,7 @@ import { seedDemoFleet } from '../../lib/demo/demo-fleet';
 import { ModelSessionCache } from '../../lib/models/model-sessions';
 import { planRun } from '../../lib/scoring/plan-run';
 import { scoreShard, type ShardContext } from '../../lib/scoring/score-shard';
+import type { ShardSummary } from '../../lib/shared/run-types';
 import { Turns } from '../../lib/shared/concurrency';
 import { registerModel, type ModelMetaInput } from '../../lib/models/model-registry';
 import { keys } from '../../lib/shared/keys';
@@ -67,6 +68,25 @@ test('Turns runs work one at a time, in the order handed in, and goes on after a
   const results = await Promise.allSettled([turns.run(step('a')), turns.run(step('b', true)), turns.run(step('c'))]);
   expect(events).toEqual(['a start', 'a end', 'b start', 'b end', 'c start', 'c end']);
   expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+});
+
+test('a run aborted before its turn rejects at once and its work never runs; one that has started settles as its work does', async () => {
+  const turns = new Turns();
+  let release!: () => void;
+  const first = new AbortController();
+  const held = turns.run(() => new Promise<string>((r) => (release = () => r('first'))), first.signal);
+  const waiting = new AbortController();
+  let ran = false;
+  const skipped = turns.run(async () => void (ran = true), waiting.signal);
+  const after = turns.run(async () => 'after');
+  waiting.abort(new Error('cancelled while waiting'));
+  await expect(skipped).rejects.toThrow('cancelled while waiting');
+  // Aborted once started: the work goes on, and the run settles with it.
+  first.abort(new Error('too late'));
+  release();
+  await expect(held).resolves.toBe('first');
+  await expect(after).resolves.toBe('after');
+  expect(ran).toBe(false);
 });
 
 test('two shards sharing prepare turns never read models at the same time, and both score every device', async () => {
@@ -159,29 +179,58 @@ test('two shards sharing infer turns score their devices one shard after the oth
   expect(inferred).toEqual([`${first}:0`, `${first}:25`, `${first}:50`, `${second}:0`, `${second}:25`, `${second}:50`]);
 });
 
-test('a shard waiting for its turn to score its devices heartbeats meanwhile', async () => {
+/**
+ * A shard of 4 devices that has prepared and waits for its turn to score, which another shard of its thread holds
+ * until `release`; `ctx` is its context, `prepared` called as the shard's own.
+ */
+async function waitingToScore(ctx: ShardContext): Promise<{ scored: Promise<ShardSummary>; release(): Promise<void> }> {
   const local = new LocalStore(dir);
   await seedDemoFleet(local, { devices: 4, sensors: 2, hours: 1, endMs: Date.parse('2026-11-21T12:00Z'), seed: 3 });
   await planRun(local, { store: local.uri, window: WINDOW, shardSize: 4, pool: 'cpu', runId: RUN });
-  // Another shard of the thread holds the turn to score until released.
   const inferTurns = new Turns();
   let release!: () => void;
   const held = inferTurns.run(() => new Promise<void>((r) => (release = r)));
   let prepared = false;
-  let beatsWaiting = 0;
-  const ctx = shardContext({
-    prepared: () => void (prepared = true),
-    heartbeat: () => void (prepared && beatsWaiting++),
-  });
   const deps = { store: local, sessions, aggregates: new AggregatesCache(), inferTurns };
-  const scored = scoreShard(deps, { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: 0 }, ctx);
+  const req = { store: local.uri, window: WINDOW, windowHours: 1, runId: RUN, shard: 0 };
+  const scored = scoreShard(deps, req, {
+    ...ctx,
+    prepared: () => {
+      prepared = true;
+      ctx.prepared?.();
+    },
+  });
   await waitUntil('the shard prepares its models', () => prepared, 10_000);
+  return {
+    scored,
+    release: async () => {
+      release();
+      await held;
+    },
+  };
+}
+
+test('a shard waiting for its turn to score its devices heartbeats meanwhile', async () => {
+  let waitingBeats = -1;
+  const { scored, release } = await waitingToScore(
+    shardContext({
+      prepared: () => void (waitingBeats = 0),
+      heartbeat: () => void (waitingBeats >= 0 && waitingBeats++),
+    }),
+  );
   // Stacked Mahalanobis models score without a heartbeat of their own: these come from the timer, once a second.
-  await waitUntil('two heartbeats while the shard waits to score', () => beatsWaiting >= 2, 10_000);
-  release();
-  await held;
+  await waitUntil('two heartbeats while the shard waits to score', () => waitingBeats >= 2, 10_000);
+  await release();
   expect((await scored).scored).toBe(4);
 }, 30_000);
+
+test('a shard cancelled while it waits for its turn to score fails at once, not when the turn comes', async () => {
+  const cancel = new AbortController();
+  const { scored, release } = await waitingToScore(shardContext({ signal: cancel.signal }));
+  cancel.abort(new Error('the attempt was cancelled'));
+  await expect(scored).rejects.toThrow('the attempt was cancelled');
+  await release();
+});
 
 test.each([
   ['a local store', undefined, 8],
