@@ -40,6 +40,7 @@ export class Turns {
         if (!started) reject(signal.reason as Error);
       };
       signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
       turn.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
   }

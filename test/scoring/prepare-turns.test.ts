@@ -81,6 +81,8 @@ test('a run aborted before its turn rejects at once and its work never runs; one
   const after = turns.run(async () => 'after');
   waiting.abort(new Error('cancelled while waiting'));
   await expect(skipped).rejects.toThrow('cancelled while waiting');
+  // Handed in already aborted: the same.
+  await expect(turns.run(async () => void (ran = true), waiting.signal)).rejects.toThrow('cancelled while waiting');
   // Aborted once started: the work goes on, and the run settles with it.
   first.abort(new Error('too late'));
   release();
