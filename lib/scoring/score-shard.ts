@@ -177,15 +177,18 @@ export async function scoreShard(deps: ShardDeps, req: ShardRequest, ctx: ShardC
       clearInterval(beat);
       return collect(plan.devices, ready, await inferAll(deps.sessions, ready, ctx, log), outcomes, predictions);
     };
+    // Where shards share a thread, each step waits for the shard's turn (which a cancel ends at once).
+    const inTurn = <T>(turns: Turns | undefined, work: () => Promise<T>) =>
+      turns ? turns.run(work, ctx.signal) : work();
     let collected: ReturnType<typeof collect>;
     try {
       try {
-        await (deps.prepareTurns ? deps.prepareTurns.run(prepareAll, ctx.signal) : prepareAll());
+        await inTurn(deps.prepareTurns, prepareAll);
       } finally {
         deps.freshness?.flush();
       }
       ctx.prepared?.();
-      collected = await (deps.inferTurns ? deps.inferTurns.run(inferAndCollect, ctx.signal) : inferAndCollect());
+      collected = await inTurn(deps.inferTurns, inferAndCollect);
     } finally {
       clearInterval(beat);
     }
