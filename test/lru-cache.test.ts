@@ -51,4 +51,72 @@ describe('LruCache', () => {
     expect(cache.size).toBe(0);
     expect(evicted).toEqual([]);
   });
+  it('agrees with a plain list model over a long mix of reads, writes, reweighs and deletes', () => {
+    // The model: entries oldest first, evicting from the front past the limit (never the entry written or reweighed,
+    // nor any newer one).
+    type Entry = { key: number; value: number; weight: number };
+    let model: Entry[] = [];
+    const limit = 8;
+    const evicted: number[] = [];
+    const modelEvicted: number[] = [];
+    const evictBefore = (keep: number) => {
+      let total = model.reduce((sum, e) => sum + e.weight, 0);
+      while (total > limit && model[0] && model[0].key !== keep) {
+        const victim = model.shift()!;
+        total -= victim.weight;
+        modelEvicted.push(victim.key);
+      }
+    };
+    const cache = new LruCache<number, number>(limit, (key) => evicted.push(key));
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let step = 0; step < 5_000; step++) {
+      const key = rand(10);
+      const at = model.findIndex((e) => e.key === key);
+      switch (rand(6)) {
+        case 0:
+        case 1: {
+          const entry = at >= 0 ? model.splice(at, 1)[0] : undefined;
+          if (entry) model.push(entry);
+          expect(cache.get(key)).toBe(entry?.value);
+          break;
+        }
+        case 2: {
+          if (at >= 0) model.splice(at, 1);
+          const weight = rand(5);
+          model.push({ key, value: step, weight });
+          cache.set(key, step, weight);
+          evictBefore(key);
+          break;
+        }
+        case 3: {
+          const weight = rand(7);
+          if (at >= 0) {
+            model[at]!.weight = weight;
+            evictBefore(key);
+          }
+          cache.reweigh(key, weight);
+          break;
+        }
+        case 4:
+          if (at >= 0) model.splice(at, 1);
+          expect(cache.delete(key)).toBe(at >= 0);
+          break;
+        default:
+          expect(cache.peek(key)).toBe(at >= 0 ? model[at]!.value : undefined);
+          if (rand(50) === 0) {
+            model = [];
+            cache.clear();
+          }
+      }
+      expect(cache.values()).toEqual(model.map((e) => e.value));
+      expect(cache.oldest()).toBe(model[0]?.value);
+      expect([cache.size, cache.weight]).toEqual([model.length, model.reduce((sum, e) => sum + e.weight, 0)]);
+    }
+    expect(evicted).toEqual(modelEvicted);
+    expect(evicted.length).toBeGreaterThan(100);
+  });
 });
