@@ -51,7 +51,8 @@ describe('LruCache', () => {
     expect(cache.size).toBe(0);
     expect(evicted).toEqual([]);
   });
-  it('agrees with a plain list model over a long mix of reads, writes, reweighs and deletes', () => {
+
+  it('agrees with a plain list model over a long mix of reads, writes, reweighs, peeks, deletes and clears', () => {
     // The model: entries oldest first, evicting from the front past the limit (never the entry written or reweighed,
     // nor any newer one).
     type Entry = { key: number; value: number; weight: number };
@@ -59,8 +60,9 @@ describe('LruCache', () => {
     const limit = 8;
     const evicted: number[] = [];
     const modelEvicted: number[] = [];
+    const modelWeight = () => model.reduce((sum, e) => sum + e.weight, 0);
     const evictBefore = (keep: number) => {
-      let total = model.reduce((sum, e) => sum + e.weight, 0);
+      let total = modelWeight();
       while (total > limit && model[0] && model[0].key !== keep) {
         const victim = model.shift()!;
         total -= victim.weight;
@@ -114,7 +116,7 @@ describe('LruCache', () => {
       }
       expect(cache.values()).toEqual(model.map((e) => e.value));
       expect(cache.oldest()).toBe(model[0]?.value);
-      expect([cache.size, cache.weight]).toEqual([model.length, model.reduce((sum, e) => sum + e.weight, 0)]);
+      expect([cache.size, cache.weight]).toEqual([model.length, modelWeight()]);
     }
     expect(evicted).toEqual(modelEvicted);
     expect(evicted.length).toBeGreaterThan(100);
