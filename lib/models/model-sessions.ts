@@ -373,6 +373,13 @@ export class ModelSessionCache {
         if (rows === 0) return Promise.resolve(new Float32Array(0));
         const input = preprocess(meta, x);
         const started = performance.now();
+        const error = meta.output.reconstructionError;
+        // A chain of dense layers computes a reconstruction's error with the reconstruction, in one call.
+        const errors = error && program.reconstructionError(input, rows, k, error);
+        if (errors) {
+          observer.inference?.((performance.now() - started) / 1000, rows);
+          return Promise.resolve(checkFinite(errors, meta.output.name, device, file));
+        }
         let out;
         try {
           out = program.runInScratch(input, rows, k);

@@ -2,13 +2,17 @@
  * Dense layers fused (lib/models/fast-paths/fused-dense.ts): the WebAssembly SIMD layer against the scalar loop
  * that runs without SIMD, bit for bit (products summed in double, the bias, float32 rounding, Relu, and the Tanh
  * computed in double from an expm1), and graphs of Gemm, MatMul, Add, Tanh and Relu compiled with fusion against
- * the same graphs evaluated node by node: which nodes fuse, which do not, and the same outputs bit for bit.
+ * the same graphs evaluated node by node: which nodes fuse, which do not, and the same outputs bit for bit. A graph
+ * of dense layers and nothing else runs as one chain (simd-chain.ts): its outputs, and its reconstruction error,
+ * against the layers node by node and reconstructionError, bit for bit.
  */
 import { onnx } from 'onnx-proto';
 import { dense, scalarDense, type DenseParams } from '../../lib/models/fast-paths/fused-dense';
 import { linkProgram } from '../../lib/models/fast-paths/graph-evaluator';
 import { compileGraph } from '../../lib/models/fast-paths/graph-program';
+import { denseChainOf, MAX_CHAIN_PRODUCTS } from '../../lib/models/fast-paths/simd-chain';
 import { paddedWidth, simdDense, type DenseLayer } from '../../lib/models/fast-paths/simd-dense';
+import { reconstructionError } from '../../lib/models/reconstruction-error';
 import { mlModel, valueInfo } from '../support/onnx-models';
 import { random as seeded } from '../support/random';
 
@@ -222,5 +226,107 @@ describe('fusing the dense layers of a graph', () => {
     expect(() => dense.run(params, [x])).toThrow(/Gemm: inputs must be matrices/);
     const narrow = { type: 'float' as const, dims: [2, 4], data: new Float32Array(8) };
     expect(() => dense.run({ ...params, origin: 'MatMul' }, [narrow])).toThrow(/MatMul: \[2,4\] by weights of 3/);
+  });
+});
+
+/** A chain of `sizes.length - 1` dense layers (Gemm, MatMul and Add, Tanh or Relu, by turns), X -> Y. */
+function chainGraph(sizes: readonly number[], last: 'Tanh' | 'Relu' | undefined = undefined): Uint8Array {
+  const nodes: onnx.INodeProto[] = [];
+  const inits: onnx.ITensorProto[] = [];
+  let value = 'X';
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    const [k, n] = [sizes[l]!, sizes[l + 1]!];
+    const activation = l + 2 < sizes.length ? (['Tanh', 'Relu', undefined] as const)[l % 3] : last;
+    const out = activation ? `D${l}` : l + 2 < sizes.length ? `A${l}` : 'Y';
+    if (l % 2 === 0) {
+      // torch's Linear: Gemm by weights [n, k], transposed.
+      inits.push(init(`W${l}`, [n, k]), init(`B${l}`, [n]));
+      nodes.push(node('Gemm', [value, `W${l}`, `B${l}`], out, { transB: 1 }));
+    } else {
+      // scikit-learn's: MatMul, then the Add of the bias (the product rounded first).
+      inits.push(init(`W${l}`, [k, n]), init(`B${l}`, [1, n]));
+      nodes.push(node('MatMul', [value, `W${l}`], `M${l}`), node('Add', [`M${l}`, `B${l}`], out));
+    }
+    value = out;
+    if (activation) {
+      value = l + 2 < sizes.length ? `A${l}` : 'Y';
+      nodes.push(node(activation, [out], value));
+    }
+  }
+  return graph(nodes, inits);
+}
+
+describe('a chain of dense layers and nothing else', () => {
+  it.each([
+    // The bench's autoencoder; an odd hidden layer; deeper; one layer; wide.
+    [[7, 4, 7], 60],
+    [[5, 3, 5], 17],
+    [[6, 9, 2, 5, 6], 33],
+    [[3, 3], 4],
+    [[16, 31, 16], 61],
+  ])('%j on %i rows: outputs and errors bit for bit as its layers one by one', (sizes, rows) => {
+    for (const last of ['Tanh', 'Relu', undefined] as const) {
+      const bytes = chainGraph(sizes, last);
+      const fused = compileGraph(bytes, 'X', 'Y');
+      expect(denseChainOf(fused)).toBeDefined();
+      const chained = linkProgram(fused);
+      const plain = linkProgram(compileGraph(bytes, 'X', 'Y', false));
+      const k = sizes[0]!;
+      const n = sizes[sizes.length - 1]!;
+      // Twice, the second time with fewer rows: what the first call left in memory must not leak into the second.
+      for (const m of [rows, Math.max(1, rows - 3)]) {
+        const x = values(m * k, true);
+        const want = plain.run(x, m, k);
+        const got = chained.run(x, m, k);
+        expect(got.dims).toEqual(want.dims);
+        expect(got.type).toBe('float');
+        expect(Array.from(got.data)).toEqual(Array.from(want.data));
+        for (const kind of ['mse', 'mae'] as const) {
+          const errors = chained.reconstructionError(x, m, k, kind);
+          if (n !== k) expect(errors).toBeUndefined();
+          else {
+            const expected = reconstructionError(kind, x, want.data as Float32Array, m, k);
+            expect(Array.from(errors!)).toEqual(Array.from(expected));
+          }
+        }
+      }
+    }
+  });
+
+  it('grows its memory for more rows than it has held, and stays exact', () => {
+    const bytes = chainGraph([7, 4, 7], 'Tanh');
+    const chained = linkProgram(compileGraph(bytes, 'X', 'Y'));
+    const plain = linkProgram(compileGraph(bytes, 'X', 'Y', false));
+    const x = values(20_000 * 7, false);
+    const want = reconstructionError('mse', x, plain.run(x, 20_000, 7).data as Float32Array, 20_000, 7);
+    expect(Array.from(chained.reconstructionError(x, 20_000, 7, 'mse')!)).toEqual(Array.from(want));
+  });
+
+  it('is not made of a program with anything else, and such a program has no fused reconstruction error', () => {
+    const notChains = [
+      // A Tanh read twice stays a node of its own.
+      graph(
+        [node('Gemm', ['X', 'W', 'B'], 'G', { transB: 1 }), node('Tanh', ['G'], 'T'), node('Add', ['T', 'T'], 'Y')],
+        [init('W', [3, 3]), init('B', [3])],
+      ),
+      // A Gemm it does not fuse (alpha 0.5) before a dense layer.
+      graph(
+        [node('Gemm', ['X', 'W1', 'B1'], 'G', { alpha: 0.5, transB: 1 }), node('Gemm', ['G', 'W2', 'B2'], 'Y')],
+        [init('W1', [3, 3]), init('B1', [3]), init('W2', [3, 3]), init('B2', [3])],
+      ),
+      // Double rows.
+      graph(
+        [node('Gemm', ['X', 'W', 'B'], 'Y', { transB: 1 })],
+        [init('W', [3, 3], DOUBLE), init('B', [3], DOUBLE)],
+        DOUBLE,
+      ),
+      // Layers larger than a chain's code is made for (100 h products a row, for h hidden outputs).
+      chainGraph([100, Math.floor(MAX_CHAIN_PRODUCTS / 100) + 2, 100]),
+    ];
+    for (const bytes of notChains) {
+      const program = compileGraph(bytes, 'X', 'Y');
+      expect(denseChainOf(program)).toBeUndefined();
+      expect(linkProgram(program).reconstructionError(values(9, false), 3, 3, 'mse')).toBeUndefined();
+    }
   });
 });

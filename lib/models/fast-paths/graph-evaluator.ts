@@ -5,6 +5,8 @@
  */
 import { opsOf, type GraphProgram, type ProgramBody, type ProgramNode } from './graph-program';
 import type { LinkedBody, OpDef } from './op-types';
+import type { ReconstructionError } from '../reconstruction-error';
+import { denseChainOf, type DenseChain } from './simd-chain';
 import { alloc, resetScratch, UnsupportedGraph, type Tensor } from './tensor';
 
 /** A program linked to its operator implementations, ready to score rows. */
@@ -20,6 +22,12 @@ export interface LinkedProgram {
    * the thread (for a caller that reads it at once, and copies what it keeps).
    */
   runInScratch(x: Float32Array, rows: number, k: number): Tensor;
+  /**
+   * Each row's reconstruction error (`kind`) of the model's output against `x` ([rows, k] float32), computed with
+   * the output in one call where the program is a chain of dense layers from k inputs to k outputs (simd-chain.ts);
+   * undefined otherwise (then {@link runInScratch} and read the output).
+   */
+  reconstructionError(x: Float32Array, rows: number, k: number, kind: ReconstructionError): Float32Array | undefined;
 }
 
 interface Step {
@@ -31,7 +39,7 @@ interface Step {
 
 /** Links a program (possibly received from a compile thread) to the operators that evaluate it. */
 export function linkProgram(program: GraphProgram): LinkedProgram {
-  return new Linked(program, stepsOf(program.nodes));
+  return new Linked(program, stepsOf(program.nodes), denseChainOf(program));
 }
 
 /**
@@ -42,11 +50,16 @@ class Linked implements LinkedProgram {
   constructor(
     readonly program: GraphProgram,
     private readonly steps: Step[],
+    private readonly chain: DenseChain | undefined,
   ) {}
 
   runInScratch(x: Float32Array, rows: number, k: number): Tensor {
-    const { program } = this;
+    const { program, chain } = this;
     resetScratch();
+    if (chain?.k === k) {
+      const out = alloc('float', [rows, chain.n]);
+      if (chain.run(x, rows, 'outputs', out.data as Float32Array)) return out;
+    }
     const values = new Array<Tensor | undefined>(program.slots);
     for (const [s, t] of program.constants) values[s] = t;
     if (program.inputType === 'double') {
@@ -58,6 +71,13 @@ class Linked implements LinkedProgram {
     const out = values[program.output];
     if (!out) throw new UnsupportedGraph('the output was not computed');
     return out;
+  }
+
+  reconstructionError(x: Float32Array, rows: number, k: number, kind: ReconstructionError): Float32Array | undefined {
+    const { chain } = this;
+    if (chain?.k !== k || chain.n !== k) return undefined;
+    const scores = new Float32Array(rows);
+    return chain.run(x, rows, kind, scores) ? scores : undefined;
   }
 
   run(x: Float32Array, rows: number, k: number): Tensor {

@@ -102,8 +102,14 @@ const EXPM1_TERMS = Array.from({ length: 12 }, (_, t) => {
 const SIGN_BITS = v128Const(new Uint8Array(new BigUint64Array([1n << 63n, 1n << 63n]).buffer));
 const ONE_BITS = v128Const(new Uint8Array(new Float64Array([1, 1]).buffer));
 
-/** ACC := tanh of ACC rounded to float32, in double (see the file's comment). */
-const TANH_CODE = [
+/** The seven v128 locals {@link tanhCode} uses: `acc`, then six of scratch. */
+export type TanhLocals = readonly [number, number, number, number, number, number, number];
+
+/**
+ * The local `acc` := tanh of `acc` rounded to float32, in double (see the file's comment), with six v128 locals of
+ * scratch (`v`, `u`, `n`, `r`, `t`, `s`): the dense layer's and the dense chain's (simd-chain.ts).
+ */
+export const tanhCode = ([ACC, V, U, N, R, T, S]: TanhLocals) => [
   // v = float32(acc); u = 2 min(|v|, 20)
   ...get(ACC), ...DEMOTE, ...PROMOTE_LOW, ...tee(V),
   ...F64X2_ABS, ...f64x2Const(20), ...F64X2_MIN, ...tee(U), ...get(U), ...F64X2_ADD, ...set(U),
@@ -152,7 +158,7 @@ const CODE = [
   ...get(FLAGS), ...i32(HAS_BIAS), AND, ...IF,
   ...get(ACC), ...get(B), ...get(J), ...i32(3), SHL, ADD, ...V128_LOAD, ...F64X2_ADD, ...set(ACC),
   END,
-  ...get(FLAGS), ...i32(TANH), AND, ...IF, ...TANH_CODE, END,
+  ...get(FLAGS), ...i32(TANH), AND, ...IF, ...tanhCode([ACC, V, U, N, R, T, S]), END,
   // relu: pmax(0, acc) = 0 < acc ? acc : 0
   ...get(FLAGS), ...i32(RELU), AND, ...IF,
   ...V128_ZERO, ...get(ACC), ...F64X2_PMAX, ...set(ACC),

@@ -35,12 +35,13 @@ const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
 // Value types.
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
 
 // Instructions (core and 0xfd-prefixed SIMD).
-export const get = (i: number) => [0x20, i];
-export const set = (i: number) => [0x21, i];
-export const tee = (i: number) => [0x22, i];
+export const get = (i: number) => [0x20, ...leb(i)];
+export const set = (i: number) => [0x21, ...leb(i)];
+export const tee = (i: number) => [0x22, ...leb(i)];
 export const i32 = (v: number) => [0x41, ...sleb(v)];
 export const ADD = 0x6a;
 export const SUB = 0x6b;
@@ -56,6 +57,13 @@ export const GE_U = 0x4f;
 export const F32_EQ = 0x5b;
 export const F32_MAX = 0x97;
 export const F64_PROMOTE_F32 = 0xbb;
+export const F32_DEMOTE_F64 = 0xb6;
+export const F64_ABS = 0x99;
+export const F64_ADD = 0xa0;
+export const F64_SUB = 0xa1;
+export const F64_MUL = 0xa2;
+export const F64_DIV = 0xa3;
+export const f64 = (v: number) => [0x44, ...new Uint8Array(new Float64Array([v]).buffer)];
 export const IF = [0x04, 0x40];
 export const BLOCK = [0x02, 0x40];
 export const LOOP = [0x03, 0x40];
@@ -63,17 +71,23 @@ export const END = 0x0b;
 export const brIf = (depth: number) => [0x0d, depth];
 export const br = (depth: number) => [0x0c, depth];
 export const F32_LOAD = [0x2a, 2, 0];
+/** A float32 at a constant byte offset from the address on the stack. */
+export const f32LoadAt = (offset: number) => [0x2a, 2, ...leb(offset)];
 export const I32_LOAD = [0x28, 2, 0];
 export const F32_STORE = [0x38, 2, 0];
 export const I32_STORE = [0x36, 2, 0];
 export const f32 = (v: number) => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)];
 export const simd = (op: number) => [0xfd, ...leb(op)];
 export const V128_LOAD = [...simd(0x00), 4, 0];
+/** A vector at a constant byte offset from the address on the stack (8-byte aligned: two doubles). */
+export const v128LoadAt = (offset: number) => [...simd(0x00), 3, ...leb(offset)];
 export const V128_STORE = [...simd(0x0b), 4, 0];
 /** A vector of any alignment (the candidates' tail). */
 export const V128_STORE_ANY = [...simd(0x0b), 0, 0];
 /** The low 8 bytes of a vector (lane 0 of two), at any alignment. */
 export const V128_STORE64_LANE0 = [...simd(0x5b), 0, 0, 0];
+/** {@link V128_STORE64_LANE0} at a constant byte offset from the address on the stack. */
+export const store64Lane0At = (offset: number) => [...simd(0x5b), 0, ...leb(offset), 0];
 export const v128Const = (bytes: Uint8Array) => [...simd(0x0c), ...Array.from(bytes)];
 /** Two doubles, both `v`. */
 export const f64x2Const = (v: number) => v128Const(new Uint8Array(new Float64Array([v, v]).buffer));
@@ -82,6 +96,7 @@ export const shuffle = (lanes: number[]) => [...simd(0x0d), ...lanes];
 export const I32X4_SPLAT = simd(0x11);
 export const F32X4_SPLAT = simd(0x13);
 export const F64X2_SPLAT = simd(0x14);
+export const f64x2Lane = (lane: number) => [...simd(0x21), lane];
 export const i32x4Lane = (lane: number) => [...simd(0x1b), lane];
 export const f32x4Lane = (lane: number) => [...simd(0x1f), lane];
 export const I32X4_LT_S = simd(0x39);
