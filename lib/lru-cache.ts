@@ -7,6 +7,13 @@
 export class LruCache<K, V> {
   private readonly entries = new Map<K, { value: V; weight: number }>();
   private total = 0;
+  /**
+   * The most recently used key, while it is held: reading it again moves nothing. A read moves its entry to the end
+   * by deleting and setting it, which makes a small Map shrink and grow its table, and a large one rehash as the
+   * deleted entries pile up: for a cache read mostly by one key (a kernel by its shape), that was an allocation of
+   * hundreds of bytes a read.
+   */
+  private newest: K | undefined;
 
   constructor(
     /** The most total weight kept. */
@@ -31,8 +38,11 @@ export class LruCache<K, V> {
   get(key: K): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    if (key !== this.newest) {
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      this.newest = key;
+    }
     return entry.value;
   }
 
@@ -61,6 +71,7 @@ export class LruCache<K, V> {
   set(key: K, value: V, weight = 1): void {
     this.remove(key);
     this.entries.set(key, { value, weight });
+    this.newest = key;
     this.total += weight;
     this.evict(key);
   }
@@ -82,6 +93,7 @@ export class LruCache<K, V> {
   /** Forgets everything. */
   clear(): void {
     this.entries.clear();
+    this.newest = undefined;
     this.total = 0;
   }
 
@@ -94,6 +106,7 @@ export class LruCache<K, V> {
     const entry = this.entries.get(key);
     if (!entry) return false;
     this.entries.delete(key);
+    if (key === this.newest) this.newest = undefined;
     this.total -= entry.weight;
     return true;
   }

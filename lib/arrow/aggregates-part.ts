@@ -63,11 +63,14 @@ export interface SharedPart {
 }
 
 /** The typed arrays decoded from a part's table (timestamps, runs, batch starts), as a part and a shared part hold them. */
-type DecodedArrays = Pick<DecodedPart, 'ts' | 'tsNanos' | 'runStart' | 'runEnd' | 'runBatch' | 'batchStart'>;
+type DecodedArrays = Pick<
+  DecodedPart,
+  'ts' | 'tsNanos' | 'runStart' | 'runEnd' | 'runBatch' | 'batchStart' | 'deviceRunStart' | 'deviceRuns'
+>;
 
 /** Bytes of the typed arrays decoded from a part's table. */
 export function decodedArrayBytes(d: DecodedArrays): number {
-  const arrays = [d.ts, d.tsNanos, d.runStart, d.runEnd, d.runBatch, d.batchStart];
+  const arrays = [d.ts, d.tsNanos, d.runStart, d.runEnd, d.runBatch, d.batchStart, d.deviceRunStart, d.deviceRuns];
   return arrays.reduce((sum, a) => sum + (a?.byteLength ?? 0), 0);
 }
 
@@ -78,8 +81,13 @@ interface DecodedPart {
   runStart: Int32Array;
   runEnd: Int32Array;
   runBatch: Int32Array;
-  runsByDevice: Map<string, number[]>;
   batchStart: Int32Array;
+  /** Device ids in order of first appearance; device i's runs are `deviceRuns[deviceRunStart[i], deviceRunStart[i + 1])`. */
+  devices: string[];
+  /** Each device id's number in `devices`. */
+  deviceNumbers: Map<string, number>;
+  deviceRunStart: Int32Array;
+  deviceRuns: Int32Array;
 }
 
 /**
@@ -95,7 +103,14 @@ export class AggregatesPart {
   readonly runStart: Int32Array;
   readonly runEnd: Int32Array;
   readonly runBatch: Int32Array;
-  private readonly runsByDevice: Map<string, number[]>;
+  /**
+   * The runs of device number d ({@link deviceNumber}) are `deviceRuns[deviceRunStart[d], deviceRunStart[d + 1])`:
+   * no array a device, in a part that 2,000 devices and two threads each read every hour.
+   */
+  readonly deviceRunStart: Int32Array;
+  readonly deviceRuns: Int32Array;
+  private readonly deviceList: string[];
+  private readonly deviceNumbers: Map<string, number>;
   /** The row of the part where each record batch starts. */
   readonly batchStart: Int32Array;
   private readonly featureCache = new Map<string, FeatureColumn>();
@@ -123,7 +138,10 @@ export class AggregatesPart {
     this.runStart = decoded.runStart;
     this.runEnd = decoded.runEnd;
     this.runBatch = decoded.runBatch;
-    this.runsByDevice = decoded.runsByDevice;
+    this.deviceRunStart = decoded.deviceRunStart;
+    this.deviceRuns = decoded.deviceRuns;
+    this.deviceList = decoded.devices;
+    this.deviceNumbers = decoded.deviceNumbers;
     this.batchStart = decoded.batchStart;
     this.decodedBytes = decodedArrayBytes(decoded);
   }
@@ -143,12 +161,12 @@ export class AggregatesPart {
 
   /** The distinct device ids in the part, in order of first appearance. Untrusted data: validate before use. */
   get devices(): string[] {
-    return [...this.runsByDevice.keys()];
+    return [...this.deviceList];
   }
 
-  /** The run indexes of `device` (empty when the part has none of its rows). */
-  runsOf(device: string): readonly number[] {
-    return this.runsByDevice.get(device) ?? [];
+  /** The number of `device` in the part, whose runs {@link deviceRunStart} locates; -1 when it has none of its rows. */
+  deviceNumber(device: string): number {
+    return this.deviceNumbers.get(device) ?? -1;
   }
 
   /** The columns other than `device_id` and `ts`, whatever their type. */
@@ -231,15 +249,6 @@ export function readSharedPart(file: string, bytes: Uint8Array): { part: Aggrega
   const table = parsed.table;
   const views = viewsOf(table, bytes.byteLength) ?? undefined;
   const ipc = views ?? sharedCopy(tableToIPC(table, 'stream'));
-  const devices = parsed.devices;
-  const deviceRunStart = new Int32Array(new SharedArrayBuffer((devices.length + 1) * 4));
-  const deviceRuns = new Int32Array(new SharedArrayBuffer(parsed.runStart.length * 4));
-  let at = 0;
-  devices.forEach((device, i) => {
-    deviceRunStart[i] = at;
-    for (const r of parsed.runsOf(device)) deviceRuns[at++] = r;
-  });
-  deviceRunStart[devices.length] = at;
   const shared: SharedPart = {
     file,
     ipc,
@@ -251,22 +260,24 @@ export function readSharedPart(file: string, bytes: Uint8Array): { part: Aggrega
     runEnd: sharedCopy(parsed.runEnd),
     runBatch: sharedCopy(parsed.runBatch),
     batchStart: sharedCopy(parsed.batchStart),
-    devices,
-    deviceRunStart,
-    deviceRuns,
+    devices: parsed.devices,
+    deviceRunStart: sharedCopy(parsed.deviceRunStart),
+    deviceRuns: sharedCopy(parsed.deviceRuns),
   };
   return { part: partFromShared(shared, views ? table : undefined), shared };
 }
 
 /** The part another thread read ({@link readSharedPart}); `table` when the caller has it read already. */
 export function partFromShared(shared: SharedPart, table = tableOf(shared.file, shared.ipc)): AggregatesPart {
-  const runsByDevice = new Map<string, number[]>();
-  const { devices, deviceRunStart, deviceRuns } = shared;
-  for (let i = 0; i < devices.length; i++) {
-    runsByDevice.set(devices[i]!, Array.from(deviceRuns.subarray(deviceRunStart[i], deviceRunStart[i + 1])));
-  }
-  const decoded: DecodedPart = { ...shared, runsByDevice };
+  const decoded: DecodedPart = { ...shared, deviceNumbers: numbered(shared.devices) };
   return new AggregatesPart(shared.file, table, decoded, shared.tsType, shared.byteLength);
+}
+
+/** Each id's index in `ids`. */
+function numbered(ids: readonly string[]): Map<string, number> {
+  const numbers = new Map<string, number>();
+  for (let i = 0; i < ids.length; i++) numbers.set(ids[i]!, i);
+  return numbers;
 }
 
 /** `bytes` in a SharedArrayBuffer of their own. */
@@ -375,7 +386,10 @@ function decodeRows(file: string, table: Table, unit: TimeUnit): DecodedPart {
   const runStart: number[] = [];
   const runEnd: number[] = [];
   const runBatch: number[] = [];
-  const runsByDevice = new Map<string, number[]>();
+  /** The device number of each run. */
+  const runDevice: number[] = [];
+  const devices: string[] = [];
+  const deviceNumbers = new Map<string, number>();
   const batchStart = new Int32Array(deviceVector.data.length);
   const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -384,9 +398,13 @@ function decodeRows(file: string, table: Table, unit: TimeUnit): DecodedPart {
     runStart.push(start);
     runEnd.push(end);
     runBatch.push(batch);
-    const list = runsByDevice.get(device);
-    if (list) list.push(id);
-    else runsByDevice.set(device, [id]);
+    let d = deviceNumbers.get(device);
+    if (d === undefined) {
+      d = devices.length;
+      devices.push(device);
+      deviceNumbers.set(device, d);
+    }
+    runDevice[id] = d;
   };
 
   let row = 0;
@@ -412,13 +430,23 @@ function decodeRows(file: string, table: Table, unit: TimeUnit): DecodedPart {
     }
     row += dev.length;
   }
+  // Each device's runs together, in run order: counted, then placed.
+  const deviceRunStart = new Int32Array(devices.length + 1);
+  for (const d of runDevice) deviceRunStart[d + 1]!++;
+  for (let d = 0; d < devices.length; d++) deviceRunStart[d + 1]! += deviceRunStart[d]!;
+  const deviceRuns = new Int32Array(runDevice.length);
+  const next = deviceRunStart.slice(0, devices.length);
+  runDevice.forEach((d, id) => (deviceRuns[next[d]!++] = id));
   return {
     ts,
     tsNanos,
     runStart: Int32Array.from(runStart),
     runEnd: Int32Array.from(runEnd),
     runBatch: Int32Array.from(runBatch),
-    runsByDevice,
     batchStart,
+    devices,
+    deviceNumbers,
+    deviceRunStart,
+    deviceRuns,
   };
 }

@@ -121,7 +121,10 @@ class Slab<T extends Float64Array | Float32Array | Int32Array> {
 /** Which holder each gathered row came from, for error messages: one buffer per thread, grown as needed. */
 let sourceScratch = new Int32Array(1024);
 
-/** Rows gathered in part order: `source[i]` is the index in `holders` that row `i` came from. */
+/**
+ * Rows gathered in part order: `source[i]` is the index in `holders` that row `i` came from (for the first
+ * `ts.length` entries of `source`, which may be longer).
+ */
 interface Gathered {
   ts: Float64Array;
   nanos: Int32Array;
@@ -165,7 +168,10 @@ function countRows(
         throw new InvalidAggregates(`feature ${JSON.stringify(f)} ${col.reason}`, context);
       }
     }
-    for (const r of part.runsOf(device)) {
+    const d = part.deviceNumber(device);
+    if (d < 0) continue;
+    for (let at = part.deviceRunStart[d]!; at < part.deviceRunStart[d + 1]!; at++) {
+      const r = part.deviceRuns[at]!;
       for (let i = part.runStart[r]!; i < part.runEnd[r]!; i++) {
         const t = part.ts[i]!;
         if (t !== t) {
@@ -198,7 +204,8 @@ function copyRows(
     ? arena.take(rows, k)
     : { ts: new Float64Array(rows), nanos: new Int32Array(rows), x: new Float32Array(rows * k) };
   if (sourceScratch.length < rows) sourceScratch = new Int32Array(2 * rows);
-  const source = sourceScratch.subarray(0, rows);
+  // The thread's scratch itself, not a view of its first `rows` (an object a device).
+  const source = sourceScratch;
   let bad: { ts: number; file: string; field: string; what: string } | undefined;
   let out = 0;
   for (let p = 0; p < holders.length; p++) {
@@ -206,7 +213,10 @@ function copyRows(
     const cols = features.map((f) => (part.feature(f) as { chunks: FeatureChunk[] }).chunks);
     const partTs = part.ts;
     const partNanos = part.tsNanos;
-    for (const r of part.runsOf(device)) {
+    const d = part.deviceNumber(device);
+    const runsEnd = d < 0 ? 0 : part.deviceRunStart[d + 1]!;
+    for (let at = d < 0 ? 0 : part.deviceRunStart[d]!; at < runsEnd; at++) {
+      const r = part.deviceRuns[at]!;
       const b = part.runBatch[r]!;
       const base = part.batchOffset(b);
       const runStart = part.runStart[r]!;

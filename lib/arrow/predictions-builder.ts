@@ -52,7 +52,7 @@ export class PredictionsBuilder {
     if (this.nanos) {
       if (tsNanos) this.nanos.set(tsNanos.subarray(0, n), this.length);
       else this.nanos.fill(0, this.length, this.length + n);
-    } else if (tsNanos?.some((v) => v !== 0)) {
+    } else if (tsNanos && hasNonZero(tsNanos, n)) {
       throw new InvalidPredictions(`device ${device}: times finer than the predictions' unit`, undefined, 'ts');
     }
     this.length += n;
@@ -95,4 +95,10 @@ export class PredictionsBuilder {
     this.isAnomaly = grow(this.isAnomaly, (n) => new Uint8Array(n));
     if (this.nanos) this.nanos = grow(this.nanos, (n) => new Int32Array(n));
   }
+}
+
+/** Whether any of the first `n` values is not 0 (a loop: `some` with a callback made a closure a device). */
+function hasNonZero(values: Int32Array, n: number): boolean {
+  for (let i = 0; i < n; i++) if (values[i] !== 0) return true;
+  return false;
 }

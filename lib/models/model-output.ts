@@ -17,6 +17,21 @@ export function isAnomaly(meta: Pick<ModelMeta, 'anomalyWhen' | 'threshold'>, sc
   return meta.anomalyWhen === 'above' ? score > meta.threshold : score < meta.threshold;
 }
 
+/** Sets `flags[row]` to 1 for each anomalous score (by {@link isAnomaly}), 0 for the others; how many are. */
+export function markAnomalies(
+  meta: Pick<ModelMeta, 'anomalyWhen' | 'threshold'>,
+  scores: Float32Array,
+  flags: Uint8Array,
+): number {
+  let anomalies = 0;
+  for (let row = 0; row < scores.length; row++) {
+    const anomalous = isAnomaly(meta, scores[row]!);
+    flags[row] = anomalous ? 1 : 0;
+    if (anomalous) anomalies++;
+  }
+  return anomalies;
+}
+
 /** Applies model.json's preprocessing to a copy; the caller's rows are never modified. */
 export function preprocess(meta: ModelMeta, x: Float32Array): Float32Array {
   const p = meta.preprocessing;

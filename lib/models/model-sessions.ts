@@ -128,6 +128,13 @@ export class ModelSessionCache {
   private readonly stacked: LruCache<string, MahalanobisParams | null>;
   private readonly batcher: MahalanobisBatcher;
   private readonly compiled: CompiledModels;
+  /**
+   * Per store (by URI), each device's model as {@link prepareCached} last returned it, returned again while its
+   * version and checksum are the ones asked for and its stacked parameters or compiled program are still the ones
+   * held: a warm run then makes no key string and no object for a device (each made about 1.8 KB of garbage a device
+   * a run: half of what a warm shard allocated, and the collections that go with it).
+   */
+  private readonly warm = new Map<string, LruCache<string, WarmModel>>();
 
   constructor(options: ModelSessionCacheOptions = {}) {
     const executionProviders = options.executionProviders ?? ['cpu'];
@@ -252,16 +259,39 @@ export class ModelSessionCache {
   ): PreparedModel | undefined {
     if (!this.batching) return undefined;
     const { version, sha256 } = entry;
+    let byDevice = this.warm.get(store.uri);
+    const warm = byDevice?.get(device);
+    if (warm && warm.prepared.version === version && warm.prepared.meta.sha256 === sha256) {
+      const { prepared, key, held } = warm;
+      const still = prepared.kind === 'stacked' ? this.stacked.get(key) : this.compiled.cached(key);
+      if (still === held) {
+        this.observer.cacheLookup?.(true);
+        if (prepared.kind === 'session') this.observer.program?.('cached');
+        return prepared;
+      }
+    }
     const id = this.id(store, device, version);
     const meta = this.metas.get(id);
     if (!meta || meta.sha256 !== sha256 || !this.verified.has(id)) return undefined;
+    let made: WarmModel | undefined;
     if (scoresFirstColumn(meta)) {
       const params = this.stacked.get(sha256);
       if (params === undefined) return undefined;
-      if (params) return this.stackedModel(device, version, meta, params, true);
+      if (params)
+        made = { prepared: this.stackedModel(device, version, meta, params, true), key: sha256, held: params };
     }
-    const program = this.compiled.cached(compiledKey(meta, sha256));
-    return program && this.compiledPrepared(device, version, meta, program, 'cached');
+    if (!made) {
+      const key = compiledKey(meta, sha256);
+      const program = this.compiled.cached(key);
+      if (!program) return undefined;
+      made = { prepared: this.compiledPrepared(device, version, meta, program, 'cached'), key, held: program };
+    }
+    if (!byDevice) {
+      byDevice = new LruCache(this.metas.limit);
+      this.warm.set(store.uri, byDevice);
+    }
+    byDevice.set(device, made);
+    return made.prepared;
   }
 
   /** Starts the compile threads of the fast path now rather than on the first model (a worker does at start). */
@@ -309,6 +339,7 @@ export class ModelSessionCache {
     const id = this.id(store, device, version);
     this.metas.delete(id);
     this.verified.delete(id);
+    this.warm.get(store.uri)?.delete(device);
   }
 
   /** Saves up to `max` compiled programs whose save was deferred; how many are left. */
@@ -323,6 +354,7 @@ export class ModelSessionCache {
   async close(): Promise<void> {
     this.metas.clear();
     this.verified.clear();
+    this.warm.clear();
     this.stacked.clear();
     await this.batcher.close();
     await this.compiled.close();
@@ -358,41 +390,7 @@ export class ModelSessionCache {
 
   /** A compiled program as a LoadedModel: preprocessing, evaluation and the score read as a session's is. */
   private compiledModel(device: string, version: string, meta: ModelMeta, program: LinkedProgram): LoadedModel {
-    const file = keys.modelOnnx(device, version);
-    const k = meta.features.length;
-    const { observer } = this;
-    // A method, not an arrow property: tsx names each named closure it makes, once per cold device here.
-    return {
-      device,
-      version,
-      meta,
-      score(x, rows) {
-        if (!Number.isInteger(rows) || rows < 0 || x.length !== rows * k) {
-          throw new RangeError(`device ${device}: expected ${rows} rows × ${k} features, got ${x.length} values`);
-        }
-        if (rows === 0) return Promise.resolve(new Float32Array(0));
-        const input = preprocess(meta, x);
-        const started = performance.now();
-        const error = meta.output.reconstructionError;
-        // A chain of dense layers computes a reconstruction's error with the reconstruction, in one call.
-        const errors = error && program.reconstructionError(input, rows, k, error);
-        if (errors) {
-          observer.inference?.((performance.now() - started) / 1000, rows);
-          return Promise.resolve(checkFinite(errors, meta.output.name, device, file));
-        }
-        let out;
-        try {
-          out = program.runInScratch(input, rows, k);
-        } catch (err) {
-          return Promise.reject(new ModelInferenceFailed(device, file, err));
-        }
-        observer.inference?.((performance.now() - started) / 1000, rows);
-        const data = out.type === 'float' ? (out.data as Float32Array) : Float32Array.from(out.data);
-        const scores = readScores(new Tensor('float32', data, out.dims), meta, rows, device, file, input);
-        // A score column read as it is still lies in the scratch memory the next evaluation reuses: kept as a copy.
-        return Promise.resolve(scores === data ? scores.slice() : scores);
-      },
-    };
+    return new CompiledModel(device, version, meta, program, this.observer);
   }
 
   private async meta(
@@ -429,6 +427,68 @@ export class ModelSessionCache {
   private async verifyOnce(store: ObjectStore, device: string, version: string, sha256: string): Promise<void> {
     if (!this.verified.has(this.id(store, device, version))) await this.readOwn(store, device, version, sha256);
   }
+}
+
+/**
+ * A compiled program scored as a session is: model.json's preprocessing, the program, and its output read as scores
+ * (a reconstruction's error computed with the reconstruction where the program is a chain of dense layers).
+ */
+class CompiledModel implements LoadedModel {
+  private readonly file: string;
+
+  constructor(
+    readonly device: string,
+    readonly version: string,
+    readonly meta: ModelMeta,
+    private readonly program: LinkedProgram,
+    private readonly observer: ModelSessionObserver,
+  ) {
+    this.file = keys.modelOnnx(device, version);
+  }
+
+  score(x: Float32Array, rows: number): Promise<Float32Array> {
+    // What scoreNow throws rejects the promise.
+    return new Promise((resolve) => resolve(this.scoreNow(x, rows)));
+  }
+
+  scoreNow(x: Float32Array, rows: number): Float32Array {
+    const { device, meta, program, file, observer } = this;
+    const k = meta.features.length;
+    if (!Number.isInteger(rows) || rows < 0 || x.length !== rows * k) {
+      throw new RangeError(`device ${device}: expected ${rows} rows × ${k} features, got ${x.length} values`);
+    }
+    if (rows === 0) return new Float32Array(0);
+    const input = preprocess(meta, x);
+    const started = performance.now();
+    const error = meta.output.reconstructionError;
+    // A chain of dense layers computes a reconstruction's error with the reconstruction, in one call.
+    const errors = error && program.reconstructionError(input, rows, k, error);
+    if (errors) {
+      observer.inference?.((performance.now() - started) / 1000, rows);
+      return checkFinite(errors, meta.output.name, device, file);
+    }
+    let out;
+    try {
+      out = program.runInScratch(input, rows, k);
+    } catch (err) {
+      throw new ModelInferenceFailed(device, file, err);
+    }
+    observer.inference?.((performance.now() - started) / 1000, rows);
+    const data = out.type === 'float' ? (out.data as Float32Array) : Float32Array.from(out.data);
+    const scores = readScores(new Tensor('float32', data, out.dims), meta, rows, device, file, input);
+    // A score column read as it is still lies in the scratch memory the next evaluation reuses: kept as a copy.
+    return scores === data ? scores.slice() : scores;
+  }
+}
+
+/**
+ * A device's model as {@link ModelSessionCache.prepareCached} returned it, with what it was made from: the stacked
+ * parameters (by the model's sha256) or the compiled program (by its key) it holds, which must still be the cache's.
+ */
+interface WarmModel {
+  prepared: PreparedModel;
+  key: string;
+  held: MahalanobisParams | LinkedProgram;
 }
 
 /**

@@ -82,6 +82,11 @@ export interface LoadedModel {
   readonly meta: ModelMeta;
   /** Scores `rows` rows of `meta.features.length` float32 features (row-major); one score per row. */
   score(x: Float32Array, rows: number): Promise<Float32Array>;
+  /**
+   * {@link score} on this thread, for a model that needs no await (a compiled program): the same scores, or the same
+   * error thrown. A shard's devices then cost no promise and no turn of the microtask queue each.
+   */
+  scoreNow?(x: Float32Array, rows: number): Float32Array;
 }
 
 /** Cache counters, for worker metrics and tests. */

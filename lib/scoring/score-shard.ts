@@ -7,7 +7,7 @@ import type { WindowAggregates } from '../arrow/window-aggregates';
 import { forEachLimited, type Turns } from '../shared/concurrency';
 import { keys } from '../shared/keys';
 import { RowsArena, type DeviceRows } from '../arrow/device-rows';
-import { isAnomaly } from '../models/model-output';
+import { markAnomalies } from '../models/model-output';
 import type { ModelSessionCache, PreparedModel } from '../models/model-sessions';
 import type { ObjectStore } from '../store/object-store';
 import { parseWindow } from '../shared/window';
@@ -324,7 +324,8 @@ async function inferAll(
       await yieldToEventLoop();
     }
     try {
-      scores[i] = await r.model.model.score(r.rows.x, r.rows.rows);
+      const { model } = r.model;
+      scores[i] = model.scoreNow ? model.scoreNow(r.rows.x, r.rows.rows) : await model.score(r.rows.x, r.rows.rows);
     } catch (err) {
       if (!isDeviceError(err)) throw err;
       scores[i] = err;
@@ -335,6 +336,13 @@ async function inferAll(
 
 /** Distinct reasons a shard's log lists for models on their own session; more are counted under "others". */
 const REFUSALS_LISTED = 10;
+
+/** How many devices each fast path scored, where their programs came from, and why the compiler refused models. */
+interface PathCounts {
+  paths: Record<string, number>;
+  programs: ProgramOriginCounts;
+  refused: Record<string, number> | undefined;
+}
 
 /**
  * Appends every scored device's predictions and records each device's outcome, in plan order. Returns how many
@@ -347,14 +355,8 @@ function collect(
   scores: readonly (Float32Array | Error | undefined)[],
   outcomes: ShardOutcomes,
   predictions: PredictionsBuilder,
-): {
-  paths: Record<string, number>;
-  programs: ProgramOriginCounts;
-  refused: Record<string, number> | undefined;
-} {
-  const paths: Record<string, number> = {};
-  const programs: ProgramOriginCounts = {};
-  let refused: Record<string, number> | undefined;
+): PathCounts {
+  const counts: PathCounts = { paths: {}, programs: {}, refused: undefined };
   for (let i = 0; i < devices.length; i++) {
     const { device, version } = devices[i]!;
     if (outcomes.devices[device]) continue;
@@ -362,30 +364,40 @@ function collect(
     const score = scores[i];
     if (!r || !score) outcomes.noData(device, version);
     else if (score instanceof Error) outcomes.failed(device, version, score);
-    else {
-      const flags = new Uint8Array(r.rows.rows);
-      let anomalies = 0;
-      for (let row = 0; row < r.rows.rows; row++) {
-        if (isAnomaly(r.model.meta, score[row]!)) {
-          flags[row] = 1;
-          anomalies++;
-        }
-      }
-      predictions.append(device, version, r.rows.ts, score, flags, r.rows.tsNanos);
-      outcomes.scored(device, version, r, anomalies);
-      paths[r.model.path] = (paths[r.model.path] ?? 0) + 1;
-      const origin = r.model.kind === 'session' ? r.model.program : undefined;
-      if (origin) programs[origin] = (programs[origin] ?? 0) + 1;
-      const why = r.model.kind === 'session' ? r.model.refused : undefined;
-      if (why !== undefined) {
-        refused ??= {};
-        const listed = Object.hasOwn(refused, why) || Object.keys(refused).length < REFUSALS_LISTED;
-        const reason = listed ? why : 'others';
-        refused[reason] = (refused[reason] ?? 0) + 1;
-      }
-    }
+    else collectScored(device, version, r, score, outcomes, predictions, counts);
   }
-  return { paths, programs, refused };
+  return counts;
+}
+
+/**
+ * One scored device's predictions and outcome, and its fast path counted: a function of its own, called per device,
+ * which V8 optimises once, where the loop of {@link collect} (called once a shard) was compiled on stack again and
+ * again, and deoptimised, in every shard of a warm run.
+ */
+function collectScored(
+  device: string,
+  version: string,
+  r: Ready,
+  score: Float32Array,
+  outcomes: ShardOutcomes,
+  predictions: PredictionsBuilder,
+  counts: PathCounts,
+): void {
+  const { paths, programs } = counts;
+  const flags = new Uint8Array(r.rows.rows);
+  const anomalies = markAnomalies(r.model.meta, score, flags);
+  predictions.append(device, version, r.rows.ts, score, flags, r.rows.tsNanos);
+  outcomes.scored(device, version, r, anomalies);
+  paths[r.model.path] = (paths[r.model.path] ?? 0) + 1;
+  if (r.model.kind !== 'session') return;
+  const { program: origin, refused: why } = r.model;
+  if (origin) programs[origin] = (programs[origin] ?? 0) + 1;
+  if (why !== undefined) {
+    const refused = (counts.refused ??= {});
+    const listed = Object.hasOwn(refused, why) || Object.keys(refused).length < REFUSALS_LISTED;
+    const reason = listed ? why : 'others';
+    refused[reason] = (refused[reason] ?? 0) + 1;
+  }
 }
 
 /** A shard's device outcomes, counts and first failures, with the log lines they write. */

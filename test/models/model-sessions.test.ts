@@ -169,6 +169,26 @@ describe('ModelSessionCache.prepare and scoreStacked', () => {
     expect(cache.prepareCached(store, 'pump-1', a)).toBeUndefined();
   });
 
+  it('returns the same prepared model again while its parameters are held, and none for another version or once they were evicted', async () => {
+    const small = new ModelSessionCache({ maxStackedModels: 1 });
+    try {
+      const a = await register('pump-1', [1, 2]);
+      const b = await register('pump-2', [3, 4]);
+      const prepared = await small.prepare(store, 'pump-1', a);
+      const warm = small.prepareCached(store, 'pump-1', a);
+      expect(warm).toEqual(prepared);
+      expect(small.prepareCached(store, 'pump-1', a)).toBe(warm);
+      expect(small.prepareCached(store, 'pump-1', { ...a, version: 'v0002' })).toBeUndefined();
+      expect(small.prepareCached(store, 'pump-1', { ...a, sha256: b.sha256 })).toBeUndefined();
+      // One parameter set held: pump-2's evicts pump-1's, whose prepared model is then not returned.
+      await small.prepare(store, 'pump-2', b);
+      expect(small.prepareCached(store, 'pump-1', a)).toBeUndefined();
+      expect(await small.prepare(store, 'pump-1', a)).toEqual(prepared);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('fails only the device whose stacked scores are not finite', async () => {
     const a = await register('pump-1', [0, 0]);
     const b = await register('pump-2', [0, 0]);

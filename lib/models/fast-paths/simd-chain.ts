@@ -151,7 +151,10 @@ class Chain implements DenseChain {
     kernel.f64.set(this.params, 0);
     kernel.f32.set(x.length === rows * this.k ? x : x.subarray(0, rows * this.k), xAt / 4);
     kernel.exports[output](xAt, 0, oAt, rows);
-    out.set(kernel.f32.subarray(oAt / 4, oAt / 4 + rows * width));
+    // Copied value by value: a device's few hundred values, where a view to copy from would be an object a call.
+    const f32 = kernel.f32;
+    const from = oAt / 4;
+    for (let i = 0; i < rows * width; i++) out[i] = f32[from + i]!;
     return true;
   }
 }
