@@ -12,16 +12,20 @@
  * {@link reconstructionError} computes it (differences, squares or absolute values and their sum in double, in
  * column order, the mean rounded to float32).
  *
- * The bench's 7-4-7 autoencoder (Tanh): 60 rows through both layers and the squared error took 5.0 to 6.1 µs here
- * (2026-12-08, one thread, Node 24), against 6.5 to 8.0 µs for the two dense-layer calls and the error computed
- * after them; most of it is the Tanh (with a Relu instead, 2.3 to 2.6 µs against 5.4 to 6.6 µs).
+ * Two rows at a time: their code interleaved statement by statement, and within a row every pair of a layer's
+ * outputs through the Tanh a step of each in turn, so the CPU overlaps what would otherwise be one long chain of
+ * dependent steps (the Tanh's expm1 above all) after another.
+ *
+ * The bench's 7-4-7 autoencoder (Tanh): 60 rows through both layers and the squared error took 3.2 to 3.5 µs here
+ * (2026-12-08, one thread, Node 24), against 6.5 to 7.1 µs for the two dense-layer calls and the error computed
+ * after them, and 4.5 to 4.6 µs for the chain a row at a time and a pair at a time. Making a shape's module takes 1
+ * to 6 ms (a 32-16-32 chain's about 9 ms), once per thread.
  * A chain larger than {@link MAX_CHAIN_PRODUCTS} pairs of products a row keeps its layers as nodes of their own.
  */
-import { LruCache } from '../../lru-cache';
 import type { ReconstructionError } from '../reconstruction-error';
 import type { DenseParams } from './fused-dense';
 import type { GraphProgram } from './graph-program';
-import { paddedWidth, tanhCode, type TanhLocals } from './simd-dense';
+import { paddedWidth, tanhSteps, type TanhLocals } from './simd-dense';
 import {
   ADD,
   BLOCK,
@@ -45,7 +49,8 @@ import {
   F64X2_SPLAT,
   f64x2Lane,
   f32LoadAt,
-  GE_U,
+  IF,
+  LT_U,
   get,
   I32,
   i32,
@@ -64,14 +69,16 @@ import {
   align16,
   holdBytes,
   kernelModule,
+  type KernelFunction,
   type KernelMemory,
 } from './wasm-encoding';
 
 /**
  * The most pairs of products (an input by two outputs) a chain computes for a row, over all its layers: its code
- * is about 12 bytes a pair, so at most about 50 KB. A larger chain runs layer by layer (simd-dense.ts).
+ * is about 18 bytes a pair for each of the three copies of a row's code (two rows interleaved, and an odd last row),
+ * so at most about 60 KB, made in about 20 ms. A larger chain runs layer by layer (simd-dense.ts).
  */
-export const MAX_CHAIN_PRODUCTS = 4096;
+export const MAX_CHAIN_PRODUCTS = 1024;
 
 /** What a chain's function writes for each row: its last layer's outputs, or their error against the row. */
 export type ChainOutput = 'outputs' | ReconstructionError;
@@ -141,7 +148,10 @@ class Chain implements DenseChain {
   }
 
   run(x: Float32Array, rows: number, output: ChainOutput, out: Float32Array): boolean {
-    const kernel = kernelOf(this.shape, this.layers);
+    if (output !== 'outputs' && this.n !== this.k) {
+      throw new RangeError(`a reconstruction error of ${this.n} outputs against ${this.k} inputs`);
+    }
+    const kernel = kernelOf(this.shape, this.layers, output);
     if (!kernel) return false;
     const width = output === 'outputs' ? this.n : 1;
     const xAt = align16(this.params.length * 8);
@@ -150,7 +160,7 @@ class Chain implements DenseChain {
     if (holdBytes(kernel.exports.memory, oAt + rows * width * 4 + 4)) kernel.views();
     kernel.f64.set(this.params, 0);
     kernel.f32.set(x.length === rows * this.k ? x : x.subarray(0, rows * this.k), xAt / 4);
-    kernel.exports[output](xAt, 0, oAt, rows);
+    kernel.exports.run(xAt, 0, oAt, rows);
     // Copied value by value: a device's few hundred values, where a view to copy from would be an object a call.
     const f32 = kernel.f32;
     const from = oAt / 4;
@@ -161,9 +171,7 @@ class Chain implements DenseChain {
 
 interface ChainExports {
   memory: KernelMemory;
-  outputs(x: number, w: number, o: number, m: number): void;
-  mse(x: number, w: number, o: number, m: number): void;
-  mae(x: number, w: number, o: number, m: number): void;
+  run(x: number, w: number, o: number, m: number): void;
 }
 
 /** An instance of a chain shape's module and views of its memory (made again when the memory grows). */
@@ -182,108 +190,171 @@ class ChainKernel {
   }
 }
 
-/** Chain shapes whose module this thread keeps (each a few kilobytes of code and 64 KiB of memory and up). */
-const KERNELS_KEPT = 64;
-/** This thread's modules by shape; null where WebAssembly SIMD is not available. */
-const kernels = new LruCache<string, ChainKernel | null>(KERNELS_KEPT);
+/**
+ * Chain shapes (and outputs) a thread makes a module for, each a few to tens of kilobytes of code and 64 KiB of
+ * memory and up, made in a few milliseconds (see the file's comment). The shapes past them run layer by layer, as
+ * any chain did before, rather than making modules again and again: a fleet of that many network shapes is not one
+ * this was made for, and a worker restarted keeps the shapes it meets first.
+ */
+const KERNELS_MADE = 256;
+/** This thread's modules by shape and output; null where WebAssembly SIMD is not available. */
+const kernels = new Map<string, ChainKernel | null>();
 
-function kernelOf(shape: string, layers: readonly DenseParams[]): ChainKernel | null {
-  let kernel = kernels.get(shape);
+function kernelOf(shape: string, layers: readonly DenseParams[], output: ChainOutput): ChainKernel | null {
+  const key = `${shape}:${output}`;
+  let kernel = kernels.get(key);
   if (kernel === undefined) {
-    const exports = instantiate<ChainExports>(chainModule(layers));
+    if (kernels.size >= KERNELS_MADE) return null;
+    const exports = instantiate<ChainExports>(chainModule(layers, output));
     kernel = exports && new ChainKernel(exports);
-    kernels.set(shape, kernel);
+    kernels.set(key, kernel);
   }
   return kernel;
 }
 
-// Each function's parameters: x, w, o, m (i32). Locals: i, xp (i32), sum, d (f64), the Tanh's seven v128 and one
-// v128 per pair of each layer's outputs.
-const [X, W, O, M, I, XP, SUM, D] = [0, 1, 2, 3, 4, 5, 6, 7];
-const TANH_LOCALS: TanhLocals = [8, 9, 10, 11, 12, 13, 14];
-const ACC = TANH_LOCALS[0];
-const XV = 15;
-const FIRST_PAIR = 16;
+// Each function's parameters: x, w, o, m (i32); then the loop's row (i32) and the locals of two rows (RowLocals),
+// whose code is interleaved, a statement of each in turn, so that their chains of dependent steps overlap.
+const [X, W, O, M, I] = [0, 1, 2, 3, 4];
 
-/** The module of a chain shape: one function for each {@link ChainOutput}. */
-function chainModule(layers: readonly DenseParams[]): Uint8Array {
-  // The v128 locals holding each layer's output pairs.
-  const pairs: number[][] = [];
-  let next = FIRST_PAIR;
-  for (const { n } of layers) {
-    pairs.push(Array.from({ length: paddedWidth(n) / 2 }, () => next++));
-  }
+type Scratch = [number, number, number, number, number, number];
+
+/** The locals of one row's code. */
+interface RowLocals {
+  /** i32: the row's index, and the address of its inputs. */
+  row: number;
+  xp: number;
+  /** f64: the error's sum, and a difference. */
+  sum: number;
+  d: number;
+  /** v128: an input in both lanes, each layer's output pairs, and each Tanh pair's scratch. */
+  xv: number;
+  pairs: number[][];
+  scratch: Scratch[];
+}
+
+/** The module of a chain shape writing `output`: one function, `run(x, w, o, m)`. */
+function chainModule(layers: readonly DenseParams[], output: ChainOutput): Uint8Array {
+  // Locals are declared by type: the i32s, then the f64s, then the v128s.
+  const rowCount = [0, 1];
+  let next = I + 1;
+  const ints = rowCount.map(() => [next++, next++] as const);
+  const floats = rowCount.map(() => [next++, next++] as const);
+  const firstVector = next;
+  const widest = Math.max(...layers.map((l) => (l.activation === 'tanh' ? paddedWidth(l.n) / 2 : 0)));
+  const rows: RowLocals[] = rowCount.map((r) => ({
+    row: ints[r]![0],
+    xp: ints[r]![1],
+    sum: floats[r]![0],
+    d: floats[r]![1],
+    xv: next++,
+    pairs: layers.map((l) => Array.from({ length: paddedWidth(l.n) / 2 }, () => next++)),
+    // Each pair's Tanh scratch (shared by the layers, which run one after the other).
+    scratch: Array.from({ length: widest }, (): Scratch => [next++, next++, next++, next++, next++, next++]),
+  }));
+  const locals: KernelFunction['locals'] = [
+    [1 + 2 * rowCount.length, I32],
+    [2 * rowCount.length, F64],
+    [next - firstVector, V128],
+  ];
+  const [a, b] = rows.map((r) => rowStatements(layers, r, output)) as [RowCode, RowCode];
+  // Code appended part by part (a chain's is tens of thousands of bytes: spreading it into array literals cost more
+  // than compiling it).
+  const code: number[] = [];
+  const emit = (...parts: readonly (readonly number[])[]) => {
+    for (const part of parts) for (const byte of part) code.push(byte);
+  };
+  emit(i32(0), set(I), BLOCK, LOOP);
+  // while i + 2 <= m: two rows a turn, their statements interleaved, then their writes one row after the other (an
+  // odd last output written as a pair runs into the next row's first, which that row's write then sets)
+  emit(get(M), get(I), i32(2), [ADD, LT_U], brIf(1));
+  emit(get(I), set(a.row), get(I), i32(1), [ADD], set(b.row));
+  a.compute.forEach((statement, i) => emit(statement, b.compute[i]!));
+  emit(a.write, b.write);
+  emit(get(I), i32(2), [ADD], set(I), br(0), [END, END]);
+  // the last row of an odd count
+  emit(get(I), get(M), [LT_U], IF, get(I), set(a.row), ...a.compute, a.write, [END, END]);
+  return kernelModule([{ name: 'run', params: 4, locals, code }]);
+}
+
+/** One row's code: the local holding its index, the statements that compute its output, and those that write it. */
+interface RowCode {
+  row: number;
+  compute: number[][];
+  write: number[];
+}
+
+/**
+ * One row's code in the row's locals: its statements up to its output (each leaving the stack empty, so that two
+ * rows' can be interleaved) and the statements that write it.
+ */
+function rowStatements(layers: readonly DenseParams[], locals: RowLocals, output: ChainOutput): RowCode {
+  const { row, xp, sum, d, xv, pairs, scratch } = locals;
   const k = layers[0]!.k;
-  const layerCode: number[] = [];
+  const compute: number[][] = [[...get(X), ...get(row), ...i32(k * 4), MUL, ADD, ...set(xp)]];
   let at = 0;
   layers.forEach((layer, l) => {
     const np = paddedWidth(layer.n);
     const out = pairs[l]!;
-    for (const q of out) layerCode.push(...V128_ZERO, ...set(q));
+    for (const q of out) compute.push([...V128_ZERO, ...set(q)]);
     for (let p = 0; p < layer.k; p++) {
       // The input p in both lanes: the row's value (float32 in memory), or the layer before's (a lane of a pair).
-      if (l === 0) layerCode.push(...get(XP), ...f32LoadAt(p * 4), F64_PROMOTE_F32, ...F64X2_SPLAT);
-      else {
-        const from = pairs[l - 1]![p >> 1]!;
-        layerCode.push(...get(from), ...get(from), ...shuffle(lanePair(p & 1)));
-      }
-      layerCode.push(...set(XV));
+      const from = l === 0 ? -1 : pairs[l - 1]![p >> 1]!;
+      compute.push([
+        ...(l === 0
+          ? [...get(xp), ...f32LoadAt(p * 4), F64_PROMOTE_F32, ...F64X2_SPLAT]
+          : [...get(from), ...get(from), ...shuffle(lanePair(p & 1))]),
+        ...set(xv),
+      ]);
       out.forEach((q, j) => {
-        layerCode.push(...get(q), ...get(XV), ...get(W), ...v128LoadAt(at + (p * np + 2 * j) * 8));
-        layerCode.push(...F64X2_MUL, ...F64X2_ADD, ...set(q));
+        compute.push([
+          ...get(q), ...get(xv), ...get(W), ...v128LoadAt(at + (p * np + 2 * j) * 8),
+          ...F64X2_MUL, ...F64X2_ADD, ...set(q),
+        ]); // prettier-ignore
       });
     }
     at += layer.w.length * 8;
     out.forEach((q, j) => {
-      if (layer.roundFirst) layerCode.push(...get(q), ...DEMOTE, ...PROMOTE_LOW, ...set(q));
-      if (layer.b) layerCode.push(...get(q), ...get(W), ...v128LoadAt(at + j * 16), ...F64X2_ADD, ...set(q));
-      if (layer.activation === 'tanh') layerCode.push(...get(q), ...set(ACC), ...tanhCode(TANH_LOCALS), ...get(ACC));
+      if (layer.roundFirst) compute.push([...get(q), ...DEMOTE, ...PROMOTE_LOW, ...set(q)]);
+      if (layer.b) compute.push([...get(q), ...get(W), ...v128LoadAt(at + j * 16), ...F64X2_ADD, ...set(q)]);
       // relu: pmax(0, acc) = 0 < acc ? acc : 0
-      else if (layer.activation === 'relu') layerCode.push(...V128_ZERO, ...get(q), ...F64X2_PMAX);
-      else layerCode.push(...get(q));
-      // The layer's output, rounded to float32 as the graph stores it.
-      layerCode.push(...DEMOTE, ...PROMOTE_LOW, ...set(q));
+      if (layer.activation === 'relu') compute.push([...V128_ZERO, ...get(q), ...F64X2_PMAX, ...set(q)]);
     });
+    // Every pair's Tanh at once, a step of each in turn (see tanhSteps).
+    if (layer.activation === 'tanh') compute.push(...tanhSteps(...out.map((q, j): TanhLocals => [q, ...scratch[j]!])));
+    // The layer's outputs, rounded to float32 as the graph stores them.
+    for (const q of out) compute.push([...get(q), ...DEMOTE, ...PROMOTE_LOW, ...set(q)]);
     at += layer.b?.length ? layer.b.length * 8 : 0;
   });
   const last = pairs[pairs.length - 1]!;
-  const n = layers[layers.length - 1]!.n;
-  const outputs = last.flatMap((q, j) => [
-    ...get(O), ...get(I), ...i32(n * 4), MUL, ADD, ...get(q), ...DEMOTE, ...store64Lane0At(j * 8),
-  ]); // prettier-ignore
-  const error = (kind: ReconstructionError) => [
-    ...f64(0), ...set(SUM),
-    ...Array.from({ length: k }, (_, j) => [
-      ...get(SUM),
-      ...get(XP), ...f32LoadAt(j * 4), F64_PROMOTE_F32, ...get(last[j >> 1]!), ...f64x2Lane(j & 1), F64_SUB,
-      ...(kind === 'mse' ? [...tee(D), ...get(D), F64_MUL] : [F64_ABS]),
-      F64_ADD, ...set(SUM),
-    ]).flat(),
-    ...get(O), ...get(I), ...i32(2), SHL, ADD, ...get(SUM), ...f64(k), F64_DIV, F32_DEMOTE_F64, ...F32_STORE,
-  ]; // prettier-ignore
-  const rowLoop = (write: number[]) => [
-    ...i32(0), ...set(I),
-    ...BLOCK, ...LOOP,
-    ...get(I), ...get(M), GE_U, ...brIf(1),
-    ...get(X), ...get(I), ...i32(k * 4), MUL, ADD, ...set(XP),
-    ...layerCode,
-    ...write,
-    ...get(I), ...i32(1), ADD, ...set(I),
-    ...br(0), END, END,
-    END,
-  ]; // prettier-ignore
-  const locals = [
-    [2, I32],
-    [2, F64],
-    [next - ACC, V128],
+  if (output === 'outputs') {
+    const n = layers[layers.length - 1]!.n;
+    const write = last.flatMap((q, j) => [
+      ...get(O), ...get(row), ...i32(n * 4), MUL, ADD, ...get(q), ...DEMOTE, ...store64Lane0At(j * 8),
+    ]); // prettier-ignore
+    return { row, compute, write };
+  }
+  compute.push([...f64(0), ...set(sum)]);
+  for (let j = 0; j < k; j++) {
+    compute.push([
+      ...get(sum),
+      ...get(xp), ...f32LoadAt(j * 4), F64_PROMOTE_F32, ...get(last[j >> 1]!), ...f64x2Lane(j & 1), F64_SUB,
+      ...(output === 'mse' ? [...tee(d), ...get(d), F64_MUL] : [F64_ABS]),
+      F64_ADD, ...set(sum),
+    ]); // prettier-ignore
+  }
+  const write = [
+    ...get(O),
+    ...get(row),
+    ...i32(2),
+    SHL,
+    ADD,
+    ...get(sum),
+    ...f64(k),
+    F64_DIV,
+    F32_DEMOTE_F64,
+    ...F32_STORE,
   ];
-  const reconstructs = n === k;
-  return kernelModule([
-    { name: 'outputs', params: 4, locals, code: rowLoop(outputs) },
-    // A chain whose output is not a row of its input's width has no error: an empty function stands in.
-    { name: 'mse', params: 4, locals, code: reconstructs ? rowLoop(error('mse')) : [END] },
-    { name: 'mae', params: 4, locals, code: reconstructs ? rowLoop(error('mae')) : [END] },
-  ]);
+  return { row, compute, write };
 }
 
 /** The shuffle of a vector with itself that puts its lane `lane` (of two doubles) in both. */

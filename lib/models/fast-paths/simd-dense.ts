@@ -52,7 +52,6 @@ import {
   PROMOTE_LOW,
   set,
   SHL,
-  tee,
   V128,
   V128_BITSELECT,
   V128_LOAD,
@@ -99,6 +98,14 @@ const EXPM1_TERMS = Array.from({ length: 12 }, (_, t) => {
   for (let i = 2; i <= 13 - t; i++) f *= i;
   return 1 / f;
 });
+/** The Tanh's constants, made once (a chain's code holds them once per pair of outputs per row). */
+const TWENTY = f64x2Const(20);
+const INV_LN2 = f64x2Const(1 / Math.LN2);
+const LN2_HI_2 = f64x2Const(LN2_HI);
+const LN2_LO_2 = f64x2Const(LN2_LO);
+const ONE = f64x2Const(1);
+const TWO = f64x2Const(2);
+const EXPM1_CONSTS = EXPM1_TERMS.map(f64x2Const);
 const SIGN_BITS = v128Const(new Uint8Array(new BigUint64Array([1n << 63n, 1n << 63n]).buffer));
 const ONE_BITS = v128Const(new Uint8Array(new Float64Array([1, 1]).buffer));
 
@@ -107,28 +114,45 @@ export type TanhLocals = readonly [number, number, number, number, number, numbe
 
 /**
  * The local `acc` := tanh of `acc` rounded to float32, in double (see the file's comment), with six v128 locals of
- * scratch (`v`, `u`, `n`, `r`, `t`, `s`): the dense layer's and the dense chain's (simd-chain.ts).
+ * scratch (`v`, `u`, `n`, `r`, `t`, `s`), as statements that each leave the stack empty: the dense layer's and, one
+ * step of several at a time, the dense chain's (simd-chain.ts).
  */
-export const tanhCode = ([ACC, V, U, N, R, T, S]: TanhLocals) => [
-  // v = float32(acc); u = 2 min(|v|, 20)
-  ...get(ACC), ...DEMOTE, ...PROMOTE_LOW, ...tee(V),
-  ...F64X2_ABS, ...f64x2Const(20), ...F64X2_MIN, ...tee(U), ...get(U), ...F64X2_ADD, ...set(U),
-  // n = nearest(u / ln 2); r = u - n ln 2
-  ...get(U), ...f64x2Const(1 / Math.LN2), ...F64X2_MUL, ...F64X2_NEAREST, ...set(N),
-  ...get(U), ...get(N), ...f64x2Const(LN2_HI), ...F64X2_MUL, ...F64X2_SUB,
-  ...get(N), ...f64x2Const(LN2_LO), ...F64X2_MUL, ...F64X2_SUB, ...set(R),
-  // t = expm1(r) = r + r² (1/2! + r (1/3! + ... r / 13!))
-  ...f64x2Const(EXPM1_TERMS[0]!),
-  ...EXPM1_TERMS.slice(1).flatMap((c) => [...get(R), ...F64X2_MUL, ...f64x2Const(c), ...F64X2_ADD]),
-  ...get(R), ...F64X2_MUL, ...get(R), ...F64X2_MUL, ...get(R), ...F64X2_ADD, ...set(T),
-  // s = 2^n (n's bits in the exponent of 1.0); e = expm1(u) = s t + (s - 1)
-  ...get(N), ...I32X4_TRUNC_SAT_F64X2_S_ZERO, ...I64X2_EXTEND_LOW_I32X4_S, ...i32(52), ...I64X2_SHL,
-  ...ONE_BITS, ...I64X2_ADD, ...set(S),
-  ...get(S), ...get(T), ...F64X2_MUL, ...get(S), ...f64x2Const(1), ...F64X2_SUB, ...F64X2_ADD, ...tee(T),
-  // tanh = e / (e + 2), with v's sign
-  ...get(T), ...f64x2Const(2), ...F64X2_ADD, ...F64X2_DIV, ...set(T),
-  ...get(V), ...get(T), ...SIGN_BITS, ...V128_BITSELECT, ...set(ACC),
-]; // prettier-ignore
+function tanhStatements([ACC, V, U, N, R, T, S]: TanhLocals): number[][] {
+  return [
+    // v = float32(acc); u = 2 min(|v|, 20)
+    [...get(ACC), ...DEMOTE, ...PROMOTE_LOW, ...set(V)],
+    [...get(V), ...F64X2_ABS, ...TWENTY, ...F64X2_MIN, ...set(U)],
+    [...get(U), ...get(U), ...F64X2_ADD, ...set(U)],
+    // n = nearest(u / ln 2); r = u - n ln 2
+    [...get(U), ...INV_LN2, ...F64X2_MUL, ...F64X2_NEAREST, ...set(N)],
+    [...get(U), ...get(N), ...LN2_HI_2, ...F64X2_MUL, ...F64X2_SUB,
+      ...get(N), ...LN2_LO_2, ...F64X2_MUL, ...F64X2_SUB, ...set(R)],
+    // t = expm1(r) = r + r² (1/2! + r (1/3! + ... r / 13!)), by Horner's rule
+    [...EXPM1_CONSTS[0]!, ...set(T)],
+    ...EXPM1_CONSTS.slice(1).map((c) => [...get(T), ...get(R), ...F64X2_MUL, ...c, ...F64X2_ADD, ...set(T)]),
+    [...get(T), ...get(R), ...F64X2_MUL, ...get(R), ...F64X2_MUL, ...get(R), ...F64X2_ADD, ...set(T)],
+    // s = 2^n (n's bits in the exponent of 1.0); e = expm1(u) = s t + (s - 1)
+    [...get(N), ...I32X4_TRUNC_SAT_F64X2_S_ZERO, ...I64X2_EXTEND_LOW_I32X4_S, ...i32(52), ...I64X2_SHL,
+      ...ONE_BITS, ...I64X2_ADD, ...set(S)],
+    [...get(S), ...get(T), ...F64X2_MUL, ...get(S), ...ONE, ...F64X2_SUB, ...F64X2_ADD, ...set(T)],
+    // tanh = e / (e + 2), with v's sign
+    [...get(T), ...get(T), ...TWO, ...F64X2_ADD, ...F64X2_DIV, ...set(T)],
+    [...get(V), ...get(T), ...SIGN_BITS, ...V128_BITSELECT, ...set(ACC)],
+  ]; // prettier-ignore
+}
+
+/**
+ * The Tanh of several accumulators (each with its own scratch locals), as statements that each leave the stack empty,
+ * one step of each accumulator in turn: the same operations on each as alone, so the same bits, in an order that lets
+ * the CPU overlap their chains of dependent steps (the expm1's twelve) instead of waiting out each one's latency.
+ */
+export function tanhSteps(...sets: readonly TanhLocals[]): number[][] {
+  const each = sets.map(tanhStatements);
+  return each[0]!.flatMap((_, i) => each.map((statements) => statements[i]!));
+}
+
+/** {@link tanhSteps} as one sequence of code. */
+export const tanhCode = (...sets: readonly TanhLocals[]): number[] => tanhSteps(...sets).flat();
 
 const CODE = [
   ...i32(0), ...set(I),

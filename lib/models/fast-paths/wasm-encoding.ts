@@ -39,9 +39,17 @@ export const F64 = 0x7c;
 export const V128 = 0x7b;
 
 // Instructions (core and 0xfd-prefixed SIMD).
-export const get = (i: number) => [0x20, ...leb(i)];
-export const set = (i: number) => [0x21, ...leb(i)];
-export const tee = (i: number) => [0x22, ...leb(i)];
+/**
+ * `op` with a local's index, the arrays of the first indices made once: a chain's code (simd-chain.ts) reads and
+ * writes locals tens of thousands of times, and callers only copy these arrays into their code.
+ */
+function localOp(op: number): (i: number) => readonly number[] {
+  const made = Array.from({ length: 256 }, (_, i) => Object.freeze([op, ...leb(i)]));
+  return (i) => made[i] ?? [op, ...leb(i)];
+}
+export const get = localOp(0x20);
+export const set = localOp(0x21);
+export const tee = localOp(0x22);
 export const i32 = (v: number) => [0x41, ...sleb(v)];
 export const ADD = 0x6a;
 export const SUB = 0x6b;
@@ -138,7 +146,8 @@ const name = (text: string) => [...leb(text.length), ...Array.from(text, (ch) =>
 export interface KernelFunction {
   name: string;
   params: number;
-  locals: number[][];
+  /** Each group of locals: how many, and their type. */
+  locals: readonly (readonly [count: number, type: number])[];
   code: number[];
 }
 
@@ -147,18 +156,30 @@ export interface KernelFunction {
  * exported as `memory` beside them.
  */
 export function kernelModule(functions: readonly KernelFunction[]): Uint8Array {
-  const body = ({ locals, code }: KernelFunction) => {
-    const bytes = [...vec(locals), ...code];
-    return [...leb(bytes.length), ...bytes];
-  };
-  return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec(functions.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]))),
-    ...section(3, vec(functions.map((_, i) => [i]))),
-    ...section(5, vec([[0x00, 1]])),
-    ...section(7, vec([...functions.map((f, i) => [...name(f.name), 0x00, i]), [...name('memory'), 0x02, 0]])),
-    ...section(10, vec(functions.map(body))),
-  ]);
+  // The functions' code (tens of kilobytes for a chain, simd-chain.ts) is copied once, into the module's bytes, not
+  // spread into arrays section by section.
+  const bodies = functions.map(({ locals, code }) => {
+    const head = vec(locals.map(([count, type]) => [...leb(count), type]));
+    return [leb(head.length + code.length), head, code];
+  });
+  const codeParts = [leb(functions.length), ...bodies.flat(1)];
+  const codeSize = codeParts.reduce((n, part) => n + part.length, 0);
+  const parts: (readonly number[])[] = [
+    [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    section(1, vec(functions.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]))),
+    section(3, vec(functions.map((_, i) => [i]))),
+    section(5, vec([[0x00, 1]])),
+    section(7, vec([...functions.map((f, i) => [...name(f.name), 0x00, i]), [...name('memory'), 0x02, 0]])),
+    [10, ...leb(codeSize)],
+    ...codeParts,
+  ];
+  const bytes = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
 }
 
 /** A kernel's memory, as its instance exports it. */
