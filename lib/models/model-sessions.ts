@@ -384,13 +384,8 @@ export class ModelSessionCache {
     this.observer.cacheLookup?.(origin === 'cached');
     this.observer.program?.(origin);
     const path: FastPath = `compiled:${program.program.family}`;
-    const model = this.compiledModel(device, version, meta, program);
+    const model = new CompiledModel(device, version, meta, program, this.observer);
     return { kind: 'session', path, device, version, meta, model, program: origin };
-  }
-
-  /** A compiled program as a LoadedModel: preprocessing, evaluation and the score read as a session's is. */
-  private compiledModel(device: string, version: string, meta: ModelMeta, program: LinkedProgram): LoadedModel {
-    return new CompiledModel(device, version, meta, program, this.observer);
   }
 
   private async meta(

@@ -67,9 +67,9 @@ import {
   v128LoadAt,
   V128_ZERO,
   align16,
-  holdBytes,
   kernelModule,
   type KernelFunction,
+  KernelViews,
   type KernelMemory,
 } from './wasm-encoding';
 
@@ -130,6 +130,8 @@ class Chain implements DenseChain {
   private readonly shape: string;
   /** Each layer's weights [k, np] then its bias [np] (where it has one), as doubles. */
   private readonly params: Float64Array;
+  /** The modules this chain ran in, by output (looked up once, not by a key string for every device). */
+  private readonly kernels: { [output in ChainOutput]?: KernelViews<ChainExports> | null } = {};
 
   constructor(private readonly layers: readonly DenseParams[]) {
     this.k = layers[0]!.k;
@@ -151,13 +153,13 @@ class Chain implements DenseChain {
     if (output !== 'outputs' && this.n !== this.k) {
       throw new RangeError(`a reconstruction error of ${this.n} outputs against ${this.k} inputs`);
     }
-    const kernel = kernelOf(this.shape, this.layers, output);
+    const kernel = (this.kernels[output] ??= kernelOf(this.shape, this.layers, output));
     if (!kernel) return false;
     const width = output === 'outputs' ? this.n : 1;
     const xAt = align16(this.params.length * 8);
     const oAt = align16(xAt + rows * this.k * 4);
     // An odd last layer writes its padding output past the row, where the next row starts: 4 bytes to spare.
-    if (holdBytes(kernel.exports.memory, oAt + rows * width * 4 + 4)) kernel.views();
+    kernel.hold(oAt + rows * width * 4 + 4);
     kernel.f64.set(this.params, 0);
     kernel.f32.set(x.length === rows * this.k ? x : x.subarray(0, rows * this.k), xAt / 4);
     kernel.exports.run(xAt, 0, oAt, rows);
@@ -174,22 +176,6 @@ interface ChainExports {
   run(x: number, w: number, o: number, m: number): void;
 }
 
-/** An instance of a chain shape's module and views of its memory (made again when the memory grows). */
-class ChainKernel {
-  f32: Float32Array;
-  f64: Float64Array;
-
-  constructor(readonly exports: ChainExports) {
-    this.f32 = new Float32Array(exports.memory.buffer);
-    this.f64 = new Float64Array(exports.memory.buffer);
-  }
-
-  views(): void {
-    this.f32 = new Float32Array(this.exports.memory.buffer);
-    this.f64 = new Float64Array(this.exports.memory.buffer);
-  }
-}
-
 /**
  * Chain shapes (and outputs) a thread makes a module for, each a few to tens of kilobytes of code and 64 KiB of
  * memory and up, made in a few milliseconds (see the file's comment). The shapes past them run layer by layer, as
@@ -198,15 +184,20 @@ class ChainKernel {
  */
 const KERNELS_MADE = 256;
 /** This thread's modules by shape and output; null where WebAssembly SIMD is not available. */
-const kernels = new Map<string, ChainKernel | null>();
+const kernels = new Map<string, KernelViews<ChainExports> | null>();
 
-function kernelOf(shape: string, layers: readonly DenseParams[], output: ChainOutput): ChainKernel | null {
+/** This thread's instance of the module of a chain shape writing `output`, made the first time it is asked for. */
+function kernelOf(
+  shape: string,
+  layers: readonly DenseParams[],
+  output: ChainOutput,
+): KernelViews<ChainExports> | null {
   const key = `${shape}:${output}`;
   let kernel = kernels.get(key);
   if (kernel === undefined) {
     if (kernels.size >= KERNELS_MADE) return null;
     const exports = instantiate<ChainExports>(chainModule(layers, output));
-    kernel = exports && new ChainKernel(exports);
+    kernel = exports && new KernelViews(exports);
     kernels.set(key, kernel);
   }
   return kernel;

@@ -59,8 +59,8 @@ import {
   v128Const,
   V128_ZERO,
   align16,
-  holdBytes,
   kernelModule,
+  KernelViews,
   type KernelMemory,
 } from './wasm-encoding';
 
@@ -213,14 +213,13 @@ interface Kernel {
   dense(x: number, w: number, b: number, o: number, m: number, k: number, np: number, flags: number): void;
 }
 
-/** This thread's instance and views of its memory (made again when the memory grows); null without SIMD. */
-let kernel: { exports: Kernel; f32: Float32Array; f64: Float64Array } | null | undefined;
+/** This thread's instance and views of its memory; null without SIMD. */
+let kernel: KernelViews<Kernel> | null | undefined;
 
-function instance(): typeof kernel {
+function instance(): KernelViews<Kernel> | null {
   if (kernel === undefined) {
     const exports = instantiate<Kernel>(MODULE);
-    const buffer = exports?.memory.buffer;
-    kernel = exports && buffer ? { exports, f32: new Float32Array(buffer), f64: new Float64Array(buffer) } : null;
+    kernel = exports && new KernelViews(exports);
   }
   return kernel;
 }
@@ -238,10 +237,7 @@ export function simdDense(x: Float32Array, m: number, layer: DenseLayer, out: Fl
   const xAt = align16(bAt + np * 8);
   const oAt = align16(xAt + m * k * 4);
   const bytes = oAt + m * np * 4;
-  if (holdBytes(w.exports.memory, bytes)) {
-    w.f32 = new Float32Array(w.exports.memory.buffer);
-    w.f64 = new Float64Array(w.exports.memory.buffer);
-  }
+  w.hold(bytes);
   w.f64.set(layer.w, 0);
   if (b) w.f64.set(b, bAt / 8);
   const f32 = w.f32;

@@ -196,6 +196,24 @@ export function holdBytes(memory: KernelMemory, bytes: number): boolean {
   return true;
 }
 
+/** A kernel instance's exports, with float32 and float64 views of its memory, made again whenever it grows. */
+export class KernelViews<T extends { memory: KernelMemory }> {
+  f32: Float32Array;
+  f64: Float64Array;
+
+  constructor(readonly exports: T) {
+    this.f32 = new Float32Array(exports.memory.buffer);
+    this.f64 = new Float64Array(exports.memory.buffer);
+  }
+
+  /** Grows the memory to hold at least `bytes` (the views with it). */
+  hold(bytes: number): void {
+    if (!holdBytes(this.exports.memory, bytes)) return;
+    this.f32 = new Float32Array(this.exports.memory.buffer);
+    this.f64 = new Float64Array(this.exports.memory.buffer);
+  }
+}
+
 /** `bytes` rounded up to a whole number of vectors (16 bytes). */
 export const align16 = (bytes: number) => (bytes + 15) & ~15;
 
